@@ -1,0 +1,625 @@
+/* cache.c: the backing store: a plain directory tree a person can read, with
+ * files that appear under their final names only once complete and verified.
+ * Not for: deciding what to fetch (download.c) or how paths are named (hubs). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "log.h"
+
+/* The stamp: which digest a cached file was checked against, with the size
+ * and mtime it had then, so a file changed by hand is checked again. */
+#define STAMP_XATTR "user.omnihub.digest"
+#define MEMO_BUCKETS 4096
+
+/* A file checked in this process, for filesystems that keep no xattrs. */
+struct memo {
+	char *rel;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct digest_spec digest;
+	struct memo *next;
+};
+
+struct cache {
+	char *root;   /* absolute; owned */
+	int root_fd;  /* owned */
+	pthread_mutex_t memo_lock; /* guards memo */
+	struct memo *memo[MEMO_BUCKETS];
+};
+
+static int mkdirs_at(int dirfd, const char *rel)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(rel);
+
+	if (len == 0)
+		return 0;
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, rel, len + 1);
+	for (char *p = path + 1;; p++) {
+		if ((*p == '/' && p[-1] != '/') || *p == '\0') {
+			char saved = *p;
+			*p = '\0';
+			if (mkdirat(dirfd, path, 0755) != 0 && errno != EEXIST)
+				return -errno;
+			*p = saved;
+			if (saved == '\0')
+				return 0;
+		}
+	}
+}
+
+int cache_open(struct cache **out, const char *root, const char **why)
+{
+	struct cache *cache = NULL;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	*why = "out of memory";
+	cache = calloc(1, sizeof(*cache));
+	if (!cache)
+		goto out;
+	cache->root_fd = -1;
+	pthread_mutex_init(&cache->memo_lock, NULL);
+	if (root[0] != '/') {
+		*why = "the cache directory must be an absolute path";
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = mkdirs_at(AT_FDCWD, root);
+	if (rc) {
+		*why = strerror(-rc);
+		goto out;
+	}
+	cache->root = realpath(root, NULL);
+	if (!cache->root) {
+		rc = -errno;
+		*why = strerror(errno);
+		goto out;
+	}
+	cache->root_fd = open(cache->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cache->root_fd < 0) {
+		rc = -errno;
+		*why = strerror(errno);
+		goto out;
+	}
+	if (faccessat(cache->root_fd, ".", W_OK, AT_EACCESS) != 0) {
+		rc = -errno;
+		*why = "the cache directory is not writable";
+		goto out;
+	}
+	*out = cache;
+	cache = NULL;
+	*why = NULL;
+	rc = 0;
+out:
+	cache_close(cache);
+	return rc;
+}
+
+void cache_close(struct cache *cache)
+{
+	if (!cache)
+		return;
+	for (size_t i = 0; i < MEMO_BUCKETS; i++) {
+		struct memo *m = cache->memo[i];
+		while (m) {
+			struct memo *next = m->next;
+			free(m->rel);
+			free(m);
+			m = next;
+		}
+	}
+	pthread_mutex_destroy(&cache->memo_lock);
+	if (cache->root_fd >= 0)
+		close(cache->root_fd);
+	free(cache->root);
+	free(cache);
+}
+
+const char *cache_root(const struct cache *cache)
+{
+	return cache->root;
+}
+
+int cache_root_fd(const struct cache *cache)
+{
+	return cache->root_fd;
+}
+
+/* Splits rel into its directory (possibly "") and its last component. */
+static int split_rel(const char *rel, char *dir, size_t dir_size, const char **base)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t n = slash ? (size_t)(slash - rel) : 0;
+
+	if (n >= dir_size)
+		return -ENAMETOOLONG;
+	memcpy(dir, rel, n);
+	dir[n] = '\0';
+	*base = slash ? slash + 1 : rel;
+	return 0;
+}
+
+/* A fresh hidden name beside rel: "<dir>/.<base>.<6 random>.partial". The
+ * base is cut short so the name stays within NAME_MAX. */
+static int temp_name(const char *rel, char **out)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	char dir[PATH_MAX];
+	unsigned char random_bytes[6];
+	char suffix[7];
+	const char *base;
+	int rc;
+
+	*out = NULL;
+	rc = split_rel(rel, dir, sizeof(dir), &base);
+	if (rc)
+		return rc;
+	if (getrandom(random_bytes, sizeof(random_bytes), 0) != (ssize_t)sizeof(random_bytes))
+		return -EIO;
+	for (size_t i = 0; i < sizeof(random_bytes); i++)
+		suffix[i] = alphabet[random_bytes[i] % (sizeof(alphabet) - 1)];
+	suffix[6] = '\0';
+	if (asprintf(out, "%s%s.%.200s.%s.partial", dir, dir[0] ? "/" : "", base, suffix) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int ensure_parent(struct cache *cache, const char *rel)
+{
+	char dir[PATH_MAX];
+	const char *base;
+	int rc = split_rel(rel, dir, sizeof(dir), &base);
+
+	return rc ? rc : mkdirs_at(cache->root_fd, dir);
+}
+
+static int fsync_parent(struct cache *cache, const char *rel)
+{
+	char dir[PATH_MAX];
+	const char *base;
+	int fd, rc = split_rel(rel, dir, sizeof(dir), &base);
+
+	if (rc)
+		return rc;
+	fd = openat(cache->root_fd, dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out)
+{
+	int rc;
+
+	out->fd = -1;
+	out->tmp_rel = NULL;
+	out->rel = strdup(rel);
+	if (!out->rel)
+		return -ENOMEM;
+	rc = ensure_parent(cache, rel);
+	if (rc)
+		goto out;
+	for (int attempt = 0; attempt < 16; attempt++) {
+		free(out->tmp_rel);
+		rc = temp_name(rel, &out->tmp_rel);
+		if (rc)
+			goto out;
+		out->fd = openat(cache->root_fd, out->tmp_rel,
+				 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (out->fd >= 0 || errno != EEXIST)
+			break;
+	}
+	rc = out->fd >= 0 ? 0 : -errno;
+out:
+	if (rc) {
+		free(out->rel);
+		free(out->tmp_rel);
+		out->rel = out->tmp_rel = NULL;
+	}
+	return rc;
+}
+
+void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp)
+{
+	if (tmp->fd >= 0)
+		close(tmp->fd);
+	if (tmp->tmp_rel)
+		unlinkat(cache->root_fd, tmp->tmp_rel, 0);
+	free(tmp->rel);
+	free(tmp->tmp_rel);
+	tmp->fd = -1;
+	tmp->rel = tmp->tmp_rel = NULL;
+}
+
+static void format_stamp(char *out, size_t out_size, const struct digest_spec *digest,
+			 const struct stat *st)
+{
+	snprintf(out, out_size, "%s:%s %" PRId64 " %" PRId64 ".%09ld",
+		 digest_algo_name(digest->algo), digest->hex, (int64_t)st->st_size,
+		 (int64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+}
+
+static bool xattrs_unsupported(int err)
+{
+	return err == ENOTSUP || err == EOPNOTSUPP || err == EPERM;
+}
+
+static size_t memo_bucket(const char *rel)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)rel; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h % MEMO_BUCKETS);
+}
+
+static void memo_put(struct cache *cache, const char *rel, const struct stat *st,
+		     const struct digest_spec *digest)
+{
+	size_t b = memo_bucket(rel);
+	struct memo *m;
+
+	pthread_mutex_lock(&cache->memo_lock);
+	for (m = cache->memo[b]; m; m = m->next)
+		if (strcmp(m->rel, rel) == 0)
+			break;
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (m && !(m->rel = strdup(rel))) {
+			free(m);
+			m = NULL;
+		}
+		if (m) {
+			m->next = cache->memo[b];
+			cache->memo[b] = m;
+		}
+	}
+	if (m) { /* on ENOMEM we only forget, and check again next time */
+		m->dev = st->st_dev;
+		m->ino = st->st_ino;
+		m->size = st->st_size;
+		m->mtime = st->st_mtim;
+		m->digest = *digest;
+	}
+	pthread_mutex_unlock(&cache->memo_lock);
+}
+
+static bool memo_has(struct cache *cache, const char *rel, const struct stat *st,
+		     const struct digest_spec *digest)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&cache->memo_lock);
+	for (struct memo *m = cache->memo[memo_bucket(rel)]; m; m = m->next) {
+		if (strcmp(m->rel, rel) != 0)
+			continue;
+		found = m->dev == st->st_dev && m->ino == st->st_ino && m->size == st->st_size &&
+			m->mtime.tv_sec == st->st_mtim.tv_sec &&
+			m->mtime.tv_nsec == st->st_mtim.tv_nsec && m->digest.algo == digest->algo &&
+			strcmp(m->digest.hex, digest->hex) == 0;
+		break;
+	}
+	pthread_mutex_unlock(&cache->memo_lock);
+	return found;
+}
+
+/* Stamps fd (best effort: a filesystem without user xattrs relies on the
+ * in-memory memo) and remembers it. */
+static int stamp_fd(struct cache *cache, const char *rel, int fd, const struct digest_spec *digest)
+{
+	char stamp[160];
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	format_stamp(stamp, sizeof(stamp), digest, &st);
+	if (fsetxattr(fd, STAMP_XATTR, stamp, strlen(stamp), 0) != 0 && !xattrs_unsupported(errno))
+		return -errno;
+	memo_put(cache, rel, &st, digest);
+	return 0;
+}
+
+int cache_mark_verified(struct cache *cache, const char *rel, int fd,
+			const struct digest_spec *digest)
+{
+	return stamp_fd(cache, rel, fd, digest);
+}
+
+int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct digest_spec *digest)
+{
+	char stamp[160];
+	struct stat st;
+	int rc;
+
+	if (fsync(tmp->fd) != 0 || fstat(tmp->fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	format_stamp(stamp, sizeof(stamp), digest, &st);
+	if (fsetxattr(tmp->fd, STAMP_XATTR, stamp, strlen(stamp), 0) != 0 &&
+	    !xattrs_unsupported(errno)) {
+		rc = -errno;
+		goto out;
+	}
+	if (renameat(cache->root_fd, tmp->tmp_rel, cache->root_fd, tmp->rel) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	free(tmp->tmp_rel);
+	tmp->tmp_rel = NULL; /* renamed: nothing left to remove */
+	memo_put(cache, tmp->rel, &st, digest);
+	rc = fsync_parent(cache, tmp->rel);
+out:
+	cache_tmp_discard(cache, tmp);
+	return rc;
+}
+
+static bool stamp_matches(const char *stamp, const struct digest_spec *digest,
+			  const struct stat *st)
+{
+	char want[160];
+
+	format_stamp(want, sizeof(want), digest, st);
+	return strcmp(stamp, want) == 0;
+}
+
+int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
+			uint64_t size, int *fd_out)
+{
+	char stamp[160];
+	struct stat st;
+	ssize_t n;
+	int fd, rc;
+
+	*fd_out = -1;
+	fd = openat(cache->root_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? -ENOENT : (errno == ELOOP ? -ESTALE : -errno);
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = -ESTALE;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		goto out;
+	if (memo_has(cache, rel, &st, digest)) {
+		rc = 0;
+		goto out;
+	}
+	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
+	if (n > 0) {
+		stamp[n] = '\0';
+		if (stamp_matches(stamp, digest, &st)) {
+			memo_put(cache, rel, &st, digest);
+			rc = 0;
+		}
+	}
+out:
+	if (rc == 0)
+		*fd_out = fd;
+	else
+		close(fd);
+	return rc;
+}
+
+int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out)
+{
+	char *tmp_rel = NULL;
+	int rc;
+
+	*tmp_rel_out = NULL;
+	rc = ensure_parent(cache, rel);
+	if (rc)
+		return rc;
+	for (int attempt = 0; attempt < 16; attempt++) {
+		free(tmp_rel);
+		rc = temp_name(rel, &tmp_rel);
+		if (rc)
+			return rc;
+		rc = mkdirat(cache->root_fd, tmp_rel, 0755) == 0 ? 0 : -errno;
+		if (rc != -EEXIST)
+			break;
+	}
+	if (rc) {
+		free(tmp_rel);
+		return rc;
+	}
+	*tmp_rel_out = tmp_rel;
+	return 0;
+}
+
+static int dir_stamp_set(struct cache *cache, const char *rel, const struct digest_spec *digest)
+{
+	char stamp[100];
+	int fd, rc = 0;
+
+	snprintf(stamp, sizeof(stamp), "%s:%s", digest_algo_name(digest->algo), digest->hex);
+	fd = openat(cache->root_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsetxattr(fd, STAMP_XATTR, stamp, strlen(stamp), 0) != 0 && !xattrs_unsupported(errno))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int cache_dir_verified(struct cache *cache, const char *rel, const struct digest_spec *digest)
+{
+	char stamp[100], want[100];
+	ssize_t n;
+	int fd, rc;
+
+	fd = openat(cache->root_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -ESTALE;
+	snprintf(want, sizeof(want), "%s:%s", digest_algo_name(digest->algo), digest->hex);
+	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
+	if (n < 0)
+		/* Without xattrs a tree can only be trusted because it was
+		 * renamed into place whole. */
+		rc = xattrs_unsupported(errno) ? 0 : -ESTALE;
+	else {
+		stamp[n] = '\0';
+		rc = strcmp(stamp, want) == 0 ? 0 : -ESTALE;
+	}
+	close(fd);
+	return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+int cache_remove_tree(struct cache *cache, const char *rel)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/%s", cache->root, rel) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
+}
+
+int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *rel,
+			 const struct digest_spec *digest)
+{
+	int rc = dir_stamp_set(cache, tmp_rel, digest);
+
+	if (rc)
+		goto out;
+	/* Extraction wrote many files without fsync: flush them all before the
+	 * tree becomes visible. */
+	if (syncfs(cache->root_fd) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (renameat(cache->root_fd, tmp_rel, cache->root_fd, rel) != 0) {
+		rc = -errno;
+		if (rc != -ENOTEMPTY && rc != -EEXIST)
+			goto out;
+		/* An outdated tree is in the way: swap, then remove it. */
+		if (renameat2(cache->root_fd, tmp_rel, cache->root_fd, rel, RENAME_EXCHANGE) != 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	rc = fsync_parent(cache, rel);
+out:
+	cache_remove_tree(cache, tmp_rel); /* ours on failure, the old tree after a swap */
+	return rc;
+}
+
+int cache_read_small(struct cache *cache, const char *rel, size_t max, char **data, size_t *len,
+		     time_t *mtime)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, rc;
+
+	*data = NULL;
+	*len = 0;
+	fd = openat(cache->root_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*data = buf;
+	*len = got;
+	*mtime = st.st_mtim.tv_sec;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int cache_write_small(struct cache *cache, const char *rel, const void *data, size_t len)
+{
+	struct cache_tmp tmp;
+	int rc = cache_tmp_create(cache, rel, &tmp);
+
+	if (rc)
+		return rc;
+	rc = write_all(tmp.fd, data, len);
+	if (rc == 0 && fsync(tmp.fd) != 0)
+		rc = -errno;
+	if (rc == 0 && renameat(cache->root_fd, tmp.tmp_rel, cache->root_fd, tmp.rel) != 0)
+		rc = -errno;
+	if (rc == 0) {
+		free(tmp.tmp_rel);
+		tmp.tmp_rel = NULL;
+		rc = fsync_parent(cache, rel);
+	}
+	cache_tmp_discard(cache, &tmp);
+	return rc;
+}

@@ -1,0 +1,71 @@
+/* cache.h: the backing store: a plain directory tree a person can read, with
+ * files that appear under their final names only once complete and verified.
+ * Not for: deciding what to fetch (download.c) or how paths are named (hubs). */
+#ifndef OMNIHUB_CACHE_H
+#define OMNIHUB_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "digest.h"
+
+/* Where indexes are kept, beside the hubs' folders (a hub's name never
+ * starts with a dot, so this cannot collide with one). */
+#define CACHE_INDEX_DIR ".index"
+
+struct cache;
+
+/* Creates root if needed. On failure *why says what went wrong. */
+int cache_open(struct cache **out, const char *root, const char **why);
+void cache_close(struct cache *cache);
+/* Absolute path of the root, and a descriptor open on it. */
+const char *cache_root(const struct cache *cache);
+int cache_root_fd(const struct cache *cache);
+
+/* A file on its way into the cache: a hidden temporary beside its final
+ * path ("." + name + ".XXXXXX.partial"), so a crash never leaves a file that
+ * looks complete. */
+struct cache_tmp {
+	int fd;        /* open read-write; -1 once installed or discarded */
+	char *rel;     /* final path below the root; owned */
+	char *tmp_rel; /* the temporary's path below the root; owned */
+};
+
+int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out);
+/* fsync, stamp with the digest the content was checked against, rename into
+ * place, fsync the directory. Consumes tmp whatever the outcome. */
+int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct digest_spec *digest);
+/* Removes the temporary; safe on a consumed or zeroed tmp. */
+void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp);
+
+/* Opens rel read-only if it is a regular file of the given size known to
+ * hold the given digest (stamped by us, or checked in this process).
+ * -ENOENT when absent; -ESTALE when present but not known to be right (it
+ * must be checked, see cache_mark_verified, or replaced). */
+int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
+			uint64_t size, int *fd_out);
+/* Records that the file open as fd at rel was checked to hold digest. */
+int cache_mark_verified(struct cache *cache, const char *rel, int fd,
+			const struct digest_spec *digest);
+
+/* A directory on its way into the cache (archive extraction): created empty
+ * and hidden; *tmp_rel_out is the caller's. */
+int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out);
+/* Stamps the finished tree with the digest of what it was made from and
+ * renames it into place, replacing an outdated tree there. On failure the
+ * temporary tree is removed. */
+int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *rel,
+			 const struct digest_spec *digest);
+/* 0 if rel is a directory staged from content with this digest; -ENOENT if
+ * absent; -ESTALE if it was staged from something else. */
+int cache_dir_verified(struct cache *cache, const char *rel, const struct digest_spec *digest);
+int cache_remove_tree(struct cache *cache, const char *rel);
+
+/* Small whole files (indexes): read refuses more than max bytes (-EFBIG);
+ * data is NUL-terminated and the caller's. write replaces atomically. */
+int cache_read_small(struct cache *cache, const char *rel, size_t max, char **data, size_t *len,
+		     time_t *mtime);
+int cache_write_small(struct cache *cache, const char *rel, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,43 @@
+/* config.h: the settings of one mount, resolved once at start-up from mount
+ * options, then the environment, then built-in defaults. Not for: parsing
+ * the command line (main.c) or anything that changes while mounted. */
+#ifndef OMNIHUB_CONFIG_H
+#define OMNIHUB_CONFIG_H
+
+#include <stdbool.h>
+
+/* Real endpoints: the defaults for users with internet. */
+#define CONFIG_ONNX_INDEX_URL \
+	"https://raw.githubusercontent.com/onnx/models/main/ONNX_HUB_MANIFEST.json"
+#define CONFIG_ONNX_URL \
+	"https://huggingface.co/onnxmodelzoo/legacy_models/resolve/main/"
+#define CONFIG_INDEX_TTL_DEFAULT 3600u
+
+/* What the user asked for on the command line; NULL or 0 when not given.
+ * Strings belong to fuse_opt (freed by main.c). */
+struct config_options {
+	char *cache;
+	char *cacert;
+	char *onnx_index_url;
+	char *onnx_url;
+	int offline;
+	unsigned index_ttl; /* main.c starts it at CONFIG_INDEX_TTL_DEFAULT */
+};
+
+/* Every string is owned by the config and freed by config_free(). */
+struct config {
+	char *cache_dir;      /* our backing cache */
+	char *cacert;         /* extra CA certificates, or NULL */
+	bool offline;         /* never touch the network */
+	unsigned index_ttl;   /* seconds an index is used before it is fetched again */
+	char *onnx_index_url; /* ONNX_HUB_MANIFEST.json */
+	char *onnx_url;       /* base URL that model_path is appended to */
+	char *onnx_client_dir; /* the ONNX client's cache ($ONNX_HOME/hub ...) */
+	char *hf_hub_cache;    /* huggingface_hub's cache ($HF_HUB_CACHE ...) */
+};
+
+/* Fills cfg; on failure returns -errno and sets *why to a sentence. */
+int config_resolve(struct config *cfg, const struct config_options *opts, const char **why);
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,191 @@
+/* hub.c: the registry of hub backends and the services the core lends them
+ * (index files fetched, cached and refreshed). Not for: anything one hub
+ * alone knows (hub_<name>.c). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "config.h"
+#include "fetch.h"
+#include "hub.h"
+#include "hub_onnx.h"
+#include "log.h"
+
+/* Adding a hub: one file, one line here. */
+const struct hub_ops *const hub_registry[] = {
+	&hub_onnx_ops,
+};
+const size_t hub_registry_count = sizeof(hub_registry) / sizeof(hub_registry[0]);
+
+int entry_list_add(struct entry_list *list, const struct entry *entry)
+{
+	if (list->count == list->cap) {
+		size_t cap = list->cap ? 2 * list->cap : 16;
+		struct entry *grown = realloc(list->items, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		list->items = grown;
+		list->cap = cap;
+	}
+	list->items[list->count++] = *entry;
+	return 0;
+}
+
+void entry_list_free(struct entry_list *list)
+{
+	free(list->items);
+	memset(list, 0, sizeof(*list));
+}
+
+int source_add_local_take(struct source *src, char *path)
+{
+	if (!path)
+		return -ENOMEM;
+	if (src->nlocal == SOURCE_MAX_LOCAL) {
+		free(path);
+		return 0;
+	}
+	src->local[src->nlocal++] = path;
+	return 0;
+}
+
+void source_clear(struct source *src)
+{
+	free(src->url);
+	free(src->cache_path);
+	for (size_t i = 0; i < src->nlocal; i++)
+		free(src->local[i]);
+	memset(src, 0, sizeof(*src));
+}
+
+int source_copy(struct source *dst, const struct source *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->kind = src->kind;
+	dst->digest = src->digest;
+	dst->size = src->size;
+	dst->url = strdup(src->url);
+	dst->cache_path = strdup(src->cache_path);
+	if (!dst->url || !dst->cache_path)
+		goto fail;
+	for (size_t i = 0; i < src->nlocal; i++)
+		if (source_add_local_take(dst, strdup(src->local[i])))
+			goto fail;
+	return 0;
+fail:
+	source_clear(dst);
+	return -ENOMEM;
+}
+
+static int index_rel(const struct hub *hub, const struct hub_index_spec *spec, char **out)
+{
+	if (asprintf(out, "%s/%s/%s", CACHE_INDEX_DIR, hub->ops->name, spec->file_name) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Parses the cached copy; on success says how old it is. */
+static int load_cached(struct hub *hub, const struct hub_index_spec *spec, const char *rel,
+		       hub_index_parse_fn parse, time_t *mtime, char *why, size_t why_size)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = cache_read_small(hub->env->cache, rel, spec->max_bytes, &data, &len, mtime);
+	if (rc) {
+		snprintf(why, why_size, "no usable cached copy in %s/%s (%s)",
+			 cache_root(hub->env->cache), rel, strerror(-rc));
+		goto out;
+	}
+	rc = parse(hub, data, len, *mtime, why, why_size);
+out:
+	free(data);
+	return rc;
+}
+
+static void format_time(time_t t, char *out, size_t out_size)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(out, out_size, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refresh,
+		   hub_index_parse_fn parse, char *why, size_t why_size)
+{
+	const struct config *cfg = hub->env->config;
+	const char *name = hub->ops->name;
+	struct fetch_buffer body = { 0 };
+	struct fetch_status status;
+	char cached_why[512] = "", when[32];
+	char *rel = NULL;
+	time_t mtime = 0;
+	int rc, cached_rc = -ENOENT;
+
+	rc = index_rel(hub, spec, &rel);
+	if (rc) {
+		snprintf(why, why_size, "out of memory");
+		return rc;
+	}
+
+	/* The cached copy, once parsed, is the hub's index until a download
+	 * replaces it; fresh enough, it spares the network. */
+	if (!refresh) {
+		cached_rc = load_cached(hub, spec, rel, parse, &mtime, cached_why,
+					sizeof(cached_why));
+		format_time(mtime, when, sizeof(when));
+		if (cached_rc == 0 && (cfg->offline || time(NULL) - mtime < (time_t)cfg->index_ttl)) {
+			log_info("%s: using the index cached on %s%s", name, when,
+				 cfg->offline ? " (offline)" : "");
+			rc = 0;
+			goto out;
+		}
+		if (cfg->offline) {
+			snprintf(why, why_size, "offline, and %s", cached_why);
+			log_error("%s: %s", name, why);
+			rc = cached_rc;
+			goto out;
+		}
+	}
+
+	rc = fetch_get_buffer(hub->env->fetcher, spec->url, spec->max_bytes, &body, &status);
+	if (rc == 0) {
+		char parse_why[400];
+		rc = parse(hub, body.data, body.len, time(NULL), parse_why, sizeof(parse_why));
+		if (rc)
+			snprintf(status.error, sizeof(status.error), "refused: %s", parse_why);
+	}
+	if (rc == 0) {
+		int saved = cache_write_small(hub->env->cache, rel, body.data, body.len);
+		if (saved)
+			log_warn("%s: cannot keep the index in the cache (%s/%s): %s", name,
+				 cache_root(hub->env->cache), rel, strerror(-saved));
+		log_info("%s: fetched the index from %s (%zu bytes)", name, status.final_url,
+			 body.len);
+		goto out;
+	}
+
+	snprintf(why, why_size, "cannot fetch the index from %s: %s", status.final_url,
+		 status.error);
+	if (refresh) {
+		log_warn("%s: %s; keeping the index already loaded", name, why);
+	} else if (cached_rc == 0) {
+		log_warn("%s: %s; using the index cached on %s", name, why, when);
+		rc = 0;
+	} else {
+		log_error("%s: %s", name, why);
+	}
+out:
+	free(body.data);
+	free(rel);
+	return rc;
+}

@@ -1,0 +1,95 @@
+/* hub.h: the interface every hub backend implements (a table of functions,
+ * one file per hub), and the services the core lends them. Not for: FUSE,
+ * HTTP, digests or the cache, which backends never touch directly. */
+#ifndef OMNIHUB_HUB_H
+#define OMNIHUB_HUB_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "source.h"
+
+struct cache;
+struct config;
+struct fetcher;
+
+enum entry_type {
+	ENTRY_DIR,
+	ENTRY_FILE,
+	ENTRY_ARCHIVE, /* a directory whose content is an archive, extracted */
+};
+
+/* One name in a hub directory, as known from the hub's index alone. */
+struct entry {
+	char name[NAME_MAX + 1];
+	enum entry_type type;
+	uint64_t size; /* file bytes (the archive's for ENTRY_ARCHIVE) */
+	time_t mtime;
+};
+
+struct entry_list {
+	struct entry *items; /* owned */
+	size_t count;
+	size_t cap;
+};
+
+int entry_list_add(struct entry_list *list, const struct entry *entry);
+void entry_list_free(struct entry_list *list);
+
+/* What the core lends a hub; outlives every hub. */
+struct hub_env {
+	const struct config *config;
+	struct fetcher *fetcher;
+	struct cache *cache;
+};
+
+struct hub {
+	const struct hub_ops *ops;
+	const struct hub_env *env;
+	void *priv; /* the backend's state: made by open, freed by close */
+};
+
+/* Paths are relative to the hub's directory, "" for the hub's root, never
+ * with a leading or trailing '/'. Every function returns 0 or -errno
+ * (-ENOENT for a name the hub does not have, -ENOTDIR for listing a file).
+ * list, lookup and source are called from many threads at once and must
+ * not download anything but the index. A hub must not assume its index is
+ * small or listed at once: lookup may be asked for a name list never showed. */
+struct hub_ops {
+	const char *name; /* its directory under the mount point */
+	/* Called once before the mount; on failure writes a sentence to why. */
+	int (*open)(struct hub *hub, char *why, size_t why_size);
+	int (*list)(struct hub *hub, const char *dir, struct entry_list *out);
+	int (*lookup)(struct hub *hub, const char *path, struct entry *out);
+	/* Where the bytes of a file or archive entry come from. */
+	int (*source)(struct hub *hub, const char *path, struct source *out);
+	void (*close)(struct hub *hub);
+};
+
+/* Every hub this build knows, in the order of the root directory. */
+extern const struct hub_ops *const hub_registry[];
+extern const size_t hub_registry_count;
+
+/* An index file of a hub: where it comes from and how big it may be. */
+struct hub_index_spec {
+	const char *url;
+	const char *file_name; /* kept as <cache>/.index/<hub>/<file_name> */
+	size_t max_bytes;
+};
+
+/* Accepts (0) or refuses (-errno, with a sentence in why) index bytes. */
+typedef int (*hub_index_parse_fn)(struct hub *hub, const char *data, size_t len, time_t mtime,
+				  char *why, size_t why_size);
+
+/* Loads a hub's index through parse. Without refresh: the cached copy while
+ * it is younger than the index TTL (always when offline), else a download.
+ * With refresh: a download only. A download is saved in the cache only once
+ * parse accepts it; when it fails or is refused and no refresh was asked,
+ * the cached copy is used, with a warning. Logs what it decides. */
+int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refresh,
+		   hub_index_parse_fn parse, char *why, size_t why_size);
+
+#endif

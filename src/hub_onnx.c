@@ -1,0 +1,800 @@
+/* hub_onnx.c: the ONNX Model Zoo hub: its manifest, parsed into models and
+ * opsets, and the backend that shows them as onnx/<model>/... Not for:
+ * fetching or caching anything itself (the core does, through hub.h). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "hub_onnx.h"
+#include "json.h"
+#include "log.h"
+#include "names.h"
+
+#define MODEL_FILE "model.onnx"
+#define DATA_DIR "model_with_data"
+#define OPSET_PREFIX "opset-"
+/* Opsets are small integers (1..23 today); this only bounds nonsense. */
+#define OPSET_MAX 100000
+/* Where the zoo's mirror keeps files in a huggingface_hub cache. */
+#define HF_MIRROR_CACHE_DIR "models--onnxmodelzoo--legacy_models"
+
+/* ---- the manifest ---- */
+
+/* One accepted manifest entry, before entries are grouped into models. */
+struct raw_entry {
+	char *display; /* owned */
+	char *key;     /* owned; display with ASCII lower-cased: the client
+			  matches names case-insensitively */
+	int opset;
+	struct onnx_file model; /* path owned */
+	bool has_data;
+	struct onnx_file data;  /* path owned */
+	size_t position;        /* in the manifest */
+	char *base;             /* owned; directory name before collisions */
+};
+
+static void onnx_file_free(struct onnx_file *file)
+{
+	free(file->path);
+	file->path = NULL;
+}
+
+static void raw_entry_free(struct raw_entry *raw)
+{
+	free(raw->display);
+	free(raw->key);
+	free(raw->base);
+	onnx_file_free(&raw->model);
+	onnx_file_free(&raw->data);
+}
+
+/* Reads <prefix>path, <prefix>sha, <prefix>bytes style fields into file. */
+static int parse_file(const cJSON *path_holder, const char *path_key, const cJSON *meta,
+		      const char *sha_key, const char *bytes_key, struct onnx_file *file,
+		      const char **why)
+{
+	const char *path = json_string(path_holder, path_key);
+	const char *sha = json_string(meta, sha_key);
+	int64_t bytes;
+
+	if (!path) {
+		*why = "path is not a string";
+		return -EINVAL;
+	}
+	if (names_check_relpath(path, why))
+		return -EINVAL;
+	if (!sha || digest_spec_set(&file->sha256, DIGEST_SHA256, sha)) {
+		*why = "sha256 is not 64 hex digits";
+		return -EINVAL;
+	}
+	if (json_integer(meta, bytes_key, 0, (int64_t)JSON_MAX_SAFE_INTEGER, &bytes)) {
+		*why = "byte size is not a non-negative integer";
+		return -EINVAL;
+	}
+	file->bytes = (uint64_t)bytes;
+	file->path = strdup(path);
+	if (!file->path) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int parse_entry(const cJSON *item, size_t position, struct raw_entry *raw, const char **why)
+{
+	const cJSON *meta;
+	const char *display, *data_why = NULL;
+	char shown[80];
+	int64_t opset;
+	int rc;
+
+	memset(raw, 0, sizeof(*raw));
+	raw->position = position;
+	if (!cJSON_IsObject(item)) {
+		*why = "not an object";
+		return -EINVAL;
+	}
+	display = json_string(item, "model");
+	if (!display || !*display || strlen(display) > NAMES_PATH_MAX) {
+		*why = "\"model\" is not a non-empty string";
+		return -EINVAL;
+	}
+	if (json_integer(item, "opset_version", 1, OPSET_MAX, &opset)) {
+		*why = "\"opset_version\" is not a positive integer";
+		return -EINVAL;
+	}
+	meta = json_object(item, "metadata");
+	if (!meta) {
+		*why = "\"metadata\" is not an object";
+		return -EINVAL;
+	}
+	rc = parse_file(item, "model_path", meta, "model_sha", "model_bytes", &raw->model, why);
+	if (rc)
+		goto out;
+	raw->opset = (int)opset;
+	raw->display = strdup(display);
+	raw->key = strdup(display);
+	if (!raw->display || !raw->key) {
+		*why = "out of memory";
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (char *p = raw->key; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+
+	/* The test-data archive is optional: a bad one costs only itself. */
+	if (cJSON_GetObjectItemCaseSensitive(meta, "model_with_data_path")) {
+		if (parse_file(meta, "model_with_data_path", meta, "model_with_data_sha",
+			       "model_with_data_bytes", &raw->data, &data_why) == 0)
+			raw->has_data = true;
+		else
+			log_warn("onnx: manifest entry %zu (%s): model_with_data left out: %s",
+				 position, names_for_log(display, shown, sizeof(shown)), data_why);
+	}
+out:
+	if (rc)
+		raw_entry_free(raw);
+	return rc;
+}
+
+static int compare_raw(const void *a, const void *b)
+{
+	const struct raw_entry *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	if (c)
+		return c;
+	if (x->opset != y->opset)
+		return x->opset < y->opset ? -1 : 1;
+	return x->position < y->position ? -1 : (x->position > y->position);
+}
+
+/* A model being assembled: its entries are raws[first .. first+count). */
+struct group {
+	size_t first;
+	size_t count;
+	const char *base; /* borrowed from raws[first].base */
+	const char *key;
+	char *name;       /* owned until moved into the model */
+};
+
+/* Collisions: groups sorted by base; among equal bases, the group whose
+ * name needed no change, then by lower-cased name. */
+static int compare_group(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+	int c = strcmp(x->base, y->base);
+	bool x_exact = strcmp(x->base, x->key) == 0, y_exact = strcmp(y->base, y->key) == 0;
+
+	if (c)
+		return c;
+	if (x_exact != y_exact)
+		return x_exact ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+static int compare_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int compare_model(const void *a, const void *b)
+{
+	const struct onnx_model *x = a, *y = b;
+	return strcmp(x->name, y->name);
+}
+
+/* Gives every group a unique directory name: the first of a base keeps it,
+ * the next ones get "-2", "-3", ... skipping names that are another
+ * group's base. Deterministic whatever the manifest's order. */
+static int assign_names(struct group *groups, size_t ngroups)
+{
+	const char **bases = NULL;
+	int rc = -ENOMEM;
+
+	qsort(groups, ngroups, sizeof(*groups), compare_group);
+	bases = malloc((ngroups ? ngroups : 1) * sizeof(*bases));
+	if (!bases)
+		goto out;
+	for (size_t i = 0; i < ngroups; i++)
+		bases[i] = groups[i].base;
+	qsort(bases, ngroups, sizeof(*bases), compare_str);
+
+	unsigned suffix = 2; /* the next one to try for the current base */
+	for (size_t i = 0; i < ngroups; i++) {
+		char candidate[NAME_MAX + 16];
+
+		if (i == 0 || strcmp(groups[i].base, groups[i - 1].base) != 0) {
+			groups[i].name = strdup(groups[i].base);
+			suffix = 2;
+		} else {
+			for (;; suffix++) {
+				const char *key = candidate;
+				snprintf(candidate, sizeof(candidate), "%s-%u", groups[i].base, suffix);
+				if (!bsearch(&key, bases, ngroups, sizeof(*bases), compare_str))
+					break;
+			}
+			suffix++;
+			if (strlen(candidate) > NAME_MAX) {
+				char shown[80];
+				log_warn("onnx: model '%s' left out: no free directory name",
+					 names_for_log(groups[i].key, shown, sizeof(shown)));
+				continue; /* name stays NULL: the group is dropped */
+			}
+			groups[i].name = strdup(candidate);
+		}
+		if (!groups[i].name)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(bases);
+	return rc;
+}
+
+/* Moves a group's entries into a model; entries repeating an opset are
+ * dropped (the first in the manifest wins). */
+static int build_model(struct group *group, struct raw_entry *raws, struct onnx_model *model,
+		       size_t *skipped)
+{
+	struct raw_entry *first = &raws[group->first];
+	char shown[80];
+
+	memset(model, 0, sizeof(*model));
+	model->opsets = calloc(group->count, sizeof(*model->opsets));
+	if (!model->opsets)
+		return -ENOMEM;
+	model->name = group->name;
+	group->name = NULL;
+	/* The display name of the model's earliest entry. */
+	for (size_t i = 0; i < group->count; i++)
+		if (raws[group->first + i].position < first->position)
+			first = &raws[group->first + i];
+	model->display = first->display;
+	first->display = NULL;
+
+	for (size_t i = 0; i < group->count; i++) {
+		struct raw_entry *raw = &raws[group->first + i];
+		struct onnx_opset *opset;
+
+		if (model->nopsets > 0 && model->opsets[model->nopsets - 1].opset == raw->opset) {
+			log_warn("onnx: manifest entry %zu (%s): opset %d listed twice; "
+				 "keeping the first", raw->position,
+				 names_for_log(raw->key, shown, sizeof(shown)), raw->opset);
+			(*skipped)++;
+			continue;
+		}
+		opset = &model->opsets[model->nopsets++];
+		opset->opset = raw->opset;
+		opset->model = raw->model;
+		raw->model.path = NULL;
+		opset->has_data = raw->has_data;
+		opset->data = raw->data;
+		raw->data.path = NULL;
+	}
+	return 0;
+}
+
+static void model_free(struct onnx_model *model)
+{
+	free(model->name);
+	free(model->display);
+	for (size_t i = 0; i < model->nopsets; i++) {
+		onnx_file_free(&model->opsets[i].model);
+		onnx_file_free(&model->opsets[i].data);
+	}
+	free(model->opsets);
+}
+
+void onnx_index_free(struct onnx_index *index)
+{
+	if (!index)
+		return;
+	for (size_t i = 0; i < index->nmodels; i++)
+		model_free(&index->models[i]);
+	free(index->models);
+	free(index);
+}
+
+int onnx_index_parse(const char *json, size_t len, struct onnx_index **out, char *why,
+		     size_t why_size)
+{
+	struct onnx_index *index = NULL;
+	struct raw_entry *raws = NULL;
+	struct group *groups = NULL;
+	size_t nraws = 0, ngroups = 0, total = 0;
+	const cJSON *item;
+	cJSON *root = NULL;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if (len > ONNX_INDEX_MAX_BYTES) {
+		snprintf(why, why_size, "the manifest is %zu bytes, over the limit of %u", len,
+			 ONNX_INDEX_MAX_BYTES);
+		return -EFBIG;
+	}
+	root = json_parse(json, len, why, why_size);
+	if (!root) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (!cJSON_IsArray(root)) {
+		snprintf(why, why_size, "the manifest is not a JSON array");
+		rc = -EINVAL;
+		goto out;
+	}
+	index = calloc(1, sizeof(*index));
+	total = (size_t)cJSON_GetArraySize(root);
+	raws = calloc(total ? total : 1, sizeof(*raws));
+	if (!index || !raws)
+		goto out;
+
+	/* Accept entries one by one: a bad entry costs only itself. */
+	cJSON_ArrayForEach(item, root) {
+		const char *entry_why = "";
+		char shown[80];
+		size_t position = nraws + index->skipped;
+
+		if (parse_entry(item, position, &raws[nraws], &entry_why) == 0) {
+			char base[NAME_MAX + 1];
+			if (names_to_dirname(raws[nraws].key, base, &entry_why) == 0) {
+				raws[nraws].base = strdup(base);
+				if (!raws[nraws].base) {
+					raw_entry_free(&raws[nraws]);
+					goto out;
+				}
+				nraws++;
+				continue;
+			}
+			raw_entry_free(&raws[nraws]);
+		}
+		index->skipped++;
+		log_warn("onnx: manifest entry %zu (%s) skipped: %s", position,
+			 names_for_log(json_string(item, "model") ? json_string(item, "model") : "?",
+				       shown, sizeof(shown)), entry_why);
+	}
+
+	/* Group entries of one model (same name, case aside), opsets ascending. */
+	qsort(raws, nraws, sizeof(*raws), compare_raw);
+	groups = calloc(nraws ? nraws : 1, sizeof(*groups));
+	if (!groups)
+		goto out;
+	for (size_t i = 0; i < nraws; i++) {
+		if (ngroups == 0 || strcmp(raws[i].key, groups[ngroups - 1].key) != 0) {
+			groups[ngroups].first = i;
+			groups[ngroups].base = raws[i].base;
+			groups[ngroups].key = raws[i].key;
+			ngroups++;
+		}
+		groups[ngroups - 1].count++;
+	}
+	rc = assign_names(groups, ngroups);
+	if (rc)
+		goto out;
+
+	index->models = calloc(ngroups ? ngroups : 1, sizeof(*index->models));
+	if (!index->models) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ngroups; i++) {
+		if (!groups[i].name) {
+			index->skipped += groups[i].count;
+			continue;
+		}
+		rc = build_model(&groups[i], raws, &index->models[index->nmodels], &index->skipped);
+		if (rc)
+			goto out;
+		index->nmodels++;
+	}
+	qsort(index->models, index->nmodels, sizeof(*index->models), compare_model);
+	*out = index;
+	index = NULL;
+	rc = 0;
+out:
+	if (rc == -ENOMEM)
+		snprintf(why, why_size, "out of memory");
+	for (size_t i = 0; i < ngroups; i++)
+		free(groups[i].name);
+	free(groups);
+	for (size_t i = 0; i < nraws; i++)
+		raw_entry_free(&raws[i]);
+	free(raws);
+	onnx_index_free(index);
+	cJSON_Delete(root);
+	return rc;
+}
+
+const struct onnx_model *onnx_index_find(const struct onnx_index *index, const char *name)
+{
+	struct onnx_model key = { .name = (char *)name };
+
+	if (!index || index->nmodels == 0)
+		return NULL;
+	return bsearch(&key, index->models, index->nmodels, sizeof(*index->models), compare_model);
+}
+
+/* ---- the backend ---- */
+
+struct onnx_hub {
+	struct hub_index_spec spec;
+	pthread_mutex_t lock;     /* guards the fields below */
+	struct onnx_index *index; /* owned; replaced whole by a refresh */
+	time_t index_mtime;       /* when the index was fetched */
+	time_t next_refresh;
+	bool refreshing;          /* one thread fetches, the others go on */
+};
+
+/* What a path inside onnx/ names. */
+enum onnx_what {
+	ONNX_ROOT,       /* onnx/ */
+	ONNX_MODEL,      /* onnx/<model>/ */
+	ONNX_LATEST,     /* onnx/<model>/model.onnx: the highest opset */
+	ONNX_OPSET,      /* onnx/<model>/opset-<N>/ */
+	ONNX_OPSET_FILE, /* onnx/<model>/opset-<N>/model.onnx */
+	ONNX_OPSET_DATA, /* onnx/<model>/opset-<N>/model_with_data/ */
+};
+
+struct onnx_place {
+	enum onnx_what what;
+	const struct onnx_model *model;
+	const struct onnx_opset *opset;
+};
+
+/* "opset-<N>" in canonical form, N one of the model's opsets. */
+static const struct onnx_opset *find_opset(const struct onnx_model *model, const char *name)
+{
+	char canonical[32];
+	char *end;
+	long n;
+
+	if (strncmp(name, OPSET_PREFIX, sizeof(OPSET_PREFIX) - 1) != 0)
+		return NULL;
+	n = strtol(name + sizeof(OPSET_PREFIX) - 1, &end, 10);
+	if (*end != '\0' || n < 1 || n > OPSET_MAX)
+		return NULL;
+	snprintf(canonical, sizeof(canonical), OPSET_PREFIX "%ld", n);
+	if (strcmp(canonical, name) != 0)
+		return NULL;
+	for (size_t i = 0; i < model->nopsets; i++)
+		if (model->opsets[i].opset == n)
+			return &model->opsets[i];
+	return NULL;
+}
+
+/* Resolves path against index; the place borrows from the index, so the
+ * caller holds the hub's lock while using it. */
+static int resolve(const struct onnx_index *index, const char *path, struct onnx_place *place)
+{
+	char parts[3][NAME_MAX + 1];
+	size_t nparts = 0;
+
+	memset(place, 0, sizeof(*place));
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+		if (nparts == 3 || n > NAME_MAX)
+			return -ENOENT;
+		memcpy(parts[nparts], p, n);
+		parts[nparts++][n] = '\0';
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	if (nparts == 0) {
+		place->what = ONNX_ROOT;
+		return 0;
+	}
+	place->model = onnx_index_find(index, parts[0]);
+	if (!place->model)
+		return -ENOENT;
+	if (nparts == 1) {
+		place->what = ONNX_MODEL;
+		return 0;
+	}
+	if (nparts == 2 && strcmp(parts[1], MODEL_FILE) == 0) {
+		place->what = ONNX_LATEST;
+		place->opset = &place->model->opsets[place->model->nopsets - 1];
+		return 0;
+	}
+	place->opset = find_opset(place->model, parts[1]);
+	if (!place->opset)
+		return -ENOENT;
+	if (nparts == 2) {
+		place->what = ONNX_OPSET;
+		return 0;
+	}
+	if (strcmp(parts[2], MODEL_FILE) == 0) {
+		place->what = ONNX_OPSET_FILE;
+		return 0;
+	}
+	if (strcmp(parts[2], DATA_DIR) == 0 && place->opset->has_data) {
+		place->what = ONNX_OPSET_DATA;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static void make_entry(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
+		       time_t mtime)
+{
+	memset(entry, 0, sizeof(*entry));
+	snprintf(entry->name, sizeof(entry->name), "%s", name);
+	entry->type = type;
+	entry->size = size;
+	entry->mtime = mtime;
+}
+
+static void place_entry(const struct onnx_place *place, const char *name, time_t mtime,
+			struct entry *entry)
+{
+	switch (place->what) {
+	case ONNX_LATEST:
+	case ONNX_OPSET_FILE:
+		make_entry(entry, name, ENTRY_FILE, place->opset->model.bytes, mtime);
+		break;
+	case ONNX_OPSET_DATA:
+		make_entry(entry, name, ENTRY_ARCHIVE, place->opset->data.bytes, mtime);
+		break;
+	case ONNX_ROOT:
+	case ONNX_MODEL:
+	case ONNX_OPSET:
+		make_entry(entry, name, ENTRY_DIR, 0, mtime);
+		break;
+	}
+}
+
+static int install_index(struct hub *hub, const char *data, size_t len, time_t mtime, char *why,
+			 size_t why_size)
+{
+	struct onnx_hub *onnx = hub->priv;
+	struct onnx_index *index = NULL, *old;
+	size_t files = 0;
+	int rc;
+
+	rc = onnx_index_parse(data, len, &index, why, why_size);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < index->nmodels; i++)
+		files += index->models[i].nopsets;
+	log_info("onnx: index has %zu models, %zu model files; %zu entries skipped",
+		 index->nmodels, files, index->skipped);
+	pthread_mutex_lock(&onnx->lock);
+	old = onnx->index;
+	onnx->index = index;
+	onnx->index_mtime = mtime;
+	pthread_mutex_unlock(&onnx->lock);
+	onnx_index_free(old);
+	return 0;
+}
+
+/* Fetches a newer index once the TTL has passed, without holding up other
+ * threads: they keep using the current one meanwhile. */
+static void refresh_if_due(struct hub *hub)
+{
+	const struct config *cfg = hub->env->config;
+	struct onnx_hub *onnx = hub->priv;
+	char why[512];
+	time_t now = time(NULL);
+	bool due;
+	int rc;
+
+	if (cfg->offline)
+		return;
+	pthread_mutex_lock(&onnx->lock);
+	due = !onnx->refreshing && now >= onnx->next_refresh;
+	if (due)
+		onnx->refreshing = true;
+	pthread_mutex_unlock(&onnx->lock);
+	if (!due)
+		return;
+	rc = hub_index_load(hub, &onnx->spec, true, install_index, why, sizeof(why));
+	pthread_mutex_lock(&onnx->lock);
+	onnx->refreshing = false;
+	/* After a failure, try again in a minute rather than a whole TTL. */
+	onnx->next_refresh = time(NULL) + (rc == 0 || cfg->index_ttl < 60 ? (time_t)cfg->index_ttl
+									   : 60);
+	pthread_mutex_unlock(&onnx->lock);
+}
+
+static int onnx_open(struct hub *hub, char *why, size_t why_size)
+{
+	const struct config *cfg = hub->env->config;
+	struct onnx_hub *onnx;
+	int rc;
+
+	onnx = calloc(1, sizeof(*onnx));
+	if (!onnx) {
+		snprintf(why, why_size, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&onnx->lock, NULL);
+	onnx->spec.url = cfg->onnx_index_url;
+	onnx->spec.file_name = "ONNX_HUB_MANIFEST.json";
+	onnx->spec.max_bytes = ONNX_INDEX_MAX_BYTES;
+	hub->priv = onnx;
+	rc = hub_index_load(hub, &onnx->spec, false, install_index, why, why_size);
+	if (rc) {
+		hub->ops->close(hub);
+		return rc;
+	}
+	onnx->next_refresh = onnx->index_mtime + (time_t)cfg->index_ttl;
+	return 0;
+}
+
+static void onnx_close(struct hub *hub)
+{
+	struct onnx_hub *onnx = hub->priv;
+
+	if (!onnx)
+		return;
+	onnx_index_free(onnx->index);
+	pthread_mutex_destroy(&onnx->lock);
+	free(onnx);
+	hub->priv = NULL;
+}
+
+static int onnx_list(struct hub *hub, const char *dir, struct entry_list *out)
+{
+	struct onnx_hub *onnx = hub->priv;
+	struct onnx_place place;
+	struct entry entry;
+	char name[NAME_MAX + 1];
+	int rc;
+
+	refresh_if_due(hub);
+	pthread_mutex_lock(&onnx->lock);
+	rc = resolve(onnx->index, dir, &place);
+	if (rc)
+		goto out;
+	switch (place.what) {
+	case ONNX_ROOT:
+		for (size_t i = 0; i < onnx->index->nmodels && rc == 0; i++) {
+			make_entry(&entry, onnx->index->models[i].name, ENTRY_DIR, 0,
+				   onnx->index_mtime);
+			rc = entry_list_add(out, &entry);
+		}
+		break;
+	case ONNX_MODEL:
+		place.what = ONNX_LATEST;
+		place.opset = &place.model->opsets[place.model->nopsets - 1];
+		place_entry(&place, MODEL_FILE, onnx->index_mtime, &entry);
+		rc = entry_list_add(out, &entry);
+		for (size_t i = 0; i < place.model->nopsets && rc == 0; i++) {
+			snprintf(name, sizeof(name), OPSET_PREFIX "%d", place.model->opsets[i].opset);
+			make_entry(&entry, name, ENTRY_DIR, 0, onnx->index_mtime);
+			rc = entry_list_add(out, &entry);
+		}
+		break;
+	case ONNX_OPSET:
+		place.what = ONNX_OPSET_FILE;
+		place_entry(&place, MODEL_FILE, onnx->index_mtime, &entry);
+		rc = entry_list_add(out, &entry);
+		if (rc == 0 && place.opset->has_data) {
+			place.what = ONNX_OPSET_DATA;
+			place_entry(&place, DATA_DIR, onnx->index_mtime, &entry);
+			rc = entry_list_add(out, &entry);
+		}
+		break;
+	case ONNX_LATEST:
+	case ONNX_OPSET_FILE:
+	case ONNX_OPSET_DATA: /* the core lists extracted trees itself */
+		rc = -ENOTDIR;
+		break;
+	}
+out:
+	pthread_mutex_unlock(&onnx->lock);
+	return rc;
+}
+
+static int onnx_lookup(struct hub *hub, const char *path, struct entry *out)
+{
+	struct onnx_hub *onnx = hub->priv;
+	struct onnx_place place;
+	const char *slash = strrchr(path, '/');
+	int rc;
+
+	refresh_if_due(hub);
+	pthread_mutex_lock(&onnx->lock);
+	rc = resolve(onnx->index, path, &place);
+	if (rc == 0)
+		place_entry(&place, slash ? slash + 1 : path, onnx->index_mtime, out);
+	pthread_mutex_unlock(&onnx->lock);
+	return rc;
+}
+
+/* "<dir of path>/<sha256>_<basename>": how the ONNX client names its cache
+ * files, below its hub directory. */
+static char *onnx_client_path(const char *client_dir, const struct onnx_file *file)
+{
+	const char *slash = strrchr(file->path, '/');
+	char *out = NULL;
+	int dir_len = slash ? (int)(slash - file->path) + 1 : 0;
+
+	if (asprintf(&out, "%s/%.*s%s_%s", client_dir, dir_len, file->path, file->sha256.hex,
+		     slash ? slash + 1 : file->path) < 0)
+		return NULL;
+	return out;
+}
+
+static char *hf_blob_path(const char *hf_hub_cache, const struct onnx_file *file)
+{
+	char *out = NULL;
+
+	if (asprintf(&out, "%s/" HF_MIRROR_CACHE_DIR "/blobs/%s", hf_hub_cache, file->sha256.hex) < 0)
+		return NULL;
+	return out;
+}
+
+static int fill_source(const struct config *cfg, const struct onnx_model *model,
+		       const struct onnx_opset *opset, bool data, struct source *out)
+{
+	const struct onnx_file *file = data ? &opset->data : &opset->model;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->kind = data ? SOURCE_ARCHIVE : SOURCE_FILE;
+	out->digest = file->sha256;
+	out->size = file->bytes;
+	rc = fetch_url_join(cfg->onnx_url, file->path, &out->url);
+	if (rc)
+		goto out;
+	if (asprintf(&out->cache_path, "onnx/%s/" OPSET_PREFIX "%d/%s", model->name, opset->opset,
+		     data ? DATA_DIR : MODEL_FILE) < 0) {
+		out->cache_path = NULL;
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = source_add_local_take(out, onnx_client_path(cfg->onnx_client_dir, file));
+	if (rc == 0)
+		rc = source_add_local_take(out, hf_blob_path(cfg->hf_hub_cache, file));
+out:
+	if (rc)
+		source_clear(out);
+	return rc;
+}
+
+static int onnx_source(struct hub *hub, const char *path, struct source *out)
+{
+	struct onnx_hub *onnx = hub->priv;
+	struct onnx_place place;
+	int rc;
+
+	pthread_mutex_lock(&onnx->lock);
+	rc = resolve(onnx->index, path, &place);
+	if (rc == 0) {
+		switch (place.what) {
+		case ONNX_LATEST:
+		case ONNX_OPSET_FILE:
+			rc = fill_source(hub->env->config, place.model, place.opset, false, out);
+			break;
+		case ONNX_OPSET_DATA:
+			rc = fill_source(hub->env->config, place.model, place.opset, true, out);
+			break;
+		case ONNX_ROOT:
+		case ONNX_MODEL:
+		case ONNX_OPSET:
+			rc = -EISDIR;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&onnx->lock);
+	return rc;
+}
+
+const struct hub_ops hub_onnx_ops = {
+	.name = "onnx",
+	.open = onnx_open,
+	.list = onnx_list,
+	.lookup = onnx_lookup,
+	.source = onnx_source,
+	.close = onnx_close,
+};

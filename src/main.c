@@ -1,0 +1,212 @@
+/* main.c: omnihub-fuse's entry point: options, checks that explain
+ * themselves, the mount, signals and the FUSE loop. Not for: filesystem
+ * behaviour (fs.c) or the meaning of any setting (config.c). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <fuse_lowlevel.h>
+
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+
+/* Threads the FUSE loop may run: openers of cold files wait for their
+ * download in a FUSE thread, so allow more than libfuse's default of 10
+ * before other requests queue behind them. */
+#define MAX_FUSE_THREADS 64
+
+#define OPTION(template, field) { template, offsetof(struct config_options, field), 1 }
+
+static const struct fuse_opt option_spec[] = {
+	OPTION("cache=%s", cache),
+	OPTION("cacert=%s", cacert),
+	OPTION("offline", offline),
+	OPTION("index_ttl=%u", index_ttl),
+	OPTION("onnx_index_url=%s", onnx_index_url),
+	OPTION("onnx_url=%s", onnx_url),
+	FUSE_OPT_END,
+};
+
+static void print_usage(const char *program)
+{
+	printf("usage: %s [options] MOUNTPOINT\n"
+	       "\n"
+	       "Mounts the public model hubs read-only at MOUNTPOINT; each model is a\n"
+	       "plain file, downloaded and verified on first read, then served from\n"
+	       "the local cache.\n"
+	       "\n"
+	       "General options:\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n"
+	       "    -f                     stay in the foreground, log to stderr\n"
+	       "    -d                     debug: foreground, log every FUSE request\n"
+	       "    -s                     single-threaded\n"
+	       "    -o OPT[,OPT...]        mount options\n"
+	       "\n"
+	       "omnihub-fuse options:\n"
+	       "    -o cache=DIR           backing cache (default: $OMNIHUB_HOME, else\n"
+	       "                           $MODELHUB_PATH, else ~/.omnihub)\n"
+	       "    -o offline             never use the network: serve the cache only\n"
+	       "                           (default: off; $OMNIHUB_OFFLINE=1 turns it on)\n"
+	       "    -o cacert=FILE         extra CA certificates for HTTPS (default:\n"
+	       "                           $CURL_CA_BUNDLE, else the system's only)\n"
+	       "    -o index_ttl=SECONDS   use a cached hub index this long before\n"
+	       "                           fetching it again (default: %u)\n"
+	       "    -o onnx_index_url=URL  ONNX Model Zoo manifest (default:\n"
+	       "                           $OMNIHUB_ONNX_INDEX_URL, else\n"
+	       "                           " CONFIG_ONNX_INDEX_URL ")\n"
+	       "    -o onnx_url=URL        base URL of the zoo's model files (default:\n"
+	       "                           $OMNIHUB_ONNX_URL, else\n"
+	       "                           " CONFIG_ONNX_URL ")\n"
+	       "\n"
+	       "FUSE options:\n",
+	       program, CONFIG_INDEX_TTL_DEFAULT);
+	fflush(stdout);
+	fuse_lowlevel_help();
+}
+
+/* One sentence on stderr for each thing that would make the mount fail in
+ * a way libfuse explains badly. */
+static int check_mountpoint(const char *mountpoint)
+{
+	struct stat st;
+
+	if (stat(mountpoint, &st) != 0) {
+		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, mountpoint,
+			errno == ENOENT ? "does not exist (create it with mkdir)" : strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: mount point %s is not a directory\n", PACKAGE_NAME, mountpoint);
+		return -1;
+	}
+	if (access("/dev/fuse", F_OK) != 0) {
+		fprintf(stderr,
+			"%s: /dev/fuse does not exist: load the fuse kernel module (modprobe fuse), "
+			"or give a container the device (--device /dev/fuse)\n",
+			PACKAGE_NAME);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_loop(struct fuse_session *session, const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *loop;
+	int rc;
+
+	if (cmd->singlethread)
+		return fuse_session_loop(session);
+	loop = fuse_loop_cfg_create();
+	if (!loop)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(loop, (unsigned)cmd->clone_fd);
+	if (cmd->max_idle_threads != UINT_MAX) /* UINT_MAX: not given */
+		fuse_loop_cfg_set_idle_threads(loop, cmd->max_idle_threads);
+	fuse_loop_cfg_set_max_threads(loop, MAX_FUSE_THREADS);
+	rc = fuse_session_loop_mt(session, loop);
+	fuse_loop_cfg_destroy(loop);
+	return rc;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct config_options opts = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT };
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct fuse_session *session = NULL;
+	struct config cfg = { 0 };
+	bool curl_ready = false, mounted = false, handlers = false;
+	struct fs *fs = NULL;
+	const char *why = NULL;
+	char fs_why[1024];
+	int status = 1;
+
+	if (fuse_opt_parse(&args, &opts, option_spec, NULL) != 0 ||
+	    fuse_parse_cmdline(&args, &cmd) != 0) {
+		fprintf(stderr, "%s: see '%s --help'\n", PACKAGE_NAME, PACKAGE_NAME);
+		status = 2;
+		goto out;
+	}
+	if (cmd.show_help) {
+		print_usage(argv[0]);
+		status = 0;
+		goto out;
+	}
+	if (cmd.show_version) {
+		printf("%s %s (libfuse %s, %s)\n", PACKAGE_NAME, PACKAGE_VERSION, fuse_pkgversion(),
+		       curl_version());
+		status = 0;
+		goto out;
+	}
+	if (!cmd.mountpoint) {
+		fprintf(stderr, "%s: no mount point given (usage: %s [options] MOUNTPOINT)\n",
+			PACKAGE_NAME, PACKAGE_NAME);
+		status = 2;
+		goto out;
+	}
+	if (check_mountpoint(cmd.mountpoint) != 0)
+		goto out;
+	if (config_resolve(&cfg, &opts, &why) != 0) {
+		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, why);
+		goto out;
+	}
+	/* Until the daemon detaches, messages go to the terminal that started it. */
+	log_setup(cmd.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, false);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "%s: cannot initialise libcurl\n", PACKAGE_NAME);
+		goto out;
+	}
+	curl_ready = true;
+	if (fs_new(&fs, &cfg, fs_why, sizeof(fs_why)) != 0) {
+		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, fs_why);
+		goto out;
+	}
+
+	/* Read-only whatever the user passed; modes are enforced by the kernel. */
+	if (fuse_opt_add_arg(&args, "-oro,default_permissions,fsname=omnihub,subtype=omnihub") != 0)
+		goto out;
+	session = fuse_session_new(&args, &fs_operations, sizeof(fs_operations), fs);
+	if (!session)
+		goto out;
+	if (fuse_set_signal_handlers(session) != 0)
+		goto out;
+	handlers = true;
+	if (fuse_session_mount(session, cmd.mountpoint) != 0) {
+		fprintf(stderr, "%s: cannot mount on %s\n", PACKAGE_NAME, cmd.mountpoint);
+		goto out;
+	}
+	mounted = true;
+	if (fuse_daemonize(cmd.foreground) != 0)
+		goto out;
+	log_setup(cmd.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, !cmd.foreground);
+	status = run_loop(session, &cmd) == 0 ? 0 : 1;
+	log_info("unmounting %s", cmd.mountpoint);
+out:
+	if (mounted)
+		fuse_session_unmount(session);
+	if (handlers)
+		fuse_remove_signal_handlers(session);
+	if (session)
+		fuse_session_destroy(session);
+	fs_free(fs);
+	if (curl_ready)
+		curl_global_cleanup();
+	config_free(&cfg);
+	free(opts.cache);
+	free(opts.cacert);
+	free(opts.onnx_index_url);
+	free(opts.onnx_url);
+	free(cmd.mountpoint);
+	fuse_opt_free_args(&args);
+	return status;
+}

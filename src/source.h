@@ -1,0 +1,36 @@
+/* source.h: where the bytes of one hub file come from and how to check
+ * them; what a hub hands to the core. Not for: fetching them (download.c). */
+#ifndef OMNIHUB_SOURCE_H
+#define OMNIHUB_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+
+enum source_kind {
+	SOURCE_FILE,    /* one file, served as downloaded */
+	SOURCE_ARCHIVE, /* an archive, served as the directory it extracts to */
+};
+
+#define SOURCE_MAX_LOCAL 4
+
+struct source {
+	enum source_kind kind;
+	char *url;        /* owned */
+	char *cache_path; /* owned; below the cache root */
+	char *local[SOURCE_MAX_LOCAL]; /* owned; other clients' copies of the same
+					  bytes, used only after their digest is
+					  checked, never modified */
+	size_t nlocal;
+	struct digest_spec digest; /* of the downloaded bytes (the archive) */
+	uint64_t size;             /* of the downloaded bytes */
+};
+
+/* Takes ownership of path (freed here on failure too); silently drops it
+ * past SOURCE_MAX_LOCAL. */
+int source_add_local_take(struct source *src, char *path);
+int source_copy(struct source *dst, const struct source *src);
+void source_clear(struct source *src);
+
+#endif

@@ -1,0 +1,470 @@
+/* tree.c: the mounted namespace: an inode number for every name the kernel
+ * has seen, bound to a path in a hub or to a file staged in the cache.
+ * Not for: FUSE replies (fs.c) or fetching anything (download.c). */
+#include "build_config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "hub.h"
+#include "tree.h"
+
+#define ROOT_INO 1 /* FUSE_ROOT_ID */
+
+struct tree {
+	struct hub *hubs; /* borrowed */
+	size_t nhubs;
+	struct cache *cache; /* borrowed */
+	uid_t uid;
+	gid_t gid;
+	time_t started;
+	pthread_mutex_t lock;  /* guards everything below and the mutable
+				  fields of every node */
+	struct node **nodes;   /* owned; indexed by inode number, [0] unused */
+	size_t nnodes;
+	size_t cap;
+	struct node **buckets; /* the current binding of each (parent, name),
+				  chained by hash_next */
+	size_t nbuckets;
+	size_t nbound;
+};
+
+static size_t hash_key(uint64_t parent, const char *name, size_t nbuckets)
+{
+	uint64_t h = 1469598103934665603ull ^ parent; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h % nbuckets);
+}
+
+static void node_free(struct node *node)
+{
+	if (!node)
+		return;
+	free(node->name);
+	free(node->path);
+	free(node->backing);
+	free(node);
+}
+
+/* Doubles the buckets; called with the lock held. */
+static int grow_buckets(struct tree *tree)
+{
+	size_t nbuckets = tree->nbuckets * 2;
+	struct node **buckets = calloc(nbuckets, sizeof(*buckets));
+
+	if (!buckets)
+		return -ENOMEM;
+	for (size_t i = 0; i < tree->nbuckets; i++) {
+		struct node *node = tree->buckets[i];
+		while (node) {
+			struct node *next = node->hash_next;
+			size_t b = hash_key(node->parent, node->name, nbuckets);
+			node->hash_next = buckets[b];
+			buckets[b] = node;
+			node = next;
+		}
+	}
+	free(tree->buckets);
+	tree->buckets = buckets;
+	tree->nbuckets = nbuckets;
+	return 0;
+}
+
+static struct node *find_locked(struct tree *tree, uint64_t parent, const char *name)
+{
+	struct node *node = tree->buckets[hash_key(parent, name, tree->nbuckets)];
+
+	while (node && (node->parent != parent || strcmp(node->name, name) != 0))
+		node = node->hash_next;
+	return node;
+}
+
+/* Takes node into the tree: gives it an inode number and makes it the
+ * binding of its (parent, name), replacing an earlier one (whose inode
+ * stays valid for the kernel, just no longer found by name). */
+static int add_locked(struct tree *tree, struct node *node)
+{
+	struct node **slot;
+	size_t b;
+
+	if (tree->nnodes == tree->cap) {
+		size_t cap = tree->cap * 2;
+		struct node **grown = realloc(tree->nodes, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		tree->nodes = grown;
+		tree->cap = cap;
+	}
+	if (tree->nbound >= 2 * tree->nbuckets && grow_buckets(tree) != 0)
+		return -ENOMEM;
+	node->ino = tree->nnodes;
+	tree->nodes[tree->nnodes++] = node;
+
+	b = hash_key(node->parent, node->name, tree->nbuckets);
+	for (slot = &tree->buckets[b]; *slot; slot = &(*slot)->hash_next) {
+		if ((*slot)->parent == node->parent && strcmp((*slot)->name, node->name) == 0) {
+			node->hash_next = (*slot)->hash_next;
+			(*slot)->hash_next = NULL;
+			*slot = node;
+			return 0;
+		}
+	}
+	node->hash_next = tree->buckets[b];
+	tree->buckets[b] = node;
+	tree->nbound++;
+	return 0;
+}
+
+int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *cache)
+{
+	struct tree *tree;
+	struct node *root = NULL;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	tree = calloc(1, sizeof(*tree));
+	if (!tree)
+		return -ENOMEM;
+	pthread_mutex_init(&tree->lock, NULL);
+	tree->hubs = hubs;
+	tree->nhubs = nhubs;
+	tree->cache = cache;
+	tree->uid = getuid();
+	tree->gid = getgid();
+	tree->started = time(NULL);
+	tree->cap = 1024;
+	tree->nodes = calloc(tree->cap, sizeof(*tree->nodes));
+	tree->nbuckets = 1024;
+	tree->buckets = calloc(tree->nbuckets, sizeof(*tree->buckets));
+	root = calloc(1, sizeof(*root));
+	if (!tree->nodes || !tree->buckets || !root)
+		goto out;
+	root->name = strdup("");
+	root->path = strdup("");
+	if (!root->name || !root->path)
+		goto out;
+	root->kind = NODE_ROOT;
+	root->type = S_IFDIR;
+	root->mtime = tree->started;
+	root->ino = ROOT_INO;
+	tree->nodes[ROOT_INO] = root;
+	tree->nnodes = ROOT_INO + 1;
+	root = NULL;
+	*out = tree;
+	tree = NULL;
+	rc = 0;
+out:
+	node_free(root);
+	tree_free(tree);
+	return rc;
+}
+
+void tree_free(struct tree *tree)
+{
+	if (!tree)
+		return;
+	for (size_t i = 0; i < tree->nnodes; i++)
+		node_free(tree->nodes[i]);
+	free(tree->nodes);
+	free(tree->buckets);
+	pthread_mutex_destroy(&tree->lock);
+	free(tree);
+}
+
+struct node *tree_node(struct tree *tree, uint64_t ino)
+{
+	struct node *node = NULL;
+
+	pthread_mutex_lock(&tree->lock);
+	if (ino > 0 && ino < tree->nnodes)
+		node = tree->nodes[ino];
+	pthread_mutex_unlock(&tree->lock);
+	return node;
+}
+
+static mode_t kind_type(enum node_kind kind)
+{
+	return kind == NODE_HUB_FILE ? S_IFREG : S_IFDIR;
+}
+
+/* The node bound to (dir, name) with this kind, type and hub path, made if
+ * there is none or the one there is of another kind; its size and mtime
+ * updated either way. Takes nothing from the caller. */
+static int bind(struct tree *tree, const struct node *dir, struct hub *hub, const char *name,
+		enum node_kind kind, mode_t type, const char *path, uint64_t size, time_t mtime,
+		struct node **out)
+{
+	struct node *node;
+	int rc = 0;
+
+	pthread_mutex_lock(&tree->lock);
+	node = find_locked(tree, dir->ino, name);
+	if (!node || node->kind != kind || node->type != type || node->hub != hub ||
+	    strcmp(node->path, path) != 0) {
+		node = calloc(1, sizeof(*node));
+		if (node) {
+			node->name = strdup(name);
+			node->path = strdup(path);
+		}
+		if (!node || !node->name || !node->path) {
+			node_free(node);
+			rc = -ENOMEM;
+			goto out;
+		}
+		node->parent = dir->ino;
+		node->kind = kind;
+		node->hub = hub;
+		node->type = type;
+		rc = add_locked(tree, node);
+		if (rc) {
+			node_free(node);
+			goto out;
+		}
+	}
+	node->size = size;
+	node->mtime = mtime;
+	*out = node;
+out:
+	pthread_mutex_unlock(&tree->lock);
+	return rc;
+}
+
+static int bind_entry(struct tree *tree, const struct node *dir, const struct entry *entry,
+		      struct node **out)
+{
+	enum node_kind kind = entry->type == ENTRY_FILE	   ? NODE_HUB_FILE
+			      : entry->type == ENTRY_ARCHIVE ? NODE_ARCHIVE
+							     : NODE_HUB_DIR;
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s%s%s", dir->path, dir->path[0] ? "/" : "",
+		     entry->name) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	return bind(tree, dir, dir->hub, entry->name, kind, kind_type(kind), path, entry->size,
+		    entry->mtime, out);
+}
+
+/* The cache path of a staged directory's content (copied), or NULL. */
+static char *staged_dir_path(struct tree *tree, const struct node *dir)
+{
+	if (dir->kind == NODE_STAGED)
+		return strdup(dir->path);
+	return tree_backing(tree, dir);
+}
+
+static int bind_staged(struct tree *tree, const struct node *dir, const char *dir_path,
+		       const char *name, struct node **out)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir_path, name) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (fstatat(cache_root_fd(tree->cache), path, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return -errno;
+	/* Extraction refuses anything else; hide it if a person put it there. */
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		return -ENOENT;
+	return bind(tree, dir, dir->hub, name, NODE_STAGED, st.st_mode & S_IFMT, path,
+		    (uint64_t)st.st_size, st.st_mtim.tv_sec, out);
+}
+
+static struct hub *find_hub(struct tree *tree, const char *name)
+{
+	for (size_t i = 0; i < tree->nhubs; i++)
+		if (strcmp(tree->hubs[i].ops->name, name) == 0)
+			return &tree->hubs[i];
+	return NULL;
+}
+
+static int bind_hub(struct tree *tree, const struct node *root, struct hub *hub, struct node **out)
+{
+	return bind(tree, root, hub, hub->ops->name, NODE_HUB_DIR, S_IFDIR, "", 0, tree->started,
+		    out);
+}
+
+int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct node **out)
+{
+	struct entry entry;
+	char *dir_path = NULL;
+	char path[PATH_MAX];
+	int rc;
+
+	*out = NULL;
+	switch (dir->kind) {
+	case NODE_ROOT: {
+		struct hub *hub = find_hub(tree, name);
+		return hub ? bind_hub(tree, dir, hub, out) : -ENOENT;
+	}
+	case NODE_HUB_DIR:
+		if (snprintf(path, sizeof(path), "%s%s%s", dir->path, dir->path[0] ? "/" : "",
+			     name) >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		rc = dir->hub->ops->lookup(dir->hub, path, &entry);
+		return rc ? rc : bind_entry(tree, dir, &entry, out);
+	case NODE_ARCHIVE:
+	case NODE_STAGED:
+		if (dir->kind == NODE_STAGED && dir->type != S_IFDIR)
+			return -ENOTDIR;
+		dir_path = staged_dir_path(tree, dir);
+		rc = dir_path ? bind_staged(tree, dir, dir_path, name, out) : -EIO;
+		free(dir_path);
+		return rc;
+	case NODE_HUB_FILE:
+		break;
+	}
+	return -ENOTDIR;
+}
+
+static int list_staged(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
+{
+	char *dir_path = staged_dir_path(tree, dir);
+	struct dirent *d;
+	DIR *stream = NULL;
+	int fd, rc = 0;
+
+	if (!dir_path)
+		return -EIO;
+	fd = openat(cache_root_fd(tree->cache), dir_path,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || !(stream = fdopendir(fd))) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	while ((d = readdir(stream)) != NULL) {
+		struct node *child;
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (bind_staged(tree, dir, dir_path, d->d_name, &child) != 0)
+			continue; /* vanished, or not something we show */
+		rc = fn(ctx, child);
+		if (rc)
+			break;
+	}
+	closedir(stream);
+out:
+	free(dir_path);
+	return rc;
+}
+
+int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
+{
+	struct entry_list entries = { 0 };
+	struct node *child;
+	int rc = 0;
+
+	switch (dir->kind) {
+	case NODE_ROOT:
+		for (size_t i = 0; i < tree->nhubs && rc == 0; i++) {
+			rc = bind_hub(tree, dir, &tree->hubs[i], &child);
+			if (rc == 0)
+				rc = fn(ctx, child);
+		}
+		return rc;
+	case NODE_HUB_DIR:
+		rc = dir->hub->ops->list(dir->hub, dir->path, &entries);
+		for (size_t i = 0; i < entries.count && rc == 0; i++) {
+			rc = bind_entry(tree, dir, &entries.items[i], &child);
+			if (rc == 0)
+				rc = fn(ctx, child);
+		}
+		entry_list_free(&entries);
+		return rc;
+	case NODE_ARCHIVE:
+	case NODE_STAGED:
+		if (dir->kind == NODE_STAGED && dir->type != S_IFDIR)
+			return -ENOTDIR;
+		return list_staged(tree, dir, fn, ctx);
+	case NODE_HUB_FILE:
+		break;
+	}
+	return -ENOTDIR;
+}
+
+int tree_stat(struct tree *tree, const struct node *node, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = node->ino;
+	st->st_uid = tree->uid;
+	st->st_gid = tree->gid;
+	st->st_blksize = 4096;
+
+	if (node->kind == NODE_STAGED) {
+		struct stat real;
+		if (fstatat(cache_root_fd(tree->cache), node->path, &real, AT_SYMLINK_NOFOLLOW) != 0)
+			return -errno;
+		/* Read-only whatever the archive said. */
+		st->st_mode = (real.st_mode & S_IFMT) | (real.st_mode & 0555);
+		if (S_ISLNK(real.st_mode))
+			st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = real.st_nlink;
+		st->st_size = real.st_size;
+		st->st_blocks = real.st_blocks;
+		st->st_mtim = real.st_mtim;
+		st->st_ctim = real.st_ctim;
+		st->st_atim = real.st_atim;
+		return 0;
+	}
+
+	pthread_mutex_lock(&tree->lock);
+	st->st_size = (off_t)node->size;
+	st->st_mtim.tv_sec = node->mtime;
+	pthread_mutex_unlock(&tree->lock);
+	st->st_ctim = st->st_atim = st->st_mtim;
+	if (node->kind == NODE_HUB_FILE) {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_blocks = (blkcnt_t)((node->size + 511) / 512);
+	} else {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	}
+	return 0;
+}
+
+int tree_set_backing(struct tree *tree, struct node *node, const char *cache_path)
+{
+	char *copy = strdup(cache_path);
+
+	if (!copy)
+		return -ENOMEM;
+	pthread_mutex_lock(&tree->lock);
+	free(node->backing);
+	node->backing = copy;
+	pthread_mutex_unlock(&tree->lock);
+	return 0;
+}
+
+char *tree_backing(struct tree *tree, const struct node *node)
+{
+	char *copy = NULL;
+
+	pthread_mutex_lock(&tree->lock);
+	if (node->backing)
+		copy = strdup(node->backing);
+	pthread_mutex_unlock(&tree->lock);
+	return copy;
+}
+
+bool tree_note_served(struct tree *tree, struct node *node, const struct digest_spec *digest)
+{
+	bool same;
+
+	pthread_mutex_lock(&tree->lock);
+	same = node->served.algo == DIGEST_NONE ||
+	       (node->served.algo == digest->algo && strcmp(node->served.hex, digest->hex) == 0);
+	node->served = *digest;
+	pthread_mutex_unlock(&tree->lock);
+	return same;
+}

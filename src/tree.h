@@ -1,0 +1,80 @@
+/* tree.h: the mounted namespace: an inode number for every name the kernel
+ * has seen, bound to a path in a hub or to a file staged in the cache.
+ * Not for: FUSE replies (fs.c) or fetching anything (download.c). */
+#ifndef OMNIHUB_TREE_H
+#define OMNIHUB_TREE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "digest.h"
+
+struct cache;
+struct hub;
+
+enum node_kind {
+	NODE_ROOT,     /* the mount point: one directory per hub */
+	NODE_HUB_DIR,  /* a directory its hub lists */
+	NODE_HUB_FILE, /* a hub file: its bytes are in the cache once fetched */
+	NODE_ARCHIVE,  /* a hub directory whose content is an extracted archive */
+	NODE_STAGED,   /* a file, directory or link inside an extracted archive,
+			  served from the cache as it is */
+};
+
+/* Nodes live as long as the tree (inode numbers stay valid for the whole
+ * mount; memory grows with the names looked up, not with a hub's size).
+ * The fields above the line never change once the node is made and may be
+ * read without the lock; the others go through the functions below. */
+struct node {
+	uint64_t ino;
+	uint64_t parent;
+	char *name;        /* owned */
+	enum node_kind kind;
+	struct hub *hub;   /* borrowed; NULL for the root */
+	char *path;        /* owned; the path in the hub ("" for its root); for
+			      NODE_STAGED, the path below the cache root */
+	/* ---- under the tree's lock ---- */
+	mode_t type;       /* S_IFDIR, S_IFREG or S_IFLNK */
+	uint64_t size;
+	time_t mtime;
+	char *backing;     /* owned; NODE_ARCHIVE: the cache path it was
+			      extracted to, once it was */
+	struct digest_spec served; /* NODE_HUB_FILE: what the last open served,
+				      so the kernel's page cache is dropped
+				      when the content changes */
+	struct node *hash_next;
+};
+
+struct tree;
+
+int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *cache);
+void tree_free(struct tree *tree);
+
+/* The node of an inode number the kernel was given, or NULL. */
+struct node *tree_node(struct tree *tree, uint64_t ino);
+
+/* Finds name in dir, asking its hub or reading the cache, and binds it to
+ * an inode number. NODE_ARCHIVE directories must have been staged first
+ * (tree_set_backing). 0 or -errno (-ENOENT for no such name). */
+int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct node **out);
+
+typedef int (*tree_list_fn)(void *ctx, const struct node *child);
+/* Calls fn for every child of dir, bound to inode numbers, stopping at the
+ * first non-zero return, which it returns. */
+int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx);
+
+/* Attributes as the mount shows them (read-only modes, our owner). */
+int tree_stat(struct tree *tree, const struct node *node, struct stat *st);
+
+/* NODE_ARCHIVE: records where it was extracted. */
+int tree_set_backing(struct tree *tree, struct node *node, const char *cache_path);
+/* Copies the backing path (NULL when none yet) for the caller to free. */
+char *tree_backing(struct tree *tree, const struct node *node);
+/* NODE_HUB_FILE: records what an open serves; false when an earlier open
+ * served other content, so pages the kernel cached are stale. */
+bool tree_note_served(struct tree *tree, struct node *node, const struct digest_spec *digest);
+
+#endif
