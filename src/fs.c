@@ -80,6 +80,8 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 			continue;
 		}
 		snprintf(why, why_size, "%s hub: %s", hub->ops->name, hub_why);
+		if (hub_registry_count > 1) /* else the mount fails with why */
+			log_error("%s hub left out: %s", hub->ops->name, hub_why);
 		memset(hub, 0, sizeof(*hub));
 	}
 	if (fs->nhubs == 0) {

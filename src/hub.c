@@ -151,7 +151,6 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 		}
 		if (cfg->offline) {
 			snprintf(why, why_size, "offline, and %s", cached_why);
-			log_error("%s: %s", name, why);
 			rc = cached_rc;
 			goto out;
 		}
@@ -181,8 +180,6 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 	} else if (cached_rc == 0) {
 		log_warn("%s: %s; using the index cached on %s", name, why, when);
 		rc = 0;
-	} else {
-		log_error("%s: %s", name, why);
 	}
 out:
 	free(body.data);

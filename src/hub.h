@@ -88,7 +88,8 @@ typedef int (*hub_index_parse_fn)(struct hub *hub, const char *data, size_t len,
  * it is younger than the index TTL (always when offline), else a download.
  * With refresh: a download only. A download is saved in the cache only once
  * parse accepts it; when it fails or is refused and no refresh was asked,
- * the cached copy is used, with a warning. Logs what it decides. */
+ * the cached copy is used, with a warning. Logs what it decides, except a
+ * failure, which it leaves to the caller with a sentence in why. */
 int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refresh,
 		   hub_index_parse_fn parse, char *why, size_t why_size);
 

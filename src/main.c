@@ -24,7 +24,13 @@
  * before other requests queue behind them. */
 #define MAX_FUSE_THREADS 64
 
-#define OPTION(template, field) { template, offsetof(struct config_options, field), 1 }
+/* What the command line holds besides libfuse's own options. */
+struct cmdline {
+	struct config_options options;
+	char *mountpoint; /* as given; NULL until seen */
+};
+
+#define OPTION(template, field) { template, offsetof(struct cmdline, options.field), 1 }
 
 static const struct fuse_opt option_spec[] = {
 	OPTION("cache=%s", cache),
@@ -35,6 +41,24 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("onnx_url=%s", onnx_url),
 	FUSE_OPT_END,
 };
+
+/* Takes the mount point out of the arguments, so that we, not libfuse,
+ * explain what is wrong with it. */
+static int take_mountpoint(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cmdline *cmdline = data;
+
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1; /* libfuse's option: keep it */
+	if (cmdline->mountpoint) {
+		fprintf(stderr, "%s: one mount point only ('%s' and '%s' given)\n", PACKAGE_NAME,
+			cmdline->mountpoint, arg);
+		return -1;
+	}
+	cmdline->mountpoint = strdup(arg);
+	return cmdline->mountpoint ? 0 : -1;
+}
 
 static void print_usage(const char *program)
 {
@@ -121,7 +145,8 @@ static int run_loop(struct fuse_session *session, const struct fuse_cmdline_opts
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct config_options opts = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT };
+	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_DEFAULT };
+	struct config_options *opts = &cmdline.options;
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct fuse_session *session = NULL;
 	struct config cfg = { 0 };
@@ -131,7 +156,7 @@ int main(int argc, char *argv[])
 	char fs_why[1024];
 	int status = 1;
 
-	if (fuse_opt_parse(&args, &opts, option_spec, NULL) != 0 ||
+	if (fuse_opt_parse(&args, &cmdline, option_spec, take_mountpoint) != 0 ||
 	    fuse_parse_cmdline(&args, &cmd) != 0) {
 		fprintf(stderr, "%s: see '%s --help'\n", PACKAGE_NAME, PACKAGE_NAME);
 		status = 2;
@@ -148,15 +173,22 @@ int main(int argc, char *argv[])
 		status = 0;
 		goto out;
 	}
-	if (!cmd.mountpoint) {
+	if (!cmdline.mountpoint) {
 		fprintf(stderr, "%s: no mount point given (usage: %s [options] MOUNTPOINT)\n",
 			PACKAGE_NAME, PACKAGE_NAME);
 		status = 2;
 		goto out;
 	}
-	if (check_mountpoint(cmd.mountpoint) != 0)
+	if (check_mountpoint(cmdline.mountpoint) != 0)
 		goto out;
-	if (config_resolve(&cfg, &opts, &why) != 0) {
+	/* Absolute: the daemon changes to / before it unmounts. */
+	cmd.mountpoint = realpath(cmdline.mountpoint, NULL);
+	if (!cmd.mountpoint) {
+		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, cmdline.mountpoint,
+			strerror(errno));
+		goto out;
+	}
+	if (config_resolve(&cfg, opts, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, why);
 		goto out;
 	}
@@ -202,10 +234,11 @@ out:
 	if (curl_ready)
 		curl_global_cleanup();
 	config_free(&cfg);
-	free(opts.cache);
-	free(opts.cacert);
-	free(opts.onnx_index_url);
-	free(opts.onnx_url);
+	free(opts->cache);
+	free(opts->cacert);
+	free(opts->onnx_index_url);
+	free(opts->onnx_url);
+	free(cmdline.mountpoint);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	return status;
