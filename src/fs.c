@@ -355,6 +355,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct listing *listing = (struct listing *)(uintptr_t)fi->fh;
 	size_t start = (size_t)off, len;
+	char *copy;
 
 	(void)ino;
 	if (off < 0 || start >= listing->len) {
@@ -363,7 +364,16 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	/* The kernel drops an entry cut short and asks again from its offset. */
 	len = listing->len - start < size ? listing->len - start : size;
-	fuse_reply_buf(req, listing->data + start, len);
+	/* Reply from a copy: once the kernel has the reply, the directory can be
+	 * released, and the listing freed, while writev() is still returning. */
+	copy = malloc(len);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, listing->data + start, len);
+	fuse_reply_buf(req, copy, len);
+	free(copy);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -221,7 +221,8 @@ int main(int argc, char *argv[])
 	if (fuse_daemonize(cmd.foreground) != 0)
 		goto out;
 	log_setup(cmd.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, !cmd.foreground);
-	status = run_loop(session, &cmd) == 0 ? 0 : 1;
+	/* The loop returns the number of the signal that ended it: a clean exit. */
+	status = run_loop(session, &cmd) >= 0 ? 0 : 1;
 	log_info("unmounting %s", cmd.mountpoint);
 out:
 	if (mounted)

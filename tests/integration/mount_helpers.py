@@ -1,0 +1,513 @@
+"""Harness of the omnihub-fuse integration tests: a small TAP runner, a Mount context manager, helpers.
+Not for the tests themselves (test_onnx_mount.py) nor for serving the fake hub (tests/fixtures/).
+"""
+
+# A test is a function registered with @test; it gets a TestContext with its own directory,
+# cache, mount point and daemon environment. run() prints TAP ("ok N - name", "# ..."
+# diagnostics, the plan last) and exits 0 only if every test passed; `script.py PART` runs
+# only the tests whose name contains PART. OMNIHUB_TEST_KEEP=1 keeps the temp files.
+
+import ctypes
+import errno
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SRCDIR = os.environ.get("OMNIHUB_SRCDIR") or REPO_ROOT
+
+MOUNT_TIMEOUT = 20.0  # seconds for the mount point to appear
+EXIT_TIMEOUT = 20.0  # seconds for the daemon to exit after an unmount or a signal
+TEST_TIMEOUT = 150.0  # seconds before a hung test's daemons are killed (ASan builds are slow)
+LOG_TAIL_LINES = 40
+
+# Variables that would make the daemon (or libcurl) look outside the test's own directories,
+# or at servers other than the local fake hub.
+_SCRUBBED_PREFIXES = ("OMNIHUB_", "MODELHUB_", "ONNX_", "HF_", "HUGGINGFACE_", "XDG_", "CURL_")
+_SCRUBBED_NAMES = {"SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy", "all_proxy",
+                   "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}
+
+_PR_SET_PDEATHSIG = 1
+_SANITIZER_START = re.compile(r"==\d+==ERROR: |runtime error: |WARNING: ThreadSanitizer")
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+def check(condition, message):
+    """An assert that survives python -O."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_eq(got, want, what):
+    if got != want:
+        raise AssertionError("%s: got %r, expected %r" % (what, got, want))
+
+
+def sha256_file(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                return digest.hexdigest()
+            digest.update(block)
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def errno_of(func, *args, **kwargs):
+    """Call func expecting an OSError; return its errno. Fails if the call succeeds."""
+    try:
+        func(*args, **kwargs)
+    except OSError as e:
+        return e.errno
+    name = getattr(func, "__name__", repr(func))
+    raise AssertionError("%s%r succeeded, expected an error" % (name, args))
+
+
+def read_errno(path):
+    """Open and read path to the end expecting an OSError (at open or read); return its errno."""
+    def read_all():
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    return errno_of(read_all)
+
+
+def errno_name(number):
+    return errno.errorcode.get(number, str(number))
+
+
+def all_files(root):
+    """Relative paths of every non-directory under root, hidden ones included."""
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            found.add(os.path.relpath(os.path.join(dirpath, name), root))
+    return found
+
+
+def all_paths(root):
+    """Relative paths of every file and directory under root."""
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            found.add(os.path.relpath(os.path.join(dirpath, name), root))
+    return found
+
+
+def partials(root):
+    """Leftover download temporaries (".<name>.XXXXXX.partial") anywhere under root."""
+    return sorted(p for p in all_files(root) if p.endswith(".partial"))
+
+
+def settle_logs(zoo, quiet=0.15, limit=3.0):
+    """Wait until the fake hub's access logs stop growing: nginx writes a request's line
+    when the response is finished, a moment after the client has seen the last byte."""
+    def sizes():
+        out = []
+        for host in ("raw", "hub", "cdn", "fault"):
+            try:
+                out.append(os.path.getsize(os.path.join(zoo.log_dir, host + ".log")))
+            except OSError:
+                out.append(-1)
+        return out
+    deadline = time.monotonic() + limit
+    last = sizes()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = sizes()
+        if now == last:
+            return
+        last = now
+
+
+def count_requests(zoo, host, path_substring=None, method="GET"):
+    """Number of requests in a fake-hub access log (method None: any method)."""
+    settle_logs(zoo)
+    records = zoo.requests(host, path_substring)
+    return sum(1 for r in records if method is None or r["method"] == method)
+
+
+# ----------------------------------------------------------------------------- mounts
+
+def _unescape_mountinfo(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_points():
+    """Mount points of this mount namespace, from /proc/self/mountinfo."""
+    with open("/proc/self/mountinfo") as f:
+        return [_unescape_mountinfo(line.split(" ")[4]) for line in f if line.count(" ") > 4]
+
+
+def is_mounted(path):
+    return os.path.realpath(path) in mount_points()
+
+
+def fusermount(path, lazy=False):
+    return subprocess.run(["fusermount3", "-uz" if lazy else "-u", path],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+
+
+def _die_with_parent():
+    """preexec_fn: SIGTERM the daemon if the test runner dies, so that it unmounts itself."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def daemon_env(test_dir):
+    """A clean environment whose home and client caches all live in test_dir."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED_NAMES}
+    home = os.path.join(test_dir, "home")
+    env.update({
+        "HOME": home,
+        "XDG_CACHE_HOME": os.path.join(home, ".cache"),
+        "ONNX_HOME": os.path.join(test_dir, "onnx_home"),
+        "HF_HOME": os.path.join(test_dir, "hf_home"),
+        "HF_HUB_CACHE": os.path.join(test_dir, "hf_home", "hub"),
+    })
+    return env
+
+
+class Mount:
+    """The daemon in the foreground on a mount point for the duration of a `with` block.
+
+    Leaving the block unmounts with fusermount3 -u and requires the daemon to exit with
+    status 0 (so crashes and sanitizer reports fail the test). Whatever happens, nothing
+    stays mounted and no daemon keeps running."""
+
+    def __init__(self, binary, mountpoint, options, env, log_path):
+        self.binary = binary
+        self.mountpoint = mountpoint
+        self.options = list(options)
+        self.env = env
+        self.log_path = log_path
+        self.proc = None
+        self.problem = None  # why the shutdown was not clean, once stopped
+        self._stopped = False
+
+    @property
+    def command(self):
+        cmd = [self.binary, "-f"]
+        if self.options:
+            cmd += ["-o", ",".join(self.options)]
+        return cmd + [self.mountpoint]
+
+    def path(self, *parts):
+        return os.path.join(self.mountpoint, *parts)
+
+    def log(self):
+        """The daemon's stderr so far."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def log_lines(self, *needles):
+        """Log lines containing every one of needles."""
+        return [line for line in self.log().splitlines() if all(n in line for n in needles)]
+
+    def start(self):
+        check(not is_mounted(self.mountpoint), "%s is already mounted" % self.mountpoint)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, env=self.env, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while not is_mounted(self.mountpoint):
+            if self.proc.poll() is not None:
+                self._stopped = True
+                raise AssertionError("the daemon exited with status %s before mounting; "
+                                     "its stderr is in %s" % (self.proc.returncode, self.log_path))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("%s not mounted after %.0f s"
+                                     % (self.mountpoint, MOUNT_TIMEOUT))
+            time.sleep(0.02)
+        return self
+
+    def signal(self, signum, timeout=EXIT_TIMEOUT):
+        """Send signum to the daemon and wait for it to exit; returns its exit status,
+        or None if it still runs after timeout."""
+        self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        """Last resort (hung test): SIGKILL the daemon, which aborts its FUSE connection so
+        that blocked system calls return, and detach the mount."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if is_mounted(self.mountpoint):
+            fusermount(self.mountpoint, lazy=True)
+
+    def stop(self):
+        """Unmount, wait for the daemon, clean up by force if needed. Returns None if the
+        shutdown was clean, else what went wrong. Safe to call again."""
+        if self._stopped or self.proc is None:
+            return self.problem
+        self._stopped = True
+        problems = []
+        if self.proc.poll() is None and is_mounted(self.mountpoint):
+            # A file still open (say, by the frame of a failing test) makes -u fail with
+            # EBUSY: retry briefly, then detach the mount and tell the daemon to go.
+            deadline = time.monotonic() + 2.0
+            while True:
+                res = fusermount(self.mountpoint)
+                if res.returncode == 0 or not is_mounted(self.mountpoint):
+                    break
+                if time.monotonic() > deadline:
+                    problems.append("fusermount3 -u failed: %s" % res.stderr.strip())
+                    fusermount(self.mountpoint, lazy=True)
+                    self.proc.terminate()
+                    break
+                time.sleep(0.1)
+        try:
+            self.proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            problems.append("the daemon (pid %d) did not exit within %.0f s; killed"
+                            % (self.proc.pid, EXIT_TIMEOUT))
+            self.proc.kill()
+            self.proc.wait()
+        if is_mounted(self.mountpoint):
+            problems.append("%s was still mounted after the daemon exited" % self.mountpoint)
+            fusermount(self.mountpoint, lazy=True)
+        if self.proc.returncode != 0:
+            problems.append("the daemon exited with status %d" % self.proc.returncode)
+        self.problem = "; ".join(problems) or None
+        return self.problem
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        problem = self.stop()
+        if problem and exc_type is None:
+            raise AssertionError(problem)
+        return False
+
+
+def run_cli(binary, args, env, timeout=EXIT_TIMEOUT, mountpoint=None):
+    """Run the daemon for a command that must end by itself (--help, start-up errors).
+    Returns the CompletedProcess; fails (after cleaning up) if it does not end in time or
+    leaves mountpoint mounted."""
+    proc = subprocess.Popen([binary] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, text=True, errors="replace",
+                            preexec_fn=_die_with_parent)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        if mountpoint and is_mounted(mountpoint):
+            fusermount(mountpoint, lazy=True)
+        raise AssertionError("%s did not exit within %.0f s; stderr:\n%s"
+                             % (" ".join([binary] + list(args)), timeout, err))
+    if mountpoint and is_mounted(mountpoint):
+        fusermount(mountpoint, lazy=True)
+        raise AssertionError("%s exited but left %s mounted" % (binary, mountpoint))
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+# ----------------------------------------------------------------------------- TAP runner
+
+_TESTS = []
+
+
+def test(func):
+    """Register a test function; tests run in the order they are defined."""
+    _TESTS.append(func)
+    return func
+
+
+class TestContext:
+    """Per-test state: an own directory with cache/, mnt/ and the daemon's home and client
+    caches, plus every Mount started through it (for cleanup and diagnostics)."""
+
+    def __init__(self, root, number, name, binary, shared):
+        self.name = name
+        self.binary = binary
+        self.shared = shared
+        self.dir = os.path.join(root, "%02d-%s" % (number, name))
+        self.cache = os.path.join(self.dir, "cache")
+        self.mountpoint = os.path.join(self.dir, "mnt")
+        self.env = daemon_env(self.dir)
+        for d in (self.cache, self.mountpoint, self.env["HOME"], self.env["ONNX_HOME"],
+                  self.env["HF_HUB_CACHE"]):
+            os.makedirs(d)
+        self.mounts = []
+        self.notes = []  # extra diagnostics, printed if the test fails
+        self.timed_out = False
+
+    def mount(self, options, env=None):
+        """A Mount (not started yet) on this test's mount point; env entries override
+        self.env, None removes a variable."""
+        merged = dict(self.env)
+        for key, value in (env or {}).items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        log_path = os.path.join(self.dir, "daemon-%d.log" % (len(self.mounts) + 1))
+        m = Mount(self.binary, self.mountpoint, options, merged, log_path)
+        self.mounts.append(m)
+        return m
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def abort(self):
+        """Watchdog: the test hangs (most likely in a system call on the mount)."""
+        self.timed_out = True
+        for m in list(self.mounts):
+            m.kill()
+
+    def cleanup(self):
+        """Stop any mount the test left running; returns the problems found."""
+        return [p for p in (m.stop() for m in self.mounts) if p]
+
+
+def _diag(text):
+    for line in text.rstrip("\n").splitlines():
+        print("# " + line)
+
+
+def _log_excerpt(text):
+    """The tail of a daemon log; a sanitizer report is shown from its first line instead,
+    since its stack traces, not its shadow-byte legend, say what went wrong."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if _SANITIZER_START.search(line):
+            return "\n".join(lines[max(0, i - 5):i + 2 * LOG_TAIL_LINES])
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _skip_reason():
+    if os.geteuid() != 0:
+        return "mounting needs root"
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is not installed"
+    return None
+
+
+def find_binary():
+    """$OMNIHUB_FUSE, else omnihub-fuse at the top of the tree this script is in."""
+    binary = os.environ.get("OMNIHUB_FUSE") or os.path.join(REPO_ROOT, "omnihub-fuse")
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        raise RuntimeError("omnihub-fuse not found at %s: build it, or set OMNIHUB_FUSE to the "
+                           "binary (make check does)" % binary)
+    return binary
+
+
+def _unmount_below(root):
+    """Never let rmtree walk into a mount that a crashed test left behind."""
+    prefix = os.path.realpath(root) + os.sep
+    for point in mount_points():
+        if point.startswith(prefix):
+            fusermount(point, lazy=True)
+
+
+def run(setup, before_each=None, argv=None):
+    """Run the registered tests and exit. setup(run_dir) is a context manager yielding the
+    object tests see as ctx.shared; before_each(shared) runs before every test."""
+    argv = sys.argv[1:] if argv is None else argv
+    tests = [t for t in _TESTS if not argv or argv[0] in t.__name__]
+    reason = _skip_reason()
+    if reason:
+        print("1..0 # SKIP %s" % reason)
+        sys.exit(0)
+    try:
+        binary = find_binary()
+    except RuntimeError as e:
+        print("Bail out! %s" % e)
+        sys.exit(1)
+
+    run_dir = tempfile.mkdtemp(prefix="omnihub-it-")
+    failed = 0
+    started = time.monotonic()
+    try:
+        try:
+            setup_cm = setup(run_dir)
+            shared = setup_cm.__enter__()
+        except Exception:
+            print("Bail out! fixture setup failed")
+            _diag(traceback.format_exc())
+            sys.stdout.flush()
+            sys.exit(1)
+        try:
+            for number, func in enumerate(tests, 1):
+                failed += not _run_one(number, func, run_dir, binary, shared, before_each)
+        finally:
+            setup_cm.__exit__(None, None, None)
+    finally:
+        _unmount_below(run_dir)
+        if os.environ.get("OMNIHUB_TEST_KEEP") == "1":
+            _diag("test files kept in %s" % run_dir)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    _diag("%d of %d tests failed, %.1f s" % (failed, len(tests), time.monotonic() - started))
+    print("1..%d" % len(tests))
+    sys.stdout.flush()
+    sys.exit(1 if failed else 0)
+
+
+def _run_one(number, func, run_dir, binary, shared, before_each):
+    """Run one test, print its TAP line and diagnostics; True if it passed."""
+    name = func.__name__
+    started = time.monotonic()
+    ctx = None
+    error = None
+    watchdog = None
+    try:
+        ctx = TestContext(run_dir, number, name, binary, shared)
+        watchdog = threading.Timer(TEST_TIMEOUT, ctx.abort)
+        watchdog.daemon = True
+        watchdog.start()
+        if before_each:
+            before_each(shared)
+        func(ctx)
+    except Exception:
+        error = traceback.format_exc()
+    finally:
+        if watchdog:
+            watchdog.cancel()
+        leftovers = ctx.cleanup() if ctx else []
+    if ctx and ctx.timed_out:
+        error = "timed out after %.0f s; the daemons were killed\n%s" % (TEST_TIMEOUT, error or "")
+    leftovers = [p for p in leftovers if p not in (error or "")]  # not twice
+    if leftovers:  # a shutdown problem fails the test even if the body passed
+        error = (error or "") + "cleanup: " + "; ".join(leftovers)
+    seconds = time.monotonic() - started
+    if error is None:
+        print("ok %d - %s" % (number, name))
+        _diag("%s: %.1f s" % (name, seconds))
+        sys.stdout.flush()
+        return True
+    print("not ok %d - %s" % (number, name))
+    _diag(error)
+    if ctx:
+        for text in ctx.notes:
+            _diag(text)
+        for i, m in enumerate(ctx.mounts, 1):
+            status = m.proc.returncode if m.proc else "not started"
+            _diag("--- daemon %d: %s (exit status %s); stderr:" % (i, " ".join(m.command), status))
+            _diag(_log_excerpt(m.log()) or "(empty)")
+    _diag("%s: %.1f s" % (name, seconds))
+    sys.stdout.flush()
+    return False

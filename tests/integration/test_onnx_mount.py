@@ -1,0 +1,627 @@
+#!/usr/bin/env python3
+"""Integration tests of omnihub-fuse: mount the ONNX Model Zoo of the local fake hub and check it as a black box.
+Not for unit checks of the C modules (tests/unit) nor for benchmarks; it skips without root or /dev/fuse.
+"""
+
+# Run by `make check` (TAP on stdout), or by hand:
+#     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_onnx_mount.py [PART]
+
+import contextlib
+import importlib.util
+import json
+import mmap
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import (SRCDIR, all_files, all_paths, check, check_eq, count_requests,
+                           errno_name, errno_of, is_mounted, partials, read_errno, run, run_cli,
+                           sha256_bytes, sha256_file, test)  # noqa: E402
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from zoo_server import HOSTS, INDEX_PATH, ZooServer  # noqa: E402
+
+MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
+LARGE_MIB = 64
+INDEX_CACHE_REL = ".index/onnx/ONNX_HUB_MANIFEST.json"
+# Port 1 on loopback: nothing listens there, so every connection is refused at once.
+DEAD_INDEX_URL = "https://127.0.0.1:1" + INDEX_PATH
+DEAD_MODEL_URL = "https://127.0.0.1:1/onnxmodelzoo/legacy_models/resolve/main/"
+HF_REPO_DIR = "models--onnxmodelzoo--legacy_models"
+OLD_MTIME_NS = 1_600_000_000 * 10**9  # a pre-filled client file's mtime; any touch changes it
+
+# What the daemon's documentation says about this fixture's names; checked against our own
+# derivation of the rules so that a slip in expected_dir_names() cannot go unnoticed.
+DOCUMENTED_DIRS = {"Mobile Net": "mobile-net-2", "mobile-net": "mobile-net",
+                   "ResNet18": "resnet18", "resnet18": "resnet18",
+                   "Über_Model v2.0": "-ber_model-v2.0"}
+ALLOWED_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+# ----------------------------------------------------------------------------- the fixture
+
+def clean_name(model):
+    """Lower-case, every character outside [a-z0-9._-] -> '-' (one per character)."""
+    return "".join(c if c in ALLOWED_CHARS else "-" for c in model.lower())
+
+
+def expected_dir_names(entries):
+    """{directory name: [entries]} by the documented rules: names equal but for case are
+    one model; on a clash the name that needed no change keeps the directory, the other
+    gets "-2"."""
+    by_lower = {}
+    for e in entries:
+        by_lower.setdefault(e["model"].lower(), []).append(e)
+    dirs = {}
+    # sorted() is stable: among equals, manifest order decides.
+    for lower in sorted(by_lower, key=lambda low: clean_name(low) != low):
+        base = name = clean_name(lower)
+        n = 2
+        while name in dirs:
+            name = "%s-%d" % (base, n)
+            n += 1
+        dirs[name] = by_lower[lower]
+    return dirs
+
+
+class Hub:
+    """The fixture's expectations plus the running fake hub (zoo)."""
+
+    def __init__(self, fixture_dir, entries, zoo):
+        self.fixture_dir = fixture_dir
+        self.entries = entries
+        self.zoo = zoo
+        self.hostile = [e for e in entries if e["kind"] == "hostile"]
+        self.dirs = expected_dir_names([e for e in entries if e["kind"] != "hostile"])
+        for name, group in self.dirs.items():
+            for e in group:
+                e["dir"] = name
+        for model, name in DOCUMENTED_DIRS.items():
+            check_eq(self.entry(model)["dir"], name, "directory derived for %r" % model)
+
+    def entry(self, model, opset=None):
+        found = [e for e in self.entries
+                 if e["model"] == model and (opset is None or e["opset"] == opset)]
+        check_eq(len(found), 1, "fixture entries for %r opset %r" % (model, opset))
+        return found[0]
+
+    def kind(self, kind):
+        return [e for e in self.entries if e["kind"] == kind]
+
+    def good(self):
+        return self.kind("good")
+
+    def top(self, dirname):
+        """The entry behind onnx/<dirname>/model.onnx: the highest opset."""
+        return max(self.dirs[dirname], key=lambda e: e["opset"])
+
+    @staticmethod
+    def opset_dir(e):
+        return "onnx/%s/opset-%d" % (e["dir"], e["opset"])
+
+    def rel(self, e):
+        """Path of an entry's model file, relative to the mount point and to the cache."""
+        return self.opset_dir(e) + "/model.onnx"
+
+    def served_bytes(self, e):
+        with open(os.path.join(self.fixture_dir, "www", "cdn", e["model_path"]), "rb") as f:
+            return f.read()
+
+    def requests(self, e, host, method="GET"):
+        """Requests to host for e's model file (hub and CDN paths both end with model_path)."""
+        return count_requests(self.zoo, host, e["model_path"], method)
+
+    def total_requests(self):
+        """{host: number of requests of any method} across all fake-hub hosts."""
+        return {host: count_requests(self.zoo, host, method=None) for host in HOSTS}
+
+
+@contextlib.contextmanager
+def fake_hub(run_dir):
+    """Build the fixture zoo once and serve it for the whole run."""
+    if importlib.util.find_spec("onnx") is None:  # make_zoo.py and the checker test need it
+        raise RuntimeError("%s has no onnx module: run this file with Debian's /usr/bin/python3"
+                           % sys.executable)
+    fixture_dir = os.path.join(run_dir, "fixture")
+    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--faults",
+                          "--large-mib", str(LARGE_MIB)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
+        entries = json.load(f)
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
+        yield Hub(fixture_dir, entries, zoo)
+
+
+def hub_options(t, index_url=None, model_url=None, cacert=True):
+    """-o options for t's cache and the fake hub (or the given URLs)."""
+    zoo = t.shared.zoo
+    opts = ["cache=" + t.cache]
+    if cacert:
+        opts.append("cacert=" + zoo.cacert)
+    return opts + ["onnx_index_url=" + (index_url or zoo.index_url),
+                   "onnx_url=" + (model_url or zoo.model_base_url)]
+
+
+def mount(t, *options, env=None, index_url=None, model_url=None):
+    """A Mount of t's cache on t's mount point, talking to the fake hub."""
+    return t.mount(hub_options(t, index_url, model_url) + list(options), env=env)
+
+
+def start_failing(t, mountpoint, **hub_kwargs):
+    """Run a daemon that must fail to start; returns the CompletedProcess."""
+    args = ["-f", "-o", ",".join(hub_options(t, **hub_kwargs)), mountpoint]
+    res = run_cli(t.binary, args, t.env, mountpoint=mountpoint)
+    t.note("stderr:\n" + res.stderr)
+    check(res.returncode != 0, "exit status 0")
+    return res
+
+
+def cached_files(t):
+    return {rel: sha256_file(os.path.join(t.cache, rel)) for rel in all_files(t.cache)}
+
+
+def with_parents(paths):
+    """paths plus every directory above them (relative paths)."""
+    out = set()
+    for p in paths:
+        while p:
+            out.add(p)
+            p = os.path.dirname(p)
+    return out
+
+
+def check_sha(path, e):
+    check_eq(sha256_file(path), e["sha256"], "sha256 of %s" % path)
+
+
+def check_no_requests(hub, hosts=HOSTS):
+    counts = hub.total_requests()
+    check_eq({h: counts[h] for h in hosts}, {h: 0 for h in hosts}, "requests to the fake hub")
+
+
+# ----------------------------------------------------------------------------- tests
+
+@test
+def listing_and_sizes_before_download(t):
+    hub = t.shared
+    with mount(t) as m:
+        listing = os.listdir(m.path("onnx"))
+        check_eq(sorted(listing), sorted(hub.dirs), "directories in onnx/")
+        for e in hub.hostile:
+            check(clean_name(e["model"]) not in listing, "hostile %r is listed" % e["model"])
+        for dirname, group in hub.dirs.items():
+            model_dir = m.path("onnx", dirname)
+            check_eq(sorted(os.listdir(model_dir)),
+                     sorted(["model.onnx"] + ["opset-%d" % e["opset"] for e in group]),
+                     "entries of %s" % model_dir)
+            st = os.stat(os.path.join(model_dir, "model.onnx"))
+            check(stat.S_ISREG(st.st_mode), "%s/model.onnx is not a regular file" % model_dir)
+            check_eq(st.st_size, hub.top(dirname)["bytes"], "size of %s/model.onnx" % model_dir)
+            for e in group:
+                opset_dir = m.path(hub.opset_dir(e))
+                want = ["model.onnx"] + (["model_with_data"] if "members" in e else [])
+                check_eq(sorted(os.listdir(opset_dir)), sorted(want), "entries of " + opset_dir)
+                st = os.stat(m.path(hub.rel(e)))
+                check(stat.S_ISREG(st.st_mode), "%s is not a regular file" % hub.rel(e))
+                check_eq(st.st_size, e["bytes"], "size of " + hub.rel(e))
+                if "members" in e:
+                    st = os.stat(os.path.join(opset_dir, "model_with_data"))
+                    check(stat.S_ISDIR(st.st_mode),
+                          opset_dir + "/model_with_data is not a directory")
+    counts = hub.total_requests()
+    check_eq((counts["hub"], counts["cdn"], counts["fault"]), (0, 0, 0),
+             "hub, CDN and fault requests while listing")
+    check_eq(counts["raw"], 1, "requests to the index host")
+    check_eq(count_requests(hub.zoo, "raw", INDEX_PATH), 1, "GETs of the manifest")
+
+
+@test
+def good_models_read_back_and_cached(t):
+    hub = t.shared
+    with mount(t) as m:
+        for e in hub.good():
+            check_sha(m.path(hub.rel(e)), e)
+        for dirname in hub.dirs:
+            top = hub.top(dirname)
+            if top["kind"] == "good":
+                check_sha(m.path("onnx", dirname, "model.onnx"), top)
+    for e in hub.good():
+        path = os.path.join(t.cache, hub.rel(e))
+        check(os.path.isfile(path), "not in the cache: " + path)
+        check_sha(path, e)
+
+
+CHECKER = r"""
+import sys, onnx
+failed = 0
+for path in sys.argv[1:]:
+    try:
+        onnx.checker.check_model(onnx.load(path))
+        print("checked", path)
+    except Exception as e:
+        failed += 1
+        print("FAILED", path, type(e).__name__, e)
+sys.exit(1 if failed else 0)
+"""
+
+
+@test
+def onnx_checker_accepts_mounted_models(t):
+    hub = t.shared
+    with mount(t) as m:
+        paths = [m.path(hub.rel(e)) for e in hub.good()]
+        paths += [m.path("onnx", d, "model.onnx") for d in hub.dirs if hub.top(d)["kind"] == "good"]
+        res = subprocess.run([sys.executable, "-c", CHECKER] + paths, capture_output=True,
+                             text=True, timeout=300)
+        t.note("checker output:\n" + res.stdout + res.stderr)
+        check_eq(res.returncode, 0, "checker exit status")
+        for p in paths:
+            check("checked " + p in res.stdout.splitlines(), "not checked: " + p)
+
+
+@test
+def mmap_of_large_model(t):
+    hub = t.shared
+    big = hub.entry("BigGemm")
+    with mount(t) as m:
+        with open(m.path(hub.rel(big)), "rb") as f:
+            with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+                check_eq(len(mm), big["bytes"], "mmap length")
+                check_eq(sha256_bytes(mm), big["sha256"], "sha256 over the mmap")
+
+
+@test
+def model_with_data_extracted(t):
+    hub = t.shared
+    archives = [e for e in hub.good() if "members" in e]
+    check(archives, "the fixture has no model_with_data archives")
+    with mount(t) as m:
+        for e in archives:  # what `ls -l opset-N/` does
+            opset_dir = m.path(hub.opset_dir(e))
+            for name in os.listdir(opset_dir):
+                os.lstat(os.path.join(opset_dir, name))
+        check_eq(count_requests(hub.zoo, "hub", ".tar.gz", None)
+                 + count_requests(hub.zoo, "cdn", ".tar.gz", None), 0,
+                 "archive requests after listing opset directories")
+        for e in archives:
+            root = m.path(hub.opset_dir(e), "model_with_data")
+            got = {rel: sha256_file(os.path.join(root, rel)) for rel in all_files(root)}
+            check_eq(got, e["members"], "files under " + root)
+    for e in archives:
+        root = os.path.join(t.cache, hub.opset_dir(e), "model_with_data")
+        got = {rel: sha256_file(os.path.join(root, rel)) for rel in all_files(root)}
+        check_eq(got, e["members"], "cached files under " + root)
+    archive_shas = {e["model_with_data_sha"] for e in archives}
+    for rel, sha in cached_files(t).items():
+        check(not rel.endswith((".tar.gz", ".tgz")), "archive kept in the cache: " + rel)
+        check(sha not in archive_shas, "archive bytes kept in the cache as " + rel)
+    check_eq(partials(t.cache), [], "temporaries left in the cache")
+
+
+@test
+def concurrent_cold_reads_download_once(t):
+    hub = t.shared
+    big = hub.entry("BigGemm")
+    readers = 8
+    barrier = threading.Barrier(readers)
+    results = [None] * readers
+    with mount(t) as m:
+        path = m.path(hub.rel(big))
+
+        def read(i):
+            try:
+                barrier.wait(30)
+                results[i] = sha256_file(path)
+            except Exception as e:  # reported below
+                results[i] = repr(e)
+
+        threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(readers)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(180)
+        check(not any(th.is_alive() for th in threads), "readers still running after 180 s")
+    check_eq(results, [big["sha256"]] * readers, "sha256 seen by each reader")
+    check_eq(hub.requests(big, "cdn"), 1, "CDN GETs of " + big["model_path"])
+
+
+@test
+def corrupt_and_lfs_pointer_give_eio(t):
+    hub = t.shared
+    corrupt = hub.entry("Corrupt")
+    lfs = hub.entry("LfsPointer")
+    with mount(t) as m:
+        for e in (corrupt, lfs):
+            for attempt in (1, 2):  # a failed download must not leave anything to serve
+                got = read_errno(m.path(hub.rel(e)))
+                check_eq(errno_name(got), "EIO", "reading %s (attempt %d)" % (hub.rel(e), attempt))
+        check(m.log_lines(hub.rel(corrupt), "sha256 mismatch", corrupt["sha256"],
+                          corrupt["served_sha256"]),
+              "no log line naming %s with 'sha256 mismatch' and both digests" % hub.rel(corrupt))
+        check(m.log_lines(hub.rel(lfs), "Git LFS pointer"),
+              "no log line naming %s with 'Git LFS pointer'" % hub.rel(lfs))
+    for e in (corrupt, lfs):
+        check(not os.path.lexists(os.path.join(t.cache, hub.rel(e))), "cached: " + hub.rel(e))
+    check_eq(sorted(all_files(t.cache)), [INDEX_CACHE_REL], "files in the cache")
+
+
+@test
+def missing_gated_dropped_errors(t):
+    hub = t.shared
+    want = {"missing": "ENOENT", "gated": "EACCES", "dropped": "EIO"}
+    with mount(t) as m:
+        got = {}
+        for kind in want:
+            (e,) = hub.kind(kind)
+            got[kind] = errno_name(read_errno(m.path(hub.rel(e))))
+        check_eq(got, want, "errors reading the missing, gated and dropped models")
+    # The EIO must come from the broken transfer (a retry would be fine, hence no upper bound).
+    dropped_gets = count_requests(hub.zoo, "fault", hub.kind("dropped")[0]["model_path"])
+    check(dropped_gets >= 1, "the dropped model was never requested from the fault server")
+    check_eq(sorted(all_files(t.cache)), [INDEX_CACHE_REL], "files in the cache")
+
+
+@test
+def hostile_entries_skipped(t):
+    hub = t.shared
+    with open("/etc/passwd", "rb") as f:
+        passwd = f.read()
+    passwd_mtime = os.stat("/etc/passwd").st_mtime_ns
+
+    def outside_cache():
+        """Everything in the test dir but the cache, the mount point and daemon logs."""
+        return {p for p in all_paths(t.dir)
+                if not p.startswith(("cache" + os.sep, "mnt" + os.sep, "daemon-"))}
+
+    before = outside_cache()
+    small = [e for e in hub.good() if e["bytes"] < 1 << 20]
+    with mount(t) as m:
+        skipped = [line.split(" skipped: ", 1)[0]
+                   for line in m.log_lines("onnx: manifest entry", " skipped: ")]
+        t.note("skip lines:\n" + "\n".join(skipped))
+        check_eq(len(skipped), len(hub.hostile), "number of 'skipped' log lines")
+        for e in hub.hostile:
+            # A long name may be shortened in the log; its first 32 characters must be there.
+            shown = e["model"] if len(e["model"]) <= 32 else e["model"][:32]
+            check(any("(" + shown in line for line in skipped),
+                  "no 'skipped' line for %r" % e["model"][:40])
+        # Walk the whole tree (model_with_data/ included, which extracts the archives) and read
+        # the small models: every path the daemon writes to is exercised.
+        tree = all_paths(m.path())
+        for e in hub.hostile:
+            check("onnx/" + clean_name(e["model"]) not in tree,
+                  "hostile %r in the tree" % e["model"][:40])
+        check(not [p for p in tree if "hostile" in p or "passwd" in p], "hostile paths in the tree")
+        for e in small:
+            check_sha(m.path(hub.rel(e)), e)
+    expected = {INDEX_CACHE_REL} | {hub.rel(e) for e in small}
+    for e in hub.good():
+        for member in e.get("members", {}):
+            expected.add(hub.opset_dir(e) + "/model_with_data/" + member)
+    check_eq(sorted(all_paths(t.cache)), sorted(with_parents(expected)), "paths in the cache")
+    check_eq(sorted(outside_cache() - before), [], "paths created outside the cache")
+    with open("/etc/passwd", "rb") as f:
+        check(f.read() == passwd, "/etc/passwd changed")
+    check_eq(os.stat("/etc/passwd").st_mtime_ns, passwd_mtime, "mtime of /etc/passwd")
+
+
+@test
+def cache_serves_with_servers_unreachable(t):
+    hub = t.shared
+    read = [hub.entry("Conv2d", 9), hub.entry("Mobile Net"), hub.entry("Über_Model v2.0")]
+    with mount(t) as m:
+        for e in read:
+            check_sha(m.path(hub.rel(e)), e)
+    hub.zoo.clear_logs()
+    # Default TTL (the cached index is fresh), then index_ttl=0 (fetching it fails).
+    for extra in ([], ["index_ttl=0"]):
+        with mount(t, *extra, index_url=DEAD_INDEX_URL, model_url=DEAD_MODEL_URL) as m:
+            check_eq(sorted(os.listdir(m.path("onnx"))), sorted(hub.dirs), "directories in onnx/")
+            for e in read:
+                check_sha(m.path(hub.rel(e)), e)
+    check_no_requests(hub)
+
+
+def check_offline(t, options, env):
+    hub = t.shared
+    cached = [hub.entry("Conv2d", 9), hub.entry("resnet18")]
+    uncached = hub.entry("AvgPool2d")
+    with mount(t) as m:
+        for e in cached:
+            check_sha(m.path(hub.rel(e)), e)
+    hub.zoo.clear_logs()
+    # index_ttl=0 would make an online daemon fetch the index: offline must not.
+    with mount(t, "index_ttl=0", *options, env=env) as m:
+        check_eq(sorted(os.listdir(m.path("onnx"))), sorted(hub.dirs), "directories in onnx/")
+        for e in cached:
+            check_sha(m.path(hub.rel(e)), e)
+        check_eq(errno_name(read_errno(m.path(hub.rel(uncached)))), "EIO", "reading uncached model")
+        check(m.log_lines("offline", uncached["dir"]),
+              "no log line with 'offline' about " + hub.rel(uncached))
+    check_no_requests(hub)
+    check(not os.path.lexists(os.path.join(t.cache, hub.rel(uncached))),
+          "the model read while offline got cached")
+
+
+@test
+def offline_option_serves_cache_only(t):
+    check_offline(t, ["offline"], None)
+
+
+@test
+def offline_env_serves_cache_only(t):
+    check_offline(t, [], {"OMNIHUB_OFFLINE": "1"})
+
+
+def check_client_cache_reuse(t, client_path):
+    """Pre-fill another client's cache (client_path(e) -> file) with one good and one wrong
+    file; the good one must be used as is, the wrong one ignored and left alone."""
+    hub = t.shared
+    reused = hub.entry("ResNet18")
+    wrong = hub.entry("AvgPool2d")
+    good_bytes = hub.served_bytes(reused)
+    bad_bytes = bytes(b ^ 0xFF for b in hub.served_bytes(wrong))  # same size, other digest
+    for e, data in ((reused, good_bytes), (wrong, bad_bytes)):
+        path = client_path(e)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.utime(path, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    with mount(t) as m:
+        check_sha(m.path(hub.rel(reused)), reused)
+        check_sha(m.path(hub.rel(wrong)), wrong)
+        check(m.log_lines("ignoring", wrong["dir"]),
+              "no log line with 'ignoring' about the wrong copy of " + hub.rel(wrong))
+    check_eq(hub.requests(reused, "hub", None) + hub.requests(reused, "cdn", None), 0,
+             "hub and CDN requests for the pre-filled model")
+    check_eq(hub.requests(wrong, "cdn"), 1, "CDN GETs of the model whose copy was wrong")
+    for e, data in ((reused, good_bytes), (wrong, bad_bytes)):
+        path = client_path(e)
+        with open(path, "rb") as f:
+            check(f.read() == data, "the client's file %s was modified" % path)
+        check_eq(os.stat(path).st_mtime_ns, OLD_MTIME_NS, "mtime of " + path)
+
+
+@test
+def onnx_client_cache_reused(t):
+    def client_path(e):
+        head, base = os.path.split(e["model_path"])
+        return os.path.join(t.env["ONNX_HOME"], "hub", head, "%s_%s" % (e["sha256"], base))
+    check_client_cache_reuse(t, client_path)
+
+
+@test
+def hf_hub_cache_reused(t):
+    def client_path(e):
+        return os.path.join(t.env["HF_HUB_CACHE"], HF_REPO_DIR, "blobs", e["sha256"])
+    check_client_cache_reuse(t, client_path)
+
+
+@test
+def read_only(t):
+    hub = t.shared
+    e = hub.entry("Conv2d", 9)
+
+    def open_close(path, flags, mode=0o644):
+        os.close(os.open(path, flags, mode))  # only reached if the open wrongly succeeded
+
+    with mount(t) as m:
+        f = m.path(hub.rel(e))
+        d = m.path(hub.opset_dir(e))
+        attempts = {
+            "open O_WRONLY": lambda: open_close(f, os.O_WRONLY),
+            "open O_RDWR": lambda: open_close(f, os.O_RDWR),
+            "create": lambda: open_close(os.path.join(d, "new.onnx"),
+                                         os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+            "mkdir": lambda: os.mkdir(os.path.join(d, "newdir")),
+            "unlink": lambda: os.unlink(f),
+            "rename": lambda: os.rename(f, os.path.join(d, "renamed.onnx")),
+            "chmod": lambda: os.chmod(f, 0o644),
+            "truncate": lambda: os.truncate(f, 0),
+        }
+        got = {what: errno_name(errno_of(call)) for what, call in attempts.items()}
+        check_eq(got, {what: "EROFS" for what in attempts}, "errors of write operations")
+        check_sha(f, e)
+
+
+@test
+def deleted_cache_file_downloaded_again(t):
+    hub = t.shared
+    e = hub.entry("Conv2d", 11)
+    cached = os.path.join(t.cache, hub.rel(e))
+    with mount(t) as m:
+        check_sha(m.path(hub.rel(e)), e)
+    check(os.path.isfile(cached), "not cached: " + cached)
+    os.unlink(cached)
+    hub.zoo.clear_logs()
+    with mount(t) as m:
+        check_sha(m.path(hub.rel(e)), e)
+    check_eq(hub.requests(e, "cdn"), 1, "CDN GETs after the cached file was deleted")
+    check_sha(cached, e)
+
+
+@test
+def index_cached_within_ttl(t):
+    hub = t.shared
+    # With index_ttl=0 the daemon may also refresh the index while mounted: at least one GET.
+    runs = [("first mount", [], 1, 1), ("second mount within the TTL", [], 0, 0),
+            ("mount with index_ttl=0", ["index_ttl=0"], 1, None)]
+    for what, options, at_least, at_most in runs:
+        hub.zoo.clear_logs()
+        with mount(t, *options) as m:
+            check_eq(sorted(os.listdir(m.path("onnx"))), sorted(hub.dirs), "directories in onnx/")
+        got = count_requests(hub.zoo, "raw", INDEX_PATH)
+        check(at_least <= got and (at_most is None or got <= at_most),
+              "manifest GETs by the %s: %d, expected %d to %s"
+              % (what, got, at_least, "any" if at_most is None else at_most))
+
+
+@test
+def cli_help_and_version(t):
+    res = run_cli(t.binary, ["--help"], t.env)
+    check_eq(res.returncode, 0, "--help exit status")
+    text = res.stdout + res.stderr
+    for option in ("cache=", "offline", "cacert=", "index_ttl=", "onnx_index_url=", "onnx_url="):
+        check(option in text, "--help does not mention %s:\n%s" % (option, text))
+    res = run_cli(t.binary, ["--version"], t.env)
+    check_eq(res.returncode, 0, "--version exit status")
+    text = res.stdout + res.stderr
+    check("omnihub-fuse" in text, "--version output: %r" % text)
+
+
+@test
+def cli_missing_mountpoint(t):
+    missing = os.path.join(t.dir, "no-such-dir")
+    res = start_failing(t, missing)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    check_eq(len(lines), 1, "number of lines on stderr")
+    check(missing in lines[0], "stderr does not name %s" % missing)
+    check(not os.path.exists(missing), "the mount point was created")
+
+
+@test
+def cli_unreachable_index(t):
+    res = start_failing(t, t.mountpoint, index_url=DEAD_INDEX_URL, model_url=DEAD_MODEL_URL)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    check_eq(len(lines), 1, "number of lines on stderr")
+    check(DEAD_INDEX_URL in lines[0], "stderr does not mention " + DEAD_INDEX_URL)
+
+
+@test
+def cli_no_cacert(t):
+    # daemon_env() has removed CURL_CA_BUNDLE and SSL_CERT_*: only the system CAs are left.
+    res = start_failing(t, t.mountpoint, cacert=False)
+    check("cacert" in res.stderr, "stderr does not mention cacert")
+    check("TLS" in res.stderr or "certificate" in res.stderr.lower(),
+          "stderr mentions neither TLS nor certificate")
+
+
+def check_signal_unmounts(t, signum):
+    hub = t.shared
+    e = hub.entry("Conv2d", 9)
+    with mount(t) as m:
+        check_sha(m.path(hub.rel(e)), e)  # the daemon has served something before the signal
+        status = m.signal(signum)
+        check(status is not None, "the daemon is still running after %s" % signum.name)
+        check(not is_mounted(m.mountpoint), "still mounted after %s" % signum.name)
+        check_eq(status, 0, "exit status after %s" % signum.name)
+
+
+@test
+def sigterm_unmounts(t):
+    check_signal_unmounts(t, signal.SIGTERM)
+
+
+@test
+def sigint_unmounts(t):
+    check_signal_unmounts(t, signal.SIGINT)
+
+
+if __name__ == "__main__":
+    run(fake_hub, before_each=lambda hub: hub.zoo.clear_logs())
