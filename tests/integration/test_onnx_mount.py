@@ -586,6 +586,21 @@ def cli_missing_mountpoint(t):
 
 
 @test
+def cli_missing_dev_fuse(t):
+    # A private mount namespace whose /dev is an empty tmpfs: no /dev/fuse, nothing else
+    # changed. unshare(1) runs the daemon there with the options start_failing() would give.
+    args = ["-f", "-o", ",".join(hub_options(t)), t.mountpoint]
+    res = run_cli("unshare", ["-m", "--propagation", "private", "sh", "-c",
+                              'mount -t tmpfs none /dev && exec "$0" "$@"', t.binary] + args,
+                  t.env, mountpoint=t.mountpoint)
+    t.note("stderr:\n" + res.stderr)
+    check(res.returncode != 0, "exit status 0")
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    check_eq(len(lines), 1, "number of lines on stderr")
+    check("/dev/fuse" in lines[0], "stderr does not name /dev/fuse")
+
+
+@test
 def cli_unreachable_index(t):
     res = start_failing(t, t.mountpoint, index_url=DEAD_INDEX_URL, model_url=DEAD_MODEL_URL)
     lines = [line for line in res.stderr.splitlines() if line.strip()]
