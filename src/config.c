@@ -4,10 +4,12 @@
 #include "build_config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -84,6 +86,22 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 	}
 	if (rc)
 		goto out;
+	/* The daemon changes to / once mounted: keep the cache where the user
+	 * meant it. */
+	if (cfg->cache_dir[0] != '/') {
+		char cwd[PATH_MAX], *relative = cfg->cache_dir;
+		if (!getcwd(cwd, sizeof(cwd))) {
+			*why = "cannot find the current directory for a relative cache path";
+			rc = -errno;
+			goto out;
+		}
+		rc = asprintf(&cfg->cache_dir, "%s/%s", cwd, relative) < 0 ? -ENOMEM : 0;
+		if (rc)
+			cfg->cache_dir = NULL;
+		free(relative);
+		if (rc)
+			goto out;
+	}
 
 	/* libcurl does not read CURL_CA_BUNDLE itself; the curl tool does, and
 	 * users expect the same here. */
