@@ -211,6 +211,22 @@ static int fsync_parent(struct cache *cache, const char *rel)
 	return rc;
 }
 
+int cache_tmp_write(struct cache_tmp *tmp, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(tmp->fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out)
 {
 	int rc;
@@ -587,22 +603,6 @@ out:
 	return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int cache_write_small(struct cache *cache, const char *rel, const void *data, size_t len)
 {
 	struct cache_tmp tmp;
@@ -610,7 +610,7 @@ int cache_write_small(struct cache *cache, const char *rel, const void *data, si
 
 	if (rc)
 		return rc;
-	rc = write_all(tmp.fd, data, len);
+	rc = cache_tmp_write(&tmp, data, len);
 	if (rc == 0 && fsync(tmp.fd) != 0)
 		rc = -errno;
 	if (rc == 0 && renameat(cache->root_fd, tmp.tmp_rel, cache->root_fd, tmp.rel) != 0)

@@ -33,6 +33,8 @@ struct cache_tmp {
 };
 
 int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out);
+/* Appends len bytes; -errno (ENOSPC...) on failure. */
+int cache_tmp_write(struct cache_tmp *tmp, const void *data, size_t len);
 /* fsync, stamp with the digest the content was checked against, rename into
  * place, fsync the directory. Consumes tmp whatever the outcome. */
 int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct digest_spec *digest);

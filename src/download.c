@@ -51,7 +51,7 @@ struct download_set {
 /* Receives bytes from any origin (HTTP or another cache's file) into a
  * cache temporary, hashing them on the way: no second pass. */
 struct sink {
-	int fd;
+	struct cache_tmp *tmp;
 	struct digest *digest;
 	uint64_t expected; /* the index's size: a byte more is an error */
 	uint64_t received;
@@ -68,22 +68,6 @@ static double seconds_since(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int sink_write(void *ctx, const void *data, size_t len)
 {
 	struct sink *sink = ctx;
@@ -97,17 +81,17 @@ static int sink_write(void *ctx, const void *data, size_t len)
 		memcpy(sink->head + sink->head_len, data, n);
 		sink->head_len += n;
 	}
-	rc = write_all(sink->fd, data, len);
+	rc = cache_tmp_write(sink->tmp, data, len);
 	if (rc == 0)
 		rc = digest_update(sink->digest, data, len);
 	sink->received += len;
 	return rc;
 }
 
-static int sink_open(struct sink *sink, int fd, const struct source *src)
+static int sink_open(struct sink *sink, struct cache_tmp *tmp, const struct source *src)
 {
 	memset(sink, 0, sizeof(*sink));
-	sink->fd = fd;
+	sink->tmp = tmp;
 	sink->expected = src->size;
 	return digest_new(&sink->digest, src->digest.algo, src->size);
 }
@@ -188,7 +172,7 @@ static int import_local(struct download_set *set, struct job *job, const char *p
 {
 	enum { CHUNK = 1 << 20 };
 	const struct source *src = &job->src;
-	struct sink sink = { .fd = -1 };
+	struct sink sink = { 0 };
 	char why[256];
 	unsigned char *buf = NULL;
 	struct stat st;
@@ -207,7 +191,7 @@ static int import_local(struct download_set *set, struct job *job, const char *p
 	buf = malloc(CHUNK);
 	rc = buf ? cache_tmp_create(set->cache, src->cache_path, tmp) : -ENOMEM;
 	if (rc == 0)
-		rc = sink_open(&sink, tmp->fd, src);
+		rc = sink_open(&sink, tmp, src);
 	while (rc == 0) {
 		ssize_t n = read(fd, buf, CHUNK);
 		if (n < 0 && errno == EINTR)
@@ -258,7 +242,7 @@ static int download_url(struct download_set *set, struct job *job, struct cache_
 	const struct source *src = &job->src;
 	struct fetch_status status;
 	struct timespec start;
-	struct sink sink = { .fd = -1 };
+	struct sink sink = { 0 };
 	char why[512];
 	int rc;
 
@@ -269,7 +253,7 @@ static int download_url(struct download_set *set, struct job *job, struct cache_
 			  src->cache_path, strerror(-rc));
 		return reader_errno(rc);
 	}
-	rc = sink_open(&sink, tmp->fd, src);
+	rc = sink_open(&sink, tmp, src);
 	if (rc == 0)
 		rc = fetch_get(set->fetcher, src->url, sink_write, &sink, &status);
 	if (rc) {

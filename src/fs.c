@@ -126,26 +126,65 @@ static void node_label(const struct node *node, char *out, size_t out_size)
 		 node->path[0] ? "/" : "", node->path);
 }
 
+/* Whether the cache holds src, verified: 0 (with *fd_out where it opens
+ * one), -ENOENT or -ESTALE (fetch it), or another -errno. */
+typedef int (*check_fn)(struct fs *fs, const struct source *src, int *fd_out);
+
+static int check_file(struct fs *fs, const struct source *src, int *fd_out)
+{
+	return cache_open_verified(fs->cache, src->cache_path, &src->digest, src->size, fd_out);
+}
+
+static int check_tree(struct fs *fs, const struct source *src, int *fd_out)
+{
+	*fd_out = -1;
+	return cache_dir_verified(fs->cache, src->cache_path, &src->digest);
+}
+
+/* Fills src with where node's bytes come from and makes them present and
+ * verified in the cache, fetching them when check says they are missing
+ * or unproven. On success src is the caller's to clear. */
+static int ensure_cached(struct fs *fs, struct node *node, check_fn check, struct source *src,
+			 int *fd_out)
+{
+	char label[PATH_MAX];
+	int rc;
+
+	*fd_out = -1;
+	rc = node->hub->ops->source(node->hub, node->path, src);
+	if (rc)
+		return rc;
+	node_label(node, label, sizeof(label));
+	rc = check(fs, src, fd_out);
+	if (rc == -ENOENT || rc == -ESTALE) {
+		rc = download_ensure(fs->downloads, src, label);
+		if (rc == 0 && check(fs, src, fd_out) != 0) {
+			log_error("%s: %s/%s changed right after it was installed", label,
+				  cache_root(fs->cache), src->cache_path);
+			rc = -EIO;
+		}
+	} else if (rc) {
+		log_error("%s: cannot open %s/%s: %s", label, cache_root(fs->cache), src->cache_path,
+			  strerror(-rc));
+		rc = -EIO;
+	}
+	if (rc)
+		source_clear(src);
+	return rc;
+}
+
 /* Makes an archive directory's content present in the cache and records
  * where (done on every lookup or listing inside it, so a tree deleted by
  * hand comes back). */
 static int stage_archive(struct fs *fs, struct node *node)
 {
 	struct source src;
-	char label[PATH_MAX];
-	int rc;
+	int fd, rc = ensure_cached(fs, node, check_tree, &src, &fd);
 
-	rc = node->hub->ops->source(node->hub, node->path, &src);
-	if (rc)
-		return rc;
-	rc = cache_dir_verified(fs->cache, src.cache_path, &src.digest);
-	if (rc) {
-		node_label(node, label, sizeof(label));
-		rc = download_ensure(fs->downloads, &src, label);
-	}
-	if (rc == 0)
+	if (rc == 0) {
 		rc = tree_set_backing(fs->tree, node, src.cache_path);
-	source_clear(&src);
+		source_clear(&src);
+	}
 	return rc;
 }
 
@@ -155,34 +194,12 @@ static int stage_archive(struct fs *fs, struct node *node)
 static int open_hub_file(struct fs *fs, struct node *node, int *fd_out, bool *keep_cache)
 {
 	struct source src;
-	char label[PATH_MAX];
-	int rc;
+	int rc = ensure_cached(fs, node, check_file, &src, fd_out);
 
-	*fd_out = -1;
-	rc = node->hub->ops->source(node->hub, node->path, &src);
-	if (rc)
-		return rc;
-	node_label(node, label, sizeof(label));
-	rc = cache_open_verified(fs->cache, src.cache_path, &src.digest, src.size, fd_out);
-	if (rc == -ENOENT || rc == -ESTALE) {
-		rc = download_ensure(fs->downloads, &src, label);
-		if (rc == 0) {
-			rc = cache_open_verified(fs->cache, src.cache_path, &src.digest, src.size,
-						 fd_out);
-			if (rc) {
-				log_error("%s: %s/%s changed right after it was installed", label,
-					  cache_root(fs->cache), src.cache_path);
-				rc = -EIO;
-			}
-		}
-	} else if (rc) {
-		log_error("%s: cannot open %s/%s: %s", label, cache_root(fs->cache), src.cache_path,
-			  strerror(-rc));
-		rc = -EIO;
-	}
-	if (rc == 0)
+	if (rc == 0) {
 		*keep_cache = tree_note_served(fs->tree, node, &src.digest);
-	source_clear(&src);
+		source_clear(&src);
+	}
 	return rc;
 }
 
