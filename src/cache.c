@@ -25,6 +25,8 @@
  * and mtime it had then, so a file changed by hand is checked again. */
 #define STAMP_XATTR "user.omnihub.digest"
 #define MEMO_BUCKETS 4096
+/* Start writeback of a temporary every this many bytes. */
+#define WRITEBACK_CHUNK (8u << 20)
 
 /* A file checked in this process, for filesystems that keep no xattrs. */
 struct memo {
@@ -223,6 +225,14 @@ int cache_tmp_write(struct cache_tmp *tmp, const void *data, size_t len)
 			return -errno;
 		p += n;
 		len -= (size_t)n;
+		tmp->written += (uint64_t)n;
+	}
+	/* Without this a large download leaves gigabytes dirty for the final
+	 * fsync, and the kernel throttles writers meanwhile anyway. */
+	if (tmp->written - tmp->submitted >= WRITEBACK_CHUNK) {
+		sync_file_range(tmp->fd, (off_t)tmp->submitted,
+				(off_t)(tmp->written - tmp->submitted), SYNC_FILE_RANGE_WRITE);
+		tmp->submitted = tmp->written;
 	}
 	return 0;
 }
@@ -231,8 +241,7 @@ int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out
 {
 	int rc;
 
-	out->fd = -1;
-	out->tmp_rel = NULL;
+	*out = (struct cache_tmp){ .fd = -1 };
 	out->rel = strdup(rel);
 	if (!out->rel)
 		return -ENOMEM;

@@ -30,10 +30,13 @@ struct cache_tmp {
 	int fd;        /* open read-write; -1 once installed or discarded */
 	char *rel;     /* final path below the root; owned */
 	char *tmp_rel; /* the temporary's path below the root; owned */
+	uint64_t written;   /* bytes appended by cache_tmp_write */
+	uint64_t submitted; /* of which writeback was started */
 };
 
 int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out);
-/* Appends len bytes; -errno (ENOSPC...) on failure. */
+/* Appends len bytes, starting their writeback as they come so the fsync
+ * at install does not wait for all of them; -errno (ENOSPC...) on failure. */
 int cache_tmp_write(struct cache_tmp *tmp, const void *data, size_t len);
 /* fsync, stamp with the digest the content was checked against, rename into
  * place, fsync the directory. Consumes tmp whatever the outcome. */
