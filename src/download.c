@@ -337,7 +337,9 @@ static int run_archive(struct download_set *set, struct job *job)
 	snprintf(dest, sizeof(dest), "%s/%s", cache_root(set->cache), dir_rel);
 	rc = stage_extract(archive.fd, src->size, dest, &stage_default_limits, why, sizeof(why));
 	if (rc) {
-		log_error("%s: cannot extract %s: %s", job->label, src->url, why);
+		char url[512];
+		fetch_url_for_log(src->url, url, sizeof(url));
+		log_error("%s: cannot extract %s: %s", job->label, url, why);
 		cache_remove_tree(set->cache, dir_rel);
 		goto out;
 	}

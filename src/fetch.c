@@ -174,14 +174,26 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	return atomic_load(&xfer->fetcher->cancelled) ? 1 : 0;
 }
 
-/* The URL without its query string or fragment, for logs. */
-static void url_for_log(const char *url, char *out, size_t out_size)
+void fetch_url_for_log(const char *url, char *out, size_t out_size)
 {
-	size_t n = strcspn(url, "?#");
+	const char *scheme_end = strstr(url, "://");
+	size_t n = 0;
 
-	if (n >= out_size)
-		n = out_size - 1;
-	memcpy(out, url, n);
+	if (out_size == 0)
+		return;
+	if (scheme_end) {
+		const char *host = scheme_end + 3;
+		size_t authority = strcspn(host, "/?#");
+		const char *at = memchr(host, '@', authority);
+
+		n = (size_t)(host - url);
+		if (n >= out_size)
+			n = out_size - 1;
+		memcpy(out, url, n);
+		url = at ? at + 1 : host; /* user:password@ is a credential */
+	}
+	for (; *url && !strchr("?#", *url) && n + 1 < out_size; url++)
+		out[n++] = (unsigned char)*url < 0x20 ? '?' : *url;
 	out[n] = '\0';
 }
 
@@ -258,7 +270,7 @@ static int perform(struct fetcher *fetcher, const char *url, bool compressed,
 	int rc;
 
 	memset(status, 0, sizeof(*status));
-	url_for_log(url, status->final_url, sizeof(status->final_url));
+	fetch_url_for_log(url, status->final_url, sizeof(status->final_url));
 	if (atomic_load(&fetcher->cancelled)) {
 		snprintf(status->error, sizeof(status->error), "cancelled: unmounting");
 		return -ECANCELED;
@@ -303,7 +315,7 @@ static int perform(struct fetcher *fetcher, const char *url, bool compressed,
 	cc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status->http_code);
 	if (curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &final_url) == CURLE_OK && final_url)
-		url_for_log(final_url, status->final_url, sizeof(status->final_url));
+		fetch_url_for_log(final_url, status->final_url, sizeof(status->final_url));
 	rc = outcome(cc, status->http_code, &xfer, errbuf, https, status);
 	curl_easy_cleanup(curl);
 	return rc;

@@ -22,8 +22,8 @@ typedef int (*fetch_write_fn)(void *ctx, const void *data, size_t len);
 /* What happened, for one log line. */
 struct fetch_status {
 	long http_code;          /* status of the last response, 0 if none came */
-	char final_url[512];     /* where the body came from, query string cut
-				    off (signed URLs carry credentials there) */
+	char final_url[512];     /* where the body came from, as fetch_url_for_log
+				    shows it */
 	char error[512];         /* why it failed, empty on success */
 };
 
@@ -43,6 +43,10 @@ struct fetch_buffer {
 /* fetch_get into memory, failing with -EFBIG past max_bytes. */
 int fetch_get_buffer(struct fetcher *fetcher, const char *url, size_t max_bytes,
 		     struct fetch_buffer *out, struct fetch_status *status);
+
+/* The URL as a log may show it: no user:password@, no query string or
+ * fragment (signed URLs carry credentials there). */
+void fetch_url_for_log(const char *url, char *out, size_t out_size);
 
 /* base + relpath with each path segment percent-encoded; base gets a '/' if
  * it lacks one. *out is the caller's. */
