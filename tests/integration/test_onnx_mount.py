@@ -368,6 +368,20 @@ def missing_gated_dropped_errors(t):
 
 
 @test
+def https_to_http_redirect_refused(t):
+    hub = t.shared
+    (e,) = hub.kind("downgrade")
+    with mount(t) as m:
+        check_eq(errno_name(read_errno(m.path(hub.rel(e)))), "EIO", "reading " + hub.rel(e))
+        check(m.log_lines(hub.rel(e), "refused a redirect from HTTPS to a plain HTTP URL"),
+              "no log line naming %s with the refused redirect" % hub.rel(e))
+    check_eq(count_requests(hub.zoo, "hub", e["model_path"]), 1, "requests to the hub host")
+    check_eq(count_requests(hub.zoo, "cdn", e["model_path"], None), 0,
+             "requests that reached the CDN")
+    check_eq(sorted(all_files(t.cache)), [INDEX_CACHE_REL], "files in the cache")
+
+
+@test
 def hostile_entries_skipped(t):
     hub = t.shared
     with open("/etc/passwd", "rb") as f:
