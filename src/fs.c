@@ -203,13 +203,13 @@ static int open_hub_file(struct fs *fs, struct node *node, int *fd_out, bool *ke
 	return rc;
 }
 
-static void fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e)
+static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node->ino;
 	e->attr_timeout = FS_TIMEOUT_SECONDS;
 	e->entry_timeout = FS_TIMEOUT_SECONDS;
-	tree_stat(fs->tree, node, &e->attr);
+	return tree_stat(fs->tree, node, &e->attr);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -241,12 +241,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (rc) {
+	if (rc == 0)
+		rc = fill_entry(fs, child, &e);
+	if (rc)
 		fuse_reply_err(req, -rc);
-		return;
-	}
-	fill_entry(fs, child, &e);
-	fuse_reply_entry(req, &e);
+	else
+		fuse_reply_entry(req, &e);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)

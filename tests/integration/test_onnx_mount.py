@@ -577,6 +577,35 @@ def index_cached_within_ttl(t):
 
 
 @test
+def malformed_index_refused(t):
+    hub = t.shared
+    # A second manifest on the raw host, beside the good one: truncated JSON.
+    bad_rel = INDEX_PATH.replace("/main/", "/malformed/")
+    bad_file = os.path.join(hub.fixture_dir, "www", "raw", bad_rel.lstrip("/"))
+    os.makedirs(os.path.dirname(bad_file), exist_ok=True)
+    with open(hub.fixture_dir + "/www/raw" + INDEX_PATH, "rb") as f:
+        good = f.read()
+    with open(bad_file, "wb") as f:
+        f.write(good[: len(good) // 2])
+    bad_url = hub.zoo.index_url.replace(INDEX_PATH, bad_rel)
+
+    # Nothing cached: the mount fails, saying why.
+    res = start_failing(t, t.mountpoint, index_url=bad_url)
+    check("not valid JSON" in res.stderr, "stderr does not say the manifest is not valid JSON")
+    check(not os.path.exists(os.path.join(t.cache, INDEX_CACHE_REL)),
+          "the malformed manifest was cached")
+    # A good manifest cached: kept, with a warning, when the fresh one is malformed.
+    with mount(t):
+        pass
+    with mount(t, "index_ttl=0", index_url=bad_url) as m:
+        check_eq(sorted(os.listdir(m.path("onnx"))), sorted(hub.dirs), "directories in onnx/")
+        check(m.log_lines("not valid JSON", "using the index cached on"),
+              "no warning that the cached index is used instead")
+    with open(os.path.join(t.cache, INDEX_CACHE_REL), "rb") as f:
+        check(f.read() == good, "the cached manifest was replaced")
+
+
+@test
 def cli_help_and_version(t):
     res = run_cli(t.binary, ["--help"], t.env)
     check_eq(res.returncode, 0, "--help exit status")
