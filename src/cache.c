@@ -245,17 +245,19 @@ int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out
 	out->rel = strdup(rel);
 	if (!out->rel)
 		return -ENOMEM;
-	rc = ensure_parent(cache, rel);
-	if (rc)
-		goto out;
 	for (int attempt = 0; attempt < 16; attempt++) {
+		/* Again on each attempt: cache_prune() may remove the directory
+		 * between our mkdir and our open. */
+		rc = ensure_parent(cache, rel);
+		if (rc)
+			goto out;
 		free(out->tmp_rel);
 		rc = temp_name(rel, &out->tmp_rel);
 		if (rc)
 			goto out;
 		out->fd = openat(cache->root_fd, out->tmp_rel,
 				 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (out->fd >= 0 || errno != EEXIST)
+		if (out->fd >= 0 || (errno != EEXIST && errno != ENOENT))
 			break;
 	}
 	rc = out->fd >= 0 ? 0 : -errno;
@@ -457,16 +459,17 @@ int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out
 	int rc;
 
 	*tmp_rel_out = NULL;
-	rc = ensure_parent(cache, rel);
-	if (rc)
-		return rc;
 	for (int attempt = 0; attempt < 16; attempt++) {
+		rc = ensure_parent(cache, rel); /* again each time: see cache_tmp_create */
+		if (rc)
+			break;
 		free(tmp_rel);
+		tmp_rel = NULL;
 		rc = temp_name(rel, &tmp_rel);
 		if (rc)
-			return rc;
+			break;
 		rc = mkdirat(cache->root_fd, tmp_rel, 0755) == 0 ? 0 : -errno;
-		if (rc != -EEXIST)
+		if (rc != -EEXIST && rc != -ENOENT)
 			break;
 	}
 	if (rc) {
@@ -524,6 +527,22 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 	else
 		unlink(path);
 	return 0;
+}
+
+void cache_prune(struct cache *cache, const char *rel)
+{
+	char dir[PATH_MAX];
+	const char *base;
+
+	if (split_rel(rel, dir, sizeof(dir), &base) != 0)
+		return;
+	/* rmdir refuses a directory that holds anything: only empty ones go. */
+	while (dir[0] && unlinkat(cache->root_fd, dir, AT_REMOVEDIR) == 0) {
+		char *slash = strrchr(dir, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+	}
 }
 
 int cache_remove_tree(struct cache *cache, const char *rel)

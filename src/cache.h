@@ -66,6 +66,9 @@ int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *r
  * absent; -ESTALE if it was staged from something else. */
 int cache_dir_verified(struct cache *cache, const char *rel, const struct digest_spec *digest);
 int cache_remove_tree(struct cache *cache, const char *rel);
+/* Removes the directories above rel that are left empty (after a failed
+ * download), up to the root. */
+void cache_prune(struct cache *cache, const char *rel);
 
 /* Small whole files (indexes): read refuses more than max bytes (-EFBIG);
  * data is NUL-terminated and the caller's. write replaces atomically. */

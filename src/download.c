@@ -373,6 +373,8 @@ static void *job_main(void *arg)
 	int rc;
 
 	rc = job->src.kind == SOURCE_ARCHIVE ? run_archive(set, job) : run_file(set, job);
+	if (rc)
+		cache_prune(set->cache, job->src.cache_path); /* no empty folders left behind */
 
 	pthread_mutex_lock(&set->lock);
 	for (struct job **p = &set->jobs; *p; p = &(*p)->next) {

@@ -91,23 +91,15 @@ static int index_rel(const struct hub *hub, const struct hub_index_spec *spec, c
 	return 0;
 }
 
-/* Parses the cached copy; on success says how old it is. */
-static int load_cached(struct hub *hub, const struct hub_index_spec *spec, const char *rel,
-		       hub_index_parse_fn parse, time_t *mtime, char *why, size_t why_size)
+/* Reads the cached copy (not yet parsed) and says how old it is. */
+static int read_cached(struct hub *hub, const struct hub_index_spec *spec, const char *rel,
+		       char **data, size_t *len, time_t *mtime, char *why, size_t why_size)
 {
-	char *data = NULL;
-	size_t len = 0;
-	int rc;
+	int rc = cache_read_small(hub->env->cache, rel, spec->max_bytes, data, len, mtime);
 
-	rc = cache_read_small(hub->env->cache, rel, spec->max_bytes, &data, &len, mtime);
-	if (rc) {
+	if (rc)
 		snprintf(why, why_size, "no usable cached copy in %s/%s (%s)",
 			 cache_root(hub->env->cache), rel, strerror(-rc));
-		goto out;
-	}
-	rc = parse(hub, data, len, *mtime, why, why_size);
-out:
-	free(data);
 	return rc;
 }
 
@@ -126,8 +118,9 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 	const char *name = hub->ops->name;
 	struct fetch_buffer body = { 0 };
 	struct fetch_status status;
-	char cached_why[512] = "", when[32];
-	char *rel = NULL;
+	char cached_why[512] = "", when[32] = "";
+	char *rel = NULL, *cached = NULL;
+	size_t cached_len = 0;
 	time_t mtime = 0;
 	int rc, cached_rc = -ENOENT;
 
@@ -137,16 +130,17 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 		return rc;
 	}
 
-	/* The cached copy, once parsed, is the hub's index until a download
-	 * replaces it; fresh enough, it spares the network. */
+	/* A cached copy fresh enough (any, offline) spares the network. It is
+	 * parsed only if it is used: now, or when the download fails. */
 	if (!refresh) {
-		cached_rc = load_cached(hub, spec, rel, parse, &mtime, cached_why,
+		cached_rc = read_cached(hub, spec, rel, &cached, &cached_len, &mtime, cached_why,
 					sizeof(cached_why));
 		format_time(mtime, when, sizeof(when));
 		if (cached_rc == 0 && (cfg->offline || time(NULL) - mtime < (time_t)cfg->index_ttl)) {
-			log_info("%s: using the index cached on %s%s", name, when,
-				 cfg->offline ? " (offline)" : "");
-			rc = 0;
+			rc = parse(hub, cached, cached_len, mtime, why, why_size);
+			if (rc == 0)
+				log_info("%s: using the index cached on %s%s", name, when,
+					 cfg->offline ? " (offline)" : "");
 			goto out;
 		}
 		if (cfg->offline) {
@@ -178,10 +172,14 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 	if (refresh) {
 		log_warn("%s: %s; keeping the index already loaded", name, why);
 	} else if (cached_rc == 0) {
-		log_warn("%s: %s; using the index cached on %s", name, why, when);
-		rc = 0;
+		char parse_why[400];
+		if (parse(hub, cached, cached_len, mtime, parse_why, sizeof(parse_why)) == 0) {
+			log_warn("%s: %s; using the index cached on %s", name, why, when);
+			rc = 0;
+		}
 	}
 out:
+	free(cached);
 	free(body.data);
 	free(rel);
 	return rc;

@@ -599,9 +599,13 @@ static void refresh_if_due(struct hub *hub)
 	rc = hub_index_load(hub, &onnx->spec, true, install_index, why, sizeof(why));
 	pthread_mutex_lock(&onnx->lock);
 	onnx->refreshing = false;
-	/* After a failure, try again in a minute rather than a whole TTL. */
+	/* After a failure, try again in a minute rather than a whole TTL; and
+	 * never more than once a second, even with index_ttl=0, so a burst of
+	 * lookups (ls -l) does not fetch the index once per name. */
 	onnx->next_refresh = time(NULL) + (rc == 0 || cfg->index_ttl < 60 ? (time_t)cfg->index_ttl
 									   : 60);
+	if (onnx->next_refresh <= time(NULL))
+		onnx->next_refresh = time(NULL) + 1;
 	pthread_mutex_unlock(&onnx->lock);
 }
 

@@ -156,6 +156,25 @@ static void test_trees(struct cache *cache)
 	free(tmp_rel);
 }
 
+static void test_prune(struct cache *cache)
+{
+	struct cache_tmp tmp;
+	char path[512];
+
+	tap_ok(cache_tmp_create(cache, "hub/p/keep/file.bin", &tmp) == 0, "a file in hub/p/keep");
+	cache_tmp_discard(cache, &tmp);
+	tap_ok(cache_tmp_create(cache, "hub/p/gone/deeper/file.bin", &tmp) == 0,
+	       "a temporary in hub/p/gone/deeper");
+	cache_tmp_discard(cache, &tmp);
+	snprintf(path, sizeof(path), "%s/hub/p/keep/other", root);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
+	cache_prune(cache, "hub/p/gone/deeper/file.bin");
+	tap_ok(count_named("hub/p", "gone") == 0 && count_named("hub/p", "keep") == 1,
+	       "empty folders pruned, up to one that holds something");
+	cache_prune(cache, "hub/p/keep/file.bin");
+	tap_ok(count_named("hub/p/keep", "other") == 1, "a folder with a file is kept");
+}
+
 static void test_small(struct cache *cache)
 {
 	char *data = NULL;
@@ -190,6 +209,7 @@ int main(void)
 	tap_ok(cache_open(&cache, root, &why) == 0, "cache opened");
 	test_files(cache);
 	test_trees(cache);
+	test_prune(cache);
 	test_small(cache);
 	cache_close(cache);
 	snprintf(command, sizeof(command), "rm -rf '%s'", root);
