@@ -254,6 +254,32 @@ static int outcome(CURLcode cc, long http_code, const struct transfer *xfer, con
 	return -EIO;
 }
 
+/* What every request of ours has: TLS verified, HTTP(S) only, redirects that
+ * never leave HTTPS, shared DNS and TLS sessions, bounded connects. */
+static void setup_common(struct fetcher *fetcher, CURL *curl, const char *url, char *errbuf)
+{
+	const bool https = strncasecmp(url, "https:", 6) == 0;
+
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_SHARE, fetcher->share);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* we are multi-threaded */
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* Model hosts redirect to CDNs; an HTTPS start never drops to HTTP.
+	 * curl keeps Authorization and cookies on the first host. */
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (fetcher->cacert)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, fetcher->cacert);
+	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SECONDS);
+	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
+}
+
 static int perform(struct fetcher *fetcher, const char *url, bool compressed,
 		   fetch_write_fn write, void *ctx, struct fetch_status *status)
 {
@@ -280,26 +306,10 @@ static int perform(struct fetcher *fetcher, const char *url, bool compressed,
 		snprintf(status->error, sizeof(status->error), "cannot create a curl handle");
 		return -ENOMEM;
 	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_SHARE, fetcher->share);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* we are multi-threaded */
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	setup_common(fetcher, curl, url, errbuf);
 	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* Model hosts redirect to CDNs; an HTTPS start never drops to HTTP.
-	 * curl keeps Authorization and cookies on the first host. */
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
-	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (fetcher->cacert)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, fetcher->cacert);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SECONDS);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, LOW_SPEED_SECONDS);
-	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
 	/* Digests are of the stored bytes: ask for content encoding only for
 	 * documents we parse. */
 	if (compressed)
@@ -415,4 +425,384 @@ int fetch_url_join(const char *base, const char *relpath, char **out)
 	url[n] = '\0';
 	*out = url;
 	return 0;
+}
+
+/* ---- requests described in full, run many at once ---- */
+
+struct fetch_multi {
+	struct fetcher *fetcher;
+	CURLM *multi;
+	struct fetch_call *calls; /* in flight; owned */
+};
+
+/* One request in flight; owned by the multi from add until done. */
+struct fetch_call {
+	struct fetch_call *prev, *next; /* in multi->calls */
+	CURL *curl;
+	struct fetcher *fetcher;
+	struct fetch_response *resp;
+	fetch_write_fn write;
+	void *ctx;
+	struct curl_slist *headers;
+	char auth_host[256];
+	int write_error;
+	bool https;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+int fetch_multi_new(struct fetcher *fetcher, struct fetch_multi **out)
+{
+	struct fetch_multi *multi = calloc(1, sizeof(*multi));
+
+	*out = NULL;
+	if (!multi)
+		return -ENOMEM;
+	multi->fetcher = fetcher;
+	multi->multi = curl_multi_init();
+	if (!multi->multi) {
+		free(multi);
+		return -ENOMEM;
+	}
+	/* Each piece on a connection of its own: CDNs limit the rate per
+	 * connection, so multiplexing pieces on one HTTP/2 connection would
+	 * share one connection's rate. */
+	curl_multi_setopt(multi->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+	*out = multi;
+	return 0;
+}
+
+static void call_free(struct fetch_multi *multi, struct fetch_call *call)
+{
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		multi->calls = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	curl_multi_remove_handle(multi->multi, call->curl);
+	curl_easy_cleanup(call->curl);
+	curl_slist_free_all(call->headers);
+	free(call);
+}
+
+void fetch_multi_free(struct fetch_multi *multi)
+{
+	if (!multi)
+		return;
+	while (multi->calls)
+		call_free(multi, multi->calls);
+	curl_multi_cleanup(multi->multi);
+	free(multi);
+}
+
+/* The host of an http(s) URL, lower-cased, without port or credentials. */
+static void url_host(const char *url, char *out, size_t out_size)
+{
+	const char *p = strstr(url, "://");
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!p)
+		return;
+	p += 3;
+	const char *end = p + strcspn(p, "/?#");
+	const char *at = memchr(p, '@', (size_t)(end - p));
+	if (at)
+		p = at + 1;
+	for (; p < end && *p != ':' && n + 1 < out_size; p++)
+		out[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+	out[n] = '\0';
+}
+
+static bool header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n && strncasecmp(line, name, n) == 0;
+}
+
+/* Content-Range: bytes START-END/TOTAL */
+static void parse_content_range(const char *value, struct fetch_response *resp)
+{
+	unsigned long long start, end, total;
+
+	if (sscanf(value, "bytes %llu-%llu/%llu", &start, &end, &total) == 3 && start <= end &&
+	    end < total) {
+		resp->has_content_range = true;
+		resp->range_start = start;
+		resp->range_end = end;
+		resp->range_total = total;
+	}
+}
+
+static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
+{
+	struct fetch_call *call = ctx;
+	struct fetch_response *resp = call->resp;
+	size_t len = size * nmemb;
+	char value[512];
+
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		/* A new response (after a redirect): forget the last one's. */
+		const char *sp = memchr(line, ' ', len);
+		resp->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		resp->etag[0] = resp->error_code[0] = resp->error_message[0] = '\0';
+		resp->has_content_range = false;
+		resp->retry_after = -1;
+	} else if (header_is(line, len, "etag:")) {
+		header_value(line, len, 5, resp->etag, sizeof(resp->etag));
+	} else if (header_is(line, len, "content-range:")) {
+		header_value(line, len, 14, value, sizeof(value));
+		parse_content_range(value, resp);
+	} else if (header_is(line, len, "retry-after:")) {
+		/* Seconds only; an HTTP date is rare and gets the default wait. */
+		char *end;
+		header_value(line, len, 12, value, sizeof(value));
+		long seconds = strtol(value, &end, 10);
+		if (end != value && *end == '\0' && seconds >= 0)
+			resp->retry_after = seconds;
+	} else if (header_is(line, len, "x-error-code:")) {
+		header_value(line, len, 13, resp->error_code, sizeof(resp->error_code));
+	} else if (header_is(line, len, "x-error-message:")) {
+		header_value(line, len, 16, resp->error_message, sizeof(resp->error_message));
+	} else if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+		/* End of this response's headers: record who answered. */
+		const char *effective = NULL;
+		if (curl_easy_getinfo(call->curl, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK &&
+		    effective) {
+			snprintf(resp->final_url, sizeof(resp->final_url), "%s", effective);
+			fetch_url_for_log(effective, resp->url_for_log, sizeof(resp->url_for_log));
+		}
+	}
+	return len;
+}
+
+static size_t call_on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct fetch_call *call = ctx;
+	size_t len = size * nmemb;
+	int rc;
+
+	if (call->resp->status >= 300)
+		return len; /* an error page: not content */
+	rc = call->write(call->ctx, data, len);
+	if (rc) {
+		call->write_error = rc;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	return len;
+}
+
+static int call_on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			    curl_off_t ulnow)
+{
+	struct fetch_call *call = ctx;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&call->fetcher->cancelled) ? 1 : 0;
+}
+
+/* A credential rides only on the host it is for: curl drops custom
+ * Authorization headers on redirects to another host, and we never add it
+ * when the request itself starts elsewhere. */
+static int add_auth_header(struct fetch_call *call, const struct fetch_request *req)
+{
+	char host[256];
+	struct curl_slist *grown;
+
+	if (!req->auth_header || !req->auth_host)
+		return 0;
+	url_host(req->url, host, sizeof(host));
+	if (strcasecmp(host, req->auth_host) != 0)
+		return 0;
+	grown = curl_slist_append(call->headers, req->auth_header);
+	if (!grown)
+		return -ENOMEM;
+	call->headers = grown;
+	snprintf(call->auth_host, sizeof(call->auth_host), "%s", req->auth_host);
+	return 0;
+}
+
+int fetch_multi_add(struct fetch_multi *multi, const struct fetch_request *req,
+		    fetch_write_fn write, void *ctx, struct fetch_response *resp,
+		    struct fetch_call **out)
+{
+	struct fetch_call *call;
+	char line[512];
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
+	fetch_url_for_log(req->url, resp->url_for_log, sizeof(resp->url_for_log));
+	call = calloc(1, sizeof(*call));
+	if (!call)
+		return -ENOMEM;
+	call->fetcher = multi->fetcher;
+	call->resp = resp;
+	call->write = write;
+	call->ctx = ctx;
+	call->https = strncasecmp(req->url, "https:", 6) == 0;
+	call->curl = curl_easy_init();
+	if (!call->curl)
+		goto fail;
+	setup_common(multi->fetcher, call->curl, req->url, call->errbuf);
+	if (req->has_range) {
+		snprintf(line, sizeof(line), "%llu-%llu", (unsigned long long)req->range_start,
+			 (unsigned long long)req->range_end);
+		curl_easy_setopt(call->curl, CURLOPT_RANGE, line);
+	}
+	if (req->if_range && req->if_range[0]) {
+		struct curl_slist *grown;
+		snprintf(line, sizeof(line), "If-Range: %s", req->if_range);
+		grown = curl_slist_append(call->headers, line);
+		if (!grown)
+			goto fail;
+		call->headers = grown;
+	}
+	if (add_auth_header(call, req) != 0)
+		goto fail;
+	if (call->headers)
+		curl_easy_setopt(call->curl, CURLOPT_HTTPHEADER, call->headers);
+	curl_easy_setopt(call->curl, CURLOPT_LOW_SPEED_LIMIT, FETCH_STALL_BYTES_PER_SECOND);
+	curl_easy_setopt(call->curl, CURLOPT_LOW_SPEED_TIME,
+			 req->stall_seconds > 0 ? req->stall_seconds : LOW_SPEED_SECONDS);
+	curl_easy_setopt(call->curl, CURLOPT_WRITEFUNCTION, call_on_body);
+	curl_easy_setopt(call->curl, CURLOPT_WRITEDATA, call);
+	curl_easy_setopt(call->curl, CURLOPT_HEADERFUNCTION, call_on_header);
+	curl_easy_setopt(call->curl, CURLOPT_HEADERDATA, call);
+	curl_easy_setopt(call->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(call->curl, CURLOPT_XFERINFOFUNCTION, call_on_progress);
+	curl_easy_setopt(call->curl, CURLOPT_XFERINFODATA, call);
+	curl_easy_setopt(call->curl, CURLOPT_PRIVATE, call);
+	if (curl_multi_add_handle(multi->multi, call->curl) != CURLM_OK) {
+		rc = -EIO;
+		goto fail;
+	}
+	call->next = multi->calls;
+	if (multi->calls)
+		multi->calls->prev = call;
+	multi->calls = call;
+	*out = call;
+	return 0;
+fail:
+	if (call->curl)
+		curl_easy_cleanup(call->curl);
+	curl_slist_free_all(call->headers);
+	free(call);
+	return rc;
+}
+
+static bool is_connection_error(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* How a finished call ended, as an errno and a sentence in resp->error. */
+static int call_outcome(struct fetch_call *call, CURLcode cc)
+{
+	struct fetch_response *resp = call->resp;
+	const char *detail = call->errbuf[0] ? call->errbuf : curl_easy_strerror(cc);
+	long status = 0;
+
+	curl_easy_getinfo(call->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status)
+		resp->status = status;
+	if (cc == CURLE_WRITE_ERROR && call->write_error) {
+		if (!resp->error[0]) /* the writer may have said why itself */
+			snprintf(resp->error, sizeof(resp->error), "stopped while receiving: %s",
+				 strerror(-call->write_error));
+		return call->write_error;
+	}
+	if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(resp->error, sizeof(resp->error), "cancelled: unmounting");
+		return -ECANCELED;
+	}
+	if (cc == CURLE_OK && resp->status >= 300) {
+		snprintf(resp->error, sizeof(resp->error), "HTTP %ld%s%s%s%s", resp->status,
+			 resp->error_code[0] ? " " : "", resp->error_code,
+			 resp->error_message[0] ? ": " : "", resp->error_message);
+		if (resp->status == 429 || resp->status >= 500)
+			return -EAGAIN;
+		if (resp->status == 404 || resp->status == 410)
+			return -ENOENT;
+		if (resp->status == 401 || resp->status == 403)
+			return -EACCES;
+		if (resp->status == 416)
+			return -ERANGE;
+		return -EIO;
+	}
+	if (cc == CURLE_OK)
+		return 0;
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(resp->error, sizeof(resp->error), "stalled or timed out: %s", detail);
+		return -ETIMEDOUT;
+	}
+	if (cc == CURLE_UNSUPPORTED_PROTOCOL && call->https) {
+		snprintf(resp->error, sizeof(resp->error),
+			 "refused a redirect from HTTPS to a plain HTTP URL");
+		return -EIO;
+	}
+	if (is_tls_trust_error(cc)) {
+		snprintf(resp->error, sizeof(resp->error),
+			 "TLS certificate not trusted: %s (name the CA with -o cacert=FILE)", detail);
+		return -EIO;
+	}
+	snprintf(resp->error, sizeof(resp->error), "%s", detail);
+	return is_connection_error(cc) ? -ECONNRESET : -EIO;
+}
+
+int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn done,
+		    void *done_ctx)
+{
+	int running = 0, queued;
+	CURLMsg *msg;
+
+	curl_multi_perform(multi->multi, &running);
+	curl_multi_poll(multi->multi, NULL, 0, timeout_ms, NULL);
+	curl_multi_perform(multi->multi, &running);
+	while ((msg = curl_multi_info_read(multi->multi, &queued)) != NULL) {
+		struct fetch_call *call = NULL;
+		int rc;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
+		rc = call_outcome(call, msg->data.result);
+		void *ctx = call->ctx;
+		call_free(multi, call); /* msg is invalid from here */
+		done(done_ctx, ctx, rc);
+	}
+	return running;
+}
+
+void fetch_multi_wakeup(struct fetch_multi *multi)
+{
+	curl_multi_wakeup(multi->multi);
+}
+
+void fetch_multi_remove(struct fetch_multi *multi, struct fetch_call *call)
+{
+	if (call)
+		call_free(multi, call);
+}
+
+bool fetch_error_retryable(int rc)
+{
+	return rc == -EAGAIN || rc == -ECONNRESET || rc == -ETIMEDOUT;
 }

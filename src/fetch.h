@@ -4,7 +4,9 @@
 #ifndef OMNIHUB_FETCH_H
 #define OMNIHUB_FETCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* One per mount: connection and TLS session cache, CA settings. */
 struct fetcher;
@@ -51,5 +53,79 @@ void fetch_url_for_log(const char *url, char *out, size_t out_size);
 /* base + relpath with each path segment percent-encoded; base gets a '/' if
  * it lacks one. *out is the caller's. */
 int fetch_url_join(const char *base, const char *relpath, char **out);
+
+/* ---- requests described in full, run many at once (transfers) ---- */
+
+/* What to ask. Strings are borrowed for the duration of fetch_multi_add. */
+struct fetch_request {
+	const char *url;
+	bool has_range;       /* Range: bytes=range_start-range_end (inclusive) */
+	uint64_t range_start;
+	uint64_t range_end;
+	const char *if_range; /* a validator (ETag) for If-Range, or NULL */
+	/* A credential header ("Authorization: Bearer ...") sent only while the
+	 * request is on auth_host: never to a host a redirect leads to. */
+	const char *auth_header;
+	const char *auth_host;
+	long stall_seconds;   /* give up when under FETCH_STALL_BYTES_PER_SECOND
+				 for this long; 0: the default */
+};
+
+/* Below this rate for stall_seconds a connection is stalled: a trickle is
+ * given up like a silence, and retried on another connection. */
+#define FETCH_STALL_BYTES_PER_SECOND 1024L
+
+/* What came back, filled as the response arrives: the status line and
+ * headers are complete before the first body byte is written. */
+struct fetch_response {
+	long status;             /* of the last response (after redirects) */
+	char etag[256];          /* ETag as sent (quotes kept), "" if none */
+	bool has_content_range;
+	uint64_t range_start, range_end, range_total; /* Content-Range */
+	long retry_after;        /* Retry-After in seconds; -1 when absent */
+	char final_url[4096];    /* the URL that answered, query included: it
+				    may be asked again (a signed CDN URL) but is
+				    never logged */
+	char error_code[64];     /* X-Error-Code */
+	char error_message[192]; /* X-Error-Message */
+	char url_for_log[512];   /* final_url as a log may show it */
+	char error[512];         /* why it failed, empty on success */
+};
+
+/* A set of requests in flight over reused connections, driven by one
+ * thread (fetch_multi_run); fetch_multi_wakeup may be called from any. */
+struct fetch_multi;
+struct fetch_call;
+
+int fetch_multi_new(struct fetcher *fetcher, struct fetch_multi **out);
+/* Aborts every call still in flight (without calling done). */
+void fetch_multi_free(struct fetch_multi *multi);
+
+/* Starts req. Body bytes go to write(ctx) in order (a non-zero return stops
+ * the call with that errno); resp must live until the call is done. A body
+ * of an error status (>= 300 once redirects are followed) is not written. */
+int fetch_multi_add(struct fetch_multi *multi, const struct fetch_request *req,
+		    fetch_write_fn write, void *ctx, struct fetch_response *resp,
+		    struct fetch_call **out);
+
+/* How a call ended: 0, or -errno with resp->error saying why:
+ * -EAGAIN     HTTP 429 or 5xx: retry later (resp->retry_after if sent);
+ * -ECONNRESET the connection failed or broke: retry;
+ * -ETIMEDOUT  connecting took too long or the transfer stalled: retry;
+ * -ENOENT     404/410; -EACCES 401/403; -ERANGE 416;
+ * -ECANCELED  fetcher_cancel_all; the writer's own errno; -EIO otherwise. */
+typedef void (*fetch_done_fn)(void *done_ctx, void *call_ctx, int rc);
+
+/* Runs the calls for up to timeout_ms, or until fetch_multi_wakeup; calls
+ * done for each call that ended (the call is freed after done returns).
+ * Returns the number of calls still running. */
+int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn done,
+		    void *done_ctx);
+void fetch_multi_wakeup(struct fetch_multi *multi);
+/* Aborts one call without calling done. */
+void fetch_multi_remove(struct fetch_multi *multi, struct fetch_call *call);
+
+/* Whether an errno from a call is worth another try. */
+bool fetch_error_retryable(int rc);
 
 #endif
