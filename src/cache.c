@@ -3,8 +3,10 @@
  * Not for: deciding what to fetch (download.c) or how paths are named (hubs). */
 #include "build_config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -16,6 +18,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -35,6 +38,7 @@ struct memo {
 	ino_t ino;
 	off_t size;
 	struct timespec mtime;
+	struct timespec ctime;
 	struct digest_spec digest;
 	struct memo *next;
 };
@@ -161,8 +165,9 @@ static int split_rel(const char *rel, char *dir, size_t dir_size, const char **b
 	return 0;
 }
 
-/* A fresh hidden name beside rel: "<dir>/.<base>.<6 random>.partial". The
- * base is cut short so the name stays within NAME_MAX. */
+/* A fresh hidden name beside rel: "<dir>/.<base>.<pid>-<6 random>.tmp"; the
+ * pid tells a sweep whether its maker still runs. The base is cut short so
+ * the name stays within NAME_MAX. */
 static int temp_name(const char *rel, char **out)
 {
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -181,7 +186,8 @@ static int temp_name(const char *rel, char **out)
 	for (size_t i = 0; i < sizeof(random_bytes); i++)
 		suffix[i] = alphabet[random_bytes[i] % (sizeof(alphabet) - 1)];
 	suffix[6] = '\0';
-	if (asprintf(out, "%s%s.%.200s.%s.partial", dir, dir[0] ? "/" : "", base, suffix) < 0) {
+	if (asprintf(out, "%s%s.%.200s.%ld-%s.tmp", dir, dir[0] ? "/" : "", base, (long)getpid(),
+		     suffix) < 0) {
 		*out = NULL;
 		return -ENOMEM;
 	}
@@ -282,12 +288,25 @@ void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp)
 	tmp->rel = tmp->tmp_rel = NULL;
 }
 
+/* The stamp names what a user can set (size, mtime) and what they cannot:
+ * the inode number, and the moment it was written, which the ctime must
+ * match: writing the stamp sets the ctime, and so does any later change to
+ * the file (an edit, a touch, a link), which then calls for a new hash. */
 static void format_stamp(char *out, size_t out_size, const struct digest_spec *digest,
 			 const struct stat *st)
 {
-	snprintf(out, out_size, "%s:%s %" PRId64 " %" PRId64 ".%09ld",
+	snprintf(out, out_size, "%s:%s %" PRId64 " %" PRId64 ".%09ld %" PRIu64,
 		 digest_algo_name(digest->algo), digest->hex, (int64_t)st->st_size,
-		 (int64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+		 (int64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (uint64_t)st->st_ino);
+}
+
+/* How far the ctime may be from the time written in the stamp. The kernel
+ * stamps ctime from a coarse clock, a few milliseconds behind. */
+#define STAMP_CTIME_SLACK_NS 200000000LL
+
+static int64_t ns_of(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
 static bool xattrs_unsupported(int err)
@@ -330,6 +349,7 @@ static void memo_put(struct cache *cache, const char *rel, const struct stat *st
 		m->ino = st->st_ino;
 		m->size = st->st_size;
 		m->mtime = st->st_mtim;
+		m->ctime = st->st_ctim;
 		m->digest = *digest;
 	}
 	pthread_mutex_unlock(&cache->memo_lock);
@@ -346,7 +366,9 @@ static bool memo_has(struct cache *cache, const char *rel, const struct stat *st
 			continue;
 		found = m->dev == st->st_dev && m->ino == st->st_ino && m->size == st->st_size &&
 			m->mtime.tv_sec == st->st_mtim.tv_sec &&
-			m->mtime.tv_nsec == st->st_mtim.tv_nsec && m->digest.algo == digest->algo &&
+			m->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+			m->ctime.tv_sec == st->st_ctim.tv_sec &&
+			m->ctime.tv_nsec == st->st_ctim.tv_nsec && m->digest.algo == digest->algo &&
 			strcmp(m->digest.hex, digest->hex) == 0;
 		break;
 	}
@@ -355,16 +377,23 @@ static bool memo_has(struct cache *cache, const char *rel, const struct stat *st
 }
 
 /* Stamps fd (best effort: a filesystem without user xattrs relies on the
- * in-memory memo) and remembers it. */
+ * in-memory memo) and remembers it, with the ctime the stamp itself left. */
 static int stamp_fd(struct cache *cache, const char *rel, int fd, const struct digest_spec *digest)
 {
-	char stamp[160];
+	char stamp[200];
+	struct timespec now;
 	struct stat st;
+	size_t n;
 
 	if (fstat(fd, &st) != 0)
 		return -errno;
 	format_stamp(stamp, sizeof(stamp), digest, &st);
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
+	n = strlen(stamp);
+	snprintf(stamp + n, sizeof(stamp) - n, " %" PRId64, ns_of(&now));
 	if (fsetxattr(fd, STAMP_XATTR, stamp, strlen(stamp), 0) != 0 && !xattrs_unsupported(errno))
+		return -errno;
+	if (fstat(fd, &st) != 0)
 		return -errno;
 	memo_put(cache, rel, &st, digest);
 	return 0;
@@ -378,17 +407,9 @@ int cache_mark_verified(struct cache *cache, const char *rel, int fd,
 
 int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct digest_spec *digest)
 {
-	char stamp[160];
-	struct stat st;
 	int rc;
 
-	if (fsync(tmp->fd) != 0 || fstat(tmp->fd, &st) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	format_stamp(stamp, sizeof(stamp), digest, &st);
-	if (fsetxattr(tmp->fd, STAMP_XATTR, stamp, strlen(stamp), 0) != 0 &&
-	    !xattrs_unsupported(errno)) {
+	if (fsync(tmp->fd) != 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -398,8 +419,10 @@ int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct d
 	}
 	free(tmp->tmp_rel);
 	tmp->tmp_rel = NULL; /* renamed: nothing left to remove */
-	memo_put(cache, tmp->rel, &st, digest);
-	rc = fsync_parent(cache, tmp->rel);
+	/* After the rename, which sets the ctime the stamp must match. */
+	rc = stamp_fd(cache, tmp->rel, tmp->fd, digest);
+	if (rc == 0)
+		rc = fsync_parent(cache, tmp->rel);
 out:
 	cache_tmp_discard(cache, tmp);
 	return rc;
@@ -408,16 +431,27 @@ out:
 static bool stamp_matches(const char *stamp, const struct digest_spec *digest,
 			  const struct stat *st)
 {
-	char want[160];
+	char want[200];
+	size_t n;
+	long long written;
+	char *end;
 
 	format_stamp(want, sizeof(want), digest, st);
-	return strcmp(stamp, want) == 0;
+	n = strlen(want);
+	if (strncmp(stamp, want, n) != 0 || stamp[n] != ' ')
+		return false;
+	errno = 0;
+	written = strtoll(stamp + n + 1, &end, 10);
+	if (errno || *end != '\0')
+		return false;
+	return ns_of(&st->st_ctim) >= written - STAMP_CTIME_SLACK_NS &&
+	       ns_of(&st->st_ctim) <= written + STAMP_CTIME_SLACK_NS;
 }
 
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
 			uint64_t size, int *fd_out)
 {
-	char stamp[160];
+	char stamp[200];
 	struct stat st;
 	ssize_t n;
 	int fd, rc;
@@ -631,7 +665,8 @@ out:
 	return rc;
 }
 
-int cache_write_small(struct cache *cache, const char *rel, const void *data, size_t len)
+static int write_small(struct cache *cache, const char *rel, const void *data, size_t len,
+		       bool durable)
 {
 	struct cache_tmp tmp;
 	int rc = cache_tmp_create(cache, rel, &tmp);
@@ -639,15 +674,105 @@ int cache_write_small(struct cache *cache, const char *rel, const void *data, si
 	if (rc)
 		return rc;
 	rc = cache_tmp_write(&tmp, data, len);
-	if (rc == 0 && fsync(tmp.fd) != 0)
+	if (rc == 0 && durable && fsync(tmp.fd) != 0)
 		rc = -errno;
 	if (rc == 0 && renameat(cache->root_fd, tmp.tmp_rel, cache->root_fd, tmp.rel) != 0)
 		rc = -errno;
 	if (rc == 0) {
 		free(tmp.tmp_rel);
 		tmp.tmp_rel = NULL;
-		rc = fsync_parent(cache, rel);
+		if (durable)
+			rc = fsync_parent(cache, rel);
 	}
 	cache_tmp_discard(cache, &tmp);
 	return rc;
+}
+
+int cache_write_small(struct cache *cache, const char *rel, const void *data, size_t len)
+{
+	return write_small(cache, rel, data, len, true);
+}
+
+int cache_write_small_nosync(struct cache *cache, const char *rel, const void *data, size_t len)
+{
+	return write_small(cache, rel, data, len, false);
+}
+
+/* Whether name is one of our temporaries nobody will finish: an old-style
+ * ".<base>.XXXXXX.partial", or ".<base>.<pid>-XXXXXX.tmp" of a process that
+ * is gone. */
+bool cache_is_orphan_temporary(const char *name)
+{
+	size_t len = strlen(name);
+	const char *dot, *dash;
+	char *end;
+	long pid;
+
+	if (name[0] != '.')
+		return false;
+	if (len > 15 && strcmp(name + len - 8, ".partial") == 0 && name[len - 15] == '.')
+		return true;
+	if (len < 12 || strcmp(name + len - 4, ".tmp") != 0)
+		return false;
+	dash = name + len - 11; /* "-XXXXXX.tmp" */
+	if (*dash != '-')
+		return false;
+	for (dot = dash - 1; dot > name && *dot != '.'; dot--)
+		;
+	if (dot == name)
+		return false;
+	errno = 0;
+	pid = strtol(dot + 1, &end, 10);
+	if (errno || end != dash || pid <= 0)
+		return false;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static void sweep_dir(struct cache *cache, const char *rel, unsigned depth, unsigned *removed)
+{
+	struct dirent *d;
+	DIR *dir;
+	int fd;
+
+	if (depth > 64)
+		return;
+	fd = openat(cache->root_fd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		char child[PATH_MAX];
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (depth == 0 && strcmp(d->d_name, "blobs") == 0)
+			continue; /* the blob store sweeps its own */
+		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
+		    (int)sizeof(child))
+			continue;
+		if (cache_is_orphan_temporary(d->d_name)) {
+			int rc = d->d_type == DT_DIR ? cache_remove_tree(cache, child)
+						     : (unlinkat(cache->root_fd, child, 0) == 0 ? 0 : -errno);
+			if (rc == 0)
+				(*removed)++;
+			log_info("cache: %s the leftover temporary %s/%s",
+				 rc == 0 ? "removed" : "cannot remove", cache->root, child);
+			continue;
+		}
+		if (d->d_type == DT_DIR)
+			sweep_dir(cache, child, depth + 1, removed);
+	}
+	closedir(dir);
+}
+
+unsigned cache_sweep_temporaries(struct cache *cache)
+{
+	unsigned removed = 0;
+
+	sweep_dir(cache, "", 0, &removed);
+	return removed;
 }

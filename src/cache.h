@@ -4,6 +4,7 @@
 #ifndef OMNIHUB_CACHE_H
 #define OMNIHUB_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -24,8 +25,8 @@ const char *cache_root(const struct cache *cache);
 int cache_root_fd(const struct cache *cache);
 
 /* A file on its way into the cache: a hidden temporary beside its final
- * path ("." + name + ".XXXXXX.partial"), so a crash never leaves a file that
- * looks complete. */
+ * path ("." + name + ".<pid>-XXXXXX.tmp"), so a crash never leaves a file
+ * that looks complete, and a sweep knows whose it is. */
 struct cache_tmp {
 	int fd;        /* open read-write; -1 once installed or discarded */
 	char *rel;     /* final path below the root; owned */
@@ -50,7 +51,8 @@ void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp);
  * must be checked, see cache_mark_verified, or replaced). */
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
 			uint64_t size, int *fd_out);
-/* Records that the file open as fd at rel was checked to hold digest. */
+/* Records that the file open as fd at rel was checked to hold digest; call
+ * it after a rename or a link, which change the ctime the stamp must match. */
 int cache_mark_verified(struct cache *cache, const char *rel, int fd,
 			const struct digest_spec *digest);
 
@@ -70,10 +72,18 @@ int cache_remove_tree(struct cache *cache, const char *rel);
  * download), up to the root. */
 void cache_prune(struct cache *cache, const char *rel);
 
+/* Removes the temporaries left by processes that died (outside blobs/),
+ * with a log line each; returns how many. */
+unsigned cache_sweep_temporaries(struct cache *cache);
+/* Whether a file name is such a temporary. */
+bool cache_is_orphan_temporary(const char *name);
+
 /* Small whole files (indexes): read refuses more than max bytes (-EFBIG);
  * data is NUL-terminated and the caller's. write replaces atomically. */
 int cache_read_small(struct cache *cache, const char *rel, size_t max, char **data, size_t *len,
 		     time_t *mtime);
 int cache_write_small(struct cache *cache, const char *rel, const void *data, size_t len);
+/* The same without fsync, for state the next step can rebuild. */
+int cache_write_small_nosync(struct cache *cache, const char *rel, const void *data, size_t len);
 
 #endif

@@ -1,0 +1,753 @@
+/* blob.c: the content-addressed store under the cache: complete blobs named
+ * by their digest, partial blobs with the sidecar that lets any process
+ * resume them, the locks that make one process their writer and pin open
+ * blobs, links into the readable tree, the start-up sweep and eviction.
+ * Not for: fetching (transfer.c) or hub names (hubs). */
+#include "build_config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "cache.h"
+#include "log.h"
+
+/* Uses remembered by this process, for eviction order (atime alone moves
+ * at most once a day under relatime). */
+#define USE_BUCKETS 1024
+
+struct use {
+	struct digest_spec digest;
+	struct timespec when;
+	struct use *next;
+};
+
+struct blob_store {
+	struct cache *cache; /* borrowed */
+	int root_fd;         /* borrowed from the cache */
+	uint64_t cache_max;
+	pthread_mutex_t lock; /* guards uses and serialises eviction */
+	struct use *uses[USE_BUCKETS];
+};
+
+int blob_store_open(struct blob_store **out, struct cache *cache, uint64_t cache_max)
+{
+	struct blob_store *store = calloc(1, sizeof(*store));
+
+	*out = NULL;
+	if (!store)
+		return -ENOMEM;
+	store->cache = cache;
+	store->root_fd = cache_root_fd(cache);
+	store->cache_max = cache_max;
+	pthread_mutex_init(&store->lock, NULL);
+	*out = store;
+	return 0;
+}
+
+void blob_store_close(struct blob_store *store)
+{
+	if (!store)
+		return;
+	for (size_t i = 0; i < USE_BUCKETS; i++) {
+		struct use *u = store->uses[i];
+		while (u) {
+			struct use *next = u->next;
+			free(u);
+			u = next;
+		}
+	}
+	pthread_mutex_destroy(&store->lock);
+	free(store);
+}
+
+int blob_rel(const struct digest_spec *digest, const char *suffix, char **out)
+{
+	if (asprintf(out, BLOB_DIR "/%s/%s%s", digest_algo_name(digest->algo), digest->hex,
+		     suffix) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* An open-file-description lock on the whole file: it belongs to the open
+ * file, not the process, so two opens in one process conflict like two
+ * processes do, and it goes through NFS's lock manager. */
+static int ofd_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	return fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
+}
+
+static bool lock_busy(int rc)
+{
+	return rc == -EAGAIN || rc == -EACCES;
+}
+
+static int mkdirs(struct blob_store *store, const struct digest_spec *digest)
+{
+	char dir[64];
+
+	if (mkdirat(store->root_fd, BLOB_DIR, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	snprintf(dir, sizeof(dir), BLOB_DIR "/%s", digest_algo_name(digest->algo));
+	if (mkdirat(store->root_fd, dir, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static size_t use_bucket(const struct digest_spec *digest)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)digest->hex; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h % USE_BUCKETS);
+}
+
+void blob_store_touch(struct blob_store *store, const struct digest_spec *digest)
+{
+	size_t b = use_bucket(digest);
+	struct use *u;
+
+	pthread_mutex_lock(&store->lock);
+	for (u = store->uses[b]; u; u = u->next)
+		if (u->digest.algo == digest->algo && strcmp(u->digest.hex, digest->hex) == 0)
+			break;
+	if (!u && (u = calloc(1, sizeof(*u))) != NULL) {
+		u->digest = *digest;
+		u->next = store->uses[b];
+		store->uses[b] = u;
+	}
+	if (u)
+		clock_gettime(CLOCK_REALTIME, &u->when);
+	pthread_mutex_unlock(&store->lock);
+}
+
+/* Last use of a blob: this process's memory, else the file's atime. */
+static struct timespec last_use_locked(struct blob_store *store, enum digest_algo algo,
+				       const char *hex, const struct stat *st)
+{
+	struct digest_spec key = { .algo = algo };
+
+	snprintf(key.hex, sizeof(key.hex), "%s", hex);
+	for (struct use *u = store->uses[use_bucket(&key)]; u; u = u->next)
+		if (u->digest.algo == algo && strcmp(u->digest.hex, hex) == 0 &&
+		    u->when.tv_sec >= st->st_atim.tv_sec)
+			return u->when;
+	return st->st_atim;
+}
+
+int blob_open(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
+	      int *fd_out)
+{
+	char *rel = NULL;
+	int rc = blob_rel(digest, "", &rel);
+
+	*fd_out = -1;
+	if (rc)
+		return rc;
+	rc = cache_open_verified(store->cache, rel, digest, size, fd_out);
+	if (rc == 0 && lock_busy(ofd_lock(*fd_out, F_RDLCK))) {
+		/* Being evicted right now: as good as gone. */
+		close(*fd_out);
+		*fd_out = -1;
+		rc = -ENOENT;
+	}
+	if (rc == 0)
+		blob_store_touch(store, digest);
+	free(rel);
+	return rc;
+}
+
+int blob_check(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
+	       const char *label, int *fd_out)
+{
+	char actual[DIGEST_HEX_MAX];
+	char *rel = NULL;
+	struct stat st;
+	int fd = -1, rc;
+
+	*fd_out = -1;
+	rc = blob_rel(digest, "", &rel);
+	if (rc)
+		return rc;
+	fd = openat(store->root_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -ENOENT;
+		goto out;
+	}
+	rc = -ENOENT;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		goto bad;
+	rc = digest_fd(fd, digest->algo, size, actual);
+	if (rc)
+		goto out;
+	if (!digest_spec_matches(digest, actual))
+		goto bad;
+	rc = cache_mark_verified(store->cache, rel, fd, digest);
+	if (rc == 0 && lock_busy(ofd_lock(fd, F_RDLCK)))
+		rc = -ENOENT;
+	if (rc == 0) {
+		log_info("%s: found in the cache, %s verified", label,
+			 digest_algo_name(digest->algo));
+		*fd_out = fd;
+		fd = -1;
+	}
+	goto out;
+bad:
+	log_warn("%s: the cached %s/%s is not what the index says (changed by hand or on "
+		 "disk): removed, fetching it again",
+		 label, cache_root(store->cache), rel);
+	unlinkat(store->root_fd, rel, 0);
+	rc = -ENOENT;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(rel);
+	return rc;
+}
+
+void blob_link(struct blob_store *store, const struct digest_spec *digest, const char *rel)
+{
+	char *blob = NULL, tmp[PATH_MAX];
+	struct stat have, want;
+	int fd = -1;
+
+	if (blob_rel(digest, "", &blob) != 0)
+		return;
+	if (fstatat(store->root_fd, blob, &want, AT_SYMLINK_NOFOLLOW) != 0)
+		goto out;
+	if (fstatat(store->root_fd, rel, &have, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    have.st_ino == want.st_ino && have.st_dev == want.st_dev)
+		goto out; /* already the blob */
+	/* A temporary link renamed over the name: never a moment without it. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct cache_tmp probe;
+		/* cache_tmp_create makes the parent directories and a unique
+		 * name; we only want the name. */
+		if (cache_tmp_create(store->cache, rel, &probe) != 0)
+			goto fail;
+		snprintf(tmp, sizeof(tmp), "%s", probe.tmp_rel);
+		cache_tmp_discard(store->cache, &probe);
+		if (linkat(store->root_fd, blob, store->root_fd, tmp, 0) == 0)
+			break;
+		if (errno != EEXIST && errno != ENOENT)
+			goto fail;
+	}
+	if (renameat(store->root_fd, tmp, store->root_fd, rel) != 0) {
+		unlinkat(store->root_fd, tmp, 0);
+		goto fail;
+	}
+	unlinkat(store->root_fd, tmp, 0); /* rename leaves both if they were one file */
+	/* The link changed the blob's ctime: stamp it again. */
+	fd = openat(store->root_fd, blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		cache_mark_verified(store->cache, blob, fd, digest);
+	goto out;
+fail:
+	log_warn("cache: cannot link %s/%s to its blob: %s (served from the blob)",
+		 cache_root(store->cache), rel, strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	free(blob);
+}
+
+/* ---- partial blobs ---- */
+
+static int read_state(struct blob_store *store, const char *state_rel, struct sidecar *out,
+		      char *why, size_t why_size)
+{
+	char *text = NULL;
+	size_t len = 0;
+	time_t mtime;
+	int rc = cache_read_small(store->cache, state_rel, SIDECAR_MAX_BYTES, &text, &len, &mtime);
+
+	if (rc) {
+		snprintf(why, why_size, "%s", strerror(-rc));
+		return rc;
+	}
+	rc = sidecar_parse(text, len, out, why, why_size);
+	free(text);
+	return rc;
+}
+
+/* The writer's view after taking the lock: the saved state if it fits the
+ * data file and this blob, else a fresh start. */
+static int load_or_reset(struct blob_store *store, struct blob_partial *p, uint64_t size,
+			 uint64_t piece_size, const char *url)
+{
+	struct sidecar saved = { 0 };
+	char why[256];
+	struct stat st;
+	int rc;
+
+	if (fstat(p->fd, &st) != 0)
+		return -errno;
+	rc = read_state(store, p->state_rel, &saved, why, sizeof(why));
+	if (rc == 0 && saved.size == size && (uint64_t)st.st_size == size) {
+		/* Resume: the URL may have changed (a mirror); the bytes are
+		 * named by their digest, and checked at the end. */
+		sidecar_free(&p->state);
+		p->state = saved;
+		if (p->state.pieces.count > 0)
+			log_info("cache: resuming %s/%s: %zu of %zu pieces present",
+				 cache_root(store->cache), p->rel, p->state.pieces.count,
+				 p->state.pieces.nbits);
+		return 0;
+	}
+	if (rc == 0 || rc != -ENOENT)
+		log_warn("cache: %s/%s cannot be resumed (%s): starting over",
+			 cache_root(store->cache), p->state_rel,
+			 rc ? why : "its size does not match");
+	sidecar_free(&saved);
+	sidecar_free(&p->state);
+	rc = sidecar_init(&p->state, url, "", size, piece_size);
+	if (rc)
+		return rc;
+	if (ftruncate(p->fd, 0) != 0 || ftruncate(p->fd, (off_t)size) != 0)
+		return -errno;
+	return blob_partial_save(store, p);
+}
+
+static bool same_file(int fd, int dirfd, const char *rel)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && fstatat(dirfd, rel, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+int blob_partial_open(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
+		      uint64_t piece_size, const char *url, struct blob_partial *out)
+{
+	char *blob = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	out->digest = *digest;
+	rc = mkdirs(store, digest);
+	if (rc == 0)
+		rc = blob_rel(digest, ".partial", &out->rel);
+	if (rc == 0)
+		rc = blob_rel(digest, ".state", &out->state_rel);
+	if (rc == 0)
+		rc = blob_rel(digest, "", &blob);
+	if (rc)
+		goto out;
+	for (int attempt = 0; attempt < 16; attempt++) {
+		if (faccessat(store->root_fd, blob, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			rc = -EEXIST;
+			goto out;
+		}
+		out->fd = openat(store->root_fd, out->rel, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+				 0644);
+		if (out->fd < 0) {
+			rc = -errno;
+			goto out;
+		}
+		rc = ofd_lock(out->fd, F_WRLCK);
+		if (rc == 0 && !same_file(out->fd, store->root_fd, out->rel)) {
+			/* Completed or removed between our open and our lock. */
+			close(out->fd);
+			out->fd = -1;
+			continue;
+		}
+		if (rc == 0) {
+			out->writer = true;
+			rc = load_or_reset(store, out, size, piece_size, url);
+			goto out;
+		}
+		if (!lock_busy(rc))
+			goto out;
+		/* Another process writes it: follow its sidecar. */
+		rc = sidecar_init(&out->state, url, "", size, piece_size);
+		if (rc == 0)
+			blob_partial_follow(store, out);
+		goto out;
+	}
+	rc = -EAGAIN;
+out:
+	if (rc)
+		blob_partial_close(out);
+	free(blob);
+	return rc;
+}
+
+bool blob_partial_follow(struct blob_store *store, struct blob_partial *p)
+{
+	struct sidecar saved = { 0 };
+	char why[256];
+
+	if (!p->writer && ofd_lock(p->fd, F_WRLCK) == 0) {
+		if (same_file(p->fd, store->root_fd, p->rel)) {
+			uint64_t size = p->state.size, piece_size = p->state.piece_size;
+			char *url = strdup(p->state.url);
+			int rc = url ? 0 : -ENOMEM;
+			p->writer = true;
+			if (rc == 0)
+				rc = load_or_reset(store, p, size, piece_size, url);
+			free(url);
+			if (rc == 0) {
+				log_info("cache: %s/%s: the process writing it has gone: taking over",
+					 cache_root(store->cache), p->rel);
+				return true;
+			}
+			p->writer = false;
+		}
+		/* Completed and renamed (or removed): let go of the old file. */
+		ofd_lock(p->fd, F_UNLCK);
+		return false;
+	}
+	if (p->writer)
+		return false;
+	if (read_state(store, p->state_rel, &saved, why, sizeof(why)) == 0 &&
+	    saved.size == p->state.size && saved.piece_size == p->state.piece_size) {
+		sidecar_free(&p->state);
+		p->state = saved;
+	} else {
+		sidecar_free(&saved);
+	}
+	return false;
+}
+
+int blob_partial_save(struct blob_store *store, struct blob_partial *p)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = sidecar_format(&p->state, &text, &len);
+
+	/* No fsync: the digest at the end catches pieces a power loss took;
+	 * a crash of the process alone loses nothing written. */
+	if (rc == 0)
+		rc = cache_write_small_nosync(store->cache, p->state_rel, text, len);
+	free(text);
+	return rc;
+}
+
+int blob_partial_restart(struct blob_store *store, struct blob_partial *p, const char *validator)
+{
+	uint64_t size = p->state.size, piece_size = p->state.piece_size;
+	char *url = strdup(p->state.url);
+	int rc = url ? 0 : -ENOMEM;
+
+	if (rc == 0) {
+		sidecar_free(&p->state);
+		rc = sidecar_init(&p->state, url, validator, size, piece_size);
+	}
+	free(url);
+	if (rc == 0 && (ftruncate(p->fd, 0) != 0 || ftruncate(p->fd, (off_t)size) != 0))
+		rc = -errno;
+	if (rc == 0)
+		rc = blob_partial_save(store, p);
+	return rc;
+}
+
+int blob_partial_complete(struct blob_store *store, struct blob_partial *p)
+{
+	char *blob = NULL;
+	int rc = blob_rel(&p->digest, "", &blob);
+
+	if (rc)
+		return rc;
+	if (fsync(p->fd) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (renameat(store->root_fd, p->rel, store->root_fd, blob) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	unlinkat(store->root_fd, p->state_rel, 0);
+	rc = cache_mark_verified(store->cache, blob, p->fd, &p->digest);
+	/* Pinned while this process serves it, like any open blob. */
+	ofd_lock(p->fd, F_RDLCK);
+	p->writer = false;
+	blob_store_touch(store, &p->digest);
+out:
+	free(blob);
+	return rc;
+}
+
+void blob_partial_discard(struct blob_store *store, struct blob_partial *p)
+{
+	if (!p->writer)
+		return;
+	unlinkat(store->root_fd, p->rel, 0);
+	unlinkat(store->root_fd, p->state_rel, 0);
+}
+
+void blob_partial_close(struct blob_partial *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	p->writer = false;
+	sidecar_free(&p->state);
+	free(p->rel);
+	free(p->state_rel);
+	p->rel = p->state_rel = NULL;
+}
+
+/* ---- the start-up sweep ---- */
+
+static bool has_suffix(const char *name, const char *suffix, size_t *stem_len)
+{
+	size_t n = strlen(name), m = strlen(suffix);
+
+	if (n <= m || strcmp(name + n - m, suffix) != 0)
+		return false;
+	*stem_len = n - m;
+	return true;
+}
+
+static void drop(struct blob_store *store, const char *rel, const char *why)
+{
+	if (unlinkat(store->root_fd, rel, 0) == 0 || errno == ENOENT)
+		log_info("cache: removed %s/%s: %s", cache_root(store->cache), rel, why);
+	else
+		log_warn("cache: cannot remove %s/%s (%s): %s", cache_root(store->cache), rel, why,
+			 strerror(errno));
+}
+
+/* A .partial and its .state, seen with no process writing them. */
+static void sweep_partial(struct blob_store *store, const char *dir, const char *stem)
+{
+	char rel[PATH_MAX], state_rel[PATH_MAX], why[256];
+	struct sidecar state = { 0 };
+	struct stat st;
+	int fd, rc;
+
+	snprintf(rel, sizeof(rel), "%s/%s.partial", dir, stem);
+	snprintf(state_rel, sizeof(state_rel), "%s/%s.state", dir, stem);
+	fd = openat(store->root_fd, rel, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (lock_busy(ofd_lock(fd, F_WRLCK)))
+		goto out; /* another process is writing it */
+	rc = read_state(store, state_rel, &state, why, sizeof(why));
+	if (rc == -ENOENT) {
+		drop(store, rel, "partial data without its sidecar");
+	} else if (rc) {
+		drop(store, rel, "its sidecar is unreadable");
+		drop(store, state_rel, why);
+	} else if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != state.size) {
+		drop(store, rel, "its size does not match its sidecar");
+		drop(store, state_rel, "its data file does not match it");
+	} else {
+		log_info("cache: keeping %s/%s for resumption (%zu of %zu pieces)",
+			 cache_root(store->cache), rel, state.pieces.count, state.pieces.nbits);
+	}
+out:
+	sidecar_free(&state);
+	close(fd); /* releases the lock */
+}
+
+static void sweep_algo_dir(struct blob_store *store, const char *dir)
+{
+	struct dirent *d;
+	DIR *stream;
+	int fd;
+
+	fd = openat(store->root_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	stream = fdopendir(fd);
+	if (!stream) {
+		close(fd);
+		return;
+	}
+	while ((d = readdir(stream)) != NULL) {
+		char stem[NAME_MAX + 1], other[PATH_MAX], rel[PATH_MAX];
+		size_t n;
+
+		snprintf(rel, sizeof(rel), "%s/%s", dir, d->d_name);
+		if (d->d_name[0] == '.') {
+			/* A temporary: ".<hex>.state.<pid>-XXXXXX.tmp" and the like. */
+			if (cache_is_orphan_temporary(d->d_name))
+				drop(store, rel, "a leftover temporary");
+			continue;
+		}
+		if (has_suffix(d->d_name, ".partial", &n)) {
+			snprintf(stem, sizeof(stem), "%.*s", (int)n, d->d_name);
+			sweep_partial(store, dir, stem);
+		} else if (has_suffix(d->d_name, ".state", &n)) {
+			snprintf(other, sizeof(other), "%s/%.*s.partial", dir, (int)n, d->d_name);
+			if (faccessat(store->root_fd, other, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+				drop(store, rel, "a sidecar without partial data");
+		}
+	}
+	closedir(stream);
+}
+
+void blob_store_sweep(struct blob_store *store)
+{
+	static const enum digest_algo algos[] = { DIGEST_SHA256, DIGEST_SHA1, DIGEST_MD5,
+						  DIGEST_GIT_BLOB_SHA1, DIGEST_ADLER32 };
+	char dir[64];
+
+	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+		snprintf(dir, sizeof(dir), BLOB_DIR "/%s", digest_algo_name(algos[i]));
+		sweep_algo_dir(store, dir);
+	}
+	cache_sweep_temporaries(store->cache);
+}
+
+/* ---- eviction ---- */
+
+struct victim {
+	char hex[DIGEST_HEX_MAX];
+	uint64_t size;
+	struct timespec used;
+	dev_t dev;
+	ino_t ino;
+};
+
+static int compare_victims(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+
+	if (x->used.tv_sec != y->used.tv_sec)
+		return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+	if (x->used.tv_nsec != y->used.tv_nsec)
+		return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+	return 0;
+}
+
+/* Removes every name in the readable tree that is a link to (dev, ino). */
+static void unlink_tree_names(struct blob_store *store, const char *rel, dev_t dev, ino_t ino,
+			      unsigned depth)
+{
+	struct dirent *d;
+	DIR *stream;
+	int fd;
+
+	if (depth > 64)
+		return;
+	fd = openat(store->root_fd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	stream = fdopendir(fd);
+	if (!stream) {
+		close(fd);
+		return;
+	}
+	while ((d = readdir(stream)) != NULL) {
+		char child[PATH_MAX];
+		struct stat st;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
+		    (depth == 0 && (strcmp(d->d_name, BLOB_DIR) == 0 ||
+				    strcmp(d->d_name, CACHE_INDEX_DIR) == 0)))
+			continue;
+		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
+		    (int)sizeof(child))
+			continue;
+		if (d->d_type == DT_DIR) {
+			unlink_tree_names(store, child, dev, ino, depth + 1);
+		} else if ((d->d_type == DT_REG || d->d_type == DT_UNKNOWN) &&
+			   fstatat(store->root_fd, child, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			   st.st_ino == ino && st.st_dev == dev) {
+			unlinkat(store->root_fd, child, 0);
+		}
+	}
+	closedir(stream);
+}
+
+/* Evicts one blob unless it is pinned; returns whether it went. */
+static bool evict(struct blob_store *store, const struct victim *v)
+{
+	char rel[PATH_MAX];
+	int fd;
+	bool gone = false;
+
+	snprintf(rel, sizeof(rel), BLOB_DIR "/sha256/%s", v->hex);
+	fd = openat(store->root_fd, rel, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	/* Readers hold shared locks; a write lock means nobody has it open. */
+	if (ofd_lock(fd, F_WRLCK) == 0 && same_file(fd, store->root_fd, rel)) {
+		unlink_tree_names(store, "", v->dev, v->ino, 0);
+		gone = unlinkat(store->root_fd, rel, 0) == 0;
+		if (gone)
+			log_info("cache: evicted %s/%s (%" PRIu64 " bytes, least recently used)",
+				 cache_root(store->cache), rel, v->size);
+	}
+	close(fd);
+	return gone;
+}
+
+void blob_store_make_room(struct blob_store *store, uint64_t need)
+{
+	struct victim *victims = NULL;
+	size_t count = 0, cap = 0;
+	uint64_t used = 0;
+	struct dirent *d;
+	DIR *stream;
+	int fd;
+
+	if (store->cache_max == 0)
+		return;
+	pthread_mutex_lock(&store->lock);
+	fd = openat(store->root_fd, BLOB_DIR "/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	stream = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!stream) {
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	while ((d = readdir(stream)) != NULL) {
+		struct stat st;
+		size_t n;
+
+		if (d->d_name[0] == '.' || fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		used += (uint64_t)st.st_size;
+		if (has_suffix(d->d_name, ".partial", &n) || has_suffix(d->d_name, ".state", &n) ||
+		    strlen(d->d_name) != 64)
+			continue;
+		if (count == cap) {
+			size_t grown_cap = cap ? 2 * cap : 64;
+			struct victim *grown = realloc(victims, grown_cap * sizeof(*grown));
+			if (!grown)
+				break;
+			victims = grown;
+			cap = grown_cap;
+		}
+		snprintf(victims[count].hex, sizeof(victims[count].hex), "%s", d->d_name);
+		victims[count].size = (uint64_t)st.st_size;
+		victims[count].used = last_use_locked(store, DIGEST_SHA256, d->d_name, &st);
+		victims[count].dev = st.st_dev;
+		victims[count].ino = st.st_ino;
+		count++;
+	}
+	closedir(stream);
+	if (used + need <= store->cache_max)
+		goto out;
+	qsort(victims, count, sizeof(*victims), compare_victims);
+	for (size_t i = 0; i < count && used + need > store->cache_max; i++)
+		if (evict(store, &victims[i]))
+			used -= victims[i].size;
+	if (used + need > store->cache_max)
+		log_warn("cache: %" PRIu64 " bytes in use and %" PRIu64
+			 " more needed, over cache_max (%" PRIu64 "): the rest is in use",
+			 used, need, store->cache_max);
+out:
+	pthread_mutex_unlock(&store->lock);
+	free(victims);
+}

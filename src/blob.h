@@ -1,0 +1,87 @@
+/* blob.h: the content-addressed store under the cache: complete blobs named
+ * by their digest (blobs/<algorithm>/<hex>), partial blobs with the sidecar
+ * that lets any process resume them, the locks that make one process their
+ * writer and pin open blobs, links into the readable tree, the start-up
+ * sweep and eviction. Not for: fetching (transfer.c) or hub names (hubs). */
+#ifndef OMNIHUB_BLOB_H
+#define OMNIHUB_BLOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "sidecar.h"
+
+#define BLOB_DIR "blobs"
+
+struct cache;
+struct blob_store;
+
+/* cache_max: bytes of blobs to keep at most (0: no limit). */
+int blob_store_open(struct blob_store **out, struct cache *cache, uint64_t cache_max);
+void blob_store_close(struct blob_store *store);
+
+/* At start-up: keeps partial blobs that can be resumed, removes orphans
+ * (a sidecar without data, data without a sidecar, an inconsistent pair,
+ * leftover temporaries) with a log line each. */
+void blob_store_sweep(struct blob_store *store);
+
+/* "blobs/<algorithm>/<hex><suffix>"; *out is the caller's. */
+int blob_rel(const struct digest_spec *digest, const char *suffix, char **out);
+
+/* Opens the complete blob read-only and pins it (a shared lock that
+ * eviction respects, in any process). 0; -ENOENT when absent; -ESTALE when
+ * present but not known to be right (hash it: blob_check). */
+int blob_open(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
+	      int *fd_out);
+/* Hashes a complete blob that blob_open called -ESTALE: 0 and *fd_out when
+ * it is right (stamped from now on); a wrong one is removed (-ENOENT). */
+int blob_check(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
+	       const char *label, int *fd_out);
+
+/* Makes rel (in the readable tree) a hard link to the complete blob,
+ * unless it already is one. Failure is logged and otherwise harmless: the
+ * mount serves the blob itself. */
+void blob_link(struct blob_store *store, const struct digest_spec *digest, const char *rel);
+
+/* A partial blob, open for the process that writes it or follows it. */
+struct blob_partial {
+	int fd;              /* the .partial data file; -1 once closed */
+	bool writer;         /* holds the write lock: only this process writes */
+	struct sidecar state; /* the writer's own, or the last one read */
+	struct digest_spec digest;
+	char *rel;           /* owned: blobs/<algorithm>/<hex>.partial */
+	char *state_rel;     /* owned: ....state */
+};
+
+/* Opens (creating if needed) the partial blob for digest. As its writer it
+ * resumes from the sidecar when that matches url's size, else starts
+ * afresh; as a follower (another process writes) it reads the sidecar.
+ * -EEXIST when the blob became complete meanwhile (open it instead). */
+int blob_partial_open(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
+		      uint64_t piece_size, const char *url, struct blob_partial *out);
+/* Follower: takes over as writer if the writer has gone (true), and
+ * re-reads the sidecar either way. */
+bool blob_partial_follow(struct blob_store *store, struct blob_partial *partial);
+/* Writer: saves the sidecar atomically. */
+int blob_partial_save(struct blob_store *store, struct blob_partial *partial);
+/* Writer: starts over (the file changed on the server). */
+int blob_partial_restart(struct blob_store *store, struct blob_partial *partial,
+			 const char *validator);
+/* Writer, once the digest matched: makes it the complete blob (fsync,
+ * rename, stamp) and gives up the write lock for a pin. The fd stays open
+ * on the complete blob. */
+int blob_partial_complete(struct blob_store *store, struct blob_partial *partial);
+/* Writer: removes the data and the sidecar (a digest mismatch, a full
+ * disk). */
+void blob_partial_discard(struct blob_store *store, struct blob_partial *partial);
+/* Closes the file (releasing its lock) and frees the state; the files stay. */
+void blob_partial_close(struct blob_partial *partial);
+
+/* Makes room for need more bytes under cache_max, evicting complete blobs
+ * least recently used first, never a pinned one. */
+void blob_store_make_room(struct blob_store *store, uint64_t need);
+/* Records a use, for eviction order. */
+void blob_store_touch(struct blob_store *store, const struct digest_spec *digest);
+
+#endif
