@@ -1,0 +1,1354 @@
+/* transfer.c: one transfer per blob, shared by every reader: pieces fetched
+ * over several connections at once and written in place, hashed in order as
+ * the prefix fills, retried, resumed, and shared with other processes
+ * through the blob store's locks. Not for: HTTP details (fetch.c), the
+ * on-disk layout (blob.c), or FUSE (fs.c).
+ *
+ * Threads: the engine thread alone drives curl (starts, receives, retries)
+ * and fires most callbacks; the hasher thread hashes each blob's contiguous
+ * prefix from disk and completes or drops it. engine->lock guards every
+ * field of every transfer, call and waiter unless a comment says otherwise. */
+#include "build_config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bitmap.h"
+#include "blob.h"
+#include "fetch.h"
+#include "log.h"
+#include "prefix_hash.h"
+#include "transfer.h"
+
+/* Received bytes are written in blocks this large (fewer system calls than
+ * one per TLS record), and at the end of every round of the engine. */
+#define CALL_BUFFER_BYTES (256u << 10)
+/* More than this many requests in flight across all blobs only queue. */
+#define CALLS_PER_CONNECTION_BUDGET 4u
+/* The hasher gives other blobs a turn after this many bytes. */
+#define HASH_SLICE_BYTES (64ull << 20)
+/* How often a follower reads the writer's sidecar. */
+#define FOLLOW_INTERVAL_MS 100
+#define BACKOFF_BASE_MS 250.0
+#define BACKOFF_CAP_MS 30000.0
+#define RETRY_AFTER_CAP_S 300L
+/* A file that keeps changing under us is given up. */
+#define MAX_RESTARTS 3u
+#define WAITER_BUCKETS 256
+/* Git LFS stores this in place of a file that was never uploaded (or that
+ * the host no longer serves). */
+#define LFS_POINTER_PREFIX "version https://git-lfs.github.com/spec/v1"
+
+enum transfer_state {
+	STATE_RUNNING,   /* we write it */
+	STATE_FOLLOWING, /* another process writes it */
+	STATE_DONE,      /* complete and verified */
+	STATE_FAILED,
+};
+
+enum wait_kind {
+	WAIT_COMPLETE,
+	WAIT_RANGE,
+};
+
+struct waiter {
+	uint64_t id;
+	enum wait_kind kind;
+	uint64_t offset, end; /* WAIT_RANGE: [offset, end) */
+	transfer_wait_fn fn;
+	void *ctx;
+	struct transfer *transfer; /* a reference, dropped after fn ran */
+	int rc;                    /* what fn gets, once ready */
+	struct waiter *next;       /* in transfer->waiters or a ready list */
+	struct waiter *hash_next;  /* in engine->by_id while pending */
+};
+
+/* A function to run on the engine's thread. */
+struct deferred {
+	void (*fn)(void *ctx);
+	void *ctx;
+	struct deferred *next;
+};
+
+/* One request in flight: a piece, or the rest of one. Owned by its
+ * transfer's list; only the engine thread touches it. */
+struct call {
+	struct transfer *transfer;
+	size_t piece;       /* the first piece it covers */
+	uint64_t start;     /* first byte asked for */
+	uint64_t end;       /* last byte asked for (inclusive) */
+	uint64_t pos;       /* next byte to land on disk */
+	bool to_hub;        /* asked the hub's URL rather than a resolved one */
+	bool checked;       /* the response was accepted */
+	unsigned char *buf; /* received, not yet written; owned */
+	size_t buffered;
+	struct fetch_response resp;
+	struct fetch_call *handle;
+	struct call *next;
+};
+
+struct transfer {
+	struct transfer_engine *engine;
+	struct transfer *next; /* in engine->transfers */
+	unsigned refs;
+	bool released;         /* refs reached 0: the engine frees it */
+	char *label;           /* owned */
+	char *url;             /* owned: the hub's URL */
+	char *resolved_url;    /* owned: where it redirected; NULL until known or
+				  after it expired */
+	struct digest_spec digest;
+	uint64_t size;
+	enum transfer_state state;
+	int error;             /* STATE_FAILED: why */
+	struct blob_partial partial; /* the data file and its sidecar */
+	int done_fd;           /* STATE_DONE when opened as a complete blob */
+	uint64_t piece_size;
+	size_t npieces;
+	unsigned char *inflight; /* owned: per piece, a call covers it */
+	uint64_t *landed;      /* owned: per piece, bytes from its start on disk
+				  (resume point of a broken request) */
+	struct bitmap wanted;  /* pieces readers hinted at (stream mode) */
+	bool want_all;
+	unsigned calls_inflight;
+	unsigned max_calls;    /* connections for this blob (1 without ranges) */
+	bool no_ranges;        /* the server ignores Range: whole responses */
+	struct call *calls;    /* engine thread only */
+	unsigned failures;     /* consecutive failed requests */
+	unsigned restarts;
+	struct timespec not_before; /* no new request before (backoff) */
+	struct timespec next_follow;
+	uint64_t generation;   /* bumped when the content starts over */
+	bool hashing;          /* the hasher is on it: it may not be freed */
+	struct prefix_hash *hash; /* the hasher's; owned */
+	uint64_t hash_generation; /* the generation hash is of */
+	uint64_t streamed;     /* bytes handed to stream readers unverified */
+	struct timespec started;
+	uint64_t fetched;      /* bytes received over the network */
+	struct waiter *waiters;
+};
+
+struct transfer_engine {
+	struct fetcher *fetcher;     /* borrowed */
+	struct blob_store *store;    /* borrowed */
+	struct transfer_options options;
+	struct fetch_multi *multi;   /* engine thread only */
+	pthread_mutex_t lock;
+	pthread_cond_t hash_cond;    /* the hasher has work, or must stop */
+	struct transfer *transfers;
+	struct waiter *by_id[WAITER_BUCKETS];
+	uint64_t next_id;
+	struct waiter *ready;        /* to fire on the engine thread */
+	struct deferred *deferred;
+	unsigned calls_inflight;
+	bool stopping;
+	bool stopped;                /* the threads have exited */
+	pthread_t engine_thread, hash_thread;
+	bool threads_started;
+};
+
+/* ---- small helpers ---- */
+
+static void now_mono(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+static double ms_until(const struct timespec *when)
+{
+	struct timespec now;
+
+	now_mono(&now);
+	return (double)(when->tv_sec - now.tv_sec) * 1e3 + (double)(when->tv_nsec - now.tv_nsec) / 1e6;
+}
+
+static void after_ms(struct timespec *ts, double ms)
+{
+	now_mono(ts);
+	ts->tv_sec += (time_t)(ms / 1e3);
+	ts->tv_nsec += (long)((ms - (double)(long)(ms / 1e3) * 1e3) * 1e6);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	return -ms_until(start) / 1e3;
+}
+
+static uint64_t piece_start(const struct transfer *t, size_t piece)
+{
+	return (uint64_t)piece * t->piece_size;
+}
+
+static uint64_t piece_end(const struct transfer *t, size_t piece) /* exclusive */
+{
+	uint64_t end = piece_start(t, piece) + t->piece_size;
+	return end < t->size ? end : t->size;
+}
+
+static bool strong_validator(const char *etag)
+{
+	return etag[0] && strncmp(etag, "W/", 2) != 0;
+}
+
+static void wake_engine(struct transfer_engine *engine)
+{
+	if (engine->multi)
+		fetch_multi_wakeup(engine->multi);
+}
+
+/* ---- waiters ---- */
+
+static size_t id_bucket(uint64_t id)
+{
+	return (size_t)(id % WAITER_BUCKETS);
+}
+
+static void unhash_waiter_locked(struct transfer_engine *engine, struct waiter *w)
+{
+	for (struct waiter **p = &engine->by_id[id_bucket(w->id)]; *p; p = &(*p)->hash_next) {
+		if (*p == w) {
+			*p = w->hash_next;
+			break;
+		}
+	}
+}
+
+/* Moves w from its transfer to the ready list with rc. */
+static void ready_waiter_locked(struct transfer_engine *engine, struct waiter *w, int rc)
+{
+	struct transfer *t = w->transfer;
+
+	for (struct waiter **p = &t->waiters; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	unhash_waiter_locked(engine, w);
+	w->rc = rc;
+	w->next = engine->ready;
+	engine->ready = w;
+}
+
+static void put_locked(struct transfer *t);
+
+/* Runs the callbacks of a detached list, without the lock. */
+static void fire(struct transfer_engine *engine, struct waiter *list)
+{
+	while (list) {
+		struct waiter *next = list->next;
+		list->fn(list->ctx, list->rc);
+		pthread_mutex_lock(&engine->lock);
+		put_locked(list->transfer);
+		pthread_mutex_unlock(&engine->lock);
+		free(list);
+		list = next;
+	}
+}
+
+static struct waiter *take_ready_locked(struct transfer_engine *engine)
+{
+	struct waiter *list = engine->ready, *reversed = NULL;
+
+	engine->ready = NULL;
+	while (list) { /* oldest first */
+		struct waiter *next = list->next;
+		list->next = reversed;
+		reversed = list;
+		list = next;
+	}
+	return reversed;
+}
+
+static int add_waiter_locked(struct transfer *t, enum wait_kind kind, uint64_t offset,
+			     uint64_t end, transfer_wait_fn fn, void *ctx, uint64_t *id)
+{
+	struct transfer_engine *engine = t->engine;
+	struct waiter *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->id = ++engine->next_id;
+	w->kind = kind;
+	w->offset = offset;
+	w->end = end;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->transfer = t;
+	t->refs++;
+	w->next = t->waiters;
+	t->waiters = w;
+	w->hash_next = engine->by_id[id_bucket(w->id)];
+	engine->by_id[id_bucket(w->id)] = w;
+	if (id)
+		*id = w->id;
+	return 0;
+}
+
+/* Whether [offset, end) is on disk: whole pieces, or bytes a request in
+ * flight has written. */
+static bool range_present_locked(const struct transfer *t, uint64_t offset, uint64_t end)
+{
+	if (t->state == STATE_DONE)
+		return true;
+	if (end > t->size)
+		end = t->size;
+	while (offset < end) {
+		size_t piece = (size_t)(offset / t->piece_size);
+		uint64_t upto = piece_end(t, piece) < end ? piece_end(t, piece) : end;
+		bool ok = bitmap_get(&t->partial.state.pieces, piece);
+
+		for (const struct call *c = t->calls; c && !ok; c = c->next)
+			ok = c->checked && c->start <= offset && c->pos >= upto;
+		if (!ok && t->landed && piece_start(t, piece) + t->landed[piece] >= upto)
+			ok = true;
+		if (!ok)
+			return false;
+		offset = upto;
+	}
+	return true;
+}
+
+/* Readies every waiter whose condition now holds. */
+static void check_waiters_locked(struct transfer *t)
+{
+	struct waiter *w = t->waiters;
+
+	while (w) {
+		struct waiter *next = w->next;
+		if (t->state == STATE_FAILED)
+			ready_waiter_locked(t->engine, w, t->error);
+		else if (t->state == STATE_DONE ||
+			 (w->kind == WAIT_RANGE && range_present_locked(t, w->offset, w->end))) {
+			if (w->kind == WAIT_RANGE && t->state != STATE_DONE)
+				t->streamed += w->end - w->offset;
+			ready_waiter_locked(t->engine, w, 0);
+		}
+		w = next;
+	}
+}
+
+/* ---- ending a transfer ---- */
+
+static void abort_calls_locked(struct transfer *t)
+{
+	while (t->calls) {
+		struct call *c = t->calls;
+		t->calls = c->next;
+		fetch_multi_remove(t->engine->multi, c->handle);
+		for (size_t p = c->piece; p < t->npieces && piece_start(t, p) <= c->end; p++)
+			t->inflight[p] = 0;
+		t->engine->calls_inflight--;
+		t->calls_inflight--;
+		free(c->buf);
+		free(c);
+	}
+}
+
+static void fail_locked(struct transfer *t, int rc, bool drop_partial)
+{
+	if (t->state == STATE_FAILED || t->state == STATE_DONE)
+		return;
+	/* Its requests are the engine thread's to end (curl is not ours to
+	 * touch from the hasher): it ends them at its next round. Nothing
+	 * received is nothing to resume. */
+	if (t->partial.writer && t->partial.state.pieces.count == 0 && rc != -EINTR)
+		drop_partial = true;
+	if (drop_partial)
+		blob_partial_discard(t->engine->store, &t->partial);
+	else if (t->partial.writer)
+		blob_partial_save(t->engine->store, &t->partial);
+	t->state = STATE_FAILED;
+	t->error = rc;
+	check_waiters_locked(t);
+}
+
+static void transfer_free(struct transfer *t)
+{
+	if (t->partial.writer && t->state != STATE_DONE && t->state != STATE_FAILED)
+		blob_partial_save(t->engine->store, &t->partial);
+	blob_partial_close(&t->partial);
+	if (t->done_fd >= 0)
+		close(t->done_fd);
+	bitmap_free(&t->wanted);
+	prefix_hash_free(t->hash);
+	free(t->inflight);
+	free(t->landed);
+	free(t->label);
+	free(t->url);
+	free(t->resolved_url);
+	free(t);
+}
+
+/* Drops a reference; at zero the engine thread unlinks and frees it (its
+ * requests belong to that thread's curl handle), or we do once stopped. */
+static void put_locked(struct transfer *t)
+{
+	if (--t->refs > 0)
+		return;
+	t->released = true;
+	if (t->engine->stopped) {
+		struct transfer **p;
+		for (p = &t->engine->transfers; *p && *p != t; p = &(*p)->next)
+			;
+		if (*p)
+			*p = t->next;
+		transfer_free(t);
+		return;
+	}
+	wake_engine(t->engine);
+}
+
+static void reap_locked(struct transfer_engine *engine)
+{
+	struct transfer **p = &engine->transfers;
+
+	while (*p) {
+		struct transfer *t = *p;
+		if (!t->released || t->hashing) {
+			p = &t->next;
+			continue;
+		}
+		*p = t->next;
+		abort_calls_locked(t);
+		transfer_free(t);
+	}
+}
+
+/* ---- responses and bytes ---- */
+
+/* The file on the server is not the one our pieces came from: start over. */
+static void restart_locked(struct transfer *t, const char *validator)
+{
+	struct transfer_engine *engine = t->engine;
+
+	abort_calls_locked(t);
+	if (++t->restarts > MAX_RESTARTS) {
+		log_error("%s: the file keeps changing on the server: giving up", t->label);
+		fail_locked(t, -EIO, true);
+		return;
+	}
+	log_warn("%s: the file changed on the server (ETag %s, was %s): starting over", t->label,
+		 validator[0] ? validator : "none", t->partial.state.validator);
+	if (blob_partial_restart(engine->store, &t->partial, validator) != 0) {
+		fail_locked(t, -EIO, true);
+		return;
+	}
+	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+	t->generation++;
+	t->failures = 0;
+}
+
+/* Called at the first body bytes: is this the content we asked for? */
+static int check_response_locked(struct call *c, const void *data, size_t len)
+{
+	struct transfer *t = c->transfer;
+	const struct fetch_response *resp = &c->resp;
+	const char *validator = t->partial.state.validator;
+	const size_t lfs_len = sizeof(LFS_POINTER_PREFIX) - 1;
+
+	if (c->start == 0 && len >= lfs_len && memcmp(data, LFS_POINTER_PREFIX, lfs_len) == 0 &&
+	    (resp->status == 200 || resp->range_total != t->size)) {
+		snprintf(c->resp.error, sizeof(c->resp.error),
+			 "the server sent a Git LFS pointer, not the file");
+		return -EPROTO;
+	}
+	if (strong_validator(validator) && resp->etag[0] && strcmp(resp->etag, validator) != 0)
+		return -ESTALE; /* changed: If-Range gave us the new file */
+	if (resp->status == 206) {
+		if (!resp->has_content_range || resp->range_start != c->start ||
+		    resp->range_total != t->size) {
+			snprintf(c->resp.error, sizeof(c->resp.error),
+				 "the server sent bytes %" PRIu64 "-%" PRIu64 " of %" PRIu64
+				 ", not %" PRIu64 "- of %" PRIu64,
+				 resp->range_start, resp->range_end, resp->range_total, c->start,
+				 t->size);
+			return -EPROTO;
+		}
+	} else if (resp->status == 200) {
+		/* A whole body to a Range request: the file changed (If-Range),
+		 * or the server ignores ranges. */
+		if (strong_validator(validator) && strcmp(resp->etag, validator) != 0)
+			return -ESTALE;
+		if (!t->no_ranges) {
+			log_info("%s: the server ignores ranges: one connection", t->label);
+			t->no_ranges = true;
+			t->max_calls = 1;
+		}
+		if (c->start != 0)
+			return -ENOTSUP; /* asked again from 0 */
+		c->end = t->size - 1;
+	}
+	if (!validator[0] && resp->etag[0]) {
+		char *copy = strdup(resp->etag);
+		if (copy) {
+			free(t->partial.state.validator);
+			t->partial.state.validator = copy;
+		}
+	}
+	if (c->to_hub && resp->final_url[0]) {
+		free(t->resolved_url);
+		t->resolved_url = strdup(resp->final_url);
+	}
+	return 0;
+}
+
+/* Marks the pieces the call has now written whole. */
+static void mark_pieces_locked(struct call *c)
+{
+	struct transfer *t = c->transfer;
+
+	while (c->piece < t->npieces && piece_end(t, c->piece) <= c->pos &&
+	       piece_start(t, c->piece) <= c->end) {
+		bitmap_set(&t->partial.state.pieces, c->piece);
+		t->inflight[c->piece] = 0;
+		t->landed[c->piece] = piece_end(t, c->piece) - piece_start(t, c->piece);
+		c->piece++;
+	}
+	if (c->piece < t->npieces && c->pos > piece_start(t, c->piece))
+		t->landed[c->piece] = c->pos - piece_start(t, c->piece);
+}
+
+/* Writes what a call has buffered; engine thread, without the lock. */
+static int flush_call(struct call *c)
+{
+	struct transfer *t = c->transfer;
+	size_t done = 0;
+
+	while (done < c->buffered) {
+		ssize_t n = pwrite(t->partial.fd, c->buf + done, c->buffered - done,
+				   (off_t)(c->pos + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	/* Writeback starts now, so the fsync at the end has little left. */
+	sync_file_range(t->partial.fd, (off_t)c->pos, (off_t)c->buffered, SYNC_FILE_RANGE_WRITE);
+	pthread_mutex_lock(&t->engine->lock);
+	size_t prefix_before = bitmap_prefix(&t->partial.state.pieces);
+	c->pos += c->buffered;
+	t->fetched += c->buffered;
+	c->buffered = 0;
+	mark_pieces_locked(c);
+	if (bitmap_prefix(&t->partial.state.pieces) != prefix_before)
+		pthread_cond_signal(&t->engine->hash_cond);
+	pthread_mutex_unlock(&t->engine->lock);
+	return 0;
+}
+
+static int call_write(void *ctx, const void *data, size_t len)
+{
+	struct call *c = ctx;
+	struct transfer *t = c->transfer;
+	int rc;
+
+	if (!c->checked) {
+		pthread_mutex_lock(&t->engine->lock);
+		rc = t->state == STATE_RUNNING ? check_response_locked(c, data, len) : -ECANCELED;
+		c->checked = rc == 0;
+		pthread_mutex_unlock(&t->engine->lock);
+		if (rc)
+			return rc;
+	}
+	if (len > c->end + 1 - (c->pos + c->buffered)) {
+		snprintf(c->resp.error, sizeof(c->resp.error), "the server sent more than asked");
+		return -EPROTO;
+	}
+	while (len > 0) {
+		size_t n = CALL_BUFFER_BYTES - c->buffered;
+		n = n < len ? n : len;
+		memcpy(c->buf + c->buffered, data, n);
+		c->buffered += n;
+		data = (const char *)data + n;
+		len -= n;
+		if (c->buffered == CALL_BUFFER_BYTES && (rc = flush_call(c)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void backoff_locked(struct transfer *t, const struct fetch_response *resp, const char *why)
+{
+	unsigned char r;
+	double ms;
+
+	if (resp->retry_after >= 0) {
+		ms = 1e3 * (double)(resp->retry_after < RETRY_AFTER_CAP_S ? resp->retry_after
+									   : RETRY_AFTER_CAP_S);
+	} else {
+		ms = BACKOFF_BASE_MS;
+		for (unsigned i = 1; i < t->failures && ms < BACKOFF_CAP_MS; i++)
+			ms *= 2;
+		if (ms > BACKOFF_CAP_MS)
+			ms = BACKOFF_CAP_MS;
+		/* Equal jitter: half fixed, half random, so many clients that
+		 * failed together do not return together. */
+		if (getrandom(&r, 1, 0) != 1)
+			r = 128;
+		ms = ms / 2 + ms / 2 * (double)r / 255.0;
+	}
+	after_ms(&t->not_before, ms);
+	log_warn("%s: %s: %s; retrying in %.1f s (try %u of %u)", t->label, resp->url_for_log, why,
+		 ms / 1e3, t->failures + 1, t->engine->options.retries + 1);
+}
+
+static void call_done(void *done_ctx, void *call_ctx, int rc)
+{
+	struct transfer_engine *engine = done_ctx;
+	struct call *c = call_ctx;
+	struct transfer *t = c->transfer;
+	int flushed = c->buffered ? flush_call(c) : 0;
+
+	if (rc == 0 && flushed)
+		rc = flushed;
+	pthread_mutex_lock(&engine->lock);
+	for (struct call **p = &t->calls; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	for (size_t p = c->piece; p < t->npieces && piece_start(t, p) <= c->end; p++)
+		t->inflight[p] = 0;
+	engine->calls_inflight--;
+	t->calls_inflight--;
+	if (rc == 0 && c->pos != c->end + 1) {
+		rc = -ECONNRESET;
+		snprintf(c->resp.error, sizeof(c->resp.error),
+			 "the response ended after %" PRIu64 " of %" PRIu64 " bytes",
+			 c->pos - c->start, c->end + 1 - c->start);
+	}
+	if (t->state != STATE_RUNNING || t->released) {
+		/* failed or restarted meanwhile: nothing to add */
+	} else if (rc == 0) {
+		t->failures = 0;
+		blob_partial_save(engine->store, &t->partial);
+	} else if (rc == -ESTALE) {
+		restart_locked(t, c->resp.etag);
+	} else if (rc == -ENOTSUP) {
+		/* Asked again from the start, alone: see check_response_locked. */
+	} else if ((rc == -EACCES || rc == -ENOENT || rc == -EAGAIN) && !c->to_hub &&
+		   t->resolved_url && t->failures < engine->options.retries) {
+		/* A signed CDN URL expires: ask the hub again. */
+		log_info("%s: %s: %s: resolving %s again", t->label, c->resp.url_for_log,
+			 c->resp.error, "the file's URL");
+		free(t->resolved_url);
+		t->resolved_url = NULL;
+		t->failures++;
+	} else if (fetch_error_retryable(rc) && t->failures < engine->options.retries) {
+		t->failures++;
+		backoff_locked(t, &c->resp, c->resp.error);
+	} else {
+		int reader_rc = rc == -ENOENT || rc == -EACCES || rc == -ENOSPC || rc == -EDQUOT ||
+						rc == -ETIMEDOUT
+					? rc
+					: -EIO;
+		if (fetch_error_retryable(rc))
+			log_error("%s: %s: %s; giving up after %u tries", t->label,
+				  c->resp.url_for_log, c->resp.error, t->failures + 1);
+		else
+			log_error("%s: %s: %s", t->label, c->resp.url_for_log,
+				  c->resp.error[0] ? c->resp.error : strerror(-rc));
+		fail_locked(t, reader_rc, rc == -ENOSPC || rc == -EDQUOT);
+	}
+	check_waiters_locked(t);
+	pthread_mutex_unlock(&engine->lock);
+	free(c->buf);
+	free(c);
+}
+
+/* ---- scheduling ---- */
+
+static bool piece_free(const struct transfer *t, size_t piece)
+{
+	return piece < t->npieces && !t->inflight[piece] &&
+	       !bitmap_get(&t->partial.state.pieces, piece);
+}
+
+/* The next piece to ask for: what a reader waits for first, then the
+ * whole file in order (default mode) or what readers hinted at. */
+static bool pick_piece(const struct transfer *t, size_t *out)
+{
+	for (const struct waiter *w = t->waiters; w; w = w->next) {
+		if (w->kind != WAIT_RANGE)
+			continue;
+		for (uint64_t off = w->offset; off < w->end && off < t->size; off += t->piece_size) {
+			size_t piece = (size_t)(off / t->piece_size);
+			if (piece_free(t, piece)) {
+				*out = piece;
+				return true;
+			}
+		}
+	}
+	for (size_t p = bitmap_next_clear(&t->partial.state.pieces, 0); p < t->npieces;
+	     p = bitmap_next_clear(&t->partial.state.pieces, p + 1)) {
+		if (piece_free(t, p) && (t->want_all || bitmap_get(&t->wanted, p))) {
+			*out = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int start_call_locked(struct transfer *t, size_t piece)
+{
+	struct transfer_engine *engine = t->engine;
+	const char *validator = t->partial.state.validator;
+	struct fetch_request req = { 0 };
+	struct call *c;
+	int rc;
+
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->buf = malloc(CALL_BUFFER_BYTES))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->transfer = t;
+	c->piece = piece;
+	c->start = t->no_ranges ? 0 : piece_start(t, piece) + t->landed[piece];
+	c->end = t->no_ranges ? t->size - 1 : piece_end(t, piece) - 1;
+	if (t->no_ranges)
+		c->piece = piece = 0;
+	c->pos = c->start;
+	c->to_hub = t->resolved_url == NULL;
+	req.url = c->to_hub ? t->url : t->resolved_url;
+	req.has_range = !t->no_ranges;
+	req.range_start = c->start;
+	req.range_end = c->end;
+	req.if_range = strong_validator(validator) ? validator : NULL;
+	req.stall_seconds = engine->options.stall_seconds;
+	rc = fetch_multi_add(engine->multi, &req, call_write, c, &c->resp, &c->handle);
+	if (rc) {
+		free(c->buf);
+		free(c);
+		return rc;
+	}
+	t->inflight[piece] = 1;
+	c->next = t->calls;
+	t->calls = c;
+	t->calls_inflight++;
+	engine->calls_inflight++;
+	return 0;
+}
+
+/* Starts what may start; returns ms until something else may. */
+static double schedule_locked(struct transfer_engine *engine)
+{
+	const unsigned budget = engine->options.connections * CALLS_PER_CONNECTION_BUDGET;
+	double wait_ms = 1000;
+	bool progress = true;
+
+	/* Round robin, a request per blob per pass, so one blob cannot take
+	 * every connection while others wait. */
+	while (progress && engine->calls_inflight < budget) {
+		progress = false;
+		for (struct transfer *t = engine->transfers; t; t = t->next) {
+			size_t piece;
+			double ms;
+
+			if (t->state != STATE_RUNNING || t->released || t->calls_inflight >= t->max_calls)
+				continue;
+			if ((ms = ms_until(&t->not_before)) > 0) {
+				wait_ms = ms < wait_ms ? ms : wait_ms;
+				continue;
+			}
+			/* One request first: it learns where the hub redirects. */
+			if (!t->resolved_url && t->calls_inflight > 0)
+				continue;
+			if (engine->calls_inflight >= budget || !pick_piece(t, &piece))
+				continue;
+			if (start_call_locked(t, piece) != 0) {
+				fail_locked(t, -ENOMEM, false);
+				continue;
+			}
+			progress = true;
+		}
+	}
+	return wait_ms;
+}
+
+/* Followers watch the writer's sidecar; the complete blob ends the wait. */
+static double follow_locked(struct transfer_engine *engine)
+{
+	double wait_ms = 1000;
+
+	for (struct transfer *t = engine->transfers; t; t = t->next) {
+		int fd;
+
+		if (t->state != STATE_FOLLOWING || t->released)
+			continue;
+		if (ms_until(&t->next_follow) > 0) {
+			wait_ms = FOLLOW_INTERVAL_MS;
+			continue;
+		}
+		after_ms(&t->next_follow, FOLLOW_INTERVAL_MS);
+		wait_ms = FOLLOW_INTERVAL_MS;
+		if (blob_open(engine->store, &t->digest, t->size, &fd) == 0) {
+			t->done_fd = fd;
+			t->state = STATE_DONE;
+			log_info("%s: completed by another process", t->label);
+		} else if (blob_partial_follow(engine->store, &t->partial)) {
+			t->state = STATE_RUNNING;
+			memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+			for (size_t p = 0; p < t->npieces; p++)
+				if (bitmap_get(&t->partial.state.pieces, p))
+					t->landed[p] = piece_end(t, p) - piece_start(t, p);
+			t->generation++;
+			pthread_cond_signal(&engine->hash_cond);
+		}
+		check_waiters_locked(t);
+	}
+	return wait_ms;
+}
+
+static void *engine_main(void *arg)
+{
+	struct transfer_engine *engine = arg;
+
+	pthread_mutex_lock(&engine->lock);
+	while (!engine->stopping) {
+		for (struct transfer *t = engine->transfers; t; t = t->next)
+			if (t->state != STATE_RUNNING && t->calls)
+				abort_calls_locked(t);
+		double wait_ms = schedule_locked(engine), follow_ms = follow_locked(engine);
+		struct deferred *deferred = engine->deferred;
+		struct waiter *ready;
+
+		engine->deferred = NULL;
+		reap_locked(engine);
+		ready = take_ready_locked(engine);
+		pthread_mutex_unlock(&engine->lock);
+		fire(engine, ready);
+		while (deferred) {
+			struct deferred *next = deferred->next;
+			deferred->fn(deferred->ctx);
+			free(deferred);
+			deferred = next;
+		}
+		wait_ms = follow_ms < wait_ms ? follow_ms : wait_ms;
+		fetch_multi_run(engine->multi, wait_ms < 1 ? 1 : (int)wait_ms, call_done, engine);
+		pthread_mutex_lock(&engine->lock);
+		/* What arrived this round reaches the disk, and its readers. */
+		for (struct transfer *t = engine->transfers; t; t = t->next) {
+			for (struct call *c = t->calls; c && t->state == STATE_RUNNING; c = c->next) {
+				if (c->buffered) {
+					pthread_mutex_unlock(&engine->lock);
+					int rc = flush_call(c);
+					pthread_mutex_lock(&engine->lock);
+					if (rc) {
+						log_error("%s: cannot write %s: %s", t->label,
+							  t->partial.rel, strerror(-rc));
+						fail_locked(t, rc == -ENOSPC || rc == -EDQUOT ? rc : -EIO,
+							    true);
+						break;
+					}
+				}
+			}
+			check_waiters_locked(t);
+		}
+	}
+	/* Stopping: every request ends now, its progress saved. */
+	for (struct transfer *t = engine->transfers; t; t = t->next) {
+		for (struct call *c = t->calls; c; c = c->next) {
+			if (c->buffered) {
+				pthread_mutex_unlock(&engine->lock);
+				flush_call(c);
+				pthread_mutex_lock(&engine->lock);
+			}
+		}
+		if (t->state == STATE_RUNNING || t->state == STATE_FOLLOWING)
+			fail_locked(t, -EINTR, false);
+		abort_calls_locked(t);
+	}
+	for (size_t b = 0; b < WAITER_BUCKETS; b++)
+		while (engine->by_id[b])
+			ready_waiter_locked(engine, engine->by_id[b], -EINTR);
+	struct deferred *deferred = engine->deferred;
+	engine->deferred = NULL;
+	struct waiter *ready = take_ready_locked(engine);
+	pthread_mutex_unlock(&engine->lock);
+	fire(engine, ready);
+	while (deferred) {
+		struct deferred *next = deferred->next;
+		deferred->fn(deferred->ctx);
+		free(deferred);
+		deferred = next;
+	}
+	return NULL;
+}
+
+/* ---- hashing ---- */
+
+/* The digest of a complete prefix: keep the blob, or drop it. */
+static void finish_hash(struct transfer *t, struct prefix_hash *hash)
+{
+	struct transfer_engine *engine = t->engine;
+	char actual[DIGEST_HEX_MAX];
+	int rc = prefix_hash_final(hash, actual);
+
+	if (rc == 0 && !digest_spec_matches(&t->digest, actual)) {
+		pthread_mutex_lock(&engine->lock);
+		uint64_t streamed = t->streamed;
+		pthread_mutex_unlock(&engine->lock);
+		if (streamed)
+			log_error("%s: %s mismatch: expected %s, got %s; %" PRIu64
+				  " bytes already read from it in stream mode were wrong",
+				  t->label, digest_algo_name(t->digest.algo), t->digest.hex, actual,
+				  streamed);
+		else
+			log_error("%s: %s mismatch: expected %s, got %s", t->label,
+				  digest_algo_name(t->digest.algo), t->digest.hex, actual);
+		rc = -EIO;
+	} else if (rc == 0) {
+		rc = blob_partial_complete(engine->store, &t->partial);
+		if (rc)
+			log_error("%s: cannot install %s: %s", t->label, t->partial.rel,
+				  strerror(-rc));
+	}
+	pthread_mutex_lock(&engine->lock);
+	if (rc == 0) {
+		t->state = STATE_DONE;
+		log_info("%s: %" PRIu64 " bytes, %" PRIu64 " fetched in %.3f s, %s verified",
+			 t->label, t->size, t->fetched, seconds_since(&t->started),
+			 digest_algo_name(t->digest.algo));
+		check_waiters_locked(t);
+	} else {
+		fail_locked(t, rc == -ENOSPC ? rc : -EIO, true);
+	}
+	struct waiter *ready = take_ready_locked(engine);
+	pthread_mutex_unlock(&engine->lock);
+	fire(engine, ready);
+}
+
+/* Whether the hasher has something to do for t: bytes past its position,
+ * or a whole blob to finish. */
+static bool hash_due_locked(const struct transfer *t)
+{
+	uint64_t hashed, prefix;
+
+	if (t->state != STATE_RUNNING || t->hashing || t->released)
+		return false;
+	hashed = t->hash && t->hash_generation == t->generation ? prefix_hash_position(t->hash) : 0;
+	prefix = (uint64_t)bitmap_prefix(&t->partial.state.pieces) * t->piece_size;
+	if (prefix > t->size)
+		prefix = t->size;
+	return prefix > hashed || (prefix == t->size && bitmap_full(&t->partial.state.pieces));
+}
+
+static void *hash_main(void *arg)
+{
+	struct transfer_engine *engine = arg;
+
+	pthread_mutex_lock(&engine->lock);
+	while (!engine->stopping) {
+		struct transfer *t;
+		struct bitmap present;
+		uint64_t generation;
+		bool done;
+		int rc;
+
+		for (t = engine->transfers; t && !hash_due_locked(t); t = t->next)
+			;
+		if (!t) {
+			pthread_cond_wait(&engine->hash_cond, &engine->lock);
+			continue;
+		}
+		if (!t->hash || t->hash_generation != t->generation) {
+			/* New, or the content started over. */
+			prefix_hash_free(t->hash);
+			t->hash = NULL;
+			t->hash_generation = t->generation;
+			rc = prefix_hash_new(&t->hash, t->digest.algo, t->size, t->piece_size);
+			if (rc) {
+				fail_locked(t, -ENOMEM, false);
+				continue;
+			}
+		}
+		if (bitmap_copy(&present, &t->partial.state.pieces) != 0) {
+			fail_locked(t, -ENOMEM, false);
+			continue;
+		}
+		t->hashing = true;
+		generation = t->generation;
+		pthread_mutex_unlock(&engine->lock);
+
+		rc = prefix_hash_advance(t->hash, t->partial.fd, &present, HASH_SLICE_BYTES);
+		bitmap_free(&present);
+		done = rc == 0 && prefix_hash_done(t->hash);
+
+		pthread_mutex_lock(&engine->lock);
+		if (rc) {
+			log_error("%s: cannot read back %s: %s", t->label, t->partial.rel, strerror(-rc));
+			fail_locked(t, -EIO, false);
+		} else if (done && generation == t->generation && t->state == STATE_RUNNING &&
+			   bitmap_full(&t->partial.state.pieces)) {
+			pthread_mutex_unlock(&engine->lock);
+			finish_hash(t, t->hash);
+			pthread_mutex_lock(&engine->lock);
+		}
+		t->hashing = false;
+		if (t->released)
+			wake_engine(engine); /* it waited for us to reap it */
+		struct waiter *ready = take_ready_locked(engine);
+		if (ready) {
+			pthread_mutex_unlock(&engine->lock);
+			fire(engine, ready);
+			pthread_mutex_lock(&engine->lock);
+		}
+	}
+	pthread_mutex_unlock(&engine->lock);
+	return NULL;
+}
+
+/* ---- the public side ---- */
+
+int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
+			struct blob_store *store, const struct transfer_options *options)
+{
+	struct transfer_engine *engine = calloc(1, sizeof(*engine));
+	int rc;
+
+	*out = NULL;
+	if (!engine)
+		return -ENOMEM;
+	engine->fetcher = fetcher;
+	engine->store = store;
+	engine->options = *options;
+	pthread_mutex_init(&engine->lock, NULL);
+	pthread_cond_init(&engine->hash_cond, NULL);
+	rc = fetch_multi_new(fetcher, &engine->multi);
+	if (rc)
+		goto fail;
+	rc = -pthread_create(&engine->engine_thread, NULL, engine_main, engine);
+	if (rc)
+		goto fail;
+	rc = -pthread_create(&engine->hash_thread, NULL, hash_main, engine);
+	if (rc) {
+		pthread_mutex_lock(&engine->lock);
+		engine->stopping = true;
+		pthread_mutex_unlock(&engine->lock);
+		wake_engine(engine);
+		pthread_join(engine->engine_thread, NULL);
+		goto fail;
+	}
+	engine->threads_started = true;
+	*out = engine;
+	return 0;
+fail:
+	fetch_multi_free(engine->multi);
+	pthread_cond_destroy(&engine->hash_cond);
+	pthread_mutex_destroy(&engine->lock);
+	free(engine);
+	return rc;
+}
+
+void transfer_engine_shutdown(struct transfer_engine *engine)
+{
+	if (!engine || !engine->threads_started)
+		return;
+	pthread_mutex_lock(&engine->lock);
+	engine->stopping = true;
+	pthread_cond_broadcast(&engine->hash_cond);
+	pthread_mutex_unlock(&engine->lock);
+	wake_engine(engine);
+	pthread_join(engine->engine_thread, NULL);
+	pthread_join(engine->hash_thread, NULL);
+	pthread_mutex_lock(&engine->lock);
+	engine->threads_started = false;
+	engine->stopped = true;
+	reap_locked(engine);
+	pthread_mutex_unlock(&engine->lock);
+}
+
+void transfer_engine_free(struct transfer_engine *engine)
+{
+	if (!engine)
+		return;
+	transfer_engine_shutdown(engine);
+	while (engine->transfers) { /* references nobody put: free them anyway */
+		struct transfer *t = engine->transfers;
+		engine->transfers = t->next;
+		transfer_free(t);
+	}
+	fetch_multi_free(engine->multi);
+	pthread_cond_destroy(&engine->hash_cond);
+	pthread_mutex_destroy(&engine->lock);
+	free(engine);
+}
+
+int transfer_engine_defer(struct transfer_engine *engine, void (*fn)(void *ctx), void *ctx)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->fn = fn;
+	d->ctx = ctx;
+	pthread_mutex_lock(&engine->lock);
+	if (engine->stopped) {
+		pthread_mutex_unlock(&engine->lock);
+		free(d);
+		return -ECANCELED;
+	}
+	d->next = engine->deferred;
+	engine->deferred = d;
+	pthread_mutex_unlock(&engine->lock);
+	wake_engine(engine);
+	return 0;
+}
+
+static int transfer_new_locked(struct transfer_engine *engine, const struct transfer_source *src,
+			       const char *label, struct transfer **out)
+{
+	struct transfer *t = calloc(1, sizeof(*t));
+	int rc = -ENOMEM;
+
+	if (!t)
+		return -ENOMEM;
+	t->engine = engine;
+	t->done_fd = -1;
+	t->partial.fd = -1;
+	t->digest = src->digest;
+	t->size = src->size;
+	t->label = strdup(label);
+	t->url = strdup(src->url);
+	now_mono(&t->started);
+	if (!t->label || !t->url)
+		goto fail;
+	rc = blob_partial_open(engine->store, &src->digest, src->size, engine->options.piece_size,
+			       src->url, &t->partial);
+	if (rc == -EEXIST) {
+		rc = blob_open(engine->store, &src->digest, src->size, &t->done_fd);
+		if (rc)
+			goto fail;
+		t->state = STATE_DONE;
+		*out = t;
+		return 0;
+	}
+	if (rc) {
+		log_error("%s: cannot make room for it in the cache: %s", label, strerror(-rc));
+		goto fail;
+	}
+	t->piece_size = t->partial.state.piece_size; /* a resumed one keeps its own */
+	t->npieces = t->partial.state.pieces.nbits;
+	t->inflight = calloc(t->npieces ? t->npieces : 1, 1);
+	t->landed = calloc(t->npieces ? t->npieces : 1, sizeof(*t->landed));
+	rc = bitmap_init(&t->wanted, t->npieces);
+	if (!t->inflight || !t->landed || rc) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t p = 0; p < t->npieces; p++)
+		if (bitmap_get(&t->partial.state.pieces, p))
+			t->landed[p] = piece_end(t, p) - piece_start(t, p);
+	t->max_calls = engine->options.connections;
+	t->state = t->partial.writer ? STATE_RUNNING : STATE_FOLLOWING;
+	if (!t->partial.writer)
+		log_info("%s: another process is downloading it: following", label);
+	*out = t;
+	return 0;
+fail:
+	transfer_free(t);
+	return rc;
+}
+
+int transfer_get(struct transfer_engine *engine, const struct transfer_source *src,
+		 const char *label, struct transfer **out)
+{
+	struct transfer *t;
+	bool created = false;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&engine->lock);
+	if (engine->stopping) {
+		rc = -EINTR;
+		goto out;
+	}
+	for (t = engine->transfers; t; t = t->next)
+		if (!t->released && t->digest.algo == src->digest.algo &&
+		    strcmp(t->digest.hex, src->digest.hex) == 0 && t->size == src->size)
+			break;
+	if (!t) {
+		rc = transfer_new_locked(engine, src, label, &t);
+		if (rc)
+			goto out;
+		t->next = engine->transfers;
+		engine->transfers = t;
+		created = true;
+		pthread_cond_signal(&engine->hash_cond); /* a resumed one may be whole */
+	}
+	t->refs++;
+	*out = t;
+out:
+	pthread_mutex_unlock(&engine->lock);
+	if (created)
+		wake_engine(engine);
+	return rc;
+}
+
+void transfer_put(struct transfer *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->engine->lock);
+	put_locked(t);
+	pthread_mutex_unlock(&t->engine->lock);
+}
+
+void transfer_want_all(struct transfer *t)
+{
+	pthread_mutex_lock(&t->engine->lock);
+	bool wake = !t->want_all;
+	t->want_all = true;
+	pthread_mutex_unlock(&t->engine->lock);
+	if (wake)
+		wake_engine(t->engine);
+}
+
+void transfer_hint(struct transfer *t, uint64_t offset, uint64_t length)
+{
+	bool wake = false;
+
+	pthread_mutex_lock(&t->engine->lock);
+	if (t->state == STATE_RUNNING || t->state == STATE_FOLLOWING) {
+		for (uint64_t off = offset; off < offset + length && off < t->size;
+		     off += t->piece_size) {
+			size_t piece = (size_t)(off / t->piece_size);
+			if (!bitmap_get(&t->wanted, piece)) {
+				bitmap_set(&t->wanted, piece);
+				wake = true;
+			}
+		}
+	}
+	pthread_mutex_unlock(&t->engine->lock);
+	if (wake)
+		wake_engine(t->engine);
+}
+
+static int wait_common(struct transfer *t, enum wait_kind kind, uint64_t offset, uint64_t end,
+		       transfer_wait_fn fn, void *ctx, uint64_t *id)
+{
+	struct transfer_engine *engine = t->engine;
+	int rc, now = 1; /* 1: still pending */
+
+	if (id)
+		*id = 0;
+	pthread_mutex_lock(&engine->lock);
+	if (t->state == STATE_FAILED)
+		now = t->error;
+	else if (t->state == STATE_DONE ||
+		 (kind == WAIT_RANGE && range_present_locked(t, offset, end)))
+		now = 0;
+	if (now == 0 && kind == WAIT_RANGE && t->state != STATE_DONE)
+		t->streamed += end - offset;
+	rc = now == 1 ? add_waiter_locked(t, kind, offset, end, fn, ctx, id) : 0;
+	pthread_mutex_unlock(&engine->lock);
+	if (rc)
+		return rc;
+	if (now != 1)
+		fn(ctx, now);
+	else
+		wake_engine(engine);
+	return 0;
+}
+
+int transfer_wait_complete(struct transfer *t, transfer_wait_fn fn, void *ctx, uint64_t *id)
+{
+	return wait_common(t, WAIT_COMPLETE, 0, t->size, fn, ctx, id);
+}
+
+int transfer_wait_range(struct transfer *t, uint64_t offset, uint64_t length,
+			transfer_wait_fn fn, void *ctx, uint64_t *id)
+{
+	uint64_t end = offset + length;
+
+	if (end > t->size || end < offset)
+		end = t->size;
+	if (offset > end)
+		offset = end;
+	return wait_common(t, WAIT_RANGE, offset, end, fn, ctx, id);
+}
+
+void transfer_wait_cancel(struct transfer_engine *engine, uint64_t id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&engine->lock);
+	for (struct waiter *w = engine->by_id[id_bucket(id)]; w; w = w->hash_next) {
+		if (w->id == id) {
+			ready_waiter_locked(engine, w, -EINTR);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&engine->lock);
+	if (found)
+		wake_engine(engine);
+}
+
+struct sync_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int rc;
+};
+
+static void sync_wait_done(void *ctx, int rc)
+{
+	struct sync_wait *sw = ctx;
+
+	pthread_mutex_lock(&sw->lock);
+	sw->rc = rc;
+	sw->done = true;
+	pthread_cond_signal(&sw->cond);
+	pthread_mutex_unlock(&sw->lock);
+}
+
+int transfer_wait_complete_sync(struct transfer *t)
+{
+	struct sync_wait sw = { .done = false };
+	int rc;
+
+	pthread_mutex_init(&sw.lock, NULL);
+	pthread_cond_init(&sw.cond, NULL);
+	rc = transfer_wait_complete(t, sync_wait_done, &sw, NULL);
+	if (rc == 0) {
+		pthread_mutex_lock(&sw.lock);
+		while (!sw.done)
+			pthread_cond_wait(&sw.cond, &sw.lock);
+		rc = sw.rc;
+		pthread_mutex_unlock(&sw.lock);
+	}
+	pthread_cond_destroy(&sw.cond);
+	pthread_mutex_destroy(&sw.lock);
+	return rc;
+}
+
+int transfer_fd(const struct transfer *t)
+{
+	return t->done_fd >= 0 ? t->done_fd : t->partial.fd;
+}
+
+int transfer_error(struct transfer *t)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->engine->lock);
+	rc = t->state == STATE_FAILED ? t->error : 0;
+	pthread_mutex_unlock(&t->engine->lock);
+	return rc;
+}

@@ -1,0 +1,88 @@
+/* transfer.h: one transfer per blob, shared by every reader: pieces fetched
+ * over several connections at once and written in place, hashed in order as
+ * the prefix fills, retried, resumed, and shared with other processes
+ * through the blob store's locks. Readers wait for the whole blob or for a
+ * byte range, by callback, so no thread is held while they wait. Not for:
+ * HTTP details (fetch.c), the on-disk layout (blob.c), or FUSE (fs.c). */
+#ifndef OMNIHUB_TRANSFER_H
+#define OMNIHUB_TRANSFER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "digest.h"
+
+struct blob_store;
+struct fetcher;
+
+struct transfer_options {
+	unsigned connections;  /* requests in flight per blob */
+	uint64_t piece_size;   /* bytes per piece */
+	unsigned retries;      /* tries of a piece after the first */
+	long stall_seconds;    /* a connection under 1 KiB/s this long is
+				  given up and retried */
+};
+
+#define TRANSFER_CONNECTIONS_DEFAULT 8u
+#define TRANSFER_PIECE_SIZE_DEFAULT (4ull << 20)
+#define TRANSFER_RETRIES_DEFAULT 5u
+#define TRANSFER_STALL_SECONDS_DEFAULT 30L
+
+/* What a transfer fetches; strings are copied. */
+struct transfer_source {
+	const char *url;
+	struct digest_spec digest;
+	uint64_t size;
+};
+
+struct transfer_engine;
+struct transfer;
+
+int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
+			struct blob_store *store, const struct transfer_options *options);
+/* Stops every transfer at once (partial state is kept for resumption) and
+ * fails every waiter with -EINTR; then new transfers fail with -EINTR. */
+void transfer_engine_shutdown(struct transfer_engine *engine);
+/* Shuts down if needed; every transfer must have been put. */
+void transfer_engine_free(struct transfer_engine *engine);
+/* Runs fn(ctx) on the engine's thread soon (never in the caller's). */
+int transfer_engine_defer(struct transfer_engine *engine, void (*fn)(void *ctx), void *ctx);
+
+/* Finds the transfer of src's blob or starts one; it is the caller's
+ * reference until transfer_put. label names the file in log lines. */
+int transfer_get(struct transfer_engine *engine, const struct transfer_source *src,
+		 const char *label, struct transfer **out);
+void transfer_put(struct transfer *transfer);
+
+/* Fetch every piece (default mode): without it only the pieces readers
+ * wait for or hint at are fetched (stream mode). */
+void transfer_want_all(struct transfer *transfer);
+/* A reader will soon want these bytes (read-ahead). */
+void transfer_hint(struct transfer *transfer, uint64_t offset, uint64_t length);
+
+/* Called once, on the engine's thread (or the hasher's), with no lock
+ * held: 0 when what was waited for is there, else -errno (-EINTR for a
+ * cancelled wait or a shutdown; the transfer's error otherwise). */
+typedef void (*transfer_wait_fn)(void *ctx, int rc);
+
+/* Waits for the blob to be complete and verified. *id names the wait for
+ * transfer_wait_cancel. */
+int transfer_wait_complete(struct transfer *transfer, transfer_wait_fn fn, void *ctx,
+			   uint64_t *id);
+/* Waits for [offset, offset + length) to be on disk (stream reads); the
+ * callback may run before this returns when the bytes are already there. */
+int transfer_wait_range(struct transfer *transfer, uint64_t offset, uint64_t length,
+			transfer_wait_fn fn, void *ctx, uint64_t *id);
+/* Ends a wait early: its callback runs with -EINTR on the engine's thread,
+ * unless it has run already. Safe from any thread, at any time. */
+void transfer_wait_cancel(struct transfer_engine *engine, uint64_t id);
+/* Blocks the calling thread until the blob is complete: 0 or -errno. */
+int transfer_wait_complete_sync(struct transfer *transfer);
+
+/* The descriptor of the blob's data (partial or complete), valid while the
+ * reference is held; reads of it are right only for bytes waited for. */
+int transfer_fd(const struct transfer *transfer);
+/* 0 while running or complete, else the -errno it failed with. */
+int transfer_error(struct transfer *transfer);
+
+#endif
