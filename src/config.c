@@ -12,6 +12,42 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "transfer.h"
+
+/* Bounds on what a user may set: nonsense is refused at start-up. */
+#define CONFIG_CONNECTIONS_MAX 64u
+#define CONFIG_PIECE_SIZE_MIN (64ull << 10)
+#define CONFIG_PIECE_SIZE_MAX (1ull << 30)
+
+int config_parse_size(const char *text, uint64_t *out)
+{
+	unsigned long long value;
+	unsigned shift = 0;
+	char *end;
+
+	if (!text || !(*text >= '0' && *text <= '9'))
+		return -EINVAL;
+	errno = 0;
+	value = strtoull(text, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default:
+		return -EINVAL;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += *end == 'i' && end[1] == 'B' ? 2 : 1; /* "4MiB", "4MB" */
+	if (*end != '\0' || (shift && value > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)value << shift;
+	return 0;
+}
 
 static const char *env_nonempty(const char *name)
 {
@@ -110,6 +146,29 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 		goto out;
 	cfg->offline = opts->offline || env_true("OMNIHUB_OFFLINE");
 	cfg->index_ttl = opts->index_ttl;
+	cfg->stream = opts->stream;
+	cfg->connections = opts->connections ? opts->connections : TRANSFER_CONNECTIONS_DEFAULT;
+	cfg->retries = opts->retries >= 0 ? (unsigned)opts->retries : TRANSFER_RETRIES_DEFAULT;
+	cfg->stall_timeout = opts->stall_timeout ? opts->stall_timeout
+						 : (unsigned)TRANSFER_STALL_SECONDS_DEFAULT;
+	cfg->piece_size = TRANSFER_PIECE_SIZE_DEFAULT;
+	if (cfg->connections > CONFIG_CONNECTIONS_MAX) {
+		*why = "connections must be between 1 and 64";
+		rc = -EINVAL;
+		goto out;
+	}
+	if (opts->piece_size && (config_parse_size(opts->piece_size, &cfg->piece_size) != 0 ||
+				 cfg->piece_size < CONFIG_PIECE_SIZE_MIN ||
+				 cfg->piece_size > CONFIG_PIECE_SIZE_MAX)) {
+		*why = "piece_size must be a size between 64K and 1G (say 4M)";
+		rc = -EINVAL;
+		goto out;
+	}
+	if (opts->cache_max && config_parse_size(opts->cache_max, &cfg->cache_max) != 0) {
+		*why = "cache_max must be a size in bytes, or with K, M, G or T (say 50G)";
+		rc = -EINVAL;
+		goto out;
+	}
 
 	rc = dup_first(&cfg->onnx_index_url, opts->onnx_index_url,
 		       env_nonempty("OMNIHUB_ONNX_INDEX_URL") ? env_nonempty("OMNIHUB_ONNX_INDEX_URL")

@@ -1,30 +1,40 @@
-/* download.h: one download per cache path, however many readers wait for
- * it: finds or fetches a hub file's bytes, checks their digest as they
- * arrive, stages archives and installs the result in the cache. Not for:
- * HTTP details (fetch.c), on-disk layout (cache.c), extraction (stage.c). */
+/* download.h: making a hub file present and verified in the cache, once
+ * however many readers ask: a blob already there (hashed again when its
+ * stamp no longer holds), another client's copy, or a transfer; then its
+ * name in the readable tree, or its archive extracted. Not for: HTTP
+ * (fetch.c), pieces and resumption (transfer.c), the layout (blob.c). */
 #ifndef OMNIHUB_DOWNLOAD_H
 #define OMNIHUB_DOWNLOAD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "source.h"
 
+struct blob_store;
 struct cache;
-struct fetcher;
 struct download_set;
+struct transfer_engine;
 
-int download_set_new(struct download_set **out, struct cache *cache, struct fetcher *fetcher,
-		     bool offline);
-/* Cancels transfers in flight and waits for every job to end. */
+int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
+		     struct transfer_engine *engine, bool offline);
+/* Waits for every job to end (shut the engine down first to hurry them). */
 void download_set_free(struct download_set *set);
 
-/* Makes src present and verified in the cache, trying in turn: a file
- * already there, the other clients' copies src lists, then src->url (never
- * when offline). Joins the job already running for the same cache path, if
- * any; blocks until it ends. label names the file in log lines. Returns 0
- * or -errno: ENOENT or EACCES (the server said so), ETIMEDOUT, ENOSPC, or
- * EIO (anything else: a digest mismatch, a broken transfer, offline). Every
- * failure is logged once, by the job. */
+/* Called once, never in the caller's thread: 0, or ENOENT, EACCES,
+ * ETIMEDOUT, ENOSPC, EDQUOT, EINTR (cancelled) or EIO, negated. */
+typedef void (*download_done_fn)(void *ctx, int rc);
+
+/* Starts (or joins) the job that makes src present: for SOURCE_FILE the
+ * complete blob and its name at src->cache_path, for SOURCE_ARCHIVE the
+ * extracted tree there. *id names the wait for download_cancel. label
+ * names the file in log lines; every failure is logged once, by the job. */
+int download_start(struct download_set *set, const struct source *src, const char *label,
+		   download_done_fn done, void *ctx, uint64_t *id);
+/* Ends a wait early: done runs with -EINTR on another thread, unless it has
+ * run already; the job goes on for other readers. Safe from any thread. */
+void download_cancel(struct download_set *set, uint64_t id);
+/* download_start, waiting in the calling thread. */
 int download_ensure(struct download_set *set, const struct source *src, const char *label);
 
 #endif

@@ -5,12 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "cache.h"
 #include "config.h"
 #include "download.h"
@@ -18,21 +21,44 @@
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
+#include "transfer.h"
 #include "tree.h"
 
-/* How long the kernel may trust names and attributes. Hub content is named
- * by digest, but an index refresh can change what a name means. */
+/* How long the kernel may trust a name: an index refresh can change what a
+ * name means. An inode's attributes never change (a hub file's inode stands
+ * for one digest and size), so those it may keep for a day. */
 #define FS_TIMEOUT_SECONDS 60.0
+#define FS_ATTR_TIMEOUT_SECONDS 86400.0
+/* Stream reads: read-ahead starts here and doubles while reads stay
+ * sequential, up to the maximum. */
+#define READAHEAD_MIN (8ull << 20)
+#define READAHEAD_MAX (256ull << 20)
+
+/* One open file: a descriptor, or a transfer still arriving (stream mode). */
+struct handle {
+	int fd;                     /* owned; -1 in stream mode */
+	struct transfer *transfer;  /* a reference; NULL but in stream mode */
+	uint64_t size;
+	pthread_mutex_t lock;       /* guards next_offset, window */
+	uint64_t next_offset;       /* where a sequential reader reads next */
+	uint64_t window;            /* read-ahead */
+	struct handle *prev, *next; /* in fs->handles */
+};
 
 struct fs {
 	const struct config *config; /* borrowed from main */
 	struct cache *cache;
+	struct blob_store *blobs;
 	struct fetcher *fetcher;
+	struct transfer_engine *engine;
 	struct hub_env env;          /* lent to every hub */
 	struct hub *hubs;            /* the hubs that opened; owned */
 	size_t nhubs;
 	struct download_set *downloads;
 	struct tree *tree;
+	pthread_mutex_t handles_lock; /* guards handles */
+	struct handle *handles;      /* every open file: the kernel does not
+					release them once the loop has ended */
 };
 
 int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size)
@@ -47,16 +73,31 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 	if (!fs)
 		return -ENOMEM;
 	fs->config = cfg;
+	pthread_mutex_init(&fs->handles_lock, NULL);
 	rc = cache_open(&fs->cache, cfg->cache_dir, &cache_why);
 	if (rc) {
 		snprintf(why, why_size, "cannot use the cache directory %s: %s", cfg->cache_dir,
 			 cache_why);
 		goto out;
 	}
+	rc = blob_store_open(&fs->blobs, fs->cache, cfg->cache_max);
+	if (rc)
+		goto out;
+	/* Before any transfer: what a crash left is kept or cleared now. */
+	blob_store_sweep(fs->blobs);
 	rc = fetcher_new(&fs->fetcher, cfg->cacert);
 	if (rc)
 		goto out;
-	rc = download_set_new(&fs->downloads, fs->cache, fs->fetcher, cfg->offline);
+	struct transfer_options options = {
+		.connections = cfg->connections,
+		.piece_size = cfg->piece_size,
+		.retries = cfg->retries,
+		.stall_seconds = (long)cfg->stall_timeout,
+	};
+	rc = transfer_engine_new(&fs->engine, fs->fetcher, fs->blobs, &options);
+	if (rc)
+		goto out;
+	rc = download_set_new(&fs->downloads, fs->cache, fs->blobs, fs->engine, cfg->offline);
 	if (rc)
 		goto out;
 	fs->env = (struct hub_env){ .config = cfg, .fetcher = fs->fetcher, .cache = fs->cache };
@@ -99,18 +140,43 @@ out:
 	return rc;
 }
 
+static void handle_free(struct handle *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	transfer_put(h->transfer);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+void fs_shutdown(struct fs *fs)
+{
+	if (fs)
+		transfer_engine_shutdown(fs->engine);
+}
+
 void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
-	/* Downloads first: their threads use the cache and the fetcher. */
+	/* Transfers stop first, their waiters answered; then the jobs that
+	 * waited on them end, and nothing uses the cache or the fetcher. */
+	transfer_engine_shutdown(fs->engine);
 	download_set_free(fs->downloads);
+	while (fs->handles) {
+		struct handle *h = fs->handles;
+		fs->handles = h->next;
+		handle_free(h);
+	}
+	transfer_engine_free(fs->engine);
 	tree_free(fs->tree);
 	for (size_t i = 0; i < fs->nhubs; i++)
 		fs->hubs[i].ops->close(&fs->hubs[i]);
 	free(fs->hubs);
 	fetcher_free(fs->fetcher);
+	blob_store_close(fs->blobs);
 	cache_close(fs->cache);
+	pthread_mutex_destroy(&fs->handles_lock);
 	free(fs);
 }
 
@@ -126,80 +192,26 @@ static void node_label(const struct node *node, char *out, size_t out_size)
 		 node->path[0] ? "/" : "", node->path);
 }
 
-/* Whether the cache holds src, verified: 0 (with *fd_out where it opens
- * one), -ENOENT or -ESTALE (fetch it), or another -errno. */
-typedef int (*check_fn)(struct fs *fs, const struct source *src, int *fd_out);
-
-static int check_file(struct fs *fs, const struct source *src, int *fd_out)
-{
-	return cache_open_verified(fs->cache, src->cache_path, &src->digest, src->size, fd_out);
-}
-
-static int check_tree(struct fs *fs, const struct source *src, int *fd_out)
-{
-	*fd_out = -1;
-	return cache_dir_verified(fs->cache, src->cache_path, &src->digest);
-}
-
-/* Fills src with where node's bytes come from and makes them present and
- * verified in the cache, fetching them when check says they are missing
- * or unproven. On success src is the caller's to clear. */
-static int ensure_cached(struct fs *fs, struct node *node, check_fn check, struct source *src,
-			 int *fd_out)
+/* Makes an archive directory's content present in the cache and records
+ * where (done on every lookup or listing inside it, so a tree deleted by
+ * hand comes back). It waits in the FUSE thread: archives are rare and
+ * small beside model files. */
+static int stage_archive(struct fs *fs, struct node *node)
 {
 	char label[PATH_MAX];
+	struct source src;
 	int rc;
 
-	*fd_out = -1;
-	rc = node->hub->ops->source(node->hub, node->path, src);
+	rc = node->hub->ops->source(node->hub, node->path, &src);
 	if (rc)
 		return rc;
 	node_label(node, label, sizeof(label));
-	rc = check(fs, src, fd_out);
-	if (rc == -ENOENT || rc == -ESTALE) {
-		rc = download_ensure(fs->downloads, src, label);
-		if (rc == 0 && check(fs, src, fd_out) != 0) {
-			log_error("%s: %s/%s changed right after it was installed", label,
-				  cache_root(fs->cache), src->cache_path);
-			rc = -EIO;
-		}
-	} else if (rc) {
-		log_error("%s: cannot open %s/%s: %s", label, cache_root(fs->cache), src->cache_path,
-			  strerror(-rc));
-		rc = -EIO;
-	}
-	if (rc)
-		source_clear(src);
-	return rc;
-}
-
-/* Makes an archive directory's content present in the cache and records
- * where (done on every lookup or listing inside it, so a tree deleted by
- * hand comes back). */
-static int stage_archive(struct fs *fs, struct node *node)
-{
-	struct source src;
-	int fd, rc = ensure_cached(fs, node, check_tree, &src, &fd);
-
-	if (rc == 0) {
+	rc = cache_dir_verified(fs->cache, src.cache_path, &src.digest);
+	if (rc == -ENOENT || rc == -ESTALE)
+		rc = download_ensure(fs->downloads, &src, label);
+	if (rc == 0)
 		rc = tree_set_backing(fs->tree, node, src.cache_path);
-		source_clear(&src);
-	}
-	return rc;
-}
-
-/* A descriptor on the verified cached copy of a hub file, fetching it
- * first if needed; *keep_cache says whether the kernel's pages for this
- * inode still hold the same content. */
-static int open_hub_file(struct fs *fs, struct node *node, int *fd_out, bool *keep_cache)
-{
-	struct source src;
-	int rc = ensure_cached(fs, node, check_file, &src, fd_out);
-
-	if (rc == 0) {
-		*keep_cache = tree_note_served(fs->tree, node, &src.digest);
-		source_clear(&src);
-	}
+	source_clear(&src);
 	return rc;
 }
 
@@ -207,7 +219,7 @@ static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node->ino;
-	e->attr_timeout = FS_TIMEOUT_SECONDS;
+	e->attr_timeout = node->kind == NODE_HUB_FILE ? FS_ATTR_TIMEOUT_SECONDS : FS_TIMEOUT_SECONDS;
 	e->entry_timeout = FS_TIMEOUT_SECONDS;
 	return tree_stat(fs->tree, node, &e->attr);
 }
@@ -273,7 +285,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, FS_TIMEOUT_SECONDS);
+		fuse_reply_attr(req, &st,
+				node->kind == NODE_HUB_FILE ? FS_ATTR_TIMEOUT_SECONDS
+							    : FS_TIMEOUT_SECONDS);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -403,55 +417,346 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+/* ---- opening and reading hub files without holding a FUSE thread ---- */
+
+/* A request answered later, by whoever ends its wait. The submitter and
+ * the completion each hold a reference; FUSE's interrupt callback may run
+ * only while the completion's is held (the completion unregisters it, which
+ * waits for a running one, before it replies). */
+struct pending {
+	struct fs *fs;
+	fuse_req_t req;
+	atomic_int refs;
+	atomic_uint_fast64_t wait_id;  /* 0 until the wait has begun */
+	atomic_bool interrupted;
+	void (*cancel)(struct fs *fs, uint64_t wait_id);
+	/* open */
+	struct node *node;
+	struct fuse_file_info fi;
+	struct digest_spec digest;
+	uint64_t size;
+	/* read */
+	struct handle *handle;
+	off_t offset;
+	size_t length;
+};
+
+static struct pending *pending_new(struct fs *fs, fuse_req_t req)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->fs = fs;
+	p->req = req;
+	atomic_init(&p->refs, 2);
+	atomic_init(&p->wait_id, 0);
+	atomic_init(&p->interrupted, false);
+	return p;
+}
+
+static void pending_put(struct pending *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) == 1)
+		free(p);
+}
+
+static void cancel_download(struct fs *fs, uint64_t id)
+{
+	download_cancel(fs->downloads, id);
+}
+
+static void cancel_transfer_wait(struct fs *fs, uint64_t id)
+{
+	transfer_wait_cancel(fs->engine, id);
+}
+
+/* FUSE's interrupt callback: it must not reply itself (libfuse holds the
+ * request's lock around it), so it ends the wait, whose callback replies. */
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct pending *p = data;
+	uint64_t id;
+
+	(void)req;
+	atomic_store(&p->interrupted, true);
+	id = atomic_load(&p->wait_id);
+	if (id)
+		p->cancel(p->fs, id);
+}
+
+/* The submitter's part once the wait has begun (id) or failed to (rc). */
+static void pending_started(struct pending *p, int rc, uint64_t id)
+{
+	if (rc) {
+		fuse_req_interrupt_func(p->req, NULL, NULL);
+		fuse_reply_err(p->req, -rc);
+		pending_put(p); /* the completion's: it will never come */
+	} else {
+		atomic_store(&p->wait_id, id);
+		if (id && atomic_load(&p->interrupted))
+			p->cancel(p->fs, id);
+	}
+	pending_put(p);
+}
+
+/* The completion's part: after this the request is answered. */
+static void pending_finish(struct pending *p)
+{
+	fuse_req_interrupt_func(p->req, NULL, NULL);
+}
+
+static struct handle *handle_new(struct fs *fs, int fd, struct transfer *transfer, uint64_t size)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->fd = fd;
+	h->transfer = transfer;
+	h->size = size;
+	h->window = READAHEAD_MIN;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = fs->handles;
+	if (fs->handles)
+		fs->handles->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+	return h;
+}
+
+static void handle_release(struct fs *fs, struct handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+	handle_free(h);
+}
+
+/* Answers an open with a handle on fd; takes fd. */
+static void reply_open_fd(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			  struct node *node, int fd)
+{
+	struct handle *h;
+	struct stat st;
+
+	if (node && fstat(fd, &st) == 0)
+		/* A file replaced since the last open (a repair): the pages the
+		 * kernel holds for this inode are not its pages. */
+		fi->keep_cache = tree_note_served(fs->tree, node, &st);
+	else
+		fi->keep_cache = node == NULL;
+	h = handle_new(fs, fd, NULL, node ? node->size : 0);
+	if (!h) {
+		close(fd);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0)
+		handle_release(fs, h); /* the opener was interrupted */
+}
+
+static void open_done(void *ctx, int rc)
+{
+	struct pending *p = ctx;
+	struct fs *fs = p->fs;
+	int fd = -1;
+
+	if (rc == 0)
+		rc = blob_open(fs->blobs, &p->digest, p->size, &fd);
+	pending_finish(p);
+	if (rc)
+		fuse_reply_err(p->req, -rc);
+	else
+		reply_open_fd(fs, p->req, &p->fi, p->node, fd);
+	pending_put(p);
+}
+
+/* Stream mode: the open returns at once; reads wait for their bytes. */
+static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			   const struct source *src, const char *label)
+{
+	struct transfer_source tsrc = { .url = src->url, .digest = src->digest, .size = src->size };
+	struct transfer *transfer = NULL;
+	struct handle *h;
+	int rc = transfer_get(fs->engine, &tsrc, label, &transfer);
+
+	if (rc) {
+		fuse_reply_err(req, rc == -ENOSPC || rc == -EDQUOT || rc == -EINTR ? -rc : EIO);
+		return;
+	}
+	h = handle_new(fs, -1, transfer, src->size);
+	if (!h) {
+		transfer_put(transfer);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0; /* pages of unverified bytes are not kept across opens */
+	if (fuse_reply_open(req, fi) != 0)
+		handle_release(fs, h);
+}
+
+static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			  struct node *node)
+{
+	char label[PATH_MAX];
+	struct pending *p = NULL;
+	struct source src;
+	uint64_t id = 0;
+	int fd, rc;
+
+	rc = node->hub->ops->source(node->hub, node->path, &src);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (src.size != node->size || src.digest.algo != node->digest.algo ||
+	    strcmp(src.digest.hex, node->digest.hex) != 0) {
+		/* The index changed what this name means since the kernel looked
+		 * it up: ESTALE makes the kernel look it up again, and the new
+		 * lookup gives another inode, with the new size. */
+		fuse_reply_err(req, ESTALE);
+		goto out;
+	}
+	node_label(node, label, sizeof(label));
+	rc = blob_open(fs->blobs, &src.digest, src.size, &fd);
+	if (rc == 0) {
+		blob_link(fs->blobs, &src.digest, src.cache_path); /* a name deleted by hand */
+		reply_open_fd(fs, req, fi, node, fd);
+		goto out;
+	}
+	if (rc == -ENOENT && fs->config->stream && !fs->config->offline && src.nlocal == 0) {
+		open_streaming(fs, req, fi, &src, label);
+		goto out;
+	}
+	p = pending_new(fs, req);
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		goto out;
+	}
+	p->cancel = cancel_download;
+	p->node = node;
+	p->fi = *fi;
+	p->digest = src.digest;
+	p->size = src.size;
+	fuse_req_interrupt_func(req, on_interrupt, p);
+	rc = download_start(fs->downloads, &src, label, open_done, p, &id);
+	pending_started(p, rc, id);
+out:
+	source_clear(&src);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct node *node = tree_node(fs->tree, ino);
-	bool keep_cache = true;
-	int fd = -1, rc = 0;
+	int fd;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (!node)
-		rc = -ESTALE;
-	else if (node->kind == NODE_HUB_FILE)
-		rc = open_hub_file(fs, node, &fd, &keep_cache);
-	else if (node->kind == NODE_STAGED && node->type == S_IFREG) {
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
+	} else if (node->kind == NODE_HUB_FILE) {
+		open_hub_file(fs, req, fi, node);
+	} else if (node->kind == NODE_STAGED && node->type == S_IFREG) {
 		fd = openat(cache_root_fd(fs->cache), node->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		rc = fd < 0 ? -errno : 0;
-	} else
-		rc = -EISDIR;
-	if (rc) {
-		fuse_reply_err(req, -rc);
+		if (fd < 0)
+			fuse_reply_err(req, errno);
+		else
+			reply_open_fd(fs, req, fi, NULL, fd);
+	} else {
+		fuse_reply_err(req, EISDIR);
+	}
+}
+
+static void reply_read(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	/* libfuse splices from the descriptor to /dev/fuse when it can. */
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void read_ready(void *ctx, int rc)
+{
+	struct pending *p = ctx;
+
+	pending_finish(p);
+	if (rc)
+		fuse_reply_err(p->req, -rc);
+	else
+		reply_read(p->req, transfer_fd(p->handle->transfer), p->length, p->offset);
+	pending_put(p);
+}
+
+/* A stream read: waits for its bytes, asks for those a sequential reader
+ * will want next. */
+static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size_t size,
+			   off_t off)
+{
+	uint64_t offset = (uint64_t)off, ahead, id = 0;
+	struct pending *p;
+	int rc;
+
+	if (offset >= h->size) {
+		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
-	/* Cached content never changes under a name without a new digest
-	 * (keep_cache turns false then), so the kernel may keep its pages. */
-	fi->keep_cache = keep_cache;
-	if (fuse_reply_open(req, fi) != 0)
-		close(fd); /* the opener was interrupted */
+	if (size > h->size - offset)
+		size = (size_t)(h->size - offset);
+	pthread_mutex_lock(&h->lock);
+	if (offset == h->next_offset)
+		h->window = h->window * 2 < READAHEAD_MAX ? h->window * 2 : READAHEAD_MAX;
+	else
+		h->window = READAHEAD_MIN;
+	h->next_offset = offset + size;
+	ahead = h->window;
+	pthread_mutex_unlock(&h->lock);
+	transfer_hint(h->transfer, offset, size + ahead);
+
+	p = pending_new(fs, req);
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p->cancel = cancel_transfer_wait;
+	p->handle = h;
+	p->offset = off;
+	p->length = size;
+	fuse_req_interrupt_func(req, on_interrupt, p);
+	rc = transfer_wait_range(h->transfer, offset, size, read_ready, p, &id);
+	pending_started(p, rc, id);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	/* libfuse splices from the descriptor to /dev/fuse when it can. */
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	if (h->transfer)
+		read_streaming(fs_of(req), req, h, size, off);
+	else
+		reply_read(req, h->fd, size, off);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	close((int)fi->fh);
+	handle_release(fs_of(req), (struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

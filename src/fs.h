@@ -16,7 +16,11 @@ struct fs;
 /* Opens the cache and every hub (fetching their indexes). On failure writes
  * one sentence to why. cfg must outlive the fs. */
 int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size);
-/* Cancels downloads in flight and waits for them; frees everything. */
+/* Stops every transfer at once (their partial state kept for resumption)
+ * and answers every waiting reader with EINTR: called when the FUSE loop
+ * ends, before the unmount, so that the answers still reach the kernel. */
+void fs_shutdown(struct fs *fs);
+/* Shuts down if needed, waits for the jobs; frees everything. */
 void fs_free(struct fs *fs);
 
 extern const struct fuse_lowlevel_ops fs_operations;

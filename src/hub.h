@@ -28,6 +28,9 @@ struct entry {
 	enum entry_type type;
 	uint64_t size; /* file bytes (the archive's for ENTRY_ARCHIVE) */
 	time_t mtime;
+	struct digest_spec digest; /* of the file or archive; DIGEST_NONE for a
+				      directory. With size, it is what the name
+				      means: another value is another inode. */
 };
 
 struct entry_list {

@@ -540,9 +540,11 @@ static void place_entry(const struct onnx_place *place, const char *name, time_t
 	case ONNX_LATEST:
 	case ONNX_OPSET_FILE:
 		make_entry(entry, name, ENTRY_FILE, place->opset->model.bytes, mtime);
+		entry->digest = place->opset->model.sha256;
 		break;
 	case ONNX_OPSET_DATA:
 		make_entry(entry, name, ENTRY_ARCHIVE, place->opset->data.bytes, mtime);
+		entry->digest = place->opset->data.sha256;
 		break;
 	case ONNX_ROOT:
 	case ONNX_MODEL:

@@ -39,6 +39,12 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("index_ttl=%u", index_ttl),
 	OPTION("onnx_index_url=%s", onnx_index_url),
 	OPTION("onnx_url=%s", onnx_url),
+	OPTION("stream", stream),
+	OPTION("connections=%u", connections),
+	OPTION("piece_size=%s", piece_size),
+	OPTION("cache_max=%s", cache_max),
+	OPTION("retries=%d", retries),
+	OPTION("stall_timeout=%u", stall_timeout),
 	FUSE_OPT_END,
 };
 
@@ -145,7 +151,8 @@ static int run_loop(struct fuse_session *session, const struct fuse_cmdline_opts
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_DEFAULT };
+	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_DEFAULT,
+				   .options.retries = -1 };
 	struct config_options *opts = &cmdline.options;
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct fuse_session *session = NULL;
@@ -224,6 +231,7 @@ int main(int argc, char *argv[])
 	/* The loop returns the number of the signal that ended it: a clean exit. */
 	status = run_loop(session, &cmd) >= 0 ? 0 : 1;
 	log_info("unmounting %s", cmd.mountpoint);
+	fs_shutdown(fs);
 out:
 	if (mounted)
 		fuse_session_unmount(session);
@@ -239,6 +247,8 @@ out:
 	free(opts->cacert);
 	free(opts->onnx_index_url);
 	free(opts->onnx_url);
+	free(opts->piece_size);
+	free(opts->cache_max);
 	free(cmdline.mountpoint);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);

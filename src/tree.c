@@ -196,24 +196,44 @@ static mode_t kind_type(enum node_kind kind)
 	return kind == NODE_HUB_FILE ? S_IFREG : S_IFDIR;
 }
 
-/* The node bound to (dir, name) with this kind, type and hub path, made if
- * there is none or the one there is of another kind; its size and mtime
- * updated either way. Takes nothing from the caller. */
+/* What a name is bound to: the fields that make a node. */
+struct binding {
+	enum node_kind kind;
+	mode_t type;
+	const char *path;
+	uint64_t size;
+	const struct digest_spec *digest; /* NULL: none */
+	time_t mtime;
+};
+
+static bool same_content(const struct node *node, const struct binding *b)
+{
+	if (node->kind == NODE_STAGED)
+		return true; /* a staged file's attributes come from the file */
+	if (node->size != b->size)
+		return false;
+	if (!b->digest)
+		return node->digest.algo == DIGEST_NONE;
+	return node->digest.algo == b->digest->algo && strcmp(node->digest.hex, b->digest->hex) == 0;
+}
+
+/* The node bound to (dir, name) with this binding, made if there is none or
+ * the one there is stands for something else; its mtime updated either
+ * way. Takes nothing from the caller. */
 static int bind(struct tree *tree, const struct node *dir, struct hub *hub, const char *name,
-		enum node_kind kind, mode_t type, const char *path, uint64_t size, time_t mtime,
-		struct node **out)
+		const struct binding *b, struct node **out)
 {
 	struct node *node;
 	int rc = 0;
 
 	pthread_mutex_lock(&tree->lock);
 	node = find_locked(tree, dir->ino, name);
-	if (!node || node->kind != kind || node->type != type || node->hub != hub ||
-	    strcmp(node->path, path) != 0) {
+	if (!node || node->kind != b->kind || node->type != b->type || node->hub != hub ||
+	    strcmp(node->path, b->path) != 0 || !same_content(node, b)) {
 		node = calloc(1, sizeof(*node));
 		if (node) {
 			node->name = strdup(name);
-			node->path = strdup(path);
+			node->path = strdup(b->path);
 		}
 		if (!node || !node->name || !node->path) {
 			node_free(node);
@@ -221,17 +241,19 @@ static int bind(struct tree *tree, const struct node *dir, struct hub *hub, cons
 			goto out;
 		}
 		node->parent = dir->ino;
-		node->kind = kind;
+		node->kind = b->kind;
 		node->hub = hub;
-		node->type = type;
+		node->type = b->type;
+		node->size = b->size;
+		if (b->digest)
+			node->digest = *b->digest;
 		rc = add_locked(tree, node);
 		if (rc) {
 			node_free(node);
 			goto out;
 		}
 	}
-	node->size = size;
-	node->mtime = mtime;
+	node->mtime = b->mtime;
 	*out = node;
 out:
 	pthread_mutex_unlock(&tree->lock);
@@ -245,12 +267,20 @@ static int bind_entry(struct tree *tree, const struct node *dir, const struct en
 			      : entry->type == ENTRY_ARCHIVE ? NODE_ARCHIVE
 							     : NODE_HUB_DIR;
 	char path[PATH_MAX];
+	struct binding b = {
+		.kind = kind,
+		.type = kind_type(kind),
+		.path = path,
+		.size = kind == NODE_HUB_DIR ? 0 : entry->size,
+		.digest = kind == NODE_HUB_DIR || entry->digest.algo == DIGEST_NONE ? NULL
+										    : &entry->digest,
+		.mtime = entry->mtime,
+	};
 
 	if (snprintf(path, sizeof(path), "%s%s%s", dir->path, dir->path[0] ? "/" : "",
 		     entry->name) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	return bind(tree, dir, dir->hub, entry->name, kind, kind_type(kind), path, entry->size,
-		    entry->mtime, out);
+	return bind(tree, dir, dir->hub, entry->name, &b, out);
 }
 
 /* The cache path of a staged directory's content (copied), or NULL. */
@@ -274,8 +304,9 @@ static int bind_staged(struct tree *tree, const struct node *dir, const char *di
 	/* Extraction refuses anything else; hide it if a person put it there. */
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
 		return -ENOENT;
-	return bind(tree, dir, dir->hub, name, NODE_STAGED, st.st_mode & S_IFMT, path,
-		    (uint64_t)st.st_size, st.st_mtim.tv_sec, out);
+	struct binding b = { .kind = NODE_STAGED, .type = st.st_mode & S_IFMT, .path = path,
+			     .mtime = st.st_mtim.tv_sec };
+	return bind(tree, dir, dir->hub, name, &b, out);
 }
 
 static struct hub *find_hub(struct tree *tree, const char *name)
@@ -288,8 +319,9 @@ static struct hub *find_hub(struct tree *tree, const char *name)
 
 static int bind_hub(struct tree *tree, const struct node *root, struct hub *hub, struct node **out)
 {
-	return bind(tree, root, hub, hub->ops->name, NODE_HUB_DIR, S_IFDIR, "", 0, tree->started,
-		    out);
+	struct binding b = { .kind = NODE_HUB_DIR, .type = S_IFDIR, .path = "",
+			     .mtime = tree->started };
+	return bind(tree, root, hub, hub->ops->name, &b, out);
 }
 
 int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct node **out)
@@ -417,8 +449,8 @@ int tree_stat(struct tree *tree, const struct node *node, struct stat *st)
 		return 0;
 	}
 
+	st->st_size = (off_t)node->size; /* never changes: no lock */
 	pthread_mutex_lock(&tree->lock);
-	st->st_size = (off_t)node->size;
 	st->st_mtim.tv_sec = node->mtime;
 	pthread_mutex_unlock(&tree->lock);
 	st->st_ctim = st->st_atim = st->st_mtim;
@@ -457,14 +489,18 @@ char *tree_backing(struct tree *tree, const struct node *node)
 	return copy;
 }
 
-bool tree_note_served(struct tree *tree, struct node *node, const struct digest_spec *digest)
+bool tree_note_served(struct tree *tree, struct node *node, const struct stat *backing)
 {
 	bool same;
 
 	pthread_mutex_lock(&tree->lock);
-	same = node->served.algo == DIGEST_NONE ||
-	       (node->served.algo == digest->algo && strcmp(node->served.hex, digest->hex) == 0);
-	node->served = *digest;
+	same = node->served_ino == 0 ||
+	       (node->served_dev == backing->st_dev && node->served_ino == backing->st_ino &&
+		node->served_ctime.tv_sec == backing->st_ctim.tv_sec &&
+		node->served_ctime.tv_nsec == backing->st_ctim.tv_nsec);
+	node->served_dev = backing->st_dev;
+	node->served_ino = backing->st_ino;
+	node->served_ctime = backing->st_ctim;
 	pthread_mutex_unlock(&tree->lock);
 	return same;
 }

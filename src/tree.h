@@ -36,15 +36,19 @@ struct node {
 	struct hub *hub;   /* borrowed; NULL for the root */
 	char *path;        /* owned; the path in the hub ("" for its root); for
 			      NODE_STAGED, the path below the cache root */
-	/* ---- under the tree's lock ---- */
 	mode_t type;       /* S_IFDIR, S_IFREG or S_IFLNK */
+	/* Hub files and archives: the content this inode stands for. An index
+	 * refresh that changes it binds the name to a new inode, so the kernel
+	 * never mixes the sizes or pages of two contents. */
 	uint64_t size;
+	struct digest_spec digest;
+	/* ---- under the tree's lock ---- */
 	time_t mtime;
 	char *backing;     /* owned; NODE_ARCHIVE: the cache path it was
 			      extracted to, once it was */
-	struct digest_spec served; /* NODE_HUB_FILE: what the last open served,
-				      so the kernel's page cache is dropped
-				      when the content changes */
+	dev_t served_dev;  /* NODE_HUB_FILE: the file the last open served, so */
+	ino_t served_ino;  /* the kernel's pages are dropped when it changes */
+	struct timespec served_ctime;
 	struct node *hash_next;
 };
 
@@ -73,8 +77,9 @@ int tree_stat(struct tree *tree, const struct node *node, struct stat *st);
 int tree_set_backing(struct tree *tree, struct node *node, const char *cache_path);
 /* Copies the backing path (NULL when none yet) for the caller to free. */
 char *tree_backing(struct tree *tree, const struct node *node);
-/* NODE_HUB_FILE: records what an open serves; false when an earlier open
- * served other content, so pages the kernel cached are stale. */
-bool tree_note_served(struct tree *tree, struct node *node, const struct digest_spec *digest);
+/* NODE_HUB_FILE: records which file an open serves; false when an earlier
+ * open served another file (a repair replaced it, or it was changed by
+ * hand), so pages the kernel cached may be stale. */
+bool tree_note_served(struct tree *tree, struct node *node, const struct stat *backing);
 
 #endif

@@ -168,6 +168,27 @@ def cached_files(t):
     return {rel: sha256_file(os.path.join(t.cache, rel)) for rel in all_files(t.cache)}
 
 
+BLOB_DIRS = ("blobs", "blobs/sha256")
+
+
+def cache_paths(t):
+    """Paths in the cache but the blob store's own (possibly empty) directories."""
+    return sorted(p for p in all_paths(t.cache) if p not in BLOB_DIRS)
+
+
+def tree_paths(t):
+    """Paths of the readable tree: the cache without its blob store."""
+    return sorted(p for p in all_paths(t.cache) if p not in BLOB_DIRS and not p.startswith("blobs/"))
+
+
+def blob_files(t):
+    """{name: sha256 of its content} of the blob store's files."""
+    root = os.path.join(t.cache, "blobs", "sha256")
+    if not os.path.isdir(root):
+        return {}
+    return {name: sha256_file(os.path.join(root, name)) for name in os.listdir(root)}
+
+
 def with_parents(paths):
     """paths plus every directory above them (relative paths)."""
     out = set()
@@ -299,10 +320,17 @@ def model_with_data_extracted(t):
         root = os.path.join(t.cache, hub.opset_dir(e), "model_with_data")
         got = {rel: sha256_file(os.path.join(root, rel)) for rel in all_files(root)}
         check_eq(got, e["members"], "cached files under " + root)
+    # The archive itself is one blob named by its digest, and nowhere in the readable tree.
     archive_shas = {e["model_with_data_sha"] for e in archives}
     for rel, sha in cached_files(t).items():
+        if rel.startswith("blobs/"):
+            check_eq(os.path.basename(rel), sha, "name of the blob " + rel)
+            continue
         check(not rel.endswith((".tar.gz", ".tgz")), "archive kept in the cache: " + rel)
-        check(sha not in archive_shas, "archive bytes kept in the cache as " + rel)
+        check(sha not in archive_shas, "archive bytes kept in the readable tree as " + rel)
+    for sha in archive_shas:
+        check(os.path.isfile(os.path.join(t.cache, "blobs", "sha256", sha)),
+              "archive blob %s missing" % sha)
     check_eq(partials(t.cache), [], "temporaries left in the cache")
 
 
@@ -330,7 +358,12 @@ def concurrent_cold_reads_download_once(t):
             th.join(180)
         check(not any(th.is_alive() for th in threads), "readers still running after 180 s")
     check_eq(results, [big["sha256"]] * readers, "sha256 seen by each reader")
-    check_eq(hub.requests(big, "cdn"), 1, "CDN GETs of " + big["model_path"])
+    # One download, in pieces: every byte came once from the CDN.
+    records = [r for r in hub.zoo.requests("cdn", big["model_path"]) if r["method"] == "GET"]
+    check_eq(sum(r["bytes"] for r in records), big["bytes"],
+             "bytes the CDN sent for " + big["model_path"])
+    ranges = [r["range"] for r in records]
+    check_eq(len(ranges), len(set(ranges)), "ranges asked twice: %r" % ranges)
 
 
 @test
@@ -350,7 +383,7 @@ def corrupt_and_lfs_pointer_give_eio(t):
               "no log line naming %s with 'Git LFS pointer'" % hub.rel(lfs))
     for e in (corrupt, lfs):
         check(not os.path.lexists(os.path.join(t.cache, hub.rel(e))), "cached: " + hub.rel(e))
-    check_eq(sorted(all_paths(t.cache)), INDEX_ONLY, "files and folders in the cache")
+    check_eq(cache_paths(t), INDEX_ONLY, "files and folders in the cache")
 
 
 @test
@@ -364,9 +397,12 @@ def missing_gated_dropped_errors(t):
             got[kind] = errno_name(read_errno(m.path(hub.rel(e))))
         check_eq(got, want, "errors reading the missing, gated and dropped models")
     # The EIO must come from the broken transfer (a retry would be fine, hence no upper bound).
-    dropped_gets = count_requests(hub.zoo, "fault", hub.kind("dropped")[0]["model_path"])
+    dropped = hub.kind("dropped")[0]
+    dropped_gets = count_requests(hub.zoo, "fault", dropped["model_path"])
     check(dropped_gets >= 1, "the dropped model was never requested from the fault server")
-    check_eq(sorted(all_paths(t.cache)), INDEX_ONLY, "files and folders in the cache")
+    # What the broken transfer received is kept to resume from, in the blob store only.
+    kept = {"blobs/sha256/%s.%s" % (dropped["sha256"], ext) for ext in ("partial", "state")}
+    check_eq(sorted(set(cache_paths(t)) - kept), INDEX_ONLY, "files and folders in the cache")
 
 
 @test
@@ -380,7 +416,7 @@ def https_to_http_redirect_refused(t):
     check_eq(count_requests(hub.zoo, "hub", e["model_path"]), 1, "requests to the hub host")
     check_eq(count_requests(hub.zoo, "cdn", e["model_path"], None), 0,
              "requests that reached the CDN")
-    check_eq(sorted(all_paths(t.cache)), INDEX_ONLY, "files and folders in the cache")
+    check_eq(cache_paths(t), INDEX_ONLY, "files and folders in the cache")
 
 
 @test
@@ -420,7 +456,10 @@ def hostile_entries_skipped(t):
     for e in hub.good():
         for member in e.get("members", {}):
             expected.add(hub.opset_dir(e) + "/model_with_data/" + member)
-    check_eq(sorted(all_paths(t.cache)), sorted(with_parents(expected)), "paths in the cache")
+    check_eq(tree_paths(t), sorted(with_parents(expected)), "paths in the cache")
+    # Every blob is named by its content.
+    for name, sha in blob_files(t).items():
+        check_eq(name, sha, "blob name")
     check_eq(sorted(outside_cache() - before), [], "paths created outside the cache")
     with open("/etc/passwd", "rb") as f:
         check(f.read() == passwd, "/etc/passwd changed")
@@ -547,18 +586,29 @@ def read_only(t):
 
 
 @test
-def deleted_cache_file_downloaded_again(t):
+def deleted_cache_file_linked_or_downloaded_again(t):
     hub = t.shared
     e = hub.entry("Conv2d", 11)
     cached = os.path.join(t.cache, hub.rel(e))
+    blob = os.path.join(t.cache, "blobs", "sha256", e["sha256"])
     with mount(t) as m:
         check_sha(m.path(hub.rel(e)), e)
     check(os.path.isfile(cached), "not cached: " + cached)
+    check_eq(os.stat(cached).st_ino, os.stat(blob).st_ino, "the tree's name is a link to the blob")
+    # The readable name deleted by hand: linked again from the blob, nothing downloaded.
     os.unlink(cached)
     hub.zoo.clear_logs()
     with mount(t) as m:
         check_sha(m.path(hub.rel(e)), e)
-    check_eq(hub.requests(e, "cdn"), 1, "CDN GETs after the cached file was deleted")
+    check_eq(hub.requests(e, "cdn"), 0, "CDN GETs after the readable name was deleted")
+    check_eq(os.stat(cached).st_ino, os.stat(blob).st_ino, "the name linked again")
+    # The blob deleted too: downloaded again.
+    os.unlink(cached)
+    os.unlink(blob)
+    hub.zoo.clear_logs()
+    with mount(t) as m:
+        check_sha(m.path(hub.rel(e)), e)
+    check_eq(hub.requests(e, "cdn"), 1, "CDN GETs after the name and the blob were deleted")
     check_sha(cached, e)
 
 
