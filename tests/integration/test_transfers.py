@@ -1,0 +1,694 @@
+#!/usr/bin/env python3
+"""Integration tests of omnihub-fuse's download layer: pieces, resume, retries, streaming, locks and eviction, through a real mount.
+Not for the zoo's names, listings and client caches (test_onnx_mount.py) nor for speed (scripts/bench).
+"""
+
+# Each test serves its own files from tests/fixtures/blob_server.py (hub + signed-URL CDN
+# with injected faults and an in-memory access log) and checks the bytes read through the
+# mount, the server's log and the cache directory. Run by `make check`, or by hand:
+#     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_transfers.py [PART]
+
+import contextlib
+import errno
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import (SRCDIR, Mount, all_files, check, check_eq, errno_name, is_mounted,
+                           read_errno, run, sha256_bytes, sha256_file, test)  # noqa: E402
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from blob_server import BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
+from zoo_server import make_tls  # noqa: E402
+
+KiB = 1 << 10
+MiB = 1 << 20
+PIECE = 4 * MiB  # the design's default piece size
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+QUICK = 2.0  # seconds: an upper bound on what must not wait for a download
+WAIT = 60.0  # seconds: generous bound on a download that should finish
+
+
+# ----------------------------------------------------------------------------- fixture
+
+class Shared:
+    def __init__(self, run_dir):
+        self.tls_dir = os.path.join(run_dir, "tls")
+        make_tls(self.tls_dir)
+
+
+@contextlib.contextmanager
+def shared_setup(run_dir):
+    yield Shared(run_dir)
+
+
+def summarize(srv, limit=60):
+    """The server's log as text, for a failing test's diagnostics."""
+    lines = []
+    records = srv.requests()
+    t0 = records[0]["start"] if records else 0.0
+    for r in records[-limit:]:
+        end = "%.2f" % (r["end"] - t0) if r["end"] is not None else "-"
+        lines.append("%7.2f %6s c%-3d %-4s %-60s %s %s ir=%s fault=%s bytes=%d"
+                     % (r["start"] - t0, end, r["conn"], r["method"], r["path"][-60:],
+                        r["status"], r["range"], r["if_range"], r["fault"], r["bytes"]))
+    return "server log (%d requests, last %d):\n%s" % (len(records), min(limit, len(records)),
+                                                       "\n".join(lines))
+
+
+@contextlib.contextmanager
+def serve(t, specs, rate=None, wrong_sha=(), extra=()):
+    """Make files of random bytes ((name, size) each) and serve them; yields (server,
+    {name: Blob}). extra: more Blobs (or entries) to list and serve."""
+    blobs = make_blobs(os.path.join(t.dir, "files"), specs, wrong_sha=wrong_sha)
+    blobs += list(extra)
+    srv = BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs), rate=rate)
+    with srv:
+        try:
+            yield srv, {b.name: b for b in blobs}
+        except BaseException:
+            t.note(summarize(srv))
+            raise
+
+
+def options(t, srv, cache=None):
+    return ["cache=" + (cache or t.cache)] + srv.options()
+
+
+def mount(t, srv, *extra, cache=None):
+    """A Mount (not started) of t's cache on t's mount point, talking to srv."""
+    return t.mount(options(t, srv, cache) + list(extra))
+
+
+def second_mount(t, srv, name, *extra, cache=None):
+    """A Mount on another mount point in t's directory, cleaned up with t's own."""
+    point = os.path.join(t.dir, name)
+    os.makedirs(point, exist_ok=True)
+    log_path = os.path.join(t.dir, "daemon-%d.log" % (len(t.mounts) + 1))
+    m = Mount(t.binary, point, options(t, srv, cache) + list(extra), t.env, log_path)
+    t.mounts.append(m)
+    return m
+
+
+def killed(m):
+    """SIGKILL the daemon and detach its mount. The kill is the test's doing, so the
+    Mount's cleanup must not count the exit status as a failed shutdown."""
+    m.kill()
+    m.proc.wait()
+    check(not is_mounted(m.mountpoint), "%s still mounted after the kill" % m.mountpoint)
+    m._stopped = True
+    m.problem = None
+
+
+def blob_path(cache, sha):
+    return os.path.join(cache, "blobs", "sha256", sha)
+
+
+def leftovers(cache):
+    """Every .partial and .state file anywhere in the cache."""
+    return sorted(p for p in all_files(cache) if p.endswith((".partial", ".state")))
+
+
+def complete_blobs(cache):
+    """{sha: size} of the complete blobs."""
+    d = os.path.join(cache, "blobs", "sha256")
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return {}
+    return {n: os.path.getsize(os.path.join(d, n)) for n in names if HEX64.match(n)}
+
+
+def read_all(path, chunk=MiB):
+    with open(path, "rb") as f:
+        return read_rest(f, chunk)
+
+
+def read_rest(f, chunk=MiB):
+    parts = []
+    while True:
+        block = f.read(chunk)
+        if not block:
+            return b"".join(parts)
+        parts.append(block)
+
+
+def check_bytes(path, b):
+    check_eq(sha256_file(path), b.sha256, "sha256 of what %s reads" % path)
+
+
+def wait_for(cond, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def within(seconds, func, *args):
+    """Run func(*args) in a thread; its result if it returns within seconds, else fail.
+    (A call stuck on the mount stays stuck; the mount's cleanup releases it.)"""
+    box = {}
+
+    def body():
+        try:
+            box["value"] = func(*args)
+        except BaseException as e:  # noqa: B902 - handed to the caller
+            box["error"] = e
+
+    name = getattr(func, "__name__", repr(func))
+    th = threading.Thread(target=body, daemon=True)
+    started = time.monotonic()
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        raise AssertionError("%s%r did not return within %.1f s" % (name, args, seconds))
+    if "error" in box:
+        raise box["error"]
+    return box.get("value"), time.monotonic() - started
+
+
+def served_intervals(srv, b, method="GET"):
+    """[start, end) of the body bytes the CDN sent for b, per request, in request order."""
+    return [(r["range_start"], r["range_start"] + r["bytes"])
+            for r in srv.file_requests(b.model_path, method) if r["bytes"] > 0]
+
+
+def overlaps(intervals):
+    """Pairs of intervals that share a byte."""
+    s = sorted(intervals)
+    return [(a, c) for a, c in zip(s, s[1:]) if c[0] < a[1]]
+
+
+# ----------------------------------------------------------------------------- the state file
+
+def parse_state(path):
+    """The sidecar as {key: value}: "key value", "key: value" and "key=value" lines."""
+    out = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = re.match(r"\s*([A-Za-z_][\w-]*)\s*[:=]?\s*(.*?)\s*$", line)
+            if m:
+                out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def piece_bits(state):
+    """The `pieces` bitmap as bytes (None if there is no such hex line)."""
+    value = state.get("pieces")
+    if value is None:
+        return None
+    hexes = [re.sub(r"^0[xX]", "", tok) for tok in value.split()]
+    hexes = [tok for tok in hexes if re.fullmatch(r"[0-9a-fA-F]+", tok)]
+    if not hexes:
+        return None
+    text = hexes[-1]
+    if len(text) % 2:
+        text += "0"
+    return bytes.fromhex(text)
+
+
+def present_pieces(bits, count, msb_first):
+    out = []
+    for i in range(count):
+        if i // 8 < len(bits):
+            shift = 7 - i % 8 if msb_first else i % 8
+            if bits[i // 8] >> shift & 1:
+                out.append(i)
+    return out
+
+
+def state_pieces(t, b, piece, partial_path, state):
+    """The pieces the sidecar records as present. The bit order of the hex bitmap is not
+    fixed by the design: the order under which every recorded piece holds the right bytes
+    in the .partial is the one the daemon uses (a wrong reading would point at holes)."""
+    bits = piece_bits(state)
+    check(bits is not None, "no hex `pieces` line in the state: %r" % state)
+    count = (b.bytes + piece - 1) // piece
+    with open(partial_path, "rb") as f:
+        partial = read_rest(f, 8 * MiB)
+    readings = []
+    for msb in (False, True):
+        present = present_pieces(bits, count, msb)
+        good = all(partial[i * piece:(i + 1) * piece] == b.data[i * piece:(i + 1) * piece]
+                   for i in present)
+        readings.append((msb, present, good))
+        t.note("state pieces read %s-first: %s (%s)" % ("MSB" if msb else "LSB", present,
+                                                          "bytes right" if good else "bytes wrong"))
+    fitting = [r for r in readings if r[2]]
+    check(fitting, "no bit order of the state's pieces matches the bytes in the .partial")
+    return fitting[0][1]
+
+
+def slow_read_then_kill(t, srv, b, *extra):
+    """Mount, read b in a background thread (default mode), SIGKILL the daemon once the
+    .partial and .state exist and the state records at least one piece; returns the
+    state read after the kill and the pieces it records present."""
+    sha = b.sha256
+    partial, state_file = blob_path(t.cache, sha) + ".partial", blob_path(t.cache, sha) + ".state"
+    m = mount(t, srv, *extra).start()
+    errors = []
+
+    def reader():
+        try:
+            read_all(m.path(b.rel))
+        except OSError as e:  # the kill aborts the open
+            errors.append(e.errno)
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+
+    def some_piece():
+        if not (os.path.exists(partial) and os.path.exists(state_file)):
+            return False
+        try:
+            bits = piece_bits(parse_state(state_file))
+        except OSError:
+            return False
+        return bits is not None and any(bits)
+
+    wait_for(some_piece, WAIT, "a .partial and a .state with a piece present")
+    killed(m)
+    th.join(10)
+    check(not th.is_alive(), "the reader still blocks after the daemon was killed")
+    check(os.path.exists(partial), "no .partial after the kill")
+    check(os.path.exists(state_file), "no .state after the kill")
+    state = parse_state(state_file)
+    present = state_pieces(t, b, PIECE, partial, state)
+    count = (b.bytes + PIECE - 1) // PIECE
+    check(0 < len(present) < count, "pieces present after the kill: %s of %d" % (present, count))
+    return state, present
+
+
+# ----------------------------------------------------------------------------- tests
+
+@test
+def plain_reads_through_blob_server(t):
+    # The harness itself, on behaviour older than the piece layer: cold reads come from
+    # the hub's redirect, warm ones from the cache without a request.
+    with serve(t, [("plain", 3 * MiB), ("other", 1 * MiB + 17)]) as (srv, blobs):
+        with mount(t, srv) as m:
+            check_eq(sorted(os.listdir(m.path("onnx"))), ["other", "plain"], "entries of onnx/")
+            for b in blobs.values():
+                check_eq(os.stat(m.path(b.rel)).st_size, b.bytes, "size of " + b.rel)
+                check_bytes(m.path(b.rel), b)
+            srv.wait_idle()
+            before = len(srv.requests())
+            for b in blobs.values():
+                check_bytes(m.path(b.top_rel), b)
+            check_eq(len(srv.requests()), before, "requests for files already read")
+        for b in blobs.values():
+            check(srv.requests("/hub/" + b.model_path, "GET"), "the hub was not asked for " + b.name)
+            check(srv.bytes_sent("/files/" + b.model_path) >= b.bytes,
+                  "the CDN sent less than %s" % b.name)
+        check(not any(r["auth"] for r in srv.requests("/files/")), "Authorization sent to the CDN")
+
+
+@test
+def parallel_pieces(t):
+    with serve(t, [("par", 48 * MiB)]) as (srv, b):
+        b = b["par"]
+        with mount(t, srv, "piece_size=4M", "connections=4") as m:
+            check_bytes(m.path(b.rel), b)
+        srv.wait_idle()
+        gets = [r for r in srv.file_requests(b.model_path) if r["status"] == 206]
+        check(len(gets) >= 12, "%d Range requests answered 206, expected >= 12" % len(gets))
+        intervals = sorted((r["range_start"], r["range_end"] + 1) for r in gets)
+        for start, end in intervals:
+            check(start % PIECE == 0, "range starting at %d is not aligned to 4 MiB" % start)
+        check_eq([iv for iv in intervals], [(s, min(s + PIECE, b.bytes))
+                                            for s in range(0, b.bytes, PIECE)],
+                 "served ranges (each piece exactly once)")
+        check_eq(sum(r["bytes"] for r in gets), b.bytes, "body bytes sent")
+        check(srv.max_concurrency("/files/") >= 2,
+              "max concurrency %d, expected >= 2" % srv.max_concurrency("/files/"))
+    blob = os.stat(blob_path(t.cache, b.sha256))
+    tree = os.stat(os.path.join(t.cache, b.rel))
+    check_eq(tree.st_ino, blob.st_ino, "inode of the tree file vs the blob")
+    check(blob.st_nlink >= 2, "blob st_nlink %d" % blob.st_nlink)
+    check_eq(leftovers(t.cache), [], ".partial/.state left in the cache")
+
+
+@test
+def stream_reads_header_early(t):
+    with serve(t, [("stream", 64 * MiB)], rate=2_000_000) as (srv, b):
+        b = b["stream"]
+        blob = blob_path(t.cache, b.sha256)
+        with mount(t, srv, "stream", "connections=2") as m:
+            with open(m.path(b.rel), "rb") as f:
+                head = f.read(4096)
+                check(os.path.exists(blob + ".partial"), "no .partial after the first read")
+                check(not os.path.exists(blob), "the blob is complete already (too fast?)")
+                check_eq(head, b.data[:4096], "the first 4096 bytes")
+                srv.rate = None  # the rest may come fast
+                rest = read_rest(f)
+            check_eq(sha256_bytes(head + rest), b.sha256, "sha256 of the whole file")
+            check_bytes(m.path(b.rel), b)
+
+
+@test
+def stream_digest_mismatch(t):
+    with serve(t, [("liar", 8 * MiB)], rate=2 * MiB, wrong_sha={"liar"}) as (srv, b):
+        b = b["liar"]
+        with mount(t, srv, "stream", "connections=2") as m:
+            path = m.path(b.rel)
+            got = b""
+            error = None
+            with open(path, "rb") as f:
+                got = f.read(64 * KiB)
+                check_eq(got, b.data[:64 * KiB], "the early bytes (the server's)")
+                try:
+                    while True:
+                        block = f.read(MiB)
+                        if not block:
+                            break
+                        got += block
+                except OSError as e:
+                    error = e.errno
+            check_eq(got, b.data[:len(got)], "the bytes read before the error")
+            t.note("read %d bytes, then %s" % (len(got), errno_name(error) if error else "EOF"))
+            check(error in (None, errno.EIO), "read ended in %s" % errno_name(error or 0))
+            # At the latest, the next open+read says EIO (and so does every one after it).
+            check_eq(errno_name(read_errno(path)), "EIO", "a new open+read")
+            check_eq(errno_name(read_errno(path)), "EIO", "another open+read")
+            lines = [line for line in m.log().splitlines() if "mismatch" in line]
+            check(lines, "no log line with 'mismatch'")
+            check(any("already" in line for line in lines),
+                  "no 'mismatch' line says bytes were already read: %r" % lines)
+        for sha in (b.sha256, b.claimed_sha256):
+            for suffix in ("", ".partial", ".state"):
+                check(not os.path.exists(blob_path(t.cache, sha) + suffix),
+                      "left in the cache: %s%s" % (sha, suffix))
+
+
+@test
+def sigkill_then_resume(t):
+    with serve(t, [("resume", 32 * MiB)]) as (srv, b):
+        b = b["resume"]
+        srv.set_rate(b.model_path, MiB)
+        state, present = slow_read_then_kill(t, srv, b, "piece_size=4M", "connections=2")
+        first_missing = min(set(range(b.bytes // PIECE)) - set(present))
+        t.note("pieces present %s, first missing %d" % (present, first_missing))
+        srv.wait_idle(timeout=3)
+        srv.clear_log()
+        srv.set_rate(b.model_path, None)
+        with mount(t, srv, "piece_size=4M", "connections=2") as m:
+            check_bytes(m.path(b.rel), b)
+        srv.wait_idle()
+        gets = srv.file_requests(b.model_path)
+        check(gets, "no requests after the remount")
+        for r in gets:
+            check(r["range"] is not None, "a request without Range after the remount: %r" % r)
+            check(r["range_start"] is None or r["range_start"] >= first_missing * PIECE,
+                  "request for %s starts before the first missing piece (%d)"
+                  % (r["range"], first_missing))
+        sent = srv.bytes_sent("/files/" + b.model_path)
+        check(sent < b.bytes, "%d bytes sent after the remount, file is %d" % (sent, b.bytes))
+        check_eq(leftovers(t.cache), [], ".partial/.state left after the resumed download")
+
+
+@test
+def dropped_connection_resumes_piece(t):
+    with serve(t, [("drop", 16 * MiB)]) as (srv, b):
+        b = b["drop"]
+        srv.add_fault(b.model_path, "drop", after=MiB)
+        with mount(t, srv) as m:
+            check_bytes(m.path(b.rel), b)
+        srv.wait_idle()
+        gets = srv.file_requests(b.model_path)
+        broken = [r for r in gets if r["fault"] == "drop"]
+        check_eq(len(broken), 1, "dropped responses")
+        stop = broken[0]["range_start"] + broken[0]["bytes"]
+        later = [r for r in gets if r["start"] >= broken[0]["start"] and r is not broken[0]
+                 and r["range_start"] is not None]
+        resumed = [r for r in later if r["range_start"] % PIECE != 0
+                   and stop - 512 * KiB <= r["range_start"] <= stop]
+        check(resumed, "no later request resumes near byte %d (where the broken one stopped); "
+              "later ranges: %s" % (stop, [r["range"] for r in later]))
+
+
+@test
+def server_errors_retried(t):
+    with serve(t, [("flaky", 6 * MiB)]) as (srv, b):
+        b = b["flaky"]
+        srv.add_fault(b.model_path, "status", code=503, count=2)
+        srv.add_fault(b.model_path, "status", code=429, retry_after=1)
+        with mount(t, srv) as m:
+            check_bytes(m.path(b.rel), b)
+        srv.wait_idle()
+        gets = srv.file_requests(b.model_path)
+        check_eq(sorted(r["status"] for r in gets if r["fault"]), [429, 503, 503],
+                 "statuses of the injected faults")
+        busy = [r for r in gets if r["status"] == 429][0]
+        retry = [r for r in gets if r["start"] > busy["start"] and r["range"] == busy["range"]]
+        check(retry, "the range of the 429 (%s) was not asked again" % busy["range"])
+        gap = retry[0]["start"] - busy["end"]
+        check(gap >= 0.9, "retry %.2f s after the 429 with Retry-After: 1" % gap)
+
+
+@test
+def stall_times_out_and_retries(t):
+    with serve(t, [("stall", 8 * MiB)]) as (srv, b):
+        b = b["stall"]
+        srv.add_fault(b.model_path, "stall", after=256 * KiB, seconds=30)
+        with mount(t, srv, "stall_timeout=2") as m:
+            started = time.monotonic()
+            check_bytes(m.path(b.rel), b)
+            took = time.monotonic() - started
+            check(took < 20, "the read took %.1f s with a 30 s stall and stall_timeout=2" % took)
+        gets = srv.file_requests(b.model_path)
+        stalled = [r for r in gets if r["fault"] == "stall"]
+        check_eq(len(stalled), 1, "stalled responses")
+        s = stalled[0]
+        resume_at = s["range_start"] + s["bytes"]
+        retries = [r for r in gets if r["start"] > s["start"] and r["range_start"] is not None
+                   and r["range_start"] <= resume_at <= r["range_end"]]
+        check(retries, "the stalled bytes from %d were never asked again" % resume_at)
+        check(any(r["conn"] != s["conn"] for r in retries),
+              "the retry used the stalled connection (%d)" % s["conn"])
+
+
+@test
+def changed_file_restarts(t):
+    with serve(t, [("moving", 32 * MiB)], rate=8 * MiB) as (srv, b):
+        b = b["moving"]
+        new = random_bytes(b.bytes, "new content")
+        # The manifest names the new content; the CDN serves the old one for 2 requests.
+        b.claimed_sha256 = sha256_bytes(new)
+        srv.manifest_bytes = srv.manifest_bytes.replace(b.sha256.encode(), b.claimed_sha256.encode())
+        srv.add_fault(b.model_path, "replace", after=2, data=new)
+        with mount(t, srv, "piece_size=4M", "connections=2") as m:
+            check_eq(sha256_file(m.path(b.rel)), sha256_bytes(new), "sha256 of what was read")
+            restarted = [line for line in m.log().splitlines() if "restart" in line.lower()]
+        srv.wait_idle()
+        gets = srv.file_requests(b.model_path)
+        check(len(gets) > 2, "only %d requests: the replacement never happened" % len(gets))
+        refused = [r for r in gets if r["if_range"] is not None and r["status"] == 200]
+        t.note("If-Range answered 200: %d; log lines about a restart: %r"
+               % (len(refused), restarted))
+        check(refused or restarted, "neither an If-Range answered 200 nor a restart in the log")
+        check(os.path.exists(blob_path(t.cache, sha256_bytes(new))), "no blob of the new content")
+
+
+@test
+def expired_redirect_resolved_again(t):
+    with serve(t, [("expiring", 24 * MiB)]) as (srv, b):
+        b = b["expiring"]
+        srv.add_fault(b.model_path, "expire", after=2)
+        with mount(t, srv, "connections=2") as m:
+            check_bytes(m.path(b.rel), b)
+        srv.wait_idle()
+        hub = srv.requests("/hub/" + b.model_path, "GET")
+        refused = [r for r in srv.file_requests(b.model_path) if r["status"] == 403]
+        check(refused, "no request was refused: the fault did not fire")
+        check(len(hub) > 1, "the hub URL was resolved %d time(s)" % len(hub))
+
+
+@test
+def two_daemons_one_cache(t):
+    with serve(t, [("shared", 24 * MiB)], rate=MiB) as (srv, b):
+        b = b["shared"]
+        with mount(t, srv) as m1, second_mount(t, srv, "mnt2") as m2:
+            results = {}
+
+            def reader(m):
+                try:
+                    results[m.mountpoint] = sha256_file(m.path(b.rel))
+                except OSError as e:
+                    results[m.mountpoint] = "error %s" % errno_name(e.errno)
+
+            threads = [threading.Thread(target=reader, args=(m,), daemon=True) for m in (m1, m2)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(WAIT)
+            check_eq(results, {m1.mountpoint: b.sha256, m2.mountpoint: b.sha256},
+                     "sha256 read through each mount")
+        srv.wait_idle()
+        sent = srv.bytes_sent("/files/" + b.model_path)
+        check(sent < 1.25 * b.bytes, "%d bytes sent for a %d-byte file" % (sent, b.bytes))
+        check_eq(overlaps(served_intervals(srv, b)), [], "ranges fetched twice")
+
+
+@test
+def many_cold_opens_do_not_block(t):
+    specs = [("cold%02d" % i, MiB) for i in range(64)] + [("warm", MiB)]
+    with serve(t, specs, rate=256 * KiB) as (srv, blobs):
+        warm = blobs.pop("warm")
+        srv.set_rate(warm.model_path, None)
+        with mount(t, srv) as m:
+            check_bytes(m.path(warm.rel), warm)
+            done = {}
+
+            def opener(b):
+                try:
+                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
+                except OSError as e:
+                    done[b.name] = "error %s" % errno_name(e.errno)
+
+            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
+                       for b in blobs.values()]
+            for th in threads:
+                th.start()
+            # The downloads are under way once the CDN has requests in flight.
+            wait_for(lambda: len(srv.in_flight("/files/vision/test/cold")) >= 4, 10,
+                     "cold downloads in flight")
+            listing, took = within(QUICK, os.listdir, m.path("onnx"))
+            t.note("listdir %.2f s" % took)
+            check_eq(len(listing), 65, "entries in onnx/")
+            st, took = within(QUICK, os.stat, m.path(blobs["cold33"].rel))
+            t.note("stat %.2f s" % took)
+            check_eq(st.st_size, MiB, "size of a cold file")
+            data, took = within(QUICK, read_all, m.path(warm.rel))
+            t.note("read of the cached file %.2f s" % took)
+            check_eq(sha256_bytes(data), warm.sha256, "sha256 of the cached file")
+            pending = len(blobs) - len(done)
+            check(pending >= 32, "only %d of 64 cold opens still pending after the checks: "
+                  "the files came too fast for this test to mean anything" % pending)
+            deadline = time.monotonic() + 120
+            for th in threads:
+                th.join(max(0.0, deadline - time.monotonic()))
+            check_eq(done, {name: b.sha256 for name, b in blobs.items()},
+                     "sha256 of the 64 cold files")
+
+
+@test
+def interrupt_waiting_reader(t):
+    with serve(t, [("slow", 32 * MiB)], rate=MiB) as (srv, b):
+        b = b["slow"]
+        with mount(t, srv) as m:
+            cat = subprocess.Popen(["cat", m.path(b.rel)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+            try:
+                time.sleep(1)
+                check(cat.poll() is None, "cat finished within 1 s: the file came too fast")
+                sent_at = time.monotonic()
+                cat.send_signal(signal.SIGINT)
+                try:
+                    cat.wait(3)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError("cat still waits 3 s after SIGINT") from None
+                t.note("cat exited %.2f s after SIGINT, status %s"
+                       % (time.monotonic() - sent_at, cat.returncode))
+            finally:
+                if cat.poll() is None:
+                    cat.kill()
+                    try:
+                        cat.wait(2)
+                    except subprocess.TimeoutExpired:  # stuck in the daemon: let it go
+                        m.kill()
+                        cat.wait()
+            check_bytes(m.path(b.rel), b)
+        srv.wait_idle()
+        sent = srv.bytes_sent("/files/" + b.model_path)
+        check(sent < 1.5 * b.bytes, "%d bytes sent for a %d-byte file" % (sent, b.bytes))
+
+
+@test
+def enospc_on_small_cache(t):
+    small = os.path.join(t.dir, "small-cache")
+    os.makedirs(small)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", small],
+                         capture_output=True, text=True)
+    check_eq(res.returncode, 0, "mount -t tmpfs status (%s)" % res.stderr.strip())
+    try:
+        with serve(t, [("tiny", MiB), ("huge", 40 * MiB)]) as (srv, b):
+            tiny, huge = b["tiny"], b["huge"]
+            with mount(t, srv, cache=small) as m:
+                check_bytes(m.path(tiny.rel), tiny)
+                check_eq(errno_name(read_errno(m.path(huge.rel))), "ENOSPC",
+                         "reading a 40 MiB file into a 24 MiB cache")
+                check_eq(leftovers(small), [], ".partial/.state left after ENOSPC")
+                check_bytes(m.path(tiny.rel), tiny)
+                check(os.path.exists(blob_path(small, tiny.sha256)), "the 1 MiB blob is gone")
+    finally:
+        res = subprocess.run(["umount", small], capture_output=True, text=True)
+        if res.returncode != 0:
+            subprocess.run(["umount", "-l", small], capture_output=True)
+
+
+@test
+def cache_max_never_evicts_open_file(t):
+    with serve(t, [(n, 4 * MiB) for n in ("fa", "fb", "fc", "fd")]) as (srv, b):
+        a, bb, c, d = b["fa"], b["fb"], b["fc"], b["fd"]
+        with mount(t, srv, "cache_max=10M") as m:
+            with open(m.path(a.rel), "rb") as fa:
+                check_eq(sha256_bytes(read_rest(fa)), a.sha256, "sha256 of A")
+                check_bytes(m.path(bb.rel), bb)
+                check_bytes(m.path(c.rel), c)
+                wait_for(lambda: not os.path.exists(blob_path(t.cache, bb.sha256)), 5,
+                         "B (least recently used, closed) to be evicted")
+                check(os.path.exists(blob_path(t.cache, a.sha256)), "A's blob (open) is gone")
+                fa.seek(0)
+                check_eq(sha256_bytes(read_rest(fa)), a.sha256, "sha256 of A read again")
+                check_bytes(m.path(a.rel), a)
+            check_bytes(m.path(d.rel), d)
+
+            def small_enough():
+                return sum(complete_blobs(t.cache).values()) <= 10 * MiB + 4 * MiB
+
+            wait_for(small_enough, 5, "the blobs to fit in cache_max plus one file")
+            t.note("blobs at the end: %r" % complete_blobs(t.cache))
+
+
+@test
+def crash_left_partial_resumed_orphans_removed(t):
+    with serve(t, [("crash", 32 * MiB)]) as (srv, b):
+        b = b["crash"]
+        srv.set_rate(b.model_path, MiB)
+        slow_read_then_kill(t, srv, b, "piece_size=4M", "connections=2")
+        srv.set_rate(b.model_path, None)
+        blobs_dir = os.path.join(t.cache, "blobs", "sha256")
+        tree_dir = os.path.dirname(os.path.join(t.cache, b.rel))
+        os.makedirs(tree_dir, exist_ok=True)
+        orphans = [os.path.join(blobs_dir, "0" * 64 + ".state"),
+                   os.path.join(blobs_dir, "ab" * 32 + ".partial"),
+                   os.path.join(tree_dir, ".model.onnx.abc123.partial")]
+        for path in orphans:
+            with open(path, "w") as f:
+                f.write("left by a crash\n")
+        real = [blob_path(t.cache, b.sha256) + s for s in (".partial", ".state")]
+        with mount(t, srv, "piece_size=4M", "connections=2") as m:
+            wait_for(lambda: not any(os.path.exists(p) for p in orphans), QUICK,
+                     "the orphans to be removed after the mount")
+            log = m.log()
+            for path in orphans:
+                check(os.path.basename(path) in log,
+                      "the log does not name %s" % os.path.basename(path))
+            for path in real:
+                check(os.path.exists(path), "%s is gone before any read" % os.path.basename(path))
+            check_bytes(m.path(b.rel), b)
+        check_eq(leftovers(t.cache), [], ".partial/.state left after the resumed download")
+
+
+if __name__ == "__main__":
+    run(shared_setup)
