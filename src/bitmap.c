@@ -120,7 +120,7 @@ int bitmap_copy(struct bitmap *dst, const struct bitmap *src)
 
 	if (rc)
 		return rc;
-	if (src->words)
+	if (dst->words && src->words)
 		memcpy(dst->words, src->words, words_for(src->nbits) * sizeof(*src->words));
 	dst->count = src->count;
 	return 0;
@@ -171,7 +171,8 @@ int bitmap_from_hexn(struct bitmap *bm, size_t nbits, const char *hex, size_t le
 	if (len != ndigits)
 		return -EINVAL;
 	rc = bitmap_init(bm, nbits);
-	if (rc)
+	/* 0 bits own no words and have no digits to read. */
+	if (rc || !bm->words)
 		return rc;
 	for (size_t d = 0; d < ndigits; d++) {
 		int v = hex_value(hex[d]);

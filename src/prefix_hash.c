@@ -123,13 +123,11 @@ bool prefix_hash_done(const struct prefix_hash *ph)
 
 int prefix_hash_final(struct prefix_hash *ph, char out[DIGEST_HEX_MAX])
 {
-	int rc;
-
 	if (!prefix_hash_done(ph))
 		return -EINVAL;
 	/* A digest cannot be finalised twice: keep the first answer. */
 	if (ph->dg) {
-		rc = digest_final_hex(ph->dg, ph->hex);
+		int rc = digest_final_hex(ph->dg, ph->hex);
 		if (rc)
 			return rc;
 		digest_free(ph->dg);

@@ -254,7 +254,7 @@ int sidecar_parse(const char *text, size_t len, struct sidecar *out, char *why, 
 	size_t n = 0, vlen[KEY_COUNT] = {0};
 	size_t nbits, want;
 	unsigned at;
-	int rc = -EINVAL;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	say(why, why_size, "no error");

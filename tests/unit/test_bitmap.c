@@ -103,7 +103,7 @@ static void check_pattern(size_t nbits)
 		rc = bitmap_to_hex(&back, &hex2);
 	}
 	tap_ok(rc == 0 && same && back.count == bm.count && back.count == count_by_get(&bm) &&
-	           strcmp(hex, hex2) == 0,
+	           hex && hex2 && strcmp(hex, hex2) == 0,
 	       "%zu bits: pattern round-trips through hex", nbits);
 	free(hex);
 	free(hex2);

@@ -96,6 +96,10 @@ int main(void)
 	uint64_t odd = FILE_SIZE - 12345;
 	int fd, rc, calls, ok;
 
+	if (!data) {
+		tap_ok(0, "10 MiB buffer allocated");
+		return tap_done();
+	}
 	fill(data, FILE_SIZE);
 	fd = mkstemp(path);
 	tap_ok(fd >= 0 && write(fd, data, FILE_SIZE) == FILE_SIZE, "10 MiB file written to %s",

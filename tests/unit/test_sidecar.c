@@ -25,11 +25,11 @@ static void check_bad_n(const char *text, size_t len, int want_rc, unsigned line
 {
 	struct sidecar sc;
 	char why[200] = "";
-	char prefix[32];
 	int rc = sidecar_parse(text, len, &sc, why, sizeof(why));
 	int named = 1;
 
 	if (line > 0) {
+		char prefix[32];
 		snprintf(prefix, sizeof(prefix), "line %u: ", line);
 		named = strncmp(why, prefix, strlen(prefix)) == 0;
 	}
