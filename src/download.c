@@ -434,14 +434,19 @@ int download_set_new(struct download_set **out, struct cache *cache, struct blob
 	return 0;
 }
 
-void download_set_free(struct download_set *set)
+void download_set_drain(struct download_set *set)
 {
-	if (!set)
-		return;
 	pthread_mutex_lock(&set->lock);
 	while (set->running > 0)
 		pthread_cond_wait(&set->idle, &set->lock);
 	pthread_mutex_unlock(&set->lock);
+}
+
+void download_set_free(struct download_set *set)
+{
+	if (!set)
+		return;
+	download_set_drain(set);
 	pthread_cond_destroy(&set->idle);
 	pthread_mutex_destroy(&set->lock);
 	free(set);

@@ -18,7 +18,10 @@ struct transfer_engine;
 
 int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
 		     struct transfer_engine *engine, bool offline);
-/* Waits for every job to end (shut the engine down first to hurry them). */
+/* Waits for every job to end and answer its readers (shut the engine down
+ * first to hurry them). */
+void download_set_drain(struct download_set *set);
+/* Drains, then frees. */
 void download_set_free(struct download_set *set);
 
 /* Called once, never in the caller's thread: 0, or ENOENT, EACCES,

@@ -59,7 +59,99 @@ struct fs {
 	pthread_mutex_t handles_lock; /* guards handles */
 	struct handle *handles;      /* every open file: the kernel does not
 					release them once the loop has ended */
+	/* Telling the kernel what changed happens in a thread of its own: a
+	 * notification may wait for locks the kernel holds while one of our
+	 * requests is in flight, so it is never sent from a request. */
+	struct fuse_session *session; /* borrowed; NULL until mounted */
+	pthread_t notifier;
+	bool notifier_started;
+	pthread_mutex_t notify_lock;  /* guards the two below */
+	pthread_cond_t notify_cond;
+	bool *hubs_changed;           /* owned; per hub, its index was replaced */
+	bool notify_stop;
 };
+
+/* Drops from the kernel's cache the names of hub whose size or digest the
+ * new index changed, or that it no longer has: their next lookup gives a
+ * new inode, with the new size. */
+static void revalidate_hub(struct fs *fs, struct hub *hub)
+{
+	struct tree_binding *bindings = NULL;
+	size_t count = 0, dropped = 0;
+
+	if (tree_hub_files(fs->tree, hub, &bindings, &count) != 0)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		const struct tree_binding *b = &bindings[i];
+		struct entry entry;
+		int rc = hub->ops->lookup(hub, b->path, &entry);
+
+		if (rc == 0 && entry.size == b->size && entry.digest.algo == b->digest.algo &&
+		    strcmp(entry.digest.hex, b->digest.hex) == 0)
+			continue;
+		if (rc != 0 && rc != -ENOENT)
+			continue;
+		if (fuse_lowlevel_notify_inval_entry(fs->session, b->parent, b->name,
+						     strlen(b->name)) == 0)
+			dropped++;
+	}
+	if (dropped)
+		log_info("%s: the new index changed %zu names the kernel had looked up: dropped",
+			 hub->ops->name, dropped);
+	tree_bindings_free(bindings, count);
+}
+
+static void *notifier_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->notify_lock);
+	while (!fs->notify_stop) {
+		bool any = false;
+		for (size_t i = 0; i < fs->nhubs; i++) {
+			if (!fs->hubs_changed[i])
+				continue;
+			fs->hubs_changed[i] = false;
+			any = true;
+			pthread_mutex_unlock(&fs->notify_lock);
+			if (fs->session)
+				revalidate_hub(fs, &fs->hubs[i]);
+			pthread_mutex_lock(&fs->notify_lock);
+		}
+		if (!any)
+			pthread_cond_wait(&fs->notify_cond, &fs->notify_lock);
+	}
+	pthread_mutex_unlock(&fs->notify_lock);
+	return NULL;
+}
+
+/* hub_env.index_changed: called from whatever thread refreshed the index. */
+static void on_index_changed(void *ctx, struct hub *hub)
+{
+	struct fs *fs = ctx;
+
+	pthread_mutex_lock(&fs->notify_lock);
+	fs->hubs_changed[hub - fs->hubs] = true;
+	pthread_cond_signal(&fs->notify_cond);
+	pthread_mutex_unlock(&fs->notify_lock);
+}
+
+static void notifier_stop(struct fs *fs)
+{
+	if (!fs->notifier_started)
+		return;
+	pthread_mutex_lock(&fs->notify_lock);
+	fs->notify_stop = true;
+	pthread_cond_signal(&fs->notify_cond);
+	pthread_mutex_unlock(&fs->notify_lock);
+	pthread_join(fs->notifier, NULL);
+	fs->notifier_started = false;
+}
+
+void fs_set_session(struct fs *fs, struct fuse_session *session)
+{
+	fs->session = session;
+}
 
 int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size)
 {
@@ -74,6 +166,8 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 		return -ENOMEM;
 	fs->config = cfg;
 	pthread_mutex_init(&fs->handles_lock, NULL);
+	pthread_mutex_init(&fs->notify_lock, NULL);
+	pthread_cond_init(&fs->notify_cond, NULL);
 	rc = cache_open(&fs->cache, cfg->cache_dir, &cache_why);
 	if (rc) {
 		snprintf(why, why_size, "cannot use the cache directory %s: %s", cfg->cache_dir,
@@ -100,12 +194,17 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 	rc = download_set_new(&fs->downloads, fs->cache, fs->blobs, fs->engine, cfg->offline);
 	if (rc)
 		goto out;
-	fs->env = (struct hub_env){ .config = cfg, .fetcher = fs->fetcher, .cache = fs->cache };
+	fs->env = (struct hub_env){ .config = cfg,
+				    .fetcher = fs->fetcher,
+				    .cache = fs->cache,
+				    .index_changed = on_index_changed,
+				    .index_changed_ctx = fs };
 
 	/* A hub that cannot open is left out, with its reason logged; the
 	 * mount needs at least one. */
 	fs->hubs = calloc(hub_registry_count, sizeof(*fs->hubs));
-	if (!fs->hubs) {
+	fs->hubs_changed = calloc(hub_registry_count, sizeof(*fs->hubs_changed));
+	if (!fs->hubs || !fs->hubs_changed) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -132,6 +231,10 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 	rc = tree_new(&fs->tree, fs->hubs, fs->nhubs, fs->cache);
 	if (rc)
 		goto out;
+	rc = -pthread_create(&fs->notifier, NULL, notifier_main, fs);
+	if (rc)
+		goto out;
+	fs->notifier_started = true;
 	*out = fs;
 	fs = NULL;
 	why[0] = '\0';
@@ -151,8 +254,12 @@ static void handle_free(struct handle *h)
 
 void fs_shutdown(struct fs *fs)
 {
-	if (fs)
-		transfer_engine_shutdown(fs->engine);
+	if (!fs)
+		return;
+	notifier_stop(fs);
+	transfer_engine_shutdown(fs->engine);
+	if (fs->downloads)
+		download_set_drain(fs->downloads); /* their readers are answered now */
 }
 
 void fs_free(struct fs *fs)
@@ -161,6 +268,7 @@ void fs_free(struct fs *fs)
 		return;
 	/* Transfers stop first, their waiters answered; then the jobs that
 	 * waited on them end, and nothing uses the cache or the fetcher. */
+	notifier_stop(fs);
 	transfer_engine_shutdown(fs->engine);
 	download_set_free(fs->downloads);
 	while (fs->handles) {
@@ -176,6 +284,9 @@ void fs_free(struct fs *fs)
 	fetcher_free(fs->fetcher);
 	blob_store_close(fs->blobs);
 	cache_close(fs->cache);
+	free(fs->hubs_changed);
+	pthread_cond_destroy(&fs->notify_cond);
+	pthread_mutex_destroy(&fs->notify_lock);
 	pthread_mutex_destroy(&fs->handles_lock);
 	free(fs);
 }
@@ -604,6 +715,16 @@ static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info 
 		handle_release(fs, h);
 }
 
+/* Whether another client's copy exists: then the job copies it, which
+ * beats streaming from the network. */
+static bool any_local(const struct source *src)
+{
+	for (size_t i = 0; i < src->nlocal; i++)
+		if (access(src->local[i], R_OK) == 0)
+			return true;
+	return false;
+}
+
 static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 			  struct node *node)
 {
@@ -628,12 +749,18 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 	}
 	node_label(node, label, sizeof(label));
 	rc = blob_open(fs->blobs, &src.digest, src.size, &fd);
+	if (rc == -EMFILE || rc == -ENFILE) {
+		log_error("%s: cannot open: %s (raise the open-file limit, ulimit -n)", label,
+			  strerror(-rc));
+		fuse_reply_err(req, -rc);
+		goto out;
+	}
 	if (rc == 0) {
 		blob_link(fs->blobs, &src.digest, src.cache_path); /* a name deleted by hand */
 		reply_open_fd(fs, req, fi, node, fd);
 		goto out;
 	}
-	if (rc == -ENOENT && fs->config->stream && !fs->config->offline && src.nlocal == 0) {
+	if (rc == -ENOENT && fs->config->stream && !fs->config->offline && !any_local(&src)) {
 		open_streaming(fs, req, fi, &src, label);
 		goto out;
 	}
@@ -737,7 +864,12 @@ static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size
 	p->offset = off;
 	p->length = size;
 	fuse_req_interrupt_func(req, on_interrupt, p);
-	rc = transfer_wait_range(h->transfer, offset, size, read_ready, p, &id);
+	/* The read that reaches the end waits for the digest: whoever reads
+	 * the whole file learns of a mismatch, as EIO. */
+	if (offset + size >= h->size)
+		rc = transfer_wait_complete(h->transfer, read_ready, p, &id);
+	else
+		rc = transfer_wait_range(h->transfer, offset, size, read_ready, p, &id);
 	pending_started(p, rc, id);
 }
 

@@ -16,6 +16,8 @@ struct fs;
 /* Opens the cache and every hub (fetching their indexes). On failure writes
  * one sentence to why. cfg must outlive the fs. */
 int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size);
+/* The session the kernel's notifications go through, once it exists. */
+void fs_set_session(struct fs *fs, struct fuse_session *session);
 /* Stops every transfer at once (their partial state kept for resumption)
  * and answers every waiting reader with EINTR: called when the FUSE loop
  * ends, before the unmount, so that the answers still reach the kernel. */

@@ -15,6 +15,7 @@
 struct cache;
 struct config;
 struct fetcher;
+struct hub;
 
 enum entry_type {
 	ENTRY_DIR,
@@ -47,6 +48,10 @@ struct hub_env {
 	const struct config *config;
 	struct fetcher *fetcher;
 	struct cache *cache;
+	/* A hub calls this after a refresh replaced its index, from the thread
+	 * that refreshed it; it does not block. NULL: nobody listens. */
+	void (*index_changed)(void *ctx, struct hub *hub);
+	void *index_changed_ctx;
 };
 
 struct hub {

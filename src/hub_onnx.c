@@ -609,6 +609,8 @@ static void refresh_if_due(struct hub *hub)
 	if (onnx->next_refresh <= time(NULL))
 		onnx->next_refresh = time(NULL) + 1;
 	pthread_mutex_unlock(&onnx->lock);
+	if (rc == 0 && hub->env->index_changed)
+		hub->env->index_changed(hub->env->index_changed_ctx, hub);
 }
 
 static int onnx_open(struct hub *hub, char *why, size_t why_size)

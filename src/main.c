@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,6 +103,20 @@ static void print_usage(const char *program)
 	       program, CONFIG_INDEX_TTL_DEFAULT);
 	fflush(stdout);
 	fuse_lowlevel_help();
+}
+
+/* Every open file holds a descriptor, and a loader may open thousands:
+ * take all the kernel allows this process rather than the soft default. */
+static void raise_open_file_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max)
+		return;
+	lim.rlim_cur = lim.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+		log_warn("cannot raise the open-file limit to %llu: %s",
+			 (unsigned long long)lim.rlim_max, strerror(errno));
 }
 
 /* One sentence on stderr for each thing that would make the mount fail in
@@ -201,6 +216,7 @@ int main(int argc, char *argv[])
 	}
 	/* Until the daemon detaches, messages go to the terminal that started it. */
 	log_setup(cmd.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, false);
+	raise_open_file_limit();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "%s: cannot initialise libcurl\n", PACKAGE_NAME);
 		goto out;
@@ -217,6 +233,7 @@ int main(int argc, char *argv[])
 	session = fuse_session_new(&args, &fs_operations, sizeof(fs_operations), fs);
 	if (!session)
 		goto out;
+	fs_set_session(fs, session);
 	if (fuse_set_signal_handlers(session) != 0)
 		goto out;
 	handlers = true;

@@ -1174,6 +1174,14 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 
 	*out = NULL;
 	pthread_mutex_lock(&engine->lock);
+	for (t = engine->transfers; t; t = t->next)
+		if (!t->released && t->digest.algo == src->digest.algo &&
+		    strcmp(t->digest.hex, src->digest.hex) == 0)
+			break;
+	pthread_mutex_unlock(&engine->lock);
+	if (!t) /* a new blob: room for it first (outside our lock: it scans) */
+		blob_store_make_room(engine->store, src->size);
+	pthread_mutex_lock(&engine->lock);
 	if (engine->stopping) {
 		rc = -EINTR;
 		goto out;

@@ -504,3 +504,56 @@ bool tree_note_served(struct tree *tree, struct node *node, const struct stat *b
 	pthread_mutex_unlock(&tree->lock);
 	return same;
 }
+
+int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding **out,
+		   size_t *count)
+{
+	struct tree_binding *list = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&tree->lock);
+	for (size_t b = 0; b < tree->nbuckets && rc == 0; b++) {
+		for (struct node *node = tree->buckets[b]; node && rc == 0; node = node->hash_next) {
+			if (node->hub != hub ||
+			    (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE))
+				continue;
+			if (n == cap) {
+				size_t grown_cap = cap ? 2 * cap : 64;
+				struct tree_binding *grown = realloc(list, grown_cap * sizeof(*grown));
+				if (!grown) {
+					rc = -ENOMEM;
+					break;
+				}
+				list = grown;
+				cap = grown_cap;
+			}
+			list[n] = (struct tree_binding){ .parent = node->parent,
+							 .name = strdup(node->name),
+							 .path = strdup(node->path),
+							 .size = node->size,
+							 .digest = node->digest };
+			if (!list[n].name || !list[n].path)
+				rc = -ENOMEM;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&tree->lock);
+	if (rc) {
+		tree_bindings_free(list, n);
+		list = NULL;
+		n = 0;
+	}
+	*out = list;
+	*count = n;
+	return rc;
+}
+
+void tree_bindings_free(struct tree_binding *bindings, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(bindings[i].name);
+		free(bindings[i].path);
+	}
+	free(bindings);
+}

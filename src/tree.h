@@ -82,4 +82,19 @@ char *tree_backing(struct tree *tree, const struct node *node);
  * hand), so pages the kernel cached may be stale. */
 bool tree_note_served(struct tree *tree, struct node *node, const struct stat *backing);
 
+/* A name as the tree binds it now: what the kernel may have cached. */
+struct tree_binding {
+	uint64_t parent;
+	char *name; /* owned */
+	char *path; /* owned; the path in the hub */
+	uint64_t size;
+	struct digest_spec digest;
+};
+
+/* Copies of the bindings of hub's files and archives; the caller frees
+ * them with tree_bindings_free. */
+int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding **out,
+		   size_t *count);
+void tree_bindings_free(struct tree_binding *bindings, size_t count);
+
 #endif

@@ -10,6 +10,7 @@ Not for the zoo's names, listings and client caches (test_onnx_mount.py) nor for
 
 import contextlib
 import errno
+import json
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ from mount_helpers import (SRCDIR, Mount, all_files, check, check_eq, errno_name
                            read_errno, run, sha256_bytes, sha256_file, test)  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from blob_server import BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
+from blob_server import Blob, BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
 KiB = 1 << 10
@@ -688,6 +689,26 @@ def crash_left_partial_resumed_orphans_removed(t):
                 check(os.path.exists(path), "%s is gone before any read" % os.path.basename(path))
             check_bytes(m.path(b.rel), b)
         check_eq(leftovers(t.cache), [], ".partial/.state left after the resumed download")
+
+
+@test
+def index_refresh_changes_size_at_once(t):
+    """A model changed in the index (1000 -> 3000 bytes, a new sha256) is seen whole: never the
+    old size with the new bytes, even though the kernel had looked the name up."""
+    with serve(t, [("grows", 1000), ("other", 1000)]) as (srv, b):
+        old, other = b["grows"], b["other"]
+        with mount(t, srv, "index_ttl=1") as m:
+            path = m.path(old.rel)
+            check_eq(os.stat(path).st_size, 1000, "size before the change")
+            check_bytes(path, old)
+            new = Blob(old.name, random_bytes(3000, "grown"), old.opset, old.path)
+            srv.set_file(new.model_path, new.data)
+            srv.manifest_bytes = (json.dumps([new.entry(), other.entry()]) + "\n").encode()
+            time.sleep(1.5)  # past index_ttl
+            os.stat(m.path(other.rel))  # a lookup: the index is fetched again
+            wait_for(lambda: os.stat(path).st_size == 3000, 10, "the new size through the mount")
+            check_bytes(path, new)
+            check(m.log_lines("the new index changed"), "no log line about dropped names")
 
 
 if __name__ == "__main__":
