@@ -300,9 +300,13 @@ static void format_stamp(char *out, size_t out_size, const struct digest_spec *d
 		 (int64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (uint64_t)st->st_ino);
 }
 
-/* How far the ctime may be from the time written in the stamp. The kernel
- * stamps ctime from a coarse clock, a few milliseconds behind. */
-#define STAMP_CTIME_SLACK_NS 200000000LL
+/* How far after the time written in the stamp the ctime may be: the stamp
+ * is written right after that time is read (the same coarse clock the
+ * kernel uses). A thread delayed longer only costs a hash next time; an
+ * edit within this window after a verification goes unseen by another
+ * process (this one remembers the exact ctime). */
+#define STAMP_CTIME_BEFORE_NS 5000000LL
+#define STAMP_CTIME_AFTER_NS 100000000LL
 
 static int64_t ns_of(const struct timespec *ts)
 {
@@ -355,10 +359,12 @@ static void memo_put(struct cache *cache, const char *rel, const struct stat *st
 	pthread_mutex_unlock(&cache->memo_lock);
 }
 
-static bool memo_has(struct cache *cache, const char *rel, const struct stat *st,
-		     const struct digest_spec *digest)
+/* 1: this process checked the file as it is now; 0: it checked it, and it
+ * has changed since; -1: it never checked it. */
+static int memo_has(struct cache *cache, const char *rel, const struct stat *st,
+		    const struct digest_spec *digest)
 {
-	bool found = false;
+	int found = -1;
 
 	pthread_mutex_lock(&cache->memo_lock);
 	for (struct memo *m = cache->memo[memo_bucket(rel)]; m; m = m->next) {
@@ -444,8 +450,8 @@ static bool stamp_matches(const char *stamp, const struct digest_spec *digest,
 	written = strtoll(stamp + n + 1, &end, 10);
 	if (errno || *end != '\0')
 		return false;
-	return ns_of(&st->st_ctim) >= written - STAMP_CTIME_SLACK_NS &&
-	       ns_of(&st->st_ctim) <= written + STAMP_CTIME_SLACK_NS;
+	return ns_of(&st->st_ctim) >= written - STAMP_CTIME_BEFORE_NS &&
+	       ns_of(&st->st_ctim) <= written + STAMP_CTIME_AFTER_NS;
 }
 
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
@@ -467,9 +473,14 @@ int cache_open_verified(struct cache *cache, const char *rel, const struct diges
 	rc = -ESTALE;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
 		goto out;
-	if (memo_has(cache, rel, &st, digest)) {
+	switch (memo_has(cache, rel, &st, digest)) {
+	case 1:
 		rc = 0;
 		goto out;
+	case 0: /* changed since we checked it: the stamp cannot vouch for it */
+		goto out;
+	default:
+		break;
 	}
 	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
 	if (n > 0) {

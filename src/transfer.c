@@ -652,8 +652,9 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		t->failures++;
 		backoff_locked(t, &c->resp, c->resp.error);
 	} else {
-		int reader_rc = rc == -ENOENT || rc == -EACCES || rc == -ENOSPC || rc == -EDQUOT ||
-						rc == -ETIMEDOUT
+		/* Tries exhausted, or an error no try mends: EIO but for what
+		 * tools know better (no such file, no access, a full disk). */
+		int reader_rc = rc == -ENOENT || rc == -EACCES || rc == -ENOSPC || rc == -EDQUOT
 					? rc
 					: -EIO;
 		if (fetch_error_retryable(rc))

@@ -711,5 +711,85 @@ def index_refresh_changes_size_at_once(t):
             check(m.log_lines("the new index changed"), "no log line about dropped names")
 
 
+@test
+def hand_edit_and_repair_served_fresh(t):
+    """A cached blob changed by hand with its size and mtime kept (dd conv=notrunc, then touch -d)
+    is checked again and downloaded again; pages of the changed bytes that the kernel cached
+    through a handle opened before the edit are dropped once the blob is repaired."""
+    with serve(t, [("edited", 2 * MiB)]) as (srv, b):
+        b = b["edited"]
+        blob = blob_path(t.cache, b.sha256)
+        with mount(t, srv) as m:
+            path = m.path(b.rel)
+            check_bytes(path, b)
+            with open(path, "rb") as held:  # opened while the blob is right
+                subprocess.run(["sync"], check=True)
+                subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+                st = os.stat(blob)
+                with open(blob, "r+b") as f:  # what dd conv=notrunc does
+                    f.seek(MiB)
+                    f.write(b"\0" * 4096)
+                os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))  # what touch -d does
+                check_eq(os.stat(blob).st_mtime_ns, st.st_mtime_ns, "mtime kept by the edit")
+                stale = held.read()  # the edited bytes, now in the kernel's page cache
+                check(sha256_bytes(stale) != b.sha256, "the held handle did not see the edit")
+            srv.clear_log()
+            check_bytes(path, b)
+            check(srv.file_requests(b.model_path), "the edited blob was served without a new download")
+            check(m.log_lines("not what the index says"), "no log line about the edited blob")
+        check_eq(sha256_file(blob), b.sha256, "the blob after the repair")
+
+
+@test
+def sigterm_during_download(t):
+    """SIGTERM while a reader waits on a stalled server: the daemon exits at once with status 0,
+    the reader gets EINTR or EIO (not ENOTCONN), and the partial is kept for resumption."""
+    with serve(t, [("stalled", 8 * MiB)]) as (srv, b):
+        b = b["stalled"]
+        srv.add_fault(b.model_path, "stall", after=2 * MiB, seconds=60)
+        m = mount(t, srv, "piece_size=4M", "connections=1").start()
+        cat = subprocess.Popen(["cat", m.path(b.rel)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: os.path.exists(blob_path(t.cache, b.sha256) + ".state"), WAIT,
+                     "the download to begin")
+            time.sleep(0.5)
+            sent_at = time.monotonic()
+            status = m.signal(signal.SIGTERM, timeout=10)
+            took = time.monotonic() - sent_at
+            check(status is not None, "the daemon still runs 10 s after SIGTERM")
+            check_eq(status, 0, "the daemon's exit status")
+            check(took < 5, "the daemon took %.1f s to exit" % took)
+            _, err = cat.communicate(timeout=10)
+        finally:
+            if cat.poll() is None:
+                cat.kill()
+                cat.wait()
+        t.note("cat: status %s, stderr %r" % (cat.returncode, err))
+        check(cat.returncode != 0, "cat succeeded")
+        check("Transport endpoint" not in err, "the reader got ENOTCONN: %r" % err)
+        check(("Interrupted" in err) or ("Input/output" in err), "cat's error: %r" % err)
+        for suffix in (".partial", ".state"):
+            check(os.path.exists(blob_path(t.cache, b.sha256) + suffix),
+                  "%s not kept for resumption" % suffix)
+
+
+@test
+def trickle_times_out(t):
+    """A server sending 2 bytes a second is given up like a silence: EIO within seconds, not days."""
+    with serve(t, [("trickle", 200)]) as (srv, b):
+        b = b["trickle"]
+        for _ in range(3):
+            srv.add_fault(b.model_path, "trickle", rate=2)
+        with mount(t, srv, "stall_timeout=2", "retries=1") as m:
+            started = time.monotonic()
+            got = errno_name(read_errno(m.path(b.rel)))
+            took = time.monotonic() - started
+            t.note("EIO after %.1f s" % took)
+            check_eq(got, "EIO", "reading a trickled file")
+            check(took < 20, "gave up only after %.1f s" % took)
+            check(m.log_lines("giving up"), "no log line saying the daemon gave up")
+
+
 if __name__ == "__main__":
     run(shared_setup)
