@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,6 +127,36 @@ static void expect_refused(const struct member *members, size_t n, int want, con
 	tap_ok(rc == want && why[0], "refused: %s (%s)", what, why);
 	tap_ok(!exists(work, "escaped") && !exists(work, "escaped.txt"),
 	       "nothing written outside for: %s", what);
+}
+
+/* A full disk: a member bigger than a 64 KiB tmpfs gives -ENOSPC, and why
+ * names the member (it used to be -EIO and "(null)"). Needs root to mount. */
+static void test_full_disk(void)
+{
+	const struct member m[] = {
+		{ .name = "small.txt", .type = AE_IFREG, .content = "fits" },
+		{ .name = "big.bin", .type = AE_IFREG, .zeros = 1 << 20 },
+	};
+	char tiny[600], dest[700], why[256] = "";
+	uint64_t size;
+	int fd, rc;
+
+	snprintf(tiny, sizeof(tiny), "%s/tiny", work);
+	snprintf(dest, sizeof(dest), "%s/dest", tiny);
+	if (geteuid() != 0 || mkdir(tiny, 0755) != 0 ||
+	    mount("tmpfs", tiny, "tmpfs", 0, "size=64k") != 0) {
+		printf("ok %d # SKIP a full disk: cannot mount a tmpfs (%s)\n", ++tap_count,
+		       geteuid() != 0 ? "not root" : strerror(errno));
+		return;
+	}
+	mkdir(dest, 0755);
+	fd = make_archive(m, sizeof(m) / sizeof(m[0]), &size);
+	rc = stage_extract(fd, size, dest, &stage_default_limits, why, sizeof(why));
+	close(fd);
+	tap_ok(rc == -ENOSPC, "a full disk gives -ENOSPC (got %d: %s)", rc, why);
+	tap_ok(strstr(why, "big.bin") && strstr(why, strerror(ENOSPC)) && !strstr(why, "(null)"),
+	       "why names the member and the cause: %s", why);
+	tap_ok(umount2(tiny, 0) == 0, "the tmpfs unmounted");
 }
 
 int main(void)
@@ -246,6 +277,8 @@ int main(void)
 	rc = stage_extract(fd, 34, fresh_dest(), &stage_default_limits, why, sizeof(why));
 	close(fd);
 	tap_ok(rc == -EIO, "garbage refused: %s", why);
+
+	test_full_disk();
 
 	tap_ok(remove_tree(work) == 0, "temporary directory %s removed", work);
 	return tap_done();
