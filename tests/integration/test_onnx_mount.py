@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Integration tests of omnihub-fuse: mount the ONNX Model Zoo of the local fake hub and check it as a black box.
-Not for unit checks of the C modules (tests/unit) nor for benchmarks; it skips without root or /dev/fuse.
+Not for unit checks of the C modules (tests/unit) nor for benchmarks; without root or /dev/fuse it fails
+(skips with OMNIHUB_ALLOW_SKIP=1).
 """
 
 # Run by `make check` (TAP on stdout), or by hand:
