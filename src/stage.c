@@ -66,9 +66,31 @@ static bool link_stays_inside(const char *entry_path, const char *target)
 	return true;
 }
 
+/* libarchive's message for its last failure; never NULL, so a log line never
+ * ends in "(null)". */
+static const char *error_text(struct archive *a)
+{
+	const char *text = archive_error_string(a);
+
+	if (text)
+		return text;
+	return archive_errno(a) > 0 ? strerror(archive_errno(a)) : "unknown error";
+}
+
+/* The errno behind the writer's last failure, negated; -EIO if it kept none.
+ * A full disk must reach the caller as ENOSPC or EDQUOT, not as EIO. */
+static int write_error(struct archive *out)
+{
+	int err = archive_errno(out);
+
+	return err > 0 ? -err : -EIO;
+}
+
 /* Copies one member's data, counting what it really writes (a header's size
- * can lie). */
-static int copy_data(struct archive *in, struct archive *out, uint64_t *written, uint64_t limit)
+ * can lie). A failed read is -EIO; a failed write is the writer's errno,
+ * and sets *write_failed. */
+static int copy_data(struct archive *in, struct archive *out, uint64_t *written, uint64_t limit,
+		     bool *write_failed)
 {
 	const void *block;
 	size_t size;
@@ -83,8 +105,13 @@ static int copy_data(struct archive *in, struct archive *out, uint64_t *written,
 		*written += size;
 		if (*written > limit)
 			return -EFBIG;
-		if (archive_write_data_block(out, block, size, offset) != ARCHIVE_OK)
-			return -EIO;
+		errno = 0;
+		if (archive_write_data_block(out, block, size, offset) != ARCHIVE_OK) {
+			int err = archive_errno(out) > 0 ? archive_errno(out) : errno;
+
+			*write_failed = true;
+			return err > 0 ? -err : -EIO;
+		}
 	}
 }
 
@@ -115,7 +142,7 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 					    ARCHIVE_EXTRACT_SECURE_SYMLINKS);
 	if (lseek(archive_fd, 0, SEEK_SET) != 0 ||
 	    archive_read_open_fd(in, archive_fd, 128 * 1024) != ARCHIVE_OK) {
-		snprintf(why, why_size, "not a readable archive: %s", archive_error_string(in));
+		snprintf(why, why_size, "not a readable archive: %s", error_text(in));
 		rc = -EIO;
 		goto out;
 	}
@@ -129,7 +156,7 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			snprintf(why, why_size, "corrupt archive: %s", archive_error_string(in));
+			snprintf(why, why_size, "corrupt archive: %s", error_text(in));
 			rc = -EIO;
 			goto out;
 		}
@@ -193,26 +220,32 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 
 		if (archive_write_header(out, entry) != ARCHIVE_OK) {
 			snprintf(why, why_size, "cannot extract '%s': %s",
-				 names_for_log(name, log_buf, sizeof(log_buf)), archive_error_string(out));
-			rc = archive_errno(out) > 0 ? -archive_errno(out) : -EIO;
+				 names_for_log(name, log_buf, sizeof(log_buf)), error_text(out));
+			rc = write_error(out);
 			goto out;
 		}
 		if (type == AE_IFREG && archive_entry_size(entry) > 0) {
-			rc = copy_data(in, out, &written, byte_limit);
+			bool write_failed = false;
+
+			rc = copy_data(in, out, &written, byte_limit, &write_failed);
 			if (rc == -EFBIG)
 				snprintf(why, why_size, "expands past %llu bytes",
 					 (unsigned long long)byte_limit);
+			else if (rc && write_failed)
+				snprintf(why, why_size, "cannot write '%s': %s",
+					 names_for_log(name, log_buf, sizeof(log_buf)),
+					 strerror(-rc));
 			else if (rc)
 				snprintf(why, why_size, "cannot extract '%s': %s",
 					 names_for_log(name, log_buf, sizeof(log_buf)),
-					 archive_error_string(in));
+					 error_text(in));
 			if (rc)
 				goto out;
 		}
 		if (archive_write_finish_entry(out) != ARCHIVE_OK) {
 			snprintf(why, why_size, "cannot finish '%s': %s",
-				 names_for_log(name, log_buf, sizeof(log_buf)), archive_error_string(out));
-			rc = archive_errno(out) > 0 ? -archive_errno(out) : -EIO;
+				 names_for_log(name, log_buf, sizeof(log_buf)), error_text(out));
+			rc = write_error(out);
 			goto out;
 		}
 	}
@@ -220,8 +253,8 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 out:
 	if (out) {
 		if (archive_write_close(out) != ARCHIVE_OK && rc == 0) {
-			snprintf(why, why_size, "cannot finish extraction: %s", archive_error_string(out));
-			rc = -EIO;
+			snprintf(why, why_size, "cannot finish extraction: %s", error_text(out));
+			rc = write_error(out);
 		}
 		archive_write_free(out);
 	}

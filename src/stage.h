@@ -24,8 +24,9 @@ extern const struct stage_limits stage_default_limits;
  * Refuses the whole archive, with -EINVAL, if any entry is an absolute
  * path, contains "..", is a device, FIFO or socket, or is a link that would
  * leave dest_dir; -EFBIG past the limits; -EIO when it is not a readable
- * archive. why receives a sentence naming the entry. The caller removes
- * dest_dir on failure. */
+ * archive; the writer's own errno (-ENOSPC, -EDQUOT...) when writing fails.
+ * why receives a sentence naming the entry. The caller removes dest_dir on
+ * failure. */
 int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 		  const struct stage_limits *limits, char *why, size_t why_size);
 

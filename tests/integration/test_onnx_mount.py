@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Integration tests of omnihub-fuse: mount the ONNX Model Zoo of the local fake hub and check it as a black box.
-Not for unit checks of the C modules (tests/unit) nor for benchmarks; it skips without root or /dev/fuse.
+Not for unit checks of the C modules (tests/unit) nor for benchmarks; without root or /dev/fuse it fails
+(skips with OMNIHUB_ALLOW_SKIP=1).
 """
 
 # Run by `make check` (TAP on stdout), or by hand:
@@ -16,12 +17,13 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (SRCDIR, all_files, all_paths, check, check_eq, count_requests,
                            errno_name, errno_of, is_mounted, partials, read_errno, run, run_cli,
-                           sha256_bytes, sha256_file, test)  # noqa: E402
+                           settle_logs, sha256_bytes, sha256_file, test)  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import HOSTS, INDEX_PATH, ZooServer  # noqa: E402
@@ -626,6 +628,24 @@ def index_cached_within_ttl(t):
         check(at_least <= got and (at_most is None or got <= at_most),
               "manifest GETs by the %s: %d, expected %d to %s"
               % (what, got, at_least, "any" if at_most is None else at_most))
+
+    # Even with index_ttl=0 the manifest is fetched at most once a second: a burst of lookups
+    # of missing names (each one asks the hub, which may refresh) must not fetch it per name.
+    burst = 200
+    with mount(t, "index_ttl=0") as m:
+        os.listdir(m.path("onnx"))
+        settle_logs(hub.zoo)
+        hub.zoo.clear_logs()
+        started = time.monotonic()
+        for i in range(burst):
+            check(not os.path.exists(m.path("onnx", "no-such-model-%d" % i)),
+                  "onnx/no-such-model-%d exists" % i)
+            time.sleep(0.0075)  # spread over about 1.5 s: some refresh must be due
+        seconds = time.monotonic() - started
+    got = count_requests(hub.zoo, "raw", INDEX_PATH)
+    limit = int(seconds) + 2  # one per second begun, and one the clock's tick may add
+    check(1 <= got <= limit, "manifest GETs during %d lookups in %.2f s with index_ttl=0: %d, "
+          "expected 1 to %d" % (burst, seconds, got, limit))
 
 
 @test

@@ -5,9 +5,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,25 @@
 #include "tap.h"
 
 static char work[] = "/tmp/omnihub-test-stage-XXXXXX";
+
+/* nftw callback: removes each entry, children before their directory. */
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Removes the tree at dir; 0 only when it is really gone afterwards. */
+static int remove_tree(const char *dir)
+{
+	struct stat st;
+
+	if (nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		return -1;
+	return stat(dir, &st) == -1 && errno == ENOENT ? 0 : -1;
+}
 
 /* One member of an archive to build. */
 struct member {
@@ -106,6 +127,36 @@ static void expect_refused(const struct member *members, size_t n, int want, con
 	tap_ok(rc == want && why[0], "refused: %s (%s)", what, why);
 	tap_ok(!exists(work, "escaped") && !exists(work, "escaped.txt"),
 	       "nothing written outside for: %s", what);
+}
+
+/* A full disk: a member bigger than a 64 KiB tmpfs gives -ENOSPC, and why
+ * names the member (it used to be -EIO and "(null)"). Needs root to mount. */
+static void test_full_disk(void)
+{
+	const struct member m[] = {
+		{ .name = "small.txt", .type = AE_IFREG, .content = "fits" },
+		{ .name = "big.bin", .type = AE_IFREG, .zeros = 1 << 20 },
+	};
+	char tiny[600], dest[700], why[256] = "";
+	uint64_t size;
+	int fd, rc;
+
+	snprintf(tiny, sizeof(tiny), "%s/tiny", work);
+	snprintf(dest, sizeof(dest), "%s/dest", tiny);
+	if (geteuid() != 0 || mkdir(tiny, 0755) != 0 ||
+	    mount("tmpfs", tiny, "tmpfs", 0, "size=64k") != 0) {
+		printf("ok %d # SKIP a full disk: cannot mount a tmpfs (%s)\n", ++tap_count,
+		       geteuid() != 0 ? "not root" : strerror(errno));
+		return;
+	}
+	mkdir(dest, 0755);
+	fd = make_archive(m, sizeof(m) / sizeof(m[0]), &size);
+	rc = stage_extract(fd, size, dest, &stage_default_limits, why, sizeof(why));
+	close(fd);
+	tap_ok(rc == -ENOSPC, "a full disk gives -ENOSPC (got %d: %s)", rc, why);
+	tap_ok(strstr(why, "big.bin") && strstr(why, strerror(ENOSPC)) && !strstr(why, "(null)"),
+	       "why names the member and the cause: %s", why);
+	tap_ok(umount2(tiny, 0) == 0, "the tmpfs unmounted");
 }
 
 int main(void)
@@ -227,7 +278,8 @@ int main(void)
 	close(fd);
 	tap_ok(rc == -EIO, "garbage refused: %s", why);
 
-	snprintf(path, sizeof(path), "rm -rf '%s'", work);
-	tap_ok(system(path) == 0, "cleaned up");
+	test_full_disk();
+
+	tap_ok(remove_tree(work) == 0, "temporary directory %s removed", work);
 	return tap_done();
 }
