@@ -561,16 +561,10 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 {
 	struct dirent *d;
 	DIR *stream;
-	int fd;
 
-	fd = openat(store->root_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	stream = cache_opendir(store->cache, dir);
+	if (!stream)
 		return;
-	stream = fdopendir(fd);
-	if (!stream) {
-		close(fd);
-		return;
-	}
 	while ((d = readdir(stream)) != NULL) {
 		char stem[NAME_MAX + 1], other[PATH_MAX], rel[PATH_MAX];
 		size_t n;
@@ -634,18 +628,12 @@ static void unlink_tree_names(struct blob_store *store, const char *rel, dev_t d
 {
 	struct dirent *d;
 	DIR *stream;
-	int fd;
 
 	if (depth > 64)
 		return;
-	fd = openat(store->root_fd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	stream = cache_opendir(store->cache, rel);
+	if (!stream)
 		return;
-	stream = fdopendir(fd);
-	if (!stream) {
-		close(fd);
-		return;
-	}
 	while ((d = readdir(stream)) != NULL) {
 		char child[PATH_MAX];
 		struct stat st;
@@ -703,13 +691,10 @@ void blob_store_make_room(struct blob_store *store, uint64_t need)
 	if (store->cache_max == 0)
 		return;
 	pthread_mutex_lock(&store->lock);
-	fd = openat(store->root_fd, BLOB_DIR "/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	stream = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!stream) {
-		if (fd >= 0)
-			close(fd);
+	stream = cache_opendir(store->cache, BLOB_DIR "/sha256");
+	if (!stream)
 		goto out;
-	}
+	fd = dirfd(stream);
 	while ((d = readdir(stream)) != NULL) {
 		struct stat st;
 		size_t n;

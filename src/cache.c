@@ -739,22 +739,27 @@ bool cache_is_orphan_temporary(const char *name)
 	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+DIR *cache_opendir(struct cache *cache, const char *rel)
+{
+	int fd = openat(cache->root_fd, rel[0] ? rel : ".",
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!dir && fd >= 0)
+		close(fd);
+	return dir;
+}
+
 static void sweep_dir(struct cache *cache, const char *rel, unsigned depth, unsigned *removed)
 {
 	struct dirent *d;
 	DIR *dir;
-	int fd;
 
 	if (depth > 64)
 		return;
-	fd = openat(cache->root_fd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	dir = cache_opendir(cache, rel);
+	if (!dir)
 		return;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return;
-	}
 	while ((d = readdir(dir)) != NULL) {
 		char child[PATH_MAX];
 

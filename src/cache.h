@@ -4,6 +4,7 @@
 #ifndef OMNIHUB_CACHE_H
 #define OMNIHUB_CACHE_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +72,10 @@ int cache_remove_tree(struct cache *cache, const char *rel);
 /* Removes the directories above rel that are left empty (after a failed
  * download), up to the root. */
 void cache_prune(struct cache *cache, const char *rel);
+
+/* A directory stream on rel ("" for the root), not following a link; NULL
+ * with errno set. */
+DIR *cache_opendir(struct cache *cache, const char *rel);
 
 /* Removes the temporaries left by processes that died (outside blobs/),
  * with a log line each; returns how many. */

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "stage.h"
 #include "transfer.h"
+#include "wait.h"
 
 struct wait {
 	uint64_t id;
@@ -377,42 +378,17 @@ out:
 	pthread_mutex_unlock(&set->lock);
 }
 
-struct sync_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int rc;
-};
-
-static void sync_done(void *ctx, int rc)
-{
-	struct sync_wait *sw = ctx;
-
-	pthread_mutex_lock(&sw->lock);
-	sw->rc = rc;
-	sw->done = true;
-	pthread_cond_signal(&sw->cond);
-	pthread_mutex_unlock(&sw->lock);
-}
-
 int download_ensure(struct download_set *set, const struct source *src, const char *label)
 {
-	struct sync_wait sw = { .done = false };
+	struct wait_result w;
 	uint64_t id;
 	int rc;
 
-	pthread_mutex_init(&sw.lock, NULL);
-	pthread_cond_init(&sw.cond, NULL);
-	rc = download_start(set, src, label, sync_done, &sw, &id);
-	if (rc == 0) {
-		pthread_mutex_lock(&sw.lock);
-		while (!sw.done)
-			pthread_cond_wait(&sw.cond, &sw.lock);
-		rc = sw.rc;
-		pthread_mutex_unlock(&sw.lock);
-	}
-	pthread_cond_destroy(&sw.cond);
-	pthread_mutex_destroy(&sw.lock);
+	wait_result_init(&w);
+	rc = download_start(set, src, label, wait_result_deliver, &w, &id);
+	if (rc == 0)
+		rc = wait_result_take(&w);
+	wait_result_destroy(&w);
 	return rc;
 }
 

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
+#include "transfer.h"
 
 /* Threads the FUSE loop may run: openers of cold files wait for their
  * download in a FUSE thread, so allow more than libfuse's default of 10
@@ -98,9 +99,23 @@ static void print_usage(const char *program)
 	       "    -o onnx_url=URL        base URL of the zoo's model files (default:\n"
 	       "                           $OMNIHUB_ONNX_URL, else\n"
 	       "                           " CONFIG_ONNX_URL ")\n"
+	       "    -o stream              reads return bytes as they arrive; the digest is\n"
+	       "                           still checked, and the read that reaches the end\n"
+	       "                           waits for it (default: off: an open waits until\n"
+	       "                           the file is verified)\n"
+	       "    -o connections=N       requests in flight per file (default: %u)\n"
+	       "    -o piece_size=SIZE     bytes per request and per resumable piece, with\n"
+	       "                           K, M, G (default: 4M)\n"
+	       "    -o retries=N           tries of a failed request after the first\n"
+	       "                           (default: %u)\n"
+	       "    -o stall_timeout=SECONDS  give up a connection moving under 1 KiB/s\n"
+	       "                           this long, and retry (default: %ld)\n"
+	       "    -o cache_max=SIZE      evict least recently used blobs beyond this,\n"
+	       "                           never an open one (default: no limit)\n"
 	       "\n"
 	       "FUSE options:\n",
-	       program, CONFIG_INDEX_TTL_DEFAULT);
+	       program, CONFIG_INDEX_TTL_DEFAULT, TRANSFER_CONNECTIONS_DEFAULT,
+	       TRANSFER_RETRIES_DEFAULT, TRANSFER_STALL_SECONDS_DEFAULT);
 	fflush(stdout);
 	fuse_lowlevel_help();
 }

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "prefix_hash.h"
 #include "transfer.h"
+#include "wait.h"
 
 /* Received bytes are written in blocks this large (fewer system calls than
  * one per TLS record), and at the end of every round of the engine. */
@@ -815,6 +816,16 @@ static double follow_locked(struct transfer_engine *engine)
 	return wait_ms;
 }
 
+static void run_deferred(struct deferred *list)
+{
+	while (list) {
+		struct deferred *next = list->next;
+		list->fn(list->ctx);
+		free(list);
+		list = next;
+	}
+}
+
 static void *engine_main(void *arg)
 {
 	struct transfer_engine *engine = arg;
@@ -833,12 +844,7 @@ static void *engine_main(void *arg)
 		ready = take_ready_locked(engine);
 		pthread_mutex_unlock(&engine->lock);
 		fire(engine, ready);
-		while (deferred) {
-			struct deferred *next = deferred->next;
-			deferred->fn(deferred->ctx);
-			free(deferred);
-			deferred = next;
-		}
+		run_deferred(deferred);
 		wait_ms = follow_ms < wait_ms ? follow_ms : wait_ms;
 		fetch_multi_run(engine->multi, wait_ms < 1 ? 1 : (int)wait_ms, call_done, engine);
 		pthread_mutex_lock(&engine->lock);
@@ -882,12 +888,7 @@ static void *engine_main(void *arg)
 	struct waiter *ready = take_ready_locked(engine);
 	pthread_mutex_unlock(&engine->lock);
 	fire(engine, ready);
-	while (deferred) {
-		struct deferred *next = deferred->next;
-		deferred->fn(deferred->ctx);
-		free(deferred);
-		deferred = next;
-	}
+	run_deferred(deferred);
 	return NULL;
 }
 
@@ -1309,41 +1310,16 @@ void transfer_wait_cancel(struct transfer_engine *engine, uint64_t id)
 		wake_engine(engine);
 }
 
-struct sync_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int rc;
-};
-
-static void sync_wait_done(void *ctx, int rc)
-{
-	struct sync_wait *sw = ctx;
-
-	pthread_mutex_lock(&sw->lock);
-	sw->rc = rc;
-	sw->done = true;
-	pthread_cond_signal(&sw->cond);
-	pthread_mutex_unlock(&sw->lock);
-}
-
 int transfer_wait_complete_sync(struct transfer *t)
 {
-	struct sync_wait sw = { .done = false };
+	struct wait_result w;
 	int rc;
 
-	pthread_mutex_init(&sw.lock, NULL);
-	pthread_cond_init(&sw.cond, NULL);
-	rc = transfer_wait_complete(t, sync_wait_done, &sw, NULL);
-	if (rc == 0) {
-		pthread_mutex_lock(&sw.lock);
-		while (!sw.done)
-			pthread_cond_wait(&sw.cond, &sw.lock);
-		rc = sw.rc;
-		pthread_mutex_unlock(&sw.lock);
-	}
-	pthread_cond_destroy(&sw.cond);
-	pthread_mutex_destroy(&sw.lock);
+	wait_result_init(&w);
+	rc = transfer_wait_complete(t, wait_result_deliver, &w, NULL);
+	if (rc == 0)
+		rc = wait_result_take(&w);
+	wait_result_destroy(&w);
 	return rc;
 }
 

@@ -682,12 +682,26 @@ def cli_help_and_version(t):
     res = run_cli(t.binary, ["--help"], t.env)
     check_eq(res.returncode, 0, "--help exit status")
     text = res.stdout + res.stderr
-    for option in ("cache=", "offline", "cacert=", "index_ttl=", "onnx_index_url=", "onnx_url="):
+    options = ("cache=", "offline", "cacert=", "index_ttl=", "onnx_index_url=", "onnx_url=",
+               "stream", "connections=", "piece_size=", "retries=", "stall_timeout=", "cache_max=")
+    with open(os.path.join(SRCDIR, "man", "omnihub-fuse.1"), encoding="utf-8") as f:
+        manual = f.read().replace("\\-", "-")
+    for option in options:
         check(option in text, "--help does not mention %s:\n%s" % (option, text))
+        check(option.rstrip("=") in manual, "the man page does not mention %s" % option)
     res = run_cli(t.binary, ["--version"], t.env)
     check_eq(res.returncode, 0, "--version exit status")
     text = res.stdout + res.stderr
     check("omnihub-fuse" in text, "--version output: %r" % text)
+
+
+@test
+def cli_bad_option_values(t):
+    for option, word in (("piece_size=3X", "piece_size"), ("piece_size=1K", "piece_size"),
+                         ("connections=65", "connections"), ("cache_max=lots", "cache_max")):
+        res = run_cli(t.binary, ["-f", "-o", option, t.mountpoint], t.env, mountpoint=t.mountpoint)
+        check(res.returncode != 0, "%s accepted" % option)
+        check(word in res.stderr, "no sentence naming %s for %s: %r" % (word, option, res.stderr))
 
 
 @test

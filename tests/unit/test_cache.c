@@ -19,25 +19,6 @@
 
 static char root[] = "/tmp/omnihub-test-cache-XXXXXX";
 
-/* nftw callback: removes each entry, children before their directory. */
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* Removes the tree at dir; 0 only when it is really gone afterwards. */
-static int remove_tree(const char *dir)
-{
-	struct stat st;
-
-	if (nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-		return -1;
-	return stat(dir, &st) == -1 && errno == ENOENT ? 0 : -1;
-}
-
 /* Number of entries in a cache directory whose name contains needle. */
 static int count_named(const char *rel_dir, const char *needle)
 {
@@ -89,10 +70,10 @@ static void test_files(struct cache *cache)
 
 	rc = cache_tmp_create(cache, "hub/m/file.bin", &tmp);
 	tap_ok(rc == 0 && tmp.fd >= 0 && write_text(tmp.fd, "hello") == 0, "temporary created");
-	tap_ok(count_named("hub/m", ".partial") == 1 && count_named("hub/m", "file.bin") == 1,
-	       "while written, only a hidden .partial exists");
+	tap_ok(count_named("hub/m", ".tmp") == 1 && count_named("hub/m", "file.bin") == 1,
+	       "while written, only a hidden .tmp exists");
 	rc = cache_tmp_install(cache, &tmp, &hello);
-	tap_ok(rc == 0 && tmp.fd == -1 && count_named("hub/m", ".partial") == 0,
+	tap_ok(rc == 0 && tmp.fd == -1 && count_named("hub/m", ".tmp") == 0,
 	       "installed: no temporary left");
 	rc = cache_open_verified(cache, "hub/m/file.bin", &hello, 5, &fd);
 	tap_ok(rc == 0 && fd >= 0 && read(fd, buf, sizeof(buf)) == 5 && memcmp(buf, "hello", 5) == 0,
@@ -153,10 +134,10 @@ static void test_trees(struct cache *cache)
 	snprintf(path, sizeof(path), "%s/%s/old.txt", root, tmp_rel);
 	fd = open(path, O_CREAT | O_WRONLY, 0644);
 	close(fd);
-	tap_ok(count_named("hub/t", "data") == 1 && count_named("hub/t", ".partial") == 1,
+	tap_ok(count_named("hub/t", "data") == 1 && count_named("hub/t", ".tmp") == 1,
 	       "the tree is hidden until installed");
 	tap_ok(cache_tmpdir_install(cache, tmp_rel, "hub/t/data", &a) == 0 &&
-		       count_named("hub/t", ".partial") == 0,
+		       count_named("hub/t", ".tmp") == 0,
 	       "tree installed");
 	free(tmp_rel);
 	tap_ok(cache_dir_verified(cache, "hub/t/data", &a) == 0, "tree verified for its digest");
@@ -171,7 +152,7 @@ static void test_trees(struct cache *cache)
 	tap_ok(cache_tmpdir_install(cache, tmp_rel, "hub/t/data", &b) == 0 &&
 		       cache_dir_verified(cache, "hub/t/data", &b) == 0 &&
 		       count_named("hub/t/data", "new.txt") == 1 &&
-		       count_named("hub/t/data", "old.txt") == 0 && count_named("hub/t", ".partial") == 0,
+		       count_named("hub/t/data", "old.txt") == 0 && count_named("hub/t", ".tmp") == 0,
 	       "an outdated tree is replaced whole, the old one removed");
 	free(tmp_rel);
 }
@@ -209,7 +190,22 @@ static void test_small(struct cache *cache)
 	free(data);
 	tap_ok(cache_read_small(cache, ".index/hub/index.json", 4, &data, &len, &mtime) == -EFBIG,
 	       "over the limit: -EFBIG");
-	tap_ok(count_named(".index/hub", ".partial") == 0, "no temporary left");
+	tap_ok(count_named(".index/hub", ".tmp") == 0, "no temporary left");
+}
+
+static void test_orphan_temporaries(void)
+{
+	char name[64];
+
+	tap_ok(cache_is_orphan_temporary(".model.onnx.ab12cd.partial"),
+	       "an old-style .partial temporary is an orphan");
+	snprintf(name, sizeof(name), ".model.onnx.%ld-ab12cd.tmp", (long)getpid());
+	tap_ok(!cache_is_orphan_temporary(name), "a temporary of a live process is not");
+	tap_ok(cache_is_orphan_temporary(".model.onnx.2147483646-ab12cd.tmp"),
+	       "a temporary of a process that is gone is");
+	tap_ok(!cache_is_orphan_temporary("model.onnx") && !cache_is_orphan_temporary(".hidden") &&
+		       !cache_is_orphan_temporary(".x.notapid-ab12cd.tmp"),
+	       "other names are not");
 }
 
 int main(void)
@@ -217,6 +213,7 @@ int main(void)
 	struct cache *cache = NULL;
 	const char *why = NULL;
 
+	test_orphan_temporaries();
 	tap_ok(cache_open(&cache, "relative/dir", &why) == -EINVAL && why, "relative root refused");
 	tap_ok(mkdtemp(root) != NULL, "temporary root %s", root);
 	{
@@ -231,6 +228,6 @@ int main(void)
 	test_prune(cache);
 	test_small(cache);
 	cache_close(cache);
-	tap_ok(remove_tree(root) == 0, "temporary directory %s removed", root);
+	tap_ok(tap_remove_tree(root) == 0, "temporary directory %s removed", root);
 	return tap_done();
 }

@@ -21,25 +21,6 @@
 
 static char work[] = "/tmp/omnihub-test-stage-XXXXXX";
 
-/* nftw callback: removes each entry, children before their directory. */
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* Removes the tree at dir; 0 only when it is really gone afterwards. */
-static int remove_tree(const char *dir)
-{
-	struct stat st;
-
-	if (nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-		return -1;
-	return stat(dir, &st) == -1 && errno == ENOENT ? 0 : -1;
-}
-
 /* One member of an archive to build. */
 struct member {
 	const char *name;
@@ -280,6 +261,6 @@ int main(void)
 
 	test_full_disk();
 
-	tap_ok(remove_tree(work) == 0, "temporary directory %s removed", work);
+	tap_ok(tap_remove_tree(work) == 0, "temporary directory %s removed", work);
 	return tap_done();
 }
