@@ -547,6 +547,7 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		const char *sp = memchr(line, ' ', len);
 		resp->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		resp->etag[0] = resp->error_code[0] = resp->error_message[0] = '\0';
+		resp->link_next[0] = '\0';
 		resp->has_content_range = false;
 		resp->retry_after = -1;
 	} else if (header_is(line, len, "etag:")) {
@@ -561,6 +562,10 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		long seconds = strtol(value, &end, 10);
 		if (end != value && *end == '\0' && seconds >= 0)
 			resp->retry_after = seconds;
+	} else if (header_is(line, len, "link:")) {
+		char link[2048 + 64];
+		header_value(line, len, 5, link, sizeof(link));
+		fetch_parse_link_next(link, resp->link_next, sizeof(resp->link_next));
 	} else if (header_is(line, len, "x-error-code:")) {
 		header_value(line, len, 13, resp->error_code, sizeof(resp->error_code));
 	} else if (header_is(line, len, "x-error-message:")) {
@@ -800,6 +805,42 @@ void fetch_multi_remove(struct fetch_multi *multi, struct fetch_call *call)
 {
 	if (call)
 		call_free(multi, call);
+}
+
+void fetch_parse_link_next(const char *value, char *out, size_t out_size)
+{
+	const char *p = value;
+
+	out[0] = '\0';
+	/* Link: <a>; rel="prev", <b>; rel="next" -- links separated by commas,
+	 * each <URL> then parameters separated by semicolons. */
+	while ((p = strchr(p, '<')) != NULL) {
+		const char *end = strchr(p, '>');
+		const char *params, *next_link;
+		if (!end)
+			return;
+		params = end + 1;
+		next_link = strchr(params, '<');
+		size_t params_len = next_link ? (size_t)(next_link - params) : strlen(params);
+		for (const char *q = params; q < params + params_len; q++) {
+			if (strncasecmp(q, "rel=", 4) != 0)
+				continue;
+			q += 4;
+			if (*q == '"')
+				q++;
+			if (strncasecmp(q, "next", 4) == 0 && (q[4] == '"' || q[4] == ';' ||
+								 q[4] == ',' || q[4] == ' ' ||
+								 q[4] == '\0')) {
+				size_t n = (size_t)(end - p - 1);
+				if (n < out_size) {
+					memcpy(out, p + 1, n);
+					out[n] = '\0';
+				}
+				return;
+			}
+		}
+		p = end;
+	}
 }
 
 bool fetch_error_retryable(int rc)

@@ -83,6 +83,7 @@ struct fetch_response {
 	bool has_content_range;
 	uint64_t range_start, range_end, range_total; /* Content-Range */
 	long retry_after;        /* Retry-After in seconds; -1 when absent */
+	char link_next[2048];    /* Link: <URL>; rel="next" (paged listings) */
 	char final_url[4096];    /* the URL that answered, query included: it
 				    may be asked again (a signed CDN URL) but is
 				    never logged */
@@ -124,6 +125,10 @@ int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn don
 void fetch_multi_wakeup(struct fetch_multi *multi);
 /* Aborts one call without calling done. */
 void fetch_multi_remove(struct fetch_multi *multi, struct fetch_call *call);
+
+/* The URL of rel="next" in a Link header's value into out (""
+ * when there is none or it does not fit). */
+void fetch_parse_link_next(const char *value, char *out, size_t out_size);
 
 /* Whether an errno from a call is worth another try. */
 bool fetch_error_retryable(int rc);

@@ -1212,11 +1212,14 @@ out:
 
 void transfer_put(struct transfer *t)
 {
+	struct transfer_engine *engine;
+
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->engine->lock);
+	engine = t->engine; /* t may be freed by put_locked */
+	pthread_mutex_lock(&engine->lock);
 	put_locked(t);
-	pthread_mutex_unlock(&t->engine->lock);
+	pthread_mutex_unlock(&engine->lock);
 }
 
 void transfer_want_all(struct transfer *t)

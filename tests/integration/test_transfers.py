@@ -791,5 +791,39 @@ def trickle_times_out(t):
             check(m.log_lines("giving up"), "no log line saying the daemon gave up")
 
 
+@test
+def open_file_limit_is_emfile(t):
+    """Out of descriptors, an open fails with EMFILE and a log line saying so, not EIO; files
+    already open keep working."""
+    with serve(t, [("many", 64 * KiB)]) as (srv, b):
+        b = b["many"]
+        wrapper = os.path.join(t.dir, "limited")
+        with open(wrapper, "w") as f:  # a hard limit of 64 the daemon cannot raise
+            f.write("#!/bin/sh\nexec prlimit --nofile=64:64 %s \"$@\"\n" % t.binary)
+        os.chmod(wrapper, 0o755)
+        log_path = os.path.join(t.dir, "daemon-limited.log")
+        m = Mount(wrapper, t.mountpoint, options(t, srv, None), t.env, log_path)
+        t.mounts.append(m)
+        with m:
+            path = m.path(b.rel)
+            check_bytes(path, b)
+            held, errors = [], []
+            try:
+                for _ in range(100):
+                    try:
+                        held.append(open(path, "rb"))
+                    except OSError as e:
+                        errors.append(e.errno)
+                check(errors, "100 opens all succeeded under a limit of 64 descriptors")
+                check_eq(sorted(set(errno_name(e) for e in errors)), ["EMFILE"],
+                         "errors of the opens past the limit")
+                check_eq(sha256_bytes(held[0].read()), b.sha256, "a file opened before the limit")
+            finally:
+                for f in held:
+                    f.close()
+            check(m.log_lines("open-file limit"), "no log line about the open-file limit")
+            check_bytes(path, b)  # descriptors back: opens work again
+
+
 if __name__ == "__main__":
     run(shared_setup)

@@ -27,6 +27,14 @@ static void log_form_is(const char *url, const char *want)
 	tap_ok(strcmp(out, want) == 0, "for a log: %s", out);
 }
 
+static void link_next_is(const char *value, const char *want)
+{
+	char out[256];
+
+	fetch_parse_link_next(value, out, sizeof(out));
+	tap_ok(strcmp(out, want) == 0, "next of [%s] = [%s]", value, out);
+}
+
 int main(void)
 {
 	char tiny[8];
@@ -48,5 +56,14 @@ int main(void)
 	log_form_is("https://h/a\nb", "https://h/a?b");
 	fetch_url_for_log("https://long.example/", tiny, sizeof(tiny));
 	tap_ok(strlen(tiny) == 7, "truncated to its buffer: %s", tiny);
+	link_next_is("<https://hub.example/api/models/x/tree/main?cursor=abc>; rel=\"next\"",
+		     "https://hub.example/api/models/x/tree/main?cursor=abc");
+	link_next_is("<https://h/p?c=1>; rel=\"prev\", <https://h/p?c=3>; rel=\"next\"",
+		     "https://h/p?c=3");
+	link_next_is("<https://h/p?c=1>; rel=next", "https://h/p?c=1");
+	link_next_is("<https://h/p?c=1>; rel=\"nextpage\"", "");
+	link_next_is("<https://h/p?c=1>; rel=\"prev\"", "");
+	link_next_is("<https://h/unterminated; rel=\"next\"", "");
+	link_next_is("", "");
 	return tap_done();
 }
