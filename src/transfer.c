@@ -1269,6 +1269,8 @@ static int wait_common(struct transfer *t, enum wait_kind kind, uint64_t offset,
 	if (now == 0 && kind == WAIT_RANGE && t->state != STATE_DONE)
 		t->streamed += end - offset;
 	rc = now == 1 ? add_waiter_locked(t, kind, offset, end, fn, ctx, id) : 0;
+	if (rc == 0 && now == 1 && kind == WAIT_COMPLETE)
+		t->want_all = true; /* whoever waits for the whole needs every piece */
 	pthread_mutex_unlock(&engine->lock);
 	if (rc)
 		return rc;

@@ -825,5 +825,19 @@ def open_file_limit_is_emfile(t):
             check_bytes(path, b)  # descriptors back: opens work again
 
 
+@test
+def stream_read_of_the_end_fetches_the_rest(t):
+    """In stream mode a read of the last bytes (a zip reads its directory there) waits for the
+    whole file and its digest, and so fetches every piece: it never waits forever."""
+    with serve(t, [("tail", 64 * MiB)]) as (srv, b):
+        b = b["tail"]
+        with mount(t, srv, "stream", "piece_size=4M") as m:
+            with open(m.path(b.rel), "rb") as f:
+                check_eq(f.read(4096), b.data[:4096], "the header")
+                f.seek(b.bytes - 4096)
+                check_eq(f.read(4096), b.data[-4096:], "the last 4 KiB")
+            check(os.path.exists(blob_path(t.cache, b.sha256)), "the whole blob is not there")
+
+
 if __name__ == "__main__":
     run(shared_setup)
