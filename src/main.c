@@ -21,9 +21,9 @@
 #include "log.h"
 #include "transfer.h"
 
-/* Threads the FUSE loop may run: openers of cold files wait for their
- * download in a FUSE thread, so allow more than libfuse's default of 10
- * before other requests queue behind them. */
+/* Threads the FUSE loop may run. Opens and reads that wait for a download
+ * hold none (the transfer answers them), but a lookup inside an archive
+ * still waits for its extraction in one. */
 #define MAX_FUSE_THREADS 64
 
 /* What the command line holds besides libfuse's own options. */
