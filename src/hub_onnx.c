@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,40 +27,67 @@
 /* Where the zoo's mirror keeps files in a huggingface_hub cache. */
 #define HF_MIRROR_CACHE_DIR "models--onnxmodelzoo--legacy_models"
 
+/* Strings are packed in blocks of this size (a longer string gets its own). */
+#define STRINGS_BLOCK_BYTES (64u << 10)
+
 /* ---- the manifest ---- */
+
+struct onnx_strings {
+	struct onnx_strings *next; /* owned; the previous, full block */
+	size_t used, size;
+	char data[];
+};
+
+/* Copies s into the blocks at *head; NULL when out of memory. */
+static char *strings_add(struct onnx_strings **head, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	struct onnx_strings *block = *head;
+	char *copy;
+
+	if (!block || block->size - block->used < len) {
+		size_t size = len > STRINGS_BLOCK_BYTES ? len : STRINGS_BLOCK_BYTES;
+
+		block = malloc(sizeof(*block) + size);
+		if (!block)
+			return NULL;
+		block->next = *head;
+		block->used = 0;
+		block->size = size;
+		*head = block;
+	}
+	copy = memcpy(block->data + block->used, s, len);
+	block->used += len;
+	return copy;
+}
+
+static void strings_free(struct onnx_strings *block)
+{
+	while (block) {
+		struct onnx_strings *next = block->next;
+		free(block);
+		block = next;
+	}
+}
 
 /* One accepted manifest entry, before entries are grouped into models. */
 struct raw_entry {
-	char *display; /* owned */
-	char *key;     /* owned; display with ASCII lower-cased: the client
-			  matches names case-insensitively */
+	char *display; /* in the index's strings */
+	char *key;     /* in the scratch strings; display with ASCII lower-cased:
+			  the client matches names case-insensitively */
 	int opset;
-	struct onnx_file model; /* path owned */
+	struct onnx_file model;
 	bool has_data;
-	struct onnx_file data;  /* path owned */
-	size_t position;        /* in the manifest */
-	char *base;             /* owned; directory name before collisions */
+	struct onnx_file data;
+	size_t position; /* in the manifest */
+	char *base;      /* in the scratch strings; the directory name before
+			    collisions */
 };
-
-static void onnx_file_free(struct onnx_file *file)
-{
-	free(file->path);
-	file->path = NULL;
-}
-
-static void raw_entry_free(struct raw_entry *raw)
-{
-	free(raw->display);
-	free(raw->key);
-	free(raw->base);
-	onnx_file_free(&raw->model);
-	onnx_file_free(&raw->data);
-}
 
 /* Reads <prefix>path, <prefix>sha, <prefix>bytes style fields into file. */
 static int parse_file(const cJSON *path_holder, const char *path_key, const cJSON *meta,
-		      const char *sha_key, const char *bytes_key, struct onnx_file *file,
-		      const char **why)
+		      const char *sha_key, const char *bytes_key, struct onnx_strings **strings,
+		      struct onnx_file *file, const char **why)
 {
 	const char *path = json_string(path_holder, path_key);
 	const char *sha = json_string(meta, sha_key);
@@ -80,7 +108,7 @@ static int parse_file(const cJSON *path_holder, const char *path_key, const cJSO
 		return -EINVAL;
 	}
 	file->bytes = (uint64_t)bytes;
-	file->path = strdup(path);
+	file->path = strings_add(strings, path);
 	if (!file->path) {
 		*why = "out of memory";
 		return -ENOMEM;
@@ -88,7 +116,9 @@ static int parse_file(const cJSON *path_holder, const char *path_key, const cJSO
 	return 0;
 }
 
-static int parse_entry(const cJSON *item, size_t position, struct raw_entry *raw, const char **why)
+/* Strings that keep go into strings; the key goes into scratch. */
+static int parse_entry(const cJSON *item, size_t position, struct onnx_strings **strings,
+		       struct onnx_strings **scratch, struct raw_entry *raw, const char **why)
 {
 	const cJSON *meta;
 	const char *display, *data_why = NULL;
@@ -116,16 +146,16 @@ static int parse_entry(const cJSON *item, size_t position, struct raw_entry *raw
 		*why = "\"metadata\" is not an object";
 		return -EINVAL;
 	}
-	rc = parse_file(item, "model_path", meta, "model_sha", "model_bytes", &raw->model, why);
+	rc = parse_file(item, "model_path", meta, "model_sha", "model_bytes", strings, &raw->model,
+			why);
 	if (rc)
-		goto out;
+		return rc;
 	raw->opset = (int)opset;
-	raw->display = strdup(display);
-	raw->key = strdup(display);
+	raw->display = strings_add(strings, display);
+	raw->key = strings_add(scratch, display);
 	if (!raw->display || !raw->key) {
 		*why = "out of memory";
-		rc = -ENOMEM;
-		goto out;
+		return -ENOMEM;
 	}
 	for (char *p = raw->key; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
@@ -133,17 +163,17 @@ static int parse_entry(const cJSON *item, size_t position, struct raw_entry *raw
 
 	/* The test-data archive is optional: a bad one costs only itself. */
 	if (cJSON_GetObjectItemCaseSensitive(meta, "model_with_data_path")) {
-		if (parse_file(meta, "model_with_data_path", meta, "model_with_data_sha",
-			       "model_with_data_bytes", &raw->data, &data_why) == 0)
+		rc = parse_file(meta, "model_with_data_path", meta, "model_with_data_sha",
+				"model_with_data_bytes", strings, &raw->data, &data_why);
+		if (rc == 0)
 			raw->has_data = true;
+		else if (rc == -ENOMEM)
+			return rc;
 		else
 			log_warn("onnx: manifest entry %zu (%s): model_with_data left out: %s",
 				 position, names_for_log(display, shown, sizeof(shown)), data_why);
 	}
-out:
-	if (rc)
-		raw_entry_free(raw);
-	return rc;
+	return 0;
 }
 
 static int compare_raw(const void *a, const void *b)
@@ -164,7 +194,7 @@ struct group {
 	size_t count;
 	const char *base; /* borrowed from raws[first].base */
 	const char *key;
-	char *name;       /* owned until moved into the model */
+	char *name;       /* in the index's strings */
 };
 
 /* Collisions: groups sorted by base; among equal bases, the group whose
@@ -196,7 +226,7 @@ static int compare_model(const void *a, const void *b)
 /* Gives every group a unique directory name: the first of a base keeps it,
  * the next ones get "-2", "-3", ... skipping names that are another
  * group's base. Deterministic whatever the manifest's order. */
-static int assign_names(struct group *groups, size_t ngroups)
+static int assign_names(struct group *groups, size_t ngroups, struct onnx_strings **strings)
 {
 	const char **bases = NULL;
 	int rc = -ENOMEM;
@@ -214,7 +244,7 @@ static int assign_names(struct group *groups, size_t ngroups)
 		char candidate[NAME_MAX + 16];
 
 		if (i == 0 || strcmp(groups[i].base, groups[i - 1].base) != 0) {
-			groups[i].name = strdup(groups[i].base);
+			groups[i].name = strings_add(strings, groups[i].base);
 			suffix = 2;
 		} else {
 			for (;; suffix++) {
@@ -230,7 +260,7 @@ static int assign_names(struct group *groups, size_t ngroups)
 					 names_for_log(groups[i].key, shown, sizeof(shown)));
 				continue; /* name stays NULL: the group is dropped */
 			}
-			groups[i].name = strdup(candidate);
+			groups[i].name = strings_add(strings, candidate);
 		}
 		if (!groups[i].name)
 			goto out;
@@ -254,13 +284,11 @@ static int build_model(struct group *group, struct raw_entry *raws, struct onnx_
 	if (!model->opsets)
 		return -ENOMEM;
 	model->name = group->name;
-	group->name = NULL;
 	/* The display name of the model's earliest entry. */
 	for (size_t i = 0; i < group->count; i++)
 		if (raws[group->first + i].position < first->position)
 			first = &raws[group->first + i];
 	model->display = first->display;
-	first->display = NULL;
 
 	for (size_t i = 0; i < group->count; i++) {
 		struct raw_entry *raw = &raws[group->first + i];
@@ -276,23 +304,10 @@ static int build_model(struct group *group, struct raw_entry *raws, struct onnx_
 		opset = &model->opsets[model->nopsets++];
 		opset->opset = raw->opset;
 		opset->model = raw->model;
-		raw->model.path = NULL;
 		opset->has_data = raw->has_data;
 		opset->data = raw->data;
-		raw->data.path = NULL;
 	}
 	return 0;
-}
-
-static void model_free(struct onnx_model *model)
-{
-	free(model->name);
-	free(model->display);
-	for (size_t i = 0; i < model->nopsets; i++) {
-		onnx_file_free(&model->opsets[i].model);
-		onnx_file_free(&model->opsets[i].data);
-	}
-	free(model->opsets);
 }
 
 void onnx_index_free(struct onnx_index *index)
@@ -300,20 +315,67 @@ void onnx_index_free(struct onnx_index *index)
 	if (!index)
 		return;
 	for (size_t i = 0; i < index->nmodels; i++)
-		model_free(&index->models[i]);
+		free(index->models[i].opsets);
 	free(index->models);
+	strings_free(index->strings);
 	free(index);
+}
+
+/* What onnx_index_parse accumulates while the elements go by. */
+struct parse_state {
+	struct onnx_index *index;
+	struct onnx_strings *scratch; /* owned; keys and bases, dropped after */
+	struct raw_entry *raws;       /* owned */
+	size_t nraws, cap;
+};
+
+/* Accepts one manifest element: a bad entry costs only itself. */
+static int parse_element(const cJSON *item, size_t position, void *ctx)
+{
+	struct parse_state *st = ctx;
+	struct onnx_index *index = st->index;
+	const char *entry_why = "";
+	char shown[80], base[NAME_MAX + 1];
+	struct raw_entry raw;
+	int rc;
+
+	rc = parse_entry(item, position, &index->strings, &st->scratch, &raw, &entry_why);
+	if (rc == 0)
+		rc = names_to_dirname(raw.key, base, &entry_why);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		index->skipped++;
+		log_warn("onnx: manifest entry %zu (%s) skipped: %s", position,
+			 names_for_log(json_string(item, "model") ? json_string(item, "model") : "?",
+				       shown, sizeof(shown)),
+			 entry_why);
+		return 0;
+	}
+	raw.base = strings_add(&st->scratch, base);
+	if (!raw.base)
+		return -ENOMEM;
+	if (st->nraws == st->cap) {
+		size_t cap = st->cap ? 2 * st->cap : 64;
+		struct raw_entry *grown = realloc(st->raws, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		st->raws = grown;
+		st->cap = cap;
+	}
+	st->raws[st->nraws++] = raw;
+	return 0;
 }
 
 int onnx_index_parse(const char *json, size_t len, struct onnx_index **out, char *why,
 		     size_t why_size)
 {
+	struct parse_state st = { 0 };
 	struct onnx_index *index = NULL;
-	struct raw_entry *raws = NULL;
+	struct raw_entry *raws;
 	struct group *groups = NULL;
-	size_t nraws = 0, ngroups = 0, total = 0;
-	const cJSON *item;
-	cJSON *root = NULL;
+	size_t nraws, ngroups = 0;
 	int rc = -ENOMEM;
 
 	*out = NULL;
@@ -322,49 +384,22 @@ int onnx_index_parse(const char *json, size_t len, struct onnx_index **out, char
 			 ONNX_INDEX_MAX_BYTES);
 		return -EFBIG;
 	}
-	root = json_parse(json, len, why, why_size);
-	if (!root) {
-		rc = -EINVAL;
-		goto out;
-	}
-	if (!cJSON_IsArray(root)) {
-		snprintf(why, why_size, "the manifest is not a JSON array");
-		rc = -EINVAL;
-		goto out;
-	}
 	index = calloc(1, sizeof(*index));
-	total = (size_t)cJSON_GetArraySize(root);
-	raws = calloc(total ? total : 1, sizeof(*raws));
-	if (!index || !raws)
+	if (!index)
 		goto out;
-
-	/* Accept entries one by one: a bad entry costs only itself. */
-	cJSON_ArrayForEach(item, root) {
-		const char *entry_why = "";
-		char shown[80];
-		size_t position = nraws + index->skipped;
-
-		if (parse_entry(item, position, &raws[nraws], &entry_why) == 0) {
-			char base[NAME_MAX + 1];
-			if (names_to_dirname(raws[nraws].key, base, &entry_why) == 0) {
-				raws[nraws].base = strdup(base);
-				if (!raws[nraws].base) {
-					raw_entry_free(&raws[nraws]);
-					goto out;
-				}
-				nraws++;
-				continue;
-			}
-			raw_entry_free(&raws[nraws]);
-		}
-		index->skipped++;
-		log_warn("onnx: manifest entry %zu (%s) skipped: %s", position,
-			 names_for_log(json_string(item, "model") ? json_string(item, "model") : "?",
-				       shown, sizeof(shown)), entry_why);
-	}
+	st.index = index;
+	rc = json_array_each(json, len, parse_element, &st, why, why_size);
+	if (rc == -EINVAL && strcmp(why, "not a JSON array") == 0)
+		snprintf(why, why_size, "the manifest is not a JSON array");
+	if (rc)
+		goto out;
+	raws = st.raws;
+	nraws = st.nraws;
 
 	/* Group entries of one model (same name, case aside), opsets ascending. */
-	qsort(raws, nraws, sizeof(*raws), compare_raw);
+	rc = -ENOMEM;
+	if (nraws > 0) /* raws is NULL when no entry was accepted */
+		qsort(raws, nraws, sizeof(*raws), compare_raw);
 	groups = calloc(nraws ? nraws : 1, sizeof(*groups));
 	if (!groups)
 		goto out;
@@ -377,15 +412,14 @@ int onnx_index_parse(const char *json, size_t len, struct onnx_index **out, char
 		}
 		groups[ngroups - 1].count++;
 	}
-	rc = assign_names(groups, ngroups);
+	rc = assign_names(groups, ngroups, &index->strings);
 	if (rc)
 		goto out;
 
+	rc = -ENOMEM;
 	index->models = calloc(ngroups ? ngroups : 1, sizeof(*index->models));
-	if (!index->models) {
-		rc = -ENOMEM;
+	if (!index->models)
 		goto out;
-	}
 	for (size_t i = 0; i < ngroups; i++) {
 		if (!groups[i].name) {
 			index->skipped += groups[i].count;
@@ -403,14 +437,13 @@ int onnx_index_parse(const char *json, size_t len, struct onnx_index **out, char
 out:
 	if (rc == -ENOMEM)
 		snprintf(why, why_size, "out of memory");
-	for (size_t i = 0; i < ngroups; i++)
-		free(groups[i].name);
 	free(groups);
-	for (size_t i = 0; i < nraws; i++)
-		raw_entry_free(&raws[i]);
-	free(raws);
+	free(st.raws);
+	strings_free(st.scratch);
 	onnx_index_free(index);
-	cJSON_Delete(root);
+	/* The parse's garbage is many small blocks, spread over the arenas of
+	 * whichever threads parsed; give it back rather than keep the peak. */
+	malloc_trim(0);
 	return rc;
 }
 
@@ -575,6 +608,7 @@ static int install_index(struct hub *hub, const char *data, size_t len, time_t m
 	onnx->index_mtime = mtime;
 	pthread_mutex_unlock(&onnx->lock);
 	onnx_index_free(old);
+	malloc_trim(0); /* the replaced index was as big as the new one */
 	return 0;
 }
 

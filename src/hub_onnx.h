@@ -18,7 +18,7 @@ extern const struct hub_ops hub_onnx_ops;
 
 /* One downloadable file named by the manifest. */
 struct onnx_file {
-	char *path;                /* owned; model_path, checked safe */
+	char *path; /* in the index's strings; model_path, checked safe */
 	struct digest_spec sha256;
 	uint64_t bytes;
 };
@@ -31,19 +31,25 @@ struct onnx_opset {
 };
 
 struct onnx_model {
-	char *name;    /* owned; the directory name, unique in the index */
-	char *display; /* owned; the manifest's "model" as first seen */
+	char *name;    /* in the index's strings; the directory name, unique */
+	char *display; /* in the index's strings; the manifest's "model" as first seen */
 	struct onnx_opset *opsets; /* owned; ascending by opset */
 	size_t nopsets;
 };
 
+/* Every string of an index, packed in a few large blocks: one allocation per
+ * block rather than several per entry, all freed with the index. */
+struct onnx_strings;
+
 struct onnx_index {
-	struct onnx_model *models; /* owned; sorted by name */
+	struct onnx_model *models;    /* owned; sorted by name */
 	size_t nmodels;
-	size_t skipped;            /* manifest entries refused */
+	size_t skipped;               /* manifest entries refused */
+	struct onnx_strings *strings; /* owned; what the models' strings point into */
 };
 
-/* Parses manifest bytes. Entries that are malformed or unsafe are skipped
+/* Parses manifest bytes, one entry at a time (never the whole JSON tree at
+ * once), and gives the freed memory back to the system. Entries that are malformed or unsafe are skipped
  * with a log line each; a document that is not a JSON array of objects, or
  * is over ONNX_INDEX_MAX_BYTES, is refused with -EINVAL/-EFBIG and a
  * sentence in why. */

@@ -53,6 +53,93 @@ cJSON *json_parse(const char *data, size_t len, char *why, size_t why_size)
 	return root;
 }
 
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+int json_array_each(const char *data, size_t len, json_element_fn fn, void *ctx, char *why,
+		    size_t why_size)
+{
+	const char *p, *end, *at = NULL;
+	size_t position = 0;
+	char *copy = NULL;
+	cJSON *element;
+	int rc = -EINVAL;
+
+	p = skip_space(data, data + len);
+	if (p == data + len || *p != '[') {
+		/* Not an array: say whether it is JSON at all. */
+		cJSON *root = json_parse(data, len, why, why_size);
+		if (root)
+			snprintf(why, why_size, "not a JSON array");
+		cJSON_Delete(root);
+		return -EINVAL;
+	}
+	if (memchr(data, '\0', len)) {
+		snprintf(why, why_size, "not valid JSON (a NUL byte at byte %zu)",
+			 (size_t)((const char *)memchr(data, '\0', len) - data));
+		return -EINVAL;
+	}
+	copy = malloc(len + 1);
+	if (!copy) {
+		snprintf(why, why_size, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	defuse_nul_escapes(copy, len);
+	end = copy + len;
+	p = skip_space(copy + (p - data) + 1, end);
+	if (p < end && *p == ']') {
+		p++;
+		goto tail;
+	}
+	for (;;) {
+		const char *next = NULL;
+
+		/* One element; cJSON stops after it and its trailing space. */
+		element = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &next, 0);
+		if (!element) {
+			at = next && next >= p ? next : p;
+			goto invalid;
+		}
+		rc = fn(element, position++, ctx);
+		cJSON_Delete(element);
+		if (rc)
+			goto out;
+		rc = -EINVAL;
+		p = skip_space(next, end);
+		if (p < end && *p == ',') {
+			p = skip_space(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == ']') {
+			p++;
+			break;
+		}
+		at = p;
+		goto invalid;
+	}
+tail:
+	p = skip_space(p, end);
+	if (p != end) {
+		at = p;
+		goto invalid;
+	}
+	rc = 0;
+	goto out;
+invalid:
+	snprintf(why, why_size, "not valid JSON (error at byte %zu of %zu)", (size_t)(at - copy),
+		 len);
+	rc = -EINVAL;
+out:
+	free(copy);
+	return rc;
+}
+
 const char *json_string(const cJSON *object, const char *key)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);

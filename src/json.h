@@ -15,6 +15,19 @@
  * on error. The tree is the caller's (cJSON_Delete). */
 cJSON *json_parse(const char *data, size_t len, char *why, size_t why_size);
 
+/* Called for each element of a top-level array, in order; the element is
+ * borrowed and freed right after. A non-zero return stops the walk. */
+typedef int (*json_element_fn)(const cJSON *element, size_t position, void *ctx);
+
+/* Walks a document that must be a JSON array, parsing one element at a time
+ * so that only one element's tree exists at once (a big index would take
+ * many times its size as one cJSON tree). Returns 0; -EINVAL with a
+ * sentence in why when the document is not valid JSON or not an array
+ * ("not a JSON array"); or what fn returned. Elements before an error have
+ * been passed to fn. */
+int json_array_each(const char *data, size_t len, json_element_fn fn, void *ctx, char *why,
+		    size_t why_size);
+
 /* A member's string value, or NULL when absent or not a string. */
 const char *json_string(const cJSON *object, const char *key);
 /* A member that is an object, or NULL. */

@@ -4,6 +4,7 @@
 #include "build_config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,23 @@ static void test_huge(void)
 	tap_ok(index && onnx_index_find(index, "model49999") &&
 		       onnx_index_find(index, "model49999")->nopsets == 2,
 	       "lookup in a large index");
+
+	/* A refresh replaces the index: parsing again and freeing the old one
+	 * must leave no more memory in use than one index (mallinfo2 counts
+	 * glibc's heap; under ASan it reads 0 and LeakSanitizer checks). */
+	{
+		size_t in_use = mallinfo2().uordblks;
+		struct onnx_index *old;
+
+		for (int i = 0; i < 5 && rc == 0; i++) {
+			old = index;
+			rc = onnx_index_parse(json, len, &index, why, sizeof(why));
+			onnx_index_free(old);
+		}
+		tap_ok(rc == 0 && mallinfo2().uordblks <= in_use + 4096,
+		       "5 replacements keep one index in use: %zu bytes before, %zu after", in_use,
+		       mallinfo2().uordblks);
+	}
 	onnx_index_free(index);
 	free(json);
 }
