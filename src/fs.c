@@ -343,6 +343,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* Listings carry attributes: `ls -l` of a hub costs no lookups. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
 	log_info("mounted (splice %s)", conn->want & FUSE_CAP_SPLICE_WRITE ? "on" : "off");
 }
 
@@ -421,40 +424,38 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
-/* A directory listing, made whole at opendir and served in pieces. */
+/* A directory listing, made whole at opendir and served in pieces: the
+ * nodes of its children (nodes live as long as the mount). Offsets are
+ * positions in it, "." and ".." first. */
 struct listing {
-	fuse_req_t req;
-	char *data;
-	size_t len;
+	struct node *self;
+	uint64_t parent;
+	const struct node **children; /* owned array */
+	size_t count;
 	size_t cap;
 };
 
-static int listing_add(struct listing *listing, const char *name, fuse_ino_t ino, mode_t type)
+static int listing_add_child(void *ctx, const struct node *child)
 {
-	struct stat st = { .st_ino = ino, .st_mode = type };
-	size_t size = fuse_add_direntry(listing->req, NULL, 0, name, NULL, 0);
+	struct listing *listing = ctx;
 
-	if (listing->len + size > listing->cap) {
-		size_t cap = listing->cap ? listing->cap * 2 : 4096;
-		char *grown;
-		while (cap < listing->len + size)
-			cap *= 2;
-		grown = realloc(listing->data, cap);
+	if (listing->count == listing->cap) {
+		size_t cap = listing->cap ? 2 * listing->cap : 64;
+		const struct node **grown = realloc(listing->children, cap * sizeof(*grown));
 		if (!grown)
 			return -ENOMEM;
-		listing->data = grown;
+		listing->children = grown;
 		listing->cap = cap;
 	}
-	/* Offsets are positions in this buffer: the entry after this one. */
-	fuse_add_direntry(listing->req, listing->data + listing->len, size, name, &st,
-			  (off_t)(listing->len + size));
-	listing->len += size;
+	listing->children[listing->count++] = child;
 	return 0;
 }
 
-static int listing_add_child(void *ctx, const struct node *child)
+static void listing_free(struct listing *listing)
 {
-	return listing_add(ctx, child->name, child->ino, child->type);
+	if (listing)
+		free(listing->children);
+	free(listing);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -471,60 +472,82 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = listing ? 0 : -ENOMEM;
 	}
 	if (rc == 0) {
-		listing->req = req;
-		rc = listing_add(listing, ".", node->ino, S_IFDIR);
-	}
-	if (rc == 0)
-		rc = listing_add(listing, "..", node->parent ? node->parent : node->ino, S_IFDIR);
-	if (rc == 0)
+		listing->self = node;
+		listing->parent = node->parent ? node->parent : node->ino;
 		rc = tree_list(fs->tree, node, listing_add_child, listing);
+	}
 	if (rc) {
-		if (listing)
-			free(listing->data);
-		free(listing);
+		listing_free(listing);
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = (uintptr_t)listing;
-	if (fuse_reply_open(req, fi) != 0) {
-		free(listing->data);
-		free(listing);
+	if (fuse_reply_open(req, fi) != 0)
+		listing_free(listing);
+}
+
+/* Entries from position off on, as many as fit in size bytes; with plus,
+ * each with its attributes (READDIRPLUS), so `ls -l` needs no lookups. */
+static void reply_listing(fuse_req_t req, struct listing *listing, size_t size, off_t off,
+			  bool plus)
+{
+	struct fs *fs = fs_of(req);
+	size_t total = listing->count + 2, used = 0;
+	char *buf;
+
+	if (off < 0 || (size_t)off >= total) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
 	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < total; i++) {
+		const struct node *child = i >= 2 ? listing->children[i - 2] : NULL;
+		const char *name = i == 0 ? "." : i == 1 ? ".." : child->name;
+		struct fuse_entry_param e = { 0 };
+		size_t n;
+
+		e.attr.st_ino = i == 0 ? listing->self->ino : i == 1 ? listing->parent : child->ino;
+		e.attr.st_mode = child ? child->type : S_IFDIR;
+		if (!plus) {
+			n = fuse_add_direntry(req, buf + used, size - used, name, &e.attr, (off_t)i + 1);
+		} else {
+			/* "." and ".." carry no attributes: the kernel counts no
+			 * lookup for an entry with inode 0. */
+			if (child && fill_entry(fs, child, &e) != 0)
+				continue; /* vanished: leave it out */
+			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
+						   (off_t)i + 1);
+		}
+		if (n > size - used)
+			break; /* the kernel asks again from this offset */
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct listing *listing = (struct listing *)(uintptr_t)fi->fh;
-	size_t start = (size_t)off, len;
-	char *copy;
-
 	(void)ino;
-	if (off < 0 || start >= listing->len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	/* The kernel drops an entry cut short and asks again from its offset. */
-	len = listing->len - start < size ? listing->len - start : size;
-	/* Reply from a copy: once the kernel has the reply, the directory can be
-	 * released, and the listing freed, while writev() is still returning. */
-	copy = malloc(len);
-	if (!copy) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	memcpy(copy, listing->data + start, len);
-	fuse_reply_buf(req, copy, len);
-	free(copy);
+	reply_listing(req, (struct listing *)(uintptr_t)fi->fh, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)ino;
+	reply_listing(req, (struct listing *)(uintptr_t)fi->fh, size, off, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct listing *listing = (struct listing *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	free(listing->data);
-	free(listing);
+	listing_free((struct listing *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -915,6 +938,7 @@ const struct fuse_lowlevel_ops fs_operations = {
 	.readlink = op_readlink,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.open = op_open,
 	.read = op_read,

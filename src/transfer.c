@@ -1141,7 +1141,7 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 		return 0;
 	}
 	if (rc) {
-		log_error("%s: cannot make room for it in the cache: %s", label, strerror(-rc));
+		log_error("%s: cannot start its partial blob in the cache: %s", label, strerror(-rc));
 		goto fail;
 	}
 	t->piece_size = t->partial.state.piece_size; /* a resumed one keeps its own */
