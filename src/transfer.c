@@ -641,13 +641,16 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		restart_locked(t, c->resp.etag);
 	} else if (rc == -ENOTSUP) {
 		/* Asked again from the start, alone: see check_response_locked. */
-	} else if ((rc == -EACCES || rc == -ENOENT || rc == -EAGAIN) && !c->to_hub &&
-		   t->resolved_url && t->failures < engine->options.retries) {
-		/* A signed CDN URL expires: ask the hub again. */
-		log_info("%s: %s: %s: resolving %s again", t->label, c->resp.url_for_log,
-			 c->resp.error, "the file's URL");
-		free(t->resolved_url);
-		t->resolved_url = NULL;
+	} else if ((rc == -EACCES || rc == -ENOENT) && !c->to_hub &&
+		   t->failures < engine->options.retries) {
+		/* A signed CDN URL expires: ask the hub again (unless a request
+		 * refused alongside this one already did). */
+		if (t->resolved_url) {
+			log_info("%s: %s: %s: resolving the file's URL again", t->label,
+				 c->resp.url_for_log, c->resp.error);
+			free(t->resolved_url);
+			t->resolved_url = NULL;
+		}
 		t->failures++;
 	} else if (fetch_error_retryable(rc) && t->failures < engine->options.retries) {
 		t->failures++;
