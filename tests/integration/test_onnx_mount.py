@@ -366,6 +366,8 @@ def concurrent_cold_reads_download_once(t):
              "bytes the CDN sent for " + big["model_path"])
     ranges = [r["range"] for r in records]
     check_eq(len(ranges), len(set(ranges)), "ranges asked twice: %r" % ranges)
+    # The CDN offers HTTP/2, and the pieces came over it.
+    check_eq(sorted({r["protocol"] for r in records}), ["HTTP/2.0"], "protocols of the pieces")
 
 
 @test
