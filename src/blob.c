@@ -142,7 +142,7 @@ static struct timespec last_use_locked(struct blob_store *store, enum digest_alg
 {
 	struct digest_spec key = { .algo = algo };
 
-	snprintf(key.hex, sizeof(key.hex), "%s", hex);
+	snprintf(key.hex, sizeof(key.hex), "%.64s", hex);
 	for (struct use *u = store->uses[use_bucket(&key)]; u; u = u->next)
 		if (u->digest.algo == algo && strcmp(u->digest.hex, hex) == 0 &&
 		    u->when.tv_sec >= st->st_atim.tv_sec)
@@ -714,7 +714,7 @@ void blob_store_make_room(struct blob_store *store, uint64_t need)
 			victims = grown;
 			cap = grown_cap;
 		}
-		snprintf(victims[count].hex, sizeof(victims[count].hex), "%s", d->d_name);
+		snprintf(victims[count].hex, sizeof(victims[count].hex), "%.64s", d->d_name);
 		victims[count].size = (uint64_t)st.st_size;
 		victims[count].used = last_use_locked(store, DIGEST_SHA256, d->d_name, &st);
 		victims[count].dev = st.st_dev;

@@ -506,12 +506,19 @@ static void reply_listing(fuse_req_t req, struct listing *listing, size_t size, 
 	}
 	for (size_t i = (size_t)off; i < total; i++) {
 		const struct node *child = i >= 2 ? listing->children[i - 2] : NULL;
-		const char *name = i == 0 ? "." : i == 1 ? ".." : child->name;
 		struct fuse_entry_param e = { 0 };
+		const char *name;
 		size_t n;
 
-		e.attr.st_ino = i == 0 ? listing->self->ino : i == 1 ? listing->parent : child->ino;
-		e.attr.st_mode = child ? child->type : S_IFDIR;
+		if (child) {
+			name = child->name;
+			e.attr.st_ino = child->ino;
+			e.attr.st_mode = child->type;
+		} else {
+			name = i == 0 ? "." : "..";
+			e.attr.st_ino = i == 0 ? listing->self->ino : listing->parent;
+			e.attr.st_mode = S_IFDIR;
+		}
 		if (!plus) {
 			n = fuse_add_direntry(req, buf + used, size - used, name, &e.attr, (off_t)i + 1);
 		} else {
