@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bitmap.h"
+#include "digest.h"
 
 enum { WORD_BITS = 64 };
 
@@ -150,17 +151,6 @@ int bitmap_to_hex(const struct bitmap *bm, char **out)
 	return 0;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int bitmap_from_hexn(struct bitmap *bm, size_t nbits, const char *hex, size_t len)
 {
 	size_t ndigits = bitmap_hex_len(nbits);
@@ -175,7 +165,7 @@ int bitmap_from_hexn(struct bitmap *bm, size_t nbits, const char *hex, size_t le
 	if (rc || !bm->words)
 		return rc;
 	for (size_t d = 0; d < ndigits; d++) {
-		int v = hex_value(hex[d]);
+		int v = digest_hex_value(hex[d]);
 		size_t bit = d * 4;
 		unsigned nibble;
 

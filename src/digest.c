@@ -190,7 +190,7 @@ out:
 	return rc;
 }
 
-static int hex_value(char c)
+int digest_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -208,9 +208,9 @@ int digest_spec_set(struct digest_spec *spec, enum digest_algo algo, const char 
 	if (want == 0 || !hex || strlen(hex) != want)
 		return -EINVAL;
 	for (size_t i = 0; i < want; i++) {
-		if (hex_value(hex[i]) < 0)
+		if (digest_hex_value(hex[i]) < 0)
 			return -EINVAL;
-		spec->hex[i] = "0123456789abcdef"[hex_value(hex[i])];
+		spec->hex[i] = "0123456789abcdef"[digest_hex_value(hex[i])];
 	}
 	spec->hex[want] = '\0';
 	spec->algo = algo;

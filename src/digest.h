@@ -46,6 +46,8 @@ size_t digest_hex_len(enum digest_algo algo);
 /* Fills spec from untrusted text: exact length, hex digits only (either
  * case); -EINVAL otherwise. */
 int digest_spec_set(struct digest_spec *spec, enum digest_algo algo, const char *hex);
+/* The value of one hex digit (either case), or -1. */
+int digest_hex_value(char c);
 bool digest_spec_matches(const struct digest_spec *spec, const char *hex);
 
 #endif

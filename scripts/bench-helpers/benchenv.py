@@ -266,7 +266,29 @@ class OptionUnsupported(Exception):
     """The daemon refused a mount option (today's daemon before the download rewrite)."""
 
 
-class DaemonMount:
+class _Mounted:
+    """What a daemon mount and an rclone mount share: peak memory and teardown."""
+
+    own_cache = True
+
+    def record_peak(self):
+        """Read VmHWM now (call just before the with-block ends)."""
+        self.peak = vm_hwm_bytes(self.proc.pid)
+        return self.peak
+
+    def _close(self):
+        done(self._close)
+        if self.proc is not None:
+            unmount(self.mnt)
+            stop_process(self.proc)
+            self.proc = None
+        if os.path.isdir(self.mnt) and not os.path.ismount(self.mnt):
+            os.rmdir(self.mnt)
+        if self.own_cache:
+            subprocess.run(["rm", "-rf", self.cache])
+
+
+class DaemonMount(_Mounted):
     """omnihub-fuse in the foreground for the duration of a with-block, on a fresh cache
     unless one is given. extra: mount options beyond the hub's, e.g. ["stream"]."""
 
@@ -323,24 +345,7 @@ class DaemonMount:
             return tree
         raise FileNotFoundError("no cached copy of %s under %s" % (model_dir, self.cache))
 
-    def record_peak(self):
-        """Read VmHWM now (call just before the with-block ends)."""
-        self.peak = vm_hwm_bytes(self.proc.pid)
-        return self.peak
-
-    def _close(self):
-        done(self._close)
-        if self.proc is not None:
-            unmount(self.mnt)
-            stop_process(self.proc)
-            self.proc = None
-        if os.path.isdir(self.mnt) and not os.path.ismount(self.mnt):
-            os.rmdir(self.mnt)
-        if self.own_cache:
-            subprocess.run(["rm", "-rf", self.cache])
-
-
-class RcloneMount:
+class RcloneMount(_Mounted):
     """`rclone mount :http: --vfs-cache-mode full` of one hub directory, on a fresh VFS cache."""
 
     def __init__(self, work, hub, url):
@@ -376,16 +381,3 @@ class RcloneMount:
     def path(self, name):
         return os.path.join(self.mnt, name)
 
-    def record_peak(self):
-        self.peak = vm_hwm_bytes(self.proc.pid)
-        return self.peak
-
-    def _close(self):
-        done(self._close)
-        if self.proc is not None:
-            unmount(self.mnt)
-            stop_process(self.proc)
-            self.proc = None
-        if os.path.isdir(self.mnt) and not os.path.ismount(self.mnt):
-            os.rmdir(self.mnt)
-        subprocess.run(["rm", "-rf", self.cache])
