@@ -49,15 +49,15 @@ int config_parse_size(const char *text, uint64_t *out)
 	return 0;
 }
 
-static const char *env_nonempty(const char *name)
+const char *config_env(const char *name)
 {
 	const char *value = getenv(name);
 	return value && *value ? value : NULL;
 }
 
-static bool env_true(const char *name)
+bool config_env_true(const char *name)
 {
-	const char *value = env_nonempty(name);
+	const char *value = config_env(name);
 	return value && (strcmp(value, "1") == 0 || strcasecmp(value, "true") == 0 ||
 			 strcasecmp(value, "yes") == 0 || strcasecmp(value, "on") == 0);
 }
@@ -90,19 +90,19 @@ static int join(char **out, const char *base, const char *suffix)
 static int cache_home(char **out, const char *env_dir, const char *env_suffix,
 		      const char *xdg_tail, const char *home_tail)
 {
-	const char *home = env_nonempty("HOME");
-	const char *dir = env_dir ? env_nonempty(env_dir) : NULL;
+	const char *home = config_env("HOME");
+	const char *dir = env_dir ? config_env(env_dir) : NULL;
 
 	if (dir)
 		return join(out, dir, env_suffix);
-	if (env_nonempty("XDG_CACHE_HOME"))
-		return join(out, env_nonempty("XDG_CACHE_HOME"), xdg_tail);
+	if (config_env("XDG_CACHE_HOME"))
+		return join(out, config_env("XDG_CACHE_HOME"), xdg_tail);
 	return join(out, home ? home : "/", home_tail);
 }
 
 int config_resolve(struct config *cfg, const struct config_options *opts, const char **why)
 {
-	const char *home = env_nonempty("HOME");
+	const char *home = config_env("HOME");
 	char *hf_home = NULL;
 	int rc;
 
@@ -110,10 +110,10 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 	*why = "out of memory";
 
 	/* Our cache: the Deeplearning4j OmniHub variables name it. */
-	if (opts->cache || env_nonempty("OMNIHUB_HOME") || env_nonempty("MODELHUB_PATH"))
+	if (opts->cache || config_env("OMNIHUB_HOME") || config_env("MODELHUB_PATH"))
 		rc = dup_first(&cfg->cache_dir, opts->cache,
-			       env_nonempty("OMNIHUB_HOME") ? env_nonempty("OMNIHUB_HOME")
-							    : env_nonempty("MODELHUB_PATH"));
+			       config_env("OMNIHUB_HOME") ? config_env("OMNIHUB_HOME")
+							    : config_env("MODELHUB_PATH"));
 	else if (home)
 		rc = join(&cfg->cache_dir, home, "/.omnihub");
 	else {
@@ -141,10 +141,10 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 
 	/* libcurl does not read CURL_CA_BUNDLE itself; the curl tool does, and
 	 * users expect the same here. */
-	rc = dup_first(&cfg->cacert, opts->cacert, env_nonempty("CURL_CA_BUNDLE"));
+	rc = dup_first(&cfg->cacert, opts->cacert, config_env("CURL_CA_BUNDLE"));
 	if (rc)
 		goto out;
-	cfg->offline = opts->offline || env_true("OMNIHUB_OFFLINE");
+	cfg->offline = opts->offline || config_env_true("OMNIHUB_OFFLINE");
 	cfg->index_ttl = opts->index_ttl;
 	cfg->stream = opts->stream;
 	cfg->connections = opts->connections ? opts->connections : TRANSFER_CONNECTIONS_DEFAULT;
@@ -170,23 +170,29 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 		goto out;
 	}
 
-	rc = dup_first(&cfg->onnx_index_url, opts->onnx_index_url,
-		       env_nonempty("OMNIHUB_ONNX_INDEX_URL") ? env_nonempty("OMNIHUB_ONNX_INDEX_URL")
-							      : CONFIG_ONNX_INDEX_URL);
-	if (rc)
-		goto out;
-	rc = dup_first(&cfg->onnx_url, opts->onnx_url,
-		       env_nonempty("OMNIHUB_ONNX_URL") ? env_nonempty("OMNIHUB_ONNX_URL")
-							: CONFIG_ONNX_URL);
-	if (rc)
-		goto out;
+	if (opts->nhub_options) {
+		cfg->hub_options = calloc(opts->nhub_options, sizeof(*cfg->hub_options));
+		if (!cfg->hub_options) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < opts->nhub_options; i++) {
+		struct config_hub_option *o = &cfg->hub_options[cfg->nhub_options++];
+		o->name = strdup(opts->hub_options[i].name);
+		o->value = strdup(opts->hub_options[i].value);
+		if (!o->name || !o->value) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
 
 	/* Other clients' caches, located as those clients locate them. */
 	rc = cache_home(&cfg->onnx_client_dir, "ONNX_HOME", "/hub", "/onnx/hub", "/.cache/onnx/hub");
 	if (rc)
 		goto out;
-	if (env_nonempty("HF_HUB_CACHE")) {
-		rc = dup_first(&cfg->hf_hub_cache, env_nonempty("HF_HUB_CACHE"), NULL);
+	if (config_env("HF_HUB_CACHE")) {
+		rc = dup_first(&cfg->hf_hub_cache, config_env("HF_HUB_CACHE"), NULL);
 	} else {
 		rc = cache_home(&hf_home, "HF_HOME", "", "/huggingface", "/.cache/huggingface");
 		if (rc == 0)
@@ -206,9 +212,22 @@ void config_free(struct config *cfg)
 {
 	free(cfg->cache_dir);
 	free(cfg->cacert);
-	free(cfg->onnx_index_url);
-	free(cfg->onnx_url);
+	for (size_t i = 0; i < cfg->nhub_options; i++) {
+		free(cfg->hub_options[i].name);
+		free(cfg->hub_options[i].value);
+	}
+	free(cfg->hub_options);
 	free(cfg->onnx_client_dir);
 	free(cfg->hf_hub_cache);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *config_hub_option(const struct config *cfg, const char *name)
+{
+	const char *value = NULL;
+
+	for (size_t i = 0; i < cfg->nhub_options; i++)
+		if (strcmp(cfg->hub_options[i].name, name) == 0)
+			value = cfg->hub_options[i].value;
+	return value;
 }

@@ -7,20 +7,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Real endpoints: the defaults for users with internet. */
-#define CONFIG_ONNX_INDEX_URL \
-	"https://raw.githubusercontent.com/onnx/models/main/ONNX_HUB_MANIFEST.json"
-#define CONFIG_ONNX_URL \
-	"https://huggingface.co/onnxmodelzoo/legacy_models/resolve/main/"
+#include <stddef.h>
+
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
+
+/* A hub's own option (-o hf_repos=...): main.c keeps the ones the hubs
+ * declare, config carries them, and the hub reads and checks its own. */
+struct config_hub_option {
+	char *name;  /* owned */
+	char *value; /* owned */
+};
 
 /* What the user asked for on the command line; NULL or 0 when not given.
  * Strings belong to fuse_opt (freed by main.c). */
 struct config_options {
 	char *cache;
 	char *cacert;
-	char *onnx_index_url;
-	char *onnx_url;
 	int offline;
 	unsigned index_ttl; /* main.c starts it at CONFIG_INDEX_TTL_DEFAULT */
 	int stream;
@@ -29,6 +31,8 @@ struct config_options {
 	char *cache_max;
 	int retries;            /* -1: not given */
 	unsigned stall_timeout; /* 0: not given */
+	const struct config_hub_option *hub_options; /* borrowed */
+	size_t nhub_options;
 };
 
 /* Every string is owned by the config and freed by config_free(). */
@@ -37,8 +41,6 @@ struct config {
 	char *cacert;         /* extra CA certificates, or NULL */
 	bool offline;         /* never touch the network */
 	unsigned index_ttl;   /* seconds an index is used before it is fetched again */
-	char *onnx_index_url; /* ONNX_HUB_MANIFEST.json */
-	char *onnx_url;       /* base URL that model_path is appended to */
 	char *onnx_client_dir; /* the ONNX client's cache ($ONNX_HOME/hub ...) */
 	char *hf_hub_cache;    /* huggingface_hub's cache ($HF_HUB_CACHE ...) */
 	bool stream;           /* reads return bytes as they arrive */
@@ -47,6 +49,8 @@ struct config {
 	uint64_t cache_max;    /* bytes of blobs kept at most; 0: no limit */
 	unsigned retries;
 	unsigned stall_timeout; /* seconds under 1 KiB/s before a retry */
+	struct config_hub_option *hub_options; /* owned; the last given wins */
+	size_t nhub_options;
 };
 
 /* "123", "4K", "4M", "10G", "1T" (powers of 1024) into bytes; -EINVAL for
@@ -56,5 +60,13 @@ int config_parse_size(const char *text, uint64_t *out);
 /* Fills cfg; on failure returns -errno and sets *why to a sentence. */
 int config_resolve(struct config *cfg, const struct config_options *opts, const char **why);
 void config_free(struct config *cfg);
+
+/* The value of a hub's option as given, or NULL (the hub's default). */
+const char *config_hub_option(const struct config *cfg, const char *name);
+
+/* An environment variable's value, or NULL when unset or empty. */
+const char *config_env(const char *name);
+/* Whether an environment variable says yes (1, true, yes, on). */
+bool config_env_true(const char *name);
 
 #endif

@@ -1,6 +1,6 @@
-/* hub.c: the registry of hub backends and the services the core lends them
- * (index files fetched, cached and refreshed). Not for: anything one hub
- * alone knows (hub_<name>.c). */
+/* hub.c: the services the core lends hub backends (index files fetched,
+ * cached and refreshed; entry lists; option lookup). Not for: anything one
+ * hub alone knows (hub_<name>.c) or the list of hubs (hubs.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -13,14 +13,18 @@
 #include "config.h"
 #include "fetch.h"
 #include "hub.h"
-#include "hub_onnx.h"
 #include "log.h"
 
-/* Adding a hub: one file, one line here. */
-const struct hub_ops *const hub_registry[] = {
-	&hub_onnx_ops,
-};
-const size_t hub_registry_count = sizeof(hub_registry) / sizeof(hub_registry[0]);
+const struct hub_option_spec *hub_option_find(const char *name)
+{
+	for (size_t i = 0; i < hub_registry_count; i++) {
+		const struct hub_option_spec *spec = hub_registry[i]->options;
+		for (; spec && spec->name; spec++)
+			if (strcmp(spec->name, name) == 0)
+				return spec;
+	}
+	return NULL;
+}
 
 int entry_list_add(struct entry_list *list, const struct entry *entry)
 {

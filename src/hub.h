@@ -60,6 +60,24 @@ struct hub {
 	void *priv; /* the backend's state: made by open, freed by close */
 };
 
+/* What a hub can promise, so the core asks rather than guesses. */
+enum hub_flags {
+	HUB_LISTS_ALL = 1u << 0,   /* its root lists every name it has (else only
+				      those known so far; others are looked up) */
+	HUB_SIZES_KNOWN = 1u << 1, /* every file's size is known before a download */
+	HUB_USES_TOKEN = 1u << 2,  /* sends the user's credential when it has one */
+};
+
+/* One of a hub's own options, -o <name>=VALUE; the value reaches the hub
+ * through config_hub_option(), and the hub applies its own default. */
+struct hub_option_spec {
+	const char *name;  /* prefixed with the hub's name: "hf_repos" */
+	const char *value; /* what it takes, for --help: "URL" */
+	const char *help;  /* for --help: lines of at most 50 columns */
+	bool list;         /* a comma-separated list: fuse_opt splits
+			      "-o hf_repos=a/b,c/d" and main.c joins it back */
+};
+
 /* Paths are relative to the hub's directory, "" for the hub's root, never
  * with a leading or trailing '/'. Every function returns 0 or -errno
  * (-ENOENT for a name the hub does not have, -ENOTDIR for listing a file).
@@ -68,6 +86,8 @@ struct hub {
  * small or listed at once: lookup may be asked for a name list never showed. */
 struct hub_ops {
 	const char *name; /* its directory under the mount point */
+	unsigned flags;   /* enum hub_flags */
+	const struct hub_option_spec *options; /* ends with a NULL name; may be NULL */
 	/* Called once before the mount; on failure writes a sentence to why. */
 	int (*open)(struct hub *hub, char *why, size_t why_size);
 	int (*list)(struct hub *hub, const char *dir, struct entry_list *out);
@@ -77,9 +97,12 @@ struct hub_ops {
 	void (*close)(struct hub *hub);
 };
 
-/* Every hub this build knows, in the order of the root directory. */
+/* Every hub this build knows, in the order of the root directory (hubs.c). */
 extern const struct hub_ops *const hub_registry[];
 extern const size_t hub_registry_count;
+
+/* The spec of a hub option of that name, among all hubs', or NULL. */
+const struct hub_option_spec *hub_option_find(const char *name);
 
 /* An index file of a hub: where it comes from and how big it may be. */
 struct hub_index_spec {

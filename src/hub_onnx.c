@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "fetch.h"
+#include "hf_cache.h"
 #include "hub_onnx.h"
 #include "json.h"
 #include "log.h"
@@ -25,7 +26,13 @@
 /* Opsets are small integers (1..23 today); this only bounds nonsense. */
 #define OPSET_MAX 100000
 /* Where the zoo's mirror keeps files in a huggingface_hub cache. */
-#define HF_MIRROR_CACHE_DIR "models--onnxmodelzoo--legacy_models"
+/* Real endpoints: the defaults for users with internet. */
+#define ONNX_INDEX_URL_DEFAULT \
+	"https://raw.githubusercontent.com/onnx/models/main/ONNX_HUB_MANIFEST.json"
+#define ONNX_URL_DEFAULT "https://huggingface.co/onnxmodelzoo/legacy_models/resolve/main/"
+/* The zoo's files are a repo on the Hugging Face Hub; huggingface_hub
+ * keeps them (LFS files, named by sha256) in its cache. */
+#define HF_MIRROR_REPO "onnxmodelzoo/legacy_models"
 
 /* Strings are packed in blocks of this size (a longer string gets its own). */
 #define STRINGS_BLOCK_BYTES (64u << 10)
@@ -459,7 +466,8 @@ const struct onnx_model *onnx_index_find(const struct onnx_index *index, const c
 /* ---- the backend ---- */
 
 struct onnx_hub {
-	struct hub_index_spec spec;
+	struct hub_index_spec spec; /* its url borrowed from the config */
+	const char *files_url;      /* borrowed from the config */
 	pthread_mutex_t lock;     /* guards the fields below */
 	struct onnx_index *index; /* owned; replaced whole by a refresh */
 	time_t index_mtime;       /* when the index was fetched */
@@ -647,6 +655,17 @@ static void refresh_if_due(struct hub *hub)
 		hub->env->index_changed(hub->env->index_changed_ctx, hub);
 }
 
+/* An option, else its environment variable, else the default. */
+static const char *setting(const struct config *cfg, const char *option, const char *env,
+			   const char *fallback)
+{
+	const char *value = config_hub_option(cfg, option);
+
+	if (!value)
+		value = config_env(env);
+	return value ? value : fallback;
+}
+
 static int onnx_open(struct hub *hub, char *why, size_t why_size)
 {
 	const struct config *cfg = hub->env->config;
@@ -659,7 +678,9 @@ static int onnx_open(struct hub *hub, char *why, size_t why_size)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&onnx->lock, NULL);
-	onnx->spec.url = cfg->onnx_index_url;
+	onnx->spec.url = setting(cfg, "onnx_index_url", "OMNIHUB_ONNX_INDEX_URL",
+				 ONNX_INDEX_URL_DEFAULT);
+	onnx->files_url = setting(cfg, "onnx_url", "OMNIHUB_ONNX_URL", ONNX_URL_DEFAULT);
 	onnx->spec.file_name = "ONNX_HUB_MANIFEST.json";
 	onnx->spec.max_bytes = ONNX_INDEX_MAX_BYTES;
 	hub->priv = onnx;
@@ -767,16 +788,8 @@ static char *onnx_client_path(const char *client_dir, const struct onnx_file *fi
 	return out;
 }
 
-static char *hf_blob_path(const char *hf_hub_cache, const struct onnx_file *file)
-{
-	char *out = NULL;
-
-	if (asprintf(&out, "%s/" HF_MIRROR_CACHE_DIR "/blobs/%s", hf_hub_cache, file->sha256.hex) < 0)
-		return NULL;
-	return out;
-}
-
-static int fill_source(const struct config *cfg, const struct onnx_model *model,
+static int fill_source(const struct config *cfg, const char *files_url,
+		       const struct onnx_model *model,
 		       const struct onnx_opset *opset, bool data, struct source *out)
 {
 	const struct onnx_file *file = data ? &opset->data : &opset->model;
@@ -786,7 +799,7 @@ static int fill_source(const struct config *cfg, const struct onnx_model *model,
 	out->kind = data ? SOURCE_ARCHIVE : SOURCE_FILE;
 	out->digest = file->sha256;
 	out->size = file->bytes;
-	rc = fetch_url_join(cfg->onnx_url, file->path, &out->url);
+	rc = fetch_url_join(files_url, file->path, &out->url);
 	if (rc)
 		goto out;
 	if (asprintf(&out->cache_path, "onnx/%s/" OPSET_PREFIX "%d/%s", model->name, opset->opset,
@@ -797,7 +810,8 @@ static int fill_source(const struct config *cfg, const struct onnx_model *model,
 	}
 	rc = source_add_local_take(out, onnx_client_path(cfg->onnx_client_dir, file));
 	if (rc == 0)
-		rc = source_add_local_take(out, hf_blob_path(cfg->hf_hub_cache, file));
+		rc = source_add_local_take(out, hf_cache_blob_path(cfg->hf_hub_cache, HF_REPO_MODEL,
+								    HF_MIRROR_REPO, file->sha256.hex));
 out:
 	if (rc)
 		source_clear(out);
@@ -816,10 +830,10 @@ static int onnx_source(struct hub *hub, const char *path, struct source *out)
 		switch (place.what) {
 		case ONNX_LATEST:
 		case ONNX_OPSET_FILE:
-			rc = fill_source(hub->env->config, place.model, place.opset, false, out);
+			rc = fill_source(hub->env->config, onnx->files_url, place.model, place.opset, false, out);
 			break;
 		case ONNX_OPSET_DATA:
-			rc = fill_source(hub->env->config, place.model, place.opset, true, out);
+			rc = fill_source(hub->env->config, onnx->files_url, place.model, place.opset, true, out);
 			break;
 		case ONNX_ROOT:
 		case ONNX_MODEL:
@@ -832,8 +846,20 @@ static int onnx_source(struct hub *hub, const char *path, struct source *out)
 	return rc;
 }
 
+static const struct hub_option_spec onnx_options[] = {
+	{ "onnx_index_url", "URL",
+	  "ONNX Model Zoo manifest (default:\n$OMNIHUB_ONNX_INDEX_URL, else\n" ONNX_INDEX_URL_DEFAULT ")",
+	  false },
+	{ "onnx_url", "URL",
+	  "base URL of the zoo's model files (default:\n$OMNIHUB_ONNX_URL, else\n" ONNX_URL_DEFAULT ")",
+	  false },
+	{ NULL, NULL, NULL, false },
+};
+
 const struct hub_ops hub_onnx_ops = {
 	.name = "onnx",
+	.flags = HUB_LISTS_ALL | HUB_SIZES_KNOWN,
+	.options = onnx_options,
 	.open = onnx_open,
 	.list = onnx_list,
 	.lookup = onnx_lookup,

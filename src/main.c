@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "fs.h"
+#include "hub.h"
 #include "log.h"
 #include "transfer.h"
 
@@ -30,6 +31,9 @@
 struct cmdline {
 	struct config_options options;
 	char *mountpoint; /* as given; NULL until seen */
+	struct config_hub_option *hub_options; /* owned; what options points to */
+	size_t nhub_options;
+	bool continues_list; /* the last option taken was a hub's list */
 };
 
 #define OPTION(template, field) { template, offsetof(struct cmdline, options.field), 1 }
@@ -39,8 +43,6 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("cacert=%s", cacert),
 	OPTION("offline", offline),
 	OPTION("index_ttl=%u", index_ttl),
-	OPTION("onnx_index_url=%s", onnx_index_url),
-	OPTION("onnx_url=%s", onnx_url),
 	OPTION("stream", stream),
 	OPTION("connections=%u", connections),
 	OPTION("piece_size=%s", piece_size),
@@ -50,13 +52,73 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_END,
 };
 
-/* Takes the mount point out of the arguments, so that we, not libfuse,
- * explain what is wrong with it. */
-static int take_mountpoint(void *data, const char *arg, int key, struct fuse_args *outargs)
+static int add_hub_option(struct cmdline *cmdline, const char *name, size_t name_len,
+			  const char *value)
+{
+	struct config_hub_option *grown, *o;
+
+	grown = realloc(cmdline->hub_options, (cmdline->nhub_options + 1) * sizeof(*grown));
+	if (!grown)
+		return -1;
+	cmdline->hub_options = grown;
+	o = &grown[cmdline->nhub_options];
+	o->name = strndup(name, name_len);
+	o->value = strdup(value);
+	if (!o->name || !o->value) {
+		free(o->name);
+		free(o->value);
+		return -1;
+	}
+	cmdline->nhub_options++;
+	return 0;
+}
+
+/* A hub's own option (name=value, declared in its hub_ops): 0 when taken,
+ * 1 when it is not one, -1 on failure. fuse_opt splits -o at commas, so a
+ * list option's later items come as options of their own; one that looks
+ * like a repo id (org/name) continues the list before it. */
+static int take_hub_option(struct cmdline *cmdline, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	const struct hub_option_spec *spec;
+	char name[64];
+
+	if (!eq) {
+		struct config_hub_option *last;
+		char *joined;
+		if (!cmdline->continues_list || !strchr(arg, '/') || arg[0] == '-') {
+			cmdline->continues_list = false;
+			return 1;
+		}
+		last = &cmdline->hub_options[cmdline->nhub_options - 1];
+		if (asprintf(&joined, "%s,%s", last->value, arg) < 0)
+			return -1;
+		free(last->value);
+		last->value = joined;
+		return 0;
+	}
+	cmdline->continues_list = false;
+	if ((size_t)(eq - arg) >= sizeof(name))
+		return 1;
+	snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+	spec = hub_option_find(name);
+	if (!spec)
+		return 1;
+	if (add_hub_option(cmdline, arg, (size_t)(eq - arg), eq + 1) != 0)
+		return -1;
+	cmdline->continues_list = spec->list;
+	return 0;
+}
+
+/* Takes the hubs' options and the mount point out of the arguments (we,
+ * not libfuse, explain what is wrong with a mount point). */
+static int take_args(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct cmdline *cmdline = data;
 
 	(void)outargs;
+	if (key == FUSE_OPT_KEY_OPT)
+		return take_hub_option(cmdline, arg);
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* libfuse's option: keep it */
 	if (cmdline->mountpoint) {
@@ -66,6 +128,37 @@ static int take_mountpoint(void *data, const char *arg, int key, struct fuse_arg
 	}
 	cmdline->mountpoint = strdup(arg);
 	return cmdline->mountpoint ? 0 : -1;
+}
+
+/* A hub's options, in the layout of the others: the help indented under
+ * the option when it does not fit beside it. */
+static void print_hub_options(const struct hub_ops *hub)
+{
+	const struct hub_option_spec *spec = hub->options;
+	bool first = true;
+
+	for (; spec && spec->name; spec++) {
+		char left[64];
+		const char *help = spec->help;
+		int width;
+
+		if (first)
+			printf("\n%s hub options:\n", hub->name);
+		first = false;
+		width = snprintf(left, sizeof(left), "    -o %s=%s", spec->name, spec->value);
+		printf("%s", left);
+		if (width > 26)
+			printf("\n%27s", "");
+		else
+			printf("%*s", 27 - width, "");
+		for (const char *line = help; *line;) {
+			size_t n = strcspn(line, "\n");
+			printf("%.*s\n", (int)n, line);
+			line += n;
+			if (*line == '\n' && *++line)
+				printf("%27s", "");
+		}
+	}
 }
 
 static void print_usage(const char *program)
@@ -93,12 +186,6 @@ static void print_usage(const char *program)
 	       "                           $CURL_CA_BUNDLE, else the system's only)\n"
 	       "    -o index_ttl=SECONDS   use a cached hub index this long before\n"
 	       "                           fetching it again (default: %u)\n"
-	       "    -o onnx_index_url=URL  ONNX Model Zoo manifest (default:\n"
-	       "                           $OMNIHUB_ONNX_INDEX_URL, else\n"
-	       "                           " CONFIG_ONNX_INDEX_URL ")\n"
-	       "    -o onnx_url=URL        base URL of the zoo's model files (default:\n"
-	       "                           $OMNIHUB_ONNX_URL, else\n"
-	       "                           " CONFIG_ONNX_URL ")\n"
 	       "    -o stream              reads return bytes as they arrive; the digest is\n"
 	       "                           still checked, and the read that reaches the end\n"
 	       "                           waits for it (default: off: an open waits until\n"
@@ -111,11 +198,12 @@ static void print_usage(const char *program)
 	       "    -o stall_timeout=SECONDS  give up a connection moving under 1 KiB/s\n"
 	       "                           this long, and retry (default: %ld)\n"
 	       "    -o cache_max=SIZE      evict least recently used blobs beyond this,\n"
-	       "                           never an open one (default: no limit)\n"
-	       "\n"
-	       "FUSE options:\n",
+	       "                           never an open one (default: no limit)\n",
 	       program, CONFIG_INDEX_TTL_DEFAULT, TRANSFER_CONNECTIONS_DEFAULT,
 	       TRANSFER_RETRIES_DEFAULT, TRANSFER_STALL_SECONDS_DEFAULT);
+	for (size_t i = 0; i < hub_registry_count; i++)
+		print_hub_options(hub_registry[i]);
+	printf("\nFUSE options:\n");
 	fflush(stdout);
 	fuse_lowlevel_help();
 }
@@ -193,7 +281,7 @@ int main(int argc, char *argv[])
 	char fs_why[1024];
 	int status = 1;
 
-	if (fuse_opt_parse(&args, &cmdline, option_spec, take_mountpoint) != 0 ||
+	if (fuse_opt_parse(&args, &cmdline, option_spec, take_args) != 0 ||
 	    fuse_parse_cmdline(&args, &cmd) != 0) {
 		fprintf(stderr, "%s: see '%s --help'\n", PACKAGE_NAME, PACKAGE_NAME);
 		status = 2;
@@ -225,6 +313,8 @@ int main(int argc, char *argv[])
 			strerror(errno));
 		goto out;
 	}
+	opts->hub_options = cmdline.hub_options;
+	opts->nhub_options = cmdline.nhub_options;
 	if (config_resolve(&cfg, opts, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, why);
 		goto out;
@@ -277,8 +367,11 @@ out:
 	config_free(&cfg);
 	free(opts->cache);
 	free(opts->cacert);
-	free(opts->onnx_index_url);
-	free(opts->onnx_url);
+	for (size_t i = 0; i < cmdline.nhub_options; i++) {
+		free(cmdline.hub_options[i].name);
+		free(cmdline.hub_options[i].value);
+	}
+	free(cmdline.hub_options);
 	free(opts->piece_size);
 	free(opts->cache_max);
 	free(cmdline.mountpoint);

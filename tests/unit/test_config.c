@@ -33,9 +33,14 @@ static int resolve(struct config *cfg, const struct config_options *opts)
 int main(void)
 {
 	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT };
+	struct config_hub_option hub_options[] = {
+		{ "onnx_url", "https://first/" },
+		{ "hf_repos", "a/b,c/d" },
+		{ "onnx_url", "https://m/" },
+	};
 	struct config_options given = {
-		.cache = "/opt/cache", .cacert = "/etc/ca.pem", .onnx_index_url = "https://i/x.json",
-		.onnx_url = "https://m/", .offline = 1, .index_ttl = 5,
+		.cache = "/opt/cache", .cacert = "/etc/ca.pem", .offline = 1, .index_ttl = 5,
+		.hub_options = hub_options, .nhub_options = 3,
 	};
 	struct config cfg;
 
@@ -44,9 +49,7 @@ int main(void)
 	tap_ok(strcmp(cfg.cache_dir, "/home/u/.omnihub") == 0, "cache: ~/.omnihub");
 	tap_ok(!cfg.offline && !cfg.cacert && cfg.index_ttl == CONFIG_INDEX_TTL_DEFAULT,
 	       "online, system CAs, default TTL");
-	tap_ok(strcmp(cfg.onnx_index_url, CONFIG_ONNX_INDEX_URL) == 0 &&
-		       strcmp(cfg.onnx_url, CONFIG_ONNX_URL) == 0,
-	       "the real zoo by default");
+	tap_ok(config_hub_option(&cfg, "onnx_url") == NULL, "no hub option given: NULL");
 	tap_ok(strcmp(cfg.onnx_client_dir, "/home/u/.cache/onnx/hub") == 0,
 	       "ONNX client cache: ~/.cache/onnx/hub");
 	tap_ok(strcmp(cfg.hf_hub_cache, "/home/u/.cache/huggingface/hub") == 0,
@@ -72,9 +75,9 @@ int main(void)
 	resolve(&cfg, &none);
 	tap_ok(strcmp(cfg.cache_dir, "/omnihub") == 0, "cache: $OMNIHUB_HOME before $MODELHUB_PATH");
 	tap_ok(cfg.offline, "OMNIHUB_OFFLINE=1");
-	tap_ok(strcmp(cfg.onnx_index_url, "https://env/index.json") == 0 &&
-		       strcmp(cfg.onnx_url, "https://env/models/") == 0,
-	       "URLs from the environment");
+	tap_ok(strcmp(config_env("OMNIHUB_ONNX_URL"), "https://env/models/") == 0 &&
+		       config_env("OMNIHUB_UNSET_VARIABLE") == NULL,
+	       "config_env reads the environment");
 	tap_ok(strcmp(cfg.cacert, "/env/ca.pem") == 0, "CA from $CURL_CA_BUNDLE");
 	tap_ok(strcmp(cfg.onnx_client_dir, "/onnx/hub") == 0, "ONNX client cache: $ONNX_HOME/hub");
 	tap_ok(strcmp(cfg.hf_hub_cache, "/hf/hub") == 0, "HF cache: $HF_HOME/hub");
@@ -85,9 +88,12 @@ int main(void)
 	resolve(&cfg, &given);
 	tap_ok(strcmp(cfg.hf_hub_cache, "/hfcache") == 0, "HF cache: $HF_HUB_CACHE first");
 	tap_ok(strcmp(cfg.cache_dir, "/opt/cache") == 0 && strcmp(cfg.cacert, "/etc/ca.pem") == 0 &&
-		       strcmp(cfg.onnx_index_url, "https://i/x.json") == 0 &&
-		       strcmp(cfg.onnx_url, "https://m/") == 0 && cfg.index_ttl == 5,
+		       cfg.index_ttl == 5,
 	       "options win over the environment");
+	tap_ok(strcmp(config_hub_option(&cfg, "onnx_url"), "https://m/") == 0 &&
+		       strcmp(config_hub_option(&cfg, "hf_repos"), "a/b,c/d") == 0 &&
+		       config_hub_option(&cfg, "hf_ttl") == NULL,
+	       "hub options carried, the last given wins");
 	tap_ok(cfg.offline, "-o offline even with OMNIHUB_OFFLINE=0");
 	config_free(&cfg);
 

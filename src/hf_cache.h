@@ -1,0 +1,29 @@
+/* hf_cache.h: huggingface_hub's own cache, read only: where it is and what
+ * it holds (blobs by etag, refs). Any hub whose files live on the Hugging
+ * Face Hub looks there before downloading. Not for: our cache (cache.c). */
+#ifndef OMNIHUB_HF_CACHE_H
+#define OMNIHUB_HF_CACHE_H
+
+#include <stddef.h>
+
+enum hf_repo_type {
+	HF_REPO_MODEL,
+	HF_REPO_DATASET,
+};
+
+/* "models" or "datasets": as the Hub's API and the client's folders say. */
+const char *hf_repo_type_plural(enum hf_repo_type type);
+
+/* "<hf_hub_cache>/<type>s--<org>--<name>/blobs/<etag>": where the client
+ * keeps a file whose etag (the sha256 of an LFS file, else the git blob
+ * sha1) is given; the caller frees it. NULL when out of memory. */
+char *hf_cache_blob_path(const char *hf_hub_cache, enum hf_repo_type type, const char *repo_id,
+			 const char *etag);
+
+/* The commit that refs/<rev> names in the client's cache (40 hex digits
+ * and a NUL into commit); -ENOENT when it has none, -EINVAL when the file
+ * holds something else. */
+int hf_cache_read_ref(const char *hf_hub_cache, enum hf_repo_type type, const char *repo_id,
+		      const char *rev, char commit[41]);
+
+#endif

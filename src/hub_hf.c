@@ -1,0 +1,1395 @@
+/* hub_hf.c: the Hugging Face Hub as files. huggingface/<org>/<name>[@rev]/
+ * (and huggingface-datasets/) is a repo at one commit: the revision API
+ * names the commit, the tree API lists its files with their sizes and
+ * digests. What a commit holds never changes, so its tree is kept on disk
+ * for good; a branch is asked again after hf_ttl. The Hub has millions of
+ * repos: its top level is never listed, only names asked for are (and
+ * remembered, found or not). Not for: downloading or verifying files (the
+ * core does, from the source given), the tree's layout (hf_tree.c). */
+#include "build_config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "config.h"
+#include "fetch.h"
+#include "hf_cache.h"
+#include "hf_tree.h"
+#include "hub_hf.h"
+#include "json.h"
+#include "log.h"
+#include "names.h"
+
+/* The real Hub: the default for users with internet. */
+#define HF_ENDPOINT_DEFAULT "https://huggingface.co"
+#define HF_TTL_DEFAULT 600u
+#define HF_MAX_REPOS_DEFAULT 64u
+/* Names at the top level remembered (found or not); the oldest go first. */
+#define HF_NAMES_MAX 1024u
+/* A repo or org id part: the Hub allows 96 characters of [A-Za-z0-9._-]. */
+#define HF_ID_PART_MAX 96
+#define HF_REPO_ID_MAX (2 * HF_ID_PART_MAX + 1)
+#define HF_REV_MAX 255
+#define HF_PAGE_MAX_BYTES (64u << 20)
+#define HF_TREE_MAX_BYTES (1024u << 20)
+#define HF_REVISION_MAX_BYTES (16u << 20)
+#define HF_PAGES_MAX 100000
+/* A rate-limited lookup waits at most this long per try. */
+#define HF_RETRY_WAIT_MAX 60L
+#define HF_META_DIR CACHE_INDEX_DIR "/huggingface"
+/* Our metadata beside a repo's name; '@' is in no repo or org name. */
+#define HF_REFS_DIR "@refs"
+#define HF_TREES_DIR "@trees"
+
+enum name_kind {
+	NAME_LOADING, /* being asked; wait for it */
+	NAME_ORG,
+	NAME_REPO,    /* a legacy repo id without an org (gpt2) */
+	NAME_MISSING,
+};
+
+/* What a top-level name is, as the Hub last said. */
+struct hf_name {
+	char name[HF_ID_PART_MAX + 1];
+	enum name_kind kind;
+	int error;    /* NAME_MISSING: -ENOENT or -EACCES */
+	time_t until; /* when to ask again */
+	time_t used;
+};
+
+/* A repo at one revision as asked ("" for the default branch). */
+struct hf_repo {
+	char repo_id[HF_REPO_ID_MAX + 1];
+	char rev[HF_REV_MAX + 1];
+	char commit[41];      /* "" until known */
+	time_t checked;       /* when the commit was last asked */
+	struct hf_tree *tree; /* owned; NULL until loaded */
+	int error;            /* of the last load, 0 when it worked */
+	time_t error_until;   /* a failure is remembered until then */
+	bool loading;         /* one thread loads; the others wait */
+	unsigned users;       /* lookups using tree now: not evicted */
+	time_t used;
+};
+
+struct hf_hub {
+	enum hf_repo_type type;
+	const char *endpoint_option; /* borrowed from the config */
+	char *endpoint;              /* owned; no trailing '/' */
+	char origin[300];            /* the endpoint's: where the token may go */
+	char *auth_header;           /* owned; "Authorization: Bearer ..." or NULL */
+	bool offline;
+	unsigned ttl;
+	unsigned max_repos;
+	char **pinned; /* owned; "org/name[@rev]" or "name[@rev]" */
+	size_t npinned;
+	pthread_mutex_t lock; /* guards what follows */
+	pthread_cond_t loaded;
+	struct hf_name *names; /* owned; HF_NAMES_MAX slots */
+	size_t nnames;
+	struct hf_repo **repos; /* owned; at most max_repos not in use */
+	size_t nrepos;
+};
+
+/* ---- names ---- */
+
+/* An org or repo name as the Hub allows it: [A-Za-z0-9._-], not starting
+ * with '.' or '-', no "--" or "..": it also keeps stat storms of names such
+ * as ".git" or "desktop.ini" from reaching the Hub. */
+static bool valid_id_part(const char *s, size_t len)
+{
+	if (len == 0 || len > HF_ID_PART_MAX || s[0] == '.' || s[0] == '-' || s[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '.' || c == '_' || c == '-';
+		if (!ok)
+			return false;
+		if (i > 0 && (c == '-' || c == '.') && s[i - 1] == c)
+			return false;
+	}
+	return true;
+}
+
+static bool is_commit(const char *rev)
+{
+	if (strlen(rev) != 40)
+		return false;
+	for (int i = 0; i < 40; i++)
+		if (!((rev[i] >= '0' && rev[i] <= '9') || (rev[i] >= 'a' && rev[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* "<name>[@<rev>]": the name's length, and the revision (with %2F read as
+ * '/', so refs/pr/1 fits in one path component) into rev. */
+static int split_rev(const char *component, size_t len, size_t *name_len, char rev[HF_REV_MAX + 1])
+{
+	const char *at = memchr(component, '@', len);
+	size_t n = 0;
+
+	rev[0] = '\0';
+	*name_len = at ? (size_t)(at - component) : len;
+	if (!valid_id_part(component, *name_len))
+		return -ENOENT;
+	if (!at)
+		return 0;
+	for (const char *p = at + 1; p < component + len; p++) {
+		char c = *p;
+		if (c == '%' && p + 2 < component + len + 0 && p[1] == '2' && (p[2] == 'F' || p[2] == 'f')) {
+			c = '/';
+			p += 2;
+		}
+		if (n == HF_REV_MAX || (unsigned char)c < 0x20 || c == '%')
+			return -ENOENT;
+		rev[n++] = c;
+	}
+	rev[n] = '\0';
+	if (n == 0 || strstr(rev, "..") || rev[0] == '/')
+		return -ENOENT;
+	return 0;
+}
+
+/* What a path inside the hub's directory names. */
+struct hf_place {
+	enum { PLACE_ROOT, PLACE_ORG, PLACE_REPO } what;
+	char org[HF_ID_PART_MAX + 1];        /* PLACE_ORG, and a repo's org */
+	char repo_id[HF_REPO_ID_MAX + 1];    /* PLACE_REPO */
+	char rev[HF_REV_MAX + 1];            /* PLACE_REPO: "" the default */
+	const char *inside;                  /* PLACE_REPO: path in the repo */
+};
+
+/* ---- requests to the Hub ---- */
+
+/* The limit a 429 names: RateLimit: "api";r=0;t=120 says "api". */
+static void limit_name(const char *ratelimit, char *out, size_t out_size)
+{
+	const char *q = strchr(ratelimit, '"');
+	size_t n = q ? strcspn(q + 1, "\"") : 0;
+
+	if (n == 0 || n >= out_size)
+		snprintf(out, out_size, "unnamed");
+	else
+		snprintf(out, out_size, "%.*s", (int)n, q + 1);
+}
+
+/* GET an API URL of the endpoint, with the token, retrying a 429 or 5xx
+ * after what Retry-After asks. quiet: a refusal (401/403/404) is an answer
+ * the caller expects, not worth a log line. */
+static int api_get(struct hub *hub, const char *url, size_t max_bytes, bool quiet,
+		   struct fetch_buffer *body, struct fetch_response *resp)
+{
+	struct hf_hub *hf = hub->priv;
+	const char *name = hub->ops->name;
+	struct fetch_request req = { .url = url,
+				     .auth_header = hf->auth_header,
+				     .auth_origin = hf->origin };
+	unsigned retries = hub->env->config->retries;
+	int rc;
+
+	for (unsigned attempt = 0;; attempt++) {
+		long wait;
+		memset(body, 0, sizeof(*body));
+		rc = fetch_request_run(hub->env->fetcher, &req, max_bytes, body, resp);
+		if (rc == 0)
+			return 0;
+		free(body->data);
+		memset(body, 0, sizeof(*body));
+		if (!fetch_error_retryable(rc) || attempt >= retries)
+			break;
+		wait = resp->retry_after >= 0 ? resp->retry_after : 1L << (attempt < 5 ? attempt : 5);
+		if (wait > HF_RETRY_WAIT_MAX)
+			wait = HF_RETRY_WAIT_MAX;
+		if (resp->status == 429) {
+			char limit[32];
+			limit_name(resp->ratelimit, limit, sizeof(limit));
+			log_warn("%s: %s: the Hub's rate limit \"%s\" was hit (RateLimit: %s); retrying "
+				 "in %ld s",
+				 name, resp->url_for_log, limit,
+				 resp->ratelimit[0] ? resp->ratelimit : "not sent", wait);
+		} else {
+			log_warn("%s: %s: %s; retrying in %ld s", name, resp->url_for_log, resp->error,
+				 wait);
+		}
+		sleep((unsigned)wait);
+	}
+	if (rc == -EACCES && !quiet)
+		log_error("%s: %s: refused (HTTP %ld%s%s): %s", name, resp->url_for_log, resp->status,
+			  resp->error_code[0] ? ", " : "", resp->error_code,
+			  resp->error_message[0] ? resp->error_message
+						 : (hf->auth_header ? "the token has no access"
+								    : "no token given (HF_TOKEN)"));
+	else if (rc != -ENOENT && rc != -EACCES)
+		log_error("%s: %s: %s", name, resp->url_for_log, resp->error);
+	return rc;
+}
+
+/* "<endpoint>/api/<type>s/<repo_id>/<what>/<rev quoted>" */
+static int api_url(const struct hf_hub *hf, const char *repo_id, const char *what, const char *rev,
+		   const char *query, char **out)
+{
+	char quoted[3 * HF_REV_MAX + 1];
+	size_t n = 0;
+
+	/* A revision is quoted with no safe character, as the client does. */
+	for (const char *p = rev; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '_' || c == '-' || c == '~')
+			quoted[n++] = (char)c;
+		else
+			n += (size_t)snprintf(quoted + n, sizeof(quoted) - n, "%%%02X", c);
+	}
+	quoted[n] = '\0';
+	if (asprintf(out, "%s/api/%s/%s/%s/%s%s", hf->endpoint, hf_repo_type_plural(hf->type), repo_id,
+		     what, quoted, query) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- metadata kept on disk: .index/huggingface/<type>s/<repo_id>/ ---- */
+
+static int meta_rel(const struct hf_hub *hf, const char *repo_id, const char *dir, const char *name,
+		    const char *suffix, char **out)
+{
+	char flat[3 * HF_REV_MAX + 1];
+	size_t n = 0;
+
+	/* A ref such as refs/pr/1 is one file name. */
+	for (const char *p = name; *p && n + 4 < sizeof(flat); p++) {
+		if (*p == '/' || *p == '%')
+			n += (size_t)snprintf(flat + n, sizeof(flat) - n, "%%%02X", (unsigned char)*p);
+		else
+			flat[n++] = *p;
+	}
+	flat[n] = '\0';
+	if (asprintf(out, HF_META_DIR "/%s/%s/%s/%s%s", hf_repo_type_plural(hf->type), repo_id, dir,
+		     flat, suffix) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The commit a revision had when last asked, and when that was. */
+static int read_ref(struct hub *hub, const char *repo_id, const char *rev, char commit[41],
+		    time_t *when)
+{
+	char *rel = NULL, *data = NULL;
+	size_t len = 0;
+	int rc = meta_rel(hub->priv, repo_id, HF_REFS_DIR, rev, "", &rel);
+
+	if (rc == 0)
+		rc = cache_read_small(hub->env->cache, rel, 64, &data, &len, when);
+	if (rc == 0) {
+		data[strcspn(data, "\n")] = '\0';
+		rc = is_commit(data) ? 0 : -EINVAL;
+		if (rc == 0)
+			memcpy(commit, data, 41);
+	}
+	free(data);
+	free(rel);
+	return rc;
+}
+
+static void write_ref(struct hub *hub, const char *repo_id, const char *rev, const char *commit)
+{
+	char *rel = NULL, line[42];
+	int rc = meta_rel(hub->priv, repo_id, HF_REFS_DIR, rev, "", &rel);
+
+	snprintf(line, sizeof(line), "%s\n", commit);
+	if (rc == 0)
+		rc = cache_write_small_nosync(hub->env->cache, rel, line, strlen(line));
+	if (rc)
+		log_warn("%s: cannot keep the commit of %s@%s in the cache: %s", hub->ops->name,
+			 repo_id, rev, strerror(-rc));
+	free(rel);
+}
+
+/* ---- revisions ---- */
+
+/* Asks the Hub which commit rev of repo_id is. */
+static int fetch_commit(struct hub *hub, const char *repo_id, const char *rev, bool quiet,
+			char commit[41])
+{
+	struct hf_hub *hf = hub->priv;
+	struct fetch_buffer body = { 0 };
+	struct fetch_response resp;
+	char why[256];
+	cJSON *info = NULL;
+	const char *sha;
+	char *url = NULL;
+	int rc = api_url(hf, repo_id, "revision", rev, "", &url);
+
+	if (rc)
+		return rc;
+	rc = api_get(hub, url, HF_REVISION_MAX_BYTES, quiet, &body, &resp);
+	if (rc)
+		goto out;
+	info = json_parse(body.data, body.len, why, sizeof(why));
+	sha = info ? json_string(info, "sha") : NULL;
+	if (!sha || !is_commit(sha)) {
+		log_error("%s: %s: the answer names no commit%s%s", hub->ops->name, resp.url_for_log,
+			  info ? "" : ": ", info ? "" : why);
+		rc = -EIO;
+		goto out;
+	}
+	memcpy(commit, sha, 41);
+out:
+	cJSON_Delete(info);
+	free(body.data);
+	free(url);
+	return rc;
+}
+
+/* The commit of rev ("" for main): a commit names itself; a branch or tag
+ * is asked after the TTL, else read from what we kept, else (offline) from
+ * huggingface_hub's refs. A failed ask falls back to what we kept. */
+static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev, char commit[41])
+{
+	struct hf_hub *hf = hub->priv;
+	const char *branch = rev[0] ? rev : "main";
+	time_t when = 0;
+	bool kept;
+	int rc;
+
+	if (is_commit(rev)) {
+		memcpy(commit, rev, 41);
+		return 0;
+	}
+	kept = read_ref(hub, repo_id, branch, commit, &when) == 0;
+	if (kept && (hf->offline || time(NULL) - when < (time_t)hf->ttl))
+		return 0;
+	if (hf->offline) {
+		rc = hf_cache_read_ref(hub->env->config->hf_hub_cache, hf->type, repo_id, branch,
+				       commit);
+		if (rc)
+			log_info("%s: offline, and the commit of %s@%s was never seen", hub->ops->name,
+				 repo_id, branch);
+		return rc == 0 ? 0 : -ENOENT;
+	}
+	rc = fetch_commit(hub, repo_id, branch, false, commit);
+	if (rc == 0) {
+		write_ref(hub, repo_id, branch, commit);
+		return 0;
+	}
+	if (kept && rc != -ENOENT && rc != -EACCES) {
+		log_warn("%s: cannot ask the Hub for %s@%s; using commit %.12s seen before",
+			 hub->ops->name, repo_id, branch, commit);
+		return 0;
+	}
+	return rc;
+}
+
+/* ---- trees ---- */
+
+static int read_tree(struct hub *hub, const char *rel, const char *label, struct hf_tree **out)
+{
+	struct hf_tree *tree = NULL;
+	char *data = NULL, why[256];
+	size_t len = 0;
+	time_t mtime = 0;
+	int rc = cache_read_small(hub->env->cache, rel, HF_TREE_MAX_BYTES, &data, &len, &mtime);
+
+	if (rc)
+		return rc;
+	tree = calloc(1, sizeof(*tree));
+	rc = tree ? hf_tree_add_page(tree, data, len, label, why, sizeof(why)) : -ENOMEM;
+	if (rc == 0)
+		rc = hf_tree_finish(tree);
+	if (rc) {
+		log_warn("%s: ignoring the kept file list %s/%s: %s", hub->ops->name,
+			 cache_root(hub->env->cache), rel, rc == -EINVAL ? why : strerror(-rc));
+		hf_tree_free(tree);
+		tree = NULL;
+	} else {
+		tree->mtime = mtime;
+	}
+	free(data);
+	*out = tree;
+	return rc;
+}
+
+/* Every page of the tree API for one commit, following Link: rel="next"
+ * (only on the endpoint: the token goes nowhere else anyway). */
+static int fetch_tree(struct hub *hub, const char *repo_id, const char *commit, const char *label,
+		      struct hf_tree **out)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_tree *tree = calloc(1, sizeof(*tree));
+	char *url = NULL, why[256], origin[sizeof(hf->origin)];
+	size_t pages = 0;
+	int rc;
+
+	*out = NULL;
+	if (!tree)
+		return -ENOMEM;
+	rc = api_url(hf, repo_id, "tree", commit, "?recursive=true", &url);
+	while (rc == 0 && url) {
+		struct fetch_buffer body = { 0 };
+		struct fetch_response resp;
+		rc = api_get(hub, url, HF_PAGE_MAX_BYTES, false, &body, &resp);
+		if (rc == 0) {
+			rc = hf_tree_add_page(tree, body.data, body.len, label, why, sizeof(why));
+			if (rc == -EINVAL) {
+				log_error("%s: %s: not a file list: %s", hub->ops->name,
+					  resp.url_for_log, why);
+				rc = -EIO;
+			}
+		}
+		free(body.data);
+		free(url);
+		url = NULL;
+		pages++;
+		if (rc || !resp.link_next[0])
+			break;
+		if (pages == HF_PAGES_MAX ||
+		    fetch_url_origin(resp.link_next, origin, sizeof(origin)) != 0 ||
+		    strcmp(origin, hf->origin) != 0) {
+			log_error("%s: %s: the file list goes on %s; giving up", hub->ops->name, label,
+				  pages == HF_PAGES_MAX ? "for too many pages" : "on another host");
+			rc = -EIO;
+			break;
+		}
+		url = strdup(resp.link_next);
+		if (!url)
+			rc = -ENOMEM;
+	}
+	free(url);
+	if (rc == 0)
+		rc = hf_tree_finish(tree);
+	if (rc) {
+		hf_tree_free(tree);
+		return rc;
+	}
+	tree->mtime = time(NULL);
+	log_info("%s: %s: listed %zu files and folders in %zu page%s%s", hub->ops->name, label,
+		 tree->count, pages, pages == 1 ? "" : "s", tree->skipped ? " (some skipped)" : "");
+	*out = tree;
+	return 0;
+}
+
+/* A commit's tree: kept on disk for good once fetched. */
+static int load_tree(struct hub *hub, const char *repo_id, const char *commit, struct hf_tree **out)
+{
+	struct hf_hub *hf = hub->priv;
+	char label[HF_REPO_ID_MAX + 64], *rel = NULL, *json = NULL;
+	size_t len = 0;
+	int rc;
+
+	snprintf(label, sizeof(label), "%s@%.12s", repo_id, commit);
+	rc = meta_rel(hf, repo_id, HF_TREES_DIR, commit, ".json", &rel);
+	if (rc)
+		return rc;
+	rc = read_tree(hub, rel, label, out);
+	if (rc == 0 || rc == -ENOMEM)
+		goto out;
+	if (hf->offline) {
+		log_info("%s: offline, and the files of %s were never listed", hub->ops->name, label);
+		rc = -ENOENT;
+		goto out;
+	}
+	rc = fetch_tree(hub, repo_id, commit, label, out);
+	if (rc == 0 && hf_tree_to_json(*out, &json, &len) == 0) {
+		int saved = cache_write_small_nosync(hub->env->cache, rel, json, len);
+		if (saved)
+			log_warn("%s: cannot keep the file list of %s: %s", hub->ops->name, label,
+				 strerror(-saved));
+	}
+out:
+	free(json);
+	free(rel);
+	return rc;
+}
+
+/* ---- repos in memory: single-flight loads, least recently used evicted ---- */
+
+static struct hf_repo *find_repo_locked(struct hf_hub *hf, const char *repo_id, const char *rev)
+{
+	for (size_t i = 0; i < hf->nrepos; i++)
+		if (strcmp(hf->repos[i]->repo_id, repo_id) == 0 && strcmp(hf->repos[i]->rev, rev) == 0)
+			return hf->repos[i];
+	return NULL;
+}
+
+static void repo_free(struct hf_repo *repo)
+{
+	if (repo)
+		hf_tree_free(repo->tree);
+	free(repo);
+}
+
+/* Makes room for one more repo: drops the least recently used one that no
+ * lookup is using. */
+static void evict_locked(struct hf_hub *hf)
+{
+	while (hf->nrepos >= hf->max_repos) {
+		size_t victim = hf->nrepos;
+		for (size_t i = 0; i < hf->nrepos; i++) {
+			const struct hf_repo *r = hf->repos[i];
+			if (r->users || r->loading)
+				continue;
+			if (victim == hf->nrepos || r->used < hf->repos[victim]->used)
+				victim = i;
+		}
+		if (victim == hf->nrepos)
+			return; /* all in use: go over the bound for now */
+		repo_free(hf->repos[victim]);
+		hf->repos[victim] = hf->repos[--hf->nrepos];
+	}
+}
+
+static int add_repo_locked(struct hf_hub *hf, const char *repo_id, const char *rev,
+			   struct hf_repo **out)
+{
+	struct hf_repo **grown, *repo;
+
+	evict_locked(hf);
+	grown = realloc(hf->repos, (hf->nrepos + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	hf->repos = grown;
+	repo = calloc(1, sizeof(*repo));
+	if (!repo)
+		return -ENOMEM;
+	snprintf(repo->repo_id, sizeof(repo->repo_id), "%s", repo_id);
+	snprintf(repo->rev, sizeof(repo->rev), "%s", rev);
+	hf->repos[hf->nrepos++] = repo;
+	*out = repo;
+	return 0;
+}
+
+static bool repo_fresh_locked(const struct hf_hub *hf, const struct hf_repo *repo, time_t now)
+{
+	if (!repo->tree)
+		return false;
+	return is_commit(repo->rev) || hf->offline || now - repo->checked < (time_t)hf->ttl;
+}
+
+/* Loads (or refreshes) repo outside the lock; returns with it held. */
+static int repo_load(struct hub *hub, struct hf_repo *repo)
+{
+	struct hf_hub *hf = hub->priv;
+	char repo_id[HF_REPO_ID_MAX + 1], rev[HF_REV_MAX + 1], commit[41], old_commit[41];
+	struct hf_tree *tree = NULL;
+	bool changed = false;
+	int rc;
+
+	memcpy(repo_id, repo->repo_id, sizeof(repo_id));
+	memcpy(rev, repo->rev, sizeof(rev));
+	memcpy(old_commit, repo->commit, sizeof(old_commit));
+	repo->loading = true;
+	pthread_mutex_unlock(&hf->lock);
+
+	rc = resolve_commit(hub, repo_id, rev, commit);
+	if (rc == 0 && strcmp(commit, old_commit) != 0)
+		rc = load_tree(hub, repo_id, commit, &tree);
+
+	pthread_mutex_lock(&hf->lock);
+	repo->loading = false;
+	repo->checked = time(NULL);
+	if (rc == 0) {
+		if (tree) {
+			changed = repo->tree != NULL;
+			hf_tree_free(repo->tree);
+			repo->tree = tree;
+			memcpy(repo->commit, commit, sizeof(repo->commit));
+		}
+		repo->error = 0;
+	} else if (repo->tree && rc != -ENOENT && rc != -EACCES) {
+		/* The network failed: keep serving the commit we have; ask
+		 * again in a minute rather than a whole TTL. */
+		repo->checked = time(NULL) - (time_t)hf->ttl + 60;
+		rc = 0;
+	} else {
+		hf_tree_free(repo->tree);
+		repo->tree = NULL;
+		repo->commit[0] = '\0';
+		repo->error = rc;
+		repo->error_until = time(NULL) + (time_t)hf->ttl;
+	}
+	pthread_cond_broadcast(&hf->loaded);
+	if (changed) {
+		log_info("%s: %s%s%s moved to commit %.12s", hub->ops->name, repo_id, rev[0] ? "@" : "",
+			 rev, commit);
+		if (hub->env->index_changed) {
+			pthread_mutex_unlock(&hf->lock);
+			hub->env->index_changed(hub->env->index_changed_ctx, hub);
+			pthread_mutex_lock(&hf->lock);
+		}
+	}
+	return rc;
+}
+
+/* The repo at rev, loaded, held (users) until repo_put; many lookups of one
+ * repo at once cause one load. */
+static int repo_get(struct hub *hub, const char *repo_id, const char *rev, struct hf_repo **out)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_repo *repo;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&hf->lock);
+	repo = find_repo_locked(hf, repo_id, rev);
+	if (!repo)
+		rc = add_repo_locked(hf, repo_id, rev, &repo);
+	if (rc)
+		goto out;
+	repo->users++;
+	for (;;) {
+		time_t now = time(NULL);
+		if (repo->loading) {
+			pthread_cond_wait(&hf->loaded, &hf->lock);
+			continue;
+		}
+		if (repo_fresh_locked(hf, repo, now))
+			break;
+		if (!repo->tree && repo->error && now < repo->error_until) {
+			rc = repo->error;
+			break;
+		}
+		rc = repo_load(hub, repo);
+		break;
+	}
+	repo->used = time(NULL);
+	if (rc == 0 && repo->tree) {
+		*out = repo;
+	} else {
+		repo->users--;
+		if (rc == 0)
+			rc = -EIO;
+	}
+out:
+	pthread_mutex_unlock(&hf->lock);
+	return rc;
+}
+
+static void repo_put(struct hub *hub, struct hf_repo *repo)
+{
+	struct hf_hub *hf = hub->priv;
+
+	pthread_mutex_lock(&hf->lock);
+	repo->users--;
+	pthread_mutex_unlock(&hf->lock);
+}
+
+/* ---- top-level names: orgs and legacy repos ---- */
+
+static bool pinned_org(const struct hf_hub *hf, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < hf->npinned; i++)
+		if (strncmp(hf->pinned[i], name, len) == 0 && hf->pinned[i][len] == '/')
+			return true;
+	return false;
+}
+
+static bool pinned_repo(const struct hf_hub *hf, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < hf->npinned; i++)
+		if (strncmp(hf->pinned[i], name, len) == 0 &&
+		    (hf->pinned[i][len] == '\0' || hf->pinned[i][len] == '@'))
+			return true;
+	return false;
+}
+
+/* What we kept on disk says: a legacy repo has our metadata right below
+ * its name, an org has repos below it. */
+static enum name_kind kept_kind(struct hub *hub, const char *name)
+{
+	const struct hf_hub *hf = hub->priv;
+	char rel[PATH_MAX];
+	DIR *dir;
+
+	snprintf(rel, sizeof(rel), HF_META_DIR "/%s/%s/" HF_REFS_DIR, hf_repo_type_plural(hf->type),
+		 name);
+	dir = cache_opendir(hub->env->cache, rel);
+	if (dir) {
+		closedir(dir);
+		return NAME_REPO;
+	}
+	*strrchr(rel, '/') = '\0';
+	dir = cache_opendir(hub->env->cache, rel);
+	if (dir) {
+		closedir(dir);
+		return NAME_ORG;
+	}
+	return NAME_MISSING;
+}
+
+/* Asks the Hub what name is: a legacy repo (its revision answers), else an
+ * org (it authors something), else nothing. */
+static int ask_kind(struct hub *hub, const char *name, enum name_kind *kind)
+{
+	struct hf_hub *hf = hub->priv;
+	struct fetch_buffer body = { 0 };
+	struct fetch_response resp;
+	char commit[41], *url = NULL, why[128];
+	cJSON *list = NULL;
+	int rc;
+
+	rc = fetch_commit(hub, name, "main", true, commit);
+	if (rc == 0) {
+		write_ref(hub, name, "main", commit);
+		*kind = NAME_REPO;
+		return 0;
+	}
+	if (rc != -ENOENT && rc != -EACCES)
+		return rc;
+	if (asprintf(&url, "%s/api/%s?author=%s&limit=1", hf->endpoint,
+		     hf_repo_type_plural(hf->type), name) < 0)
+		return -ENOMEM;
+	rc = api_get(hub, url, HF_REVISION_MAX_BYTES, true, &body, &resp);
+	if (rc == 0) {
+		list = json_parse(body.data, body.len, why, sizeof(why));
+		*kind = cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0 ? NAME_ORG : NAME_MISSING;
+	} else if (rc == -ENOENT || rc == -EACCES) {
+		*kind = NAME_MISSING;
+		rc = 0;
+	}
+	cJSON_Delete(list);
+	free(body.data);
+	free(url);
+	return rc;
+}
+
+static struct hf_name *find_name_locked(struct hf_hub *hf, const char *name)
+{
+	for (size_t i = 0; i < hf->nnames; i++)
+		if (strcmp(hf->names[i].name, name) == 0)
+			return &hf->names[i];
+	return NULL;
+}
+
+static struct hf_name *add_name_locked(struct hf_hub *hf, const char *name)
+{
+	struct hf_name *slot;
+
+	if (hf->nnames == HF_NAMES_MAX) {
+		size_t oldest = 0;
+		for (size_t i = 1; i < hf->nnames; i++)
+			if (hf->names[i].kind != NAME_LOADING &&
+			    (hf->names[oldest].kind == NAME_LOADING ||
+			     hf->names[i].used < hf->names[oldest].used))
+				oldest = i;
+		if (hf->names[oldest].kind == NAME_LOADING)
+			return NULL;
+		slot = &hf->names[oldest];
+	} else {
+		slot = &hf->names[hf->nnames++];
+	}
+	memset(slot, 0, sizeof(*slot));
+	snprintf(slot->name, sizeof(slot->name), "%s", name);
+	slot->kind = NAME_LOADING;
+	return slot;
+}
+
+/* What a top-level name is: pinned, kept, remembered, else asked (once,
+ * however many threads ask at the same time). */
+static int classify(struct hub *hub, const char *name, enum name_kind *kind)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_name *entry;
+	enum name_kind asked = NAME_MISSING;
+	int rc = 0;
+
+	if (pinned_repo(hf, name)) {
+		*kind = NAME_REPO;
+		return 0;
+	}
+	if (pinned_org(hf, name)) {
+		*kind = NAME_ORG;
+		return 0;
+	}
+	pthread_mutex_lock(&hf->lock);
+	for (;;) {
+		entry = find_name_locked(hf, name);
+		if (!entry || entry->kind != NAME_LOADING)
+			break;
+		pthread_cond_wait(&hf->loaded, &hf->lock);
+	}
+	if (entry && time(NULL) < entry->until) {
+		entry->used = time(NULL);
+		*kind = entry->kind;
+		rc = entry->kind == NAME_MISSING ? entry->error : 0;
+		pthread_mutex_unlock(&hf->lock);
+		return rc;
+	}
+	if (!entry)
+		entry = add_name_locked(hf, name);
+	if (!entry) {
+		pthread_mutex_unlock(&hf->lock);
+		return -EAGAIN;
+	}
+	entry->kind = NAME_LOADING;
+	pthread_mutex_unlock(&hf->lock);
+
+	asked = kept_kind(hub, name);
+	if (asked == NAME_MISSING && !hf->offline)
+		rc = ask_kind(hub, name, &asked);
+
+	pthread_mutex_lock(&hf->lock);
+	/* The slot may have been reused only while not loading: it is ours. */
+	entry->kind = rc ? NAME_MISSING : asked;
+	entry->error = rc ? rc : (asked == NAME_MISSING ? -ENOENT : 0);
+	/* A network failure is not remembered as an answer. */
+	entry->until = rc && rc != -EACCES ? 0 : time(NULL) + (time_t)hf->ttl;
+	entry->used = time(NULL);
+	*kind = entry->kind;
+	if (entry->kind == NAME_MISSING)
+		rc = entry->error;
+	pthread_cond_broadcast(&hf->loaded);
+	pthread_mutex_unlock(&hf->lock);
+	return rc;
+}
+
+/* ---- paths ---- */
+
+static int parse_place(struct hub *hub, const char *path, struct hf_place *place)
+{
+	const char *slash, *rest;
+	size_t len, name_len;
+	enum name_kind kind;
+	int rc;
+
+	memset(place, 0, sizeof(*place));
+	if (!path[0]) {
+		place->what = PLACE_ROOT;
+		return 0;
+	}
+	slash = strchr(path, '/');
+	len = slash ? (size_t)(slash - path) : strlen(path);
+	rest = slash ? slash + 1 : "";
+	rc = split_rev(path, len, &name_len, place->rev);
+	if (rc)
+		return rc;
+	snprintf(place->org, sizeof(place->org), "%.*s", (int)name_len, path);
+	/* name@rev at the top is a legacy repo; a bare name may be either. */
+	if (name_len == len) {
+		rc = classify(hub, place->org, &kind);
+		if (rc)
+			return rc;
+	} else {
+		kind = NAME_REPO;
+	}
+	if (kind == NAME_REPO) {
+		snprintf(place->repo_id, sizeof(place->repo_id), "%s", place->org);
+		place->org[0] = '\0';
+		place->what = PLACE_REPO;
+		place->inside = rest;
+		return 0;
+	}
+	if (!slash) {
+		place->what = PLACE_ORG;
+		return 0;
+	}
+	slash = strchr(rest, '/');
+	len = slash ? (size_t)(slash - rest) : strlen(rest);
+	rc = split_rev(rest, len, &name_len, place->rev);
+	if (rc)
+		return rc;
+	snprintf(place->repo_id, sizeof(place->repo_id), "%s/%.*s", place->org, (int)name_len, rest);
+	place->what = PLACE_REPO;
+	place->inside = slash ? slash + 1 : "";
+	return 0;
+}
+
+static void make_entry(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
+		       time_t mtime)
+{
+	memset(entry, 0, sizeof(*entry));
+	snprintf(entry->name, sizeof(entry->name), "%s", name);
+	entry->type = type;
+	entry->size = size;
+	entry->mtime = mtime;
+}
+
+static void item_entry(const struct hf_tree *tree, const struct hf_item *item, const char *name,
+		       struct entry *entry)
+{
+	make_entry(entry, name, item->dir ? ENTRY_DIR : ENTRY_FILE, item->size, tree->mtime);
+	entry->digest = item->digest;
+}
+
+/* ---- the hub ---- */
+
+static int read_token(struct hub *hub, char **out, const char **from)
+{
+	const struct config *cfg = hub->env->config;
+	const char *value = config_env("HF_TOKEN");
+	char *path = NULL, *hf_home = NULL;
+	char text[4096];
+	int rc = 0;
+
+	*out = NULL;
+	*from = "$HF_TOKEN";
+	if (!value) {
+		value = config_env("HUGGING_FACE_HUB_TOKEN");
+		*from = "$HUGGING_FACE_HUB_TOKEN";
+	}
+	if (value) {
+		snprintf(text, sizeof(text), "%s", value);
+	} else {
+		/* The token file: $HF_TOKEN_PATH, else $HF_HOME/token, else ours. */
+		FILE *f = NULL;
+		const char *candidates[3] = { config_env("HF_TOKEN_PATH"), NULL,
+					      config_hub_option(cfg, "hf_token_file") };
+		if (config_env("HF_HOME")) {
+			hf_home = NULL;
+			if (asprintf(&path, "%s/token", config_env("HF_HOME")) < 0)
+				path = NULL;
+		} else if (config_env("XDG_CACHE_HOME")) {
+			if (asprintf(&path, "%s/huggingface/token", config_env("XDG_CACHE_HOME")) < 0)
+				path = NULL;
+		} else if (config_env("HOME")) {
+			if (asprintf(&path, "%s/.cache/huggingface/token", config_env("HOME")) < 0)
+				path = NULL;
+		}
+		candidates[1] = path;
+		text[0] = '\0';
+		for (int i = 0; i < 3 && !f; i++) {
+			if (!candidates[i])
+				continue;
+			f = fopen(candidates[i], "re");
+			if (f)
+				*from = i == 2 ? "hf_token_file" : candidates[i];
+			else if (i == 2)
+				rc = -errno; /* asked for by name: say so */
+		}
+		if (f) {
+			if (!fgets(text, sizeof(text), f))
+				text[0] = '\0';
+			fclose(f);
+		}
+	}
+	text[strcspn(text, "\r\n \t")] = '\0';
+	if (rc == 0 && text[0]) {
+		/* Header injection: a token is printable ASCII. */
+		for (const char *p = text; *p; p++)
+			if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+				rc = -EINVAL;
+		if (rc == 0 && asprintf(out, "Authorization: Bearer %s", text) < 0) {
+			*out = NULL;
+			rc = -ENOMEM;
+		}
+	}
+	memset(text, 0, sizeof(text));
+	free(path);
+	free(hf_home);
+	return rc;
+}
+
+static int parse_unsigned(const char *text, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long value;
+
+	if (!text)
+		return 0;
+	errno = 0;
+	value = strtoul(text, &end, 10);
+	if (errno || end == text || *end || value < min || value > max)
+		return -EINVAL;
+	*out = (unsigned)value;
+	return 0;
+}
+
+/* -o hf_repos=org/a,org/b@rev,datasets/org/c: those of this hub's type. */
+static int parse_pinned(struct hf_hub *hf, const char *list, char *why, size_t why_size)
+{
+	char *copy = list ? strdup(list) : NULL, *save = NULL;
+	int rc = 0;
+
+	if (list && !copy)
+		return -ENOMEM;
+	for (char *item = copy ? strtok_r(copy, ",", &save) : NULL; item && rc == 0;
+	     item = strtok_r(NULL, ",", &save)) {
+		bool dataset = strncmp(item, "datasets/", 9) == 0;
+		char *id = dataset ? item + 9 : item, rev[HF_REV_MAX + 1], **grown;
+		char *slash = strchr(id, '/');
+		size_t name_len;
+		if (strncmp(id, "models/", 7) == 0)
+			id += 7;
+		slash = strchr(id, '/');
+		if ((slash && (!valid_id_part(id, (size_t)(slash - id)) ||
+			       split_rev(slash + 1, strlen(slash + 1), &name_len, rev) != 0)) ||
+		    (!slash && split_rev(id, strlen(id), &name_len, rev) != 0)) {
+			snprintf(why, why_size, "hf_repos: '%s' is not a repo id (org/name[@rev])", item);
+			rc = -EINVAL;
+			break;
+		}
+		if (dataset != (hf->type == HF_REPO_DATASET))
+			continue;
+		grown = realloc(hf->pinned, (hf->npinned + 1) * sizeof(*grown));
+		if (!grown || !(grown[hf->npinned] = strdup(id))) {
+			if (grown)
+				hf->pinned = grown;
+			rc = -ENOMEM;
+			break;
+		}
+		hf->pinned = grown;
+		hf->npinned++;
+	}
+	free(copy);
+	return rc;
+}
+
+static void hf_close(struct hub *hub)
+{
+	struct hf_hub *hf = hub->priv;
+
+	if (!hf)
+		return;
+	for (size_t i = 0; i < hf->nrepos; i++)
+		repo_free(hf->repos[i]);
+	free(hf->repos);
+	for (size_t i = 0; i < hf->npinned; i++)
+		free(hf->pinned[i]);
+	free(hf->pinned);
+	free(hf->names);
+	free(hf->endpoint);
+	if (hf->auth_header)
+		memset(hf->auth_header, 0, strlen(hf->auth_header));
+	free(hf->auth_header);
+	pthread_cond_destroy(&hf->loaded);
+	pthread_mutex_destroy(&hf->lock);
+	free(hf);
+	hub->priv = NULL;
+}
+
+static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size_t why_size)
+{
+	const struct config *cfg = hub->env->config;
+	const char *endpoint = config_hub_option(cfg, "hf_endpoint"), *token_from = NULL;
+	struct hf_hub *hf = calloc(1, sizeof(*hf));
+	int rc = -ENOMEM;
+
+	snprintf(why, why_size, "out of memory");
+	if (!hf)
+		return -ENOMEM;
+	pthread_mutex_init(&hf->lock, NULL);
+	pthread_cond_init(&hf->loaded, NULL);
+	hub->priv = hf;
+	hf->type = type;
+	hf->ttl = HF_TTL_DEFAULT;
+	hf->max_repos = HF_MAX_REPOS_DEFAULT;
+	hf->offline = cfg->offline || config_env_true("HF_HUB_OFFLINE") ||
+		      config_env_true("TRANSFORMERS_OFFLINE");
+	if (!endpoint)
+		endpoint = config_env("HF_ENDPOINT");
+	hf->endpoint = strdup(endpoint ? endpoint : HF_ENDPOINT_DEFAULT);
+	hf->names = calloc(HF_NAMES_MAX, sizeof(*hf->names));
+	if (!hf->endpoint || !hf->names)
+		goto fail;
+	hf->endpoint[strcspn(hf->endpoint, "?#")] = '\0';
+	while (hf->endpoint[0] && hf->endpoint[strlen(hf->endpoint) - 1] == '/')
+		hf->endpoint[strlen(hf->endpoint) - 1] = '\0';
+	rc = fetch_url_origin(hf->endpoint, hf->origin, sizeof(hf->origin));
+	if (rc) {
+		snprintf(why, why_size, "the endpoint %s is not an http(s) URL", hf->endpoint);
+		goto fail;
+	}
+	if (parse_unsigned(config_hub_option(cfg, "hf_ttl"), 0, 365u * 86400u, &hf->ttl) != 0 ||
+	    parse_unsigned(config_hub_option(cfg, "hf_max_repos"), 1, 1u << 20, &hf->max_repos) != 0) {
+		snprintf(why, why_size, "hf_ttl must be seconds and hf_max_repos at least 1");
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = parse_pinned(hf, config_hub_option(cfg, "hf_repos"), why, why_size);
+	if (rc)
+		goto fail;
+	rc = read_token(hub, &hf->auth_header, &token_from);
+	if (rc) {
+		snprintf(why, why_size, "cannot read the token (%s): %s", token_from, strerror(-rc));
+		goto fail;
+	}
+	log_info("%s: %s%s, %s%s%s", hub->ops->name, hf->endpoint, hf->offline ? " (offline)" : "",
+		 hf->auth_header ? "with the token from " : "without a token",
+		 hf->auth_header ? token_from : "", "");
+	return 0;
+fail:
+	hf_close(hub);
+	return rc;
+}
+
+static int hf_open_models(struct hub *hub, char *why, size_t why_size)
+{
+	return hf_open_type(hub, HF_REPO_MODEL, why, why_size);
+}
+
+static int hf_open_datasets(struct hub *hub, char *why, size_t why_size)
+{
+	return hf_open_type(hub, HF_REPO_DATASET, why, why_size);
+}
+
+/* Names listed at the top or in an org: those pinned, kept on disk, or
+ * remembered; duplicates dropped. */
+struct name_set {
+	char **names;
+	size_t count;
+};
+
+static int name_set_add(struct name_set *set, const char *name, size_t len)
+{
+	char **grown;
+
+	for (size_t i = 0; i < set->count; i++)
+		if (strlen(set->names[i]) == len && strncmp(set->names[i], name, len) == 0)
+			return 0;
+	grown = realloc(set->names, (set->count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	set->names = grown;
+	set->names[set->count] = strndup(name, len);
+	if (!set->names[set->count])
+		return -ENOMEM;
+	set->count++;
+	return 0;
+}
+
+static void name_set_free(struct name_set *set)
+{
+	for (size_t i = 0; i < set->count; i++)
+		free(set->names[i]);
+	free(set->names);
+}
+
+/* The names kept on disk below rel: every folder with a valid name. */
+static int add_kept_names(struct hub *hub, const char *rel, struct name_set *set)
+{
+	DIR *dir = cache_opendir(hub->env->cache, rel);
+	struct dirent *d;
+	int rc = 0;
+
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir)) != NULL && rc == 0)
+		if (d->d_type == DT_DIR && valid_id_part(d->d_name, strlen(d->d_name)))
+			rc = name_set_add(set, d->d_name, strlen(d->d_name));
+	closedir(dir);
+	return rc;
+}
+
+static int list_known(struct hub *hub, const char *org, struct entry_list *out)
+{
+	struct hf_hub *hf = hub->priv;
+	struct name_set set = { 0 };
+	size_t org_len = org ? strlen(org) : 0;
+	char rel[PATH_MAX];
+	struct entry entry;
+	int rc = 0;
+
+	for (size_t i = 0; i < hf->npinned && rc == 0; i++) {
+		const char *p = hf->pinned[i];
+		if (!org)
+			rc = name_set_add(&set, p, strcspn(p, "/@"));
+		else if (strncmp(p, org, org_len) == 0 && p[org_len] == '/')
+			rc = name_set_add(&set, p + org_len + 1, strlen(p + org_len + 1));
+	}
+	snprintf(rel, sizeof(rel), HF_META_DIR "/%s%s%s", hf_repo_type_plural(hf->type),
+		 org ? "/" : "", org ? org : "");
+	if (rc == 0)
+		rc = add_kept_names(hub, rel, &set);
+	pthread_mutex_lock(&hf->lock);
+	for (size_t i = 0; i < hf->nnames && rc == 0 && !org; i++)
+		if (hf->names[i].kind == NAME_ORG || hf->names[i].kind == NAME_REPO)
+			rc = name_set_add(&set, hf->names[i].name, strlen(hf->names[i].name));
+	for (size_t i = 0; i < hf->nrepos && rc == 0 && org; i++) {
+		const struct hf_repo *r = hf->repos[i];
+		if (r->tree && !r->rev[0] && strncmp(r->repo_id, org, org_len) == 0 &&
+		    r->repo_id[org_len] == '/')
+			rc = name_set_add(&set, r->repo_id + org_len + 1, strlen(r->repo_id + org_len + 1));
+	}
+	pthread_mutex_unlock(&hf->lock);
+	for (size_t i = 0; i < set.count && rc == 0; i++) {
+		make_entry(&entry, set.names[i], ENTRY_DIR, 0, 0);
+		rc = entry_list_add(out, &entry);
+	}
+	name_set_free(&set);
+	return rc;
+}
+
+struct list_walk {
+	const struct hf_tree *tree;
+	struct entry_list *out;
+};
+
+static int list_child(void *ctx, const char *name, const struct hf_item *item)
+{
+	struct list_walk *walk = ctx;
+	struct entry entry;
+
+	item_entry(walk->tree, item, name, &entry);
+	return entry_list_add(walk->out, &entry);
+}
+
+static int hf_list(struct hub *hub, const char *dir, struct entry_list *out)
+{
+	struct hf_place place;
+	struct hf_repo *repo;
+	int rc = parse_place(hub, dir, &place);
+
+	if (rc)
+		return rc;
+	if (place.what != PLACE_REPO)
+		return list_known(hub, place.what == PLACE_ORG ? place.org : NULL, out);
+	rc = repo_get(hub, place.repo_id, place.rev, &repo);
+	if (rc)
+		return rc;
+	struct list_walk walk = { .tree = repo->tree, .out = out };
+	rc = hf_tree_children(repo->tree, place.inside, list_child, &walk);
+	repo_put(hub, repo);
+	return rc;
+}
+
+static int hf_lookup(struct hub *hub, const char *path, struct entry *out)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	const struct hf_item *item;
+	struct hf_place place;
+	struct hf_repo *repo;
+	int rc = parse_place(hub, path, &place);
+
+	if (rc)
+		return rc;
+	if (place.what != PLACE_REPO) {
+		make_entry(out, name, ENTRY_DIR, 0, 0);
+		return 0;
+	}
+	rc = repo_get(hub, place.repo_id, place.rev, &repo);
+	if (rc)
+		return rc;
+	if (!place.inside[0]) {
+		make_entry(out, name, ENTRY_DIR, 0, repo->tree->mtime);
+	} else {
+		item = hf_tree_find(repo->tree, place.inside);
+		if (item)
+			item_entry(repo->tree, item, name, out);
+		else
+			rc = -ENOENT;
+	}
+	repo_put(hub, repo);
+	return rc;
+}
+
+static int fill_source(struct hub *hub, const struct hf_repo *repo, const char *inside,
+		       const struct hf_item *item, struct source *out)
+{
+	struct hf_hub *hf = hub->priv;
+	const char *plural = hf_repo_type_plural(hf->type);
+	char *base = NULL;
+	int rc = -ENOMEM;
+
+	memset(out, 0, sizeof(*out));
+	out->kind = SOURCE_FILE;
+	out->digest = item->digest;
+	out->size = item->size;
+	/* The resolve URL of the commit, not the branch: every file of one
+	 * listing comes from one commit. */
+	if (asprintf(&base, "%s/%s%s/resolve/%s/", hf->endpoint,
+		     hf->type == HF_REPO_DATASET ? "datasets/" : "", repo->repo_id, repo->commit) < 0) {
+		base = NULL;
+		goto out;
+	}
+	rc = fetch_url_join(base, inside, &out->url);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
+	if (asprintf(&out->cache_path, "huggingface/%s/%s@%s/%s", plural, repo->repo_id,
+		     repo->commit, inside) < 0) {
+		out->cache_path = NULL;
+		goto out;
+	}
+	if (hf->auth_header && (!(out->auth_header = strdup(hf->auth_header)) ||
+				!(out->auth_origin = strdup(hf->origin))))
+		goto out;
+	out->offline = hf->offline;
+	/* huggingface_hub names a blob by its etag: the sha256 of an LFS
+	 * file, git's blob id of any other; both are our digest. */
+	rc = source_add_local_take(out, hf_cache_blob_path(hub->env->config->hf_hub_cache, hf->type,
+							   repo->repo_id, item->digest.hex));
+out:
+	free(base);
+	if (rc)
+		source_clear(out);
+	return rc;
+}
+
+static int hf_source(struct hub *hub, const char *path, struct source *out)
+{
+	const struct hf_item *item;
+	struct hf_place place;
+	struct hf_repo *repo;
+	int rc = parse_place(hub, path, &place);
+
+	if (rc)
+		return rc;
+	if (place.what != PLACE_REPO || !place.inside[0])
+		return -EISDIR;
+	rc = repo_get(hub, place.repo_id, place.rev, &repo);
+	if (rc)
+		return rc;
+	item = hf_tree_find(repo->tree, place.inside);
+	if (!item)
+		rc = -ENOENT;
+	else if (item->dir)
+		rc = -EISDIR;
+	else
+		rc = fill_source(hub, repo, place.inside, item, out);
+	repo_put(hub, repo);
+	return rc;
+}
+
+static const struct hub_option_spec hf_options[] = {
+	{ "hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")",
+	  false },
+	{ "hf_token_file", "FILE",
+	  "token file, used when neither $HF_TOKEN nor\n$HF_TOKEN_PATH nor $HF_HOME/token has one",
+	  false },
+	{ "hf_repos", "REPO[,REPO...]",
+	  "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true },
+	{ "hf_ttl", "SECONDS",
+	  "ask a branch's commit, and a name found\nmissing, again after this long (default: 600)",
+	  false },
+	{ "hf_max_repos", "N",
+	  "repos' file lists kept in memory; the least\nrecently used go first (default: 64)", false },
+	{ NULL, NULL, NULL, false },
+};
+
+const struct hub_ops hub_hf_models_ops = {
+	.name = "huggingface",
+	.flags = HUB_SIZES_KNOWN | HUB_USES_TOKEN,
+	.options = hf_options,
+	.open = hf_open_models,
+	.list = hf_list,
+	.lookup = hf_lookup,
+	.source = hf_source,
+	.close = hf_close,
+};
+
+/* The same options serve both: they are declared once, above. */
+const struct hub_ops hub_hf_datasets_ops = {
+	.name = "huggingface-datasets",
+	.flags = HUB_SIZES_KNOWN | HUB_USES_TOKEN,
+	.open = hf_open_datasets,
+	.list = hf_list,
+	.lookup = hf_lookup,
+	.source = hf_source,
+	.close = hf_close,
+};

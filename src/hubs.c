@@ -1,0 +1,14 @@
+/* hubs.c: the hubs this build knows, in the order of the mount's root.
+ * Adding a hub: its file, and one line here. Not for: anything else. */
+#include "build_config.h"
+
+#include "hub.h"
+#include "hub_hf.h"
+#include "hub_onnx.h"
+
+const struct hub_ops *const hub_registry[] = {
+	&hub_onnx_ops,
+	&hub_hf_models_ops,
+	&hub_hf_datasets_ops,
+};
+const size_t hub_registry_count = sizeof(hub_registry) / sizeof(hub_registry[0]);
