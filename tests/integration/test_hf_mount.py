@@ -10,7 +10,6 @@ Not for the ONNX zoo (test_onnx_mount.py) nor for the transfer layer's faults (t
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import re
@@ -273,8 +272,10 @@ def legacy_id_and_dataset(t):
               "the dataset went through /api/datasets/")
         res = [r["path"] for r in reqs(t, kind="resolve") if fx.DATASET_REPO in r["path"]]
         check(res and all(p.startswith("/datasets/") for p in res), "dataset resolves: %r" % res)
-        check_eq(errno_of(os.stat, repo_dir(m, fx.ONNX_REPO, dataset=True)), errno.ENOENT,
-                 "a model repo under huggingface-datasets")
+        # Anonymous, the Hub answers 401 for a repo it does not have: ENOENT or EACCES.
+        e = errno_of(os.stat, repo_dir(m, fx.ONNX_REPO, dataset=True))
+        check(e in (errno.ENOENT, errno.EACCES),
+              "a model repo under huggingface-datasets: %s" % errno_name(e))
 
 
 @test
@@ -507,8 +508,8 @@ def rate_limit_is_retried(t):
         check(again, "the rate-limited call was not retried")
         check(again[0]["start"] - limited[0]["end"] >= 0.9,
               "retried after %.2f s, Retry-After was 1" % (again[0]["start"] - limited[0]["end"]))
-        check([line for line in m.log().splitlines() if "api" in line and
-               ("429" in line or "rate" in line.lower())], "no log line names the api limit")
+        check([line for line in m.log().splitlines() if "429" in line and "api" in line],
+              "no log line names the api limit")
         srv.rate_limit(1, "resolve")
         check_eq(read(os.path.join(root, "config.json")), content(t, f), "config.json after a 429")
         check_eq(len(reqs(t, status=429)), 2, "429 answers")
@@ -556,7 +557,8 @@ def offline_after_online(t):
         check_eq(errno_name(read_errno(os.path.join(root, "README.md"))), "EIO", "an uncached file")
         check_eq(errno_name(errno_of(os.stat, repo_dir(m, fx.LEGACY_REPO))), "ENOENT",
                  "a repo never seen")
-        check_eq(count(t), 0, "requests while offline")
+        hf_requests = count(t, kind="api") + count(t, kind="resolve") + count(t, kind="cdn")
+        check_eq(hf_requests, 0, "Hub and CDN requests while offline")
 
 
 @test
@@ -583,13 +585,14 @@ def root_lists_cached_and_pinned(t):
         check({"acme", "gpt2"} <= top, "pinned in huggingface/: %r" % top)
         check("tiny-onnx" in os.listdir(m.path("huggingface", "acme")), "pinned in acme/")
         os.stat(repo_dir(m, fx.MIRROR_REPO))
+        os.stat(repo_dir(m, fx.LEGACY_REPO))
         before = count(t, host="hub")
         check("mirror" in os.listdir(m.path("huggingface")), "a looked-up org is listed")
         os.listdir(m.path("huggingface", "mirror"))
         check_eq(count(t, host="hub"), before, "Hub requests for listing huggingface/ and an org")
     with mounted(t) as m:
         top = set(os.listdir(m.path("huggingface")))
-        check({"acme", "gpt2", "mirror"} <= top, "in a later mount: %r" % top)
+        check({"gpt2", "mirror"} <= top, "looked up in an earlier mount: %r" % top)
         check("sharded-copy" in os.listdir(m.path("huggingface", "mirror")), "mirror/ in a later mount")
 
 
