@@ -454,6 +454,7 @@ def missing_repo_anonymous(t):
         e1 = errno_of(os.stat, missing)
         check(e1 in (errno.ENOENT, errno.EACCES), "missing repo: %s" % errno_name(e1))
         first = count(t, host="hub")
+        check(count(t, repo="model:acme/no-such-repo") >= 1, "the Hub was not asked")
         drop_kernel_dentries()
         check_eq(errno_of(os.stat, missing), e1, "errno of the second stat")
         check_eq(count(t, host="hub"), first, "Hub requests after the second stat")
