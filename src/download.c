@@ -147,7 +147,11 @@ out:
 static int obtain(struct download_set *set, struct job *job, int *fd)
 {
 	const struct source *src = &job->src;
-	struct transfer_source tsrc = { .url = src->url, .digest = src->digest, .size = src->size };
+	struct transfer_source tsrc = { .url = src->url,
+					.digest = src->digest,
+					.size = src->size,
+					.auth_header = src->auth_header,
+					.auth_origin = src->auth_origin };
 	struct transfer *transfer = NULL;
 	int rc;
 
