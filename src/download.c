@@ -9,10 +9,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,17 +76,93 @@ static int reader_errno(int rc)
 	}
 }
 
-/* Copies another client's file into the blob's partial if its digest is
- * right. That client's file is only read. */
-static int import_local(struct download_set *set, struct job *job, const char *path)
+/* How another client's copy became our blob, for the log. */
+enum import_way {
+	IMPORT_REFLINK, /* shares its extents, copy on write: nothing to copy */
+	IMPORT_LINK,    /* the same inode (the same filesystem) */
+	IMPORT_COPY,
+};
+
+static const char *const import_way_names[] = { "reflinked", "hard-linked", "copied" };
+
+/* Makes tmp's name a hard link to the file open as fd (found at path), and
+ * tmp->fd a descriptor of it. That client's file is never written: but our
+ * digest stamp is an xattr on the inode we then share, so only a file we
+ * may write gets linked (a stamp that fails would leave a blob no process
+ * could vouch for). -errno when it cannot be; tmp is then to discard. */
+static int link_into(struct cache *cache, struct cache_tmp *tmp, int fd, const char *path)
+{
+	const int root_fd = cache_root_fd(cache);
+	struct stat want, got;
+	int linked;
+
+	if (fstat(fd, &want) != 0)
+		return -errno;
+	if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0)
+		return -EACCES;
+	/* The name is ours alone (pid and random letters), as in blob_link. */
+	if (unlinkat(root_fd, tmp->tmp_rel, 0) != 0)
+		return -errno;
+	if (linkat(AT_FDCWD, path, root_fd, tmp->tmp_rel, AT_SYMLINK_FOLLOW) != 0)
+		return -errno;
+	linked = openat(root_fd, tmp->tmp_rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (linked < 0)
+		return -errno;
+	/* path may have been replaced since we opened it: link only what we
+	 * looked at. */
+	if (fstat(linked, &got) != 0 || got.st_ino != want.st_ino || got.st_dev != want.st_dev) {
+		close(linked);
+		return -ESTALE;
+	}
+	close(tmp->fd);
+	tmp->fd = linked;
+	return 0;
+}
+
+/* Copies fd into tmp, hashing as it goes. */
+static int copy_hashing(int fd, struct cache_tmp *tmp, const struct source *src,
+			char actual[DIGEST_HEX_MAX])
 {
 	enum { CHUNK = 1 << 20 };
+	unsigned char *buf = malloc(CHUNK);
+	struct digest *dg = NULL;
+	uint64_t copied = 0;
+	int rc = buf ? digest_new(&dg, src->digest.algo, src->size) : -ENOMEM;
+
+	while (rc == 0 && copied < src->size) {
+		ssize_t n = pread(fd, buf, CHUNK, (off_t)copied);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		rc = cache_tmp_write(tmp, buf, (size_t)n);
+		if (rc == 0)
+			rc = digest_update(dg, buf, (size_t)n);
+		copied += (uint64_t)n;
+	}
+	if (rc == 0)
+		rc = digest_final_hex(dg, actual);
+	digest_free(dg);
+	free(buf);
+	return rc;
+}
+
+/* Makes another client's file our blob if its digest is right: a reflink
+ * when the filesystem can, else a hard link when it is the same filesystem,
+ * else a copy; always into a temporary beside the blob, hashed before it
+ * is renamed into place. That client's file is only read (and, linked,
+ * stamped). The partial blob's write lock keeps other processes from
+ * fetching it meanwhile. */
+static int import_local(struct download_set *set, struct job *job, const char *path)
+{
 	const struct source *src = &job->src;
 	struct blob_partial partial = { .fd = -1 };
+	struct cache_tmp tmp = { .fd = -1 };
+	enum import_way way = IMPORT_COPY;
 	char actual[DIGEST_HEX_MAX];
-	struct digest *dg = NULL;
-	unsigned char *buf = NULL;
-	uint64_t copied = 0;
+	char *rel = NULL;
 	struct stat st;
 	int fd, rc;
 
@@ -101,44 +179,45 @@ static int import_local(struct download_set *set, struct job *job, const char *p
 			       src->url, &partial);
 	if (rc == 0 && !partial.writer)
 		rc = -EBUSY; /* another process fetches it: join that instead */
+	if (rc == 0)
+		rc = blob_rel(&src->digest, "", &rel);
+	if (rc == 0)
+		rc = cache_tmp_create(set->cache, rel, &tmp);
 	if (rc)
 		goto out;
-	buf = malloc(CHUNK);
-	rc = buf ? digest_new(&dg, src->digest.algo, src->size) : -ENOMEM;
-	while (rc == 0 && copied < src->size) {
-		ssize_t n = read(fd, buf, CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			break;
-		}
-		if (pwrite(partial.fd, buf, (size_t)n, (off_t)copied) != n)
-			rc = errno ? -errno : -EIO;
-		else
-			rc = digest_update(dg, buf, (size_t)n);
-		copied += (uint64_t)n;
+	if (ioctl(tmp.fd, FICLONE, fd) == 0) {
+		way = IMPORT_REFLINK;
+	} else if (link_into(set->cache, &tmp, fd, path) == 0) {
+		way = IMPORT_LINK;
+	} else {
+		cache_tmp_discard(set->cache, &tmp);
+		rc = cache_tmp_create(set->cache, rel, &tmp);
 	}
 	if (rc == 0)
-		rc = digest_final_hex(dg, actual);
+		rc = way == IMPORT_COPY ? copy_hashing(fd, &tmp, src, actual)
+					: digest_fd(tmp.fd, src->digest.algo, src->size, actual);
 	if (rc == 0 && !digest_spec_matches(&src->digest, actual)) {
 		log_warn("%s: ignoring %s: %s is %s, the index says %s", job->label, path,
 			 digest_algo_name(src->digest.algo), actual, src->digest.hex);
 		rc = -ESTALE;
 	}
 	if (rc == 0)
-		rc = blob_partial_complete(set->store, &partial);
-	if (rc == 0)
-		log_info("%s: copied from %s, %s verified", job->label, path,
+		rc = cache_tmp_install(set->cache, &tmp, &src->digest);
+	if (rc == 0) {
+		blob_store_touch(set->store, &src->digest);
+		log_info("%s: %s from %s, %s verified", job->label, import_way_names[way], path,
 			 digest_algo_name(src->digest.algo));
-	else if (rc != -ESTALE)
-		log_warn("%s: cannot copy %s: %s", job->label, path, strerror(-rc));
-	if (rc)
-		blob_partial_discard(set->store, &partial);
+	} else if (rc != -ESTALE) {
+		log_warn("%s: cannot use %s: %s", job->label, path, strerror(-rc));
+	}
 out:
+	cache_tmp_discard(set->cache, &tmp); /* only our temporary name, if left */
+	/* Done, or never begun: no partial blob to keep (one a download left
+	 * half done stays for it to resume). */
+	if (rc == 0 || partial.state.pieces.count == 0)
+		blob_partial_discard(set->store, &partial);
 	blob_partial_close(&partial);
-	digest_free(dg);
-	free(buf);
+	free(rel);
 	close(fd);
 	return rc;
 }
@@ -147,7 +226,11 @@ out:
 static int obtain(struct download_set *set, struct job *job, int *fd)
 {
 	const struct source *src = &job->src;
-	struct transfer_source tsrc = { .url = src->url, .digest = src->digest, .size = src->size };
+	struct transfer_source tsrc = { .url = src->url,
+					.digest = src->digest,
+					.size = src->size,
+					.auth_header = src->auth_header,
+					.auth_origin = src->auth_origin };
 	struct transfer *transfer = NULL;
 	int rc;
 
@@ -159,7 +242,7 @@ static int obtain(struct download_set *set, struct job *job, int *fd)
 	for (size_t i = 0; i < src->nlocal; i++)
 		if (import_local(set, job, src->local[i]) == 0)
 			return reader_errno(blob_open(set->store, &src->digest, src->size, fd));
-	if (set->offline) {
+	if (set->offline || src->offline) {
 		log_error("%s: offline, and not in the cache", job->label);
 		return -EIO;
 	}

@@ -1,5 +1,5 @@
 /* fetch.c: HTTP(S) transfers with libcurl: verified TLS, redirects that keep
- * credentials on their host, shared connections, errors as errno values.
+ * credentials on their origin, shared connections, errors as errno values.
  * Not for: where a body goes or what it must hash to (download.c, hub.c). */
 #include "build_config.h"
 
@@ -97,29 +97,6 @@ void fetcher_cancel_all(struct fetcher *fetcher)
 	atomic_store(&fetcher->cancelled, true);
 }
 
-/* The state of one transfer, seen by curl's callbacks. */
-struct transfer {
-	struct fetcher *fetcher;
-	fetch_write_fn write;
-	void *write_ctx;
-	int write_error;            /* what the writer returned, if it stopped us */
-	char error_code[64];        /* X-Error-Code of the last response */
-	char error_message[192];    /* X-Error-Message of the last response */
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct transfer *xfer = ctx;
-	size_t len = size * nmemb;
-	int rc = xfer->write(xfer->write_ctx, data, len);
-
-	if (rc) {
-		xfer->write_error = rc;
-		return CURL_WRITEFUNC_ERROR;
-	}
-	return len;
-}
-
 /* Copies a header's value without its line ending into out. */
 static void header_value(const char *line, size_t len, size_t name_len, char *out, size_t out_size)
 {
@@ -137,41 +114,6 @@ static void header_value(const char *line, size_t len, size_t name_len, char *ou
 	for (size_t i = 0; i < n; i++) /* a header must not forge log lines */
 		out[i] = (unsigned char)value[i] < 0x20 ? '?' : value[i];
 	out[n] = '\0';
-}
-
-/* Hubs explain their errors in headers (Hugging Face: X-Error-Code and
- * X-Error-Message); keep those of the last response for the log. */
-static size_t on_header(char *line, size_t size, size_t nmemb, void *ctx)
-{
-	static const char code_name[] = "x-error-code:";
-	static const char message_name[] = "x-error-message:";
-	struct transfer *xfer = ctx;
-	size_t len = size * nmemb;
-
-	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		xfer->error_code[0] = '\0';
-		xfer->error_message[0] = '\0';
-	} else if (len > sizeof(code_name) - 1 &&
-		   strncasecmp(line, code_name, sizeof(code_name) - 1) == 0) {
-		header_value(line, len, sizeof(code_name) - 1, xfer->error_code,
-			     sizeof(xfer->error_code));
-	} else if (len > sizeof(message_name) - 1 &&
-		   strncasecmp(line, message_name, sizeof(message_name) - 1) == 0) {
-		header_value(line, len, sizeof(message_name) - 1, xfer->error_message,
-			     sizeof(xfer->error_message));
-	}
-	return len;
-}
-
-static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	struct transfer *xfer = ctx;
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return atomic_load(&xfer->fetcher->cancelled) ? 1 : 0;
 }
 
 void fetch_url_for_log(const char *url, char *out, size_t out_size)
@@ -203,57 +145,6 @@ static bool is_tls_trust_error(CURLcode cc)
 	       cc == CURLE_SSL_ISSUER_ERROR;
 }
 
-/* Turns curl's outcome into an errno and a sentence. */
-static int outcome(CURLcode cc, long http_code, const struct transfer *xfer, const char *errbuf,
-		   bool https, struct fetch_status *status)
-{
-	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(cc);
-
-	switch (cc) {
-	case CURLE_OK:
-		return 0;
-	case CURLE_WRITE_ERROR:
-		if (xfer->write_error) {
-			snprintf(status->error, sizeof(status->error), "stopped while receiving: %s",
-				 strerror(-xfer->write_error));
-			return xfer->write_error;
-		}
-		break;
-	case CURLE_ABORTED_BY_CALLBACK:
-		snprintf(status->error, sizeof(status->error), "cancelled: unmounting");
-		return -ECANCELED;
-	case CURLE_HTTP_RETURNED_ERROR:
-		snprintf(status->error, sizeof(status->error), "HTTP %ld%s%s%s%s", http_code,
-			 xfer->error_code[0] ? " " : "", xfer->error_code,
-			 xfer->error_message[0] ? ": " : "", xfer->error_message);
-		if (http_code == 404 || http_code == 410)
-			return -ENOENT;
-		if (http_code == 401 || http_code == 403)
-			return -EACCES;
-		return -EIO;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		if (https) {
-			snprintf(status->error, sizeof(status->error),
-				 "refused a redirect from HTTPS to a plain HTTP URL");
-			return -EIO;
-		}
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		snprintf(status->error, sizeof(status->error), "timed out: %s", detail);
-		return -ETIMEDOUT;
-	default:
-		if (is_tls_trust_error(cc)) {
-			snprintf(status->error, sizeof(status->error),
-				 "TLS certificate not trusted: %s (name the CA with -o cacert=FILE)",
-				 detail);
-			return -EIO;
-		}
-		break;
-	}
-	snprintf(status->error, sizeof(status->error), "%s", detail);
-	return -EIO;
-}
-
 /* What every request of ours has: TLS verified, HTTP(S) only, redirects that
  * never leave HTTPS, shared DNS and TLS sessions, bounded connects. */
 static void setup_common(struct fetcher *fetcher, CURL *curl, const char *url, char *errbuf)
@@ -267,7 +158,7 @@ static void setup_common(struct fetcher *fetcher, CURL *curl, const char *url, c
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	/* Model hosts redirect to CDNs; an HTTPS start never drops to HTTP.
-	 * curl keeps Authorization and cookies on the first host. */
+	 * curl keeps Authorization and cookies on the first origin. */
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
 	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
@@ -278,63 +169,6 @@ static void setup_common(struct fetcher *fetcher, CURL *curl, const char *url, c
 	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SECONDS);
 	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
-}
-
-static int perform(struct fetcher *fetcher, const char *url, bool compressed,
-		   fetch_write_fn write, void *ctx, struct fetch_status *status)
-{
-	char errbuf[CURL_ERROR_SIZE] = "";
-	struct transfer xfer = {
-		.fetcher = fetcher,
-		.write = write,
-		.write_ctx = ctx,
-	};
-	const bool https = strncasecmp(url, "https:", 6) == 0;
-	const char *final_url = NULL;
-	CURL *curl = NULL;
-	CURLcode cc;
-	int rc;
-
-	memset(status, 0, sizeof(*status));
-	fetch_url_for_log(url, status->final_url, sizeof(status->final_url));
-	if (atomic_load(&fetcher->cancelled)) {
-		snprintf(status->error, sizeof(status->error), "cancelled: unmounting");
-		return -ECANCELED;
-	}
-	curl = curl_easy_init();
-	if (!curl) {
-		snprintf(status->error, sizeof(status->error), "cannot create a curl handle");
-		return -ENOMEM;
-	}
-	setup_common(fetcher, curl, url, errbuf);
-	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, LOW_SPEED_SECONDS);
-	/* Digests are of the stored bytes: ask for content encoding only for
-	 * documents we parse. */
-	if (compressed)
-		curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &xfer);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &xfer);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &xfer);
-
-	cc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status->http_code);
-	if (curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &final_url) == CURLE_OK && final_url)
-		fetch_url_for_log(final_url, status->final_url, sizeof(status->final_url));
-	rc = outcome(cc, status->http_code, &xfer, errbuf, https, status);
-	curl_easy_cleanup(curl);
-	return rc;
-}
-
-int fetch_get(struct fetcher *fetcher, const char *url, fetch_write_fn write, void *ctx,
-	      struct fetch_status *status)
-{
-	return perform(fetcher, url, false, write, ctx, status);
 }
 
 struct buffer_sink {
@@ -366,28 +200,6 @@ static int buffer_write(void *ctx, const void *data, size_t len)
 	buf->len += len;
 	buf->data[buf->len] = '\0';
 	return 0;
-}
-
-int fetch_get_buffer(struct fetcher *fetcher, const char *url, size_t max_bytes,
-		     struct fetch_buffer *out, struct fetch_status *status)
-{
-	struct buffer_sink sink = { .buf = out, .max_bytes = max_bytes };
-	int rc;
-
-	out->data = NULL;
-	out->len = 0;
-	rc = perform(fetcher, url, true, buffer_write, &sink, status);
-	if (rc == -EFBIG)
-		snprintf(status->error, sizeof(status->error), "larger than the limit of %zu bytes",
-			 max_bytes);
-	if (rc == 0 && !out->data)
-		rc = buffer_write(&sink, "", 0); /* an empty body is still a string */
-	if (rc) {
-		free(out->data);
-		out->data = NULL;
-		out->len = 0;
-	}
-	return rc;
 }
 
 int fetch_url_join(const char *base, const char *relpath, char **out)
@@ -444,7 +256,6 @@ struct fetch_call {
 	fetch_write_fn write;
 	void *ctx;
 	struct curl_slist *headers;
-	char auth_host[256];
 	int write_error;
 	bool https;
 	char errbuf[CURL_ERROR_SIZE];
@@ -495,23 +306,42 @@ void fetch_multi_free(struct fetch_multi *multi)
 	free(multi);
 }
 
-/* The host of an http(s) URL, lower-cased, without port or credentials. */
-static void url_host(const char *url, char *out, size_t out_size)
+/* Parsed by curl's own URL parser, so the origin compared is the one curl
+ * connects to, whatever odd spelling the URL has. */
+int fetch_url_origin(const char *url, char *out, size_t out_size)
 {
-	const char *p = strstr(url, "://");
-	size_t n = 0;
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	CURLU *parsed = curl_url();
+	int rc = -EINVAL, n;
 
-	out[0] = '\0';
-	if (!p)
-		return;
-	p += 3;
-	const char *end = p + strcspn(p, "/?#");
-	const char *at = memchr(p, '@', (size_t)(end - p));
-	if (at)
-		p = at + 1;
-	for (; p < end && *p != ':' && n + 1 < out_size; p++)
-		out[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-	out[n] = '\0';
+	if (out_size)
+		out[0] = '\0';
+	if (!parsed)
+		return -ENOMEM;
+	if (curl_url_set(parsed, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(parsed, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(parsed, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(parsed, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		goto out;
+	if ((strcasecmp(scheme, "https") != 0 && strcasecmp(scheme, "http") != 0) || !host[0])
+		goto out;
+	for (char *p = scheme; *p; p++)
+		*p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+	for (char *p = host; *p; p++)
+		*p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+	n = snprintf(out, out_size, "%s://%s:%s", scheme, host, port);
+	rc = 0;
+	if (n < 0 || (size_t)n >= out_size) {
+		if (out_size)
+			out[0] = '\0';
+		rc = -ENAMETOOLONG;
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(parsed);
+	return rc;
 }
 
 static bool header_is(const char *line, size_t len, const char *name)
@@ -547,7 +377,8 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		const char *sp = memchr(line, ' ', len);
 		resp->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		resp->etag[0] = resp->error_code[0] = resp->error_message[0] = '\0';
-		resp->link_next[0] = '\0';
+		resp->link_next[0] = resp->ratelimit[0] = '\0';
+		resp->repo_commit[0] = resp->linked_etag[0] = '\0';
 		resp->has_content_range = false;
 		resp->retry_after = -1;
 	} else if (header_is(line, len, "etag:")) {
@@ -570,6 +401,12 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		header_value(line, len, 13, resp->error_code, sizeof(resp->error_code));
 	} else if (header_is(line, len, "x-error-message:")) {
 		header_value(line, len, 16, resp->error_message, sizeof(resp->error_message));
+	} else if (header_is(line, len, "ratelimit:")) {
+		header_value(line, len, 10, resp->ratelimit, sizeof(resp->ratelimit));
+	} else if (header_is(line, len, "x-repo-commit:")) {
+		header_value(line, len, 14, resp->repo_commit, sizeof(resp->repo_commit));
+	} else if (header_is(line, len, "x-linked-etag:")) {
+		header_value(line, len, 14, resp->linked_etag, sizeof(resp->linked_etag));
 	} else if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
 		/* End of this response's headers: record who answered. */
 		const char *effective = NULL;
@@ -609,30 +446,34 @@ static int call_on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, cur
 	return atomic_load(&call->fetcher->cancelled) ? 1 : 0;
 }
 
-/* A credential rides only on the host it is for: curl drops custom
- * Authorization headers on redirects to another host, and we never add it
- * when the request itself starts elsewhere. */
+/* A credential rides only on the origin it is for: we add it only when the
+ * request starts there, and curl (7.83 and later: CVE-2022-27776) drops a
+ * custom Authorization header on a redirect to another host, port or
+ * scheme. Comparing origins, not host names, keeps it from a CDN on another
+ * port of the same host. */
 static int add_auth_header(struct fetch_call *call, const struct fetch_request *req)
 {
-	char host[256];
+	char origin[320], want[320];
 	struct curl_slist *grown;
 
-	if (!req->auth_header || !req->auth_host)
+	if (!req->auth_header || !req->auth_origin)
 		return 0;
-	url_host(req->url, host, sizeof(host));
-	if (strcasecmp(host, req->auth_host) != 0)
+	if (fetch_url_origin(req->url, origin, sizeof(origin)) != 0 ||
+	    fetch_url_origin(req->auth_origin, want, sizeof(want)) != 0 ||
+	    strcmp(origin, want) != 0)
 		return 0;
 	grown = curl_slist_append(call->headers, req->auth_header);
 	if (!grown)
 		return -ENOMEM;
 	call->headers = grown;
-	snprintf(call->auth_host, sizeof(call->auth_host), "%s", req->auth_host);
 	return 0;
 }
 
-int fetch_multi_add(struct fetch_multi *multi, const struct fetch_request *req,
-		    fetch_write_fn write, void *ctx, struct fetch_response *resp,
-		    struct fetch_call **out)
+/* fetch_multi_add; compressed asks for a content encoding, for documents
+ * we parse (a blob's digest is of the bytes as stored). */
+static int call_start(struct fetch_multi *multi, const struct fetch_request *req, bool compressed,
+		      fetch_write_fn write, void *ctx, struct fetch_response *resp,
+		      struct fetch_call **out)
 {
 	struct fetch_call *call;
 	char line[512];
@@ -669,6 +510,8 @@ int fetch_multi_add(struct fetch_multi *multi, const struct fetch_request *req,
 	}
 	if (add_auth_header(call, req) != 0)
 		goto fail;
+	if (compressed)
+		curl_easy_setopt(call->curl, CURLOPT_ACCEPT_ENCODING, "");
 	if (call->headers)
 		curl_easy_setopt(call->curl, CURLOPT_HTTPHEADER, call->headers);
 	curl_easy_setopt(call->curl, CURLOPT_LOW_SPEED_LIMIT, FETCH_STALL_BYTES_PER_SECOND);
@@ -698,6 +541,13 @@ fail:
 	curl_slist_free_all(call->headers);
 	free(call);
 	return rc;
+}
+
+int fetch_multi_add(struct fetch_multi *multi, const struct fetch_request *req,
+		    fetch_write_fn write, void *ctx, struct fetch_response *resp,
+		    struct fetch_call **out)
+{
+	return call_start(multi, req, false, write, ctx, resp, out);
 }
 
 static bool is_connection_error(CURLcode cc)
@@ -805,6 +655,129 @@ void fetch_multi_remove(struct fetch_multi *multi, struct fetch_call *call)
 {
 	if (call)
 		call_free(multi, call);
+}
+
+/* ---- one request at a time, in the caller's thread ---- */
+
+struct run_result {
+	bool done;
+	int rc;
+};
+
+static void run_done(void *done_ctx, void *call_ctx, int rc)
+{
+	struct run_result *result = done_ctx;
+
+	(void)call_ctx;
+	result->done = true;
+	result->rc = rc;
+}
+
+/* One call on a multi of its own, run to its end: the same headers, errors
+ * and credential rules as the transfers' calls. Connections still come
+ * from the fetcher's shared pool. */
+static int request_run(struct fetcher *fetcher, const struct fetch_request *req, bool compressed,
+		       fetch_write_fn write, void *ctx, struct fetch_response *resp)
+{
+	struct run_result result = {.done = false};
+	struct fetch_multi *multi = NULL;
+	struct fetch_call *call;
+	int rc;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
+	fetch_url_for_log(req->url, resp->url_for_log, sizeof(resp->url_for_log));
+	if (atomic_load(&fetcher->cancelled)) {
+		snprintf(resp->error, sizeof(resp->error), "cancelled: unmounting");
+		return -ECANCELED;
+	}
+	rc = fetch_multi_new(fetcher, &multi);
+	if (rc == 0)
+		rc = call_start(multi, req, compressed, write, ctx, resp, &call);
+	if (rc) {
+		snprintf(resp->error, sizeof(resp->error), "cannot start a request: %s",
+			 strerror(-rc));
+		goto out;
+	}
+	while (!result.done)
+		fetch_multi_run(multi, 1000, run_done, &result);
+	rc = result.rc;
+out:
+	fetch_multi_free(multi);
+	return rc;
+}
+
+/* The body comes compressed on the wire: it is parsed, never hashed. */
+int fetch_request_run(struct fetcher *fetcher, const struct fetch_request *req, size_t max_bytes,
+		      struct fetch_buffer *body, struct fetch_response *resp)
+{
+	struct buffer_sink sink = {.buf = body, .max_bytes = max_bytes};
+	int rc;
+
+	body->data = NULL;
+	body->len = 0;
+	rc = request_run(fetcher, req, true, buffer_write, &sink, resp);
+	if (rc == -EFBIG)
+		snprintf(resp->error, sizeof(resp->error), "larger than the limit of %zu bytes",
+			 max_bytes);
+	if (rc == 0 && !body->data)
+		rc = buffer_write(&sink, "", 0); /* an empty body is still a string */
+	if (rc) {
+		free(body->data);
+		body->data = NULL;
+		body->len = 0;
+	}
+	return rc;
+}
+
+/* fetch_get's callers do not retry: what a transfer would retry is -EIO
+ * to them, as fetch.h promises. */
+static int simple_result(int rc, const struct fetch_response *resp, struct fetch_status *status)
+{
+	status->http_code = resp->status;
+	snprintf(status->final_url, sizeof(status->final_url), "%s", resp->url_for_log);
+	snprintf(status->error, sizeof(status->error), "%s", resp->error);
+	if (rc == -EAGAIN || rc == -ECONNRESET || rc == -ERANGE)
+		return -EIO;
+	return rc;
+}
+
+int fetch_get(struct fetcher *fetcher, const char *url, fetch_write_fn write, void *ctx,
+	      struct fetch_status *status)
+{
+	const struct fetch_request req = {.url = url};
+	struct fetch_response *resp = malloc(sizeof(*resp));
+	int rc;
+
+	memset(status, 0, sizeof(*status));
+	if (!resp) {
+		snprintf(status->error, sizeof(status->error), "out of memory");
+		return -ENOMEM;
+	}
+	rc = request_run(fetcher, &req, false, write, ctx, resp);
+	rc = simple_result(rc, resp, status);
+	free(resp);
+	return rc;
+}
+
+int fetch_get_buffer(struct fetcher *fetcher, const char *url, size_t max_bytes,
+		     struct fetch_buffer *out, struct fetch_status *status)
+{
+	const struct fetch_request req = {.url = url};
+	struct fetch_response *resp = malloc(sizeof(*resp));
+	int rc;
+
+	memset(status, 0, sizeof(*status));
+	out->data = NULL;
+	out->len = 0;
+	if (!resp) {
+		snprintf(status->error, sizeof(status->error), "out of memory");
+		return -ENOMEM;
+	}
+	rc = fetch_request_run(fetcher, &req, max_bytes, out, resp);
+	rc = simple_result(rc, resp, status);
+	free(resp);
+	return rc;
 }
 
 void fetch_parse_link_next(const char *value, char *out, size_t out_size)

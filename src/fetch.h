@@ -1,5 +1,5 @@
 /* fetch.h: HTTP(S) transfers with libcurl: verified TLS, redirects that keep
- * credentials on their host, shared connections, errors as errno values.
+ * credentials on their origin, shared connections, errors as errno values.
  * Not for: where a body goes or what it must hash to (download.c, hub.c). */
 #ifndef OMNIHUB_FETCH_H
 #define OMNIHUB_FETCH_H
@@ -56,6 +56,14 @@ int fetch_url_join(const char *base, const char *relpath, char **out);
 
 /* ---- requests described in full, run many at once (transfers) ---- */
 
+/* The origin of an http(s) URL in the one form fetch compares:
+ * "<scheme>://<host>:<port>", scheme and host lower-cased, no user:password@,
+ * the port always written (80 for http, 443 for https when the URL has
+ * none); an IPv6 host keeps its brackets ("https://[::1]:8443"). -EINVAL
+ * for another scheme or a URL curl would not parse, -ENAMETOOLONG when out
+ * is too small. */
+int fetch_url_origin(const char *url, char *out, size_t out_size);
+
 /* What to ask. Strings are borrowed for the duration of fetch_multi_add. */
 struct fetch_request {
 	const char *url;
@@ -63,10 +71,12 @@ struct fetch_request {
 	uint64_t range_start;
 	uint64_t range_end;
 	const char *if_range; /* a validator (ETag) for If-Range, or NULL */
-	/* A credential header ("Authorization: Bearer ...") sent only while the
-	 * request is on auth_host: never to a host a redirect leads to. */
+	/* A credential header ("Authorization: Bearer ...") sent only when url
+	 * is on auth_origin (same scheme, host and port, as fetch_url_origin
+	 * gives them), and never after a redirect to another origin (curl
+	 * drops it there). Never logged. */
 	const char *auth_header;
-	const char *auth_host;
+	const char *auth_origin;
 	long stall_seconds;   /* give up when under FETCH_STALL_BYTES_PER_SECOND
 				 for this long; 0: the default */
 };
@@ -89,6 +99,10 @@ struct fetch_response {
 				    never logged */
 	char error_code[64];     /* X-Error-Code */
 	char error_message[192]; /* X-Error-Message */
+	char ratelimit[128];     /* RateLimit ("\"api\";r=0;t=120"), for a log */
+	char repo_commit[64];    /* X-Repo-Commit: the commit a Hub file came from */
+	char linked_etag[80];    /* X-Linked-Etag: the ETag of the file behind a
+				    redirect (an LFS file's sha256, quoted) */
 	char url_for_log[512];   /* final_url as a log may show it */
 	char error[512];         /* why it failed, empty on success */
 };
@@ -125,6 +139,14 @@ int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn don
 void fetch_multi_wakeup(struct fetch_multi *multi);
 /* Aborts one call without calling done. */
 void fetch_multi_remove(struct fetch_multi *multi, struct fetch_call *call);
+
+/* One request run to its end in the calling thread, for API calls: GET
+ * req->url following redirects, the body (of a status under 300) into
+ * memory, NUL-terminated and the caller's (free(body->data)); resp filled
+ * as for fetch_multi_add. Returns 0 or an errno of fetch_done_fn, or -EFBIG
+ * past max_bytes; on failure body->data is NULL. */
+int fetch_request_run(struct fetcher *fetcher, const struct fetch_request *req, size_t max_bytes,
+		      struct fetch_buffer *body, struct fetch_response *resp);
 
 /* The URL of rel="next" in a Link header's value into out (""
  * when there is none or it does not fit). */

@@ -724,7 +724,11 @@ static void open_done(void *ctx, int rc)
 static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 			   const struct source *src, const char *label)
 {
-	struct transfer_source tsrc = { .url = src->url, .digest = src->digest, .size = src->size };
+	struct transfer_source tsrc = { .url = src->url,
+					.digest = src->digest,
+					.size = src->size,
+					.auth_header = src->auth_header,
+					.auth_origin = src->auth_origin };
 	struct transfer *transfer = NULL;
 	struct handle *h;
 	int rc = transfer_get(fs->engine, &tsrc, label, &transfer);
@@ -790,7 +794,8 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		reply_open_fd(fs, req, fi, node, fd);
 		goto out;
 	}
-	if (rc == -ENOENT && fs->config->stream && !fs->config->offline && !any_local(&src)) {
+	if (rc == -ENOENT && fs->config->stream && !fs->config->offline && !src.offline &&
+	    !any_local(&src)) {
 		open_streaming(fs, req, fi, &src, label);
 		goto out;
 	}

@@ -46,46 +46,6 @@ void entry_list_free(struct entry_list *list)
 	memset(list, 0, sizeof(*list));
 }
 
-int source_add_local_take(struct source *src, char *path)
-{
-	if (!path)
-		return -ENOMEM;
-	if (src->nlocal == SOURCE_MAX_LOCAL) {
-		free(path);
-		return 0;
-	}
-	src->local[src->nlocal++] = path;
-	return 0;
-}
-
-void source_clear(struct source *src)
-{
-	free(src->url);
-	free(src->cache_path);
-	for (size_t i = 0; i < src->nlocal; i++)
-		free(src->local[i]);
-	memset(src, 0, sizeof(*src));
-}
-
-int source_copy(struct source *dst, const struct source *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->kind = src->kind;
-	dst->digest = src->digest;
-	dst->size = src->size;
-	dst->url = strdup(src->url);
-	dst->cache_path = strdup(src->cache_path);
-	if (!dst->url || !dst->cache_path)
-		goto fail;
-	for (size_t i = 0; i < src->nlocal; i++)
-		if (source_add_local_take(dst, strdup(src->local[i])))
-			goto fail;
-	return 0;
-fail:
-	source_clear(dst);
-	return -ENOMEM;
-}
-
 static int index_rel(const struct hub *hub, const struct hub_index_spec *spec, char **out)
 {
 	if (asprintf(out, "%s/%s/%s", CACHE_INDEX_DIR, hub->ops->name, spec->file_name) < 0) {

@@ -3,6 +3,7 @@
 #ifndef OMNIHUB_SOURCE_H
 #define OMNIHUB_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,12 +26,19 @@ struct source {
 	size_t nlocal;
 	struct digest_spec digest; /* of the downloaded bytes (the archive) */
 	uint64_t size;             /* of the downloaded bytes */
+	/* A credential for url ("Authorization: Bearer ..."), sent only to
+	 * auth_origin (fetch_url_origin's form) and never logged; both owned,
+	 * NULL when none. */
+	char *auth_header;
+	char *auth_origin;
+	bool offline; /* its hub is offline (HF_HUB_OFFLINE): the cache only */
 };
 
 /* Takes ownership of path (freed here on failure too); silently drops it
  * past SOURCE_MAX_LOCAL. */
 int source_add_local_take(struct source *src, char *path);
 int source_copy(struct source *dst, const struct source *src);
+/* Frees what src owns (wiping the credential) and zeroes it. */
 void source_clear(struct source *src);
 
 #endif

@@ -103,6 +103,9 @@ struct transfer {
 	bool released;         /* refs reached 0: the engine frees it */
 	char *label;           /* owned */
 	char *url;             /* owned: the hub's URL */
+	char *auth_header;     /* owned, NULL when none: the credential for url
+				  (never logged) */
+	char *auth_origin;     /* owned, NULL when none: where it may go */
 	char *resolved_url;    /* owned: where it redirected; NULL until known or
 				  after it expired */
 	struct digest_spec digest;
@@ -388,6 +391,10 @@ static void transfer_free(struct transfer *t)
 	free(t->landed);
 	free(t->label);
 	free(t->url);
+	if (t->auth_header) /* a token lingers in freed memory otherwise */
+		explicit_bzero(t->auth_header, strlen(t->auth_header));
+	free(t->auth_header);
+	free(t->auth_origin);
 	free(t->resolved_url);
 	free(t);
 }
@@ -734,6 +741,10 @@ static int start_call_locked(struct transfer *t, size_t piece)
 	req.range_start = c->start;
 	req.range_end = c->end;
 	req.if_range = strong_validator(validator) ? validator : NULL;
+	/* On every request: fetch sends it only where the URL is on its origin
+	 * (the hub's URL, or a resolved URL the hub itself serves). */
+	req.auth_header = t->auth_header;
+	req.auth_origin = t->auth_origin;
 	req.stall_seconds = engine->options.stall_seconds;
 	rc = fetch_multi_add(engine->multi, &req, call_write, c, &c->resp, &c->handle);
 	if (rc) {
@@ -1133,6 +1144,12 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 	now_mono(&t->started);
 	if (!t->label || !t->url)
 		goto fail;
+	if (src->auth_header && src->auth_origin) {
+		t->auth_header = strdup(src->auth_header);
+		t->auth_origin = strdup(src->auth_origin);
+		if (!t->auth_header || !t->auth_origin)
+			goto fail;
+	}
 	rc = blob_partial_open(engine->store, &src->digest, src->size, engine->options.piece_size,
 			       src->url, &t->partial);
 	if (rc == -EEXIST) {

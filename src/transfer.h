@@ -33,6 +33,11 @@ struct transfer_source {
 	const char *url;
 	struct digest_spec digest;
 	uint64_t size;
+	/* A credential for url, sent on every request whose URL is on
+	 * auth_origin (the hub's, and a resolve again after a signed URL
+	 * expired); never to where it redirects. NULL when none. */
+	const char *auth_header;
+	const char *auth_origin;
 };
 
 struct transfer_engine;

@@ -537,6 +537,23 @@ def check_client_cache_reuse(t, client_path):
         check_sha(m.path(hub.rel(wrong)), wrong)
         check(m.log_lines("ignoring", wrong["dir"]),
               "no log line with 'ignoring' about the wrong copy of " + hub.rel(wrong))
+        imported = m.log_lines(reused["dir"], " from " + client_path(reused), "verified")
+    # On one filesystem (the test's temporary directory) the copy is not copied: a reflink
+    # where the filesystem has them, else the same inode.
+    blob = os.path.join(t.cache, "blobs", "sha256", reused["sha256"])
+    if any("reflinked" in line for line in imported):
+        check(os.stat(blob).st_ino != os.stat(client_path(reused)).st_ino, "a reflink is a new inode")
+    else:
+        check(any("hard-linked" in line for line in imported),
+              "no log line saying how %s was imported: %r" % (client_path(reused), imported))
+        check_eq(os.stat(blob).st_ino, os.stat(client_path(reused)).st_ino,
+                 "inode of the blob and of the client's copy")
+    wrong_blob = os.path.join(t.cache, "blobs", "sha256", wrong["sha256"])
+    check(os.stat(wrong_blob).st_ino != os.stat(client_path(wrong)).st_ino,
+          "the wrong copy became the blob")
+    check_eq(os.stat(client_path(wrong)).st_nlink, 1, "links to the wrong copy")
+    check_eq(sorted(n for n in os.listdir(os.path.dirname(blob)) if n.startswith(".")), [],
+             "temporaries left beside the blobs")
     check_eq(hub.requests(reused, "hub", None) + hub.requests(reused, "cdn", None), 0,
              "hub and CDN requests for the pre-filled model")
     check_eq(hub.requests(wrong, "cdn"), 1, "CDN GETs of the model whose copy was wrong")
