@@ -539,6 +539,9 @@ int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out
 	int rc;
 
 	*out = (struct cache_tmp){ .fd = -1 };
+	rc = cache_check_rel(rel); /* here, so that the log names rel, not a part */
+	if (rc)
+		return rc;
 	out->rel = strdup(rel);
 	if (!out->rel)
 		return -ENOMEM;
@@ -797,6 +800,9 @@ int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out
 	int rc;
 
 	*tmp_rel_out = NULL;
+	rc = cache_check_rel(rel);
+	if (rc)
+		return rc;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		rc = ensure_parent(cache, rel); /* again each time: see cache_tmp_create */
 		if (rc)
@@ -906,7 +912,7 @@ void cache_prune(struct cache *cache, const char *rel)
 	char dir[PATH_MAX];
 	const char *base;
 
-	if (split_rel(rel, dir, sizeof(dir), &base) != 0)
+	if (cache_check_rel(rel) != 0 || split_rel(rel, dir, sizeof(dir), &base) != 0)
 		return;
 	/* rmdir refuses a directory that holds anything: only empty ones go. */
 	while (dir[0] && cache_unlink(cache, dir, AT_REMOVEDIR) == 0) {
