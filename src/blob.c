@@ -34,7 +34,6 @@ struct use {
 
 struct blob_store {
 	struct cache *cache; /* borrowed */
-	int root_fd;         /* borrowed from the cache */
 	uint64_t cache_max;
 	pthread_mutex_t lock; /* guards uses and serialises eviction */
 	struct use *uses[USE_BUCKETS];
@@ -48,7 +47,6 @@ int blob_store_open(struct blob_store **out, struct cache *cache, uint64_t cache
 	if (!store)
 		return -ENOMEM;
 	store->cache = cache;
-	store->root_fd = cache_root_fd(cache);
 	store->cache_max = cache_max;
 	pthread_mutex_init(&store->lock, NULL);
 	*out = store;
@@ -100,12 +98,8 @@ static int mkdirs(struct blob_store *store, const struct digest_spec *digest)
 {
 	char dir[64];
 
-	if (mkdirat(store->root_fd, BLOB_DIR, 0755) != 0 && errno != EEXIST)
-		return -errno;
 	snprintf(dir, sizeof(dir), BLOB_DIR "/%s", digest_algo_name(digest->algo));
-	if (mkdirat(store->root_fd, dir, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	return cache_mkdirs(store->cache, dir);
 }
 
 static size_t use_bucket(const struct digest_spec *digest)
@@ -184,9 +178,9 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 	rc = blob_rel(digest, "", &rel);
 	if (rc)
 		return rc;
-	fd = openat(store->root_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = cache_openat(store->cache, rel, O_RDONLY, 0);
 	if (fd < 0) {
-		rc = -ENOENT;
+		rc = -ENOENT; /* a link in its place: replaced by the download */
 		goto out;
 	}
 	rc = -ENOENT;
@@ -211,7 +205,7 @@ bad:
 	log_warn("%s: the cached %s/%s is not what the index says (changed by hand or on "
 		 "disk): removed, fetching it again",
 		 label, cache_root(store->cache), rel);
-	unlinkat(store->root_fd, rel, 0);
+	cache_unlink(store->cache, rel, 0);
 	rc = -ENOENT;
 out:
 	if (fd >= 0)
@@ -224,42 +218,47 @@ void blob_link(struct blob_store *store, const struct digest_spec *digest, const
 {
 	char *blob = NULL, tmp[PATH_MAX];
 	struct stat have, want;
-	int fd = -1;
+	int fd = -1, rc;
 
 	if (blob_rel(digest, "", &blob) != 0)
 		return;
-	if (fstatat(store->root_fd, blob, &want, AT_SYMLINK_NOFOLLOW) != 0)
+	if (cache_lstat(store->cache, blob, &want) != 0)
 		goto out;
-	if (fstatat(store->root_fd, rel, &have, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    have.st_ino == want.st_ino && have.st_dev == want.st_dev)
+	if (cache_lstat(store->cache, rel, &have) == 0 && have.st_ino == want.st_ino &&
+	    have.st_dev == want.st_dev)
 		goto out; /* already the blob */
 	/* A temporary link renamed over the name: never a moment without it. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct cache_tmp probe;
 		/* cache_tmp_create makes the parent directories and a unique
 		 * name; we only want the name. */
-		if (cache_tmp_create(store->cache, rel, &probe) != 0)
+		rc = cache_tmp_create(store->cache, rel, &probe);
+		if (rc)
 			goto fail;
 		snprintf(tmp, sizeof(tmp), "%s", probe.tmp_rel);
 		cache_tmp_discard(store->cache, &probe);
-		if (linkat(store->root_fd, blob, store->root_fd, tmp, 0) == 0)
+		rc = cache_link(store->cache, blob, tmp);
+		if (rc == 0)
 			break;
-		if (errno != EEXIST && errno != ENOENT)
+		if (rc != -EEXIST && rc != -ENOENT)
 			goto fail;
 	}
-	if (renameat(store->root_fd, tmp, store->root_fd, rel) != 0) {
-		unlinkat(store->root_fd, tmp, 0);
+	if (rc)
+		goto fail;
+	rc = cache_rename(store->cache, tmp, rel, 0);
+	if (rc) {
+		cache_unlink(store->cache, tmp, 0);
 		goto fail;
 	}
-	unlinkat(store->root_fd, tmp, 0); /* rename leaves both if they were one file */
+	cache_unlink(store->cache, tmp, 0); /* rename leaves both if they were one file */
 	/* The link changed the blob's ctime: stamp it again. */
-	fd = openat(store->root_fd, blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = cache_openat(store->cache, blob, O_RDONLY, 0);
 	if (fd >= 0)
 		cache_mark_verified(store->cache, blob, fd, digest);
 	goto out;
 fail:
 	log_warn("cache: cannot link %s/%s to its blob: %s (served from the blob)",
-		 cache_root(store->cache), rel, strerror(errno));
+	         cache_root(store->cache), rel, strerror(-rc));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -323,11 +322,11 @@ static int load_or_reset(struct blob_store *store, struct blob_partial *p, uint6
 	return blob_partial_save(store, p);
 }
 
-static bool same_file(int fd, int dirfd, const char *rel)
+static bool same_file(struct blob_store *store, int fd, const char *rel)
 {
 	struct stat a, b;
 
-	return fstat(fd, &a) == 0 && fstatat(dirfd, rel, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	return fstat(fd, &a) == 0 && cache_lstat(store->cache, rel, &b) == 0 &&
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
@@ -350,18 +349,17 @@ int blob_partial_open(struct blob_store *store, const struct digest_spec *digest
 	if (rc)
 		goto out;
 	for (int attempt = 0; attempt < 16; attempt++) {
-		if (faccessat(store->root_fd, blob, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		struct stat st;
+		if (cache_lstat(store->cache, blob, &st) == 0) {
 			rc = -EEXIST;
 			goto out;
 		}
-		out->fd = openat(store->root_fd, out->rel, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-				 0644);
-		if (out->fd < 0) {
-			rc = -errno;
+		rc = cache_openat(store->cache, out->rel, O_RDWR | O_CREAT, 0644);
+		if (rc < 0)
 			goto out;
-		}
+		out->fd = rc;
 		rc = ofd_lock(out->fd, F_WRLCK);
-		if (rc == 0 && !same_file(out->fd, store->root_fd, out->rel)) {
+		if (rc == 0 && !same_file(store, out->fd, out->rel)) {
 			/* Completed or removed between our open and our lock. */
 			close(out->fd);
 			out->fd = -1;
@@ -394,7 +392,7 @@ bool blob_partial_follow(struct blob_store *store, struct blob_partial *p)
 	char why[256];
 
 	if (!p->writer && ofd_lock(p->fd, F_WRLCK) == 0) {
-		if (same_file(p->fd, store->root_fd, p->rel)) {
+		if (same_file(store, p->fd, p->rel)) {
 			uint64_t size = p->state.size, piece_size = p->state.piece_size;
 			char *url = strdup(p->state.url);
 			int rc = url ? 0 : -ENOMEM;
@@ -468,11 +466,10 @@ int blob_partial_complete(struct blob_store *store, struct blob_partial *p)
 		rc = -errno;
 		goto out;
 	}
-	if (renameat(store->root_fd, p->rel, store->root_fd, blob) != 0) {
-		rc = -errno;
+	rc = cache_rename(store->cache, p->rel, blob, 0);
+	if (rc)
 		goto out;
-	}
-	unlinkat(store->root_fd, p->state_rel, 0);
+	cache_unlink(store->cache, p->state_rel, 0);
 	rc = cache_mark_verified(store->cache, blob, p->fd, &p->digest);
 	/* Pinned while this process serves it, like any open blob. */
 	ofd_lock(p->fd, F_RDLCK);
@@ -487,8 +484,8 @@ void blob_partial_discard(struct blob_store *store, struct blob_partial *p)
 {
 	if (!p->writer)
 		return;
-	unlinkat(store->root_fd, p->rel, 0);
-	unlinkat(store->root_fd, p->state_rel, 0);
+	cache_unlink(store->cache, p->rel, 0);
+	cache_unlink(store->cache, p->state_rel, 0);
 }
 
 void blob_partial_close(struct blob_partial *p)
@@ -517,11 +514,13 @@ static bool has_suffix(const char *name, const char *suffix, size_t *stem_len)
 
 static void drop(struct blob_store *store, const char *rel, const char *why)
 {
-	if (unlinkat(store->root_fd, rel, 0) == 0 || errno == ENOENT)
+	int rc = cache_unlink(store->cache, rel, 0);
+
+	if (rc == 0 || rc == -ENOENT)
 		log_info("cache: removed %s/%s: %s", cache_root(store->cache), rel, why);
 	else
 		log_warn("cache: cannot remove %s/%s (%s): %s", cache_root(store->cache), rel, why,
-			 strerror(errno));
+		         strerror(-rc));
 }
 
 /* A .partial and its .state, seen with no process writing them. */
@@ -534,7 +533,7 @@ static void sweep_partial(struct blob_store *store, const char *dir, const char 
 
 	snprintf(rel, sizeof(rel), "%s/%s.partial", dir, stem);
 	snprintf(state_rel, sizeof(state_rel), "%s/%s.state", dir, stem);
-	fd = openat(store->root_fd, rel, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = cache_openat(store->cache, rel, O_RDWR, 0);
 	if (fd < 0)
 		return;
 	if (lock_busy(ofd_lock(fd, F_WRLCK)))
@@ -567,6 +566,7 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 		return;
 	while ((d = readdir(stream)) != NULL) {
 		char stem[NAME_MAX + 1], other[PATH_MAX], rel[PATH_MAX];
+		struct stat st;
 		size_t n;
 
 		snprintf(rel, sizeof(rel), "%s/%s", dir, d->d_name);
@@ -581,7 +581,7 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 			sweep_partial(store, dir, stem);
 		} else if (has_suffix(d->d_name, ".state", &n)) {
 			snprintf(other, sizeof(other), "%s/%.*s.partial", dir, (int)n, d->d_name);
-			if (faccessat(store->root_fd, other, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+			if (cache_lstat(store->cache, other, &st) != 0)
 				drop(store, rel, "a sidecar without partial data");
 		}
 	}
@@ -648,9 +648,9 @@ static void unlink_tree_names(struct blob_store *store, const char *rel, dev_t d
 		if (d->d_type == DT_DIR) {
 			unlink_tree_names(store, child, dev, ino, depth + 1);
 		} else if ((d->d_type == DT_REG || d->d_type == DT_UNKNOWN) &&
-			   fstatat(store->root_fd, child, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			   st.st_ino == ino && st.st_dev == dev) {
-			unlinkat(store->root_fd, child, 0);
+		           cache_lstat(store->cache, child, &st) == 0 && st.st_ino == ino &&
+		           st.st_dev == dev) {
+			cache_unlink(store->cache, child, 0);
 		}
 	}
 	closedir(stream);
@@ -664,13 +664,13 @@ static bool evict(struct blob_store *store, const struct victim *v)
 	bool gone = false;
 
 	snprintf(rel, sizeof(rel), BLOB_DIR "/sha256/%s", v->hex);
-	fd = openat(store->root_fd, rel, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = cache_openat(store->cache, rel, O_RDWR, 0);
 	if (fd < 0)
 		return false;
 	/* Readers hold shared locks; a write lock means nobody has it open. */
-	if (ofd_lock(fd, F_WRLCK) == 0 && same_file(fd, store->root_fd, rel)) {
+	if (ofd_lock(fd, F_WRLCK) == 0 && same_file(store, fd, rel)) {
 		unlink_tree_names(store, "", v->dev, v->ino, 0);
-		gone = unlinkat(store->root_fd, rel, 0) == 0;
+		gone = cache_unlink(store->cache, rel, 0) == 0;
 		if (gone)
 			log_info("cache: evicted %s/%s (%" PRIu64 " bytes, least recently used)",
 				 cache_root(store->cache), rel, v->size);

@@ -6,10 +6,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,12 +17,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "log.h"
+#include "names.h"
 
 /* The stamp: which digest a cached file was checked against, with the size
  * and mtime it had then, so a file changed by hand is checked again. */
@@ -46,10 +48,14 @@ struct memo {
 struct cache {
 	char *root;   /* absolute; owned */
 	int root_fd;  /* owned */
+	/* Set once openat2 is missing (ENOSYS), or by a test; read and
+	 * written with atomic builtins, from any thread. */
+	int walk_only;
 	pthread_mutex_t memo_lock; /* guards memo */
 	struct memo *memo[MEMO_BUCKETS];
 };
 
+/* Only for the root itself: its path is the user's, links and all. */
 static int mkdirs_at(int dirfd, const char *rel)
 {
 	char path[PATH_MAX];
@@ -165,6 +171,289 @@ static int split_rel(const char *rel, char *dir, size_t dir_size, const char **b
 	return 0;
 }
 
+/* ---- paths beneath the root ----
+ * Every relative path the cache is handed is checked, and opened without
+ * following a symbolic link in any component: a link planted in the cache
+ * (by a person, another program, or a name from the network) must never
+ * send a write, or a read, outside the tree. */
+
+int cache_check_rel(const char *rel)
+{
+	char component[NAME_MAX + 2], shown[160];
+	const char *why = NULL, *start = rel;
+	size_t len = strlen(rel);
+
+	if (len == 0)
+		why = "empty path";
+	else if (rel[0] == '/')
+		why = "absolute path";
+	else if (len >= PATH_MAX)
+		why = "path too long";
+	while (!why) {
+		const char *slash = strchr(start, '/');
+		size_t n = slash ? (size_t)(slash - start) : strlen(start);
+
+		/* One byte over NAME_MAX is enough for the check to refuse. */
+		if (n > NAME_MAX)
+			n = NAME_MAX + 1;
+		memcpy(component, start, n);
+		component[n] = '\0';
+		if (names_check_component(component, &why) != 0 || !slash)
+			break;
+		start = slash + 1;
+	}
+	if (!why)
+		return 0;
+	log_warn("cache: refusing the path \"%s\": %s", names_for_log(rel, shown, sizeof(shown)),
+	         why);
+	return -EINVAL;
+}
+
+void cache_resolve_by_walking(struct cache *cache)
+{
+	__atomic_store_n(&cache->walk_only, 1, __ATOMIC_RELAXED);
+}
+
+/* What went wrong opening name in dirfd: a symbolic link in the way is
+ * named in the log and given as -ELOOP, whatever the kernel said (ENOTDIR
+ * when O_DIRECTORY met it). shown is the path up to name. */
+static int refused(struct cache *cache, int dirfd, const char *name, const char *shown, int rc)
+{
+	struct stat st;
+
+	if ((rc == -ELOOP || rc == -ENOTDIR) &&
+	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+		log_warn("cache: %s/%s is a symbolic link: not following it", cache->root, shown);
+		rc = -ELOOP;
+	}
+	return rc;
+}
+
+/* Opens rel (checked) one component at a time, each directory with
+ * O_NOFOLLOW: what openat2 does in one call, for kernels and sandboxes
+ * (seccomp) without it. O_NOFOLLOW applies to the last component too. */
+static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t mode)
+{
+	char path[PATH_MAX];
+	char *name = path, *slash;
+	int dirfd = cache->root_fd, fd;
+
+	snprintf(path, sizeof(path), "%s", rel);
+	while ((slash = strchr(name, '/')) != NULL) {
+		*slash = '\0';
+		fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fd = refused(cache, dirfd, name, path, -errno);
+		if (dirfd != cache->root_fd)
+			close(dirfd);
+		if (fd < 0)
+			return fd;
+		dirfd = fd;
+		*slash = '/';
+		name = slash + 1;
+	}
+	fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		fd = refused(cache, dirfd, name, path, -errno);
+	if (dirfd != cache->root_fd)
+		close(dirfd);
+	return fd;
+}
+
+/* Opens rel (checked) beneath the root: openat2 refuses a link anywhere
+ * (RESOLVE_NO_SYMLINKS) and any way out (RESOLVE_BENEATH). A refusal is
+ * walked again by hand, which names the link in the log. */
+static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t mode)
+{
+	struct open_how how = {
+	    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+	    .mode = (flags & O_CREAT) ? mode : 0,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+	};
+	long fd;
+
+	if (__atomic_load_n(&cache->walk_only, __ATOMIC_RELAXED))
+		return walk_beneath(cache, rel, flags, mode);
+	fd = syscall(SYS_openat2, cache->root_fd, rel, &how, sizeof(how));
+	if (fd >= 0)
+		return (int)fd;
+	switch (errno) {
+	case ENOSYS: /* before Linux 5.6 */
+		__atomic_store_n(&cache->walk_only, 1, __ATOMIC_RELAXED);
+		return walk_beneath(cache, rel, flags, mode);
+	case EPERM: /* a seccomp filter that does not know openat2 */
+	case ELOOP:
+	case EXDEV:
+	case ENOTDIR:
+		return walk_beneath(cache, rel, flags, mode);
+	default:
+		return -errno;
+	}
+}
+
+int cache_openat(struct cache *cache, const char *rel, int flags, mode_t mode)
+{
+	int rc = cache_check_rel(rel);
+
+	return rc ? rc : open_beneath(cache, rel, flags, mode);
+}
+
+/* The directory that holds rel's last component, as a path descriptor the
+ * caller closes, and that component in *base (pointing into rel). */
+static int open_parent(struct cache *cache, const char *rel, const char **base)
+{
+	char dir[PATH_MAX];
+	int rc = cache_check_rel(rel);
+
+	if (rc == 0)
+		rc = split_rel(rel, dir, sizeof(dir), base);
+	if (rc)
+		return rc;
+	if (dir[0] == '\0') {
+		int fd = fcntl(cache->root_fd, F_DUPFD_CLOEXEC, 0);
+		return fd >= 0 ? fd : -errno;
+	}
+	return open_beneath(cache, dir, O_PATH | O_DIRECTORY, 0);
+}
+
+int cache_lstat(struct cache *cache, const char *rel, struct stat *st)
+{
+	const char *base;
+	int fd = open_parent(cache, rel, &base), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = fstatat(fd, base, st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+ssize_t cache_readlink(struct cache *cache, const char *rel, char *buf, size_t size)
+{
+	const char *base;
+	int fd = open_parent(cache, rel, &base);
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	n = size > 1 ? readlinkat(fd, base, buf, size - 1) : 0;
+	if (n < 0)
+		n = -errno;
+	else if ((size_t)n + 1 >= size)
+		n = -ENAMETOOLONG; /* maybe cut short */
+	else
+		buf[n] = '\0';
+	close(fd);
+	return n;
+}
+
+int cache_mkdir(struct cache *cache, const char *rel, mode_t mode)
+{
+	const char *base;
+	int fd = open_parent(cache, rel, &base), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = mkdirat(fd, base, mode) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+int cache_mkdirs(struct cache *cache, const char *rel)
+{
+	char path[PATH_MAX];
+	char *name = path, *slash;
+	int dirfd, fd, rc;
+
+	if (rel[0] == '\0')
+		return 0;
+	rc = cache_check_rel(rel);
+	if (rc)
+		return rc;
+	/* Most often it is there already: one call. */
+	fd = open_beneath(cache, rel, O_PATH | O_DIRECTORY, 0);
+	if (fd >= 0 || fd != -ENOENT) {
+		if (fd >= 0)
+			close(fd);
+		return fd >= 0 ? 0 : fd;
+	}
+	snprintf(path, sizeof(path), "%s", rel);
+	dirfd = cache->root_fd;
+	for (;;) {
+		slash = strchr(name, '/');
+		if (slash)
+			*slash = '\0';
+		if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
+			fd = -errno;
+		else if ((fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+		         0)
+			fd = refused(cache, dirfd, name, path, -errno);
+		if (dirfd != cache->root_fd)
+			close(dirfd);
+		if (fd < 0 || !slash)
+			break;
+		dirfd = fd;
+		*slash = '/';
+		name = slash + 1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0 ? 0 : fd;
+}
+
+int cache_rename(struct cache *cache, const char *from, const char *to, unsigned flags)
+{
+	const char *from_base, *to_base;
+	int from_fd = open_parent(cache, from, &from_base), to_fd = -1, rc;
+
+	if (from_fd < 0)
+		return from_fd;
+	to_fd = open_parent(cache, to, &to_base);
+	if (to_fd < 0) {
+		rc = to_fd;
+		goto out;
+	}
+	rc = renameat2(from_fd, from_base, to_fd, to_base, flags) == 0 ? 0 : -errno;
+out:
+	if (to_fd >= 0)
+		close(to_fd);
+	close(from_fd);
+	return rc;
+}
+
+int cache_link(struct cache *cache, const char *from, const char *to)
+{
+	const char *from_base, *to_base;
+	int from_fd = open_parent(cache, from, &from_base), to_fd = -1, rc;
+
+	if (from_fd < 0)
+		return from_fd;
+	to_fd = open_parent(cache, to, &to_base);
+	if (to_fd < 0) {
+		rc = to_fd;
+		goto out;
+	}
+	/* No AT_SYMLINK_FOLLOW: a link in from's place is linked, not its target. */
+	rc = linkat(from_fd, from_base, to_fd, to_base, 0) == 0 ? 0 : -errno;
+out:
+	if (to_fd >= 0)
+		close(to_fd);
+	close(from_fd);
+	return rc;
+}
+
+int cache_unlink(struct cache *cache, const char *rel, int flags)
+{
+	const char *base;
+	int fd = open_parent(cache, rel, &base), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = unlinkat(fd, base, flags) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
 /* A fresh hidden name beside rel: "<dir>/.<base>.<pid>-<6 random>.tmp"; the
  * pid tells a sweep whether its maker still runs. The base is cut short so
  * the name stays within NAME_MAX. */
@@ -200,7 +489,7 @@ static int ensure_parent(struct cache *cache, const char *rel)
 	const char *base;
 	int rc = split_rel(rel, dir, sizeof(dir), &base);
 
-	return rc ? rc : mkdirs_at(cache->root_fd, dir);
+	return rc ? rc : cache_mkdirs(cache, dir);
 }
 
 static int fsync_parent(struct cache *cache, const char *rel)
@@ -211,9 +500,11 @@ static int fsync_parent(struct cache *cache, const char *rel)
 
 	if (rc)
 		return rc;
-	fd = openat(cache->root_fd, dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir[0] == '\0')
+		return fsync(cache->root_fd) == 0 ? 0 : -errno;
+	fd = cache_openat(cache, dir, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	rc = fsync(fd) == 0 ? 0 : -errno;
 	close(fd);
 	return rc;
@@ -248,6 +539,9 @@ int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out
 	int rc;
 
 	*out = (struct cache_tmp){ .fd = -1 };
+	rc = cache_check_rel(rel); /* here, so that the log names rel, not a part */
+	if (rc)
+		return rc;
 	out->rel = strdup(rel);
 	if (!out->rel)
 		return -ENOMEM;
@@ -261,12 +555,14 @@ int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out
 		rc = temp_name(rel, &out->tmp_rel);
 		if (rc)
 			goto out;
-		out->fd = openat(cache->root_fd, out->tmp_rel,
-				 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (out->fd >= 0 || (errno != EEXIST && errno != ENOENT))
+		rc = cache_openat(cache, out->tmp_rel, O_RDWR | O_CREAT | O_EXCL, 0644);
+		if (rc >= 0) {
+			out->fd = rc;
+			rc = 0;
+		}
+		if (rc != -EEXIST && rc != -ENOENT)
 			break;
 	}
-	rc = out->fd >= 0 ? 0 : -errno;
 out:
 	if (rc) {
 		free(out->rel);
@@ -281,7 +577,7 @@ void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp)
 	if (tmp->fd >= 0)
 		close(tmp->fd);
 	if (tmp->tmp_rel)
-		unlinkat(cache->root_fd, tmp->tmp_rel, 0);
+		cache_unlink(cache, tmp->tmp_rel, 0);
 	free(tmp->rel);
 	free(tmp->tmp_rel);
 	tmp->fd = -1;
@@ -419,10 +715,9 @@ int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct d
 		rc = -errno;
 		goto out;
 	}
-	if (renameat(cache->root_fd, tmp->tmp_rel, cache->root_fd, tmp->rel) != 0) {
-		rc = -errno;
+	rc = cache_rename(cache, tmp->tmp_rel, tmp->rel, 0);
+	if (rc)
 		goto out;
-	}
 	free(tmp->tmp_rel);
 	tmp->tmp_rel = NULL; /* renamed: nothing left to remove */
 	/* After the rename, which sets the ctime the stamp must match. */
@@ -463,9 +758,10 @@ int cache_open_verified(struct cache *cache, const char *rel, const struct diges
 	int fd, rc;
 
 	*fd_out = -1;
-	fd = openat(cache->root_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* A link at rel itself is stale: the download renames over it. */
+	fd = cache_openat(cache, rel, O_RDONLY, 0);
 	if (fd < 0)
-		return errno == ENOENT || errno == ENOTDIR ? -ENOENT : (errno == ELOOP ? -ESTALE : -errno);
+		return fd == -ENOENT || fd == -ENOTDIR ? -ENOENT : (fd == -ELOOP ? -ESTALE : fd);
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		goto out;
@@ -504,6 +800,9 @@ int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out
 	int rc;
 
 	*tmp_rel_out = NULL;
+	rc = cache_check_rel(rel);
+	if (rc)
+		return rc;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		rc = ensure_parent(cache, rel); /* again each time: see cache_tmp_create */
 		if (rc)
@@ -513,7 +812,7 @@ int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out
 		rc = temp_name(rel, &tmp_rel);
 		if (rc)
 			break;
-		rc = mkdirat(cache->root_fd, tmp_rel, 0755) == 0 ? 0 : -errno;
+		rc = cache_mkdir(cache, tmp_rel, 0755);
 		if (rc != -EEXIST && rc != -ENOENT)
 			break;
 	}
@@ -531,9 +830,9 @@ static int dir_stamp_set(struct cache *cache, const char *rel, const struct dige
 	int fd, rc = 0;
 
 	snprintf(stamp, sizeof(stamp), "%s:%s", digest_algo_name(digest->algo), digest->hex);
-	fd = openat(cache->root_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fsetxattr(fd, STAMP_XATTR, stamp, strlen(stamp), 0) != 0 && !xattrs_unsupported(errno))
 		rc = -errno;
 	close(fd);
@@ -546,9 +845,9 @@ int cache_dir_verified(struct cache *cache, const char *rel, const struct digest
 	ssize_t n;
 	int fd, rc;
 
-	fd = openat(cache->root_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -ESTALE;
+		return fd == -ENOENT ? -ENOENT : -ESTALE;
 	snprintf(want, sizeof(want), "%s:%s", digest_algo_name(digest->algo), digest->hex);
 	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
 	if (n < 0)
@@ -563,15 +862,49 @@ int cache_dir_verified(struct cache *cache, const char *rel, const struct digest
 	return rc;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+/* Deeper than any tree extraction accepts (NAMES_PATH_MAX bytes of path
+ * name at least two bytes a level): the bound only stops a loop. */
+#define REMOVE_DEPTH_MAX (NAMES_PATH_MAX / 2 + 1)
+
+/* Empties the directory open as fd (consumed), descending into
+ * subdirectories by descriptor, never through a link. */
+static int empty_dir(int fd, unsigned depth)
 {
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
+	struct dirent *d;
+	DIR *stream;
+	int rc = 0;
+
+	if (depth > REMOVE_DEPTH_MAX) {
+		close(fd);
+		return -ELOOP;
+	}
+	stream = fdopendir(fd);
+	if (!stream) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while ((d = readdir(stream)) != NULL) {
+		int child, r = 0;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(stream), d->d_name, 0) == 0 || errno == ENOENT)
+			continue;
+		if (errno != EISDIR) {
+			r = -errno;
+		} else {
+			child = openat(dirfd(stream), d->d_name,
+			               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			r = child >= 0 ? empty_dir(child, depth + 1) : -errno;
+			if (r == 0 && unlinkat(dirfd(stream), d->d_name, AT_REMOVEDIR) != 0)
+				r = -errno;
+		}
+		if (rc == 0)
+			rc = r;
+	}
+	closedir(stream);
+	return rc;
 }
 
 void cache_prune(struct cache *cache, const char *rel)
@@ -579,10 +912,10 @@ void cache_prune(struct cache *cache, const char *rel)
 	char dir[PATH_MAX];
 	const char *base;
 
-	if (split_rel(rel, dir, sizeof(dir), &base) != 0)
+	if (cache_check_rel(rel) != 0 || split_rel(rel, dir, sizeof(dir), &base) != 0)
 		return;
 	/* rmdir refuses a directory that holds anything: only empty ones go. */
-	while (dir[0] && unlinkat(cache->root_fd, dir, AT_REMOVEDIR) == 0) {
+	while (dir[0] && cache_unlink(cache, dir, AT_REMOVEDIR) == 0) {
 		char *slash = strrchr(dir, '/');
 		if (!slash)
 			break;
@@ -592,11 +925,20 @@ void cache_prune(struct cache *cache, const char *rel)
 
 int cache_remove_tree(struct cache *cache, const char *rel)
 {
-	char path[PATH_MAX];
+	const char *base;
+	int parent = open_parent(cache, rel, &base), fd, rc;
 
-	if (snprintf(path, sizeof(path), "%s/%s", cache->root, rel) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
+	if (parent < 0)
+		return parent;
+	rc = unlinkat(parent, base, 0) == 0 ? 0 : -errno;
+	if (rc == -EISDIR) {
+		fd = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		rc = fd >= 0 ? empty_dir(fd, 0) : -errno;
+		if (rc == 0 && unlinkat(parent, base, AT_REMOVEDIR) != 0)
+			rc = -errno;
+	}
+	close(parent);
+	return rc;
 }
 
 int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *rel,
@@ -612,15 +954,14 @@ int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *r
 		rc = -errno;
 		goto out;
 	}
-	if (renameat(cache->root_fd, tmp_rel, cache->root_fd, rel) != 0) {
-		rc = -errno;
+	rc = cache_rename(cache, tmp_rel, rel, 0);
+	if (rc) {
 		if (rc != -ENOTEMPTY && rc != -EEXIST)
 			goto out;
 		/* An outdated tree is in the way: swap, then remove it. */
-		if (renameat2(cache->root_fd, tmp_rel, cache->root_fd, rel, RENAME_EXCHANGE) != 0) {
-			rc = -errno;
+		rc = cache_rename(cache, tmp_rel, rel, RENAME_EXCHANGE);
+		if (rc)
 			goto out;
-		}
 	}
 	rc = fsync_parent(cache, rel);
 out:
@@ -638,9 +979,9 @@ int cache_read_small(struct cache *cache, const char *rel, size_t max, char **da
 
 	*data = NULL;
 	*len = 0;
-	fd = openat(cache->root_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = cache_openat(cache, rel, O_RDONLY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		goto out;
@@ -687,8 +1028,8 @@ static int write_small(struct cache *cache, const char *rel, const void *data, s
 	rc = cache_tmp_write(&tmp, data, len);
 	if (rc == 0 && durable && fsync(tmp.fd) != 0)
 		rc = -errno;
-	if (rc == 0 && renameat(cache->root_fd, tmp.tmp_rel, cache->root_fd, tmp.rel) != 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = cache_rename(cache, tmp.tmp_rel, tmp.rel, 0);
 	if (rc == 0) {
 		free(tmp.tmp_rel);
 		tmp.tmp_rel = NULL;
@@ -741,12 +1082,21 @@ bool cache_is_orphan_temporary(const char *name)
 
 DIR *cache_opendir(struct cache *cache, const char *rel)
 {
-	int fd = openat(cache->root_fd, rel[0] ? rel : ".",
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	int fd = rel[0] ? cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0)
+	                : openat(cache->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir;
 
-	if (!dir && fd >= 0)
+	if (fd < 0) {
+		if (rel[0])
+			errno = -fd;
+		return NULL;
+	}
+	dir = fdopendir(fd);
+	if (!dir) {
+		int saved = errno;
 		close(fd);
+		errno = saved;
+	}
 	return dir;
 }
 
@@ -771,8 +1121,7 @@ static void sweep_dir(struct cache *cache, const char *rel, unsigned depth, unsi
 		    (int)sizeof(child))
 			continue;
 		if (cache_is_orphan_temporary(d->d_name)) {
-			int rc = d->d_type == DT_DIR ? cache_remove_tree(cache, child)
-						     : (unlinkat(cache->root_fd, child, 0) == 0 ? 0 : -errno);
+			int rc = cache_remove_tree(cache, child);
 			if (rc == 0)
 				(*removed)++;
 			log_info("cache: %s the leftover temporary %s/%s",

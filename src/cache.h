@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "digest.h"
@@ -24,6 +26,40 @@ void cache_close(struct cache *cache);
 /* Absolute path of the root, and a descriptor open on it. */
 const char *cache_root(const struct cache *cache);
 int cache_root_fd(const struct cache *cache);
+
+/* Paths beneath the root. Every rel below is relative to the root and
+ * untrusted, whoever built it: it is checked (cache_check_rel), and no
+ * symbolic link in any of its components is followed, so nothing planted
+ * in the cache leads a read or a write out of it. A link where a directory
+ * should be gives -ELOOP and a log line naming it; a link as the last
+ * component is treated as itself (stat, readlink, unlink, rename over it),
+ * never followed. */
+
+/* 0 when rel is not empty, not absolute, under PATH_MAX, and made of
+ * components that are not "." or ".." or empty, hold no control character
+ * and fit NAME_MAX; else -EINVAL with a log line naming it. */
+int cache_check_rel(const char *rel);
+/* openat(2) beneath the root (openat2 with RESOLVE_BENEATH and
+ * RESOLVE_NO_SYMLINKS, else a walk with O_NOFOLLOW at each step). O_NOFOLLOW
+ * and O_CLOEXEC are added. A descriptor, or -errno. */
+int cache_openat(struct cache *cache, const char *rel, int flags, mode_t mode);
+/* fstatat(AT_SYMLINK_NOFOLLOW): a link at rel is described, not followed. */
+int cache_lstat(struct cache *cache, const char *rel, struct stat *st);
+/* The target of the link at rel, NUL-terminated in buf: its length, or
+ * -errno (-ENAMETOOLONG when it does not fit). */
+ssize_t cache_readlink(struct cache *cache, const char *rel, char *buf, size_t size);
+int cache_mkdir(struct cache *cache, const char *rel, mode_t mode);
+/* Makes rel and the directories above it ("" is the root: nothing to do). */
+int cache_mkdirs(struct cache *cache, const char *rel);
+/* renameat2(2) with its flags (0, RENAME_EXCHANGE, RENAME_NOREPLACE). */
+int cache_rename(struct cache *cache, const char *from, const char *to, unsigned flags);
+/* A hard link to the file at from (a link there is linked, not followed). */
+int cache_link(struct cache *cache, const char *from, const char *to);
+/* unlinkat(2) with its flags (AT_REMOVEDIR). */
+int cache_unlink(struct cache *cache, const char *rel, int flags);
+/* For tests: resolve by the walk only, as under a seccomp filter that
+ * refuses openat2. */
+void cache_resolve_by_walking(struct cache *cache);
 
 /* A file on its way into the cache: a hidden temporary beside its final
  * path ("." + name + ".<pid>-XXXXXX.tmp"), so a crash never leaves a file
@@ -68,6 +104,7 @@ int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *r
 /* 0 if rel is a directory staged from content with this digest; -ENOENT if
  * absent; -ESTALE if it was staged from something else. */
 int cache_dir_verified(struct cache *cache, const char *rel, const struct digest_spec *digest);
+/* Removes rel, a file or a whole tree, without following a link in it. */
 int cache_remove_tree(struct cache *cache, const char *rel);
 /* Removes the directories above rel that are left empty (after a failed
  * download), up to the root. */

@@ -415,12 +415,11 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = readlinkat(cache_root_fd(fs->cache), node->path, target, sizeof(target) - 1);
+	n = cache_readlink(fs->cache, node->path, target, sizeof(target));
 	if (n < 0) {
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-n);
 		return;
 	}
-	target[n] = '\0';
 	fuse_reply_readlink(req, target);
 }
 
@@ -831,9 +830,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else if (node->kind == NODE_HUB_FILE) {
 		open_hub_file(fs, req, fi, node);
 	} else if (node->kind == NODE_STAGED && node->type == S_IFREG) {
-		fd = openat(cache_root_fd(fs->cache), node->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		fd = cache_openat(fs->cache, node->path, O_RDONLY, 0);
 		if (fd < 0)
-			fuse_reply_err(req, errno);
+			fuse_reply_err(req, -fd);
 		else
 			reply_open_fd(fs, req, fi, NULL, fd);
 	} else {

@@ -296,11 +296,13 @@ static int bind_staged(struct tree *tree, const struct node *dir, const char *di
 {
 	char path[PATH_MAX];
 	struct stat st;
+	int rc;
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir_path, name) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	if (fstatat(cache_root_fd(tree->cache), path, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return -errno;
+	rc = cache_lstat(tree->cache, path, &st);
+	if (rc)
+		return rc;
 	/* Extraction refuses anything else; hide it if a person put it there. */
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
 		return -ENOENT;
@@ -362,16 +364,13 @@ static int list_staged(struct tree *tree, struct node *dir, tree_list_fn fn, voi
 	char *dir_path = staged_dir_path(tree, dir);
 	struct dirent *d;
 	DIR *stream = NULL;
-	int fd, rc = 0;
+	int rc = 0;
 
 	if (!dir_path)
 		return -EIO;
-	fd = openat(cache_root_fd(tree->cache), dir_path,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || !(stream = fdopendir(fd))) {
+	stream = cache_opendir(tree->cache, dir_path);
+	if (!stream) {
 		rc = -errno;
-		if (fd >= 0)
-			close(fd);
 		goto out;
 	}
 	while ((d = readdir(stream)) != NULL) {
@@ -434,8 +433,9 @@ int tree_stat(struct tree *tree, const struct node *node, struct stat *st)
 
 	if (node->kind == NODE_STAGED) {
 		struct stat real;
-		if (fstatat(cache_root_fd(tree->cache), node->path, &real, AT_SYMLINK_NOFOLLOW) != 0)
-			return -errno;
+		int rc = cache_lstat(tree->cache, node->path, &real);
+		if (rc)
+			return rc;
 		/* Read-only whatever the archive said. */
 		st->st_mode = (real.st_mode & S_IFMT) | (real.st_mode & 0555);
 		if (S_ISLNK(real.st_mode))

@@ -786,5 +786,74 @@ def sigint_unmounts(t):
     check_signal_unmounts(t, signal.SIGINT)
 
 
+# ----------------------------------------------------------------------------- links planted in the cache
+
+def plant_dir_link(t, rel):
+    """Make cache/rel a symbolic link to an empty directory outside the cache; return that
+    directory, which must stay empty whatever the daemon does."""
+    target = os.path.join(t.dir, "elsewhere-" + rel.replace("/", "-"))
+    os.makedirs(target)
+    link = os.path.join(t.cache, rel)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(target, link)
+    return target
+
+
+def check_link_untouched(t, rel, target):
+    check(os.path.islink(os.path.join(t.cache, rel)), "the planted link %s was replaced" % rel)
+    check_eq(sorted(all_paths(target)), [], "entries written through the link %s into %s"
+             % (rel, target))
+
+
+@test
+def planted_model_dir_link_not_followed(t):
+    """A link where a model's folder of the readable tree should be: the file is served from
+    its blob, the link is refused with a log line, and nothing lands in its target."""
+    hub = t.shared
+    e = min((e for e in hub.good() if "members" not in e), key=lambda e: e["bytes"])
+    archive = next(e for e in hub.good() if "members" in e)
+    plain_rel = "onnx/" + e["dir"]
+    archive_rel = "onnx/" + archive["dir"]
+    check(plain_rel != archive_rel, "the fixture's first plain and archive models share a folder")
+    plain_target = plant_dir_link(t, plain_rel)
+    archive_target = plant_dir_link(t, archive_rel)
+    with mount(t) as m:
+        check_sha(m.path(hub.rel(e)), e)
+        # A staged tree must live in the readable tree: refused, with a clear errno.
+        member = sorted(archive["members"])[0]
+        got = read_errno(m.path(hub.opset_dir(archive), "model_with_data", member))
+        check_eq(errno_name(got), "EIO", "reading a member of %s" % archive["model"])
+        check_link_untouched(t, plain_rel, plain_target)
+        check_link_untouched(t, archive_rel, archive_target)
+        check(m.log_lines(t.cache + "/" + plain_rel, "is a symbolic link: not following it"),
+              "no log line names the link " + plain_rel)
+        check(m.log_lines(t.cache + "/" + archive_rel, "is a symbolic link: not following it"),
+              "no log line names the link " + archive_rel)
+    check(os.path.isfile(os.path.join(t.cache, "blobs", "sha256", e["sha256"])),
+          "the model's blob is not in the cache")
+
+
+@test
+def planted_blob_dir_link_not_followed(t):
+    """A link where the blob store should be: reads fail with EIO and a log line naming it;
+    nothing is downloaded into its target."""
+    hub = t.shared
+    e = min((e for e in hub.good() if "members" not in e), key=lambda e: e["bytes"])
+    target = plant_dir_link(t, "blobs/sha256")
+    with mount(t) as m:
+        try:
+            with open(m.path(hub.rel(e)), "rb") as f:
+                f.read()
+            got = "no error"
+        except OSError as err:
+            got = errno_name(err.errno)
+        check_link_untouched(t, "blobs/sha256", target)
+        check_eq(got, "EIO", "reading " + hub.rel(e))
+        check(m.log_lines(t.cache + "/blobs/sha256", "is a symbolic link: not following it"),
+              "no log line names the link blobs/sha256")
+    check(not os.path.exists(os.path.join(t.cache, hub.rel(e))),
+          "the model is in the readable tree without its blob")
+
+
 if __name__ == "__main__":
     run(fake_hub, before_each=lambda hub: hub.zoo.clear_logs())

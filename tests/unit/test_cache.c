@@ -1,11 +1,14 @@
 /* test_cache.c: unit tests of cache.c: atomic install, stamps that notice a
- * changed file, staged trees, small files. Not for: downloading. */
+ * changed file, staged trees, small files, untrusted paths and links planted
+ * in the cache. Not for: downloading. */
 #include "build_config.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,14 @@
 #include "digest.h"
 #include "tap.h"
 
-static char root[] = "/tmp/omnihub-test-cache-XXXXXX";
+/* Everything a test makes is under base, even when the code under test is
+ * wrong: paths that try to leave the cache aim at base/outside only. */
+static char base[] = "/tmp/omnihub-test-cache-XXXXXX";
+static char root[300];
+/* Outside the cache: the links planted in it point here, and nothing the
+ * cache does may change what is here. */
+static char outside[300];
+static int outside_entries;
 
 /* Number of entries in a cache directory whose name contains needle. */
 static int count_named(const char *rel_dir, const char *needle)
@@ -59,7 +69,7 @@ static void test_files(struct cache *cache)
 {
 	struct digest_spec hello, other;
 	struct cache_tmp tmp;
-	struct timespec times[2] = { { 0, UTIME_OMIT }, { 12345, 0 } };
+	struct timespec times[2] = {{0, UTIME_OMIT}, {12345, 0}};
 	char buf[64] = "", path[512];
 	int fd = -1, rc;
 
@@ -76,7 +86,8 @@ static void test_files(struct cache *cache)
 	tap_ok(rc == 0 && tmp.fd == -1 && count_named("hub/m", ".tmp") == 0,
 	       "installed: no temporary left");
 	rc = cache_open_verified(cache, "hub/m/file.bin", &hello, 5, &fd);
-	tap_ok(rc == 0 && fd >= 0 && read(fd, buf, sizeof(buf)) == 5 && memcmp(buf, "hello", 5) == 0,
+	tap_ok(rc == 0 && fd >= 0 && read(fd, buf, sizeof(buf)) == 5 &&
+	           memcmp(buf, "hello", 5) == 0,
 	       "installed file opens as verified with its content");
 	if (fd >= 0)
 		close(fd);
@@ -116,7 +127,7 @@ static void test_files(struct cache *cache)
 	/* A symlink planted at the final path is not followed. */
 	snprintf(path, sizeof(path), "%s/hub/m/link.bin", root);
 	tap_ok(symlink("/etc/passwd", path) == 0 &&
-		       cache_open_verified(cache, "hub/m/link.bin", &hello, 5, &fd) == -ESTALE,
+	           cache_open_verified(cache, "hub/m/link.bin", &hello, 5, &fd) == -ESTALE,
 	       "a symlink in the cache is not followed");
 }
 
@@ -137,7 +148,7 @@ static void test_trees(struct cache *cache)
 	tap_ok(count_named("hub/t", "data") == 1 && count_named("hub/t", ".tmp") == 1,
 	       "the tree is hidden until installed");
 	tap_ok(cache_tmpdir_install(cache, tmp_rel, "hub/t/data", &a) == 0 &&
-		       count_named("hub/t", ".tmp") == 0,
+	           count_named("hub/t", ".tmp") == 0,
 	       "tree installed");
 	free(tmp_rel);
 	tap_ok(cache_dir_verified(cache, "hub/t/data", &a) == 0, "tree verified for its digest");
@@ -150,9 +161,9 @@ static void test_trees(struct cache *cache)
 	fd = open(path, O_CREAT | O_WRONLY, 0644);
 	close(fd);
 	tap_ok(cache_tmpdir_install(cache, tmp_rel, "hub/t/data", &b) == 0 &&
-		       cache_dir_verified(cache, "hub/t/data", &b) == 0 &&
-		       count_named("hub/t/data", "new.txt") == 1 &&
-		       count_named("hub/t/data", "old.txt") == 0 && count_named("hub/t", ".tmp") == 0,
+	           cache_dir_verified(cache, "hub/t/data", &b) == 0 &&
+	           count_named("hub/t/data", "new.txt") == 1 &&
+	           count_named("hub/t/data", "old.txt") == 0 && count_named("hub/t", ".tmp") == 0,
 	       "an outdated tree is replaced whole, the old one removed");
 	free(tmp_rel);
 }
@@ -185,12 +196,275 @@ static void test_small(struct cache *cache)
 	tap_ok(cache_write_small(cache, ".index/hub/index.json", "[1,2]", 5) == 0,
 	       "small file written");
 	tap_ok(cache_read_small(cache, ".index/hub/index.json", 100, &data, &len, &mtime) == 0 &&
-		       len == 5 && strcmp(data, "[1,2]") == 0 && mtime > 0,
+	           len == 5 && strcmp(data, "[1,2]") == 0 && mtime > 0,
 	       "small file read back, NUL-terminated");
 	free(data);
 	tap_ok(cache_read_small(cache, ".index/hub/index.json", 4, &data, &len, &mtime) == -EFBIG,
 	       "over the limit: -EFBIG");
 	tap_ok(count_named(".index/hub", ".tmp") == 0, "no temporary left");
+}
+
+static void test_check_rel(void)
+{
+	static const char *const good[] = {"a",
+	                                   "a/b/c.onnx",
+	                                   ".index/onnx/x.json",
+	                                   "a..b/c.",
+	                                   "blobs/sha256/.x.state.1-abcdef.tmp",
+	                                   "Über model"};
+	static const struct {
+		const char *rel, *label;
+	} bad[] = {{"", "empty"},
+	           {"/etc/passwd", "absolute"},
+	           {"..", ".."},
+	           {".", "."},
+	           {"../x", "../x"},
+	           {"a/../b", "a/../b"},
+	           {"a/..", "a/.."},
+	           {"a/./b", "a/./b"},
+	           {"a//b", "a//b"},
+	           {"a/", "a/ (empty last component)"},
+	           {"/", "/"},
+	           {"a\nb", "a newline"},
+	           {"a\x1b[2Jb", "an escape sequence"},
+	           {"a\x7f", "DEL"},
+	           {"a/\tb", "a tab"}};
+	char long_name[NAME_MAX + 2], long_path[PATH_MAX + 300];
+	bool all = true;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		all = all && cache_check_rel(good[i]) == 0;
+	tap_ok(all, "ordinary relative paths pass");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		tap_ok(cache_check_rel(bad[i].rel) == -EINVAL, "refused: %s", bad[i].label);
+	memset(long_name, 'n', NAME_MAX);
+	long_name[NAME_MAX] = '\0';
+	tap_ok(cache_check_rel(long_name) == 0, "a component of NAME_MAX bytes passes");
+	long_name[NAME_MAX] = 'n';
+	long_name[NAME_MAX + 1] = '\0';
+	tap_ok(cache_check_rel(long_name) == -EINVAL, "a component over NAME_MAX is refused");
+	long_path[0] = '\0';
+	while (strlen(long_path) < PATH_MAX)
+		strcat(long_path, "abcdefghijklmnopqrstuvwxyz/");
+	strcat(long_path, "f");
+	tap_ok(cache_check_rel(long_path) == -EINVAL,
+	       "a path of PATH_MAX bytes or more is refused");
+}
+
+static int count_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)st;
+	(void)flag;
+	if (ftw->level > 0)
+		outside_entries++;
+	return 0;
+}
+
+/* Entries under outside, at any depth. */
+static int count_outside(void)
+{
+	outside_entries = 0;
+	if (nftw(outside, count_entry, 16, FTW_PHYS) != 0)
+		return -1;
+	return outside_entries;
+}
+
+static bool outside_intact(void)
+{
+	char path[600], buf[32] = "";
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/secret", outside);
+	fd = open(path, O_RDONLY);
+	n = fd >= 0 ? (int)read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	return count_outside() == 2 && n == 6 && memcmp(buf, "secret", 6) == 0;
+}
+
+/* Paths that leave the cache are refused before anything is made. */
+static void test_hostile_paths(struct cache *cache)
+{
+	struct digest_spec hello;
+	struct cache_tmp tmp;
+	char path[512], *tmp_rel = NULL, *data = NULL;
+	size_t len;
+	time_t mtime;
+	int fd = -1;
+
+	spec_of(&hello, "hello");
+	tap_ok(cache_write_small(cache, "../outside/escape.json", "x", 1) == -EINVAL,
+	       "write_small of ../outside/x: -EINVAL");
+	tap_ok(cache_tmp_create(cache, "hub/../../outside/escape.bin", &tmp) == -EINVAL,
+	       "tmp_create of hub/../../outside/x: -EINVAL");
+	snprintf(path, sizeof(path), "%s/escape.bin", outside);
+	tap_ok(cache_tmp_create(cache, path, &tmp) == -EINVAL,
+	       "tmp_create of an absolute path: -EINVAL");
+	tap_ok(cache_tmpdir_create(cache, "hub/a\nb", &tmp_rel) == -EINVAL && !tmp_rel,
+	       "tmpdir_create with a newline: -EINVAL");
+	tap_ok(cache_read_small(cache, "../outside/secret", 100, &data, &len, &mtime) == -EINVAL &&
+	           !data,
+	       "read_small of ../outside/secret: -EINVAL");
+	snprintf(path, sizeof(path), "%s/secret", outside);
+	tap_ok(cache_open_verified(cache, path, &hello, 6, &fd) == -EINVAL && fd == -1,
+	       "open_verified of an absolute path: -EINVAL");
+	tap_ok(cache_remove_tree(cache, "../outside/sub") == -EINVAL,
+	       "remove_tree of ../outside/sub: -EINVAL");
+	cache_prune(cache, "../outside/sub/file.bin");
+	tap_ok(cache_opendir(cache, "hub/..") == NULL && errno == EINVAL,
+	       "opendir of hub/..: EINVAL");
+	tap_ok(outside_intact(), "nothing made, read or removed outside the cache");
+}
+
+static int plant(const char *rel, const char *target)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	return symlink(target, path);
+}
+
+/* A link to a directory outside, planted at rel: nothing goes through it. */
+static void test_planted_dir_link(struct cache *cache, const char *rel, const char *mode)
+{
+	struct digest_spec hello;
+	struct cache_tmp tmp;
+	char p[600], *tmp_rel = NULL, *data = NULL;
+	size_t len = 0;
+	time_t mtime;
+	int fd = -1;
+	DIR *dir;
+
+	spec_of(&hello, "hello");
+	tap_ok(plant(rel, outside) == 0, "%s: planted %s -> %s", mode, rel, outside);
+	snprintf(p, sizeof(p), "%s/x/file.bin", rel);
+	tap_ok(cache_tmp_create(cache, p, &tmp) == -ELOOP, "%s: tmp_create(%s): -ELOOP", mode, p);
+	snprintf(p, sizeof(p), "%s/index.json", rel);
+	tap_ok(cache_write_small(cache, p, "{}", 2) == -ELOOP, "%s: write_small(%s): -ELOOP", mode,
+	       p);
+	snprintf(p, sizeof(p), "%s/tree", rel);
+	tap_ok(cache_tmpdir_create(cache, p, &tmp_rel) == -ELOOP && !tmp_rel,
+	       "%s: tmpdir_create(%s): -ELOOP", mode, p);
+	snprintf(p, sizeof(p), "%s/secret", rel);
+	tap_ok(cache_read_small(cache, p, 100, &data, &len, &mtime) == -ELOOP && !data,
+	       "%s: read_small(%s): -ELOOP, nothing read", mode, p);
+	tap_ok(cache_open_verified(cache, p, &hello, 6, &fd) != 0 && fd == -1,
+	       "%s: open_verified(%s) opens nothing", mode, p);
+	snprintf(p, sizeof(p), "%s/sub", rel);
+	tap_ok(cache_remove_tree(cache, p) == -ELOOP, "%s: remove_tree(%s): -ELOOP", mode, p);
+	snprintf(p, sizeof(p), "%s/sub/file.bin", rel);
+	cache_prune(cache, p);
+	tap_ok((dir = cache_opendir(cache, rel)) == NULL && errno == ELOOP,
+	       "%s: opendir(%s): ELOOP", mode, rel);
+	if (dir)
+		closedir(dir);
+	tap_ok(outside_intact(),
+	       "%s: the link's target is untouched (nothing made, read or removed)", mode);
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	unlink(p);
+}
+
+/* The same through the helpers that work on the last component. */
+static void test_planted_dir_link_at(struct cache *cache, const char *rel, const char *mode)
+{
+	char p[600], q[600], target[600];
+	struct stat st;
+
+	tap_ok(plant(rel, outside) == 0, "%s: planted %s again", mode, rel);
+	tap_ok(cache_lstat(cache, rel, &st) == 0 && S_ISLNK(st.st_mode),
+	       "%s: lstat(%s) describes the link itself", mode, rel);
+	tap_ok(cache_readlink(cache, rel, target, sizeof(target)) == (ssize_t)strlen(outside) &&
+	           strcmp(target, outside) == 0,
+	       "%s: readlink(%s) gives its target", mode, rel);
+	snprintf(p, sizeof(p), "%s/secret", rel);
+	tap_ok(cache_lstat(cache, p, &st) == -ELOOP, "%s: lstat(%s): -ELOOP", mode, p);
+	tap_ok(cache_openat(cache, p, O_RDONLY, 0) == -ELOOP, "%s: openat(%s): -ELOOP", mode, p);
+	tap_ok(cache_unlink(cache, p, 0) == -ELOOP, "%s: unlink(%s): -ELOOP", mode, p);
+	snprintf(q, sizeof(q), "%s/a/b", rel);
+	tap_ok(cache_mkdirs(cache, q) == -ELOOP, "%s: mkdirs(%s): -ELOOP", mode, q);
+	snprintf(q, sizeof(q), "%s/new", rel);
+	tap_ok(cache_mkdir(cache, q, 0755) == -ELOOP, "%s: mkdir(%s): -ELOOP", mode, q);
+	tap_ok(cache_write_small(cache, "hub/ok.txt", "ok", 2) == 0 &&
+	           cache_rename(cache, "hub/ok.txt", q, 0) == -ELOOP &&
+	           cache_link(cache, "hub/ok.txt", q) == -ELOOP &&
+	           cache_rename(cache, p, "hub/stolen", 0) == -ELOOP &&
+	           cache_link(cache, p, "hub/stolen") == -ELOOP,
+	       "%s: rename and link into and out of %s: -ELOOP", mode, rel);
+	tap_ok(outside_intact(), "%s: the link's target is untouched", mode);
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	unlink(p);
+}
+
+/* A link as the last component is itself: never followed, replaced or
+ * removed as a link. */
+static void test_final_link(struct cache *cache)
+{
+	char target[600], *data = NULL, path[600];
+	size_t len = 0;
+	time_t mtime;
+	struct stat st;
+
+	snprintf(target, sizeof(target), "%s/secret", outside);
+	tap_ok(plant("hub/m/final.json", target) == 0, "planted hub/m/final.json -> %s", target);
+	tap_ok(cache_openat(cache, "hub/m/final.json", O_RDONLY, 0) == -ELOOP &&
+	           cache_read_small(cache, "hub/m/final.json", 100, &data, &len, &mtime) == -ELOOP,
+	       "a link as the last component is not opened");
+	tap_ok(cache_write_small(cache, "hub/m/final.json", "mine", 4) == 0 &&
+	           cache_lstat(cache, "hub/m/final.json", &st) == 0 && S_ISREG(st.st_mode) &&
+	           outside_intact(),
+	       "writing over it replaces the link, not its target");
+	tap_ok(plant("hub/m/gone", outside) == 0 && cache_remove_tree(cache, "hub/m/gone") == 0 &&
+	           cache_lstat(cache, "hub/m/gone", &st) == -ENOENT && outside_intact(),
+	       "remove_tree of a link removes the link only");
+	tap_ok(cache_mkdirs(cache, "hub/r/deep") == 0 && plant("hub/r/deep/in", outside) == 0 &&
+	           cache_remove_tree(cache, "hub/r") == 0 &&
+	           cache_lstat(cache, "hub/r", &st) == -ENOENT && outside_intact(),
+	       "remove_tree of a tree holding a link removes the tree, not the target");
+	snprintf(path, sizeof(path), "%s/hub/m/final.json", root);
+	unlink(path);
+}
+
+/* What a download does, resolved by the walk. */
+static void test_walk_basics(struct cache *cache)
+{
+	struct digest_spec hello;
+	struct cache_tmp tmp;
+	char *data = NULL, *tmp_rel = NULL;
+	size_t len = 0;
+	time_t mtime;
+	int fd = -1;
+
+	spec_of(&hello, "hello");
+	tap_ok(cache_tmp_create(cache, "walk/a/b/file.bin", &tmp) == 0 &&
+	           write_text(tmp.fd, "hello") == 0 &&
+	           cache_tmp_install(cache, &tmp, &hello) == 0 &&
+	           cache_open_verified(cache, "walk/a/b/file.bin", &hello, 5, &fd) == 0,
+	       "walk: a file created, installed and opened verified");
+	if (fd >= 0)
+		close(fd);
+	tap_ok(cache_write_small(cache, "walk/index.json", "[]", 2) == 0 &&
+	           cache_read_small(cache, "walk/index.json", 10, &data, &len, &mtime) == 0 &&
+	           len == 2,
+	       "walk: a small file written and read");
+	free(data);
+	tap_ok(cache_tmpdir_create(cache, "walk/tree", &tmp_rel) == 0 &&
+	           cache_tmpdir_install(cache, tmp_rel, "walk/tree", &hello) == 0 &&
+	           cache_dir_verified(cache, "walk/tree", &hello) == 0,
+	       "walk: a tree installed");
+	free(tmp_rel);
+	tap_ok(cache_remove_tree(cache, "walk") == 0 && count_named("", "walk") == 0,
+	       "walk: removed");
+}
+
+static void test_planted_links(struct cache *cache, const char *mode)
+{
+	static const char *const depths[] = {"d1", "hub/d2", "hub/m/d3"};
+
+	for (size_t i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		test_planted_dir_link(cache, depths[i], mode);
+		test_planted_dir_link_at(cache, depths[i], mode);
+	}
 }
 
 static void test_orphan_temporaries(void)
@@ -204,7 +478,7 @@ static void test_orphan_temporaries(void)
 	tap_ok(cache_is_orphan_temporary(".model.onnx.2147483646-ab12cd.tmp"),
 	       "a temporary of a process that is gone is");
 	tap_ok(!cache_is_orphan_temporary("model.onnx") && !cache_is_orphan_temporary(".hidden") &&
-		       !cache_is_orphan_temporary(".x.notapid-ab12cd.tmp"),
+	           !cache_is_orphan_temporary(".x.notapid-ab12cd.tmp"),
 	       "other names are not");
 }
 
@@ -214,8 +488,23 @@ int main(void)
 	const char *why = NULL;
 
 	test_orphan_temporaries();
+	test_check_rel();
 	tap_ok(cache_open(&cache, "relative/dir", &why) == -EINVAL && why, "relative root refused");
-	tap_ok(mkdtemp(root) != NULL, "temporary root %s", root);
+	tap_ok(mkdtemp(base) != NULL, "temporary directory %s", base);
+	snprintf(root, sizeof(root), "%s/cache", base);
+	snprintf(outside, sizeof(outside), "%s/outside", base);
+	tap_ok(mkdir(root, 0755) == 0, "cache root %s", root);
+	{
+		char path[600];
+		int fd;
+		tap_ok(mkdir(outside, 0755) == 0, "directory outside the cache %s", outside);
+		snprintf(path, sizeof(path), "%s/secret", outside);
+		fd = open(path, O_CREAT | O_WRONLY, 0644);
+		tap_ok(fd >= 0 && write_text(fd, "secret") == 0, "a file outside the cache");
+		close(fd);
+		snprintf(path, sizeof(path), "%s/sub", outside);
+		tap_ok(mkdir(path, 0755) == 0 && outside_intact(), "an empty directory outside it");
+	}
 	{
 		char nested[600];
 		snprintf(nested, sizeof(nested), "%s/a/b/c", root);
@@ -227,7 +516,16 @@ int main(void)
 	test_trees(cache);
 	test_prune(cache);
 	test_small(cache);
+	test_hostile_paths(cache);
+	test_final_link(cache);
+	test_planted_links(cache, "openat2");
 	cache_close(cache);
-	tap_ok(tap_remove_tree(root) == 0, "temporary directory %s removed", root);
+	/* As under a seccomp filter that refuses openat2. */
+	tap_ok(cache_open(&cache, root, &why) == 0, "cache opened again");
+	cache_resolve_by_walking(cache);
+	test_planted_links(cache, "walk");
+	test_walk_basics(cache);
+	cache_close(cache);
+	tap_ok(tap_remove_tree(base) == 0, "temporary directory %s removed", base);
 	return tap_done();
 }
