@@ -212,8 +212,8 @@ static int api_get(struct hub *hub, const char *url, size_t max_bytes, bool quie
 		if (resp->status == 429) {
 			char limit[32];
 			limit_name(resp->ratelimit, limit, sizeof(limit));
-			log_warn("%s: %s: the Hub's rate limit \"%s\" was hit (RateLimit: %s); retrying "
-				 "in %ld s",
+			log_warn("%s: %s: HTTP 429, the Hub's rate limit \"%s\" was hit (RateLimit: %s); "
+				 "retrying in %ld s",
 				 name, resp->url_for_log, limit,
 				 resp->ratelimit[0] ? resp->ratelimit : "not sent", wait);
 		} else {

@@ -73,10 +73,25 @@ static int add_hub_option(struct cmdline *cmdline, const char *name, size_t name
 	return 0;
 }
 
+/* Flags libfuse and the kernel take in -o: never a list's item. */
+static bool is_mount_flag(const char *arg)
+{
+	static const char *const flags[] = {
+		"ro", "rw", "allow_other", "allow_root", "auto_unmount", "default_permissions",
+		"dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime",
+		"norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime", "sync",
+		"async", "dirsync", "debug", "clone_fd",
+	};
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (strcmp(arg, flags[i]) == 0)
+			return true;
+	return fuse_opt_match(option_spec, arg) != 0;
+}
+
 /* A hub's own option (name=value, declared in its hub_ops): 0 when taken,
  * 1 when it is not one, -1 on failure. fuse_opt splits -o at commas, so a
- * list option's later items come as options of their own; one that looks
- * like a repo id (org/name) continues the list before it. */
+ * list option's later items come as options of their own: an item with no
+ * '=' that is no flag continues the list before it. */
 static int take_hub_option(struct cmdline *cmdline, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
@@ -86,7 +101,7 @@ static int take_hub_option(struct cmdline *cmdline, const char *arg)
 	if (!eq) {
 		struct config_hub_option *last;
 		char *joined;
-		if (!cmdline->continues_list || !strchr(arg, '/') || arg[0] == '-') {
+		if (!cmdline->continues_list || arg[0] == '-' || is_mount_flag(arg)) {
 			cmdline->continues_list = false;
 			return 1;
 		}

@@ -609,8 +609,11 @@ static void backoff_locked(struct transfer *t, const struct fetch_response *resp
 		ms = ms / 2 + ms / 2 * (double)r / 255.0;
 	}
 	after_ms(&t->not_before, ms);
-	log_warn("%s: %s: %s; retrying in %.1f s (try %u of %u)", t->label, resp->url_for_log, why,
-		 ms / 1e3, t->failures + 1, t->engine->options.retries + 1);
+	/* A rate limit names itself (RateLimit: "resolvers";r=0;t=60). */
+	log_warn("%s: %s: %s%s%s%s; retrying in %.1f s (try %u of %u)", t->label, resp->url_for_log,
+		 why, resp->ratelimit[0] ? " (RateLimit: " : "", resp->ratelimit,
+		 resp->ratelimit[0] ? ")" : "", ms / 1e3, t->failures + 1,
+		 t->engine->options.retries + 1);
 }
 
 static void call_done(void *done_ctx, void *call_ctx, int rc)

@@ -72,7 +72,7 @@ static void check_tree(const struct hf_tree *tree, const char *what)
 		       strcmp(seen.names[0], "a") == 0 && strcmp(seen.names[1], "a-b") == 0 &&
 		       strcmp(seen.names[2], "config.json") == 0 &&
 		       strcmp(seen.names[3], "onnx") == 0,
-	       "%s: the root lists its direct children only (%d)", what, seen.count);
+	       "%s: the root lists its direct children only", what);
 	memset(&seen, 0, sizeof(seen));
 	tap_ok(hf_tree_children(tree, "a", collect, &seen) == 0 && seen.count == 1 &&
 		       strcmp(seen.names[0], "b") == 0,
@@ -100,7 +100,7 @@ int main(void)
 	tap_ok(hf_tree_to_json(tree, &json, &len) == 0 &&
 		       hf_tree_add_page(back, json, len, "test", why, sizeof(why)) == 0 &&
 		       hf_tree_finish(back) == 0 && back->count == tree->count,
-	       "the kept copy reads back (%zu items)", back->count);
+	       "the kept copy reads back");
 	check_tree(back, "kept");
 	free(json);
 	hf_tree_free(tree);
