@@ -692,6 +692,10 @@ static void reply_open_fd(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		fi->keep_cache = tree_note_served(fs->tree, node, &st);
 	else
 		fi->keep_cache = node == NULL;
+	/* A hub that cannot say a file's size before the download gave the
+	 * kernel a guess: reads must not stop at it. */
+	if (node && !(node->hub->ops->flags & HUB_SIZES_KNOWN))
+		fi->direct_io = 1;
 	h = handle_new(fs, fd, NULL, node ? node->size : 0);
 	if (!h) {
 		close(fd);

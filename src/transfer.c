@@ -1009,7 +1009,10 @@ static void *hash_main(void *arg)
 		done = rc == 0 && prefix_hash_done(t->hash);
 
 		pthread_mutex_lock(&engine->lock);
-		if (rc) {
+		if (rc && generation != t->generation) {
+			/* The content started over while we read (the partial file
+			 * was truncated under us): the next round hashes afresh. */
+		} else if (rc) {
 			log_error("%s: cannot read back %s: %s", t->label, t->partial.rel, strerror(-rc));
 			fail_locked(t, -EIO, false);
 		} else if (done && generation == t->generation && t->state == STATE_RUNNING &&
