@@ -16,6 +16,7 @@ import re
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
@@ -54,6 +55,7 @@ def shared_setup(run_dir):
 
 
 def before_each(shared):
+    shared.srv.set_api_delay(0)
     shared.srv.rate_limit(0, "api")
     shared.srv.rate_limit(0, "resolve")
     shared.srv.clear_log()
@@ -621,6 +623,61 @@ def branch_commit_refreshed_after_ttl(t):
             check_eq(got, content(t, want_old), "config.json after main moved and hf_ttl passed")
     finally:
         srv.set_ref("model", fx.ONNX_REPO, "main", commit_of(t, fx.ONNX_REPO))
+
+
+@test
+def concurrent_lookups_single_flight(t):
+    """Once a branch's TTL has passed, eight threads looking up eight names in the repo at
+    once (the kernel serialises lookups of one name, not of different names) while the Hub
+    is slow cause one revision call between them, and all get their answer."""
+    repo = "model:" + fx.ONNX_REPO
+    with mounted(t, "hf_ttl=1") as m:
+        root = repo_dir(m, fx.ONNX_REPO)
+        names = sorted(os.listdir(root))
+        pin = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the kernel keeps the repo's dentry
+        try:
+            time.sleep(1.5)
+            t.shared.srv.set_api_delay(0.5)
+            before = count(t, kind="api", repo=repo, path_substring="/revision/")
+            results, errors = [], []
+
+            def look(i):
+                try:
+                    results.append(errno_of(os.stat, os.path.join(root, "missing-%d" % i)))
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+            threads = [threading.Thread(target=look, args=(i,)) for i in range(8)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(WAIT)
+        finally:
+            os.close(pin)
+        check_eq(errors, [], "errors")
+        check_eq(results, [errno.ENOENT] * 8, "errno of the eight lookups")
+        check_eq(count(t, kind="api", repo=repo, path_substring="/revision/") - before, 1,
+                 "revision calls by eight concurrent lookups of a stale branch")
+        check_eq(sorted(os.listdir(root)), names, "listing after the refresh")
+
+
+@test
+def repo_metadata_bounded_and_kept_on_disk(t):
+    """With hf_max_repos=2, a third repo evicts the least recently used from memory; looking
+    it up again reads its kept file list from disk: no new tree call."""
+    repos = (fx.ONNX_REPO, fx.SHARDED_REPO, fx.MIRROR_REPO)
+    with mounted(t, "hf_max_repos=2", "hf_ttl=3600") as m:
+        for r in repos:
+            os.listdir(repo_dir(m, r))
+        trees = count(t, kind="api", path_substring="/tree/")
+        check_eq(trees, 3, "tree calls for three repos")
+        drop_kernel_dentries()
+        for r in repos:
+            check_eq(sorted(os.listdir(repo_dir(m, r))),
+                     sorted({p.split("/")[0] for p in files_of(t, r)}), "listing of " + r)
+        check_eq(count(t, kind="api", path_substring="/tree/"), trees,
+                 "tree calls after the repos were evicted from memory")
+        check_eq(sum(count(t, kind="api", repo="model:" + r, path_substring="/revision/")
+                     for r in repos), 3, "revision calls (each branch asked once within hf_ttl)")
 
 
 if __name__ == "__main__":
