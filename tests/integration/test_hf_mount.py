@@ -634,7 +634,10 @@ def concurrent_lookups_single_flight(t):
     with mounted(t, "hf_ttl=1") as m:
         root = repo_dir(m, fx.ONNX_REPO)
         names = sorted(os.listdir(root))
-        pin = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the kernel keeps the repo's dentry
+        # Four folders, pinned so the kernel keeps their dentries; two names looked up in each
+        # (lookups in one folder may be serialised by the kernel, lookups in four are not).
+        dirs = [os.path.join(root, d) for d in ("", "onnx", "sub", "sub/dir")]
+        pins = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
         try:
             time.sleep(1.5)
             t.shared.srv.set_api_delay(0.5)
@@ -643,7 +646,8 @@ def concurrent_lookups_single_flight(t):
 
             def look(i):
                 try:
-                    results.append(errno_of(os.stat, os.path.join(root, "missing-%d" % i)))
+                    path = os.path.join(dirs[i % len(dirs)], "missing-%d" % i)
+                    results.append(errno_of(os.stat, path))
                 except Exception as e:  # noqa: BLE001 - reported below
                     errors.append(e)
             threads = [threading.Thread(target=look, args=(i,)) for i in range(8)]
@@ -652,7 +656,8 @@ def concurrent_lookups_single_flight(t):
             for th in threads:
                 th.join(WAIT)
         finally:
-            os.close(pin)
+            for fd in pins:
+                os.close(fd)
         check_eq(errors, [], "errors")
         check_eq(results, [errno.ENOENT] * 8, "errno of the eight lookups")
         check_eq(count(t, kind="api", repo=repo, path_substring="/revision/") - before, 1,
