@@ -87,6 +87,7 @@ struct hf_hub {
 	char origin[300];            /* the endpoint's: where the token may go */
 	char *auth_header;           /* owned; "Authorization: Bearer ..." or NULL */
 	bool offline;
+	time_t started; /* the mtime of folders that have no other */
 	unsigned ttl;
 	unsigned max_repos;
 	char **pinned; /* owned; "org/name[@rev]" or "name[@rev]" */
@@ -145,7 +146,7 @@ static int split_rev(const char *component, size_t len, size_t *name_len, char r
 		return 0;
 	for (const char *p = at + 1; p < component + len; p++) {
 		char c = *p;
-		if (c == '%' && p + 2 < component + len + 0 && p[1] == '2' && (p[2] == 'F' || p[2] == 'f')) {
+		if (c == '%' && p + 2 < component + len && p[1] == '2' && (p[2] == 'F' || p[2] == 'f')) {
 			c = '/';
 			p += 2;
 		}
@@ -932,7 +933,7 @@ static int read_token(struct hub *hub, char **out, const char **from)
 {
 	const struct config *cfg = hub->env->config;
 	const char *value = config_env("HF_TOKEN");
-	char *path = NULL, *hf_home = NULL;
+	char *path = NULL;
 	char text[4096];
 	int rc = 0;
 
@@ -950,7 +951,6 @@ static int read_token(struct hub *hub, char **out, const char **from)
 		const char *candidates[3] = { config_env("HF_TOKEN_PATH"), NULL,
 					      config_hub_option(cfg, "hf_token_file") };
 		if (config_env("HF_HOME")) {
-			hf_home = NULL;
 			if (asprintf(&path, "%s/token", config_env("HF_HOME")) < 0)
 				path = NULL;
 		} else if (config_env("XDG_CACHE_HOME")) {
@@ -990,7 +990,6 @@ static int read_token(struct hub *hub, char **out, const char **from)
 	}
 	memset(text, 0, sizeof(text));
 	free(path);
-	free(hf_home);
 	return rc;
 }
 
@@ -1086,6 +1085,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	pthread_cond_init(&hf->loaded, NULL);
 	hub->priv = hf;
 	hf->type = type;
+	hf->started = time(NULL);
 	hf->ttl = HF_TTL_DEFAULT;
 	hf->max_repos = HF_MAX_REPOS_DEFAULT;
 	hf->offline = cfg->offline || config_env_true("HF_HUB_OFFLINE") ||
@@ -1217,7 +1217,7 @@ static int list_known(struct hub *hub, const char *org, struct entry_list *out)
 	}
 	pthread_mutex_unlock(&hf->lock);
 	for (size_t i = 0; i < set.count && rc == 0; i++) {
-		make_entry(&entry, set.names[i], ENTRY_DIR, 0, 0);
+		make_entry(&entry, set.names[i], ENTRY_DIR, 0, hf->started);
 		rc = entry_list_add(out, &entry);
 	}
 	name_set_free(&set);
@@ -1269,7 +1269,7 @@ static int hf_lookup(struct hub *hub, const char *path, struct entry *out)
 	if (rc)
 		return rc;
 	if (place.what != PLACE_REPO) {
-		make_entry(out, name, ENTRY_DIR, 0, 0);
+		make_entry(out, name, ENTRY_DIR, 0, ((struct hf_hub *)hub->priv)->started);
 		return 0;
 	}
 	rc = repo_get(hub, place.repo_id, place.rev, &repo);
