@@ -183,8 +183,21 @@ static void limit_name(const char *ratelimit, char *out, size_t out_size)
 		snprintf(out, out_size, "%.*s", (int)n, q + 1);
 }
 
+/* Seconds until the window resets, from RateLimit: "api";r=0;t=120; -1. */
+static long limit_reset(const char *ratelimit)
+{
+	const char *t = strstr(ratelimit, ";t=");
+	char *end;
+	long value;
+
+	if (!t)
+		return -1;
+	value = strtol(t + 3, &end, 10);
+	return end == t + 3 || value < 0 ? -1 : value;
+}
+
 /* GET an API URL of the endpoint, with the token, retrying a 429 or 5xx
- * after what Retry-After asks. quiet: a refusal (401/403/404) is an answer
+ * after what Retry-After (else RateLimit's reset) asks. quiet: a refusal (401/403/404) is an answer
  * the caller expects, not worth a log line. */
 static int api_get(struct hub *hub, const char *url, size_t max_bytes, bool quiet,
 		   struct fetch_buffer *body, struct fetch_response *resp)
@@ -207,7 +220,9 @@ static int api_get(struct hub *hub, const char *url, size_t max_bytes, bool quie
 		memset(body, 0, sizeof(*body));
 		if (!fetch_error_retryable(rc) || attempt >= retries)
 			break;
-		wait = resp->retry_after >= 0 ? resp->retry_after : 1L << (attempt < 5 ? attempt : 5);
+		wait = resp->retry_after >= 0 ? resp->retry_after : limit_reset(resp->ratelimit);
+		if (wait < 0)
+			wait = 1L << (attempt < 5 ? attempt : 5);
 		if (wait > HF_RETRY_WAIT_MAX)
 			wait = HF_RETRY_WAIT_MAX;
 		if (resp->status == 429) {
