@@ -369,17 +369,29 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (rc == 0)
 		rc = fill_entry(fs, child, &e);
-	if (rc)
+	if (rc) {
 		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_entry(req, &e);
+	} else {
+		/* Counted first: the kernel may forget it as soon as it has it. */
+		tree_count_lookup(fs->tree, child);
+		if (fuse_reply_entry(req, &e) != 0)
+			tree_forget(fs->tree, child->ino, 1); /* it never got there */
+	}
+	tree_unref(fs->tree, child);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	/* Nodes live as long as the mount (see tree.h). */
-	(void)ino;
-	(void)nlookup;
+	tree_forget(fs_of(req)->tree, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fs_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		tree_forget(fs->tree, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -424,36 +436,42 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* A directory listing, made whole at opendir and served in pieces: the
- * nodes of its children (nodes live as long as the mount). Offsets are
+ * nodes of its children, each held by a reference until releasedir (self
+ * is held by the kernel, whose open directory it is). Offsets are
  * positions in it, "." and ".." first. */
 struct listing {
+	struct tree *tree;
 	struct node *self;
 	uint64_t parent;
-	const struct node **children; /* owned array */
+	struct node **children; /* owned array; a reference on each */
 	size_t count;
 	size_t cap;
 };
 
-static int listing_add_child(void *ctx, const struct node *child)
+static int listing_add_child(void *ctx, struct node *child)
 {
 	struct listing *listing = ctx;
 
 	if (listing->count == listing->cap) {
 		size_t cap = listing->cap ? 2 * listing->cap : 64;
-		const struct node **grown = realloc(listing->children, cap * sizeof(*grown));
+		struct node **grown = realloc(listing->children, cap * sizeof(*grown));
 		if (!grown)
 			return -ENOMEM;
 		listing->children = grown;
 		listing->cap = cap;
 	}
+	tree_ref(listing->tree, child);
 	listing->children[listing->count++] = child;
 	return 0;
 }
 
 static void listing_free(struct listing *listing)
 {
-	if (listing)
-		free(listing->children);
+	if (!listing)
+		return;
+	for (size_t i = 0; i < listing->count; i++)
+		tree_unref(listing->tree, listing->children[i]);
+	free(listing->children);
 	free(listing);
 }
 
@@ -471,6 +489,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = listing ? 0 : -ENOMEM;
 	}
 	if (rc == 0) {
+		listing->tree = fs->tree;
 		listing->self = node;
 		listing->parent = node->parent ? node->parent : node->ino;
 		rc = tree_list(fs->tree, node, listing_add_child, listing);
@@ -485,13 +504,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		listing_free(listing);
 }
 
+/* A READDIRPLUS entry takes more than this (a fuse_direntplus is 152 bytes
+ * before its name): it bounds how many one reply holds. */
+#define DIRENTPLUS_MIN_BYTES 64
+
 /* Entries from position off on, as many as fit in size bytes; with plus,
  * each with its attributes (READDIRPLUS), so `ls -l` needs no lookups. */
 static void reply_listing(fuse_req_t req, struct listing *listing, size_t size, off_t off,
 			  bool plus)
 {
 	struct fs *fs = fs_of(req);
-	size_t total = listing->count + 2, used = 0;
+	size_t total = listing->count + 2, used = 0, ncounted = 0;
+	size_t max_counted = size / DIRENTPLUS_MIN_BYTES + 1;
+	struct node **counted = NULL; /* plus: the entries whose lookup was counted */
 	char *buf;
 
 	if (off < 0 || (size_t)off >= total) {
@@ -499,12 +524,15 @@ static void reply_listing(fuse_req_t req, struct listing *listing, size_t size, 
 		return;
 	}
 	buf = malloc(size);
-	if (!buf) {
+	if (plus)
+		counted = malloc(max_counted * sizeof(*counted));
+	if (!buf || (plus && !counted)) {
+		free(buf);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	for (size_t i = (size_t)off; i < total; i++) {
-		const struct node *child = i >= 2 ? listing->children[i - 2] : NULL;
+		struct node *child = i >= 2 ? listing->children[i - 2] : NULL;
 		struct fuse_entry_param e = { 0 };
 		const char *name;
 		size_t n;
@@ -528,11 +556,21 @@ static void reply_listing(fuse_req_t req, struct listing *listing, size_t size, 
 			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
 						   (off_t)i + 1);
 		}
-		if (n > size - used)
+		if (n > size - used || (plus && child && ncounted == max_counted))
 			break; /* the kernel asks again from this offset */
 		used += n;
+		if (plus && child) {
+			/* The kernel takes a lookup of every entry it is given
+			 * with an inode number; counted before the reply, since
+			 * it may forget them as soon as it has them. */
+			tree_count_lookup(fs->tree, child);
+			counted[ncounted++] = child;
+		}
 	}
-	fuse_reply_buf(req, buf, used);
+	if (fuse_reply_buf(req, buf, used) != 0) /* interrupted: it got none */
+		for (size_t i = 0; i < ncounted; i++)
+			tree_forget(fs->tree, counted[i]->ino, 1);
+	free(counted);
 	free(buf);
 }
 
@@ -571,7 +609,7 @@ struct pending {
 	atomic_bool interrupted;
 	void (*cancel)(struct fs *fs, uint64_t wait_id);
 	/* open */
-	struct node *node;
+	struct node *node;             /* a reference, dropped with the pending */
 	struct fuse_file_info fi;
 	struct digest_spec digest;
 	uint64_t size;
@@ -597,8 +635,10 @@ static struct pending *pending_new(struct fs *fs, fuse_req_t req)
 
 static void pending_put(struct pending *p)
 {
-	if (atomic_fetch_sub(&p->refs, 1) == 1)
-		free(p);
+	if (atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	tree_unref(p->fs->tree, p->node);
+	free(p);
 }
 
 static void cancel_download(struct fs *fs, uint64_t id)
@@ -808,6 +848,9 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		goto out;
 	}
 	p->cancel = cancel_download;
+	/* The answer comes later, from another thread; an opener killed
+	 * meanwhile lets the kernel drop and forget the inode. */
+	tree_ref(fs->tree, node);
 	p->node = node;
 	p->fi = *fi;
 	p->digest = src.digest;
@@ -949,6 +992,7 @@ const struct fuse_lowlevel_ops fs_operations = {
 	.init = op_init,
 	.lookup = op_lookup,
 	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.readlink = op_readlink,
 	.opendir = op_opendir,

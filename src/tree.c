@@ -27,9 +27,13 @@ struct tree {
 	time_t started;
 	pthread_mutex_t lock;  /* guards everything below and the mutable
 				  fields of every node */
-	struct node **nodes;   /* owned; indexed by inode number, [0] unused */
+	struct node *root;     /* owned, like every node in by_ino */
+	struct node **by_ino;  /* every live node by inode number, chained by
+				  ino_next; a power of two long */
+	size_t nino_buckets;
 	size_t nnodes;
-	size_t cap;
+	uint64_t next_ino;     /* never reused: the kernel may still ask about
+				  a forgotten number it had cached */
 	struct node **buckets; /* the current binding of each (parent, name),
 				  chained by hash_next */
 	size_t nbuckets;
@@ -53,6 +57,48 @@ static void node_free(struct node *node)
 	free(node->path);
 	free(node->backing);
 	free(node);
+}
+
+static struct node **ino_slot(struct tree *tree, uint64_t ino)
+{
+	/* Numbers are handed out in sequence: the low bits spread them. */
+	return &tree->by_ino[ino & (tree->nino_buckets - 1)];
+}
+
+static struct node *ino_find_locked(struct tree *tree, uint64_t ino)
+{
+	struct node *node = *ino_slot(tree, ino);
+
+	while (node && node->ino != ino)
+		node = node->ino_next;
+	return node;
+}
+
+/* Adds node to the inode number table, which doubles when full. */
+static int ino_insert_locked(struct tree *tree, struct node *node)
+{
+	if (tree->nnodes >= tree->nino_buckets) {
+		size_t n = tree->nino_buckets * 2;
+		struct node **grown = calloc(n, sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		for (size_t i = 0; i < tree->nino_buckets; i++) {
+			struct node *each = tree->by_ino[i];
+			while (each) {
+				struct node *next = each->ino_next;
+				each->ino_next = grown[each->ino & (n - 1)];
+				grown[each->ino & (n - 1)] = each;
+				each = next;
+			}
+		}
+		free(tree->by_ino);
+		tree->by_ino = grown;
+		tree->nino_buckets = n;
+	}
+	node->ino_next = *ino_slot(tree, node->ino);
+	*ino_slot(tree, node->ino) = node;
+	tree->nnodes++;
+	return 0;
 }
 
 /* Doubles the buckets; called with the lock held. */
@@ -88,33 +134,53 @@ static struct node *find_locked(struct tree *tree, uint64_t parent, const char *
 	return node;
 }
 
-/* Takes node into the tree: gives it an inode number and makes it the
- * binding of its (parent, name), replacing an earlier one (whose inode
- * stays valid for the kernel, just no longer found by name). */
-static int add_locked(struct tree *tree, struct node *node)
+/* Frees node if nothing holds it any more: out of both tables first (out
+ * of the names only if it is still its name's binding). */
+static void release_locked(struct tree *tree, struct node *node)
 {
 	struct node **slot;
+
+	if (node == tree->root || node->nlookup > 0 || node->refs > 0)
+		return;
+	slot = &tree->buckets[hash_key(node->parent, node->name, tree->nbuckets)];
+	while (*slot && *slot != node)
+		slot = &(*slot)->hash_next;
+	if (*slot) {
+		*slot = node->hash_next;
+		tree->nbound--;
+	}
+	slot = ino_slot(tree, node->ino);
+	while (*slot != node)
+		slot = &(*slot)->ino_next;
+	*slot = node->ino_next;
+	tree->nnodes--;
+	node_free(node);
+}
+
+/* Takes node into the tree: gives it an inode number and makes it the
+ * binding of its (parent, name), replacing an earlier one (whose inode
+ * stays valid for the kernel until forgotten, just no longer found by
+ * name). */
+static int add_locked(struct tree *tree, struct node *node)
+{
+	struct node **slot, *old = NULL;
 	size_t b;
 
-	if (tree->nnodes == tree->cap) {
-		size_t cap = tree->cap * 2;
-		struct node **grown = realloc(tree->nodes, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		tree->nodes = grown;
-		tree->cap = cap;
-	}
 	if (tree->nbound >= 2 * tree->nbuckets && grow_buckets(tree) != 0)
 		return -ENOMEM;
-	node->ino = tree->nnodes;
-	tree->nodes[tree->nnodes++] = node;
+	node->ino = tree->next_ino;
+	if (ino_insert_locked(tree, node) != 0)
+		return -ENOMEM;
+	tree->next_ino++;
 
 	b = hash_key(node->parent, node->name, tree->nbuckets);
 	for (slot = &tree->buckets[b]; *slot; slot = &(*slot)->hash_next) {
 		if ((*slot)->parent == node->parent && strcmp((*slot)->name, node->name) == 0) {
-			node->hash_next = (*slot)->hash_next;
-			(*slot)->hash_next = NULL;
+			old = *slot;
+			node->hash_next = old->hash_next;
+			old->hash_next = NULL;
 			*slot = node;
+			release_locked(tree, old); /* held, or it would be gone */
 			return 0;
 		}
 	}
@@ -141,12 +207,12 @@ int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *ca
 	tree->uid = getuid();
 	tree->gid = getgid();
 	tree->started = time(NULL);
-	tree->cap = 1024;
-	tree->nodes = calloc(tree->cap, sizeof(*tree->nodes));
+	tree->nino_buckets = 1024;
+	tree->by_ino = calloc(tree->nino_buckets, sizeof(*tree->by_ino));
 	tree->nbuckets = 1024;
 	tree->buckets = calloc(tree->nbuckets, sizeof(*tree->buckets));
 	root = calloc(1, sizeof(*root));
-	if (!tree->nodes || !tree->buckets || !root)
+	if (!tree->by_ino || !tree->buckets || !root)
 		goto out;
 	root->name = strdup("");
 	root->path = strdup("");
@@ -156,8 +222,11 @@ int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *ca
 	root->type = S_IFDIR;
 	root->mtime = tree->started;
 	root->ino = ROOT_INO;
-	tree->nodes[ROOT_INO] = root;
-	tree->nnodes = ROOT_INO + 1;
+	tree->next_ino = ROOT_INO + 1;
+	rc = ino_insert_locked(tree, root); /* no lock: nobody else has the tree */
+	if (rc)
+		goto out;
+	tree->root = root;
 	root = NULL;
 	*out = tree;
 	tree = NULL;
@@ -172,9 +241,15 @@ void tree_free(struct tree *tree)
 {
 	if (!tree)
 		return;
-	for (size_t i = 0; i < tree->nnodes; i++)
-		node_free(tree->nodes[i]);
-	free(tree->nodes);
+	for (size_t i = 0; tree->by_ino && i < tree->nino_buckets; i++) {
+		struct node *node = tree->by_ino[i];
+		while (node) {
+			struct node *next = node->ino_next;
+			node_free(node);
+			node = next;
+		}
+	}
+	free(tree->by_ino);
 	free(tree->buckets);
 	pthread_mutex_destroy(&tree->lock);
 	free(tree);
@@ -185,10 +260,60 @@ struct node *tree_node(struct tree *tree, uint64_t ino)
 	struct node *node = NULL;
 
 	pthread_mutex_lock(&tree->lock);
-	if (ino > 0 && ino < tree->nnodes)
-		node = tree->nodes[ino];
+	node = ino_find_locked(tree, ino);
 	pthread_mutex_unlock(&tree->lock);
 	return node;
+}
+
+void tree_ref(struct tree *tree, struct node *node)
+{
+	if (!node)
+		return;
+	pthread_mutex_lock(&tree->lock);
+	node->refs++;
+	pthread_mutex_unlock(&tree->lock);
+}
+
+void tree_unref(struct tree *tree, struct node *node)
+{
+	if (!node)
+		return;
+	pthread_mutex_lock(&tree->lock);
+	node->refs--;
+	release_locked(tree, node);
+	pthread_mutex_unlock(&tree->lock);
+}
+
+void tree_count_lookup(struct tree *tree, struct node *node)
+{
+	pthread_mutex_lock(&tree->lock);
+	node->nlookup++;
+	pthread_mutex_unlock(&tree->lock);
+}
+
+void tree_forget(struct tree *tree, uint64_t ino, uint64_t nlookup)
+{
+	struct node *node;
+
+	pthread_mutex_lock(&tree->lock);
+	node = ino_find_locked(tree, ino);
+	if (node) {
+		/* More than it was given would be the kernel's bug or ours:
+		 * forget what there is rather than wrap around. */
+		node->nlookup -= nlookup < node->nlookup ? nlookup : node->nlookup;
+		release_locked(tree, node);
+	}
+	pthread_mutex_unlock(&tree->lock);
+}
+
+size_t tree_node_count(struct tree *tree)
+{
+	size_t n;
+
+	pthread_mutex_lock(&tree->lock);
+	n = tree->nnodes;
+	pthread_mutex_unlock(&tree->lock);
+	return n;
 }
 
 static mode_t kind_type(enum node_kind kind)
@@ -219,7 +344,7 @@ static bool same_content(const struct node *node, const struct binding *b)
 
 /* The node bound to (dir, name) with this binding, made if there is none or
  * the one there is stands for something else; its mtime updated either
- * way. Takes nothing from the caller. */
+ * way. Takes nothing from the caller; *out carries a reference for it. */
 static int bind(struct tree *tree, const struct node *dir, struct hub *hub, const char *name,
 		const struct binding *b, struct node **out)
 {
@@ -254,6 +379,7 @@ static int bind(struct tree *tree, const struct node *dir, struct hub *hub, cons
 		}
 	}
 	node->mtime = b->mtime;
+	node->refs++;
 	*out = node;
 out:
 	pthread_mutex_unlock(&tree->lock);
@@ -380,6 +506,7 @@ static int list_staged(struct tree *tree, struct node *dir, tree_list_fn fn, voi
 		if (bind_staged(tree, dir, dir_path, d->d_name, &child) != 0)
 			continue; /* vanished, or not something we show */
 		rc = fn(ctx, child);
+		tree_unref(tree, child);
 		if (rc)
 			break;
 	}
@@ -399,16 +526,20 @@ int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
 	case NODE_ROOT:
 		for (size_t i = 0; i < tree->nhubs && rc == 0; i++) {
 			rc = bind_hub(tree, dir, &tree->hubs[i], &child);
-			if (rc == 0)
+			if (rc == 0) {
 				rc = fn(ctx, child);
+				tree_unref(tree, child);
+			}
 		}
 		return rc;
 	case NODE_HUB_DIR:
 		rc = dir->hub->ops->list(dir->hub, dir->path, &entries);
 		for (size_t i = 0; i < entries.count && rc == 0; i++) {
 			rc = bind_entry(tree, dir, &entries.items[i], &child);
-			if (rc == 0)
+			if (rc == 0) {
 				rc = fn(ctx, child);
+				tree_unref(tree, child);
+			}
 		}
 		entry_list_free(&entries);
 		return rc;

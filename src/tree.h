@@ -24,8 +24,11 @@ enum node_kind {
 			  served from the cache as it is */
 };
 
-/* Nodes live as long as the tree (inode numbers stay valid for the whole
- * mount; memory grows with the names looked up, not with a hub's size).
+/* A node lives while the kernel knows its inode number (the lookups it was
+ * given and has not forgotten) or the daemon holds a reference to it (a
+ * listing, an open in flight); then it is freed, so memory follows what the
+ * kernel keeps cached, not every name ever looked up. Inode numbers are
+ * never reused. The root lives as long as the tree.
  * The fields above the line never change once the node is made and may be
  * read without the lock; the others go through the functions below. */
 struct node {
@@ -49,7 +52,10 @@ struct node {
 	dev_t served_dev;  /* NODE_HUB_FILE: the file the last open served, so */
 	ino_t served_ino;  /* the kernel's pages are dropped when it changes */
 	struct timespec served_ctime;
-	struct node *hash_next;
+	uint64_t nlookup;          /* lookups the kernel was given, not forgotten */
+	uint64_t refs;             /* references the daemon holds */
+	struct node *hash_next;    /* in the (parent, name) table, while bound */
+	struct node *ino_next;     /* in the inode number table */
 };
 
 struct tree;
@@ -57,17 +63,40 @@ struct tree;
 int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *cache);
 void tree_free(struct tree *tree);
 
-/* The node of an inode number the kernel was given, or NULL. */
+/* The node of an inode number the kernel was given, or NULL. The pointer
+ * stays valid only while the kernel holds the inode (during a request about
+ * it, until it is forgotten) or a reference is held (tree_ref): code that
+ * keeps it past its request's reply takes a reference first. */
 struct node *tree_node(struct tree *tree, uint64_t ino);
+
+/* A reference keeps node alive whatever the kernel forgets; NULL is
+ * ignored by both. */
+void tree_ref(struct tree *tree, struct node *node);
+void tree_unref(struct tree *tree, struct node *node);
+
+/* The kernel is about to be given node's inode number in an entry (a
+ * lookup reply, a READDIRPLUS entry): counted before the reply is sent,
+ * since the kernel may forget it as soon as it has it. The caller holds a
+ * reference while it calls this. */
+void tree_count_lookup(struct tree *tree, struct node *node);
+/* The kernel forgot nlookup of the lookups of ino (FUSE FORGET); a node
+ * nothing holds any more is freed, and its name unbound. Unknown inode
+ * numbers and the root are ignored. */
+void tree_forget(struct tree *tree, uint64_t ino, uint64_t nlookup);
+
+/* Nodes alive now, the root included (for tests and logs). */
+size_t tree_node_count(struct tree *tree);
 
 /* Finds name in dir, asking its hub or reading the cache, and binds it to
  * an inode number. NODE_ARCHIVE directories must have been staged first
- * (tree_set_backing). 0 or -errno (-ENOENT for no such name). */
+ * (tree_set_backing). *out carries a reference for the caller to drop
+ * (tree_unref). 0 or -errno (-ENOENT for no such name). */
 int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct node **out);
 
-typedef int (*tree_list_fn)(void *ctx, const struct node *child);
+typedef int (*tree_list_fn)(void *ctx, struct node *child);
 /* Calls fn for every child of dir, bound to inode numbers, stopping at the
- * first non-zero return, which it returns. */
+ * first non-zero return, which it returns. A child is held only during
+ * its call: fn takes a reference (tree_ref) to keep it. */
 int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx);
 
 /* Attributes as the mount shows them (read-only modes, our owner). */

@@ -1,0 +1,253 @@
+/* test_tree.c: unit tests of the namespace's node lifetimes: lookups the
+ * kernel forgets, references, rebinding. Not for: FUSE replies (fs.c) or
+ * real hubs (the hub here is a table in this file). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub.h"
+#include "tap.h"
+#include "tree.h"
+
+#define ROOT_INO 1
+#define NFILES   5
+
+/* The fake hub: "dir/" holding NFILES files f0..f4, and a file "a" whose
+ * content (size and digest) the test changes through a_size. */
+static uint64_t a_size = 100;
+
+static void fake_entry(struct entry *out, const char *name, enum entry_type type, uint64_t size)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	out->type = type;
+	out->size = size;
+	out->mtime = 1700000000;
+	if (type != ENTRY_DIR) {
+		out->digest.algo = DIGEST_SHA256;
+		snprintf(out->digest.hex, sizeof(out->digest.hex), "%064llx",
+		         (unsigned long long)size);
+	}
+}
+
+static int fake_open(struct hub *hub, char *why, size_t why_size)
+{
+	(void)hub;
+	(void)why;
+	(void)why_size;
+	return 0;
+}
+
+static int fake_lookup(struct hub *hub, const char *path, struct entry *out)
+{
+	(void)hub;
+	if (strcmp(path, "a") == 0) {
+		fake_entry(out, "a", ENTRY_FILE, a_size);
+		return 0;
+	}
+	if (strcmp(path, "dir") == 0) {
+		fake_entry(out, "dir", ENTRY_DIR, 0);
+		return 0;
+	}
+	/* Any "dir/f<N>" exists, so a test can look up as many names as it
+	 * likes. */
+	if (strncmp(path, "dir/f", 5) == 0 && path[5]) {
+		fake_entry(out, path + 4, ENTRY_FILE, 10 + strlen(path));
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int fake_list(struct hub *hub, const char *dir, struct entry_list *out)
+{
+	struct entry e;
+	char name[16];
+
+	(void)hub;
+	if (strcmp(dir, "dir") != 0)
+		return -ENOTDIR;
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(name, sizeof(name), "dir/f%d", i);
+		fake_lookup(hub, name, &e);
+		if (entry_list_add(out, &e) != 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int fake_source(struct hub *hub, const char *path, struct source *out)
+{
+	(void)hub;
+	(void)path;
+	(void)out;
+	return -ENOENT;
+}
+
+static void fake_close(struct hub *hub)
+{
+	(void)hub;
+}
+
+static const struct hub_ops fake_ops = {
+    .name = "fake",
+    .open = fake_open,
+    .list = fake_list,
+    .lookup = fake_lookup,
+    .source = fake_source,
+    .close = fake_close,
+};
+
+/* What a FUSE lookup does: find, count the kernel's lookup, drop the
+ * reference. Returns the inode number, 0 on error. */
+static uint64_t kernel_lookup(struct tree *tree, uint64_t parent, const char *name)
+{
+	struct node *dir = tree_node(tree, parent), *child = NULL;
+	uint64_t ino;
+
+	if (!dir || tree_lookup(tree, dir, name, &child) != 0)
+		return 0;
+	tree_count_lookup(tree, child);
+	ino = child->ino;
+	tree_unref(tree, child);
+	return ino;
+}
+
+/* A listing: keeps a reference on every child, as fs.c's does. */
+struct held {
+	struct tree *tree;
+	struct node *nodes[NFILES];
+	size_t count;
+};
+
+static int hold_child(void *ctx, struct node *child)
+{
+	struct held *held = ctx;
+
+	if (held->count == NFILES)
+		return -ENOSPC;
+	tree_ref(held->tree, child);
+	held->nodes[held->count++] = child;
+	return 0;
+}
+
+static int ignore_child(void *ctx, struct node *child)
+{
+	(*(size_t *)ctx)++;
+	(void)child;
+	return 0;
+}
+
+int main(void)
+{
+	struct hub hub = {.ops = &fake_ops};
+	struct tree *tree = NULL;
+	struct tree_binding *bindings = NULL;
+	size_t nbindings = 0, seen = 0;
+	struct held held = {0};
+	uint64_t hub_ino, dir_ino, a1, a2, a3, f;
+	struct node *node;
+	bool all_fresh = true;
+
+	if (tree_new(&tree, &hub, 1, NULL) != 0) {
+		tap_ok(0, "tree_new");
+		return tap_done();
+	}
+	held.tree = tree;
+	tap_ok(tree_node_count(tree) == 1 && tree_node(tree, ROOT_INO) != NULL,
+	       "a new tree holds the root alone");
+
+	hub_ino = kernel_lookup(tree, ROOT_INO, "fake");
+	dir_ino = kernel_lookup(tree, hub_ino, "dir");
+	a1 = kernel_lookup(tree, hub_ino, "a");
+	tap_ok(hub_ino > ROOT_INO && dir_ino > hub_ino && a1 > dir_ino &&
+	           tree_node_count(tree) == 4,
+	       "lookups bind names to new inode numbers");
+	tap_ok(kernel_lookup(tree, hub_ino, "a") == a1, "a name looked up again keeps its inode");
+
+	/* Two lookups given: one forget leaves it, the second frees it. */
+	tree_forget(tree, a1, 1);
+	tap_ok(tree_node(tree, a1) != NULL, "a node the kernel still has a lookup of stays");
+	tree_forget(tree, a1, 1);
+	tap_ok(tree_node(tree, a1) == NULL && tree_node_count(tree) == 3,
+	       "a node forgotten as often as it was looked up is freed");
+	a2 = kernel_lookup(tree, hub_ino, "a");
+	tap_ok(a2 != 0 && a2 > a1,
+	       "a name looked up after its node was freed gets a fresh inode "
+	       "(%llu after %llu)",
+	       (unsigned long long)a2, (unsigned long long)a1);
+
+	/* A reference outlives the kernel's lookups. */
+	node = tree_node(tree, a2);
+	tree_ref(tree, node);
+	tree_forget(tree, a2, 1);
+	tap_ok(tree_node(tree, a2) == node, "a referenced node survives its forget");
+	tap_ok(kernel_lookup(tree, hub_ino, "a") == a2,
+	       "and stays its name's binding while it lives");
+	tree_forget(tree, a2, 1);
+	tree_unref(tree, node);
+	tap_ok(tree_node(tree, a2) == NULL && tree_node_count(tree) == 3,
+	       "the last reference dropped frees it");
+
+	/* A name whose content changed: a new inode; the old one lives on,
+	 * unbound, until the kernel forgets it. */
+	a1 = kernel_lookup(tree, hub_ino, "a");
+	a_size = 200;
+	a2 = kernel_lookup(tree, hub_ino, "a");
+	node = tree_node(tree, a1);
+	tap_ok(a2 > a1 && node && node->size == 100 && tree_node(tree, a2)->size == 200,
+	       "changed content binds the name to a new inode; the old keeps its size");
+	tap_ok(tree_hub_files(tree, &hub, &bindings, &nbindings) == 0 && nbindings == 1 &&
+	           bindings[0].size == 200 && strcmp(bindings[0].name, "a") == 0,
+	       "tree_hub_files lists the name's current binding only");
+	tree_bindings_free(bindings, nbindings);
+	tree_forget(tree, a1, 1);
+	tap_ok(tree_node(tree, a1) == NULL && kernel_lookup(tree, hub_ino, "a") == a2,
+	       "forgetting the old inode frees it and leaves the new binding");
+	tree_forget(tree, a2, 2);
+	a3 = kernel_lookup(tree, hub_ino, "a");
+	tap_ok(tree_node(tree, a2) == NULL && a3 > a2, "forgetting the new one frees it too");
+	tree_forget(tree, a3, 1);
+
+	/* Listings: children held only by the listing's references. */
+	node = tree_node(tree, dir_ino);
+	tap_ok(tree_list(tree, node, ignore_child, &seen) == 0 && seen == NFILES &&
+	           tree_node_count(tree) == 3,
+	       "a listing nobody keeps leaves no nodes behind (%zu nodes)", tree_node_count(tree));
+	tap_ok(tree_list(tree, node, hold_child, &held) == 0 && held.count == NFILES &&
+	           tree_node_count(tree) == 3 + NFILES,
+	       "a kept listing holds its children");
+	f = held.nodes[0]->ino;
+	tree_count_lookup(tree, held.nodes[0]); /* a READDIRPLUS entry */
+	for (size_t i = 0; i < held.count; i++)
+		tree_unref(tree, held.nodes[i]);
+	tap_ok(tree_node_count(tree) == 4 && tree_node(tree, f) != NULL,
+	       "releasing it frees all but the child the kernel was given");
+	tree_forget(tree, f, 1);
+	tap_ok(tree_node_count(tree) == 3, "which its forget frees");
+
+	/* Many distinct names, each forgotten: memory does not grow. */
+	for (int i = 0; i < 20000; i++) {
+		char name[32];
+		uint64_t ino;
+		snprintf(name, sizeof(name), "f%d", 1000 + i);
+		ino = kernel_lookup(tree, dir_ino, name);
+		if (ino == 0 || tree_node(tree, ino) == NULL)
+			all_fresh = false;
+		tree_forget(tree, ino, 1);
+	}
+	tap_ok(all_fresh && tree_node_count(tree) == 3,
+	       "20000 names looked up and forgotten leave %zu nodes", tree_node_count(tree));
+
+	tree_forget(tree, ROOT_INO, 5);
+	tree_forget(tree, 999999999, 1);
+	tap_ok(tree_node(tree, ROOT_INO) != NULL && tree_node_count(tree) == 3,
+	       "the root and unknown inode numbers ignore forgets");
+
+	/* Nodes still held by the kernel at unmount are freed with the tree
+	 * (the sanitizer build checks). */
+	tree_free(tree);
+	return tap_done();
+}
