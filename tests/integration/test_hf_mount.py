@@ -685,5 +685,29 @@ def repo_metadata_bounded_and_kept_on_disk(t):
                      for r in repos), 3, "revision calls (each branch asked once within hf_ttl)")
 
 
+@test
+def blob_shared_with_the_onnx_hub(t):
+    """The ONNX zoo's files are LFS files of an HF repo: a model the zoo's manifest names by
+    the sha256 of bytes read through huggingface/ is served from that one blob, offline."""
+    f = files_of(t, fx.ONNX_REPO)["model.onnx"]
+    sha, data = f["lfs"]["oid"], content(t, f)
+    with mounted(t) as m:
+        check_eq(sha256_file(os.path.join(repo_dir(m, fx.ONNX_REPO), "model.onnx")), sha, "HF read")
+    manifest = [{"model": "shared-model", "model_path": "validated/x/shared/model/shared-1.onnx",
+                 "opset_version": 1, "metadata": {"model_sha": sha, "model_bytes": len(data)}}]
+    index = os.path.join(t.cache, ".index", "onnx", "ONNX_HUB_MANIFEST.json")
+    os.makedirs(os.path.dirname(index), exist_ok=True)
+    with open(index, "w") as out:
+        json.dump(manifest, out)
+    before = count(t)
+    with mounted(t, "offline") as m:
+        check_eq(read(m.path("onnx", "shared-model", "model.onnx")), data, "ONNX read, offline")
+    check_eq(count(t), before, "requests by the offline mount")
+    blob = os.path.join(t.cache, "blobs", "sha256", sha)
+    named = os.path.join(t.cache, "onnx", "shared-model", "opset-1", "model.onnx")
+    check_eq(os.stat(named).st_ino, os.stat(blob).st_ino, "inode of the ONNX hub's name")
+    check_eq(os.stat(blob).st_nlink, 3, "names of the blob (itself, HF's, the zoo's)")
+
+
 if __name__ == "__main__":
     run(shared_setup, before_each)
