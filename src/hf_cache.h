@@ -5,6 +5,7 @@
 #define OMNIHUB_HF_CACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum hf_repo_type {
 	HF_REPO_MODEL,
@@ -25,5 +26,19 @@ char *hf_cache_blob_path(const char *hf_hub_cache, enum hf_repo_type type, const
  * holds something else. */
 int hf_cache_read_ref(const char *hf_hub_cache, enum hf_repo_type type, const char *repo_id,
 		      const char *rev, char commit[41]);
+
+/* What the client's cache knows of a top-level name: 2 when it holds the
+ * legacy repo <name>, 1 when it holds a repo of the org <name>, else 0. */
+int hf_cache_name_kind(const char *hf_hub_cache, enum hf_repo_type type, const char *name);
+
+/* Calls fn for every file of snapshots/<commit>/ in the client's cache (a
+ * symbolic link to ../../blobs/<etag>) with its path in the repo, its etag
+ * and the size of the blob it names; entries of any other form are passed
+ * over. Stops at fn's first non-zero return, which it returns; -ENOENT
+ * when there is no such snapshot. What the client downloaded, not the
+ * whole repo: its offline mode shows the same. */
+typedef int (*hf_cache_file_fn)(void *ctx, const char *path, const char *etag, uint64_t size);
+int hf_cache_snapshot_files(const char *hf_hub_cache, enum hf_repo_type type, const char *repo_id,
+			    const char *commit, hf_cache_file_fn fn, void *ctx);
 
 #endif

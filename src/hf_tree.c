@@ -40,7 +40,7 @@ static int add_string(struct hf_tree *tree, const char *s, uint32_t *offset)
 	return 0;
 }
 
-static int add_item(struct hf_tree *tree, const char *path, bool dir, uint64_t size,
+int hf_tree_add(struct hf_tree *tree, const char *path, bool dir, uint64_t size,
 		    const struct digest_spec *digest)
 {
 	struct hf_item *item;
@@ -135,7 +135,7 @@ static int page_entry(const cJSON *entry, size_t position, void *ctx)
 		return 0;
 	}
 	if (strcmp(type, "directory") == 0)
-		return add_item(walk->tree, path, true, 0, NULL);
+		return hf_tree_add(walk->tree, path, true, 0, NULL);
 	if (strcmp(type, "file") != 0) {
 		skip_entry(walk, path, "neither a file nor a directory");
 		return 0;
@@ -144,7 +144,7 @@ static int page_entry(const cJSON *entry, size_t position, void *ctx)
 		skip_entry(walk, path, why);
 		return 0;
 	}
-	return add_item(walk->tree, path, false, size, &digest);
+	return hf_tree_add(walk->tree, path, false, size, &digest);
 }
 
 int hf_tree_add_page(struct hf_tree *tree, const char *json, size_t len, const char *label,
@@ -199,7 +199,7 @@ int hf_tree_finish(struct hf_tree *tree)
 			if (first)
 				snprintf(previous, sizeof(previous), "%s", path);
 			first = false;
-			int rc = add_item(tree, path, true, 0, NULL);
+			int rc = hf_tree_add(tree, path, true, 0, NULL);
 			if (rc)
 				return rc;
 		}

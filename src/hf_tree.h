@@ -39,6 +39,9 @@ struct hf_tree {
  * label. -EINVAL (a sentence in why) when the page is not a JSON array. */
 int hf_tree_add_page(struct hf_tree *tree, const char *json, size_t len, const char *label,
 		     char *why, size_t why_size);
+/* Adds one item (not checked: the caller checks what it adds). */
+int hf_tree_add(struct hf_tree *tree, const char *path, bool dir, uint64_t size,
+		const struct digest_spec *digest);
 /* Sorts, drops duplicates and adds the directories that files imply. */
 int hf_tree_finish(struct hf_tree *tree);
 void hf_tree_free(struct hf_tree *tree);

@@ -496,6 +496,45 @@ static int fetch_tree(struct hub *hub, const char *repo_id, const char *commit, 
 	return 0;
 }
 
+/* A file of huggingface_hub's snapshot: its etag is our digest. */
+static int snapshot_file(void *ctx, const char *path, const char *etag, uint64_t size)
+{
+	struct hf_tree *tree = ctx;
+	struct digest_spec digest;
+	const char *why;
+
+	if (names_check_relpath(path, &why) != 0 ||
+	    (digest_spec_set(&digest, DIGEST_SHA256, etag) != 0 &&
+	     digest_spec_set(&digest, DIGEST_GIT_BLOB_SHA1, etag) != 0))
+		return 0;
+	return hf_tree_add(tree, path, false, size, &digest);
+}
+
+/* Offline, a commit never listed here: the files huggingface_hub keeps of
+ * it, as its own offline mode shows them. */
+static int snapshot_tree(struct hub *hub, const char *repo_id, const char *commit,
+			 const char *label, struct hf_tree **out)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_tree *tree = calloc(1, sizeof(*tree));
+	int rc = tree ? 0 : -ENOMEM;
+
+	if (rc == 0)
+		rc = hf_cache_snapshot_files(hub->env->config->hf_hub_cache, hf->type, repo_id, commit,
+					     snapshot_file, tree);
+	if (rc == 0)
+		rc = hf_tree_finish(tree);
+	if (rc) {
+		hf_tree_free(tree);
+		return rc;
+	}
+	tree->mtime = time(NULL);
+	log_info("%s: offline: %s from huggingface_hub's snapshot (%zu files and folders)",
+		 hub->ops->name, label, tree->count);
+	*out = tree;
+	return 0;
+}
+
 /* A commit's tree: kept on disk for good once fetched. */
 static int load_tree(struct hub *hub, const char *repo_id, const char *commit, struct hf_tree **out)
 {
@@ -512,8 +551,10 @@ static int load_tree(struct hub *hub, const char *repo_id, const char *commit, s
 	if (rc == 0 || rc == -ENOMEM)
 		goto out;
 	if (hf->offline) {
-		log_info("%s: offline, and the files of %s were never listed", hub->ops->name, label);
-		rc = -ENOENT;
+		rc = snapshot_tree(hub, repo_id, commit, label, out);
+		if (rc)
+			log_info("%s: offline, and the files of %s were never listed", hub->ops->name,
+				 label);
 		goto out;
 	}
 	rc = fetch_tree(hub, repo_id, commit, label, out);
@@ -724,8 +765,8 @@ static bool pinned_repo(const struct hf_hub *hf, const char *name)
 	return false;
 }
 
-/* What we kept on disk says: a legacy repo has our metadata right below
- * its name, an org has repos below it. */
+/* What we kept on disk says (a legacy repo has our metadata right below
+ * its name, an org has repos below it), else huggingface_hub's cache. */
 static enum name_kind kept_kind(struct hub *hub, const char *name)
 {
 	const struct hf_hub *hf = hub->priv;
@@ -745,7 +786,15 @@ static enum name_kind kept_kind(struct hub *hub, const char *name)
 		closedir(dir);
 		return NAME_ORG;
 	}
-	return NAME_MISSING;
+	/* Or what huggingface_hub keeps: models--gpt2, models--org--name. */
+	switch (hf_cache_name_kind(hub->env->config->hf_hub_cache, hf->type, name)) {
+	case 2:
+		return NAME_REPO;
+	case 1:
+		return NAME_ORG;
+	default:
+		return NAME_MISSING;
+	}
 }
 
 /* Asks the Hub what name is: a legacy repo (its revision answers), else an

@@ -709,5 +709,27 @@ def blob_shared_with_the_onnx_hub(t):
     check_eq(os.stat(blob).st_nlink, 3, "names of the blob (itself, HF's, the zoo's)")
 
 
+@test
+def offline_from_the_hf_cache_alone(t):
+    """HF_HUB_OFFLINE=1 on an empty cache of ours: the repos huggingface_hub keeps (refs,
+    snapshots, blobs) are listed and served from its cache, verified, with no request."""
+    want = files_of(t, fx.ONNX_REPO)
+    commit = commit_of(t, fx.ONNX_REPO)
+    cached = {p: want[p] for p in ("config.json", "onnx/model.onnx", "model.onnx.data")}
+    prefill_hf_cache(t, fx.ONNX_REPO, commit, cached)
+    hf_requests = lambda: count(t, kind="api") + count(t, kind="resolve") + count(t, host="cdn")  # noqa: E731
+    before = hf_requests()
+    with mounted(t, env={"HF_HUB_OFFLINE": "1"}) as m:
+        root = repo_dir(m, fx.ONNX_REPO)
+        files, _ = walk(root)
+        check_eq(files, {p: f["size"] for p, f in cached.items()}, "offline listing")
+        for p in sorted(cached):
+            check_eq(read(os.path.join(root, p)), content(t, cached[p]), p)
+        check_eq(errno_of(os.stat, os.path.join(root, "README.md")), errno.ENOENT,
+                 "a file the client never fetched")
+        check(m.log_lines("snapshot"), "no log line says the snapshot was used")
+    check_eq(hf_requests(), before, "Hub and CDN requests while offline (the zoo is online)")
+
+
 if __name__ == "__main__":
     run(shared_setup, before_each)
