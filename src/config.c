@@ -188,7 +188,8 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 	}
 
 	/* Other clients' caches, located as those clients locate them. */
-	rc = cache_home(&cfg->onnx_client_dir, "ONNX_HOME", "/hub", "/onnx/hub", "/.cache/onnx/hub");
+	rc =
+	    cache_home(&cfg->onnx_client_dir, "ONNX_HOME", "/hub", "/onnx/hub", "/.cache/onnx/hub");
 	if (rc)
 		goto out;
 	if (config_env("HF_HUB_CACHE")) {

@@ -132,7 +132,8 @@ static int walk_snapshot(int dir_fd, char *path, size_t path_len, int depth, hf_
 
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 || len >= PATH_MAX)
 			continue;
-		snprintf(path + path_len, PATH_MAX - path_len, "%s%s", path_len ? "/" : "", d->d_name);
+		snprintf(path + path_len, PATH_MAX - path_len, "%s%s", path_len ? "/" : "",
+		         d->d_name);
 		if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
 		if (S_ISDIR(st.st_mode) && depth < SNAPSHOT_DEPTH_MAX) {
@@ -147,7 +148,8 @@ static int walk_snapshot(int dir_fd, char *path, size_t path_len, int depth, hf_
 			target[n] = '\0';
 			etag = link_etag(target);
 			/* The blob it names, followed this once: its size. */
-			if (etag && fstatat(dirfd(dir), d->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+			if (etag && fstatat(dirfd(dir), d->d_name, &st, 0) == 0 &&
+			    S_ISREG(st.st_mode))
 				rc = fn(ctx, path, etag, (uint64_t)st.st_size);
 		}
 		path[path_len] = '\0';

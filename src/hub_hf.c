@@ -111,8 +111,8 @@ static bool valid_id_part(const char *s, size_t len)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '.' || c == '_' || c == '-';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 		if (!ok)
 			return false;
 		if (i > 0 && (c == '-' || c == '.') && s[i - 1] == c)
@@ -146,7 +146,8 @@ static int split_rev(const char *component, size_t len, size_t *name_len, char r
 		return 0;
 	for (const char *p = at + 1; p < component + len; p++) {
 		char c = *p;
-		if (c == '%' && p + 2 < component + len && p[1] == '2' && (p[2] == 'F' || p[2] == 'f')) {
+		if (c == '%' && p + 2 < component + len && p[1] == '2' &&
+		    (p[2] == 'F' || p[2] == 'f')) {
 			c = '/';
 			p += 2;
 		}
@@ -228,22 +229,22 @@ static int api_get(struct hub *hub, const char *url, size_t max_bytes, bool quie
 		if (resp->status == 429) {
 			char limit[32];
 			limit_name(resp->ratelimit, limit, sizeof(limit));
-			log_warn("%s: %s: HTTP 429, the Hub's rate limit \"%s\" was hit (RateLimit: %s); "
-				 "retrying in %ld s",
-				 name, resp->url_for_log, limit,
-				 resp->ratelimit[0] ? resp->ratelimit : "not sent", wait);
+			log_warn("%s: %s: HTTP 429, the Hub's rate limit \"%s\" was hit "
+			         "(RateLimit: %s); retrying in %ld s",
+			         name, resp->url_for_log, limit,
+			         resp->ratelimit[0] ? resp->ratelimit : "not sent", wait);
 		} else {
-			log_warn("%s: %s: %s; retrying in %ld s", name, resp->url_for_log, resp->error,
-				 wait);
+			log_warn("%s: %s: %s; retrying in %ld s", name, resp->url_for_log,
+			         resp->error, wait);
 		}
 		sleep((unsigned)wait);
 	}
 	if (rc == -EACCES && !quiet)
-		log_error("%s: %s: refused (HTTP %ld%s%s): %s", name, resp->url_for_log, resp->status,
-			  resp->error_code[0] ? ", " : "", resp->error_code,
-			  resp->error_message[0] ? resp->error_message
-						 : (hf->auth_header ? "the token has no access"
-								    : "no token given (HF_TOKEN)"));
+		log_error("%s: %s: refused (HTTP %ld%s%s): %s", name, resp->url_for_log,
+		          resp->status, resp->error_code[0] ? ", " : "", resp->error_code,
+		          resp->error_message[0] ? resp->error_message
+		                                 : (hf->auth_header ? "the token has no access"
+		                                                    : "no token given (HF_TOKEN)"));
 	else if (rc != -ENOENT && rc != -EACCES)
 		log_error("%s: %s: %s", name, resp->url_for_log, resp->error);
 	return rc;
@@ -266,8 +267,8 @@ static int api_url(const struct hf_hub *hf, const char *repo_id, const char *wha
 			n += (size_t)snprintf(quoted + n, sizeof(quoted) - n, "%%%02X", c);
 	}
 	quoted[n] = '\0';
-	if (asprintf(out, "%s/api/%s/%s/%s/%s%s", hf->endpoint, hf_repo_type_plural(hf->type), repo_id,
-		     what, quoted, query) < 0) {
+	if (asprintf(out, "%s/api/%s/%s/%s/%s%s", hf->endpoint, hf_repo_type_plural(hf->type),
+	             repo_id, what, quoted, query) < 0) {
 		*out = NULL;
 		return -ENOMEM;
 	}
@@ -285,7 +286,8 @@ static int meta_rel(const struct hf_hub *hf, const char *repo_id, const char *di
 	/* A ref such as refs/pr/1 is one file name. */
 	for (const char *p = name; *p && n + 4 < sizeof(flat); p++) {
 		if (*p == '/' || *p == '%')
-			n += (size_t)snprintf(flat + n, sizeof(flat) - n, "%%%02X", (unsigned char)*p);
+			n += (size_t)snprintf(flat + n, sizeof(flat) - n, "%%%02X",
+			                      (unsigned char)*p);
 		else
 			flat[n++] = *p;
 	}
@@ -356,8 +358,8 @@ static int fetch_commit(struct hub *hub, const char *repo_id, const char *rev, b
 	info = json_parse(body.data, body.len, why, sizeof(why));
 	sha = info ? json_string(info, "sha") : NULL;
 	if (!sha || !is_commit(sha)) {
-		log_error("%s: %s: the answer names no commit%s%s", hub->ops->name, resp.url_for_log,
-			  info ? "" : ": ", info ? "" : why);
+		log_error("%s: %s: the answer names no commit%s%s", hub->ops->name,
+		          resp.url_for_log, info ? "" : ": ", info ? "" : why);
 		rc = -EIO;
 		goto out;
 	}
@@ -391,8 +393,8 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 		rc = hf_cache_read_ref(hub->env->config->hf_hub_cache, hf->type, repo_id, branch,
 				       commit);
 		if (rc)
-			log_info("%s: offline, and the commit of %s@%s was never seen", hub->ops->name,
-				 repo_id, branch);
+			log_info("%s: offline, and the commit of %s@%s was never seen",
+			         hub->ops->name, repo_id, branch);
 		return rc == 0 ? 0 : -ENOENT;
 	}
 	rc = fetch_commit(hub, repo_id, branch, false, commit);
@@ -473,8 +475,9 @@ static int fetch_tree(struct hub *hub, const char *repo_id, const char *commit, 
 		if (pages == HF_PAGES_MAX ||
 		    fetch_url_origin(resp.link_next, origin, sizeof(origin)) != 0 ||
 		    strcmp(origin, hf->origin) != 0) {
-			log_error("%s: %s: the file list goes on %s; giving up", hub->ops->name, label,
-				  pages == HF_PAGES_MAX ? "for too many pages" : "on another host");
+			log_error("%s: %s: the file list goes on %s; giving up", hub->ops->name,
+			          label,
+			          pages == HF_PAGES_MAX ? "for too many pages" : "on another host");
 			rc = -EIO;
 			break;
 		}
@@ -520,8 +523,8 @@ static int snapshot_tree(struct hub *hub, const char *repo_id, const char *commi
 	int rc = tree ? 0 : -ENOMEM;
 
 	if (rc == 0)
-		rc = hf_cache_snapshot_files(hub->env->config->hf_hub_cache, hf->type, repo_id, commit,
-					     snapshot_file, tree);
+		rc = hf_cache_snapshot_files(hub->env->config->hf_hub_cache, hf->type, repo_id,
+		                             commit, snapshot_file, tree);
 	if (rc == 0)
 		rc = hf_tree_finish(tree);
 	if (rc) {
@@ -553,8 +556,8 @@ static int load_tree(struct hub *hub, const char *repo_id, const char *commit, s
 	if (hf->offline) {
 		rc = snapshot_tree(hub, repo_id, commit, label, out);
 		if (rc)
-			log_info("%s: offline, and the files of %s were never listed", hub->ops->name,
-				 label);
+			log_info("%s: offline, and the files of %s were never listed",
+			         hub->ops->name, label);
 		goto out;
 	}
 	rc = fetch_tree(hub, repo_id, commit, label, out);
@@ -575,7 +578,8 @@ out:
 static struct hf_repo *find_repo_locked(struct hf_hub *hf, const char *repo_id, const char *rev)
 {
 	for (size_t i = 0; i < hf->nrepos; i++)
-		if (strcmp(hf->repos[i]->repo_id, repo_id) == 0 && strcmp(hf->repos[i]->rev, rev) == 0)
+		if (strcmp(hf->repos[i]->repo_id, repo_id) == 0 &&
+		    strcmp(hf->repos[i]->rev, rev) == 0)
 			return hf->repos[i];
 	return NULL;
 }
@@ -678,8 +682,8 @@ static int repo_load(struct hub *hub, struct hf_repo *repo)
 	}
 	pthread_cond_broadcast(&hf->loaded);
 	if (changed) {
-		log_info("%s: %s%s%s moved to commit %.12s", hub->ops->name, repo_id, rev[0] ? "@" : "",
-			 rev, commit);
+		log_info("%s: %s%s%s moved to commit %.12s", hub->ops->name, repo_id,
+		         rev[0] ? "@" : "", rev, commit);
 		if (hub->env->index_changed) {
 			pthread_mutex_unlock(&hf->lock);
 			hub->env->index_changed(hub->env->index_changed_ctx, hub);
@@ -822,7 +826,8 @@ static int ask_kind(struct hub *hub, const char *name, enum name_kind *kind)
 	rc = api_get(hub, url, HF_REVISION_MAX_BYTES, true, &body, &resp);
 	if (rc == 0) {
 		list = json_parse(body.data, body.len, why, sizeof(why));
-		*kind = cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0 ? NAME_ORG : NAME_MISSING;
+		*kind =
+		    cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0 ? NAME_ORG : NAME_MISSING;
 	} else if (rc == -ENOENT || rc == -EACCES) {
 		*kind = NAME_MISSING;
 		rc = 0;
@@ -968,7 +973,8 @@ static int parse_place(struct hub *hub, const char *path, struct hf_place *place
 	rc = split_rev(rest, len, &name_len, place->rev);
 	if (rc)
 		return rc;
-	snprintf(place->repo_id, sizeof(place->repo_id), "%s/%.*s", place->org, (int)name_len, rest);
+	snprintf(place->repo_id, sizeof(place->repo_id), "%s/%.*s", place->org, (int)name_len,
+	         rest);
 	place->what = PLACE_REPO;
 	place->inside = slash ? slash + 1 : "";
 	return 0;
@@ -1018,7 +1024,8 @@ static int read_token(struct hub *hub, char **out, const char **from)
 			if (asprintf(&path, "%s/token", config_env("HF_HOME")) < 0)
 				path = NULL;
 		} else if (config_env("XDG_CACHE_HOME")) {
-			if (asprintf(&path, "%s/huggingface/token", config_env("XDG_CACHE_HOME")) < 0)
+			if (asprintf(&path, "%s/huggingface/token", config_env("XDG_CACHE_HOME")) <
+			    0)
 				path = NULL;
 		} else if (config_env("HOME")) {
 			if (asprintf(&path, "%s/.cache/huggingface/token", config_env("HOME")) < 0)
@@ -1092,7 +1099,8 @@ static int parse_pinned(struct hf_hub *hf, const char *list, char *why, size_t w
 		if ((slash && (!valid_id_part(id, (size_t)(slash - id)) ||
 			       split_rev(slash + 1, strlen(slash + 1), &name_len, rev) != 0)) ||
 		    (!slash && split_rev(id, strlen(id), &name_len, rev) != 0)) {
-			snprintf(why, why_size, "hf_repos: '%s' is not a repo id (org/name[@rev])", item);
+			snprintf(why, why_size, "hf_repos: '%s' is not a repo id (org/name[@rev])",
+			         item);
 			rc = -EINVAL;
 			break;
 		}
@@ -1169,7 +1177,8 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		goto fail;
 	}
 	if (parse_unsigned(config_hub_option(cfg, "hf_ttl"), 0, 365u * 86400u, &hf->ttl) != 0 ||
-	    parse_unsigned(config_hub_option(cfg, "hf_max_repos"), 1, 1u << 20, &hf->max_repos) != 0) {
+	    parse_unsigned(config_hub_option(cfg, "hf_max_repos"), 1, 1u << 20, &hf->max_repos) !=
+	        0) {
 		snprintf(why, why_size, "hf_ttl must be seconds and hf_max_repos at least 1");
 		rc = -EINVAL;
 		goto fail;
@@ -1179,7 +1188,8 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		goto fail;
 	rc = read_token(hub, &hf->auth_header, &token_from);
 	if (rc) {
-		snprintf(why, why_size, "cannot read the token (%s): %s", token_from, strerror(-rc));
+		snprintf(why, why_size, "cannot read the token (%s): %s", token_from,
+		         strerror(-rc));
 		goto fail;
 	}
 	log_info("%s: %s%s, %s%s%s", hub->ops->name, hf->endpoint, hf->offline ? " (offline)" : "",
@@ -1277,7 +1287,8 @@ static int list_known(struct hub *hub, const char *org, struct entry_list *out)
 		const struct hf_repo *r = hf->repos[i];
 		if (r->tree && !r->rev[0] && strncmp(r->repo_id, org, org_len) == 0 &&
 		    r->repo_id[org_len] == '/')
-			rc = name_set_add(&set, r->repo_id + org_len + 1, strlen(r->repo_id + org_len + 1));
+			rc = name_set_add(&set, r->repo_id + org_len + 1,
+			                  strlen(r->repo_id + org_len + 1));
 	}
 	pthread_mutex_unlock(&hf->lock);
 	for (size_t i = 0; i < set.count && rc == 0; i++) {
@@ -1367,7 +1378,8 @@ static int fill_source(struct hub *hub, const struct hf_repo *repo, const char *
 	/* The resolve URL of the commit, not the branch: every file of one
 	 * listing comes from one commit. */
 	if (asprintf(&base, "%s/%s%s/resolve/%s/", hf->endpoint,
-		     hf->type == HF_REPO_DATASET ? "datasets/" : "", repo->repo_id, repo->commit) < 0) {
+	             hf->type == HF_REPO_DATASET ? "datasets/" : "", repo->repo_id,
+	             repo->commit) < 0) {
 		base = NULL;
 		goto out;
 	}
@@ -1421,19 +1433,18 @@ static int hf_source(struct hub *hub, const char *path, struct source *out)
 }
 
 static const struct hub_option_spec hf_options[] = {
-	{ "hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")",
-	  false },
-	{ "hf_token_file", "FILE",
-	  "token file, used when neither $HF_TOKEN nor\n$HF_TOKEN_PATH nor $HF_HOME/token has one",
-	  false },
-	{ "hf_repos", "REPO[,REPO...]",
-	  "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true },
-	{ "hf_ttl", "SECONDS",
-	  "ask a branch's commit, and a name found\nmissing, again after this long (default: 600)",
-	  false },
-	{ "hf_max_repos", "N",
-	  "repos' file lists kept in memory; the least\nrecently used go first (default: 64)", false },
-	{ NULL, NULL, NULL, false },
+    {"hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")", false},
+    {"hf_token_file", "FILE",
+     "token file, used when neither $HF_TOKEN nor\n$HF_TOKEN_PATH nor $HF_HOME/token has one",
+     false},
+    {"hf_repos", "REPO[,REPO...]",
+     "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true},
+    {"hf_ttl", "SECONDS",
+     "ask a branch's commit, and a name found\nmissing, again after this long (default: 600)",
+     false},
+    {"hf_max_repos", "N",
+     "repos' file lists kept in memory; the least\nrecently used go first (default: 64)", false},
+    {NULL, NULL, NULL, false},
 };
 
 const struct hub_ops hub_hf_models_ops = {

@@ -245,18 +245,21 @@ static int check_mountpoint(const char *mountpoint)
 
 	if (stat(mountpoint, &st) != 0) {
 		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, mountpoint,
-			errno == ENOENT ? "does not exist (create it with mkdir)" : strerror(errno));
+		        errno == ENOENT ? "does not exist (create it with mkdir)"
+		                        : strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "%s: mount point %s is not a directory\n", PACKAGE_NAME, mountpoint);
+		fprintf(stderr, "%s: mount point %s is not a directory\n", PACKAGE_NAME,
+		        mountpoint);
 		return -1;
 	}
 	if (access("/dev/fuse", F_OK) != 0) {
-		fprintf(stderr,
-			"%s: /dev/fuse does not exist: load the fuse kernel module (modprobe fuse), "
-			"or give a container the device (--device /dev/fuse)\n",
-			PACKAGE_NAME);
+		fprintf(
+		    stderr,
+		    "%s: /dev/fuse does not exist: load the fuse kernel module (modprobe fuse), "
+		    "or give a container the device (--device /dev/fuse)\n",
+		    PACKAGE_NAME);
 		return -1;
 	}
 	return 0;
