@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "budget.h"
 #include "cache.h"
 #include "config.h"
 #include "download.h"
@@ -52,6 +53,7 @@ struct fs {
 	struct fetcher *fetcher;
 	struct transfer_engine *engine;
 	struct hub_env env;          /* lent to every hub */
+	struct budgets *budgets;     /* the hubs' request budgets per host */
 	struct hub *hubs;            /* the hubs that opened; owned */
 	size_t nhubs;
 	struct download_set *downloads;
@@ -179,6 +181,9 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 		goto out;
 	/* Before any transfer: what a crash left is kept or cleared now. */
 	blob_store_sweep(fs->blobs);
+	rc = budgets_new(&fs->budgets);
+	if (rc)
+		goto out;
 	rc = fetcher_new(&fs->fetcher, cfg->cacert);
 	if (rc)
 		goto out;
@@ -197,6 +202,7 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 	fs->env = (struct hub_env){ .config = cfg,
 				    .fetcher = fs->fetcher,
 				    .cache = fs->cache,
+				    .budgets = fs->budgets,
 				    .index_changed = on_index_changed,
 				    .index_changed_ctx = fs };
 
@@ -282,6 +288,7 @@ void fs_free(struct fs *fs)
 		fs->hubs[i].ops->close(&fs->hubs[i]);
 	free(fs->hubs);
 	fetcher_free(fs->fetcher);
+	budgets_free(fs->budgets);
 	blob_store_close(fs->blobs);
 	cache_close(fs->cache);
 	free(fs->hubs_changed);

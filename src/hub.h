@@ -12,6 +12,7 @@
 
 #include "source.h"
 
+struct budgets;
 struct cache;
 struct config;
 struct fetcher;
@@ -48,6 +49,7 @@ struct hub_env {
 	const struct config *config;
 	struct fetcher *fetcher;
 	struct cache *cache;
+	struct budgets *budgets; /* request budgets per host, shared by hubs */
 	/* A hub calls this after a refresh replaced its index, from the thread
 	 * that refreshed it; it does not block. NULL: nobody listens. */
 	void (*index_changed)(void *ctx, struct hub *hub);

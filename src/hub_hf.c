@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "cache.h"
 #include "config.h"
 #include "fetch.h"
@@ -43,6 +44,11 @@
 #define HF_TREE_MAX_BYTES (1024u << 20)
 #define HF_REVISION_MAX_BYTES (16u << 20)
 #define HF_PAGES_MAX 100000
+/* The Hub's API limits (2026): calls per 5-minute window and IP,
+ * anonymous and with a free account's token. */
+#define HF_API_BUDGET_ANONYMOUS 500u
+#define HF_API_BUDGET_TOKEN 1000u
+#define HF_API_WINDOW_DEFAULT 300u
 /* A rate-limited lookup waits at most this long per try. */
 #define HF_RETRY_WAIT_MAX 60L
 #define HF_META_DIR CACHE_INDEX_DIR "/huggingface"
@@ -90,6 +96,9 @@ struct hf_hub {
 	time_t started; /* the mtime of folders that have no other */
 	unsigned ttl;
 	unsigned max_repos;
+	unsigned api_budget;  /* API calls per api_window; 0: not paced */
+	unsigned api_window;
+	char budget_name[320]; /* "<origin> api": shared with the datasets hub */
 	char **pinned; /* owned; "org/name[@rev]" or "name[@rev]" */
 	size_t npinned;
 	pthread_mutex_t lock; /* guards what follows */
@@ -197,6 +206,25 @@ static long limit_reset(const char *ratelimit)
 	return end == t + 3 || value < 0 ? -1 : value;
 }
 
+/* Waits, if need be, until the mount's API budget for the endpoint has a
+ * call left: the Hub's published limit is kept rather than run into. */
+static void pace_api(struct hub *hub)
+{
+	struct hf_hub *hf = hub->priv;
+	bool said = false;
+	time_t wait;
+
+	while (budgets_take(hub->env->budgets, hf->budget_name, hf->api_budget, hf->api_window,
+			    &wait) == -EAGAIN) {
+		if (!said)
+			log_warn("%s: %u API calls in %u s already (the Hub's limit): holding the "
+				 "next for %ld s",
+				 hub->ops->name, hf->api_budget, hf->api_window, (long)wait);
+		said = true;
+		sleep((unsigned)(wait < HF_RETRY_WAIT_MAX ? (wait > 0 ? wait : 1) : HF_RETRY_WAIT_MAX));
+	}
+}
+
 /* GET an API URL of the endpoint, with the token, retrying a 429 or 5xx
  * after what Retry-After (else RateLimit's reset) asks. quiet: a refusal (401/403/404) is an answer
  * the caller expects, not worth a log line. */
@@ -211,6 +239,7 @@ static int api_get(struct hub *hub, const char *url, size_t max_bytes, bool quie
 	unsigned retries = hub->env->config->retries;
 	int rc;
 
+	pace_api(hub);
 	for (unsigned attempt = 0;; attempt++) {
 		long wait;
 		memset(body, 0, sizeof(*body));
@@ -1079,6 +1108,32 @@ static int parse_unsigned(const char *text, unsigned min, unsigned max, unsigned
 	return 0;
 }
 
+/* "CALLS[/SECONDS]"; absent: the defaults (set once the token is known). */
+static int parse_budget(const char *text, unsigned *calls, unsigned *window)
+{
+	char *end;
+	unsigned long n, seconds = HF_API_WINDOW_DEFAULT;
+
+	*window = HF_API_WINDOW_DEFAULT;
+	if (!text)
+		return 0;
+	errno = 0;
+	n = strtoul(text, &end, 10);
+	if (end == text || errno || n > 1000000)
+		return -EINVAL;
+	if (*end == '/') {
+		const char *s = end + 1;
+		seconds = strtoul(s, &end, 10);
+		if (end == s || seconds == 0 || seconds > 86400)
+			return -EINVAL;
+	}
+	if (*end)
+		return -EINVAL;
+	*calls = (unsigned)n;
+	*window = (unsigned)seconds;
+	return 0;
+}
+
 /* -o hf_repos=org/a,org/b@rev,datasets/org/c: those of this hub's type. */
 static int parse_pinned(struct hf_hub *hf, const char *list, char *why, size_t why_size)
 {
@@ -1183,6 +1238,11 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		rc = -EINVAL;
 		goto fail;
 	}
+	rc = parse_budget(config_hub_option(cfg, "hf_api_budget"), &hf->api_budget, &hf->api_window);
+	if (rc) {
+		snprintf(why, why_size, "hf_api_budget must be CALLS or CALLS/SECONDS (say 500/300)");
+		goto fail;
+	}
 	rc = parse_pinned(hf, config_hub_option(cfg, "hf_repos"), why, why_size);
 	if (rc)
 		goto fail;
@@ -1192,6 +1252,9 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		         strerror(-rc));
 		goto fail;
 	}
+	if (!config_hub_option(cfg, "hf_api_budget"))
+		hf->api_budget = hf->auth_header ? HF_API_BUDGET_TOKEN : HF_API_BUDGET_ANONYMOUS;
+	snprintf(hf->budget_name, sizeof(hf->budget_name), "%s api", hf->origin);
 	log_info("%s: %s%s, %s%s%s", hub->ops->name, hf->endpoint, hf->offline ? " (offline)" : "",
 		 hf->auth_header ? "with the token from " : "without a token",
 		 hf->auth_header ? token_from : "", "");
@@ -1433,19 +1496,26 @@ static int hf_source(struct hub *hub, const char *path, struct source *out)
 }
 
 static const struct hub_option_spec hf_options[] = {
-    {"hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")", false},
-    {"hf_token_file", "FILE",
-     "token file, used when neither $HF_TOKEN nor\n$HF_TOKEN_PATH nor $HF_HOME/token has one",
-     false},
-    {"hf_repos", "REPO[,REPO...]",
-     "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true},
-    {"hf_ttl", "SECONDS",
-     "ask a branch's commit, and a name found\nmissing, again after this long (default: 600)",
-     false},
-    {"hf_max_repos", "N",
-     "repos' file lists kept in memory; the least\nrecently used go first (default: 64)", false},
-    {NULL, NULL, NULL, false},
+	{ "hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")",
+	  false },
+	{ "hf_token_file", "FILE",
+	  "token file, used when neither $HF_TOKEN nor\n$HF_TOKEN_PATH nor $HF_HOME/token has one",
+	  false },
+	{ "hf_repos", "REPO[,REPO...]",
+	  "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true },
+	{ "hf_ttl", "SECONDS",
+	  "ask a branch's commit, and a name found\nmissing, again after this long (default: 600)",
+	  false },
+	{ "hf_api_budget", "CALLS[/SECONDS]",
+	  "API calls the models and datasets hubs make\ntogether per window; 0: no pacing "
+	  "(default:\n500/300, 1000/300 with a token: the Hub's\nlimits)",
+	  false },
+	{ "hf_max_repos", "N",
+	  "repos' file lists kept in memory; the least\nrecently used go first (default: 64)",
+	  false },
+	{ NULL, NULL, NULL, false },
 };
+
 
 const struct hub_ops hub_hf_models_ops = {
 	.name = "huggingface",

@@ -731,5 +731,21 @@ def offline_from_the_hf_cache_alone(t):
     check_eq(hf_requests(), before, "Hub and CDN requests while offline (the zoo is online)")
 
 
+@test
+def api_calls_paced_within_the_budget(t):
+    """With hf_api_budget=3/2, the fourth API call of a window waits for the next window
+    (the Hub's published limit kept, not run into), with a log line; nothing is refused."""
+    with mounted(t, "hf_api_budget=3/2") as m:
+        check_eq(sorted(os.listdir(repo_dir(m, fx.ONNX_REPO))),
+                 sorted({p.split("/")[0] for p in files_of(t, fx.ONNX_REPO)}), "listing")
+        calls = reqs(t, kind="api")
+        check(len(calls) >= 4, "API calls: %d" % len(calls))
+        gap = calls[3]["start"] - calls[0]["start"]
+        print("# hf_api_budget=3/2: the fourth API call started %.2f s after the first" % gap)
+        check(gap >= 1.0, "the fourth call was not held (%.2f s after the first)" % gap)
+        check(m.log_lines("API calls in 2 s already"), "no log line says calls are held")
+        check_eq(count(t, status=429), 0, "429 answers")
+
+
 if __name__ == "__main__":
     run(shared_setup, before_each)
