@@ -19,14 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "budget.h"
 #include "cache.h"
 #include "config.h"
 #include "fetch.h"
+#include "hf_api.h"
 #include "hf_cache.h"
 #include "hf_tree.h"
 #include "hub_hf.h"
-#include "json.h"
 #include "log.h"
 #include "names.h"
 
@@ -39,18 +38,12 @@
 /* A repo or org id part: the Hub allows 96 characters of [A-Za-z0-9._-]. */
 #define HF_ID_PART_MAX 96
 #define HF_REPO_ID_MAX (2 * HF_ID_PART_MAX + 1)
-#define HF_REV_MAX 255
-#define HF_PAGE_MAX_BYTES (64u << 20)
 #define HF_TREE_MAX_BYTES (1024u << 20)
-#define HF_REVISION_MAX_BYTES (16u << 20)
-#define HF_PAGES_MAX 100000
 /* The Hub's API limits (2026): calls per 5-minute window and IP,
  * anonymous and with a free account's token. */
 #define HF_API_BUDGET_ANONYMOUS 500u
 #define HF_API_BUDGET_TOKEN 1000u
 #define HF_API_WINDOW_DEFAULT 300u
-/* A rate-limited lookup waits at most this long per try. */
-#define HF_RETRY_WAIT_MAX 60L
 #define HF_META_DIR CACHE_INDEX_DIR "/huggingface"
 /* Our metadata beside a repo's name; '@' is in no repo or org name. */
 #define HF_REFS_DIR "@refs"
@@ -88,7 +81,6 @@ struct hf_repo {
 
 struct hf_hub {
 	enum hf_repo_type type;
-	const char *endpoint_option; /* borrowed from the config */
 	char *endpoint;              /* owned; no trailing '/' */
 	char origin[300];            /* the endpoint's: where the token may go */
 	char *auth_header;           /* owned; "Authorization: Bearer ..." or NULL */
@@ -96,9 +88,7 @@ struct hf_hub {
 	time_t started; /* the mtime of folders that have no other */
 	unsigned ttl;
 	unsigned max_repos;
-	unsigned api_budget;  /* API calls per api_window; 0: not paced */
-	unsigned api_window;
-	char budget_name[320]; /* "<origin> api": shared with the datasets hub */
+	struct hf_api api; /* its strings point into this hub */
 	char **pinned; /* owned; "org/name[@rev]" or "name[@rev]" */
 	size_t npinned;
 	pthread_mutex_t lock; /* guards what follows */
@@ -127,16 +117,6 @@ static bool valid_id_part(const char *s, size_t len)
 		if (i > 0 && (c == '-' || c == '.') && s[i - 1] == c)
 			return false;
 	}
-	return true;
-}
-
-static bool is_commit(const char *rev)
-{
-	if (strlen(rev) != 40)
-		return false;
-	for (int i = 0; i < 40; i++)
-		if (!((rev[i] >= '0' && rev[i] <= '9') || (rev[i] >= 'a' && rev[i] <= 'f')))
-			return false;
 	return true;
 }
 
@@ -179,131 +159,6 @@ struct hf_place {
 	const char *inside;                  /* PLACE_REPO: path in the repo */
 };
 
-/* ---- requests to the Hub ---- */
-
-/* The limit a 429 names: RateLimit: "api";r=0;t=120 says "api". */
-static void limit_name(const char *ratelimit, char *out, size_t out_size)
-{
-	const char *q = strchr(ratelimit, '"');
-	size_t n = q ? strcspn(q + 1, "\"") : 0;
-
-	if (n == 0 || n >= out_size)
-		snprintf(out, out_size, "unnamed");
-	else
-		snprintf(out, out_size, "%.*s", (int)n, q + 1);
-}
-
-/* Seconds until the window resets, from RateLimit: "api";r=0;t=120; -1. */
-static long limit_reset(const char *ratelimit)
-{
-	const char *t = strstr(ratelimit, ";t=");
-	char *end;
-	long value;
-
-	if (!t)
-		return -1;
-	value = strtol(t + 3, &end, 10);
-	return end == t + 3 || value < 0 ? -1 : value;
-}
-
-/* Waits, if need be, until the mount's API budget for the endpoint has a
- * call left: the Hub's published limit is kept rather than run into. */
-static void pace_api(struct hub *hub)
-{
-	struct hf_hub *hf = hub->priv;
-	bool said = false;
-	time_t wait;
-
-	while (budgets_take(hub->env->budgets, hf->budget_name, hf->api_budget, hf->api_window,
-			    &wait) == -EAGAIN) {
-		if (!said)
-			log_warn("%s: %u API calls in %u s already (the Hub's limit): holding the "
-				 "next for %ld s",
-				 hub->ops->name, hf->api_budget, hf->api_window, (long)wait);
-		said = true;
-		sleep((unsigned)(wait < HF_RETRY_WAIT_MAX ? (wait > 0 ? wait : 1) : HF_RETRY_WAIT_MAX));
-	}
-}
-
-/* GET an API URL of the endpoint, with the token, retrying a 429 or 5xx
- * after what Retry-After (else RateLimit's reset) asks. quiet: a refusal (401/403/404) is an answer
- * the caller expects, not worth a log line. */
-static int api_get(struct hub *hub, const char *url, size_t max_bytes, bool quiet,
-		   struct fetch_buffer *body, struct fetch_response *resp)
-{
-	struct hf_hub *hf = hub->priv;
-	const char *name = hub->ops->name;
-	struct fetch_request req = { .url = url,
-				     .auth_header = hf->auth_header,
-				     .auth_origin = hf->origin };
-	unsigned retries = hub->env->config->retries;
-	int rc;
-
-	pace_api(hub);
-	for (unsigned attempt = 0;; attempt++) {
-		long wait;
-		memset(body, 0, sizeof(*body));
-		rc = fetch_request_run(hub->env->fetcher, &req, max_bytes, body, resp);
-		if (rc == 0)
-			return 0;
-		free(body->data);
-		memset(body, 0, sizeof(*body));
-		if (!fetch_error_retryable(rc) || attempt >= retries)
-			break;
-		wait = resp->retry_after >= 0 ? resp->retry_after : limit_reset(resp->ratelimit);
-		if (wait < 0)
-			wait = 1L << (attempt < 5 ? attempt : 5);
-		if (wait > HF_RETRY_WAIT_MAX)
-			wait = HF_RETRY_WAIT_MAX;
-		if (resp->status == 429) {
-			char limit[32];
-			limit_name(resp->ratelimit, limit, sizeof(limit));
-			log_warn("%s: %s: HTTP 429, the Hub's rate limit \"%s\" was hit "
-			         "(RateLimit: %s); retrying in %ld s",
-			         name, resp->url_for_log, limit,
-			         resp->ratelimit[0] ? resp->ratelimit : "not sent", wait);
-		} else {
-			log_warn("%s: %s: %s; retrying in %ld s", name, resp->url_for_log,
-			         resp->error, wait);
-		}
-		sleep((unsigned)wait);
-	}
-	if (rc == -EACCES && !quiet)
-		log_error("%s: %s: refused (HTTP %ld%s%s): %s", name, resp->url_for_log,
-		          resp->status, resp->error_code[0] ? ", " : "", resp->error_code,
-		          resp->error_message[0] ? resp->error_message
-		                                 : (hf->auth_header ? "the token has no access"
-		                                                    : "no token given (HF_TOKEN)"));
-	else if (rc != -ENOENT && rc != -EACCES)
-		log_error("%s: %s: %s", name, resp->url_for_log, resp->error);
-	return rc;
-}
-
-/* "<endpoint>/api/<type>s/<repo_id>/<what>/<rev quoted>" */
-static int api_url(const struct hf_hub *hf, const char *repo_id, const char *what, const char *rev,
-		   const char *query, char **out)
-{
-	char quoted[3 * HF_REV_MAX + 1];
-	size_t n = 0;
-
-	/* A revision is quoted with no safe character, as the client does. */
-	for (const char *p = rev; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '.' || c == '_' || c == '-' || c == '~')
-			quoted[n++] = (char)c;
-		else
-			n += (size_t)snprintf(quoted + n, sizeof(quoted) - n, "%%%02X", c);
-	}
-	quoted[n] = '\0';
-	if (asprintf(out, "%s/api/%s/%s/%s/%s%s", hf->endpoint, hf_repo_type_plural(hf->type),
-	             repo_id, what, quoted, query) < 0) {
-		*out = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 /* ---- metadata kept on disk: .index/huggingface/<type>s/<repo_id>/ ---- */
 
 static int meta_rel(const struct hf_hub *hf, const char *repo_id, const char *dir, const char *name,
@@ -341,7 +196,7 @@ static int read_ref(struct hub *hub, const char *repo_id, const char *rev, char 
 		rc = cache_read_small(hub->env->cache, rel, 64, &data, &len, when);
 	if (rc == 0) {
 		data[strcspn(data, "\n")] = '\0';
-		rc = is_commit(data) ? 0 : -EINVAL;
+		rc = hf_api_is_commit(data) ? 0 : -EINVAL;
 		if (rc == 0)
 			memcpy(commit, data, 41);
 	}
@@ -366,40 +221,6 @@ static void write_ref(struct hub *hub, const char *repo_id, const char *rev, con
 
 /* ---- revisions ---- */
 
-/* Asks the Hub which commit rev of repo_id is. */
-static int fetch_commit(struct hub *hub, const char *repo_id, const char *rev, bool quiet,
-			char commit[41])
-{
-	struct hf_hub *hf = hub->priv;
-	struct fetch_buffer body = { 0 };
-	struct fetch_response resp;
-	char why[256];
-	cJSON *info = NULL;
-	const char *sha;
-	char *url = NULL;
-	int rc = api_url(hf, repo_id, "revision", rev, "", &url);
-
-	if (rc)
-		return rc;
-	rc = api_get(hub, url, HF_REVISION_MAX_BYTES, quiet, &body, &resp);
-	if (rc)
-		goto out;
-	info = json_parse(body.data, body.len, why, sizeof(why));
-	sha = info ? json_string(info, "sha") : NULL;
-	if (!sha || !is_commit(sha)) {
-		log_error("%s: %s: the answer names no commit%s%s", hub->ops->name,
-		          resp.url_for_log, info ? "" : ": ", info ? "" : why);
-		rc = -EIO;
-		goto out;
-	}
-	memcpy(commit, sha, 41);
-out:
-	cJSON_Delete(info);
-	free(body.data);
-	free(url);
-	return rc;
-}
-
 /* The commit of rev ("" for main): a commit names itself; a branch or tag
  * is asked after the TTL, else read from what we kept, else (offline) from
  * huggingface_hub's refs. A failed ask falls back to what we kept. */
@@ -411,7 +232,7 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 	bool kept;
 	int rc;
 
-	if (is_commit(rev)) {
+	if (hf_api_is_commit(rev)) {
 		memcpy(commit, rev, 41);
 		return 0;
 	}
@@ -426,7 +247,7 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 			         hub->ops->name, repo_id, branch);
 		return rc == 0 ? 0 : -ENOENT;
 	}
-	rc = fetch_commit(hub, repo_id, branch, false, commit);
+	rc = hf_api_commit(&hf->api, repo_id, branch, false, commit);
 	if (rc == 0) {
 		write_ref(hub, repo_id, branch, commit);
 		return 0;
@@ -466,66 +287,6 @@ static int read_tree(struct hub *hub, const char *rel, const char *label, struct
 	free(data);
 	*out = tree;
 	return rc;
-}
-
-/* Every page of the tree API for one commit, following Link: rel="next"
- * (only on the endpoint: the token goes nowhere else anyway). */
-static int fetch_tree(struct hub *hub, const char *repo_id, const char *commit, const char *label,
-		      struct hf_tree **out)
-{
-	struct hf_hub *hf = hub->priv;
-	struct hf_tree *tree = calloc(1, sizeof(*tree));
-	char *url = NULL, why[256], origin[sizeof(hf->origin)];
-	size_t pages = 0;
-	int rc;
-
-	*out = NULL;
-	if (!tree)
-		return -ENOMEM;
-	rc = api_url(hf, repo_id, "tree", commit, "?recursive=true", &url);
-	while (rc == 0 && url) {
-		struct fetch_buffer body = { 0 };
-		struct fetch_response resp;
-		rc = api_get(hub, url, HF_PAGE_MAX_BYTES, false, &body, &resp);
-		if (rc == 0) {
-			rc = hf_tree_add_page(tree, body.data, body.len, label, why, sizeof(why));
-			if (rc == -EINVAL) {
-				log_error("%s: %s: not a file list: %s", hub->ops->name,
-					  resp.url_for_log, why);
-				rc = -EIO;
-			}
-		}
-		free(body.data);
-		free(url);
-		url = NULL;
-		pages++;
-		if (rc || !resp.link_next[0])
-			break;
-		if (pages == HF_PAGES_MAX ||
-		    fetch_url_origin(resp.link_next, origin, sizeof(origin)) != 0 ||
-		    strcmp(origin, hf->origin) != 0) {
-			log_error("%s: %s: the file list goes on %s; giving up", hub->ops->name,
-			          label,
-			          pages == HF_PAGES_MAX ? "for too many pages" : "on another host");
-			rc = -EIO;
-			break;
-		}
-		url = strdup(resp.link_next);
-		if (!url)
-			rc = -ENOMEM;
-	}
-	free(url);
-	if (rc == 0)
-		rc = hf_tree_finish(tree);
-	if (rc) {
-		hf_tree_free(tree);
-		return rc;
-	}
-	tree->mtime = time(NULL);
-	log_info("%s: %s: listed %zu files and folders in %zu page%s%s", hub->ops->name, label,
-		 tree->count, pages, pages == 1 ? "" : "s", tree->skipped ? " (some skipped)" : "");
-	*out = tree;
-	return 0;
 }
 
 /* A file of huggingface_hub's snapshot: its etag is our digest. */
@@ -589,7 +350,7 @@ static int load_tree(struct hub *hub, const char *repo_id, const char *commit, s
 			         hub->ops->name, label);
 		goto out;
 	}
-	rc = fetch_tree(hub, repo_id, commit, label, out);
+	rc = hf_api_tree(&hf->api, repo_id, commit, label, out);
 	if (rc == 0 && hf_tree_to_json(*out, &json, &len) == 0) {
 		int saved = cache_write_small_nosync(hub->env->cache, rel, json, len);
 		if (saved)
@@ -664,7 +425,7 @@ static bool repo_fresh_locked(const struct hf_hub *hf, const struct hf_repo *rep
 {
 	if (!repo->tree)
 		return false;
-	return is_commit(repo->rev) || hf->offline || now - repo->checked < (time_t)hf->ttl;
+	return hf_api_is_commit(repo->rev) || hf->offline || now - repo->checked < (time_t)hf->ttl;
 }
 
 /* Loads (or refreshes) repo outside the lock; returns with it held. */
@@ -835,13 +596,10 @@ static enum name_kind kept_kind(struct hub *hub, const char *name)
 static int ask_kind(struct hub *hub, const char *name, enum name_kind *kind)
 {
 	struct hf_hub *hf = hub->priv;
-	struct fetch_buffer body = { 0 };
-	struct fetch_response resp;
-	char commit[41], *url = NULL, why[128];
-	cJSON *list = NULL;
-	int rc;
+	char commit[41];
+	bool author = false;
+	int rc = hf_api_commit(&hf->api, name, "main", true, commit);
 
-	rc = fetch_commit(hub, name, "main", true, commit);
 	if (rc == 0) {
 		write_ref(hub, name, "main", commit);
 		*kind = NAME_REPO;
@@ -849,21 +607,8 @@ static int ask_kind(struct hub *hub, const char *name, enum name_kind *kind)
 	}
 	if (rc != -ENOENT && rc != -EACCES)
 		return rc;
-	if (asprintf(&url, "%s/api/%s?author=%s&limit=1", hf->endpoint,
-		     hf_repo_type_plural(hf->type), name) < 0)
-		return -ENOMEM;
-	rc = api_get(hub, url, HF_REVISION_MAX_BYTES, true, &body, &resp);
-	if (rc == 0) {
-		list = json_parse(body.data, body.len, why, sizeof(why));
-		*kind =
-		    cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0 ? NAME_ORG : NAME_MISSING;
-	} else if (rc == -ENOENT || rc == -EACCES) {
-		*kind = NAME_MISSING;
-		rc = 0;
-	}
-	cJSON_Delete(list);
-	free(body.data);
-	free(url);
+	rc = hf_api_is_author(&hf->api, name, &author);
+	*kind = author ? NAME_ORG : NAME_MISSING;
 	return rc;
 }
 
@@ -1238,7 +983,8 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		rc = -EINVAL;
 		goto fail;
 	}
-	rc = parse_budget(config_hub_option(cfg, "hf_api_budget"), &hf->api_budget, &hf->api_window);
+	rc = parse_budget(config_hub_option(cfg, "hf_api_budget"), &hf->api.budget,
+			  &hf->api.window);
 	if (rc) {
 		snprintf(why, why_size, "hf_api_budget must be CALLS or CALLS/SECONDS (say 500/300)");
 		goto fail;
@@ -1253,8 +999,17 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		goto fail;
 	}
 	if (!config_hub_option(cfg, "hf_api_budget"))
-		hf->api_budget = hf->auth_header ? HF_API_BUDGET_TOKEN : HF_API_BUDGET_ANONYMOUS;
-	snprintf(hf->budget_name, sizeof(hf->budget_name), "%s api", hf->origin);
+		hf->api.budget = hf->auth_header ? HF_API_BUDGET_TOKEN : HF_API_BUDGET_ANONYMOUS;
+	/* One budget for the endpoint, whichever hub (models, datasets) calls. */
+	snprintf(hf->api.budget_name, sizeof(hf->api.budget_name), "%s api", hf->origin);
+	hf->api.name = hub->ops->name;
+	hf->api.type = type;
+	hf->api.fetcher = hub->env->fetcher;
+	hf->api.budgets = hub->env->budgets;
+	hf->api.endpoint = hf->endpoint;
+	hf->api.origin = hf->origin;
+	hf->api.auth_header = hf->auth_header;
+	hf->api.retries = cfg->retries;
 	log_info("%s: %s%s, %s%s%s", hub->ops->name, hf->endpoint, hf->offline ? " (offline)" : "",
 		 hf->auth_header ? "with the token from " : "without a token",
 		 hf->auth_header ? token_from : "", "");

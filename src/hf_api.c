@@ -1,0 +1,269 @@
+/* hf_api.c: the Hugging Face Hub's HTTP API as the hub uses it: revisions,
+ * file lists, authors; the token on the Hub's origin only, calls paced
+ * within the Hub's limit, 429 and 5xx retried. Not for: what is kept,
+ * remembered or shown (hub_hf.c). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "fetch.h"
+#include "hf_api.h"
+#include "json.h"
+#include "log.h"
+
+#define HF_PAGE_MAX_BYTES (64u << 20)
+#define HF_REVISION_MAX_BYTES (16u << 20)
+#define HF_PAGES_MAX 100000
+/* A rate-limited call waits at most this long per try. */
+#define HF_RETRY_WAIT_MAX 60L
+
+bool hf_api_is_commit(const char *rev)
+{
+	if (strlen(rev) != 40)
+		return false;
+	for (int i = 0; i < 40; i++)
+		if (!((rev[i] >= '0' && rev[i] <= '9') || (rev[i] >= 'a' && rev[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* The limit a 429 names: RateLimit: "api";r=0;t=120 says "api". */
+static void limit_name(const char *ratelimit, char *out, size_t out_size)
+{
+	const char *q = strchr(ratelimit, '"');
+	size_t n = q ? strcspn(q + 1, "\"") : 0;
+
+	if (n == 0 || n >= out_size)
+		snprintf(out, out_size, "unnamed");
+	else
+		snprintf(out, out_size, "%.*s", (int)n, q + 1);
+}
+
+/* Seconds until the window resets, from RateLimit: "api";r=0;t=120; -1. */
+static long limit_reset(const char *ratelimit)
+{
+	const char *t = strstr(ratelimit, ";t=");
+	char *end;
+	long value;
+
+	if (!t)
+		return -1;
+	value = strtol(t + 3, &end, 10);
+	return end == t + 3 || value < 0 ? -1 : value;
+}
+
+/* Waits, if need be, until the mount's API budget for the endpoint has a
+ * call left: the Hub's published limit is kept rather than run into. */
+static void pace(const struct hf_api *api)
+{
+	bool said = false;
+	time_t wait;
+
+	while (budgets_take(api->budgets, api->budget_name, api->budget, api->window, &wait) ==
+	       -EAGAIN) {
+		if (!said)
+			log_warn("%s: %u API calls in %u s already (the Hub's limit): holding the "
+				 "next for %ld s",
+				 api->name, api->budget, api->window, (long)wait);
+		said = true;
+		sleep((unsigned)(wait < HF_RETRY_WAIT_MAX ? (wait > 0 ? wait : 1) : HF_RETRY_WAIT_MAX));
+	}
+}
+
+/* GET an API URL of the endpoint, with the token, retrying a 429 or 5xx
+ * after what Retry-After (else RateLimit's reset) asks. quiet: a refusal
+ * (401/403/404) is an answer the caller expects, not worth a log line. */
+static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, bool quiet,
+		   struct fetch_buffer *body, struct fetch_response *resp)
+{
+	const char *name = api->name;
+	struct fetch_request req = { .url = url,
+				     .auth_header = api->auth_header,
+				     .auth_origin = api->origin };
+	unsigned retries = api->retries;
+	int rc;
+
+	pace(api);
+	for (unsigned attempt = 0;; attempt++) {
+		long wait;
+		memset(body, 0, sizeof(*body));
+		rc = fetch_request_run(api->fetcher, &req, max_bytes, body, resp);
+		if (rc == 0)
+			return 0;
+		free(body->data);
+		memset(body, 0, sizeof(*body));
+		if (!fetch_error_retryable(rc) || attempt >= retries)
+			break;
+		wait = resp->retry_after >= 0 ? resp->retry_after : limit_reset(resp->ratelimit);
+		if (wait < 0)
+			wait = 1L << (attempt < 5 ? attempt : 5);
+		if (wait > HF_RETRY_WAIT_MAX)
+			wait = HF_RETRY_WAIT_MAX;
+		if (resp->status == 429) {
+			char limit[32];
+			limit_name(resp->ratelimit, limit, sizeof(limit));
+			log_warn("%s: %s: HTTP 429, the Hub's rate limit \"%s\" was hit "
+			         "(RateLimit: %s); retrying in %ld s",
+			         name, resp->url_for_log, limit,
+			         resp->ratelimit[0] ? resp->ratelimit : "not sent", wait);
+		} else {
+			log_warn("%s: %s: %s; retrying in %ld s", name, resp->url_for_log,
+			         resp->error, wait);
+		}
+		sleep((unsigned)wait);
+	}
+	if (rc == -EACCES && !quiet)
+		log_error("%s: %s: refused (HTTP %ld%s%s): %s", name, resp->url_for_log,
+		          resp->status, resp->error_code[0] ? ", " : "", resp->error_code,
+		          resp->error_message[0] ? resp->error_message
+		                                 : (api->auth_header ? "the token has no access"
+		                                                    : "no token given (HF_TOKEN)"));
+	else if (rc != -ENOENT && rc != -EACCES)
+		log_error("%s: %s: %s", name, resp->url_for_log, resp->error);
+	return rc;
+}
+
+/* "<endpoint>/api/<type>s/<repo_id>/<what>/<rev quoted>" */
+static int api_url(const struct hf_api *api, const char *repo_id, const char *what, const char *rev,
+		   const char *query, char **out)
+{
+	char quoted[3 * HF_REV_MAX + 1];
+	size_t n = 0;
+
+	/* A revision is quoted with no safe character, as the client does. */
+	for (const char *p = rev; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '_' || c == '-' || c == '~')
+			quoted[n++] = (char)c;
+		else
+			n += (size_t)snprintf(quoted + n, sizeof(quoted) - n, "%%%02X", c);
+	}
+	quoted[n] = '\0';
+	if (asprintf(out, "%s/api/%s/%s/%s/%s%s", api->endpoint, hf_repo_type_plural(api->type),
+	             repo_id, what, quoted, query) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int hf_api_commit(const struct hf_api *api, const char *repo_id, const char *rev, bool quiet,
+		  char commit[41])
+{
+	struct fetch_buffer body = { 0 };
+	struct fetch_response resp;
+	char why[256];
+	cJSON *info = NULL;
+	const char *sha;
+	char *url = NULL;
+	int rc = api_url(api, repo_id, "revision", rev, "", &url);
+
+	if (rc)
+		return rc;
+	rc = api_get(api, url, HF_REVISION_MAX_BYTES, quiet, &body, &resp);
+	if (rc)
+		goto out;
+	info = json_parse(body.data, body.len, why, sizeof(why));
+	sha = info ? json_string(info, "sha") : NULL;
+	if (!sha || !hf_api_is_commit(sha)) {
+		log_error("%s: %s: the answer names no commit%s%s", api->name,
+		          resp.url_for_log, info ? "" : ": ", info ? "" : why);
+		rc = -EIO;
+		goto out;
+	}
+	memcpy(commit, sha, 41);
+out:
+	cJSON_Delete(info);
+	free(body.data);
+	free(url);
+	return rc;
+}
+
+int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commit,
+		const char *label, struct hf_tree **out)
+{
+	struct hf_tree *tree = calloc(1, sizeof(*tree));
+	char *url = NULL, why[256], origin[320];
+	size_t pages = 0;
+	int rc;
+
+	*out = NULL;
+	if (!tree)
+		return -ENOMEM;
+	rc = api_url(api, repo_id, "tree", commit, "?recursive=true", &url);
+	while (rc == 0 && url) {
+		struct fetch_buffer body = { 0 };
+		struct fetch_response resp;
+		rc = api_get(api, url, HF_PAGE_MAX_BYTES, false, &body, &resp);
+		if (rc == 0) {
+			rc = hf_tree_add_page(tree, body.data, body.len, label, why, sizeof(why));
+			if (rc == -EINVAL) {
+				log_error("%s: %s: not a file list: %s", api->name,
+					  resp.url_for_log, why);
+				rc = -EIO;
+			}
+		}
+		free(body.data);
+		free(url);
+		url = NULL;
+		pages++;
+		if (rc || !resp.link_next[0])
+			break;
+		if (pages == HF_PAGES_MAX ||
+		    fetch_url_origin(resp.link_next, origin, sizeof(origin)) != 0 ||
+		    strcmp(origin, api->origin) != 0) {
+			log_error("%s: %s: the file list goes on %s; giving up", api->name,
+			          label,
+			          pages == HF_PAGES_MAX ? "for too many pages" : "on another host");
+			rc = -EIO;
+			break;
+		}
+		url = strdup(resp.link_next);
+		if (!url)
+			rc = -ENOMEM;
+	}
+	free(url);
+	if (rc == 0)
+		rc = hf_tree_finish(tree);
+	if (rc) {
+		hf_tree_free(tree);
+		return rc;
+	}
+	tree->mtime = time(NULL);
+	log_info("%s: %s: listed %zu files and folders in %zu page%s%s", api->name, label,
+		 tree->count, pages, pages == 1 ? "" : "s", tree->skipped ? " (some skipped)" : "");
+	*out = tree;
+	return 0;
+}
+
+int hf_api_is_author(const struct hf_api *api, const char *name, bool *is)
+{
+	struct fetch_buffer body = { 0 };
+	struct fetch_response resp;
+	char *url = NULL, why[128];
+	cJSON *list = NULL;
+	int rc;
+
+	*is = false;
+	if (asprintf(&url, "%s/api/%s?author=%s&limit=1", api->endpoint,
+		     hf_repo_type_plural(api->type), name) < 0)
+		return -ENOMEM;
+	rc = api_get(api, url, HF_REVISION_MAX_BYTES, true, &body, &resp);
+	if (rc == 0) {
+		list = json_parse(body.data, body.len, why, sizeof(why));
+		*is = cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0;
+	} else if (rc == -ENOENT || rc == -EACCES) {
+		rc = 0;
+	}
+	cJSON_Delete(list);
+	free(body.data);
+	free(url);
+	return rc;
+}
