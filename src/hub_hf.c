@@ -773,7 +773,9 @@ static void item_entry(const struct hf_tree *tree, const struct hf_item *item, c
 
 /* ---- the hub ---- */
 
-static int read_token(struct hub *hub, char **out, const char **from)
+/* The token's header into *out (NULL when there is none), and where it
+ * came from (a variable's or a file's name) into from. */
+static int read_token(struct hub *hub, char **out, char *from, size_t from_size)
 {
 	const struct config *cfg = hub->env->config;
 	const char *value = config_env("HF_TOKEN");
@@ -782,10 +784,10 @@ static int read_token(struct hub *hub, char **out, const char **from)
 	int rc = 0;
 
 	*out = NULL;
-	*from = "$HF_TOKEN";
+	snprintf(from, from_size, "$HF_TOKEN");
 	if (!value) {
 		value = config_env("HUGGING_FACE_HUB_TOKEN");
-		*from = "$HUGGING_FACE_HUB_TOKEN";
+		snprintf(from, from_size, "$HUGGING_FACE_HUB_TOKEN");
 	}
 	if (value) {
 		snprintf(text, sizeof(text), "%s", value);
@@ -811,10 +813,10 @@ static int read_token(struct hub *hub, char **out, const char **from)
 			if (!candidates[i])
 				continue;
 			f = fopen(candidates[i], "re");
-			if (f)
-				*from = i == 2 ? "hf_token_file" : candidates[i];
-			else if (i == 2)
+			if (!f && i == 2)
 				rc = -errno; /* asked for by name: say so */
+			if (f || i == 2)
+				snprintf(from, from_size, "%s", candidates[i]);
 		}
 		if (f) {
 			if (!fgets(text, sizeof(text), f))
@@ -946,7 +948,8 @@ static void hf_close(struct hub *hub)
 static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size_t why_size)
 {
 	const struct config *cfg = hub->env->config;
-	const char *endpoint = config_hub_option(cfg, "hf_endpoint"), *token_from = NULL;
+	const char *endpoint = config_hub_option(cfg, "hf_endpoint");
+	char token_from[PATH_MAX] = "";
 	struct hf_hub *hf = calloc(1, sizeof(*hf));
 	int rc = -ENOMEM;
 
@@ -992,7 +995,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	rc = parse_pinned(hf, config_hub_option(cfg, "hf_repos"), why, why_size);
 	if (rc)
 		goto fail;
-	rc = read_token(hub, &hf->auth_header, &token_from);
+	rc = read_token(hub, &hf->auth_header, token_from, sizeof(token_from));
 	if (rc) {
 		snprintf(why, why_size, "cannot read the token (%s): %s", token_from,
 		         strerror(-rc));
