@@ -145,7 +145,7 @@ static int split_rev(const char *component, size_t len, size_t *name_len, char r
 		rev[n++] = c;
 	}
 	rev[n] = '\0';
-	if (n == 0 || strstr(rev, "..") || rev[0] == '/')
+	if (n == 0 || strcmp(rev, ".") == 0 || strstr(rev, "..") || rev[0] == '/')
 		return -ENOENT;
 	return 0;
 }
