@@ -222,15 +222,20 @@ out:
 	return rc;
 }
 
+struct transfer_source download_transfer_source(const struct source *src)
+{
+	return (struct transfer_source){ .url = src->url,
+					 .digest = src->digest,
+					 .size = src->size,
+					 .auth_header = src->auth_header,
+					 .auth_origin = src->auth_origin };
+}
+
 /* The verified blob of src open as *fd, from wherever it is. */
 static int obtain(struct download_set *set, struct job *job, int *fd)
 {
 	const struct source *src = &job->src;
-	struct transfer_source tsrc = { .url = src->url,
-					.digest = src->digest,
-					.size = src->size,
-					.auth_header = src->auth_header,
-					.auth_origin = src->auth_origin };
+	struct transfer_source tsrc = download_transfer_source(src);
 	struct transfer *transfer = NULL;
 	int rc;
 

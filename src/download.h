@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "source.h"
+#include "transfer.h"
 
 struct blob_store;
 struct cache;
@@ -37,6 +38,9 @@ int download_start(struct download_set *set, const struct source *src, const cha
 /* Ends a wait early: done runs with -EINTR on another thread, unless it has
  * run already; the job goes on for other readers. Safe from any thread. */
 void download_cancel(struct download_set *set, uint64_t id);
+/* What a transfer of src's bytes fetches; its strings are src's. */
+struct transfer_source download_transfer_source(const struct source *src);
+
 /* download_start, waiting in the calling thread. */
 int download_ensure(struct download_set *set, const struct source *src, const char *label);
 

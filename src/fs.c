@@ -774,11 +774,7 @@ static void open_done(void *ctx, int rc)
 static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 			   const struct source *src, const char *label)
 {
-	struct transfer_source tsrc = { .url = src->url,
-					.digest = src->digest,
-					.size = src->size,
-					.auth_header = src->auth_header,
-					.auth_origin = src->auth_origin };
+	struct transfer_source tsrc = download_transfer_source(src);
 	struct transfer *transfer = NULL;
 	struct handle *h;
 	int rc = transfer_get(fs->engine, &tsrc, label, &transfer);
