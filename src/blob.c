@@ -27,7 +27,7 @@
 #define USE_BUCKETS 1024
 
 struct use {
-	struct digest_spec digest;
+	char name[sizeof(BLOB_DIR) + 16 + DIGEST_HEX_MAX]; /* "<dir>/<name>" */
 	struct timespec when;
 	struct use *next;
 };
@@ -69,10 +69,25 @@ void blob_store_close(struct blob_store *store)
 	free(store);
 }
 
+/* The directory of the store a blob is in: its algorithm's, or one for
+ * blobs named by a key (see struct digest_spec). */
+#define KEYED_DIR "keyed"
+static const char *const blob_dirs[] = { "sha256", "sha1", "git-sha1", "md5", "adler32",
+					 KEYED_DIR };
+
+static const char *dir_of(const struct digest_spec *digest)
+{
+	return digest->key[0] ? KEYED_DIR : digest_algo_name(digest->algo);
+}
+
+static const char *name_of(const struct digest_spec *digest)
+{
+	return digest->key[0] ? digest->key : digest->hex;
+}
+
 int blob_rel(const struct digest_spec *digest, const char *suffix, char **out)
 {
-	if (asprintf(out, BLOB_DIR "/%s/%s%s", digest_algo_name(digest->algo), digest->hex,
-		     suffix) < 0) {
+	if (asprintf(out, BLOB_DIR "/%s/%s%s", dir_of(digest), name_of(digest), suffix) < 0) {
 		*out = NULL;
 		return -ENOMEM;
 	}
@@ -98,30 +113,33 @@ static int mkdirs(struct blob_store *store, const struct digest_spec *digest)
 {
 	char dir[64];
 
-	snprintf(dir, sizeof(dir), BLOB_DIR "/%s", digest_algo_name(digest->algo));
+	snprintf(dir, sizeof(dir), BLOB_DIR "/%s", dir_of(digest));
 	return cache_mkdirs(store->cache, dir);
 }
 
-static size_t use_bucket(const struct digest_spec *digest)
+static size_t use_bucket(const char *name)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 
-	for (const unsigned char *p = (const unsigned char *)digest->hex; *p; p++)
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
 	return (size_t)(h % USE_BUCKETS);
 }
 
 void blob_store_touch(struct blob_store *store, const struct digest_spec *digest)
 {
-	size_t b = use_bucket(digest);
+	char name[sizeof(((struct use *)0)->name)];
 	struct use *u;
+	size_t b;
 
+	snprintf(name, sizeof(name), "%s/%s", dir_of(digest), name_of(digest));
+	b = use_bucket(name);
 	pthread_mutex_lock(&store->lock);
 	for (u = store->uses[b]; u; u = u->next)
-		if (u->digest.algo == digest->algo && strcmp(u->digest.hex, digest->hex) == 0)
+		if (strcmp(u->name, name) == 0)
 			break;
 	if (!u && (u = calloc(1, sizeof(*u))) != NULL) {
-		u->digest = *digest;
+		snprintf(u->name, sizeof(u->name), "%s", name);
 		u->next = store->uses[b];
 		store->uses[b] = u;
 	}
@@ -130,16 +148,13 @@ void blob_store_touch(struct blob_store *store, const struct digest_spec *digest
 	pthread_mutex_unlock(&store->lock);
 }
 
-/* Last use of a blob: this process's memory, else the file's atime. */
-static struct timespec last_use_locked(struct blob_store *store, enum digest_algo algo,
-				       const char *hex, const struct stat *st)
+/* Last use of a blob ("<dir>/<name>"): this process's memory, else the
+ * file's atime. */
+static struct timespec last_use_locked(struct blob_store *store, const char *name,
+				       const struct stat *st)
 {
-	struct digest_spec key = { .algo = algo };
-
-	snprintf(key.hex, sizeof(key.hex), "%.64s", hex);
-	for (struct use *u = store->uses[use_bucket(&key)]; u; u = u->next)
-		if (u->digest.algo == algo && strcmp(u->digest.hex, hex) == 0 &&
-		    u->when.tv_sec >= st->st_atim.tv_sec)
+	for (struct use *u = store->uses[use_bucket(name)]; u; u = u->next)
+		if (strcmp(u->name, name) == 0 && u->when.tv_sec >= st->st_atim.tv_sec)
 			return u->when;
 	return st->st_atim;
 }
@@ -590,12 +605,10 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 
 void blob_store_sweep(struct blob_store *store)
 {
-	static const enum digest_algo algos[] = { DIGEST_SHA256, DIGEST_SHA1, DIGEST_MD5,
-						  DIGEST_GIT_BLOB_SHA1, DIGEST_ADLER32 };
 	char dir[64];
 
-	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
-		snprintf(dir, sizeof(dir), BLOB_DIR "/%s", digest_algo_name(algos[i]));
+	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++) {
+		snprintf(dir, sizeof(dir), BLOB_DIR "/%s", blob_dirs[i]);
 		sweep_algo_dir(store, dir);
 	}
 	cache_sweep_temporaries(store->cache);
@@ -604,7 +617,7 @@ void blob_store_sweep(struct blob_store *store)
 /* ---- eviction ---- */
 
 struct victim {
-	char hex[DIGEST_HEX_MAX];
+	char name[sizeof(((struct use *)0)->name)]; /* "<dir>/<name>" */
 	uint64_t size;
 	struct timespec used;
 	dev_t dev;
@@ -663,7 +676,7 @@ static bool evict(struct blob_store *store, const struct victim *v)
 	int fd;
 	bool gone = false;
 
-	snprintf(rel, sizeof(rel), BLOB_DIR "/sha256/%s", v->hex);
+	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", v->name);
 	fd = cache_openat(store->cache, rel, O_RDWR, 0);
 	if (fd < 0)
 		return false;
@@ -679,49 +692,62 @@ static bool evict(struct blob_store *store, const struct victim *v)
 	return gone;
 }
 
-void blob_store_make_room(struct blob_store *store, uint64_t need)
+/* Adds the complete blobs of one directory of the store to victims, and
+ * every byte in it to *used. */
+static void collect_victims(struct blob_store *store, const char *dir_name, struct victim **victims,
+			    size_t *count, size_t *cap, uint64_t *used)
 {
-	struct victim *victims = NULL;
-	size_t count = 0, cap = 0;
-	uint64_t used = 0;
+	char dir[64];
 	struct dirent *d;
 	DIR *stream;
 	int fd;
 
-	if (store->cache_max == 0)
-		return;
-	pthread_mutex_lock(&store->lock);
-	stream = cache_opendir(store->cache, BLOB_DIR "/sha256");
+	snprintf(dir, sizeof(dir), BLOB_DIR "/%s", dir_name);
+	stream = cache_opendir(store->cache, dir);
 	if (!stream)
-		goto out;
+		return;
 	fd = dirfd(stream);
 	while ((d = readdir(stream)) != NULL) {
+		struct victim *v;
 		struct stat st;
 		size_t n;
 
 		if (d->d_name[0] == '.' || fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
 		    !S_ISREG(st.st_mode))
 			continue;
-		used += (uint64_t)st.st_size;
+		*used += (uint64_t)st.st_size;
 		if (has_suffix(d->d_name, ".partial", &n) || has_suffix(d->d_name, ".state", &n) ||
-		    strlen(d->d_name) != 64)
+		    strlen(d->d_name) >= DIGEST_HEX_MAX)
 			continue;
-		if (count == cap) {
-			size_t grown_cap = cap ? 2 * cap : 64;
-			struct victim *grown = realloc(victims, grown_cap * sizeof(*grown));
+		if (*count == *cap) {
+			size_t grown_cap = *cap ? 2 * *cap : 64;
+			struct victim *grown = realloc(*victims, grown_cap * sizeof(*grown));
 			if (!grown)
 				break;
-			victims = grown;
-			cap = grown_cap;
+			*victims = grown;
+			*cap = grown_cap;
 		}
-		snprintf(victims[count].hex, sizeof(victims[count].hex), "%.64s", d->d_name);
-		victims[count].size = (uint64_t)st.st_size;
-		victims[count].used = last_use_locked(store, DIGEST_SHA256, d->d_name, &st);
-		victims[count].dev = st.st_dev;
-		victims[count].ino = st.st_ino;
-		count++;
+		v = &(*victims)[(*count)++];
+		snprintf(v->name, sizeof(v->name), "%s/%s", dir_name, d->d_name);
+		v->size = (uint64_t)st.st_size;
+		v->used = last_use_locked(store, v->name, &st);
+		v->dev = st.st_dev;
+		v->ino = st.st_ino;
 	}
 	closedir(stream);
+}
+
+void blob_store_make_room(struct blob_store *store, uint64_t need)
+{
+	struct victim *victims = NULL;
+	size_t count = 0, cap = 0;
+	uint64_t used = 0;
+
+	if (store->cache_max == 0)
+		return;
+	pthread_mutex_lock(&store->lock);
+	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++)
+		collect_victims(store, blob_dirs[i], &victims, &count, &cap, &used);
 	if (used + need <= store->cache_max)
 		goto out;
 	qsort(victims, count, sizeof(*victims), compare_victims);

@@ -591,8 +591,9 @@ void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp)
 static void format_stamp(char *out, size_t out_size, const struct digest_spec *digest,
 			 const struct stat *st)
 {
-	snprintf(out, out_size, "%s:%s %" PRId64 " %" PRId64 ".%09ld %" PRIu64,
-		 digest_algo_name(digest->algo), digest->hex, (int64_t)st->st_size,
+	snprintf(out, out_size, "%s:%s%s%s %" PRId64 " %" PRId64 ".%09ld %" PRIu64,
+		 digest_algo_name(digest->algo), digest->hex, digest->key[0] ? "@" : "",
+		 digest->key, (int64_t)st->st_size,
 		 (int64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (uint64_t)st->st_ino);
 }
 
@@ -670,8 +671,7 @@ static int memo_has(struct cache *cache, const char *rel, const struct stat *st,
 			m->mtime.tv_sec == st->st_mtim.tv_sec &&
 			m->mtime.tv_nsec == st->st_mtim.tv_nsec &&
 			m->ctime.tv_sec == st->st_ctim.tv_sec &&
-			m->ctime.tv_nsec == st->st_ctim.tv_nsec && m->digest.algo == digest->algo &&
-			strcmp(m->digest.hex, digest->hex) == 0;
+			m->ctime.tv_nsec == st->st_ctim.tv_nsec && digest_spec_same(&m->digest, digest);
 		break;
 	}
 	pthread_mutex_unlock(&cache->memo_lock);
@@ -682,7 +682,7 @@ static int memo_has(struct cache *cache, const char *rel, const struct stat *st,
  * in-memory memo) and remembers it, with the ctime the stamp itself left. */
 static int stamp_fd(struct cache *cache, const char *rel, int fd, const struct digest_spec *digest)
 {
-	char stamp[200];
+	char stamp[320];
 	struct timespec now;
 	struct stat st;
 	size_t n;
@@ -732,7 +732,7 @@ out:
 static bool stamp_matches(const char *stamp, const struct digest_spec *digest,
 			  const struct stat *st)
 {
-	char want[200];
+	char want[320];
 	size_t n;
 	long long written;
 	char *end;
@@ -752,7 +752,7 @@ static bool stamp_matches(const char *stamp, const struct digest_spec *digest,
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
 			uint64_t size, int *fd_out)
 {
-	char stamp[200];
+	char stamp[320];
 	struct stat st;
 	ssize_t n;
 	int fd, rc;
@@ -824,12 +824,19 @@ int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out
 	return 0;
 }
 
+/* A staged tree's stamp: what it was made from. */
+static void format_dir_stamp(char *out, size_t out_size, const struct digest_spec *digest)
+{
+	snprintf(out, out_size, "%s:%s%s%s", digest_algo_name(digest->algo), digest->hex,
+		 digest->key[0] ? "@" : "", digest->key);
+}
+
 static int dir_stamp_set(struct cache *cache, const char *rel, const struct digest_spec *digest)
 {
-	char stamp[100];
+	char stamp[160];
 	int fd, rc = 0;
 
-	snprintf(stamp, sizeof(stamp), "%s:%s", digest_algo_name(digest->algo), digest->hex);
+	format_dir_stamp(stamp, sizeof(stamp), digest);
 	fd = cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd;
@@ -841,14 +848,14 @@ static int dir_stamp_set(struct cache *cache, const char *rel, const struct dige
 
 int cache_dir_verified(struct cache *cache, const char *rel, const struct digest_spec *digest)
 {
-	char stamp[100], want[100];
+	char stamp[160], want[160];
 	ssize_t n;
 	int fd, rc;
 
 	fd = cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd == -ENOENT ? -ENOENT : -ESTALE;
-	snprintf(want, sizeof(want), "%s:%s", digest_algo_name(digest->algo), digest->hex);
+	format_dir_stamp(want, sizeof(want), digest);
 	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
 	if (n < 0)
 		/* Without xattrs a tree can only be trusted because it was

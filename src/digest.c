@@ -201,23 +201,110 @@ int digest_hex_value(char c)
 	return -1;
 }
 
+/* Copies n hex digits of untrusted text, lower-cased; -EINVAL on another
+ * character. */
+static int copy_hex(char *out, const char *hex, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (digest_hex_value(hex[i]) < 0)
+			return -EINVAL;
+		out[i] = "0123456789abcdef"[digest_hex_value(hex[i])];
+	}
+	out[n] = '\0';
+	return 0;
+}
+
 int digest_spec_set(struct digest_spec *spec, enum digest_algo algo, const char *hex)
 {
 	size_t want = digest_hex_len(algo);
 
 	if (want == 0 || !hex || strlen(hex) != want)
 		return -EINVAL;
-	for (size_t i = 0; i < want; i++) {
-		if (digest_hex_value(hex[i]) < 0)
-			return -EINVAL;
-		spec->hex[i] = "0123456789abcdef"[digest_hex_value(hex[i])];
-	}
-	spec->hex[want] = '\0';
+	memset(spec, 0, sizeof(*spec));
+	if (copy_hex(spec->hex, hex, want) != 0)
+		return -EINVAL;
 	spec->algo = algo;
 	return 0;
 }
 
+int digest_spec_set_prefix(struct digest_spec *spec, enum digest_algo algo, const char *hex)
+{
+	size_t max = digest_hex_len(algo), n = hex ? strlen(hex) : 0;
+
+	if (max == 0 || n < DIGEST_PREFIX_MIN || n > max)
+		return -EINVAL;
+	memset(spec, 0, sizeof(*spec));
+	if (copy_hex(spec->hex, hex, n) != 0)
+		return -EINVAL;
+	spec->algo = algo;
+	return 0;
+}
+
+void digest_spec_set_none(struct digest_spec *spec, enum digest_algo algo)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->algo = algo;
+}
+
+bool digest_spec_verifies(const struct digest_spec *spec)
+{
+	return spec->algo != DIGEST_NONE && spec->hex[0] != '\0';
+}
+
+bool digest_spec_names_bytes(const struct digest_spec *spec)
+{
+	switch (spec->algo) {
+	case DIGEST_SHA256:
+	case DIGEST_SHA1:
+	case DIGEST_GIT_BLOB_SHA1: return strlen(spec->hex) == digest_hex_len(spec->algo);
+	case DIGEST_MD5:
+	case DIGEST_ADLER32:
+	case DIGEST_NONE: break;
+	}
+	return false;
+}
+
+int digest_spec_set_key(struct digest_spec *spec, const char *origin)
+{
+	char label[DIGEST_HEX_MAX + 32];
+	struct digest *dg = NULL;
+	int rc;
+
+	spec->key[0] = '\0';
+	if (digest_spec_names_bytes(spec))
+		return 0;
+	digest_spec_format(spec, label, sizeof(label));
+	rc = digest_new(&dg, DIGEST_SHA256, 0);
+	if (rc == 0)
+		rc = digest_update(dg, origin, strlen(origin) + 1); /* the NUL separates */
+	if (rc == 0)
+		rc = digest_update(dg, label, strlen(label));
+	if (rc == 0)
+		rc = digest_final_hex(dg, spec->key);
+	digest_free(dg);
+	return rc;
+}
+
+bool digest_spec_same(const struct digest_spec *a, const struct digest_spec *b)
+{
+	return a->algo == b->algo && strcmp(a->hex, b->hex) == 0 && strcmp(a->key, b->key) == 0;
+}
+
+void digest_spec_format(const struct digest_spec *spec, char *out, size_t out_size)
+{
+	if (!digest_spec_verifies(spec))
+		snprintf(out, out_size, "none");
+	else if (strlen(spec->hex) < digest_hex_len(spec->algo))
+		snprintf(out, out_size, "%s-prefix:%s", digest_algo_name(spec->algo), spec->hex);
+	else
+		snprintf(out, out_size, "%s:%s", digest_algo_name(spec->algo), spec->hex);
+}
+
 bool digest_spec_matches(const struct digest_spec *spec, const char *hex)
 {
-	return spec->algo != DIGEST_NONE && strcmp(spec->hex, hex) == 0;
+	size_t n = strlen(spec->hex);
+
+	if (spec->algo == DIGEST_NONE || strlen(hex) != digest_hex_len(spec->algo))
+		return false;
+	return strncmp(spec->hex, hex, n) == 0;
 }

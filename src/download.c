@@ -418,8 +418,7 @@ int download_start(struct download_set *set, const struct source *src, const cha
 	pthread_mutex_lock(&set->lock);
 	for (job = set->jobs; job; job = job->next)
 		if (strcmp(job->src.cache_path, src->cache_path) == 0 &&
-		    digest_spec_matches(&job->src.digest, src->digest.hex) &&
-		    job->src.digest.algo == src->digest.algo)
+		    digest_spec_same(&job->src.digest, &src->digest))
 			break;
 	if (!job)
 		rc = job_start_locked(set, src, label, &job);

@@ -88,8 +88,7 @@ static void revalidate_hub(struct fs *fs, struct hub *hub)
 		struct entry entry;
 		int rc = hub->ops->lookup(hub, b->path, &entry);
 
-		if (rc == 0 && entry.size == b->size && entry.digest.algo == b->digest.algo &&
-		    strcmp(entry.digest.hex, b->digest.hex) == 0)
+		if (rc == 0 && entry.size == b->size && digest_spec_same(&entry.digest, &b->digest))
 			continue;
 		if (rc != 0 && rc != -ENOENT)
 			continue;
@@ -819,8 +818,7 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (src.size != node->size || src.digest.algo != node->digest.algo ||
-	    strcmp(src.digest.hex, node->digest.hex) != 0) {
+	if (src.size != node->size || !digest_spec_same(&src.digest, &node->digest)) {
 		/* The index changed what this name means since the kernel looked
 		 * it up: ESTALE makes the kernel look it up again, and the new
 		 * lookup gives another inode, with the new size. */

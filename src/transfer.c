@@ -1203,8 +1203,7 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 	*out = NULL;
 	pthread_mutex_lock(&engine->lock);
 	for (t = engine->transfers; t; t = t->next)
-		if (!t->released && t->digest.algo == src->digest.algo &&
-		    strcmp(t->digest.hex, src->digest.hex) == 0)
+		if (!t->released && digest_spec_same(&t->digest, &src->digest))
 			break;
 	pthread_mutex_unlock(&engine->lock);
 	if (!t) /* a new blob: room for it first (outside our lock: it scans) */
@@ -1215,8 +1214,8 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 		goto out;
 	}
 	for (t = engine->transfers; t; t = t->next)
-		if (!t->released && t->digest.algo == src->digest.algo &&
-		    strcmp(t->digest.hex, src->digest.hex) == 0 && t->size == src->size)
+		if (!t->released && digest_spec_same(&t->digest, &src->digest) &&
+		    t->size == src->size)
 			break;
 	if (!t) {
 		rc = transfer_new_locked(engine, src, label, &t);

@@ -339,7 +339,7 @@ static bool same_content(const struct node *node, const struct binding *b)
 		return false;
 	if (!b->digest)
 		return node->digest.algo == DIGEST_NONE;
-	return node->digest.algo == b->digest->algo && strcmp(node->digest.hex, b->digest->hex) == 0;
+	return digest_spec_same(&node->digest, b->digest);
 }
 
 /* The node bound to (dir, name) with this binding, made if there is none or
