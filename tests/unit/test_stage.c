@@ -25,11 +25,11 @@ static char work[] = "/tmp/omnihub-test-stage-XXXXXX";
 /* One member of an archive to build. */
 struct member {
 	const char *name;
-	mode_t type;          /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFIFO */
-	const char *content;  /* regular files */
-	const char *link;     /* symlink target */
-	const char *hardlink; /* hard link target */
-	size_t zeros;         /* regular files: this many zero bytes instead */
+	mode_t type;            /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFIFO */
+	const char *content;    /* regular files */
+	const char *link;       /* symlink target */
+	const char *hardlink;   /* hard link target */
+	size_t zeros;           /* regular files: this many zero bytes instead */
 };
 
 /* Writes a .tar.gz (or a .zip) of the members; returns an fd open on it. */
@@ -67,8 +67,7 @@ static int make_archive_as(const struct member *members, size_t n, int zip, uint
 			archive_write_data(a, m->content, len);
 		for (size_t done = 0; m->zeros && done < m->zeros;) {
 			static const char block[65536];
-			size_t chunk =
-			    m->zeros - done < sizeof(block) ? m->zeros - done : sizeof(block);
+			size_t chunk = m->zeros - done < sizeof(block) ? m->zeros - done : sizeof(block);
 			archive_write_data(a, block, chunk);
 			done += chunk;
 		}
@@ -178,7 +177,7 @@ static off_t size_of(int fd)
 static void test_gunzip(void)
 {
 	const struct stage_limits small = {
-	    .max_entries = 3, .max_ratio = 2, .allowance_bytes = 1000};
+		.max_entries = 3, .max_ratio = 2, .allowance_bytes = 1000};
 	struct stage_limits capped = stage_default_limits;
 	size_t len = 300 * 1024;
 	char *data = malloc(len), *both, why[256] = "";
@@ -303,11 +302,11 @@ static void test_gunzip(void)
 static void test_member(void)
 {
 	const struct member tree[] = {
-	    {.name = "./mnist/", .type = AE_IFDIR},
-	    {.name = "./mnist/model.onnx", .type = AE_IFREG, .content = "model bytes"},
-	    {.name = "mnist/big.bin", .type = AE_IFREG, .zeros = 2 << 20},
-	    {.name = "mnist/copy.onnx", .type = AE_IFREG, .hardlink = "./mnist/model.onnx"},
-	    {.name = "mnist/latest.onnx", .type = AE_IFLNK, .link = "model.onnx"},
+		{ .name = "./mnist/", .type = AE_IFDIR },
+		{ .name = "./mnist/model.onnx", .type = AE_IFREG, .content = "model bytes" },
+		{ .name = "mnist/big.bin", .type = AE_IFREG, .zeros = 2 << 20 },
+		{ .name = "mnist/copy.onnx", .type = AE_IFREG, .hardlink = "./mnist/model.onnx" },
+		{ .name = "mnist/latest.onnx", .type = AE_IFLNK, .link = "model.onnx" },
 	};
 	const size_t n = sizeof(tree) / sizeof(tree[0]);
 	struct stage_limits capped = stage_default_limits;
@@ -415,8 +414,8 @@ static void expect_refused(const struct member *members, size_t n, int want, con
 static void test_full_disk(void)
 {
 	const struct member m[] = {
-	    {.name = "small.txt", .type = AE_IFREG, .content = "fits"},
-	    {.name = "big.bin", .type = AE_IFREG, .zeros = 1 << 20},
+		{ .name = "small.txt", .type = AE_IFREG, .content = "fits" },
+		{ .name = "big.bin", .type = AE_IFREG, .zeros = 1 << 20 },
 	};
 	char tiny[600], dest[700], why[256] = "";
 	uint64_t size;
@@ -472,14 +471,12 @@ int main(void)
 
 	{
 		const struct member good[] = {
-		    {.name = "./mnist/", .type = AE_IFDIR},
-		    {.name = "./mnist/model.onnx", .type = AE_IFREG, .content = "model bytes"},
-		    {.name = "mnist/test_data_set_0/input_0.pb", .type = AE_IFREG, .content = "in"},
-		    {.name = "mnist/latest.onnx", .type = AE_IFLNK, .link = "model.onnx"},
-		    {.name = "mnist/test_data_set_0/up.onnx",
-		     .type = AE_IFLNK,
-		     .link = "../model.onnx"},
-		    {.name = "mnist/copy.onnx", .type = AE_IFREG, .hardlink = "mnist/model.onnx"},
+			{ .name = "./mnist/", .type = AE_IFDIR },
+			{ .name = "./mnist/model.onnx", .type = AE_IFREG, .content = "model bytes" },
+			{ .name = "mnist/test_data_set_0/input_0.pb", .type = AE_IFREG, .content = "in" },
+			{ .name = "mnist/latest.onnx", .type = AE_IFLNK, .link = "model.onnx" },
+			{ .name = "mnist/test_data_set_0/up.onnx", .type = AE_IFLNK, .link = "../model.onnx" },
+			{ .name = "mnist/copy.onnx", .type = AE_IFREG, .hardlink = "mnist/model.onnx" },
 		};
 		fd = make_archive(good, sizeof(good) / sizeof(good[0]), &size);
 		dest = fresh_dest();
@@ -488,85 +485,80 @@ int main(void)
 		tap_ok(rc == 0, "a good archive extracts (%s)", rc ? why : "ok");
 		snprintf(path, sizeof(path), "%s/mnist/model.onnx", dest);
 		fd = open(path, O_RDONLY);
-		tap_ok(fd >= 0 && read(fd, buf, sizeof(buf)) == 11 &&
-			   memcmp(buf, "model bytes", 11) == 0,
+		tap_ok(fd >= 0 && read(fd, buf, sizeof(buf)) == 11 && memcmp(buf, "model bytes", 11) == 0,
 		       "member content is right");
 		if (fd >= 0)
 			close(fd);
 		tap_ok(exists(dest, "mnist/test_data_set_0/input_0.pb"), "nested member extracted");
-		tap_ok(exists(dest, "mnist/latest.onnx") &&
-			   exists(dest, "mnist/test_data_set_0/up.onnx"),
+		tap_ok(exists(dest, "mnist/latest.onnx") && exists(dest, "mnist/test_data_set_0/up.onnx"),
 		       "symlinks that stay inside are kept");
 		tap_ok(exists(dest, "mnist/copy.onnx"), "hard link inside is kept");
 	}
 
 	{
-		const struct member m[] = {
-		    {.name = "/tmp/escaped", .type = AE_IFREG, .content = "x"}};
+		const struct member m[] = { { .name = "/tmp/escaped", .type = AE_IFREG, .content = "x" } };
 		expect_refused(m, 1, -EINVAL, "absolute path");
 	}
 	{
-		const struct member m[] = {
-		    {.name = "../escaped", .type = AE_IFREG, .content = "x"}};
+		const struct member m[] = { { .name = "../escaped", .type = AE_IFREG, .content = "x" } };
 		expect_refused(m, 1, -EINVAL, "'..' at the start");
 	}
 	{
 		const struct member m[] = {
-		    {.name = "a/", .type = AE_IFDIR},
-		    {.name = "a/../../escaped", .type = AE_IFREG, .content = "x"},
+			{ .name = "a/", .type = AE_IFDIR },
+			{ .name = "a/../../escaped", .type = AE_IFREG, .content = "x" },
 		};
 		expect_refused(m, 2, -EINVAL, "'..' in the middle");
 	}
 	{
-		const struct member m[] = {
-		    {.name = "evil", .type = AE_IFLNK, .link = "/etc/passwd"}};
+		const struct member m[] = { { .name = "evil", .type = AE_IFLNK, .link = "/etc/passwd" } };
 		expect_refused(m, 1, -EINVAL, "absolute symlink");
 	}
 	{
 		const struct member m[] = {
-		    {.name = "a/evil", .type = AE_IFLNK, .link = "../../escaped"},
+			{ .name = "a/evil", .type = AE_IFLNK, .link = "../../escaped" },
 		};
 		expect_refused(m, 1, -EINVAL, "symlink climbing out");
 	}
 	{
 		/* The classic: a link to a directory outside, then a file through it. */
 		const struct member m[] = {
-		    {.name = "dir", .type = AE_IFLNK, .link = ".."},
-		    {.name = "dir/escaped.txt", .type = AE_IFREG, .content = "x"},
+			{ .name = "dir", .type = AE_IFLNK, .link = ".." },
+			{ .name = "dir/escaped.txt", .type = AE_IFREG, .content = "x" },
 		};
 		expect_refused(m, 2, -EINVAL, "symlink to the parent, then a file through it");
 	}
 	{
 		const struct member m[] = {
-		    {.name = "hard", .type = AE_IFREG, .hardlink = "../escaped"},
+			{ .name = "hard", .type = AE_IFREG, .hardlink = "../escaped" },
 		};
 		expect_refused(m, 1, -EINVAL, "hard link outside");
 	}
 	{
-		const struct member m[] = {{.name = "dev", .type = AE_IFCHR}};
+		const struct member m[] = { { .name = "dev", .type = AE_IFCHR } };
 		expect_refused(m, 1, -EINVAL, "character device");
 	}
 	{
-		const struct member m[] = {{.name = "fifo", .type = AE_IFIFO}};
+		const struct member m[] = { { .name = "fifo", .type = AE_IFIFO } };
 		expect_refused(m, 1, -EINVAL, "FIFO");
 	}
 	{
-		const struct member m[] = {{.name = "a\nb", .type = AE_IFREG, .content = "x"}};
+		const struct member m[] = { { .name = "a\nb", .type = AE_IFREG, .content = "x" } };
 		expect_refused(m, 1, -EINVAL, "control character in a name");
 	}
 
 	/* Bombs: bytes and entries beyond the limits. */
 	{
-		const struct stage_limits small = {
-		    .max_entries = 3, .max_ratio = 2, .allowance_bytes = 1000};
+		const struct stage_limits small = { .max_entries = 3, .max_ratio = 2,
+							.allowance_bytes = 1000 };
 		const struct member bomb[] = {
-		    {.name = "zeros", .type = AE_IFREG, .zeros = 4 << 20},
+			{ .name = "zeros", .type = AE_IFREG, .zeros = 4 << 20 },
 		};
 		const struct member many[] = {
-		    {.name = "1", .type = AE_IFREG, .content = "1"},
-		    {.name = "2", .type = AE_IFREG, .content = "2"},
-		    {.name = "3", .type = AE_IFREG, .content = "3"},
-		    {.name = "4", .type = AE_IFREG, .content = "4"},
+			{ .name = "1", .type = AE_IFREG, .content = "1" },
+			{ .name = "2", .type = AE_IFREG, .content = "2" },
+			{ .name = "3", .type = AE_IFREG, .content = "3" },
+			{ .name = "4", .type = AE_IFREG, .content = "4" },
 		};
 		fd = make_archive(bomb, 1, &size);
 		rc = stage_extract(fd, size, fresh_dest(), &small, why, sizeof(why));
@@ -581,8 +573,8 @@ int main(void)
 	{
 		struct stage_limits capped = stage_default_limits;
 		const struct member two[] = {
-		    {.name = "first", .type = AE_IFREG, .zeros = 600 << 10},
-		    {.name = "second", .type = AE_IFREG, .zeros = 600 << 10},
+			{ .name = "first", .type = AE_IFREG, .zeros = 600 << 10 },
+			{ .name = "second", .type = AE_IFREG, .zeros = 600 << 10 },
 		};
 		fd = make_archive(two, 2, &size);
 		capped.max_bytes = 1 << 20;
