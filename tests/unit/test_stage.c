@@ -1,5 +1,6 @@
-/* test_stage.c: unit tests of archive extraction: a good archive, and every
- * kind of hostile one refused whole with nothing written outside. Not for:
+/* test_stage.c: unit tests of staging: archive extraction (a good archive,
+ * and every kind of hostile one refused whole with nothing written outside),
+ * gunzip and one member of an archive, and the limits on all three. Not for:
  * downloading or installing (download.c, cache.c). */
 #include "build_config.h"
 
@@ -31,17 +32,21 @@ struct member {
 	size_t zeros;           /* regular files: this many zero bytes instead */
 };
 
-/* Writes a .tar.gz of the members; returns an fd open on it. */
-static int make_archive(const struct member *members, size_t n, uint64_t *size)
+/* Writes a .tar.gz (or a .zip) of the members; returns an fd open on it. */
+static int make_archive_as(const struct member *members, size_t n, int zip, uint64_t *size)
 {
 	char path[600];
 	struct archive *a = archive_write_new();
 	struct stat st;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/archive.tar.gz", work);
-	archive_write_add_filter_gzip(a);
-	archive_write_set_format_pax_restricted(a);
+	snprintf(path, sizeof(path), "%s/archive.%s", work, zip ? "zip" : "tar.gz");
+	if (zip) {
+		archive_write_set_format_zip(a);
+	} else {
+		archive_write_add_filter_gzip(a);
+		archive_write_set_format_pax_restricted(a);
+	}
 	archive_write_open_filename(a, path);
 	for (size_t i = 0; i < n; i++) {
 		struct archive_entry *e = archive_entry_new();
@@ -74,6 +79,300 @@ static int make_archive(const struct member *members, size_t n, uint64_t *size)
 	fstat(fd, &st);
 	*size = (uint64_t)st.st_size;
 	return fd;
+}
+
+static int make_archive(const struct member *members, size_t n, uint64_t *size)
+{
+	return make_archive_as(members, n, 0, size);
+}
+
+/* Writes data (or zeros bytes of zeros) gzip'd, as gzip would, to
+ * <work>/name; layers > 1 gzips the result again. Returns the file's size. */
+static uint64_t write_gzip(const char *name, const void *data, size_t len, size_t zeros, int layers)
+{
+	static char block[65536];
+	char path[600], inner[600];
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	struct stat st;
+	size_t total = data ? len : zeros;
+
+	snprintf(path, sizeof(path), "%s/%s", work, name);
+	archive_write_add_filter_gzip(a);
+	archive_write_set_format_raw(a);
+	archive_write_open_filename(a, path);
+	archive_entry_set_pathname(e, "data");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_size(e, (la_int64_t)total);
+	archive_write_header(a, e);
+	if (data)
+		archive_write_data(a, data, len);
+	for (size_t done = 0; !data && done < zeros;) {
+		size_t chunk = zeros - done < sizeof(block) ? zeros - done : sizeof(block);
+		archive_write_data(a, block, chunk);
+		done += chunk;
+	}
+	archive_write_close(a);
+	archive_write_free(a);
+	archive_entry_free(e);
+	stat(path, &st);
+	if (layers > 1) {
+		/* The inner file becomes the next layer's data. */
+		char *bytes = malloc((size_t)st.st_size);
+		int fd = open(path, O_RDONLY);
+		size_t got = (size_t)read(fd, bytes, (size_t)st.st_size);
+		uint64_t size;
+
+		close(fd);
+		snprintf(inner, sizeof(inner), "%s.inner", name);
+		size = write_gzip(inner, bytes, got, 0, layers - 1);
+		free(bytes);
+		snprintf(inner, sizeof(inner), "%s/%s.inner", work, name);
+		rename(inner, path);
+		return size;
+	}
+	return (uint64_t)st.st_size;
+}
+
+static int open_in_work(const char *name, int flags)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", work, name);
+	return open(path, flags | O_CLOEXEC, 0644);
+}
+
+/* A fresh, empty output file in <work>. */
+static int fresh_output(void)
+{
+	static int n;
+	char name[64];
+
+	snprintf(name, sizeof(name), "out-%d", ++n);
+	return open_in_work(name, O_CREAT | O_TRUNC | O_RDWR);
+}
+
+/* Whether the file open on fd holds exactly want[0..len). */
+static int holds(int fd, const void *want, size_t len)
+{
+	struct stat st;
+	char *got;
+	int same;
+
+	if (fstat(fd, &st) != 0 || (size_t)st.st_size != len)
+		return 0;
+	got = malloc(len + 1);
+	same = pread(fd, got, len, 0) == (ssize_t)len && memcmp(got, want, len) == 0;
+	free(got);
+	return same;
+}
+
+static off_t size_of(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_size : -1;
+}
+
+static void test_gunzip(void)
+{
+	const struct stage_limits small = {
+		.max_entries = 3, .max_ratio = 2, .allowance_bytes = 1000};
+	struct stage_limits capped = stage_default_limits;
+	size_t len = 300 * 1024;
+	char *data = malloc(len), *both, why[256] = "";
+	uint64_t size, size_a, size_b;
+	int in, out, rc;
+
+	/* Text-like data over several libarchive blocks. */
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)('a' + (i * 7 + i / 1000) % 26);
+	size = write_gzip("data.gz", data, len, 0, 1);
+	in = open_in_work("data.gz", O_RDONLY);
+	out = fresh_output();
+	lseek(in, 5, SEEK_SET); /* must be read from offset 0 all the same */
+	rc = stage_gunzip(in, size, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == 0 && holds(out, data, len),
+	       "gunzip round trip of %zu bytes from %llu (%d: %s)", len, (unsigned long long)size,
+	       rc, why);
+	tap_ok(lseek(in, 0, SEEK_CUR) == 5, "the input's file offset is left alone");
+	close(out);
+
+	/* Exactly at max_bytes is fine; one byte less is not. */
+	capped.max_bytes = len;
+	out = fresh_output();
+	rc = stage_gunzip(in, size, out, &capped, why, sizeof(why));
+	tap_ok(rc == 0 && holds(out, data, len), "exactly max_bytes decompresses (%s)", why);
+	close(out);
+	capped.max_bytes = len - 1;
+	out = fresh_output();
+	rc = stage_gunzip(in, size, out, &capped, why, sizeof(why));
+	tap_ok(rc == -EFBIG && strstr(why, "size limit") && size_of(out) <= (off_t)len - 1,
+	       "one byte past max_bytes: -EFBIG, %lld bytes written: %s", (long long)size_of(out),
+	       why);
+	close(out);
+	close(in);
+
+	/* Concatenated members are one stream, as gunzip reads them. */
+	size_a = write_gzip("a.gz", "first part, ", 12, 0, 1);
+	size_b = write_gzip("b.gz", "second part", 11, 0, 1);
+	both = malloc(size_a + size_b);
+	in = open_in_work("a.gz", O_RDONLY);
+	tap_ok(read(in, both, size_a) == (ssize_t)size_a, "first member read");
+	close(in);
+	in = open_in_work("b.gz", O_RDONLY);
+	tap_ok(read(in, both + size_a, size_b) == (ssize_t)size_b, "second member read");
+	close(in);
+	in = open_in_work("ab.gz", O_CREAT | O_RDWR);
+	tap_ok(write(in, both, size_a + size_b) == (ssize_t)(size_a + size_b), "members joined");
+	out = fresh_output();
+	rc = stage_gunzip(in, size_a + size_b, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == 0 && holds(out, "first part, second part", 23),
+	       "concatenated gzip members decompress as one (%d: %s)", rc, why);
+	close(out);
+
+	/* Truncated in the middle of the second member, and a byte flipped. */
+	out = fresh_output();
+	tap_ok(ftruncate(in, (off_t)(size_a + size_b - 6)) == 0, "gzip truncated");
+	rc = stage_gunzip(in, size_a + size_b - 6, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == -EIO && why[0], "a truncated gzip: -EIO: %s", why);
+	close(out);
+	close(in);
+	in = open_in_work("data.gz", O_RDWR);
+	tap_ok(pwrite(in, "\xff\xff\xff\xff", 4, (off_t)size / 2) == 4, "gzip corrupted");
+	out = fresh_output();
+	rc = stage_gunzip(in, size, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == -EIO && why[0], "a corrupt gzip: -EIO: %s", why);
+	close(out);
+	close(in);
+
+	/* The empty stream is the empty file. */
+	size = write_gzip("empty.gz", "", 0, 0, 1);
+	in = open_in_work("empty.gz", O_RDONLY);
+	out = fresh_output();
+	rc = stage_gunzip(in, size, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == 0 && size_of(out) == 0, "gzip of nothing gives an empty file (%d: %s)", rc,
+	       why);
+	close(out);
+	close(in);
+
+	/* Bombs: past the ratio, past max_bytes. */
+	size = write_gzip("bomb.gz", NULL, 0, 4 << 20, 1);
+	in = open_in_work("bomb.gz", O_RDONLY);
+	out = fresh_output();
+	rc = stage_gunzip(in, size, out, &small, why, sizeof(why));
+	tap_ok(rc == -EFBIG && size < 100000 && strstr(why, "times") &&
+		   size_of(out) <= (off_t)(1000 + 2 * size),
+	       "4 MiB of zeros from %llu bytes past the ratio: -EFBIG, %lld written: %s",
+	       (unsigned long long)size, (long long)size_of(out), why);
+	close(out);
+	capped.max_bytes = 1 << 20;
+	out = fresh_output();
+	rc = stage_gunzip(in, size, out, &capped, why, sizeof(why));
+	tap_ok(rc == -EFBIG && strstr(why, "size limit") && size_of(out) <= 1 << 20,
+	       "4 MiB of zeros past max_bytes of 1 MiB: -EFBIG, %lld written: %s",
+	       (long long)size_of(out), why);
+	close(out);
+	close(in);
+
+	/* Not gzip: text, nothing at all, a tar.gz is fine but gzip in gzip
+	 * is not (one layer, as gunzip). */
+	in = open_in_work("text", O_CREAT | O_RDWR);
+	tap_ok(write(in, "plain text, not gzip\n", 21) == 21, "text written");
+	out = fresh_output();
+	rc = stage_gunzip(in, 21, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == -EIO && strstr(why, "not gzip") && size_of(out) == 0, "plain text: -EIO: %s",
+	       why);
+	tap_ok(ftruncate(in, 0) == 0, "text emptied");
+	rc = stage_gunzip(in, 0, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == -EIO && size_of(out) == 0, "an empty file: -EIO: %s", why);
+	close(out);
+	close(in);
+	size = write_gzip("twice.gz", "inner", 5, 0, 2);
+	in = open_in_work("twice.gz", O_RDONLY);
+	out = fresh_output();
+	rc = stage_gunzip(in, size, out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == -EIO && strstr(why, "gzip again"), "gzip inside gzip: -EIO: %s", why);
+	close(out);
+	close(in);
+	free(both);
+	free(data);
+}
+
+static void test_member(void)
+{
+	const struct member tree[] = {
+		{ .name = "./mnist/", .type = AE_IFDIR },
+		{ .name = "./mnist/model.onnx", .type = AE_IFREG, .content = "model bytes" },
+		{ .name = "mnist/big.bin", .type = AE_IFREG, .zeros = 2 << 20 },
+		{ .name = "mnist/copy.onnx", .type = AE_IFREG, .hardlink = "./mnist/model.onnx" },
+		{ .name = "mnist/latest.onnx", .type = AE_IFLNK, .link = "model.onnx" },
+	};
+	const size_t n = sizeof(tree) / sizeof(tree[0]);
+	struct stage_limits capped = stage_default_limits;
+	char why[256] = "";
+	uint64_t size;
+	int fd, out, rc;
+
+	fd = make_archive(tree, n, &size);
+	out = fresh_output();
+	rc = stage_extract_member(fd, size, "mnist/model.onnx", out, &stage_default_limits, why,
+				  sizeof(why));
+	tap_ok(rc == 0 && holds(out, "model bytes", 11), "member found (%d: %s)", rc, why);
+	close(out);
+	out = fresh_output();
+	rc = stage_extract_member(fd, size, "./mnist/big.bin", out, &stage_default_limits, why,
+				  sizeof(why));
+	tap_ok(rc == 0 && size_of(out) == 2 << 20, "member named with ./ found (%d: %s)", rc, why);
+	close(out);
+	out = fresh_output();
+	rc = stage_extract_member(fd, size, "mnist/copy.onnx", out, &stage_default_limits, why,
+				  sizeof(why));
+	tap_ok(rc == 0 && holds(out, "model bytes", 11),
+	       "a hard link gives its target's bytes (%s)", why);
+	close(out);
+	out = fresh_output();
+	rc = stage_extract_member(fd, size, "mnist/absent.onnx", out, &stage_default_limits, why,
+				  sizeof(why));
+	tap_ok(rc == -ENOENT && strstr(why, "mnist/absent.onnx") && size_of(out) == 0,
+	       "an absent member: -ENOENT: %s", why);
+	rc = stage_extract_member(fd, size, "mnist", out, &stage_default_limits, why, sizeof(why));
+	tap_ok(rc == -ENOENT && strstr(why, "not a regular file"), "a directory: -ENOENT: %s", why);
+	rc = stage_extract_member(fd, size, "mnist/latest.onnx", out, &stage_default_limits, why,
+				  sizeof(why));
+	tap_ok(rc == -ENOENT && strstr(why, "not a regular file"), "a symlink: -ENOENT: %s", why);
+	close(out);
+
+	capped.max_bytes = 1 << 20;
+	out = fresh_output();
+	rc = stage_extract_member(fd, size, "mnist/big.bin", out, &capped, why, sizeof(why));
+	tap_ok(rc == -EFBIG && strstr(why, "big.bin") && strstr(why, "size limit") &&
+		   size_of(out) <= 1 << 20,
+	       "a member past max_bytes: -EFBIG, %lld written: %s", (long long)size_of(out), why);
+	close(out);
+	out = fresh_output();
+	rc = stage_extract_member(fd, size, "mnist/model.onnx", out, &capped, why, sizeof(why));
+	tap_ok(rc == 0 && holds(out, "model bytes", 11), "a small member under the same cap (%s)",
+	       why);
+	close(out);
+	close(fd);
+
+	/* A zip is read through its central directory. */
+	fd = make_archive_as(tree, 3, 1, &size);
+	out = fresh_output();
+	rc = stage_extract_member(fd, size, "mnist/model.onnx", out, &stage_default_limits, why,
+				  sizeof(why));
+	tap_ok(rc == 0 && holds(out, "model bytes", 11), "a zip's member (%d: %s)", rc, why);
+	close(out);
+	close(fd);
+
+	fd = open_in_work("garbage", O_RDONLY);
+	out = fresh_output();
+	rc = stage_extract_member(fd, 34, "model.onnx", out, &stage_default_limits, why,
+				  sizeof(why));
+	tap_ok(rc == -EIO && size_of(out) == 0, "not an archive: -EIO: %s", why);
+	close(out);
+	close(fd);
 }
 
 /* A fresh empty destination: <work>/dest-N. */
@@ -137,6 +436,27 @@ static void test_full_disk(void)
 	tap_ok(rc == -ENOSPC, "a full disk gives -ENOSPC (got %d: %s)", rc, why);
 	tap_ok(strstr(why, "big.bin") && strstr(why, strerror(ENOSPC)) && !strstr(why, "(null)"),
 	       "why names the member and the cause: %s", why);
+	{
+		char out_path[720];
+		uint64_t gz_size = write_gzip("zeros.gz", NULL, 0, 1 << 20, 1);
+		int in = open_in_work("zeros.gz", O_RDONLY), out;
+
+		snprintf(out_path, sizeof(out_path), "%s/zeros", dest);
+		out = open(out_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+		rc = stage_gunzip(in, gz_size, out, &stage_default_limits, why, sizeof(why));
+		tap_ok(rc == -ENOSPC && strstr(why, strerror(ENOSPC)),
+		       "gunzip to a full disk: -ENOSPC (%d: %s)", rc, why);
+		close(out);
+		close(in);
+		fd = make_archive(m, sizeof(m) / sizeof(m[0]), &size);
+		out = open(out_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+		rc = stage_extract_member(fd, size, "big.bin", out, &stage_default_limits, why,
+					  sizeof(why));
+		tap_ok(rc == -ENOSPC && strstr(why, "big.bin"),
+		       "a member to a full disk: -ENOSPC (%d: %s)", rc, why);
+		close(out);
+		close(fd);
+	}
 	tap_ok(umount2(tiny, 0) == 0, "the tmpfs unmounted");
 }
 
@@ -230,7 +550,7 @@ int main(void)
 	/* Bombs: bytes and entries beyond the limits. */
 	{
 		const struct stage_limits small = { .max_entries = 3, .max_ratio = 2,
-						    .allowance_bytes = 1000 };
+							.allowance_bytes = 1000 };
 		const struct member bomb[] = {
 			{ .name = "zeros", .type = AE_IFREG, .zeros = 4 << 20 },
 		};
@@ -250,6 +570,23 @@ int main(void)
 		close(fd);
 		tap_ok(rc == -EFBIG, "too many entries: %s", why);
 	}
+	{
+		struct stage_limits capped = stage_default_limits;
+		const struct member two[] = {
+			{ .name = "first", .type = AE_IFREG, .zeros = 600 << 10 },
+			{ .name = "second", .type = AE_IFREG, .zeros = 600 << 10 },
+		};
+		fd = make_archive(two, 2, &size);
+		capped.max_bytes = 1 << 20;
+		dest = fresh_dest();
+		rc = stage_extract(fd, size, dest, &capped, why, sizeof(why));
+		tap_ok(rc == -EFBIG && strstr(why, "'second'") && strstr(why, "size limit"),
+		       "two members of 600 KiB past max_bytes of 1 MiB: %s", why);
+		capped.max_bytes = 1200 << 10;
+		rc = stage_extract(fd, size, fresh_dest(), &capped, why, sizeof(why));
+		tap_ok(rc == 0, "the same under a cap of 1200 KiB (%d: %s)", rc, why);
+		close(fd);
+	}
 
 	/* Not an archive at all. */
 	snprintf(path, sizeof(path), "%s/garbage", work);
@@ -258,6 +595,9 @@ int main(void)
 	rc = stage_extract(fd, 34, fresh_dest(), &stage_default_limits, why, sizeof(why));
 	close(fd);
 	tap_ok(rc == -EIO, "garbage refused: %s", why);
+
+	test_gunzip();
+	test_member();
 
 	test_full_disk();
 
