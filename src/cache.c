@@ -767,7 +767,7 @@ int cache_open_verified(struct cache *cache, const char *rel, const struct diges
 		goto out;
 	}
 	rc = -ESTALE;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+	if (!S_ISREG(st.st_mode) || (size != CACHE_SIZE_ANY && (uint64_t)st.st_size != size))
 		goto out;
 	switch (memo_has(cache, rel, &st, digest)) {
 	case 1:

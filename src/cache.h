@@ -17,6 +17,7 @@
 /* Where indexes are kept, beside the hubs' folders (a hub's name never
  * starts with a dot, so this cannot collide with one). */
 #define CACHE_INDEX_DIR ".index"
+#define CACHE_SIZE_ANY UINT64_MAX
 
 struct cache;
 
@@ -82,8 +83,9 @@ int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct d
 /* Removes the temporary; safe on a consumed or zeroed tmp. */
 void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp);
 
-/* Opens rel read-only if it is a regular file of the given size known to
- * hold the given digest (stamped by us, or checked in this process).
+/* Opens rel read-only if it is a regular file of the given size (any with
+ * CACHE_SIZE_ANY: a made file's) known to hold the given digest (stamped
+ * by us, or checked in this process).
  * -ENOENT when absent; -ESTALE when present but not known to be right (it
  * must be checked, see cache_mark_verified, or replaced). */
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,

@@ -601,7 +601,8 @@ out:
 	return rc ? out_of_memory(p) : 0;
 }
 
-/* The entry's name in the mount when the catalog gives none. */
+/* The entry's name in the mount when the catalog gives none: <ENTRY><ext>,
+ * the decompressed file's name, or an archive's folder, <ENTRY>. */
 static int default_file(struct parse *p, const char *path, struct catalog_entry *e)
 {
 	char *segment = url_last_segment(e->url), s[SHOWN_MAX];
@@ -615,6 +616,8 @@ static int default_file(struct parse *p, const char *path, struct catalog_entry 
 		if (len > 3 && strcmp(segment + len - 3, ".gz") == 0)
 			segment[len - 3] = '\0';
 		e->file = strdup(segment);
+	} else if (e->stage == CATALOG_STAGE_ARCHIVE) {
+		e->file = strdup(e->name); /* a folder: the tree, not the archive */
 	} else if (asprintf(&e->file, "%s%s", e->name, name_ext(segment)) < 0) {
 		e->file = NULL;
 	}

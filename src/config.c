@@ -169,6 +169,15 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 		rc = -EINVAL;
 		goto out;
 	}
+	cfg->max_unpack_ratio =
+		opts->max_unpack_ratio ? opts->max_unpack_ratio : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
+	if (opts->max_unpack_size &&
+	    (config_parse_size(opts->max_unpack_size, &cfg->max_unpack_size) != 0 ||
+	     cfg->max_unpack_size == 0)) {
+		*why = "max_unpack_size must be a size above 0, with K, M, G or T (say 20G)";
+		rc = -EINVAL;
+		goto out;
+	}
 
 	if (opts->nhub_options) {
 		cfg->hub_options = calloc(opts->nhub_options, sizeof(*cfg->hub_options));
@@ -201,6 +210,21 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 	}
 	if (rc)
 		goto out;
+	rc = cache_home(&cfg->torch_checkpoints, "TORCH_HOME", "/hub/checkpoints",
+			"/torch/hub/checkpoints", "/.cache/torch/hub/checkpoints");
+	if (rc == 0)
+		rc = config_env("KERAS_HOME") ? join(&cfg->keras_models, config_env("KERAS_HOME"),
+						     "/models")
+					      : join(&cfg->keras_models, home ? home : "/",
+						     "/.keras/models");
+	if (rc == 0)
+		rc = config_env("TFHUB_CACHE_DIR")
+			     ? dup_first(&cfg->tfhub_modules, config_env("TFHUB_CACHE_DIR"), NULL)
+			     : join(&cfg->tfhub_modules,
+				    config_env("TMPDIR") ? config_env("TMPDIR") : "/tmp",
+				    "/tfhub_modules");
+	if (rc)
+		goto out;
 	*why = NULL;
 out:
 	free(hf_home);
@@ -220,6 +244,9 @@ void config_free(struct config *cfg)
 	free(cfg->hub_options);
 	free(cfg->onnx_client_dir);
 	free(cfg->hf_hub_cache);
+	free(cfg->torch_checkpoints);
+	free(cfg->keras_models);
+	free(cfg->tfhub_modules);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
+#define CONFIG_MAX_UNPACK_RATIO_DEFAULT 100u
 
 /* A hub's own option (-o hf_repos=...): main.c keeps the ones the hubs
  * declare, config carries them, and the hub reads and checks its own. */
@@ -31,6 +32,8 @@ struct config_options {
 	char *cache_max;
 	int retries;            /* -1: not given */
 	unsigned stall_timeout; /* 0: not given */
+	unsigned max_unpack_ratio; /* 0: not given */
+	char *max_unpack_size;
 	const struct config_hub_option *hub_options; /* borrowed */
 	size_t nhub_options;
 };
@@ -43,12 +46,19 @@ struct config {
 	unsigned index_ttl;   /* seconds an index is used before it is fetched again */
 	char *onnx_client_dir; /* the ONNX client's cache ($ONNX_HOME/hub ...) */
 	char *hf_hub_cache;    /* huggingface_hub's cache ($HF_HUB_CACHE ...) */
+	char *torch_checkpoints; /* torch.hub's ($TORCH_HOME/hub/checkpoints ...) */
+	char *keras_models;      /* Keras's ($KERAS_HOME/models, ~/.keras/models) */
+	char *tfhub_modules;     /* tensorflow_hub's ($TFHUB_CACHE_DIR, else
+				    $TMPDIR/tfhub_modules) */
 	bool stream;           /* reads return bytes as they arrive */
 	unsigned connections;  /* requests in flight per file */
 	uint64_t piece_size;
 	uint64_t cache_max;    /* bytes of blobs kept at most; 0: no limit */
 	unsigned retries;
 	unsigned stall_timeout; /* seconds under 1 KiB/s before a retry */
+	unsigned max_unpack_ratio; /* an archive may expand to this many times
+				      its size (plus 1 GiB) */
+	uint64_t max_unpack_size;  /* and to no more than this; 0: no cap */
 	struct config_hub_option *hub_options; /* owned; the last given wins */
 	size_t nhub_options;
 };

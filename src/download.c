@@ -5,6 +5,7 @@
  * (fetch.c), pieces and resumption (transfer.c), the layout (blob.c). */
 #include "build_config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,6 +22,7 @@
 
 #include "blob.h"
 #include "cache.h"
+#include "convert.h"
 #include "digest.h"
 #include "download.h"
 #include "fetch.h"
@@ -49,7 +51,7 @@ struct download_set {
 	struct cache *cache;             /* borrowed */
 	struct blob_store *store;        /* borrowed */
 	struct transfer_engine *engine;  /* borrowed */
-	bool offline;
+	struct download_options options;
 	pthread_mutex_t lock;   /* guards jobs, running, next_id and every
 				   job's waits */
 	pthread_cond_t idle;    /* signalled when running reaches 0 */
@@ -247,7 +249,7 @@ static int obtain(struct download_set *set, struct job *job, int *fd)
 	for (size_t i = 0; i < src->nlocal; i++)
 		if (import_local(set, job, src->local[i]) == 0)
 			return reader_errno(blob_open(set->store, &src->digest, src->size, fd));
-	if (set->offline || src->offline) {
+	if (set->options.offline || src->offline) {
 		log_error("%s: offline, and not in the cache", job->label);
 		return -EIO;
 	}
@@ -281,6 +283,131 @@ static double seconds_since(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* The check after staging: every path the hub expects is in the tree. */
+static int check_expected(struct download_set *set, const struct source *src, const char *dir_rel,
+			  char *why, size_t why_size)
+{
+	for (size_t i = 0; i < src->nexpect; i++) {
+		char rel[PATH_MAX];
+		struct stat st;
+
+		if (snprintf(rel, sizeof(rel), "%s/%s", dir_rel, src->expect[i]) >= (int)sizeof(rel) ||
+		    cache_lstat(set->cache, rel, &st) != 0) {
+			snprintf(why, why_size, "it has no %s, which its catalog expects",
+				 src->expect[i]);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* Copies the tree open as src_fd (consumed) into the cache at dest_rel, an
+ * existing directory: folders and regular files only, never through a
+ * link; anything else refuses the whole copy (-EINVAL). */
+static int copy_tree(struct download_set *set, int src_fd, const char *dest_rel, unsigned depth)
+{
+	DIR *stream = fdopendir(src_fd);
+	struct dirent *d;
+	int rc = 0;
+
+	if (!stream) {
+		close(src_fd);
+		return -errno;
+	}
+	if (depth > 64)
+		rc = -ELOOP;
+	while (rc == 0 && (d = readdir(stream)) != NULL) {
+		char rel[PATH_MAX];
+		struct stat st;
+		int in, out;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (snprintf(rel, sizeof(rel), "%s/%s", dest_rel, d->d_name) >= (int)sizeof(rel) ||
+		    fstatat(dirfd(stream), d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			in = openat(dirfd(stream), d->d_name,
+				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			rc = in < 0 ? -errno : cache_mkdir(set->cache, rel, 0755);
+			if (rc == 0)
+				rc = copy_tree(set, in, rel, depth + 1);
+			else if (in >= 0)
+				close(in);
+			continue;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			rc = -EINVAL;
+			break;
+		}
+		in = openat(dirfd(stream), d->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (in < 0) {
+			rc = -errno;
+			break;
+		}
+		out = cache_openat(set->cache, rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		if (out < 0)
+			rc = out;
+		for (off_t done = 0; rc == 0 && done < st.st_size;) {
+			ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)(st.st_size - done), 0);
+			if (n <= 0)
+				rc = n < 0 ? -errno : -EIO;
+			else
+				done += n;
+		}
+		if (out >= 0)
+			close(out);
+		close(in);
+	}
+	closedir(stream);
+	return rc;
+}
+
+/* An archive's tree from another client's cache (tensorflow_hub's keeps
+ * the extracted model): used only when whole (no lock file beside it) and
+ * holding every path the hub expects; copied, never modified. There is no
+ * archive to hash, so only a source without a digest takes one. */
+static int import_local_tree(struct download_set *set, struct job *job, const char *path)
+{
+	const struct source *src = &job->src;
+	char lock[PATH_MAX], expected[PATH_MAX];
+	char *dir_rel = NULL;
+	struct stat st;
+	int fd, rc;
+
+	if (digest_spec_verifies(&src->digest) || src->nexpect == 0)
+		return -ENOENT;
+	if (snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock) ||
+	    stat(lock, &st) == 0)
+		return -ENOENT;
+	for (size_t i = 0; i < src->nexpect; i++)
+		if (snprintf(expected, sizeof(expected), "%s/%s", path, src->expect[i]) >=
+			    (int)sizeof(expected) ||
+		    stat(expected, &st) != 0)
+			return -ENOENT;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	rc = cache_tmpdir_create(set->cache, src->cache_path, &dir_rel);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	rc = copy_tree(set, fd, dir_rel, 0);
+	if (rc == 0)
+		rc = cache_tmpdir_install(set->cache, dir_rel, src->cache_path, &src->digest);
+	else
+		cache_remove_tree(set->cache, dir_rel);
+	if (rc == 0)
+		log_info("%s: copied from %s (its client's cache)", job->label, path);
+	else
+		log_warn("%s: cannot use %s: %s", job->label, path, strerror(-rc));
+	free(dir_rel);
+	return rc;
+}
+
 static int run_archive(struct download_set *set, struct job *job)
 {
 	const struct source *src = &job->src;
@@ -292,6 +419,9 @@ static int run_archive(struct download_set *set, struct job *job)
 	rc = cache_dir_verified(set->cache, src->cache_path, &src->digest);
 	if (rc == 0)
 		return 0;
+	for (size_t i = 0; i < src->nlocal; i++)
+		if (import_local_tree(set, job, src->local[i]) == 0)
+			return 0;
 	rc = obtain(set, job, &fd);
 	if (rc)
 		return rc;
@@ -303,7 +433,9 @@ static int run_archive(struct download_set *set, struct job *job)
 		goto out;
 	}
 	snprintf(dest, sizeof(dest), "%s/%s", cache_root(set->cache), dir_rel);
-	rc = stage_extract(fd, src->size, dest, &stage_default_limits, why, sizeof(why));
+	rc = stage_extract(fd, src->size, dest, &set->options.limits, why, sizeof(why));
+	if (rc == 0)
+		rc = check_expected(set, src, dir_rel, why, sizeof(why));
 	if (rc) {
 		char url[512];
 		fetch_url_for_log(src->url, url, sizeof(url));
@@ -325,6 +457,196 @@ out:
 	return rc;
 }
 
+/* ---- files made from a download ---- */
+
+/* What a made file is stamped with: a key over the step and what it was
+ * made from, so another step, command or download makes it again. */
+static int made_spec(const struct source *src, struct digest_spec *out)
+{
+	char from[DIGEST_HEX_MAX + 32], *origin = NULL;
+	const char *step = src->step == SOURCE_STEP_GUNZIP   ? "gunzip"
+			   : src->step == SOURCE_STEP_MEMBER ? "member"
+							     : "convert";
+	const char *arg = src->step == SOURCE_STEP_MEMBER    ? src->member
+			  : src->step == SOURCE_STEP_CONVERT ? src->command
+							     : "";
+	int rc;
+
+	digest_spec_format(&src->digest, from, sizeof(from));
+	if (asprintf(&origin, "%s %s\n%s@%s\n%s", step, arg ? arg : "", from, src->digest.key,
+		     src->url) < 0)
+		return -ENOMEM;
+	digest_spec_set_none(out, DIGEST_SHA256);
+	rc = digest_spec_set_key(out, origin);
+	free(origin);
+	return rc;
+}
+
+int download_open_made(struct download_set *set, const struct source *src, int *fd)
+{
+	struct digest_spec made;
+	int rc = made_spec(src, &made);
+
+	*fd = -1;
+	if (rc == 0)
+		rc = cache_open_verified(set->cache, src->cache_path, &made, CACHE_SIZE_ANY, fd);
+	return rc == 0 ? 0 : -ENOENT;
+}
+
+bool download_is_present(struct download_set *set, const struct source *src)
+{
+	struct stat st;
+	char *rel = NULL;
+	bool present = false;
+	int fd;
+
+	switch (src->kind) {
+	case SOURCE_ARCHIVE:
+		return cache_dir_verified(set->cache, src->cache_path, &src->digest) == 0;
+	case SOURCE_MADE:
+		if (download_open_made(set, src, &fd) != 0)
+			return false;
+		close(fd);
+		return true;
+	case SOURCE_FILE:
+		break;
+	}
+	if (blob_rel(&src->digest, "", &rel) == 0)
+		present = cache_lstat(set->cache, rel, &st) == 0 && S_ISREG(st.st_mode) &&
+			  (uint64_t)st.st_size == src->size;
+	free(rel);
+	return present;
+}
+
+/* Runs the source's converter on the verified download (blob_fd): its
+ * input is a link to the blob named as the hub names the file, in a fresh
+ * directory beside the result, where its output goes too; the output is
+ * then moved into tmp. */
+static int convert_into(struct download_set *set, struct job *job, struct cache_tmp *tmp)
+{
+	const struct source *src = &job->src;
+	const int root_fd = cache_root_fd(set->cache);
+	char in_rel[PATH_MAX], out_rel[PATH_MAX], why[512];
+	char *dir_rel = NULL, *blob = NULL, *input = NULL, *output = NULL, *workdir = NULL;
+	const char *in_name, *out_name;
+	size_t in_len;
+	int rc, fd;
+
+	rc = blob_rel(&src->digest, "", &blob);
+	if (rc == 0)
+		rc = cache_tmpdir_create(set->cache, src->cache_path, &dir_rel);
+	if (rc)
+		goto out;
+	/* The input keeps the name of the file it is: converters go by it. */
+	in_name = strrchr(src->url, '/');
+	in_name = in_name ? in_name + 1 : src->url;
+	in_len = strcspn(in_name, "?#");
+	if (in_len == 0 || in_len > NAME_MAX || memchr(in_name, '\0', in_len) ||
+	    strncmp(in_name, "..", in_len) == 0 || strncmp(in_name, ".", in_len) == 0)
+		in_name = "input", in_len = 5;
+	out_name = strrchr(src->cache_path, '/');
+	out_name = out_name ? out_name + 1 : src->cache_path;
+	snprintf(in_rel, sizeof(in_rel), "%s/%.*s", dir_rel, (int)in_len, in_name);
+	snprintf(out_rel, sizeof(out_rel), "%s/%s", dir_rel, out_name);
+	if (strcmp(in_rel, out_rel) == 0)
+		snprintf(in_rel, sizeof(in_rel), "%s/input", dir_rel);
+	if (linkat(root_fd, blob, root_fd, in_rel, 0) != 0)
+		snprintf(in_rel, sizeof(in_rel), "%s", blob); /* the blob itself, then */
+	if (asprintf(&workdir, "%s/%s", cache_root(set->cache), dir_rel) < 0 ||
+	    asprintf(&input, "%s/%s", cache_root(set->cache), in_rel) < 0 ||
+	    asprintf(&output, "%s/%s", cache_root(set->cache), out_rel) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	struct convert_job cj = { .command = src->command,
+				  .input = input,
+				  .output = output,
+				  .workdir = workdir,
+				  .timeout_seconds = set->options.convert_timeout,
+				  .label = job->label };
+	rc = convert_run(&cj, why, sizeof(why));
+	if (rc) {
+		log_error("%s: cannot convert: %s", job->label, why);
+		goto out;
+	}
+	if (renameat(root_fd, out_rel, root_fd, tmp->tmp_rel) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	fd = openat(root_fd, tmp->tmp_rel, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	close(tmp->fd);
+	tmp->fd = fd;
+out:
+	if (dir_rel)
+		cache_remove_tree(set->cache, dir_rel);
+	free(dir_rel);
+	free(blob);
+	free(workdir);
+	free(input);
+	free(output);
+	return rc;
+}
+
+static int run_made(struct download_set *set, struct job *job)
+{
+	const struct source *src = &job->src;
+	struct cache_tmp tmp = { .fd = -1 };
+	struct digest_spec made;
+	struct timespec start;
+	char why[512] = "";
+	int fd = -1, rc;
+
+	rc = download_open_made(set, src, &fd);
+	if (rc == 0) {
+		close(fd);
+		return 0;
+	}
+	rc = made_spec(src, &made);
+	if (rc == 0)
+		rc = obtain(set, job, &fd);
+	if (rc)
+		return reader_errno(rc);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	rc = cache_tmp_create(set->cache, src->cache_path, &tmp);
+	if (rc) {
+		log_error("%s: cannot create a file in the cache: %s", job->label, strerror(-rc));
+		goto out;
+	}
+	switch (src->step) {
+	case SOURCE_STEP_GUNZIP:
+		rc = stage_gunzip(fd, src->size, tmp.fd, &set->options.limits, why, sizeof(why));
+		break;
+	case SOURCE_STEP_MEMBER:
+		rc = stage_extract_member(fd, src->size, src->member, tmp.fd, &set->options.limits,
+					  why, sizeof(why));
+		break;
+	case SOURCE_STEP_CONVERT:
+		rc = convert_into(set, job, &tmp);
+		/* A converter that timed out failed like any other: EIO. */
+		if (rc && rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM)
+			rc = -EIO;
+		break;
+	}
+	if (rc && why[0])
+		log_error("%s: cannot make it from its download: %s", job->label, why);
+	if (rc == 0) {
+		rc = cache_tmp_install(set->cache, &tmp, &made);
+		if (rc)
+			log_error("%s: cannot install it in the cache: %s", job->label,
+				  strerror(-rc));
+		else
+			log_info("%s: made in %.3f s", job->label, seconds_since(&start));
+	}
+out:
+	cache_tmp_discard(set->cache, &tmp);
+	close(fd);
+	return reader_errno(rc);
+}
+
 static void job_free(struct job *job)
 {
 	source_clear(&job->src);
@@ -339,7 +661,12 @@ static void *job_main(void *arg)
 	struct wait *waits;
 	int rc;
 
-	rc = job->src.kind == SOURCE_ARCHIVE ? run_archive(set, job) : run_file(set, job);
+	switch (job->src.kind) {
+	case SOURCE_ARCHIVE: rc = run_archive(set, job); break;
+	case SOURCE_MADE: rc = run_made(set, job); break;
+	case SOURCE_FILE:
+	default: rc = run_file(set, job); break;
+	}
 	if (rc)
 		cache_prune(set->cache, job->src.cache_path); /* no empty folders left behind */
 
@@ -480,7 +807,7 @@ int download_ensure(struct download_set *set, const struct source *src, const ch
 }
 
 int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
-		     struct transfer_engine *engine, bool offline)
+		     struct transfer_engine *engine, const struct download_options *options)
 {
 	struct download_set *set = calloc(1, sizeof(*set));
 
@@ -490,7 +817,9 @@ int download_set_new(struct download_set **out, struct cache *cache, struct blob
 	set->cache = cache;
 	set->store = store;
 	set->engine = engine;
-	set->offline = offline;
+	set->options = *options;
+	if (set->options.convert_timeout == 0)
+		set->options.convert_timeout = DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;
 	pthread_mutex_init(&set->lock, NULL);
 	pthread_cond_init(&set->idle, NULL);
 	*out = set;

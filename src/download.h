@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "source.h"
+#include "stage.h"
 #include "transfer.h"
 
 struct blob_store;
@@ -17,8 +18,16 @@ struct cache;
 struct download_set;
 struct transfer_engine;
 
+struct download_options {
+	bool offline;                /* the cache and other clients' copies only */
+	struct stage_limits limits;  /* for archives and decompression */
+	unsigned convert_timeout;    /* seconds a converter may run */
+};
+
+#define DOWNLOAD_CONVERT_TIMEOUT_DEFAULT 600u
+
 int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
-		     struct transfer_engine *engine, bool offline);
+		     struct transfer_engine *engine, const struct download_options *options);
 /* Waits for every job to end and answer its readers (shut the engine down
  * first to hurry them). */
 void download_set_drain(struct download_set *set);
@@ -43,5 +52,12 @@ struct transfer_source download_transfer_source(const struct source *src);
 
 /* download_start, waiting in the calling thread. */
 int download_ensure(struct download_set *set, const struct source *src, const char *label);
+
+/* SOURCE_MADE: opens the made file if it is there and was made from src as
+ * it is now: 0, else -ENOENT. */
+int download_open_made(struct download_set *set, const struct source *src, int *fd);
+/* Whether what src makes present is there now (the blob, the extracted
+ * tree, the made file), judged without fetching or hashing anything. */
+bool download_is_present(struct download_set *set, const struct source *src);
 
 #endif

@@ -16,11 +16,13 @@
 #include "blob.h"
 #include "budget.h"
 #include "cache.h"
+#include "catalog.h"
 #include "config.h"
 #include "download.h"
 #include "fetch.h"
 #include "fs.h"
 #include "hub.h"
+#include "hub_catalog.h"
 #include "log.h"
 #include "transfer.h"
 #include "tree.h"
@@ -54,6 +56,7 @@ struct fs {
 	struct transfer_engine *engine;
 	struct hub_env env;          /* lent to every hub */
 	struct budgets *budgets;     /* the hubs' request budgets per host */
+	struct catalog_set *catalogs; /* for the hubs made from catalogs */
 	struct hub *hubs;            /* the hubs that opened; owned */
 	size_t nhubs;
 	struct download_set *downloads;
@@ -98,7 +101,7 @@ static void revalidate_hub(struct fs *fs, struct hub *hub)
 	}
 	if (dropped)
 		log_info("%s: the new index changed %zu names the kernel had looked up: dropped",
-			 hub->ops->name, dropped);
+			 hub->name, dropped);
 	tree_bindings_free(bindings, count);
 }
 
@@ -154,6 +157,51 @@ void fs_set_session(struct fs *fs, struct fuse_session *session)
 	fs->session = session;
 }
 
+/* Opens one hub named name of ops (a catalog's hub, or ops's own). A hub
+ * that cannot open is left out, with its reason logged. */
+static void open_hub(struct fs *fs, const struct hub_ops *ops, const char *name, size_t nwanted,
+		     char *why, size_t why_size)
+{
+	struct hub *hub = &fs->hubs[fs->nhubs];
+	char hub_why[512];
+
+	hub->ops = ops;
+	hub->env = &fs->env;
+	hub->name = name;
+	if (hub->ops->open(hub, hub_why, sizeof(hub_why)) == 0) {
+		fs->nhubs++;
+		return;
+	}
+	snprintf(why, why_size, "%s hub: %s", name, hub_why);
+	if (nwanted > 1) /* else the mount fails with why */
+		log_error("%s hub left out: %s", name, hub_why);
+	memset(hub, 0, sizeof(*hub));
+}
+
+/* Every hub of the registry, those made from catalogs once per catalog
+ * hub; the mount needs at least one. */
+static int open_hubs(struct fs *fs, char *why, size_t why_size)
+{
+	size_t nwanted = 0;
+
+	for (size_t i = 0; i < hub_registry_count; i++)
+		nwanted += hub_registry[i]->flags & HUB_FROM_CATALOGS ? fs->catalogs->nhubs : 1;
+	fs->hubs = calloc(nwanted ? nwanted : 1, sizeof(*fs->hubs));
+	fs->hubs_changed = calloc(nwanted ? nwanted : 1, sizeof(*fs->hubs_changed));
+	if (!fs->hubs || !fs->hubs_changed)
+		return -ENOMEM;
+	for (size_t i = 0; i < hub_registry_count; i++) {
+		const struct hub_ops *ops = hub_registry[i];
+		if (!(ops->flags & HUB_FROM_CATALOGS)) {
+			open_hub(fs, ops, ops->name, nwanted, why, why_size);
+			continue;
+		}
+		for (size_t c = 0; c < fs->catalogs->nhubs; c++)
+			open_hub(fs, ops, fs->catalogs->hubs[c].name, nwanted, why, why_size);
+	}
+	return fs->nhubs ? 0 : -EIO;
+}
+
 int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size)
 {
 	const char *cache_why;
@@ -195,44 +243,29 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 	rc = transfer_engine_new(&fs->engine, fs->fetcher, fs->blobs, &options);
 	if (rc)
 		goto out;
-	rc = download_set_new(&fs->downloads, fs->cache, fs->blobs, fs->engine, cfg->offline);
+	struct download_options download_options = {
+		.offline = cfg->offline,
+		.limits = stage_default_limits,
+		.convert_timeout = hub_catalog_convert_timeout(cfg),
+	};
+	download_options.limits.max_ratio = cfg->max_unpack_ratio;
+	download_options.limits.max_bytes = cfg->max_unpack_size;
+	rc = download_set_new(&fs->downloads, fs->cache, fs->blobs, fs->engine, &download_options);
+	if (rc)
+		goto out;
+	rc = hub_catalog_load(cfg, &fs->catalogs, why, why_size);
 	if (rc)
 		goto out;
 	fs->env = (struct hub_env){ .config = cfg,
 				    .fetcher = fs->fetcher,
 				    .cache = fs->cache,
 				    .budgets = fs->budgets,
+				    .catalogs = fs->catalogs,
 				    .index_changed = on_index_changed,
 				    .index_changed_ctx = fs };
-
-	/* A hub that cannot open is left out, with its reason logged; the
-	 * mount needs at least one. */
-	fs->hubs = calloc(hub_registry_count, sizeof(*fs->hubs));
-	fs->hubs_changed = calloc(hub_registry_count, sizeof(*fs->hubs_changed));
-	if (!fs->hubs || !fs->hubs_changed) {
-		rc = -ENOMEM;
+	rc = open_hubs(fs, why, why_size);
+	if (rc)
 		goto out;
-	}
-	for (size_t i = 0; i < hub_registry_count; i++) {
-		struct hub *hub = &fs->hubs[fs->nhubs];
-		char hub_why[512];
-
-		hub->ops = hub_registry[i];
-		hub->env = &fs->env;
-		rc = hub->ops->open(hub, hub_why, sizeof(hub_why));
-		if (rc == 0) {
-			fs->nhubs++;
-			continue;
-		}
-		snprintf(why, why_size, "%s hub: %s", hub->ops->name, hub_why);
-		if (hub_registry_count > 1) /* else the mount fails with why */
-			log_error("%s hub left out: %s", hub->ops->name, hub_why);
-		memset(hub, 0, sizeof(*hub));
-	}
-	if (fs->nhubs == 0) {
-		rc = -EIO;
-		goto out;
-	}
 	rc = tree_new(&fs->tree, fs->hubs, fs->nhubs, fs->cache);
 	if (rc)
 		goto out;
@@ -286,6 +319,7 @@ void fs_free(struct fs *fs)
 	for (size_t i = 0; i < fs->nhubs; i++)
 		fs->hubs[i].ops->close(&fs->hubs[i]);
 	free(fs->hubs);
+	catalog_set_free(fs->catalogs);
 	fetcher_free(fs->fetcher);
 	budgets_free(fs->budgets);
 	blob_store_close(fs->blobs);
@@ -305,7 +339,7 @@ static struct fs *fs_of(fuse_req_t req)
 /* "<hub>/<path>": a file as the user sees it under the mount, for logs. */
 static void node_label(const struct node *node, char *out, size_t out_size)
 {
-	snprintf(out, out_size, "%s%s%s", node->hub ? node->hub->ops->name : "",
+	snprintf(out, out_size, "%s%s%s", node->hub ? node->hub->name : "",
 		 node->path[0] ? "/" : "", node->path);
 }
 
@@ -332,13 +366,45 @@ static int stage_archive(struct fs *fs, struct node *node)
 	return rc;
 }
 
+/* How long the kernel may keep a node's attributes: a hub file's never
+ * change, but a made file of unknown size learns it once made. */
+static double attr_timeout(const struct node *node)
+{
+	if (node->kind != NODE_HUB_FILE)
+		return FS_TIMEOUT_SECONDS;
+	return node->made && node->size == 0 ? 0.0 : FS_ATTR_TIMEOUT_SECONDS;
+}
+
+/* Attributes as tree_stat gives them; a made file that is there tells its
+ * own size. */
+static int fs_stat(struct fs *fs, const struct node *node, struct stat *st)
+{
+	struct source src;
+	struct stat made;
+	int rc = tree_stat(fs->tree, node, st), fd;
+
+	if (rc || node->kind != NODE_HUB_FILE || !node->made)
+		return rc;
+	if (node->hub->ops->source(node->hub, node->path, &src) != 0)
+		return 0;
+	if (download_open_made(fs->downloads, &src, &fd) == 0) {
+		if (fstat(fd, &made) == 0) {
+			st->st_size = made.st_size;
+			st->st_blocks = made.st_blocks;
+		}
+		close(fd);
+	}
+	source_clear(&src);
+	return 0;
+}
+
 static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node->ino;
-	e->attr_timeout = node->kind == NODE_HUB_FILE ? FS_ATTR_TIMEOUT_SECONDS : FS_TIMEOUT_SECONDS;
+	e->attr_timeout = attr_timeout(node);
 	e->entry_timeout = FS_TIMEOUT_SECONDS;
-	return tree_stat(fs->tree, node, &e->attr);
+	return fs_stat(fs, node, &e->attr);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -413,13 +479,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	rc = tree_stat(fs->tree, node, &st);
+	rc = fs_stat(fs, node, &st);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st,
-				node->kind == NODE_HUB_FILE ? FS_ATTR_TIMEOUT_SECONDS
-							    : FS_TIMEOUT_SECONDS);
+		fuse_reply_attr(req, &st, attr_timeout(node));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -429,6 +493,17 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	char target[PATH_MAX];
 	ssize_t n;
 
+	if (node && node->kind == NODE_HUB_LINK) {
+		int rc = node->hub->ops->readlink
+				 ? node->hub->ops->readlink(node->hub, node->path, target,
+							    sizeof(target))
+				 : -EINVAL;
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_readlink(req, target);
+		return;
+	}
 	if (!node || node->kind != NODE_STAGED || node->type != S_IFLNK) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -619,6 +694,7 @@ struct pending {
 	struct fuse_file_info fi;
 	struct digest_spec digest;
 	uint64_t size;
+	struct source *made;           /* owned; a made file's source */
 	/* read */
 	struct handle *handle;
 	off_t offset;
@@ -643,6 +719,10 @@ static void pending_put(struct pending *p)
 {
 	if (atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
+	if (p->made) {
+		source_clear(p->made);
+		free(p->made);
+	}
 	tree_unref(p->fs->tree, p->node);
 	free(p);
 }
@@ -732,15 +812,19 @@ static void reply_open_fd(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 	struct handle *h;
 	struct stat st;
 
-	if (node && fstat(fd, &st) == 0)
+	bool have_st = fstat(fd, &st) == 0;
+
+	if (node && have_st)
 		/* A file replaced since the last open (a repair): the pages the
 		 * kernel holds for this inode are not its pages. */
 		fi->keep_cache = tree_note_served(fs->tree, node, &st);
 	else
 		fi->keep_cache = node == NULL;
-	/* A hub that cannot say a file's size before the download gave the
-	 * kernel a guess: reads must not stop at it. */
-	if (node && !(node->hub->ops->flags & HUB_SIZES_KNOWN))
+	/* A hub that cannot say a file's size before the download, or a made
+	 * file that came out another size, gave the kernel a guess: reads
+	 * must not stop at it. */
+	if (node && (!(node->hub->ops->flags & HUB_SIZES_KNOWN) ||
+		     (node->made && (!have_st || (uint64_t)st.st_size != node->size))))
 		fi->direct_io = 1;
 	h = handle_new(fs, fd, NULL, node ? node->size : 0);
 	if (!h) {
@@ -760,7 +844,8 @@ static void open_done(void *ctx, int rc)
 	int fd = -1;
 
 	if (rc == 0)
-		rc = blob_open(fs->blobs, &p->digest, p->size, &fd);
+		rc = p->made ? download_open_made(fs->downloads, p->made, &fd)
+			     : blob_open(fs->blobs, &p->digest, p->size, &fd);
 	pending_finish(p);
 	if (rc)
 		fuse_reply_err(p->req, -rc);
@@ -804,19 +889,72 @@ static bool any_local(const struct source *src)
 	return false;
 }
 
+/* Starts the job that makes node's file present and answers the open
+ * when it ends; takes nothing from src. */
+static void open_later(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+		       struct node *node, const struct source *src, const char *label)
+{
+	struct pending *p = pending_new(fs, req);
+	uint64_t id = 0;
+	int rc;
+
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p->cancel = cancel_download;
+	/* The answer comes later, from another thread; an opener killed
+	 * meanwhile lets the kernel drop and forget the inode. */
+	tree_ref(fs->tree, node);
+	p->node = node;
+	p->fi = *fi;
+	p->digest = src->digest;
+	p->size = src->size;
+	if (src->kind == SOURCE_MADE) {
+		p->made = calloc(1, sizeof(*p->made));
+		if (!p->made || source_copy(p->made, src) != 0) {
+			free(p->made);
+			p->made = NULL;
+			pending_started(p, -ENOMEM, 0);
+			return;
+		}
+	}
+	fuse_req_interrupt_func(req, on_interrupt, p);
+	rc = download_start(fs->downloads, src, label, open_done, p, &id);
+	pending_started(p, rc, id);
+}
+
+/* A file made from a download (decompressed, an archive's member, a
+ * converter's output): served once made, made on its first open. */
+static void open_made_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			   struct node *node, const struct source *src)
+{
+	char label[PATH_MAX];
+	int fd;
+
+	if (download_open_made(fs->downloads, src, &fd) == 0) {
+		reply_open_fd(fs, req, fi, node, fd);
+		return;
+	}
+	node_label(node, label, sizeof(label));
+	open_later(fs, req, fi, node, src, label);
+}
+
 static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 			  struct node *node)
 {
 	char label[PATH_MAX];
-	struct pending *p = NULL;
 	struct source src;
-	uint64_t id = 0;
 	int fd, rc;
 
 	rc = node->hub->ops->source(node->hub, node->path, &src);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
+	}
+	if (src.kind == SOURCE_MADE) {
+		open_made_file(fs, req, fi, node, &src);
+		goto out;
 	}
 	if (src.size != node->size || !digest_spec_same(&src.digest, &node->digest)) {
 		/* The index changed what this name means since the kernel looked
@@ -843,22 +981,7 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		open_streaming(fs, req, fi, &src, label);
 		goto out;
 	}
-	p = pending_new(fs, req);
-	if (!p) {
-		fuse_reply_err(req, ENOMEM);
-		goto out;
-	}
-	p->cancel = cancel_download;
-	/* The answer comes later, from another thread; an opener killed
-	 * meanwhile lets the kernel drop and forget the inode. */
-	tree_ref(fs->tree, node);
-	p->node = node;
-	p->fi = *fi;
-	p->digest = src.digest;
-	p->size = src.size;
-	fuse_req_interrupt_func(req, on_interrupt, p);
-	rc = download_start(fs->downloads, &src, label, open_done, p, &id);
-	pending_started(p, rc, id);
+	open_later(fs, req, fi, node, &src, label);
 out:
 	source_clear(&src);
 }
@@ -974,6 +1097,124 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* ---- extended attributes: what a file is, without downloading it ---- */
+
+#define XATTR_PREFIX "user.omnihub."
+
+static const char *const xattr_names[] = { "url", "digest", "hub", "meta", "cached" };
+
+/* url without a user:password@ (a credential has no place in an xattr). */
+static char *public_url(const char *url)
+{
+	const char *scheme_end = strstr(url, "://"), *host, *at;
+	char *out;
+
+	if (!scheme_end)
+		return strdup(url);
+	host = scheme_end + 3;
+	at = memchr(host, '@', strcspn(host, "/?#"));
+	if (!at)
+		return strdup(url);
+	if (asprintf(&out, "%.*s%s", (int)(host - url), url, at + 1) < 0)
+		return NULL;
+	return out;
+}
+
+/* The value of user.omnihub.<which> of node into *out (the caller's):
+ * 0, -ENODATA for a node without them or another name. */
+static int node_xattr(struct fs *fs, const struct node *node, const char *which, char **out)
+{
+	char digest[DIGEST_HEX_MAX + 32];
+	struct source src;
+	int rc;
+
+	*out = NULL;
+	if (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE)
+		return -ENODATA;
+	if (strcmp(which, "hub") == 0) {
+		*out = strdup(node->hub->name);
+		return *out ? 0 : -ENOMEM;
+	}
+	if (strcmp(which, "meta") == 0) {
+		if (node->hub->ops->meta) {
+			rc = node->hub->ops->meta(node->hub, node->path, out);
+			if (rc != -ENOENT)
+				return rc;
+		}
+		*out = strdup("{}");
+		return *out ? 0 : -ENOMEM;
+	}
+	rc = node->hub->ops->source(node->hub, node->path, &src);
+	if (rc)
+		return rc;
+	rc = -ENODATA;
+	if (strcmp(which, "url") == 0) {
+		*out = public_url(src.url);
+		rc = *out ? 0 : -ENOMEM;
+	} else if (strcmp(which, "digest") == 0) {
+		digest_spec_format(&src.digest, digest, sizeof(digest));
+		*out = strdup(digest);
+		rc = *out ? 0 : -ENOMEM;
+	} else if (strcmp(which, "cached") == 0) {
+		*out = strdup(download_is_present(fs->downloads, &src) ? "yes" : "no");
+		rc = *out ? 0 : -ENOMEM;
+	}
+	source_clear(&src);
+	return rc;
+}
+
+/* size 0 asks how big the value is; too small a buffer is ERANGE. */
+static void reply_xattr_value(fuse_req_t req, const char *value, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct node *node = tree_node(fs->tree, ino);
+	char *value = NULL;
+	int rc;
+
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	rc = node_xattr(fs, node, name + strlen(XATTR_PREFIX), &value);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_xattr_value(req, value, strlen(value), size);
+	free(value);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct node *node = tree_node(fs->tree, ino);
+	char list[256];
+	size_t len = 0;
+
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (node->kind == NODE_HUB_FILE || node->kind == NODE_ARCHIVE)
+		for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+						XATTR_PREFIX, xattr_names[i]) + 1;
+	reply_xattr_value(req, list, len, size);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fs_of(req);
@@ -1004,4 +1245,6 @@ const struct fuse_lowlevel_ops fs_operations = {
 	.read = op_read,
 	.release = op_release,
 	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
 };

@@ -48,7 +48,7 @@ void entry_list_free(struct entry_list *list)
 
 static int index_rel(const struct hub *hub, const struct hub_index_spec *spec, char **out)
 {
-	if (asprintf(out, "%s/%s/%s", CACHE_INDEX_DIR, hub->ops->name, spec->file_name) < 0) {
+	if (asprintf(out, "%s/%s/%s", CACHE_INDEX_DIR, hub->name, spec->file_name) < 0) {
 		*out = NULL;
 		return -ENOMEM;
 	}
@@ -79,7 +79,7 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 		   hub_index_parse_fn parse, char *why, size_t why_size)
 {
 	const struct config *cfg = hub->env->config;
-	const char *name = hub->ops->name;
+	const char *name = hub->name;
 	struct fetch_buffer body = { 0 };
 	struct fetch_status status;
 	char cached_why[512] = "", when[32] = "";

@@ -14,6 +14,7 @@
 
 struct budgets;
 struct cache;
+struct catalog_set;
 struct config;
 struct fetcher;
 struct hub;
@@ -22,6 +23,8 @@ enum entry_type {
 	ENTRY_DIR,
 	ENTRY_FILE,
 	ENTRY_ARCHIVE, /* a directory whose content is an archive, extracted */
+	ENTRY_LINK,    /* a symbolic link to a name in the same directory
+			  (hub_ops.readlink gives it) */
 };
 
 /* One name in a hub directory, as known from the hub's index alone. */
@@ -33,6 +36,9 @@ struct entry {
 	struct digest_spec digest; /* of the file or archive; DIGEST_NONE for a
 				      directory. With size, it is what the name
 				      means: another value is another inode. */
+	bool made;  /* a file made from a download (decompressed, an archive's
+		       member, a converter's output): size is what the hub
+		       expects, 0 when it cannot say; the made file tells */
 };
 
 struct entry_list {
@@ -50,6 +56,8 @@ struct hub_env {
 	struct fetcher *fetcher;
 	struct cache *cache;
 	struct budgets *budgets; /* request budgets per host, shared by hubs */
+	const struct catalog_set *catalogs; /* every catalog loaded, for the
+					       hubs made from them */
 	/* A hub calls this after a refresh replaced its index, from the thread
 	 * that refreshed it; it does not block. NULL: nobody listens. */
 	void (*index_changed)(void *ctx, struct hub *hub);
@@ -59,6 +67,8 @@ struct hub_env {
 struct hub {
 	const struct hub_ops *ops;
 	const struct hub_env *env;
+	const char *name; /* its directory under the mount point: ops->name,
+			     or a catalog's hub (borrowed from env->catalogs) */
 	void *priv; /* the backend's state: made by open, freed by close */
 };
 
@@ -68,6 +78,8 @@ enum hub_flags {
 				      those known so far; others are looked up) */
 	HUB_SIZES_KNOWN = 1u << 1, /* every file's size is known before a download */
 	HUB_USES_TOKEN = 1u << 2,  /* sends the user's credential when it has one */
+	HUB_FROM_CATALOGS = 1u << 3, /* one hub per hub the catalogs name, each
+					with that name, rather than one */
 };
 
 /* One of a hub's own options, -o <name>=VALUE; the value reaches the hub
@@ -96,6 +108,11 @@ struct hub_ops {
 	int (*lookup)(struct hub *hub, const char *path, struct entry *out);
 	/* Where the bytes of a file or archive entry come from. */
 	int (*source)(struct hub *hub, const char *path, struct source *out);
+	/* Optional. ENTRY_LINK: its target into out (NUL-terminated). */
+	int (*readlink)(struct hub *hub, const char *path, char *out, size_t out_size);
+	/* Optional. A file or archive's metadata as a JSON object, for the
+	 * xattr user.omnihub.meta; *json is the caller's. */
+	int (*meta)(struct hub *hub, const char *path, char **json);
 	void (*close)(struct hub *hub);
 };
 

@@ -214,7 +214,7 @@ static void write_ref(struct hub *hub, const char *repo_id, const char *rev, con
 	if (rc == 0)
 		rc = cache_write_small_nosync(hub->env->cache, rel, line, strlen(line));
 	if (rc)
-		log_warn("%s: cannot keep the commit of %s@%s in the cache: %s", hub->ops->name,
+		log_warn("%s: cannot keep the commit of %s@%s in the cache: %s", hub->name,
 			 repo_id, rev, strerror(-rc));
 	free(rel);
 }
@@ -244,7 +244,7 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 				       commit);
 		if (rc)
 			log_info("%s: offline, and the commit of %s@%s was never seen",
-			         hub->ops->name, repo_id, branch);
+			         hub->name, repo_id, branch);
 		return rc == 0 ? 0 : -ENOENT;
 	}
 	rc = hf_api_commit(&hf->api, repo_id, branch, false, commit);
@@ -254,7 +254,7 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 	}
 	if (kept && rc != -ENOENT && rc != -EACCES) {
 		log_warn("%s: cannot ask the Hub for %s@%s; using commit %.12s seen before",
-			 hub->ops->name, repo_id, branch, commit);
+			 hub->name, repo_id, branch, commit);
 		return 0;
 	}
 	return rc;
@@ -277,7 +277,7 @@ static int read_tree(struct hub *hub, const char *rel, const char *label, struct
 	if (rc == 0)
 		rc = hf_tree_finish(tree);
 	if (rc) {
-		log_warn("%s: ignoring the kept file list %s/%s: %s", hub->ops->name,
+		log_warn("%s: ignoring the kept file list %s/%s: %s", hub->name,
 			 cache_root(hub->env->cache), rel, rc == -EINVAL ? why : strerror(-rc));
 		hf_tree_free(tree);
 		tree = NULL;
@@ -323,7 +323,7 @@ static int snapshot_tree(struct hub *hub, const char *repo_id, const char *commi
 	}
 	tree->mtime = time(NULL);
 	log_info("%s: offline: %s from huggingface_hub's snapshot (%zu files and folders)",
-		 hub->ops->name, label, tree->count);
+		 hub->name, label, tree->count);
 	*out = tree;
 	return 0;
 }
@@ -347,14 +347,14 @@ static int load_tree(struct hub *hub, const char *repo_id, const char *commit, s
 		rc = snapshot_tree(hub, repo_id, commit, label, out);
 		if (rc)
 			log_info("%s: offline, and the files of %s were never listed",
-			         hub->ops->name, label);
+			         hub->name, label);
 		goto out;
 	}
 	rc = hf_api_tree(&hf->api, repo_id, commit, label, out);
 	if (rc == 0 && hf_tree_to_json(*out, &json, &len) == 0) {
 		int saved = cache_write_small_nosync(hub->env->cache, rel, json, len);
 		if (saved)
-			log_warn("%s: cannot keep the file list of %s: %s", hub->ops->name, label,
+			log_warn("%s: cannot keep the file list of %s: %s", hub->name, label,
 				 strerror(-saved));
 	}
 out:
@@ -472,7 +472,7 @@ static int repo_load(struct hub *hub, struct hf_repo *repo)
 	}
 	pthread_cond_broadcast(&hf->loaded);
 	if (changed) {
-		log_info("%s: %s%s%s moved to commit %.12s", hub->ops->name, repo_id,
+		log_info("%s: %s%s%s moved to commit %.12s", hub->name, repo_id,
 		         rev[0] ? "@" : "", rev, commit);
 		if (hub->env->index_changed) {
 			pthread_mutex_unlock(&hf->lock);
@@ -1005,7 +1005,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		hf->api.budget = hf->auth_header ? HF_API_BUDGET_TOKEN : HF_API_BUDGET_ANONYMOUS;
 	/* One budget for the endpoint, whichever hub (models, datasets) calls. */
 	snprintf(hf->api.budget_name, sizeof(hf->api.budget_name), "%s api", hf->origin);
-	hf->api.name = hub->ops->name;
+	hf->api.name = hub->name;
 	hf->api.type = type;
 	hf->api.fetcher = hub->env->fetcher;
 	hf->api.budgets = hub->env->budgets;
@@ -1013,7 +1013,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	hf->api.origin = hf->origin;
 	hf->api.auth_header = hf->auth_header;
 	hf->api.retries = cfg->retries;
-	log_info("%s: %s%s, %s%s%s", hub->ops->name, hf->endpoint, hf->offline ? " (offline)" : "",
+	log_info("%s: %s%s, %s%s%s", hub->name, hf->endpoint, hf->offline ? " (offline)" : "",
 		 hf->auth_header ? "with the token from " : "without a token",
 		 hf->auth_header ? token_from : "", "");
 	return 0;

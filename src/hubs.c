@@ -3,6 +3,7 @@
 #include "build_config.h"
 
 #include "hub.h"
+#include "hub_catalog.h"
 #include "hub_hf.h"
 #include "hub_onnx.h"
 
@@ -10,5 +11,6 @@ const struct hub_ops *const hub_registry[] = {
 	&hub_onnx_ops,
 	&hub_hf_models_ops,
 	&hub_hf_datasets_ops,
+	&hub_catalog_ops, /* one hub per hub the catalogs name */
 };
 const size_t hub_registry_count = sizeof(hub_registry) / sizeof(hub_registry[0]);

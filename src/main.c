@@ -49,6 +49,8 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("cache_max=%s", cache_max),
 	OPTION("retries=%d", retries),
 	OPTION("stall_timeout=%u", stall_timeout),
+	OPTION("max_unpack_ratio=%u", max_unpack_ratio),
+	OPTION("max_unpack_size=%s", max_unpack_size),
 	FUSE_OPT_END,
 };
 
@@ -119,6 +121,23 @@ static int take_hub_option(struct cmdline *cmdline, const char *arg)
 	spec = hub_option_find(name);
 	if (!spec)
 		return 1;
+	/* A list given again adds to itself (-o convert=a -o convert=b). */
+	for (size_t i = 0; spec->list && i < cmdline->nhub_options; i++) {
+		struct config_hub_option *o = &cmdline->hub_options[i];
+		char *joined;
+		if (strcmp(o->name, name) != 0)
+			continue;
+		if (asprintf(&joined, "%s,%s", o->value, eq + 1) < 0)
+			return -1;
+		free(o->value);
+		o->value = joined;
+		/* Later items continue this one: keep it last. */
+		struct config_hub_option moved = *o;
+		memmove(o, o + 1, (cmdline->nhub_options - i - 1) * sizeof(*o));
+		cmdline->hub_options[cmdline->nhub_options - 1] = moved;
+		cmdline->continues_list = true;
+		return 0;
+	}
 	if (add_hub_option(cmdline, arg, (size_t)(eq - arg), eq + 1) != 0)
 		return -1;
 	cmdline->continues_list = spec->list;
@@ -213,9 +232,13 @@ static void print_usage(const char *program)
 	       "    -o stall_timeout=SECONDS  give up a connection moving under 1 KiB/s\n"
 	       "                           this long, and retry (default: %ld)\n"
 	       "    -o cache_max=SIZE      evict least recently used blobs beyond this,\n"
-	       "                           never an open one (default: no limit)\n",
+	       "                           never an open one (default: no limit)\n"
+	       "    -o max_unpack_ratio=N  an archive or gzip file may expand to N times\n"
+	       "                           its size plus 1G, no more (default: %u)\n"
+	       "    -o max_unpack_size=SIZE  nor past SIZE (default: no cap)\n",
 	       program, CONFIG_INDEX_TTL_DEFAULT, TRANSFER_CONNECTIONS_DEFAULT,
-	       TRANSFER_RETRIES_DEFAULT, TRANSFER_STALL_SECONDS_DEFAULT);
+	       TRANSFER_RETRIES_DEFAULT, TRANSFER_STALL_SECONDS_DEFAULT,
+	       CONFIG_MAX_UNPACK_RATIO_DEFAULT);
 	for (size_t i = 0; i < hub_registry_count; i++)
 		print_hub_options(hub_registry[i]);
 	printf("\nFUSE options:\n");
@@ -392,6 +415,7 @@ out:
 	free(cmdline.hub_options);
 	free(opts->piece_size);
 	free(opts->cache_max);
+	free(opts->max_unpack_size);
 	free(cmdline.mountpoint);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);

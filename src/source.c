@@ -31,6 +31,10 @@ void source_clear(struct source *src)
 		explicit_bzero(src->auth_header, strlen(src->auth_header));
 	free(src->auth_header);
 	free(src->auth_origin);
+	free(src->member);
+	free(src->command);
+	for (size_t i = 0; i < src->nexpect; i++)
+		free(src->expect[i]);
 	memset(src, 0, sizeof(*src));
 }
 
@@ -48,13 +52,18 @@ int source_copy(struct source *dst, const struct source *src)
 	dst->digest = src->digest;
 	dst->size = src->size;
 	dst->offline = src->offline;
+	dst->step = src->step;
 	dst->url = strdup(src->url);
 	dst->cache_path = strdup(src->cache_path);
 	if (!dst->url || !dst->cache_path)
 		goto fail;
 	if (dup_optional(src->auth_header, &dst->auth_header) ||
-	    dup_optional(src->auth_origin, &dst->auth_origin))
+	    dup_optional(src->auth_origin, &dst->auth_origin) ||
+	    dup_optional(src->member, &dst->member) || dup_optional(src->command, &dst->command))
 		goto fail;
+	for (; dst->nexpect < src->nexpect; dst->nexpect++)
+		if (!(dst->expect[dst->nexpect] = strdup(src->expect[dst->nexpect])))
+			goto fail;
 	for (size_t i = 0; i < src->nlocal; i++)
 		if (source_add_local_take(dst, strdup(src->local[i])))
 			goto fail;

@@ -12,7 +12,17 @@
 enum source_kind {
 	SOURCE_FILE,    /* one file, served as downloaded */
 	SOURCE_ARCHIVE, /* an archive, served as the directory it extracts to */
+	SOURCE_MADE,    /* a file made from the download by a stage step */
 };
+
+/* SOURCE_MADE: how the served file is made from the verified download. */
+enum source_step {
+	SOURCE_STEP_GUNZIP,  /* decompressed */
+	SOURCE_STEP_MEMBER,  /* one member of the archive */
+	SOURCE_STEP_CONVERT, /* a converter command's output */
+};
+
+#define SOURCE_MAX_EXPECT 8
 
 #define SOURCE_MAX_LOCAL 4
 
@@ -32,6 +42,14 @@ struct source {
 	char *auth_header;
 	char *auth_origin;
 	bool offline; /* its hub is offline (HF_HUB_OFFLINE): the cache only */
+	/* SOURCE_MADE: the step, and its argument (all owned): */
+	enum source_step step;
+	char *member;  /* SOURCE_STEP_MEMBER: its path in the archive */
+	char *command; /* SOURCE_STEP_CONVERT: run by /bin/sh -c */
+	/* SOURCE_ARCHIVE: paths that must be in the extracted tree, checked
+	 * before it is installed (owned). */
+	char *expect[SOURCE_MAX_EXPECT];
+	size_t nexpect;
 };
 
 /* Takes ownership of path (freed here on failure too); silently drops it

@@ -915,9 +915,10 @@ static void *engine_main(void *arg)
 static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 {
 	struct transfer_engine *engine = t->engine;
-	char actual[DIGEST_HEX_MAX];
+	char actual[DIGEST_HEX_MAX], expected[DIGEST_HEX_MAX + 32];
 	int rc = prefix_hash_final(hash, actual);
 
+	digest_spec_format(&t->digest, expected, sizeof(expected));
 	if (rc == 0 && !digest_spec_matches(&t->digest, actual)) {
 		pthread_mutex_lock(&engine->lock);
 		uint64_t streamed = t->streamed;
@@ -925,11 +926,11 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 		if (streamed)
 			log_error("%s: %s mismatch: expected %s, got %s; %" PRIu64
 				  " bytes already read from it in stream mode were wrong",
-				  t->label, digest_algo_name(t->digest.algo), t->digest.hex, actual,
+				  t->label, digest_algo_name(t->digest.algo), expected, actual,
 				  streamed);
 		else
 			log_error("%s: %s mismatch: expected %s, got %s", t->label,
-				  digest_algo_name(t->digest.algo), t->digest.hex, actual);
+				  digest_algo_name(t->digest.algo), expected, actual);
 		rc = -EIO;
 	} else if (rc == 0) {
 		rc = blob_partial_complete(engine->store, &t->partial);
@@ -940,9 +941,14 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 	pthread_mutex_lock(&engine->lock);
 	if (rc == 0) {
 		t->state = STATE_DONE;
-		log_info("%s: %" PRIu64 " bytes, %" PRIu64 " fetched in %.3f s, %s verified",
-			 t->label, t->size, t->fetched, seconds_since(&t->started),
-			 digest_algo_name(t->digest.algo));
+		if (digest_spec_verifies(&t->digest))
+			log_info("%s: %" PRIu64 " bytes, %" PRIu64 " fetched in %.3f s, %s verified",
+				 t->label, t->size, t->fetched, seconds_since(&t->started), expected);
+		else
+			log_warn("%s: %" PRIu64 " bytes, %" PRIu64 " fetched in %.3f s, NOT verified "
+				 "(no digest published); it is %s:%s",
+				 t->label, t->size, t->fetched, seconds_since(&t->started),
+				 digest_algo_name(t->digest.algo), actual);
 		check_waiters_locked(t);
 	} else {
 		fail_locked(t, rc == -ENOSPC ? rc : -EIO, true);

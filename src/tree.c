@@ -318,7 +318,7 @@ size_t tree_node_count(struct tree *tree)
 
 static mode_t kind_type(enum node_kind kind)
 {
-	return kind == NODE_HUB_FILE ? S_IFREG : S_IFDIR;
+	return kind == NODE_HUB_FILE ? S_IFREG : kind == NODE_HUB_LINK ? S_IFLNK : S_IFDIR;
 }
 
 /* What a name is bound to: the fields that make a node. */
@@ -328,6 +328,7 @@ struct binding {
 	const char *path;
 	uint64_t size;
 	const struct digest_spec *digest; /* NULL: none */
+	bool made;
 	time_t mtime;
 };
 
@@ -335,7 +336,7 @@ static bool same_content(const struct node *node, const struct binding *b)
 {
 	if (node->kind == NODE_STAGED)
 		return true; /* a staged file's attributes come from the file */
-	if (node->size != b->size)
+	if (node->size != b->size || node->made != b->made)
 		return false;
 	if (!b->digest)
 		return node->digest.algo == DIGEST_NONE;
@@ -370,6 +371,7 @@ static int bind(struct tree *tree, const struct node *dir, struct hub *hub, cons
 		node->hub = hub;
 		node->type = b->type;
 		node->size = b->size;
+		node->made = b->made;
 		if (b->digest)
 			node->digest = *b->digest;
 		rc = add_locked(tree, node);
@@ -391,6 +393,7 @@ static int bind_entry(struct tree *tree, const struct node *dir, const struct en
 {
 	enum node_kind kind = entry->type == ENTRY_FILE	   ? NODE_HUB_FILE
 			      : entry->type == ENTRY_ARCHIVE ? NODE_ARCHIVE
+			      : entry->type == ENTRY_LINK    ? NODE_HUB_LINK
 							     : NODE_HUB_DIR;
 	char path[PATH_MAX];
 	struct binding b = {
@@ -400,6 +403,7 @@ static int bind_entry(struct tree *tree, const struct node *dir, const struct en
 		.size = kind == NODE_HUB_DIR ? 0 : entry->size,
 		.digest = kind == NODE_HUB_DIR || entry->digest.algo == DIGEST_NONE ? NULL
 										    : &entry->digest,
+		.made = entry->made,
 		.mtime = entry->mtime,
 	};
 
@@ -440,7 +444,7 @@ static int bind_staged(struct tree *tree, const struct node *dir, const char *di
 static struct hub *find_hub(struct tree *tree, const char *name)
 {
 	for (size_t i = 0; i < tree->nhubs; i++)
-		if (strcmp(tree->hubs[i].ops->name, name) == 0)
+		if (strcmp(tree->hubs[i].name, name) == 0)
 			return &tree->hubs[i];
 	return NULL;
 }
@@ -449,7 +453,7 @@ static int bind_hub(struct tree *tree, const struct node *root, struct hub *hub,
 {
 	struct binding b = { .kind = NODE_HUB_DIR, .type = S_IFDIR, .path = "",
 			     .mtime = tree->started };
-	return bind(tree, root, hub, hub->ops->name, &b, out);
+	return bind(tree, root, hub, hub->name, &b, out);
 }
 
 int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct node **out)
@@ -480,6 +484,7 @@ int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct no
 		free(dir_path);
 		return rc;
 	case NODE_HUB_FILE:
+	case NODE_HUB_LINK:
 		break;
 	}
 	return -ENOTDIR;
@@ -549,6 +554,7 @@ int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
 			return -ENOTDIR;
 		return list_staged(tree, dir, fn, ctx);
 	case NODE_HUB_FILE:
+	case NODE_HUB_LINK:
 		break;
 	}
 	return -ENOTDIR;
@@ -589,6 +595,9 @@ int tree_stat(struct tree *tree, const struct node *node, struct stat *st)
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		st->st_blocks = (blkcnt_t)((node->size + 511) / 512);
+	} else if (node->kind == NODE_HUB_LINK) {
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
 	} else {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;

@@ -22,6 +22,7 @@ enum node_kind {
 	NODE_ARCHIVE,  /* a hub directory whose content is an extracted archive */
 	NODE_STAGED,   /* a file, directory or link inside an extracted archive,
 			  served from the cache as it is */
+	NODE_HUB_LINK, /* a symbolic link its hub names (the hub says where to) */
 };
 
 /* A node lives while the kernel knows its inode number (the lookups it was
@@ -45,6 +46,8 @@ struct node {
 	 * never mixes the sizes or pages of two contents. */
 	uint64_t size;
 	struct digest_spec digest;
+	bool made; /* NODE_HUB_FILE made from a download (entry.made): size is
+		      the hub's guess until the made file is there */
 	/* ---- under the tree's lock ---- */
 	time_t mtime;
 	char *backing;     /* owned; NODE_ARCHIVE: the cache path it was

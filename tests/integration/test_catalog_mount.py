@@ -18,6 +18,7 @@ import inspect
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -370,21 +371,31 @@ def torch_load_through_mount(t):
 
 @test
 def h5py_reads_dataset(t):
-    """h5py opens the HDF5 entry through the mount and reads the dataset and attributes."""
-    import h5py
-    import numpy as np
+    """h5py opens the HDF5 entry through the mount and reads the dataset and attributes.
+    It runs in a process of its own, as a user's tool would: h5py holds this process's
+    interpreter lock while the open waits, and the test server's threads need it."""
     h5 = rec(t, "keras_h5")["h5"]
+    script = (
+        "import h5py, json, sys\n"
+        "with h5py.File(sys.argv[1], 'r') as f:\n"
+        "    ds = f[sys.argv[2]]\n"
+        "    print(json.dumps({'shape': list(ds.shape), 'values': ds[()].tolist(),\n"
+        "        'units': int(ds.attrs['units']),\n"
+        "        'attrs': {k: (v.decode() if isinstance(v, bytes) else str(v))\n"
+        "                  for k, v in f.attrs.items()}}))\n")
     with mounted(t) as m:
         require_hubs(m, fx.HUB_KERAS)
-        with h5py.File(p(m, KERAS), "r") as f:
-            ds = f[h5["dataset"]]
-            check_eq(list(ds.shape), h5["shape"], "shape of " + h5["dataset"])
-            check(np.array_equal(ds[()], np.array(h5["values"], dtype="float32")),
-                  "values of %s differ" % h5["dataset"])
-            check_eq(int(ds.attrs["units"]), 6, "attribute units")
-            for k, v in h5["attrs"].items():
-                got = f.attrs[k]
-                check_eq(got.decode() if isinstance(got, bytes) else str(got), v, "file attribute " + k)
+        out = subprocess.run([sys.executable, "-c", script, p(m, KERAS), h5["dataset"]],
+                             capture_output=True, text=True, timeout=120)
+        check(out.returncode == 0, "h5py failed: %s" % out.stderr[-2000:])
+        got = json.loads(out.stdout)
+        check_eq(got["shape"], h5["shape"], "shape of " + h5["dataset"])
+        flat = lambda v: sum((flat(x) for x in v), []) if isinstance(v, list) else [v]
+        check_eq([round(x, 5) for x in flat(got["values"])],
+                 [round(float(x), 5) for x in flat(h5["values"])], "values of " + h5["dataset"])
+        check_eq(got["units"], 6, "attribute units")
+        for k, v in h5["attrs"].items():
+            check_eq(got["attrs"].get(k), v, "file attribute " + k)
         check_eq(hashlib.md5(read(p(m, KERAS))).hexdigest(), rec(t, "keras_h5")["md5"], "md5 of the .h5")
 
 
@@ -541,7 +552,7 @@ def xattrs_without_download(t):
         tf = p(m, TFHUB_DIR)
         check(set(XATTR_NAMES) <= set(os.listxattr(tf)), "listxattr of the archive dir: %r" % os.listxattr(tf))
         check_eq(xattr(tf, "user.omnihub.url"), srv.url(rec(t, "tfhub")["path"]), "url of the archive")
-        check_eq(xattr(tf, "user.omnihub.digest"), expected_digest(t, "tfhub", "sha256"), "digest of the archive")
+        check_eq(xattr(tf, "user.omnihub.digest"), "none", "digest of the archive (TF Hub publishes none)")
         check_eq(xattr(tf, "user.omnihub.hub"), fx.HUB_TFHUB, "hub of the archive")
         check_eq(json.loads(xattr(tf, "user.omnihub.meta")), {"task": "embedding"}, "meta of the archive")
         check_eq(xattr(tf, "user.omnihub.cached"), "no", "cached of the archive before listing")

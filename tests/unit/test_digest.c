@@ -100,5 +100,51 @@ int main(void)
 		       !digest_spec_matches(&spec, "9e107d9d372bb6826bd81d3542a419d7"),
 	       "a one-digit difference does not match");
 	tap_ok(digest_spec_set(&spec, DIGEST_NONE, "") == -EINVAL, "no algorithm refused");
+
+	/* Prefixes (torchvision's file names), no digest, and keys. */
+	{
+		const char *abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+		struct digest_spec a, b;
+		char text[DIGEST_HEX_MAX + 32];
+
+		tap_ok(digest_spec_set_prefix(&a, DIGEST_SHA256, "BA7816BF") == 0 &&
+			       digest_spec_matches(&a, abc) &&
+			       !digest_spec_matches(&a, "ba7816bf") && /* not a whole digest */
+			       !digest_spec_matches(
+				       &a, "ba7816be8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+		       "a prefix matches a digest that begins with it, not another");
+		digest_spec_format(&a, text, sizeof(text));
+		tap_ok(strcmp(text, "sha256-prefix:ba7816bf") == 0, "a prefix shows as %s", text);
+		tap_ok(digest_spec_set_prefix(&a, DIGEST_SHA256, "ba7816b") == -EINVAL,
+		       "a prefix of 7 digits is refused");
+		tap_ok(digest_spec_set_prefix(&a, DIGEST_SHA256, abc) == 0 &&
+			       digest_spec_names_bytes(&a),
+		       "a prefix of every digit is an exact digest");
+		tap_ok(!digest_spec_names_bytes(&(struct digest_spec){ .algo = DIGEST_MD5,
+								      .hex = "9e107d9d372bb6826bd81d3542a419d6" }),
+		       "md5 does not name a blob alone");
+		digest_spec_set_none(&a, DIGEST_SHA256);
+		digest_spec_format(&a, text, sizeof(text));
+		tap_ok(!digest_spec_verifies(&a) && digest_spec_matches(&a, abc) &&
+			       strcmp(text, "none") == 0,
+		       "no digest matches anything and shows as none");
+		tap_ok(digest_spec_set_key(&a, "https://x/a.bin") == 0 && strlen(a.key) == 64,
+		       "a spec without digits gets a key");
+		digest_spec_set_none(&b, DIGEST_SHA256);
+		tap_ok(digest_spec_set_key(&b, "https://x/b.bin") == 0 && !digest_spec_same(&a, &b),
+		       "two URLs give two keys: their blobs differ");
+		digest_spec_set_none(&b, DIGEST_SHA256);
+		digest_spec_set_key(&b, "https://x/a.bin");
+		tap_ok(digest_spec_same(&a, &b), "one URL gives one key");
+		digest_spec_set(&a, DIGEST_SHA256, abc);
+		tap_ok(digest_spec_set_key(&a, "https://x/a.bin") == 0 && a.key[0] == '\0',
+		       "a whole sha256 names its blob: no key");
+		digest_spec_set(&a, DIGEST_ADLER32, "11e60398");
+		digest_spec_set_key(&a, "https://x/a.zip");
+		digest_spec_set(&b, DIGEST_ADLER32, "11e60398");
+		digest_spec_set_key(&b, "https://y/a.zip");
+		tap_ok(!digest_spec_same(&a, &b),
+		       "one adler32 from two URLs: two blobs (a weak digest does not name bytes)");
+	}
 	return tap_done();
 }

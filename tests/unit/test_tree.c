@@ -142,7 +142,7 @@ static int ignore_child(void *ctx, struct node *child)
 
 int main(void)
 {
-	struct hub hub = {.ops = &fake_ops};
+	struct hub hub = {.ops = &fake_ops, .name = "fake"};
 	struct tree *tree = NULL;
 	struct tree_binding *bindings = NULL;
 	size_t nbindings = 0, seen = 0;
