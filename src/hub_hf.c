@@ -26,6 +26,7 @@
 #include "hf_cache.h"
 #include "hf_tree.h"
 #include "hub_hf.h"
+#include "json.h"
 #include "log.h"
 #include "names.h"
 
@@ -1253,6 +1254,43 @@ static int hf_source(struct hub *hub, const char *path, struct source *out)
 	return rc;
 }
 
+/* user.omnihub.meta: where in the Hub a file is. */
+static int hf_meta(struct hub *hub, const char *path, char **json)
+{
+	struct hf_hub *hf = hub->priv;
+	const struct hf_item *item;
+	struct hf_place place;
+	struct hf_repo *repo;
+	cJSON *meta = NULL;
+	int rc = parse_place(hub, path, &place);
+
+	if (rc)
+		return rc;
+	if (place.what != PLACE_REPO || !place.inside[0])
+		return -ENOENT;
+	rc = repo_get(hub, place.repo_id, place.rev, &repo);
+	if (rc)
+		return rc;
+	item = hf_tree_find(repo->tree, place.inside);
+	rc = -ENOENT;
+	if (item && !item->dir) {
+		rc = -ENOMEM;
+		meta = cJSON_CreateObject();
+		if (meta &&
+		    cJSON_AddStringToObject(meta, "repo_type",
+					    hf->type == HF_REPO_DATASET ? "dataset" : "model") &&
+		    cJSON_AddStringToObject(meta, "repo", repo->repo_id) &&
+		    cJSON_AddStringToObject(meta, "commit", repo->commit) &&
+		    cJSON_AddStringToObject(meta, "path", place.inside) &&
+		    cJSON_AddBoolToObject(meta, "lfs", item->digest.algo == DIGEST_SHA256) &&
+		    (*json = cJSON_PrintUnformatted(meta)) != NULL)
+			rc = 0;
+	}
+	cJSON_Delete(meta);
+	repo_put(hub, repo);
+	return rc;
+}
+
 static const struct hub_option_spec hf_options[] = {
 	{ "hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")",
 	  false },
@@ -1283,6 +1321,7 @@ const struct hub_ops hub_hf_models_ops = {
 	.list = hf_list,
 	.lookup = hf_lookup,
 	.source = hf_source,
+	.meta = hf_meta,
 	.close = hf_close,
 };
 
@@ -1294,5 +1333,6 @@ const struct hub_ops hub_hf_datasets_ops = {
 	.list = hf_list,
 	.lookup = hf_lookup,
 	.source = hf_source,
+	.meta = hf_meta,
 	.close = hf_close,
 };

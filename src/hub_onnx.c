@@ -846,6 +846,34 @@ static int onnx_source(struct hub *hub, const char *path, struct source *out)
 	return rc;
 }
 
+/* user.omnihub.meta: the manifest's name of the model, and the opset. */
+static int onnx_meta(struct hub *hub, const char *path, char **json)
+{
+	struct onnx_hub *onnx = hub->priv;
+	struct onnx_place place;
+	cJSON *meta = NULL;
+	int rc;
+
+	pthread_mutex_lock(&onnx->lock);
+	rc = resolve(onnx->index, path, &place);
+	if (rc == 0 && !place.opset)
+		rc = -ENOENT;
+	if (rc == 0) {
+		const struct onnx_file *file =
+			place.what == ONNX_OPSET_DATA ? &place.opset->data : &place.opset->model;
+		rc = -ENOMEM;
+		meta = cJSON_CreateObject();
+		if (meta && cJSON_AddStringToObject(meta, "model", place.model->display) &&
+		    cJSON_AddNumberToObject(meta, "opset", place.opset->opset) &&
+		    cJSON_AddStringToObject(meta, "model_path", file->path) &&
+		    (*json = cJSON_PrintUnformatted(meta)) != NULL)
+			rc = 0;
+	}
+	pthread_mutex_unlock(&onnx->lock);
+	cJSON_Delete(meta);
+	return rc;
+}
+
 static const struct hub_option_spec onnx_options[] = {
 	{ "onnx_index_url", "URL",
 	  "ONNX Model Zoo manifest (default:\n$OMNIHUB_ONNX_INDEX_URL, else\n" ONNX_INDEX_URL_DEFAULT ")",
@@ -864,5 +892,6 @@ const struct hub_ops hub_onnx_ops = {
 	.list = onnx_list,
 	.lookup = onnx_lookup,
 	.source = onnx_source,
+	.meta = onnx_meta,
 	.close = onnx_close,
 };

@@ -188,6 +188,34 @@ def listing_sizes_and_digests(t):
 
 
 @test
+def xattrs_describe_files(t):
+    """Every file has the user.omnihub.* attributes from the tree alone (no resolve, no CDN):
+    the resolve URL of the commit, the LFS sha256 or git blob id, the repo and commit."""
+    want = files_of(t, fx.ONNX_REPO)
+    commit = commit_of(t, fx.ONNX_REPO)
+    with mounted(t) as m:
+        root = repo_dir(m, fx.ONNX_REPO)
+        for p, f in sorted(want.items()):
+            path = os.path.join(root, p)
+            get = lambda name: os.getxattr(path, "user.omnihub." + name).decode()
+            check(get("url").endswith("/%s/resolve/%s/%s" % (fx.ONNX_REPO, commit, p)),
+                  "url of %s: %r" % (p, get("url")))
+            digest = "sha256:" + f["lfs"]["oid"] if "lfs" in f else "git-sha1:" + f["oid"]
+            check_eq(get("digest"), digest, "digest of " + p)
+            check_eq(get("hub"), "huggingface", "hub of " + p)
+            check_eq(json.loads(get("meta")),
+                     {"repo_type": "model", "repo": fx.ONNX_REPO, "commit": commit, "path": p,
+                      "lfs": "lfs" in f}, "meta of " + p)
+            check_eq(get("cached"), "no", "cached of %s before a read" % p)
+        check_eq(count(t, kind="resolve") + count(t, kind="cdn"), 0,
+                 "downloads caused by reading attributes")
+        p, f = sorted(want.items())[0]
+        read(os.path.join(root, p))
+        check_eq(os.getxattr(os.path.join(root, p), "user.omnihub.cached"), b"yes",
+                 "cached of %s after a read" % p)
+
+
+@test
 def onnx_model_with_external_data(t):
     """model.onnx and model.onnx.data are both readable and identical; onnx.load() of the
     mounted model pulls the external data from beside it."""

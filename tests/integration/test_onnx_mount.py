@@ -387,6 +387,35 @@ def concurrent_cold_reads_download_once(t):
 
 
 @test
+def xattrs_describe_files(t):
+    """Every model file has the user.omnihub.* attributes, from the manifest alone: reading
+    them downloads nothing; cached turns yes once the file was read."""
+    hub = t.shared
+    e = hub.good()[0]
+    path_of = lambda m: m.path(hub.rel(e))
+    names = ["user.omnihub." + n for n in ("url", "digest", "hub", "meta", "cached")]
+    with mount(t) as m:
+        before = hub.requests(e, "cdn") + hub.requests(e, "hub")
+        check_eq(sorted(os.listxattr(path_of(m))), sorted(names), "listxattr")
+        get = lambda name: os.getxattr(path_of(m), name).decode()
+        check(get("user.omnihub.url").endswith("/" + e["model_path"]),
+              "url %r does not end with the manifest's model_path" % get("user.omnihub.url"))
+        check_eq(get("user.omnihub.digest"), "sha256:" + e["sha256"], "digest")
+        check_eq(get("user.omnihub.hub"), "onnx", "hub")
+        meta = json.loads(get("user.omnihub.meta"))
+        check_eq((meta["model"], meta["opset"], meta["model_path"]),
+                 (e["model"], e["opset"], e["model_path"]), "meta")
+        check_eq(get("user.omnihub.cached"), "no", "cached before a read")
+        check_eq(hub.requests(e, "cdn") + hub.requests(e, "hub"), before,
+                 "requests for the file while reading its attributes")
+        check_eq(errno_name(errno_of(os.getxattr, path_of(m), "user.omnihub.nope")), "ENODATA",
+                 "an attribute we do not have")
+        check_eq(sha256_file(path_of(m)), e["sha256"], "the bytes")
+        check_eq(get("user.omnihub.cached"), "yes", "cached after a read")
+        check_eq(os.listxattr(m.path("onnx")), [], "a hub directory has none")
+
+
+@test
 def corrupt_and_lfs_pointer_give_eio(t):
     hub = t.shared
     corrupt = hub.entry("Corrupt")
