@@ -1144,23 +1144,35 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 		*out = strdup("{}");
 		return *out ? 0 : -ENOMEM;
 	}
+	if (strcmp(which, "digest") == 0) {
+		/* The digest is what the name stands for: the node has it. */
+		digest_spec_format(&node->digest, digest, sizeof(digest));
+		*out = strdup(digest);
+		return *out ? 0 : -ENOMEM;
+	}
+	if (strcmp(which, "url") == 0 && node->hub->ops->url) {
+		char *url = NULL;
+		rc = node->hub->ops->url(node->hub, node->path, &url);
+		*out = rc == 0 ? public_url(url) : NULL;
+		free(url);
+		return rc ? rc : *out ? 0 : -ENOMEM;
+	}
+	if (strcmp(which, "url") != 0 && strcmp(which, "cached") != 0)
+		return -ENODATA;
 	rc = node->hub->ops->source(node->hub, node->path, &src);
+	if (rc && strcmp(which, "cached") == 0) {
+		/* Not even its size can be learnt now: it is not here. */
+		*out = strdup("no");
+		return *out ? 0 : -ENOMEM;
+	}
 	if (rc)
 		return rc;
-	rc = -ENODATA;
-	if (strcmp(which, "url") == 0) {
+	if (strcmp(which, "url") == 0)
 		*out = public_url(src.url);
-		rc = *out ? 0 : -ENOMEM;
-	} else if (strcmp(which, "digest") == 0) {
-		digest_spec_format(&src.digest, digest, sizeof(digest));
-		*out = strdup(digest);
-		rc = *out ? 0 : -ENOMEM;
-	} else if (strcmp(which, "cached") == 0) {
+	else
 		*out = strdup(download_is_present(fs->downloads, &src) ? "yes" : "no");
-		rc = *out ? 0 : -ENOMEM;
-	}
 	source_clear(&src);
-	return rc;
+	return *out ? 0 : -ENOMEM;
 }
 
 /* size 0 asks how big the value is; too small a buffer is ERANGE. */

@@ -110,6 +110,10 @@ struct hub_ops {
 	int (*source)(struct hub *hub, const char *path, struct source *out);
 	/* Optional. ENTRY_LINK: its target into out (NUL-terminated). */
 	int (*readlink)(struct hub *hub, const char *path, char *out, size_t out_size);
+	/* Optional. Where a file or archive's bytes come from, without all
+	 * that source needs (a size may take a request); *url is the
+	 * caller's. Without it, source's URL is shown. */
+	int (*url)(struct hub *hub, const char *path, char **url);
 	/* Optional. A file or archive's metadata as a JSON object, for the
 	 * xattr user.omnihub.meta; *json is the caller's. */
 	int (*meta)(struct hub *hub, const char *path, char **json);

@@ -32,6 +32,9 @@
 
 /* A size probe reads one byte: its Content-Range gives the whole. */
 #define PROBE_MAX_BYTES 64
+/* A probe that failed is not tried again this soon: a listing looks a
+ * name up several times, and a host that is down answers slowly. */
+#define PROBE_RETRY_SECONDS 30
 
 /* A converter the user configured: files of format `from` get a sibling
  * <stem>.<to> made by command. */
@@ -63,6 +66,7 @@ struct name {
 	/* under the hub's lock: the download's size, once known */
 	uint64_t size;
 	bool size_known;
+	time_t probe_failed; /* when asking the server for it last failed */
 };
 
 struct catalog_hub_state {
@@ -481,9 +485,11 @@ static int download_size(struct hub *hub, struct name *n, uint64_t *size)
 	pthread_mutex_lock(&st->lock);
 	rc = n->size_known ? 0 : -ENOENT;
 	*size = n->size;
+	if (rc && n->probe_failed && time(NULL) - n->probe_failed < PROBE_RETRY_SECONDS)
+		rc = -EIO;
 	pthread_mutex_unlock(&st->lock);
-	if (rc == 0)
-		return 0;
+	if (rc != -ENOENT)
+		return rc;
 	if (entry_digest(entry, &digest) == 0 && blob_rel(&digest, "", &rel) == 0 &&
 	    cache_lstat(hub->env->cache, rel, &blob) == 0 && S_ISREG(blob.st_mode)) {
 		*size = (uint64_t)blob.st_size;
@@ -506,6 +512,9 @@ static int download_size(struct hub *hub, struct name *n, uint64_t *size)
 			log_error("%s: cannot learn the size of %s: %s", hub->name, url,
 				  rc == -EPROTO ? "the server gave no Content-Range"
 				  : resp.error[0] ? resp.error : strerror(-rc));
+			pthread_mutex_lock(&st->lock);
+			n->probe_failed = time(NULL);
+			pthread_mutex_unlock(&st->lock);
 			return rc == -ENOENT ? -ENOENT : -EIO;
 		}
 		*size = resp.range_total;
@@ -556,7 +565,15 @@ static int fill_entry(struct hub *hub, struct name *n, struct entry *out)
 		out->size = n->command ? 0 : n->entry->unpacked_size;
 		return 0;
 	}
-	return download_size(hub, n, &out->size);
+	rc = download_size(hub, n, &out->size);
+	/* Unreachable now (logged): shown as 0 bytes, so a listing stays
+	 * whole; an open asks again, and the size it learns makes the name
+	 * another inode (ESTALE), with its size. */
+	if (rc && rc != -ENOENT && rc != -ENOMEM) {
+		out->size = 0;
+		rc = 0;
+	}
+	return rc;
 }
 
 static int catalog_list(struct hub *hub, const char *dir, struct entry_list *out)
@@ -584,7 +601,7 @@ static int catalog_list(struct hub *hub, const char *dir, struct entry_list *out
 	for (size_t i = lo; i < st->count && strcmp(st->names[i].parent, dir) == 0; i++) {
 		struct entry entry;
 		if (fill_entry(hub, &st->names[i], &entry) != 0)
-			continue; /* its size cannot be known now: logged */
+			continue; /* not on its server (logged) */
 		rc = entry_list_add(out, &entry);
 		if (rc)
 			break;
@@ -608,6 +625,16 @@ static int catalog_readlink(struct hub *hub, const char *path, char *out, size_t
 	if (n->kind != NAME_LINK)
 		return -EINVAL;
 	return snprintf(out, out_size, "%s", n->target) < (int)out_size ? 0 : -ENAMETOOLONG;
+}
+
+static int catalog_url(struct hub *hub, const char *path, char **url)
+{
+	struct name *n = find(hub->priv, path);
+
+	if (!n || !n->entry)
+		return -ENOENT;
+	*url = strdup(n->entry->url);
+	return *url ? 0 : -ENOMEM;
 }
 
 static int catalog_meta(struct hub *hub, const char *path, char **json)
@@ -760,6 +787,7 @@ const struct hub_ops hub_catalog_ops = {
 	.lookup = catalog_lookup,
 	.source = catalog_source,
 	.readlink = catalog_readlink,
+	.url = catalog_url,
 	.meta = catalog_meta,
 	.close = catalog_close,
 };
