@@ -334,7 +334,8 @@ def listing_sizes_and_default_link(t):
         check(os.path.isdir(p(m, TFHUB_DIR)), "the SavedModel entry is not a directory")
         check_eq(sorted(os.listdir(m.path(fx.HUB_DL4J, fx.DL4J_MODEL))), ["decimal.zip", "dl4j.zip"],
                  "files of the dl4j model")
-        check_eq(sorted(os.listdir(m.path(fx.HUB_DATA))), ["bundle", "misc", "mnist"], "datasets")
+        check_eq(sorted(os.listdir(m.path(fx.HUB_DATA))), ["bundle", "down", "misc", "mnist"],
+                 "datasets")
         check_eq(sorted(os.listdir(m.path(fx.HUB_DATA, "mnist"))),
                  ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"], "mnist files (no .gz)")
         check_eq(sorted(os.listdir(m.path(fx.HUB_DATA, "misc"))),
@@ -823,6 +824,23 @@ def tfhub_client_cache(t):
         check(os.path.isfile(os.path.join(root, fx.TFHUB_EXPECT[1])),
               "%s missing from the tree" % fx.TFHUB_EXPECT[1])
         check_downloaded(t, "tfhub")
+
+
+@test
+def unreachable_size_lists_as_zero(t):
+    """A file whose size is not in its catalog and whose host refuses: listed, 0 bytes, its
+    url and digest readable; an open fails with EIO; the log says why."""
+    path = (fx.HUB_DATA, "down", "unreachable.bin")
+    with mounted(t) as m:
+        check_eq(os.listdir(m.path(*path[:2])), ["unreachable.bin"], "the listing")
+        check_eq(os.stat(m.path(*path)).st_size, 0, "the size shown")
+        check_eq(xattr(m.path(*path), "user.omnihub.url"), fx.UNREACHABLE_URL, "url")
+        check_eq(xattr(m.path(*path), "user.omnihub.digest"),
+                 "sha256:" + rec(t, "nosize")["sha256"], "digest")
+        check_eq(xattr(m.path(*path), "user.omnihub.cached"), "no", "cached")
+        check_eq(errno_name(read_errno(m.path(*path))), "EIO", "reading it")
+        check(m.log_lines("cannot learn the size", "unreachable.bin"),
+              "no log line says the size could not be learnt")
 
 
 @test
