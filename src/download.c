@@ -473,8 +473,8 @@ static int made_spec(const struct source *src, struct digest_spec *out)
 	int rc;
 
 	digest_spec_format(&src->digest, from, sizeof(from));
-	if (asprintf(&origin, "%s %s\n%s@%s\n%s", step, arg ? arg : "", from, src->digest.key,
-		     src->url) < 0)
+	if (asprintf(&origin, "%s %s\n%s@%s\n%s\n%s", step, arg ? arg : "", from, src->digest.key,
+		     src->url, src->input_tree ? src->input_tree : "") < 0)
 		return -ENOMEM;
 	digest_spec_set_none(out, DIGEST_SHA256);
 	rc = digest_spec_set_key(out, origin);
@@ -532,7 +532,7 @@ static int convert_into(struct download_set *set, struct job *job, struct cache_
 	size_t in_len;
 	int rc, fd;
 
-	rc = blob_rel(&src->digest, "", &blob);
+	rc = src->input_tree ? 0 : blob_rel(&src->digest, "", &blob);
 	if (rc == 0)
 		rc = cache_tmpdir_create(set->cache, src->cache_path, &dir_rel);
 	if (rc)
@@ -550,7 +550,9 @@ static int convert_into(struct download_set *set, struct job *job, struct cache_
 	snprintf(out_rel, sizeof(out_rel), "%s/%s", dir_rel, out_name);
 	if (strcmp(in_rel, out_rel) == 0)
 		snprintf(in_rel, sizeof(in_rel), "%s/input", dir_rel);
-	if (linkat(root_fd, blob, root_fd, in_rel, 0) != 0)
+	if (src->input_tree)
+		snprintf(in_rel, sizeof(in_rel), "%s", src->input_tree);
+	else if (linkat(root_fd, blob, root_fd, in_rel, 0) != 0)
 		snprintf(in_rel, sizeof(in_rel), "%s", blob); /* the blob itself, then */
 	if (asprintf(&workdir, "%s/%s", cache_root(set->cache), dir_rel) < 0 ||
 	    asprintf(&input, "%s/%s", cache_root(set->cache), in_rel) < 0 ||
@@ -606,6 +608,14 @@ static int run_made(struct download_set *set, struct job *job)
 		return 0;
 	}
 	rc = made_spec(src, &made);
+	if (rc == 0 && src->input_tree) {
+		/* The archive extracted first, where its folder shows it, by the
+		 * job that extracts it for a listing too. */
+		struct source tree = *src;
+		tree.kind = SOURCE_ARCHIVE;
+		tree.cache_path = src->input_tree;
+		rc = download_ensure(set, &tree, job->label);
+	}
 	if (rc == 0)
 		rc = obtain(set, job, &fd);
 	if (rc)

@@ -312,7 +312,7 @@ static int add_converted(struct catalog_hub_state *st, size_t *cap, const char *
 	struct name *n;
 	int rc;
 
-	if (entry->stage == CATALOG_STAGE_ARCHIVE || !converted_name(entry->file, to, name))
+	if (!converted_name(entry->file, to, name))
 		return 0;
 	rc = names_add(st, cap, model, strlen(model), name, NAME_FILE, &n);
 	if (rc == 0) {
@@ -745,6 +745,14 @@ static int catalog_source(struct hub *hub, const char *path, struct source *out)
 		out->step = SOURCE_STEP_CONVERT;
 		if (!(out->command = strdup(n->command)))
 			goto nomem;
+		/* An archive's converter reads the extracted tree (a SavedModel
+		 * to freeze): the entry's own folder. */
+		if (entry->stage == CATALOG_STAGE_ARCHIVE &&
+		    asprintf(&out->input_tree, "%s/%s%s%s", hub->name, n->parent,
+			     n->parent[0] ? "/" : "", entry->file) < 0) {
+			out->input_tree = NULL;
+			goto nomem;
+		}
 	} else if (entry->stage == CATALOG_STAGE_MEMBER) {
 		out->step = SOURCE_STEP_MEMBER;
 		if (!(out->member = strdup(entry->member)))

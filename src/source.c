@@ -33,6 +33,7 @@ void source_clear(struct source *src)
 	free(src->auth_origin);
 	free(src->member);
 	free(src->command);
+	free(src->input_tree);
 	for (size_t i = 0; i < src->nexpect; i++)
 		free(src->expect[i]);
 	memset(src, 0, sizeof(*src));
@@ -59,7 +60,8 @@ int source_copy(struct source *dst, const struct source *src)
 		goto fail;
 	if (dup_optional(src->auth_header, &dst->auth_header) ||
 	    dup_optional(src->auth_origin, &dst->auth_origin) ||
-	    dup_optional(src->member, &dst->member) || dup_optional(src->command, &dst->command))
+	    dup_optional(src->member, &dst->member) || dup_optional(src->command, &dst->command) ||
+	    dup_optional(src->input_tree, &dst->input_tree))
 		goto fail;
 	for (; dst->nexpect < src->nexpect; dst->nexpect++)
 		if (!(dst->expect[dst->nexpect] = strdup(src->expect[dst->nexpect])))

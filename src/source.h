@@ -46,6 +46,9 @@ struct source {
 	enum source_step step;
 	char *member;  /* SOURCE_STEP_MEMBER: its path in the archive */
 	char *command; /* SOURCE_STEP_CONVERT: run by /bin/sh -c */
+	char *input_tree; /* SOURCE_STEP_CONVERT of an archive: where the
+			     archive is extracted (below the cache root),
+			     the converter's input; NULL for a file's */
 	/* SOURCE_ARCHIVE: paths that must be in the extracted tree, checked
 	 * before it is installed (owned). */
 	char *expect[SOURCE_MAX_EXPECT];

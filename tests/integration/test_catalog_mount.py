@@ -612,6 +612,26 @@ def converter_option_runs_once(t):
 
 
 @test
+def converter_on_archive_reads_the_tree(t):
+    """A converter of an archive entry (freezing a SavedModel) gets the extracted tree as
+    its input: <version>.<to> beside the folder, made from the folder's files."""
+    script = os.path.join(t.dir, "tree-to-list.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\ncd "$OMNIHUB_INPUT" && find . -mindepth 1 | sort > "$OMNIHUB_OUTPUT"\n')
+    os.chmod(script, 0o755)
+    out = TFHUB_DIR[:-1] + (TFHUB_DIR[-1] + ".filelist",)
+    with mounted(t, "convert=saved_model:filelist:" + script) as m:
+        require_hubs(m, fx.HUB_TFHUB)
+        names = os.listdir(p(m, TFHUB_DIR[:-1]))
+        check(out[-1] in names, "%s not listed beside the folder: %r" % (out[-1], names))
+        got = read(p(m, out)).decode().split()
+        check_eq(got, sorted("./" + rel for rel in rec(t, "tfhub")["tree"]),
+                 "the files the converter saw")
+        check_eq(sorted(os.listdir(p(m, TFHUB_DIR))), ["assets", "saved_model.pb", "variables"],
+                 "the folder, extracted for the converter")
+
+
+@test
 def converter_failure_is_eio_with_stderr(t):
     """A converter that exits 3 (stderr "conversion failed: reason"), and one that exits 0
     without output: open gives EIO, the stderr is in the log, and a later open runs it again."""
