@@ -319,7 +319,7 @@ void fs_free(struct fs *fs)
 	for (size_t i = 0; i < fs->nhubs; i++)
 		fs->hubs[i].ops->close(&fs->hubs[i]);
 	free(fs->hubs);
-	catalog_set_free(fs->catalogs);
+	hub_catalog_unload(fs->catalogs);
 	fetcher_free(fs->fetcher);
 	budgets_free(fs->budgets);
 	blob_store_close(fs->blobs);

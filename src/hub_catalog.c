@@ -226,7 +226,7 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 	if (user_dir[0] && catalog_set_add_dir(set, user_dir, CATALOG_USER) < 0)
 		log_warn("catalogs: cannot read %s", user_dir);
 	if (extra && add_dirs(set, extra, CATALOG_USER) != 0) {
-		catalog_set_free(set);
+		hub_catalog_unload(set);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < set->nhubs; i++)
@@ -235,6 +235,14 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 		 nmodels, set->nfiles, set->nrefused);
 	*out = set;
 	return 0;
+}
+
+void hub_catalog_unload(struct catalog_set *set)
+{
+	if (!set)
+		return;
+	catalog_set_free(set);
+	free(set);
 }
 
 /* ---- the tree of names ---- */
