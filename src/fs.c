@@ -1189,16 +1189,19 @@ static void reply_xattr_value(fuse_req_t req, const char *value, size_t len, siz
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = fs_of(req);
-	struct node *node = tree_node(fs->tree, ino);
+	struct node *node;
 	char *value = NULL;
 	int rc;
 
-	if (!node) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
+	/* ls -l asks every file for security.selinux and its ACLs: answered
+	 * first, and at once. */
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0) {
 		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	node = tree_node(fs->tree, ino);
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
 		return;
 	}
 	rc = node_xattr(fs, node, name + strlen(XATTR_PREFIX), &value);
