@@ -1229,27 +1229,37 @@ out:
 	return rc;
 }
 
+/* The file at path: its place, its repo (a reference for the caller to
+ * put back) and its item. -EISDIR for a folder, -ENOENT for no file. */
+static int find_file(struct hub *hub, const char *path, struct hf_place *place,
+		     struct hf_repo **repo, const struct hf_item **item)
+{
+	int rc = parse_place(hub, path, place);
+
+	if (rc)
+		return rc;
+	if (place->what != PLACE_REPO || !place->inside[0])
+		return -EISDIR;
+	rc = repo_get(hub, place->repo_id, place->rev, repo);
+	if (rc)
+		return rc;
+	*item = hf_tree_find((*repo)->tree, place->inside);
+	rc = !*item ? -ENOENT : (*item)->dir ? -EISDIR : 0;
+	if (rc)
+		repo_put(hub, *repo);
+	return rc;
+}
+
 static int hf_source(struct hub *hub, const char *path, struct source *out)
 {
 	const struct hf_item *item;
 	struct hf_place place;
 	struct hf_repo *repo;
-	int rc = parse_place(hub, path, &place);
+	int rc = find_file(hub, path, &place, &repo, &item);
 
 	if (rc)
 		return rc;
-	if (place.what != PLACE_REPO || !place.inside[0])
-		return -EISDIR;
-	rc = repo_get(hub, place.repo_id, place.rev, &repo);
-	if (rc)
-		return rc;
-	item = hf_tree_find(repo->tree, place.inside);
-	if (!item)
-		rc = -ENOENT;
-	else if (item->dir)
-		rc = -EISDIR;
-	else
-		rc = fill_source(hub, repo, place.inside, item, out);
+	rc = fill_source(hub, repo, place.inside, item, out);
 	repo_put(hub, repo);
 	return rc;
 }
@@ -1261,31 +1271,22 @@ static int hf_meta(struct hub *hub, const char *path, char **json)
 	const struct hf_item *item;
 	struct hf_place place;
 	struct hf_repo *repo;
-	cJSON *meta = NULL;
-	int rc = parse_place(hub, path, &place);
+	cJSON *meta;
+	int rc = find_file(hub, path, &place, &repo, &item);
 
 	if (rc)
-		return rc;
-	if (place.what != PLACE_REPO || !place.inside[0])
-		return -ENOENT;
-	rc = repo_get(hub, place.repo_id, place.rev, &repo);
-	if (rc)
-		return rc;
-	item = hf_tree_find(repo->tree, place.inside);
-	rc = -ENOENT;
-	if (item && !item->dir) {
-		rc = -ENOMEM;
-		meta = cJSON_CreateObject();
-		if (meta &&
-		    cJSON_AddStringToObject(meta, "repo_type",
-					    hf->type == HF_REPO_DATASET ? "dataset" : "model") &&
-		    cJSON_AddStringToObject(meta, "repo", repo->repo_id) &&
-		    cJSON_AddStringToObject(meta, "commit", repo->commit) &&
-		    cJSON_AddStringToObject(meta, "path", place.inside) &&
-		    cJSON_AddBoolToObject(meta, "lfs", item->digest.algo == DIGEST_SHA256) &&
-		    (*json = cJSON_PrintUnformatted(meta)) != NULL)
-			rc = 0;
-	}
+		return rc == -EISDIR ? -ENOENT : rc;
+	rc = -ENOMEM;
+	meta = cJSON_CreateObject();
+	if (meta &&
+	    cJSON_AddStringToObject(meta, "repo_type",
+				    hf->type == HF_REPO_DATASET ? "dataset" : "model") &&
+	    cJSON_AddStringToObject(meta, "repo", repo->repo_id) &&
+	    cJSON_AddStringToObject(meta, "commit", repo->commit) &&
+	    cJSON_AddStringToObject(meta, "path", place.inside) &&
+	    cJSON_AddBoolToObject(meta, "lfs", item->digest.algo == DIGEST_SHA256) &&
+	    (*json = cJSON_PrintUnformatted(meta)) != NULL)
+		rc = 0;
 	cJSON_Delete(meta);
 	repo_put(hub, repo);
 	return rc;
