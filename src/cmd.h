@@ -1,0 +1,46 @@
+/* cmd.h: the omnihub command's subcommands, one function each, and what
+ * they share: the settings, the core (opened only by those that need it),
+ * the output mode. Not for: parsing the options every subcommand takes
+ * (omnihub.c), or anything the mount does. */
+#ifndef OMNIHUB_CMD_H
+#define OMNIHUB_CMD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct config;
+struct core;
+
+/* Exit codes, documented in omnihub(1). */
+enum cmd_exit {
+	CMD_EXIT_OK = 0,
+	CMD_EXIT_FAILED = 1,   /* something asked for failed (each said why) */
+	CMD_EXIT_USAGE = 2,    /* a bad command line or setting */
+	CMD_EXIT_CORRUPT = 3,  /* verify found a cached file that is wrong */
+	CMD_EXIT_NOT_FOUND = 4, /* a path no hub has */
+};
+
+struct cmd_ctx {
+	const struct config *cfg; /* the effective settings */
+	struct core *core;        /* NULL until cmd_core opens it */
+	bool json;                /* --json: one JSON document on stdout */
+	bool tty;                 /* stdout is a terminal (progress bars) */
+	FILE *out;                /* stdout */
+	const char *program;      /* for messages: "omnihub" */
+};
+
+/* The core, opened on first call (no hub opens until one is named); NULL
+ * after printing why it cannot. */
+struct core *cmd_core(struct cmd_ctx *ctx);
+
+/* Each returns an enum cmd_exit; argv[0] is the subcommand's name. */
+int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_info(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_pull(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_du(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_config(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_where(struct cmd_ctx *ctx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,74 @@
+/* core.h: one session over the hubs, shared by the mount (fs.c) and the
+ * omnihub command: the cache and its blob store, the fetcher, the
+ * transfers, the downloads, the catalogs and the hubs, each hub opened only
+ * when first asked for. Not for: FUSE (fs.c) or a command line (main.c,
+ * omnihub.c). */
+#ifndef OMNIHUB_CORE_H
+#define OMNIHUB_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hub.h"
+
+struct blob_store;
+struct cache;
+struct config;
+struct download_set;
+struct transfer_engine;
+
+struct core;
+
+/* Opens the cache (sweeping what a crash left), the transfers and the
+ * catalogs: local files only, no hub and no request. On failure writes one
+ * sentence to why. cfg must outlive the core. */
+int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size);
+/* Stops every transfer (their partial state kept) and answers every
+ * waiter with EINTR, then waits for the jobs. */
+void core_shutdown(struct core *core);
+/* Shuts down if needed; frees everything, closing the hubs. */
+void core_free(struct core *core);
+
+const struct config *core_config(const struct core *core);
+struct cache *core_cache(struct core *core);
+struct blob_store *core_blobs(struct core *core);
+struct transfer_engine *core_engine(struct core *core);
+struct download_set *core_downloads(struct core *core);
+
+/* The hubs this build and the catalogs name, opened or not, in the order
+ * of the mount's root. */
+size_t core_hub_count(const struct core *core);
+const char *core_hub_name(const struct core *core, size_t i);
+
+/* Called after a hub's refresh replaced its index (hub_env.index_changed);
+ * set before any hub opens. */
+void core_on_index_changed(struct core *core, void (*fn)(void *ctx, struct hub *hub),
+			   void *ctx);
+
+/* The hub of that name, opened on first use (its index loaded, from the
+ * cache when fresh). -ENOENT for a name no hub has; -EIO when it cannot
+ * open, with the sentence in why (and again on every later call). */
+int core_hub(struct core *core, const char *name, struct hub **out, char *why,
+	     size_t why_size);
+/* The mount: opens every hub at once, leaving out (with a log line) those
+ * that cannot open; fails only when none can. *hubs is an array of the
+ * opened ones, owned by the core. Call before any core_hub. */
+int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why,
+		  size_t why_size);
+
+/* Splits "onnx/resnet18/model.onnx" (no leading or trailing '/') into its
+ * hub, opened, and the path in it ("" for the hub's root). */
+int core_resolve(struct core *core, const char *path, struct hub **hub, const char **rest,
+		 char *why, size_t why_size);
+
+/* Makes what the hub's path names present and verified in the cache
+ * (download, check, stage), waiting in the calling thread; a download
+ * another process runs is joined, not repeated. 0 or -errno (ENOENT,
+ * EACCES, ETIMEDOUT, ENOSPC, EIO, EINTR...); every failure is logged. */
+int core_ensure(struct core *core, struct hub *hub, const char *path);
+/* Whether it is present now, judged without any request or hashing; and
+ * where, as an absolute path (*where is the caller's; NULL when absent). */
+int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
+		char **where);
+
+#endif
