@@ -762,3 +762,44 @@ out:
 	pthread_mutex_unlock(&store->lock);
 	free(victims);
 }
+
+/* ---- use ---- */
+
+static void add_usage(struct blob_store *store, const char *dir_name, struct blob_usage *usage)
+{
+	char dir[64];
+	struct dirent *d;
+	DIR *stream;
+	int fd;
+
+	snprintf(dir, sizeof(dir), BLOB_DIR "/%s", dir_name);
+	stream = cache_opendir(store->cache, dir);
+	if (!stream)
+		return;
+	fd = dirfd(stream);
+	while ((d = readdir(stream)) != NULL) {
+		struct stat st;
+		size_t n;
+
+		if (d->d_name[0] == '.' || fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (has_suffix(d->d_name, ".partial", &n)) {
+			/* Sparse while it fills: the blocks say what is there. */
+			usage->partial_bytes += (uint64_t)st.st_blocks * 512;
+			usage->partials++;
+		} else if (!has_suffix(d->d_name, ".state", &n)) {
+			usage->bytes += (uint64_t)st.st_size;
+			usage->blobs++;
+		}
+	}
+	closedir(stream);
+}
+
+void blob_store_usage(struct blob_store *store, struct blob_usage *usage)
+{
+	memset(usage, 0, sizeof(*usage));
+	usage->max = store->cache_max;
+	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++)
+		add_usage(store, blob_dirs[i], usage);
+}

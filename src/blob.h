@@ -84,4 +84,14 @@ void blob_store_make_room(struct blob_store *store, uint64_t need);
 /* Records a use, for eviction order. */
 void blob_store_touch(struct blob_store *store, const struct digest_spec *digest);
 
+/* What the store holds now, counted from the directory (any process's). */
+struct blob_usage {
+	uint64_t bytes;         /* complete blobs */
+	uint64_t blobs;
+	uint64_t partial_bytes; /* on disk in partial blobs */
+	uint64_t partials;
+	uint64_t max;           /* cache_max; 0: no limit */
+};
+void blob_store_usage(struct blob_store *store, struct blob_usage *usage);
+
 #endif
