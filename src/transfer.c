@@ -1373,3 +1373,95 @@ int transfer_error(struct transfer *t)
 	pthread_mutex_unlock(&t->engine->lock);
 	return rc;
 }
+
+/* ---- status ---- */
+
+/* Bytes of t on disk: what this process landed, or (following) what the
+ * writer's sidecar says is complete. */
+static uint64_t bytes_present_locked(const struct transfer *t)
+{
+	uint64_t done = 0;
+
+	if (t->state == STATE_DONE)
+		return t->size;
+	for (size_t p = 0; p < t->npieces; p++) {
+		uint64_t piece = piece_end(t, p) - piece_start(t, p);
+		uint64_t landed = t->landed ? t->landed[p] : 0;
+
+		if (bitmap_get(&t->partial.state.pieces, p))
+			landed = piece;
+		done += landed < piece ? landed : piece;
+	}
+	return done;
+}
+
+static const char *state_name(enum transfer_state state)
+{
+	switch (state) {
+	case STATE_RUNNING: return "running";
+	case STATE_FOLLOWING: return "following";
+	case STATE_DONE: return "done";
+	case STATE_FAILED: break;
+	}
+	return "failed";
+}
+
+int transfer_engine_list(struct transfer_engine *engine, struct transfer_status **out,
+			 size_t *count)
+{
+	struct transfer_status *list = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*count = 0;
+	pthread_mutex_lock(&engine->lock);
+	for (struct transfer *t = engine->transfers; t; t = t->next) {
+		struct transfer_status *s;
+
+		if (t->released)
+			continue;
+		if (n == cap) {
+			size_t grown_cap = cap ? 2 * cap : 8;
+			struct transfer_status *grown = realloc(list, grown_cap * sizeof(*grown));
+			if (!grown) {
+				rc = -ENOMEM;
+				break;
+			}
+			list = grown;
+			cap = grown_cap;
+		}
+		s = &list[n];
+		memset(s, 0, sizeof(*s));
+		s->label = strdup(t->label);
+		if (!s->label) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
+		s->state = state_name(t->state);
+		s->digest = t->digest;
+		s->size = t->size;
+		s->present = bytes_present_locked(t);
+		s->fetched = t->fetched;
+		s->seconds = seconds_since(&t->started);
+		s->connections = t->calls_inflight;
+		for (const struct waiter *w = t->waiters; w; w = w->next)
+			s->waiters++;
+	}
+	pthread_mutex_unlock(&engine->lock);
+	if (rc) {
+		transfer_status_free(list, n);
+		return rc;
+	}
+	*out = list;
+	*count = n;
+	return 0;
+}
+
+void transfer_status_free(struct transfer_status *list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(list[i].label);
+	free(list);
+}

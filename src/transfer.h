@@ -90,4 +90,24 @@ int transfer_fd(const struct transfer *transfer);
 /* 0 while running or complete, else the -errno it failed with. */
 int transfer_error(struct transfer *transfer);
 
+/* One transfer as status shows it: a snapshot. */
+struct transfer_status {
+	char *label;         /* owned: the file it is for, as the mount names it */
+	const char *state;   /* "running", "following" (another process
+				writes it), "done" or "failed" */
+	struct digest_spec digest;
+	uint64_t size;
+	uint64_t present;    /* bytes on disk */
+	uint64_t fetched;    /* bytes this process received */
+	double seconds;      /* since it started */
+	unsigned connections; /* requests in flight */
+	unsigned waiters;    /* readers waiting for it */
+};
+
+/* Snapshots every transfer alive (in use by a reader or a job); *out is
+ * the caller's, freed with transfer_status_free. */
+int transfer_engine_list(struct transfer_engine *engine, struct transfer_status **out,
+			 size_t *count);
+void transfer_status_free(struct transfer_status *list, size_t count);
+
 #endif
