@@ -14,15 +14,13 @@
 #include <unistd.h>
 
 #include "blob.h"
-#include "budget.h"
 #include "cache.h"
-#include "catalog.h"
 #include "config.h"
+#include "core.h"
 #include "download.h"
 #include "fetch.h"
 #include "fs.h"
 #include "hub.h"
-#include "hub_catalog.h"
 #include "log.h"
 #include "transfer.h"
 #include "tree.h"
@@ -49,17 +47,14 @@ struct handle {
 };
 
 struct fs {
-	const struct config *config; /* borrowed from main */
-	struct cache *cache;
+	struct core *core;           /* borrowed from main: the session */
+	const struct config *config; /* the core's */
+	struct cache *cache;         /* the core's, as are the three below */
 	struct blob_store *blobs;
-	struct fetcher *fetcher;
 	struct transfer_engine *engine;
-	struct hub_env env;          /* lent to every hub */
-	struct budgets *budgets;     /* the hubs' request budgets per host */
-	struct catalog_set *catalogs; /* for the hubs made from catalogs */
-	struct hub *hubs;            /* the hubs that opened; owned */
-	size_t nhubs;
 	struct download_set *downloads;
+	struct hub *hubs;            /* the core's open hubs */
+	size_t nhubs;
 	struct tree *tree;
 	pthread_mutex_t handles_lock; /* guards handles */
 	struct handle *handles;      /* every open file: the kernel does not
@@ -157,54 +152,8 @@ void fs_set_session(struct fs *fs, struct fuse_session *session)
 	fs->session = session;
 }
 
-/* Opens one hub named name of ops (a catalog's hub, or ops's own). A hub
- * that cannot open is left out, with its reason logged. */
-static void open_hub(struct fs *fs, const struct hub_ops *ops, const char *name, size_t nwanted,
-		     char *why, size_t why_size)
+int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 {
-	struct hub *hub = &fs->hubs[fs->nhubs];
-	char hub_why[512];
-
-	hub->ops = ops;
-	hub->env = &fs->env;
-	hub->name = name;
-	if (hub->ops->open(hub, hub_why, sizeof(hub_why)) == 0) {
-		fs->nhubs++;
-		return;
-	}
-	snprintf(why, why_size, "%s hub: %s", name, hub_why);
-	if (nwanted > 1) /* else the mount fails with why */
-		log_error("%s hub left out: %s", name, hub_why);
-	memset(hub, 0, sizeof(*hub));
-}
-
-/* Every hub of the registry, those made from catalogs once per catalog
- * hub; the mount needs at least one. */
-static int open_hubs(struct fs *fs, char *why, size_t why_size)
-{
-	size_t nwanted = 0;
-
-	for (size_t i = 0; i < hub_registry_count; i++)
-		nwanted += hub_registry[i]->flags & HUB_FROM_CATALOGS ? fs->catalogs->nhubs : 1;
-	fs->hubs = calloc(nwanted ? nwanted : 1, sizeof(*fs->hubs));
-	fs->hubs_changed = calloc(nwanted ? nwanted : 1, sizeof(*fs->hubs_changed));
-	if (!fs->hubs || !fs->hubs_changed)
-		return -ENOMEM;
-	for (size_t i = 0; i < hub_registry_count; i++) {
-		const struct hub_ops *ops = hub_registry[i];
-		if (!(ops->flags & HUB_FROM_CATALOGS)) {
-			open_hub(fs, ops, ops->name, nwanted, why, why_size);
-			continue;
-		}
-		for (size_t c = 0; c < fs->catalogs->nhubs; c++)
-			open_hub(fs, ops, fs->catalogs->hubs[c].name, nwanted, why, why_size);
-	}
-	return fs->nhubs ? 0 : -EIO;
-}
-
-int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size)
-{
-	const char *cache_why;
 	struct fs *fs;
 	int rc = -ENOMEM;
 
@@ -213,57 +162,20 @@ int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size
 	fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
-	fs->config = cfg;
+	fs->core = core;
+	fs->config = core_config(core);
+	fs->cache = core_cache(core);
+	fs->blobs = core_blobs(core);
+	fs->engine = core_engine(core);
+	fs->downloads = core_downloads(core);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);
 	pthread_cond_init(&fs->notify_cond, NULL);
-	rc = cache_open(&fs->cache, cfg->cache_dir, &cache_why);
-	if (rc) {
-		snprintf(why, why_size, "cannot use the cache directory %s: %s", cfg->cache_dir,
-			 cache_why);
+	fs->hubs_changed = calloc(core_hub_count(core) + 1, sizeof(*fs->hubs_changed));
+	if (!fs->hubs_changed)
 		goto out;
-	}
-	rc = blob_store_open(&fs->blobs, fs->cache, cfg->cache_max);
-	if (rc)
-		goto out;
-	/* Before any transfer: what a crash left is kept or cleared now. */
-	blob_store_sweep(fs->blobs);
-	rc = budgets_new(&fs->budgets);
-	if (rc)
-		goto out;
-	rc = fetcher_new(&fs->fetcher, cfg->cacert);
-	if (rc)
-		goto out;
-	struct transfer_options options = {
-		.connections = cfg->connections,
-		.piece_size = cfg->piece_size,
-		.retries = cfg->retries,
-		.stall_seconds = (long)cfg->stall_timeout,
-	};
-	rc = transfer_engine_new(&fs->engine, fs->fetcher, fs->blobs, &options);
-	if (rc)
-		goto out;
-	struct download_options download_options = {
-		.offline = cfg->offline,
-		.limits = stage_default_limits,
-		.convert_timeout = hub_catalog_convert_timeout(cfg),
-	};
-	download_options.limits.max_ratio = cfg->max_unpack_ratio;
-	download_options.limits.max_bytes = cfg->max_unpack_size;
-	rc = download_set_new(&fs->downloads, fs->cache, fs->blobs, fs->engine, &download_options);
-	if (rc)
-		goto out;
-	rc = hub_catalog_load(cfg, &fs->catalogs, why, why_size);
-	if (rc)
-		goto out;
-	fs->env = (struct hub_env){ .config = cfg,
-				    .fetcher = fs->fetcher,
-				    .cache = fs->cache,
-				    .budgets = fs->budgets,
-				    .catalogs = fs->catalogs,
-				    .index_changed = on_index_changed,
-				    .index_changed_ctx = fs };
-	rc = open_hubs(fs, why, why_size);
+	core_on_index_changed(core, on_index_changed, fs);
+	rc = core_open_all(core, &fs->hubs, &fs->nhubs, why, why_size);
 	if (rc)
 		goto out;
 	rc = tree_new(&fs->tree, fs->hubs, fs->nhubs, fs->cache);
@@ -295,35 +207,22 @@ void fs_shutdown(struct fs *fs)
 	if (!fs)
 		return;
 	notifier_stop(fs);
-	transfer_engine_shutdown(fs->engine);
-	if (fs->downloads)
-		download_set_drain(fs->downloads); /* their readers are answered now */
+	core_shutdown(fs->core); /* the readers waiting are answered now */
 }
 
 void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
-	/* Transfers stop first, their waiters answered; then the jobs that
-	 * waited on them end, and nothing uses the cache or the fetcher. */
-	notifier_stop(fs);
-	transfer_engine_shutdown(fs->engine);
-	download_set_free(fs->downloads);
+	/* Transfers stop first, their waiters answered, before the handles
+	 * that hold them go; the core itself is main's. */
+	fs_shutdown(fs);
 	while (fs->handles) {
 		struct handle *h = fs->handles;
 		fs->handles = h->next;
 		handle_free(h);
 	}
-	transfer_engine_free(fs->engine);
 	tree_free(fs->tree);
-	for (size_t i = 0; i < fs->nhubs; i++)
-		fs->hubs[i].ops->close(&fs->hubs[i]);
-	free(fs->hubs);
-	hub_catalog_unload(fs->catalogs);
-	fetcher_free(fs->fetcher);
-	budgets_free(fs->budgets);
-	blob_store_close(fs->blobs);
-	cache_close(fs->cache);
 	free(fs->hubs_changed);
 	pthread_cond_destroy(&fs->notify_cond);
 	pthread_mutex_destroy(&fs->notify_lock);

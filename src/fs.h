@@ -7,22 +7,22 @@
 
 #include <fuse_lowlevel.h>
 
-struct config;
+struct core;
 
 /* The session context, handed to libfuse as userdata: everything shared by
  * the FUSE threads lives here. */
 struct fs;
 
-/* Opens the cache and every hub (fetching their indexes). On failure writes
- * one sentence to why. cfg must outlive the fs. */
-int fs_new(struct fs **out, const struct config *cfg, char *why, size_t why_size);
+/* Opens every hub of the core (fetching their indexes). On failure writes
+ * one sentence to why. The core must outlive the fs. */
+int fs_new(struct fs **out, struct core *core, char *why, size_t why_size);
 /* The session the kernel's notifications go through, once it exists. */
 void fs_set_session(struct fs *fs, struct fuse_session *session);
 /* Stops every transfer at once (their partial state kept for resumption)
  * and answers every waiting reader with EINTR: called when the FUSE loop
  * ends, before the unmount, so that the answers still reach the kernel. */
 void fs_shutdown(struct fs *fs);
-/* Shuts down if needed, waits for the jobs; frees everything. */
+/* Shuts down if needed; frees the handles and the tree (not the core). */
 void fs_free(struct fs *fs);
 
 extern const struct fuse_lowlevel_ops fs_operations;

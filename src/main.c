@@ -17,6 +17,7 @@
 #include <fuse_lowlevel.h>
 
 #include "config.h"
+#include "core.h"
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
@@ -317,6 +318,7 @@ int main(int argc, char *argv[])
 	struct fuse_session *session = NULL;
 	struct config cfg = { 0 };
 	bool curl_ready = false, mounted = false, handlers = false;
+	struct core *core = NULL;
 	struct fs *fs = NULL;
 	const char *why = NULL;
 	char fs_why[1024];
@@ -368,7 +370,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	curl_ready = true;
-	if (fs_new(&fs, &cfg, fs_why, sizeof(fs_why)) != 0) {
+	if (core_new(&core, &cfg, fs_why, sizeof(fs_why)) != 0 ||
+	    fs_new(&fs, core, fs_why, sizeof(fs_why)) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, fs_why);
 		goto out;
 	}
@@ -403,6 +406,7 @@ out:
 	if (session)
 		fuse_session_destroy(session);
 	fs_free(fs);
+	core_free(core);
 	if (curl_ready)
 		curl_global_cleanup();
 	config_free(&cfg);

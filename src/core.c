@@ -1,0 +1,350 @@
+/* core.c: one session over the hubs, shared by the mount (fs.c) and the
+ * omnihub command: the cache and its blob store, the fetcher, the
+ * transfers, the downloads, the catalogs and the hubs, each hub opened only
+ * when first asked for. Not for: FUSE (fs.c) or a command line (main.c,
+ * omnihub.c). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blob.h"
+#include "budget.h"
+#include "cache.h"
+#include "catalog.h"
+#include "config.h"
+#include "core.h"
+#include "download.h"
+#include "fetch.h"
+#include "hub_catalog.h"
+#include "log.h"
+#include "transfer.h"
+
+/* A hub this session may open: a registry entry, or one catalog hub. */
+struct candidate {
+	const struct hub_ops *ops;
+	const char *name;  /* borrowed: ops->name or the catalogs' */
+	int rc;            /* 1: not opened yet; 0: open; -errno: cannot */
+	char *why;         /* owned; why it cannot open, as the hub said */
+	struct hub *hub;   /* in core->hubs, once open */
+};
+
+struct core {
+	const struct config *config; /* borrowed */
+	struct cache *cache;
+	struct blob_store *blobs;
+	struct budgets *budgets;     /* the hubs' request budgets per host */
+	struct fetcher *fetcher;
+	struct transfer_engine *engine;
+	struct download_set *downloads;
+	struct catalog_set *catalogs; /* for the hubs made from catalogs */
+	struct hub_env env;          /* lent to every hub */
+	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
+	struct candidate *candidates; /* owned */
+	size_t ncandidates;
+	struct hub *hubs; /* owned; the open ones, in the order they opened,
+			     never moved (room for every candidate) */
+	size_t nhubs;
+	bool shut_down;
+};
+
+static int add_candidates(struct core *core)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < hub_registry_count; i++)
+		n += hub_registry[i]->flags & HUB_FROM_CATALOGS ? core->catalogs->nhubs : 1;
+	core->candidates = calloc(n ? n : 1, sizeof(*core->candidates));
+	core->hubs = calloc(n ? n : 1, sizeof(*core->hubs));
+	if (!core->candidates || !core->hubs)
+		return -ENOMEM;
+	for (size_t i = 0; i < hub_registry_count; i++) {
+		const struct hub_ops *ops = hub_registry[i];
+		size_t count = ops->flags & HUB_FROM_CATALOGS ? core->catalogs->nhubs : 1;
+
+		for (size_t c = 0; c < count; c++) {
+			struct candidate *cand = &core->candidates[core->ncandidates++];
+			cand->ops = ops;
+			cand->name = ops->flags & HUB_FROM_CATALOGS ? core->catalogs->hubs[c].name
+								  : ops->name;
+			cand->rc = 1;
+		}
+	}
+	return 0;
+}
+
+int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size)
+{
+	const char *cache_why;
+	struct core *core;
+	int rc;
+
+	*out = NULL;
+	snprintf(why, why_size, "out of memory");
+	core = calloc(1, sizeof(*core));
+	if (!core)
+		return -ENOMEM;
+	core->config = cfg;
+	pthread_mutex_init(&core->hubs_lock, NULL);
+	rc = cache_open(&core->cache, cfg->cache_dir, &cache_why);
+	if (rc) {
+		snprintf(why, why_size, "cannot use the cache directory %s: %s", cfg->cache_dir,
+			 cache_why);
+		goto out;
+	}
+	rc = blob_store_open(&core->blobs, core->cache, cfg->cache_max);
+	if (rc)
+		goto out;
+	/* Before any transfer: what a crash left is kept or cleared now. */
+	blob_store_sweep(core->blobs);
+	rc = budgets_new(&core->budgets);
+	if (rc)
+		goto out;
+	rc = fetcher_new(&core->fetcher, cfg->cacert);
+	if (rc)
+		goto out;
+	struct transfer_options options = {
+		.connections = cfg->connections,
+		.piece_size = cfg->piece_size,
+		.retries = cfg->retries,
+		.stall_seconds = (long)cfg->stall_timeout,
+	};
+	rc = transfer_engine_new(&core->engine, core->fetcher, core->blobs, &options);
+	if (rc)
+		goto out;
+	struct download_options download_options = {
+		.offline = cfg->offline,
+		.limits = stage_default_limits,
+		.convert_timeout = hub_catalog_convert_timeout(cfg),
+	};
+	download_options.limits.max_ratio = cfg->max_unpack_ratio;
+	download_options.limits.max_bytes = cfg->max_unpack_size;
+	rc = download_set_new(&core->downloads, core->cache, core->blobs, core->engine,
+			      &download_options);
+	if (rc)
+		goto out;
+	rc = hub_catalog_load(cfg, &core->catalogs, why, why_size);
+	if (rc)
+		goto out;
+	core->env = (struct hub_env){ .config = cfg,
+				      .fetcher = core->fetcher,
+				      .cache = core->cache,
+				      .budgets = core->budgets,
+				      .catalogs = core->catalogs };
+	rc = add_candidates(core);
+	if (rc)
+		goto out;
+	*out = core;
+	core = NULL;
+	why[0] = '\0';
+out:
+	core_free(core);
+	return rc;
+}
+
+void core_shutdown(struct core *core)
+{
+	if (!core || core->shut_down)
+		return;
+	core->shut_down = true;
+	transfer_engine_shutdown(core->engine);
+	if (core->downloads)
+		download_set_drain(core->downloads); /* their waiters are answered now */
+}
+
+void core_free(struct core *core)
+{
+	if (!core)
+		return;
+	/* Transfers stop first, their waiters answered; then the jobs that
+	 * waited on them end, and nothing uses the cache or the fetcher. */
+	transfer_engine_shutdown(core->engine);
+	download_set_free(core->downloads);
+	transfer_engine_free(core->engine);
+	for (size_t i = 0; i < core->nhubs; i++)
+		core->hubs[i].ops->close(&core->hubs[i]);
+	free(core->hubs);
+	for (size_t i = 0; i < core->ncandidates; i++)
+		free(core->candidates[i].why);
+	free(core->candidates);
+	hub_catalog_unload(core->catalogs);
+	fetcher_free(core->fetcher);
+	budgets_free(core->budgets);
+	blob_store_close(core->blobs);
+	cache_close(core->cache);
+	pthread_mutex_destroy(&core->hubs_lock);
+	free(core);
+}
+
+const struct config *core_config(const struct core *core)
+{
+	return core->config;
+}
+
+struct cache *core_cache(struct core *core)
+{
+	return core->cache;
+}
+
+struct blob_store *core_blobs(struct core *core)
+{
+	return core->blobs;
+}
+
+struct transfer_engine *core_engine(struct core *core)
+{
+	return core->engine;
+}
+
+struct download_set *core_downloads(struct core *core)
+{
+	return core->downloads;
+}
+
+size_t core_hub_count(const struct core *core)
+{
+	return core->ncandidates;
+}
+
+const char *core_hub_name(const struct core *core, size_t i)
+{
+	return i < core->ncandidates ? core->candidates[i].name : NULL;
+}
+
+void core_on_index_changed(struct core *core, void (*fn)(void *ctx, struct hub *hub), void *ctx)
+{
+	core->env.index_changed = fn;
+	core->env.index_changed_ctx = ctx;
+}
+
+/* Opens one candidate into the next free slot of core->hubs; under
+ * hubs_lock. Its index may be fetched: the command opens one hub, the
+ * mount all of them before it serves anything. */
+static int open_candidate_locked(struct core *core, struct candidate *cand)
+{
+	struct hub *hub = &core->hubs[core->nhubs];
+	char hub_why[512];
+
+	if (cand->rc <= 0)
+		return cand->rc;
+	hub->ops = cand->ops;
+	hub->env = &core->env;
+	hub->name = cand->name;
+	if (hub->ops->open(hub, hub_why, sizeof(hub_why)) == 0) {
+		cand->rc = 0;
+		cand->hub = hub;
+		core->nhubs++;
+		return 0;
+	}
+	memset(hub, 0, sizeof(*hub));
+	cand->rc = -EIO;
+	cand->why = strdup(hub_why);
+	return cand->rc;
+}
+
+int core_hub(struct core *core, const char *name, struct hub **out, char *why, size_t why_size)
+{
+	struct candidate *cand = NULL;
+	int rc;
+
+	*out = NULL;
+	for (size_t i = 0; i < core->ncandidates && !cand; i++)
+		if (strcmp(core->candidates[i].name, name) == 0)
+			cand = &core->candidates[i];
+	if (!cand) {
+		snprintf(why, why_size, "no hub is named '%s'", name);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&core->hubs_lock);
+	rc = open_candidate_locked(core, cand);
+	if (rc == 0)
+		*out = cand->hub;
+	else
+		snprintf(why, why_size, "%s hub: %s", name, cand->why ? cand->why : "cannot open");
+	pthread_mutex_unlock(&core->hubs_lock);
+	return rc;
+}
+
+int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why,
+		  size_t why_size)
+{
+	const struct candidate *last = NULL;
+
+	pthread_mutex_lock(&core->hubs_lock);
+	for (size_t i = 0; i < core->ncandidates; i++) {
+		struct candidate *cand = &core->candidates[i];
+
+		if (open_candidate_locked(core, cand) == 0)
+			continue;
+		last = cand;
+		if (core->ncandidates > 1) /* else the mount fails with why */
+			log_error("%s hub left out: %s", cand->name,
+				  cand->why ? cand->why : "cannot open");
+	}
+	*hubs = core->hubs;
+	*nhubs = core->nhubs;
+	if (core->nhubs == 0 && last)
+		snprintf(why, why_size, "%s hub: %s", last->name, last->why ? last->why : "cannot open");
+	else if (core->nhubs == 0)
+		snprintf(why, why_size, "no hub to open");
+	pthread_mutex_unlock(&core->hubs_lock);
+	return core->nhubs ? 0 : -EIO;
+}
+
+int core_resolve(struct core *core, const char *path, struct hub **hub, const char **rest,
+		 char *why, size_t why_size)
+{
+	char name[256];
+	size_t len = strcspn(path, "/");
+
+	*hub = NULL;
+	*rest = NULL;
+	if (len == 0 || len >= sizeof(name)) {
+		snprintf(why, why_size, "'%s' names no hub", path);
+		return -ENOENT;
+	}
+	memcpy(name, path, len);
+	name[len] = '\0';
+	*rest = path[len] == '/' ? path + len + 1 : path + len;
+	return core_hub(core, name, hub, why, why_size);
+}
+
+int core_ensure(struct core *core, struct hub *hub, const char *path)
+{
+	char label[4096];
+	struct source src;
+	int rc;
+
+	rc = hub->ops->source(hub, path, &src);
+	if (rc)
+		return rc;
+	snprintf(label, sizeof(label), "%s%s%s", hub->name, path[0] ? "/" : "", path);
+	rc = download_ensure(core->downloads, &src, label);
+	source_clear(&src);
+	return rc;
+}
+
+int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
+		char **where)
+{
+	struct source src;
+	int rc;
+
+	*present = false;
+	if (where)
+		*where = NULL;
+	rc = hub->ops->source(hub, path, &src);
+	if (rc)
+		return rc;
+	*present = download_is_present(core->downloads, &src);
+	if (*present && where &&
+	    asprintf(where, "%s/%s", cache_root(core->cache), src.cache_path) < 0) {
+		*where = NULL;
+		rc = -ENOMEM;
+	}
+	source_clear(&src);
+	return rc;
+}
