@@ -348,3 +348,58 @@ int core_cached(struct core *core, struct hub *hub, const char *path, bool *pres
 	source_clear(&src);
 	return rc;
 }
+
+/* url without a user:password@ (a credential has no place in what is shown). */
+static char *public_url(const char *url)
+{
+	const char *scheme_end = strstr(url, "://"), *host, *at;
+	char *out;
+
+	if (!scheme_end)
+		return strdup(url);
+	host = scheme_end + 3;
+	at = memchr(host, '@', strcspn(host, "/?#"));
+	if (!at)
+		return strdup(url);
+	if (asprintf(&out, "%.*s%s", (int)(host - url), url, at + 1) < 0)
+		return NULL;
+	return out;
+}
+
+int core_url(struct hub *hub, const char *path, char **url)
+{
+	struct source src;
+	char *given = NULL;
+	int rc;
+
+	*url = NULL;
+	if (hub->ops->url) {
+		rc = hub->ops->url(hub, path, &given);
+	} else {
+		rc = hub->ops->source(hub, path, &src);
+		if (rc == 0) {
+			given = src.url;
+			src.url = NULL;
+			source_clear(&src);
+		}
+	}
+	if (rc)
+		return rc;
+	*url = public_url(given);
+	free(given);
+	return *url ? 0 : -ENOMEM;
+}
+
+int core_meta(struct hub *hub, const char *path, char **json)
+{
+	int rc;
+
+	*json = NULL;
+	if (hub->ops->meta) {
+		rc = hub->ops->meta(hub, path, json);
+		if (rc != -ENOENT)
+			return rc;
+	}
+	*json = strdup("{}");
+	return *json ? 0 : -ENOMEM;
+}

@@ -71,4 +71,10 @@ int core_ensure(struct core *core, struct hub *hub, const char *path);
 int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
 		char **where);
 
+/* Where a file's bytes come from, without credentials in it (*url is the
+ * caller's); it may take a request for a file whose size is unknown. */
+int core_url(struct hub *hub, const char *path, char **url);
+/* A file's metadata as a JSON object ("{}" when its hub has none). */
+int core_meta(struct hub *hub, const char *path, char **json);
+
 #endif

@@ -1002,23 +1002,6 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static const char *const xattr_names[] = { "url", "digest", "hub", "meta", "cached" };
 
-/* url without a user:password@ (a credential has no place in an xattr). */
-static char *public_url(const char *url)
-{
-	const char *scheme_end = strstr(url, "://"), *host, *at;
-	char *out;
-
-	if (!scheme_end)
-		return strdup(url);
-	host = scheme_end + 3;
-	at = memchr(host, '@', strcspn(host, "/?#"));
-	if (!at)
-		return strdup(url);
-	if (asprintf(&out, "%.*s%s", (int)(host - url), url, at + 1) < 0)
-		return NULL;
-	return out;
-}
-
 /* The value of user.omnihub.<which> of node into *out (the caller's):
  * 0, -ENODATA for a node without them or another name. */
 static int node_xattr(struct fs *fs, const struct node *node, const char *which, char **out)
@@ -1034,29 +1017,17 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 		*out = strdup(node->hub->name);
 		return *out ? 0 : -ENOMEM;
 	}
-	if (strcmp(which, "meta") == 0) {
-		if (node->hub->ops->meta) {
-			rc = node->hub->ops->meta(node->hub, node->path, out);
-			if (rc != -ENOENT)
-				return rc;
-		}
-		*out = strdup("{}");
-		return *out ? 0 : -ENOMEM;
-	}
+	if (strcmp(which, "meta") == 0)
+		return core_meta(node->hub, node->path, out);
 	if (strcmp(which, "digest") == 0) {
 		/* The digest is what the name stands for: the node has it. */
 		digest_spec_format(&node->digest, digest, sizeof(digest));
 		*out = strdup(digest);
 		return *out ? 0 : -ENOMEM;
 	}
-	if (strcmp(which, "url") == 0 && node->hub->ops->url) {
-		char *url = NULL;
-		rc = node->hub->ops->url(node->hub, node->path, &url);
-		*out = rc == 0 ? public_url(url) : NULL;
-		free(url);
-		return rc ? rc : *out ? 0 : -ENOMEM;
-	}
-	if (strcmp(which, "url") != 0 && strcmp(which, "cached") != 0)
+	if (strcmp(which, "url") == 0)
+		return core_url(node->hub, node->path, out);
+	if (strcmp(which, "cached") != 0)
 		return -ENODATA;
 	rc = node->hub->ops->source(node->hub, node->path, &src);
 	if (rc && strcmp(which, "cached") == 0) {
@@ -1066,10 +1037,7 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 	}
 	if (rc)
 		return rc;
-	if (strcmp(which, "url") == 0)
-		*out = public_url(src.url);
-	else
-		*out = strdup(download_is_present(fs->downloads, &src) ? "yes" : "no");
+	*out = strdup(download_is_present(fs->downloads, &src) ? "yes" : "no");
 	source_clear(&src);
 	return *out ? 0 : -ENOMEM;
 }
