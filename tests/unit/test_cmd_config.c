@@ -18,10 +18,10 @@ static char user_path[128];
 
 /* Runs one subcommand with its output in memory, into *text (caller's). */
 static int run(int (*cmd)(struct cmd_ctx *, int, char **), const struct config *cfg, bool json,
-	       int argc, char **argv, char **text)
+               int argc, char **argv, char **text)
 {
 	size_t len = 0;
-	struct cmd_ctx ctx = { .cfg = cfg, .json = json, .program = "omnihub" };
+	struct cmd_ctx ctx = {.cfg = cfg, .json = json, .program = "omnihub"};
 	int rc;
 
 	*text = NULL;
@@ -59,7 +59,7 @@ static const char *field(const cJSON *item, const char *name)
 
 static void test_config_text(const struct config *cfg)
 {
-	char *argv[] = { "config", NULL }, *text = NULL, want[256];
+	char *argv[] = {"config", NULL}, *text = NULL, want[256];
 	int rc = run(cmd_config, cfg, false, 1, argv, &text);
 	int column = -1;
 	bool aligned = true;
@@ -91,7 +91,7 @@ static void test_config_text(const struct config *cfg)
 	tap_ok(text && strstr(text, "\n[onnx] offline") && strstr(text, want),
 	       "a per-hub setting as [onnx] offline");
 	tap_ok(text && strstr(text, "# environment $OMNIHUB_HOME\n") &&
-		       strstr(text, "\ncache_max ") && strstr(text, "# default\n"),
+	           strstr(text, "\ncache_max ") && strstr(text, "# default\n"),
 	       "environment and default origins");
 	tap_ok(text && !strstr(text, "secret"), "no secret printed");
 	free(text);
@@ -99,7 +99,7 @@ static void test_config_text(const struct config *cfg)
 
 static void test_config_json(const struct config *cfg)
 {
-	char *argv[] = { "config", NULL }, *text = NULL, want[256];
+	char *argv[] = {"config", NULL}, *text = NULL, want[256];
 	int rc = run(cmd_config, cfg, true, 1, argv, &text);
 	cJSON *doc = text ? cJSON_Parse(text) : NULL;
 	const cJSON *files = cJSON_GetObjectItem(doc, "files");
@@ -107,23 +107,23 @@ static void test_config_json(const struct config *cfg)
 	tap_ok(rc == CMD_EXIT_OK && doc, "omnihub config --json: one JSON document");
 	tap_ok(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "settings")) == 14, "14 settings");
 	tap_ok(strcmp(field(setting(doc, NULL, "cache"), "value"), "/env/cache") == 0 &&
-		       strcmp(field(setting(doc, NULL, "cache"), "origin"),
-			      "environment $OMNIHUB_HOME") == 0,
+	           strcmp(field(setting(doc, NULL, "cache"), "origin"),
+	                  "environment $OMNIHUB_HOME") == 0,
 	       "cache: value and origin");
 	snprintf(want, sizeof(want), "%s:1", user_path);
 	tap_ok(strcmp(field(setting(doc, NULL, "connections"), "value"), "2") == 0 &&
-		       strcmp(field(setting(doc, NULL, "connections"), "origin"), want) == 0,
+	           strcmp(field(setting(doc, NULL, "connections"), "origin"), want) == 0,
 	       "connections from the file");
 	tap_ok(strcmp(field(setting(doc, NULL, "cacert"), "value"), "(null)") == 0,
 	       "cacert unset: null");
 	snprintf(want, sizeof(want), "%s:4", user_path);
 	tap_ok(strcmp(field(setting(doc, "onnx", "offline"), "value"), "yes") == 0 &&
-		       strcmp(field(setting(doc, "onnx", "offline"), "origin"), want) == 0,
+	           strcmp(field(setting(doc, "onnx", "offline"), "origin"), want) == 0,
 	       "[onnx] offline: hub \"onnx\", key \"offline\"");
 	tap_ok(strcmp(field(setting(doc, NULL, "onnx_url"), "value"), "https://me:***@h/") == 0,
 	       "hub option, its password hidden");
 	tap_ok(strcmp(field(files, "user"), user_path) == 0 &&
-		       strcmp(field(files, "system"), "/nonexistent/system.conf") == 0,
+	           strcmp(field(files, "system"), "/nonexistent/system.conf") == 0,
 	       "files: user and system");
 	tap_ok(text && !strstr(text, "secret"), "no secret in the JSON");
 	cJSON_Delete(doc);
@@ -132,7 +132,7 @@ static void test_config_json(const struct config *cfg)
 
 static void test_where(const struct config *cfg)
 {
-	char *argv[] = { "where", NULL }, *extra[] = { "where", "now", NULL }, *text = NULL;
+	char *argv[] = {"where", NULL}, *extra[] = {"where", "now", NULL}, *text = NULL;
 	cJSON *doc;
 	int rc;
 
@@ -156,7 +156,7 @@ static void test_where(const struct config *cfg)
 
 int main(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_UNSET, .retries = -1 };
+	struct config_options none = {.index_ttl = CONFIG_INDEX_TTL_UNSET, .retries = -1};
 	char dir[] = "/tmp/omnihub-test-cmd-config-XXXXXX";
 	struct config cfg;
 	const char *why = NULL;
