@@ -311,7 +311,7 @@ static int run_loop(struct fuse_session *session, const struct fuse_cmdline_opts
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_DEFAULT,
+	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_UNSET,
 				   .options.retries = -1 };
 	struct config_options *opts = &cmdline.options;
 	struct fuse_cmdline_opts cmd = { 0 };
@@ -360,6 +360,7 @@ int main(int argc, char *argv[])
 	opts->nhub_options = cmdline.nhub_options;
 	if (config_resolve(&cfg, opts, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, why);
+		status = 2;
 		goto out;
 	}
 	/* Until the daemon detaches, messages go to the terminal that started it. */
