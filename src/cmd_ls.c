@@ -62,9 +62,10 @@ static void print_entry(struct ls_run *run, struct hub *hub, const char *path, c
 		cmd_size_text(e->size, size, sizeof(size));
 	else
 		snprintf(size, sizeof(size), "-");
-	fprintf(run->ctx->out, "%-7s %10s  %-6s  %-71s  %s%s%s%s\n", cmd_entry_type(e->type), size,
-	        cached, digest, shown, e->type == ENTRY_DIR ? "/" : "", target[0] ? " -> " : "",
-	        target);
+	/* The digest last: names line up, and a script can split at spaces. */
+	fprintf(run->ctx->out, "%-7s %10s  %-6s  %s%s%s%s%s%s\n", cmd_entry_type(e->type), size,
+	        cached, shown, e->type == ENTRY_DIR ? "/" : "", target[0] ? " -> " : "", target,
+	        file ? "  " : "", file ? digest : "");
 }
 
 /* Lists dir (in hub); shown names are relative to base (a prefix of dir). */
