@@ -893,7 +893,7 @@ int blob_store_gc(struct blob_store *store, const struct blob_gc *gc, uint64_t *
 	collect_all_locked(store, &blobs, &count, &used);
 	for (size_t i = 0; i < count; i++) {
 		struct blob_info *b = &blobs[i];
-		bool old = gc->unused_before && b->used.tv_sec < gc->unused_before;
+		bool old = gc->unused_before && b->used.tv_sec <= gc->unused_before;
 		int rc;
 
 		if (!old && used <= gc->max)

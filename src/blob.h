@@ -121,7 +121,7 @@ int blob_rehash(struct blob_store *store, const struct blob_info *blob,
 struct blob_gc {
 	uint64_t max;          /* least recently used first, down to this many
 				  bytes; UINT64_MAX: no limit */
-	time_t unused_before;  /* and every one last used before this; 0: none */
+	time_t unused_before;  /* and every one last used at or before this; 0: none */
 	bool dry_run;          /* only say what would go */
 	/* Called for each blob chosen: rc 0 when it went (would go), -EBUSY
 	 * when pinned and kept. NULL: nobody listens. */

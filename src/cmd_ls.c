@@ -64,8 +64,8 @@ static void print_entry(struct ls_run *run, struct hub *hub, const char *path, c
 		snprintf(size, sizeof(size), "-");
 	/* The digest last: names line up, and a script can split at spaces. */
 	fprintf(run->ctx->out, "%-7s %10s  %-6s  %s%s%s%s%s%s\n", cmd_entry_type(e->type), size,
-	        cached, shown, e->type == ENTRY_DIR ? "/" : "", target[0] ? " -> " : "", target,
-	        file ? "  " : "", file ? digest : "");
+	        cached, shown, e->type == ENTRY_DIR || e->type == ENTRY_ARCHIVE ? "/" : "",
+	        target[0] ? " -> " : "", target, file ? "  " : "", file ? digest : "");
 }
 
 /* Lists dir (in hub); shown names are relative to base (a prefix of dir). */
