@@ -419,5 +419,27 @@ def progress_bar_on_a_terminal_only(t):
           "no \\r nor escape when piped")
 
 
+@test
+def man_page_renders_and_matches_help(t):
+    page = os.path.join(SRCDIR, "man", "omnihub.1")
+    res = subprocess.run(["man", "--warnings", "-l", page], capture_output=True, text=True,
+                         env=dict(t.env, MANWIDTH="80", MANPAGER="cat", PAGER="cat"),
+                         timeout=COMMAND_TIMEOUT)
+    check_eq((res.returncode, res.stderr), (0, ""), "man --warnings -l man/omnihub.1")
+    text = res.stdout.replace("\u2010\n", "").replace("-\n", "")
+    usage = omnihub(t, "--help", hub=False).stdout
+    commands = [line.split()[0] for line in usage.split("Commands:\n")[1].split("\n\n")[0]
+                .splitlines()]
+    check(len(commands) >= 8, "commands in --help: %r" % commands)
+    for name in commands:
+        check(("\n       %s " % name) in text or ("\n       %s\n" % name) in text,
+              "the man page documents %s" % name)
+        sub = omnihub(t, name, "--help", hub=False).stdout
+        for option in set(w.strip(",[]") for w in sub.split() if w.startswith(("--", "[--"))):
+            check(option in text, "the man page documents %s %s" % (name, option))
+    for option in ("--json", "--verbose", "--cache", "--offline", "--version"):
+        check(option in usage and option in text, "%s in --help and the man page" % option)
+
+
 if __name__ == "__main__":
     run(zoo_servers, before_each=clear_logs)
