@@ -248,6 +248,7 @@ int main(int argc, char *argv[])
 	options_finish(&cmdline.options);
 	if (config_resolve(&cfg, &cmdline.options.config, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, why);
+		status = 2;
 		goto out;
 	}
 	/* Until the daemon detaches, messages go to the terminal that started it. */

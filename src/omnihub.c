@@ -62,11 +62,10 @@ static const struct subcommand subcommands[] = {
      "    --max SIZE             keep at most SIZE bytes (K, M, G, T suffixes)\n"
      "    --older DAYS           remove what was not used for DAYS days\n"
      "    -n, --dry-run          only print what would go\n"},
-    /* In src/cmd_config.c: */
-    {"config", NULL, "", "the effective settings, and where each came from",
+    {"config", cmd_config, "", "the effective settings, and where each came from",
      "Prints every setting with its value and its origin: a mount option,\n"
      "the environment, a config file (with its line) or the default.\n"},
-    {"where", NULL, "", "the cache directory", "Prints the cache directory.\n"},
+    {"where", cmd_where, "", "the cache directory", "Prints the cache directory.\n"},
 };
 
 #define NSUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))

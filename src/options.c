@@ -36,7 +36,7 @@ const struct fuse_opt options_spec[] = {
 void options_init(struct options *opts)
 {
 	memset(opts, 0, sizeof(*opts));
-	opts->config.index_ttl = CONFIG_INDEX_TTL_DEFAULT;
+	opts->config.index_ttl = CONFIG_INDEX_TTL_UNSET;
 	opts->config.retries = -1;
 }
 
