@@ -51,7 +51,9 @@ from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, check,  #
                            check_eq, fusermount, is_mounted, run, run_cli, sha256_file, test)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from zoo_server import ZooServer  # noqa: E402
+import make_hf_repos as hf_fx  # noqa: E402
+from hf_server import HfServer  # noqa: E402
+from zoo_server import ZooServer, make_tls  # noqa: E402
 
 MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
@@ -64,6 +66,7 @@ FSTAB_WORDS = ["nofail", "_netdev", "x-systemd.automount", "x-systemd.mount-time
 SYSLOG_LINE = re.compile(r"^<(\d+)>.*?omnihub-fuse\[(\d+)\]: (.*)$", re.S)
 LOG_DAEMON = 3  # syslog facility
 _PR_SET_CHILD_SUBREAPER = 36
+HF_TOKEN = "hf_SysMountToken0123456789abcdefXYZ"
 
 
 # ----------------------------------------------------------------------------- the fixture
@@ -100,10 +103,13 @@ class Syslog:
 
 
 class Shared:
-    def __init__(self, zoo, syslog, expected_sha256):
+    def __init__(self, zoo, syslog, expected_sha256, hf, hf_fixture_dir, hf_desc):
         self.zoo = zoo
         self.syslog = syslog
         self.expected_sha256 = expected_sha256
+        self.hf = hf
+        self.hf_fixture_dir = hf_fixture_dir
+        self.hf_desc = hf_desc
 
 
 def _mount(*args):
@@ -166,9 +172,14 @@ def system_hub(run_dir):
         raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
     served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",
                           "conv2d", "model", "conv2d-9.onnx")
+    hf_fixture_dir = os.path.join(run_dir, "hf-fixture")
+    hf_desc = hf_fx.make_repos(hf_fixture_dir)
+    tls_dir = os.path.join(run_dir, "hf-tls")
+    make_tls(tls_dir)
     try:
-        with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
-            yield Shared(zoo, syslog, sha256_file(served))
+        with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo, \
+                HfServer(hf_fixture_dir, tls_dir, token=HF_TOKEN) as hf:
+            yield Shared(zoo, syslog, sha256_file(served), hf, hf_fixture_dir, hf_desc)
     finally:
         syslog.close()
 
@@ -393,6 +404,36 @@ def daemon_logs_to_syslog(t):
     check(all("\n" not in r[2] for r in m.syslog()), "a syslog message spans lines")
     check(MODEL not in m.result.stderr, "the download was logged on the mount command's stderr")
     check_eq(m.stop(), None, "unmounting with umount")
+
+
+@test
+def token_stays_out_of_syslog(t):
+    """Mounted by mount(8) with -o hf_token_file=, the daemon reads a private Hugging Face
+    repo (so it used the token) and its syslog lines never carry the token."""
+    srv = t.shared.hf
+    token_file = os.path.join(t.dir, "hf-token")
+    with open(token_file, "w") as f:
+        f.write(HF_TOKEN + "\n")
+    options = ["cache=" + t.cache, "cacert=" + srv.cacert,
+               "onnx_index_url=" + srv.onnx_manifest_url,
+               "onnx_url=" + srv.endpoint + "/__onnx/files/",
+               "hf_endpoint=" + srv.endpoint, "hf_token_file=" + token_file]
+    m = SystemMount(t, ["mount", "-t", FSTYPE, "omnihub", t.mountpoint, "-o", ",".join(options)])
+    m.start()
+    check_mounted_by(m)
+    repo = hf_fx.find_repo(t.shared.hf_desc, hf_fx.PRIVATE_REPO, "model")
+    files = hf_fx.files_at(repo, "main")
+    check(files, "no files in the fixture's private repo")
+    for rel, f in sorted(files.items()):
+        path = os.path.join(t.mountpoint, "huggingface", *hf_fx.PRIVATE_REPO.split("/"), rel)
+        check_eq(sha256_file(path), f["sha256"], "sha256 of private " + rel)
+    check_eq(m.stop(), None, "unmounting with umount")
+    records = m.syslog()
+    t.note("syslog:\n" + "\n".join(r[2] for r in records))
+    check(any(hf_fx.PRIVATE_REPO in r[2] for r in records),
+          "no syslog line names %s" % hf_fx.PRIVATE_REPO)
+    check(not [r for r in records if HF_TOKEN in r[2]], "the token is in syslog")
+    check(HF_TOKEN not in m.result.stderr, "the token is on the mount command's stderr")
 
 
 @test
