@@ -351,7 +351,6 @@ static int detach_start(void)
 		_exit(n == 1 ? result : 1);
 	}
 	close(fds[0]);
-	setsid();
 	return fds[1];
 }
 
@@ -361,6 +360,8 @@ static void detach_finish(int fd)
 	const unsigned char ok = 0;
 	int null = open("/dev/null", O_RDWR);
 
+	/* Only now: until mounted, Ctrl-C on the terminal stops both. */
+	setsid();
 	if (chdir("/") != 0)
 		log_warn("cannot change to /: %s", strerror(errno));
 	if (null >= 0) {
