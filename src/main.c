@@ -4,6 +4,7 @@
 #include "build_config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -33,23 +34,37 @@
 struct cmdline {
 	struct options options; /* first: options_spec's offsets are within it */
 	char *mountpoint;       /* as given; NULL until seen */
+	char *source;           /* mount(8)'s device, when two non-options are given; or NULL */
 };
 
-/* Takes the hubs' options and the mount point out of the arguments (we,
- * not libfuse, explain what is wrong with a mount point). */
+/* Takes the hubs' options, the source and the mount point out of the
+ * arguments (we, not libfuse, explain what is wrong with a mount point).
+ * mount.fuse3 runs us as `omnihub-fuse SOURCE MOUNTPOINT -o OPTS`: with two
+ * non-options the first is the source, which only names the mount. */
 static int take_args(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct cmdline *cmdline = data;
 
 	(void)outargs;
-	if (key == FUSE_OPT_KEY_OPT)
+	if (key == FUSE_OPT_KEY_OPT) {
+		if (options_is_fstab_only(arg)) {
+			cmdline->options.continues_list = false;
+			return 0; /* dropped */
+		}
 		return options_take_hub_option(&cmdline->options, arg);
+	}
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* libfuse's option: keep it */
-	if (cmdline->mountpoint) {
-		fprintf(stderr, "%s: one mount point only ('%s' and '%s' given)\n", PACKAGE_NAME,
-			cmdline->mountpoint, arg);
+	if (cmdline->source) {
+		fprintf(stderr,
+			"%s: too many arguments ('%s', '%s' and '%s' given; expected [SOURCE] "
+			"MOUNTPOINT)\n",
+			PACKAGE_NAME, cmdline->source, cmdline->mountpoint, arg);
 		return -1;
+	}
+	if (cmdline->mountpoint) {
+		cmdline->source = cmdline->mountpoint;
+		cmdline->mountpoint = NULL;
 	}
 	cmdline->mountpoint = strdup(arg);
 	return cmdline->mountpoint ? 0 : -1;
@@ -88,11 +103,12 @@ static void print_hub_options(const struct hub_ops *hub)
 
 static void print_usage(const char *program)
 {
-	printf("usage: %s [options] MOUNTPOINT\n"
+	printf("usage: %s [options] [SOURCE] MOUNTPOINT\n"
 	       "\n"
 	       "Mounts the public model hubs read-only at MOUNTPOINT; each model is a\n"
 	       "plain file, downloaded and verified on first read, then served from\n"
-	       "the local cache.\n"
+	       "the local cache. SOURCE, given by mount(8) from an fstab line\n"
+	       "(type fuse.omnihub-fuse), only names the mount (default: omnihub).\n"
 	       "\n"
 	       "General options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -179,6 +195,64 @@ static int check_mountpoint(const char *mountpoint)
 	return 0;
 }
 
+/* Going to the background forks, and a child keeps only the forking thread:
+ * it must come before fs_new starts the transfers' threads (fuse_daemonize,
+ * called after the mount, would leave every download waiting forever). The
+ * parent waits until the child is mounted, so that mount(8) and systemd learn
+ * whether it worked and start-up errors still reach the terminal. Returns the
+ * child's end of the pipe, or -errno; the parent does not return. */
+static int detach_start(void)
+{
+	unsigned char result;
+	int fds[2], rc;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -errno;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		return rc;
+	}
+	if (pid > 0) {
+		close(fds[1]);
+		do
+			n = read(fds[0], &result, 1);
+		while (n < 0 && errno == EINTR);
+		/* End of file: the child failed, and said why on stderr. */
+		_exit(n == 1 ? result : 1);
+	}
+	close(fds[0]);
+	return fds[1];
+}
+
+/* Mounted: leave the terminal and let the waiting parent exit 0. */
+static void detach_finish(int fd)
+{
+	const unsigned char ok = 0;
+	int null = open("/dev/null", O_RDWR);
+
+	/* Only now: until mounted, Ctrl-C on the terminal stops both. */
+	setsid();
+	if (chdir("/") != 0)
+		log_warn("cannot change to /: %s", strerror(errno));
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	if (write(fd, &ok, 1) != 1)
+		log_warn("cannot tell the starting process that the mount is up: %s",
+			 strerror(errno));
+	close(fd);
+}
+
 static int run_loop(struct fuse_session *session, const struct fuse_cmdline_opts *cmd)
 {
 	struct fuse_loop_config *loop;
@@ -210,7 +284,8 @@ int main(int argc, char *argv[])
 	struct fs *fs = NULL;
 	const char *why = NULL;
 	char fs_why[1024];
-	int status = 1, rc;
+	char *fsname = NULL, *fsname_arg = NULL;
+	int status = 1, detach_fd = -1, rc;
 
 	options_init(&cmdline.options);
 	if (fuse_opt_parse(&args, &cmdline, options_spec, take_args) != 0 ||
@@ -231,7 +306,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (!cmdline.mountpoint) {
-		fprintf(stderr, "%s: no mount point given (usage: %s [options] MOUNTPOINT)\n",
+		fprintf(stderr,
+			"%s: no mount point given (usage: %s [options] [SOURCE] MOUNTPOINT)\n",
 			PACKAGE_NAME, PACKAGE_NAME);
 		status = 2;
 		goto out;
@@ -253,6 +329,11 @@ int main(int argc, char *argv[])
 	}
 	/* Until the daemon detaches, messages go to the terminal that started it. */
 	log_setup(cmd.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, false);
+	if (!cmd.foreground && (detach_fd = detach_start()) < 0) {
+		fprintf(stderr, "%s: cannot go to the background: %s\n", PACKAGE_NAME,
+			strerror(-detach_fd));
+		goto out;
+	}
 	raise_open_file_limit();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "%s: cannot initialise libcurl\n", PACKAGE_NAME);
@@ -268,8 +349,17 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	/* The source names the mount, as in the fstab line, so that mount -a
+	 * knows it is mounted; first, so that a -o fsname= given wins. */
+	if (fuse_opt_add_opt_escaped(&fsname, cmdline.source ? cmdline.source : "omnihub") != 0 ||
+	    asprintf(&fsname_arg, "-ofsname=%s", fsname) < 0) {
+		fsname_arg = NULL;
+		goto out;
+	}
+	if (fuse_opt_insert_arg(&args, 1, fsname_arg) != 0)
+		goto out;
 	/* Read-only whatever the user passed; modes are enforced by the kernel. */
-	if (fuse_opt_add_arg(&args, "-oro,default_permissions,fsname=omnihub,subtype=omnihub") != 0)
+	if (fuse_opt_add_arg(&args, "-oro,default_permissions,subtype=omnihub") != 0)
 		goto out;
 	session = fuse_session_new(&args, &fs_operations, sizeof(fs_operations), fs);
 	if (!session)
@@ -283,8 +373,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	mounted = true;
-	if (fuse_daemonize(cmd.foreground) != 0)
-		goto out;
+	if (detach_fd >= 0) {
+		detach_finish(detach_fd);
+		detach_fd = -1;
+	}
 	log_setup(cmd.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, !cmd.foreground);
 	/* The loop returns the number of the signal that ended it: a clean exit. */
 	status = run_loop(session, &cmd) >= 0 ? 0 : 1;
@@ -302,8 +394,13 @@ out:
 	if (curl_ready)
 		curl_global_cleanup();
 	config_free(&cfg);
+	if (detach_fd >= 0)
+		close(detach_fd); /* the waiting parent exits 1 */
 	options_free(&cmdline.options);
 	free(cmdline.mountpoint);
+	free(cmdline.source);
+	free(fsname);
+	free(fsname_arg);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	return status;

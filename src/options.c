@@ -61,6 +61,18 @@ static int add_hub_option(struct options *opts, const char *name, size_t name_le
 	return 0;
 }
 
+bool options_is_fstab_only(const char *arg)
+{
+	static const char *const words[] = {
+		"defaults", "auto", "noauto", "user", "nouser", "users", "owner", "nofail", "_netdev",
+	};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(arg, words[i]) == 0)
+			return true;
+	/* x-systemd.automount, x-mount.mkdir...: for mount(8) and systemd only. */
+	return strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0;
+}
+
 /* Flags libfuse and the kernel take in -o: never a list's item. */
 bool options_is_mount_flag(const char *arg)
 {
@@ -78,7 +90,7 @@ bool options_is_mount_flag(const char *arg)
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		if (strcmp(arg, flags[i]) == 0)
 			return true;
-	return fuse_opt_match(options_spec, arg) != 0;
+	return options_is_fstab_only(arg) || fuse_opt_match(options_spec, arg) != 0;
 }
 
 /* fuse_opt splits -o at commas, so a list option's later items come as

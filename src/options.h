@@ -32,6 +32,11 @@ void options_init(struct options *opts);
  * item of a list option fuse_opt split at a comma: 0 when taken, 1 when it
  * is not one, -1 on failure. */
 int options_take_hub_option(struct options *opts, const char *arg);
+/* Words an fstab line or a systemd unit carries for mount(8) itself
+ * (defaults, nofail, _netdev, x-systemd.*...). mount(8) and mount.fuse3
+ * drop them before they reach us; we drop them too, so that a line copied
+ * into a script or an ExecStart= still mounts. */
+bool options_is_fstab_only(const char *arg);
 /* Whether arg is a flag of libfuse or the kernel, or one of options_spec. */
 bool options_is_mount_flag(const char *arg);
 /* Parses one -o argument of the omnihub command: 0, or -1 after one
