@@ -99,14 +99,10 @@ void log_setup(enum log_level max_level, bool use_syslog)
 static int syslog_priority(enum log_level level)
 {
 	switch (level) {
-	case LOG_LEVEL_ERROR:
-		return LOG_ERR;
-	case LOG_LEVEL_WARN:
-		return LOG_WARNING;
-	case LOG_LEVEL_INFO:
-		return LOG_INFO;
-	case LOG_LEVEL_DEBUG:
-		break;
+	case LOG_LEVEL_ERROR: return LOG_ERR;
+	case LOG_LEVEL_WARN: return LOG_WARNING;
+	case LOG_LEVEL_INFO: return LOG_INFO;
+	case LOG_LEVEL_DEBUG: break;
 	}
 	return LOG_DEBUG;
 }
@@ -114,14 +110,10 @@ static int syslog_priority(enum log_level level)
 static const char *level_name(enum log_level level)
 {
 	switch (level) {
-	case LOG_LEVEL_ERROR:
-		return "error";
-	case LOG_LEVEL_WARN:
-		return "warning";
-	case LOG_LEVEL_INFO:
-		return "info";
-	case LOG_LEVEL_DEBUG:
-		break;
+	case LOG_LEVEL_ERROR: return "error";
+	case LOG_LEVEL_WARN: return "warning";
+	case LOG_LEVEL_INFO: return "info";
+	case LOG_LEVEL_DEBUG: break;
 	}
 	return "debug";
 }

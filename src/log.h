@@ -22,7 +22,8 @@ enum log_level {
  * level INFO and above go to stderr. */
 void log_setup(enum log_level max_level, bool use_syslog);
 
-void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* A copy of the recent lines, oldest first, each as stderr shows it
  * (time, level, message, '\n'), whatever the destination: *out is the
@@ -30,8 +31,8 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 int log_recent(char **out, size_t *len);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 
 #endif
