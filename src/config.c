@@ -1,6 +1,7 @@
-/* config.c: the settings of one mount, resolved once at start-up from mount
- * options, then the environment, then built-in defaults. Not for: parsing
- * the command line (main.c) or anything that changes while mounted. */
+/* config.c: the settings of one mount or command, resolved once at start-up
+ * from its options, then the environment, then the user's config file, then
+ * the system's, then built-in defaults; and where each came from. Not for:
+ * parsing the command line (main.c) or a file's syntax (conffile.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -11,7 +12,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "conffile.h"
 #include "config.h"
+#include "hub.h"
 #include "transfer.h"
 
 /* Bounds on what a user may set: nonsense is refused at start-up. */
@@ -100,101 +103,750 @@ static int cache_home(char **out, const char *env_dir, const char *env_suffix,
 	return join(out, home ? home : "/", home_tail);
 }
 
-int config_resolve(struct config *cfg, const struct config_options *opts, const char **why)
+int config_parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- the general settings ---- */
+
+enum kind {
+	KIND_PATH,
+	KIND_BOOL,
+	KIND_NUMBER,
+	KIND_SIZE,
+};
+
+struct key_info {
+	const char *name;
+	enum kind kind;
+	uint64_t min, max; /* a number's or a size's bounds */
+	bool per_hub;      /* may be set in a [hub] section too */
+};
+
+static const struct key_info keys[CONFIG_NKEYS] = {
+	[CONFIG_CACHE] = { .name = "cache", .kind = KIND_PATH },
+	[CONFIG_CACERT] = { .name = "cacert", .kind = KIND_PATH },
+	[CONFIG_OFFLINE] = { .name = "offline", .kind = KIND_BOOL, .per_hub = true },
+	[CONFIG_INDEX_TTL] = { .name = "index_ttl", .kind = KIND_NUMBER, .max = UINT_MAX - 1,
+			       .per_hub = true },
+	[CONFIG_STREAM] = { .name = "stream", .kind = KIND_BOOL, .per_hub = true },
+	[CONFIG_CONNECTIONS] = { .name = "connections", .kind = KIND_NUMBER, .min = 1,
+				 .max = CONFIG_CONNECTIONS_MAX, .per_hub = true },
+	[CONFIG_PIECE_SIZE] = { .name = "piece_size", .kind = KIND_SIZE,
+				.min = CONFIG_PIECE_SIZE_MIN, .max = CONFIG_PIECE_SIZE_MAX },
+	[CONFIG_CACHE_MAX] = { .name = "cache_max", .kind = KIND_SIZE, .max = UINT64_MAX },
+	[CONFIG_RETRIES] = { .name = "retries", .kind = KIND_NUMBER, .max = INT_MAX },
+	[CONFIG_STALL_TIMEOUT] = { .name = "stall_timeout", .kind = KIND_NUMBER, .min = 1,
+				   .max = UINT_MAX },
+	[CONFIG_MAX_UNPACK_RATIO] = { .name = "max_unpack_ratio", .kind = KIND_NUMBER,
+				      .min = 1, .max = UINT_MAX },
+	[CONFIG_MAX_UNPACK_SIZE] = { .name = "max_unpack_size", .kind = KIND_SIZE, .min = 1,
+				     .max = UINT64_MAX },
+};
+
+static int key_find(const char *name)
+{
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		if (strcmp(keys[k].name, name) == 0)
+			return k;
+	return -1;
+}
+
+/* A size as the user would write it: "4M" rather than 4194304. */
+static void format_size(uint64_t bytes, char *out, size_t out_size)
+{
+	static const char units[] = "KMGT";
+	int unit = -1;
+
+	while (unit < 3 && bytes && bytes % 1024 == 0) {
+		bytes /= 1024;
+		unit++;
+	}
+	if (unit < 0)
+		snprintf(out, out_size, "%llu", (unsigned long long)bytes);
+	else
+		snprintf(out, out_size, "%llu%c", (unsigned long long)bytes, units[unit]);
+}
+
+/* Checks a value of key k, its number (or boolean) into *number; else a
+ * sentence that names the key. */
+static int check_value(int k, const char *text, uint64_t *number, char *why, size_t why_size)
+{
+	const struct key_info *key = &keys[k];
+	char low[32], high[32];
+	bool yes;
+
+	*number = 0;
+	if (!*text) {
+		snprintf(why, why_size, "%s: the value is empty", key->name);
+		return -EINVAL;
+	}
+	switch (key->kind) {
+	case KIND_PATH:
+		return 0;
+	case KIND_BOOL:
+		if (config_parse_bool(text, &yes) != 0) {
+			snprintf(why, why_size, "%s: \"%s\" is not yes or no", key->name, text);
+			return -EINVAL;
+		}
+		*number = yes;
+		return 0;
+	case KIND_NUMBER: {
+		char *end = NULL;
+		errno = 0;
+		if (*text >= '0' && *text <= '9')
+			*number = strtoull(text, &end, 10);
+		if (!end || errno || *end) {
+			snprintf(why, why_size, "%s: \"%s\" is not a number", key->name, text);
+			return -EINVAL;
+		}
+		snprintf(low, sizeof(low), "%llu", (unsigned long long)key->min);
+		snprintf(high, sizeof(high), "%llu", (unsigned long long)key->max);
+		break;
+	}
+	case KIND_SIZE:
+		if (config_parse_size(text, number) != 0) {
+			snprintf(why, why_size,
+				 "%s: \"%s\" is not a size (bytes, or with K, M, G or T: say 4M)",
+				 key->name, text);
+			return -EINVAL;
+		}
+		format_size(key->min, low, sizeof(low));
+		format_size(key->max, high, sizeof(high));
+		break;
+	}
+	if (*number >= key->min && *number <= key->max)
+		return 0;
+	if (key->max >= INT_MAX) /* no bound worth saying but the type's */
+		snprintf(why, why_size, "%s: %s is too %s", key->name, text,
+			 *number < key->min ? "small" : "large");
+	else
+		snprintf(why, why_size, "%s: %s is out of range (%s to %s)", key->name, text, low,
+			 high);
+	return -EINVAL;
+}
+
+/* ---- a config file, read into a layer ---- */
+
+struct values {
+	struct config_value *items; /* owned */
+	size_t count;
+};
+
+/* What one file sets; every string owned. */
+struct layer {
+	const char *path; /* borrowed */
+	char *general[CONFIG_NKEYS];
+	char *general_origin[CONFIG_NKEYS];
+	struct values hub_options;  /* name = value */
+	struct values hub_settings; /* hub, name = value */
+	struct values sections;     /* name: a [section] naming no hub known yet */
+	const struct hub_ops *ops;  /* the current section's hub, if it is one of
+				       the registry's */
+};
+
+static void value_clear(struct config_value *v)
+{
+	free(v->hub);
+	free(v->name);
+	free(v->value);
+	free(v->origin);
+	memset(v, 0, sizeof(*v));
+}
+
+static void values_free(struct config_value *items, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		value_clear(&items[i]);
+	free(items);
+}
+
+static struct config_value *values_find(const struct values *list, const char *hub,
+					const char *name)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		struct config_value *v = &list->items[i];
+		if (strcmp(v->name, name) == 0 &&
+		    ((!hub && !v->hub) || (hub && v->hub && strcmp(hub, v->hub) == 0)))
+			return v;
+	}
+	return NULL;
+}
+
+/* Appends a copy of each string (hub may be NULL). */
+static int values_add(struct values *list, const char *hub, const char *name, const char *value,
+		      const char *origin)
+{
+	struct config_value *grown, *v;
+
+	grown = realloc(list->items, (list->count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	list->items = grown;
+	v = &grown[list->count];
+	memset(v, 0, sizeof(*v));
+	v->hub = hub ? strdup(hub) : NULL;
+	v->name = strdup(name);
+	v->value = value ? strdup(value) : NULL;
+	v->origin = strdup(origin);
+	if ((hub && !v->hub) || !v->name || (value && !v->value) || !v->origin) {
+		value_clear(v);
+		return -ENOMEM;
+	}
+	list->count++;
+	return 0;
+}
+
+static void layer_free(struct layer *layer)
+{
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		free(layer->general[k]);
+		free(layer->general_origin[k]);
+	}
+	values_free(layer->hub_options.items, layer->hub_options.count);
+	values_free(layer->hub_settings.items, layer->hub_settings.count);
+	values_free(layer->sections.items, layer->sections.count);
+	memset(layer, 0, sizeof(*layer));
+}
+
+/* A path in a file: ~/ is $HOME, and it must be absolute (a file has no
+ * current directory to be relative to). Each item of a list. */
+static int file_paths(const char *key, const char *text, bool list, char **out, char *why,
+		      size_t why_size)
 {
 	const char *home = config_env("HOME");
-	char *hf_home = NULL;
+	size_t cap = strlen(text) + 1, items = 1;
+	char *copy = strdup(text), *save = NULL, *item;
+	int rc = 0;
+
+	*out = NULL;
+	if (!copy)
+		return -ENOMEM;
+	for (const char *c = text; *c; c++)
+		items += *c == ',';
+	cap += items * (home ? strlen(home) : 0);
+	*out = calloc(1, cap);
+	if (!*out) {
+		free(copy);
+		return -ENOMEM;
+	}
+	for (item = list ? strtok_r(copy, ",", &save) : copy; item;
+	     item = list ? strtok_r(NULL, ",", &save) : NULL) {
+		if (**out)
+			strcat(*out, ",");
+		if (strncmp(item, "~/", 2) == 0 && home) {
+			strcat(*out, home);
+			strcat(*out, item + 1);
+		} else if (item[0] == '/') {
+			strcat(*out, item);
+		} else {
+			snprintf(why, why_size, "%s: \"%s\" is not an absolute path (nor ~/...)",
+				 key, item);
+			rc = -EINVAL;
+			break;
+		}
+	}
+	free(copy);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* The hub option that a key in hub ops's section names: its full name, or
+ * that name without the prefix all the hub's options share ("hf_"). */
+static const struct hub_option_spec *section_option(const struct hub_ops *ops, const char *key)
+{
+	const struct hub_option_spec *spec;
+	size_t prefix = 0;
+
+	if (!ops->options)
+		return NULL;
+	for (spec = ops->options; spec->name; spec++)
+		if (strcmp(spec->name, key) == 0)
+			return spec;
+	prefix = strcspn(ops->options[0].name, "_");
+	for (spec = ops->options; spec->name; spec++)
+		if (strncmp(spec->name, ops->options[0].name, prefix + 1) != 0 ||
+		    spec->name[prefix] != '_')
+			return NULL; /* no prefix shared by all */
+	for (spec = ops->options; spec->name; spec++)
+		if (strcmp(spec->name + prefix + 1, key) == 0)
+			return spec;
+	return NULL;
+}
+
+static const struct hub_ops *registry_hub(const char *name)
+{
+	for (size_t i = 0; i < hub_registry_count; i++)
+		if (strcmp(hub_registry[i]->name, name) == 0)
+			return hub_registry[i];
+	return NULL;
+}
+
+static int origin_of(const struct layer *layer, unsigned line, char **out)
+{
+	if (asprintf(out, "%s:%u", layer->path, line) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A hub option's line: a list adds to what the file set before. */
+static int layer_hub_option(struct layer *layer, const struct hub_option_spec *spec,
+			    const char *value, unsigned line, char *why, size_t why_size)
+{
+	struct config_value *v = values_find(&layer->hub_options, NULL, spec->name);
+	char *text = NULL, *origin = NULL;
+	int rc = 0;
+
+	if (!*value) {
+		snprintf(why, why_size, "%s: the value is empty", spec->name);
+		return -EINVAL;
+	}
+	if (spec->value &&
+	    (strcmp(spec->value, "FILE") == 0 || strcmp(spec->value, "DIR") == 0)) {
+		rc = file_paths(spec->name, value, spec->list, &text, why, why_size);
+		if (rc)
+			return rc;
+		value = text;
+	}
+	if (!v) {
+		rc = origin_of(layer, line, &origin);
+		if (rc == 0)
+			rc = values_add(&layer->hub_options, NULL, spec->name, value, origin);
+		goto out;
+	}
+	if (spec->list) {
+		char *joined = NULL;
+		if (asprintf(&joined, "%s,%s", v->value, value) < 0 ||
+		    asprintf(&origin, "%s,%u", v->origin, line) < 0) {
+			free(joined);
+			origin = NULL;
+			rc = -ENOMEM;
+			goto out;
+		}
+		free(v->value);
+		v->value = joined;
+		free(v->origin);
+		v->origin = origin;
+		origin = NULL;
+		goto out;
+	}
+	/* Said again: the later line wins, as in git's files. */
+	rc = origin_of(layer, line, &origin);
+	if (rc == 0 && !text && !(text = strdup(value)))
+		rc = -ENOMEM;
+	if (rc == 0) {
+		free(v->value);
+		v->value = text;
+		text = NULL;
+		free(v->origin);
+		v->origin = origin;
+		origin = NULL;
+	}
+out:
+	if (rc == -ENOMEM)
+		snprintf(why, why_size, "out of memory");
+	free(text);
+	free(origin);
+	return rc;
+}
+
+/* A general setting's line, or a [hub]'s own offline, stream... */
+static int layer_setting(struct layer *layer, const char *section, int k, const char *value,
+			 unsigned line, char *why, size_t why_size)
+{
+	char *text = NULL, *origin = NULL;
+	uint64_t number;
+	int rc;
+
+	rc = check_value(k, value, &number, why, why_size);
+	if (rc)
+		return rc;
+	if (keys[k].kind == KIND_PATH)
+		rc = file_paths(keys[k].name, value, false, &text, why, why_size);
+	else if (!(text = strdup(value)))
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = origin_of(layer, line, &origin);
+	if (rc == 0 && section) {
+		struct config_value *v = values_find(&layer->hub_settings, section, keys[k].name);
+		if (v) {
+			free(v->value);
+			free(v->origin);
+			v->value = text;
+			v->origin = origin;
+			text = origin = NULL;
+		} else {
+			rc = values_add(&layer->hub_settings, section, keys[k].name, text, origin);
+		}
+	} else if (rc == 0) {
+		free(layer->general[k]);
+		free(layer->general_origin[k]);
+		layer->general[k] = text;
+		layer->general_origin[k] = origin;
+		text = origin = NULL;
+	}
+	if (rc == -ENOMEM)
+		snprintf(why, why_size, "out of memory");
+	free(text);
+	free(origin);
+	return rc;
+}
+
+static int layer_line(void *ctx, const char *section, const char *key, const char *value,
+		      unsigned line, char *why, size_t why_size)
+{
+	struct layer *layer = ctx;
+	const struct hub_option_spec *spec = NULL;
+	int k;
+
+	if (!key) {
+		/* A hub made from a catalog is only known once the catalogs are
+		 * read: keep the name for config_check_sections. */
+		char *origin = NULL;
+		int rc;
+		layer->ops = registry_hub(section);
+		if (layer->ops || values_find(&layer->sections, NULL, section))
+			return 0;
+		rc = origin_of(layer, line, &origin);
+		if (rc == 0)
+			rc = values_add(&layer->sections, NULL, section, NULL, origin);
+		free(origin);
+		if (rc)
+			snprintf(why, why_size, "out of memory");
+		return rc;
+	}
+	k = key_find(key);
+	if (!section) {
+		if (k >= 0)
+			return layer_setting(layer, NULL, k, value, line, why, why_size);
+		spec = hub_option_find(key);
+		if (spec)
+			return layer_hub_option(layer, spec, value, line, why, why_size);
+		snprintf(why, why_size, "unknown key \"%s\"", key);
+		return -EINVAL;
+	}
+	if (k >= 0 && keys[k].per_hub)
+		return layer_setting(layer, section, k, value, line, why, why_size);
+	if (k >= 0) {
+		snprintf(why, why_size,
+			 "[%s]: %s is not set per hub: put it before the first [section]",
+			 section, key);
+		return -EINVAL;
+	}
+	if (layer->ops)
+		spec = section_option(layer->ops, key);
+	if (spec)
+		return layer_hub_option(layer, spec, value, line, why, why_size);
+	snprintf(why, why_size, "[%s]: unknown key \"%s\"", section, key);
+	return -EINVAL;
+}
+
+/* ---- resolving ---- */
+
+/* A general setting given as an option, as text; NULL when not given. */
+static const char *option_text(const struct config_options *opts, int k, char *buf,
+			       size_t buf_size)
+{
+	switch (k) {
+	case CONFIG_CACHE: return opts->cache;
+	case CONFIG_CACERT: return opts->cacert;
+	case CONFIG_OFFLINE: return opts->offline ? "yes" : NULL;
+	case CONFIG_STREAM: return opts->stream ? "yes" : NULL;
+	case CONFIG_PIECE_SIZE: return opts->piece_size;
+	case CONFIG_CACHE_MAX: return opts->cache_max;
+	case CONFIG_MAX_UNPACK_SIZE: return opts->max_unpack_size;
+	case CONFIG_INDEX_TTL:
+		if (opts->index_ttl == CONFIG_INDEX_TTL_UNSET ||
+		    opts->index_ttl == CONFIG_INDEX_TTL_DEFAULT)
+			return NULL;
+		snprintf(buf, buf_size, "%u", opts->index_ttl);
+		return buf;
+	case CONFIG_CONNECTIONS:
+	case CONFIG_STALL_TIMEOUT:
+	case CONFIG_MAX_UNPACK_RATIO: {
+		unsigned n = k == CONFIG_CONNECTIONS     ? opts->connections
+			     : k == CONFIG_STALL_TIMEOUT ? opts->stall_timeout
+							 : opts->max_unpack_ratio;
+		if (!n)
+			return NULL;
+		snprintf(buf, buf_size, "%u", n);
+		return buf;
+	}
+	case CONFIG_RETRIES:
+		if (opts->retries < 0)
+			return NULL;
+		snprintf(buf, buf_size, "%d", opts->retries);
+		return buf;
+	}
+	return NULL;
+}
+
+/* A general setting from the environment, with the variable's name. */
+static const char *env_text(int k, const char **name)
+{
+	static const char *const cache_vars[] = { "OMNIHUB_HOME", "MODELHUB_PATH" };
+
+	*name = NULL;
+	switch (k) {
+	case CONFIG_CACHE:
+		for (size_t i = 0; i < 2; i++)
+			if (config_env(cache_vars[i])) {
+				*name = cache_vars[i];
+				return config_env(*name);
+			}
+		return NULL;
+	case CONFIG_CACERT:
+		/* libcurl does not read CURL_CA_BUNDLE itself; the curl tool
+		 * does, and users expect the same here. */
+		*name = "CURL_CA_BUNDLE";
+		return config_env(*name);
+	case CONFIG_OFFLINE:
+		*name = "OMNIHUB_OFFLINE";
+		return config_env(*name) ? (config_env_true(*name) ? "yes" : "no") : NULL;
+	}
+	return NULL;
+}
+
+/* The cache directory, absolute: the daemon changes to / once mounted. */
+static int set_cache_dir(struct config *cfg, const char *text, char *why, size_t why_size)
+{
+	const char *home = config_env("HOME");
+	char cwd[PATH_MAX];
+
+	if (!text && !home) {
+		snprintf(why, why_size,
+			 "no cache directory: set -o cache=DIR, $OMNIHUB_HOME, cache in %s, "
+			 "or $HOME",
+			 CONFIG_SYSTEM_FILE);
+		return -EINVAL;
+	}
+	if (!text)
+		return join(&cfg->cache_dir, home, "/.omnihub");
+	if (text[0] == '/')
+		return dup_first(&cfg->cache_dir, text, NULL);
+	if (!getcwd(cwd, sizeof(cwd))) {
+		snprintf(why, why_size, "cannot find the current directory for a relative cache "
+					"path");
+		return -errno;
+	}
+	if (asprintf(&cfg->cache_dir, "%s/%s", cwd, text) < 0) {
+		cfg->cache_dir = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Sets general setting k from text (NULL: its default). */
+static int apply_setting(struct config *cfg, int k, const char *text, char *why,
+			 size_t why_size)
+{
+	uint64_t n = 0;
+	int rc;
+
+	if (text && keys[k].kind != KIND_PATH) {
+		rc = check_value(k, text, &n, why, why_size);
+		if (rc)
+			return rc;
+	}
+	switch (k) {
+	case CONFIG_CACHE: return set_cache_dir(cfg, text, why, why_size);
+	case CONFIG_CACERT: return dup_first(&cfg->cacert, text, NULL);
+	case CONFIG_OFFLINE: cfg->offline = text && n; break;
+	case CONFIG_STREAM: cfg->stream = text && n; break;
+	case CONFIG_INDEX_TTL: cfg->index_ttl = text ? (unsigned)n : CONFIG_INDEX_TTL_DEFAULT; break;
+	case CONFIG_CONNECTIONS:
+		cfg->connections = text ? (unsigned)n : TRANSFER_CONNECTIONS_DEFAULT;
+		break;
+	case CONFIG_PIECE_SIZE: cfg->piece_size = text ? n : TRANSFER_PIECE_SIZE_DEFAULT; break;
+	case CONFIG_CACHE_MAX: cfg->cache_max = n; break;
+	case CONFIG_RETRIES: cfg->retries = text ? (unsigned)n : TRANSFER_RETRIES_DEFAULT; break;
+	case CONFIG_STALL_TIMEOUT:
+		cfg->stall_timeout = text ? (unsigned)n : (unsigned)TRANSFER_STALL_SECONDS_DEFAULT;
+		break;
+	case CONFIG_MAX_UNPACK_RATIO:
+		cfg->max_unpack_ratio = text ? (unsigned)n : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
+		break;
+	case CONFIG_MAX_UNPACK_SIZE: cfg->max_unpack_size = n; break;
+	}
+	return 0;
+}
+
+static int resolve_general(struct config *cfg, const struct config_options *opts,
+			   const struct layer *layers, size_t nlayers, char *why, size_t why_size)
+{
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		char buf[32];
+		const char *env_name, *text = option_text(opts, k, buf, sizeof(buf));
+		char *origin = NULL;
+		int rc = 0;
+
+		if (text) {
+			origin = strdup("option");
+		} else if ((text = env_text(k, &env_name)) != NULL) {
+			if (asprintf(&origin, "environment $%s", env_name) < 0)
+				origin = NULL;
+		} else {
+			for (size_t i = 0; i < nlayers && !text; i++)
+				if (layers[i].general[k]) {
+					text = layers[i].general[k];
+					origin = strdup(layers[i].general_origin[k]);
+				}
+			if (!text)
+				origin = strdup("default");
+		}
+		if (!origin)
+			return -ENOMEM;
+		cfg->origins[k] = origin;
+		rc = apply_setting(cfg, k, text, why, why_size);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int resolve_hub_options(struct config *cfg, const struct config_options *opts,
+			       const struct layer *layers, size_t nlayers)
+{
+	struct values out = { 0 };
+	int rc = 0;
+
+	/* Every option the hubs declare, in their order; then any other
+	 * given (main.c passes only declared ones). */
+	for (size_t h = 0; h <= hub_registry_count && rc == 0; h++) {
+		const struct hub_option_spec *spec = h < hub_registry_count
+							     ? hub_registry[h]->options
+							     : NULL;
+		for (; spec && spec->name && rc == 0; spec++) {
+			const char *value = NULL, *origin = "option";
+			char *env_origin = NULL;
+			for (size_t i = 0; i < opts->nhub_options; i++)
+				if (strcmp(opts->hub_options[i].name, spec->name) == 0)
+					value = opts->hub_options[i].value; /* the last wins */
+			if (!value && spec->env && config_env(spec->env)) {
+				value = config_env(spec->env);
+				if (asprintf(&env_origin, "environment $%s", spec->env) < 0) {
+					rc = -ENOMEM;
+					break;
+				}
+				origin = env_origin;
+			}
+			for (size_t i = 0; i < nlayers && !value; i++) {
+				const struct config_value *v =
+				    values_find(&layers[i].hub_options, NULL, spec->name);
+				if (v) {
+					value = v->value;
+					origin = v->origin;
+				}
+			}
+			if (value && !values_find(&out, NULL, spec->name))
+				rc = values_add(&out, NULL, spec->name, value, origin);
+			free(env_origin);
+		}
+	}
+	for (size_t i = opts->nhub_options; i-- > 0 && rc == 0;)
+		if (!values_find(&out, NULL, opts->hub_options[i].name))
+			rc = values_add(&out, NULL, opts->hub_options[i].name,
+					opts->hub_options[i].value, "option");
+	cfg->hub_options = out.items;
+	cfg->nhub_options = out.count;
+	return rc;
+}
+
+/* Per-hub settings from the files, unless -o or the environment set the
+ * general one: what the user says for this run holds for every hub. */
+static int resolve_hub_settings(struct config *cfg, const struct layer *layers, size_t nlayers)
+{
+	struct values settings = { 0 }, sections = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i < nlayers && rc == 0; i++) {
+		for (size_t j = 0; j < layers[i].hub_settings.count && rc == 0; j++) {
+			const struct config_value *v = &layers[i].hub_settings.items[j];
+			const char *general = cfg->origins[key_find(v->name)];
+			if (strcmp(general, "option") == 0 ||
+			    strncmp(general, "environment ", 12) == 0 ||
+			    values_find(&settings, v->hub, v->name))
+				continue;
+			rc = values_add(&settings, v->hub, v->name, v->value, v->origin);
+		}
+		for (size_t j = 0; j < layers[i].sections.count && rc == 0; j++) {
+			const struct config_value *v = &layers[i].sections.items[j];
+			rc = values_add(&sections, NULL, v->name, NULL, v->origin);
+		}
+	}
+	cfg->hub_settings = settings.items;
+	cfg->nhub_settings = settings.count;
+	cfg->sections = sections.items;
+	cfg->nsections = sections.count;
+	return rc;
+}
+
+/* Where the files are: the variables let tests and users name others. */
+static int file_paths_of(struct config *cfg)
+{
+	const char *user = config_env("OMNIHUB_CONFIG"), *home = config_env("HOME");
+	int rc = 0;
+
+	if (user)
+		rc = dup_first(&cfg->user_file, user, NULL);
+	else if (config_env("XDG_CONFIG_HOME"))
+		rc = join(&cfg->user_file, config_env("XDG_CONFIG_HOME"), "/omnihub/config");
+	else if (home)
+		rc = join(&cfg->user_file, home, CONFIG_USER_FILE_TAIL);
+	if (rc == 0)
+		rc = dup_first(&cfg->system_file, config_env("OMNIHUB_SYSTEM_CONFIG"),
+			       CONFIG_SYSTEM_FILE);
+	return rc;
+}
+
+int config_resolve(struct config *cfg, const struct config_options *opts, const char **why)
+{
+	struct layer layers[2]; /* the user's file, then the system's */
+	char *hf_home = NULL, msg[sizeof(cfg->error)] = "out of memory";
+	const char *home = config_env("HOME");
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	*why = "out of memory";
-
-	/* Our cache: the Deeplearning4j OmniHub variables name it. */
-	if (opts->cache || config_env("OMNIHUB_HOME") || config_env("MODELHUB_PATH"))
-		rc = dup_first(&cfg->cache_dir, opts->cache,
-			       config_env("OMNIHUB_HOME") ? config_env("OMNIHUB_HOME")
-							    : config_env("MODELHUB_PATH"));
-	else if (home)
-		rc = join(&cfg->cache_dir, home, "/.omnihub");
-	else {
-		*why = "no cache directory: set -o cache=DIR, $OMNIHUB_HOME or $HOME";
-		rc = -EINVAL;
-	}
+	memset(layers, 0, sizeof(layers));
+	rc = file_paths_of(cfg);
 	if (rc)
 		goto out;
-	/* The daemon changes to / once mounted: keep the cache where the user
-	 * meant it. */
-	if (cfg->cache_dir[0] != '/') {
-		char cwd[PATH_MAX], *relative = cfg->cache_dir;
-		if (!getcwd(cwd, sizeof(cwd))) {
-			*why = "cannot find the current directory for a relative cache path";
-			rc = -errno;
-			goto out;
-		}
-		rc = asprintf(&cfg->cache_dir, "%s/%s", cwd, relative) < 0 ? -ENOMEM : 0;
-		if (rc)
-			cfg->cache_dir = NULL;
-		free(relative);
-		if (rc)
-			goto out;
-	}
-
-	/* libcurl does not read CURL_CA_BUNDLE itself; the curl tool does, and
-	 * users expect the same here. */
-	rc = dup_first(&cfg->cacert, opts->cacert, config_env("CURL_CA_BUNDLE"));
+	layers[0].path = cfg->user_file;
+	layers[1].path = cfg->system_file;
+	rc = conffile_parse(cfg->system_file, layer_line, &layers[1], &cfg->system_file_found, msg,
+			    sizeof(msg));
+	if (rc == 0 && cfg->user_file)
+		rc = conffile_parse(cfg->user_file, layer_line, &layers[0], &cfg->user_file_found,
+				    msg, sizeof(msg));
 	if (rc)
 		goto out;
-	cfg->offline = opts->offline || config_env_true("OMNIHUB_OFFLINE");
-	cfg->index_ttl = opts->index_ttl;
-	cfg->stream = opts->stream;
-	cfg->connections = opts->connections ? opts->connections : TRANSFER_CONNECTIONS_DEFAULT;
-	cfg->retries = opts->retries >= 0 ? (unsigned)opts->retries : TRANSFER_RETRIES_DEFAULT;
-	cfg->stall_timeout = opts->stall_timeout ? opts->stall_timeout
-						 : (unsigned)TRANSFER_STALL_SECONDS_DEFAULT;
-	cfg->piece_size = TRANSFER_PIECE_SIZE_DEFAULT;
-	if (cfg->connections > CONFIG_CONNECTIONS_MAX) {
-		*why = "connections must be between 1 and 64";
-		rc = -EINVAL;
+	snprintf(msg, sizeof(msg), "out of memory");
+	rc = resolve_general(cfg, opts, layers, 2, msg, sizeof(msg));
+	if (rc == 0)
+		rc = resolve_hub_options(cfg, opts, layers, 2);
+	if (rc == 0)
+		rc = resolve_hub_settings(cfg, layers, 2);
+	if (rc)
 		goto out;
-	}
-	if (opts->piece_size && (config_parse_size(opts->piece_size, &cfg->piece_size) != 0 ||
-				 cfg->piece_size < CONFIG_PIECE_SIZE_MIN ||
-				 cfg->piece_size > CONFIG_PIECE_SIZE_MAX)) {
-		*why = "piece_size must be a size between 64K and 1G (say 4M)";
-		rc = -EINVAL;
-		goto out;
-	}
-	if (opts->cache_max && config_parse_size(opts->cache_max, &cfg->cache_max) != 0) {
-		*why = "cache_max must be a size in bytes, or with K, M, G or T (say 50G)";
-		rc = -EINVAL;
-		goto out;
-	}
-	cfg->max_unpack_ratio =
-		opts->max_unpack_ratio ? opts->max_unpack_ratio : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
-	if (opts->max_unpack_size &&
-	    (config_parse_size(opts->max_unpack_size, &cfg->max_unpack_size) != 0 ||
-	     cfg->max_unpack_size == 0)) {
-		*why = "max_unpack_size must be a size above 0, with K, M, G or T (say 20G)";
-		rc = -EINVAL;
-		goto out;
-	}
-
-	if (opts->nhub_options) {
-		cfg->hub_options = calloc(opts->nhub_options, sizeof(*cfg->hub_options));
-		if (!cfg->hub_options) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < opts->nhub_options; i++) {
-		struct config_hub_option *o = &cfg->hub_options[cfg->nhub_options++];
-		o->name = strdup(opts->hub_options[i].name);
-		o->value = strdup(opts->hub_options[i].value);
-		if (!o->name || !o->value) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
 
 	/* Other clients' caches, located as those clients locate them. */
 	rc =
@@ -223,13 +875,17 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 			     : join(&cfg->tfhub_modules,
 				    config_env("TMPDIR") ? config_env("TMPDIR") : "/tmp",
 				    "/tfhub_modules");
-	if (rc)
-		goto out;
-	*why = NULL;
 out:
 	free(hf_home);
-	if (rc)
+	layer_free(&layers[0]);
+	layer_free(&layers[1]);
+	*why = NULL;
+	if (rc) {
 		config_free(cfg);
+		snprintf(cfg->error, sizeof(cfg->error), "%s",
+			 rc == -ENOMEM ? "out of memory" : msg);
+		*why = cfg->error;
+	}
 	return rc;
 }
 
@@ -237,11 +893,13 @@ void config_free(struct config *cfg)
 {
 	free(cfg->cache_dir);
 	free(cfg->cacert);
-	for (size_t i = 0; i < cfg->nhub_options; i++) {
-		free(cfg->hub_options[i].name);
-		free(cfg->hub_options[i].value);
-	}
-	free(cfg->hub_options);
+	values_free(cfg->hub_options, cfg->nhub_options);
+	values_free(cfg->hub_settings, cfg->nhub_settings);
+	values_free(cfg->sections, cfg->nsections);
+	for (int k = 0; k < CONFIG_NKEYS; k++)
+		free(cfg->origins[k]);
+	free(cfg->user_file);
+	free(cfg->system_file);
 	free(cfg->onnx_client_dir);
 	free(cfg->hf_hub_cache);
 	free(cfg->torch_checkpoints);
@@ -252,10 +910,118 @@ void config_free(struct config *cfg)
 
 const char *config_hub_option(const struct config *cfg, const char *name)
 {
-	const char *value = NULL;
+	const struct values list = { cfg->hub_options, cfg->nhub_options };
+	const struct config_value *v = values_find(&list, NULL, name);
 
-	for (size_t i = 0; i < cfg->nhub_options; i++)
-		if (strcmp(cfg->hub_options[i].name, name) == 0)
-			value = cfg->hub_options[i].value;
-	return value;
+	return v ? v->value : NULL;
+}
+
+/* A [hub]'s own value of a per-hub setting, or NULL. */
+static const char *hub_setting(const struct config *cfg, const char *hub, int k)
+{
+	const struct values list = { cfg->hub_settings, cfg->nhub_settings };
+	const struct config_value *v = hub ? values_find(&list, hub, keys[k].name) : NULL;
+
+	return v ? v->value : NULL;
+}
+
+bool config_hub_offline(const struct config *cfg, const char *hub)
+{
+	const char *text = hub_setting(cfg, hub, CONFIG_OFFLINE);
+	bool yes;
+
+	return text && config_parse_bool(text, &yes) == 0 ? yes : cfg->offline;
+}
+
+bool config_hub_stream(const struct config *cfg, const char *hub)
+{
+	const char *text = hub_setting(cfg, hub, CONFIG_STREAM);
+	bool yes;
+
+	return text && config_parse_bool(text, &yes) == 0 ? yes : cfg->stream;
+}
+
+unsigned config_hub_connections(const struct config *cfg, const char *hub)
+{
+	const char *text = hub_setting(cfg, hub, CONFIG_CONNECTIONS);
+
+	return text ? (unsigned)strtoul(text, NULL, 10) : cfg->connections;
+}
+
+unsigned config_hub_index_ttl(const struct config *cfg, const char *hub)
+{
+	const char *text = hub_setting(cfg, hub, CONFIG_INDEX_TTL);
+
+	return text ? (unsigned)strtoul(text, NULL, 10) : cfg->index_ttl;
+}
+
+int config_check_sections(const struct config *cfg, const char *const *hubs, size_t nhubs,
+			  char *why, size_t why_size)
+{
+	for (size_t i = 0; i < cfg->nsections; i++) {
+		bool known = false;
+		for (size_t j = 0; j < nhubs && !known; j++)
+			known = strcmp(hubs[j], cfg->sections[i].name) == 0;
+		if (!known) {
+			snprintf(why, why_size, "%s: [%s]: no hub has this name",
+				 cfg->sections[i].origin, cfg->sections[i].name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* A URL's password is a secret: "https://u:***@host/". */
+static void hide_password(const char *value, char *out, size_t out_size)
+{
+	const char *scheme = strstr(value, "://"), *at, *colon;
+
+	snprintf(out, out_size, "%s", value);
+	if (!scheme)
+		return;
+	at = strchr(scheme + 3, '@');
+	colon = strchr(scheme + 3, ':');
+	if (!at || !colon || colon > at || strcspn(scheme + 3, "/") < (size_t)(at - scheme - 3))
+		return;
+	snprintf(out, out_size, "%.*s:***%s", (int)(colon - value), value, at);
+}
+
+void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx)
+{
+	char text[4096];
+
+	for (int k = 0; k < CONFIG_NKEYS; k++) {
+		const char *value = text;
+		switch (k) {
+		case CONFIG_CACHE: value = cfg->cache_dir; break;
+		case CONFIG_CACERT: value = cfg->cacert; break;
+		case CONFIG_OFFLINE: value = cfg->offline ? "yes" : "no"; break;
+		case CONFIG_STREAM: value = cfg->stream ? "yes" : "no"; break;
+		case CONFIG_INDEX_TTL: snprintf(text, sizeof(text), "%u", cfg->index_ttl); break;
+		case CONFIG_CONNECTIONS: snprintf(text, sizeof(text), "%u", cfg->connections); break;
+		case CONFIG_PIECE_SIZE: format_size(cfg->piece_size, text, sizeof(text)); break;
+		case CONFIG_CACHE_MAX: format_size(cfg->cache_max, text, sizeof(text)); break;
+		case CONFIG_RETRIES: snprintf(text, sizeof(text), "%u", cfg->retries); break;
+		case CONFIG_STALL_TIMEOUT:
+			snprintf(text, sizeof(text), "%u", cfg->stall_timeout);
+			break;
+		case CONFIG_MAX_UNPACK_RATIO:
+			snprintf(text, sizeof(text), "%u", cfg->max_unpack_ratio);
+			break;
+		case CONFIG_MAX_UNPACK_SIZE:
+			if (cfg->max_unpack_size)
+				format_size(cfg->max_unpack_size, text, sizeof(text));
+			else
+				value = NULL; /* no cap */
+			break;
+		}
+		fn(ctx, NULL, keys[k].name, value, cfg->origins[k] ? cfg->origins[k] : "default");
+	}
+	for (size_t i = 0; i < cfg->nhub_options; i++) {
+		hide_password(cfg->hub_options[i].value, text, sizeof(text));
+		fn(ctx, NULL, cfg->hub_options[i].name, text, cfg->hub_options[i].origin);
+	}
+	for (size_t i = 0; i < cfg->nhub_settings; i++)
+		fn(ctx, cfg->hub_settings[i].hub, cfg->hub_settings[i].name,
+		   cfg->hub_settings[i].value, cfg->hub_settings[i].origin);
 }

@@ -1,16 +1,41 @@
-/* config.h: the settings of one mount, resolved once at start-up from mount
- * options, then the environment, then built-in defaults. Not for: parsing
- * the command line (main.c) or anything that changes while mounted. */
+/* config.h: the settings of one mount or command, resolved once at start-up
+ * from its options, then the environment, then the user's config file, then
+ * the system's, then built-in defaults; and where each came from. Not for:
+ * parsing the command line (main.c) or a file's syntax (conffile.c). */
 #ifndef OMNIHUB_CONFIG_H
 #define OMNIHUB_CONFIG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <stddef.h>
 
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
+#define CONFIG_INDEX_TTL_UNSET UINT_MAX /* config_options.index_ttl not given */
 #define CONFIG_MAX_UNPACK_RATIO_DEFAULT 100u
+
+/* The files, unless $OMNIHUB_CONFIG and $OMNIHUB_SYSTEM_CONFIG name others;
+ * the user's is $XDG_CONFIG_HOME/omnihub/config, else this under $HOME. */
+#define CONFIG_USER_FILE_TAIL "/.config/omnihub/config"
+#define CONFIG_SYSTEM_FILE "/etc/omnihub/config"
+
+/* The general settings, in the order `omnihub config` lists them. */
+enum config_key {
+	CONFIG_CACHE,
+	CONFIG_CACERT,
+	CONFIG_OFFLINE,
+	CONFIG_INDEX_TTL,
+	CONFIG_STREAM,
+	CONFIG_CONNECTIONS,
+	CONFIG_PIECE_SIZE,
+	CONFIG_CACHE_MAX,
+	CONFIG_RETRIES,
+	CONFIG_STALL_TIMEOUT,
+	CONFIG_MAX_UNPACK_RATIO,
+	CONFIG_MAX_UNPACK_SIZE,
+	CONFIG_NKEYS
+};
 
 /* A hub's own option (-o hf_repos=...): main.c keeps the ones the hubs
  * declare, config carries them, and the hub reads and checks its own. */
@@ -25,7 +50,9 @@ struct config_options {
 	char *cache;
 	char *cacert;
 	int offline;
-	unsigned index_ttl; /* main.c starts it at CONFIG_INDEX_TTL_DEFAULT */
+	unsigned index_ttl; /* CONFIG_INDEX_TTL_UNSET: not given. main.c starts
+			       it at CONFIG_INDEX_TTL_DEFAULT, which is taken
+			       as not given too (a file may change it) */
 	int stream;
 	unsigned connections;   /* 0: not given */
 	char *piece_size;       /* SIZE strings: bytes, or K/M/G/T */
@@ -36,6 +63,14 @@ struct config_options {
 	char *max_unpack_size;
 	const struct config_hub_option *hub_options; /* borrowed */
 	size_t nhub_options;
+};
+
+/* A setting with where it came from; every string owned. */
+struct config_value {
+	char *hub;    /* a per-hub setting's hub; NULL for a hub option */
+	char *name;   /* "hf_endpoint", "offline" */
+	char *value;  /* as text */
+	char *origin; /* "option", "environment $HF_ENDPOINT", "FILE:LINE" */
 };
 
 /* Every string is owned by the config and freed by config_free(). */
@@ -59,20 +94,66 @@ struct config {
 	unsigned max_unpack_ratio; /* an archive may expand to this many times
 				      its size (plus 1 GiB) */
 	uint64_t max_unpack_size;  /* and to no more than this; 0: no cap */
-	struct config_hub_option *hub_options; /* owned; the last given wins */
+	struct config_value *hub_options; /* owned; the hubs' options that are
+					     set, each once */
 	size_t nhub_options;
+	struct config_value *hub_settings; /* owned; per-hub settings that
+					      apply (hub, name = value) */
+	size_t nhub_settings;
+	struct config_value *sections; /* owned; [sections] naming no hub this
+					  build knows: a catalog's, or a typo
+					  (config_check_sections) */
+	size_t nsections;
+	char *origins[CONFIG_NKEYS]; /* owned; where each general setting came
+					from (config_describe) */
+	char *user_file;   /* owned; the files read; user_file NULL without
+			      $HOME */
+	char *system_file; /* owned */
+	bool user_file_found, system_file_found;
+	char error[1024]; /* config_resolve's sentence on failure */
 };
 
 /* "123", "4K", "4M", "10G", "1T" (powers of 1024) into bytes; -EINVAL for
  * anything else or an overflow. */
 int config_parse_size(const char *text, uint64_t *out);
 
-/* Fills cfg; on failure returns -errno and sets *why to a sentence. */
+/* yes/no, true/false, on/off, 1/0 (any case) into *out; -EINVAL else. */
+int config_parse_bool(const char *text, bool *out);
+
+/* Fills cfg from opts, the environment and the config files; on failure
+ * returns -errno and sets *why to a sentence (held in cfg->error, valid
+ * until cfg is resolved again), naming the file and line of a bad line. */
 int config_resolve(struct config *cfg, const struct config_options *opts, const char **why);
 void config_free(struct config *cfg);
 
-/* The value of a hub's option as given, or NULL (the hub's default). */
+/* The value of a hub's option, or NULL (the hub's default): -o, else its
+ * environment variable (hub_option_spec.env), else the user's file, else
+ * the system's. A list set in one file on several lines is joined with
+ * commas. */
 const char *config_hub_option(const struct config *cfg, const char *name);
+
+/* A setting for one hub (its directory's name: "onnx", "torchvision"): a
+ * [hub] section's value in a file, unless -o or the environment sets the
+ * general one, which then holds for every hub; else the general one. */
+bool config_hub_offline(const struct config *cfg, const char *hub);
+bool config_hub_stream(const struct config *cfg, const char *hub);
+unsigned config_hub_connections(const struct config *cfg, const char *hub);
+unsigned config_hub_index_ttl(const struct config *cfg, const char *hub);
+
+/* A file's [section] must name a hub; the hubs made from catalogs are only
+ * known once the catalogs are read, so the core calls this then with every
+ * hub's name. -EINVAL with "FILE:LINE: [name]: no hub has this name" for
+ * the first section that names none. */
+int config_check_sections(const struct config *cfg, const char *const *hubs, size_t nhubs,
+			  char *why, size_t why_size);
+
+/* Calls fn for every general setting (defaults too), then every hub option
+ * that is set, then every per-hub setting that applies: hub is NULL but
+ * for those; value is NULL for a setting with none (cacert by default).
+ * No secret is in the config; a password in a URL is shown as "***". */
+typedef void (*config_describe_fn)(void *ctx, const char *hub, const char *key,
+				   const char *value, const char *origin);
+void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx);
 
 /* An environment variable's value, or NULL when unset or empty. */
 const char *config_env(const char *name);

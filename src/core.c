@@ -79,6 +79,21 @@ static int add_candidates(struct core *core)
 	return 0;
 }
 
+/* The config's [hub] sections, now that the catalogs' hubs are known. */
+static int check_sections(struct core *core, char *why, size_t why_size)
+{
+	const char **names = calloc(core->ncandidates + 1, sizeof(*names));
+	int rc;
+
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < core->ncandidates; i++)
+		names[i] = core->candidates[i].name;
+	rc = config_check_sections(core->config, names, core->ncandidates, why, why_size);
+	free(names);
+	return rc;
+}
+
 int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size)
 {
 	const char *cache_why;
@@ -144,6 +159,9 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 				      .budgets = core->budgets,
 				      .catalogs = core->catalogs };
 	rc = add_candidates(core);
+	if (rc)
+		goto out;
+	rc = check_sections(core, why, why_size);
 	if (rc)
 		goto out;
 	*out = core;
@@ -327,13 +345,26 @@ int core_resolve(struct core *core, const char *path, struct hub **hub, const ch
 	return core_hub(core, name, hub, why, why_size);
 }
 
+int core_source(struct core *core, struct hub *hub, const char *path, struct source *out)
+{
+	int rc = hub->ops->source(hub, path, out);
+
+	if (rc)
+		return rc;
+	/* A [hub] section of the config may hold this hub alone offline, or
+	 * give it its own number of connections. */
+	out->offline = out->offline || config_hub_offline(core->config, hub->name);
+	out->connections = config_hub_connections(core->config, hub->name);
+	return 0;
+}
+
 int core_ensure(struct core *core, struct hub *hub, const char *path)
 {
 	char label[4096];
 	struct source src;
 	int rc;
 
-	rc = hub->ops->source(hub, path, &src);
+	rc = core_source(core, hub, path, &src);
 	if (rc)
 		return rc;
 	snprintf(label, sizeof(label), "%s%s%s", hub->name, path[0] ? "/" : "", path);
@@ -351,7 +382,7 @@ int core_cached(struct core *core, struct hub *hub, const char *path, bool *pres
 	*present = false;
 	if (where)
 		*where = NULL;
-	rc = hub->ops->source(hub, path, &src);
+	rc = core_source(core, hub, path, &src);
 	if (rc)
 		return rc;
 	*present = download_is_present(core->downloads, &src);

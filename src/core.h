@@ -65,6 +65,10 @@ int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why
 int core_resolve(struct core *core, const char *path, struct hub **hub, const char **rest,
 		 char *why, size_t why_size);
 
+/* The hub's source of path, with the hub's own settings of the config
+ * applied (offline, connections); *out is the caller's (source_clear). */
+int core_source(struct core *core, struct hub *hub, const char *path, struct source *out);
+
 /* Makes what the hub's path names present and verified in the cache
  * (download, check, stage), waiting in the calling thread; a download
  * another process runs is joined, not repeated. 0 or -errno (ENOENT,

@@ -233,6 +233,7 @@ struct transfer_source download_transfer_source(const struct source *src)
 	return (struct transfer_source){ .url = src->url,
 					 .digest = src->digest,
 					 .size = src->size,
+					 .connections = src->connections,
 					 .auth_header = src->auth_header,
 					 .auth_origin = src->auth_origin };
 }

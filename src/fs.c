@@ -261,7 +261,7 @@ static int stage_archive(struct fs *fs, struct node *node)
 	struct source src;
 	int rc;
 
-	rc = node->hub->ops->source(node->hub, node->path, &src);
+	rc = core_source(fs->core, node->hub, node->path, &src);
 	if (rc)
 		return rc;
 	node_label(node, label, sizeof(label));
@@ -293,7 +293,7 @@ static int fs_stat(struct fs *fs, const struct node *node, struct stat *st)
 
 	if (rc || node->kind != NODE_HUB_FILE || !node->made)
 		return rc;
-	if (node->hub->ops->source(node->hub, node->path, &src) != 0)
+	if (core_source(fs->core, node->hub, node->path, &src) != 0)
 		return 0;
 	if (download_open_made(fs->downloads, &src, &fd) == 0) {
 		if (fstat(fd, &made) == 0) {
@@ -856,7 +856,7 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 	struct source src;
 	int fd, rc;
 
-	rc = node->hub->ops->source(node->hub, node->path, &src);
+	rc = core_source(fs->core, node->hub, node->path, &src);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -886,7 +886,7 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		reply_open_fd(fs, req, fi, node, fd);
 		goto out;
 	}
-	if (rc == -ENOENT && fs->config->stream && !fs->config->offline && !src.offline &&
+	if (rc == -ENOENT && config_hub_stream(fs->config, node->hub->name) && !src.offline &&
 	    !any_local(&src)) {
 		metrics_add(core_metrics(fs->core), METRICS_CACHE_MISSES, 1);
 		open_streaming(fs, req, fi, &src, label);
@@ -1125,7 +1125,7 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 		return core_url(node->hub, node->path, out);
 	if (strcmp(which, "cached") != 0)
 		return -ENODATA;
-	rc = node->hub->ops->source(node->hub, node->path, &src);
+	rc = core_source(fs->core, node->hub, node->path, &src);
 	if (rc && strcmp(which, "cached") == 0) {
 		/* Not even its size can be learnt now: it is not here. */
 		*out = strdup("no");

@@ -80,6 +80,8 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 {
 	const struct config *cfg = hub->env->config;
 	const char *name = hub->name;
+	const bool offline = config_hub_offline(cfg, name);
+	const unsigned ttl = config_hub_index_ttl(cfg, name);
 	struct fetch_buffer body = { 0 };
 	struct fetch_status status;
 	char cached_why[512] = "", when[32] = "";
@@ -100,14 +102,14 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 		cached_rc = read_cached(hub, spec, rel, &cached, &cached_len, &mtime, cached_why,
 					sizeof(cached_why));
 		format_time(mtime, when, sizeof(when));
-		if (cached_rc == 0 && (cfg->offline || time(NULL) - mtime < (time_t)cfg->index_ttl)) {
+		if (cached_rc == 0 && (offline || time(NULL) - mtime < (time_t)ttl)) {
 			rc = parse(hub, cached, cached_len, mtime, why, why_size);
 			if (rc == 0)
 				log_info("%s: using the index cached on %s%s", name, when,
-					 cfg->offline ? " (offline)" : "");
+					 offline ? " (offline)" : "");
 			goto out;
 		}
-		if (cfg->offline) {
+		if (offline) {
 			snprintf(why, why_size, "offline, and %s", cached_why);
 			rc = cached_rc;
 			goto out;

@@ -82,14 +82,16 @@ enum hub_flags {
 					with that name, rather than one */
 };
 
-/* One of a hub's own options, -o <name>=VALUE; the value reaches the hub
- * through config_hub_option(), and the hub applies its own default. */
+/* One of a hub's own options, -o <name>=VALUE or a config file's line; the
+ * value reaches the hub through config_hub_option(), which also reads env
+ * (over the files, under -o), and the hub applies its own default. */
 struct hub_option_spec {
 	const char *name;  /* prefixed with the hub's name: "hf_repos" */
 	const char *value; /* what it takes, for --help: "URL" */
 	const char *help;  /* for --help: lines of at most 50 columns */
 	bool list;         /* a comma-separated list: fuse_opt splits
 			      "-o hf_repos=a/b,c/d" and main.c joins it back */
+	const char *env;   /* the environment variable that also sets it, or NULL */
 };
 
 /* Paths are relative to the hub's directory, "" for the hub's root, never

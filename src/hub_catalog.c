@@ -506,7 +506,7 @@ static int download_size(struct hub *hub, struct name *n, uint64_t *size)
 	free(rel);
 	if (rc != 0) {
 		fetch_url_for_log(entry->url, url, sizeof(url));
-		if (hub->env->config->offline) {
+		if (config_hub_offline(hub->env->config, hub->name)) {
 			log_error("%s: the size of %s is not in its catalog, and offline it cannot "
 				  "be asked",
 				  hub->name, url);
@@ -743,7 +743,7 @@ static int catalog_source(struct hub *hub, const char *path, struct source *out)
 	if (rc)
 		return rc;
 	out->kind = n->kind == NAME_ARCHIVE ? SOURCE_ARCHIVE : is_made(n) ? SOURCE_MADE : SOURCE_FILE;
-	out->offline = hub->env->config->offline;
+	out->offline = config_hub_offline(hub->env->config, hub->name);
 	out->url = strdup(entry->url);
 	if (asprintf(&out->cache_path, "%s/%s", hub->name, path) < 0)
 		out->cache_path = NULL;
@@ -782,16 +782,16 @@ nomem:
 }
 
 static const struct hub_option_spec catalog_options[] = {
-	{ "catalogs", "DIR", "more catalogs: every *.json in DIR,\nread after the user's", true },
+	{ "catalogs", "DIR", "more catalogs: every *.json in DIR,\nread after the user's", true, NULL },
 	{ "system_catalogs", "DIR",
-	  "the shipped catalogs (default:\n" CATALOGDIR ")", false },
+	  "the shipped catalogs (default:\n" CATALOGDIR ")", false, NULL },
 	{ "convert", "FROM:TO:COMMAND",
 	  "beside each file of format FROM, a\n<stem>.TO made on first open by COMMAND\n"
 	  "(/bin/sh -c; input $1, output $2);\nseveral: comma-separated",
-	  true },
+	  true, NULL },
 	{ "convert_timeout", "SECONDS", "a converter is killed after this\n(default: 600)",
-	  false },
-	{ NULL, NULL, NULL, false },
+	  false, NULL },
+	{ NULL, NULL, NULL, false, NULL },
 };
 
 const struct hub_ops hub_catalog_ops = {

@@ -964,10 +964,8 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	hf->started = time(NULL);
 	hf->ttl = HF_TTL_DEFAULT;
 	hf->max_repos = HF_MAX_REPOS_DEFAULT;
-	hf->offline = cfg->offline || config_env_true("HF_HUB_OFFLINE") ||
+	hf->offline = config_hub_offline(cfg, hub->name) || config_env_true("HF_HUB_OFFLINE") ||
 		      config_env_true("TRANSFORMERS_OFFLINE");
-	if (!endpoint)
-		endpoint = config_env("HF_ENDPOINT");
 	hf->endpoint = strdup(endpoint ? endpoint : HF_ENDPOINT_DEFAULT);
 	hf->names = calloc(HF_NAMES_MAX, sizeof(*hf->names));
 	if (!hf->endpoint || !hf->names)
@@ -1294,23 +1292,23 @@ static int hf_meta(struct hub *hub, const char *path, char **json)
 
 static const struct hub_option_spec hf_options[] = {
 	{ "hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")",
-	  false },
+	  false, "HF_ENDPOINT" },
 	{ "hf_token_file", "FILE",
 	  "token file, used when neither $HF_TOKEN nor\n$HF_TOKEN_PATH nor $HF_HOME/token has one",
-	  false },
+	  false, NULL },
 	{ "hf_repos", "REPO[,REPO...]",
-	  "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true },
+	  "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true, NULL },
 	{ "hf_ttl", "SECONDS",
 	  "ask a branch's commit, and a name found\nmissing, again after this long (default: 600)",
-	  false },
+	  false, NULL },
 	{ "hf_api_budget", "CALLS[/SECONDS]",
 	  "API calls the models and datasets hubs make\ntogether per window; 0: no pacing "
 	  "(default:\n500/300, 1000/300 with a token: the Hub's\nlimits)",
-	  false },
+	  false, NULL },
 	{ "hf_max_repos", "N",
 	  "repos' file lists kept in memory; the least\nrecently used go first (default: 64)",
-	  false },
-	{ NULL, NULL, NULL, false },
+	  false, NULL },
+	{ NULL, NULL, NULL, false, NULL },
 };
 
 

@@ -626,12 +626,13 @@ static void refresh_if_due(struct hub *hub)
 {
 	const struct config *cfg = hub->env->config;
 	struct onnx_hub *onnx = hub->priv;
+	unsigned ttl = config_hub_index_ttl(cfg, hub->name);
 	char why[512];
 	time_t now = time(NULL);
 	bool due;
 	int rc;
 
-	if (cfg->offline)
+	if (config_hub_offline(cfg, hub->name))
 		return;
 	pthread_mutex_lock(&onnx->lock);
 	due = !onnx->refreshing && now >= onnx->next_refresh;
@@ -646,8 +647,7 @@ static void refresh_if_due(struct hub *hub)
 	/* After a failure, try again in a minute rather than a whole TTL; and
 	 * never more than once a second, even with index_ttl=0, so a burst of
 	 * lookups (ls -l) does not fetch the index once per name. */
-	onnx->next_refresh = time(NULL) + (rc == 0 || cfg->index_ttl < 60 ? (time_t)cfg->index_ttl
-									   : 60);
+	onnx->next_refresh = time(NULL) + (rc == 0 || ttl < 60 ? (time_t)ttl : 60);
 	if (onnx->next_refresh <= time(NULL))
 		onnx->next_refresh = time(NULL) + 1;
 	pthread_mutex_unlock(&onnx->lock);
@@ -655,14 +655,12 @@ static void refresh_if_due(struct hub *hub)
 		hub->env->index_changed(hub->env->index_changed_ctx, hub);
 }
 
-/* An option, else its environment variable, else the default. */
-static const char *setting(const struct config *cfg, const char *option, const char *env,
-			   const char *fallback)
+/* An option (or its environment variable, or a file's line), else the
+ * default. */
+static const char *setting(const struct config *cfg, const char *option, const char *fallback)
 {
 	const char *value = config_hub_option(cfg, option);
 
-	if (!value)
-		value = config_env(env);
 	return value ? value : fallback;
 }
 
@@ -678,9 +676,8 @@ static int onnx_open(struct hub *hub, char *why, size_t why_size)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&onnx->lock, NULL);
-	onnx->spec.url = setting(cfg, "onnx_index_url", "OMNIHUB_ONNX_INDEX_URL",
-				 ONNX_INDEX_URL_DEFAULT);
-	onnx->files_url = setting(cfg, "onnx_url", "OMNIHUB_ONNX_URL", ONNX_URL_DEFAULT);
+	onnx->spec.url = setting(cfg, "onnx_index_url", ONNX_INDEX_URL_DEFAULT);
+	onnx->files_url = setting(cfg, "onnx_url", ONNX_URL_DEFAULT);
 	onnx->spec.file_name = "ONNX_HUB_MANIFEST.json";
 	onnx->spec.max_bytes = ONNX_INDEX_MAX_BYTES;
 	hub->priv = onnx;
@@ -689,7 +686,7 @@ static int onnx_open(struct hub *hub, char *why, size_t why_size)
 		hub->ops->close(hub);
 		return rc;
 	}
-	onnx->next_refresh = onnx->index_mtime + (time_t)cfg->index_ttl;
+	onnx->next_refresh = onnx->index_mtime + (time_t)config_hub_index_ttl(cfg, hub->name);
 	return 0;
 }
 
@@ -877,11 +874,11 @@ static int onnx_meta(struct hub *hub, const char *path, char **json)
 static const struct hub_option_spec onnx_options[] = {
 	{ "onnx_index_url", "URL",
 	  "ONNX Model Zoo manifest (default:\n$OMNIHUB_ONNX_INDEX_URL, else\n" ONNX_INDEX_URL_DEFAULT ")",
-	  false },
+	  false, "OMNIHUB_ONNX_INDEX_URL" },
 	{ "onnx_url", "URL",
 	  "base URL of the zoo's model files (default:\n$OMNIHUB_ONNX_URL, else\n" ONNX_URL_DEFAULT ")",
-	  false },
-	{ NULL, NULL, NULL, false },
+	  false, "OMNIHUB_ONNX_URL" },
+	{ NULL, NULL, NULL, false, NULL },
 };
 
 const struct hub_ops hub_onnx_ops = {

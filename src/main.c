@@ -311,7 +311,7 @@ static int run_loop(struct fuse_session *session, const struct fuse_cmdline_opts
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_DEFAULT,
+	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_UNSET,
 				   .options.retries = -1 };
 	struct config_options *opts = &cmdline.options;
 	struct fuse_cmdline_opts cmd = { 0 };
@@ -322,7 +322,7 @@ int main(int argc, char *argv[])
 	struct fs *fs = NULL;
 	const char *why = NULL;
 	char fs_why[1024];
-	int status = 1;
+	int status = 1, rc;
 
 	if (fuse_opt_parse(&args, &cmdline, option_spec, take_args) != 0 ||
 	    fuse_parse_cmdline(&args, &cmd) != 0) {
@@ -360,6 +360,7 @@ int main(int argc, char *argv[])
 	opts->nhub_options = cmdline.nhub_options;
 	if (config_resolve(&cfg, opts, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, why);
+		status = 2;
 		goto out;
 	}
 	/* Until the daemon detaches, messages go to the terminal that started it. */
@@ -370,9 +371,12 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	curl_ready = true;
-	if (core_new(&core, &cfg, fs_why, sizeof(fs_why)) != 0 ||
-	    fs_new(&fs, core, fs_why, sizeof(fs_why)) != 0) {
+	rc = core_new(&core, &cfg, fs_why, sizeof(fs_why));
+	if (rc == 0)
+		rc = fs_new(&fs, core, fs_why, sizeof(fs_why));
+	if (rc) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, fs_why);
+		status = rc == -EINVAL ? 2 : 1; /* a setting (a config section) is wrong */
 		goto out;
 	}
 

@@ -42,6 +42,7 @@ struct source {
 	char *auth_header;
 	char *auth_origin;
 	bool offline; /* its hub is offline (HF_HUB_OFFLINE): the cache only */
+	unsigned connections; /* requests in flight for it; 0: the engine's */
 	/* SOURCE_MADE: the step, and its argument (all owned): */
 	enum source_step step;
 	char *member;  /* SOURCE_STEP_MEMBER: its path in the archive */

@@ -1201,7 +1201,7 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 	for (size_t p = 0; p < t->npieces; p++)
 		if (bitmap_get(&t->partial.state.pieces, p))
 			t->landed[p] = piece_end(t, p) - piece_start(t, p);
-	t->max_calls = engine->options.connections;
+	t->max_calls = src->connections ? src->connections : engine->options.connections;
 	t->state = t->partial.writer ? STATE_RUNNING : STATE_FOLLOWING;
 	if (!t->partial.writer)
 		log_info("%s: another process is downloading it: following", label);

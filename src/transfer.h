@@ -34,6 +34,7 @@ struct transfer_source {
 	const char *url;
 	struct digest_spec digest;
 	uint64_t size;
+	unsigned connections; /* requests in flight for it; 0: the engine's */
 	/* A credential for url, sent on every request whose URL is on
 	 * auth_origin (the hub's, and a resolve again after a signed URL
 	 * expired); never to where it redirects. NULL when none. */

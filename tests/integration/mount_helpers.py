@@ -178,6 +178,8 @@ def daemon_env(test_dir):
         "ONNX_HOME": os.path.join(test_dir, "onnx_home"),
         "HF_HOME": os.path.join(test_dir, "hf_home"),
         "HF_HUB_CACHE": os.path.join(test_dir, "hf_home", "hub"),
+        # The machine's own config file must not change what a test sees.
+        "OMNIHUB_SYSTEM_CONFIG": "/dev/null",
     })
     return env
 

@@ -1,20 +1,25 @@
-/* test_config.c: unit tests of config.c: options over environment over
- * defaults, and where other clients' caches are looked for. Not for:
- * option parsing (main.c, through libfuse). */
+/* test_config.c: unit tests of config.c and conffile.c: options over
+ * environment over the user's file over the system's over defaults, the
+ * files' syntax and its errors, origins, and where other clients' caches
+ * are looked for. Not for: option parsing (main.c, through libfuse). */
 #include "build_config.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "conffile.h"
 #include "tap.h"
 
 static const char *const variables[] = {
 	"HOME", "XDG_CACHE_HOME", "OMNIHUB_HOME", "MODELHUB_PATH", "OMNIHUB_OFFLINE",
 	"OMNIHUB_ONNX_INDEX_URL", "OMNIHUB_ONNX_URL", "CURL_CA_BUNDLE", "ONNX_HOME",
-	"HF_HOME", "HF_HUB_CACHE",
+	"HF_HOME", "HF_HUB_CACHE", "XDG_CONFIG_HOME", "OMNIHUB_CONFIG", "OMNIHUB_SYSTEM_CONFIG",
+	"HF_ENDPOINT",
 };
 
 static void clear_environment(void)
@@ -22,12 +27,490 @@ static void clear_environment(void)
 	for (size_t i = 0; i < sizeof(variables) / sizeof(variables[0]); i++)
 		unsetenv(variables[i]);
 	setenv("HOME", "/home/u", 1);
+	/* Never the machine's own /etc/omnihub/config. */
+	setenv("OMNIHUB_SYSTEM_CONFIG", "/nonexistent/omnihub/config", 1);
 }
 
 static int resolve(struct config *cfg, const struct config_options *opts)
 {
 	const char *why = NULL;
 	return config_resolve(cfg, opts, &why);
+}
+
+/* ---- the config files ---- */
+
+static char dir[64];
+static char user_path[128], system_path[128];
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* Both files, "" for none; then resolves with opts. */
+static int resolve_files(struct config *cfg, const struct config_options *opts,
+			 const char *user, const char *system, const char **why)
+{
+	const char *ignored;
+
+	unlink(user_path);
+	unlink(system_path);
+	if (*user)
+		write_file(user_path, user);
+	if (*system)
+		write_file(system_path, system);
+	setenv("OMNIHUB_CONFIG", user_path, 1);
+	setenv("OMNIHUB_SYSTEM_CONFIG", system_path, 1);
+	return config_resolve(cfg, opts, why ? why : &ignored);
+}
+
+struct described {
+	char key[64];
+	char origin[256];
+	char value[256];
+	bool has_value;
+	int count;
+	int leaked; /* values that hold "secret" */
+};
+
+static void describe_one(void *ctx, const char *hub, const char *key, const char *value,
+			 const char *origin)
+{
+	struct described *d = ctx;
+	char full[96];
+
+	snprintf(full, sizeof(full), "%s%s%s%s", hub ? "[" : "", hub ? hub : "", hub ? "] " : "",
+		 key);
+	d->leaked += value && strstr(value, "secret") != NULL;
+	if (strcmp(full, d->key) != 0)
+		return;
+	d->count++;
+	snprintf(d->origin, sizeof(d->origin), "%s", origin);
+	snprintf(d->value, sizeof(d->value), "%s", value ? value : "");
+	d->has_value = value != NULL;
+}
+
+/* The origin config_describe gives key ("[hub] key" for a hub's own), or
+ * "(absent)" / "(twice)". */
+static const char *origin_of(const struct config *cfg, const char *key)
+{
+	static struct described d;
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.key, sizeof(d.key), "%s", key);
+	config_describe(cfg, describe_one, &d);
+	if (d.count == 0)
+		return "(absent)";
+	return d.count == 1 ? d.origin : "(twice)";
+}
+
+static const char *value_of(const struct config *cfg, const char *key)
+{
+	static struct described d;
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.key, sizeof(d.key), "%s", key);
+	config_describe(cfg, describe_one, &d);
+	return d.count == 1 && d.has_value ? d.value : "(none)";
+}
+
+static bool origin_is(const struct config *cfg, const char *key, const char *path, int line)
+{
+	char want[256];
+
+	if (path)
+		snprintf(want, sizeof(want), "%s:%d", path, line);
+	return strcmp(origin_of(cfg, key), path ? want : "default") == 0;
+}
+
+/* A bad line's sentence, exactly: "<file>:<line>: <what>". */
+static void check_bad(const char *user, const char *system, const char *file, int line,
+		      const char *what)
+{
+	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config cfg;
+	const char *why = NULL;
+	char want[512];
+	int rc = resolve_files(&cfg, &none, user, system, &why);
+
+	snprintf(want, sizeof(want), "%s:%d: %s", file, line, what);
+	tap_ok(rc == -EINVAL && why && strcmp(why, want) == 0, "bad line: %s (got: %s)", want,
+	       why ? why : "(nothing)");
+	tap_ok(cfg.cache_dir == NULL && cfg.nhub_options == 0, "nothing kept after a bad line");
+	config_free(&cfg);
+}
+
+static void test_precedence(void)
+{
+	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options given = { .cache = "/opt/cache", .offline = 1, .index_ttl = 5,
+					.retries = -1 };
+	struct config_hub_option endpoint = { "hf_endpoint", "http://option/" };
+	struct config_options with_endpoint = { .index_ttl = CONFIG_INDEX_TTL_UNSET,
+						.retries = -1,
+						.hub_options = &endpoint,
+						.nhub_options = 1 };
+	const char *system = "# the system's\n"
+			     "cache = /sys/cache\n"
+			     "connections = 3\n"
+			     "index_ttl = 100\n"
+			     "[huggingface]\n"
+			     "endpoint = http://system/\n"
+			     "[onnx]\n"
+			     "offline = yes\n"
+			     "index_ttl = 7\n";
+	const char *user = "cache = /user/cache\n"
+			   "hf_endpoint = http://user/\n"
+			   "\n"
+			   "[onnx]\n"
+			   "offline = no\n";
+	struct config cfg;
+
+	/* Default, then the system's file. */
+	resolve_files(&cfg, &none, "", "", NULL);
+	tap_ok(strcmp(cfg.cache_dir, "/home/u/.omnihub") == 0 && origin_is(&cfg, "cache", NULL, 0),
+	       "no file: the default cache, origin default (%s)", origin_of(&cfg, "cache"));
+	tap_ok(!cfg.user_file_found && !cfg.system_file_found &&
+		       strcmp(cfg.user_file, user_path) == 0 &&
+		       strcmp(cfg.system_file, system_path) == 0,
+	       "missing files are no error; $OMNIHUB_CONFIG and $OMNIHUB_SYSTEM_CONFIG name them");
+	tap_ok(config_hub_option(&cfg, "hf_endpoint") == NULL &&
+		       strcmp(origin_of(&cfg, "hf_endpoint"), "(absent)") == 0,
+	       "a hub option not set is not described");
+	config_free(&cfg);
+
+	resolve_files(&cfg, &none, "", system, NULL);
+	tap_ok(cfg.system_file_found && strcmp(cfg.cache_dir, "/sys/cache") == 0 &&
+		       origin_is(&cfg, "cache", system_path, 2),
+	       "system file over the default (%s)", origin_of(&cfg, "cache"));
+	tap_ok(cfg.connections == 3 && origin_is(&cfg, "connections", system_path, 3),
+	       "connections from the system file");
+	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "http://system/") == 0 &&
+		       origin_is(&cfg, "hf_endpoint", system_path, 6),
+	       "[huggingface] endpoint is hf_endpoint");
+	tap_ok(config_hub_offline(&cfg, "onnx") && !config_hub_offline(&cfg, "huggingface") &&
+		       !cfg.offline && origin_is(&cfg, "[onnx] offline", system_path, 8),
+	       "[onnx] offline = yes: onnx only");
+	tap_ok(config_hub_index_ttl(&cfg, "onnx") == 7 &&
+		       config_hub_index_ttl(&cfg, "huggingface") == 100 &&
+		       config_hub_index_ttl(&cfg, "torchvision") == 100 && cfg.index_ttl == 100,
+	       "[onnx] index_ttl over the general index_ttl, for onnx only");
+	config_free(&cfg);
+
+	resolve_files(&cfg, &none, user, system, NULL);
+	tap_ok(cfg.user_file_found && strcmp(cfg.cache_dir, "/user/cache") == 0 &&
+		       origin_is(&cfg, "cache", user_path, 1),
+	       "user file over the system file (%s)", origin_of(&cfg, "cache"));
+	tap_ok(cfg.connections == 3, "what the user file does not set comes from the system's");
+	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "http://user/") == 0 &&
+		       origin_is(&cfg, "hf_endpoint", user_path, 2),
+	       "hf_endpoint: the user file's");
+	tap_ok(!config_hub_offline(&cfg, "onnx") && origin_is(&cfg, "[onnx] offline", user_path, 5),
+	       "[onnx] offline: the user file's no over the system's yes");
+	config_free(&cfg);
+
+	setenv("OMNIHUB_HOME", "/env/cache", 1);
+	setenv("HF_ENDPOINT", "http://env/", 1);
+	setenv("OMNIHUB_OFFLINE", "1", 1);
+	resolve_files(&cfg, &none, user, system, NULL);
+	tap_ok(strcmp(cfg.cache_dir, "/env/cache") == 0 &&
+		       strcmp(origin_of(&cfg, "cache"), "environment $OMNIHUB_HOME") == 0,
+	       "environment over the files (%s)", origin_of(&cfg, "cache"));
+	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "http://env/") == 0 &&
+		       strcmp(origin_of(&cfg, "hf_endpoint"), "environment $HF_ENDPOINT") == 0,
+	       "$HF_ENDPOINT over the files");
+	tap_ok(config_hub_offline(&cfg, "onnx") && config_hub_offline(&cfg, "huggingface") &&
+		       strcmp(origin_of(&cfg, "[onnx] offline"), "(absent)") == 0,
+	       "$OMNIHUB_OFFLINE=1 over [onnx] offline = no, and the override is not listed");
+	config_free(&cfg);
+	setenv("OMNIHUB_OFFLINE", "0", 1);
+	resolve_files(&cfg, &none, "offline = yes\n[onnx]\noffline = yes\n", "", NULL);
+	tap_ok(!cfg.offline && !config_hub_offline(&cfg, "onnx") &&
+		       strcmp(origin_of(&cfg, "offline"), "environment $OMNIHUB_OFFLINE") == 0,
+	       "$OMNIHUB_OFFLINE=0 over offline = yes in a file");
+	config_free(&cfg);
+
+	resolve_files(&cfg, &given, user, system, NULL);
+	tap_ok(strcmp(cfg.cache_dir, "/opt/cache") == 0 &&
+		       strcmp(origin_of(&cfg, "cache"), "option") == 0,
+	       "option over the environment");
+	tap_ok(cfg.offline && config_hub_offline(&cfg, "onnx") &&
+		       strcmp(origin_of(&cfg, "offline"), "option") == 0,
+	       "-o offline over all");
+	tap_ok(config_hub_index_ttl(&cfg, "onnx") == 5 && cfg.index_ttl == 5 &&
+		       strcmp(origin_of(&cfg, "index_ttl"), "option") == 0,
+	       "-o index_ttl=5 over the files' general and [onnx] values");
+	config_free(&cfg);
+	resolve_files(&cfg, &with_endpoint, user, system, NULL);
+	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "http://option/") == 0 &&
+		       strcmp(origin_of(&cfg, "hf_endpoint"), "option") == 0,
+	       "-o hf_endpoint over $HF_ENDPOINT");
+	tap_ok(cfg.index_ttl == 100, "index_ttl not given (CONFIG_INDEX_TTL_UNSET): the file's");
+	config_free(&cfg);
+	unsetenv("OMNIHUB_HOME");
+	unsetenv("HF_ENDPOINT");
+	unsetenv("OMNIHUB_OFFLINE");
+
+	/* Per-hub connections and stream, for a hub made from a catalog. */
+	resolve_files(&cfg, &none,
+		      "stream = on\nconnections = 4\n[torchvision]\nconnections = 2\nstream = off\n",
+		      "", NULL);
+	tap_ok(config_hub_connections(&cfg, "torchvision") == 2 &&
+		       config_hub_connections(&cfg, "onnx") == 4 &&
+		       !config_hub_stream(&cfg, "torchvision") && config_hub_stream(&cfg, "onnx"),
+	       "[torchvision] connections and stream for it alone");
+	tap_ok(strcmp(value_of(&cfg, "[torchvision] connections"), "2") == 0 &&
+		       origin_is(&cfg, "[torchvision] connections", user_path, 4),
+	       "per-hub settings described with their hub");
+	config_free(&cfg);
+}
+
+static void test_lists_and_values(void)
+{
+	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_hub_option convert = { "convert", "o:p:cmd" };
+	struct config_options with_convert = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
+					       .retries = -1,
+					       .hub_options = &convert,
+					       .nhub_options = 1 };
+	const char *lists = "convert = onnx:ort:a $1 $2\n"
+			    "hf_repos = a/b\n"
+			    "[catalogs]\n"
+			    "convert = h5:onnx:b\n"
+			    "[huggingface]\n"
+			    "repos = c/d,e/f\n";
+	struct config cfg;
+	const char *why;
+
+	resolve_files(&cfg, &none, lists, "convert = sys:x:y\nhf_repos = s/s\n", NULL);
+	tap_ok(strcmp(config_hub_option(&cfg, "convert"), "onnx:ort:a $1 $2,h5:onnx:b") == 0,
+	       "convert on two lines adds up: %s", config_hub_option(&cfg, "convert"));
+	tap_ok(strcmp(config_hub_option(&cfg, "hf_repos"), "a/b,c/d,e/f") == 0,
+	       "hf_repos and [huggingface] repos add up: %s", config_hub_option(&cfg, "hf_repos"));
+	{
+		char want[256];
+		snprintf(want, sizeof(want), "%s:1,4", user_path);
+		tap_ok(strcmp(origin_of(&cfg, "convert"), want) == 0,
+		       "a list's origin names each line (%s)", origin_of(&cfg, "convert"));
+	}
+	config_free(&cfg);
+	resolve_files(&cfg, &with_convert, lists, "", NULL);
+	tap_ok(strcmp(config_hub_option(&cfg, "convert"), "o:p:cmd") == 0,
+	       "-o convert replaces the files' list");
+	config_free(&cfg);
+
+	resolve_files(&cfg, &none,
+		      "\xef\xbb\xbf; a comment\r\n"
+		      "cache = \"/a dir/with # hash\"  # a comment\r\n"
+		      "cacert = /etc/x#1 # not part of it\n"
+		      "  hf_endpoint=\"http://q/\\\"x\\\\\"\n"
+		      "hf_token_file = ~/tok\n"
+		      "stream = TRUE\n"
+		      "piece_size = 8MiB\n"
+		      "cache_max = 50G\n"
+		      "max_unpack_size = 1T\n"
+		      "retries = 0\n"
+		      "stall_timeout = 9\n"
+		      "max_unpack_ratio = 3\n"
+		      "\t\n",
+		      "", &why);
+	tap_ok(cfg.cache_dir && strcmp(cfg.cache_dir, "/a dir/with # hash") == 0,
+	       "a quoted value keeps its blanks and '#' (%s)", cfg.cache_dir ? cfg.cache_dir : why);
+	tap_ok(cfg.cacert && strcmp(cfg.cacert, "/etc/x#1") == 0,
+	       "an unquoted value ends at a blank and '#'");
+	tap_ok(cfg.cache_dir &&
+		       strcmp(config_hub_option(&cfg, "hf_endpoint"), "http://q/\"x\\") == 0,
+	       "escapes in quotes");
+	tap_ok(cfg.cache_dir && strcmp(config_hub_option(&cfg, "hf_token_file"), "/home/u/tok") == 0,
+	       "~/ is $HOME in a FILE option");
+	tap_ok(cfg.stream && cfg.piece_size == (8u << 20) && cfg.cache_max == (50ull << 30) &&
+		       cfg.max_unpack_size == (1ull << 40) && cfg.retries == 0 &&
+		       cfg.stall_timeout == 9 && cfg.max_unpack_ratio == 3,
+	       "every general setting from a file");
+	tap_ok(strcmp(value_of(&cfg, "piece_size"), "8M") == 0 &&
+		       strcmp(value_of(&cfg, "cache_max"), "50G") == 0 &&
+		       strcmp(value_of(&cfg, "stream"), "yes") == 0,
+	       "described as written: sizes with units, booleans yes/no");
+	config_free(&cfg);
+
+	{
+		static const char *const yes[] = { "yes", "true", "on", "1", "Yes", "ON" };
+		static const char *const no[] = { "no", "false", "off", "0", "NO", "False" };
+		bool all = true, value;
+		for (size_t i = 0; i < 6; i++)
+			all = all && config_parse_bool(yes[i], &value) == 0 && value &&
+			      config_parse_bool(no[i], &value) == 0 && !value;
+		tap_ok(all && config_parse_bool("maybe", &value) == -EINVAL &&
+			       config_parse_bool("", &value) == -EINVAL,
+		       "booleans: yes/no true/false on/off 1/0, any case");
+	}
+
+	/* No secret is printed: a URL's password is hidden. */
+	resolve_files(&cfg, &none, "onnx_url = https://me:secret@host/models/\n", "", NULL);
+	{
+		struct described d = { .key = "onnx_url" };
+		config_describe(&cfg, describe_one, &d);
+		tap_ok(d.leaked == 0 && strcmp(d.value, "https://me:***@host/models/") == 0,
+		       "a URL's password is not described (%s)", d.value);
+		tap_ok(strcmp(config_hub_option(&cfg, "onnx_url"), "https://me:secret@host/models/") ==
+			       0,
+		       "but the hub gets it");
+	}
+	config_free(&cfg);
+
+	/* Every general setting is described, defaults too. */
+	resolve_files(&cfg, &none, "", "", NULL);
+	{
+		static const char *const general[] = {
+			"cache", "cacert", "offline", "index_ttl", "stream", "connections",
+			"piece_size", "cache_max", "retries", "stall_timeout", "max_unpack_ratio",
+			"max_unpack_size",
+		};
+		bool all = true;
+		for (size_t i = 0; i < sizeof(general) / sizeof(general[0]); i++)
+			all = all && strcmp(origin_of(&cfg, general[i]), "default") == 0;
+		tap_ok(all, "every general setting described, with origin default");
+		tap_ok(strcmp(value_of(&cfg, "cacert"), "(none)") == 0 &&
+			       strcmp(value_of(&cfg, "connections"), "8") == 0 &&
+			       strcmp(value_of(&cfg, "piece_size"), "4M") == 0,
+		       "defaults' values: cacert none, connections 8, piece_size 4M");
+	}
+	config_free(&cfg);
+}
+
+static void test_bad_lines(void)
+{
+	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config cfg;
+	const char *why = NULL;
+	int rc;
+
+	check_bad("# fine\n\ncache = /c\noffline = no\nstream = yes\nconnections = 2\n"
+		  "connections = lots\n",
+		  "", user_path, 7, "connections: \"lots\" is not a number");
+	check_bad("connections = 65\n", "", user_path, 1, "connections: 65 is out of range (1 to 64)");
+	check_bad("connections = 0\n", "", user_path, 1, "connections: 0 is out of range (1 to 64)");
+	check_bad("frobnicate = 1\n", "", user_path, 1, "unknown key \"frobnicate\"");
+	check_bad("[onnx]\nurl = http://x/\nfrob = 1\n", "", user_path, 3,
+		  "[onnx]: unknown key \"frob\"");
+	check_bad("[huggingface-datasets]\nendpoint = http://x/\n", "", user_path, 2,
+		  "[huggingface-datasets]: unknown key \"endpoint\"");
+	check_bad("[onnx]\ncache = /c\n", "", user_path, 2,
+		  "[onnx]: cache is not set per hub: put it before the first [section]");
+	check_bad("[Hugging Face]\n", "", user_path, 1,
+		  "[Hugging Face]: a section is named after a hub (lowercase letters, digits, '.', "
+		  "'_' and '-')");
+	check_bad("[onnx\n", "", user_path, 1, "\"[onnx\": a section line is [name], alone on its line");
+	check_bad("just some words\n", "", user_path, 1,
+		  "\"just some words\" is not \"key = value\", a [section] or a comment");
+	check_bad("cache /x\n", "", user_path, 1,
+		  "\"cache /x\" is not \"key = value\", a [section] or a comment");
+	check_bad("cache =\n", "", user_path, 1, "cache: no value after '=' (an empty one is \"\")");
+	check_bad("cache = \"\"\n", "", user_path, 1, "cache: the value is empty");
+	check_bad("cache = \"/open\n", "", user_path, 1, "cache: the quote is not closed");
+	check_bad("cache = \"/a\" b\n", "", user_path, 1,
+		  "cache: there is more after the closing quote");
+	check_bad("cache = \"/a\\q\"\n", "", user_path, 1,
+		  "cache: \\q in quotes is no escape (\\\" \\\\ \\n \\t are)");
+	check_bad("cache = relative/dir\n", "", user_path, 1,
+		  "cache: \"relative/dir\" is not an absolute path (nor ~/...)");
+	check_bad("catalogs = /a,b\n", "", user_path, 1,
+		  "catalogs: \"b\" is not an absolute path (nor ~/...)");
+	check_bad("offline = maybe\n", "", user_path, 1, "offline: \"maybe\" is not yes or no");
+	check_bad("piece_size = 4Q\n", "", user_path, 1,
+		  "piece_size: \"4Q\" is not a size (bytes, or with K, M, G or T: say 4M)");
+	check_bad("piece_size = 1K\n", "", user_path, 1,
+		  "piece_size: 1K is out of range (64K to 1G)");
+	check_bad("max_unpack_size = 0\n", "", user_path, 1, "max_unpack_size: 0 is too small");
+	check_bad("index_ttl = -1\n", "", user_path, 1, "index_ttl: \"-1\" is not a number");
+	check_bad("", "cache = /ok\nretries = 3x\n", system_path, 2,
+		  "retries: \"3x\" is not a number");
+	check_bad("cache = /ok\n", "[onnx]\nindex_ttl = soon\n", system_path, 2,
+		  "index_ttl: \"soon\" is not a number");
+
+	/* An option's bad value names the key too. */
+	{
+		struct config_options bad = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
+					      .retries = -1,
+					      .piece_size = "3X" };
+		rc = resolve_files(&cfg, &bad, "", "", &why);
+		tap_ok(rc == -EINVAL && strstr(why, "piece_size: \"3X\" is not a size") == why,
+		       "-o piece_size=3X: %s", why);
+		config_free(&cfg);
+	}
+
+	/* Unreadable: an error, unlike a missing file. */
+	setenv("OMNIHUB_CONFIG", dir, 1);
+	rc = config_resolve(&cfg, &none, &why);
+	{
+		char want[256];
+		snprintf(want, sizeof(want), "cannot read %s: Is a directory", dir);
+		tap_ok(rc == -EISDIR && why && strcmp(why, want) == 0, "unreadable file: %s", why);
+	}
+	config_free(&cfg);
+
+	/* A section that names no hub this build has waits for the catalogs. */
+	rc = resolve_files(&cfg, &none, "[torchvision]\noffline = yes\n[torchvisoin]\nstream = on\n",
+			   "", &why);
+	tap_ok(rc == 0, "sections of hubs made from catalogs are taken");
+	{
+		const char *hubs[] = { "onnx", "huggingface", "torchvision" };
+		const char *all[] = { "torchvision", "torchvisoin" };
+		char check_why[512] = "", want[512];
+		snprintf(want, sizeof(want), "%s:3: [torchvisoin]: no hub has this name", user_path);
+		tap_ok(config_check_sections(&cfg, hubs, 3, check_why, sizeof(check_why)) ==
+				       -EINVAL &&
+			       strcmp(check_why, want) == 0,
+		       "config_check_sections: %s", check_why);
+		tap_ok(config_check_sections(&cfg, all, 2, check_why, sizeof(check_why)) == 0,
+		       "config_check_sections: all known");
+	}
+	config_free(&cfg);
+}
+
+static void test_file_places(void)
+{
+	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config cfg;
+
+	unsetenv("OMNIHUB_CONFIG");
+	unsetenv("OMNIHUB_SYSTEM_CONFIG");
+	resolve(&cfg, &none);
+	tap_ok(strcmp(cfg.user_file, "/home/u/.config/omnihub/config") == 0 &&
+		       strcmp(cfg.system_file, "/etc/omnihub/config") == 0,
+	       "the files: ~/.config/omnihub/config and /etc/omnihub/config");
+	config_free(&cfg);
+	setenv("XDG_CONFIG_HOME", "/xdg", 1);
+	setenv("OMNIHUB_SYSTEM_CONFIG", "/nonexistent/omnihub/config", 1);
+	resolve(&cfg, &none);
+	tap_ok(strcmp(cfg.user_file, "/xdg/omnihub/config") == 0,
+	       "the user's file under $XDG_CONFIG_HOME");
+	config_free(&cfg);
+	unsetenv("XDG_CONFIG_HOME");
+}
+
+static void test_files(void)
+{
+	char template[] = "/tmp/omnihub-test-config-XXXXXX";
+
+	clear_environment();
+	if (!mkdtemp(template)) {
+		tap_ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", template);
+	snprintf(user_path, sizeof(user_path), "%s/user.conf", dir);
+	snprintf(system_path, sizeof(system_path), "%s/system.conf", dir);
+	test_precedence();
+	test_lists_and_values();
+	test_bad_lines();
+	test_file_places();
+	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");
 }
 
 int main(void)
@@ -115,5 +598,6 @@ int main(void)
 		tap_ok(strcmp(cfg.cache_dir, want) == 0, "made absolute: %s", cfg.cache_dir);
 		config_free(&cfg);
 	}
+	test_files();
 	return tap_done();
 }

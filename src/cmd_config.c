@@ -1,0 +1,209 @@
+/* cmd_config.c: `omnihub config` (the effective settings, and where each
+ * came from) and `omnihub where` (the cache directory). Not for: reading
+ * the settings (config.c), or anything that opens the core or the network. */
+#include "build_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "cmd.h"
+#include "config.h"
+
+/* Longer values are not padded: one long URL would push every comment far
+ * to the right. */
+#define VALUE_COLUMN_MAX 40
+
+struct line {
+	char *key;    /* owned; "cache", "[onnx] offline" */
+	char *value;  /* owned; "" for none */
+	char *origin; /* owned */
+	char *hub;    /* owned; NULL for a general setting or a hub option */
+	bool has_value;
+};
+
+struct lines {
+	struct line *items; /* owned */
+	size_t count;
+	bool failed; /* out of memory while collecting */
+};
+
+static void collect(void *ctx, const char *hub, const char *key, const char *value,
+                    const char *origin)
+{
+	struct lines *lines = ctx;
+	struct line *grown, *l;
+
+	if (lines->failed)
+		return;
+	grown = realloc(lines->items, (lines->count + 1) * sizeof(*grown));
+	if (!grown) {
+		lines->failed = true;
+		return;
+	}
+	lines->items = grown;
+	l = &grown[lines->count];
+	memset(l, 0, sizeof(*l));
+	if (hub ? asprintf(&l->key, "[%s] %s", hub, key) < 0 : !(l->key = strdup(key)))
+		l->key = NULL;
+	l->value = strdup(value ? value : "");
+	l->origin = strdup(origin);
+	l->hub = hub ? strdup(hub) : NULL;
+	l->has_value = value != NULL;
+	if (!l->key || !l->value || !l->origin || (hub && !l->hub)) {
+		free(l->key);
+		free(l->value);
+		free(l->origin);
+		free(l->hub);
+		lines->failed = true;
+		return;
+	}
+	lines->count++;
+}
+
+static void lines_free(struct lines *lines)
+{
+	for (size_t i = 0; i < lines->count; i++) {
+		free(lines->items[i].key);
+		free(lines->items[i].value);
+		free(lines->items[i].origin);
+		free(lines->items[i].hub);
+	}
+	free(lines->items);
+}
+
+/* Usage errors of the subcommands that take no arguments. */
+static int no_arguments(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	if (argc <= 1)
+		return CMD_EXIT_OK;
+	fprintf(stderr, "%s %s: takes no arguments ('%s' given)\n", ctx->program, argv[0], argv[1]);
+	return CMD_EXIT_USAGE;
+}
+
+/* Prints a JSON document (and frees it); FAILED when it cannot. */
+static int print_json(struct cmd_ctx *ctx, cJSON *doc)
+{
+	char *text = doc ? cJSON_Print(doc) : NULL;
+	int rc = CMD_EXIT_FAILED;
+
+	if (text && fprintf(ctx->out, "%s\n", text) >= 0)
+		rc = CMD_EXIT_OK;
+	else
+		fprintf(stderr, "%s: out of memory\n", ctx->program);
+	free(text);
+	cJSON_Delete(doc);
+	return rc;
+}
+
+static cJSON *json_string_or_null(const char *text)
+{
+	return text ? cJSON_CreateString(text) : cJSON_CreateNull();
+}
+
+static int config_json(struct cmd_ctx *ctx, const struct lines *lines)
+{
+	const struct config *cfg = ctx->cfg;
+	cJSON *doc = cJSON_CreateObject(), *settings = cJSON_CreateArray(),
+	      *files = cJSON_CreateObject();
+	bool ok = doc && settings && files;
+
+	if (ok) {
+		cJSON_AddItemToObject(doc, "settings", settings);
+		cJSON_AddItemToObject(doc, "files", files);
+		settings = files = NULL; /* doc owns them now */
+	}
+	for (size_t i = 0; ok && i < lines->count; i++) {
+		const struct line *l = &lines->items[i];
+		cJSON *item = cJSON_CreateObject();
+		/* The key without its "[hub] ": the hub has its own field. */
+		const char *key = l->hub ? l->key + strlen(l->hub) + 3 : l->key;
+		ok = item && cJSON_AddItemToArray(cJSON_GetObjectItem(doc, "settings"), item);
+		if (!ok) {
+			cJSON_Delete(item);
+			break;
+		}
+		ok = cJSON_AddItemToObject(item, "hub", json_string_or_null(l->hub)) &&
+		     cJSON_AddStringToObject(item, "key", key) &&
+		     cJSON_AddItemToObject(item, "value",
+		                           json_string_or_null(l->has_value ? l->value : NULL)) &&
+		     cJSON_AddStringToObject(item, "origin", l->origin);
+	}
+	if (ok) {
+		cJSON *f = cJSON_GetObjectItem(doc, "files");
+		ok = cJSON_AddItemToObject(f, "user", json_string_or_null(cfg->user_file)) &&
+		     cJSON_AddItemToObject(f, "system", json_string_or_null(cfg->system_file)) &&
+		     cJSON_AddBoolToObject(f, "user_found", cfg->user_file_found) &&
+		     cJSON_AddBoolToObject(f, "system_found", cfg->system_file_found);
+	}
+	cJSON_Delete(settings);
+	cJSON_Delete(files);
+	if (!ok) {
+		cJSON_Delete(doc);
+		doc = NULL;
+	}
+	return print_json(ctx, doc);
+}
+
+static void print_file(struct cmd_ctx *ctx, const char *which, const char *path, bool found)
+{
+	if (path)
+		fprintf(ctx->out, "# %s file: %s%s\n", which, path, found ? "" : " (not found)");
+	else
+		fprintf(ctx->out, "# %s file: none ($HOME is not set)\n", which);
+}
+
+int cmd_config(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	const struct config *cfg = ctx->cfg;
+	struct lines lines = {0};
+	int key_width = 0, value_width = 0, rc;
+
+	rc = no_arguments(ctx, argc, argv);
+	if (rc != CMD_EXIT_OK)
+		return rc;
+	config_describe(cfg, collect, &lines);
+	if (lines.failed) {
+		fprintf(stderr, "%s: out of memory\n", ctx->program);
+		lines_free(&lines);
+		return CMD_EXIT_FAILED;
+	}
+	if (ctx->json) {
+		rc = config_json(ctx, &lines);
+		lines_free(&lines);
+		return rc;
+	}
+	for (size_t i = 0; i < lines.count; i++) {
+		int k = (int)strlen(lines.items[i].key), v = (int)strlen(lines.items[i].value);
+		key_width = k > key_width ? k : key_width;
+		if (v <= VALUE_COLUMN_MAX && v > value_width)
+			value_width = v;
+	}
+	print_file(ctx, "user", cfg->user_file, cfg->user_file_found);
+	print_file(ctx, "system", cfg->system_file, cfg->system_file_found);
+	for (size_t i = 0; i < lines.count; i++)
+		fprintf(ctx->out, "%-*s = %-*s  # %s\n", key_width, lines.items[i].key, value_width,
+		        lines.items[i].value, lines.items[i].origin);
+	lines_free(&lines);
+	return fflush(ctx->out) == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;
+}
+
+int cmd_where(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	int rc = no_arguments(ctx, argc, argv);
+
+	if (rc != CMD_EXIT_OK)
+		return rc;
+	if (ctx->json) {
+		cJSON *doc = cJSON_CreateObject();
+		if (doc && !cJSON_AddStringToObject(doc, "cache", ctx->cfg->cache_dir)) {
+			cJSON_Delete(doc);
+			doc = NULL;
+		}
+		return print_json(ctx, doc);
+	}
+	fprintf(ctx->out, "%s\n", ctx->cfg->cache_dir);
+	return fflush(ctx->out) == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;
+}

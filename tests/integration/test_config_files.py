@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The config files (omnihub.conf(5)) through a real mount: the user file sets a hub's
+URLs; a mount option beats the file, the environment beats the file, the user file beats
+the system file; a [hub] section holds one hub offline; a bad line or an unknown section
+stops the mount with one sentence naming the file and the line, exit status 2.
+
+Run with Debian's /usr/bin/python3 (make_zoo.py needs python3-onnx)."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mount_helpers import (SRCDIR, check, check_eq, count_requests, errno_of, run, run_cli,
+                           test)  # noqa: E402
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from zoo_server import ZooServer  # noqa: E402
+
+MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
+DEAD = "https://127.0.0.1:1/"
+
+
+class Zoo:
+    def __init__(self, fixture_dir, server):
+        with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
+            self.entries = [e for e in json.load(f) if e["kind"] == "good"]
+        self.server = server
+        self.fixture_dir = fixture_dir
+
+    def model(self):
+        """The smallest good model: (its path under onnx/, its entry)."""
+        e = min((e for e in self.entries if "members" not in e), key=lambda e: e["bytes"])
+        return e
+
+    def model_requests(self, e):
+        return sum(count_requests(self.server, host, e["model_path"]) for host in ("hub", "cdn"))
+
+
+@contextlib.contextmanager
+def fake_hub(run_dir):
+    fixture_dir = os.path.join(run_dir, "fixture")
+    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as server:
+        yield Zoo(fixture_dir, server)
+
+
+def user_file(t):
+    return os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def hub_section(zoo, index_url=None):
+    return ("cacert = %s\n\n[onnx]\n# the local imitation of the zoo\nindex_url = %s\nurl = %s\n"
+            % (zoo.server.cacert, index_url or zoo.server.index_url, zoo.server.model_base_url))
+
+
+def files_of_size(m, size):
+    """The files under onnx/ of that size, found by walking the mount as a user would."""
+    found = [os.path.join(r, n) for r, _d, names in os.walk(m.path("onnx")) for n in names]
+    return [p for p in found if os.path.getsize(p) == size]
+
+
+def read_model(m, e):
+    """The contents of every file under onnx/ of e's size (one of them is e)."""
+    paths = files_of_size(m, e["bytes"])
+    check(paths, "no file of %d bytes under onnx/" % e["bytes"])
+    contents = []
+    for path in paths:
+        with open(path, "rb") as f:
+            contents.append(f.read())
+    return contents
+
+
+def expected_bytes(zoo, e):
+    with open(os.path.join(zoo.fixture_dir, "www", "cdn", e["model_path"]), "rb") as f:
+        return f.read()
+
+
+@test
+def user_file_sets_the_hub(t):
+    """No hub option on the command line: the user's file points the onnx hub at the zoo."""
+    zoo = t.shared
+    e = zoo.model()
+    write(user_file(t), hub_section(zoo))
+    with t.mount(["cache=" + t.cache]) as m:
+        check("onnx" in os.listdir(m.mountpoint), "onnx/ missing: %r" % os.listdir(m.mountpoint))
+        check(expected_bytes(zoo, e) in read_model(m, e), "no file under onnx/ has the model's bytes")
+
+
+@test
+def option_beats_user_file(t):
+    """The file names a dead index; -o onnx_index_url names the live one and wins."""
+    zoo = t.shared
+    write(user_file(t), hub_section(zoo, index_url=DEAD + "ONNX_HUB_MANIFEST.json"))
+    with t.mount(["cache=" + t.cache, "onnx_index_url=" + zoo.server.index_url]) as m:
+        check("onnx" in os.listdir(m.mountpoint), "onnx/ left out: the file won over -o")
+
+
+@test
+def user_file_beats_system_file(t):
+    """The system file names a dead index, the user file the live one: the user's wins.
+    Without the user's file, the system's is used (and the hub is left out)."""
+    zoo = t.shared
+    system = os.path.join(t.dir, "system-config")
+    write(system, hub_section(zoo, index_url=DEAD + "ONNX_HUB_MANIFEST.json"))
+    write(user_file(t), "[onnx]\nindex_url = %s\n" % zoo.server.index_url)
+    env = {"OMNIHUB_SYSTEM_CONFIG": system}
+    with t.mount(["cache=" + t.cache], env=env) as m:
+        check("onnx" in os.listdir(m.mountpoint), "onnx/ left out: the system file won")
+    os.unlink(user_file(t))
+    # Another cache: the index the first mount cached would serve it.
+    with t.mount(["cache=" + t.cache + "-2"], env=env) as m:
+        check("onnx" not in os.listdir(m.mountpoint), "onnx/ mounted from a dead index")
+        check(m.log_lines("onnx hub left out"), "no line says the onnx hub is left out")
+
+
+@test
+def environment_beats_user_file(t):
+    """The file says offline = no; OMNIHUB_OFFLINE=1 wins: a cold read fails with no
+    request for the model."""
+    zoo = t.shared
+    e = zoo.model()
+    write(user_file(t), "offline = no\n" + hub_section(zoo))
+    with t.mount(["cache=" + t.cache]) as m:
+        os.listdir(m.path("onnx"))  # the index is now cached, for the offline mount
+    zoo.server.clear_logs()
+    with t.mount(["cache=" + t.cache], env={"OMNIHUB_OFFLINE": "1"}) as m:
+        target = files_of_size(m, e["bytes"])
+        check(target, "the model is not listed")
+        check(errno_of(lambda: open(target[0], "rb").read()) != 0, "an offline cold read worked")
+    check_eq(zoo.model_requests(e), 0, "requests for the model while offline")
+
+
+@test
+def hub_section_offline(t):
+    """[onnx] offline = yes holds that hub alone offline: its index still comes from the
+    cache of an earlier mount, and a cold read makes no request."""
+    zoo = t.shared
+    e = zoo.model()
+    write(user_file(t), hub_section(zoo))
+    with t.mount(["cache=" + t.cache]) as m:
+        os.listdir(m.path("onnx"))  # the index is now cached
+    write(user_file(t), hub_section(zoo) + "offline = yes\n")
+    zoo.server.clear_logs()
+    with t.mount(["cache=" + t.cache]) as m:
+        target = files_of_size(m, e["bytes"])
+        check(target, "the model is not listed")
+        check(errno_of(lambda: open(target[0], "rb").read()) != 0, "an offline cold read worked")
+    check_eq(zoo.model_requests(e), 0, "requests for the model with [onnx] offline = yes")
+
+
+def refused(t, text, want):
+    write(user_file(t), text)
+    catalogs = "system_catalogs=" + os.path.join(SRCDIR, "catalogs")
+    res = run_cli(t.binary, ["-f", "-o", "cache=%s,%s" % (t.cache, catalogs), t.mountpoint], t.env,
+                  mountpoint=t.mountpoint)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    lines = [l for l in res.stderr.splitlines() if l.strip() and " info: " not in l]
+    check_eq(len(lines), 1, "lines on stderr but the log's: %r" % res.stderr)
+    check(want in lines[0], "%r not in %r" % (want, lines[0]))
+
+
+@test
+def bad_line_names_file_and_line(t):
+    refused(t, "# ok\ncache_max = 10G\n\nconnections = lots\n",
+            user_file(t) + ":4: connections")
+
+
+@test
+def unknown_section_refused(t):
+    """A section naming no hub (catalog hubs count: [torchvision] is fine)."""
+    refused(t, "[torchvision]\noffline = yes\n[nosuchhub]\noffline = yes\n",
+            user_file(t) + ":3: [nosuchhub]")
+
+
+@test
+def unreadable_file_refused(t):
+    os.makedirs(user_file(t))  # a directory where the file should be
+    res = run_cli(t.binary, ["-f", "-o", "cache=" + t.cache, t.mountpoint], t.env,
+                  mountpoint=t.mountpoint)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    check(user_file(t) in res.stderr, "the file is not named: %r" % res.stderr)
+
+
+if __name__ == "__main__":
+    run(fake_hub)
