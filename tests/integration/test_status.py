@@ -55,7 +55,7 @@ def throttled_zoo(run_dir):
     with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
         entries = [e for e in json.load(f) if e["kind"] == "good"]
     check_eq(len(entries), 1, "models in the fixture")
-    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo"), cdn_rate=CDN_RATE) as zoo:
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo"), rate=CDN_RATE) as zoo:
         yield Shared(zoo, entries[0])
 
 
