@@ -616,17 +616,9 @@ void blob_store_sweep(struct blob_store *store)
 
 /* ---- eviction ---- */
 
-struct victim {
-	char name[sizeof(((struct use *)0)->name)]; /* "<dir>/<name>" */
-	uint64_t size;
-	struct timespec used;
-	dev_t dev;
-	ino_t ino;
-};
-
-static int compare_victims(const void *a, const void *b)
+static int compare_use(const void *a, const void *b)
 {
-	const struct victim *x = a, *y = b;
+	const struct blob_info *x = a, *y = b;
 
 	if (x->used.tv_sec != y->used.tv_sec)
 		return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
@@ -669,33 +661,39 @@ static void unlink_tree_names(struct blob_store *store, const char *rel, dev_t d
 	closedir(stream);
 }
 
-/* Evicts one blob unless it is pinned; returns whether it went. */
-static bool evict(struct blob_store *store, const struct victim *v)
+/* Removes one blob unless it is pinned: 0, -EBUSY, or -ENOENT. why ends
+ * the log line ("least recently used"). */
+static int evict(struct blob_store *store, const struct blob_info *v, bool dry_run,
+		 const char *why)
 {
 	char rel[PATH_MAX];
-	int fd;
-	bool gone = false;
+	int fd, rc;
 
 	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", v->name);
 	fd = cache_openat(store->cache, rel, O_RDWR, 0);
 	if (fd < 0)
-		return false;
+		return fd == -ENOENT ? -ENOENT : fd;
 	/* Readers hold shared locks; a write lock means nobody has it open. */
-	if (ofd_lock(fd, F_WRLCK) == 0 && same_file(store, fd, rel)) {
+	rc = ofd_lock(fd, F_WRLCK);
+	if (lock_busy(rc))
+		rc = -EBUSY;
+	else if (rc == 0 && !same_file(store, fd, rel))
+		rc = -ENOENT;
+	if (rc == 0 && !dry_run) {
 		unlink_tree_names(store, "", v->dev, v->ino, 0);
-		gone = cache_unlink(store->cache, rel, 0) == 0;
-		if (gone)
-			log_info("cache: evicted %s/%s (%" PRIu64 " bytes, least recently used)",
-				 cache_root(store->cache), rel, v->size);
+		rc = cache_unlink(store->cache, rel, 0);
+		if (rc == 0)
+			log_info("cache: evicted %s/%s (%" PRIu64 " bytes, %s)",
+				 cache_root(store->cache), rel, v->size, why);
 	}
 	close(fd);
-	return gone;
+	return rc;
 }
 
 /* Adds the complete blobs of one directory of the store to victims, and
  * every byte in it to *used. */
-static void collect_victims(struct blob_store *store, const char *dir_name, struct victim **victims,
-			    size_t *count, size_t *cap, uint64_t *used)
+static void collect_victims(struct blob_store *store, const char *dir_name,
+			    struct blob_info **victims, size_t *count, size_t *cap, uint64_t *used)
 {
 	char dir[64];
 	struct dirent *d;
@@ -708,7 +706,7 @@ static void collect_victims(struct blob_store *store, const char *dir_name, stru
 		return;
 	fd = dirfd(stream);
 	while ((d = readdir(stream)) != NULL) {
-		struct victim *v;
+		struct blob_info *v;
 		struct stat st;
 		size_t n;
 
@@ -721,7 +719,7 @@ static void collect_victims(struct blob_store *store, const char *dir_name, stru
 			continue;
 		if (*count == *cap) {
 			size_t grown_cap = *cap ? 2 * *cap : 64;
-			struct victim *grown = realloc(*victims, grown_cap * sizeof(*grown));
+			struct blob_info *grown = realloc(*victims, grown_cap * sizeof(*grown));
 			if (!grown)
 				break;
 			*victims = grown;
@@ -737,30 +735,183 @@ static void collect_victims(struct blob_store *store, const char *dir_name, stru
 	closedir(stream);
 }
 
+/* Every complete blob, least recently used first, with store->lock held;
+ * *used counts every byte of the store (partial blobs too). */
+static int collect_all_locked(struct blob_store *store, struct blob_info **out, size_t *count,
+			      uint64_t *used)
+{
+	size_t cap = 0;
+
+	*out = NULL;
+	*count = 0;
+	*used = 0;
+	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++)
+		collect_victims(store, blob_dirs[i], out, count, &cap, used);
+	if (*count)
+		qsort(*out, *count, sizeof(**out), compare_use);
+	return 0;
+}
+
 void blob_store_make_room(struct blob_store *store, uint64_t need)
 {
-	struct victim *victims = NULL;
-	size_t count = 0, cap = 0;
+	struct blob_info *victims = NULL;
+	size_t count = 0;
 	uint64_t used = 0;
 
 	if (store->cache_max == 0)
 		return;
 	pthread_mutex_lock(&store->lock);
-	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++)
-		collect_victims(store, blob_dirs[i], &victims, &count, &cap, &used);
-	if (used + need <= store->cache_max)
-		goto out;
-	qsort(victims, count, sizeof(*victims), compare_victims);
+	collect_all_locked(store, &victims, &count, &used);
 	for (size_t i = 0; i < count && used + need > store->cache_max; i++)
-		if (evict(store, &victims[i]))
+		if (evict(store, &victims[i], false, "least recently used") == 0)
 			used -= victims[i].size;
 	if (used + need > store->cache_max)
 		log_warn("cache: %" PRIu64 " bytes in use and %" PRIu64
 			 " more needed, over cache_max (%" PRIu64 "): the rest is in use",
 			 used, need, store->cache_max);
-out:
 	pthread_mutex_unlock(&store->lock);
 	free(victims);
+}
+
+int blob_store_list(struct blob_store *store, struct blob_info **out, size_t *count)
+{
+	uint64_t used;
+	int rc;
+
+	pthread_mutex_lock(&store->lock);
+	rc = collect_all_locked(store, out, count, &used);
+	pthread_mutex_unlock(&store->lock);
+	return rc;
+}
+
+int blob_store_remove(struct blob_store *store, const struct blob_info *blob, bool dry_run)
+{
+	int rc;
+
+	pthread_mutex_lock(&store->lock);
+	rc = evict(store, blob, dry_run, "removed on request");
+	pthread_mutex_unlock(&store->lock);
+	return rc;
+}
+
+static void fill_info(struct blob_store *store, struct blob_info *info, const char *name,
+		      const struct stat *st)
+{
+	snprintf(info->name, sizeof(info->name), "%s", name);
+	info->size = (uint64_t)st->st_size;
+	pthread_mutex_lock(&store->lock);
+	info->used = last_use_locked(store, info->name, st);
+	pthread_mutex_unlock(&store->lock);
+	info->dev = st->st_dev;
+	info->ino = st->st_ino;
+}
+
+int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
+		    struct blob_info *out)
+{
+	char name[sizeof(out->name)], rel[PATH_MAX];
+	struct stat st;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(name, sizeof(name), "%s/%s", dir_of(digest), name_of(digest));
+	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", name);
+	if (cache_lstat(store->cache, rel, &st) != 0 || !S_ISREG(st.st_mode))
+		return -ENOENT;
+	fill_info(store, out, name, &st);
+	return 0;
+}
+
+int blob_expected_digest(struct blob_store *store, const struct blob_info *blob,
+			 struct digest_spec *out)
+{
+	static const enum digest_algo algos[] = { DIGEST_SHA256, DIGEST_SHA1, DIGEST_GIT_BLOB_SHA1,
+						  DIGEST_MD5, DIGEST_ADLER32 };
+	const char *slash = strchr(blob->name, '/');
+	char rel[PATH_MAX];
+	size_t dir_len;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!slash)
+		return -ENODATA;
+	dir_len = (size_t)(slash - blob->name);
+	if (dir_len == strlen(KEYED_DIR) && strncmp(blob->name, KEYED_DIR, dir_len) == 0) {
+		/* The name is a key over the source: only the stamp knows. */
+		snprintf(rel, sizeof(rel), BLOB_DIR "/%s", blob->name);
+		fd = cache_openat(store->cache, rel, O_RDONLY, 0);
+		if (fd < 0)
+			return fd;
+		rc = cache_stamp_digest(fd, out);
+		close(fd);
+		if (rc == 0 && strcmp(out->key, slash + 1) != 0)
+			rc = -ENODATA;
+		return rc;
+	}
+	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+		const char *dir = digest_algo_name(algos[i]);
+		if (strlen(dir) == dir_len && strncmp(blob->name, dir, dir_len) == 0)
+			return digest_spec_set(out, algos[i], slash + 1) == 0 ? 0 : -ENODATA;
+	}
+	return -ENODATA;
+}
+
+int blob_rehash(struct blob_store *store, const struct blob_info *blob,
+		const struct digest_spec *expected, char actual[DIGEST_HEX_MAX])
+{
+	char rel[PATH_MAX];
+	struct stat st;
+	int fd, rc;
+
+	actual[0] = '\0';
+	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", blob->name);
+	fd = cache_openat(store->cache, rel, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	/* Pinned while read: not evicted under us; busy means being evicted. */
+	rc = ofd_lock(fd, F_RDLCK);
+	if (lock_busy(rc))
+		rc = -ENOENT;
+	if (rc == 0 && fstat(fd, &st) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = digest_fd(fd, expected->algo, (uint64_t)st.st_size, actual);
+	if (rc == 0 && !digest_spec_matches(expected, actual))
+		rc = -EBADMSG;
+	close(fd);
+	return rc;
+}
+
+int blob_store_gc(struct blob_store *store, const struct blob_gc *gc, uint64_t *freed,
+		  uint64_t *left)
+{
+	struct blob_info *blobs = NULL;
+	size_t count = 0;
+	uint64_t used = 0;
+
+	*freed = 0;
+	pthread_mutex_lock(&store->lock);
+	collect_all_locked(store, &blobs, &count, &used);
+	for (size_t i = 0; i < count; i++) {
+		struct blob_info *b = &blobs[i];
+		bool old = gc->unused_before && b->used.tv_sec <= gc->unused_before;
+		int rc;
+
+		if (!old && used <= gc->max)
+			continue;
+		rc = evict(store, b, gc->dry_run, old ? "unused for long" : "over the limit");
+		if (rc == -ENOENT)
+			continue; /* gone meanwhile */
+		if (rc == 0) {
+			used -= b->size;
+			*freed += b->size;
+		}
+		if (gc->report)
+			gc->report(gc->ctx, b, rc);
+	}
+	pthread_mutex_unlock(&store->lock);
+	free(blobs);
+	*left = used;
+	return 0;
 }
 
 /* ---- use ---- */

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "digest.h"
 #include "sidecar.h"
@@ -83,6 +85,52 @@ void blob_partial_close(struct blob_partial *partial);
 void blob_store_make_room(struct blob_store *store, uint64_t need);
 /* Records a use, for eviction order. */
 void blob_store_touch(struct blob_store *store, const struct digest_spec *digest);
+
+/* One complete blob, as eviction, gc and verify see it. */
+struct blob_info {
+	char name[sizeof(BLOB_DIR) + 16 + DIGEST_HEX_MAX]; /* "<dir>/<name>" below blobs/ */
+	uint64_t size;
+	struct timespec used; /* last use: this process's memory, else the atime */
+	dev_t dev;
+	ino_t ino;
+};
+
+/* Every complete blob in the store (any process's), least recently used
+ * first; *out is the caller's (free). */
+int blob_store_list(struct blob_store *store, struct blob_info **out, size_t *count);
+/* Removes one blob and its names in the readable tree, unless it is open
+ * (pinned) in some process: 0, -EBUSY when pinned, -ENOENT when gone. With
+ * dry_run, only says whether it would go. */
+int blob_store_remove(struct blob_store *store, const struct blob_info *blob, bool dry_run);
+
+/* The complete blob named by digest: 0, or -ENOENT. */
+int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
+		    struct blob_info *out);
+/* The digest a complete blob must have: its name says it (blobs/sha256/
+ * <hex>), or for a keyed blob the stamp it was verified with: 0, or
+ * -ENODATA when nothing says. */
+int blob_expected_digest(struct blob_store *store, const struct blob_info *blob,
+			 struct digest_spec *out);
+/* Hashes a complete blob again, pinned while it is read: 0 when it holds
+ * expected, -EBADMSG when it does not (actual says what it holds),
+ * -ENOENT when it went meanwhile. */
+int blob_rehash(struct blob_store *store, const struct blob_info *blob,
+		const struct digest_spec *expected, char actual[DIGEST_HEX_MAX]);
+
+/* What blob_store_gc removes: complete blobs, never a pinned one. */
+struct blob_gc {
+	uint64_t max;          /* least recently used first, down to this many
+				  bytes; UINT64_MAX: no limit */
+	time_t unused_before;  /* and every one last used at or before this; 0: none */
+	bool dry_run;          /* only say what would go */
+	/* Called for each blob chosen: rc 0 when it went (would go), -EBUSY
+	 * when pinned and kept. NULL: nobody listens. */
+	void (*report)(void *ctx, const struct blob_info *blob, int rc);
+	void *ctx;
+};
+/* 0 or -errno; *freed and *left are the bytes removed and those left. */
+int blob_store_gc(struct blob_store *store, const struct blob_gc *gc, uint64_t *freed,
+		  uint64_t *left);
 
 /* What the store holds now, counted from the directory (any process's). */
 struct blob_usage {

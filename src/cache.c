@@ -794,6 +794,50 @@ out:
 	return rc;
 }
 
+int cache_stamp_digest(int fd, struct digest_spec *out)
+{
+	static const enum digest_algo algos[] = { DIGEST_SHA256, DIGEST_SHA1, DIGEST_MD5,
+						  DIGEST_GIT_BLOB_SHA1, DIGEST_ADLER32 };
+	char stamp[320], *colon, *at, *end;
+	enum digest_algo algo = DIGEST_NONE;
+	const char *key = "";
+	ssize_t n;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
+	if (n <= 0)
+		return -ENODATA;
+	stamp[n] = '\0';
+	/* "<algorithm>:<hex>[@<key>] <size> ..." (format_stamp) */
+	end = strchr(stamp, ' ');
+	colon = strchr(stamp, ':');
+	if (!end || !colon || colon > end)
+		return -ENODATA;
+	*end = '\0';
+	*colon = '\0';
+	at = strchr(colon + 1, '@');
+	if (at) {
+		*at = '\0';
+		key = at + 1;
+	}
+	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++)
+		if (strcmp(stamp, digest_algo_name(algos[i])) == 0)
+			algo = algos[i];
+	if (algo == DIGEST_NONE || strlen(key) >= sizeof(out->key))
+		return -ENODATA;
+	if (colon[1] == '\0') {
+		digest_spec_set_none(out, algo);
+		rc = 0;
+	} else {
+		rc = digest_spec_set_prefix(out, algo, colon + 1);
+	}
+	if (rc)
+		return -ENODATA;
+	snprintf(out->key, sizeof(out->key), "%s", key);
+	return 0;
+}
+
 int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out)
 {
 	char *tmp_rel = NULL;

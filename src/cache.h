@@ -95,6 +95,11 @@ int cache_open_verified(struct cache *cache, const char *rel, const struct diges
 int cache_mark_verified(struct cache *cache, const char *rel, int fd,
 			const struct digest_spec *digest);
 
+/* The digest the file open as fd was last verified against, read from its
+ * stamp whether or not the file changed since (for omnihub verify, which
+ * hashes it again): 0, or -ENODATA when it has no stamp we can read. */
+int cache_stamp_digest(int fd, struct digest_spec *out);
+
 /* A directory on its way into the cache (archive extraction): created empty
  * and hidden; *tmp_rel_out is the caller's. */
 int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out);

@@ -21,6 +21,7 @@
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
+#include "options.h"
 #include "transfer.h"
 
 /* Threads the FUSE loop may run. Opens and reads that wait for a download
@@ -30,120 +31,9 @@
 
 /* What the command line holds besides libfuse's own options. */
 struct cmdline {
-	struct config_options options;
-	char *mountpoint; /* as given; NULL until seen */
-	struct config_hub_option *hub_options; /* owned; what options points to */
-	size_t nhub_options;
-	bool continues_list; /* the last option taken was a hub's list */
+	struct options options; /* first: options_spec's offsets are within it */
+	char *mountpoint;       /* as given; NULL until seen */
 };
-
-#define OPTION(template, field) { template, offsetof(struct cmdline, options.field), 1 }
-
-static const struct fuse_opt option_spec[] = {
-	OPTION("cache=%s", cache),
-	OPTION("cacert=%s", cacert),
-	OPTION("offline", offline),
-	OPTION("index_ttl=%u", index_ttl),
-	OPTION("stream", stream),
-	OPTION("connections=%u", connections),
-	OPTION("piece_size=%s", piece_size),
-	OPTION("cache_max=%s", cache_max),
-	OPTION("retries=%d", retries),
-	OPTION("stall_timeout=%u", stall_timeout),
-	OPTION("max_unpack_ratio=%u", max_unpack_ratio),
-	OPTION("max_unpack_size=%s", max_unpack_size),
-	FUSE_OPT_END,
-};
-
-static int add_hub_option(struct cmdline *cmdline, const char *name, size_t name_len,
-			  const char *value)
-{
-	struct config_hub_option *grown, *o;
-
-	grown = realloc(cmdline->hub_options, (cmdline->nhub_options + 1) * sizeof(*grown));
-	if (!grown)
-		return -1;
-	cmdline->hub_options = grown;
-	o = &grown[cmdline->nhub_options];
-	o->name = strndup(name, name_len);
-	o->value = strdup(value);
-	if (!o->name || !o->value) {
-		free(o->name);
-		free(o->value);
-		return -1;
-	}
-	cmdline->nhub_options++;
-	return 0;
-}
-
-/* Flags libfuse and the kernel take in -o: never a list's item. */
-static bool is_mount_flag(const char *arg)
-{
-	static const char *const flags[] = {
-		"ro", "rw", "allow_other", "allow_root", "auto_unmount", "default_permissions",
-		"dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime",
-		"norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime", "sync",
-		"async", "dirsync", "debug", "clone_fd",
-	};
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-		if (strcmp(arg, flags[i]) == 0)
-			return true;
-	return fuse_opt_match(option_spec, arg) != 0;
-}
-
-/* A hub's own option (name=value, declared in its hub_ops): 0 when taken,
- * 1 when it is not one, -1 on failure. fuse_opt splits -o at commas, so a
- * list option's later items come as options of their own: an item with no
- * '=' that is no flag continues the list before it. */
-static int take_hub_option(struct cmdline *cmdline, const char *arg)
-{
-	const char *eq = strchr(arg, '=');
-	const struct hub_option_spec *spec;
-	char name[64];
-
-	if (!eq) {
-		struct config_hub_option *last;
-		char *joined;
-		if (!cmdline->continues_list || arg[0] == '-' || is_mount_flag(arg)) {
-			cmdline->continues_list = false;
-			return 1;
-		}
-		last = &cmdline->hub_options[cmdline->nhub_options - 1];
-		if (asprintf(&joined, "%s,%s", last->value, arg) < 0)
-			return -1;
-		free(last->value);
-		last->value = joined;
-		return 0;
-	}
-	cmdline->continues_list = false;
-	if ((size_t)(eq - arg) >= sizeof(name))
-		return 1;
-	snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
-	spec = hub_option_find(name);
-	if (!spec)
-		return 1;
-	/* A list given again adds to itself (-o convert=a -o convert=b). */
-	for (size_t i = 0; spec->list && i < cmdline->nhub_options; i++) {
-		struct config_hub_option *o = &cmdline->hub_options[i];
-		char *joined;
-		if (strcmp(o->name, name) != 0)
-			continue;
-		if (asprintf(&joined, "%s,%s", o->value, eq + 1) < 0)
-			return -1;
-		free(o->value);
-		o->value = joined;
-		/* Later items continue this one: keep it last. */
-		struct config_hub_option moved = *o;
-		memmove(o, o + 1, (cmdline->nhub_options - i - 1) * sizeof(*o));
-		cmdline->hub_options[cmdline->nhub_options - 1] = moved;
-		cmdline->continues_list = true;
-		return 0;
-	}
-	if (add_hub_option(cmdline, arg, (size_t)(eq - arg), eq + 1) != 0)
-		return -1;
-	cmdline->continues_list = spec->list;
-	return 0;
-}
 
 /* Takes the hubs' options and the mount point out of the arguments (we,
  * not libfuse, explain what is wrong with a mount point). */
@@ -153,7 +43,7 @@ static int take_args(void *data, const char *arg, int key, struct fuse_args *out
 
 	(void)outargs;
 	if (key == FUSE_OPT_KEY_OPT)
-		return take_hub_option(cmdline, arg);
+		return options_take_hub_option(&cmdline->options, arg);
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* libfuse's option: keep it */
 	if (cmdline->mountpoint) {
@@ -311,9 +201,7 @@ static int run_loop(struct fuse_session *session, const struct fuse_cmdline_opts
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cmdline = { .options.index_ttl = CONFIG_INDEX_TTL_UNSET,
-				   .options.retries = -1 };
-	struct config_options *opts = &cmdline.options;
+	struct cmdline cmdline = { .mountpoint = NULL };
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct fuse_session *session = NULL;
 	struct config cfg = { 0 };
@@ -324,7 +212,8 @@ int main(int argc, char *argv[])
 	char fs_why[1024];
 	int status = 1, rc;
 
-	if (fuse_opt_parse(&args, &cmdline, option_spec, take_args) != 0 ||
+	options_init(&cmdline.options);
+	if (fuse_opt_parse(&args, &cmdline, options_spec, take_args) != 0 ||
 	    fuse_parse_cmdline(&args, &cmd) != 0) {
 		fprintf(stderr, "%s: see '%s --help'\n", PACKAGE_NAME, PACKAGE_NAME);
 		status = 2;
@@ -356,9 +245,8 @@ int main(int argc, char *argv[])
 			strerror(errno));
 		goto out;
 	}
-	opts->hub_options = cmdline.hub_options;
-	opts->nhub_options = cmdline.nhub_options;
-	if (config_resolve(&cfg, opts, &why) != 0) {
+	options_finish(&cmdline.options);
+	if (config_resolve(&cfg, &cmdline.options.config, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, why);
 		status = 2;
 		goto out;
@@ -414,16 +302,7 @@ out:
 	if (curl_ready)
 		curl_global_cleanup();
 	config_free(&cfg);
-	free(opts->cache);
-	free(opts->cacert);
-	for (size_t i = 0; i < cmdline.nhub_options; i++) {
-		free(cmdline.hub_options[i].name);
-		free(cmdline.hub_options[i].value);
-	}
-	free(cmdline.hub_options);
-	free(opts->piece_size);
-	free(opts->cache_max);
-	free(opts->max_unpack_size);
+	options_free(&cmdline.options);
 	free(cmdline.mountpoint);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);

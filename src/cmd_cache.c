@@ -1,0 +1,434 @@
+/* cmd_cache.c: the omnihub subcommands that look after the cache itself:
+ * du (what it holds), gc (what goes), verify (whether what it holds is
+ * right). Not for: the store's layout, locks and eviction (blob.c), or
+ * fetching anything (cmd_pull.c). */
+#include "build_config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "cache.h"
+#include "cmd_out.h"
+#include "cmd_walk.h"
+#include "config.h"
+#include "core.h"
+#include "source.h"
+
+/* ---- du ---- */
+
+struct tree_use {
+	uint64_t bytes;
+	uint64_t files;
+};
+
+/* The regular files below dirfd (which it closes), not following links. */
+static void add_tree(int dirfd, unsigned depth, struct tree_use *use)
+{
+	DIR *dir = fdopendir(dirfd);
+	struct dirent *d;
+
+	if (!dir) {
+		close(dirfd);
+		return;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		struct stat st;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
+		    fstatat(dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			use->bytes += (uint64_t)st.st_size;
+			use->files++;
+		} else if (S_ISDIR(st.st_mode) && depth < 64) {
+			int fd = openat(dirfd, d->d_name,
+			                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0)
+				add_tree(fd, depth + 1, use);
+		}
+	}
+	closedir(dir);
+}
+
+int cmd_du(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
+	char bytes[CMD_SIZE_TEXT_MAX], other[CMD_SIZE_TEXT_MAX];
+	struct blob_usage usage;
+	cJSON *doc = NULL, *hubs = NULL;
+	struct core *core;
+	int c;
+
+	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1)
+		return CMD_EXIT_USAGE;
+	if (optind < argc)
+		return cmd_usage_error(ctx, argv[0], "takes no argument ('%s' given)",
+		                       argv[optind]);
+	core = cmd_core(ctx);
+	if (!core)
+		return CMD_EXIT_FAILED;
+	blob_store_usage(core_blobs(core), &usage);
+	if (ctx->json) {
+		doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "cache", cache_root(core_cache(core)));
+		cJSON_AddItemToObject(doc, "bytes", cmd_json_u64(usage.bytes));
+		cJSON_AddItemToObject(doc, "blobs", cmd_json_u64(usage.blobs));
+		cJSON_AddItemToObject(doc, "partial_bytes", cmd_json_u64(usage.partial_bytes));
+		cJSON_AddItemToObject(doc, "partials", cmd_json_u64(usage.partials));
+		cJSON_AddItemToObject(doc, "max",
+		                      usage.max ? cmd_json_u64(usage.max) : cJSON_CreateNull());
+		hubs = cJSON_AddObjectToObject(doc, "hubs");
+	} else {
+		cmd_size_text(usage.bytes, bytes, sizeof(bytes));
+		fprintf(ctx->out, "cache     %s\n", cache_root(core_cache(core)));
+		fprintf(ctx->out, "blobs     %s in %" PRIu64 " file%s\n", bytes, usage.blobs,
+		        usage.blobs == 1 ? "" : "s");
+		cmd_size_text(usage.partial_bytes, bytes, sizeof(bytes));
+		fprintf(ctx->out, "partial   %s in %" PRIu64 " download%s\n", bytes, usage.partials,
+		        usage.partials == 1 ? "" : "s");
+		cmd_size_text(usage.max, other, sizeof(other));
+		fprintf(ctx->out, "limit     %s\n", usage.max ? other : "none");
+	}
+	/* Each hub's readable tree: names linked to blobs, and extracted trees. */
+	for (size_t i = 0; i < core_hub_count(core); i++) {
+		const char *name = core_hub_name(core, i);
+		struct tree_use use = {0};
+		int fd = openat(cache_root_fd(core_cache(core)), name,
+		                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd >= 0)
+			add_tree(fd, 0, &use);
+		if (ctx->json) {
+			cJSON *hub = cJSON_AddObjectToObject(hubs, name);
+			cJSON_AddItemToObject(hub, "bytes", cmd_json_u64(use.bytes));
+			cJSON_AddItemToObject(hub, "files", cmd_json_u64(use.files));
+		} else if (use.files) {
+			cmd_size_text(use.bytes, bytes, sizeof(bytes));
+			fprintf(ctx->out, "%-9s %s in %" PRIu64 " file%s\n", name, bytes, use.files,
+			        use.files == 1 ? "" : "s");
+		}
+	}
+	return ctx->json ? cmd_print_json(ctx, doc) : CMD_EXIT_OK;
+}
+
+/* ---- gc ---- */
+
+struct gc_run {
+	struct cmd_ctx *ctx;
+	const char *root;
+	bool dry_run;
+	cJSON *removed, *kept; /* --json */
+	uint64_t nremoved, nkept;
+};
+
+static void gc_report(void *arg, const struct blob_info *blob, int rc)
+{
+	struct gc_run *run = arg;
+	char size[CMD_SIZE_TEXT_MAX], used[32];
+	struct tm tm;
+
+	if (rc == 0)
+		run->nremoved++;
+	else
+		run->nkept++;
+	if (run->ctx->json) {
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "blob", blob->name);
+		cJSON_AddItemToObject(item, "bytes", cmd_json_u64(blob->size));
+		cJSON_AddNumberToObject(item, "last_used", (double)blob->used.tv_sec);
+		if (rc)
+			cJSON_AddStringToObject(item, "reason",
+			                        rc == -EBUSY ? "open in a mount" : strerror(-rc));
+		cJSON_AddItemToArray(rc == 0 ? run->removed : run->kept, item);
+		return;
+	}
+	cmd_size_text(blob->size, size, sizeof(size));
+	localtime_r(&blob->used.tv_sec, &tm);
+	strftime(used, sizeof(used), "%Y-%m-%d %H:%M", &tm);
+	if (rc == 0)
+		fprintf(run->ctx->out, "%s %s/" BLOB_DIR "/%s (%s, last used %s)\n",
+		        run->dry_run ? "would remove" : "removed", run->root, blob->name, size,
+		        used);
+	else
+		fprintf(run->ctx->out, "kept %s/" BLOB_DIR "/%s (%s): %s\n", run->root, blob->name,
+		        size, rc == -EBUSY ? "open in a mount" : strerror(-rc));
+}
+
+int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	enum { OPT_MAX = 256, OPT_OLDER };
+	static const struct option longopts[] = {
+	    {"max", required_argument, NULL, OPT_MAX},
+	    {"older", required_argument, NULL, OPT_OLDER},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct blob_gc gc = {.max = UINT64_MAX};
+	struct gc_run run = {.ctx = ctx};
+	char freed_text[CMD_SIZE_TEXT_MAX], left_text[CMD_SIZE_TEXT_MAX];
+	uint64_t freed = 0, left = 0;
+	bool max_given = false;
+	struct core *core;
+	cJSON *doc = NULL;
+	char *end;
+	double days;
+	int c, rc;
+
+	while ((c = cmd_getopt(ctx, argc, argv, "n", longopts)) != -1) {
+		switch (c) {
+		case OPT_MAX:
+			if (config_parse_size(optarg, &gc.max) != 0)
+				return cmd_usage_error(ctx, argv[0],
+				                       "--max takes a size (123, 4K, 5M, 6G, 1T), "
+				                       "not '%s'",
+				                       optarg);
+			max_given = true;
+			break;
+		case OPT_OLDER:
+			errno = 0;
+			days = strtod(optarg, &end);
+			if (errno || end == optarg || *end || days < 0 || days > 100000)
+				return cmd_usage_error(ctx, argv[0],
+				                       "--older takes a number of days, not '%s'",
+				                       optarg);
+			gc.unused_before = time(NULL) - (time_t)(days * 86400);
+			break;
+		case 'n':
+			gc.dry_run = true;
+			break;
+		default:
+			return CMD_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cmd_usage_error(ctx, argv[0], "takes no argument ('%s' given)",
+		                       argv[optind]);
+	if (!max_given && ctx->cfg->cache_max)
+		gc.max = ctx->cfg->cache_max;
+	if (gc.max == UINT64_MAX && !gc.unused_before)
+		return cmd_usage_error(ctx, argv[0],
+		                       "nothing to do: give --max or --older (or set cache_max)");
+	core = cmd_core(ctx);
+	if (!core)
+		return CMD_EXIT_FAILED;
+	run.root = cache_root(core_cache(core));
+	run.dry_run = gc.dry_run;
+	if (ctx->json) {
+		doc = cJSON_CreateObject();
+		cJSON_AddBoolToObject(doc, "dry_run", gc.dry_run);
+		run.removed = cJSON_AddArrayToObject(doc, "removed");
+		run.kept = cJSON_AddArrayToObject(doc, "kept");
+	}
+	gc.report = gc_report;
+	gc.ctx = &run;
+	rc = blob_store_gc(core_blobs(core), &gc, &freed, &left);
+	if (rc) {
+		cJSON_Delete(doc);
+		cmd_error(ctx, run.root, "%s", strerror(-rc));
+		return CMD_EXIT_FAILED;
+	}
+	if (ctx->json) {
+		cJSON_AddItemToObject(doc, "freed_bytes", cmd_json_u64(freed));
+		cJSON_AddItemToObject(doc, "left_bytes", cmd_json_u64(left));
+		return cmd_print_json(ctx, doc);
+	}
+	cmd_size_text(freed, freed_text, sizeof(freed_text));
+	cmd_size_text(left, left_text, sizeof(left_text));
+	fprintf(ctx->out, "%s %s in %" PRIu64 " blob%s; %s left",
+	        gc.dry_run ? "would free" : "freed", freed_text, run.nremoved,
+	        run.nremoved == 1 ? "" : "s", left_text);
+	if (run.nkept)
+		fprintf(ctx->out, " (%" PRIu64 " in use kept)", run.nkept);
+	fprintf(ctx->out, "\n");
+	return CMD_EXIT_OK;
+}
+
+/* ---- verify ---- */
+
+struct verify_run {
+	struct cmd_ctx *ctx;
+	struct core *core;
+	bool remove;
+	cJSON *bad, *absent; /* --json */
+	uint64_t checked, good, nbad, removed, unchecked, nabsent;
+};
+
+/* Hashes one blob against what it must hold; label names it for people. */
+static int verify_blob(struct verify_run *run, const struct blob_info *blob,
+                       const struct digest_spec *expected, const char *label)
+{
+	char actual[DIGEST_HEX_MAX], want[DIGEST_HEX_MAX + 32], where[PATH_MAX];
+	const char *root = cache_root(core_cache(run->core));
+	const char *fate = NULL;
+	int rc;
+
+	if (!digest_spec_verifies(expected)) {
+		run->unchecked++; /* its hub publishes no digest */
+		return 0;
+	}
+	rc = blob_rehash(core_blobs(run->core), blob, expected, actual);
+	if (rc == -ENOENT)
+		return 0; /* evicted meanwhile */
+	if (rc && rc != -EBADMSG) {
+		cmd_error(run->ctx, label, "cannot read %s/" BLOB_DIR "/%s: %s", root, blob->name,
+		          strerror(-rc));
+		return rc;
+	}
+	run->checked++;
+	if (rc == 0) {
+		run->good++;
+		return 0;
+	}
+	run->nbad++;
+	digest_spec_format(expected, want, sizeof(want));
+	snprintf(where, sizeof(where), "%s/" BLOB_DIR "/%s", root, blob->name);
+	if (run->remove) {
+		rc = blob_store_remove(core_blobs(run->core), blob, false);
+		if (rc == 0 || rc == -ENOENT) {
+			run->removed++;
+			fate = "removed";
+		} else {
+			fate = rc == -EBUSY ? "kept: open in a mount" : strerror(-rc);
+		}
+	}
+	if (run->ctx->json) {
+		cJSON *item = cJSON_CreateObject();
+		char got[DIGEST_HEX_MAX + 32];
+		snprintf(got, sizeof(got), "%s:%s", digest_algo_name(expected->algo), actual);
+		cJSON_AddStringToObject(item, "path", label);
+		cJSON_AddStringToObject(item, "blob", where);
+		cJSON_AddStringToObject(item, "expected", want);
+		cJSON_AddStringToObject(item, "actual", got);
+		cJSON_AddBoolToObject(item, "removed", fate && strcmp(fate, "removed") == 0);
+		cJSON_AddItemToArray(run->bad, item);
+	} else {
+		fprintf(run->ctx->out, "bad %s: holds %s:%s, not %s%s%s%s\n", label,
+		        digest_algo_name(expected->algo), actual, want, fate ? " (" : "",
+		        fate ? fate : "", fate ? ")" : "");
+	}
+	return 0;
+}
+
+static int verify_path(void *arg, struct hub *hub, const char *path, const char *label,
+                       const struct entry *entry)
+{
+	struct verify_run *run = arg;
+	struct blob_info blob;
+	struct source src;
+	int rc;
+
+	(void)entry;
+	rc = hub->ops->source(hub, path, &src);
+	if (rc) {
+		cmd_error(run->ctx, label, "%s", strerror(-rc));
+		return rc;
+	}
+	/* The downloaded bytes, whatever is made of them. */
+	if (blob_store_find(core_blobs(run->core), &src.digest, &blob) != 0) {
+		run->nabsent++;
+		if (run->ctx->json)
+			cJSON_AddItemToArray(run->absent, cJSON_CreateString(label));
+		else
+			fprintf(run->ctx->out, "not cached %s\n", label);
+		rc = 0;
+	} else {
+		rc = verify_blob(run, &blob, &src.digest, label);
+	}
+	source_clear(&src);
+	return rc;
+}
+
+static int verify_store(struct verify_run *run)
+{
+	const char *root = cache_root(core_cache(run->core));
+	struct blob_info *blobs = NULL;
+	size_t count = 0;
+	int rc, first = 0;
+
+	rc = blob_store_list(core_blobs(run->core), &blobs, &count);
+	if (rc) {
+		cmd_error(run->ctx, root, "cannot list the blobs: %s", strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct digest_spec expected;
+		char label[PATH_MAX];
+
+		snprintf(label, sizeof(label), "%s/" BLOB_DIR "/%s", root, blobs[i].name);
+		if (blob_expected_digest(core_blobs(run->core), &blobs[i], &expected) != 0) {
+			run->unchecked++; /* a keyed blob with no stamp left */
+			continue;
+		}
+		rc = verify_blob(run, &blobs[i], &expected, label);
+		if (rc && !first)
+			first = rc;
+	}
+	free(blobs);
+	return first;
+}
+
+int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"remove", no_argument, NULL, 'r'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct verify_run run = {.ctx = ctx};
+	cJSON *doc = NULL;
+	int c, rc = 0;
+
+	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+		if (c != 'r')
+			return CMD_EXIT_USAGE;
+		run.remove = true;
+	}
+	run.core = cmd_core(ctx);
+	if (!run.core)
+		return CMD_EXIT_FAILED;
+	if (ctx->json) {
+		doc = cJSON_CreateObject();
+		run.bad = cJSON_AddArrayToObject(doc, "bad");
+		run.absent = cJSON_AddArrayToObject(doc, "not_cached");
+	}
+	if (optind == argc) {
+		rc = verify_store(&run);
+	} else {
+		for (int i = optind; i < argc; i++) {
+			int one = cmd_walk(ctx, argv[i], verify_path, &run);
+			if (one && (!rc || one == -ENOENT))
+				rc = one;
+		}
+	}
+	if (ctx->json) {
+		cJSON_AddItemToObject(doc, "checked", cmd_json_u64(run.checked));
+		cJSON_AddItemToObject(doc, "good", cmd_json_u64(run.good));
+		cJSON_AddItemToObject(doc, "removed", cmd_json_u64(run.removed));
+		cJSON_AddItemToObject(doc, "unchecked", cmd_json_u64(run.unchecked));
+		if (cmd_print_json(ctx, doc) != CMD_EXIT_OK)
+			return CMD_EXIT_FAILED;
+	} else {
+		fprintf(ctx->out, "checked %" PRIu64 " file%s: %" PRIu64 " good, %" PRIu64 " bad",
+		        run.checked, run.checked == 1 ? "" : "s", run.good, run.nbad);
+		if (run.remove)
+			fprintf(ctx->out, " (%" PRIu64 " removed)", run.removed);
+		if (run.unchecked)
+			fprintf(ctx->out, "; %" PRIu64 " without a digest to check", run.unchecked);
+		if (run.nabsent)
+			fprintf(ctx->out, "; %" PRIu64 " not cached", run.nabsent);
+		fprintf(ctx->out, "\n");
+	}
+	if (run.nbad)
+		return CMD_EXIT_CORRUPT;
+	return rc ? cmd_exit_of(rc) : CMD_EXIT_OK;
+}

@@ -1,0 +1,130 @@
+/* cmd_walk.c: the files a path given to an omnihub subcommand names: the
+ * file itself, or every file below a directory, through the hub's index.
+ * Not for: what is done with each (the subcommands). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_out.h"
+#include "cmd_walk.h"
+#include "core.h"
+
+/* Deep enough for any hub's tree, and an end to a loop in a broken one. */
+#define WALK_DEPTH_MAX 64
+
+const char *cmd_entry_type(enum entry_type type)
+{
+	switch (type) {
+	case ENTRY_DIR:
+		return "dir";
+	case ENTRY_FILE:
+		return "file";
+	case ENTRY_ARCHIVE:
+		return "archive";
+	case ENTRY_LINK:
+		return "link";
+	}
+	return "unknown";
+}
+
+int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size, struct hub **hub,
+                const char **path)
+{
+	struct core *core = cmd_core(ctx);
+	char why[1024];
+	int rc;
+
+	*hub = NULL;
+	*path = NULL;
+	if (!core)
+		return -EIO;
+	rc = cmd_clean_path(arg, buf, buf_size);
+	if (rc == 0 && buf[0] == '\0')
+		rc = -ENOENT;
+	if (rc) {
+		cmd_error(ctx, arg, "%s", rc == -ENOENT ? "names no hub" : strerror(-rc));
+		return rc;
+	}
+	rc = core_resolve(core, buf, hub, path, why, sizeof(why));
+	if (rc)
+		cmd_error(ctx, arg, "%s", why);
+	return rc;
+}
+
+static int walk_dir(struct cmd_ctx *ctx, struct hub *hub, const char *dir, unsigned depth,
+                    cmd_walk_fn fn, void *fn_arg)
+{
+	struct entry_list list = {0};
+	char path[PATH_MAX], label[PATH_MAX];
+	int rc, first = 0;
+
+	snprintf(label, sizeof(label), "%s%s%s", hub->name, dir[0] ? "/" : "", dir);
+	if (depth > WALK_DEPTH_MAX) {
+		cmd_error(ctx, label, "too deep: left out");
+		return -ELOOP;
+	}
+	rc = hub->ops->list(hub, dir, &list);
+	if (rc) {
+		cmd_error(ctx, label, "cannot list: %s", strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < list.count; i++) {
+		const struct entry *e = &list.items[i];
+
+		if (snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "", e->name) >=
+		        (int)sizeof(path) ||
+		    snprintf(label, sizeof(label), "%s/%s", hub->name, path) >= (int)sizeof(label))
+			continue;
+		if (e->type == ENTRY_DIR)
+			rc = walk_dir(ctx, hub, path, depth + 1, fn, fn_arg);
+		else if (e->type == ENTRY_LINK)
+			rc = 0;
+		else
+			rc = fn(fn_arg, hub, path, label, e);
+		if (rc && !first)
+			first = rc;
+	}
+	entry_list_free(&list);
+	return first;
+}
+
+int cmd_walk(struct cmd_ctx *ctx, const char *arg, cmd_walk_fn fn, void *fn_arg)
+{
+	char buf[PATH_MAX], label[PATH_MAX];
+	struct entry entry;
+	struct hub *hub;
+	const char *path;
+	int rc;
+
+	rc = cmd_resolve(ctx, arg, buf, sizeof(buf), &hub, &path);
+	if (rc)
+		return rc;
+	if (path[0] == '\0')
+		return walk_dir(ctx, hub, "", 0, fn, fn_arg);
+	rc = hub->ops->lookup(hub, path, &entry);
+	if (rc) {
+		cmd_error(ctx, arg, "%s", strerror(-rc));
+		return rc;
+	}
+	if (entry.type == ENTRY_DIR)
+		return walk_dir(ctx, hub, path, 0, fn, fn_arg);
+	if (entry.type == ENTRY_LINK) {
+		char target[NAME_MAX + 1];
+		/* A link names a file in its directory: follow it once. */
+		const char *slash = strrchr(path, '/');
+		if (!hub->ops->readlink || hub->ops->readlink(hub, path, target, sizeof(target)) ||
+		    strcmp(target, slash ? slash + 1 : path) == 0) {
+			cmd_error(ctx, arg, "a link that leads nowhere");
+			return -ENOENT;
+		}
+		snprintf(label, sizeof(label), "%s/%.*s%s", hub->name,
+		         slash ? (int)(slash - path + 1) : 0, path, target);
+		return cmd_walk(ctx, label, fn, fn_arg);
+	}
+	snprintf(label, sizeof(label), "%s/%s", hub->name, path);
+	return fn(fn_arg, hub, path, label, &entry);
+}

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""Integration tests of the omnihub command against the local ONNX zoo: every subcommand, its text and
+--json output, exit codes, and its sharing of the cache with a running mount. Not for the mount's own
+behaviour (test_onnx_mount.py) nor for unit checks (tests/unit).
+"""
+
+# Run by `make check` (TAP on stdout), or by hand:
+#     OMNIHUB=BUILDDIR/omnihub OMNIHUB_FUSE=BUILDDIR/omnihub-fuse \
+#         /usr/bin/python3 tests/integration/test_omnihub.py [PART]
+
+import contextlib
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, count_requests, run,  # noqa: E402
+                           settle_logs, sha256_bytes, sha256_file, test)
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from zoo_server import ZooServer  # noqa: E402
+
+MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
+LARGE_MIB = 16
+# The throttled zoo's CDN: bytes/s per response. With 4 MiB pieces, the large model comes
+# in 4 responses at once: about 4 s, long enough to start a second reader and to watch.
+SLOW_RATE = 1 << 20
+COMMAND_TIMEOUT = 60.0
+
+# Exit codes (src/cmd.h, omnihub(1)).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+
+
+class Zoo:
+    """The fixture and two servers of it: one fast, one throttled."""
+
+    def __init__(self, fixture_dir, entries, fast, slow):
+        self.fixture_dir = fixture_dir
+        self.entries = entries
+        self.fast = fast
+        self.slow = slow
+
+    def model(self, model, opset):
+        found = [e for e in self.entries if e["model"] == model and e["opset"] == opset]
+        check_eq(len(found), 1, "fixture entries for %r opset %d" % (model, opset))
+        return found[0]
+
+    def served(self, e):
+        with open(os.path.join(self.fixture_dir, "www", "cdn", e["model_path"]), "rb") as f:
+            return f.read()
+
+
+@contextlib.contextmanager
+def zoo_servers(run_dir):
+    fixture_dir = os.path.join(run_dir, "fixture")
+    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", str(LARGE_MIB)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
+        entries = json.load(f)
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as fast, \
+            ZooServer(fixture_dir, os.path.join(run_dir, "zoo-slow"), rate=SLOW_RATE) as slow:
+        yield Zoo(fixture_dir, entries, fast, slow)
+
+
+def clear_logs(zoo):
+    zoo.fast.clear_logs()
+    zoo.slow.clear_logs()
+
+
+# Paths in the mount (and in the command) of the fixture's models.
+SMALL = ("ResNet18", 9, "onnx/resnet18/opset-9/model.onnx")
+OTHER = ("AvgPool2d", 12, "onnx/avgpool2d/model.onnx")
+CONV = ("Conv2d", 13, "onnx/conv2d/opset-13/model.onnx")
+LARGE = ("BigGemm", 13, "onnx/biggemm/model.onnx")
+
+
+def entry(t, which):
+    return t.shared.model(which[0], which[1])
+
+
+def omnihub_binary():
+    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
+    check(os.access(binary, os.X_OK), "omnihub not found at %s (set OMNIHUB)" % binary)
+    return binary
+
+
+def hub_options(t, slow=False):
+    zoo = t.shared.slow if slow else t.shared.fast
+    return ["cache=" + t.cache, "cacert=" + zoo.cacert, "onnx_index_url=" + zoo.index_url,
+            "onnx_url=" + zoo.model_base_url]
+
+
+def command(t, *args, slow=False, options=(), hub=True):
+    """The omnihub command line with t's cache and the zoo's options before args."""
+    opts = (hub_options(t, slow) if hub else []) + list(options)
+    return [omnihub_binary()] + (["-o", ",".join(opts)] if opts else []) + list(args)
+
+
+def omnihub(t, *args, want=EXIT_OK, slow=False, options=(), hub=True):
+    """Runs omnihub to its end with piped output; checks its exit status."""
+    cmd = command(t, *args, slow=slow, options=options, hub=hub)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         env=t.env, timeout=COMMAND_TIMEOUT)
+    t.note("$ %s -> %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(args), res.returncode, res.stdout,
+                                                    res.stderr))
+    if want is not None:
+        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
+                 % (" ".join(args), res.stderr.strip()))
+    return res
+
+
+def omnihub_json(t, *args, want=EXIT_OK, **kwargs):
+    res = omnihub(t, "--json", *args, want=want, **kwargs)
+    try:
+        return json.loads(res.stdout)
+    except ValueError as err:
+        raise AssertionError("omnihub --json %s printed no JSON document (%s): %r"
+                             % (" ".join(args), err, res.stdout))
+
+
+def run_on_terminal(t, *args, slow=False):
+    """Runs omnihub with a pseudo-terminal as its stdout and stderr; returns (status, bytes)."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(command(t, *args, slow=slow), stdin=subprocess.DEVNULL,
+                                stdout=slave, stderr=slave, env=t.env)
+    finally:
+        os.close(slave)
+    out = bytearray()
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    status = proc.wait(COMMAND_TIMEOUT)
+    t.note("$ (on a terminal) %s -> %d\n%r" % (" ".join(args), status, bytes(out)))
+    return status, bytes(out)
+
+
+def blob_path(t, e):
+    return os.path.join(t.cache, "blobs", "sha256", e["sha256"])
+
+
+def cdn_bytes(zoo, e):
+    """Bytes the CDN sent of e's model, and the number of requests for it."""
+    settle_logs(zoo)
+    records = [r for r in zoo.requests("cdn", e["model_path"]) if r["method"] == "GET"]
+    return sum(r["bytes"] for r in records), len(records)
+
+
+# ----------------------------------------------------------------------------- tests
+
+@test
+def usage_help_and_exit_codes(t):
+    res = omnihub(t, "--help", hub=False)
+    for name in ("ls", "info", "pull", "verify", "du", "gc", "config", "where", "--json"):
+        check(name in res.stdout, "--help does not mention %s" % name)
+    res = omnihub(t, "pull", "--help", hub=False)
+    check(res.stdout.startswith("usage: omnihub [OPTIONS] pull PATH..."),
+          "pull --help: %r" % res.stdout[:80])
+    check("omnihub" in omnihub(t, "--version", hub=False).stdout, "--version names the program")
+    for args in (["frobnicate"], ["ls", "--frobnicate"], ["info"], ["pull"], ["gc"],
+                 ["gc", "--max", "lots"], ["gc", "--older", "-1"], ["du", "extra"], []):
+        res = omnihub(t, *args, want=EXIT_USAGE)
+        check(res.stderr.startswith("omnihub: ") and res.stdout == "",
+              "usage error of %r: stdout %r, stderr %r" % (args, res.stdout, res.stderr))
+    res = omnihub(t, "ls", options=["frobnicate=1"], want=EXIT_USAGE)
+    check("frobnicate=1" in res.stderr, "the unknown -o option is named: %r" % res.stderr)
+    # Names no hub has, or no file in a hub: 4, with the path in the message.
+    for args in (["ls", "nohub"], ["ls", "onnx/no-such-model"], ["info", "onnx/no-such-model"],
+                 ["pull", "onnx/no-such-model"], ["verify", "onnx/no-such-model"]):
+        res = omnihub(t, *args, want=EXIT_NOT_FOUND)
+        check(res.stderr.startswith("omnihub: %s: " % args[1]),
+              "error line of %r: %r" % (args, res.stderr))
+
+
+@test
+def ls_hubs_touches_no_network(t):
+    res = omnihub(t, "ls")
+    check("onnx/" in res.stdout.splitlines(), "onnx/ in %r" % res.stdout)
+    doc = omnihub_json(t, "ls")
+    check("onnx" in [h["name"] for h in doc["hubs"]], "onnx in %r" % doc)
+    omnihub(t, "du")
+    omnihub_json(t, "du")
+    omnihub(t, "verify")
+    omnihub(t, "gc", "--max", "1G")
+    for host in ("raw", "hub", "cdn"):
+        check_eq(count_requests(t.shared.fast, host, method=None), 0,
+                 "requests to the zoo's %s host by ls, du, verify and gc" % host)
+
+
+@test
+def ls_and_info_before_and_after_pull(t):
+    e = entry(t, CONV)
+    res = omnihub(t, "ls", "onnx/conv2d/opset-13")
+    # "TYPE SIZE UNIT CACHED NAME DIGEST" for files and archives.
+    lines = {f[4]: f for f in (line.split() for line in res.stdout.splitlines())}
+    check_eq(sorted(lines), ["model.onnx", "model_with_data/"], "names listed")
+    check_eq(lines["model.onnx"], ["file", str(e["bytes"]), "B", "no", "model.onnx",
+                                   "sha256:" + e["sha256"]], "the model's line")
+    check_eq(lines["model_with_data/"][0], "archive", "type of model_with_data")
+    doc = omnihub_json(t, "ls", "onnx/conv2d/opset-13")
+    items = {i["name"]: i for i in doc["entries"]}
+    check_eq(doc["path"], "onnx/conv2d/opset-13", "path")
+    check_eq(items["model.onnx"]["size"], e["bytes"], "size in bytes")
+    check_eq(items["model.onnx"]["digest"], "sha256:" + e["sha256"], "digest")
+    check_eq(items["model.onnx"]["cached"], False, "cached before the pull")
+    check_eq(items["model_with_data"]["type"], "archive", "type of model_with_data")
+
+    info = omnihub_json(t, "info", "/onnx//conv2d/opset-13/model.onnx/")
+    check_eq(info["path"], CONV[2], "the path, cleaned")
+    check_eq((info["type"], info["size"], info["digest"]), ("file", e["bytes"], "sha256:" + e["sha256"]),
+             "type, size, digest")
+    check(info["url"].endswith(e["model_path"]) and info["url"].startswith("https://127.0.0.1:"),
+          "url %r" % info["url"])
+    check_eq((info["cached"], info["where"]), (False, None), "cached before the pull")
+    check_eq((info["meta"].get("model"), info["meta"].get("opset")), (e["model"], e["opset"]),
+             "meta")
+    res = omnihub(t, "info", CONV[2])
+    check("digest  sha256:" + e["sha256"] in res.stdout, "digest line in %r" % res.stdout)
+    check("cached  no" in res.stdout, "cached line in %r" % res.stdout)
+
+    omnihub(t, "pull", CONV[2])
+    info = omnihub_json(t, "info", CONV[2])
+    check_eq(info["cached"], True, "cached after the pull")
+    check_eq(sha256_file(info["where"]), e["sha256"], "sha256 of " + info["where"])
+    res = omnihub(t, "ls", "onnx/conv2d/opset-13")
+    line = [f for f in (line.split() for line in res.stdout.splitlines()) if f[4] == "model.onnx"]
+    check_eq(line[0][3], "cached", "the model's cache state after the pull")
+    doc = omnihub_json(t, "ls", "-r", "onnx/conv2d")
+    names = [i["name"] for i in doc["entries"]]
+    check("opset-13/model.onnx" in names, "recursive names: %r" % names)
+
+
+@test
+def pull_then_offline_mount(t):
+    small, other = entry(t, SMALL), entry(t, OTHER)
+    res = omnihub(t, "pull", SMALL[2])
+    check_eq(res.stdout, "pulled %s (%d B)\n" % (SMALL[2], small["bytes"]), "pull's output")
+    check("\r" not in res.stdout + res.stderr and "\x1b" not in res.stdout + res.stderr,
+          "no carriage return or escape in piped output")
+    doc = omnihub_json(t, "pull", OTHER[2], SMALL[2])
+    check_eq([(p["path"], p["size"], p["already_cached"]) for p in doc["pulled"]],
+             [(OTHER[2], other["bytes"], False), (SMALL[2], small["bytes"], True)],
+             "pulled, as JSON")
+    check_eq(doc["failed"], [], "failed")
+    check_eq(sha256_file(doc["pulled"][0]["where"]), other["sha256"], "the pulled file")
+    before = cdn_bytes(t.shared.fast, small)
+    check_eq(before[0], small["bytes"], "bytes of the small model sent by the CDN")
+    clear_logs(t.shared)
+    # Offline, against a zoo that does not exist: only the cache can serve it.
+    opts = ["cache=" + t.cache, "offline", "onnx_index_url=https://127.0.0.1:1/none.json",
+            "onnx_url=https://127.0.0.1:1/"]
+    with t.mount(opts) as m:
+        with open(m.path(SMALL[2]), "rb") as f:
+            check_eq(sha256_bytes(f.read()), small["sha256"], "sha256 read offline")
+        with open(m.path(OTHER[2]), "rb") as f:
+            check_eq(sha256_bytes(f.read()), other["sha256"], "sha256 read offline")
+    for host in ("raw", "hub", "cdn"):
+        check_eq(count_requests(t.shared.fast, host, method=None), 0, "requests to " + host)
+
+
+@test
+def verify_finds_and_removes_a_corrupt_file(t):
+    conv, small = entry(t, CONV), entry(t, SMALL)
+    omnihub(t, "pull", CONV[2], SMALL[2])
+    res = omnihub(t, "verify")
+    check_eq(res.stdout, "checked 2 files: 2 good, 0 bad\n", "verify of a good cache")
+    # Corrupt the blob in place, its size kept (the readable tree's name is the same file).
+    path = blob_path(t, conv)
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        data[len(data) // 2] ^= 0xFF
+        f.seek(0)
+        f.write(data)
+    check_eq(os.path.getsize(path), conv["bytes"], "size after corrupting")
+    res = omnihub(t, "verify", want=EXIT_CORRUPT)
+    check(("bad %s: holds sha256:" % path) in res.stdout, "bad line in %r" % res.stdout)
+    check(res.stdout.endswith("checked 2 files: 1 good, 1 bad\n"), "summary %r" % res.stdout)
+    res = omnihub(t, "verify", CONV[2], want=EXIT_CORRUPT)
+    check(("bad %s: holds" % CONV[2]) in res.stdout, "bad line names the path: %r" % res.stdout)
+    omnihub(t, "verify", SMALL[2])
+    doc = omnihub_json(t, "verify", want=EXIT_CORRUPT)
+    check_eq(len(doc["bad"]), 1, "bad files in JSON")
+    bad = doc["bad"][0]
+    check_eq((bad["blob"], bad["expected"], bad["removed"]),
+             (path, "sha256:" + conv["sha256"], False), "the bad one")
+    check_eq(bad["actual"], "sha256:" + sha256_bytes(bytes(data)), "what it holds")
+    check_eq(doc["good"], 1, "good files")
+    res = omnihub(t, "verify", "--remove", want=EXIT_CORRUPT)
+    check("(removed)" in res.stdout, "removed in %r" % res.stdout)
+    check(not os.path.exists(path), "the bad blob is gone")
+    check(not os.path.exists(os.path.join(t.cache, CONV[2])), "its name in the tree is gone")
+    check(os.path.exists(blob_path(t, small)), "the good blob stays")
+    omnihub(t, "verify")
+    # Pulled again, it is right again.
+    omnihub(t, "pull", CONV[2])
+    check_eq(sha256_file(path), conv["sha256"], "the blob pulled again")
+
+
+@test
+def du_and_gc(t):
+    small, other = entry(t, SMALL), entry(t, OTHER)
+    omnihub(t, "pull", SMALL[2], OTHER[2])
+    doc = omnihub_json(t, "du")
+    check_eq((doc["bytes"], doc["blobs"], doc["partials"]),
+             (small["bytes"] + other["bytes"], 2, 0), "du's counts")
+    check_eq(doc["cache"], os.path.realpath(t.cache), "du's cache")
+    check_eq(doc["hubs"]["onnx"]["files"], 2, "files in onnx/")
+    res = omnihub(t, "du")
+    check("blobs     %d B in 2 files" % (small["bytes"] + other["bytes"]) in res.stdout,
+          "du's text: %r" % res.stdout)
+    doc = omnihub_json(t, "gc", "--older", "0", "--dry-run")
+    check_eq(doc["dry_run"], True, "dry run")
+    check_eq(sorted(r["blob"] for r in doc["removed"]),
+             sorted("sha256/" + e["sha256"] for e in (small, other)), "what would go")
+    check(os.path.exists(blob_path(t, small)), "a dry run removes nothing")
+    # The least recently used goes first: the small one was used an hour ago (by its atime).
+    now = time.time()
+    os.utime(blob_path(t, small), (now - 3600, now - 3600))
+    os.utime(blob_path(t, other), (now, now))
+    res = omnihub(t, "gc", "--max", str(other["bytes"]))
+    check_eq(res.stdout.splitlines()[0].split()[:2], ["removed", os.path.realpath(blob_path(t, small))],
+             "what went: %r" % res.stdout)
+    check(res.stdout.splitlines()[-1].startswith("freed %d B in 1 blob; " % small["bytes"]),
+          "gc's summary: %r" % res.stdout)
+    check(not os.path.exists(blob_path(t, small)), "the older blob is gone")
+    check(not os.path.exists(os.path.join(t.cache, SMALL[2])), "and its name in the tree")
+    check(os.path.exists(blob_path(t, other)), "the newer one stays")
+
+
+@test
+def gc_keeps_what_a_mount_has_open(t):
+    large, small = entry(t, LARGE), entry(t, SMALL)
+    omnihub(t, "pull", LARGE[2], SMALL[2])
+    with t.mount(hub_options(t)) as m:
+        with open(m.path(LARGE[2]), "rb") as f:
+            head = f.read(1 << 20)
+            doc = omnihub_json(t, "gc", "--max", "0")
+            check_eq([r["blob"] for r in doc["removed"]], ["sha256/" + small["sha256"]],
+                     "removed while the large model is open")
+            check_eq([(k["blob"], k["reason"]) for k in doc["kept"]],
+                     [("sha256/" + large["sha256"], "open in a mount")], "kept")
+            check_eq(doc["left_bytes"], large["bytes"], "bytes left")
+            check(os.path.exists(blob_path(t, large)), "the open blob survives")
+            check(not os.path.exists(blob_path(t, small)), "the closed one went")
+            rest = f.read()
+        check_eq(sha256_bytes(head + rest), large["sha256"], "the open file read to its end")
+    # Closed and unmounted, it can go.
+    res = omnihub(t, "gc", "--max", "0")
+    check(res.stdout.startswith("removed "), "gc after the mount: %r" % res.stdout)
+    check(not os.path.exists(blob_path(t, large)), "the blob went once closed")
+
+
+@test
+def pull_and_mount_share_one_download(t):
+    large = entry(t, LARGE)
+    zoo = t.shared.slow
+    with t.mount(hub_options(t, slow=True)) as m:
+        proc = subprocess.Popen(command(t, "pull", LARGE[2], slow=True), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=t.env)
+        # The pull starts the download; the mount's reader joins it while it is in flight.
+        partial = blob_path(t, large) + ".partial"
+        deadline = time.monotonic() + 20
+        while not os.path.exists(partial) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(os.path.exists(partial), "the pull started no download")
+        with open(m.path(LARGE[2]), "rb") as f:
+            data = f.read()
+        out, err = proc.communicate(timeout=COMMAND_TIMEOUT)
+        t.note("pull: %d\n%s%s" % (proc.returncode, out, err))
+        check_eq(proc.returncode, 0, "the pull's exit status")
+        check_eq(sha256_bytes(data), large["sha256"], "sha256 read through the mount")
+    sent, requests = cdn_bytes(zoo, large)
+    check_eq(sent, large["bytes"], "bytes of the model the CDN sent (%d requests)" % requests)
+
+
+@test
+def progress_bar_on_a_terminal_only(t):
+    large = entry(t, LARGE)
+    status, out = run_on_terminal(t, "pull", LARGE[2], slow=True)
+    check_eq(status, 0, "exit status on a terminal")
+    text = out.decode("utf-8", "replace")
+    bars = [piece for piece in text.split("\r") if "ETA" in piece]
+    check(len(bars) >= 3, "progress redrawn with \\r at least 3 times: %r" % text[:300])
+    check(any("%" in b and "MiB/s" in b and "/ 16.0 MiB" in b for b in bars),
+          "a bar with bytes, percentage and speed: %r" % bars[:3])
+    check(text.rstrip().endswith("pulled %s (16.0 MiB)" % LARGE[2]), "last line: %r" % text[-80:])
+    check_eq(sha256_file(blob_path(t, large)), large["sha256"], "the pulled blob")
+    # The same pull into another cache, piped: plain lines only.
+    os.rename(t.cache, t.cache + ".first")
+    os.makedirs(t.cache)
+    res = omnihub(t, "pull", LARGE[2], slow=True)
+    check_eq(res.stdout, "pulled %s (16.0 MiB)\n" % LARGE[2], "piped output")
+    check("\r" not in res.stdout + res.stderr and "\x1b" not in res.stdout + res.stderr,
+          "no \\r nor escape when piped")
+
+
+@test
+def man_page_renders_and_matches_help(t):
+    page = os.path.join(SRCDIR, "man", "omnihub.1")
+    res = subprocess.run(["man", "--warnings", "-l", page], capture_output=True, text=True,
+                         env=dict(t.env, MANWIDTH="80", MANPAGER="cat", PAGER="cat"),
+                         timeout=COMMAND_TIMEOUT)
+    check_eq((res.returncode, res.stderr), (0, ""), "man --warnings -l man/omnihub.1")
+    text = res.stdout.replace("\u2010\n", "").replace("-\n", "")
+    usage = omnihub(t, "--help", hub=False).stdout
+    commands = [line.split()[0] for line in usage.split("Commands:\n")[1].split("\n\n")[0]
+                .splitlines()]
+    check(len(commands) >= 8, "commands in --help: %r" % commands)
+    for name in commands:
+        check(("\n       %s " % name) in text or ("\n       %s\n" % name) in text,
+              "the man page documents %s" % name)
+        sub = omnihub(t, name, "--help", hub=False).stdout
+        for option in set(w.strip(",[]") for w in sub.split() if w.startswith(("--", "[--"))):
+            check(option in text, "the man page documents %s %s" % (name, option))
+    for option in ("--json", "--verbose", "--cache", "--offline", "--version"):
+        check(option in usage and option in text, "%s in --help and the man page" % option)
+
+
+if __name__ == "__main__":
+    run(zoo_servers, before_each=clear_logs)
