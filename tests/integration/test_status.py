@@ -122,7 +122,8 @@ def parse_metrics(text):
               "a sample without HELP and TYPE before it, " + where)
         families[family]["samples"].append((name, labels, float(value)))
     for family, fam in families.items():
-        check(fam["samples"], "%s has no sample" % family)
+        # A family may have no sample yet (no request made): legal in the format.
+        check("type" in fam and "help" in fam, "%s lacks HELP or TYPE" % family)
         if fam["type"] == "counter":
             check(family.endswith("_total"), "counter %s does not end in _total" % family)
             for _, _, v in fam["samples"]:
