@@ -21,6 +21,7 @@
 #include "fetch.h"
 #include "hub_catalog.h"
 #include "log.h"
+#include "metrics.h"
 #include "transfer.h"
 
 /* A hub this session may open: a registry entry, or one catalog hub. */
@@ -36,6 +37,8 @@ struct core {
 	const struct config *config; /* borrowed */
 	struct cache *cache;
 	struct blob_store *blobs;
+	struct metrics *metrics;     /* counted by the fetcher, the transfers
+					and the downloads */
 	struct budgets *budgets;     /* the hubs' request budgets per host */
 	struct fetcher *fetcher;
 	struct transfer_engine *engine;
@@ -118,9 +121,13 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	rc = budgets_new(&core->budgets);
 	if (rc)
 		goto out;
+	rc = metrics_new(&core->metrics);
+	if (rc)
+		goto out;
 	rc = fetcher_new(&core->fetcher, cfg->cacert);
 	if (rc)
 		goto out;
+	fetcher_set_metrics(core->fetcher, core->metrics);
 	struct transfer_options options = {
 		.connections = cfg->connections,
 		.piece_size = cfg->piece_size,
@@ -130,6 +137,7 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	rc = transfer_engine_new(&core->engine, core->fetcher, core->blobs, &options);
 	if (rc)
 		goto out;
+	transfer_engine_set_metrics(core->engine, core->metrics);
 	struct download_options download_options = {
 		.offline = cfg->offline,
 		.limits = stage_default_limits,
@@ -141,6 +149,7 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 			      &download_options);
 	if (rc)
 		goto out;
+	download_set_set_metrics(core->downloads, core->metrics);
 	rc = hub_catalog_load(cfg, &core->catalogs, why, why_size);
 	if (rc)
 		goto out;
@@ -191,6 +200,7 @@ void core_free(struct core *core)
 	hub_catalog_unload(core->catalogs);
 	fetcher_free(core->fetcher);
 	budgets_free(core->budgets);
+	metrics_free(core->metrics);
 	blob_store_close(core->blobs);
 	cache_close(core->cache);
 	pthread_mutex_destroy(&core->hubs_lock);
@@ -220,6 +230,11 @@ struct transfer_engine *core_engine(struct core *core)
 struct download_set *core_downloads(struct core *core)
 {
 	return core->downloads;
+}
+
+struct metrics *core_metrics(struct core *core)
+{
+	return core->metrics;
 }
 
 size_t core_hub_count(const struct core *core)

@@ -15,6 +15,7 @@ struct blob_store;
 struct cache;
 struct config;
 struct download_set;
+struct metrics;
 struct transfer_engine;
 
 struct core;
@@ -34,6 +35,9 @@ struct cache *core_cache(struct core *core);
 struct blob_store *core_blobs(struct core *core);
 struct transfer_engine *core_engine(struct core *core);
 struct download_set *core_downloads(struct core *core);
+/* What the session counted (metrics.h): requests, bytes, retries, cache
+ * hits and misses, downloads, latencies. */
+struct metrics *core_metrics(struct core *core);
 
 /* The hubs this build and the catalogs name, opened or not, in the order
  * of the mount's root. */

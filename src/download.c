@@ -27,6 +27,7 @@
 #include "download.h"
 #include "fetch.h"
 #include "log.h"
+#include "metrics.h"
 #include "stage.h"
 #include "transfer.h"
 #include "wait.h"
@@ -36,6 +37,7 @@ struct wait {
 	download_done_fn done;
 	void *ctx;
 	int rc;
+	struct timespec started; /* for the time it waited */
 	struct wait *next;
 };
 
@@ -51,6 +53,7 @@ struct download_set {
 	struct cache *cache;             /* borrowed */
 	struct blob_store *store;        /* borrowed */
 	struct transfer_engine *engine;  /* borrowed */
+	struct metrics *metrics;         /* borrowed; NULL: none */
 	struct download_options options;
 	pthread_mutex_t lock;   /* guards jobs, running, next_id and every
 				   job's waits */
@@ -201,6 +204,7 @@ static int import_local(struct download_set *set, struct job *job, const char *p
 	if (rc == 0 && !digest_spec_matches(&src->digest, actual)) {
 		log_warn("%s: ignoring %s: %s is %s, the index says %s", job->label, path,
 			 digest_algo_name(src->digest.algo), actual, src->digest.hex);
+		metrics_add(set->metrics, METRICS_DIGEST_FAILURES, 1);
 		rc = -ESTALE;
 	}
 	if (rc == 0)
@@ -245,11 +249,18 @@ static int obtain(struct download_set *set, struct job *job, int *fd)
 	rc = blob_open(set->store, &src->digest, src->size, fd);
 	if (rc == -ESTALE)
 		rc = blob_check(set->store, &src->digest, src->size, job->label, fd);
+	if (rc == 0)
+		metrics_add(set->metrics, METRICS_CACHE_HITS, 1);
 	if (rc != -ENOENT)
 		return rc == 0 ? 0 : reader_errno(rc);
-	for (size_t i = 0; i < src->nlocal; i++)
-		if (import_local(set, job, src->local[i]) == 0)
+	/* Another client's copy costs no download: a hit too. */
+	for (size_t i = 0; i < src->nlocal; i++) {
+		if (import_local(set, job, src->local[i]) == 0) {
+			metrics_add(set->metrics, METRICS_CACHE_HITS, 1);
 			return reader_errno(blob_open(set->store, &src->digest, src->size, fd));
+		}
+	}
+	metrics_add(set->metrics, METRICS_CACHE_MISSES, 1);
 	if (set->options.offline || src->offline) {
 		log_error("%s: offline, and not in the cache", job->label);
 		return -EIO;
@@ -694,6 +705,7 @@ static void *job_main(void *arg)
 	/* Readers hear the result without our lock held. */
 	while (waits) {
 		struct wait *next = waits->next;
+		metrics_observe(set->metrics, METRICS_OPEN_WAIT, seconds_since(&waits->started));
 		waits->done(waits->ctx, rc);
 		free(waits);
 		waits = next;
@@ -753,6 +765,7 @@ int download_start(struct download_set *set, const struct source *src, const cha
 		return -ENOMEM;
 	wait->done = done;
 	wait->ctx = ctx;
+	clock_gettime(CLOCK_MONOTONIC, &wait->started);
 	pthread_mutex_lock(&set->lock);
 	for (job = set->jobs; job; job = job->next)
 		if (strcmp(job->src.cache_path, src->cache_path) == 0 &&
@@ -835,6 +848,11 @@ int download_set_new(struct download_set **out, struct cache *cache, struct blob
 	pthread_cond_init(&set->idle, NULL);
 	*out = set;
 	return 0;
+}
+
+void download_set_set_metrics(struct download_set *set, struct metrics *metrics)
+{
+	set->metrics = metrics;
 }
 
 void download_set_drain(struct download_set *set)

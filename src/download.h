@@ -16,6 +16,7 @@
 struct blob_store;
 struct cache;
 struct download_set;
+struct metrics;
 struct transfer_engine;
 
 struct download_options {
@@ -28,6 +29,11 @@ struct download_options {
 
 int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
 		     struct transfer_engine *engine, const struct download_options *options);
+/* Counts cache hits and misses (a file present, or another client's copy,
+ * against one to download), digest failures of those copies, and how long
+ * each reader waited, into metrics (borrowed; NULL: none). Set before the
+ * first download. */
+void download_set_set_metrics(struct download_set *set, struct metrics *metrics);
 /* Waits for every job to end and answer its readers (shut the engine down
  * first to hurry them). */
 void download_set_drain(struct download_set *set);

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "fetch.h"
+#include "metrics.h"
 
 /* A stalled server must not hang readers forever: give up on a connection
  * after this long, and on a transfer that moves less than a byte a second
@@ -30,6 +31,8 @@ struct fetcher {
 			       transfers of the mount */
 	char *cacert;       /* owned; NULL means the system's CAs only */
 	atomic_bool cancelled;
+	struct metrics *metrics; /* borrowed, NULL when none; set before any
+				    request */
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per kind of
 							     shared data */
 };
@@ -90,6 +93,11 @@ void fetcher_free(struct fetcher *fetcher)
 		pthread_mutex_destroy(&fetcher->share_locks[i]);
 	free(fetcher->cacert);
 	free(fetcher);
+}
+
+void fetcher_set_metrics(struct fetcher *fetcher, struct metrics *metrics)
+{
+	fetcher->metrics = metrics;
 }
 
 void fetcher_cancel_all(struct fetcher *fetcher)
@@ -258,6 +266,7 @@ struct fetch_call {
 	struct curl_slist *headers;
 	int write_error;
 	bool https;
+	char host[128]; /* the request's host as metrics label it */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -425,6 +434,7 @@ static size_t call_on_body(char *data, size_t size, size_t nmemb, void *ctx)
 	size_t len = size * nmemb;
 	int rc;
 
+	metrics_add(call->fetcher->metrics, METRICS_HTTP_BYTES, len);
 	if (call->resp->status >= 300)
 		return len; /* an error page: not content */
 	rc = call->write(call->ctx, data, len);
@@ -469,6 +479,46 @@ static int add_auth_header(struct fetch_call *call, const struct fetch_request *
 	return 0;
 }
 
+/* "host" or "host:port" of url (the port when not the scheme's own), the
+ * label metrics count its requests under. */
+static void metrics_host(const char *url, char *out, size_t out_size)
+{
+	char origin[320];
+	const char *host, *port;
+	size_t len;
+
+	if (fetch_url_origin(url, origin, sizeof(origin)) != 0) {
+		snprintf(out, out_size, "unknown");
+		return;
+	}
+	host = strstr(origin, "://") + 3;
+	port = strrchr(host, ':');
+	len = strlen(host);
+	if ((strncmp(origin, "https:", 6) == 0 && strcmp(port, ":443") == 0) ||
+	    (strncmp(origin, "http:", 5) == 0 && strcmp(port, ":80") == 0))
+		len = (size_t)(port - host);
+	snprintf(out, out_size, "%.*s", (int)len, host);
+}
+
+/* One call ended: counted by host and status class, with its times. */
+static void count_call(struct fetch_call *call)
+{
+	struct metrics *metrics = call->fetcher->metrics;
+	curl_off_t first_byte = 0, total = 0;
+	long status = 0;
+
+	if (!metrics)
+		return;
+	curl_easy_getinfo(call->curl, CURLINFO_RESPONSE_CODE, &status);
+	metrics_http_request(metrics, call->host, status);
+	if (status == 0)
+		return; /* no answer: no time to first byte */
+	curl_easy_getinfo(call->curl, CURLINFO_STARTTRANSFER_TIME_T, &first_byte);
+	curl_easy_getinfo(call->curl, CURLINFO_TOTAL_TIME_T, &total);
+	metrics_observe(metrics, METRICS_HTTP_FIRST_BYTE, (double)first_byte / 1e6);
+	metrics_observe(metrics, METRICS_HTTP_DURATION, (double)total / 1e6);
+}
+
 /* fetch_multi_add; compressed asks for a content encoding, for documents
  * we parse (a blob's digest is of the bytes as stored). */
 static int call_start(struct fetch_multi *multi, const struct fetch_request *req, bool compressed,
@@ -491,6 +541,8 @@ static int call_start(struct fetch_multi *multi, const struct fetch_request *req
 	call->write = write;
 	call->ctx = ctx;
 	call->https = strncasecmp(req->url, "https:", 6) == 0;
+	if (multi->fetcher->metrics)
+		metrics_host(req->url, call->host, sizeof(call->host));
 	call->curl = curl_easy_init();
 	if (!call->curl)
 		goto fail;
@@ -639,6 +691,7 @@ int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn don
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
 		rc = call_outcome(call, msg->data.result);
+		count_call(call);
 		void *ctx = call->ctx;
 		call_free(multi, call); /* msg is invalid from here */
 		done(done_ctx, ctx, rc);

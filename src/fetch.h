@@ -10,10 +10,15 @@
 
 /* One per mount: connection and TLS session cache, CA settings. */
 struct fetcher;
+struct metrics;
 
 int fetcher_new(struct fetcher **out, const char *cacert);
 /* Every transfer still running must have returned (see fetcher_cancel_all). */
 void fetcher_free(struct fetcher *fetcher);
+/* Counts every request that ends (by host and status class, with its time
+ * to first byte and duration) and the body bytes received into metrics
+ * (borrowed; NULL: none). Set before the first request. */
+void fetcher_set_metrics(struct fetcher *fetcher, struct metrics *metrics);
 /* Makes transfers in flight, and later ones, fail soon with -ECANCELED. */
 void fetcher_cancel_all(struct fetcher *fetcher);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blob.h"
@@ -22,6 +23,8 @@
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
+#include "metrics.h"
+#include "status.h"
 #include "transfer.h"
 #include "tree.h"
 
@@ -35,10 +38,13 @@
 #define READAHEAD_MIN (8ull << 20)
 #define READAHEAD_MAX (256ull << 20)
 
-/* One open file: a descriptor, or a transfer still arriving (stream mode). */
+/* One open file: a descriptor, a transfer still arriving (stream mode), or
+ * the text of a status file. */
 struct handle {
 	int fd;                     /* owned; -1 in stream mode */
 	struct transfer *transfer;  /* a reference; NULL but in stream mode */
+	char *text;                 /* owned; a status file's content, made at
+				       open so every read sees one snapshot */
 	uint64_t size;
 	pthread_mutex_t lock;       /* guards next_offset, window */
 	uint64_t next_offset;       /* where a sequential reader reads next */
@@ -56,6 +62,7 @@ struct fs {
 	struct hub *hubs;            /* the core's open hubs */
 	size_t nhubs;
 	struct tree *tree;
+	struct timespec started;     /* CLOCK_MONOTONIC, for the status's uptime */
 	pthread_mutex_t handles_lock; /* guards handles */
 	struct handle *handles;      /* every open file: the kernel does not
 					release them once the loop has ended */
@@ -168,6 +175,7 @@ int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 	fs->blobs = core_blobs(core);
 	fs->engine = core_engine(core);
 	fs->downloads = core_downloads(core);
+	clock_gettime(CLOCK_MONOTONIC, &fs->started);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);
 	pthread_cond_init(&fs->notify_cond, NULL);
@@ -198,6 +206,7 @@ static void handle_free(struct handle *h)
 	if (h->fd >= 0)
 		close(h->fd);
 	transfer_put(h->transfer);
+	free(h->text);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -832,6 +841,7 @@ static void open_made_file(struct fs *fs, fuse_req_t req, struct fuse_file_info 
 	int fd;
 
 	if (download_open_made(fs->downloads, src, &fd) == 0) {
+		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
 		reply_open_fd(fs, req, fi, node, fd);
 		return;
 	}
@@ -871,18 +881,100 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		goto out;
 	}
 	if (rc == 0) {
+		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
 		blob_link(fs->blobs, &src.digest, src.cache_path); /* a name deleted by hand */
 		reply_open_fd(fs, req, fi, node, fd);
 		goto out;
 	}
 	if (rc == -ENOENT && config_hub_stream(fs->config, node->hub->name) && !src.offline &&
 	    !any_local(&src)) {
+		metrics_add(core_metrics(fs->core), METRICS_CACHE_MISSES, 1);
 		open_streaming(fs, req, fi, &src, label);
 		goto out;
 	}
 	open_later(fs, req, fi, node, &src, label);
 out:
 	source_clear(&src);
+}
+
+/* ---- .omnihub: the daemon's status, metrics and log ---- */
+
+/* The content of the status file named which, made now; *out is the
+ * caller's. */
+static int status_file_text(struct fs *fs, const char *which, char **out, size_t *len)
+{
+	struct transfer_status *transfers = NULL;
+	struct blob_usage usage;
+	struct timespec now;
+	size_t count = 0;
+	int rc;
+
+	if (strcmp(which, "log") == 0)
+		return log_recent(out, len);
+	rc = transfer_engine_list(fs->engine, &transfers, &count);
+	if (rc)
+		return rc;
+	blob_store_usage(fs->blobs, &usage);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double up = (double)(now.tv_sec - fs->started.tv_sec) +
+		    (double)(now.tv_nsec - fs->started.tv_nsec) / 1e9;
+	if (strcmp(which, "status") == 0) {
+		struct status_input in = { .transfers = transfers,
+					   .ntransfers = count,
+					   .usage = &usage,
+					   .uptime_seconds = up };
+		rc = status_render(&in, out, len);
+	} else {
+		struct metrics_gauges gauges = { .cache_bytes = usage.bytes,
+						 .cache_blobs = usage.blobs,
+						 .partial_bytes = usage.partial_bytes,
+						 .cache_max = usage.max,
+						 .transfers = count,
+						 .uptime_seconds = up };
+		for (size_t i = 0; i < count; i++)
+			gauges.waiters += transfers[i].waiters;
+		rc = metrics_render(core_metrics(fs->core), &gauges, out, len);
+	}
+	transfer_status_free(transfers, count);
+	return rc;
+}
+
+/* A status file's handle holds its content, made at open: reads of one
+ * open see one snapshot. Its size in stat is 0, so reads are direct (the
+ * kernel would stop at the size it was told). */
+static void open_status_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			     const struct node *node)
+{
+	struct handle *h;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = status_file_text(fs, node->path, &text, &len);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	h = handle_new(fs, -1, NULL, len);
+	if (!h) {
+		free(text);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->text = text;
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) != 0)
+		handle_release(fs, h);
+}
+
+static void read_status_file(fuse_req_t req, const struct handle *h, size_t size, off_t off)
+{
+	if (off < 0 || (uint64_t)off >= h->size)
+		size = 0;
+	else if (size > h->size - (uint64_t)off)
+		size = (size_t)(h->size - (uint64_t)off);
+	fuse_reply_buf(req, size ? h->text + off : NULL, size);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -899,6 +991,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ESTALE);
 	} else if (node->kind == NODE_HUB_FILE) {
 		open_hub_file(fs, req, fi, node);
+	} else if (node->kind == NODE_STATUS_FILE) {
+		open_status_file(fs, req, fi, node);
 	} else if (node->kind == NODE_STAGED && node->type == S_IFREG) {
 		fd = cache_openat(fs->cache, node->path, O_RDONLY, 0);
 		if (fd < 0)
@@ -983,7 +1077,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (h->transfer)
+	if (h->text)
+		read_status_file(req, h, size, off);
+	else if (h->transfer)
 		read_streaming(fs_of(req), req, h, size, off);
 	else
 		reply_read(req, h->fd, size, off);

@@ -1,9 +1,15 @@
 /* log.h: one line per event, on stderr in the foreground or to syslog once
- * daemonized. Not for: usage errors at start-up, which main.c prints itself. */
+ * daemonized, and the recent lines kept for the mount's .omnihub/log.
+ * Not for: usage errors at start-up, which main.c prints itself. */
 #ifndef OMNIHUB_LOG_H
 #define OMNIHUB_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+/* The recent lines kept in memory: at most this many, in this many bytes. */
+#define LOG_RING_LINES 1000u
+#define LOG_RING_BYTES (256u << 10)
 
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -18,6 +24,11 @@ void log_setup(enum log_level max_level, bool use_syslog);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* A copy of the recent lines, oldest first, each as stderr shows it
+ * (time, level, message, '\n'), whatever the destination: *out is the
+ * caller's (free()), NUL-terminated, *len bytes. Safe from any thread. */
+int log_recent(char **out, size_t *len);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -25,6 +25,7 @@
 #include "blob.h"
 #include "fetch.h"
 #include "log.h"
+#include "metrics.h"
 #include "prefix_hash.h"
 #include "transfer.h"
 #include "wait.h"
@@ -142,6 +143,7 @@ struct transfer {
 struct transfer_engine {
 	struct fetcher *fetcher;     /* borrowed */
 	struct blob_store *store;    /* borrowed */
+	struct metrics *metrics;     /* borrowed; NULL: none (set before use) */
 	struct transfer_options options;
 	struct fetch_multi *multi;   /* engine thread only */
 	pthread_mutex_t lock;
@@ -375,6 +377,8 @@ static void fail_locked(struct transfer *t, int rc, bool drop_partial)
 		blob_partial_save(t->engine->store, &t->partial);
 	t->state = STATE_FAILED;
 	t->error = rc;
+	if (rc != -EINTR) /* a shutdown fails nothing: it resumes next time */
+		metrics_add(t->engine->metrics, METRICS_DOWNLOADS_FAILED, 1);
 	check_waiters_locked(t);
 }
 
@@ -662,8 +666,10 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 			t->resolved_url = NULL;
 		}
 		t->failures++;
+		metrics_add(engine->metrics, METRICS_RETRIES, 1);
 	} else if (fetch_error_retryable(rc) && t->failures < engine->options.retries) {
 		t->failures++;
+		metrics_add(engine->metrics, METRICS_RETRIES, 1);
 		backoff_locked(t, &c->resp, c->resp.error);
 	} else {
 		/* Tries exhausted, or an error no try mends: EIO but for what
@@ -920,6 +926,7 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 
 	digest_spec_format(&t->digest, expected, sizeof(expected));
 	if (rc == 0 && !digest_spec_matches(&t->digest, actual)) {
+		metrics_add(engine->metrics, METRICS_DIGEST_FAILURES, 1);
 		pthread_mutex_lock(&engine->lock);
 		uint64_t streamed = t->streamed;
 		pthread_mutex_unlock(&engine->lock);
@@ -941,6 +948,7 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 	pthread_mutex_lock(&engine->lock);
 	if (rc == 0) {
 		t->state = STATE_DONE;
+		metrics_add(engine->metrics, METRICS_DOWNLOADS_COMPLETED, 1);
 		if (digest_spec_verifies(&t->digest))
 			log_info("%s: %" PRIu64 " bytes, %" PRIu64 " fetched in %.3f s, %s verified",
 				 t->label, t->size, t->fetched, seconds_since(&t->started), expected);
@@ -1081,6 +1089,11 @@ fail:
 	pthread_mutex_destroy(&engine->lock);
 	free(engine);
 	return rc;
+}
+
+void transfer_engine_set_metrics(struct transfer_engine *engine, struct metrics *metrics)
+{
+	engine->metrics = metrics;
 }
 
 void transfer_engine_shutdown(struct transfer_engine *engine)

@@ -14,6 +14,7 @@
 
 struct blob_store;
 struct fetcher;
+struct metrics;
 
 struct transfer_options {
 	unsigned connections;  /* requests in flight per blob */
@@ -46,6 +47,9 @@ struct transfer;
 
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options);
+/* Counts retries, digest failures, and downloads completed and failed into
+ * metrics (borrowed; NULL: none). Set before the first transfer. */
+void transfer_engine_set_metrics(struct transfer_engine *engine, struct metrics *metrics);
 /* Stops every transfer at once (partial state is kept for resumption) and
  * fails every waiter with -EINTR; then new transfers fail with -EINTR. */
 void transfer_engine_shutdown(struct transfer_engine *engine);

@@ -18,6 +18,9 @@
 
 #define ROOT_INO 1 /* FUSE_ROOT_ID */
 
+static const char *const status_files[] = { TREE_STATUS_FILES };
+#define STATUS_FILE_COUNT (sizeof(status_files) / sizeof(status_files[0]))
+
 struct tree {
 	struct hub *hubs; /* borrowed */
 	size_t nhubs;
@@ -318,7 +321,9 @@ size_t tree_node_count(struct tree *tree)
 
 static mode_t kind_type(enum node_kind kind)
 {
-	return kind == NODE_HUB_FILE ? S_IFREG : kind == NODE_HUB_LINK ? S_IFLNK : S_IFDIR;
+	return kind == NODE_HUB_FILE || kind == NODE_STATUS_FILE ? S_IFREG
+	       : kind == NODE_HUB_LINK				 ? S_IFLNK
+									 : S_IFDIR;
 }
 
 /* What a name is bound to: the fields that make a node. */
@@ -456,6 +461,20 @@ static int bind_hub(struct tree *tree, const struct node *root, struct hub *hub,
 	return bind(tree, root, hub, hub->name, &b, out);
 }
 
+/* The status directory, or one of its files (name; NULL for the
+ * directory). Their times are now: the content is made at each open. */
+static int bind_status(struct tree *tree, const struct node *dir, const char *name,
+		       struct node **out)
+{
+	enum node_kind kind = name ? NODE_STATUS_FILE : NODE_STATUS_DIR;
+	struct binding b = { .kind = kind,
+			     .type = kind_type(kind),
+			     .path = name ? name : "",
+			     .mtime = time(NULL) };
+
+	return bind(tree, dir, NULL, name ? name : TREE_STATUS_DIR, &b, out);
+}
+
 int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct node **out)
 {
 	struct entry entry;
@@ -467,8 +486,15 @@ int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct no
 	switch (dir->kind) {
 	case NODE_ROOT: {
 		struct hub *hub = find_hub(tree, name);
+		if (!hub && strcmp(name, TREE_STATUS_DIR) == 0)
+			return bind_status(tree, dir, NULL, out);
 		return hub ? bind_hub(tree, dir, hub, out) : -ENOENT;
 	}
+	case NODE_STATUS_DIR:
+		for (size_t i = 0; i < STATUS_FILE_COUNT; i++)
+			if (strcmp(name, status_files[i]) == 0)
+				return bind_status(tree, dir, status_files[i], out);
+		return -ENOENT;
 	case NODE_HUB_DIR:
 		if (snprintf(path, sizeof(path), "%s%s%s", dir->path, dir->path[0] ? "/" : "",
 			     name) >= (int)sizeof(path))
@@ -485,6 +511,7 @@ int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct no
 		return rc;
 	case NODE_HUB_FILE:
 	case NODE_HUB_LINK:
+	case NODE_STATUS_FILE:
 		break;
 	}
 	return -ENOTDIR;
@@ -536,6 +563,20 @@ int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
 				tree_unref(tree, child);
 			}
 		}
+		/* Listed, like any dot-file: `ls -a` shows it, `ls` does not. */
+		if (rc == 0 && bind_status(tree, dir, NULL, &child) == 0) {
+			rc = fn(ctx, child);
+			tree_unref(tree, child);
+		}
+		return rc;
+	case NODE_STATUS_DIR:
+		for (size_t i = 0; i < STATUS_FILE_COUNT && rc == 0; i++) {
+			rc = bind_status(tree, dir, status_files[i], &child);
+			if (rc == 0) {
+				rc = fn(ctx, child);
+				tree_unref(tree, child);
+			}
+		}
 		return rc;
 	case NODE_HUB_DIR:
 		rc = dir->hub->ops->list(dir->hub, dir->path, &entries);
@@ -555,6 +596,7 @@ int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
 		return list_staged(tree, dir, fn, ctx);
 	case NODE_HUB_FILE:
 	case NODE_HUB_LINK:
+	case NODE_STATUS_FILE:
 		break;
 	}
 	return -ENOTDIR;
@@ -591,7 +633,8 @@ int tree_stat(struct tree *tree, const struct node *node, struct stat *st)
 	st->st_mtim.tv_sec = node->mtime;
 	pthread_mutex_unlock(&tree->lock);
 	st->st_ctim = st->st_atim = st->st_mtim;
-	if (node->kind == NODE_HUB_FILE) {
+	if (node->kind == NODE_HUB_FILE || node->kind == NODE_STATUS_FILE) {
+		/* A status file says size 0: its reads are direct (fs.c). */
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		st->st_blocks = (blkcnt_t)((node->size + 511) / 512);

@@ -23,7 +23,16 @@ enum node_kind {
 	NODE_STAGED,   /* a file, directory or link inside an extracted archive,
 			  served from the cache as it is */
 	NODE_HUB_LINK, /* a symbolic link its hub names (the hub says where to) */
+	NODE_STATUS_DIR,  /* the root's hidden TREE_STATUS_DIR */
+	NODE_STATUS_FILE, /* a file in it, made by fs.c at each open; path is
+			     its name */
 };
+
+/* The daemon's own directory at the root: its status, metrics and log.
+ * No hub can have the name (a hub's name starts with a letter or digit). */
+#define TREE_STATUS_DIR ".omnihub"
+/* The files in it. */
+#define TREE_STATUS_FILES "status", "metrics", "log"
 
 /* A node lives while the kernel knows its inode number (the lookups it was
  * given and has not forgotten) or the daemon holds a reference to it (a
@@ -37,7 +46,7 @@ struct node {
 	uint64_t parent;
 	char *name;        /* owned */
 	enum node_kind kind;
-	struct hub *hub;   /* borrowed; NULL for the root */
+	struct hub *hub;   /* borrowed; NULL for the root and the status nodes */
 	char *path;        /* owned; the path in the hub ("" for its root); for
 			      NODE_STAGED, the path below the cache root */
 	mode_t type;       /* S_IFDIR, S_IFREG or S_IFLNK */
