@@ -690,10 +690,10 @@ static int evict(struct blob_store *store, const struct blob_info *v, bool dry_r
 	return rc;
 }
 
-/* Adds the complete blobs of one directory of the store to victims, and
- * every byte in it to *used. */
-static void collect_victims(struct blob_store *store, const char *dir_name,
-			    struct blob_info **victims, size_t *count, size_t *cap, uint64_t *used)
+/* Calls fn for every file of one directory of the store (not its
+ * temporaries), with its name and lstat. */
+static void scan_blob_dir(struct blob_store *store, const char *dir_name,
+			  void (*fn)(void *ctx, const char *name, const struct stat *st), void *ctx)
 {
 	char dir[64];
 	struct dirent *d;
@@ -706,33 +706,48 @@ static void collect_victims(struct blob_store *store, const char *dir_name,
 		return;
 	fd = dirfd(stream);
 	while ((d = readdir(stream)) != NULL) {
-		struct blob_info *v;
 		struct stat st;
-		size_t n;
 
-		if (d->d_name[0] == '.' || fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		*used += (uint64_t)st.st_size;
-		if (has_suffix(d->d_name, ".partial", &n) || has_suffix(d->d_name, ".state", &n) ||
-		    strlen(d->d_name) >= DIGEST_HEX_MAX)
-			continue;
-		if (*count == *cap) {
-			size_t grown_cap = *cap ? 2 * *cap : 64;
-			struct blob_info *grown = realloc(*victims, grown_cap * sizeof(*grown));
-			if (!grown)
-				break;
-			*victims = grown;
-			*cap = grown_cap;
-		}
-		v = &(*victims)[(*count)++];
-		snprintf(v->name, sizeof(v->name), "%s/%s", dir_name, d->d_name);
-		v->size = (uint64_t)st.st_size;
-		v->used = last_use_locked(store, v->name, &st);
-		v->dev = st.st_dev;
-		v->ino = st.st_ino;
+		if (d->d_name[0] != '.' && fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode))
+			fn(ctx, d->d_name, &st);
 	}
 	closedir(stream);
+}
+
+struct victims {
+	struct blob_store *store;
+	const char *dir_name;
+	struct blob_info *list;
+	size_t count, cap;
+	uint64_t used; /* every byte of the store, partial blobs too */
+};
+
+/* scan_blob_dir's fn: a complete blob becomes a victim. */
+static void add_victim(void *ctx, const char *name, const struct stat *st)
+{
+	struct victims *all = ctx;
+	struct blob_info *v;
+	size_t n;
+
+	all->used += (uint64_t)st->st_size;
+	if (has_suffix(name, ".partial", &n) || has_suffix(name, ".state", &n) ||
+	    strlen(name) >= DIGEST_HEX_MAX)
+		return;
+	if (all->count == all->cap) {
+		size_t grown_cap = all->cap ? 2 * all->cap : 64;
+		struct blob_info *grown = realloc(all->list, grown_cap * sizeof(*grown));
+		if (!grown)
+			return;
+		all->list = grown;
+		all->cap = grown_cap;
+	}
+	v = &all->list[all->count++];
+	snprintf(v->name, sizeof(v->name), "%s/%s", all->dir_name, name);
+	v->size = (uint64_t)st->st_size;
+	v->used = last_use_locked(all->store, v->name, st);
+	v->dev = st->st_dev;
+	v->ino = st->st_ino;
 }
 
 /* Every complete blob, least recently used first, with store->lock held;
@@ -740,15 +755,17 @@ static void collect_victims(struct blob_store *store, const char *dir_name,
 static int collect_all_locked(struct blob_store *store, struct blob_info **out, size_t *count,
 			      uint64_t *used)
 {
-	size_t cap = 0;
+	struct victims all = { .store = store };
 
-	*out = NULL;
-	*count = 0;
-	*used = 0;
-	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++)
-		collect_victims(store, blob_dirs[i], out, count, &cap, used);
-	if (*count)
-		qsort(*out, *count, sizeof(**out), compare_use);
+	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++) {
+		all.dir_name = blob_dirs[i];
+		scan_blob_dir(store, blob_dirs[i], add_victim, &all);
+	}
+	if (all.count)
+		qsort(all.list, all.count, sizeof(*all.list), compare_use);
+	*out = all.list;
+	*count = all.count;
+	*used = all.used;
 	return 0;
 }
 
@@ -916,35 +933,20 @@ int blob_store_gc(struct blob_store *store, const struct blob_gc *gc, uint64_t *
 
 /* ---- use ---- */
 
-static void add_usage(struct blob_store *store, const char *dir_name, struct blob_usage *usage)
+/* scan_blob_dir's fn: counts a complete or a partial blob. */
+static void add_usage(void *ctx, const char *name, const struct stat *st)
 {
-	char dir[64];
-	struct dirent *d;
-	DIR *stream;
-	int fd;
+	struct blob_usage *usage = ctx;
+	size_t n;
 
-	snprintf(dir, sizeof(dir), BLOB_DIR "/%s", dir_name);
-	stream = cache_opendir(store->cache, dir);
-	if (!stream)
-		return;
-	fd = dirfd(stream);
-	while ((d = readdir(stream)) != NULL) {
-		struct stat st;
-		size_t n;
-
-		if (d->d_name[0] == '.' || fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if (has_suffix(d->d_name, ".partial", &n)) {
-			/* Sparse while it fills: the blocks say what is there. */
-			usage->partial_bytes += (uint64_t)st.st_blocks * 512;
-			usage->partials++;
-		} else if (!has_suffix(d->d_name, ".state", &n)) {
-			usage->bytes += (uint64_t)st.st_size;
-			usage->blobs++;
-		}
+	if (has_suffix(name, ".partial", &n)) {
+		/* Sparse while it fills: the blocks say what is there. */
+		usage->partial_bytes += (uint64_t)st->st_blocks * 512;
+		usage->partials++;
+	} else if (!has_suffix(name, ".state", &n)) {
+		usage->bytes += (uint64_t)st->st_size;
+		usage->blobs++;
 	}
-	closedir(stream);
 }
 
 void blob_store_usage(struct blob_store *store, struct blob_usage *usage)
@@ -952,5 +954,5 @@ void blob_store_usage(struct blob_store *store, struct blob_usage *usage)
 	memset(usage, 0, sizeof(*usage));
 	usage->max = store->cache_max;
 	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++)
-		add_usage(store, blob_dirs[i], usage);
+		scan_blob_dir(store, blob_dirs[i], add_usage, usage);
 }
