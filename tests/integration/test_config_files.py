@@ -193,5 +193,42 @@ def unreadable_file_refused(t):
     check(user_file(t) in res.stderr, "the file is not named: %r" % res.stderr)
 
 
+def omnihub(t, *args, env=None):
+    merged = dict(t.env, **(env or {}))
+    res = subprocess.run([os.environ["OMNIHUB"]] + list(args), env=merged, capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    check_eq(res.returncode, 0, "omnihub %s: exit status; stderr: %r" % (" ".join(args), res.stderr))
+    return res.stdout
+
+
+@test
+def config_command_names_every_origin(t):
+    """omnihub config: each setting with the level it came from (option, environment, user
+    file and line, system file and line, default); a hub option by its section's key.
+    omnihub where: the cache it would use. Neither needs a hub or a request."""
+    system = os.path.join(t.dir, "system-config")
+    write(system, "connections = 5\ncache_max = 1G\n")
+    write(user_file(t), "# mine\nconnections = 3\n\n[onnx]\nurl = https://zoo.example/\n")
+    env = {"OMNIHUB_SYSTEM_CONFIG": system, "OMNIHUB_OFFLINE": "1"}
+    doc = json.loads(omnihub(t, "--json", "-o", "retries=2", "config", env=env))
+    got = {s["key"]: (s["value"], s["origin"]) for s in doc["settings"] if s["hub"] is None}
+    want = {"retries": ("2", "option"),
+            "offline": ("yes", "environment $OMNIHUB_OFFLINE"),
+            "connections": ("3", user_file(t) + ":2"),
+            "cache_max": ("1G", system + ":2"),
+            "stall_timeout": ("30", "default"),
+            "onnx_url": ("https://zoo.example/", user_file(t) + ":5")}
+    for key, value in want.items():
+        check_eq(got.get(key), value, "setting " + key)
+    check_eq((doc["files"]["user"], doc["files"]["system"]), (user_file(t), system), "files")
+    text = omnihub(t, "config", env=env)
+    check(any(l.startswith("connections") and l.rstrip().endswith("# " + user_file(t) + ":2")
+              for l in text.splitlines()), "no text line gives connections' origin:\n" + text)
+    where = os.path.join(t.dir, "elsewhere")
+    write(user_file(t), "cache = %s\n" % where)
+    check_eq(omnihub(t, "where").strip(), where, "omnihub where")
+    check_eq(json.loads(omnihub(t, "--json", "where")), {"cache": where}, "omnihub --json where")
+
+
 if __name__ == "__main__":
     run(fake_hub)
