@@ -138,7 +138,7 @@ struct key_info {
 };
 
 static const struct key_info keys[CONFIG_NKEYS] = {
-	[CONFIG_CACHE] = { .name = "cache", .kind = KIND_PATH },
+	[CONFIG_CACHE] = { .name = "cache", .kind = KIND_PATH, .per_hub = true },
 	[CONFIG_CACERT] = { .name = "cacert", .kind = KIND_PATH },
 	[CONFIG_OFFLINE] = { .name = "offline", .kind = KIND_BOOL, .per_hub = true },
 	[CONFIG_INDEX_TTL] = { .name = "index_ttl", .kind = KIND_NUMBER, .max = UINT_MAX - 1,
@@ -148,7 +148,8 @@ static const struct key_info keys[CONFIG_NKEYS] = {
 				 .max = CONFIG_CONNECTIONS_MAX, .per_hub = true },
 	[CONFIG_PIECE_SIZE] = { .name = "piece_size", .kind = KIND_SIZE,
 				.min = CONFIG_PIECE_SIZE_MIN, .max = CONFIG_PIECE_SIZE_MAX },
-	[CONFIG_CACHE_MAX] = { .name = "cache_max", .kind = KIND_SIZE, .max = UINT64_MAX },
+	[CONFIG_CACHE_MAX] = { .name = "cache_max", .kind = KIND_SIZE, .max = UINT64_MAX,
+			       .per_hub = true },
 	[CONFIG_RETRIES] = { .name = "retries", .kind = KIND_NUMBER, .max = INT_MAX },
 	[CONFIG_STALL_TIMEOUT] = { .name = "stall_timeout", .kind = KIND_NUMBER, .min = 1,
 				   .max = UINT_MAX },
@@ -771,6 +772,14 @@ static int resolve_hub_options(struct config *cfg, const struct config_options *
 	return rc;
 }
 
+/* A [hub]'s own cache and cache_max make a store of its own, apart from
+ * the general cache: -o cache and $OMNIHUB_HOME move the general one only. */
+static bool is_store_key(const char *name)
+{
+	return strcmp(name, keys[CONFIG_CACHE].name) == 0 ||
+	       strcmp(name, keys[CONFIG_CACHE_MAX].name) == 0;
+}
+
 /* Per-hub settings from the files, unless -o or the environment set the
  * general one: what the user says for this run holds for every hub. */
 static int resolve_hub_settings(struct config *cfg, const struct layer *layers, size_t nlayers)
@@ -782,9 +791,10 @@ static int resolve_hub_settings(struct config *cfg, const struct layer *layers, 
 		for (size_t j = 0; j < layers[i].hub_settings.count && rc == 0; j++) {
 			const struct config_value *v = &layers[i].hub_settings.items[j];
 			const char *general = cfg->origins[key_find(v->name)];
-			if (strcmp(general, "option") == 0 ||
-			    strncmp(general, "environment ", 12) == 0 ||
-			    values_find(&settings, v->hub, v->name))
+			if (values_find(&settings, v->hub, v->name))
+				continue;
+			if (!is_store_key(v->name) && (strcmp(general, "option") == 0 ||
+						       strncmp(general, "environment ", 12) == 0))
 				continue;
 			rc = values_add(&settings, v->hub, v->name, v->value, v->origin);
 		}
@@ -798,6 +808,26 @@ static int resolve_hub_settings(struct config *cfg, const struct layer *layers, 
 	cfg->sections = sections.items;
 	cfg->nsections = sections.count;
 	return rc;
+}
+
+/* A [hub] cache_max limits the hub's own store: without one, the hub's
+ * bytes are in the general cache, under the general limit. */
+static int check_hub_stores(const struct config *cfg, char *why, size_t why_size)
+{
+	const struct values list = { cfg->hub_settings, cfg->nhub_settings };
+
+	for (size_t i = 0; i < cfg->nhub_settings; i++) {
+		const struct config_value *v = &cfg->hub_settings[i];
+		if (strcmp(v->name, keys[CONFIG_CACHE_MAX].name) != 0 ||
+		    values_find(&list, v->hub, keys[CONFIG_CACHE].name))
+			continue;
+		snprintf(why, why_size,
+			 "%s: [%s]: cache_max per hub needs the hub's own cache directory "
+			 "(cache in [%s])",
+			 v->origin, v->hub, v->hub);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Where the files are: the variables let tests and users name others. */
@@ -845,6 +875,8 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 		rc = resolve_hub_options(cfg, opts, layers, 2);
 	if (rc == 0)
 		rc = resolve_hub_settings(cfg, layers, 2);
+	if (rc == 0)
+		rc = check_hub_stores(cfg, msg, sizeof(msg));
 	if (rc)
 		goto out;
 
@@ -953,6 +985,23 @@ unsigned config_hub_index_ttl(const struct config *cfg, const char *hub)
 	const char *text = hub_setting(cfg, hub, CONFIG_INDEX_TTL);
 
 	return text ? (unsigned)strtoul(text, NULL, 10) : cfg->index_ttl;
+}
+
+const char *config_hub_cache(const struct config *cfg, const char *hub)
+{
+	const char *dir = hub_setting(cfg, hub, CONFIG_CACHE);
+
+	return dir ? dir : cfg->cache_dir;
+}
+
+uint64_t config_hub_cache_max(const struct config *cfg, const char *hub)
+{
+	const char *text = hub_setting(cfg, hub, CONFIG_CACHE_MAX);
+	uint64_t n;
+
+	if (!hub_setting(cfg, hub, CONFIG_CACHE))
+		return cfg->cache_max;
+	return text && config_parse_size(text, &n) == 0 ? n : 0;
 }
 
 int config_check_sections(const struct config *cfg, const char *const *hubs, size_t nhubs,

@@ -140,6 +140,13 @@ bool config_hub_stream(const struct config *cfg, const char *hub);
 unsigned config_hub_connections(const struct config *cfg, const char *hub);
 unsigned config_hub_index_ttl(const struct config *cfg, const char *hub);
 
+/* The directory of a hub's cache: its [hub] section's own (a store apart,
+ * whatever -o cache says), else the general one. Its limit: the section's
+ * cache_max for a hub with its own directory (0: none), else the general
+ * cache_max. A [hub] cache_max without a [hub] cache is refused. */
+const char *config_hub_cache(const struct config *cfg, const char *hub);
+uint64_t config_hub_cache_max(const struct config *cfg, const char *hub);
+
 /* A file's [section] must name a hub; the hubs made from catalogs are only
  * known once the catalogs are read, so the core calls this then with every
  * hub's name. -EINVAL with "FILE:LINE: [name]: no hub has this name" for

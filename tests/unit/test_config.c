@@ -400,8 +400,14 @@ static void test_bad_lines(void)
 		  "[onnx]: unknown key \"frob\"");
 	check_bad("[huggingface-datasets]\nendpoint = http://x/\n", "", user_path, 2,
 		  "[huggingface-datasets]: unknown key \"endpoint\"");
-	check_bad("[onnx]\ncache = /c\n", "", user_path, 2,
-		  "[onnx]: cache is not set per hub: put it before the first [section]");
+	check_bad("[onnx]\npiece_size = 1M\n", "", user_path, 2,
+		  "[onnx]: piece_size is not set per hub: put it before the first [section]");
+	check_bad("[onnx]\ncache = data/onnx\n", "", user_path, 2,
+		  "cache: \"data/onnx\" is not an absolute path (nor ~/...)");
+	check_bad("[onnx]\ncache_max = 1G\n", "", user_path, 2,
+		  "[onnx]: cache_max per hub needs the hub's own cache directory (cache in [onnx])");
+	check_bad("[onnx]\ncache_max = lots\n", "", user_path, 2,
+		  "cache_max: \"lots\" is not a size (bytes, or with K, M, G or T: say 4M)");
 	check_bad("[Hugging Face]\n", "", user_path, 1,
 		  "[Hugging Face]: a section is named after a hub (lowercase letters, digits, '.', "
 		  "'_' and '-')");
@@ -494,6 +500,67 @@ static void test_file_places(void)
 	unsetenv("XDG_CONFIG_HOME");
 }
 
+/* A [hub] cache and cache_max: a store of the hub's own. */
+static void test_hub_caches(void)
+{
+	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options given = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
+					.retries = -1,
+					.cache = "/opt/cache",
+					.cache_max = "2G" };
+	struct config cfg;
+	const char *why = NULL;
+	char want[256];
+	int rc;
+
+	rc = resolve_files(&cfg, &none,
+			   "cache_max = 10G\n[huggingface]\ncache = /data/hf\ncache_max = 500G\n"
+			   "[onnx]\ncache = ~/onnx-cache\n",
+			   "", &why);
+	tap_ok(rc == 0, "[hub] cache and cache_max are taken (%s)", why ? why : "");
+	tap_ok(rc == 0 && strcmp(config_hub_cache(&cfg, "huggingface"), "/data/hf") == 0 &&
+		       config_hub_cache_max(&cfg, "huggingface") == 500ull << 30,
+	       "[huggingface]: its own directory and limit");
+	tap_ok(rc == 0 && strcmp(config_hub_cache(&cfg, "onnx"), "/home/u/onnx-cache") == 0 &&
+		       config_hub_cache_max(&cfg, "onnx") == 0,
+	       "[onnx]: ~/ is $HOME; its own directory has no limit but its own (%s)",
+	       rc == 0 ? config_hub_cache(&cfg, "onnx") : "");
+	tap_ok(rc == 0 && strcmp(config_hub_cache(&cfg, "torchvision"), cfg.cache_dir) == 0 &&
+		       strcmp(cfg.cache_dir, "/home/u/.omnihub") == 0 &&
+		       config_hub_cache_max(&cfg, "torchvision") == 10ull << 30 &&
+		       strcmp(config_hub_cache(&cfg, NULL), cfg.cache_dir) == 0,
+	       "a hub without its own: the general cache and limit");
+	snprintf(want, sizeof(want), "%s:3", user_path);
+	tap_ok(rc == 0 && strcmp(origin_of(&cfg, "[huggingface] cache"), want) == 0 &&
+		       strcmp(value_of(&cfg, "[huggingface] cache"), "/data/hf") == 0,
+	       "config_describe: [huggingface] cache with its origin (%s)",
+	       origin_of(&cfg, "[huggingface] cache"));
+	snprintf(want, sizeof(want), "%s:4", user_path);
+	tap_ok(rc == 0 && strcmp(origin_of(&cfg, "[huggingface] cache_max"), want) == 0 &&
+		       strcmp(value_of(&cfg, "[huggingface] cache_max"), "500G") == 0,
+	       "config_describe: [huggingface] cache_max with its origin (%s)",
+	       origin_of(&cfg, "[huggingface] cache_max"));
+	config_free(&cfg);
+
+	/* -o cache moves the general cache only; a hub's own stays its own. */
+	rc = resolve_files(&cfg, &given, "[onnx]\ncache = /data/onnx\ncache_max = 1G\n", "",
+			   &why);
+	tap_ok(rc == 0 && strcmp(config_hub_cache(&cfg, "onnx"), "/data/onnx") == 0 &&
+		       config_hub_cache_max(&cfg, "onnx") == 1ull << 30 &&
+		       strcmp(config_hub_cache(&cfg, "huggingface"), "/opt/cache") == 0 &&
+		       config_hub_cache_max(&cfg, "huggingface") == 2ull << 30,
+	       "-o cache and cache_max leave a [hub]'s own store alone");
+	config_free(&cfg);
+
+	/* The user's file over the system's, for a hub's own too. */
+	rc = resolve_files(&cfg, &none, "[onnx]\ncache = /user/onnx\n",
+			   "[onnx]\ncache = /sys/onnx\ncache_max = 3G\n", &why);
+	tap_ok(rc == 0 && strcmp(config_hub_cache(&cfg, "onnx"), "/user/onnx") == 0 &&
+		       config_hub_cache_max(&cfg, "onnx") == 3ull << 30,
+	       "[onnx] cache from the user's file, its cache_max from the system's");
+	config_free(&cfg);
+}
+
 static void test_files(void)
 {
 	char template[] = "/tmp/omnihub-test-config-XXXXXX";
@@ -509,6 +576,7 @@ static void test_files(void)
 	test_precedence();
 	test_lists_and_values();
 	test_bad_lines();
+	test_hub_caches();
 	test_file_places();
 	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");
 }
