@@ -1,6 +1,6 @@
 /* cmd_cache.c: the omnihub subcommands that look after the cache itself:
  * du (what it holds), gc (what goes), verify (whether what it holds is
- * right). Not for: the store's layout, locks and eviction (blob.c), or
+ * right), each over every store (the general cache and the hubs' own). Not for: the store's layout, locks and eviction (blob.c), or
  * fetching anything (cmd_pull.c). */
 #include "build_config.h"
 
@@ -61,12 +61,66 @@ static void add_tree(int dirfd, unsigned depth, struct tree_use *use)
 	closedir(dir);
 }
 
+/* One store's use: its blobs, then the readable tree of each hub in it
+ * (names linked to blobs, and extracted trees). With --json, into doc, and
+ * into top too unless it is NULL; each hub into hubs. */
+static void du_store(struct cmd_ctx *ctx, struct core *core, struct core_store *store,
+                     cJSON *doc, cJSON *top, cJSON *hubs)
+{
+	char bytes[CMD_SIZE_TEXT_MAX], other[CMD_SIZE_TEXT_MAX];
+	struct blob_usage usage;
+
+	blob_store_usage(store->blobs, &usage);
+	if (ctx->json) {
+		for (cJSON *obj = doc; obj; obj = obj == doc ? top : NULL) {
+			cJSON_AddStringToObject(obj, "cache", cache_root(store->cache));
+			cJSON_AddItemToObject(obj, "bytes", cmd_json_u64(usage.bytes));
+			cJSON_AddItemToObject(obj, "blobs", cmd_json_u64(usage.blobs));
+			cJSON_AddItemToObject(obj, "partial_bytes",
+			                      cmd_json_u64(usage.partial_bytes));
+			cJSON_AddItemToObject(obj, "partials", cmd_json_u64(usage.partials));
+			cJSON_AddItemToObject(obj, "max", usage.max ? cmd_json_u64(usage.max)
+			                                            : cJSON_CreateNull());
+		}
+	} else {
+		cmd_size_text(usage.bytes, bytes, sizeof(bytes));
+		fprintf(ctx->out, "cache     %s\n", cache_root(store->cache));
+		fprintf(ctx->out, "blobs     %s in %" PRIu64 " file%s\n", bytes, usage.blobs,
+		        usage.blobs == 1 ? "" : "s");
+		cmd_size_text(usage.partial_bytes, bytes, sizeof(bytes));
+		fprintf(ctx->out, "partial   %s in %" PRIu64 " download%s\n", bytes, usage.partials,
+		        usage.partials == 1 ? "" : "s");
+		cmd_size_text(usage.max, other, sizeof(other));
+		fprintf(ctx->out, "limit     %s\n", usage.max ? other : "none");
+	}
+	for (size_t i = 0; i < core_hub_count(core); i++) {
+		const char *name = core_hub_name(core, i);
+		struct tree_use use = {0};
+		int fd;
+
+		if (core_store_named(core, name) != store)
+			continue;
+		fd = openat(cache_root_fd(store->cache), name,
+		            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			add_tree(fd, 0, &use);
+		if (ctx->json) {
+			cJSON *hub = cJSON_AddObjectToObject(hubs, name);
+			cJSON_AddStringToObject(hub, "cache", cache_root(store->cache));
+			cJSON_AddItemToObject(hub, "bytes", cmd_json_u64(use.bytes));
+			cJSON_AddItemToObject(hub, "files", cmd_json_u64(use.files));
+		} else if (use.files) {
+			cmd_size_text(use.bytes, bytes, sizeof(bytes));
+			fprintf(ctx->out, "%-9s %s in %" PRIu64 " file%s\n", name, bytes, use.files,
+			        use.files == 1 ? "" : "s");
+		}
+	}
+}
+
 int cmd_du(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-	char bytes[CMD_SIZE_TEXT_MAX], other[CMD_SIZE_TEXT_MAX];
-	struct blob_usage usage;
-	cJSON *doc = NULL, *hubs = NULL;
+	cJSON *doc = NULL, *hubs = NULL, *stores = NULL;
 	struct core *core;
 	int c;
 
@@ -78,46 +132,23 @@ int cmd_du(struct cmd_ctx *ctx, int argc, char **argv)
 	core = cmd_core(ctx);
 	if (!core)
 		return CMD_EXIT_FAILED;
-	blob_store_usage(core_blobs(core), &usage);
 	if (ctx->json) {
 		doc = cJSON_CreateObject();
-		cJSON_AddStringToObject(doc, "cache", cache_root(core_cache(core)));
-		cJSON_AddItemToObject(doc, "bytes", cmd_json_u64(usage.bytes));
-		cJSON_AddItemToObject(doc, "blobs", cmd_json_u64(usage.blobs));
-		cJSON_AddItemToObject(doc, "partial_bytes", cmd_json_u64(usage.partial_bytes));
-		cJSON_AddItemToObject(doc, "partials", cmd_json_u64(usage.partials));
-		cJSON_AddItemToObject(doc, "max",
-		                      usage.max ? cmd_json_u64(usage.max) : cJSON_CreateNull());
 		hubs = cJSON_AddObjectToObject(doc, "hubs");
-	} else {
-		cmd_size_text(usage.bytes, bytes, sizeof(bytes));
-		fprintf(ctx->out, "cache     %s\n", cache_root(core_cache(core)));
-		fprintf(ctx->out, "blobs     %s in %" PRIu64 " file%s\n", bytes, usage.blobs,
-		        usage.blobs == 1 ? "" : "s");
-		cmd_size_text(usage.partial_bytes, bytes, sizeof(bytes));
-		fprintf(ctx->out, "partial   %s in %" PRIu64 " download%s\n", bytes, usage.partials,
-		        usage.partials == 1 ? "" : "s");
-		cmd_size_text(usage.max, other, sizeof(other));
-		fprintf(ctx->out, "limit     %s\n", usage.max ? other : "none");
+		stores = cJSON_AddArrayToObject(doc, "stores");
 	}
-	/* Each hub's readable tree: names linked to blobs, and extracted trees. */
-	for (size_t i = 0; i < core_hub_count(core); i++) {
-		const char *name = core_hub_name(core, i);
-		struct tree_use use = {0};
-		int fd = openat(cache_root_fd(core_cache(core)), name,
-		                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* The general cache first (at the top of the JSON too), then each
+	 * directory hubs have of their own, with its hubs. */
+	for (size_t i = 0; i < core_store_count(core); i++) {
+		cJSON *one = NULL;
 
-		if (fd >= 0)
-			add_tree(fd, 0, &use);
 		if (ctx->json) {
-			cJSON *hub = cJSON_AddObjectToObject(hubs, name);
-			cJSON_AddItemToObject(hub, "bytes", cmd_json_u64(use.bytes));
-			cJSON_AddItemToObject(hub, "files", cmd_json_u64(use.files));
-		} else if (use.files) {
-			cmd_size_text(use.bytes, bytes, sizeof(bytes));
-			fprintf(ctx->out, "%-9s %s in %" PRIu64 " file%s\n", name, bytes, use.files,
-			        use.files == 1 ? "" : "s");
+			one = cJSON_CreateObject();
+			cJSON_AddItemToArray(stores, one);
+		} else if (i > 0) {
+			fprintf(ctx->out, "\n");
 		}
+		du_store(ctx, core, core_store(core, i), one, i == 0 ? doc : NULL, hubs);
 	}
 	return ctx->json ? cmd_print_json(ctx, doc) : CMD_EXIT_OK;
 }
@@ -144,6 +175,7 @@ static void gc_report(void *arg, const struct blob_info *blob, int rc)
 		run->nkept++;
 	if (run->ctx->json) {
 		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "cache", run->root);
 		cJSON_AddStringToObject(item, "blob", blob->name);
 		cJSON_AddItemToObject(item, "bytes", cmd_json_u64(blob->size));
 		cJSON_AddNumberToObject(item, "last_used", (double)blob->used.tv_sec);
@@ -165,6 +197,16 @@ static void gc_report(void *arg, const struct blob_info *blob, int rc)
 		        size, rc == -EBUSY ? "open in a mount" : strerror(-rc));
 }
 
+/* Whether a cache_max is set, the general one or a hub's own. */
+static bool any_limit(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nhub_settings; i++)
+		if (strcmp(cfg->hub_settings[i].name, "cache_max") == 0 &&
+		    config_hub_cache_max(cfg, cfg->hub_settings[i].hub))
+			return true;
+	return cfg->cache_max != 0;
+}
+
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	enum { OPT_MAX = 256, OPT_OLDER };
@@ -177,7 +219,7 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 	struct blob_gc gc = {.max = UINT64_MAX};
 	struct gc_run run = {.ctx = ctx};
 	char freed_text[CMD_SIZE_TEXT_MAX], left_text[CMD_SIZE_TEXT_MAX];
-	uint64_t freed = 0, left = 0;
+	uint64_t freed = 0, left = 0, max = 0;
 	bool max_given = false;
 	struct core *core;
 	cJSON *doc = NULL;
@@ -188,7 +230,7 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 	while ((c = cmd_getopt(ctx, argc, argv, "n", longopts)) != -1) {
 		switch (c) {
 		case OPT_MAX:
-			if (config_parse_size(optarg, &gc.max) != 0)
+			if (config_parse_size(optarg, &max) != 0)
 				return cmd_usage_error(ctx, argv[0],
 				                       "--max takes a size (123, 4K, 5M, 6G, 1T), "
 				                       "not '%s'",
@@ -214,15 +256,12 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 	if (optind < argc)
 		return cmd_usage_error(ctx, argv[0], "takes no argument ('%s' given)",
 		                       argv[optind]);
-	if (!max_given && ctx->cfg->cache_max)
-		gc.max = ctx->cfg->cache_max;
-	if (gc.max == UINT64_MAX && !gc.unused_before)
+	if (!max_given && !any_limit(ctx->cfg) && !gc.unused_before)
 		return cmd_usage_error(ctx, argv[0],
 		                       "nothing to do: give --max or --older (or set cache_max)");
 	core = cmd_core(ctx);
 	if (!core)
 		return CMD_EXIT_FAILED;
-	run.root = cache_root(core_cache(core));
 	run.dry_run = gc.dry_run;
 	if (ctx->json) {
 		doc = cJSON_CreateObject();
@@ -232,11 +271,24 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	gc.report = gc_report;
 	gc.ctx = &run;
-	rc = blob_store_gc(core_blobs(core), &gc, &freed, &left);
-	if (rc) {
-		cJSON_Delete(doc);
-		cmd_error(ctx, run.root, "%s", strerror(-rc));
-		return CMD_EXIT_FAILED;
+	/* Each store on its own: --max is each one's limit, else its
+	 * cache_max; a store with neither is only cleaned by --older. */
+	for (size_t i = 0; i < core_store_count(core); i++) {
+		struct core_store *store = core_store(core, i);
+		uint64_t freed_here = 0, left_here = 0;
+
+		gc.max = max_given ? max : store->max ? store->max : UINT64_MAX;
+		run.root = cache_root(store->cache);
+		if (gc.max == UINT64_MAX && !gc.unused_before)
+			continue;
+		rc = blob_store_gc(store->blobs, &gc, &freed_here, &left_here);
+		if (rc) {
+			cJSON_Delete(doc);
+			cmd_error(ctx, run.root, "%s", strerror(-rc));
+			return CMD_EXIT_FAILED;
+		}
+		freed += freed_here;
+		left += left_here;
 	}
 	if (ctx->json) {
 		cJSON_AddItemToObject(doc, "freed_bytes", cmd_json_u64(freed));
@@ -259,6 +311,7 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 struct verify_run {
 	struct cmd_ctx *ctx;
 	struct core *core;
+	struct core_store *store; /* the one being checked */
 	bool remove;
 	cJSON *bad, *absent; /* --json */
 	uint64_t checked, good, nbad, removed, unchecked, nabsent;
@@ -269,7 +322,7 @@ static int verify_blob(struct verify_run *run, const struct blob_info *blob,
                        const struct digest_spec *expected, const char *label)
 {
 	char actual[DIGEST_HEX_MAX], want[DIGEST_HEX_MAX + 32], where[PATH_MAX];
-	const char *root = cache_root(core_cache(run->core));
+	const char *root = cache_root(run->store->cache);
 	const char *fate = NULL;
 	int rc;
 
@@ -277,7 +330,7 @@ static int verify_blob(struct verify_run *run, const struct blob_info *blob,
 		run->unchecked++; /* its hub publishes no digest */
 		return 0;
 	}
-	rc = blob_rehash(core_blobs(run->core), blob, expected, actual);
+	rc = blob_rehash(run->store->blobs, blob, expected, actual);
 	if (rc == -ENOENT)
 		return 0; /* evicted meanwhile */
 	if (rc && rc != -EBADMSG) {
@@ -294,7 +347,7 @@ static int verify_blob(struct verify_run *run, const struct blob_info *blob,
 	digest_spec_format(expected, want, sizeof(want));
 	snprintf(where, sizeof(where), "%s/" BLOB_DIR "/%s", root, blob->name);
 	if (run->remove) {
-		rc = blob_store_remove(core_blobs(run->core), blob, false);
+		rc = blob_store_remove(run->store->blobs, blob, false);
 		if (rc == 0 || rc == -ENOENT) {
 			run->removed++;
 			fate = "removed";
@@ -334,8 +387,9 @@ static int verify_path(void *arg, struct hub *hub, const char *path, const char 
 		cmd_error(run->ctx, label, "%s", strerror(-rc));
 		return rc;
 	}
-	/* The downloaded bytes, whatever is made of them. */
-	if (blob_store_find(core_blobs(run->core), &src.digest, &blob) != 0) {
+	/* The downloaded bytes, whatever is made of them, in the hub's store. */
+	run->store = core_store_of(run->core, hub);
+	if (blob_store_find(run->store->blobs, &src.digest, &blob) != 0) {
 		run->nabsent++;
 		if (run->ctx->json)
 			cJSON_AddItemToArray(run->absent, cJSON_CreateString(label));
@@ -351,12 +405,12 @@ static int verify_path(void *arg, struct hub *hub, const char *path, const char 
 
 static int verify_store(struct verify_run *run)
 {
-	const char *root = cache_root(core_cache(run->core));
+	const char *root = cache_root(run->store->cache);
 	struct blob_info *blobs = NULL;
 	size_t count = 0;
 	int rc, first = 0;
 
-	rc = blob_store_list(core_blobs(run->core), &blobs, &count);
+	rc = blob_store_list(run->store->blobs, &blobs, &count);
 	if (rc) {
 		cmd_error(run->ctx, root, "cannot list the blobs: %s", strerror(-rc));
 		return rc;
@@ -366,7 +420,7 @@ static int verify_store(struct verify_run *run)
 		char label[PATH_MAX];
 
 		snprintf(label, sizeof(label), "%s/" BLOB_DIR "/%s", root, blobs[i].name);
-		if (blob_expected_digest(core_blobs(run->core), &blobs[i], &expected) != 0) {
+		if (blob_expected_digest(run->store->blobs, &blobs[i], &expected) != 0) {
 			run->unchecked++; /* a keyed blob with no stamp left */
 			continue;
 		}
@@ -402,7 +456,13 @@ int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv)
 		run.absent = cJSON_AddArrayToObject(doc, "not_cached");
 	}
 	if (optind == argc) {
-		rc = verify_store(&run);
+		for (size_t i = 0; i < core_store_count(run.core); i++) {
+			int one;
+			run.store = core_store(run.core, i);
+			one = verify_store(&run);
+			if (one && !rc)
+				rc = one;
+		}
 	} else {
 		for (int i = optind; i < argc; i++) {
 			int one = cmd_walk(ctx, argv[i], verify_path, &run);

@@ -11,6 +11,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "hub.h"
 
 /* Longer values are not padded: one long URL would push every comment far
  * to the right. */
@@ -197,8 +198,25 @@ int cmd_where(struct cmd_ctx *ctx, int argc, char **argv)
 	if (rc != CMD_EXIT_OK)
 		return rc;
 	if (ctx->json) {
-		cJSON *doc = cJSON_CreateObject();
-		if (doc && !cJSON_AddStringToObject(doc, "cache", ctx->cfg->cache_dir)) {
+		const struct config *cfg = ctx->cfg;
+		cJSON *doc = cJSON_CreateObject(), *hubs = NULL;
+		bool ok = doc && cJSON_AddStringToObject(doc, "cache", cfg->cache_dir) &&
+			  (hubs = cJSON_AddObjectToObject(doc, "hubs")) != NULL;
+		/* Every hub of this build, and each one a [section] gives a
+		 * directory of its own (a catalog's too): no catalog is read. */
+		for (size_t i = 0; ok && i < hub_registry_count; i++)
+			if (!(hub_registry[i]->flags & HUB_FROM_CATALOGS))
+				ok = cJSON_AddStringToObject(
+					 hubs, hub_registry[i]->name,
+					 config_hub_cache(cfg, hub_registry[i]->name)) != NULL;
+		for (size_t i = 0; ok && i < cfg->nhub_settings; i++) {
+			const char *hub = cfg->hub_settings[i].hub;
+			if (strcmp(cfg->hub_settings[i].name, "cache") == 0 &&
+			    !cJSON_HasObjectItem(hubs, hub))
+				ok = cJSON_AddStringToObject(hubs, hub, config_hub_cache(cfg, hub)) !=
+				     NULL;
+		}
+		if (!ok) {
 			cJSON_Delete(doc);
 			doc = NULL;
 		}

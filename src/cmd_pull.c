@@ -176,7 +176,7 @@ static int ensure_with_progress(struct pull_run *run, struct hub *hub, const cha
 		if (job.done)
 			break;
 		pthread_mutex_unlock(&job.lock);
-		progress_sample(&p, core_engine(run->core));
+		progress_sample(&p, core_store_of(run->core, hub)->engine);
 		progress_draw(&p, run->ctx->out);
 		pthread_mutex_lock(&job.lock);
 	}

@@ -1,6 +1,6 @@
 /* core.c: one session over the hubs, shared by the mount (fs.c) and the
- * omnihub command: the cache and its blob store, the fetcher, the
- * transfers, the downloads, the catalogs and the hubs, each hub opened only
+ * omnihub command: the stores (a cache with its blob store, transfers and
+ * downloads), the fetcher, the catalogs and the hubs, each hub opened only
  * when first asked for. Not for: FUSE (fs.c) or a command line (main.c,
  * omnihub.c). */
 #include "build_config.h"
@@ -31,20 +31,20 @@ struct candidate {
 	int rc;            /* 1: not opened yet; 0: open; -errno: cannot */
 	char *why;         /* owned; why it cannot open, as the hub said */
 	struct hub *hub;   /* in core->hubs, once open */
+	struct core_store *store; /* in core->stores: where its files go */
 };
 
 struct core {
 	const struct config *config; /* borrowed */
-	struct cache *cache;
-	struct blob_store *blobs;
+	struct core_store *stores;   /* owned; the general one first, then one
+					per directory of a hub's own; room for
+					one per candidate, never moved */
+	size_t nstores;
 	struct metrics *metrics;     /* counted by the fetcher, the transfers
 					and the downloads */
 	struct budgets *budgets;     /* the hubs' request budgets per host */
 	struct fetcher *fetcher;
-	struct transfer_engine *engine;
-	struct download_set *downloads;
 	struct catalog_set *catalogs; /* for the hubs made from catalogs */
-	struct hub_env env;          /* lent to every hub */
 	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
 	struct candidate *candidates; /* owned */
 	size_t ncandidates;
@@ -94,9 +94,137 @@ static int check_sections(struct core *core, char *why, size_t why_size)
 	return rc;
 }
 
+/* Whether two directories as the config names them are one: a trailing
+ * '/' aside. */
+static bool same_dir(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && memcmp(a, b, la) == 0;
+}
+
+/* Opens the next store, on dir under the limit max: its cache (swept),
+ * blob store, transfers and downloads. */
+static int store_open(struct core *core, const char *dir, uint64_t max, char *why,
+		      size_t why_size)
+{
+	const struct config *cfg = core->config;
+	struct core_store *st = &core->stores[core->nstores++];
+	const char *cache_why;
+	int rc;
+
+	snprintf(why, why_size, "out of memory");
+	st->max = max;
+	st->dir = strdup(dir);
+	if (!st->dir)
+		return -ENOMEM;
+	rc = cache_open(&st->cache, dir, &cache_why);
+	if (rc) {
+		snprintf(why, why_size, "cannot use the cache directory %s: %s", dir, cache_why);
+		return rc;
+	}
+	rc = blob_store_open(&st->blobs, st->cache, max);
+	if (rc)
+		return rc;
+	/* Before any transfer: what a crash left is kept or cleared now. */
+	blob_store_sweep(st->blobs);
+	struct transfer_options options = {
+		.connections = cfg->connections,
+		.piece_size = cfg->piece_size,
+		.retries = cfg->retries,
+		.stall_seconds = (long)cfg->stall_timeout,
+	};
+	rc = transfer_engine_new(&st->engine, core->fetcher, st->blobs, &options);
+	if (rc)
+		return rc;
+	transfer_engine_set_metrics(st->engine, core->metrics);
+	struct download_options download_options = {
+		.offline = cfg->offline,
+		.limits = stage_default_limits,
+		.convert_timeout = hub_catalog_convert_timeout(cfg),
+	};
+	download_options.limits.max_ratio = cfg->max_unpack_ratio;
+	download_options.limits.max_bytes = cfg->max_unpack_size;
+	rc = download_set_new(&st->downloads, st->cache, st->blobs, st->engine,
+			      &download_options);
+	if (rc)
+		return rc;
+	download_set_set_metrics(st->downloads, core->metrics);
+	st->env = (struct hub_env){ .config = cfg,
+				    .fetcher = core->fetcher,
+				    .cache = st->cache,
+				    .budgets = core->budgets };
+	return 0;
+}
+
+/* The limit of a directory of hubs' own: the one its hubs set (0: none);
+ * two hubs that set two are refused. */
+static int store_limit(struct core *core, const char *dir, uint64_t *max, char *why,
+		       size_t why_size)
+{
+	const char *first = NULL;
+
+	*max = 0;
+	for (size_t i = 0; i < core->ncandidates; i++) {
+		const char *name = core->candidates[i].name;
+		uint64_t one = config_hub_cache_max(core->config, name);
+		if (!same_dir(config_hub_cache(core->config, name), dir) || !one)
+			continue;
+		if (*max && one != *max) {
+			snprintf(why, why_size,
+				 "[%s] and [%s] share the cache %s but set two cache_max: set one",
+				 first, name, dir);
+			return -EINVAL;
+		}
+		*max = one;
+		first = name;
+	}
+	return 0;
+}
+
+/* Gives every candidate its store: the general one, or the one of the
+ * directory its [hub] section names, opened here once per directory. */
+static int open_hub_stores(struct core *core, char *why, size_t why_size)
+{
+	const struct config *cfg = core->config;
+	int rc;
+
+	for (size_t i = 0; i < core->ncandidates; i++) {
+		struct candidate *cand = &core->candidates[i];
+		const char *dir = config_hub_cache(cfg, cand->name);
+		uint64_t max;
+
+		cand->store = NULL;
+		for (size_t j = 0; j < core->nstores && !cand->store; j++)
+			if (same_dir(dir, core->stores[j].dir))
+				cand->store = &core->stores[j];
+		if (cand->store == &core->stores[0] && dir != cfg->cache_dir &&
+		    config_hub_cache_max(cfg, cand->name) &&
+		    config_hub_cache_max(cfg, cand->name) != cfg->cache_max) {
+			snprintf(why, why_size,
+				 "[%s]: its cache %s is the general cache, whose limit is the "
+				 "general cache_max",
+				 cand->name, dir);
+			return -EINVAL;
+		}
+		if (cand->store)
+			continue;
+		rc = store_limit(core, dir, &max, why, why_size);
+		if (rc == 0)
+			rc = store_open(core, dir, max, why, why_size);
+		if (rc)
+			return rc;
+		cand->store = &core->stores[core->nstores - 1];
+	}
+	return 0;
+}
+
 int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size)
 {
-	const char *cache_why;
 	struct core *core;
 	int rc;
 
@@ -107,17 +235,6 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 		return -ENOMEM;
 	core->config = cfg;
 	pthread_mutex_init(&core->hubs_lock, NULL);
-	rc = cache_open(&core->cache, cfg->cache_dir, &cache_why);
-	if (rc) {
-		snprintf(why, why_size, "cannot use the cache directory %s: %s", cfg->cache_dir,
-			 cache_why);
-		goto out;
-	}
-	rc = blob_store_open(&core->blobs, core->cache, cfg->cache_max);
-	if (rc)
-		goto out;
-	/* Before any transfer: what a crash left is kept or cleared now. */
-	blob_store_sweep(core->blobs);
 	rc = budgets_new(&core->budgets);
 	if (rc)
 		goto out;
@@ -128,42 +245,38 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	if (rc)
 		goto out;
 	fetcher_set_metrics(core->fetcher, core->metrics);
-	struct transfer_options options = {
-		.connections = cfg->connections,
-		.piece_size = cfg->piece_size,
-		.retries = cfg->retries,
-		.stall_seconds = (long)cfg->stall_timeout,
-	};
-	rc = transfer_engine_new(&core->engine, core->fetcher, core->blobs, &options);
+	/* The general store first: room for one more per hub is made once the
+	 * catalogs say how many hubs there are. */
+	core->stores = calloc(1, sizeof(*core->stores));
+	rc = core->stores ? store_open(core, cfg->cache_dir, cfg->cache_max, why, why_size)
+			  : -ENOMEM;
 	if (rc)
 		goto out;
-	transfer_engine_set_metrics(core->engine, core->metrics);
-	struct download_options download_options = {
-		.offline = cfg->offline,
-		.limits = stage_default_limits,
-		.convert_timeout = hub_catalog_convert_timeout(cfg),
-	};
-	download_options.limits.max_ratio = cfg->max_unpack_ratio;
-	download_options.limits.max_bytes = cfg->max_unpack_size;
-	rc = download_set_new(&core->downloads, core->cache, core->blobs, core->engine,
-			      &download_options);
-	if (rc)
-		goto out;
-	download_set_set_metrics(core->downloads, core->metrics);
 	rc = hub_catalog_load(cfg, &core->catalogs, why, why_size);
 	if (rc)
 		goto out;
-	core->env = (struct hub_env){ .config = cfg,
-				      .fetcher = core->fetcher,
-				      .cache = core->cache,
-				      .budgets = core->budgets,
-				      .catalogs = core->catalogs };
 	rc = add_candidates(core);
 	if (rc)
 		goto out;
 	rc = check_sections(core, why, why_size);
 	if (rc)
 		goto out;
+	{
+		struct core_store *grown =
+		    realloc(core->stores, (core->ncandidates + 1) * sizeof(*grown));
+		rc = -ENOMEM;
+		if (!grown)
+			goto out;
+		core->stores = grown;
+		memset(grown + 1, 0, core->ncandidates * sizeof(*grown));
+		/* Moved: its env is lent to no hub yet. */
+		grown[0].env.catalogs = core->catalogs;
+	}
+	rc = open_hub_stores(core, why, why_size);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < core->nstores; i++)
+		core->stores[i].env.catalogs = core->catalogs;
 	*out = core;
 	core = NULL;
 	why[0] = '\0';
@@ -177,9 +290,11 @@ void core_shutdown(struct core *core)
 	if (!core || core->shut_down)
 		return;
 	core->shut_down = true;
-	transfer_engine_shutdown(core->engine);
-	if (core->downloads)
-		download_set_drain(core->downloads); /* their waiters are answered now */
+	for (size_t i = 0; i < core->nstores; i++)
+		transfer_engine_shutdown(core->stores[i].engine);
+	for (size_t i = 0; i < core->nstores; i++)
+		if (core->stores[i].downloads) /* their waiters are answered now */
+			download_set_drain(core->stores[i].downloads);
 }
 
 void core_free(struct core *core)
@@ -187,10 +302,13 @@ void core_free(struct core *core)
 	if (!core)
 		return;
 	/* Transfers stop first, their waiters answered; then the jobs that
-	 * waited on them end, and nothing uses the cache or the fetcher. */
-	transfer_engine_shutdown(core->engine);
-	download_set_free(core->downloads);
-	transfer_engine_free(core->engine);
+	 * waited on them end, and nothing uses the caches or the fetcher. */
+	for (size_t i = 0; i < core->nstores; i++)
+		transfer_engine_shutdown(core->stores[i].engine);
+	for (size_t i = 0; i < core->nstores; i++) {
+		download_set_free(core->stores[i].downloads);
+		transfer_engine_free(core->stores[i].engine);
+	}
 	for (size_t i = 0; i < core->nhubs; i++)
 		core->hubs[i].ops->close(&core->hubs[i]);
 	free(core->hubs);
@@ -201,8 +319,12 @@ void core_free(struct core *core)
 	fetcher_free(core->fetcher);
 	budgets_free(core->budgets);
 	metrics_free(core->metrics);
-	blob_store_close(core->blobs);
-	cache_close(core->cache);
+	for (size_t i = 0; i < core->nstores; i++) {
+		blob_store_close(core->stores[i].blobs);
+		cache_close(core->stores[i].cache);
+		free(core->stores[i].dir);
+	}
+	free(core->stores);
 	pthread_mutex_destroy(&core->hubs_lock);
 	free(core);
 }
@@ -212,24 +334,50 @@ const struct config *core_config(const struct core *core)
 	return core->config;
 }
 
+size_t core_store_count(const struct core *core)
+{
+	return core->nstores;
+}
+
+struct core_store *core_store(struct core *core, size_t i)
+{
+	return i < core->nstores ? &core->stores[i] : NULL;
+}
+
+struct core_store *core_store_of(struct core *core, const struct hub *hub)
+{
+	for (size_t i = 0; hub && i < core->nstores; i++)
+		if (hub->env == &core->stores[i].env)
+			return &core->stores[i];
+	return &core->stores[0];
+}
+
+struct core_store *core_store_named(struct core *core, const char *hub)
+{
+	for (size_t i = 0; hub && i < core->ncandidates; i++)
+		if (strcmp(core->candidates[i].name, hub) == 0)
+			return core->candidates[i].store;
+	return &core->stores[0];
+}
+
 struct cache *core_cache(struct core *core)
 {
-	return core->cache;
+	return core->stores[0].cache;
 }
 
 struct blob_store *core_blobs(struct core *core)
 {
-	return core->blobs;
+	return core->stores[0].blobs;
 }
 
 struct transfer_engine *core_engine(struct core *core)
 {
-	return core->engine;
+	return core->stores[0].engine;
 }
 
 struct download_set *core_downloads(struct core *core)
 {
-	return core->downloads;
+	return core->stores[0].downloads;
 }
 
 struct metrics *core_metrics(struct core *core)
@@ -249,8 +397,10 @@ const char *core_hub_name(const struct core *core, size_t i)
 
 void core_on_index_changed(struct core *core, void (*fn)(void *ctx, struct hub *hub), void *ctx)
 {
-	core->env.index_changed = fn;
-	core->env.index_changed_ctx = ctx;
+	for (size_t i = 0; i < core->nstores; i++) {
+		core->stores[i].env.index_changed = fn;
+		core->stores[i].env.index_changed_ctx = ctx;
+	}
 }
 
 /* Opens one candidate into the next free slot of core->hubs; under
@@ -264,7 +414,7 @@ static int open_candidate_locked(struct core *core, struct candidate *cand)
 	if (cand->rc <= 0)
 		return cand->rc;
 	hub->ops = cand->ops;
-	hub->env = &core->env;
+	hub->env = &cand->store->env;
 	hub->name = cand->name;
 	if (hub->ops->open(hub, hub_why, sizeof(hub_why)) == 0) {
 		cand->rc = 0;
@@ -368,7 +518,7 @@ int core_ensure(struct core *core, struct hub *hub, const char *path)
 	if (rc)
 		return rc;
 	snprintf(label, sizeof(label), "%s%s%s", hub->name, path[0] ? "/" : "", path);
-	rc = download_ensure(core->downloads, &src, label);
+	rc = download_ensure(core_store_of(core, hub)->downloads, &src, label);
 	source_clear(&src);
 	return rc;
 }
@@ -385,9 +535,10 @@ int core_cached(struct core *core, struct hub *hub, const char *path, bool *pres
 	rc = core_source(core, hub, path, &src);
 	if (rc)
 		return rc;
-	*present = download_is_present(core->downloads, &src);
+	*present = download_is_present(core_store_of(core, hub)->downloads, &src);
 	if (*present && where &&
-	    asprintf(where, "%s/%s", cache_root(core->cache), src.cache_path) < 0) {
+	    asprintf(where, "%s/%s", cache_root(core_store_of(core, hub)->cache),
+		     src.cache_path) < 0) {
 		*where = NULL;
 		rc = -ENOMEM;
 	}

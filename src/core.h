@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hub.h"
 
@@ -20,7 +21,7 @@ struct transfer_engine;
 
 struct core;
 
-/* Opens the cache (sweeping what a crash left), the transfers and the
+/* Opens every store (sweeping what a crash left), the transfers and the
  * catalogs: local files only, no hub and no request. On failure writes one
  * sentence to why. cfg must outlive the core. */
 int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size);
@@ -30,7 +31,30 @@ void core_shutdown(struct core *core);
 /* Shuts down if needed; frees everything, closing the hubs. */
 void core_free(struct core *core);
 
+/* One cache directory and what works on it: the general cache, and one
+ * per directory a [hub] section names of its own (config_hub_cache); hubs
+ * naming the same directory share it. Everything in it is the core's, and
+ * never moves while the core lives (the hubs hold &env). */
+struct core_store {
+	char *dir;      /* owned; the directory as the config names it */
+	uint64_t max;   /* its cache_max; 0: no limit */
+	struct cache *cache;
+	struct blob_store *blobs;
+	struct transfer_engine *engine;
+	struct download_set *downloads;
+	struct hub_env env; /* lent to the hubs of this store: their index is
+			       kept under env.cache */
+};
+
 const struct config *core_config(const struct core *core);
+/* The stores, the general one first (i == 0); each one once. */
+size_t core_store_count(const struct core *core);
+struct core_store *core_store(struct core *core, size_t i);
+/* The store of a hub (opened or not, by name); the general one for NULL or
+ * a name no hub has. */
+struct core_store *core_store_of(struct core *core, const struct hub *hub);
+struct core_store *core_store_named(struct core *core, const char *hub);
+/* The general store's. */
 struct cache *core_cache(struct core *core);
 struct blob_store *core_blobs(struct core *core);
 struct transfer_engine *core_engine(struct core *core);

@@ -43,6 +43,7 @@
 struct handle {
 	int fd;                     /* owned; -1 in stream mode */
 	struct transfer *transfer;  /* a reference; NULL but in stream mode */
+	struct core_store *store;   /* the core's; the transfer's, in stream mode */
 	char *text;                 /* owned; a status file's content, made at
 				       open so every read sees one snapshot */
 	uint64_t size;
@@ -55,10 +56,6 @@ struct handle {
 struct fs {
 	struct core *core;           /* borrowed from main: the session */
 	const struct config *config; /* the core's */
-	struct cache *cache;         /* the core's, as are the three below */
-	struct blob_store *blobs;
-	struct transfer_engine *engine;
-	struct download_set *downloads;
 	struct hub *hubs;            /* the core's open hubs */
 	size_t nhubs;
 	struct tree *tree;
@@ -171,10 +168,6 @@ int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 		return -ENOMEM;
 	fs->core = core;
 	fs->config = core_config(core);
-	fs->cache = core_cache(core);
-	fs->blobs = core_blobs(core);
-	fs->engine = core_engine(core);
-	fs->downloads = core_downloads(core);
 	clock_gettime(CLOCK_MONOTONIC, &fs->started);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);
@@ -186,7 +179,7 @@ int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 	rc = core_open_all(core, &fs->hubs, &fs->nhubs, why, why_size);
 	if (rc)
 		goto out;
-	rc = tree_new(&fs->tree, fs->hubs, fs->nhubs, fs->cache);
+	rc = tree_new(&fs->tree, fs->hubs, fs->nhubs);
 	if (rc)
 		goto out;
 	rc = -pthread_create(&fs->notifier, NULL, notifier_main, fs);
@@ -244,6 +237,13 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* The store a hub's files are in (core.h): a hub may have a cache of its
+ * own. */
+static struct core_store *store_of(struct fs *fs, const struct hub *hub)
+{
+	return core_store_of(fs->core, hub);
+}
+
 /* "<hub>/<path>": a file as the user sees it under the mount, for logs. */
 static void node_label(const struct node *node, char *out, size_t out_size)
 {
@@ -265,9 +265,9 @@ static int stage_archive(struct fs *fs, struct node *node)
 	if (rc)
 		return rc;
 	node_label(node, label, sizeof(label));
-	rc = cache_dir_verified(fs->cache, src.cache_path, &src.digest);
+	rc = cache_dir_verified(store_of(fs, node->hub)->cache, src.cache_path, &src.digest);
 	if (rc == -ENOENT || rc == -ESTALE)
-		rc = download_ensure(fs->downloads, &src, label);
+		rc = download_ensure(store_of(fs, node->hub)->downloads, &src, label);
 	if (rc == 0)
 		rc = tree_set_backing(fs->tree, node, src.cache_path);
 	source_clear(&src);
@@ -295,7 +295,7 @@ static int fs_stat(struct fs *fs, const struct node *node, struct stat *st)
 		return rc;
 	if (core_source(fs->core, node->hub, node->path, &src) != 0)
 		return 0;
-	if (download_open_made(fs->downloads, &src, &fd) == 0) {
+	if (download_open_made(store_of(fs, node->hub)->downloads, &src, &fd) == 0) {
 		if (fstat(fd, &made) == 0) {
 			st->st_size = made.st_size;
 			st->st_blocks = made.st_blocks;
@@ -416,7 +416,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = cache_readlink(fs->cache, node->path, target, sizeof(target));
+	n = cache_readlink(tree_node_cache(node), node->path, target, sizeof(target));
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -596,7 +596,8 @@ struct pending {
 	atomic_int refs;
 	atomic_uint_fast64_t wait_id;  /* 0 until the wait has begun */
 	atomic_bool interrupted;
-	void (*cancel)(struct fs *fs, uint64_t wait_id);
+	void (*cancel)(struct pending *p, uint64_t wait_id);
+	struct core_store *store;      /* where the wait is: its node's hub's */
 	/* open */
 	struct node *node;             /* a reference, dropped with the pending */
 	struct fuse_file_info fi;
@@ -635,14 +636,14 @@ static void pending_put(struct pending *p)
 	free(p);
 }
 
-static void cancel_download(struct fs *fs, uint64_t id)
+static void cancel_download(struct pending *p, uint64_t id)
 {
-	download_cancel(fs->downloads, id);
+	download_cancel(p->store->downloads, id);
 }
 
-static void cancel_transfer_wait(struct fs *fs, uint64_t id)
+static void cancel_transfer_wait(struct pending *p, uint64_t id)
 {
-	transfer_wait_cancel(fs->engine, id);
+	transfer_wait_cancel(p->store->engine, id);
 }
 
 /* FUSE's interrupt callback: it must not reply itself (libfuse holds the
@@ -656,7 +657,7 @@ static void on_interrupt(fuse_req_t req, void *data)
 	atomic_store(&p->interrupted, true);
 	id = atomic_load(&p->wait_id);
 	if (id)
-		p->cancel(p->fs, id);
+		p->cancel(p, id);
 }
 
 /* The submitter's part once the wait has begun (id) or failed to (rc). */
@@ -669,7 +670,7 @@ static void pending_started(struct pending *p, int rc, uint64_t id)
 	} else {
 		atomic_store(&p->wait_id, id);
 		if (id && atomic_load(&p->interrupted))
-			p->cancel(p->fs, id);
+			p->cancel(p, id);
 	}
 	pending_put(p);
 }
@@ -752,8 +753,8 @@ static void open_done(void *ctx, int rc)
 	int fd = -1;
 
 	if (rc == 0)
-		rc = p->made ? download_open_made(fs->downloads, p->made, &fd)
-			     : blob_open(fs->blobs, &p->digest, p->size, &fd);
+		rc = p->made ? download_open_made(p->store->downloads, p->made, &fd)
+			     : blob_open(p->store->blobs, &p->digest, p->size, &fd);
 	pending_finish(p);
 	if (rc)
 		fuse_reply_err(p->req, -rc);
@@ -764,18 +765,21 @@ static void open_done(void *ctx, int rc)
 
 /* Stream mode: the open returns at once; reads wait for their bytes. */
 static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-			   const struct source *src, const char *label)
+			   const struct node *node, const struct source *src, const char *label)
 {
 	struct transfer_source tsrc = download_transfer_source(src);
 	struct transfer *transfer = NULL;
 	struct handle *h;
-	int rc = transfer_get(fs->engine, &tsrc, label, &transfer);
+	struct core_store *store = store_of(fs, node->hub);
+	int rc = transfer_get(store->engine, &tsrc, label, &transfer);
 
 	if (rc) {
 		fuse_reply_err(req, rc == -ENOSPC || rc == -EDQUOT || rc == -EINTR ? -rc : EIO);
 		return;
 	}
 	h = handle_new(fs, -1, transfer, src->size);
+	if (h)
+		h->store = store;
 	if (!h) {
 		transfer_put(transfer);
 		fuse_reply_err(req, ENOMEM);
@@ -811,6 +815,7 @@ static void open_later(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 		return;
 	}
 	p->cancel = cancel_download;
+	p->store = store_of(fs, node->hub);
 	/* The answer comes later, from another thread; an opener killed
 	 * meanwhile lets the kernel drop and forget the inode. */
 	tree_ref(fs->tree, node);
@@ -828,7 +833,7 @@ static void open_later(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 		}
 	}
 	fuse_req_interrupt_func(req, on_interrupt, p);
-	rc = download_start(fs->downloads, src, label, open_done, p, &id);
+	rc = download_start(p->store->downloads, src, label, open_done, p, &id);
 	pending_started(p, rc, id);
 }
 
@@ -840,7 +845,7 @@ static void open_made_file(struct fs *fs, fuse_req_t req, struct fuse_file_info 
 	char label[PATH_MAX];
 	int fd;
 
-	if (download_open_made(fs->downloads, src, &fd) == 0) {
+	if (download_open_made(store_of(fs, node->hub)->downloads, src, &fd) == 0) {
 		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
 		reply_open_fd(fs, req, fi, node, fd);
 		return;
@@ -873,7 +878,7 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		goto out;
 	}
 	node_label(node, label, sizeof(label));
-	rc = blob_open(fs->blobs, &src.digest, src.size, &fd);
+	rc = blob_open(store_of(fs, node->hub)->blobs, &src.digest, src.size, &fd);
 	if (rc == -EMFILE || rc == -ENFILE) {
 		log_error("%s: cannot open: %s (raise the open-file limit, ulimit -n)", label,
 			  strerror(-rc));
@@ -882,14 +887,15 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 	}
 	if (rc == 0) {
 		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
-		blob_link(fs->blobs, &src.digest, src.cache_path); /* a name deleted by hand */
+		blob_link(store_of(fs, node->hub)->blobs, &src.digest,
+			  src.cache_path); /* a name deleted by hand */
 		reply_open_fd(fs, req, fi, node, fd);
 		goto out;
 	}
 	if (rc == -ENOENT && config_hub_stream(fs->config, node->hub->name) && !src.offline &&
 	    !any_local(&src)) {
 		metrics_add(core_metrics(fs->core), METRICS_CACHE_MISSES, 1);
-		open_streaming(fs, req, fi, &src, label);
+		open_streaming(fs, req, fi, node, &src, label);
 		goto out;
 	}
 	open_later(fs, req, fi, node, &src, label);
@@ -898,6 +904,63 @@ out:
 }
 
 /* ---- .omnihub: the daemon's status, metrics and log ---- */
+
+/* The transfers of every store, one list; *out is the caller's. */
+static int every_transfer(struct fs *fs, struct transfer_status **out, size_t *count)
+{
+	struct transfer_status *all = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < core_store_count(fs->core) && rc == 0; i++) {
+		struct transfer_status *one = NULL, *grown;
+		size_t k = 0;
+		rc = transfer_engine_list(core_store(fs->core, i)->engine, &one, &k);
+		if (rc || k == 0) {
+			free(one);
+			continue;
+		}
+		grown = realloc(all, (n + k) * sizeof(*grown));
+		if (!grown) {
+			transfer_status_free(one, k);
+			rc = -ENOMEM;
+			break;
+		}
+		all = grown;
+		memcpy(all + n, one, k * sizeof(*one));
+		n += k;
+		free(one); /* its items' strings are all's now */
+	}
+	if (rc) {
+		transfer_status_free(all, n);
+		all = NULL;
+		n = 0;
+	}
+	*out = all;
+	*count = n;
+	return rc;
+}
+
+/* The use of every store, summed: the limit is the sum of the limits,
+ * none when one store has none. */
+static void every_usage(struct fs *fs, struct blob_usage *usage)
+{
+	bool unlimited = false;
+
+	memset(usage, 0, sizeof(*usage));
+	for (size_t i = 0; i < core_store_count(fs->core); i++) {
+		struct blob_usage one;
+		blob_store_usage(core_store(fs->core, i)->blobs, &one);
+		usage->bytes += one.bytes;
+		usage->blobs += one.blobs;
+		usage->partial_bytes += one.partial_bytes;
+		usage->partials += one.partials;
+		usage->max += one.max;
+		unlimited = unlimited || !one.max;
+	}
+	if (unlimited)
+		usage->max = 0;
+}
 
 /* The content of the status file named which, made now; *out is the
  * caller's. */
@@ -911,10 +974,10 @@ static int status_file_text(struct fs *fs, const char *which, char **out, size_t
 
 	if (strcmp(which, "log") == 0)
 		return log_recent(out, len);
-	rc = transfer_engine_list(fs->engine, &transfers, &count);
+	rc = every_transfer(fs, &transfers, &count);
 	if (rc)
 		return rc;
-	blob_store_usage(fs->blobs, &usage);
+	every_usage(fs, &usage);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double up = (double)(now.tv_sec - fs->started.tv_sec) +
 		    (double)(now.tv_nsec - fs->started.tv_nsec) / 1e9;
@@ -994,7 +1057,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else if (node->kind == NODE_STATUS_FILE) {
 		open_status_file(fs, req, fi, node);
 	} else if (node->kind == NODE_STAGED && node->type == S_IFREG) {
-		fd = cache_openat(fs->cache, node->path, O_RDONLY, 0);
+		fd = cache_openat(tree_node_cache(node), node->path, O_RDONLY, 0);
 		if (fd < 0)
 			fuse_reply_err(req, -fd);
 		else
@@ -1058,6 +1121,7 @@ static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size
 		return;
 	}
 	p->cancel = cancel_transfer_wait;
+	p->store = h->store;
 	p->handle = h;
 	p->offset = off;
 	p->length = size;
@@ -1133,7 +1197,8 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 	}
 	if (rc)
 		return rc;
-	*out = strdup(download_is_present(fs->downloads, &src) ? "yes" : "no");
+	*out = strdup(download_is_present(store_of(fs, node->hub)->downloads, &src) ? "yes"
+										     : "no");
 	source_clear(&src);
 	return *out ? 0 : -ENOMEM;
 }
@@ -1200,7 +1265,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 	(void)ino;
 	/* The space the cache has left is what a download can still use. */
-	if (fstatvfs(cache_root_fd(fs->cache), &st) != 0) {
+	if (fstatvfs(cache_root_fd(core_cache(fs->core)), &st) != 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}

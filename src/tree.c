@@ -24,7 +24,6 @@ static const char *const status_files[] = { TREE_STATUS_FILES };
 struct tree {
 	struct hub *hubs; /* borrowed */
 	size_t nhubs;
-	struct cache *cache; /* borrowed */
 	uid_t uid;
 	gid_t gid;
 	time_t started;
@@ -193,7 +192,7 @@ static int add_locked(struct tree *tree, struct node *node)
 	return 0;
 }
 
-int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *cache)
+int tree_new(struct tree **out, struct hub *hubs, size_t nhubs)
 {
 	struct tree *tree;
 	struct node *root = NULL;
@@ -206,7 +205,6 @@ int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *ca
 	pthread_mutex_init(&tree->lock, NULL);
 	tree->hubs = hubs;
 	tree->nhubs = nhubs;
-	tree->cache = cache;
 	tree->uid = getuid();
 	tree->gid = getgid();
 	tree->started = time(NULL);
@@ -418,6 +416,11 @@ static int bind_entry(struct tree *tree, const struct node *dir, const struct en
 	return bind(tree, dir, dir->hub, entry->name, &b, out);
 }
 
+struct cache *tree_node_cache(const struct node *node)
+{
+	return node->hub->env->cache;
+}
+
 /* The cache path of a staged directory's content (copied), or NULL. */
 static char *staged_dir_path(struct tree *tree, const struct node *dir)
 {
@@ -435,7 +438,7 @@ static int bind_staged(struct tree *tree, const struct node *dir, const char *di
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir_path, name) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	rc = cache_lstat(tree->cache, path, &st);
+	rc = cache_lstat(tree_node_cache(dir), path, &st);
 	if (rc)
 		return rc;
 	/* Extraction refuses anything else; hide it if a person put it there. */
@@ -526,7 +529,7 @@ static int list_staged(struct tree *tree, struct node *dir, tree_list_fn fn, voi
 
 	if (!dir_path)
 		return -EIO;
-	stream = cache_opendir(tree->cache, dir_path);
+	stream = cache_opendir(tree_node_cache(dir), dir_path);
 	if (!stream) {
 		rc = -errno;
 		goto out;
@@ -612,7 +615,7 @@ int tree_stat(struct tree *tree, const struct node *node, struct stat *st)
 
 	if (node->kind == NODE_STAGED) {
 		struct stat real;
-		int rc = cache_lstat(tree->cache, node->path, &real);
+		int rc = cache_lstat(tree_node_cache(node), node->path, &real);
 		if (rc)
 			return rc;
 		/* Read-only whatever the archive said. */

@@ -72,7 +72,10 @@ struct node {
 
 struct tree;
 
-int tree_new(struct tree **out, struct hub *hubs, size_t nhubs, struct cache *cache);
+int tree_new(struct tree **out, struct hub *hubs, size_t nhubs);
+/* The cache an archive's or a staged node's files are in: its hub's (a
+ * hub may have a cache of its own, config_hub_cache). */
+struct cache *tree_node_cache(const struct node *node);
 void tree_free(struct tree *tree);
 
 /* The node of an inode number the kernel was given, or NULL. The pointer

@@ -151,7 +151,7 @@ int main(void)
 	struct node *node;
 	bool all_fresh = true;
 
-	if (tree_new(&tree, &hub, 1, NULL) != 0) {
+	if (tree_new(&tree, &hub, 1) != 0) {
 		tap_ok(0, "tree_new");
 		return tap_done();
 	}
