@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The config files (omnihub.conf(5)) through a real mount: the user file sets a hub's
 URLs; a mount option beats the file, the environment beats the file, the user file beats
-the system file; a [hub] section holds one hub offline; a bad line or an unknown section
+the system file; a [hub] section holds one hub offline, or gives it a cache directory
+of its own (with its own cache_max); a bad line or an unknown section
 stops the mount with one sentence naming the file and the line, exit status 2.
 
 Run with Debian's /usr/bin/python3 (make_zoo.py needs python3-onnx)."""
@@ -227,7 +228,148 @@ def config_command_names_every_origin(t):
     where = os.path.join(t.dir, "elsewhere")
     write(user_file(t), "cache = %s\n" % where)
     check_eq(omnihub(t, "where").strip(), where, "omnihub where")
-    check_eq(json.loads(omnihub(t, "--json", "where")), {"cache": where}, "omnihub --json where")
+    doc = json.loads(omnihub(t, "--json", "where"))
+    check_eq((doc["cache"], doc["hubs"]["onnx"]), (where, where), "omnihub --json where")
+    own = os.path.join(t.dir, "onnx-own")
+    write(user_file(t), "cache = %s\n[onnx]\ncache = %s\n" % (where, own))
+    check_eq(omnihub(t, "where").strip(), where, "omnihub where: the general cache")
+    doc = json.loads(omnihub(t, "--json", "where"))
+    check_eq((doc["cache"], doc["hubs"]["onnx"], doc["hubs"]["huggingface"]),
+             (where, own, where), "omnihub --json where: every hub's")
+
+
+# ---- a hub's own cache directory ([onnx] cache, cache_max) ----
+
+# Models of the fixture: (model, opset) and their path in the mount.
+RESNET = ("ResNet18", 9, "onnx/resnet18/opset-9/model.onnx")
+AVGPOOL = ("AvgPool2d", 12, "onnx/avgpool2d/model.onnx")
+CONV = ("Conv2d", 13, "onnx/conv2d/opset-13/model.onnx")
+
+
+def entry_of(zoo, which):
+    found = [e for e in zoo.entries if e["model"] == which[0] and e["opset"] == which[1]]
+    check_eq(len(found), 1, "entries of %s opset %d in the fixture" % which[:2])
+    return found[0]
+
+
+def blob(cache, e):
+    return os.path.join(cache, "blobs", "sha256", e["sha256"])
+
+
+def blobs_in(cache):
+    d = os.path.join(cache, "blobs", "sha256")
+    return sorted(n for n in os.listdir(d) if len(n) == 64) if os.path.isdir(d) else []
+
+
+def files_under(top):
+    return [os.path.join(r, n) for r, _d, names in os.walk(top) for n in names]
+
+
+def read_all(m, which):
+    with open(m.path(which[2]), "rb") as f:
+        return f.read()
+
+
+def own_cache_file(t, zoo, own, extra=""):
+    write(user_file(t), hub_section(zoo) + "cache = %s\n%s" % (own, extra))
+
+
+def omnihub_json(t, *args):
+    return json.loads(omnihub(t, "--json", "-o", "cache=" + t.cache, *args))
+
+
+@test
+def hub_cache_of_its_own(t):
+    """[onnx] cache = DIR2: a model read through the mount is in DIR2 (its blob, its name in
+    the readable tree), the onnx index is kept in DIR2/.index; nothing of it is in the
+    general cache. omnihub du shows both stores."""
+    zoo = t.shared
+    own = os.path.join(t.dir, "onnx-cache")
+    e = entry_of(zoo, RESNET)
+    own_cache_file(t, zoo, own)
+    with t.mount(["cache=" + t.cache]) as m:
+        check_eq(read_all(m, RESNET), expected_bytes(zoo, e), "the model's bytes")
+    check(os.path.isfile(blob(own, e)), "no blob in the hub's own cache: %r" % files_under(own))
+    named = [p for p in files_under(os.path.join(own, "onnx")) if os.path.getsize(p) == e["bytes"]]
+    check(named, "no name for the model in %s/onnx: %r" % (own, files_under(own)))
+    check(os.path.isdir(os.path.join(own, ".index", "onnx")) and
+          os.listdir(os.path.join(own, ".index", "onnx")),
+          "the onnx index is not kept in %s/.index/onnx" % own)
+    check_eq(blobs_in(t.cache), [], "blobs in the general cache")
+    check(not os.path.exists(os.path.join(t.cache, "onnx")), "onnx/ in the general cache")
+    check(not os.path.exists(os.path.join(t.cache, ".index", "onnx")),
+          "the onnx index in the general cache")
+    doc = omnihub_json(t, "du")
+    stores = {s["cache"]: s for s in doc["stores"]}
+    check_eq(sorted(stores), sorted([os.path.realpath(t.cache), os.path.realpath(own)]),
+             "du's stores")
+    check_eq((stores[os.path.realpath(own)]["bytes"], stores[os.path.realpath(own)]["blobs"]),
+             (e["bytes"], 1), "du of the hub's own store")
+    check_eq(stores[os.path.realpath(t.cache)]["blobs"], 0, "du of the general store")
+    check_eq((doc["hubs"]["onnx"]["cache"], doc["hubs"]["onnx"]["files"]),
+             (os.path.realpath(own), 1), "du of onnx/")
+    text = omnihub(t, "-o", "cache=" + t.cache, "du")
+    check("cache     %s" % os.path.realpath(t.cache) in text and
+          "cache     %s" % os.path.realpath(own) in text, "du's text names both:\n" + text)
+    # And the command reads and writes there too.
+    check_eq(json.loads(omnihub(t, "--json", "-o", "cache=" + t.cache, "info", RESNET[2]))
+             .get("cached"), True, "omnihub info: cached")
+
+
+@test
+def gc_covers_every_store(t):
+    """omnihub gc --max 0 empties the general cache and the hub's own, but never a blob a
+    mount has open."""
+    zoo = t.shared
+    own = os.path.join(t.dir, "onnx-cache")
+    general, kept, gone = (entry_of(zoo, w) for w in (RESNET, AVGPOOL, CONV))
+    write(user_file(t), hub_section(zoo))
+    with t.mount(["cache=" + t.cache]) as m:
+        read_all(m, RESNET)
+    check(os.path.isfile(blob(t.cache, general)), "a first model in the general cache")
+    own_cache_file(t, zoo, own)
+    with t.mount(["cache=" + t.cache]) as m:
+        read_all(m, CONV)
+        with open(m.path(AVGPOOL[2]), "rb") as f:
+            head = f.read(100)
+            check_eq(blobs_in(own), sorted([kept["sha256"], gone["sha256"]]), "DIR2's blobs")
+            doc = omnihub_json(t, "gc", "--max", "0")
+            check_eq(sorted(r["blob"] for r in doc["removed"]),
+                     sorted("sha256/" + e["sha256"] for e in (general, gone)), "removed")
+            check_eq([(k["blob"], k["reason"]) for k in doc["kept"]],
+                     [("sha256/" + kept["sha256"], "open in a mount")], "kept")
+            check_eq(blobs_in(t.cache), [], "the general cache's blobs after gc")
+            check_eq(blobs_in(own), [kept["sha256"]], "DIR2's blobs after gc")
+            rest = f.read()
+        check_eq(head + rest, expected_bytes(zoo, kept), "the open file read to its end")
+    omnihub_json(t, "gc", "--max", "0")
+    check_eq(blobs_in(own), [], "DIR2's blobs once the file is closed")
+
+
+@test
+def hub_cache_max_evicts_in_its_own_store(t):
+    """[onnx] cache_max: reading two models with a limit that fits one leaves one in DIR2;
+    the general cache, under no limit, keeps what it has."""
+    zoo = t.shared
+    own = os.path.join(t.dir, "onnx-cache")
+    first, second = entry_of(zoo, CONV), entry_of(zoo, AVGPOOL)
+    limit = max(first["bytes"], second["bytes"]) + 1
+    check(limit < first["bytes"] + second["bytes"], "a limit that fits one model")
+    own_cache_file(t, zoo, own, "cache_max = %d\n" % limit)
+    with t.mount(["cache=" + t.cache]) as m:
+        check_eq(read_all(m, CONV), expected_bytes(zoo, first), "the first model")
+        check_eq(read_all(m, AVGPOOL), expected_bytes(zoo, second), "the second model")
+    check_eq(blobs_in(own), [second["sha256"]], "DIR2's blobs under its cache_max")
+    doc = omnihub_json(t, "du")
+    own_store = [s for s in doc["stores"] if s["cache"] == os.path.realpath(own)]
+    check_eq(own_store[0]["max"] if own_store else None, limit, "du: DIR2's limit")
+    check_eq(doc["max"], None, "du: the general cache has no limit")
+
+
+@test
+def hub_cache_max_needs_its_cache(t):
+    refused(t, "[onnx]\ncache_max = 1G\n",
+            user_file(t) + ":2: [onnx]: cache_max per hub needs the hub's own cache directory")
 
 
 if __name__ == "__main__":
