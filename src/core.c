@@ -416,6 +416,8 @@ static int open_candidate_locked(struct core *core, struct candidate *cand)
 	hub->ops = cand->ops;
 	hub->env = &cand->store->env;
 	hub->name = cand->name;
+	hub->offline = config_hub_offline(core->config, cand->name);
+	hub->index_ttl = config_hub_index_ttl(core->config, cand->name);
 	if (hub->ops->open(hub, hub_why, sizeof(hub_why)) == 0) {
 		cand->rc = 0;
 		cand->hub = hub;

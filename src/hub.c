@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "cache.h"
-#include "config.h"
 #include "fetch.h"
 #include "hub.h"
 #include "log.h"
@@ -78,10 +77,9 @@ static void format_time(time_t t, char *out, size_t out_size)
 int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refresh,
 		   hub_index_parse_fn parse, char *why, size_t why_size)
 {
-	const struct config *cfg = hub->env->config;
 	const char *name = hub->name;
-	const bool offline = config_hub_offline(cfg, name);
-	const unsigned ttl = config_hub_index_ttl(cfg, name);
+	const bool offline = hub->offline;
+	const unsigned ttl = hub->index_ttl;
 	struct fetch_buffer body = { 0 };
 	struct fetch_status status;
 	char cached_why[512] = "", when[32] = "";

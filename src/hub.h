@@ -69,6 +69,10 @@ struct hub {
 	const struct hub_env *env;
 	const char *name; /* its directory under the mount point: ops->name,
 			     or a catalog's hub (borrowed from env->catalogs) */
+	/* Its own settings, as the config resolves them for it (a [hub]
+	 * section over the general ones); set by the core before open. */
+	bool offline;       /* the cache only */
+	unsigned index_ttl; /* seconds its cached index is used */
 	void *priv; /* the backend's state: made by open, freed by close */
 };
 
