@@ -202,8 +202,8 @@ static int open_hub_stores(struct core *core, char *why, size_t why_size)
 		for (size_t j = 0; j < core->nstores && !cand->store; j++)
 			if (same_dir(dir, core->stores[j].dir))
 				cand->store = &core->stores[j];
-		if (cand->store == &core->stores[0] && dir != cfg->cache_dir &&
-		    config_hub_cache_max(cfg, cand->name) &&
+		/* A hub naming the general cache shares it, and its limit. */
+		if (cand->store == &core->stores[0] && config_hub_cache_max(cfg, cand->name) &&
 		    config_hub_cache_max(cfg, cand->name) != cfg->cache_max) {
 			snprintf(why, why_size,
 				 "[%s]: its cache %s is the general cache, whose limit is the "
