@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cmd_out.h"
+#include "status.h"
 
 void cmd_error(const struct cmd_ctx *ctx, const char *what, const char *fmt, ...)
 {
@@ -45,20 +46,7 @@ int cmd_exit_of(int rc)
 
 void cmd_size_text(uint64_t bytes, char *out, size_t out_size)
 {
-	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-	double value = (double)bytes;
-	size_t unit = 0;
-
-	if (bytes < 1024) {
-		snprintf(out, out_size, "%llu B", (unsigned long long)bytes);
-		return;
-	}
-	value /= 1024;
-	while (value >= 1024 && unit + 1 < sizeof(units) / sizeof(units[0])) {
-		value /= 1024;
-		unit++;
-	}
-	snprintf(out, out_size, "%.1f %s", value, units[unit]);
+	status_format_bytes((double)bytes, out, out_size); /* as .omnihub/status shows */
 }
 
 int cmd_print_json(const struct cmd_ctx *ctx, cJSON *doc)
