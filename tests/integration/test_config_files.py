@@ -372,5 +372,36 @@ def hub_cache_max_needs_its_cache(t):
             user_file(t) + ":2: [onnx]: cache_max per hub needs the hub's own cache directory")
 
 
+BIGGEMM = ("BigGemm", 13, "onnx/biggemm/model.onnx")
+
+
+@test
+def hub_section_stream(t):
+    """[onnx] stream = yes (the general setting is off): a read returns the file's first bytes
+    while it is still arriving from a slow CDN (its blob still partial); the whole file
+    then reads right, verified. Without the section, open waits for the whole file."""
+    zoo = t.shared
+    e = entry_of(zoo, BIGGEMM)
+    rate = max(e["bytes"] // 4, 64 << 10)  # about four seconds for the whole file
+    with ZooServer(zoo.fixture_dir, os.path.join(t.dir, "slow-zoo"), rate=rate) as slow:
+        base = ("cacert = %s\nconnections = 1\n\n[onnx]\nindex_url = %s\nurl = %s\n"
+                % (slow.cacert, slow.index_url, slow.model_base_url))
+        write(user_file(t), base + "stream = yes\n")
+        with t.mount(["cache=" + t.cache]) as m:
+            with open(m.path(BIGGEMM[2]), "rb") as f:
+                head = f.read(4096)
+                check(not os.path.exists(blob(t.cache, e)),
+                      "the blob was complete when the first bytes came: no stream mode")
+                rest = f.read()
+        check_eq(head + rest, expected_bytes(zoo, e), "the model's bytes, streamed")
+        check(os.path.isfile(blob(t.cache, e)), "the streamed file's blob is not complete")
+        write(user_file(t), base)
+        other = os.path.join(t.dir, "cache-2")
+        with t.mount(["cache=" + other]) as m:
+            with open(m.path(BIGGEMM[2]), "rb") as f:
+                check(os.path.isfile(blob(other, e)), "open returned before the whole file")
+                check_eq(f.read(), expected_bytes(zoo, e), "the model's bytes")
+
+
 if __name__ == "__main__":
     run(fake_hub)
