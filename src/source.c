@@ -53,6 +53,7 @@ int source_copy(struct source *dst, const struct source *src)
 	dst->digest = src->digest;
 	dst->size = src->size;
 	dst->offline = src->offline;
+	dst->connections = src->connections;
 	dst->step = src->step;
 	dst->url = strdup(src->url);
 	dst->cache_path = strdup(src->cache_path);

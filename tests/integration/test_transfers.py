@@ -340,6 +340,24 @@ def parallel_pieces(t):
 
 
 @test
+def hub_section_connections(t):
+    """The user's config says connections = 4 for every hub and 1 in [onnx]: the onnx hub's
+    pieces come one request at a time (the general 4 shows in parallel_pieces)."""
+    with serve(t, [("one", 24 * MiB)], rate=4_000_000) as (srv, b):
+        b = b["one"]
+        config = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+        os.makedirs(os.path.dirname(config))
+        with open(config, "w", encoding="utf-8") as f:
+            f.write("connections = 4\npiece_size = 4M\n\n[onnx]\nconnections = 1\n")
+        with mount(t, srv) as m:
+            check_bytes(m.path(b.rel), b)
+        srv.wait_idle()
+        gets = [r for r in srv.file_requests(b.model_path) if r["status"] == 206]
+        check(len(gets) >= 6, "%d Range requests answered 206, expected >= 6" % len(gets))
+        check_eq(srv.max_concurrency("/files/"), 1, "requests in flight at once")
+
+
+@test
 def stream_reads_header_early(t):
     with serve(t, [("stream", 64 * MiB)], rate=2_000_000) as (srv, b):
         b = b["stream"]
