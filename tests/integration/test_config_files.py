@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mount_helpers import (SRCDIR, check, check_eq, count_requests, errno_of, run, run_cli,
@@ -401,6 +402,24 @@ def hub_section_stream(t):
             with open(m.path(BIGGEMM[2]), "rb") as f:
                 check(os.path.isfile(blob(other, e)), "open returned before the whole file")
                 check_eq(f.read(), expected_bytes(zoo, e), "the model's bytes")
+
+
+@test
+def hub_section_index_ttl(t):
+    """[onnx] index_ttl = 1 (the general one is an hour): a lookup past a second fetches the
+    onnx index again; without the section it is used from the cache."""
+    zoo = t.shared
+    fetched = []
+    for section in ("index_ttl = 1\n", ""):
+        write(user_file(t), hub_section(zoo) + section)
+        cache = os.path.join(t.dir, "cache-ttl-%d" % len(fetched))
+        zoo.server.clear_logs()
+        with t.mount(["cache=" + cache]) as m:
+            os.listdir(m.path("onnx"))
+            time.sleep(1.5)
+            os.stat(m.path(RESNET[2]))  # a name not looked up yet: the hub asks its index
+        fetched.append(count_requests(zoo.server, "raw", "ONNX_HUB_MANIFEST.json"))
+    check_eq(fetched, [2, 1], "index fetches with [onnx] index_ttl = 1, then without")
 
 
 if __name__ == "__main__":
