@@ -512,6 +512,33 @@ static int layer_setting(struct layer *layer, const char *section, int k, const 
 	return rc;
 }
 
+/* "convert = FROM:TO:COMMAND" in the section of a hub made from catalogs:
+ * that hub's own converters (the catalog hubs share one option table, so
+ * the general option cannot say whose). Lines add up, like -o convert. */
+static int layer_hub_convert(struct layer *layer, const char *section, const char *value,
+			     unsigned line, char *why, size_t why_size)
+{
+	struct config_value *v = values_find(&layer->hub_settings, section, CONFIG_HUB_CONVERT);
+	char *origin = NULL, *joined = NULL;
+	int rc = origin_of(layer, line, &origin);
+
+	if (rc == 0 && !v) {
+		rc = values_add(&layer->hub_settings, section, CONFIG_HUB_CONVERT, value, origin);
+	} else if (rc == 0) {
+		if (asprintf(&joined, "%s,%s", v->value, value) < 0) {
+			joined = NULL;
+			rc = -ENOMEM;
+		} else {
+			free(v->value);
+			v->value = joined;
+		}
+	}
+	if (rc == -ENOMEM)
+		snprintf(why, why_size, "out of memory");
+	free(origin);
+	return rc;
+}
+
 static int layer_line(void *ctx, const char *section, const char *key, const char *value,
 		      unsigned line, char *why, size_t why_size)
 {
@@ -557,6 +584,8 @@ static int layer_line(void *ctx, const char *section, const char *key, const cha
 		spec = section_option(layer->ops, key);
 	if (spec)
 		return layer_hub_option(layer, spec, value, line, why, why_size);
+	if (!layer->ops && strcmp(key, CONFIG_HUB_CONVERT) == 0)
+		return layer_hub_convert(layer, section, value, line, why, why_size);
 	snprintf(why, why_size, "[%s]: unknown key \"%s\"", section, key);
 	return -EINVAL;
 }
@@ -790,11 +819,15 @@ static int resolve_hub_settings(struct config *cfg, const struct layer *layers, 
 	for (size_t i = 0; i < nlayers && rc == 0; i++) {
 		for (size_t j = 0; j < layers[i].hub_settings.count && rc == 0; j++) {
 			const struct config_value *v = &layers[i].hub_settings.items[j];
-			const char *general = cfg->origins[key_find(v->name)];
+			int k = key_find(v->name);
+			const char *general = k >= 0 ? cfg->origins[k] : "";
 			if (values_find(&settings, v->hub, v->name))
 				continue;
-			if (!is_store_key(v->name) && (strcmp(general, "option") == 0 ||
-						       strncmp(general, "environment ", 12) == 0))
+			/* An option or the environment holds for every hub; a
+			 * hub's own converters add to the general ones. */
+			if (k >= 0 && !is_store_key(v->name) &&
+			    (strcmp(general, "option") == 0 ||
+			     strncmp(general, "environment ", 12) == 0))
 				continue;
 			rc = values_add(&settings, v->hub, v->name, v->value, v->origin);
 		}
@@ -953,6 +986,14 @@ static const char *hub_setting(const struct config *cfg, const char *hub, int k)
 {
 	const struct values list = { cfg->hub_settings, cfg->nhub_settings };
 	const struct config_value *v = hub ? values_find(&list, hub, keys[k].name) : NULL;
+
+	return v ? v->value : NULL;
+}
+
+const char *config_hub_convert(const struct config *cfg, const char *hub)
+{
+	const struct values list = { cfg->hub_settings, cfg->nhub_settings };
+	const struct config_value *v = hub ? values_find(&list, hub, CONFIG_HUB_CONVERT) : NULL;
 
 	return v ? v->value : NULL;
 }

@@ -137,6 +137,10 @@ const char *config_hub_option(const struct config *cfg, const char *name);
  * general one, which then holds for every hub; else the general one. */
 bool config_hub_offline(const struct config *cfg, const char *hub);
 bool config_hub_stream(const struct config *cfg, const char *hub);
+/* A catalog hub's own converters ("convert = ..." in its [hub] section),
+ * which add to the general -o convert; NULL when none. */
+#define CONFIG_HUB_CONVERT "convert"
+const char *config_hub_convert(const struct config *cfg, const char *hub);
 unsigned config_hub_connections(const struct config *cfg, const char *hub);
 unsigned config_hub_index_ttl(const struct config *cfg, const char *hub);
 

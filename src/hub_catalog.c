@@ -113,15 +113,15 @@ static void converters_free(struct converters *list)
 	memset(list, 0, sizeof(*list));
 }
 
-/* "-o convert=FROM:TO:COMMAND[,FROM:TO:COMMAND...]": an item that does not
- * start with FROM:TO: was a comma inside the command before it. */
+/* "-o convert=FROM:TO:COMMAND[,FROM:TO:COMMAND...]" added to out (zeroed
+ * by the caller; freed here on failure): an item that does not start with
+ * FROM:TO: was a comma inside the command before it. */
 static int converters_parse(const char *value, struct converters *out, char *why,
 			    size_t why_size)
 {
 	const char *p = value;
 	int rc = 0;
 
-	memset(out, 0, sizeof(*out));
 	while (p && *p) {
 		size_t head = converter_head(p), len;
 		const char *colon, *end = p;
@@ -199,7 +199,7 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 	const char *system_dir = config_hub_option(cfg, "system_catalogs");
 	const char *extra = config_hub_option(cfg, "catalogs");
 	const char *xdg = config_env("XDG_CONFIG_HOME"), *home = config_env("HOME");
-	struct converters converters;
+	struct converters converters = { 0 };
 	struct catalog_set *set;
 	char user_dir[PATH_MAX] = "";
 	size_t nmodels = 0;
@@ -304,6 +304,18 @@ static int add_model_dirs(struct catalog_hub_state *st, size_t *cap, const char 
 	return rc;
 }
 
+/* Whether one of the user's first `upto` converters turns from into to:
+ * then a later one for the same output is not used. */
+static bool converted_before(const struct catalog_hub_state *st, size_t upto, const char *from,
+			     const char *to)
+{
+	for (size_t c = 0; c < upto; c++)
+		if (strcmp(st->converters.items[c].from, from) == 0 &&
+		    strcmp(st->converters.items[c].to, to) == 0)
+			return true;
+	return false;
+}
+
 /* "<stem>.<to>" for a converter's output; false when it does not fit. */
 static bool converted_name(const char *file, const char *to, char out[NAME_MAX + 1])
 {
@@ -343,14 +355,19 @@ static int add_model(struct catalog_hub_state *st, size_t *cap, const struct cat
 		if (rc)
 			break;
 		n->entry = entry;
-		for (size_t c = 0; rc == 0 && c < entry->nconverts; c++)
-			rc = add_converted(st, cap, model->path, entry, entry->converts[c].to,
-					   entry->converts[c].command);
+		/* The user's converters before the catalog's own; one per output. */
 		for (size_t c = 0; rc == 0 && c < st->converters.count; c++)
-			if (strcmp(entry->format, st->converters.items[c].from) == 0)
+			if (strcmp(entry->format, st->converters.items[c].from) == 0 &&
+			    !converted_before(st, c, entry->format, st->converters.items[c].to))
 				rc = add_converted(st, cap, model->path, entry,
 						   st->converters.items[c].to,
 						   st->converters.items[c].command);
+		for (size_t c = 0; rc == 0 && c < entry->nconverts; c++)
+			if (!converted_before(st, st->converters.count, entry->format,
+					      entry->converts[c].to))
+				rc = add_converted(st, cap, model->path, entry,
+						   entry->converts[c].to,
+						   entry->converts[c].command);
 	}
 	if (rc == 0 && model->default_entry >= 0) {
 		const struct catalog_entry *entry = &model->entries[model->default_entry];
@@ -421,8 +438,13 @@ static int catalog_open(struct hub *hub, char *why, size_t why_size)
 	pthread_mutex_init(&st->lock, NULL);
 	st->catalog = catalog;
 	st->opened = time(NULL);
-	rc = converters_parse(config_hub_option(hub->env->config, "convert"), &st->converters,
+	/* Its own section's first: for one entry and one output format, the
+	 * first converter that names it wins (add_model). */
+	rc = converters_parse(config_hub_convert(hub->env->config, hub->name), &st->converters,
 			      why, why_size);
+	if (rc == 0)
+		rc = converters_parse(config_hub_option(hub->env->config, "convert"),
+				      &st->converters, why, why_size);
 	for (size_t i = 0; rc == 0 && i < catalog->nmodels; i++)
 		rc = add_model(st, &cap, &catalog->models[i]);
 	if (rc) {

@@ -612,6 +612,33 @@ def converter_option_runs_once(t):
 
 
 @test
+def converter_in_a_hub_section(t):
+    """The user's config: convert = pth:onnx:CMD in [testvision] makes V1.onnx there, run
+    once on the first open; the same line in another hub's section makes none in
+    testvision."""
+    runs = os.path.join(t.dir, "runs.log")
+    config = os.path.join(t.dir, "config", "omnihub", "config")
+    os.makedirs(os.path.dirname(config))
+    line = "convert = pth:onnx:" + converter_command(t, "convert", runs) + "\n"
+    onnx = (fx.HUB_VISION, "tinynet", "V1.onnx")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write("[%s]\n%s" % (fx.HUB_VISION, line))
+    with mounted(t) as m:
+        require_hubs(m, fx.HUB_VISION)
+        check("V1.onnx" in os.listdir(m.path(fx.HUB_VISION, "tinynet")), "V1.onnx not listed")
+        check(read(p(m, onnx)) == data_of(t, "tinynet_v1") + fx.CONVERT_MARKER,
+              "V1.onnx is not the converter's output")
+        check_eq(len(runs_of(runs)), 1, "converter runs after the first open")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write("[%s]\n%s" % (fx.HUB_KERAS, line))
+    with mounted(t, cache=fresh_cache(t, "other")) as m:
+        require_hubs(m, fx.HUB_VISION)
+        names = os.listdir(m.path(fx.HUB_VISION, "tinynet"))
+        check("V1.onnx" not in names, "another hub's converter shows in %s: %r"
+              % (fx.HUB_VISION, names))
+
+
+@test
 def converter_on_archive_reads_the_tree(t):
     """A converter of an archive entry (freezing a SavedModel) gets the extracted tree as
     its input: <version>.<to> beside the folder, made from the folder's files."""

@@ -268,6 +268,23 @@ static void test_precedence(void)
 		       origin_is(&cfg, "[torchvision] connections", user_path, 4),
 	       "per-hub settings described with their hub");
 	config_free(&cfg);
+
+	/* A catalog hub's own converters: lines add up, for that hub alone,
+	 * from whichever file sets them; a hub with an option table of its
+	 * own (onnx) has no convert. */
+	tap_ok(resolve_files(&cfg, &none,
+			     "convert = h5:onnx:general\n[torchvision]\nconvert = pth:onnx:a b\n"
+			     "convert = pth:txt:c\n",
+			     "[keras]\nconvert = h5:onnx:mine\n", NULL) == 0,
+	       "convert in catalog hubs' sections");
+	tap_ok(strcmp(config_hub_convert(&cfg, "torchvision"), "pth:onnx:a b,pth:txt:c") == 0 &&
+		       strcmp(config_hub_convert(&cfg, "keras"), "h5:onnx:mine") == 0 &&
+		       config_hub_convert(&cfg, "tfhub") == NULL &&
+		       strcmp(config_hub_option(&cfg, "convert"), "h5:onnx:general") == 0,
+	       "each hub's converters, and the general ones apart");
+	config_free(&cfg);
+	check_bad("[onnx]\nconvert = onnx:txt:x\n", "", user_path, 2,
+		  "[onnx]: unknown key \"convert\"");
 }
 
 static void test_lists_and_values(void)
