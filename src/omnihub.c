@@ -221,11 +221,6 @@ int main(int argc, char *argv[])
 		status = CMD_EXIT_OK;
 		goto out;
 	}
-	if (!sub->run) {
-		fprintf(stderr, "%s: %s: not in this build\n", PROGRAM, sub->name);
-		status = CMD_EXIT_FAILED;
-		goto out;
-	}
 	options_finish(&opts);
 	if (config_resolve(&cfg, &opts.config, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PROGRAM, why);
