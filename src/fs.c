@@ -1031,13 +1031,25 @@ static void open_status_file(struct fs *fs, fuse_req_t req, struct fuse_file_inf
 		handle_release(fs, h);
 }
 
+/* Replies from a copy: once the kernel has the reply, the reader may close
+ * the file and its release free the text while fuse_reply_buf is still
+ * returning from writev (ASan saw it read the freed buffer there). */
 static void read_status_file(fuse_req_t req, const struct handle *h, size_t size, off_t off)
 {
+	char *copy = NULL;
+
 	if (off < 0 || (uint64_t)off >= h->size)
 		size = 0;
 	else if (size > h->size - (uint64_t)off)
 		size = (size_t)(h->size - (uint64_t)off);
-	fuse_reply_buf(req, size ? h->text + off : NULL, size);
+	if (size && !(copy = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (size)
+		memcpy(copy, h->text + off, size);
+	fuse_reply_buf(req, copy, size);
+	free(copy);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
