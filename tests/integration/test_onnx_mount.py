@@ -753,6 +753,8 @@ def cli_help_and_version(t):
     for option in options:
         check(option in text, "--help does not mention %s:\n%s" % (option, text))
         check(option.rstrip("=") in manual, "the man page does not mention %s" % option)
+    for place in ("~/.config/omnihub/config", "/etc/omnihub/config", "omnihub.conf"):
+        check(place in text and place in manual, "--help and the man page name %s" % place)
     res = run_cli(t.binary, ["--version"], t.env)
     check_eq(res.returncode, 0, "--version exit status")
     text = res.stdout + res.stderr
