@@ -994,7 +994,8 @@ static int status_file_text(struct fs *fs, const char *which, char **out, size_t
 						 .cache_blobs = usage.blobs,
 						 .partial_bytes = usage.partial_bytes,
 						 .cache_max = usage.max,
-						 .transfers = count,
+						 .transfers = transfer_status_live(transfers,
+										   count),
 						 .uptime_seconds = up };
 		for (size_t i = 0; i < count; i++)
 			gauges.waiters += transfers[i].waiters;

@@ -93,12 +93,12 @@ int status_render(const struct status_input *in, char **out, size_t *len)
 	f = open_memstream(&text, &size);
 	if (!f)
 		return -ENOMEM;
+	size_t live = transfer_status_live(in->transfers, in->ntransfers);
 	for (size_t i = 0; i < in->ntransfers; i++)
 		waiters += in->transfers[i].waiters;
 	status_format_duration(in->uptime_seconds, up, sizeof(up));
 	fprintf(f, "%s %s: up %s, %zu transfer%s, %llu reader%s waiting\n", PACKAGE_NAME,
-	        PACKAGE_VERSION, up, in->ntransfers, in->ntransfers == 1 ? "" : "s", waiters,
-	        waiters == 1 ? "" : "s");
+	        PACKAGE_VERSION, up, live, live == 1 ? "" : "s", waiters, waiters == 1 ? "" : "s");
 	if (in->usage) {
 		const struct blob_usage *u = in->usage;
 

@@ -454,6 +454,7 @@ static void remember_locked(struct transfer_engine *engine, const struct transfe
 	free(slot->label);
 	snapshot_locked(t, slot);
 	slot->label = label;
+	slot->ended = true;
 	engine->recent_next = (engine->recent_next + 1) % TRANSFER_RECENT;
 }
 
@@ -1664,6 +1665,15 @@ int transfer_engine_list(struct transfer_engine *engine, struct transfer_status 
 	*out = list;
 	*count = n;
 	return 0;
+}
+
+size_t transfer_status_live(const struct transfer_status *list, size_t count)
+{
+	size_t live = 0;
+
+	for (size_t i = 0; i < count; i++)
+		live += !list[i].ended;
+	return live;
 }
 
 void transfer_status_free(struct transfer_status *list, size_t count)

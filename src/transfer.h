@@ -119,7 +119,11 @@ struct transfer_status {
 	 * (another process wrote it) or "local" (it was there) when none. */
 	enum metrics_from source;
 	uint64_t bytes[METRICS_FROM_COUNT];
+	bool ended; /* one of the last that ended, no longer in use */
 };
+
+/* How many of list are in use (not ended). */
+size_t transfer_status_live(const struct transfer_status *list, size_t count);
 
 /* Snapshots every transfer alive (in use by a reader or a job), then the
  * last TRANSFER_RECENT that ended ("done" or "failed"), newest first; *out
