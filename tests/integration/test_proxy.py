@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
@@ -345,6 +346,28 @@ def read_and_check(m, blob, who):
     check_eq(sha256_file(m.path(blob.rel)), blob.sha256, "sha256 of the file read by " + who)
 
 
+def read_at_once(mounts, blob):
+    """Every mount reads the file at the same moment (a thread each); checks the bytes."""
+    start = threading.Barrier(len(mounts))
+    results = [None] * len(mounts)
+
+    def reader(i, m):
+        try:
+            start.wait(WAIT)
+            results[i] = sha256_file(m.path(blob.rel))
+        except Exception as e:  # reported below, in the test's thread
+            results[i] = e
+
+    threads = [threading.Thread(target=reader, args=(i, m), daemon=True)
+               for i, m in enumerate(mounts)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(2 * WAIT)
+    for i, got in enumerate(results):
+        check_eq(got, blob.sha256, "sha256 of the file read by client %d" % (i + 1))
+
+
 def counts(words):
     """"A x2, B x1" for the words' multiset."""
     found = {}
@@ -433,6 +456,32 @@ def squid_second_client_hits(t):
 
 
 @test
+def squid_cold_clients_at_once(t):
+    """Two clients read the same cold file through Squid at the same moment, each under its
+    own signature: the store ID makes them one object and collapsed forwarding sends one
+    request to the origin, so its body bytes for the file are the file's size, once."""
+    with team(t) as (net, srv, blob, proxy_host, clients):
+        with Squid(proxy_host, os.path.join(t.dir, "squid"), srv.base_url) as squid:
+            options = ["onnx_index_url=" + srv.manifest_url, "onnx_url=" + srv.hub_url]
+            env = {"http_proxy": squid.url}
+            with client_mount(t, clients[0], 1, options, env) as m1, \
+                    client_mount(t, clients[1], 2, options, env) as m2:
+                read_at_once([m1, m2], blob)
+            total = origin_bytes(srv, blob)
+            records = settle(squid.records)
+        t.note("squid access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
+        files = [r for r in records if FILES_PREFIX in r[5]]
+        report(t, "origin body bytes for both clients %d (file %d), in %d GETs of /files/; "
+               "squid: client 1 %s, client 2 %s"
+               % (total, SIZE, len(srv.file_requests(blob.model_path)),
+                  counts(r[1] for r in files if r[0] == clients[0].ip),
+                  counts(r[1] for r in files if r[0] == clients[1].ip)))
+        check_eq(len(srv.requests("/hub/" + blob.model_path)), 2, "hub requests (a signature "
+                 "each)")
+        check_eq(total, SIZE, "origin body bytes for two clients at once")
+
+
+@test
 def nginx_second_client_hits(t):
     """Two clients with nginx's proxy_cache as their hub endpoint: the hub's redirects come
     back through nginx, whose slices (keyed on the path, not the signature) are fetched once;
@@ -468,6 +517,31 @@ def nginx_second_client_hits(t):
                  "MISS lines of client 1 (one per slice)")
         check_eq(sorted(set(r[5] for r in c2)), ["HIT"], "cache status of client 2's pieces")
         check_eq(second, 0, "origin body bytes during client 2's read")
+
+
+
+@test
+def nginx_cold_clients_at_once(t):
+    """Two clients read the same cold file through nginx at the same moment: each slice is
+    fetched from the origin once (proxy_cache_lock), so the origin sends the file's size."""
+    with team(t) as (net, srv, blob, proxy_host, clients):
+        with NginxCache(proxy_host, os.path.join(t.dir, "nginx"), srv.base_url) as ngx:
+            options = ["onnx_index_url=%s/manifest.json" % ngx.url, "onnx_url=%s/hub/" % ngx.url]
+            with client_mount(t, clients[0], 1, options) as m1, \
+                    client_mount(t, clients[1], 2, options) as m2:
+                read_at_once([m1, m2], blob)
+            total = origin_bytes(srv, blob)
+            records = settle(ngx.records)
+        t.note("nginx access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
+        cdn = [r for r in records if r[2].startswith("/_cdn/")]
+        report(t, "origin body bytes for both clients %d (file %d), in %d GETs of /files/; "
+               "nginx: client 1 %s, client 2 %s"
+               % (total, SIZE, len(srv.file_requests(blob.model_path)),
+                  counts(r[5] for r in cdn if r[0] == clients[0].ip),
+                  counts(r[5] for r in cdn if r[0] == clients[1].ip)))
+        check_eq(total, SIZE, "origin body bytes for two clients at once")
+        check_eq(len(srv.file_requests(blob.model_path)), (SIZE + PIECE - 1) // PIECE,
+                 "origin GETs of the file (one per slice)")
 
 
 if __name__ == "__main__":
