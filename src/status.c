@@ -74,8 +74,8 @@ static void render_transfer(FILE *f, const struct transfer_status *t)
 		snprintf(speed_text, sizeof(speed_text), "-");
 	}
 	status_format_duration(eta, eta_text, sizeof(eta_text));
-	fprintf(f, "%-9s %12llu %12llu %6.1f%% %12s %7s %4u %4u  ", t->state,
-	        (unsigned long long)t->present, (unsigned long long)t->size, percent, speed_text,
+	fprintf(f, "%-9s %-6s %12llu %12llu %6.1f%% %12s %7s %4u %4u  ", t->state,
+	        metrics_from_name(t->source), (unsigned long long)t->present, (unsigned long long)t->size, percent, speed_text,
 	        eta_text, t->connections, t->waiters);
 	put_path(f, t->label ? t->label : "?");
 }
@@ -112,8 +112,8 @@ int status_render(const struct status_input *in, char **out, size_t *len)
 		        (unsigned long long)u->bytes, b, (unsigned long long)u->partials,
 		        (unsigned long long)u->partial_bytes, u->max ? c : "none");
 	}
-	fprintf(f, "%-9s %12s %12s %7s %12s %7s %4s %4s  %s\n", "STATE", "DONE", "TOTAL", "%",
-	        "SPEED", "ETA", "CONN", "WAIT", "PATH");
+	fprintf(f, "%-9s %-6s %12s %12s %7s %12s %7s %4s %4s  %s\n", "STATE", "SOURCE", "DONE",
+	        "TOTAL", "%", "SPEED", "ETA", "CONN", "WAIT", "PATH");
 	for (size_t i = 0; i < in->ntransfers; i++)
 		render_transfer(f, &in->transfers[i]);
 	if (fclose(f) != 0) {
