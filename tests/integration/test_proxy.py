@@ -346,6 +346,14 @@ def read_and_check(m, blob, who):
     check_eq(sha256_file(m.path(blob.rel)), blob.sha256, "sha256 of the file read by " + who)
 
 
+def proxy_bytes(m):
+    """What the daemon's metrics say it downloaded through a proxy."""
+    with open(m.path(".omnihub/metrics"), encoding="utf-8") as f:
+        found = re.search(r'^omnihub_source_bytes_total\{source="proxy"\} (\d+)$', f.read(), re.M)
+    check(found, "no proxy line in %s" % m.path(".omnihub/metrics"))
+    return int(found.group(1))
+
+
 def read_at_once(mounts, blob):
     """Every mount reads the file at the same moment (a thread each); checks the bytes."""
     start = threading.Barrier(len(mounts))
@@ -415,21 +423,23 @@ def squid_store_id_helper(t):
 
 @test
 def squid_second_client_hits(t):
-    """Two clients through Squid: client 1's cold read fetches the file from the origin once
+    """Two clients through Squid (-o proxy=): client 1's cold read fetches the file from the origin once
     (signed URL, 4 MiB ranged pieces over several connections), client 2's read of the same
     file, under signatures of its own, is served from Squid's cache: right bytes, hits in
     access.log, no origin body bytes."""
     with team(t) as (net, srv, blob, proxy_host, clients):
         with Squid(proxy_host, os.path.join(t.dir, "squid"), srv.base_url) as squid:
-            options = ["onnx_index_url=" + srv.manifest_url, "onnx_url=" + srv.hub_url]
-            env = {"http_proxy": squid.url}
+            options = ["onnx_index_url=" + srv.manifest_url, "onnx_url=" + srv.hub_url,
+                       "proxy=" + squid.url]
             before = origin_bytes(srv, blob)
-            with client_mount(t, clients[0], 1, options, env) as m1:
+            with client_mount(t, clients[0], 1, options) as m1:
                 read_and_check(m1, blob, "client 1")
+                check_eq(proxy_bytes(m1), SIZE, "client 1's bytes through the proxy (metrics)")
             first = origin_bytes(srv, blob) - before
             sigs_before = len(srv.requests("/hub/" + blob.model_path))
-            with client_mount(t, clients[1], 2, options, env) as m2:
+            with client_mount(t, clients[1], 2, options) as m2:
                 read_and_check(m2, blob, "client 2")
+                check_eq(proxy_bytes(m2), SIZE, "client 2's bytes through the proxy (metrics)")
             second = origin_bytes(srv, blob) - before - first
             records = settle(squid.records)
         t.note("squid access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
@@ -463,10 +473,12 @@ def squid_cold_clients_at_once(t):
     with team(t) as (net, srv, blob, proxy_host, clients):
         with Squid(proxy_host, os.path.join(t.dir, "squid"), srv.base_url) as squid:
             options = ["onnx_index_url=" + srv.manifest_url, "onnx_url=" + srv.hub_url]
-            env = {"http_proxy": squid.url}
+            env = {"http_proxy": squid.url}  # the variable, where the test above uses -o proxy
             with client_mount(t, clients[0], 1, options, env) as m1, \
                     client_mount(t, clients[1], 2, options, env) as m2:
                 read_at_once([m1, m2], blob)
+                for i, m in enumerate((m1, m2), 1):
+                    check_eq(proxy_bytes(m), SIZE, "client %d's bytes through the proxy" % i)
             total = origin_bytes(srv, blob)
             records = settle(squid.records)
         t.note("squid access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
