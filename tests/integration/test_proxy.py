@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Integration tests of the caching proxies of scripts/proxy/ (Squid with its store-ID helper, nginx proxy_cache with slices) between omnihub-fuse clients and a hub whose CDN signs every URL.
+"""Integration tests of scripts/proxy/ (Squid + store-ID helper, nginx proxy_cache + slice) between clients and a hub that signs its CDN URLs.
 Not for the mirrors (test_team.py), one machine's transfers (test_transfers.py), or speed.
 """
 
@@ -190,6 +190,8 @@ class Squid(Proxy):
             ("cache_dir aufs /var/spool/squid 500000 16 256",
              "cache_dir aufs %s 512 4 16" % os.path.join(self.dir, "spool")),
             ("cache_mem 1024 MB", "cache_mem 64 MB"),
+            # Models are larger than memory: the file is served from disk, as they are.
+            ("maximum_object_size_in_memory 64 MB", "maximum_object_size_in_memory 1 MB"),
             ("access_log stdio:/var/log/squid/access.log", "access_log stdio:" + self.access_log),
             ("cache_log /var/log/squid/cache.log", "cache_log " + self.cache_log),
             ("pid_filename /run/squid.pid", "pid_filename " + os.path.join(self.dir, "squid.pid")),
@@ -396,10 +398,11 @@ def report(t, text):
 def squid_store_id_helper(t):
     """squid-store-id answers Squid's protocol: with and without channel IDs, OK and the URL
     without its query for the hubs' CDNs and --match URLs, ERR for the rest."""
-    lines = ["0 https://cdn-lfs.hf.co/repos/ab/cd/%s?Expires=1&Signature=x&Key-Pair-Id=k 10.0.0.5/- - GET"
-             % ("e" * 64),
+    lines = ["0 https://cdn-lfs.hf.co/repos/ab/cd/%s?Expires=1&Signature=x&Key-Pair-Id=k "
+             "10.0.0.5/- - GET" % ("e" * 64),
              "1 https://cdn-lfs-us-1.hf.co/repos/ab/cd/ff?X-Amz-Signature=y",
-             "2 https://cas-bridge.xethub.hf.co/xet-bridge-us/6543/%s?X-Amz-Signature=z" % ("a" * 64),
+             "2 https://cas-bridge.xethub.hf.co/xet-bridge-us/6543/%s?X-Amz-Signature=z"
+             % ("a" * 64),
              "3 https://huggingface.co/api/models/x?full=1",
              "4 http://10.64.0.2:8080/files/a/b.onnx?sig=123",
              "5 http://10.64.0.2:8080/hub/a/b.onnx",
@@ -423,10 +426,10 @@ def squid_store_id_helper(t):
 
 @test
 def squid_second_client_hits(t):
-    """Two clients through Squid (-o proxy=): client 1's cold read fetches the file from the origin once
-    (signed URL, 4 MiB ranged pieces over several connections), client 2's read of the same
-    file, under signatures of its own, is served from Squid's cache: right bytes, hits in
-    access.log, no origin body bytes."""
+    """Two clients through Squid (-o proxy=): client 1's cold read fetches the file from the
+    origin once (signed URL, 4 MiB ranged pieces over several connections), client 2's read
+    of the same file, under a signature of its own, is served from Squid's cache (from disk,
+    as large models are): right bytes, hits in access.log, no origin body bytes."""
     with team(t) as (net, srv, blob, proxy_host, clients):
         with Squid(proxy_host, os.path.join(t.dir, "squid"), srv.base_url) as squid:
             options = ["onnx_index_url=" + srv.manifest_url, "onnx_url=" + srv.hub_url,
