@@ -132,6 +132,7 @@ class Proxy:
         return self.host.url(self.port)
 
     def _spawn(self, argv):
+        check(os.access(argv[0], os.X_OK), "%s is not installed (scripts/install-deps)" % argv[0])
         with open(self.stdio_log, "ab") as log:
             self.proc = self.host.popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                         start_new_session=True)
@@ -209,6 +210,7 @@ class Squid(Proxy):
         for dirpath, dirnames, filenames in os.walk(self.dir):
             for name in [dirpath] + [os.path.join(dirpath, n) for n in filenames]:
                 os.chown(name, proxy_user.pw_uid, proxy_user.pw_gid)
+        check(os.access(SQUID, os.X_OK), "%s is not installed (scripts/install-deps)" % SQUID)
         res = self.host.run([SQUID, "-N", "-z", "-f", self.conf], capture_output=True,
                             text=True, timeout=WAIT)
         check(res.returncode == 0, "squid -z failed (%d): %s%s\n%s" % (
