@@ -77,12 +77,92 @@ def nfs_unusable():
     return None
 
 
+NFS_UNUSABLE = nfs_unusable()
+NFSD_FS = "/proc/fs/nfsd"
+
+
+def quiet(argv, timeout=WAIT):
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class NfsServer:
+    """This machine's kernel NFS server (v4 over TCP on 127.0.0.1) exporting one directory,
+    started (nfsd threads, rpc.mountd) only if it was not running, and stopped as found.
+    start() raises RuntimeError saying which step failed."""
+
+    def __init__(self, export_dir, workdir):
+        self.export_dir = export_dir
+        self.workdir = workdir
+        self.client = "127.0.0.1:" + export_dir
+        self.undo = []  # (what, argv or callable), run in reverse
+
+    def _must(self, argv, what):
+        res = quiet(argv)
+        if res.returncode != 0:
+            raise RuntimeError("%s: %s" % (what, (res.stderr or res.stdout).strip()))
+
+    def _threads(self):
+        try:
+            with open(os.path.join(NFSD_FS, "threads")) as f:
+                return int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            return 0
+
+    def start(self):
+        try:
+            if not os.path.ismount(NFSD_FS):
+                self._must(["mount", "-t", "nfsd", "nfsd", NFSD_FS], "mount -t nfsd")
+                self.undo.append(["umount", NFSD_FS])
+            if self._threads() == 0:
+                self._must(["rpc.nfsd", "-N", "3", "-V", "4", "-U", "4"], "rpc.nfsd 4")
+                self.undo.append(["rpc.nfsd", "0"])
+            if quiet(["pgrep", "-x", "rpc.mountd"]).returncode != 0:
+                log = open(os.path.join(self.workdir, "mountd.log"), "wb")
+                mountd = subprocess.Popen(["rpc.mountd", "-F", "-N", "2", "-N", "3", "-u"],
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                          preexec_fn=_die_with_parent)
+                log.close()
+                self.undo.append(lambda: (mountd.terminate(), mountd.wait(EXIT_TIMEOUT)))
+            self._must(["exportfs", "-i", "-o",
+                        "rw,sync,no_subtree_check,no_root_squash,insecure,fsid=%d"
+                        % (os.getpid() % 100000 + 7), self.client], "exportfs")
+            self.undo.append(["exportfs", "-u", self.client])
+            probe = os.path.join(self.workdir, "nfs-probe")
+            os.makedirs(probe, exist_ok=True)
+            self._must(["mount", "-t", "nfs4", "-o", "vers=4.2,proto=tcp,soft,timeo=50",
+                        self.client, probe], "mount -t nfs4 " + self.client)
+            self._must(["umount", probe], "umount " + probe)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        while self.undo:
+            step = self.undo.pop()
+            try:
+                step() if callable(step) else quiet(step)
+            except Exception:
+                pass
+
+    close = stop  # for contextlib.closing
+
+    def mount_prefix(self, point, options="vers=4.2,proto=tcp"):
+        """An argv prefix: a new mount namespace in which this export is mounted on point
+        (nosharecache: a superblock of its own, so only the server arbitrates locks between
+        two such mounts), then the rest of the command."""
+        script = 'mount -t nfs4 -o "$0",nosharecache "$1" "$2" && shift 2 && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
+                options, self.client, point]
+
+
 class Shared:
     def __init__(self, run_dir):
         self.run_dir = run_dir
-        why = nfs_unusable()
-        self.over = "mount namespaces" if why else "nfs"
-        print("# shared over: %s%s" % (self.over, " (NFS: %s)" % why if why else ""))
+        self.over = "mount namespaces" if NFS_UNUSABLE else "nfs"
+        print("# shared over: %s%s" % (self.over, " (no NFS: %s)" % NFS_UNUSABLE
+                                       if NFS_UNUSABLE else ""))
         sys.stdout.flush()
 
 
@@ -92,14 +172,10 @@ def shared_setup(run_dir):
 
 
 class NsMount(Mount):
-    """A Mount whose daemon runs in a mount namespace of its own (and in host's network
-    namespace): its mount is seen only there, so the test reaches it through
-    /proc/PID/root, and it goes with the namespace when the daemon exits."""
-
-    def __init__(self, binary, mountpoint, options, env, log_path, host=None):
-        prefix = (host.prefix() if host else []) + ["unshare", "--mount", "--propagation",
-                                                     "private", "--"]
-        super().__init__(binary, mountpoint, options, env, log_path, prefix)
+    """A Mount whose daemon runs in a mount namespace of its own (prefix makes it, and may
+    mount the shared cache there and enter a network namespace): its mount is seen only
+    there, so the test reaches it through /proc/PID/root, and it goes with the namespace
+    when the daemon exits."""
 
     def path(self, *parts):
         return "/proc/%d/root%s" % (self.proc.pid, os.path.join(self.mountpoint, *parts))
@@ -164,11 +240,17 @@ class Machines:
         self.t = t
         self.specs = specs
         self.rate = rate
+        self.over = t.shared.over
         self.stack = contextlib.ExitStack()
+        # The cache as this machine's own filesystem holds it (the NFS export).
         self.cache = os.path.join(t.dir, "shared-cache")
 
     def __enter__(self):
         try:
+            os.makedirs(self.cache)
+            if self.over == "nfs":
+                self.nfs = NfsServer(self.cache, self.t.dir).start()
+                self.stack.callback(self.nfs.stop)
             net = self.stack.enter_context(Network())
             self.origin = net.add_host("origin")
             self.clients = [net.add_host("c1"), net.add_host("c2")]
@@ -181,7 +263,6 @@ class Machines:
                                       files_of(self.blobs.values()), rate=self.rate,
                                       address=self.origin.ip).start()
             self.stack.callback(self.srv.stop)
-            os.makedirs(self.cache)
         except BaseException:
             self.stack.close()
             raise
@@ -205,25 +286,42 @@ class Machines:
             os.makedirs(env[key], exist_ok=True)
         return env
 
-    def options(self):
-        return ["cache=" + self.cache] + self.srv.options()
+    def cache_of(self, host):
+        """The cache directory as host's processes name it: over NFS, its own mount of the
+        export; else the directory itself."""
+        if self.over == "nfs":
+            point = os.path.join(self.t.dir, host.role, "cache")
+            os.makedirs(point, exist_ok=True)
+            return point
+        return self.cache
+
+    def prefix(self, host):
+        """How host's processes start: a mount namespace of their own (over NFS, with the
+        export mounted on cache_of(host)), then host's network namespace."""
+        if self.over == "nfs":
+            ns = self.nfs.mount_prefix(self.cache_of(host))
+        else:
+            ns = ["unshare", "--mount", "--propagation", "private", "--"]
+        return ns + host.prefix()
+
+    def options(self, host):
+        return ["cache=" + self.cache_of(host)] + self.srv.options()
 
     def mount(self, host, *extra):
         """A started daemon of host's on t.dir/<role>/mnt over the shared cache."""
         point = os.path.join(self.t.dir, host.role, "mnt")
         os.makedirs(point, exist_ok=True)
         log_path = os.path.join(self.t.dir, "daemon-%d.log" % (len(self.t.mounts) + 1))
-        m = NsMount(self.t.binary, point, self.options() + list(extra), self.env(host),
-                    log_path, host)
+        m = NsMount(self.t.binary, point, self.options(host) + list(extra), self.env(host),
+                    log_path, self.prefix(host))
         self.t.mounts.append(m)
         return m.start()
 
     def omnihub(self, host, *args):
-        """omnihub ARGS... as host: in its network namespace and a mount namespace of its own."""
-        argv = host.prefix() + ["unshare", "--mount", "--propagation", "private", "--",
-                                omnihub_binary(), "-o", ",".join(self.options())] + list(args)
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              env=self.env(host), timeout=WAIT)
+        """omnihub ARGS... as host, started like its daemon."""
+        argv = self.prefix(host) + [omnihub_binary(), "-o", ",".join(self.options(host))]
+        return subprocess.run(argv + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, env=self.env(host), timeout=WAIT)
 
     def origin_bytes(self, blob):
         """Body bytes the origin sent of blob's file."""
@@ -291,6 +389,9 @@ def two_machines_read_one_cold_file_with_one_download(t):
         check(not [p for p in os.listdir(os.path.dirname(ms.blob_path(b)))
                    if p.endswith((".partial", ".state"))], "partial files left")
         check_eq(os.path.getsize(ms.blob_path(b)), b.bytes, "size of the blob")
+        checked = [m for m in (m1, m2) if m.log_lines("shared cache on nfs4: locks checked")]
+        check_eq(len(checked), 2 if ms.over == "nfs" else 0,
+                 "daemons that log \"shared cache on nfs4: locks checked\"")
 
 
 @test
@@ -384,6 +485,27 @@ def a_cache_that_cannot_lock_is_refused(t):
                      % args[0])
         check_eq(srv.requests(), [], "requests to the hub")
         check_eq(os.listdir(cache), [], "what the refused starts left in the cache")
+
+
+if not NFS_UNUSABLE:
+    @test
+    def an_nfs_mount_with_local_locks_is_refused(t):
+        """The cache on an NFS mount with local_lock=all (locks that never reach the server):
+        omnihub refuses it from the mount options, before any lock is tried."""
+        export = os.path.join(t.dir, "export")
+        os.makedirs(export)
+        point = os.path.join(t.dir, "nfs")
+        os.makedirs(point)
+        with contextlib.closing(NfsServer(export, t.dir).start()) as nfs:
+            argv = nfs.mount_prefix(point, "vers=4.2,proto=tcp,local_lock=all")
+            res = subprocess.run(argv + [omnihub_binary(), "--cache", point, "du"],
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 env=t.env, timeout=WAIT)
+            t.note("omnihub du: exit %d, stderr:\n%s" % (res.returncode, res.stderr))
+            check_eq(res.returncode, 1, "exit status of omnihub du")
+            check(re.search(r"cannot use the cache directory %s: its filesystem, nfs4 .* is "
+                            r"mounted with (nolock|local_lock=all)" % re.escape(point),
+                            res.stderr), "the refusal does not name the mount option")
 
 
 if __name__ == "__main__":
