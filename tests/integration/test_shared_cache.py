@@ -353,6 +353,17 @@ def read_all_at_once(paths):
     return results
 
 
+def status_source(m, rel):
+    """The SOURCE column of rel's row in the mount's .omnihub/status, or the whole text."""
+    with open(m.path(".omnihub", "status")) as f:
+        text = f.read()
+    for line in text.splitlines()[3:]:
+        fields = line.split()
+        if len(fields) >= 10 and fields[-1].endswith(rel):
+            return fields[1]
+    return text
+
+
 def wait_for(cond, timeout, what, interval=0.1):
     deadline = time.monotonic() + timeout
     while True:
@@ -389,6 +400,10 @@ def two_machines_read_one_cold_file_with_one_download(t):
         check(not [p for p in os.listdir(os.path.dirname(ms.blob_path(b)))
                    if p.endswith((".partial", ".state"))], "partial files left")
         check_eq(os.path.getsize(ms.blob_path(b)), b.bytes, "size of the blob")
+        # The status says where each client's copy came from: the hub, or another
+        # process's download (a row: STATE SOURCE DONE TOTAL % SPEED ETA CONN WAIT PATH).
+        sources = sorted(status_source(m, b.rel) for m in (m1, m2))
+        check_eq(sources, ["hub", "shared"], "the SOURCE of the file in each client's status")
         checked = [m for m in (m1, m2) if m.log_lines("shared cache on nfs4: locks checked")]
         check_eq(len(checked), 2 if ms.over == "nfs" else 0,
                  "daemons that log \"shared cache on nfs4: locks checked\"")
