@@ -14,6 +14,7 @@
 #include "blob.h"
 #include "budget.h"
 #include "cache.h"
+#include "cachefs.h"
 #include "catalog.h"
 #include "config.h"
 #include "core.h"
@@ -127,6 +128,10 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 		snprintf(why, why_size, "cannot use the cache directory %s: %s", dir, cache_why);
 		return rc;
 	}
+	/* Before the sweep, which takes the same locks to judge what is left. */
+	rc = cachefs_check_locks(st->cache, why, why_size);
+	if (rc)
+		return rc;
 	rc = blob_store_open(&st->blobs, st->cache, max);
 	if (rc)
 		return rc;
