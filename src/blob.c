@@ -587,7 +587,7 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 		snprintf(rel, sizeof(rel), "%s/%s", dir, d->d_name);
 		if (d->d_name[0] == '.') {
 			/* A temporary: ".<hex>.state.<pid>-XXXXXX.tmp" and the like. */
-			if (cache_is_orphan_temporary(d->d_name))
+			if (cache_is_orphan_temporary(store->cache, dir, d->d_name))
 				drop(store, rel, "a leftover temporary");
 			continue;
 		}

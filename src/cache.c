@@ -3,6 +3,7 @@
  * Not for: deciding what to fetch (download.c) or how paths are named (hubs). */
 #include "build_config.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +54,33 @@ struct cache {
 	int walk_only;
 	pthread_mutex_t memo_lock; /* guards memo */
 	struct memo *memo[MEMO_BUCKETS];
+	char maker[9]; /* this machine, PID namespace and boot, in temporaries'
+			  names: whose pids they carry */
 };
+
+/* Eight hex digits naming where a pid means something: the host name, the
+ * PID namespace and the boot (FNV-1a of the three). */
+static void maker_tag(char out[9])
+{
+	char text[512] = "", host[256] = "", ns[64] = "", boot[64] = "";
+	uint32_t hash = 2166136261u;
+	ssize_t n;
+	int fd;
+
+	gethostname(host, sizeof(host) - 1);
+	n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+	ns[n > 0 ? n : 0] = '\0';
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, boot, sizeof(boot) - 1);
+		boot[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	snprintf(text, sizeof(text), "%s\n%s\n%s", host, ns, boot);
+	for (const char *p = text; *p; p++)
+		hash = (hash ^ (unsigned char)*p) * 16777619u;
+	snprintf(out, 9, "%08x", hash);
+}
 
 /* Only for the root itself: its path is the user's, links and all. */
 static int mkdirs_at(int dirfd, const char *rel)
@@ -91,6 +118,7 @@ int cache_open(struct cache **out, const char *root, const char **why)
 		goto out;
 	cache->root_fd = -1;
 	pthread_mutex_init(&cache->memo_lock, NULL);
+	maker_tag(cache->maker);
 	if (root[0] != '/') {
 		*why = "the cache directory must be an absolute path";
 		rc = -EINVAL;
@@ -454,10 +482,10 @@ int cache_unlink(struct cache *cache, const char *rel, int flags)
 	return rc;
 }
 
-/* A fresh hidden name beside rel: "<dir>/.<base>.<pid>-<6 random>.tmp"; the
- * pid tells a sweep whether its maker still runs. The base is cut short so
- * the name stays within NAME_MAX. */
-static int temp_name(const char *rel, char **out)
+/* A fresh hidden name beside rel: "<dir>/.<base>.<maker>.<pid>-<6
+ * random>.tmp"; the maker and pid tell a sweep whether it still runs. The
+ * base is cut short so the name stays within NAME_MAX. */
+static int temp_name(const struct cache *cache, const char *rel, char **out)
 {
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	char dir[PATH_MAX];
@@ -475,8 +503,8 @@ static int temp_name(const char *rel, char **out)
 	for (size_t i = 0; i < sizeof(random_bytes); i++)
 		suffix[i] = alphabet[random_bytes[i] % (sizeof(alphabet) - 1)];
 	suffix[6] = '\0';
-	if (asprintf(out, "%s%s.%.200s.%ld-%s.tmp", dir, dir[0] ? "/" : "", base, (long)getpid(),
-		     suffix) < 0) {
+	if (asprintf(out, "%s%s.%.200s.%s.%ld-%s.tmp", dir, dir[0] ? "/" : "", base, cache->maker,
+		     (long)getpid(), suffix) < 0) {
 		*out = NULL;
 		return -ENOMEM;
 	}
@@ -552,7 +580,7 @@ int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out
 		if (rc)
 			goto out;
 		free(out->tmp_rel);
-		rc = temp_name(rel, &out->tmp_rel);
+		rc = temp_name(cache, rel, &out->tmp_rel);
 		if (rc)
 			goto out;
 		rc = cache_openat(cache, out->tmp_rel, O_RDWR | O_CREAT | O_EXCL, 0644);
@@ -853,7 +881,7 @@ int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out
 			break;
 		free(tmp_rel);
 		tmp_rel = NULL;
-		rc = temp_name(rel, &tmp_rel);
+		rc = temp_name(cache, rel, &tmp_rel);
 		if (rc)
 			break;
 		rc = cache_mkdir(cache, tmp_rel, 0755);
@@ -1101,13 +1129,26 @@ int cache_write_small_nosync(struct cache *cache, const char *rel, const void *d
 	return write_small(cache, rel, data, len, false);
 }
 
+static bool is_maker_tag(const char *text, size_t len)
+{
+	if (len != 8)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)text[i]) || isupper((unsigned char)text[i]))
+			return false;
+	return true;
+}
+
 /* Whether name is one of our temporaries nobody will finish: an old-style
- * ".<base>.XXXXXX.partial", or ".<base>.<pid>-XXXXXX.tmp" of a process that
- * is gone. */
-bool cache_is_orphan_temporary(const char *name)
+ * ".<base>.XXXXXX.partial", or ".<base>[.<maker>].<pid>-XXXXXX.tmp" whose
+ * process is gone (see cache.h). */
+bool cache_is_orphan_temporary(struct cache *cache, const char *dir_rel, const char *name)
 {
 	size_t len = strlen(name);
-	const char *dot, *dash;
+	const char *dot, *dash, *tag;
+	struct timespec now;
+	struct stat st;
+	char rel[PATH_MAX];
 	char *end;
 	long pid;
 
@@ -1128,7 +1169,18 @@ bool cache_is_orphan_temporary(const char *name)
 	pid = strtol(dot + 1, &end, 10);
 	if (errno || end != dash || pid <= 0)
 		return false;
-	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+	for (tag = dot - 1; tag > name && *tag != '.'; tag--)
+		;
+	/* Without a maker (an older version's name), it is this machine's. */
+	if (!is_maker_tag(tag + 1, (size_t)(dot - tag - 1)) ||
+	    strncmp(tag + 1, cache->maker, 8) == 0)
+		return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+	if (snprintf(rel, sizeof(rel), "%s%s%s", dir_rel, dir_rel[0] ? "/" : "", name) >=
+		    (int)sizeof(rel) ||
+	    cache_lstat(cache, rel, &st) != 0)
+		return false;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec - st.st_mtime > CACHE_FOREIGN_TEMP_SECONDS;
 }
 
 DIR *cache_opendir(struct cache *cache, const char *rel)
@@ -1171,7 +1223,7 @@ static void sweep_dir(struct cache *cache, const char *rel, unsigned depth, unsi
 		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
 		    (int)sizeof(child))
 			continue;
-		if (cache_is_orphan_temporary(d->d_name)) {
+		if (cache_is_orphan_temporary(cache, rel, d->d_name)) {
 			int rc = cache_remove_tree(cache, child);
 			if (rc == 0)
 				(*removed)++;

@@ -63,7 +63,7 @@ int cache_unlink(struct cache *cache, const char *rel, int flags);
 void cache_resolve_by_walking(struct cache *cache);
 
 /* A file on its way into the cache: a hidden temporary beside its final
- * path ("." + name + ".<pid>-XXXXXX.tmp"), so a crash never leaves a file
+ * path ("." + name + ".<maker>.<pid>-XXXXXX.tmp"), so a crash never leaves a file
  * that looks complete, and a sweep knows whose it is. */
 struct cache_tmp {
 	int fd;        /* open read-write; -1 once installed or discarded */
@@ -124,8 +124,13 @@ DIR *cache_opendir(struct cache *cache, const char *rel);
 /* Removes the temporaries left by processes that died (outside blobs/),
  * with a log line each; returns how many. */
 unsigned cache_sweep_temporaries(struct cache *cache);
-/* Whether a file name is such a temporary. */
-bool cache_is_orphan_temporary(const char *name);
+/* Whether name, in directory dir_rel, is such a temporary. Its name says
+ * which machine (host, PID namespace and boot) and process made it: one of
+ * ours whose process is gone is left over; another machine's (a cache
+ * shared over NFS) only once it is CACHE_FOREIGN_TEMP_SECONDS old, since
+ * its process cannot be asked. */
+#define CACHE_FOREIGN_TEMP_SECONDS 3600
+bool cache_is_orphan_temporary(struct cache *cache, const char *dir_rel, const char *name);
 
 /* Small whole files (indexes): read refuses more than max bytes (-EFBIG);
  * data is NUL-terminated and the caller's. write replaces atomically. */

@@ -467,18 +467,50 @@ static void test_planted_links(struct cache *cache, const char *mode)
 	}
 }
 
-static void test_orphan_temporaries(void)
+/* A file of that name in the cache's root, last modified age seconds ago. */
+static void plant_aged(struct cache *cache, const char *name, time_t age)
 {
-	char name[64];
+	struct timespec times[2] = { { .tv_sec = time(NULL) - age }, { .tv_sec = time(NULL) - age } };
+	int fd = cache_openat(cache, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
 
-	tap_ok(cache_is_orphan_temporary(".model.onnx.ab12cd.partial"),
+	if (fd >= 0) {
+		futimens(fd, times);
+		close(fd);
+	}
+}
+
+static void test_orphan_temporaries(struct cache *cache)
+{
+	struct cache_tmp tmp = { .fd = -1 };
+	char name[256], maker[9] = "", dead[256];
+	const char *slash;
+	long pid = 0;
+
+	tap_ok(cache_is_orphan_temporary(cache, "", ".model.onnx.ab12cd.partial"),
 	       "an old-style .partial temporary is an orphan");
-	snprintf(name, sizeof(name), ".model.onnx.%ld-ab12cd.tmp", (long)getpid());
-	tap_ok(!cache_is_orphan_temporary(name), "a temporary of a live process is not");
-	tap_ok(cache_is_orphan_temporary(".model.onnx.2147483646-ab12cd.tmp"),
-	       "a temporary of a process that is gone is");
-	tap_ok(!cache_is_orphan_temporary("model.onnx") && !cache_is_orphan_temporary(".hidden") &&
-	           !cache_is_orphan_temporary(".x.notapid-ab12cd.tmp"),
+	tap_ok(cache_tmp_create(cache, "model.onnx", &tmp) == 0, "a temporary");
+	slash = strrchr(tmp.tmp_rel, '/');
+	snprintf(name, sizeof(name), "%s", slash ? slash + 1 : tmp.tmp_rel);
+	tap_ok(sscanf(name, ".model.onnx.%8[0-9a-f].%ld-", maker, &pid) == 2 && pid == getpid(),
+	       "its name says which machine and process made it: %s", name);
+	tap_ok(!cache_is_orphan_temporary(cache, "", name), "a temporary of a live process is not");
+	snprintf(dead, sizeof(dead), ".model.onnx.%s.2147483646-ab12cd.tmp", maker);
+	tap_ok(cache_is_orphan_temporary(cache, "", dead),
+	       "one of this machine's, of a process that is gone, is");
+	tap_ok(cache_is_orphan_temporary(cache, "", ".model.onnx.2147483646-ab12cd.tmp"),
+	       "an older version's name (no maker), of a process that is gone, is");
+	snprintf(dead, sizeof(dead), ".model.onnx.%s.2147483646-ab12cd.tmp",
+		 strcmp(maker, "0badc0de") ? "0badc0de" : "0badc0df");
+	plant_aged(cache, dead, 60);
+	tap_ok(!cache_is_orphan_temporary(cache, "", dead),
+	       "another machine's (a shared cache), a minute old, is not: its process may run");
+	plant_aged(cache, dead, CACHE_FOREIGN_TEMP_SECONDS + 60);
+	tap_ok(cache_is_orphan_temporary(cache, "", dead), "an hour and more old, it is");
+	cache_unlink(cache, dead, 0);
+	cache_tmp_discard(cache, &tmp);
+	tap_ok(!cache_is_orphan_temporary(cache, "", "model.onnx") &&
+	           !cache_is_orphan_temporary(cache, "", ".hidden") &&
+	           !cache_is_orphan_temporary(cache, "", ".x.notapid-ab12cd.tmp"),
 	       "other names are not");
 }
 
@@ -487,7 +519,6 @@ int main(void)
 	struct cache *cache = NULL;
 	const char *why = NULL;
 
-	test_orphan_temporaries();
 	test_check_rel();
 	tap_ok(cache_open(&cache, "relative/dir", &why) == -EINVAL && why, "relative root refused");
 	tap_ok(mkdtemp(base) != NULL, "temporary directory %s", base);
@@ -512,6 +543,7 @@ int main(void)
 		cache_close(cache);
 	}
 	tap_ok(cache_open(&cache, root, &why) == 0, "cache opened");
+	test_orphan_temporaries(cache);
 	test_files(cache);
 	test_trees(cache);
 	test_prune(cache);
