@@ -45,6 +45,8 @@
 #define RETRY_AFTER_CAP_S 300L
 /* A file that keeps changing under us is given up. */
 #define MAX_RESTARTS 3u
+/* A mirror that could not be reached is not asked again for this long. */
+#define MIRROR_DOWN_MS 60000.0
 #define WAITER_BUCKETS 256
 /* Git LFS stores this in place of a file that was never uploaded (or that
  * the host no longer serves). */
@@ -166,6 +168,9 @@ struct transfer_engine {
 	struct waiter *ready;        /* to fire on the engine thread */
 	struct deferred *deferred;
 	unsigned calls_inflight;
+	/* Until when each mirror is taken for down (it could not be reached):
+	 * transfers starting meanwhile do not wait on it. */
+	struct timespec mirror_down_until[MIRROR_MAX];
 	/* What the last transfers to end did, for status: a ring. */
 	struct transfer_status recent[TRANSFER_RECENT];
 	size_t recent_next;
@@ -709,13 +714,24 @@ static void backoff_locked(struct transfer *t, const struct fetch_response *resp
 		 t->engine->options.retries + 1);
 }
 
-/* The mirror asked now failed this blob: the next one, or the hub, gets
- * it. Pieces it served stay: the digest judges them at the end. */
-static void skip_mirror_locked(struct transfer *t, const char *url_for_log, const char *why)
+/* The first mirror from t->mirror on that is not taken for down. */
+static void next_live_mirror_locked(struct transfer *t)
 {
-	log_warn("%s: mirror %s: %s; %s", t->label, url_for_log, why,
-		 t->mirror + 1 < t->nmirrors ? "trying the next mirror" : "fetching it from the hub");
+	while (t->mirror < t->nmirrors && ms_until(&t->engine->mirror_down_until[t->mirror]) > 0)
+		t->mirror++;
+}
+
+/* The mirror asked now failed this blob: the next one, or the hub, gets
+ * it. Pieces it served stay: the digest judges them at the end. When it
+ * could not be reached at all, no transfer asks it for a while. */
+static void skip_mirror_locked(struct transfer *t, const char *url_for_log, const char *why,
+			       bool unreachable)
+{
 	t->mirror++;
+	next_live_mirror_locked(t);
+	log_warn("%s: mirror %s: %s; %s%s", t->label, url_for_log, why,
+		 t->mirror < t->nmirrors ? "trying the next mirror" : "fetching it from the hub",
+		 unreachable ? " (and not asking that mirror for 60 s)" : "");
 	t->mirror_proven = false;
 	t->failures = 0;
 }
@@ -754,9 +770,13 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 	} else if (c->mirror >= 0) {
 		/* Skipped once, at the first of its requests to fail: the
 		 * others end as they may. */
+		bool unreachable = (rc == -ECONNRESET || rc == -ETIMEDOUT) && c->resp.status == 0;
+		if (unreachable)
+			after_ms(&engine->mirror_down_until[c->mirror], MIRROR_DOWN_MS);
 		if ((size_t)c->mirror == t->mirror)
 			skip_mirror_locked(t, c->resp.url_for_log,
-					   c->resp.error[0] ? c->resp.error : strerror(-rc));
+					   c->resp.error[0] ? c->resp.error : strerror(-rc),
+					   unreachable);
 	} else if (rc == -ESTALE) {
 		restart_locked(t, c->resp.etag);
 	} else if (rc == -ENOTSUP) {
@@ -1334,6 +1354,7 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 			if (rc)
 				goto fail;
 		}
+		next_live_mirror_locked(t);
 	}
 	rc = blob_partial_open(engine->store, &src->digest, src->size, engine->options.piece_size,
 			       src->url, &t->partial);

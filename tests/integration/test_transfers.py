@@ -950,7 +950,7 @@ def mirror_corrupt_blob_falls_back(t):
 
 @test
 def mirror_down_or_stalled_falls_back(t):
-    with serve(t, [("down", 3 * MiB), ("stalled", 3 * MiB)]) as (srv, b):
+    with serve(t, [("down", 3 * MiB), ("down2", 3 * MiB), ("stalled", 3 * MiB)]) as (srv, b):
         with MirrorServer(mirror_root(t, "mirror", [b["stalled"]])) as mirror:
             closed = MirrorServer(mirror_root(t, "closed"))  # bound, then closed: refused
             closed_url = closed.url
@@ -958,8 +958,11 @@ def mirror_down_or_stalled_falls_back(t):
             closed.__exit__(None, None, None)
             with mount(t, srv, "mirror=" + closed_url) as m:
                 check_bytes(m.path(b["down"].rel), b["down"])
+                # Unreachable: the next file does not try it again for a while.
+                check_bytes(m.path(b["down2"].rel), b["down2"])
             lines = mirror_lines(m)
             check_eq(len(lines), 1, "mirror log lines for a refused mirror: %s" % lines)
+            check("not asking that mirror for 60 s" in lines[0], "the line: %s" % lines[0])
             mirror.stall = True
             with second_mount(t, srv, "mnt2", "mirror=" + mirror.url, "stall_timeout=2",
                               cache=os.path.join(t.dir, "cache2")) as m2:
