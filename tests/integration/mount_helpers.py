@@ -189,10 +189,12 @@ class Mount:
 
     Leaving the block unmounts with fusermount3 -u and requires the daemon to exit with
     status 0 (so crashes and sanitizer reports fail the test). Whatever happens, nothing
-    stays mounted and no daemon keeps running."""
+    stays mounted and no daemon keeps running. prefix: an argv prefix the daemon runs under
+    (netns.Host.prefix(): the daemon in another network namespace, same mounts)."""
 
-    def __init__(self, binary, mountpoint, options, env, log_path):
+    def __init__(self, binary, mountpoint, options, env, log_path, prefix=()):
         self.binary = binary
+        self.prefix = list(prefix)
         self.mountpoint = mountpoint
         self.options = list(options)
         self.env = env
@@ -203,7 +205,7 @@ class Mount:
 
     @property
     def command(self):
-        cmd = [self.binary, "-f"]
+        cmd = self.prefix + [self.binary, "-f"]
         if self.options:
             cmd += ["-o", ",".join(self.options)]
         return cmd + [self.mountpoint]
@@ -356,9 +358,9 @@ class TestContext:
         self.notes = []  # extra diagnostics, printed if the test fails
         self.timed_out = False
 
-    def mount(self, options, env=None):
-        """A Mount (not started yet) on this test's mount point; env entries override
-        self.env, None removes a variable."""
+    def mount(self, options, env=None, prefix=(), mountpoint=None):
+        """A Mount (not started yet) on this test's mount point (or on mountpoint, made if
+        absent); env entries override self.env, None removes a variable; prefix as Mount's."""
         merged = dict(self.env)
         for key, value in (env or {}).items():
             if value is None:
@@ -366,7 +368,10 @@ class TestContext:
             else:
                 merged[key] = value
         log_path = os.path.join(self.dir, "daemon-%d.log" % (len(self.mounts) + 1))
-        m = Mount(self.binary, self.mountpoint, options, merged, log_path)
+        if mountpoint is None:
+            mountpoint = self.mountpoint
+        os.makedirs(mountpoint, exist_ok=True)
+        m = Mount(self.binary, mountpoint, options, merged, log_path, prefix)
         self.mounts.append(m)
         return m
 
