@@ -13,7 +13,9 @@ Not for one machine's download layer (test_transfers.py) nor for speed (scripts/
 import contextlib
 import http.server
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,12 +24,17 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import SRCDIR, check, check_eq, run, test  # noqa: E402
+from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, daemon_env, run,  # noqa: E402
+                           sha256_file, test)
 from netns import NETNS_DIR, Network  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from blob_server import FILES_PREFIX, BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
+from zoo_server import make_tls  # noqa: E402
 
+MiB = 1 << 20
 WAIT = 60.0  # seconds: generous bound on anything that should finish
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 # ----------------------------------------------------------------------------- fixture
@@ -69,6 +76,259 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+
+# ----------------------------------------------------------------------------- the team
+
+def omnihub_binary():
+    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
+    if not os.access(binary, os.X_OK):  # make check sets OMNIHUB; by hand, next to the daemon
+        binary = os.path.join(os.path.dirname(os.environ.get("OMNIHUB_FUSE", "")), "omnihub")
+    check(os.access(binary, os.X_OK), "omnihub not found at %s (set OMNIHUB)" % binary)
+    return binary
+
+
+def free_port(host):
+    """A TCP port nothing listens on in host's namespace (the namespace is the test's own,
+    so nothing else takes it before the server does)."""
+    with host.inside():
+        with socket.socket() as s:
+            s.bind((host.ip, 0))
+            return s.getsockname()[1]
+
+
+def wait_listening(host, port, proc, what):
+    deadline = time.monotonic() + WAIT
+    while True:
+        check(proc.poll() is None, "%s exited with status %s" % (what, proc.returncode))
+        try:
+            with host.inside():
+                conn = socket.create_connection((host.ip, port), timeout=1.0)
+            conn.close()
+            return
+        except OSError:
+            check(time.monotonic() < deadline, "%s not listening after %.0f s" % (what, WAIT))
+            time.sleep(0.05)
+
+
+class Nginx:
+    """Debian's nginx in a host's namespace serving root (a cache directory: the mirror
+    layout is the cache's own, blobs/<alg>/<hex>) on host.ip:port, plain HTTP, its
+    config, pid and logs in workdir. The access log has one line per request: method, uri,
+    status, body bytes and the Authorization header ("-" when absent). rate: limit_rate."""
+
+    def __init__(self, host, root, workdir, rate=None):
+        self.host = host
+        self.root = root
+        self.workdir = workdir
+        self.rate = rate
+        self.port = None
+        self.proc = None
+        self.access_log = os.path.join(workdir, "access.log")
+        self.error_log = os.path.join(workdir, "error.log")
+
+    @property
+    def url(self):
+        return self.host.url(self.port)
+
+    def _conf(self):
+        user = "user root;\n" if os.geteuid() == 0 else ""  # workers read the 0700 test dir
+        rate = "        limit_rate %d;\n" % self.rate if self.rate else ""
+        w = self.workdir
+        return f"""\
+{user}worker_processes 1;
+daemon off;
+pid "{w}/nginx.pid";
+lock_file "{w}/nginx.lock";
+error_log "{self.error_log}" notice;
+events {{
+    worker_connections 256;
+}}
+http {{
+    client_body_temp_path "{w}/tmp/body";
+    proxy_temp_path "{w}/tmp/proxy";
+    fastcgi_temp_path "{w}/tmp/fastcgi";
+    uwsgi_temp_path "{w}/tmp/uwsgi";
+    scgi_temp_path "{w}/tmp/scgi";
+    log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
+    access_log "{self.access_log}" team;
+    default_type application/octet-stream;
+    sendfile on;
+    server {{
+        listen {self.host.ip}:{self.port};
+        root "{self.root}";
+{rate}    }}
+}}
+"""
+
+    def start(self):
+        os.makedirs(os.path.join(self.workdir, "tmp"), exist_ok=True)
+        self.port = free_port(self.host)
+        conf = os.path.join(self.workdir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(self._conf())
+        with open(os.path.join(self.workdir, "stderr"), "wb") as err:
+            self.proc = self.host.popen([NGINX, "-e", self.error_log, "-c", conf],
+                                        stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        wait_listening(self.host, self.port, self.proc, "nginx on %s" % self.host.name)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # nginx: fast shutdown
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def requests(self):
+        """[(method, uri, status, bytes, authorization)] of the access log, after a moment
+        for nginx to write the lines of responses just finished."""
+        time.sleep(0.2)
+        try:
+            with open(self.access_log) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            method, uri, status, sent, auth = line.split("\t")
+            out.append((method, uri, int(status), int(sent), auth))
+        return out
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Team:
+    """A private network for one test: origin (serving blobs with BlobServer, srv), mirror
+    and clients (Hosts), the test's TestContext t. Mounts, servers and namespaces all stop at
+    the end of the with block."""
+
+    def __init__(self, t, specs, clients=3, rate=None):
+        self.t = t
+        self.specs = specs
+        self.nclients = clients
+        self.rate = rate
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self):
+        try:
+            self.net = self.stack.enter_context(Network())
+            self.origin = self.net.add_host("origin")
+            self.mirror = self.net.add_host("mirror")
+            self.clients = [self.net.add_host("c%d" % (i + 1)) for i in range(self.nclients)]
+            tls_dir = os.path.join(self.t.dir, "tls")
+            make_tls(tls_dir, ips=[self.origin.ip])
+            self.blobs = make_blobs(os.path.join(self.t.dir, "files"), self.specs)
+            with self.origin.inside():
+                self.srv = BlobServer(tls_dir, manifest_of(self.blobs), files_of(self.blobs),
+                                      rate=self.rate, address=self.origin.ip).start()
+            self.stack.callback(self.srv.stop)
+        except BaseException:
+            self.stack.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.t.note(self.origin_summary())
+        # The mounts first (their daemons are in the network's namespaces), then the rest.
+        problems = [p for p in (m.stop() for m in self.t.mounts) if p]
+        self.stack.close()
+        if problems and exc_type is None:
+            raise AssertionError("; ".join(problems))
+        return False
+
+    def blob(self, name):
+        return next(b for b in self.blobs if b.name == name)
+
+    def origin_bytes(self, blob):
+        """Body bytes the origin sent of blob's file (the hub's redirects carry none)."""
+        self.srv.wait_idle()
+        return self.srv.bytes_sent(FILES_PREFIX + blob.model_path)
+
+    def origin_summary(self):
+        lines = ["%s %s %s bytes=%d" % (r["method"], r["path"], r["status"], r["bytes"])
+                 for r in self.srv.requests()]
+        return "origin log:\n" + "\n".join(lines[-40:])
+
+    def hub_options(self, cache):
+        return ["cache=" + cache] + self.srv.options()
+
+    def host_env(self, host):
+        """A daemon environment of host's own: home and client caches under t.dir/<role>."""
+        env = daemon_env(os.path.join(self.t.dir, host.role))
+        for key in ("HOME", "ONNX_HOME", "HF_HUB_CACHE"):
+            os.makedirs(env[key], exist_ok=True)
+        return env
+
+    def cache_of(self, host):
+        return os.path.join(self.t.dir, host.role, "cache")
+
+    def mount(self, host, *extra):
+        """A started mount of host's own cache on t.dir/<role>/mnt, its daemon in host's
+        namespace; extra: more -o options."""
+        cache = self.cache_of(host)
+        os.makedirs(cache, exist_ok=True)
+        m = self.t.mount(self.hub_options(cache) + list(extra), env=self.host_env(host),
+                         prefix=host.prefix(), mountpoint=os.path.join(self.t.dir, host.role,
+                                                                       "mnt"))
+        return m.start()
+
+    def pull(self, host, cache, *paths):
+        """`omnihub pull` in host's namespace into cache, against the origin."""
+        os.makedirs(cache, exist_ok=True)
+        res = host.run([omnihub_binary(), "-o", ",".join(self.hub_options(cache)), "pull"]
+                       + list(paths), env=self.host_env(host), capture_output=True, text=True,
+                       timeout=WAIT)
+        check(res.returncode == 0, "omnihub pull %s failed (%d):\n%s%s"
+              % (" ".join(paths), res.returncode, res.stdout, res.stderr))
+
+    def nginx(self, root, name="nginx", rate=None):
+        """A started Nginx on the mirror host over root, stopped with the team."""
+        srv = Nginx(self.mirror, root, os.path.join(self.t.dir, name), rate=rate).start()
+        self.stack.callback(srv.stop)
+        return srv
+
+
+def read_all_at_once(paths):
+    """sha256 of each path, read by one thread each, all started together; {path: hex or
+    the exception's text}."""
+    results = {}
+    barrier = threading.Barrier(len(paths))
+
+    def reader(path):
+        barrier.wait()
+        try:
+            results[path] = sha256_file(path)
+        except OSError as e:
+            results[path] = "error: %s" % e
+
+    threads = [threading.Thread(target=reader, args=(p,)) for p in paths]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(WAIT * 2)
+    return results
+
+
+# ----------------------------------------------------------------------------- clients, no mirror
+
+@test
+def clients_without_a_mirror_each_fetch_from_the_origin(t):
+    """The control: three client namespaces read one cold model at once through their own
+    mounts; each gets the right bytes, and the origin sends the model once per client."""
+    with Team(t, [("shared", 8 * MiB)]) as team:
+        b = team.blob("shared")
+        mounts = [team.mount(c) for c in team.clients]
+        got = read_all_at_once([m.path(b.rel) for m in mounts])
+        check_eq(sorted(set(got.values())), [b.sha256], "digests read by the clients")
+        check_eq(team.origin_bytes(b), 3 * b.bytes, "body bytes the origin sent")
 
 
 # ----------------------------------------------------------------------------- netns itself
