@@ -331,6 +331,128 @@ def clients_without_a_mirror_each_fetch_from_the_origin(t):
         check_eq(team.origin_bytes(b), 3 * b.bytes, "body bytes the origin sent")
 
 
+# ----------------------------------------------------------------------------- mirrors
+
+def mirror_root(t, name, blobs, corrupt=()):
+    """A directory laid out as a cache's blob store (blobs/sha256/<hex>) holding blobs; the
+    blobs named in corrupt have one byte flipped in the middle."""
+    root = os.path.join(t.dir, name)
+    store = os.path.join(root, "blobs", "sha256")
+    os.makedirs(store, exist_ok=True)
+    for b in blobs:
+        data = bytearray(b.data)
+        if b.name in corrupt:
+            data[len(data) // 2] ^= 0xFF
+        with open(os.path.join(store, b.sha256), "wb") as f:
+            f.write(data)
+    return root
+
+
+def mirror_lines(m, mirror_url):
+    """The daemon's log lines that name the mirror (by its URL's host:port)."""
+    where = mirror_url.split("://", 1)[1]
+    return [line for line in m.log().splitlines() if "mirror" in line and where in line]
+
+
+def blob_uri(b):
+    return "/blobs/sha256/" + b.sha256
+
+
+def check_fallback(t, team, mirror_url, blobs, why):
+    """One client with mirror_url reads every blob: right bytes, the origin sent each
+    blob's bytes once, and the log has one line per blob naming the mirror."""
+    m = team.mount(team.clients[0], "mirror=" + mirror_url)
+    for b in blobs:
+        check_eq(sha256_file(m.path(b.rel)), b.sha256, "digest of %s read with %s" % (b.rel, why))
+    for b in blobs:
+        check_eq(team.origin_bytes(b), b.bytes, "origin body bytes of %s with %s" % (b.name, why))
+    lines = mirror_lines(m, mirror_url)
+    t.note("mirror lines:\n" + "\n".join(lines))
+    check_eq(len(lines), len(blobs), "log lines naming the mirror (%s)" % why)
+    for b in blobs:
+        check(any(b.sha256[:12] in line or b.rel in line or b.name in line for line in lines),
+              "no log line about %s names the mirror" % b.name)
+    return m
+
+
+@test
+def three_clients_share_one_origin_download_through_a_mirror(t):
+    """The mirror host pulls the model from the origin into its cache (omnihub pull) and
+    serves that cache with nginx; three clients then read the cold model at once through
+    their mounts with -o mirror=: all get the right bytes, the origin sent the model's
+    bytes once in total (the mirror's fill), and the mirror sent them once per client."""
+    with Team(t, [("shared", 16 * MiB)]) as team:
+        b = team.blob("shared")
+        fill = os.path.join(t.dir, "mirror-cache")
+        team.pull(team.mirror, fill, "onnx/" + b.dir)
+        check_eq(sha256_file(os.path.join(fill, "blobs", "sha256", b.sha256)), b.sha256,
+                 "the mirror's filled blob")
+        check_eq(team.origin_bytes(b), b.bytes, "origin body bytes of the mirror's fill")
+        web = team.nginx(fill)
+        mounts = [team.mount(c, "mirror=" + web.url) for c in team.clients]
+        got = read_all_at_once([m.path(b.rel) for m in mounts])
+        check_eq(sorted(set(got.values())), [b.sha256], "digests read by the clients")
+        check_eq(team.origin_bytes(b), b.bytes, "origin body bytes in all (the fill only)")
+        served = [r for r in web.requests() if r[1] == blob_uri(b)]
+        t.note("mirror requests: %r" % served)
+        check(all(r[2] in (200, 206) for r in served), "mirror statuses: %r" % served)
+        check_eq(sum(r[3] for r in served), 3 * b.bytes, "mirror body bytes (once per client)")
+        for c in team.clients:
+            check_eq(sha256_file(os.path.join(team.cache_of(c), "blobs", "sha256", b.sha256)),
+                     b.sha256, "the blob in %s's cache" % c.role)
+
+
+@test
+def a_mirror_with_nothing_listening_falls_back_to_the_origin(t):
+    """The mirror's address answers, but nothing listens on the port: each blob comes from
+    the origin, right, with one log line naming the mirror."""
+    with Team(t, [("one", 2 * MiB), ("two", 3 * MiB)], clients=1) as team:
+        url = team.mirror.url(free_port(team.mirror))
+        check_fallback(t, team, url, team.blobs, "a refused connection")
+
+
+@test
+def an_unreachable_mirror_falls_back_to_the_origin(t):
+    """The mirror host is unplugged (no answer at all on its address): each blob comes
+    from the origin, right, with one log line naming the mirror."""
+    with Team(t, [("one", 2 * MiB), ("two", 3 * MiB)], clients=1) as team:
+        web = team.nginx(mirror_root(t, "mirror-root", team.blobs))
+        team.mirror.disconnect()
+        check_fallback(t, team, web.url, team.blobs, "an unreachable mirror")
+        check_eq(web.requests(), [], "requests that reached the unplugged mirror")
+
+
+@test
+def a_mirror_serving_a_corrupted_blob_falls_back_to_the_origin(t):
+    """The mirror serves a copy with one byte flipped: the digest check refuses it, the
+    blob comes from the origin, right, with one log line naming the mirror; the client's
+    cache holds the right bytes."""
+    with Team(t, [("bad", 6 * MiB)], clients=1) as team:
+        b = team.blob("bad")
+        web = team.nginx(mirror_root(t, "mirror-root", team.blobs, corrupt={"bad"}))
+        check_fallback(t, team, web.url, [b], "a corrupted mirror copy")
+        check(any(r[1] == blob_uri(b) and r[3] > 0 for r in web.requests()),
+              "the client never fetched the corrupted copy from the mirror")
+        check_eq(sha256_file(os.path.join(team.cache_of(team.clients[0]), "blobs", "sha256",
+                                          b.sha256)), b.sha256, "the client's cached blob")
+
+
+@test
+def a_mirror_without_the_blob_falls_back_to_the_origin(t):
+    """The mirror answers 404 for a blob it does not have: the blob comes from the origin,
+    right; a blob it has comes from the mirror alone."""
+    with Team(t, [("has", 2 * MiB), ("lacks", 3 * MiB)], clients=1) as team:
+        has, lacks = team.blob("has"), team.blob("lacks")
+        web = team.nginx(mirror_root(t, "mirror-root", [has]))
+        m = team.mount(team.clients[0], "mirror=" + web.url)
+        for b in (has, lacks):
+            check_eq(sha256_file(m.path(b.rel)), b.sha256, "digest of %s" % b.name)
+        check_eq(team.origin_bytes(lacks), lacks.bytes, "origin body bytes of the missing blob")
+        check_eq(team.origin_bytes(has), 0, "origin body bytes of the mirrored blob")
+        statuses = {r[1]: r[2] for r in web.requests()}
+        check_eq(statuses.get(blob_uri(lacks)), 404, "the mirror's answer for the missing blob")
+
+
 # ----------------------------------------------------------------------------- netns itself
 
 @test
