@@ -31,10 +31,13 @@ from netns import NETNS_DIR, Network  # noqa: E402
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import FILES_PREFIX, BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
+import make_hf_repos as fx  # noqa: E402
+from hf_server import HfServer  # noqa: E402
 
 MiB = 1 << 20
 WAIT = 60.0  # seconds: generous bound on anything that should finish
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+HF_TOKEN = "hf_TeamTokenValue0123456789abcdefXYZ"
 
 
 # ----------------------------------------------------------------------------- fixture
@@ -205,15 +208,17 @@ http {{
 
 
 class Team:
-    """A private network for one test: origin (serving blobs with BlobServer, srv), mirror
-    and clients (Hosts), the test's TestContext t. Mounts, servers and namespaces all stop at
-    the end of the with block."""
+    """A private network for one test: origin (serving blobs with BlobServer, srv; or with
+    hf=True the Hugging Face imitation HfServer over make_hf_repos' fixture, whose token is
+    HF_TOKEN), mirror and clients (Hosts), the test's TestContext t. Mounts, servers and
+    namespaces all stop at the end of the with block."""
 
-    def __init__(self, t, specs, clients=3, rate=None):
+    def __init__(self, t, specs=(), clients=3, rate=None, hf=False):
         self.t = t
         self.specs = specs
         self.nclients = clients
         self.rate = rate
+        self.hf = hf
         self.stack = contextlib.ExitStack()
 
     def __enter__(self):
@@ -225,9 +230,16 @@ class Team:
             tls_dir = os.path.join(self.t.dir, "tls")
             make_tls(tls_dir, ips=[self.origin.ip])
             self.blobs = make_blobs(os.path.join(self.t.dir, "files"), self.specs)
+            if self.hf:
+                self.fixture_dir = os.path.join(self.t.dir, "hf-fixture")
+                self.desc = fx.make_repos(self.fixture_dir)
             with self.origin.inside():
-                self.srv = BlobServer(tls_dir, manifest_of(self.blobs), files_of(self.blobs),
-                                      rate=self.rate, address=self.origin.ip).start()
+                if self.hf:
+                    self.srv = HfServer(self.fixture_dir, tls_dir, token=HF_TOKEN,
+                                        address=self.origin.ip).start()
+                else:
+                    self.srv = BlobServer(tls_dir, manifest_of(self.blobs), files_of(self.blobs),
+                                          rate=self.rate, address=self.origin.ip).start()
             self.stack.callback(self.srv.stop)
         except BaseException:
             self.stack.close()
@@ -253,18 +265,25 @@ class Team:
         return self.srv.bytes_sent(FILES_PREFIX + blob.model_path)
 
     def origin_summary(self):
-        lines = ["%s %s %s bytes=%d" % (r["method"], r["path"], r["status"], r["bytes"])
-                 for r in self.srv.requests()]
+        lines = ["%s %s %s bytes=%d auth=%s" % (r["method"], r["path"], r["status"], r["bytes"],
+                                                r["auth"]) for r in self.srv.requests()]
         return "origin log:\n" + "\n".join(lines[-40:])
 
     def hub_options(self, cache):
+        if self.hf:  # the ONNX hub points at an empty manifest on the same server
+            return ["cache=" + cache, "cacert=" + self.srv.cacert,
+                    "onnx_index_url=" + self.srv.onnx_manifest_url,
+                    "onnx_url=" + self.srv.endpoint + "/__onnx/files/"]
         return ["cache=" + cache] + self.srv.options()
 
     def host_env(self, host):
-        """A daemon environment of host's own: home and client caches under t.dir/<role>."""
+        """A daemon environment of host's own: home and client caches under t.dir/<role>;
+        with hf, HF_ENDPOINT and HF_TOKEN too."""
         env = daemon_env(os.path.join(self.t.dir, host.role))
         for key in ("HOME", "ONNX_HOME", "HF_HUB_CACHE"):
             os.makedirs(env[key], exist_ok=True)
+        if self.hf:
+            env.update({"HF_ENDPOINT": self.srv.endpoint, "HF_TOKEN": HF_TOKEN})
         return env
 
     def cache_of(self, host):
@@ -451,6 +470,37 @@ def a_mirror_without_the_blob_falls_back_to_the_origin(t):
         check_eq(team.origin_bytes(has), 0, "origin body bytes of the mirrored blob")
         statuses = {r[1]: r[2] for r in web.requests()}
         check_eq(statuses.get(blob_uri(lacks)), 404, "the mirror's answer for the missing blob")
+
+
+@test
+def no_credentials_reach_the_mirror(t):
+    """A client with HF_TOKEN reads a Hugging Face repo through a mirror that has some of its
+    blobs (the LFS ones, by sha256) and not the others: every Hub request carries the token,
+    no mirror request carries an Authorization header, and the bytes are right."""
+    with Team(t, clients=1, hf=True) as team:
+        files = fx.files_at(fx.find_repo(team.desc, fx.SHARDED_REPO, "model"), "main")
+        lfs = [f for f in files.values() if f.get("lfs")]
+        check(lfs and len(lfs) < len(files), "the repo has LFS and plain files")
+        root = os.path.join(t.dir, "mirror-root")
+        os.makedirs(os.path.join(root, "blobs", "sha256"))
+        for f in lfs:
+            shutil.copyfile(os.path.join(team.fixture_dir, "blobs", f["sha256"]),
+                            os.path.join(root, "blobs", "sha256", f["sha256"]))
+        web = team.nginx(root)
+        m = team.mount(team.clients[0], "mirror=" + web.url)
+        repo = m.path("huggingface", *fx.SHARDED_REPO.split("/"))
+        for path, f in sorted(files.items()):
+            check_eq(sha256_file(os.path.join(repo, path)), f["sha256"], path)
+        team.srv.wait_idle()
+        hub = team.srv.requests(host="hub")
+        check(hub, "no request reached the Hub")
+        check_eq([r["path"] for r in hub if not r["token_ok"]], [], "Hub requests without the token")
+        served = web.requests()
+        t.note("mirror requests: %r" % served)
+        check_eq(sorted({r[1] for r in served if r[0] == "GET" and r[2] in (200, 206)}),
+                 sorted("/blobs/sha256/" + f["sha256"] for f in lfs), "blobs the mirror served")
+        check_eq([r for r in served if r[4] != "-"], [], "mirror requests with Authorization")
+        check_eq(team.srv.requests(host="cdn"), [], "CDN requests (the mirror had every LFS blob)")
 
 
 # ----------------------------------------------------------------------------- netns itself
