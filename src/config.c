@@ -128,6 +128,7 @@ enum kind {
 	KIND_BOOL,
 	KIND_NUMBER,
 	KIND_SIZE,
+	KIND_TEXT, /* checked where it is applied */
 };
 
 struct key_info {
@@ -157,6 +158,8 @@ static const struct key_info keys[CONFIG_NKEYS] = {
 				      .min = 1, .max = UINT_MAX },
 	[CONFIG_MAX_UNPACK_SIZE] = { .name = "max_unpack_size", .kind = KIND_SIZE, .min = 1,
 				     .max = UINT64_MAX },
+	[CONFIG_MIRROR] = { .name = "mirror", .kind = KIND_TEXT },
+	[CONFIG_PROXY] = { .name = "proxy", .kind = KIND_TEXT },
 };
 
 static int key_find(const char *name)
@@ -198,6 +201,7 @@ static int check_value(int k, const char *text, uint64_t *number, char *why, siz
 	}
 	switch (key->kind) {
 	case KIND_PATH:
+	case KIND_TEXT:
 		return 0;
 	case KIND_BOOL:
 		if (config_parse_bool(text, &yes) != 0) {
@@ -604,6 +608,8 @@ static const char *option_text(const struct config_options *opts, int k, char *b
 	case CONFIG_PIECE_SIZE: return opts->piece_size;
 	case CONFIG_CACHE_MAX: return opts->cache_max;
 	case CONFIG_MAX_UNPACK_SIZE: return opts->max_unpack_size;
+	case CONFIG_MIRROR: return opts->mirror;
+	case CONFIG_PROXY: return opts->proxy;
 	case CONFIG_INDEX_TTL:
 		if (opts->index_ttl == CONFIG_INDEX_TTL_UNSET ||
 		    opts->index_ttl == CONFIG_INDEX_TTL_DEFAULT)
@@ -634,6 +640,8 @@ static const char *option_text(const struct config_options *opts, int k, char *b
 static const char *env_text(int k, const char **name)
 {
 	static const char *const cache_vars[] = { "OMNIHUB_HOME", "MODELHUB_PATH" };
+	static const char *const proxy_vars[] = { "https_proxy", "HTTPS_PROXY", "http_proxy",
+						  "all_proxy", "ALL_PROXY" };
 
 	*name = NULL;
 	switch (k) {
@@ -652,6 +660,17 @@ static const char *env_text(int k, const char **name)
 	case CONFIG_OFFLINE:
 		*name = "OMNIHUB_OFFLINE";
 		return config_env(*name) ? (config_env_true(*name) ? "yes" : "no") : NULL;
+	case CONFIG_MIRROR:
+		*name = "OMNIHUB_MIRRORS";
+		return config_env(*name);
+	case CONFIG_PROXY:
+		/* The ones libcurl reads (http_proxy only in lower case). */
+		for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++)
+			if (config_env(proxy_vars[i])) {
+				*name = proxy_vars[i];
+				return config_env(*name);
+			}
+		return NULL;
 	}
 	return NULL;
 }
@@ -692,7 +711,7 @@ static int apply_setting(struct config *cfg, int k, const char *text, char *why,
 	uint64_t n = 0;
 	int rc;
 
-	if (text && keys[k].kind != KIND_PATH) {
+	if (text && keys[k].kind != KIND_PATH && keys[k].kind != KIND_TEXT) {
 		rc = check_value(k, text, &n, why, why_size);
 		if (rc)
 			return rc;
@@ -716,6 +735,10 @@ static int apply_setting(struct config *cfg, int k, const char *text, char *why,
 		cfg->max_unpack_ratio = text ? (unsigned)n : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
 		break;
 	case CONFIG_MAX_UNPACK_SIZE: cfg->max_unpack_size = n; break;
+	case CONFIG_MIRROR:
+		mirror_list_free(&cfg->mirrors);
+		return text ? mirror_list_parse(&cfg->mirrors, text, why, why_size) : 0;
+	case CONFIG_PROXY: return dup_first(&cfg->proxy, text, NULL);
 	}
 	return 0;
 }
@@ -746,6 +769,8 @@ static int resolve_general(struct config *cfg, const struct config_options *opts
 		if (!origin)
 			return -ENOMEM;
 		cfg->origins[k] = origin;
+		if (k == CONFIG_PROXY)
+			cfg->proxy_from_env = strncmp(origin, "environment", 11) == 0;
 		rc = apply_setting(cfg, k, text, why, why_size);
 		if (rc)
 			return rc;
@@ -958,6 +983,8 @@ void config_free(struct config *cfg)
 {
 	free(cfg->cache_dir);
 	free(cfg->cacert);
+	free(cfg->proxy);
+	mirror_list_free(&cfg->mirrors);
 	values_free(cfg->hub_options, cfg->nhub_options);
 	values_free(cfg->hub_settings, cfg->nhub_settings);
 	values_free(cfg->sections, cfg->nsections);
@@ -1103,6 +1130,18 @@ void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx)
 				format_size(cfg->max_unpack_size, text, sizeof(text));
 			else
 				value = NULL; /* no cap */
+			break;
+		case CONFIG_MIRROR:
+			text[0] = '\0';
+			for (size_t i = 0; i < cfg->mirrors.count; i++)
+				snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s",
+					 i ? " " : "", cfg->mirrors.bases[i]);
+			value = cfg->mirrors.count ? text : NULL;
+			break;
+		case CONFIG_PROXY:
+			if (cfg->proxy)
+				hide_password(cfg->proxy, text, sizeof(text));
+			value = cfg->proxy ? text : NULL;
 			break;
 		}
 		fn(ctx, NULL, keys[k].name, value, cfg->origins[k] ? cfg->origins[k] : "default");

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "mirror.h"
+
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
 #define CONFIG_INDEX_TTL_UNSET UINT_MAX /* config_options.index_ttl not given */
 #define CONFIG_MAX_UNPACK_RATIO_DEFAULT 100u
@@ -34,6 +36,8 @@ enum config_key {
 	CONFIG_STALL_TIMEOUT,
 	CONFIG_MAX_UNPACK_RATIO,
 	CONFIG_MAX_UNPACK_SIZE,
+	CONFIG_MIRROR,
+	CONFIG_PROXY,
 	CONFIG_NKEYS
 };
 
@@ -61,6 +65,8 @@ struct config_options {
 	unsigned stall_timeout; /* 0: not given */
 	unsigned max_unpack_ratio; /* 0: not given */
 	char *max_unpack_size;
+	char *mirror; /* space-separated: every -o mirror= in order */
+	char *proxy;
 	const struct config_hub_option *hub_options; /* borrowed */
 	size_t nhub_options;
 };
@@ -94,6 +100,10 @@ struct config {
 	unsigned max_unpack_ratio; /* an archive may expand to this many times
 				      its size (plus 1 GiB) */
 	uint64_t max_unpack_size;  /* and to no more than this; 0: no cap */
+	struct mirror_list mirrors; /* blob mirrors, asked in order before a hub */
+	char *proxy;           /* the HTTP proxy for every request, or NULL */
+	bool proxy_from_env;   /* proxy is https_proxy's or the like: libcurl
+				  reads those itself, per scheme */
 	struct config_value *hub_options; /* owned; the hubs' options that are
 					     set, each once */
 	size_t nhub_options;

@@ -137,6 +137,7 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 		.piece_size = cfg->piece_size,
 		.retries = cfg->retries,
 		.stall_seconds = (long)cfg->stall_timeout,
+		.mirrors = &cfg->mirrors,
 	};
 	rc = transfer_engine_new(&st->engine, core->fetcher, st->blobs, &options);
 	if (rc)
@@ -245,6 +246,10 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	if (rc)
 		goto out;
 	fetcher_set_metrics(core->fetcher, core->metrics);
+	/* https_proxy and its kin are libcurl's to read, per scheme. */
+	rc = fetcher_set_proxy(core->fetcher, cfg->proxy_from_env ? NULL : cfg->proxy);
+	if (rc)
+		goto out;
 	/* The general store first: room for one more per hub is made once the
 	 * catalogs say how many hubs there are. */
 	core->stores = calloc(1, sizeof(*core->stores));

@@ -249,14 +249,17 @@ static int obtain(struct download_set *set, struct job *job, int *fd)
 	rc = blob_open(set->store, &src->digest, src->size, fd);
 	if (rc == -ESTALE)
 		rc = blob_check(set->store, &src->digest, src->size, job->label, fd);
-	if (rc == 0)
+	if (rc == 0) {
 		metrics_add(set->metrics, METRICS_CACHE_HITS, 1);
+		metrics_file_from(set->metrics, METRICS_FROM_LOCAL);
+	}
 	if (rc != -ENOENT)
 		return rc == 0 ? 0 : reader_errno(rc);
 	/* Another client's copy costs no download: a hit too. */
 	for (size_t i = 0; i < src->nlocal; i++) {
 		if (import_local(set, job, src->local[i]) == 0) {
 			metrics_add(set->metrics, METRICS_CACHE_HITS, 1);
+			metrics_file_from(set->metrics, METRICS_FROM_CLIENT);
 			return reader_errno(blob_open(set->store, &src->digest, src->size, fd));
 		}
 	}

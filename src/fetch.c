@@ -30,6 +30,8 @@ struct fetcher {
 	CURLSH *share;      /* connections, DNS and TLS sessions, shared by all
 			       transfers of the mount */
 	char *cacert;       /* owned; NULL means the system's CAs only */
+	char *proxy;        /* owned; NULL: libcurl reads http_proxy,
+			       https_proxy, all_proxy and no_proxy itself */
 	atomic_bool cancelled;
 	struct metrics *metrics; /* borrowed, NULL when none; set before any
 				    request */
@@ -92,7 +94,90 @@ void fetcher_free(struct fetcher *fetcher)
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&fetcher->share_locks[i]);
 	free(fetcher->cacert);
+	free(fetcher->proxy);
 	free(fetcher);
+}
+
+int fetcher_set_proxy(struct fetcher *fetcher, const char *proxy)
+{
+	char *copy = NULL;
+
+	if (proxy && proxy[0] && !(copy = strdup(proxy)))
+		return -ENOMEM;
+	free(fetcher->proxy);
+	fetcher->proxy = copy;
+	return 0;
+}
+
+/* A no_proxy entry matches host: the name itself or a domain it is in
+ * ("example.com" and ".example.com" both match "cdn.example.com"), or
+ * "*" for every host; as libcurl reads it (but for CIDR ranges). */
+static bool no_proxy_matches(const char *list, const char *host)
+{
+	size_t host_len = strlen(host);
+
+	while (list && *list) {
+		size_t len;
+		const char *entry;
+
+		list += strspn(list, ", \t");
+		len = strcspn(list, ", \t");
+		entry = list;
+		list += len;
+		if (len == 1 && entry[0] == '*')
+			return true;
+		if (len > 0 && entry[0] == '.') {
+			entry++;
+			len--;
+		}
+		if (len == 0 || len > host_len || strncasecmp(host + host_len - len, entry, len) != 0)
+			continue;
+		if (len == host_len || host[host_len - len - 1] == '.')
+			return true;
+	}
+	return false;
+}
+
+static const char *env_either(const char *lower, const char *upper)
+{
+	const char *value = getenv(lower);
+
+	if ((!value || !value[0]) && upper)
+		value = getenv(upper);
+	return value && value[0] ? value : NULL;
+}
+
+bool fetch_uses_proxy(const struct fetcher *fetcher, const char *url)
+{
+	const bool https = strncasecmp(url, "https:", 6) == 0;
+	const char *proxy = fetcher->proxy, *no_proxy;
+	char host[256];
+	CURLU *u;
+	char *h = NULL;
+
+	/* libcurl takes http_proxy only in lower case: HTTP_PROXY may come
+	 * from a CGI request's Proxy: header. */
+	if (!proxy)
+		proxy = https ? env_either("https_proxy", "HTTPS_PROXY") : env_either("http_proxy", NULL);
+	if (!proxy)
+		proxy = env_either("all_proxy", "ALL_PROXY");
+	if (!proxy)
+		return false;
+	no_proxy = env_either("no_proxy", "NO_PROXY");
+	if (!no_proxy)
+		return true;
+	u = curl_url();
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK) {
+		curl_url_cleanup(u);
+		return true;
+	}
+	/* An IPv6 host keeps its brackets in curl's URL; no_proxy lists it bare. */
+	snprintf(host, sizeof(host), "%.*s", (int)strcspn(h[0] == '[' ? h + 1 : h, "]"),
+		 h[0] == '[' ? h + 1 : h);
+	curl_free(h);
+	curl_url_cleanup(u);
+	return !no_proxy_matches(no_proxy, host);
 }
 
 void fetcher_set_metrics(struct fetcher *fetcher, struct metrics *metrics)
@@ -177,6 +262,10 @@ static void setup_common(struct fetcher *fetcher, CURL *curl, const char *url, c
 	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SECONDS);
 	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
+	/* -o proxy: as https_proxy and http_proxy would be; no_proxy still
+	 * holds. The proxy's own certificate is checked like a server's. */
+	if (fetcher->proxy)
+		curl_easy_setopt(curl, CURLOPT_PROXY, fetcher->proxy);
 }
 
 struct buffer_sink {
@@ -390,6 +479,12 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		resp->repo_commit[0] = resp->linked_etag[0] = '\0';
 		resp->has_content_range = false;
 		resp->retry_after = -1;
+		resp->cache_status[0] = '\0';
+	} else if (header_is(line, len, "x-cache:")) {
+		/* Squid's "HIT from host"; nginx examples send X-Cache-Status. */
+		header_value(line, len, 8, resp->cache_status, sizeof(resp->cache_status));
+	} else if (header_is(line, len, "x-cache-status:")) {
+		header_value(line, len, 15, resp->cache_status, sizeof(resp->cache_status));
 	} else if (header_is(line, len, "etag:")) {
 		header_value(line, len, 5, resp->etag, sizeof(resp->etag));
 	} else if (header_is(line, len, "content-range:")) {
@@ -423,6 +518,7 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		    effective) {
 			snprintf(resp->final_url, sizeof(resp->final_url), "%s", effective);
 			fetch_url_for_log(effective, resp->url_for_log, sizeof(resp->url_for_log));
+			resp->via_proxy = fetch_uses_proxy(call->fetcher, effective);
 		}
 	}
 	return len;

@@ -13,6 +13,13 @@ struct fetcher;
 struct metrics;
 
 int fetcher_new(struct fetcher **out, const char *cacert);
+/* Sends every request through this HTTP(S) proxy (-o proxy=URL; copied),
+ * instead of the one http_proxy, https_proxy or all_proxy name; no_proxy
+ * still holds. NULL: the environment's. Call before the first request. */
+int fetcher_set_proxy(struct fetcher *fetcher, const char *proxy);
+/* Whether a request for url goes through a proxy (the one set, else the
+ * environment's, unless no_proxy names its host). */
+bool fetch_uses_proxy(const struct fetcher *fetcher, const char *url);
 /* Every transfer still running must have returned (see fetcher_cancel_all). */
 void fetcher_free(struct fetcher *fetcher);
 /* Counts every request that ends (by host and status class, with its time
@@ -109,6 +116,9 @@ struct fetch_response {
 	char linked_etag[80];    /* X-Linked-Etag: the ETag of the file behind a
 				    redirect (an LFS file's sha256, quoted) */
 	char url_for_log[512];   /* final_url as a log may show it */
+	bool via_proxy;          /* final_url was asked through a proxy */
+	char cache_status[64];   /* X-Cache or X-Cache-Status ("HIT from ..."):
+				    what a caching proxy says it did */
 	char error[512];         /* why it failed, empty on success */
 };
 

@@ -847,6 +847,7 @@ static void open_made_file(struct fs *fs, fuse_req_t req, struct fuse_file_info 
 
 	if (download_open_made(store_of(fs, node->hub)->downloads, src, &fd) == 0) {
 		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
+		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
 		reply_open_fd(fs, req, fi, node, fd);
 		return;
 	}
@@ -887,6 +888,7 @@ static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 	}
 	if (rc == 0) {
 		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
+		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
 		blob_link(store_of(fs, node->hub)->blobs, &src.digest,
 			  src.cache_path); /* a name deleted by hand */
 		reply_open_fd(fs, req, fi, node, fd);
@@ -992,7 +994,8 @@ static int status_file_text(struct fs *fs, const char *which, char **out, size_t
 						 .cache_blobs = usage.blobs,
 						 .partial_bytes = usage.partial_bytes,
 						 .cache_max = usage.max,
-						 .transfers = count,
+						 .transfers = transfer_status_live(transfers,
+										   count),
 						 .uptime_seconds = up };
 		for (size_t i = 0; i < count; i++)
 			gauges.waiters += transfers[i].waiters;

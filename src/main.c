@@ -145,7 +145,13 @@ static void print_usage(const char *program)
 	       "                           never an open one (default: no limit)\n"
 	       "    -o max_unpack_ratio=N  an archive or gzip file may expand to N times\n"
 	       "                           its size plus 1G, no more (default: %u)\n"
-	       "    -o max_unpack_size=SIZE  nor past SIZE (default: no cap)\n",
+	       "    -o max_unpack_size=SIZE  nor past SIZE (default: no cap)\n"
+	       "    -o mirror=URL          a blob mirror (URL/blobs/sha256/<hex>), asked\n"
+	       "                           before the hub; again for more, in order\n"
+	       "                           (default: $OMNIHUB_MIRRORS, space-separated)\n"
+	       "    -o proxy=URL           an HTTP proxy for every request (default:\n"
+	       "                           https_proxy, http_proxy, all_proxy; no_proxy\n"
+	       "                           holds)\n",
 	       program, CONFIG_INDEX_TTL_DEFAULT, TRANSFER_CONNECTIONS_DEFAULT,
 	       TRANSFER_RETRIES_DEFAULT, TRANSFER_STALL_SECONDS_DEFAULT,
 	       CONFIG_MAX_UNPACK_RATIO_DEFAULT);

@@ -35,6 +35,8 @@ struct host_counts {
 struct metrics {
 	atomic_uint_fast64_t counters[METRICS_COUNTER_COUNT];
 	struct histogram histograms[METRICS_HISTOGRAM_COUNT];
+	atomic_uint_fast64_t files_from[METRICS_FROM_COUNT];
+	atomic_uint_fast64_t bytes_from[METRICS_FROM_COUNT];
 	pthread_mutex_t hosts_lock; /* guards adding to hosts (nhosts only
 	                               grows; a slot's name never changes) */
 	atomic_size_t nhosts;
@@ -98,6 +100,35 @@ void metrics_add(struct metrics *m, enum metrics_counter counter, uint64_t n)
 {
 	if (m && counter < METRICS_COUNTER_COUNT)
 		atomic_fetch_add_explicit(&m->counters[counter], n, memory_order_relaxed);
+}
+
+const char *metrics_from_name(enum metrics_from from)
+{
+	static const char *const names[METRICS_FROM_COUNT] = {"local", "client", "shared",
+	                                                      "hub",   "mirror", "proxy"};
+	return from < METRICS_FROM_COUNT ? names[from] : "unknown";
+}
+
+void metrics_file_from(struct metrics *m, enum metrics_from from)
+{
+	if (m && from < METRICS_FROM_COUNT)
+		atomic_fetch_add_explicit(&m->files_from[from], 1, memory_order_relaxed);
+}
+
+void metrics_bytes_from(struct metrics *m, enum metrics_from from, uint64_t n)
+{
+	if (m && from < METRICS_FROM_COUNT)
+		atomic_fetch_add_explicit(&m->bytes_from[from], n, memory_order_relaxed);
+}
+
+uint64_t metrics_files_from(struct metrics *m, enum metrics_from from)
+{
+	return m && from < METRICS_FROM_COUNT ? atomic_load(&m->files_from[from]) : 0;
+}
+
+uint64_t metrics_bytes_from_value(struct metrics *m, enum metrics_from from)
+{
+	return m && from < METRICS_FROM_COUNT ? atomic_load(&m->bytes_from[from]) : 0;
 }
 
 void metrics_observe(struct metrics *m, enum metrics_histogram histogram, double seconds)
@@ -234,6 +265,20 @@ static void render_requests(FILE *f, struct metrics *m)
 	}
 }
 
+static void render_sources(FILE *f, struct metrics *m)
+{
+	render_header(f, "omnihub_files_total",
+	              "Files served complete, by where most of their bytes came from.", "counter");
+	for (size_t s = 0; s < METRICS_FROM_COUNT; s++)
+		fprintf(f, "omnihub_files_total{source=\"%s\"} %llu\n", metrics_from_name(s),
+		        (unsigned long long)atomic_load(&m->files_from[s]));
+	render_header(f, "omnihub_source_bytes_total",
+	              "Bytes of downloads, by where they came from.", "counter");
+	for (size_t s = METRICS_FROM_HUB; s < METRICS_FROM_COUNT; s++)
+		fprintf(f, "omnihub_source_bytes_total{source=\"%s\"} %llu\n",
+		        metrics_from_name(s), (unsigned long long)atomic_load(&m->bytes_from[s]));
+}
+
 static void render_histogram(FILE *f, const char *name, const char *help, const struct histogram *h)
 {
 	uint64_t cumulative = 0;
@@ -272,6 +317,7 @@ int metrics_render(struct metrics *m, const struct metrics_gauges *gauges, char 
 		return -ENOMEM;
 	if (m) {
 		render_requests(f, m);
+		render_sources(f, m);
 		for (size_t c = 0; c < METRICS_COUNTER_COUNT; c++) {
 			render_header(f, counter_info[c].name, counter_info[c].help, "counter");
 			fprintf(f, "%s %llu\n", counter_info[c].name,

@@ -24,6 +24,20 @@ enum metrics_counter {
 	METRICS_COUNTER_COUNT,
 };
 
+/* Where a file's bytes came from, as a label of omnihub_files_total and
+ * omnihub_source_bytes_total. */
+enum metrics_from {
+	METRICS_FROM_LOCAL,  /* the local cache already had it */
+	METRICS_FROM_CLIENT, /* a hub client's own cache (huggingface_hub's,
+				torch.hub's...) had it */
+	METRICS_FROM_SHARED, /* another process, or machine, over a shared
+				cache directory, wrote it */
+	METRICS_FROM_HUB,    /* the hub (or its CDN), directly */
+	METRICS_FROM_MIRROR, /* a blob mirror (-o mirror) */
+	METRICS_FROM_PROXY,  /* the hub through an HTTP proxy */
+	METRICS_FROM_COUNT,
+};
+
 enum metrics_histogram {
 	METRICS_HTTP_FIRST_BYTE, /* request start to the first byte of the answer */
 	METRICS_HTTP_DURATION,   /* a whole request */
@@ -48,9 +62,18 @@ void metrics_observe(struct metrics *m, enum metrics_histogram histogram, double
  * "127.0.0.1:8080"), status the last response's (0 when none came). */
 void metrics_http_request(struct metrics *m, const char *host, long status);
 
+/* "local", "client", "shared", "hub", "mirror", "proxy". */
+const char *metrics_from_name(enum metrics_from from);
+/* A file was served complete, mostly from `from`. */
+void metrics_file_from(struct metrics *m, enum metrics_from from);
+/* n bytes of a download came from `from` (hub, mirror or proxy). */
+void metrics_bytes_from(struct metrics *m, enum metrics_from from, uint64_t n);
+
 /* For tests and the status file. */
 uint64_t metrics_value(struct metrics *m, enum metrics_counter counter);
 uint64_t metrics_http_requests(struct metrics *m, const char *host, long status);
+uint64_t metrics_files_from(struct metrics *m, enum metrics_from from);
+uint64_t metrics_bytes_from_value(struct metrics *m, enum metrics_from from);
 uint64_t metrics_observations(struct metrics *m, enum metrics_histogram histogram);
 
 /* What the renderer shows beside the counters: values of the moment, read

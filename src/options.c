@@ -30,6 +30,7 @@ const struct fuse_opt options_spec[] = {
     OPTION("stall_timeout=%u", stall_timeout),
     OPTION("max_unpack_ratio=%u", max_unpack_ratio),
     OPTION("max_unpack_size=%s", max_unpack_size),
+    OPTION("proxy=%s", proxy),
     FUSE_OPT_END,
 };
 
@@ -117,6 +118,16 @@ int options_take_hub_option(struct options *opts, const char *arg)
 		return 0;
 	}
 	opts->continues_list = false;
+	/* Mirrors given again add up, in order. */
+	if (strncmp(arg, "mirror=", 7) == 0) {
+		char *joined = NULL;
+		if (asprintf(&joined, "%s%s%s", opts->config.mirror ? opts->config.mirror : "",
+		             opts->config.mirror ? " " : "", eq + 1) < 0)
+			return -1;
+		free(opts->config.mirror);
+		opts->config.mirror = joined;
+		return 0;
+	}
 	if ((size_t)(eq - arg) >= sizeof(name))
 		return 1;
 	snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
@@ -192,6 +203,8 @@ void options_free(struct options *opts)
 	free(opts->config.piece_size);
 	free(opts->config.cache_max);
 	free(opts->config.max_unpack_size);
+	free(opts->config.mirror);
+	free(opts->config.proxy);
 	for (size_t i = 0; i < opts->nhub_options; i++) {
 		free(opts->hub_options[i].name);
 		free(opts->hub_options[i].value);

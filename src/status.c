@@ -74,8 +74,8 @@ static void render_transfer(FILE *f, const struct transfer_status *t)
 		snprintf(speed_text, sizeof(speed_text), "-");
 	}
 	status_format_duration(eta, eta_text, sizeof(eta_text));
-	fprintf(f, "%-9s %12llu %12llu %6.1f%% %12s %7s %4u %4u  ", t->state,
-	        (unsigned long long)t->present, (unsigned long long)t->size, percent, speed_text,
+	fprintf(f, "%-9s %-6s %12llu %12llu %6.1f%% %12s %7s %4u %4u  ", t->state,
+	        metrics_from_name(t->source), (unsigned long long)t->present, (unsigned long long)t->size, percent, speed_text,
 	        eta_text, t->connections, t->waiters);
 	put_path(f, t->label ? t->label : "?");
 }
@@ -93,12 +93,12 @@ int status_render(const struct status_input *in, char **out, size_t *len)
 	f = open_memstream(&text, &size);
 	if (!f)
 		return -ENOMEM;
+	size_t live = transfer_status_live(in->transfers, in->ntransfers);
 	for (size_t i = 0; i < in->ntransfers; i++)
 		waiters += in->transfers[i].waiters;
 	status_format_duration(in->uptime_seconds, up, sizeof(up));
 	fprintf(f, "%s %s: up %s, %zu transfer%s, %llu reader%s waiting\n", PACKAGE_NAME,
-	        PACKAGE_VERSION, up, in->ntransfers, in->ntransfers == 1 ? "" : "s", waiters,
-	        waiters == 1 ? "" : "s");
+	        PACKAGE_VERSION, up, live, live == 1 ? "" : "s", waiters, waiters == 1 ? "" : "s");
 	if (in->usage) {
 		const struct blob_usage *u = in->usage;
 
@@ -112,8 +112,8 @@ int status_render(const struct status_input *in, char **out, size_t *len)
 		        (unsigned long long)u->bytes, b, (unsigned long long)u->partials,
 		        (unsigned long long)u->partial_bytes, u->max ? c : "none");
 	}
-	fprintf(f, "%-9s %12s %12s %7s %12s %7s %4s %4s  %s\n", "STATE", "DONE", "TOTAL", "%",
-	        "SPEED", "ETA", "CONN", "WAIT", "PATH");
+	fprintf(f, "%-9s %-6s %12s %12s %7s %12s %7s %4s %4s  %s\n", "STATE", "SOURCE", "DONE",
+	        "TOTAL", "%", "SPEED", "ETA", "CONN", "WAIT", "PATH");
 	for (size_t i = 0; i < in->ntransfers; i++)
 		render_transfer(f, &in->transfers[i]);
 	if (fclose(f) != 0) {

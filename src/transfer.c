@@ -26,6 +26,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "prefix_hash.h"
 #include "transfer.h"
 #include "wait.h"
@@ -89,6 +90,7 @@ struct call {
 	uint64_t end;       /* last byte asked for (inclusive) */
 	uint64_t pos;       /* next byte to land on disk */
 	bool to_hub;        /* asked the hub's URL rather than a resolved one */
+	int mirror;         /* the mirror asked (its index), -1: the hub */
 	bool checked;       /* the response was accepted */
 	unsigned char *buf; /* received, not yet written; owned */
 	size_t buffered;
@@ -137,6 +139,16 @@ struct transfer {
 	uint64_t streamed;     /* bytes handed to stream readers unverified */
 	struct timespec started;
 	uint64_t fetched;      /* bytes received over the network */
+	uint64_t from[METRICS_FROM_COUNT]; /* of them, by where they came from */
+	bool shared;           /* another process wrote (some of) it */
+	bool was_there;        /* complete when it began */
+	char *mirror_urls[MIRROR_MAX]; /* owned: the blob on each mirror */
+	size_t nmirrors;
+	size_t mirror;         /* the mirror asked now; nmirrors: the hub */
+	bool mirror_proven;    /* it answered with the blob: ask in parallel */
+	bool mirror_bytes;     /* this generation has bytes from a mirror */
+	bool refetch;          /* those bytes hashed wrong: start over from
+				  the hub (the engine thread does it) */
 	struct waiter *waiters;
 };
 
@@ -154,6 +166,9 @@ struct transfer_engine {
 	struct waiter *ready;        /* to fire on the engine thread */
 	struct deferred *deferred;
 	unsigned calls_inflight;
+	/* What the last transfers to end did, for status: a ring. */
+	struct transfer_status recent[TRANSFER_RECENT];
+	size_t recent_next;
 	bool stopping;
 	bool stopped;                /* the threads have exited */
 	pthread_t engine_thread, hash_thread;
@@ -400,6 +415,8 @@ static void transfer_free(struct transfer *t)
 	free(t->auth_header);
 	free(t->auth_origin);
 	free(t->resolved_url);
+	for (size_t i = 0; i < t->nmirrors; i++)
+		free(t->mirror_urls[i]);
 	free(t);
 }
 
@@ -422,6 +439,25 @@ static void put_locked(struct transfer *t)
 	wake_engine(t->engine);
 }
 
+static void snapshot_locked(const struct transfer *t, struct transfer_status *s);
+
+/* Keeps what a transfer that ended did, for status (the oldest goes). */
+static void remember_locked(struct transfer_engine *engine, const struct transfer *t)
+{
+	struct transfer_status *slot = &engine->recent[engine->recent_next];
+	char *label;
+
+	if (t->state != STATE_DONE && t->state != STATE_FAILED)
+		return;
+	if (!(label = strdup(t->label)))
+		return;
+	free(slot->label);
+	snapshot_locked(t, slot);
+	slot->label = label;
+	slot->ended = true;
+	engine->recent_next = (engine->recent_next + 1) % TRANSFER_RECENT;
+}
+
 static void reap_locked(struct transfer_engine *engine)
 {
 	struct transfer **p = &engine->transfers;
@@ -434,6 +470,7 @@ static void reap_locked(struct transfer_engine *engine)
 		}
 		*p = t->next;
 		abort_calls_locked(t);
+		remember_locked(engine, t);
 		transfer_free(t);
 	}
 }
@@ -462,6 +499,50 @@ static void restart_locked(struct transfer *t, const char *validator)
 	t->failures = 0;
 }
 
+/* A mirror's answer: the range asked of a blob of the size expected. Its
+ * ETag is its own, not the hub's: the digest alone says the bytes are
+ * right, so no validator is kept from it. */
+static int check_mirror_response_locked(struct call *c)
+{
+	struct transfer *t = c->transfer;
+	const struct fetch_response *resp = &c->resp;
+
+	if (resp->status == 206 && resp->has_content_range && resp->range_start == c->start &&
+	    resp->range_total == t->size) {
+		if ((size_t)c->mirror == t->mirror)
+			t->mirror_proven = true;
+		return 0;
+	}
+	if (resp->status == 206)
+		snprintf(c->resp.error, sizeof(c->resp.error),
+			 "it sent bytes %" PRIu64 "- of %" PRIu64 ", not %" PRIu64 "- of %" PRIu64,
+			 resp->range_start, resp->range_total, c->start, t->size);
+	else
+		snprintf(c->resp.error, sizeof(c->resp.error),
+			 "HTTP %ld to a range request, not 206", resp->status);
+	return -EPROTO;
+}
+
+/* Bytes from a mirror hashed wrong: every byte goes (which piece was
+ * wrong is not known), and the hub alone serves the blob. */
+static void refetch_from_hub_locked(struct transfer *t)
+{
+	t->refetch = false;
+	if (t->state != STATE_RUNNING)
+		return;
+	abort_calls_locked(t);
+	if (blob_partial_restart(t->engine->store, &t->partial, "") != 0) {
+		fail_locked(t, -EIO, true);
+		return;
+	}
+	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+	t->generation++;
+	t->failures = 0;
+	t->mirror = t->nmirrors;
+	t->mirror_proven = false;
+	t->mirror_bytes = false;
+}
+
 /* Called at the first body bytes: is this the content we asked for? */
 static int check_response_locked(struct call *c, const void *data, size_t len)
 {
@@ -476,6 +557,8 @@ static int check_response_locked(struct call *c, const void *data, size_t len)
 			 "the server sent a Git LFS pointer, not the file");
 		return -EPROTO;
 	}
+	if (c->mirror >= 0)
+		return check_mirror_response_locked(c);
 	if (strong_validator(validator) && resp->etag[0] && strcmp(resp->etag, validator) != 0)
 		return -ESTALE; /* changed: If-Range gave us the new file */
 	if (resp->status == 206) {
@@ -553,6 +636,12 @@ static int flush_call(struct call *c)
 	size_t prefix_before = bitmap_prefix(&t->partial.state.pieces);
 	c->pos += c->buffered;
 	t->fetched += c->buffered;
+	enum metrics_from from = c->mirror >= 0      ? METRICS_FROM_MIRROR
+				 : c->resp.via_proxy ? METRICS_FROM_PROXY
+						     : METRICS_FROM_HUB;
+	t->from[from] += c->buffered;
+	t->mirror_bytes |= from == METRICS_FROM_MIRROR;
+	metrics_bytes_from(t->engine->metrics, from, c->buffered);
 	c->buffered = 0;
 	mark_pieces_locked(c);
 	if (bitmap_prefix(&t->partial.state.pieces) != prefix_before)
@@ -620,6 +709,17 @@ static void backoff_locked(struct transfer *t, const struct fetch_response *resp
 		 t->engine->options.retries + 1);
 }
 
+/* The mirror asked now failed this blob: the next one, or the hub, gets
+ * it. Pieces it served stay: the digest judges them at the end. */
+static void skip_mirror_locked(struct transfer *t, const char *url_for_log, const char *why)
+{
+	log_warn("%s: mirror %s: %s; %s", t->label, url_for_log, why,
+		 t->mirror + 1 < t->nmirrors ? "trying the next mirror" : "fetching it from the hub");
+	t->mirror++;
+	t->mirror_proven = false;
+	t->failures = 0;
+}
+
 static void call_done(void *done_ctx, void *call_ctx, int rc)
 {
 	struct transfer_engine *engine = done_ctx;
@@ -651,6 +751,12 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 	} else if (rc == 0) {
 		t->failures = 0;
 		blob_partial_save(engine->store, &t->partial);
+	} else if (c->mirror >= 0) {
+		/* Skipped once, at the first of its requests to fail: the
+		 * others end as they may. */
+		if ((size_t)c->mirror == t->mirror)
+			skip_mirror_locked(t, c->resp.url_for_log,
+					   c->resp.error[0] ? c->resp.error : strerror(-rc));
 	} else if (rc == -ESTALE) {
 		restart_locked(t, c->resp.etag);
 	} else if (rc == -ENOTSUP) {
@@ -744,16 +850,23 @@ static int start_call_locked(struct transfer *t, size_t piece)
 	if (t->no_ranges)
 		c->piece = piece = 0;
 	c->pos = c->start;
-	c->to_hub = t->resolved_url == NULL;
-	req.url = c->to_hub ? t->url : t->resolved_url;
+	c->mirror = t->mirror < t->nmirrors ? (int)t->mirror : -1;
 	req.has_range = !t->no_ranges;
 	req.range_start = c->start;
 	req.range_end = c->end;
-	req.if_range = strong_validator(validator) ? validator : NULL;
-	/* On every request: fetch sends it only where the URL is on its origin
-	 * (the hub's URL, or a resolved URL the hub itself serves). */
-	req.auth_header = t->auth_header;
-	req.auth_origin = t->auth_origin;
+	if (c->mirror >= 0) {
+		/* No credential and no validator: a mirror is not the hub, and
+		 * the digest names what it must send. */
+		req.url = t->mirror_urls[c->mirror];
+	} else {
+		c->to_hub = t->resolved_url == NULL;
+		req.url = c->to_hub ? t->url : t->resolved_url;
+		req.if_range = strong_validator(validator) ? validator : NULL;
+		/* On every request: fetch sends it only where the URL is on its
+		 * origin (the hub's URL, or a resolved URL the hub serves). */
+		req.auth_header = t->auth_header;
+		req.auth_origin = t->auth_origin;
+	}
 	req.stall_seconds = engine->options.stall_seconds;
 	rc = fetch_multi_add(engine->multi, &req, call_write, c, &c->resp, &c->handle);
 	if (rc) {
@@ -790,8 +903,10 @@ static double schedule_locked(struct transfer_engine *engine)
 				wait_ms = ms < wait_ms ? ms : wait_ms;
 				continue;
 			}
-			/* One request first: it learns where the hub redirects. */
-			if (!t->resolved_url && t->calls_inflight > 0)
+			/* One request first: it learns where the hub redirects,
+			 * or whether the mirror has the blob. */
+			if (t->calls_inflight > 0 &&
+			    (t->mirror < t->nmirrors ? !t->mirror_proven : !t->resolved_url))
 				continue;
 			if (engine->calls_inflight >= budget || !pick_piece(t, &piece))
 				continue;
@@ -824,6 +939,7 @@ static double follow_locked(struct transfer_engine *engine)
 		if (blob_open(engine->store, &t->digest, t->size, &fd) == 0) {
 			t->done_fd = fd;
 			t->state = STATE_DONE;
+			metrics_file_from(engine->metrics, METRICS_FROM_SHARED);
 			log_info("%s: completed by another process", t->label);
 		} else if (blob_partial_follow(engine->store, &t->partial)) {
 			t->state = STATE_RUNNING;
@@ -855,9 +971,12 @@ static void *engine_main(void *arg)
 
 	pthread_mutex_lock(&engine->lock);
 	while (!engine->stopping) {
-		for (struct transfer *t = engine->transfers; t; t = t->next)
+		for (struct transfer *t = engine->transfers; t; t = t->next) {
 			if (t->state != STATE_RUNNING && t->calls)
 				abort_calls_locked(t);
+			if (t->refetch && !t->hashing)
+				refetch_from_hub_locked(t);
+		}
 		double wait_ms = schedule_locked(engine), follow_ms = follow_locked(engine);
 		struct deferred *deferred = engine->deferred;
 		struct waiter *ready;
@@ -915,6 +1034,19 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
+/* Where most of t's bytes came from. */
+static enum metrics_from source_of_locked(const struct transfer *t)
+{
+	enum metrics_from most = METRICS_FROM_HUB;
+
+	if (t->was_there)
+		return METRICS_FROM_LOCAL;
+	for (enum metrics_from f = METRICS_FROM_HUB; f < METRICS_FROM_COUNT; f++)
+		if (t->from[f] > t->from[most])
+			most = f;
+	return t->from[most] == 0 && t->shared ? METRICS_FROM_SHARED : most;
+}
+
 /* ---- hashing ---- */
 
 /* The digest of a complete prefix: keep the blob, or drop it. */
@@ -929,6 +1061,18 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 		metrics_add(engine->metrics, METRICS_DIGEST_FAILURES, 1);
 		pthread_mutex_lock(&engine->lock);
 		uint64_t streamed = t->streamed;
+		if (t->mirror_bytes) {
+			/* A mirror need not be trusted: its bytes go, and the hub
+			 * serves the blob (the engine thread starts it over). */
+			log_warn("%s: %s mismatch in bytes from a mirror: expected %s, got %s; "
+				 "fetching it from the hub%s",
+				 t->label, digest_algo_name(t->digest.algo), expected, actual,
+				 streamed ? " (bytes already read in stream mode were wrong)" : "");
+			t->refetch = true;
+			wake_engine(engine);
+			pthread_mutex_unlock(&engine->lock);
+			return;
+		}
 		pthread_mutex_unlock(&engine->lock);
 		if (streamed)
 			log_error("%s: %s mismatch: expected %s, got %s; %" PRIu64
@@ -947,15 +1091,20 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 	}
 	pthread_mutex_lock(&engine->lock);
 	if (rc == 0) {
+		const char *from = metrics_from_name(source_of_locked(t));
+
 		t->state = STATE_DONE;
 		metrics_add(engine->metrics, METRICS_DOWNLOADS_COMPLETED, 1);
+		metrics_file_from(engine->metrics, source_of_locked(t));
 		if (digest_spec_verifies(&t->digest))
-			log_info("%s: %" PRIu64 " bytes, %" PRIu64 " fetched in %.3f s, %s verified",
-				 t->label, t->size, t->fetched, seconds_since(&t->started), expected);
+			log_info("%s: %" PRIu64 " bytes, %" PRIu64 " fetched from the %s in %.3f s, "
+				 "%s verified",
+				 t->label, t->size, t->fetched, from, seconds_since(&t->started),
+				 expected);
 		else
-			log_warn("%s: %" PRIu64 " bytes, %" PRIu64 " fetched in %.3f s, NOT verified "
-				 "(no digest published); it is %s:%s",
-				 t->label, t->size, t->fetched, seconds_since(&t->started),
+			log_warn("%s: %" PRIu64 " bytes, %" PRIu64 " fetched from the %s in %.3f s, "
+				 "NOT verified (no digest published); it is %s:%s",
+				 t->label, t->size, t->fetched, from, seconds_since(&t->started),
 				 digest_algo_name(t->digest.algo), actual);
 		check_waiters_locked(t);
 	} else {
@@ -972,7 +1121,7 @@ static bool hash_due_locked(const struct transfer *t)
 {
 	uint64_t hashed, prefix;
 
-	if (t->state != STATE_RUNNING || t->hashing || t->released)
+	if (t->state != STATE_RUNNING || t->hashing || t->released || t->refetch)
 		return false;
 	hashed = t->hash && t->hash_generation == t->generation ? prefix_hash_position(t->hash) : 0;
 	prefix = (uint64_t)bitmap_prefix(&t->partial.state.pieces) * t->piece_size;
@@ -1124,6 +1273,8 @@ void transfer_engine_free(struct transfer_engine *engine)
 		engine->transfers = t->next;
 		transfer_free(t);
 	}
+	for (size_t i = 0; i < TRANSFER_RECENT; i++)
+		free(engine->recent[i].label);
 	fetch_multi_free(engine->multi);
 	pthread_cond_destroy(&engine->hash_cond);
 	pthread_mutex_destroy(&engine->lock);
@@ -1175,6 +1326,15 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 		if (!t->auth_header || !t->auth_origin)
 			goto fail;
 	}
+	if (engine->options.mirrors && mirror_serves(&src->digest)) {
+		const struct mirror_list *mirrors = engine->options.mirrors;
+		for (; t->nmirrors < mirrors->count; t->nmirrors++) {
+			rc = mirror_blob_url(mirrors->bases[t->nmirrors], &src->digest,
+					     &t->mirror_urls[t->nmirrors]);
+			if (rc)
+				goto fail;
+		}
+	}
 	rc = blob_partial_open(engine->store, &src->digest, src->size, engine->options.piece_size,
 			       src->url, &t->partial);
 	if (rc == -EEXIST) {
@@ -1182,6 +1342,7 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 		if (rc)
 			goto fail;
 		t->state = STATE_DONE;
+		t->was_there = true;
 		*out = t;
 		return 0;
 	}
@@ -1203,8 +1364,10 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 			t->landed[p] = piece_end(t, p) - piece_start(t, p);
 	t->max_calls = src->connections ? src->connections : engine->options.connections;
 	t->state = t->partial.writer ? STATE_RUNNING : STATE_FOLLOWING;
-	if (!t->partial.writer)
+	if (!t->partial.writer) {
+		t->shared = true;
 		log_info("%s: another process is downloading it: following", label);
+	}
 	*out = t;
 	return 0;
 fail:
@@ -1419,6 +1582,23 @@ static const char *state_name(enum transfer_state state)
 	return "failed";
 }
 
+/* All but the label, which the caller copies. */
+static void snapshot_locked(const struct transfer *t, struct transfer_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = state_name(t->state);
+	s->digest = t->digest;
+	s->size = t->size;
+	s->present = bytes_present_locked(t);
+	s->fetched = t->fetched;
+	s->seconds = seconds_since(&t->started);
+	s->connections = t->calls_inflight;
+	for (const struct waiter *w = t->waiters; w; w = w->next)
+		s->waiters++;
+	s->source = source_of_locked(t);
+	memcpy(s->bytes, t->from, sizeof(s->bytes));
+}
+
 int transfer_engine_list(struct transfer_engine *engine, struct transfer_status **out,
 			 size_t *count)
 {
@@ -1445,22 +1625,37 @@ int transfer_engine_list(struct transfer_engine *engine, struct transfer_status 
 			cap = grown_cap;
 		}
 		s = &list[n];
-		memset(s, 0, sizeof(*s));
+		n++;
+		snapshot_locked(t, s);
 		s->label = strdup(t->label);
 		if (!s->label) {
+			n--;
+			rc = -ENOMEM;
+			break;
+		}
+	}
+	/* Then the ones that ended, newest first. */
+	for (size_t i = 1; i <= TRANSFER_RECENT && rc == 0; i++) {
+		const struct transfer_status *r =
+			&engine->recent[(engine->recent_next + TRANSFER_RECENT - i) % TRANSFER_RECENT];
+		if (!r->label)
+			continue;
+		if (n == cap) {
+			size_t grown_cap = cap ? 2 * cap : 8;
+			struct transfer_status *grown = realloc(list, grown_cap * sizeof(*grown));
+			if (!grown) {
+				rc = -ENOMEM;
+				break;
+			}
+			list = grown;
+			cap = grown_cap;
+		}
+		list[n] = *r;
+		if (!(list[n].label = strdup(r->label))) {
 			rc = -ENOMEM;
 			break;
 		}
 		n++;
-		s->state = state_name(t->state);
-		s->digest = t->digest;
-		s->size = t->size;
-		s->present = bytes_present_locked(t);
-		s->fetched = t->fetched;
-		s->seconds = seconds_since(&t->started);
-		s->connections = t->calls_inflight;
-		for (const struct waiter *w = t->waiters; w; w = w->next)
-			s->waiters++;
 	}
 	pthread_mutex_unlock(&engine->lock);
 	if (rc) {
@@ -1470,6 +1665,15 @@ int transfer_engine_list(struct transfer_engine *engine, struct transfer_status 
 	*out = list;
 	*count = n;
 	return 0;
+}
+
+size_t transfer_status_live(const struct transfer_status *list, size_t count)
+{
+	size_t live = 0;
+
+	for (size_t i = 0; i < count; i++)
+		live += !list[i].ended;
+	return live;
 }
 
 void transfer_status_free(struct transfer_status *list, size_t count)

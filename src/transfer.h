@@ -11,8 +11,10 @@
 #include <stdint.h>
 
 #include "digest.h"
+#include "metrics.h"
 
 struct blob_store;
+struct mirror_list;
 struct fetcher;
 struct metrics;
 
@@ -22,6 +24,11 @@ struct transfer_options {
 	unsigned retries;      /* tries of a piece after the first */
 	long stall_seconds;    /* a connection under 1 KiB/s this long is
 				  given up and retried */
+	/* Blob mirrors, asked in order before the hub for a blob whose
+	 * digest names its bytes (borrowed: it outlives the engine; NULL or
+	 * empty: none). A mirror that fails, or whose bytes do not hash
+	 * right, is skipped for that blob with one log line. */
+	const struct mirror_list *mirrors;
 };
 
 #define TRANSFER_CONNECTIONS_DEFAULT 8u
@@ -107,10 +114,21 @@ struct transfer_status {
 	double seconds;      /* since it started */
 	unsigned connections; /* requests in flight */
 	unsigned waiters;    /* readers waiting for it */
+	/* Where its bytes came from: bytes[METRICS_FROM_HUB...] those this
+	 * process received; source names the most of them, or "shared"
+	 * (another process wrote it) or "local" (it was there) when none. */
+	enum metrics_from source;
+	uint64_t bytes[METRICS_FROM_COUNT];
+	bool ended; /* one of the last that ended, no longer in use */
 };
 
-/* Snapshots every transfer alive (in use by a reader or a job); *out is
- * the caller's, freed with transfer_status_free. */
+/* How many of list are in use (not ended). */
+size_t transfer_status_live(const struct transfer_status *list, size_t count);
+
+/* Snapshots every transfer alive (in use by a reader or a job), then the
+ * last TRANSFER_RECENT that ended ("done" or "failed"), newest first; *out
+ * is the caller's, freed with transfer_status_free. */
+#define TRANSFER_RECENT 16
 int transfer_engine_list(struct transfer_engine *engine, struct transfer_status **out,
 			 size_t *count);
 void transfer_status_free(struct transfer_status *list, size_t count);

@@ -239,6 +239,38 @@ def config_command_names_every_origin(t):
              (where, own, where), "omnihub --json where: every hub's")
 
 
+
+@test
+def mirrors_and_proxy_from_every_level(t):
+    """mirror and proxy: the user file's list, OMNIHUB_MIRRORS over it, -o mirror (given twice:
+    both, in order) over both; https_proxy over the file's proxy; a proxy's password hidden;
+    a mirror that is not an http(s) base URL refused with exit status 2."""
+    write(user_file(t), "mirror = http://a.lan:8080/cache/ http://b.lan\n"
+                        "proxy = http://user:secret@squid.lan:3128\n")
+
+    def settings(*args, env=None):
+        doc = json.loads(omnihub(t, "--json", *args, "config", env=env))
+        return {s["key"]: (s["value"], s["origin"]) for s in doc["settings"] if s["hub"] is None}
+
+    got = settings()
+    check_eq(got["mirror"], ("http://a.lan:8080/cache http://b.lan", user_file(t) + ":1"),
+             "mirror from the user file")
+    check_eq(got["proxy"], ("http://user:***@squid.lan:3128", user_file(t) + ":2"),
+             "proxy from the user file, its password hidden")
+    got = settings(env={"OMNIHUB_MIRRORS": "http://c.lan", "https_proxy": "http://env:3128"})
+    check_eq(got["mirror"], ("http://c.lan", "environment $OMNIHUB_MIRRORS"), "mirror")
+    check_eq(got["proxy"], ("http://env:3128", "environment $https_proxy"), "proxy")
+    got = settings("-o", "mirror=http://d.lan", "-o", "mirror=https://e.lan,proxy=http://p:1",
+                   env={"OMNIHUB_MIRRORS": "http://c.lan"})
+    check_eq(got["mirror"], ("http://d.lan https://e.lan", "option"), "mirror given twice")
+    check_eq(got["proxy"], ("http://p:1", "option"), "proxy")
+    res = subprocess.run([os.environ["OMNIHUB"], "-o", "mirror=ftp://x.lan", "config"],
+                         env=t.env, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    check_eq(res.returncode, 2, "exit status of a bad mirror; stderr: %r" % res.stderr)
+    check("mirror 'ftp://x.lan': not a base URL" in res.stderr, "stderr: %r" % res.stderr)
+    check("secret" not in omnihub(t, "config"), "the proxy's password shown")
+
 # ---- a hub's own cache directory ([onnx] cache, cache_max) ----
 
 # Models of the fixture: (model, opset) and their path in the mount.

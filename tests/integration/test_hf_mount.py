@@ -27,6 +27,7 @@ from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, errno
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
+from mirror_server import MirrorServer  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
 TOKEN = "hf_TestTokenValue0123456789abcdefXYZ"  # has access to everything
@@ -328,6 +329,33 @@ def token_goes_to_the_hub_only(t):
         with open(os.path.join(t.cache, p), "rb") as f:
             check(TOKEN.encode() not in f.read(), "the token is in the cache file " + p)
 
+
+
+@test
+def mirror_gets_no_token(t):
+    """With HF_TOKEN and a blob mirror holding every file of a repo (by LFS sha256 or git blob
+    id, the cache's layout): every file comes from the mirror, right; the mirror sees no
+    Authorization, the CDN is not asked, and the Hub's requests still carry the token."""
+    want = files_of(t, fx.SHARDED_REPO)
+    root = os.path.join(t.dir, "mirror")
+    for f in want.values():
+        path = blob_paths(root, f)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(content(t, f))
+    with MirrorServer(root) as mirror:
+        with mounted(t, "mirror=" + mirror.url, env={"HF_TOKEN": TOKEN}) as m:
+            top = repo_dir(m, fx.SHARDED_REPO)
+            for p in sorted(want):
+                check_eq(sha256_file(os.path.join(top, p)), want[p]["sha256"], p)
+            hub = reqs(t, host="hub", kind="api") + reqs(t, host="hub", kind="resolve")
+            check_eq([r["path"] for r in hub if not r["token_ok"]], [],
+                     "Hub requests without the token")
+            check_eq(reqs(t, host="cdn"), [], "CDN requests with a mirror holding every file")
+        check_eq(mirror.auth_seen(), [], "Authorization headers the mirror saw")
+        check(mirror.bytes_sent() >= sum(len(content(t, f)) for f in want.values()),
+              "the mirror sent less than the repo")
+        check(TOKEN not in m.log(), "the token is in the daemon's log")
 
 @test
 def gated_and_private_without_token(t):

@@ -165,8 +165,8 @@ def requests_total(families, host=None, cls=None):
 
 # ----------------------------------------------------------------------------- status text
 
-ROW_RE = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)%\s+(-|[\d.]+ \S+/s)\s+(\S+)\s+(\d+)\s+(\d+)"
-                    r"  (.+)$")
+ROW_RE = re.compile(r"^(\S+)\s+(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)%\s+(-|[\d.]+ \S+/s)\s+(\S+)\s+(\d+)"
+                    r"\s+(\d+)  (.+)$")
 
 
 def transfer_rows(text):
@@ -177,16 +177,16 @@ def transfer_rows(text):
           "status summary line: %r" % lines[0])
     check(lines[1].startswith("cache: ") and "cache_max" in lines[1],
           "status cache line: %r" % lines[1])
-    check_eq(lines[2].split(), ["STATE", "DONE", "TOTAL", "%", "SPEED", "ETA", "CONN", "WAIT",
-                                "PATH"], "status header")
+    check_eq(lines[2].split(), ["STATE", "SOURCE", "DONE", "TOTAL", "%", "SPEED", "ETA", "CONN",
+                                "WAIT", "PATH"], "status header")
     rows = {}
     for line in lines[3:]:
         m = ROW_RE.match(line)
         check(m is not None, "status line does not parse: %r" % line)
-        rows[m.group(9)] = {"state": m.group(1), "done": int(m.group(2)),
-                            "total": int(m.group(3)), "percent": float(m.group(4)),
-                            "speed": m.group(5), "eta": m.group(6), "conns": int(m.group(7)),
-                            "waiting": int(m.group(8))}
+        rows[m.group(10)] = {"state": m.group(1), "source": m.group(2), "done": int(m.group(3)),
+                             "total": int(m.group(4)), "percent": float(m.group(5)),
+                             "speed": m.group(6), "eta": m.group(7), "conns": int(m.group(8)),
+                             "waiting": int(m.group(9))}
     return rows
 
 
@@ -297,6 +297,7 @@ def status_metrics_and_log_during_a_throttled_download(t):
             row2 = transfer_rows(text).get(MODEL)
             check(row2 is not None, "the model left status within a second")
             check_eq(row2["state"], "running", "state of the transfer")
+            check_eq(row2["source"], "hub", "source of the transfer")
             check_eq(row2["total"], entry["bytes"], "total bytes in status")
             check(row2["done"] > row1["done"], "bytes done did not grow: %d then %d"
                   % (row1["done"], row2["done"]))
@@ -343,7 +344,14 @@ def status_metrics_and_log_during_a_throttled_download(t):
         check(value(after, "omnihub_http_first_byte_seconds", "omnihub_http_first_byte_seconds_count") >= 1, "first-byte times")
         check(value(after, "omnihub_cache_bytes") >= entry["bytes"], "cache bytes gauge")
         check_eq(value(after, "omnihub_transfers"), 0, "transfers gauge after the download")
-        check_eq(transfer_rows(read_file(status_path)), {}, "status after the download")
+        # The transfer that ended stays listed, done, with where its bytes came from.
+        done = transfer_rows(read_file(status_path))
+        check_eq(list(done), [MODEL], "status after the download")
+        check_eq((done[MODEL]["state"], done[MODEL]["source"], done[MODEL]["done"]),
+                 ("done", "hub", entry["bytes"]), "the ended transfer's row")
+        check_eq(value(after, "omnihub_files_total", source="hub"), 1, "files from the hub")
+        check_eq(value(after, "omnihub_source_bytes_total", source="hub"), entry["bytes"],
+                 "bytes from the hub")
         cache_line = read_file(status_path).splitlines()[1]
         check("in 1 file (%d bytes)" % entry["bytes"] in cache_line, "cache line: %r" % cache_line)
 

@@ -26,6 +26,7 @@ from mount_helpers import (SRCDIR, Mount, all_files, check, check_eq, errno_name
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import Blob, BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
+from mirror_server import MirrorServer  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
 KiB = 1 << 10
@@ -858,6 +859,140 @@ def stream_read_of_the_end_fetches_the_rest(t):
                 f.seek(b.bytes - 4096)
                 check_eq(f.read(4096), b.data[-4096:], "the last 4 KiB")
             check(os.path.exists(blob_path(t.cache, b.sha256)), "the whole blob is not there")
+
+
+
+# ----------------------------------------------------------------------------- blob mirrors
+
+def mirror_root(t, name, blobs=(), corrupt=()):
+    """A directory laid out like a cache (blobs/sha256/<hex>) holding blobs; the ones in
+    corrupt get one byte flipped in the middle."""
+    root = os.path.join(t.dir, name)
+    os.makedirs(os.path.join(root, "blobs", "sha256"), exist_ok=True)
+    for b in blobs:
+        data = bytearray(b.data)
+        if b in corrupt:
+            data[len(data) // 2] ^= 0xFF
+        with open(os.path.join(root, "blobs", "sha256", b.sha256), "wb") as f:
+            f.write(data)
+    return root
+
+
+def mirror_lines(m):
+    """The daemon's warnings about mirrors."""
+    return [line for line in m.log().splitlines() if "warning:" in line and "mirror" in line]
+
+
+def status_line(m, rel):
+    """The status file's line of the transfer of rel (the newest), split in columns."""
+    with open(m.path(".omnihub/status"), encoding="utf-8") as f:
+        for line in f:
+            if line.rstrip().endswith(rel):
+                return line.split()
+    return None
+
+
+@test
+def mirror_serves_blob(t):
+    with serve(t, [("mirrored", 20 * MiB)]) as (srv, b):
+        b = b["mirrored"]
+        with MirrorServer(mirror_root(t, "mirror", [b])) as mirror:
+            with mount(t, srv, "mirror=" + mirror.url, "connections=4") as m:
+                check_bytes(m.path(b.rel), b)
+                row = status_line(m, b.rel)
+                check(row is not None, "no status line for " + b.rel)
+                check("mirror" in row, "status does not say mirror: %s" % row)
+                with open(m.path(".omnihub/metrics"), encoding="utf-8") as f:
+                    metrics = f.read()
+            check_eq(srv.bytes_sent("/files/" + b.model_path), 0, "bytes the hub's CDN sent")
+            check_eq(srv.requests("/hub/" + b.model_path, "GET"), [], "GETs of the hub's URL")
+            sent = mirror.bytes_sent()
+            check(b.bytes <= sent < 1.25 * b.bytes, "the mirror sent %d bytes of %d" % (sent, b.bytes))
+            ranged = [p for p in mirror.requests() if p.endswith(b.sha256)]
+            check(len(ranged) >= 5, "%d requests to the mirror, expected one per 4 MiB piece"
+                  % len(ranged))
+            check_eq(mirror.auth_seen(), [], "Authorization headers the mirror saw")
+            check(re.search(r'omnihub_source_bytes_total\{source="mirror"\} %d\b' % b.bytes,
+                            metrics), "metrics do not count %d bytes from the mirror" % b.bytes)
+            check(re.search(r'omnihub_files_total\{source="mirror"\} 1\b', metrics),
+                  "metrics do not count one file from the mirror")
+            check_eq(mirror_lines(m), [], "mirror log lines of a good mirror")
+
+
+@test
+def mirror_missing_blob_falls_back(t):
+    with serve(t, [("absent", 6 * MiB)]) as (srv, b):
+        b = b["absent"]
+        with MirrorServer(mirror_root(t, "mirror")) as mirror:
+            with mount(t, srv, "mirror=" + mirror.url) as m:
+                check_bytes(m.path(b.rel), b)
+            lines = mirror_lines(m)
+            check_eq(len(lines), 1, "mirror log lines: %s" % lines)
+            check("fetching it from the hub" in lines[0], "the line: %s" % lines[0])
+            check(srv.bytes_sent("/files/" + b.model_path) >= b.bytes, "the hub sent too little")
+            check_eq(len(mirror.requests()), 1, "requests to a mirror without the blob")
+
+
+@test
+def mirror_corrupt_blob_falls_back(t):
+    with serve(t, [("bad", 10 * MiB)]) as (srv, b):
+        b = b["bad"]
+        with MirrorServer(mirror_root(t, "mirror", [b], corrupt=[b])) as mirror:
+            with mount(t, srv, "mirror=" + mirror.url) as m:
+                check_bytes(m.path(b.rel), b)
+                check_eq(sha256_file(blob_path(t.cache, b.sha256)), b.sha256, "the cached blob")
+            lines = mirror_lines(m)
+            check(any("mismatch in bytes from a mirror" in line for line in lines),
+                  "no mismatch line: %s" % lines)
+            check(mirror.bytes_sent() >= b.bytes, "the mirror sent too little")
+            check(srv.bytes_sent("/files/" + b.model_path) >= b.bytes, "the hub sent too little")
+
+
+@test
+def mirror_down_or_stalled_falls_back(t):
+    with serve(t, [("down", 3 * MiB), ("stalled", 3 * MiB)]) as (srv, b):
+        with MirrorServer(mirror_root(t, "mirror", [b["stalled"]])) as mirror:
+            closed = MirrorServer(mirror_root(t, "closed"))  # bound, then closed: refused
+            closed_url = closed.url
+            closed.__enter__()
+            closed.__exit__(None, None, None)
+            with mount(t, srv, "mirror=" + closed_url) as m:
+                check_bytes(m.path(b["down"].rel), b["down"])
+            lines = mirror_lines(m)
+            check_eq(len(lines), 1, "mirror log lines for a refused mirror: %s" % lines)
+            mirror.stall = True
+            with second_mount(t, srv, "mnt2", "mirror=" + mirror.url, "stall_timeout=2",
+                              cache=os.path.join(t.dir, "cache2")) as m2:
+                check_bytes(m2.path(b["stalled"].rel), b["stalled"])
+            lines = mirror_lines(m2)
+            check_eq(len(lines), 1, "mirror log lines for a stalled mirror: %s" % lines)
+
+
+@test
+def mirrors_tried_in_order(t):
+    with serve(t, [("second", 5 * MiB)]) as (srv, b):
+        b = b["second"]
+        with MirrorServer(mirror_root(t, "m1")) as m1, \
+                MirrorServer(mirror_root(t, "m2", [b])) as m2:
+            with t.mount(options(t, srv),
+                         env={"OMNIHUB_MIRRORS": "%s %s" % (m1.url, m2.url)}) as m:
+                check_bytes(m.path(b.rel), b)
+            lines = mirror_lines(m)
+            check_eq(len(lines), 1, "mirror log lines: %s" % lines)
+            check("trying the next mirror" in lines[0], "the line: %s" % lines[0])
+            check_eq(srv.bytes_sent("/files/" + b.model_path), 0, "bytes the hub sent")
+            check(m2.bytes_sent() >= b.bytes, "the second mirror sent too little")
+
+
+@test
+def mirror_option_checked(t):
+    for bad in ("ftp://example.org/cache", "http://example.org/cache?x=1", "example.org"):
+        proc = subprocess.run([t.binary, "-f", "-o", "cache=%s,mirror=%s" % (t.cache, bad),
+                               t.mountpoint], env=t.env, capture_output=True, text=True,
+                              timeout=20)
+        check(proc.returncode != 0, "mirror=%s accepted" % bad)
+        check("mirror" in proc.stderr and "not a base URL" in proc.stderr,
+              "stderr for mirror=%s: %s" % (bad, proc.stderr))
 
 
 if __name__ == "__main__":

@@ -264,6 +264,55 @@ static void test_requests(void)
 	free(resp);
 }
 
+/* Whether a request for url goes through a proxy, with the proxy variables
+ * of the environment set as given (NULL: unset). */
+static void proxy_is(struct fetcher *fetcher, const char *url, const char *https_proxy,
+		     const char *http_proxy, const char *no_proxy, bool want)
+{
+	const char *vars[] = { "https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy",
+			       "ALL_PROXY",   "no_proxy",    "NO_PROXY" };
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	if (https_proxy)
+		setenv("https_proxy", https_proxy, 1);
+	if (http_proxy)
+		setenv("http_proxy", http_proxy, 1);
+	if (no_proxy)
+		setenv("no_proxy", no_proxy, 1);
+	tap_ok(fetch_uses_proxy(fetcher, url) == want, "%s %s a proxy (https_proxy=%s http_proxy=%s "
+	       "no_proxy=%s)", url, want ? "through" : "without", https_proxy ? https_proxy : "-",
+	       http_proxy ? http_proxy : "-", no_proxy ? no_proxy : "-");
+}
+
+static void proxies(void)
+{
+	struct fetcher *fetcher = NULL;
+
+	if (fetcher_new(&fetcher, NULL) != 0) {
+		tap_ok(false, "a fetcher");
+		return;
+	}
+	proxy_is(fetcher, "https://huggingface.co/x", NULL, NULL, NULL, false);
+	proxy_is(fetcher, "https://huggingface.co/x", "http://proxy:3128", NULL, NULL, true);
+	proxy_is(fetcher, "http://10.0.0.1/x", "http://proxy:3128", NULL, NULL, false);
+	proxy_is(fetcher, "http://10.0.0.1/x", NULL, "http://proxy:3128", NULL, true);
+	proxy_is(fetcher, "https://cdn-lfs.huggingface.co/x", "http://p:3128", NULL,
+		 "localhost,.huggingface.co", false);
+	proxy_is(fetcher, "https://huggingface.co/x", "http://p:3128", NULL, "huggingface.co", false);
+	proxy_is(fetcher, "https://nothuggingface.co/x", "http://p:3128", NULL, "huggingface.co",
+		 true);
+	proxy_is(fetcher, "https://huggingface.co/x", "http://p:3128", NULL, "*", false);
+	proxy_is(fetcher, "http://[::1]:8080/x", NULL, "http://p:3128", "::1", false);
+	fetcher_set_proxy(fetcher, "http://squid.lan:3128");
+	proxy_is(fetcher, "https://huggingface.co/x", NULL, NULL, NULL, true);
+	proxy_is(fetcher, "http://mirror.lan/blobs/x", NULL, NULL, "mirror.lan", false);
+	fetcher_set_proxy(fetcher, NULL);
+	proxy_is(fetcher, "https://huggingface.co/x", NULL, NULL, NULL, false);
+	unsetenv("no_proxy");
+	fetcher_free(fetcher);
+}
+
 int main(void)
 {
 	char tiny[8];
@@ -294,6 +343,7 @@ int main(void)
 	link_next_is("<https://h/p?c=1>; rel=\"prev\"", "");
 	link_next_is("<https://h/unterminated; rel=\"next\"", "");
 	link_next_is("", "");
+	proxies();
 
 	origin_is("https://huggingface.co/api/models/gpt2", 0, "https://huggingface.co:443");
 	origin_is("HTTPS://User:pw@HuggingFace.CO:443/x?y#z", 0, "https://huggingface.co:443");

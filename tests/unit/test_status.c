@@ -29,7 +29,7 @@ static bool line_with(const char *text, const char *needle, char *out, size_t ou
 
 int main(void)
 {
-	char buf[64], line[512], state[32], speed[32], unit[16], eta[32], path[256];
+	char buf[64], line[512], state[32], speed[32], unit[16], source[16], eta[32], path[256];
 	unsigned long long done, total;
 	unsigned conns, waiting;
 	double percent, speed_value;
@@ -59,7 +59,8 @@ int main(void)
 	     .fetched = 4u << 20,
 	     .seconds = 2.0,
 	     .connections = 4,
-	     .waiters = 2},
+	     .waiters = 2,
+	     .source = METRICS_FROM_MIRROR},
 	    {.label = "huggingface/org/repo/with space.bin",
 	     .state = "following",
 	     .size = 1000,
@@ -67,8 +68,10 @@ int main(void)
 	     .fetched = 0,
 	     .seconds = 1.0,
 	     .connections = 0,
-	     .waiters = 1},
-	    {.label = "bad\nname", .state = "done", .size = 0, .present = 0, .seconds = 1.0},
+	     .waiters = 1,
+	     .source = METRICS_FROM_SHARED},
+	    {.label = "bad\nname", .state = "done", .size = 0, .present = 0, .seconds = 1.0,
+	     .ended = true},
 	};
 	struct blob_usage usage = {.bytes = 3u << 20,
 	                           .blobs = 2,
@@ -80,33 +83,36 @@ int main(void)
 
 	tap_ok(status_render(&in, &text, &len) == 0 && text && len == strlen(text), "rendered");
 	tap_ok(strncmp(text,
-	               PACKAGE_NAME " " PACKAGE_VERSION ": up 1m23s, 3 transfers, 3 readers "
+	               PACKAGE_NAME " " PACKAGE_VERSION ": up 1m23s, 2 transfers, 3 readers "
 	                            "waiting\n",
-	               strlen(PACKAGE_NAME " " PACKAGE_VERSION ": up 1m23s, 3 transfers, 3 readers "
+	               strlen(PACKAGE_NAME " " PACKAGE_VERSION ": up 1m23s, 2 transfers, 3 readers "
 	                                   "waiting\n")) == 0,
-	       "the summary line");
+	       "the summary line counts the transfers in use, not the one that ended");
 	tap_ok(line_with(text, "cache:", line, sizeof(line)) &&
 	           strcmp(line, "cache: 3.0 MiB in 2 files (3145728 bytes), partial 4.0 MiB in 1 "
 	                        "(4194304 bytes), cache_max 1.0 GiB") == 0,
 	       "the cache line: %s", line);
-	tap_ok(line_with(text, "STATE", line, sizeof(line)) && strstr(line, "DONE") &&
+	tap_ok(line_with(text, "STATE", line, sizeof(line)) && strstr(line, "SOURCE") &&
+	           strstr(line, "DONE") &&
 	           strstr(line, "TOTAL") && strstr(line, "SPEED") && strstr(line, "ETA") &&
 	           strstr(line, "WAIT") && strstr(line, "PATH"),
 	       "a header names the columns");
 
 	tap_ok(line_with(text, "resnet18", line, sizeof(line)) &&
-	           sscanf(line, "%31s %llu %llu %lf%% %lf %15s %31s %u %u %255s", state, &done,
-	                  &total, &percent, &speed_value, unit, eta, &conns, &waiting, path) == 10,
+	           sscanf(line, "%31s %15s %llu %llu %lf%% %lf %15s %31s %u %u %255s", state, source,
+	                  &done, &total, &percent, &speed_value, unit, eta, &conns, &waiting,
+	                  path) == 11,
 	       "a running transfer's line parses: %s", line);
-	tap_ok(strcmp(state, "running") == 0 && done == 4u << 20 && total == 10u << 20 &&
+	tap_ok(strcmp(state, "running") == 0 && strcmp(source, "mirror") == 0 && done == 4u << 20 && total == 10u << 20 &&
 	           percent == 40.0 && speed_value == 2.0 && strcmp(unit, "MiB/s") == 0 &&
 	           strcmp(eta, "3s") == 0 && conns == 4 && waiting == 2 &&
 	           strcmp(path, "onnx/resnet18/model.onnx") == 0,
-	       "state, bytes done and total, %%, speed, ETA, connections, waiters, path");
+	       "state, source, bytes done and total, %%, speed, ETA, connections, waiters, path");
 
 	tap_ok(line_with(text, "following", line, sizeof(line)) &&
-	           sscanf(line, "%31s %llu %llu %lf%% %31s %31s %u %u", state, &done, &total,
-	                  &percent, speed, eta, &conns, &waiting) == 8 &&
+	           sscanf(line, "%31s %15s %llu %llu %lf%% %31s %31s %u %u", state, source, &done,
+	                  &total, &percent, speed, eta, &conns, &waiting) == 9 &&
+	           strcmp(source, "shared") == 0 &&
 	           strcmp(speed, "-") == 0 && strcmp(eta, "-") == 0 && percent == 25.0 &&
 	           waiting == 1,
 	       "a follower has no speed or ETA of its own: %s", line);
