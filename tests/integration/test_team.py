@@ -13,6 +13,7 @@ Not for one machine's download layer (test_transfers.py) nor for speed (scripts/
 import contextlib
 import http.server
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +39,9 @@ MiB = 1 << 20
 WAIT = 60.0  # seconds: generous bound on anything that should finish
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HF_TOKEN = "hf_TeamTokenValue0123456789abcdefXYZ"
+# state, source, done, total, %, speed ("-" or "1.5 MiB/s"), ETA, connections, waiters, path
+STATUS_ROW = re.compile(r"^(\S+)\s+(\S+)\s+\d+\s+\d+\s+[\d.]+%\s+(?:-|[\d.]+ \S+/s)\s+\S+"
+                        r"\s+\d+\s+\d+  (.+)$")
 
 
 # ----------------------------------------------------------------------------- fixture
@@ -367,30 +371,35 @@ def mirror_root(t, name, blobs, corrupt=()):
     return root
 
 
-def mirror_lines(m, mirror_url):
-    """The daemon's log lines that name the mirror (by its URL's host:port)."""
-    where = mirror_url.split("://", 1)[1]
-    return [line for line in m.log().splitlines() if "mirror" in line and where in line]
+def mirror_warnings(m):
+    """The daemon's warnings that speak of a mirror (a blob it could not use; the info line
+    of a download says "fetched from the mirror" too)."""
+    return [line for line in m.log().splitlines() if "warning:" in line and "mirror" in line]
 
 
 def blob_uri(b):
     return "/blobs/sha256/" + b.sha256
 
 
-def check_fallback(t, team, mirror_url, blobs, why):
+def check_fallback(t, team, mirror_url, blobs, why, reason, names_url=True):
     """One client with mirror_url reads every blob: right bytes, the origin sent each
-    blob's bytes once, and the log has one line per blob naming the mirror."""
+    blob's bytes once, and the log has one warning per blob about the mirror, with reason
+    in it (and the mirror's address, if names_url)."""
     m = team.mount(team.clients[0], "mirror=" + mirror_url)
     for b in blobs:
         check_eq(sha256_file(m.path(b.rel)), b.sha256, "digest of %s read with %s" % (b.rel, why))
     for b in blobs:
         check_eq(team.origin_bytes(b), b.bytes, "origin body bytes of %s with %s" % (b.name, why))
-    lines = mirror_lines(m, mirror_url)
-    t.note("mirror lines:\n" + "\n".join(lines))
-    check_eq(len(lines), len(blobs), "log lines naming the mirror (%s)" % why)
+    lines = mirror_warnings(m)
+    t.note("mirror warnings:\n" + "\n".join(lines))
+    check_eq(len(lines), len(blobs), "warnings about the mirror (%s)" % why)
+    where = mirror_url.split("://", 1)[1]
     for b in blobs:
-        check(any(b.sha256[:12] in line or b.rel in line or b.name in line for line in lines),
-              "no log line about %s names the mirror" % b.name)
+        mine = [line for line in lines if b.rel in line]
+        check_eq(len(mine), 1, "warnings about the mirror for %s" % b.rel)
+        check(reason in mine[0], "the warning for %s does not say %r" % (b.rel, reason))
+        check(not names_url or where in mine[0], "the warning for %s does not name %s"
+              % (b.rel, where))
     return m
 
 
@@ -427,7 +436,7 @@ def a_mirror_with_nothing_listening_falls_back_to_the_origin(t):
     the origin, right, with one log line naming the mirror."""
     with Team(t, [("one", 2 * MiB), ("two", 3 * MiB)], clients=1) as team:
         url = team.mirror.url(free_port(team.mirror))
-        check_fallback(t, team, url, team.blobs, "a refused connection")
+        check_fallback(t, team, url, team.blobs, "a refused connection", "Failed to connect")
 
 
 @test
@@ -437,7 +446,7 @@ def an_unreachable_mirror_falls_back_to_the_origin(t):
     with Team(t, [("one", 2 * MiB), ("two", 3 * MiB)], clients=1) as team:
         web = team.nginx(mirror_root(t, "mirror-root", team.blobs))
         team.mirror.disconnect()
-        check_fallback(t, team, web.url, team.blobs, "an unreachable mirror")
+        check_fallback(t, team, web.url, team.blobs, "an unreachable mirror", "Failed to connect")
         check_eq(web.requests(), [], "requests that reached the unplugged mirror")
 
 
@@ -449,7 +458,10 @@ def a_mirror_serving_a_corrupted_blob_falls_back_to_the_origin(t):
     with Team(t, [("bad", 6 * MiB)], clients=1) as team:
         b = team.blob("bad")
         web = team.nginx(mirror_root(t, "mirror-root", team.blobs, corrupt={"bad"}))
-        check_fallback(t, team, web.url, [b], "a corrupted mirror copy")
+        # The digest is checked once the bytes are in, whichever mirror sent them: this
+        # warning names no mirror.
+        check_fallback(t, team, web.url, [b], "a corrupted mirror copy", "mismatch",
+                       names_url=False)
         check(any(r[1] == blob_uri(b) and r[3] > 0 for r in web.requests()),
               "the client never fetched the corrupted copy from the mirror")
         check_eq(sha256_file(os.path.join(team.cache_of(team.clients[0]), "blobs", "sha256",
@@ -470,6 +482,70 @@ def a_mirror_without_the_blob_falls_back_to_the_origin(t):
         check_eq(team.origin_bytes(has), 0, "origin body bytes of the mirrored blob")
         statuses = {r[1]: r[2] for r in web.requests()}
         check_eq(statuses.get(blob_uri(lacks)), 404, "the mirror's answer for the missing blob")
+        lines = mirror_warnings(m)
+        check_eq(len(lines), 1, "warnings about the mirror")
+        check(lacks.rel in lines[0] and "404" in lines[0], "the warning: %r" % lines[0])
+
+
+def status_rows(m):
+    """{path: (state, source)} of the transfer lines of <mnt>/.omnihub/status (a line: state,
+    source, done, total, %, speed, ETA, connections, waiters, two spaces, the path)."""
+    with open(m.path(".omnihub", "status"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    check(len(lines) >= 3 and lines[2].split()[:2] == ["STATE", "SOURCE"],
+          "the status header: %r" % lines[:3])
+    rows = {}
+    for line in lines[3:]:
+        row = STATUS_ROW.match(line)
+        check(row is not None, "a status line does not parse: %r" % line)
+        rows[row.group(3)] = (row.group(1), row.group(2))
+    return rows
+
+
+def metric(m, name, source):
+    with open(m.path(".omnihub", "metrics"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith('%s{source="%s"} ' % (name, source)):
+                return int(line.split()[1])
+    raise AssertionError("no %s for %s in metrics" % (name, source))
+
+
+@test
+def status_and_metrics_say_what_came_from_the_mirror(t):
+    """A slow mirror (nginx limit_rate) has one blob, not the other: while the first comes
+    in, status shows its transfer with source "mirror"; once both are read it shows the
+    mirrored one "mirror" and the other "hub", and metrics count each one's bytes there."""
+    with Team(t, [("mirrored", 6 * MiB), ("origin", 2 * MiB)], clients=1) as team:
+        mirrored, origin = team.blob("mirrored"), team.blob("origin")
+        web = team.nginx(mirror_root(t, "mirror-root", [mirrored]), rate=2 * MiB)
+        m = team.mount(team.clients[0], "mirror=" + web.url)
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(
+            got=read_all_at_once([m.path(mirrored.rel)])))
+        reader.start()
+        try:
+            deadline = time.monotonic() + WAIT
+            seen = None
+            while seen is None and reader.is_alive():
+                seen = status_rows(m).get(mirrored.rel)
+                check(time.monotonic() < deadline, "the transfer never showed in status")
+                time.sleep(0.05)
+            t.note("status row during the transfer: %r" % (seen,))
+        finally:
+            reader.join(WAIT)
+        check(seen is not None, "the read ended before status showed the transfer")
+        check(seen[0] not in ("done", "failed"), "the first status row: %r" % (seen,))
+        check_eq(seen[1], "mirror", "the source of the running transfer")
+        check_eq(result.get("got"), {m.path(mirrored.rel): mirrored.sha256}, "the mirrored read")
+        check_eq(sha256_file(m.path(origin.rel)), origin.sha256, "the other read")
+        rows = status_rows(m)
+        check_eq(rows.get(mirrored.rel, (None, None))[1], "mirror", "source of the mirrored blob")
+        check_eq(rows.get(origin.rel, (None, None))[1], "hub", "source of the other blob")
+        check_eq(metric(m, "omnihub_source_bytes_total", "mirror"), mirrored.bytes,
+                 "bytes from the mirror in metrics")
+        check_eq(metric(m, "omnihub_source_bytes_total", "hub"), origin.bytes,
+                 "bytes from the hub in metrics")
+        check_eq(team.origin_bytes(mirrored), 0, "origin body bytes of the mirrored blob")
 
 
 @test
@@ -492,7 +568,7 @@ def no_credentials_reach_the_mirror(t):
         for path, f in sorted(files.items()):
             check_eq(sha256_file(os.path.join(repo, path)), f["sha256"], path)
         team.srv.wait_idle()
-        hub = team.srv.requests(host="hub")
+        hub = [r for r in team.srv.requests(host="hub") if r["kind"] in ("api", "resolve")]
         check(hub, "no request reached the Hub")
         check_eq([r["path"] for r in hub if not r["token_ok"]], [], "Hub requests without the token")
         served = web.requests()
