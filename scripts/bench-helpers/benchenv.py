@@ -170,12 +170,19 @@ class Hub:
         /index/<name>.json   manifests
         /hub/<path>          302 to /cdn/<path>, as the zoo's hub redirects to its CDN
         /cdn/<path>          the files: limit_rate per connection, Range, ETag, autoindex
+    For the team row: address and prefix (a netns host's address and prefix()) put it in
+    another network namespace; www serves another hub's files; count_bytes logs requests
+    so that cdn_bytes() can tell how many body bytes the CDN sent.
     """
 
-    def __init__(self, work, rate):
-        self.run_dir = os.path.join(work, "hub")
-        self.www = os.path.join(self.run_dir, "www")
+    def __init__(self, work, rate, name="hub", address="127.0.0.1", prefix=(), www=None,
+                 count_bytes=False):
+        self.run_dir = os.path.join(work, name)
+        self.www = www or os.path.join(self.run_dir, "www")
         self.rate = rate
+        self.address = address
+        self.prefix = list(prefix)
+        self.access_log = os.path.join(self.run_dir, "log", "access.log") if count_bytes else None
         self.proc = None
         self.port = None
         self.cacert = None
@@ -186,10 +193,24 @@ class Hub:
         return os.path.join(self.www, area, rel)
 
     def url(self, area, rel=""):
-        return "https://127.0.0.1:%d/%s/%s" % (self.port, area, rel)
+        return "https://%s:%d/%s/%s" % (self.address, self.port, area, rel)
+
+    def cdn_bytes(self):
+        """Body bytes of /cdn/ responses so far (needs count_bytes). nginx writes a line
+        when a response ends, a moment after the client has its last byte."""
+        time.sleep(0.5)
+        total = 0
+        with open(self.access_log) as f:
+            for line in f:
+                uri, sent = line.split()
+                if uri.startswith("/cdn/"):
+                    total += int(sent)
+        return total
 
     def _conf(self):
         d, tmp = self.run_dir, os.path.join(self.run_dir, "tmp")
+        access = ('log_format bytes "$uri $body_bytes_sent";\n    access_log "%s" bytes;'
+                  % self.access_log if self.access_log else "access_log off;")
         return f"""\
 # Written by scripts/bench-helpers/benchenv.py; regenerated at every start.
 user root;
@@ -210,15 +231,15 @@ http {{
     sendfile on;
     keepalive_timeout 60s;
     keepalive_requests 100000;
-    access_log off;
+    {access}
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{self.port} ssl;
-        server_name 127.0.0.1;
+        listen {self.address}:{self.port} ssl;
+        server_name {self.address};
         root "{self.www}";
         location /index/ {{ }}
         location ~ ^/hub/(?<rel>.+)$ {{
-            return 302 https://127.0.0.1:{self.port}/cdn/$rel;
+            return 302 https://{self.address}:{self.port}/cdn/$rel;
         }}
         location /cdn/ {{
             limit_rate {self.rate};
@@ -230,27 +251,100 @@ http {{
 """
 
     def start(self):
-        self.cacert = make_tls(os.path.join(self.run_dir, "tls"))
+        self.cacert = make_tls(os.path.join(self.run_dir, "tls"),
+                               [] if self.address == "127.0.0.1" else [self.address])
         conf = os.path.join(self.run_dir, "nginx.conf")
         for _ in range(5):
             self.port = _free_ports(1)[0]
             with open(conf, "w") as f:
                 f.write(self._conf())
             err = open(os.path.join(self.run_dir, "log", "stderr.log"), "w")
-            self.proc = subprocess.Popen([NGINX, "-p", self.run_dir + "/", "-c", conf],
+            self.proc = subprocess.Popen(self.prefix + [NGINX, "-p", self.run_dir + "/",
+                                                        "-c", conf],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=err, preexec_fn=_die_with_parent)
             err.close()
             on_exit(self.stop)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and self.proc.poll() is None:
-                res = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", self.cacert,
-                                      self.url("index")], stderr=subprocess.DEVNULL)
+                res = subprocess.run(self.prefix + ["curl", "-sS", "-o", "/dev/null", "--cacert",
+                                                    self.cacert, self.url("index")],
+                                     stderr=subprocess.DEVNULL)
                 if res.returncode == 0:
                     return self
                 time.sleep(0.1)
             self.stop()  # most likely lost the race for the port: try another
         raise RuntimeError("nginx did not start; see %s/log" % self.run_dir)
+
+    def stop(self):
+        done(self.stop)
+        if self.proc is not None:
+            _terminate_pid(self.proc.pid, reap=self.proc.poll)
+            self.proc.wait()
+            self.proc = None
+
+
+class Mirror:
+    """nginx over plain HTTP serving a cache directory as a blob mirror (the mirror layout
+    is the cache's own, blobs/<alg>/<hex>), no rate limit (a machine on the LAN), in the
+    network namespace that prefix enters, on address."""
+
+    def __init__(self, work, root, address, prefix):
+        self.run_dir = os.path.join(work, "mirror")
+        self.root = root
+        self.address = address
+        self.prefix = list(prefix)
+        self.port = 8080  # the namespace is the bench's own: nothing else listens there
+        self.proc = None
+        for sub in ("log", "tmp"):
+            os.makedirs(os.path.join(self.run_dir, sub), exist_ok=True)
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.address, self.port)
+
+    def start(self):
+        d, tmp = self.run_dir, os.path.join(self.run_dir, "tmp")
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""\
+# Written by scripts/bench-helpers/benchenv.py; regenerated at every start.
+user root;
+worker_processes auto;
+daemon off;
+pid "{d}/nginx.pid";
+error_log "{d}/log/error.log" notice;
+events {{ worker_connections 1024; }}
+http {{
+    client_body_temp_path "{tmp}/body";
+    proxy_temp_path "{tmp}/proxy";
+    fastcgi_temp_path "{tmp}/fastcgi";
+    uwsgi_temp_path "{tmp}/uwsgi";
+    scgi_temp_path "{tmp}/scgi";
+    sendfile on;
+    access_log off;
+    default_type application/octet-stream;
+    server {{
+        listen {self.address}:{self.port};
+        root "{self.root}";
+    }}
+}}
+""")
+        err = open(os.path.join(d, "log", "stderr.log"), "w")
+        self.proc = subprocess.Popen(self.prefix + [NGINX, "-p", d + "/", "-c", conf],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=err, preexec_fn=_die_with_parent)
+        err.close()
+        on_exit(self.stop)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            res = subprocess.run(self.prefix + ["curl", "-sS", "-o", "/dev/null", self.url],
+                                 stderr=subprocess.DEVNULL)
+            if res.returncode == 0:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the mirror's nginx did not start; see %s/log" % d)
 
     def stop(self):
         done(self.stop)
@@ -290,16 +384,17 @@ class _Mounted:
 
 class DaemonMount(_Mounted):
     """omnihub-fuse in the foreground for the duration of a with-block, on a fresh cache
-    unless one is given. extra: mount options beyond the hub's, e.g. ["stream"]."""
+    unless one is given. extra: mount options beyond the hub's, e.g. ["stream"]; prefix:
+    an argv prefix the daemon runs under (a netns host's prefix())."""
 
-    def __init__(self, binary, work, hub, index_rel, extra=(), cache=None):
+    def __init__(self, binary, work, hub, index_rel, extra=(), cache=None, prefix=()):
         self.work = work
         self.mnt = tempfile.mkdtemp(dir=work, prefix="mnt-")
         self.own_cache = cache is None
         self.cache = cache or tempfile.mkdtemp(dir=work, prefix="cache-")
         opts = ["cache=" + self.cache, "cacert=" + hub.cacert,
                 "onnx_index_url=" + hub.url("index", index_rel), "onnx_url=" + hub.url("hub")]
-        self.argv = [binary, "-f", "-o", ",".join(opts + list(extra)), self.mnt]
+        self.argv = list(prefix) + [binary, "-f", "-o", ",".join(opts + list(extra)), self.mnt]
         self.log_path = os.path.join(work, "daemon.log")
         self.proc = None
         self.peak = None

@@ -13,7 +13,10 @@ Not for one machine's download layer (test_transfers.py) nor for speed (scripts/
 import contextlib
 import http.server
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,12 +25,23 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import SRCDIR, check, check_eq, run, test  # noqa: E402
+from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, daemon_env, run,  # noqa: E402
+                           sha256_file, test)
 from netns import NETNS_DIR, Network  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from blob_server import FILES_PREFIX, BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
+from zoo_server import make_tls  # noqa: E402
+import make_hf_repos as fx  # noqa: E402
+from hf_server import HfServer  # noqa: E402
 
+MiB = 1 << 20
 WAIT = 60.0  # seconds: generous bound on anything that should finish
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+HF_TOKEN = "hf_TeamTokenValue0123456789abcdefXYZ"
+# state, source, done, total, %, speed ("-" or "1.5 MiB/s"), ETA, connections, waiters, path
+STATUS_ROW = re.compile(r"^(\S+)\s+(\S+)\s+\d+\s+\d+\s+[\d.]+%\s+(?:-|[\d.]+ \S+/s)\s+\S+"
+                        r"\s+\d+\s+\d+  (.+)$")
 
 
 # ----------------------------------------------------------------------------- fixture
@@ -69,6 +83,500 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+
+# ----------------------------------------------------------------------------- the team
+
+def omnihub_binary():
+    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
+    if not os.access(binary, os.X_OK):  # make check sets OMNIHUB; by hand, next to the daemon
+        binary = os.path.join(os.path.dirname(os.environ.get("OMNIHUB_FUSE", "")), "omnihub")
+    check(os.access(binary, os.X_OK), "omnihub not found at %s (set OMNIHUB)" % binary)
+    return binary
+
+
+def free_port(host):
+    """A TCP port nothing listens on in host's namespace (the namespace is the test's own,
+    so nothing else takes it before the server does)."""
+    with host.inside():
+        with socket.socket() as s:
+            s.bind((host.ip, 0))
+            return s.getsockname()[1]
+
+
+def wait_listening(host, port, proc, what):
+    deadline = time.monotonic() + WAIT
+    while True:
+        check(proc.poll() is None, "%s exited with status %s" % (what, proc.returncode))
+        try:
+            with host.inside():
+                conn = socket.create_connection((host.ip, port), timeout=1.0)
+            conn.close()
+            return
+        except OSError:
+            check(time.monotonic() < deadline, "%s not listening after %.0f s" % (what, WAIT))
+            time.sleep(0.05)
+
+
+class Nginx:
+    """Debian's nginx in a host's namespace serving root (a cache directory: the mirror
+    layout is the cache's own, blobs/<alg>/<hex>) on host.ip:port, plain HTTP, its
+    config, pid and logs in workdir. The access log has one line per request: method, uri,
+    status, body bytes and the Authorization header ("-" when absent). rate: limit_rate."""
+
+    def __init__(self, host, root, workdir, rate=None):
+        self.host = host
+        self.root = root
+        self.workdir = workdir
+        self.rate = rate
+        self.port = None
+        self.proc = None
+        self.access_log = os.path.join(workdir, "access.log")
+        self.error_log = os.path.join(workdir, "error.log")
+
+    @property
+    def url(self):
+        return self.host.url(self.port)
+
+    def _conf(self):
+        user = "user root;\n" if os.geteuid() == 0 else ""  # workers read the 0700 test dir
+        rate = "        limit_rate %d;\n" % self.rate if self.rate else ""
+        w = self.workdir
+        return f"""\
+{user}worker_processes 1;
+daemon off;
+pid "{w}/nginx.pid";
+lock_file "{w}/nginx.lock";
+error_log "{self.error_log}" notice;
+events {{
+    worker_connections 256;
+}}
+http {{
+    client_body_temp_path "{w}/tmp/body";
+    proxy_temp_path "{w}/tmp/proxy";
+    fastcgi_temp_path "{w}/tmp/fastcgi";
+    uwsgi_temp_path "{w}/tmp/uwsgi";
+    scgi_temp_path "{w}/tmp/scgi";
+    log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
+    access_log "{self.access_log}" team;
+    default_type application/octet-stream;
+    sendfile on;
+    server {{
+        listen {self.host.ip}:{self.port};
+        root "{self.root}";
+{rate}    }}
+}}
+"""
+
+    def start(self):
+        os.makedirs(os.path.join(self.workdir, "tmp"), exist_ok=True)
+        self.port = free_port(self.host)
+        conf = os.path.join(self.workdir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(self._conf())
+        with open(os.path.join(self.workdir, "stderr"), "wb") as err:
+            self.proc = self.host.popen([NGINX, "-e", self.error_log, "-c", conf],
+                                        stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        wait_listening(self.host, self.port, self.proc, "nginx on %s" % self.host.name)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # nginx: fast shutdown
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def requests(self):
+        """[(method, uri, status, bytes, authorization)] of the access log, after a moment
+        for nginx to write the lines of responses just finished."""
+        time.sleep(0.2)
+        try:
+            with open(self.access_log) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            method, uri, status, sent, auth = line.split("\t")
+            out.append((method, uri, int(status), int(sent), auth))
+        return out
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Team:
+    """A private network for one test: origin (serving blobs with BlobServer, srv; or with
+    hf=True the Hugging Face imitation HfServer over make_hf_repos' fixture, whose token is
+    HF_TOKEN), mirror and clients (Hosts), the test's TestContext t. Mounts, servers and
+    namespaces all stop at the end of the with block."""
+
+    def __init__(self, t, specs=(), clients=3, rate=None, hf=False):
+        self.t = t
+        self.specs = specs
+        self.nclients = clients
+        self.rate = rate
+        self.hf = hf
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self):
+        try:
+            self.net = self.stack.enter_context(Network())
+            self.origin = self.net.add_host("origin")
+            self.mirror = self.net.add_host("mirror")
+            self.clients = [self.net.add_host("c%d" % (i + 1)) for i in range(self.nclients)]
+            tls_dir = os.path.join(self.t.dir, "tls")
+            make_tls(tls_dir, ips=[self.origin.ip])
+            self.blobs = make_blobs(os.path.join(self.t.dir, "files"), self.specs)
+            if self.hf:
+                self.fixture_dir = os.path.join(self.t.dir, "hf-fixture")
+                self.desc = fx.make_repos(self.fixture_dir)
+            with self.origin.inside():
+                if self.hf:
+                    self.srv = HfServer(self.fixture_dir, tls_dir, token=HF_TOKEN,
+                                        address=self.origin.ip).start()
+                else:
+                    self.srv = BlobServer(tls_dir, manifest_of(self.blobs), files_of(self.blobs),
+                                          rate=self.rate, address=self.origin.ip).start()
+            self.stack.callback(self.srv.stop)
+        except BaseException:
+            self.stack.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.t.note(self.origin_summary())
+        # The mounts first (their daemons are in the network's namespaces), then the rest.
+        problems = [p for p in (m.stop() for m in self.t.mounts) if p]
+        self.stack.close()
+        if problems and exc_type is None:
+            raise AssertionError("; ".join(problems))
+        return False
+
+    def blob(self, name):
+        return next(b for b in self.blobs if b.name == name)
+
+    def origin_bytes(self, blob):
+        """Body bytes the origin sent of blob's file (the hub's redirects carry none)."""
+        self.srv.wait_idle()
+        return self.srv.bytes_sent(FILES_PREFIX + blob.model_path)
+
+    def origin_summary(self):
+        lines = ["%s %s %s bytes=%d auth=%s" % (r["method"], r["path"], r["status"], r["bytes"],
+                                                r["auth"]) for r in self.srv.requests()]
+        return "origin log:\n" + "\n".join(lines[-40:])
+
+    def hub_options(self, cache):
+        if self.hf:  # the ONNX hub points at an empty manifest on the same server
+            return ["cache=" + cache, "cacert=" + self.srv.cacert,
+                    "onnx_index_url=" + self.srv.onnx_manifest_url,
+                    "onnx_url=" + self.srv.endpoint + "/__onnx/files/"]
+        return ["cache=" + cache] + self.srv.options()
+
+    def host_env(self, host):
+        """A daemon environment of host's own: home and client caches under t.dir/<role>;
+        with hf, HF_ENDPOINT and HF_TOKEN too."""
+        env = daemon_env(os.path.join(self.t.dir, host.role))
+        for key in ("HOME", "ONNX_HOME", "HF_HUB_CACHE"):
+            os.makedirs(env[key], exist_ok=True)
+        if self.hf:
+            env.update({"HF_ENDPOINT": self.srv.endpoint, "HF_TOKEN": HF_TOKEN})
+        return env
+
+    def cache_of(self, host):
+        return os.path.join(self.t.dir, host.role, "cache")
+
+    def mount(self, host, *extra):
+        """A started mount of host's own cache on t.dir/<role>/mnt, its daemon in host's
+        namespace; extra: more -o options."""
+        cache = self.cache_of(host)
+        os.makedirs(cache, exist_ok=True)
+        m = self.t.mount(self.hub_options(cache) + list(extra), env=self.host_env(host),
+                         prefix=host.prefix(), mountpoint=os.path.join(self.t.dir, host.role,
+                                                                       "mnt"))
+        return m.start()
+
+    def pull(self, host, cache, *paths):
+        """`omnihub pull` in host's namespace into cache, against the origin."""
+        os.makedirs(cache, exist_ok=True)
+        res = host.run([omnihub_binary(), "-o", ",".join(self.hub_options(cache)), "pull"]
+                       + list(paths), env=self.host_env(host), capture_output=True, text=True,
+                       timeout=WAIT)
+        check(res.returncode == 0, "omnihub pull %s failed (%d):\n%s%s"
+              % (" ".join(paths), res.returncode, res.stdout, res.stderr))
+
+    def nginx(self, root, name="nginx", rate=None):
+        """A started Nginx on the mirror host over root, stopped with the team."""
+        srv = Nginx(self.mirror, root, os.path.join(self.t.dir, name), rate=rate).start()
+        self.stack.callback(srv.stop)
+        return srv
+
+
+def read_all_at_once(paths):
+    """sha256 of each path, read by one thread each, all started together; {path: hex or
+    the exception's text}."""
+    results = {}
+    barrier = threading.Barrier(len(paths))
+
+    def reader(path):
+        barrier.wait()
+        try:
+            results[path] = sha256_file(path)
+        except OSError as e:
+            results[path] = "error: %s" % e
+
+    threads = [threading.Thread(target=reader, args=(p,)) for p in paths]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(WAIT * 2)
+    return results
+
+
+# ----------------------------------------------------------------------------- clients, no mirror
+
+@test
+def clients_without_a_mirror_each_fetch_from_the_origin(t):
+    """The control: three client namespaces read one cold model at once through their own
+    mounts; each gets the right bytes, and the origin sends the model once per client."""
+    with Team(t, [("shared", 8 * MiB)]) as team:
+        b = team.blob("shared")
+        mounts = [team.mount(c) for c in team.clients]
+        got = read_all_at_once([m.path(b.rel) for m in mounts])
+        check_eq(sorted(set(got.values())), [b.sha256], "digests read by the clients")
+        check_eq(team.origin_bytes(b), 3 * b.bytes, "body bytes the origin sent")
+
+
+# ----------------------------------------------------------------------------- mirrors
+
+def mirror_root(t, name, blobs, corrupt=()):
+    """A directory laid out as a cache's blob store (blobs/sha256/<hex>) holding blobs; the
+    blobs named in corrupt have one byte flipped in the middle."""
+    root = os.path.join(t.dir, name)
+    store = os.path.join(root, "blobs", "sha256")
+    os.makedirs(store, exist_ok=True)
+    for b in blobs:
+        data = bytearray(b.data)
+        if b.name in corrupt:
+            data[len(data) // 2] ^= 0xFF
+        with open(os.path.join(store, b.sha256), "wb") as f:
+            f.write(data)
+    return root
+
+
+def mirror_warnings(m):
+    """The daemon's warnings that speak of a mirror (a blob it could not use; the info line
+    of a download says "fetched from the mirror" too)."""
+    return [line for line in m.log().splitlines() if "warning:" in line and "mirror" in line]
+
+
+def blob_uri(b):
+    return "/blobs/sha256/" + b.sha256
+
+
+def check_fallback(t, team, mirror_url, blobs, why, reason, names_url=True):
+    """One client with mirror_url reads every blob: right bytes, the origin sent each
+    blob's bytes once, and the log has one warning per blob about the mirror, with reason
+    in it (and the mirror's address, if names_url)."""
+    m = team.mount(team.clients[0], "mirror=" + mirror_url)
+    for b in blobs:
+        check_eq(sha256_file(m.path(b.rel)), b.sha256, "digest of %s read with %s" % (b.rel, why))
+    for b in blobs:
+        check_eq(team.origin_bytes(b), b.bytes, "origin body bytes of %s with %s" % (b.name, why))
+    lines = mirror_warnings(m)
+    t.note("mirror warnings:\n" + "\n".join(lines))
+    check_eq(len(lines), len(blobs), "warnings about the mirror (%s)" % why)
+    where = mirror_url.split("://", 1)[1]
+    for b in blobs:
+        mine = [line for line in lines if b.rel in line]
+        check_eq(len(mine), 1, "warnings about the mirror for %s" % b.rel)
+        check(reason in mine[0], "the warning for %s does not say %r" % (b.rel, reason))
+        check(not names_url or where in mine[0], "the warning for %s does not name %s"
+              % (b.rel, where))
+    return m
+
+
+@test
+def three_clients_share_one_origin_download_through_a_mirror(t):
+    """The mirror host pulls the model from the origin into its cache (omnihub pull) and
+    serves that cache with nginx; three clients then read the cold model at once through
+    their mounts with -o mirror=: all get the right bytes, the origin sent the model's
+    bytes once in total (the mirror's fill), and the mirror sent them once per client."""
+    with Team(t, [("shared", 16 * MiB)]) as team:
+        b = team.blob("shared")
+        fill = os.path.join(t.dir, "mirror-cache")
+        team.pull(team.mirror, fill, "onnx/" + b.dir)
+        check_eq(sha256_file(os.path.join(fill, "blobs", "sha256", b.sha256)), b.sha256,
+                 "the mirror's filled blob")
+        check_eq(team.origin_bytes(b), b.bytes, "origin body bytes of the mirror's fill")
+        web = team.nginx(fill)
+        mounts = [team.mount(c, "mirror=" + web.url) for c in team.clients]
+        got = read_all_at_once([m.path(b.rel) for m in mounts])
+        check_eq(sorted(set(got.values())), [b.sha256], "digests read by the clients")
+        check_eq(team.origin_bytes(b), b.bytes, "origin body bytes in all (the fill only)")
+        served = [r for r in web.requests() if r[1] == blob_uri(b)]
+        t.note("mirror requests: %r" % served)
+        check(all(r[2] in (200, 206) for r in served), "mirror statuses: %r" % served)
+        check_eq(sum(r[3] for r in served), 3 * b.bytes, "mirror body bytes (once per client)")
+        for c in team.clients:
+            check_eq(sha256_file(os.path.join(team.cache_of(c), "blobs", "sha256", b.sha256)),
+                     b.sha256, "the blob in %s's cache" % c.role)
+
+
+@test
+def a_mirror_with_nothing_listening_falls_back_to_the_origin(t):
+    """The mirror's address answers, but nothing listens on the port: each blob comes from
+    the origin, right, with one log line naming the mirror."""
+    with Team(t, [("one", 2 * MiB), ("two", 3 * MiB)], clients=1) as team:
+        url = team.mirror.url(free_port(team.mirror))
+        check_fallback(t, team, url, team.blobs, "a refused connection", "Failed to connect")
+
+
+@test
+def an_unreachable_mirror_falls_back_to_the_origin(t):
+    """The mirror host is unplugged (no answer at all on its address): each blob comes
+    from the origin, right, with one log line naming the mirror."""
+    with Team(t, [("one", 2 * MiB), ("two", 3 * MiB)], clients=1) as team:
+        web = team.nginx(mirror_root(t, "mirror-root", team.blobs))
+        team.mirror.disconnect()
+        check_fallback(t, team, web.url, team.blobs, "an unreachable mirror", "Failed to connect")
+        check_eq(web.requests(), [], "requests that reached the unplugged mirror")
+
+
+@test
+def a_mirror_serving_a_corrupted_blob_falls_back_to_the_origin(t):
+    """The mirror serves a copy with one byte flipped: the digest check refuses it, the
+    blob comes from the origin, right, with one log line naming the mirror; the client's
+    cache holds the right bytes."""
+    with Team(t, [("bad", 6 * MiB)], clients=1) as team:
+        b = team.blob("bad")
+        web = team.nginx(mirror_root(t, "mirror-root", team.blobs, corrupt={"bad"}))
+        # The digest is checked once the bytes are in, whichever mirror sent them: this
+        # warning names no mirror.
+        check_fallback(t, team, web.url, [b], "a corrupted mirror copy", "mismatch",
+                       names_url=False)
+        check(any(r[1] == blob_uri(b) and r[3] > 0 for r in web.requests()),
+              "the client never fetched the corrupted copy from the mirror")
+        check_eq(sha256_file(os.path.join(team.cache_of(team.clients[0]), "blobs", "sha256",
+                                          b.sha256)), b.sha256, "the client's cached blob")
+
+
+@test
+def a_mirror_without_the_blob_falls_back_to_the_origin(t):
+    """The mirror answers 404 for a blob it does not have: the blob comes from the origin,
+    right; a blob it has comes from the mirror alone."""
+    with Team(t, [("has", 2 * MiB), ("lacks", 3 * MiB)], clients=1) as team:
+        has, lacks = team.blob("has"), team.blob("lacks")
+        web = team.nginx(mirror_root(t, "mirror-root", [has]))
+        m = team.mount(team.clients[0], "mirror=" + web.url)
+        for b in (has, lacks):
+            check_eq(sha256_file(m.path(b.rel)), b.sha256, "digest of %s" % b.name)
+        check_eq(team.origin_bytes(lacks), lacks.bytes, "origin body bytes of the missing blob")
+        check_eq(team.origin_bytes(has), 0, "origin body bytes of the mirrored blob")
+        statuses = {r[1]: r[2] for r in web.requests()}
+        check_eq(statuses.get(blob_uri(lacks)), 404, "the mirror's answer for the missing blob")
+        lines = mirror_warnings(m)
+        check_eq(len(lines), 1, "warnings about the mirror")
+        check(lacks.rel in lines[0] and "404" in lines[0], "the warning: %r" % lines[0])
+
+
+def status_rows(m):
+    """{path: (state, source)} of the transfer lines of <mnt>/.omnihub/status (a line: state,
+    source, done, total, %, speed, ETA, connections, waiters, two spaces, the path)."""
+    with open(m.path(".omnihub", "status"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    check(len(lines) >= 3 and lines[2].split()[:2] == ["STATE", "SOURCE"],
+          "the status header: %r" % lines[:3])
+    rows = {}
+    for line in lines[3:]:
+        row = STATUS_ROW.match(line)
+        check(row is not None, "a status line does not parse: %r" % line)
+        rows[row.group(3)] = (row.group(1), row.group(2))
+    return rows
+
+
+def metric(m, name, source):
+    with open(m.path(".omnihub", "metrics"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith('%s{source="%s"} ' % (name, source)):
+                return int(line.split()[1])
+    raise AssertionError("no %s for %s in metrics" % (name, source))
+
+
+@test
+def status_and_metrics_say_what_came_from_the_mirror(t):
+    """A slow mirror (nginx limit_rate) has one blob, not the other: while the first comes
+    in, status shows its transfer with source "mirror"; once both are read it shows the
+    mirrored one "mirror" and the other "hub", and metrics count each one's bytes there."""
+    with Team(t, [("mirrored", 6 * MiB), ("origin", 2 * MiB)], clients=1) as team:
+        mirrored, origin = team.blob("mirrored"), team.blob("origin")
+        web = team.nginx(mirror_root(t, "mirror-root", [mirrored]), rate=2 * MiB)
+        m = team.mount(team.clients[0], "mirror=" + web.url)
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(
+            got=read_all_at_once([m.path(mirrored.rel)])))
+        reader.start()
+        try:
+            deadline = time.monotonic() + WAIT
+            seen = None
+            while seen is None and reader.is_alive():
+                seen = status_rows(m).get(mirrored.rel)
+                check(time.monotonic() < deadline, "the transfer never showed in status")
+                time.sleep(0.05)
+            t.note("status row during the transfer: %r" % (seen,))
+        finally:
+            reader.join(WAIT)
+        check(seen is not None, "the read ended before status showed the transfer")
+        check(seen[0] not in ("done", "failed"), "the first status row: %r" % (seen,))
+        check_eq(seen[1], "mirror", "the source of the running transfer")
+        check_eq(result.get("got"), {m.path(mirrored.rel): mirrored.sha256}, "the mirrored read")
+        check_eq(sha256_file(m.path(origin.rel)), origin.sha256, "the other read")
+        rows = status_rows(m)
+        check_eq(rows.get(mirrored.rel, (None, None))[1], "mirror", "source of the mirrored blob")
+        check_eq(rows.get(origin.rel, (None, None))[1], "hub", "source of the other blob")
+        check_eq(metric(m, "omnihub_source_bytes_total", "mirror"), mirrored.bytes,
+                 "bytes from the mirror in metrics")
+        check_eq(metric(m, "omnihub_source_bytes_total", "hub"), origin.bytes,
+                 "bytes from the hub in metrics")
+        check_eq(team.origin_bytes(mirrored), 0, "origin body bytes of the mirrored blob")
+
+
+@test
+def no_credentials_reach_the_mirror(t):
+    """A client with HF_TOKEN reads a Hugging Face repo through a mirror that has some of its
+    blobs (the LFS ones, by sha256) and not the others: every Hub request carries the token,
+    no mirror request carries an Authorization header, and the bytes are right."""
+    with Team(t, clients=1, hf=True) as team:
+        files = fx.files_at(fx.find_repo(team.desc, fx.SHARDED_REPO, "model"), "main")
+        lfs = [f for f in files.values() if f.get("lfs")]
+        check(lfs and len(lfs) < len(files), "the repo has LFS and plain files")
+        root = os.path.join(t.dir, "mirror-root")
+        os.makedirs(os.path.join(root, "blobs", "sha256"))
+        for f in lfs:
+            shutil.copyfile(os.path.join(team.fixture_dir, "blobs", f["sha256"]),
+                            os.path.join(root, "blobs", "sha256", f["sha256"]))
+        web = team.nginx(root)
+        m = team.mount(team.clients[0], "mirror=" + web.url)
+        repo = m.path("huggingface", *fx.SHARDED_REPO.split("/"))
+        for path, f in sorted(files.items()):
+            check_eq(sha256_file(os.path.join(repo, path)), f["sha256"], path)
+        team.srv.wait_idle()
+        hub = [r for r in team.srv.requests(host="hub") if r["kind"] in ("api", "resolve")]
+        check(hub, "no request reached the Hub")
+        check_eq([r["path"] for r in hub if not r["token_ok"]], [], "Hub requests without the token")
+        served = web.requests()
+        t.note("mirror requests: %r" % served)
+        check_eq(sorted({r[1] for r in served if r[0] == "GET" and r[2] in (200, 206)}),
+                 sorted("/blobs/sha256/" + f["sha256"] for f in lfs), "blobs the mirror served")
+        check_eq([r for r in served if r[4] != "-"], [], "mirror requests with Authorization")
+        check_eq(team.srv.requests(host="cdn"), [], "CDN requests (the mirror had every LFS blob)")
 
 
 # ----------------------------------------------------------------------------- netns itself
