@@ -770,15 +770,13 @@ static int call_outcome(struct fetch_call *call, CURLcode cc)
 	return is_connection_error(cc) ? -ECONNRESET : -EIO;
 }
 
-int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn done,
-		    void *done_ctx)
+/* Calls done for every call that ended; returns how many did. */
+static unsigned drain_done(struct fetch_multi *multi, fetch_done_fn done, void *done_ctx)
 {
-	int running = 0, queued;
+	unsigned ended = 0;
+	int queued;
 	CURLMsg *msg;
 
-	curl_multi_perform(multi->multi, &running);
-	curl_multi_poll(multi->multi, NULL, 0, timeout_ms, NULL);
-	curl_multi_perform(multi->multi, &running);
 	while ((msg = curl_multi_info_read(multi->multi, &queued)) != NULL) {
 		struct fetch_call *call = NULL;
 		int rc;
@@ -791,7 +789,24 @@ int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn don
 		void *ctx = call->ctx;
 		call_free(multi, call); /* msg is invalid from here */
 		done(done_ctx, ctx, rc);
+		ended++;
 	}
+	return ended;
+}
+
+int fetch_multi_run(struct fetch_multi *multi, int timeout_ms, fetch_done_fn done,
+		    void *done_ctx)
+{
+	int running = 0;
+
+	curl_multi_perform(multi->multi, &running);
+	/* A call that ended in that perform is handled now: the poll would
+	 * wait its whole timeout, since nothing of it is left to wake it. */
+	if (drain_done(multi, done, done_ctx) > 0)
+		return running;
+	curl_multi_poll(multi->multi, NULL, 0, timeout_ms, NULL);
+	curl_multi_perform(multi->multi, &running);
+	drain_done(multi, done, done_ctx);
 	return running;
 }
 
