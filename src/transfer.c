@@ -149,6 +149,7 @@ struct transfer {
 	size_t mirror;         /* the mirror asked now; nmirrors: the hub */
 	bool mirror_proven;    /* it answered with the blob: ask in parallel */
 	bool mirror_bytes;     /* this generation has bytes from a mirror */
+	unsigned mirrors_used; /* bit i: mirror i sent some of them */
 	bool refetch;          /* those bytes hashed wrong: start over from
 				  the hub (the engine thread does it) */
 	struct waiter *waiters;
@@ -546,6 +547,7 @@ static void refetch_from_hub_locked(struct transfer *t)
 	t->mirror = t->nmirrors;
 	t->mirror_proven = false;
 	t->mirror_bytes = false;
+	t->mirrors_used = 0;
 }
 
 /* Called at the first body bytes: is this the content we asked for? */
@@ -646,6 +648,8 @@ static int flush_call(struct call *c)
 						     : METRICS_FROM_HUB;
 	t->from[from] += c->buffered;
 	t->mirror_bytes |= from == METRICS_FROM_MIRROR;
+	if (c->mirror >= 0)
+		t->mirrors_used |= 1u << c->mirror;
 	metrics_bytes_from(t->engine->metrics, from, c->buffered);
 	c->buffered = 0;
 	mark_pieces_locked(c);
@@ -1084,9 +1088,15 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 		if (t->mirror_bytes) {
 			/* A mirror need not be trusted: its bytes go, and the hub
 			 * serves the blob (the engine thread starts it over). */
-			log_warn("%s: %s mismatch in bytes from a mirror: expected %s, got %s; "
+			char used[1024] = "";
+			for (size_t i = 0; i < t->nmirrors; i++)
+				if (t->mirrors_used & (1u << i))
+					snprintf(used + strlen(used), sizeof(used) - strlen(used),
+						 "%s%s", used[0] ? ", " : "",
+						 engine->options.mirrors->bases[i]);
+			log_warn("%s: %s mismatch in bytes from a mirror (%s): expected %s, got %s; "
 				 "fetching it from the hub%s",
-				 t->label, digest_algo_name(t->digest.algo), expected, actual,
+				 t->label, digest_algo_name(t->digest.algo), used, expected, actual,
 				 streamed ? " (bytes already read in stream mode were wrong)" : "");
 			t->refetch = true;
 			wake_engine(engine);
@@ -1620,6 +1630,25 @@ static void snapshot_locked(const struct transfer *t, struct transfer_status *s)
 	memcpy(s->bytes, t->from, sizeof(s->bytes));
 }
 
+/* Appends a copy of s (its label copied too) to *list, grown as needed. */
+static int status_append(struct transfer_status **list, size_t *n, size_t *cap,
+			 const struct transfer_status *s)
+{
+	if (*n == *cap) {
+		size_t grown_cap = *cap ? 2 * *cap : 8;
+		struct transfer_status *grown = realloc(*list, grown_cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		*list = grown;
+		*cap = grown_cap;
+	}
+	(*list)[*n] = *s;
+	if (!((*list)[*n].label = strdup(s->label)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 int transfer_engine_list(struct transfer_engine *engine, struct transfer_status **out,
 			 size_t *count)
 {
@@ -1630,53 +1659,21 @@ int transfer_engine_list(struct transfer_engine *engine, struct transfer_status 
 	*out = NULL;
 	*count = 0;
 	pthread_mutex_lock(&engine->lock);
-	for (struct transfer *t = engine->transfers; t; t = t->next) {
-		struct transfer_status *s;
+	for (struct transfer *t = engine->transfers; t && rc == 0; t = t->next) {
+		struct transfer_status s;
 
 		if (t->released)
 			continue;
-		if (n == cap) {
-			size_t grown_cap = cap ? 2 * cap : 8;
-			struct transfer_status *grown = realloc(list, grown_cap * sizeof(*grown));
-			if (!grown) {
-				rc = -ENOMEM;
-				break;
-			}
-			list = grown;
-			cap = grown_cap;
-		}
-		s = &list[n];
-		n++;
-		snapshot_locked(t, s);
-		s->label = strdup(t->label);
-		if (!s->label) {
-			n--;
-			rc = -ENOMEM;
-			break;
-		}
+		snapshot_locked(t, &s);
+		s.label = t->label;
+		rc = status_append(&list, &n, &cap, &s);
 	}
 	/* Then the ones that ended, newest first. */
 	for (size_t i = 1; i <= TRANSFER_RECENT && rc == 0; i++) {
 		const struct transfer_status *r =
 			&engine->recent[(engine->recent_next + TRANSFER_RECENT - i) % TRANSFER_RECENT];
-		if (!r->label)
-			continue;
-		if (n == cap) {
-			size_t grown_cap = cap ? 2 * cap : 8;
-			struct transfer_status *grown = realloc(list, grown_cap * sizeof(*grown));
-			if (!grown) {
-				rc = -ENOMEM;
-				break;
-			}
-			list = grown;
-			cap = grown_cap;
-		}
-		list[n] = *r;
-		if (!(list[n].label = strdup(r->label))) {
-			rc = -ENOMEM;
-			break;
-		}
-		n++;
+		if (r->label)
+			rc = status_append(&list, &n, &cap, r);
 	}
 	pthread_mutex_unlock(&engine->lock);
 	if (rc) {

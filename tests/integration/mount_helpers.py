@@ -62,6 +62,27 @@ def sha256_file(path, chunk=1 << 20):
                 return digest.hexdigest()
             digest.update(block)
 
+def read_all_at_once(paths, timeout=120.0):
+    """sha256 of each path, read by one thread each, all started together; {path: hex or
+    the error's text}."""
+    results = {}
+    barrier = threading.Barrier(len(paths))
+
+    def reader(path):
+        barrier.wait()
+        try:
+            results[path] = sha256_file(path)
+        except OSError as e:
+            results[path] = "error: %s" % e
+
+    threads = [threading.Thread(target=reader, args=(p,)) for p in paths]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout)
+    return results
+
+
 
 def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()

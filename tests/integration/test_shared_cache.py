@@ -27,6 +27,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, _die_with_parent,  # noqa: E402
+                           read_all_at_once,
                            check, check_eq, daemon_env, fusermount, is_mounted, run, run_cli,
                            sha256_file, test)
 from netns import Network  # noqa: E402
@@ -330,27 +331,6 @@ class Machines:
 
     def blob_path(self, blob):
         return os.path.join(self.cache, "blobs", "sha256", blob.sha256)
-
-
-def read_all_at_once(paths):
-    """sha256 of each path, read by one thread each, all started together; {path: hex or
-    the error}."""
-    results = {}
-    barrier = threading.Barrier(len(paths))
-
-    def reader(path):
-        barrier.wait()
-        try:
-            results[path] = sha256_file(path)
-        except OSError as e:
-            results[path] = "error: %s" % e
-
-    threads = [threading.Thread(target=reader, args=(p,)) for p in paths]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(WAIT * 2)
-    return results
 
 
 def status_source(m, rel):

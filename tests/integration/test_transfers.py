@@ -942,8 +942,8 @@ def mirror_corrupt_blob_falls_back(t):
                 check_bytes(m.path(b.rel), b)
                 check_eq(sha256_file(blob_path(t.cache, b.sha256)), b.sha256, "the cached blob")
             lines = mirror_lines(m)
-            check(any("mismatch in bytes from a mirror" in line for line in lines),
-                  "no mismatch line: %s" % lines)
+            check(any("mismatch in bytes from a mirror (%s)" % mirror.url in line
+                      for line in lines), "no mismatch line naming the mirror: %s" % lines)
             check(mirror.bytes_sent() >= b.bytes, "the mirror sent too little")
             check(srv.bytes_sent("/files/" + b.model_path) >= b.bytes, "the hub sent too little")
 
