@@ -479,12 +479,6 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		resp->repo_commit[0] = resp->linked_etag[0] = '\0';
 		resp->has_content_range = false;
 		resp->retry_after = -1;
-		resp->cache_status[0] = '\0';
-	} else if (header_is(line, len, "x-cache:")) {
-		/* Squid's "HIT from host"; nginx examples send X-Cache-Status. */
-		header_value(line, len, 8, resp->cache_status, sizeof(resp->cache_status));
-	} else if (header_is(line, len, "x-cache-status:")) {
-		header_value(line, len, 15, resp->cache_status, sizeof(resp->cache_status));
 	} else if (header_is(line, len, "etag:")) {
 		header_value(line, len, 5, resp->etag, sizeof(resp->etag));
 	} else if (header_is(line, len, "content-range:")) {

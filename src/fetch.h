@@ -117,8 +117,6 @@ struct fetch_response {
 				    redirect (an LFS file's sha256, quoted) */
 	char url_for_log[512];   /* final_url as a log may show it */
 	bool via_proxy;          /* final_url was asked through a proxy */
-	char cache_status[64];   /* X-Cache or X-Cache-Status ("HIT from ..."):
-				    what a caching proxy says it did */
 	char error[512];         /* why it failed, empty on success */
 };
 
