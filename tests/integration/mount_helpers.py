@@ -82,6 +82,19 @@ def read_all_at_once(paths, timeout=120.0):
         th.join(timeout)
     return results
 
+def wait_for(cond, timeout, what, interval=0.05):
+    """cond()'s first true value, asked every interval s; AssertionError naming what after
+    timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
 
 
 def sha256_bytes(data):

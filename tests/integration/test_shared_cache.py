@@ -29,7 +29,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importi
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, _die_with_parent,  # noqa: E402
                            read_all_at_once,
                            check, check_eq, daemon_env, fusermount, is_mounted, run, run_cli,
-                           sha256_file, test)
+                           sha256_file, test, wait_for)
 from netns import Network  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
@@ -342,17 +342,6 @@ def status_source(m, rel):
         if len(fields) >= 10 and fields[-1].endswith(rel):
             return fields[1]
     return text
-
-
-def wait_for(cond, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 # ----------------------------------------------------------------------------- two machines

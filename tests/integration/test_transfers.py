@@ -22,7 +22,8 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (SRCDIR, Mount, all_files, check, check_eq, errno_name, is_mounted,
-                           read_errno, run, sha256_bytes, sha256_file, test)  # noqa: E402
+                           read_errno, run, sha256_bytes, sha256_file, test,  # noqa: E402
+                           wait_for)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import Blob, BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
@@ -143,17 +144,6 @@ def read_rest(f, chunk=MiB):
 
 def check_bytes(path, b):
     check_eq(sha256_file(path), b.sha256, "sha256 of what %s reads" % path)
-
-
-def wait_for(cond, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def within(seconds, func, *args):
