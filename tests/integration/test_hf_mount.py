@@ -687,7 +687,10 @@ def concurrent_lookups_single_flight(t):
     once (the kernel serialises lookups of one name, not of different names) while the Hub
     is slow cause one revision call between them, and all get their answer."""
     repo = "model:" + fx.ONNX_REPO
-    with mounted(t, "hf_ttl=1") as m:
+    # The TTL is counted in whole seconds: with hf_ttl=1 a commit checked at x.99 s would
+    # be stale again 10 ms later, and a late thread would ask again. With 2, it stays fresh
+    # for at least a second after the answer.
+    with mounted(t, "hf_ttl=2") as m:
         root = repo_dir(m, fx.ONNX_REPO)
         names = sorted(os.listdir(root))
         # Four folders, pinned so the kernel keeps their dentries; two names looked up in each
@@ -695,7 +698,7 @@ def concurrent_lookups_single_flight(t):
         dirs = [os.path.join(root, d) for d in ("", "onnx", "sub", "sub/dir")]
         pins = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
         try:
-            time.sleep(1.5)
+            time.sleep(2.5)
             t.shared.srv.set_api_delay(0.5)
             before = count(t, kind="api", repo=repo, path_substring="/revision/")
             results, errors = [], []
