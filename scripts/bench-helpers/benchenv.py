@@ -165,6 +165,27 @@ def fake_manifest(count):
 
 # ------------------------------------------------------------------------ the hub
 
+def nginx_head(run_dir):
+    """The start of an nginx.conf of ours, up to inside `http {`: its pid, logs and temp
+    directories under run_dir (log/ and tmp/ must exist)."""
+    tmp = os.path.join(run_dir, "tmp")
+    return f"""\
+# Written by scripts/bench-helpers/benchenv.py; regenerated at every start.
+user root;
+worker_processes auto;
+daemon off;
+pid "{run_dir}/nginx.pid";
+error_log "{run_dir}/log/error.log" notice;
+events {{ worker_connections 1024; }}
+http {{
+    client_body_temp_path "{tmp}/body";
+    proxy_temp_path "{tmp}/proxy";
+    fastcgi_temp_path "{tmp}/fastcgi";
+    uwsgi_temp_path "{tmp}/uwsgi";
+    scgi_temp_path "{tmp}/scgi";
+"""
+
+
 class Hub:
     """nginx on 127.0.0.1 over HTTPS (a throw-away CA), one port:
         /index/<name>.json   manifests
@@ -208,23 +229,10 @@ class Hub:
         return total
 
     def _conf(self):
-        d, tmp = self.run_dir, os.path.join(self.run_dir, "tmp")
+        d = self.run_dir
         access = ('log_format bytes "$uri $body_bytes_sent";\n    access_log "%s" bytes;'
                   % self.access_log if self.access_log else "access_log off;")
-        return f"""\
-# Written by scripts/bench-helpers/benchenv.py; regenerated at every start.
-user root;
-worker_processes auto;
-daemon off;
-pid "{d}/nginx.pid";
-error_log "{d}/log/error.log" notice;
-events {{ worker_connections 1024; }}
-http {{
-    client_body_temp_path "{tmp}/body";
-    proxy_temp_path "{tmp}/proxy";
-    fastcgi_temp_path "{tmp}/fastcgi";
-    uwsgi_temp_path "{tmp}/uwsgi";
-    scgi_temp_path "{tmp}/scgi";
+        return nginx_head(d) + f"""\
     ssl_certificate "{d}/tls/server.pem";
     ssl_certificate_key "{d}/tls/server.key";
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -304,23 +312,10 @@ class Mirror:
         return "http://%s:%d" % (self.address, self.port)
 
     def start(self):
-        d, tmp = self.run_dir, os.path.join(self.run_dir, "tmp")
+        d = self.run_dir
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(f"""\
-# Written by scripts/bench-helpers/benchenv.py; regenerated at every start.
-user root;
-worker_processes auto;
-daemon off;
-pid "{d}/nginx.pid";
-error_log "{d}/log/error.log" notice;
-events {{ worker_connections 1024; }}
-http {{
-    client_body_temp_path "{tmp}/body";
-    proxy_temp_path "{tmp}/proxy";
-    fastcgi_temp_path "{tmp}/fastcgi";
-    uwsgi_temp_path "{tmp}/uwsgi";
-    scgi_temp_path "{tmp}/scgi";
+            f.write(nginx_head(d) + f"""\
     sendfile on;
     access_log off;
     default_type application/octet-stream;

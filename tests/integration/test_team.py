@@ -120,8 +120,8 @@ def wait_listening(host, port, proc, what):
 
 class Nginx:
     """Debian's nginx in a host's namespace serving root (a cache directory: the mirror
-    layout is the cache's own, blobs/<alg>/<hex>) on host.ip:port, plain HTTP, its
-    config, pid and logs in workdir. The access log has one line per request: method, uri,
+    layout is the cache's own, blobs/<alg>/<hex>) on host.ip:port, plain HTTP, with the
+    server block of scripts/proxy/nginx-mirror.conf; its config, pid and logs in workdir. The access log has one line per request: method, uri,
     status, body bytes and the Authorization header ("-" when absent). rate: limit_rate."""
 
     def __init__(self, host, root, workdir, rate=None):
@@ -138,9 +138,22 @@ class Nginx:
     def url(self):
         return self.host.url(self.port)
 
+    def _server(self):
+        """The shipped example, scripts/proxy/nginx-mirror.conf, with this test's address,
+        root, log and rate: so the example itself is what the tests run."""
+        with open(os.path.join(SRCDIR, "scripts", "proxy", "nginx-mirror.conf")) as f:
+            text = f.read()
+        rate = "    limit_rate %d;\n" % self.rate if self.rate else ""
+        for old, new in (("listen 8080;", "listen %s:%d;" % (self.host.ip, self.port)),
+                         ("root /var/cache/omnihub;\n", 'root "%s";\n%s' % (self.root, rate)),
+                         ("access_log /var/log/nginx/omnihub-mirror.log;",
+                          'access_log "%s" team;' % self.access_log)):
+            check(old in text, "nginx-mirror.conf no longer has %r" % old)
+            text = text.replace(old, new)
+        return text
+
     def _conf(self):
         user = "user root;\n" if os.geteuid() == 0 else ""  # workers read the 0700 test dir
-        rate = "        limit_rate %d;\n" % self.rate if self.rate else ""
         w = self.workdir
         return f"""\
 {user}worker_processes 1;
@@ -160,11 +173,7 @@ http {{
     log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
     access_log "{self.access_log}" team;
     default_type application/octet-stream;
-    sendfile on;
-    server {{
-        listen {self.host.ip}:{self.port};
-        root "{self.root}";
-{rate}    }}
+{self._server()}
 }}
 """
 
