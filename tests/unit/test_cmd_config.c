@@ -156,7 +156,7 @@ static void test_where(const struct config *cfg)
 
 int main(void)
 {
-	struct config_options none = {.index_ttl = CONFIG_INDEX_TTL_UNSET, .retries = -1};
+	struct config_options none = {0};
 	char dir[] = "/tmp/omnihub-test-cmd-config-XXXXXX";
 	struct config cfg;
 	const char *why = NULL;

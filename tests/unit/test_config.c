@@ -132,7 +132,7 @@ static bool origin_is(const struct config *cfg, const char *key, const char *pat
 static void check_bad(const char *user, const char *system, const char *file, int line,
 		      const char *what)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config cfg;
 	const char *why = NULL;
 	char want[512];
@@ -147,13 +147,10 @@ static void check_bad(const char *user, const char *system, const char *file, in
 
 static void test_precedence(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
-	struct config_options given = { .cache = "/opt/cache", .offline = 1, .index_ttl = 5,
-					.retries = -1 };
+	struct config_options none = { 0 };
+	struct config_options given = { .cache = "/opt/cache", .offline = 1, .index_ttl = "5" };
 	struct config_hub_option endpoint = { "hf_endpoint", "http://option/" };
-	struct config_options with_endpoint = { .index_ttl = CONFIG_INDEX_TTL_UNSET,
-						.retries = -1,
-						.hub_options = &endpoint,
+	struct config_options with_endpoint = { .hub_options = &endpoint,
 						.nhub_options = 1 };
 	const char *system = "# the system's\n"
 			     "cache = /sys/cache\n"
@@ -250,7 +247,7 @@ static void test_precedence(void)
 	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "http://option/") == 0 &&
 		       strcmp(origin_of(&cfg, "hf_endpoint"), "option") == 0,
 	       "-o hf_endpoint over $HF_ENDPOINT");
-	tap_ok(cfg.index_ttl == 100, "index_ttl not given (CONFIG_INDEX_TTL_UNSET): the file's");
+	tap_ok(cfg.index_ttl == 100, "index_ttl not given: the file's");
 	config_free(&cfg);
 	unsetenv("OMNIHUB_HOME");
 	unsetenv("HF_ENDPOINT");
@@ -289,11 +286,9 @@ static void test_precedence(void)
 
 static void test_lists_and_values(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config_hub_option convert = { "convert", "o:p:cmd" };
-	struct config_options with_convert = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
-					       .retries = -1,
-					       .hub_options = &convert,
+	struct config_options with_convert = { .hub_options = &convert,
 					       .nhub_options = 1 };
 	const char *lists = "convert = onnx:ort:a $1 $2\n"
 			    "hf_repos = a/b\n"
@@ -402,14 +397,14 @@ static void test_lists_and_values(void)
 
 static void test_bad_lines(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config cfg;
 	const char *why = NULL;
 	int rc;
 
 	check_bad("# fine\n\ncache = /c\noffline = no\nstream = yes\nconnections = 2\n"
 		  "connections = lots\n",
-		  "", user_path, 7, "connections: \"lots\" is not a number");
+		  "", user_path, 7, "connections: \"lots\" is not a number (1 to 64)");
 	check_bad("connections = 65\n", "", user_path, 1, "connections: 65 is out of range (1 to 64)");
 	check_bad("connections = 0\n", "", user_path, 1, "connections: 0 is out of range (1 to 64)");
 	check_bad("frobnicate = 1\n", "", user_path, 1, "unknown key \"frobnicate\"");
@@ -424,7 +419,7 @@ static void test_bad_lines(void)
 	check_bad("[onnx]\ncache_max = 1G\n", "", user_path, 2,
 		  "[onnx]: cache_max per hub needs the hub's own cache directory (cache in [onnx])");
 	check_bad("[onnx]\ncache_max = lots\n", "", user_path, 2,
-		  "cache_max: \"lots\" is not a size (bytes, or with K, M, G or T: say 4M)");
+		  "cache_max: \"lots\" is not a size (0 to 1024T; bytes, or with K, M, G or T: say 4M)");
 	check_bad("[Hugging Face]\n", "", user_path, 1,
 		  "[Hugging Face]: a section is named after a hub (lowercase letters, digits, '.', "
 		  "'_' and '-')");
@@ -444,25 +439,23 @@ static void test_bad_lines(void)
 		  "cache: \"relative/dir\" is not an absolute path (nor ~/...)");
 	check_bad("catalogs = /a,b\n", "", user_path, 1,
 		  "catalogs: \"b\" is not an absolute path (nor ~/...)");
-	check_bad("offline = maybe\n", "", user_path, 1, "offline: \"maybe\" is not yes or no");
+	check_bad("offline = maybe\n", "", user_path, 1, "offline: \"maybe\" is not yes or no (yes/no, true/false, on/off or 1/0)");
 	check_bad("piece_size = 4Q\n", "", user_path, 1,
-		  "piece_size: \"4Q\" is not a size (bytes, or with K, M, G or T: say 4M)");
+		  "piece_size: \"4Q\" is not a size (64K to 1G; bytes, or with K, M, G or T: say 4M)");
 	check_bad("piece_size = 1K\n", "", user_path, 1,
 		  "piece_size: 1K is out of range (64K to 1G)");
-	check_bad("max_unpack_size = 0\n", "", user_path, 1, "max_unpack_size: 0 is too small");
-	check_bad("index_ttl = -1\n", "", user_path, 1, "index_ttl: \"-1\" is not a number");
+	check_bad("max_unpack_size = 0\n", "", user_path, 1, "max_unpack_size: 0 is out of range (1 to 1024T)");
+	check_bad("index_ttl = -1\n", "", user_path, 1, "index_ttl: \"-1\" is not a number of seconds (0 to 31536000 seconds)");
 	check_bad("", "cache = /ok\nretries = 3x\n", system_path, 2,
-		  "retries: \"3x\" is not a number");
+		  "retries: \"3x\" is not a number (0 to 100)");
 	check_bad("cache = /ok\n", "[onnx]\nindex_ttl = soon\n", system_path, 2,
-		  "index_ttl: \"soon\" is not a number");
+		  "index_ttl: \"soon\" is not a number of seconds (0 to 31536000 seconds)");
 
 	/* An option's bad value names the key too. */
 	{
-		struct config_options bad = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
-					      .retries = -1,
-					      .piece_size = "3X" };
+		struct config_options bad = { .piece_size = "3X" };
 		rc = resolve_files(&cfg, &bad, "", "", &why);
-		tap_ok(rc == -EINVAL && strstr(why, "piece_size: \"3X\" is not a size") == why,
+		tap_ok(rc == -EINVAL && strstr(why, "-o piece_size: \"3X\" is not a size (64K to 1G") == why,
 		       "-o piece_size=3X: %s", why);
 		config_free(&cfg);
 	}
@@ -498,7 +491,7 @@ static void test_bad_lines(void)
 
 static void test_file_places(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config cfg;
 
 	unsetenv("OMNIHUB_CONFIG");
@@ -520,10 +513,8 @@ static void test_file_places(void)
 /* A [hub] cache and cache_max: a store of the hub's own. */
 static void test_hub_caches(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
-	struct config_options given = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
-					.retries = -1,
-					.cache = "/opt/cache",
+	struct config_options none = { 0 };
+	struct config_options given = { .cache = "/opt/cache",
 					.cache_max = "2G" };
 	struct config cfg;
 	const char *why = NULL;
@@ -600,14 +591,14 @@ static void test_files(void)
 
 int main(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT };
+	struct config_options none = { 0 };
 	struct config_hub_option hub_options[] = {
 		{ "onnx_url", "https://first/" },
 		{ "hf_repos", "a/b,c/d" },
 		{ "onnx_url", "https://m/" },
 	};
 	struct config_options given = {
-		.cache = "/opt/cache", .cacert = "/etc/ca.pem", .offline = 1, .index_ttl = 5,
+		.cache = "/opt/cache", .cacert = "/etc/ca.pem", .offline = 1, .index_ttl = "5",
 		.hub_options = hub_options, .nhub_options = 3,
 	};
 	struct config cfg;
