@@ -968,17 +968,14 @@ static int add_hub_option(struct values *out, const struct hub_option_spec *spec
 			goto out;
 		value = tidy;
 	}
-	if (!*value) {
-		snprintf(why, why_size, "%s: the value is empty", subject);
-		rc = -EINVAL;
-		goto out;
-	}
 	if (number) {
 		rc = check_value(number, value, subject, &n, why, why_size);
-		if (rc)
-			goto out;
+	} else if (!*value) {
+		snprintf(why, why_size, "%s: the value is empty", subject);
+		rc = -EINVAL;
 	}
-	rc = values_add(out, NULL, spec->name, value, origin);
+	if (rc == 0)
+		rc = values_add(out, NULL, spec->name, value, origin);
 out:
 	free(tidy);
 	return rc;

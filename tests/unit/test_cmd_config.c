@@ -154,6 +154,82 @@ static void test_where(const struct config *cfg)
 	free(text);
 }
 
+
+/* Every URL's user information hidden in `omnihub config`, wherever it is
+ * set and whatever holds it: a mirror list, the proxy, a hub option, a
+ * per-hub setting, a URL libcurl cannot parse. */
+static void test_secrets(const char *dir)
+{
+	struct config_hub_option hub_options[] = {
+		{"hf_endpoint", "https://secret4token@hf.lan/"},
+		{"onnx_index_url", "https://u:secret6@[::1/index.json"},
+	};
+	struct config_options opts = {
+		.mirror = "http://m1:secret1@a.lan/c http://secret2@b.lan",
+		.proxy = "http://u:secret3@p.lan:3128",
+		.hub_options = hub_options,
+		.nhub_options = 2,
+	};
+	char *argv[] = {"config", NULL}, *text = NULL, path[256];
+	struct config cfg;
+	const char *why = NULL;
+	cJSON *doc;
+	FILE *f;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/with-passwords", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs("onnx_url = https://me:secret7@h/models/?x=1\n"
+	      "[torchvision]\nconvert = pth:onnx:get http://u:secret5@x.lan/y $1 $2\n",
+	      f);
+	fclose(f);
+	setenv("OMNIHUB_CONFIG", path, 1);
+	rc = config_resolve(&cfg, &opts, &why);
+	tap_ok(rc == 0, "a config with passwords in URLs resolves (%s)", why ? why : "");
+	if (rc)
+		goto out;
+	rc = run(cmd_config, &cfg, true, 1, argv, &text);
+	doc = text ? cJSON_Parse(text) : NULL;
+	tap_ok(rc == CMD_EXIT_OK && doc && !strstr(text, "secret"), "no password in the JSON");
+	tap_ok(strcmp(field(setting(doc, NULL, "mirror"), "value"),
+	              "http://m1:***@a.lan/c http://***@b.lan/") == 0,
+	       "mirrors: user:*** and a lone user (a token) as *** (%s)",
+	       field(setting(doc, NULL, "mirror"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "proxy"), "value"), "http://u:***@p.lan:3128/") == 0,
+	       "proxy: http://u:***@p.lan:3128/ (%s)", field(setting(doc, NULL, "proxy"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "hf_endpoint"), "value"), "https://***@hf.lan/") == 0,
+	       "hf_endpoint: a token as the user hidden (%s)",
+	       field(setting(doc, NULL, "hf_endpoint"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "onnx_url"), "value"),
+	              "https://me:***@h/models/?x=1") == 0,
+	       "onnx_url from a file: path and query kept (%s)",
+	       field(setting(doc, NULL, "onnx_url"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "onnx_index_url"), "value"),
+	              "https://***@[::1/index.json") == 0,
+	       "a URL libcurl refuses: its user information hidden all the same (%s)",
+	       field(setting(doc, NULL, "onnx_index_url"), "value"));
+	tap_ok(strcmp(field(setting(doc, "torchvision", "convert"), "value"),
+	              "pth:onnx:get http://u:***@x.lan/y $1 $2") == 0,
+	       "a URL inside a per-hub setting (%s)",
+	       field(setting(doc, "torchvision", "convert"), "value"));
+	cJSON_Delete(doc);
+	free(text);
+	rc = run(cmd_config, &cfg, false, 1, argv, &text);
+	tap_ok(rc == CMD_EXIT_OK && text && !strstr(text, "secret") &&
+	           strstr(text, "http://u:***@p.lan:3128/"),
+	       "no password in the text either");
+	free(text);
+	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "https://secret4token@hf.lan/") == 0 &&
+	           strcmp(cfg.proxy, "http://u:secret3@p.lan:3128") == 0,
+	       "the hubs and the transfers still get the real URLs");
+	config_free(&cfg);
+out:
+	unlink(path);
+	setenv("OMNIHUB_CONFIG", user_path, 1);
+}
+
 int main(void)
 {
 	struct config_options none = {0};
@@ -184,6 +260,7 @@ int main(void)
 	test_config_json(&cfg);
 	test_where(&cfg);
 	config_free(&cfg);
+	test_secrets(dir);
 	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");
 	return tap_done();
 }
