@@ -1290,46 +1290,43 @@ int config_check_sections(const struct config *cfg, const char *const *hubs, siz
 
 /* One URL with its user information hidden: "***" for the password, or
  * for the user when there is none (a token given as the user). libcurl
- * parses it as it will when it is used. Kept here, for what `omnihub
+ * says what the user information is, parsing the URL as it will when the
+ * URL is used; the rest is shown as written. Kept here, for what `omnihub
  * config` prints; fetch.c hides URLs in logs and sidecars with its own. */
 static void redact_url(const char *url, size_t len, char *out, size_t out_size)
 {
-	char *copy = strndup(url, len), *user = NULL, *password = NULL, *text = NULL;
+	char *copy = strndup(url, len), *user = NULL, *password = NULL;
+	const char *host, *at;
 	CURLU *u = curl_url();
-	bool parsed = false;
+	bool parsed;
+	size_t authority;
 
 	snprintf(out, out_size, "%.*s", (int)len, url);
-	if (!copy || !u)
+	host = copy ? strstr(copy, "://") : NULL;
+	if (!host || !u)
 		goto out;
+	host += 3;
+	authority = strcspn(host, "/?#");
+	at = memrchr(host, '@', authority);
 	parsed = curl_url_set(u, CURLUPART_URL, copy, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK;
 	if (parsed) {
 		curl_url_get(u, CURLUPART_USER, &user, 0);
 		curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
-		if (!user && !password)
-			goto out;
-		if (curl_url_set(u, password ? CURLUPART_PASSWORD : CURLUPART_USER, "***", 0) ==
-			    CURLUE_OK &&
-		    curl_url_get(u, CURLUPART_URL, &text, 0) == CURLUE_OK) {
-			snprintf(out, out_size, "%s", text);
-			goto out;
-		}
 	}
-	/* libcurl refused it (or could not rebuild it): hide whatever could
-	 * be user information, everything between "://" and the last '@'
-	 * before the path. */
-	{
-		const char *host = strstr(copy, "://"), *at;
-		size_t authority;
-		if (!host)
-			goto out;
-		host += 3;
-		authority = strcspn(host, "/?#");
-		at = memrchr(host, '@', authority);
-		if (at)
-			snprintf(out, out_size, "%.*s***%s", (int)(host - copy), copy, at);
-	}
+	if (parsed && !user && !password)
+		goto out;
+	/* Refused by libcurl: whatever is before an '@' in the authority may
+	 * be user information. Taken by libcurl with user information where
+	 * this finds none: the whole URL but its scheme is hidden. */
+	if (!at && parsed)
+		snprintf(out, out_size, "%.*s***", (int)(host - copy), copy);
+	else if (!at)
+		goto out;
+	else if (password && user)
+		snprintf(out, out_size, "%.*s%s:***%s", (int)(host - copy), copy, user, at);
+	else
+		snprintf(out, out_size, "%.*s***%s", (int)(host - copy), copy, at);
 out:
-	curl_free(text);
 	curl_free(password);
 	curl_free(user);
 	curl_url_cleanup(u);

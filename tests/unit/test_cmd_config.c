@@ -194,11 +194,11 @@ static void test_secrets(const char *dir)
 	doc = text ? cJSON_Parse(text) : NULL;
 	tap_ok(rc == CMD_EXIT_OK && doc && !strstr(text, "secret"), "no password in the JSON");
 	tap_ok(strcmp(field(setting(doc, NULL, "mirror"), "value"),
-	              "http://m1:***@a.lan/c http://***@b.lan/") == 0,
+	              "http://m1:***@a.lan/c http://***@b.lan") == 0,
 	       "mirrors: user:*** and a lone user (a token) as *** (%s)",
 	       field(setting(doc, NULL, "mirror"), "value"));
-	tap_ok(strcmp(field(setting(doc, NULL, "proxy"), "value"), "http://u:***@p.lan:3128/") == 0,
-	       "proxy: http://u:***@p.lan:3128/ (%s)", field(setting(doc, NULL, "proxy"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "proxy"), "value"), "http://u:***@p.lan:3128") == 0,
+	       "proxy: http://u:***@p.lan:3128 (%s)", field(setting(doc, NULL, "proxy"), "value"));
 	tap_ok(strcmp(field(setting(doc, NULL, "hf_endpoint"), "value"), "https://***@hf.lan/") == 0,
 	       "hf_endpoint: a token as the user hidden (%s)",
 	       field(setting(doc, NULL, "hf_endpoint"), "value"));
@@ -218,7 +218,7 @@ static void test_secrets(const char *dir)
 	free(text);
 	rc = run(cmd_config, &cfg, false, 1, argv, &text);
 	tap_ok(rc == CMD_EXIT_OK && text && !strstr(text, "secret") &&
-	           strstr(text, "http://u:***@p.lan:3128/"),
+	           strstr(text, "http://u:***@p.lan:3128  "),
 	       "no password in the text either");
 	free(text);
 	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "https://secret4token@hf.lan/") == 0 &&
