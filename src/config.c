@@ -179,6 +179,8 @@ int config_parse_bool(const char *text, bool *out)
 
 /* ---- the general settings ---- */
 
+static void redact(const char *value, char *out, size_t out_size);
+
 enum kind {
 	KIND_PATH,
 	KIND_BOOL,
@@ -397,6 +399,25 @@ static int list_tidy(const char *text, char **out)
 	return 0;
 }
 
+/* ---- problems: the first stops, or each is reported (config_check) ---- */
+
+struct report {
+	config_problem_fn fn; /* NULL: the first problem fails config_resolve */
+	void *ctx;
+	unsigned count;
+};
+
+/* A problem found (rc -EINVAL, sentence in why): passed on, or reported
+ * and 0 when every problem is wanted. */
+static int report(struct report *r, int rc, const char *why)
+{
+	if (rc != -EINVAL || !r || !r->fn)
+		return rc;
+	r->fn(r->ctx, why);
+	r->count++;
+	return 0;
+}
+
 /* ---- a config file, read into a layer ---- */
 
 struct values {
@@ -414,6 +435,7 @@ struct layer {
 	struct values sections;     /* name: a [section] naming no hub known yet */
 	const struct hub_ops *ops;  /* the current section's hub, if it is one of
 				       the registry's */
+	struct report *report;      /* borrowed */
 };
 
 static void value_clear(struct config_value *v)
@@ -718,6 +740,14 @@ static int layer_hub_convert(struct layer *layer, const char *section, const cha
 	return rc;
 }
 
+/* conffile_parse_all's report of a bad line. */
+static void layer_problem(void *ctx, const char *sentence)
+{
+	const struct layer *layer = ctx;
+
+	report(layer->report, -EINVAL, sentence);
+}
+
 static int layer_line(void *ctx, const char *section, const char *key, const char *value,
 		      unsigned line, char *why, size_t why_size)
 {
@@ -901,7 +931,13 @@ static int apply_setting(struct config *cfg, int k, const char *text, const char
 		char what[512];
 		mirror_list_free(&cfg->mirrors);
 		rc = text ? mirror_list_parse(&cfg->mirrors, text, what, sizeof(what)) : 0;
-		/* Where it came from, before what is wrong (which names the key). */
+		/* Where it came from, before what is wrong (which names the key);
+		 * the mirror is named as written: hide its password. */
+		if (rc == -EINVAL) {
+			char shown[sizeof(what)];
+			redact(what, shown, sizeof(shown));
+			snprintf(what, sizeof(what), "%s", shown);
+		}
 		if (rc == -EINVAL)
 			snprintf(why, why_size, "%s: %s",
 				 strncmp(origin, "environment ", 12) == 0 ? origin + 12
@@ -918,7 +954,8 @@ static int apply_setting(struct config *cfg, int k, const char *text, const char
 }
 
 static int resolve_general(struct config *cfg, const struct config_options *opts,
-			   const struct layer *layers, size_t nlayers, char *why, size_t why_size)
+			   const struct layer *layers, size_t nlayers, struct report *r, char *why,
+			   size_t why_size)
 {
 	for (int k = 0; k < CONFIG_NKEYS; k++) {
 		const char *env_name, *text = option_text(opts, k);
@@ -944,9 +981,12 @@ static int resolve_general(struct config *cfg, const struct config_options *opts
 		cfg->origins[k] = origin;
 		if (k == CONFIG_PROXY)
 			cfg->proxy_from_env = strncmp(origin, "environment", 11) == 0;
-		rc = apply_setting(cfg, k, text, origin, why, why_size);
+		rc = report(r, apply_setting(cfg, k, text, origin, why, why_size), why);
+		if (rc == 0 && text && r && r->fn && why[0]) /* reported: go on with the default */
+			rc = report(r, apply_setting(cfg, k, NULL, "default", why, why_size), why);
 		if (rc)
 			return rc;
+		why[0] = '\0';
 	}
 	return 0;
 }
@@ -982,8 +1022,8 @@ out:
 }
 
 static int resolve_hub_options(struct config *cfg, const struct config_options *opts,
-			       const struct layer *layers, size_t nlayers, char *why,
-			       size_t why_size)
+			       const struct layer *layers, size_t nlayers, struct report *r,
+			       char *why, size_t why_size)
 {
 	struct values out = { 0 };
 	int rc = 0;
@@ -1017,7 +1057,9 @@ static int resolve_hub_options(struct config *cfg, const struct config_options *
 				}
 			}
 			if (value)
-				rc = add_hub_option(&out, spec, value, origin, why, why_size);
+				rc = report(r, add_hub_option(&out, spec, value, origin, why,
+							      why_size),
+					    why);
 			free(env_origin);
 		}
 	}
@@ -1070,11 +1112,13 @@ static int resolve_hub_settings(struct config *cfg, const struct layer *layers, 
 
 /* A [hub] cache_max limits the hub's own store: without one, the hub's
  * bytes are in the general cache, under the general limit. */
-static int check_hub_stores(const struct config *cfg, char *why, size_t why_size)
+static int check_hub_stores(const struct config *cfg, struct report *r, char *why,
+			    size_t why_size)
 {
 	const struct values list = { cfg->hub_settings, cfg->nhub_settings };
+	int rc = 0;
 
-	for (size_t i = 0; i < cfg->nhub_settings; i++) {
+	for (size_t i = 0; i < cfg->nhub_settings && rc == 0; i++) {
 		const struct config_value *v = &cfg->hub_settings[i];
 		if (strcmp(v->name, keys[CONFIG_CACHE_MAX].name) != 0 ||
 		    values_find(&list, v->hub, keys[CONFIG_CACHE].name))
@@ -1083,9 +1127,9 @@ static int check_hub_stores(const struct config *cfg, char *why, size_t why_size
 			 "%s: [%s]: cache_max per hub needs the hub's own cache directory "
 			 "(cache in [%s])",
 			 v->origin, v->hub, v->hub);
-		return -EINVAL;
+		rc = report(r, -EINVAL, why);
 	}
-	return 0;
+	return rc;
 }
 
 /* Where the files are: the variables let tests and users name others. */
@@ -1106,7 +1150,9 @@ static int file_paths_of(struct config *cfg)
 	return rc;
 }
 
-int config_resolve(struct config *cfg, const struct config_options *opts, const char **why)
+/* config_resolve, with each problem to r when r->fn is set. */
+static int resolve(struct config *cfg, const struct config_options *opts, struct report *r,
+		   const char **why)
 {
 	struct layer layers[2]; /* the user's file, then the system's */
 	char *hf_home = NULL, msg[sizeof(cfg->error)] = "out of memory";
@@ -1120,21 +1166,24 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 		goto out;
 	layers[0].path = cfg->user_file;
 	layers[1].path = cfg->system_file;
-	rc = conffile_parse(cfg->system_file, layer_line, &layers[1], &cfg->system_file_found, msg,
-			    sizeof(msg));
+	layers[0].report = layers[1].report = r;
+	rc = conffile_parse_all(cfg->system_file, layer_line, &layers[1],
+				r && r->fn ? layer_problem : NULL, &cfg->system_file_found, msg,
+				sizeof(msg));
 	if (rc == 0 && cfg->user_file)
-		rc = conffile_parse(cfg->user_file, layer_line, &layers[0], &cfg->user_file_found,
-				    msg, sizeof(msg));
+		rc = conffile_parse_all(cfg->user_file, layer_line, &layers[0],
+					r && r->fn ? layer_problem : NULL, &cfg->user_file_found,
+					msg, sizeof(msg));
 	if (rc)
 		goto out;
-	snprintf(msg, sizeof(msg), "out of memory");
-	rc = resolve_general(cfg, opts, layers, 2, msg, sizeof(msg));
+	msg[0] = '\0';
+	rc = resolve_general(cfg, opts, layers, 2, r, msg, sizeof(msg));
 	if (rc == 0)
-		rc = resolve_hub_options(cfg, opts, layers, 2, msg, sizeof(msg));
+		rc = resolve_hub_options(cfg, opts, layers, 2, r, msg, sizeof(msg));
 	if (rc == 0)
 		rc = resolve_hub_settings(cfg, layers, 2);
 	if (rc == 0)
-		rc = check_hub_stores(cfg, msg, sizeof(msg));
+		rc = check_hub_stores(cfg, r, msg, sizeof(msg));
 	if (rc)
 		goto out;
 
@@ -1173,10 +1222,33 @@ out:
 	if (rc) {
 		config_free(cfg);
 		snprintf(cfg->error, sizeof(cfg->error), "%s",
-			 rc == -ENOMEM ? "out of memory" : msg);
+			 rc == -ENOMEM || !msg[0] ? "out of memory" : msg);
 		*why = cfg->error;
 	}
 	return rc;
+}
+
+int config_resolve(struct config *cfg, const struct config_options *opts, const char **why)
+{
+	return resolve(cfg, opts, NULL, why);
+}
+
+int config_check(const struct config_options *opts, config_problem_fn fn, void *ctx)
+{
+	struct report r = { fn, ctx, 0 };
+	struct config cfg;
+	const char *why = NULL;
+	int rc = resolve(&cfg, opts, &r, &why);
+
+	/* What stops the reading (a file that cannot be read) is a problem
+	 * too; only memory is not the settings' fault. */
+	if (rc && rc != -ENOMEM) {
+		fn(ctx, why);
+		r.count++;
+		rc = 0;
+	}
+	config_free(&cfg);
+	return rc ? rc : (int)r.count;
 }
 
 void config_free(struct config *cfg)

@@ -162,6 +162,15 @@ int config_parse_bool(const char *text, bool *out);
 int config_resolve(struct config *cfg, const struct config_options *opts, const char **why);
 void config_free(struct config *cfg);
 
+/* Reads the settings as config_resolve does, but passes every problem's
+ * sentence to fn instead of stopping at the first (a bad value is taken
+ * as its default, so the next one is checked too). Starts nothing. Returns
+ * the number of problems, or -ENOMEM. Not checked here: whether a section
+ * names a hub made from the catalogs (config_check_sections), and what
+ * the hubs parse themselves (hf_repos' ids, convert's commands). */
+typedef void (*config_problem_fn)(void *ctx, const char *sentence);
+int config_check(const struct config_options *opts, config_problem_fn fn, void *ctx);
+
 /* The value of a hub's option, or NULL (the hub's default): -o, else its
  * environment variable (hub_option_spec.env), else the user's file, else
  * the system's. A list set in one file on several lines is joined with

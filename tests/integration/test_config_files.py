@@ -570,5 +570,31 @@ def list_with_blanks_after_commas(t):
             check("tiny-onnx" in os.listdir(m.path("huggingface", "acme")), "acme/tiny-onnx")
 
 
+@test
+def config_check_reports_every_problem(t):
+    """omnihub config --check: every bad setting of the files, the environment and -o, one
+    line each, exit 2, no mount and no request; exit 0 and "no problem found" when good."""
+    system = os.path.join(t.dir, "system-config")
+    write(system, "index_ttl = soon\n")
+    write(user_file(t), "cache_max = 1G\nconnections = 0\n[huggingface]\nrepos = a/b, c/d\n"
+                        "ttl = -1\n")
+    env = dict(t.env, OMNIHUB_SYSTEM_CONFIG=system, OMNIHUB_OFFLINE="maybe")
+    res = subprocess.run([os.environ["OMNIHUB"], "-o", "retries=99999999999", "config",
+                          "--check"], env=env, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    check_eq(res.stdout.splitlines(), [
+        system + ':1: index_ttl: "soon" is not a number of seconds (0 to 31536000 seconds)',
+        user_file(t) + ":2: connections: 0 is out of range (1 to 64)",
+        user_file(t) + ':5: hf_ttl: "-1" is not a number of seconds (0 to 31536000 seconds)',
+        '$OMNIHUB_OFFLINE: "maybe" is not yes or no (yes/no, true/false, on/off or 1/0)',
+        "-o retries: 99999999999 is out of range (0 to 100)",
+        "5 problems"], "omnihub config --check")
+    check(not os.listdir(t.cache), "something started: %r" % os.listdir(t.cache))
+    write(system, "")
+    write(user_file(t), "cache_max = 1G\n")
+    check_eq(omnihub(t, "config", "--check"), "no problem found\n", "good settings")
+
+
 if __name__ == "__main__":
     run(fake_hub)

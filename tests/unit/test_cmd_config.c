@@ -230,6 +230,66 @@ out:
 	setenv("OMNIHUB_CONFIG", user_path, 1);
 }
 
+
+/* omnihub config --check: every problem, one line each; exit 2 when any. */
+static void test_check(const char *dir)
+{
+	struct config_options bad = {.retries = "99999999999", .connections = "0"};
+	struct config_options none = {0};
+	struct cmd_ctx ctx = {.program = "omnihub"};
+	char path[256], want[1024], *text = NULL;
+	size_t len = 0;
+	cJSON *doc;
+	FILE *f;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/check.conf", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs("stall_timeout = 0\nmirror = http://u:pw1@a.lan/ ftp://v:pw2@b.lan/\n", f);
+	fclose(f);
+	setenv("OMNIHUB_CONFIG", path, 1);
+	ctx.out = open_memstream(&text, &len);
+	rc = ctx.out ? cmd_config_check(&ctx, &bad) : -1;
+	if (ctx.out)
+		fclose(ctx.out);
+	snprintf(want, sizeof(want),
+	         "%s:1: stall_timeout: 0 is out of range (1 to 86400 seconds)\n"
+	         "-o connections: 0 is out of range (1 to 64)\n"
+	         "-o retries: 99999999999 is out of range (0 to 100)\n"
+	         "%s:2: mirror 'ftp://***@b.lan': not a base URL (http:// or https://, "
+	         "without ? or #)\n"
+	         "4 problems\n",
+	         path, path);
+	tap_ok(rc == CMD_EXIT_USAGE && text && strcmp(text, want) == 0,
+	       "config --check: each problem on a line, exit 2:\n%s", text ? text : "");
+	free(text);
+	text = NULL;
+	ctx.json = true;
+	ctx.out = open_memstream(&text, &len);
+	rc = ctx.out ? cmd_config_check(&ctx, &bad) : -1;
+	if (ctx.out)
+		fclose(ctx.out);
+	doc = text ? cJSON_Parse(text) : NULL;
+	tap_ok(rc == CMD_EXIT_USAGE && cJSON_GetArraySize(cJSON_GetObjectItem(doc, "problems")) == 4 &&
+	           !strstr(text, "pw2"),
+	       "config --check --json: {\"problems\": [4 sentences]}, no password");
+	cJSON_Delete(doc);
+	free(text);
+	text = NULL;
+	ctx.json = false;
+	setenv("OMNIHUB_CONFIG", user_path, 1);
+	ctx.out = open_memstream(&text, &len);
+	rc = ctx.out ? cmd_config_check(&ctx, &none) : -1;
+	if (ctx.out)
+		fclose(ctx.out);
+	tap_ok(rc == CMD_EXIT_OK && text && strcmp(text, "no problem found\n") == 0,
+	       "config --check: good settings, exit 0 (%s)", text ? text : "");
+	free(text);
+	unlink(path);
+}
+
 int main(void)
 {
 	struct config_options none = {0};
@@ -261,6 +321,7 @@ int main(void)
 	test_where(&cfg);
 	config_free(&cfg);
 	test_secrets(dir);
+	test_check(dir);
 	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");
 	return tap_done();
 }

@@ -783,6 +783,83 @@ static void test_list_blanks(void)
 	config_free(&cfg);
 }
 
+
+/* config_check: every problem, each as config_resolve says the first. */
+struct sentences {
+	char text[16][512];
+	int count;
+};
+
+static void keep_sentence(void *ctx, const char *sentence)
+{
+	struct sentences *s = ctx;
+
+	if (s->count < 16)
+		snprintf(s->text[s->count], sizeof(s->text[0]), "%s", sentence);
+	s->count++;
+}
+
+static void test_check(void)
+{
+	struct config_hub_option ttl = { "hf_ttl", "-1" };
+	struct config_options opts = { .retries = "101", .hub_options = &ttl, .nhub_options = 1 };
+	struct config_options none = { 0 };
+	struct sentences got = { .count = 0 };
+	const char *user = "cache_max = 1G\nconnections = 0\nfrob = 1\n\"bad line\n[onnx]\n"
+			   "stream = maybe\ncache_max = 2G\n";
+	char want[8][512];
+	int n, all = 1;
+
+	setenv("OMNIHUB_OFFLINE", "perhaps", 1);
+	write_file(user_path, user);
+	write_file(system_path, "index_ttl = soon\n");
+	setenv("OMNIHUB_CONFIG", user_path, 1);
+	setenv("OMNIHUB_SYSTEM_CONFIG", system_path, 1);
+	n = config_check(&opts, keep_sentence, &got);
+	snprintf(want[0], sizeof(want[0]),
+		 "%s:1: index_ttl: \"soon\" is not a number of seconds (0 to 31536000 seconds)",
+		 system_path);
+	snprintf(want[1], sizeof(want[1]), "%s:2: connections: 0 is out of range (1 to 64)",
+		 user_path);
+	snprintf(want[2], sizeof(want[2]), "%s:3: unknown key \"frob\"", user_path);
+	snprintf(want[3], sizeof(want[3]),
+		 "%s:4: \"\"bad line\" is not \"key = value\", a [section] or a comment", user_path);
+	snprintf(want[4], sizeof(want[4]),
+		 "%s:6: stream: \"maybe\" is not yes or no (yes/no, true/false, on/off or 1/0)",
+		 user_path);
+	snprintf(want[5], sizeof(want[5]),
+		 "$OMNIHUB_OFFLINE: \"perhaps\" is not yes or no (yes/no, true/false, on/off or "
+		 "1/0)");
+	snprintf(want[6], sizeof(want[6]), "-o retries: 101 is out of range (0 to 100)");
+	snprintf(want[7], sizeof(want[7]),
+		 "-o hf_ttl: \"-1\" is not a number of seconds (0 to 31536000 seconds)");
+	tap_ok(n == 9 && got.count == 9, "config_check: 9 problems (got %d, %d)", n, got.count);
+	for (int i = 0; i < 8; i++) {
+		bool found = false;
+		for (int j = 0; j < got.count && j < 16; j++)
+			found = found || strcmp(got.text[j], want[i]) == 0;
+		all = all && found;
+		if (!found)
+			printf("# missing: %s\n", want[i]);
+	}
+	tap_ok(all, "config_check: each problem's sentence, with its origin");
+	tap_ok(got.count > 8 && strstr(got.text[8], ":7: [onnx]: cache_max per hub needs") != NULL,
+	       "and the [onnx] cache_max without a cache: %s", got.count > 8 ? got.text[8] : "");
+	unsetenv("OMNIHUB_OFFLINE");
+	memset(&got, 0, sizeof(got));
+	write_file(user_path, "cache_max = 1G\n");
+	unlink(system_path);
+	tap_ok(config_check(&none, keep_sentence, &got) == 0 && got.count == 0,
+	       "config_check: none in good settings");
+	memset(&got, 0, sizeof(got));
+	setenv("OMNIHUB_CONFIG", dir, 1);
+	tap_ok(config_check(&none, keep_sentence, &got) == 1 && got.count == 1 &&
+		       strstr(got.text[0], "Is a directory"),
+	       "config_check: an unreadable file is one (%s)", got.text[0]);
+	unlink(user_path);
+	unlink(system_path);
+}
+
 static void test_file_places(void)
 {
 	struct config_options none = { 0 };
@@ -881,6 +958,7 @@ static void test_files(void)
 	test_hub_caches();
 	test_bounds();
 	test_list_blanks();
+	test_check();
 	test_file_places();
 	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");
 }
