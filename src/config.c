@@ -808,8 +808,12 @@ static const char *option_text(const struct config_options *opts, int k)
 	switch (k) {
 	case CONFIG_CACHE: return opts->cache;
 	case CONFIG_CACERT: return opts->cacert;
-	case CONFIG_OFFLINE: return opts->offline ? "yes" : NULL;
-	case CONFIG_STREAM: return opts->stream ? "yes" : NULL;
+	case CONFIG_OFFLINE: return opts->offline_value ? opts->offline_value
+					     : opts->offline   ? "yes"
+							       : NULL;
+	case CONFIG_STREAM: return opts->stream_value ? opts->stream_value
+					   : opts->stream   ? "yes"
+							    : NULL;
 	case CONFIG_INDEX_TTL: return opts->index_ttl;
 	case CONFIG_CONNECTIONS: return opts->connections;
 	case CONFIG_PIECE_SIZE: return opts->piece_size;

@@ -54,9 +54,11 @@ struct config_hub_option {
 struct config_options {
 	char *cache;
 	char *cacert;
-	int offline;
+	int offline;         /* -o offline */
+	char *offline_value; /* -o offline=BOOLEAN, over -o offline */
 	char *index_ttl;
 	int stream;
+	char *stream_value;
 	char *connections;
 	char *piece_size;       /* SIZE strings: bytes, or K/M/G/T */
 	char *cache_max;

@@ -125,14 +125,14 @@ static void print_usage(const char *program)
 	       "omnihub-fuse options:\n"
 	       "    -o cache=DIR           backing cache (default: $OMNIHUB_HOME, else\n"
 	       "                           $MODELHUB_PATH, else ~/.omnihub)\n"
-	       "    -o offline             never use the network: serve the cache only\n"
+	       "    -o offline[=BOOLEAN]   never use the network: serve the cache only\n"
 	       "                           (default: off; $OMNIHUB_OFFLINE=yes/no,\n"
 	       "                           true/false, on/off or 1/0 sets it)\n"
 	       "    -o cacert=FILE         extra CA certificates for HTTPS (default:\n"
 	       "                           $CURL_CA_BUNDLE, else the system's only)\n"
 	       "    -o index_ttl=SECONDS   use a cached hub index this long before\n"
 	       "                           fetching it again, 0 to %u (default: %u)\n"
-	       "    -o stream              reads return bytes as they arrive; the digest is\n"
+	       "    -o stream[=BOOLEAN]    reads return bytes as they arrive; the digest is\n"
 	       "                           still checked, and the read that reaches the end\n"
 	       "                           waits for it (default: off: an open waits until\n"
 	       "                           the file is verified)\n"
@@ -166,6 +166,28 @@ static void print_usage(const char *program)
 	printf("\nFUSE options:\n");
 	fflush(stdout);
 	fuse_lowlevel_help();
+}
+
+/* libfuse refuses an option it does not know only when the session is
+ * made, once the hubs have started (and fetched their indexes): ask it
+ * now, on a copy of the arguments, so that a typo in -o stops the start at
+ * once. libfuse says which option on stderr. */
+static int check_fuse_options(const struct fuse_args *args)
+{
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *probe = NULL;
+	int rc = -ENOMEM;
+
+	for (int i = 0; i < args->argc; i++)
+		if (fuse_opt_add_arg(&copy, args->argv[i]) != 0)
+			goto out;
+	probe = fuse_session_new(&copy, &fs_operations, sizeof(fs_operations), NULL);
+	rc = probe ? 0 : -EINVAL;
+out:
+	if (probe)
+		fuse_session_destroy(probe);
+	fuse_opt_free_args(&copy);
+	return rc;
 }
 
 /* Every open file holds a descriptor, and a loader may open thousands:
@@ -334,6 +356,15 @@ int main(int argc, char *argv[])
 	if (!cmd.mountpoint) {
 		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, cmdline.mountpoint,
 			strerror(errno));
+		goto out;
+	}
+	rc = check_fuse_options(&args);
+	if (rc) {
+		fprintf(stderr, "%s: %s\n", PACKAGE_NAME,
+			rc == -EINVAL ? "an option is unknown (see above, and '" PACKAGE_NAME
+					" --help')"
+				      : "out of memory");
+		status = 2;
 		goto out;
 	}
 	options_finish(&cmdline.options);

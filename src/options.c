@@ -24,8 +24,10 @@ const struct fuse_opt options_spec[] = {
     OPTION("cache=%s", cache),
     OPTION("cacert=%s", cacert),
     OPTION("offline", offline),
+    OPTION("offline=%s", offline_value),
     OPTION("index_ttl=%s", index_ttl),
     OPTION("stream", stream),
+    OPTION("stream=%s", stream_value),
     OPTION("connections=%s", connections),
     OPTION("piece_size=%s", piece_size),
     OPTION("cache_max=%s", cache_max),
@@ -201,6 +203,8 @@ void options_free(struct options *opts)
 {
 	free(opts->config.cache);
 	free(opts->config.cacert);
+	free(opts->config.offline_value);
+	free(opts->config.stream_value);
 	free(opts->config.index_ttl);
 	free(opts->config.connections);
 	free(opts->config.retries);

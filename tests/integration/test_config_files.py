@@ -488,6 +488,21 @@ def number_too_large_refused_before_mounting(t):
 
 
 @test
+def unknown_option_and_bad_boolean_refused_before_starting(t):
+    """An option neither omnihub-fuse nor libfuse knows (once refused only after the hubs had
+    started and fetched their indexes, exit 1) and -o offline=perhaps: exit 2 at once."""
+    catalogs = "system_catalogs=" + os.path.join(SRCDIR, "catalogs")
+    res = run_cli(t.binary, ["-f", "-o", "cache=%s,%s,frobnicate=1" % (t.cache, catalogs),
+                             t.mountpoint], t.env, mountpoint=t.mountpoint)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    check("frobnicate" in res.stderr and " info: " not in res.stderr
+          and not os.listdir(t.cache), "started before refusing: %r" % res.stderr)
+    check_eq(refused_start(t, ["-o", "offline=perhaps"]),
+             'omnihub-fuse: -o offline: "perhaps" is not yes or no '
+             "(yes/no, true/false, on/off or 1/0)", "stderr")
+
+
+@test
 def number_too_large_in_file_names_line(t):
     """The same from the user's file: FILE:LINE, the setting and its range."""
     write(user_file(t), "# mine\ncache_max = 1G\nretries = 99999999999\n")

@@ -683,6 +683,29 @@ static void test_bounds(void)
 		check_bad("stream = 2\n", "", user_path, 1,
 			  "stream: \"2\" is not yes or no (yes/no, true/false, on/off or 1/0)");
 	}
+
+	/* -o offline=BOOLEAN and stream=BOOLEAN, over the files and -o offline. */
+	{
+		struct config_options no = { .offline = 1, .offline_value = "no",
+					     .stream_value = "off" };
+		struct config_options bad = { .offline_value = "perhaps" };
+		struct config_options empty = { .stream_value = "" };
+		rc = resolve_files(&cfg, &no, "offline = yes\nstream = yes\n", "", &said);
+		tap_ok(rc == 0 && !cfg.offline && !cfg.stream &&
+			       strcmp(origin_of(&cfg, "offline"), "option") == 0,
+		       "-o offline=no,stream=off over the file's yes");
+		config_free(&cfg);
+		rc = resolve_files(&cfg, &bad, "", "", &said);
+		tap_ok(rc == -EINVAL && strcmp(said, "-o offline: \"perhaps\" is not yes or no "
+						     "(yes/no, true/false, on/off or 1/0)") == 0,
+		       "-o offline=perhaps: %s", said);
+		config_free(&cfg);
+		rc = resolve_files(&cfg, &empty, "", "", &said);
+		tap_ok(rc == -EINVAL && strcmp(said, "-o stream: the value is empty (yes/no, "
+						     "true/false, on/off or 1/0)") == 0,
+		       "-o stream=: %s", said);
+		config_free(&cfg);
+	}
 }
 
 /* The typed parsers themselves, for the hubs that call them. */
