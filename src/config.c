@@ -96,7 +96,8 @@ int config_parse_rate(const char *text, unsigned calls_max, unsigned seconds_min
 				return -EINVAL;
 		return -ERANGE;
 	}
-	snprintf(head, sizeof(head), "%.*s", (int)(slash ? slash - text : 31), text);
+	if (slash)
+		snprintf(head, sizeof(head), "%.*s", (int)(slash - text), text);
 	rc = config_parse_unsigned(slash ? head : text, 0, calls_max, &n);
 	if (rc == 0 && slash)
 		rc = config_parse_unsigned(slash + 1, seconds_min, seconds_max, &s);
@@ -323,8 +324,6 @@ static int check_value(const struct key_info *key, const char *text, const char 
 		*number = yes;
 		break;
 	case KIND_NUMBER:
-		rc = config_parse_unsigned(text, key->min, key->max, number);
-		break;
 	case KIND_SECONDS:
 		rc = config_parse_unsigned(text, key->min, key->max, number);
 		break;
@@ -1382,18 +1381,19 @@ static void redact_url(const char *url, size_t len, char *out, size_t out_size)
 	if (!host || !u)
 		goto out;
 	host += 3;
-	authority = strcspn(host, "/?#");
-	at = memrchr(host, '@', authority);
 	parsed = curl_url_set(u, CURLUPART_URL, copy, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK;
+	/* Refused by libcurl ("u:p/w@h"): up to the last '@' before a query
+	 * may be user information, a '/' in it too. */
+	authority = strcspn(host, parsed ? "/?#" : "?#");
+	at = memrchr(host, '@', authority);
 	if (parsed) {
 		curl_url_get(u, CURLUPART_USER, &user, 0);
 		curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
 	}
 	if (parsed && !user && !password)
 		goto out;
-	/* Refused by libcurl: whatever is before an '@' in the authority may
-	 * be user information. Taken by libcurl with user information where
-	 * this finds none: the whole URL but its scheme is hidden. */
+	/* Taken by libcurl with user information where this finds none: the
+	 * whole URL but its scheme is hidden. */
 	if (!at && parsed)
 		snprintf(out, out_size, "%.*s***", (int)(host - copy), copy);
 	else if (!at)

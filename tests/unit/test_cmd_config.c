@@ -163,12 +163,13 @@ static void test_secrets(const char *dir)
 	struct config_hub_option hub_options[] = {
 		{"hf_endpoint", "https://secret4token@hf.lan/"},
 		{"onnx_index_url", "https://u:secret6@[::1/index.json"},
+		{"onnx_url", "http://u:sec/ret8@h.lan/models/"},
 	};
 	struct config_options opts = {
 		.mirror = "http://m1:secret1@a.lan/c http://secret2@b.lan",
 		.proxy = "http://u:secret3@p.lan:3128",
 		.hub_options = hub_options,
-		.nhub_options = 2,
+		.nhub_options = 3,
 	};
 	char *argv[] = {"config", NULL}, *text = NULL, path[256];
 	struct config cfg;
@@ -181,7 +182,7 @@ static void test_secrets(const char *dir)
 	f = fopen(path, "w");
 	if (!f)
 		return;
-	fputs("onnx_url = https://me:secret7@h/models/?x=1\n"
+	fputs("convert = pth:onnx:get https://me:secret7@h/m/?x=1\n"
 	      "[torchvision]\nconvert = pth:onnx:get http://u:secret5@x.lan/y $1 $2\n",
 	      f);
 	fclose(f);
@@ -202,14 +203,16 @@ static void test_secrets(const char *dir)
 	tap_ok(strcmp(field(setting(doc, NULL, "hf_endpoint"), "value"), "https://***@hf.lan/") == 0,
 	       "hf_endpoint: a token as the user hidden (%s)",
 	       field(setting(doc, NULL, "hf_endpoint"), "value"));
-	tap_ok(strcmp(field(setting(doc, NULL, "onnx_url"), "value"),
-	              "https://me:***@h/models/?x=1") == 0,
-	       "onnx_url from a file: path and query kept (%s)",
+	tap_ok(strcmp(field(setting(doc, NULL, "onnx_url"), "value"), "http://***@h.lan/models/") == 0,
+	       "a '/' in a password libcurl refuses: hidden too (%s)",
 	       field(setting(doc, NULL, "onnx_url"), "value"));
 	tap_ok(strcmp(field(setting(doc, NULL, "onnx_index_url"), "value"),
 	              "https://***@[::1/index.json") == 0,
 	       "a URL libcurl refuses: its user information hidden all the same (%s)",
 	       field(setting(doc, NULL, "onnx_index_url"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "convert"), "value"),
+	              "pth:onnx:get https://me:***@h/m/?x=1") == 0,
+	       "a file's URL: path and query kept (%s)", field(setting(doc, NULL, "convert"), "value"));
 	tap_ok(strcmp(field(setting(doc, "torchvision", "convert"), "value"),
 	              "pth:onnx:get http://u:***@x.lan/y $1 $2") == 0,
 	       "a URL inside a per-hub setting (%s)",
