@@ -41,6 +41,12 @@ int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_du(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_config(struct cmd_ctx *ctx, int argc, char **argv);
+/* `omnihub config --check`: every problem of the settings (opts, the
+ * environment, the files), one line each, without using them (ctx->cfg is
+ * not needed): omnihub.c runs it in place of resolving them. USAGE when
+ * there is any, else OK. */
+struct config_options;
+int cmd_config_check(struct cmd_ctx *ctx, const struct config_options *opts);
 int cmd_where(struct cmd_ctx *ctx, int argc, char **argv);
 
 #endif

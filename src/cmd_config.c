@@ -191,6 +191,57 @@ int cmd_config(struct cmd_ctx *ctx, int argc, char **argv)
 	return fflush(ctx->out) == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;
 }
 
+/* Collects config_check's sentences. */
+struct problems {
+	cJSON *list; /* owned by the caller's document, or NULL for text */
+	FILE *out;
+	bool failed;
+};
+
+static void problem(void *ctx, const char *sentence)
+{
+	struct problems *p = ctx;
+
+	if (p->list)
+		p->failed |= !cJSON_AddItemToArray(p->list, cJSON_CreateString(sentence));
+	else
+		p->failed |= fprintf(p->out, "%s\n", sentence) < 0;
+}
+
+int cmd_config_check(struct cmd_ctx *ctx, const struct config_options *opts)
+{
+	struct problems p = {.out = ctx->out};
+	cJSON *doc = NULL;
+	int count, rc = CMD_EXIT_FAILED;
+
+	if (ctx->json) {
+		doc = cJSON_CreateObject();
+		p.list = doc ? cJSON_AddArrayToObject(doc, "problems") : NULL;
+		if (!p.list)
+			goto out;
+	}
+	count = config_check(opts, problem, &p);
+	if (count < 0 || p.failed)
+		goto out;
+	if (doc) {
+		rc = print_json(ctx, doc);
+		doc = NULL; /* printed and freed */
+	} else if (count) {
+		fprintf(ctx->out, "%d problem%s\n", count, count == 1 ? "" : "s");
+		rc = CMD_EXIT_OK;
+	} else {
+		fprintf(ctx->out, "no problem found\n");
+		rc = CMD_EXIT_OK;
+	}
+	if (rc == CMD_EXIT_OK && count)
+		rc = CMD_EXIT_USAGE;
+out:
+	if (rc == CMD_EXIT_FAILED)
+		fprintf(stderr, "%s: out of memory\n", ctx->program);
+	cJSON_Delete(doc);
+	return fflush(ctx->out) == 0 ? rc : CMD_EXIT_FAILED;
+}
+
 int cmd_where(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	int rc = no_arguments(ctx, argc, argv);

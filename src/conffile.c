@@ -199,6 +199,12 @@ static int parse_line(char *text, char **section, unsigned line, conffile_fn fn,
 int conffile_parse(const char *path, conffile_fn fn, void *ctx, bool *found, char *why,
                    size_t why_size)
 {
+	return conffile_parse_all(path, fn, ctx, NULL, found, why, why_size);
+}
+
+int conffile_parse_all(const char *path, conffile_fn fn, void *ctx, conffile_problem_fn problem,
+                       bool *found, char *why, size_t why_size)
+{
 	char *text = NULL, *section = NULL, what[512];
 	size_t cap = 0;
 	unsigned line = 0;
@@ -224,17 +230,20 @@ int conffile_parse(const char *path, conffile_fn fn, void *ctx, bool *found, cha
 			text[--len] = '\0';
 		if (len > 0 && text[len - 1] == '\r')
 			text[--len] = '\0';
-		if (strlen(text) != (size_t)len) {
-			snprintf(why, why_size, "%s:%u: the line holds a NUL byte", path, line);
-			rc = -EINVAL;
-			break;
-		}
 		if (line == 1 && strncmp(start, "\xef\xbb\xbf", 3) == 0)
 			start += 3; /* a byte order mark */
-		rc = parse_line(start, &section, line, fn, ctx, what, sizeof(what));
+		if (strlen(text) != (size_t)len) {
+			snprintf(what, sizeof(what), "the line holds a NUL byte");
+			rc = -EINVAL;
+		} else {
+			rc = parse_line(start, &section, line, fn, ctx, what, sizeof(what));
+		}
 		if (rc) {
 			snprintf(why, why_size, "%s:%u: %s", path, line, what);
-			break;
+			if (rc != -EINVAL || !problem)
+				break;
+			problem(ctx, why);
+			rc = 0;
 		}
 		errno = 0;
 	}

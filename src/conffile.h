@@ -21,6 +21,16 @@ typedef int (*conffile_fn)(void *ctx, const char *section, const char *key, cons
 int conffile_parse(const char *path, conffile_fn fn, void *ctx, bool *found, char *why,
                    size_t why_size);
 
+/* Called with each bad line's sentence ("PATH:LINE: what is wrong"). */
+typedef void (*conffile_problem_fn)(void *ctx, const char *sentence);
+
+/* As conffile_parse, but a bad line (its syntax, or fn's -EINVAL) goes to
+ * problem, and the lines after it are read too: `omnihub config --check`
+ * reports every one. Returns 0 unless the file cannot be read or memory
+ * runs out. */
+int conffile_parse_all(const char *path, conffile_fn fn, void *ctx, conffile_problem_fn problem,
+                       bool *found, char *why, size_t why_size);
+
 /* Whether name can be a section's: [a-z0-9][a-z0-9_.-]*, at most 64
  * characters, as a hub's name is. */
 bool conffile_section_name_ok(const char *name);

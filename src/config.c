@@ -12,28 +12,51 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "conffile.h"
 #include "config.h"
 #include "hub.h"
 #include "transfer.h"
 
-/* Bounds on what a user may set: nonsense is refused at start-up. */
-#define CONFIG_CONNECTIONS_MAX 64u
-#define CONFIG_PIECE_SIZE_MIN (64ull << 10)
-#define CONFIG_PIECE_SIZE_MAX (1ull << 30)
+int config_parse_unsigned(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long value;
+	char *end = NULL;
+
+	/* strtoull alone takes blanks, a sign and "-1" as 2^64-1. */
+	if (!text || !(*text >= '0' && *text <= '9'))
+		return -EINVAL;
+	errno = 0;
+	value = strtoull(text, &end, 10);
+	if (*end)
+		return -EINVAL;
+	if (errno == ERANGE || value < min || value > max)
+		return -ERANGE;
+	*out = value;
+	return 0;
+}
+
+int config_parse_seconds(const char *text, unsigned min, unsigned max, unsigned *out)
+{
+	uint64_t value;
+	int rc = config_parse_unsigned(text, min, max, &value);
+
+	if (rc == 0)
+		*out = (unsigned)value;
+	return rc;
+}
 
 int config_parse_size(const char *text, uint64_t *out)
 {
 	unsigned long long value;
 	unsigned shift = 0;
-	char *end;
+	char *end = NULL;
 
 	if (!text || !(*text >= '0' && *text <= '9'))
 		return -EINVAL;
 	errno = 0;
 	value = strtoull(text, &end, 10);
-	if (errno)
-		return -EINVAL;
 	switch (*end) {
 	case '\0':
 		break;
@@ -44,12 +67,46 @@ int config_parse_size(const char *text, uint64_t *out)
 	default:
 		return -EINVAL;
 	}
-	if (*end == 'i' || *end == 'B')
-		end += *end == 'i' && end[1] == 'B' ? 2 : 1; /* "4MiB", "4MB" */
-	if (*end != '\0' || (shift && value > (UINT64_MAX >> shift)))
+	if (shift && strcmp(end, "iB") == 0)
+		end += 2; /* "4MiB" */
+	else if (shift && *end == 'B')
+		end++; /* "4MB" */
+	if (*end != '\0')
 		return -EINVAL;
+	if (errno == ERANGE || value > (UINT64_MAX >> shift))
+		return -ERANGE;
 	*out = (uint64_t)value << shift;
 	return 0;
+}
+
+int config_parse_rate(const char *text, unsigned calls_max, unsigned seconds_min,
+		      unsigned seconds_max, unsigned *calls, unsigned *seconds)
+{
+	const char *slash = text ? strchr(text, '/') : NULL;
+	char head[32];
+	uint64_t n, s = 0;
+	int rc;
+
+	if (!text)
+		return -EINVAL;
+	if (slash && (size_t)(slash - text) >= sizeof(head)) {
+		/* More digits than any bound has, or not a number. */
+		for (const char *c = text; c < slash; c++)
+			if (!(*c >= '0' && *c <= '9'))
+				return -EINVAL;
+		return -ERANGE;
+	}
+	if (slash)
+		snprintf(head, sizeof(head), "%.*s", (int)(slash - text), text);
+	rc = config_parse_unsigned(slash ? head : text, 0, calls_max, &n);
+	if (rc == 0 && slash)
+		rc = config_parse_unsigned(slash + 1, seconds_min, seconds_max, &s);
+	if (rc == 0) {
+		*calls = (unsigned)n;
+		if (slash)
+			*seconds = (unsigned)s;
+	}
+	return rc;
 }
 
 const char *config_env(const char *name)
@@ -123,11 +180,15 @@ int config_parse_bool(const char *text, bool *out)
 
 /* ---- the general settings ---- */
 
+static void redact(const char *value, char *out, size_t out_size);
+
 enum kind {
 	KIND_PATH,
 	KIND_BOOL,
 	KIND_NUMBER,
+	KIND_SECONDS,
 	KIND_SIZE,
+	KIND_RATE, /* CALLS[/SECONDS]: calls up to max, seconds 1 to a day */
 	KIND_TEXT, /* checked where it is applied */
 };
 
@@ -142,25 +203,38 @@ static const struct key_info keys[CONFIG_NKEYS] = {
 	[CONFIG_CACHE] = { .name = "cache", .kind = KIND_PATH, .per_hub = true },
 	[CONFIG_CACERT] = { .name = "cacert", .kind = KIND_PATH },
 	[CONFIG_OFFLINE] = { .name = "offline", .kind = KIND_BOOL, .per_hub = true },
-	[CONFIG_INDEX_TTL] = { .name = "index_ttl", .kind = KIND_NUMBER, .max = UINT_MAX - 1,
-			       .per_hub = true },
+	[CONFIG_INDEX_TTL] = { .name = "index_ttl", .kind = KIND_SECONDS,
+			       .max = CONFIG_INDEX_TTL_MAX, .per_hub = true },
 	[CONFIG_STREAM] = { .name = "stream", .kind = KIND_BOOL, .per_hub = true },
 	[CONFIG_CONNECTIONS] = { .name = "connections", .kind = KIND_NUMBER, .min = 1,
 				 .max = CONFIG_CONNECTIONS_MAX, .per_hub = true },
 	[CONFIG_PIECE_SIZE] = { .name = "piece_size", .kind = KIND_SIZE,
 				.min = CONFIG_PIECE_SIZE_MIN, .max = CONFIG_PIECE_SIZE_MAX },
-	[CONFIG_CACHE_MAX] = { .name = "cache_max", .kind = KIND_SIZE, .max = UINT64_MAX,
+	[CONFIG_CACHE_MAX] = { .name = "cache_max", .kind = KIND_SIZE, .max = CONFIG_BYTES_MAX,
 			       .per_hub = true },
-	[CONFIG_RETRIES] = { .name = "retries", .kind = KIND_NUMBER, .max = INT_MAX },
-	[CONFIG_STALL_TIMEOUT] = { .name = "stall_timeout", .kind = KIND_NUMBER, .min = 1,
-				   .max = UINT_MAX },
+	[CONFIG_RETRIES] = { .name = "retries", .kind = KIND_NUMBER, .max = CONFIG_RETRIES_MAX },
+	[CONFIG_STALL_TIMEOUT] = { .name = "stall_timeout", .kind = KIND_SECONDS, .min = 1,
+				   .max = CONFIG_STALL_TIMEOUT_MAX },
 	[CONFIG_MAX_UNPACK_RATIO] = { .name = "max_unpack_ratio", .kind = KIND_NUMBER,
-				      .min = 1, .max = UINT_MAX },
+				      .min = 1, .max = CONFIG_MAX_UNPACK_RATIO_MAX },
 	[CONFIG_MAX_UNPACK_SIZE] = { .name = "max_unpack_size", .kind = KIND_SIZE, .min = 1,
-				     .max = UINT64_MAX },
+				     .max = CONFIG_BYTES_MAX },
 	[CONFIG_MIRROR] = { .name = "mirror", .kind = KIND_TEXT },
 	[CONFIG_PROXY] = { .name = "proxy", .kind = KIND_TEXT },
 };
+
+/* The hubs' options that hold a number, checked here with the same bounds
+ * the hubs hold them to when they parse them again (hub_hf.c open,
+ * hub_catalog.c), so that a bad one stops the start and says where it came
+ * from, rather than leaving the hub out. */
+static const struct key_info hub_numbers[] = {
+	{ .name = "hf_ttl", .kind = KIND_SECONDS, .max = 365u * 86400u },
+	{ .name = "hf_max_repos", .kind = KIND_NUMBER, .min = 1, .max = 1u << 20 },
+	{ .name = "hf_api_budget", .kind = KIND_RATE, .max = 1000000 },
+	{ .name = "convert_timeout", .kind = KIND_SECONDS, .min = 1, .max = 86400 },
+};
+
+#define RATE_SECONDS_MAX 86400u
 
 static int key_find(const char *name)
 {
@@ -168,6 +242,14 @@ static int key_find(const char *name)
 		if (strcmp(keys[k].name, name) == 0)
 			return k;
 	return -1;
+}
+
+static const struct key_info *hub_number_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(hub_numbers) / sizeof(hub_numbers[0]); i++)
+		if (strcmp(hub_numbers[i].name, name) == 0)
+			return &hub_numbers[i];
+	return NULL;
 }
 
 /* A size as the user would write it: "4M" rather than 4194304. */
@@ -186,17 +268,51 @@ static void format_size(uint64_t bytes, char *out, size_t out_size)
 		snprintf(out, out_size, "%llu%c", (unsigned long long)bytes, units[unit]);
 }
 
-/* Checks a value of key k, its number (or boolean) into *number; else a
- * sentence that names the key. */
-static int check_value(int k, const char *text, uint64_t *number, char *why, size_t why_size)
+/* What key accepts, for the sentence that refuses a value. */
+static void accepted(const struct key_info *key, char *out, size_t out_size)
 {
-	const struct key_info *key = &keys[k];
 	char low[32], high[32];
-	bool yes;
+
+	switch (key->kind) {
+	case KIND_BOOL:
+		snprintf(out, out_size, "yes/no, true/false, on/off or 1/0");
+		break;
+	case KIND_SIZE:
+		format_size(key->min, low, sizeof(low));
+		format_size(key->max, high, sizeof(high));
+		snprintf(out, out_size, "%s to %s", low, high);
+		break;
+	case KIND_RATE:
+		snprintf(out, out_size, "CALLS 0 to %llu, or CALLS/SECONDS with SECONDS 1 to %u",
+			 (unsigned long long)key->max, RATE_SECONDS_MAX);
+		break;
+	case KIND_NUMBER:
+	case KIND_SECONDS:
+		snprintf(out, out_size, "%llu to %llu%s", (unsigned long long)key->min,
+			 (unsigned long long)key->max, key->kind == KIND_SECONDS ? " seconds" : "");
+		break;
+	default:
+		out[0] = '\0'; /* any text but an empty one */
+		break;
+	}
+}
+
+/* Checks a value of key, its number (or boolean) into *number; else one
+ * sentence: subject (the key, "-o key", "$VARIABLE"), what is wrong and
+ * what is accepted. */
+static int check_value(const struct key_info *key, const char *text, const char *subject,
+		       uint64_t *number, char *why, size_t why_size)
+{
+	char range[128];
+	unsigned calls = 0, seconds = 0;
+	bool yes = false;
+	int rc = 0;
 
 	*number = 0;
+	accepted(key, range, sizeof(range));
 	if (!*text) {
-		snprintf(why, why_size, "%s: the value is empty", key->name);
+		snprintf(why, why_size, "%s: the value is empty%s%s%s", subject,
+			 range[0] ? " (" : "", range, range[0] ? ")" : "");
 		return -EINVAL;
 	}
 	switch (key->kind) {
@@ -204,45 +320,101 @@ static int check_value(int k, const char *text, uint64_t *number, char *why, siz
 	case KIND_TEXT:
 		return 0;
 	case KIND_BOOL:
-		if (config_parse_bool(text, &yes) != 0) {
-			snprintf(why, why_size, "%s: \"%s\" is not yes or no", key->name, text);
-			return -EINVAL;
-		}
+		rc = config_parse_bool(text, &yes);
 		*number = yes;
-		return 0;
-	case KIND_NUMBER: {
-		char *end = NULL;
-		errno = 0;
-		if (*text >= '0' && *text <= '9')
-			*number = strtoull(text, &end, 10);
-		if (!end || errno || *end) {
-			snprintf(why, why_size, "%s: \"%s\" is not a number", key->name, text);
-			return -EINVAL;
-		}
-		snprintf(low, sizeof(low), "%llu", (unsigned long long)key->min);
-		snprintf(high, sizeof(high), "%llu", (unsigned long long)key->max);
 		break;
-	}
+	case KIND_NUMBER:
+	case KIND_SECONDS:
+		rc = config_parse_unsigned(text, key->min, key->max, number);
+		break;
 	case KIND_SIZE:
-		if (config_parse_size(text, number) != 0) {
-			snprintf(why, why_size,
-				 "%s: \"%s\" is not a size (bytes, or with K, M, G or T: say 4M)",
-				 key->name, text);
-			return -EINVAL;
-		}
-		format_size(key->min, low, sizeof(low));
-		format_size(key->max, high, sizeof(high));
+		rc = config_parse_size(text, number);
+		if (rc == 0 && (*number < key->min || *number > key->max))
+			rc = -ERANGE;
+		break;
+	case KIND_RATE:
+		rc = config_parse_rate(text, (unsigned)key->max, 1, RATE_SECONDS_MAX, &calls,
+				       &seconds);
+		*number = calls;
 		break;
 	}
-	if (*number >= key->min && *number <= key->max)
-		return 0;
-	if (key->max >= INT_MAX) /* no bound worth saying but the type's */
-		snprintf(why, why_size, "%s: %s is too %s", key->name, text,
-			 *number < key->min ? "small" : "large");
+	if (rc == -ERANGE)
+		snprintf(why, why_size, "%s: %.64s is out of range (%s)", subject, text, range);
+	else if (rc)
+		snprintf(why, why_size, "%s: \"%.64s\" is not %s (%s%s)", subject, text,
+			 key->kind == KIND_BOOL      ? "yes or no"
+			 : key->kind == KIND_SIZE    ? "a size"
+			 : key->kind == KIND_RATE    ? "CALLS or CALLS/SECONDS"
+			 : key->kind == KIND_SECONDS ? "a number of seconds"
+						     : "a number",
+			 range,
+			 key->kind == KIND_SIZE ? "; bytes, or with K, M, G or T: say 4M" : "");
+	return rc ? -EINVAL : 0;
+}
+
+/* Who to name in a refusal, from a value's origin: a file's line names
+ * the key after "FILE:LINE", an option "-o key", the environment its
+ * variable. */
+static void subject_of(const char *origin, const char *name, char *out, size_t out_size)
+{
+	if (strcmp(origin, "option") == 0)
+		snprintf(out, out_size, "-o %s", name);
+	else if (strncmp(origin, "environment ", 12) == 0)
+		snprintf(out, out_size, "%s", origin + 12);
 	else
-		snprintf(why, why_size, "%s: %s is out of range (%s to %s)", key->name, text, low,
-			 high);
-	return -EINVAL;
+		snprintf(out, out_size, "%s: %s", origin, name);
+}
+
+/* A comma-separated list with the blanks around each item dropped, and
+ * empty items too: "a/b, c/d" is "a/b,c/d" (a hub splits at commas only).
+ * Into *out (the caller's); empty when no item is left. */
+static int list_tidy(const char *text, char **out)
+{
+	char *o = malloc(strlen(text) + 1);
+	const char *item = text;
+
+	*out = o;
+	if (!o)
+		return -ENOMEM;
+	*o = '\0';
+	while (item) {
+		const char *comma = strchr(item, ',');
+		size_t n = comma ? (size_t)(comma - item) : strlen(item);
+		while (n && (*item == ' ' || *item == '\t')) {
+			item++;
+			n--;
+		}
+		while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+			n--;
+		if (n) {
+			if (o != *out)
+				*o++ = ',';
+			memcpy(o, item, n);
+			o += n;
+			*o = '\0';
+		}
+		item = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
+/* ---- problems: the first stops, or each is reported (config_check) ---- */
+
+struct report {
+	config_problem_fn fn; /* NULL: the first problem fails config_resolve */
+	void *ctx;
+	unsigned count;
+};
+
+/* A problem found (rc -EINVAL, sentence in why): passed on, or reported
+ * and 0 when every problem is wanted. */
+static int report(struct report *r, int rc, const char *why)
+{
+	if (rc != -EINVAL || !r || !r->fn)
+		return rc;
+	r->fn(r->ctx, why);
+	r->count++;
+	return 0;
 }
 
 /* ---- a config file, read into a layer ---- */
@@ -262,6 +434,7 @@ struct layer {
 	struct values sections;     /* name: a [section] naming no hub known yet */
 	const struct hub_ops *ops;  /* the current section's hub, if it is one of
 				       the registry's */
+	struct report *report;      /* borrowed */
 };
 
 static void value_clear(struct config_value *v)
@@ -418,18 +591,32 @@ static int layer_hub_option(struct layer *layer, const struct hub_option_spec *s
 			    const char *value, unsigned line, char *why, size_t why_size)
 {
 	struct config_value *v = values_find(&layer->hub_options, NULL, spec->name);
-	char *text = NULL, *origin = NULL;
+	const struct key_info *number = hub_number_find(spec->name);
+	char *text = NULL, *origin = NULL, *tidy = NULL;
+	uint64_t n;
 	int rc = 0;
 
+	if (spec->list) {
+		rc = list_tidy(value, &tidy);
+		if (rc)
+			goto out;
+		value = tidy;
+	}
 	if (!*value) {
 		snprintf(why, why_size, "%s: the value is empty", spec->name);
-		return -EINVAL;
+		rc = -EINVAL;
+		goto out;
+	}
+	if (number) {
+		rc = check_value(number, value, spec->name, &n, why, why_size);
+		if (rc)
+			goto out;
 	}
 	if (spec->value &&
 	    (strcmp(spec->value, "FILE") == 0 || strcmp(spec->value, "DIR") == 0)) {
 		rc = file_paths(spec->name, value, spec->list, &text, why, why_size);
 		if (rc)
-			return rc;
+			goto out;
 		value = text;
 	}
 	if (!v) {
@@ -469,6 +656,7 @@ static int layer_hub_option(struct layer *layer, const struct hub_option_spec *s
 out:
 	if (rc == -ENOMEM)
 		snprintf(why, why_size, "out of memory");
+	free(tidy);
 	free(text);
 	free(origin);
 	return rc;
@@ -482,7 +670,7 @@ static int layer_setting(struct layer *layer, const char *section, int k, const 
 	uint64_t number;
 	int rc;
 
-	rc = check_value(k, value, &number, why, why_size);
+	rc = check_value(&keys[k], value, keys[k].name, &number, why, why_size);
 	if (rc)
 		return rc;
 	if (keys[k].kind == KIND_PATH)
@@ -523,9 +711,16 @@ static int layer_hub_convert(struct layer *layer, const char *section, const cha
 			     unsigned line, char *why, size_t why_size)
 {
 	struct config_value *v = values_find(&layer->hub_settings, section, CONFIG_HUB_CONVERT);
-	char *origin = NULL, *joined = NULL;
-	int rc = origin_of(layer, line, &origin);
+	char *origin = NULL, *joined = NULL, *tidy = NULL;
+	int rc = list_tidy(value, &tidy);
 
+	if (rc == 0 && !*tidy) {
+		snprintf(why, why_size, "[%s]: %s: the value is empty", section, CONFIG_HUB_CONVERT);
+		rc = -EINVAL;
+	}
+	value = tidy;
+	if (rc == 0)
+		rc = origin_of(layer, line, &origin);
 	if (rc == 0 && !v) {
 		rc = values_add(&layer->hub_settings, section, CONFIG_HUB_CONVERT, value, origin);
 	} else if (rc == 0) {
@@ -539,8 +734,17 @@ static int layer_hub_convert(struct layer *layer, const char *section, const cha
 	}
 	if (rc == -ENOMEM)
 		snprintf(why, why_size, "out of memory");
+	free(tidy);
 	free(origin);
 	return rc;
+}
+
+/* conffile_parse_all's report of a bad line. */
+static void layer_problem(void *ctx, const char *sentence)
+{
+	const struct layer *layer = ctx;
+
+	report(layer->report, -EINVAL, sentence);
 }
 
 static int layer_line(void *ctx, const char *section, const char *key, const char *value,
@@ -596,42 +800,29 @@ static int layer_line(void *ctx, const char *section, const char *key, const cha
 
 /* ---- resolving ---- */
 
-/* A general setting given as an option, as text; NULL when not given. */
-static const char *option_text(const struct config_options *opts, int k, char *buf,
-			       size_t buf_size)
+/* A general setting given as an option, as the user wrote it; NULL when
+ * not given. */
+static const char *option_text(const struct config_options *opts, int k)
 {
 	switch (k) {
 	case CONFIG_CACHE: return opts->cache;
 	case CONFIG_CACERT: return opts->cacert;
-	case CONFIG_OFFLINE: return opts->offline ? "yes" : NULL;
-	case CONFIG_STREAM: return opts->stream ? "yes" : NULL;
+	case CONFIG_OFFLINE: return opts->offline_value ? opts->offline_value
+					     : opts->offline   ? "yes"
+							       : NULL;
+	case CONFIG_STREAM: return opts->stream_value ? opts->stream_value
+					   : opts->stream   ? "yes"
+							    : NULL;
+	case CONFIG_INDEX_TTL: return opts->index_ttl;
+	case CONFIG_CONNECTIONS: return opts->connections;
 	case CONFIG_PIECE_SIZE: return opts->piece_size;
 	case CONFIG_CACHE_MAX: return opts->cache_max;
+	case CONFIG_RETRIES: return opts->retries;
+	case CONFIG_STALL_TIMEOUT: return opts->stall_timeout;
+	case CONFIG_MAX_UNPACK_RATIO: return opts->max_unpack_ratio;
 	case CONFIG_MAX_UNPACK_SIZE: return opts->max_unpack_size;
 	case CONFIG_MIRROR: return opts->mirror;
 	case CONFIG_PROXY: return opts->proxy;
-	case CONFIG_INDEX_TTL:
-		if (opts->index_ttl == CONFIG_INDEX_TTL_UNSET ||
-		    opts->index_ttl == CONFIG_INDEX_TTL_DEFAULT)
-			return NULL;
-		snprintf(buf, buf_size, "%u", opts->index_ttl);
-		return buf;
-	case CONFIG_CONNECTIONS:
-	case CONFIG_STALL_TIMEOUT:
-	case CONFIG_MAX_UNPACK_RATIO: {
-		unsigned n = k == CONFIG_CONNECTIONS     ? opts->connections
-			     : k == CONFIG_STALL_TIMEOUT ? opts->stall_timeout
-							 : opts->max_unpack_ratio;
-		if (!n)
-			return NULL;
-		snprintf(buf, buf_size, "%u", n);
-		return buf;
-	}
-	case CONFIG_RETRIES:
-		if (opts->retries < 0)
-			return NULL;
-		snprintf(buf, buf_size, "%d", opts->retries);
-		return buf;
 	}
 	return NULL;
 }
@@ -658,8 +849,9 @@ static const char *env_text(int k, const char **name)
 		*name = "CURL_CA_BUNDLE";
 		return config_env(*name);
 	case CONFIG_OFFLINE:
+		/* As written: "maybe" is refused, not taken as no. */
 		*name = "OMNIHUB_OFFLINE";
-		return config_env(*name) ? (config_env_true(*name) ? "yes" : "no") : NULL;
+		return config_env(*name);
 	case CONFIG_MIRROR:
 		*name = "OMNIHUB_MIRRORS";
 		return config_env(*name);
@@ -704,15 +896,18 @@ static int set_cache_dir(struct config *cfg, const char *text, char *why, size_t
 	return 0;
 }
 
-/* Sets general setting k from text (NULL: its default). */
-static int apply_setting(struct config *cfg, int k, const char *text, char *why,
-			 size_t why_size)
+/* Sets general setting k from text (NULL: its default), which came from
+ * origin. */
+static int apply_setting(struct config *cfg, int k, const char *text, const char *origin,
+			 char *why, size_t why_size)
 {
+	char subject[512] = "";
 	uint64_t n = 0;
 	int rc;
 
-	if (text && keys[k].kind != KIND_PATH && keys[k].kind != KIND_TEXT) {
-		rc = check_value(k, text, &n, why, why_size);
+	if (text) {
+		subject_of(origin, keys[k].name, subject, sizeof(subject));
+		rc = check_value(&keys[k], text, subject, &n, why, why_size);
 		if (rc)
 			return rc;
 	}
@@ -735,20 +930,38 @@ static int apply_setting(struct config *cfg, int k, const char *text, char *why,
 		cfg->max_unpack_ratio = text ? (unsigned)n : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
 		break;
 	case CONFIG_MAX_UNPACK_SIZE: cfg->max_unpack_size = n; break;
-	case CONFIG_MIRROR:
+	case CONFIG_MIRROR: {
+		char what[512];
 		mirror_list_free(&cfg->mirrors);
-		return text ? mirror_list_parse(&cfg->mirrors, text, why, why_size) : 0;
+		rc = text ? mirror_list_parse(&cfg->mirrors, text, what, sizeof(what)) : 0;
+		/* Where it came from, before what is wrong (which names the key);
+		 * the mirror is named as written: hide its password. */
+		if (rc == -EINVAL) {
+			char shown[sizeof(what)];
+			redact(what, shown, sizeof(shown));
+			snprintf(what, sizeof(what), "%s", shown);
+		}
+		if (rc == -EINVAL)
+			snprintf(why, why_size, "%s: %s",
+				 strncmp(origin, "environment ", 12) == 0 ? origin + 12
+				 : strcmp(origin, "option") == 0	  ? "-o mirror"
+									  : origin,
+				 what);
+		else if (rc)
+			snprintf(why, why_size, "%s", what);
+		return rc;
+	}
 	case CONFIG_PROXY: return dup_first(&cfg->proxy, text, NULL);
 	}
 	return 0;
 }
 
 static int resolve_general(struct config *cfg, const struct config_options *opts,
-			   const struct layer *layers, size_t nlayers, char *why, size_t why_size)
+			   const struct layer *layers, size_t nlayers, struct report *r, char *why,
+			   size_t why_size)
 {
 	for (int k = 0; k < CONFIG_NKEYS; k++) {
-		char buf[32];
-		const char *env_name, *text = option_text(opts, k, buf, sizeof(buf));
+		const char *env_name, *text = option_text(opts, k);
 		char *origin = NULL;
 		int rc = 0;
 
@@ -771,28 +984,62 @@ static int resolve_general(struct config *cfg, const struct config_options *opts
 		cfg->origins[k] = origin;
 		if (k == CONFIG_PROXY)
 			cfg->proxy_from_env = strncmp(origin, "environment", 11) == 0;
-		rc = apply_setting(cfg, k, text, why, why_size);
+		rc = report(r, apply_setting(cfg, k, text, origin, why, why_size), why);
+		if (rc == 0 && text && r && r->fn && why[0]) /* reported: go on with the default */
+			rc = report(r, apply_setting(cfg, k, NULL, "default", why, why_size), why);
 		if (rc)
 			return rc;
+		why[0] = '\0';
 	}
 	return 0;
 }
 
+/* A hub option's value from one origin: a list tidied (blanks around the
+ * items dropped), a number checked; into out. */
+static int add_hub_option(struct values *out, const struct hub_option_spec *spec,
+			  const char *value, const char *origin, char *why, size_t why_size)
+{
+	const struct key_info *number = hub_number_find(spec->name);
+	char subject[512], *tidy = NULL;
+	uint64_t n;
+	int rc = 0;
+
+	subject_of(origin, spec->name, subject, sizeof(subject));
+	if (spec->list) {
+		rc = list_tidy(value, &tidy);
+		if (rc)
+			goto out;
+		value = tidy;
+	}
+	if (number) {
+		rc = check_value(number, value, subject, &n, why, why_size);
+	} else if (!*value) {
+		snprintf(why, why_size, "%s: the value is empty", subject);
+		rc = -EINVAL;
+	}
+	if (rc == 0)
+		rc = values_add(out, NULL, spec->name, value, origin);
+out:
+	free(tidy);
+	return rc;
+}
+
 static int resolve_hub_options(struct config *cfg, const struct config_options *opts,
-			       const struct layer *layers, size_t nlayers)
+			       const struct layer *layers, size_t nlayers, struct report *r,
+			       char *why, size_t why_size)
 {
 	struct values out = { 0 };
 	int rc = 0;
 
-	/* Every option the hubs declare, in their order; then any other
-	 * given (main.c passes only declared ones). */
-	for (size_t h = 0; h <= hub_registry_count && rc == 0; h++) {
-		const struct hub_option_spec *spec = h < hub_registry_count
-							     ? hub_registry[h]->options
-							     : NULL;
+	/* Every option the hubs declare, in their order (main.c and
+	 * options.c take no other). */
+	for (size_t h = 0; h < hub_registry_count && rc == 0; h++) {
+		const struct hub_option_spec *spec = hub_registry[h]->options;
 		for (; spec && spec->name && rc == 0; spec++) {
 			const char *value = NULL, *origin = "option";
 			char *env_origin = NULL;
+			if (values_find(&out, NULL, spec->name))
+				continue; /* two hubs share the table */
 			for (size_t i = 0; i < opts->nhub_options; i++)
 				if (strcmp(opts->hub_options[i].name, spec->name) == 0)
 					value = opts->hub_options[i].value; /* the last wins */
@@ -812,15 +1059,13 @@ static int resolve_hub_options(struct config *cfg, const struct config_options *
 					origin = v->origin;
 				}
 			}
-			if (value && !values_find(&out, NULL, spec->name))
-				rc = values_add(&out, NULL, spec->name, value, origin);
+			if (value)
+				rc = report(r, add_hub_option(&out, spec, value, origin, why,
+							      why_size),
+					    why);
 			free(env_origin);
 		}
 	}
-	for (size_t i = opts->nhub_options; i-- > 0 && rc == 0;)
-		if (!values_find(&out, NULL, opts->hub_options[i].name))
-			rc = values_add(&out, NULL, opts->hub_options[i].name,
-					opts->hub_options[i].value, "option");
 	cfg->hub_options = out.items;
 	cfg->nhub_options = out.count;
 	return rc;
@@ -870,11 +1115,13 @@ static int resolve_hub_settings(struct config *cfg, const struct layer *layers, 
 
 /* A [hub] cache_max limits the hub's own store: without one, the hub's
  * bytes are in the general cache, under the general limit. */
-static int check_hub_stores(const struct config *cfg, char *why, size_t why_size)
+static int check_hub_stores(const struct config *cfg, struct report *r, char *why,
+			    size_t why_size)
 {
 	const struct values list = { cfg->hub_settings, cfg->nhub_settings };
+	int rc = 0;
 
-	for (size_t i = 0; i < cfg->nhub_settings; i++) {
+	for (size_t i = 0; i < cfg->nhub_settings && rc == 0; i++) {
 		const struct config_value *v = &cfg->hub_settings[i];
 		if (strcmp(v->name, keys[CONFIG_CACHE_MAX].name) != 0 ||
 		    values_find(&list, v->hub, keys[CONFIG_CACHE].name))
@@ -883,9 +1130,9 @@ static int check_hub_stores(const struct config *cfg, char *why, size_t why_size
 			 "%s: [%s]: cache_max per hub needs the hub's own cache directory "
 			 "(cache in [%s])",
 			 v->origin, v->hub, v->hub);
-		return -EINVAL;
+		rc = report(r, -EINVAL, why);
 	}
-	return 0;
+	return rc;
 }
 
 /* Where the files are: the variables let tests and users name others. */
@@ -906,7 +1153,9 @@ static int file_paths_of(struct config *cfg)
 	return rc;
 }
 
-int config_resolve(struct config *cfg, const struct config_options *opts, const char **why)
+/* config_resolve, with each problem to r when r->fn is set. */
+static int resolve(struct config *cfg, const struct config_options *opts, struct report *r,
+		   const char **why)
 {
 	struct layer layers[2]; /* the user's file, then the system's */
 	char *hf_home = NULL, msg[sizeof(cfg->error)] = "out of memory";
@@ -920,21 +1169,24 @@ int config_resolve(struct config *cfg, const struct config_options *opts, const 
 		goto out;
 	layers[0].path = cfg->user_file;
 	layers[1].path = cfg->system_file;
-	rc = conffile_parse(cfg->system_file, layer_line, &layers[1], &cfg->system_file_found, msg,
-			    sizeof(msg));
+	layers[0].report = layers[1].report = r;
+	rc = conffile_parse_all(cfg->system_file, layer_line, &layers[1],
+				r && r->fn ? layer_problem : NULL, &cfg->system_file_found, msg,
+				sizeof(msg));
 	if (rc == 0 && cfg->user_file)
-		rc = conffile_parse(cfg->user_file, layer_line, &layers[0], &cfg->user_file_found,
-				    msg, sizeof(msg));
+		rc = conffile_parse_all(cfg->user_file, layer_line, &layers[0],
+					r && r->fn ? layer_problem : NULL, &cfg->user_file_found,
+					msg, sizeof(msg));
 	if (rc)
 		goto out;
-	snprintf(msg, sizeof(msg), "out of memory");
-	rc = resolve_general(cfg, opts, layers, 2, msg, sizeof(msg));
+	msg[0] = '\0';
+	rc = resolve_general(cfg, opts, layers, 2, r, msg, sizeof(msg));
 	if (rc == 0)
-		rc = resolve_hub_options(cfg, opts, layers, 2);
+		rc = resolve_hub_options(cfg, opts, layers, 2, r, msg, sizeof(msg));
 	if (rc == 0)
 		rc = resolve_hub_settings(cfg, layers, 2);
 	if (rc == 0)
-		rc = check_hub_stores(cfg, msg, sizeof(msg));
+		rc = check_hub_stores(cfg, r, msg, sizeof(msg));
 	if (rc)
 		goto out;
 
@@ -973,10 +1225,33 @@ out:
 	if (rc) {
 		config_free(cfg);
 		snprintf(cfg->error, sizeof(cfg->error), "%s",
-			 rc == -ENOMEM ? "out of memory" : msg);
+			 rc == -ENOMEM || !msg[0] ? "out of memory" : msg);
 		*why = cfg->error;
 	}
 	return rc;
+}
+
+int config_resolve(struct config *cfg, const struct config_options *opts, const char **why)
+{
+	return resolve(cfg, opts, NULL, why);
+}
+
+int config_check(const struct config_options *opts, config_problem_fn fn, void *ctx)
+{
+	struct report r = { fn, ctx, 0 };
+	struct config cfg;
+	const char *why = NULL;
+	int rc = resolve(&cfg, opts, &r, &why);
+
+	/* What stops the reading (a file that cannot be read) is a problem
+	 * too; only memory is not the settings' fault. */
+	if (rc && rc != -ENOMEM) {
+		fn(ctx, why);
+		r.count++;
+		rc = 0;
+	}
+	config_free(&cfg);
+	return rc ? rc : (int)r.count;
 }
 
 void config_free(struct config *cfg)
@@ -1088,24 +1363,82 @@ int config_check_sections(const struct config *cfg, const char *const *hubs, siz
 	return 0;
 }
 
-/* A URL's password is a secret: "https://u:***@host/". */
-static void hide_password(const char *value, char *out, size_t out_size)
+/* One URL with its user information hidden: "***" for the password, or
+ * for the user when there is none (a token given as the user). libcurl
+ * says what the user information is, parsing the URL as it will when the
+ * URL is used; the rest is shown as written. Kept here, for what `omnihub
+ * config` prints; fetch.c hides URLs in logs and sidecars with its own. */
+static void redact_url(const char *url, size_t len, char *out, size_t out_size)
 {
-	const char *scheme = strstr(value, "://"), *at, *colon;
+	char *copy = strndup(url, len), *user = NULL, *password = NULL;
+	const char *host, *at;
+	CURLU *u = curl_url();
+	bool parsed;
+	size_t authority;
 
-	snprintf(out, out_size, "%s", value);
-	if (!scheme)
-		return;
-	at = strchr(scheme + 3, '@');
-	colon = strchr(scheme + 3, ':');
-	if (!at || !colon || colon > at || strcspn(scheme + 3, "/") < (size_t)(at - scheme - 3))
-		return;
-	snprintf(out, out_size, "%.*s:***%s", (int)(colon - value), value, at);
+	snprintf(out, out_size, "%.*s", (int)len, url);
+	host = copy ? strstr(copy, "://") : NULL;
+	if (!host || !u)
+		goto out;
+	host += 3;
+	parsed = curl_url_set(u, CURLUPART_URL, copy, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK;
+	/* Refused by libcurl ("u:p/w@h"): up to the last '@' before a query
+	 * may be user information, a '/' in it too. */
+	authority = strcspn(host, parsed ? "/?#" : "?#");
+	at = memrchr(host, '@', authority);
+	if (parsed) {
+		curl_url_get(u, CURLUPART_USER, &user, 0);
+		curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
+	}
+	if (parsed && !user && !password)
+		goto out;
+	/* Taken by libcurl with user information where this finds none: the
+	 * whole URL but its scheme is hidden. */
+	if (!at && parsed)
+		snprintf(out, out_size, "%.*s***", (int)(host - copy), copy);
+	else if (!at)
+		goto out;
+	else if (password && user)
+		snprintf(out, out_size, "%.*s%s:***%s", (int)(host - copy), copy, user, at);
+	else
+		snprintf(out, out_size, "%.*s***%s", (int)(host - copy), copy, at);
+out:
+	curl_free(password);
+	curl_free(user);
+	curl_url_cleanup(u);
+	free(copy);
+}
+
+/* A value as it may be shown: each URL in it (a word with "://" in a list
+ * split at blanks or commas) with its user information hidden. */
+static void redact(const char *value, char *out, size_t out_size)
+{
+	static const char separators[] = " \t,";
+	size_t used = 0;
+
+	out[0] = '\0';
+	while (*value && used + 1 < out_size) {
+		size_t gap = strspn(value, separators), word;
+		char shown[2048];
+		snprintf(out + used, out_size - used, "%.*s", (int)gap, value);
+		used += strlen(out + used);
+		value += gap;
+		word = strcspn(value, separators);
+		if (!word)
+			break;
+		if (memmem(value, word, "://", 3))
+			redact_url(value, word, shown, sizeof(shown));
+		else
+			snprintf(shown, sizeof(shown), "%.*s", (int)word, value);
+		snprintf(out + used, out_size - used, "%s", shown);
+		used += strlen(out + used);
+		value += word;
+	}
 }
 
 void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx)
 {
-	char text[4096];
+	char text[4096], shown[4096];
 
 	for (int k = 0; k < CONFIG_NKEYS; k++) {
 		const char *value = text;
@@ -1138,19 +1471,22 @@ void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx)
 					 i ? " " : "", cfg->mirrors.bases[i]);
 			value = cfg->mirrors.count ? text : NULL;
 			break;
-		case CONFIG_PROXY:
-			if (cfg->proxy)
-				hide_password(cfg->proxy, text, sizeof(text));
-			value = cfg->proxy ? text : NULL;
-			break;
+		case CONFIG_PROXY: value = cfg->proxy; break;
 		}
-		fn(ctx, NULL, keys[k].name, value, cfg->origins[k] ? cfg->origins[k] : "default");
+		if (value) {
+			snprintf(shown, sizeof(shown), "%s", value);
+			redact(shown, text, sizeof(text));
+		}
+		fn(ctx, NULL, keys[k].name, value ? text : NULL,
+		   cfg->origins[k] ? cfg->origins[k] : "default");
 	}
 	for (size_t i = 0; i < cfg->nhub_options; i++) {
-		hide_password(cfg->hub_options[i].value, text, sizeof(text));
+		redact(cfg->hub_options[i].value, text, sizeof(text));
 		fn(ctx, NULL, cfg->hub_options[i].name, text, cfg->hub_options[i].origin);
 	}
-	for (size_t i = 0; i < cfg->nhub_settings; i++)
-		fn(ctx, cfg->hub_settings[i].hub, cfg->hub_settings[i].name,
-		   cfg->hub_settings[i].value, cfg->hub_settings[i].origin);
+	for (size_t i = 0; i < cfg->nhub_settings; i++) {
+		redact(cfg->hub_settings[i].value, text, sizeof(text));
+		fn(ctx, cfg->hub_settings[i].hub, cfg->hub_settings[i].name, text,
+		   cfg->hub_settings[i].origin);
+	}
 }

@@ -14,7 +14,6 @@
 #include "mirror.h"
 
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
-#define CONFIG_INDEX_TTL_UNSET UINT_MAX /* config_options.index_ttl not given */
 #define CONFIG_MAX_UNPACK_RATIO_DEFAULT 100u
 
 /* The files, unless $OMNIHUB_CONFIG and $OMNIHUB_SYSTEM_CONFIG name others;
@@ -49,21 +48,23 @@ struct config_hub_option {
 };
 
 /* What the user asked for on the command line; NULL or 0 when not given.
- * Strings belong to fuse_opt (freed by main.c). */
+ * Numbers and sizes are kept as the user wrote them, for config_resolve to
+ * check with every other origin's (fuse_opt's %u and %d wrap silently).
+ * Strings belong to fuse_opt (freed by options_free). */
 struct config_options {
 	char *cache;
 	char *cacert;
-	int offline;
-	unsigned index_ttl; /* CONFIG_INDEX_TTL_UNSET: not given. main.c starts
-			       it at CONFIG_INDEX_TTL_DEFAULT, which is taken
-			       as not given too (a file may change it) */
+	int offline;         /* -o offline */
+	char *offline_value; /* -o offline=BOOLEAN, over -o offline */
+	char *index_ttl;
 	int stream;
-	unsigned connections;   /* 0: not given */
+	char *stream_value;
+	char *connections;
 	char *piece_size;       /* SIZE strings: bytes, or K/M/G/T */
 	char *cache_max;
-	int retries;            /* -1: not given */
-	unsigned stall_timeout; /* 0: not given */
-	unsigned max_unpack_ratio; /* 0: not given */
+	char *retries;
+	char *stall_timeout;
+	char *max_unpack_ratio;
 	char *max_unpack_size;
 	char *mirror; /* space-separated: every -o mirror= in order */
 	char *proxy;
@@ -123,18 +124,54 @@ struct config {
 	char error[1024]; /* config_resolve's sentence on failure */
 };
 
-/* "123", "4K", "4M", "10G", "1T" (powers of 1024) into bytes; -EINVAL for
- * anything else or an overflow. */
-int config_parse_size(const char *text, uint64_t *out);
+/* The typed parsers every setting goes through (config_resolve uses them
+ * for the general settings and checks the hubs' numeric options with them;
+ * a hub that parses its own option's value should call them too). Each
+ * takes the whole text: no sign, no blank, no base prefix, nothing after.
+ * -EINVAL when the text is not of the type (empty, "-1", "3x"), -ERANGE
+ * when it is but overflows or is outside [min, max]; *out is set on 0 only. */
 
+/* Decimal digits. */
+int config_parse_unsigned(const char *text, uint64_t min, uint64_t max, uint64_t *out);
+/* A whole number of seconds, as an unsigned (max at most UINT_MAX). */
+int config_parse_seconds(const char *text, unsigned min, unsigned max, unsigned *out);
+/* "123", "4K", "4M", "10G", "1T" (powers of 1024; "iB" or "B" may follow a
+ * unit: "4MiB") into bytes. */
+int config_parse_size(const char *text, uint64_t *out);
+/* "CALLS" or "CALLS/SECONDS" (a budget per window): calls in [0, calls_max],
+ * seconds in [seconds_min, seconds_max]; *seconds is left alone without. */
+int config_parse_rate(const char *text, unsigned calls_max, unsigned seconds_min,
+		      unsigned seconds_max, unsigned *calls, unsigned *seconds);
 /* yes/no, true/false, on/off, 1/0 (any case) into *out; -EINVAL else. */
 int config_parse_bool(const char *text, bool *out);
 
+/* The bounds config_resolve holds the general settings to. */
+#define CONFIG_INDEX_TTL_MAX (365u * 86400u)
+#define CONFIG_CONNECTIONS_MAX 64u
+#define CONFIG_PIECE_SIZE_MIN (64ull << 10)
+#define CONFIG_PIECE_SIZE_MAX (1ull << 30)
+#define CONFIG_RETRIES_MAX 100u
+#define CONFIG_STALL_TIMEOUT_MAX 86400u
+#define CONFIG_MAX_UNPACK_RATIO_MAX 1000000u
+#define CONFIG_BYTES_MAX (1ull << 50) /* 1024T: cache_max, max_unpack_size */
+
 /* Fills cfg from opts, the environment and the config files; on failure
  * returns -errno and sets *why to a sentence (held in cfg->error, valid
- * until cfg is resolved again), naming the file and line of a bad line. */
+ * until cfg is resolved again) that names the setting, where it came from
+ * ("-o retries", "$OMNIHUB_OFFLINE", "FILE:LINE: retries") and what it
+ * accepts. Every number, size, duration and boolean is checked here, the
+ * hubs' numeric options (hf_ttl, convert_timeout...) too. */
 int config_resolve(struct config *cfg, const struct config_options *opts, const char **why);
 void config_free(struct config *cfg);
+
+/* Reads the settings as config_resolve does, but passes every problem's
+ * sentence to fn instead of stopping at the first (a bad value is taken
+ * as its default, so the next one is checked too). Starts nothing. Returns
+ * the number of problems, or -ENOMEM. Not checked here: whether a section
+ * names a hub made from the catalogs (config_check_sections), and what
+ * the hubs parse themselves (hf_repos' ids, convert's commands). */
+typedef void (*config_problem_fn)(void *ctx, const char *sentence);
+int config_check(const struct config_options *opts, config_problem_fn fn, void *ctx);
 
 /* The value of a hub's option, or NULL (the hub's default): -o, else its
  * environment variable (hub_option_spec.env), else the user's file, else
@@ -171,7 +208,9 @@ int config_check_sections(const struct config *cfg, const char *const *hubs, siz
 /* Calls fn for every general setting (defaults too), then every hub option
  * that is set, then every per-hub setting that applies: hub is NULL but
  * for those; value is NULL for a setting with none (cacert by default).
- * No secret is in the config; a password in a URL is shown as "***". */
+ * No secret is given to fn: in every URL of a value (a mirror, a proxy,
+ * an index URL...) the password is shown as "***" (user:***@host), and a
+ * user without a password (a token) too (***@host). */
 typedef void (*config_describe_fn)(void *ctx, const char *hub, const char *key,
 				   const char *value, const char *origin);
 void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx);

@@ -111,7 +111,8 @@ static void print_usage(const char *program)
 	       "(type fuse.omnihub-fuse), only names the mount (default: omnihub).\n"
 	       "Every -o option may also be set in ~/.config/omnihub/config or\n"
 	       "/etc/omnihub/config (omnihub.conf(5)); -o wins over the environment,\n"
-	       "which wins over the files.\n"
+	       "which wins over the files. A value out of its range, wherever it is\n"
+	       "set, stops the start (exit status 2) with one sentence saying where.\n"
 	       "\n"
 	       "General options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -124,42 +125,69 @@ static void print_usage(const char *program)
 	       "omnihub-fuse options:\n"
 	       "    -o cache=DIR           backing cache (default: $OMNIHUB_HOME, else\n"
 	       "                           $MODELHUB_PATH, else ~/.omnihub)\n"
-	       "    -o offline             never use the network: serve the cache only\n"
-	       "                           (default: off; $OMNIHUB_OFFLINE=1 turns it on)\n"
+	       "    -o offline[=BOOLEAN]   never use the network: serve the cache only\n"
+	       "                           (default: off; $OMNIHUB_OFFLINE=yes/no,\n"
+	       "                           true/false, on/off or 1/0 sets it)\n"
 	       "    -o cacert=FILE         extra CA certificates for HTTPS (default:\n"
 	       "                           $CURL_CA_BUNDLE, else the system's only)\n"
 	       "    -o index_ttl=SECONDS   use a cached hub index this long before\n"
-	       "                           fetching it again (default: %u)\n"
-	       "    -o stream              reads return bytes as they arrive; the digest is\n"
+	       "                           fetching it again, 0 to %u (default: %u)\n"
+	       "    -o stream[=BOOLEAN]    reads return bytes as they arrive; the digest is\n"
 	       "                           still checked, and the read that reaches the end\n"
 	       "                           waits for it (default: off: an open waits until\n"
 	       "                           the file is verified)\n"
-	       "    -o connections=N       requests in flight per file (default: %u)\n"
-	       "    -o piece_size=SIZE     bytes per request and per resumable piece, with\n"
-	       "                           K, M, G (default: 4M)\n"
-	       "    -o retries=N           tries of a failed request after the first\n"
+	       "    -o connections=N       requests in flight per file, 1 to %u\n"
 	       "                           (default: %u)\n"
+	       "    -o piece_size=SIZE     bytes per request and per resumable piece, with\n"
+	       "                           K, M, G; 64K to 1G (default: 4M)\n"
+	       "    -o retries=N           tries of a failed request after the first,\n"
+	       "                           0 to %u (default: %u)\n"
 	       "    -o stall_timeout=SECONDS  give up a connection moving under 1 KiB/s\n"
-	       "                           this long, and retry (default: %ld)\n"
+	       "                           this long, and retry; 1 to %u (default: %ld)\n"
 	       "    -o cache_max=SIZE      evict least recently used blobs beyond this,\n"
-	       "                           never an open one (default: no limit)\n"
+	       "                           never an open one; at most 1024T (default:\n"
+	       "                           no limit)\n"
 	       "    -o max_unpack_ratio=N  an archive or gzip file may expand to N times\n"
-	       "                           its size plus 1G, no more (default: %u)\n"
-	       "    -o max_unpack_size=SIZE  nor past SIZE (default: no cap)\n"
+	       "                           its size plus 1G, no more; 1 to %u\n"
+	       "                           (default: %u)\n"
+	       "    -o max_unpack_size=SIZE  nor past SIZE, 1 to 1024T (default: no cap)\n"
 	       "    -o mirror=URL          a blob mirror (URL/blobs/sha256/<hex>), asked\n"
 	       "                           before the hub; again for more, in order\n"
 	       "                           (default: $OMNIHUB_MIRRORS, space-separated)\n"
 	       "    -o proxy=URL           an HTTP proxy for every request (default:\n"
 	       "                           https_proxy, http_proxy, all_proxy; no_proxy\n"
 	       "                           holds)\n",
-	       program, CONFIG_INDEX_TTL_DEFAULT, TRANSFER_CONNECTIONS_DEFAULT,
-	       TRANSFER_RETRIES_DEFAULT, TRANSFER_STALL_SECONDS_DEFAULT,
-	       CONFIG_MAX_UNPACK_RATIO_DEFAULT);
+	       program, CONFIG_INDEX_TTL_MAX, CONFIG_INDEX_TTL_DEFAULT, CONFIG_CONNECTIONS_MAX,
+	       TRANSFER_CONNECTIONS_DEFAULT, CONFIG_RETRIES_MAX, TRANSFER_RETRIES_DEFAULT,
+	       CONFIG_STALL_TIMEOUT_MAX, TRANSFER_STALL_SECONDS_DEFAULT,
+	       CONFIG_MAX_UNPACK_RATIO_MAX, CONFIG_MAX_UNPACK_RATIO_DEFAULT);
 	for (size_t i = 0; i < hub_registry_count; i++)
 		print_hub_options(hub_registry[i]);
 	printf("\nFUSE options:\n");
 	fflush(stdout);
 	fuse_lowlevel_help();
+}
+
+/* libfuse refuses an option it does not know only when the session is
+ * made, once the hubs have started (and fetched their indexes): ask it
+ * now, on a copy of the arguments, so that a typo in -o stops the start at
+ * once. libfuse says which option on stderr. */
+static int check_fuse_options(const struct fuse_args *args)
+{
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *probe = NULL;
+	int rc = -ENOMEM;
+
+	for (int i = 0; i < args->argc; i++)
+		if (fuse_opt_add_arg(&copy, args->argv[i]) != 0)
+			goto out;
+	probe = fuse_session_new(&copy, &fs_operations, sizeof(fs_operations), NULL);
+	rc = probe ? 0 : -EINVAL;
+out:
+	if (probe)
+		fuse_session_destroy(probe);
+	fuse_opt_free_args(&copy);
+	return rc;
 }
 
 /* Every open file holds a descriptor, and a loader may open thousands:
@@ -328,6 +356,15 @@ int main(int argc, char *argv[])
 	if (!cmd.mountpoint) {
 		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, cmdline.mountpoint,
 			strerror(errno));
+		goto out;
+	}
+	rc = check_fuse_options(&args);
+	if (rc) {
+		fprintf(stderr, "%s: %s\n", PACKAGE_NAME,
+			rc == -EINVAL ? "an option is unknown (see above, and '" PACKAGE_NAME
+					" --help')"
+				      : "out of memory");
+		status = 2;
 		goto out;
 	}
 	options_finish(&cmdline.options);

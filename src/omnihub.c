@@ -62,9 +62,14 @@ static const struct subcommand subcommands[] = {
      "    --max SIZE             keep at most SIZE bytes (K, M, G, T suffixes)\n"
      "    --older DAYS           remove what was not used for DAYS days\n"
      "    -n, --dry-run          only print what would go\n"},
-    {"config", cmd_config, "", "the effective settings, and where each came from",
+    {"config", cmd_config, "[--check]", "the effective settings, and where each came from",
      "Prints every setting with its value and its origin: a mount option,\n"
-     "the environment, a config file (with its line) or the default.\n"},
+     "the environment, a config file (with its line) or the default. A\n"
+     "URL's password (or a token as its user) is shown as ***.\n"
+     "\n"
+     "    --check                only check: print every problem of the\n"
+     "                           settings, one line each (exit 2 when any),\n"
+     "                           starting nothing\n"},
     {"where", cmd_where, "", "the cache directory", "Prints the cache directory.\n"},
 };
 
@@ -222,6 +227,13 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	options_finish(&opts);
+	/* config --check reports every problem rather than stopping at the
+	 * first, and needs no settings that work. */
+	if (sub->run == cmd_config && argc - optind == 2 &&
+	    strcmp(argv[optind + 1], "--check") == 0) {
+		status = cmd_config_check(&ctx, &opts.config);
+		goto out;
+	}
 	if (config_resolve(&cfg, &opts.config, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PROGRAM, why);
 		goto out;

@@ -12,6 +12,9 @@
 #include "hub.h"
 #include "options.h"
 
+/* Numbers too are taken as text (%s): fuse_opt's %u and %d wrap a number
+ * that does not fit, and config_resolve checks every origin's the same
+ * way. */
 #define OPTION(template, field)                                                                    \
 	{                                                                                          \
 		template, offsetof(struct options, config.field), 1                                \
@@ -21,14 +24,16 @@ const struct fuse_opt options_spec[] = {
     OPTION("cache=%s", cache),
     OPTION("cacert=%s", cacert),
     OPTION("offline", offline),
-    OPTION("index_ttl=%u", index_ttl),
+    OPTION("offline=%s", offline_value),
+    OPTION("index_ttl=%s", index_ttl),
     OPTION("stream", stream),
-    OPTION("connections=%u", connections),
+    OPTION("stream=%s", stream_value),
+    OPTION("connections=%s", connections),
     OPTION("piece_size=%s", piece_size),
     OPTION("cache_max=%s", cache_max),
-    OPTION("retries=%d", retries),
-    OPTION("stall_timeout=%u", stall_timeout),
-    OPTION("max_unpack_ratio=%u", max_unpack_ratio),
+    OPTION("retries=%s", retries),
+    OPTION("stall_timeout=%s", stall_timeout),
+    OPTION("max_unpack_ratio=%s", max_unpack_ratio),
     OPTION("max_unpack_size=%s", max_unpack_size),
     OPTION("proxy=%s", proxy),
     FUSE_OPT_END,
@@ -37,8 +42,6 @@ const struct fuse_opt options_spec[] = {
 void options_init(struct options *opts)
 {
 	memset(opts, 0, sizeof(*opts));
-	opts->config.index_ttl = CONFIG_INDEX_TTL_UNSET;
-	opts->config.retries = -1;
 }
 
 static int add_hub_option(struct options *opts, const char *name, size_t name_len,
@@ -200,6 +203,13 @@ void options_free(struct options *opts)
 {
 	free(opts->config.cache);
 	free(opts->config.cacert);
+	free(opts->config.offline_value);
+	free(opts->config.stream_value);
+	free(opts->config.index_ttl);
+	free(opts->config.connections);
+	free(opts->config.retries);
+	free(opts->config.stall_timeout);
+	free(opts->config.max_unpack_ratio);
 	free(opts->config.piece_size);
 	free(opts->config.cache_max);
 	free(opts->config.max_unpack_size);

@@ -454,5 +454,162 @@ def hub_section_index_ttl(t):
     check_eq(fetched, [2, 1], "index fetches with [onnx] index_ttl = 1, then without")
 
 
+# ---- settings parsed strictly, lists with blanks, secrets ----
+
+def refused_start(t, args, env=None):
+    """omnihub-fuse started with args: it must end by itself, mount nothing, exit 2 and say
+    one sentence (the log's info lines aside). Returns that sentence."""
+    merged = dict(t.env, **(env or {}))
+    catalogs = "system_catalogs=" + os.path.join(SRCDIR, "catalogs")
+    res = run_cli(t.binary, ["-f", "-o", "cache=%s,%s" % (t.cache, catalogs)] + list(args)
+                  + [t.mountpoint], merged, mountpoint=t.mountpoint)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    lines = [l for l in res.stderr.splitlines() if l.strip() and " info: " not in l]
+    check_eq(len(lines), 1, "lines on stderr but the log's: %r" % res.stderr)
+    check(" hub left out" not in res.stderr and not os.listdir(t.cache),
+          "hubs were started before the setting was refused: %r" % res.stderr)
+    return lines[0]
+
+
+@test
+def number_too_large_refused_before_mounting(t):
+    """-o retries=99999999999 (once wrapped to 1215752191) and index_ttl=4294967296 (once 0):
+    exit 2 with the setting, its origin and its range, before anything starts."""
+    check_eq(refused_start(t, ["-o", "retries=99999999999"]),
+             "omnihub-fuse: -o retries: 99999999999 is out of range (0 to 100)", "stderr")
+    check_eq(refused_start(t, ["-o", "index_ttl=4294967296"]),
+             "omnihub-fuse: -o index_ttl: 4294967296 is out of range (0 to 31536000 seconds)",
+             "stderr")
+    check_eq(refused_start(t, ["-o", "connections=0"]),
+             "omnihub-fuse: -o connections: 0 is out of range (1 to 64)", "stderr")
+    check_eq(refused_start(t, ["-o", "hf_ttl=-1"]),
+             'omnihub-fuse: -o hf_ttl: "-1" is not a number of seconds (0 to 31536000 seconds)',
+             "stderr")
+
+
+@test
+def unknown_option_and_bad_boolean_refused_before_starting(t):
+    """An option neither omnihub-fuse nor libfuse knows (once refused only after the hubs had
+    started and fetched their indexes, exit 1) and -o offline=perhaps: exit 2 at once."""
+    catalogs = "system_catalogs=" + os.path.join(SRCDIR, "catalogs")
+    res = run_cli(t.binary, ["-f", "-o", "cache=%s,%s,frobnicate=1" % (t.cache, catalogs),
+                             t.mountpoint], t.env, mountpoint=t.mountpoint)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    check("frobnicate" in res.stderr and " info: " not in res.stderr
+          and not os.listdir(t.cache), "started before refusing: %r" % res.stderr)
+    check_eq(refused_start(t, ["-o", "offline=perhaps"]),
+             'omnihub-fuse: -o offline: "perhaps" is not yes or no '
+             "(yes/no, true/false, on/off or 1/0)", "stderr")
+
+
+@test
+def number_too_large_in_file_names_line(t):
+    """The same from the user's file: FILE:LINE, the setting and its range."""
+    write(user_file(t), "# mine\ncache_max = 1G\nretries = 99999999999\n")
+    check_eq(refused_start(t, []),
+             "omnihub-fuse: %s:3: retries: 99999999999 is out of range (0 to 100)" % user_file(t),
+             "stderr")
+    write(user_file(t), "[huggingface]\napi_budget = 500/0\n")
+    check_eq(refused_start(t, []),
+             "omnihub-fuse: %s:2: hf_api_budget: 500/0 is out of range (CALLS 0 to 1000000, "
+             "or CALLS/SECONDS with SECONDS 1 to 86400)" % user_file(t), "stderr")
+
+
+@test
+def offline_maybe_refused(t):
+    """OMNIHUB_OFFLINE=maybe was taken as no: now exit 2, naming the variable."""
+    check_eq(refused_start(t, [], env={"OMNIHUB_OFFLINE": "maybe"}),
+             'omnihub-fuse: $OMNIHUB_OFFLINE: "maybe" is not yes or no '
+             "(yes/no, true/false, on/off or 1/0)", "stderr")
+
+
+@test
+def config_command_refuses_bad_values(t):
+    """omnihub config: a bad value from -o, the environment or a file exits 2 with the
+    sentence, and prints no settings."""
+    def refused_cli(args, want, env=None):
+        res = subprocess.run([os.environ["OMNIHUB"]] + args + ["config"],
+                             env=dict(t.env, **(env or {})), capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+        check_eq((res.returncode, res.stdout, res.stderr.strip()), (2, "", want),
+                 "omnihub %s config" % " ".join(args))
+    refused_cli(["-o", "retries=4294967295"],
+                "omnihub: -o retries: 4294967295 is out of range (0 to 100)")
+    refused_cli(["-o", "piece_size=16777216T"],
+                "omnihub: -o piece_size: 16777216T is out of range (64K to 1G)")
+    refused_cli([], 'omnihub: $OMNIHUB_OFFLINE: "maybe" is not yes or no '
+                    "(yes/no, true/false, on/off or 1/0)", env={"OMNIHUB_OFFLINE": "maybe"})
+    write(user_file(t), "stall_timeout = 0\n")
+    refused_cli([], "omnihub: %s:1: stall_timeout: 0 is out of range (1 to 86400 seconds)"
+                % user_file(t))
+
+
+@test
+def config_command_hides_user_information(t):
+    """omnihub config shows a mirror's, a proxy's and an index URL's password as ***, and a
+    token given as the user too; text and JSON."""
+    write(user_file(t), "mirror = http://team:secret1@a.lan:8080/cache http://secret2@b.lan\n"
+                        "[onnx]\nindex_url = https://me:secret3@zoo.lan/ONNX_HUB_MANIFEST.json\n")
+    env = {"https_proxy": "http://user:secret4@squid.lan:3128"}
+    doc = json.loads(omnihub(t, "--json", "config", env=env))
+    got = {s["key"]: s["value"] for s in doc["settings"] if s["hub"] is None}
+    check_eq(got["mirror"], "http://team:***@a.lan:8080/cache http://***@b.lan", "mirror")
+    check_eq(got["proxy"], "http://user:***@squid.lan:3128", "proxy")
+    check_eq(got["onnx_index_url"], "https://me:***@zoo.lan/ONNX_HUB_MANIFEST.json",
+             "onnx_index_url")
+    text = omnihub(t, "config", env=env) + json.dumps(doc)
+    check("secret" not in text, "a password shown:\n" + text)
+
+
+@test
+def list_with_blanks_after_commas(t):
+    """repos = acme/tiny-onnx, gpt2 in [huggingface]: the blank no longer makes the hub
+    refuse the list and drop out; both repos are listed."""
+    import make_hf_repos as hf_fx
+    from hf_server import HfServer
+    from zoo_server import make_tls
+    tls_dir = os.path.join(t.dir, "tls")
+    make_tls(tls_dir)
+    fixture = os.path.join(t.dir, "hf-fixture")
+    hf_fx.make_repos(fixture)
+    with HfServer(fixture, tls_dir) as srv:
+        write(user_file(t), "cacert = %s\n[huggingface]\nendpoint = %s\nrepos = %s, %s\n"
+              "[onnx]\nindex_url = %s\n"
+              % (srv.cacert, srv.endpoint, hf_fx.ONNX_REPO, hf_fx.LEGACY_REPO,
+                 srv.onnx_manifest_url))
+        with t.mount(["cache=" + t.cache]) as m:
+            top = os.listdir(m.mountpoint)
+            check("huggingface" in top, "huggingface/ left out: %r" % top)
+            listed = set(os.listdir(m.path("huggingface")))
+            check({"acme", "gpt2"} <= listed, "pinned repos in huggingface/: %r" % listed)
+            check("tiny-onnx" in os.listdir(m.path("huggingface", "acme")), "acme/tiny-onnx")
+
+
+@test
+def config_check_reports_every_problem(t):
+    """omnihub config --check: every bad setting of the files, the environment and -o, one
+    line each, exit 2, no mount and no request; exit 0 and "no problem found" when good."""
+    system = os.path.join(t.dir, "system-config")
+    write(system, "index_ttl = soon\n")
+    write(user_file(t), "cache_max = 1G\nconnections = 0\n[huggingface]\nrepos = a/b, c/d\n"
+                        "ttl = -1\n")
+    env = dict(t.env, OMNIHUB_SYSTEM_CONFIG=system, OMNIHUB_OFFLINE="maybe")
+    res = subprocess.run([os.environ["OMNIHUB"], "-o", "retries=99999999999", "config",
+                          "--check"], env=env, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    check_eq(res.stdout.splitlines(), [
+        system + ':1: index_ttl: "soon" is not a number of seconds (0 to 31536000 seconds)',
+        user_file(t) + ":2: connections: 0 is out of range (1 to 64)",
+        user_file(t) + ':5: hf_ttl: "-1" is not a number of seconds (0 to 31536000 seconds)',
+        '$OMNIHUB_OFFLINE: "maybe" is not yes or no (yes/no, true/false, on/off or 1/0)',
+        "-o retries: 99999999999 is out of range (0 to 100)",
+        "5 problems"], "omnihub config --check")
+    check(not os.listdir(t.cache), "something started: %r" % os.listdir(t.cache))
+    write(system, "")
+    write(user_file(t), "cache_max = 1G\n")
+    check_eq(omnihub(t, "config", "--check"), "no problem found\n", "good settings")
+
+
 if __name__ == "__main__":
     run(fake_hub)

@@ -154,9 +154,148 @@ static void test_where(const struct config *cfg)
 	free(text);
 }
 
+
+/* Every URL's user information hidden in `omnihub config`, wherever it is
+ * set and whatever holds it: a mirror list, the proxy, a hub option, a
+ * per-hub setting, a URL libcurl cannot parse. */
+static void test_secrets(const char *dir)
+{
+	struct config_hub_option hub_options[] = {
+		{"hf_endpoint", "https://secret4token@hf.lan/"},
+		{"onnx_index_url", "https://u:secret6@[::1/index.json"},
+		{"onnx_url", "http://u:sec/ret8@h.lan/models/"},
+	};
+	struct config_options opts = {
+		.mirror = "http://m1:secret1@a.lan/c http://secret2@b.lan",
+		.proxy = "http://u:secret3@p.lan:3128",
+		.hub_options = hub_options,
+		.nhub_options = 3,
+	};
+	char *argv[] = {"config", NULL}, *text = NULL, path[256];
+	struct config cfg;
+	const char *why = NULL;
+	cJSON *doc;
+	FILE *f;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/with-passwords", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs("convert = pth:onnx:get https://me:secret7@h/m/?x=1\n"
+	      "[torchvision]\nconvert = pth:onnx:get http://u:secret5@x.lan/y $1 $2\n",
+	      f);
+	fclose(f);
+	setenv("OMNIHUB_CONFIG", path, 1);
+	rc = config_resolve(&cfg, &opts, &why);
+	tap_ok(rc == 0, "a config with passwords in URLs resolves (%s)", why ? why : "");
+	if (rc)
+		goto out;
+	rc = run(cmd_config, &cfg, true, 1, argv, &text);
+	doc = text ? cJSON_Parse(text) : NULL;
+	tap_ok(rc == CMD_EXIT_OK && doc && !strstr(text, "secret"), "no password in the JSON");
+	tap_ok(strcmp(field(setting(doc, NULL, "mirror"), "value"),
+	              "http://m1:***@a.lan/c http://***@b.lan") == 0,
+	       "mirrors: user:*** and a lone user (a token) as *** (%s)",
+	       field(setting(doc, NULL, "mirror"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "proxy"), "value"), "http://u:***@p.lan:3128") == 0,
+	       "proxy: http://u:***@p.lan:3128 (%s)", field(setting(doc, NULL, "proxy"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "hf_endpoint"), "value"), "https://***@hf.lan/") == 0,
+	       "hf_endpoint: a token as the user hidden (%s)",
+	       field(setting(doc, NULL, "hf_endpoint"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "onnx_url"), "value"), "http://***@h.lan/models/") == 0,
+	       "a '/' in a password libcurl refuses: hidden too (%s)",
+	       field(setting(doc, NULL, "onnx_url"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "onnx_index_url"), "value"),
+	              "https://***@[::1/index.json") == 0,
+	       "a URL libcurl refuses: its user information hidden all the same (%s)",
+	       field(setting(doc, NULL, "onnx_index_url"), "value"));
+	tap_ok(strcmp(field(setting(doc, NULL, "convert"), "value"),
+	              "pth:onnx:get https://me:***@h/m/?x=1") == 0,
+	       "a file's URL: path and query kept (%s)", field(setting(doc, NULL, "convert"), "value"));
+	tap_ok(strcmp(field(setting(doc, "torchvision", "convert"), "value"),
+	              "pth:onnx:get http://u:***@x.lan/y $1 $2") == 0,
+	       "a URL inside a per-hub setting (%s)",
+	       field(setting(doc, "torchvision", "convert"), "value"));
+	cJSON_Delete(doc);
+	free(text);
+	rc = run(cmd_config, &cfg, false, 1, argv, &text);
+	tap_ok(rc == CMD_EXIT_OK && text && !strstr(text, "secret") &&
+	           strstr(text, "http://u:***@p.lan:3128  "),
+	       "no password in the text either");
+	free(text);
+	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "https://secret4token@hf.lan/") == 0 &&
+	           strcmp(cfg.proxy, "http://u:secret3@p.lan:3128") == 0,
+	       "the hubs and the transfers still get the real URLs");
+	config_free(&cfg);
+out:
+	unlink(path);
+	setenv("OMNIHUB_CONFIG", user_path, 1);
+}
+
+
+/* omnihub config --check: every problem, one line each; exit 2 when any. */
+static void test_check(const char *dir)
+{
+	struct config_options bad = {.retries = "99999999999", .connections = "0"};
+	struct config_options none = {0};
+	struct cmd_ctx ctx = {.program = "omnihub"};
+	char path[256], want[1024], *text = NULL;
+	size_t len = 0;
+	cJSON *doc;
+	FILE *f;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/check.conf", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs("stall_timeout = 0\nmirror = http://u:pw1@a.lan/ ftp://v:pw2@b.lan/\n", f);
+	fclose(f);
+	setenv("OMNIHUB_CONFIG", path, 1);
+	ctx.out = open_memstream(&text, &len);
+	rc = ctx.out ? cmd_config_check(&ctx, &bad) : -1;
+	if (ctx.out)
+		fclose(ctx.out);
+	snprintf(want, sizeof(want),
+	         "%s:1: stall_timeout: 0 is out of range (1 to 86400 seconds)\n"
+	         "-o connections: 0 is out of range (1 to 64)\n"
+	         "-o retries: 99999999999 is out of range (0 to 100)\n"
+	         "%s:2: mirror 'ftp://***@b.lan': not a base URL (http:// or https://, "
+	         "without ? or #)\n"
+	         "4 problems\n",
+	         path, path);
+	tap_ok(rc == CMD_EXIT_USAGE && text && strcmp(text, want) == 0,
+	       "config --check: each problem on a line, exit 2:\n%s", text ? text : "");
+	free(text);
+	text = NULL;
+	ctx.json = true;
+	ctx.out = open_memstream(&text, &len);
+	rc = ctx.out ? cmd_config_check(&ctx, &bad) : -1;
+	if (ctx.out)
+		fclose(ctx.out);
+	doc = text ? cJSON_Parse(text) : NULL;
+	tap_ok(rc == CMD_EXIT_USAGE && cJSON_GetArraySize(cJSON_GetObjectItem(doc, "problems")) == 4 &&
+	           !strstr(text, "pw2"),
+	       "config --check --json: {\"problems\": [4 sentences]}, no password");
+	cJSON_Delete(doc);
+	free(text);
+	text = NULL;
+	ctx.json = false;
+	setenv("OMNIHUB_CONFIG", user_path, 1);
+	ctx.out = open_memstream(&text, &len);
+	rc = ctx.out ? cmd_config_check(&ctx, &none) : -1;
+	if (ctx.out)
+		fclose(ctx.out);
+	tap_ok(rc == CMD_EXIT_OK && text && strcmp(text, "no problem found\n") == 0,
+	       "config --check: good settings, exit 0 (%s)", text ? text : "");
+	free(text);
+	unlink(path);
+}
+
 int main(void)
 {
-	struct config_options none = {.index_ttl = CONFIG_INDEX_TTL_UNSET, .retries = -1};
+	struct config_options none = {0};
 	char dir[] = "/tmp/omnihub-test-cmd-config-XXXXXX";
 	struct config cfg;
 	const char *why = NULL;
@@ -184,6 +323,8 @@ int main(void)
 	test_config_json(&cfg);
 	test_where(&cfg);
 	config_free(&cfg);
+	test_secrets(dir);
+	test_check(dir);
 	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");
 	return tap_done();
 }

@@ -5,6 +5,8 @@
 #include "build_config.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +134,7 @@ static bool origin_is(const struct config *cfg, const char *key, const char *pat
 static void check_bad(const char *user, const char *system, const char *file, int line,
 		      const char *what)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config cfg;
 	const char *why = NULL;
 	char want[512];
@@ -147,13 +149,10 @@ static void check_bad(const char *user, const char *system, const char *file, in
 
 static void test_precedence(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
-	struct config_options given = { .cache = "/opt/cache", .offline = 1, .index_ttl = 5,
-					.retries = -1 };
+	struct config_options none = { 0 };
+	struct config_options given = { .cache = "/opt/cache", .offline = 1, .index_ttl = "5" };
 	struct config_hub_option endpoint = { "hf_endpoint", "http://option/" };
-	struct config_options with_endpoint = { .index_ttl = CONFIG_INDEX_TTL_UNSET,
-						.retries = -1,
-						.hub_options = &endpoint,
+	struct config_options with_endpoint = { .hub_options = &endpoint,
 						.nhub_options = 1 };
 	const char *system = "# the system's\n"
 			     "cache = /sys/cache\n"
@@ -250,7 +249,7 @@ static void test_precedence(void)
 	tap_ok(strcmp(config_hub_option(&cfg, "hf_endpoint"), "http://option/") == 0 &&
 		       strcmp(origin_of(&cfg, "hf_endpoint"), "option") == 0,
 	       "-o hf_endpoint over $HF_ENDPOINT");
-	tap_ok(cfg.index_ttl == 100, "index_ttl not given (CONFIG_INDEX_TTL_UNSET): the file's");
+	tap_ok(cfg.index_ttl == 100, "index_ttl not given: the file's");
 	config_free(&cfg);
 	unsetenv("OMNIHUB_HOME");
 	unsetenv("HF_ENDPOINT");
@@ -289,11 +288,9 @@ static void test_precedence(void)
 
 static void test_lists_and_values(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config_hub_option convert = { "convert", "o:p:cmd" };
-	struct config_options with_convert = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
-					       .retries = -1,
-					       .hub_options = &convert,
+	struct config_options with_convert = { .hub_options = &convert,
 					       .nhub_options = 1 };
 	const char *lists = "convert = onnx:ort:a $1 $2\n"
 			    "hf_repos = a/b\n"
@@ -402,14 +399,14 @@ static void test_lists_and_values(void)
 
 static void test_bad_lines(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config cfg;
 	const char *why = NULL;
 	int rc;
 
 	check_bad("# fine\n\ncache = /c\noffline = no\nstream = yes\nconnections = 2\n"
 		  "connections = lots\n",
-		  "", user_path, 7, "connections: \"lots\" is not a number");
+		  "", user_path, 7, "connections: \"lots\" is not a number (1 to 64)");
 	check_bad("connections = 65\n", "", user_path, 1, "connections: 65 is out of range (1 to 64)");
 	check_bad("connections = 0\n", "", user_path, 1, "connections: 0 is out of range (1 to 64)");
 	check_bad("frobnicate = 1\n", "", user_path, 1, "unknown key \"frobnicate\"");
@@ -424,7 +421,7 @@ static void test_bad_lines(void)
 	check_bad("[onnx]\ncache_max = 1G\n", "", user_path, 2,
 		  "[onnx]: cache_max per hub needs the hub's own cache directory (cache in [onnx])");
 	check_bad("[onnx]\ncache_max = lots\n", "", user_path, 2,
-		  "cache_max: \"lots\" is not a size (bytes, or with K, M, G or T: say 4M)");
+		  "cache_max: \"lots\" is not a size (0 to 1024T; bytes, or with K, M, G or T: say 4M)");
 	check_bad("[Hugging Face]\n", "", user_path, 1,
 		  "[Hugging Face]: a section is named after a hub (lowercase letters, digits, '.', "
 		  "'_' and '-')");
@@ -444,25 +441,23 @@ static void test_bad_lines(void)
 		  "cache: \"relative/dir\" is not an absolute path (nor ~/...)");
 	check_bad("catalogs = /a,b\n", "", user_path, 1,
 		  "catalogs: \"b\" is not an absolute path (nor ~/...)");
-	check_bad("offline = maybe\n", "", user_path, 1, "offline: \"maybe\" is not yes or no");
+	check_bad("offline = maybe\n", "", user_path, 1, "offline: \"maybe\" is not yes or no (yes/no, true/false, on/off or 1/0)");
 	check_bad("piece_size = 4Q\n", "", user_path, 1,
-		  "piece_size: \"4Q\" is not a size (bytes, or with K, M, G or T: say 4M)");
+		  "piece_size: \"4Q\" is not a size (64K to 1G; bytes, or with K, M, G or T: say 4M)");
 	check_bad("piece_size = 1K\n", "", user_path, 1,
 		  "piece_size: 1K is out of range (64K to 1G)");
-	check_bad("max_unpack_size = 0\n", "", user_path, 1, "max_unpack_size: 0 is too small");
-	check_bad("index_ttl = -1\n", "", user_path, 1, "index_ttl: \"-1\" is not a number");
+	check_bad("max_unpack_size = 0\n", "", user_path, 1, "max_unpack_size: 0 is out of range (1 to 1024T)");
+	check_bad("index_ttl = -1\n", "", user_path, 1, "index_ttl: \"-1\" is not a number of seconds (0 to 31536000 seconds)");
 	check_bad("", "cache = /ok\nretries = 3x\n", system_path, 2,
-		  "retries: \"3x\" is not a number");
+		  "retries: \"3x\" is not a number (0 to 100)");
 	check_bad("cache = /ok\n", "[onnx]\nindex_ttl = soon\n", system_path, 2,
-		  "index_ttl: \"soon\" is not a number");
+		  "index_ttl: \"soon\" is not a number of seconds (0 to 31536000 seconds)");
 
 	/* An option's bad value names the key too. */
 	{
-		struct config_options bad = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
-					      .retries = -1,
-					      .piece_size = "3X" };
+		struct config_options bad = { .piece_size = "3X" };
 		rc = resolve_files(&cfg, &bad, "", "", &why);
-		tap_ok(rc == -EINVAL && strstr(why, "piece_size: \"3X\" is not a size") == why,
+		tap_ok(rc == -EINVAL && strstr(why, "-o piece_size: \"3X\" is not a size (64K to 1G") == why,
 		       "-o piece_size=3X: %s", why);
 		config_free(&cfg);
 	}
@@ -496,9 +491,401 @@ static void test_bad_lines(void)
 	config_free(&cfg);
 }
 
+
+/* ---- every numeric setting's bounds, through config_resolve ---- */
+
+struct bounds {
+	const char *key;
+	const char *min, *max, *above; /* above: max + 1 (NULL: max is 0's below) */
+	const char *range;             /* as the refusal says it */
+	const char *below;             /* min - 1, or NULL when min is 0 */
+};
+
+static const struct bounds general_bounds[] = {
+	{ "index_ttl", "0", "31536000", "31536001", "(0 to 31536000 seconds)", NULL },
+	{ "connections", "1", "64", "65", "(1 to 64)", "0" },
+	{ "piece_size", "64K", "1G", "1073741825", "(64K to 1G", "65535" },
+	{ "cache_max", "0", "1024T", "1025T", "(0 to 1024T", NULL },
+	{ "retries", "0", "100", "101", "(0 to 100)", NULL },
+	{ "stall_timeout", "1", "86400", "86401", "(1 to 86400 seconds)", "0" },
+	{ "max_unpack_ratio", "1", "1000000", "1000001", "(1 to 1000000)", "0" },
+	{ "max_unpack_size", "1", "1024T", "1025T", "(1 to 1024T", "0" },
+};
+
+static const struct bounds hub_bounds[] = {
+	{ "hf_ttl", "0", "31536000", "31536001", "(0 to 31536000 seconds)", NULL },
+	{ "hf_max_repos", "1", "1048576", "1048577", "(1 to 1048576)", "0" },
+	{ "hf_api_budget", "0", "1000000/86400", "1000001",
+	  "(CALLS 0 to 1000000, or CALLS/SECONDS with SECONDS 1 to 86400)", NULL },
+	{ "convert_timeout", "1", "86400", "86401", "(1 to 86400 seconds)", "0" },
+};
+
+/* Sets general setting key's -o text in opts. */
+static void set_option(struct config_options *opts, const char *key, const char *text)
+{
+	struct {
+		const char *key;
+		char **field;
+	} fields[] = {
+		{ "index_ttl", &opts->index_ttl },
+		{ "connections", &opts->connections },
+		{ "piece_size", &opts->piece_size },
+		{ "cache_max", &opts->cache_max },
+		{ "retries", &opts->retries },
+		{ "stall_timeout", &opts->stall_timeout },
+		{ "max_unpack_ratio", &opts->max_unpack_ratio },
+		{ "max_unpack_size", &opts->max_unpack_size },
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strcmp(fields[i].key, key) == 0)
+			*fields[i].field = (char *)text;
+}
+
+/* -o key=text, for a general setting or a hub's: 0, or -EINVAL with the
+ * sentence in why (a copy). */
+static int resolve_option(const char *key, bool hub, const char *text, char *why,
+			  size_t why_size)
+{
+	struct config_hub_option option = { (char *)key, (char *)text };
+	struct config_options opts = { 0 };
+	struct config cfg;
+	const char *said = NULL;
+	int rc;
+
+	if (hub) {
+		opts.hub_options = &option;
+		opts.nhub_options = 1;
+	} else {
+		set_option(&opts, key, text);
+	}
+	rc = resolve_files(&cfg, &opts, "", "", &said);
+	snprintf(why, why_size, "%s", said ? said : "");
+	if (rc == 0 && hub && strcmp(config_hub_option(&cfg, key), text) != 0)
+		rc = -EIO; /* taken, but not as given */
+	config_free(&cfg);
+	return rc;
+}
+
+static void check_bounds(const struct bounds *b, bool hub)
+{
+	const char *refused[] = { b->above, b->below, "-1", "4294967296", "18446744073709551616",
+				  "12abc", "", " 5", "+5", "0x10", "5 " };
+	char why[1024], want[128];
+
+	tap_ok(resolve_option(b->key, hub, b->min, why, sizeof(why)) == 0, "%s=%s (min) taken %s",
+	       b->key, b->min, why);
+	tap_ok(resolve_option(b->key, hub, b->max, why, sizeof(why)) == 0, "%s=%s (max) taken %s",
+	       b->key, b->max, why);
+	if (strchr(b->range, 'T')) { /* a size: 2^32 bytes is 4G, in range */
+		tap_ok(resolve_option(b->key, hub, "4294967296", why, sizeof(why)) == 0,
+		       "%s=4294967296 taken %s", b->key, why);
+		refused[3] = "18446744073709551615"; /* 2^64 - 1 */
+	}
+	snprintf(want, sizeof(want), "-o %s: ", b->key);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		int rc;
+		if (!refused[i])
+			continue;
+		rc = resolve_option(b->key, hub, refused[i], why, sizeof(why));
+		tap_ok(rc == -EINVAL && strncmp(why, want, strlen(want)) == 0 &&
+			       strstr(why, b->range) != NULL,
+		       "%s=\"%s\" refused, naming -o %s and the range: %s", b->key, refused[i],
+		       b->key, why);
+	}
+}
+
+static void test_bounds(void)
+{
+	struct config_options none = { 0 };
+	struct config cfg;
+	char why[1024];
+	const char *said = NULL;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(general_bounds) / sizeof(general_bounds[0]); i++)
+		check_bounds(&general_bounds[i], false);
+	for (size_t i = 0; i < sizeof(hub_bounds) / sizeof(hub_bounds[0]); i++)
+		check_bounds(&hub_bounds[i], true);
+
+	/* Taken values are the values given, not wrapped ones. */
+	{
+		struct config_options max = { .retries = "100", .index_ttl = "31536000",
+					      .connections = "64", .cache_max = "1024T" };
+		rc = resolve_files(&cfg, &max, "", "", &said);
+		tap_ok(rc == 0 && cfg.retries == 100 && cfg.index_ttl == 31536000 &&
+			       cfg.connections == 64 && cfg.cache_max == 1ull << 50,
+		       "maxima taken as given");
+		config_free(&cfg);
+	}
+	tap_ok(resolve_option("hf_api_budget", true, "500/0", why, sizeof(why)) == -EINVAL &&
+		       resolve_option("hf_api_budget", true, "500/86401", why, sizeof(why)) ==
+			       -EINVAL &&
+		       resolve_option("hf_api_budget", true, "500/", why, sizeof(why)) == -EINVAL &&
+		       resolve_option("hf_api_budget", true, "/300", why, sizeof(why)) == -EINVAL &&
+		       resolve_option("hf_api_budget", true, "500/300", why, sizeof(why)) == 0,
+	       "hf_api_budget: the window 1 to 86400 seconds");
+
+	/* From a file: FILE:LINE, the key and the range. */
+	check_bad("cache_max = 1G\nretries = 99999999999\n", "", user_path, 2,
+		  "retries: 99999999999 is out of range (0 to 100)");
+	check_bad("index_ttl = 4294967296\n", "", user_path, 1,
+		  "index_ttl: 4294967296 is out of range (0 to 31536000 seconds)");
+	check_bad("[huggingface]\nttl = -5\n", "", user_path, 2,
+		  "hf_ttl: \"-5\" is not a number of seconds (0 to 31536000 seconds)");
+	check_bad("[onnx]\nconnections = 0\n", "", user_path, 2,
+		  "connections: 0 is out of range (1 to 64)");
+	check_bad("convert_timeout = 0\n", "", user_path, 1,
+		  "convert_timeout: 0 is out of range (1 to 86400 seconds)");
+	check_bad("hf_max_repos = many\n", "", user_path, 1,
+		  "hf_max_repos: \"many\" is not a number (1 to 1048576)");
+	check_bad("", "hf_api_budget = 10/0\n", system_path, 1,
+		  "hf_api_budget: 10/0 is out of range (CALLS 0 to 1000000, or CALLS/SECONDS with "
+		  "SECONDS 1 to 86400)");
+
+	/* From the environment: the variable. */
+	{
+		static const char *const yes[] = { "1", "yes", "true", "on", "YES", "True", "On" };
+		static const char *const no[] = { "0", "no", "false", "off", "NO", "False", "OFF" };
+		static const char *const bad[] = { "maybe", "2", "y", "n", "yes ", " no", "enabled",
+						   "-1", "01" };
+		bool all = true;
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			setenv("OMNIHUB_OFFLINE", yes[i], 1);
+			all = all && resolve_files(&cfg, &none, "", "", &said) == 0 && cfg.offline;
+			config_free(&cfg);
+			setenv("OMNIHUB_OFFLINE", no[i], 1);
+			all = all && resolve_files(&cfg, &none, "offline = yes\n", "", &said) == 0 &&
+			      !cfg.offline;
+			config_free(&cfg);
+		}
+		tap_ok(all, "$OMNIHUB_OFFLINE: every spelling of yes and no");
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			setenv("OMNIHUB_OFFLINE", bad[i], 1);
+			rc = resolve_files(&cfg, &none, "", "", &said);
+			snprintf(why, sizeof(why), "$OMNIHUB_OFFLINE: \"%s\" is not yes or no "
+						   "(yes/no, true/false, on/off or 1/0)",
+				 bad[i]);
+			tap_ok(rc == -EINVAL && said && strcmp(said, why) == 0,
+			       "$OMNIHUB_OFFLINE=\"%s\" refused: %s", bad[i], said ? said : "");
+			config_free(&cfg);
+		}
+		unsetenv("OMNIHUB_OFFLINE");
+		all = true;
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			char text[64];
+			snprintf(text, sizeof(text), "stream = %s\n[onnx]\nstream = %s\n", yes[i],
+				 no[i]);
+			all = all && resolve_files(&cfg, &none, text, "", &said) == 0 &&
+			      cfg.stream && !config_hub_stream(&cfg, "onnx");
+			config_free(&cfg);
+		}
+		tap_ok(all, "stream in a file: every spelling of yes and no");
+		check_bad("stream = 2\n", "", user_path, 1,
+			  "stream: \"2\" is not yes or no (yes/no, true/false, on/off or 1/0)");
+	}
+
+	/* -o offline=BOOLEAN and stream=BOOLEAN, over the files and -o offline. */
+	{
+		struct config_options no = { .offline = 1, .offline_value = "no",
+					     .stream_value = "off" };
+		struct config_options bad = { .offline_value = "perhaps" };
+		struct config_options empty = { .stream_value = "" };
+		rc = resolve_files(&cfg, &no, "offline = yes\nstream = yes\n", "", &said);
+		tap_ok(rc == 0 && !cfg.offline && !cfg.stream &&
+			       strcmp(origin_of(&cfg, "offline"), "option") == 0,
+		       "-o offline=no,stream=off over the file's yes");
+		config_free(&cfg);
+		rc = resolve_files(&cfg, &bad, "", "", &said);
+		tap_ok(rc == -EINVAL && strcmp(said, "-o offline: \"perhaps\" is not yes or no "
+						     "(yes/no, true/false, on/off or 1/0)") == 0,
+		       "-o offline=perhaps: %s", said);
+		config_free(&cfg);
+		rc = resolve_files(&cfg, &empty, "", "", &said);
+		tap_ok(rc == -EINVAL && strcmp(said, "-o stream: the value is empty (yes/no, "
+						     "true/false, on/off or 1/0)") == 0,
+		       "-o stream=: %s", said);
+		config_free(&cfg);
+	}
+}
+
+/* The typed parsers themselves, for the hubs that call them. */
+static void test_parsers(void)
+{
+	uint64_t n = 7;
+	unsigned u = 7, calls = 7, seconds = 7;
+
+	tap_ok(config_parse_unsigned("0", 0, 5, &n) == 0 && n == 0 &&
+		       config_parse_unsigned("5", 0, 5, &n) == 0 && n == 5 &&
+		       config_parse_unsigned("007", 0, 7, &n) == 0 && n == 7,
+	       "config_parse_unsigned: bounds included, leading zeros");
+	n = 9;
+	tap_ok(config_parse_unsigned("6", 0, 5, &n) == -ERANGE &&
+		       config_parse_unsigned("18446744073709551616", 0, UINT64_MAX, &n) == -ERANGE &&
+		       config_parse_unsigned("-1", 0, UINT64_MAX, &n) == -EINVAL &&
+		       config_parse_unsigned("", 0, 5, &n) == -EINVAL &&
+		       config_parse_unsigned(NULL, 0, 5, &n) == -EINVAL &&
+		       config_parse_unsigned("1 ", 0, 5, &n) == -EINVAL &&
+		       config_parse_unsigned("1.5", 0, 5, &n) == -EINVAL && n == 9,
+	       "config_parse_unsigned: -ERANGE past the bounds or 2^64, -EINVAL else; "
+	       "*out untouched");
+	tap_ok(config_parse_unsigned("18446744073709551615", 0, UINT64_MAX, &n) == 0 &&
+		       n == UINT64_MAX,
+	       "config_parse_unsigned: 2^64-1");
+	tap_ok(config_parse_seconds("4294967295", 0, UINT_MAX, &u) == 0 && u == UINT_MAX &&
+		       config_parse_seconds("4294967296", 0, UINT_MAX, &u) == -ERANGE &&
+		       config_parse_seconds("0", 1, 10, &u) == -ERANGE && u == UINT_MAX,
+	       "config_parse_seconds: an unsigned, no wrap");
+	tap_ok(config_parse_size("4MiB", &n) == 0 && n == 4u << 20 &&
+		       config_parse_size("4MB", &n) == 0 && n == 4u << 20 &&
+		       config_parse_size("4k", &n) == 0 && n == 4096 &&
+		       config_parse_size("16777215T", &n) == 0 && n == 16777215ull << 40,
+	       "config_parse_size: units, iB and B");
+	tap_ok(config_parse_size("16777216T", &n) == -ERANGE &&
+		       config_parse_size("18446744073709551616", &n) == -ERANGE &&
+		       config_parse_size("4i", &n) == -EINVAL &&
+		       config_parse_size("4B", &n) == -EINVAL &&
+		       config_parse_size("4MiBs", &n) == -EINVAL &&
+		       config_parse_size("-4M", &n) == -EINVAL &&
+		       config_parse_size("M", &n) == -EINVAL && config_parse_size("", &n) == -EINVAL,
+	       "config_parse_size: overflow is -ERANGE, other text -EINVAL");
+	tap_ok(config_parse_rate("500", 1000, 1, 60, &calls, &seconds) == 0 && calls == 500 &&
+		       seconds == 7 &&
+		       config_parse_rate("0/60", 1000, 1, 60, &calls, &seconds) == 0 && calls == 0 &&
+		       seconds == 60,
+	       "config_parse_rate: CALLS, CALLS/SECONDS");
+	tap_ok(config_parse_rate("1001", 1000, 1, 60, &calls, &seconds) == -ERANGE &&
+		       config_parse_rate("5/61", 1000, 1, 60, &calls, &seconds) == -ERANGE &&
+		       config_parse_rate("5/x", 1000, 1, 60, &calls, &seconds) == -EINVAL &&
+		       config_parse_rate("5/", 1000, 1, 60, &calls, &seconds) == -EINVAL &&
+		       config_parse_rate("5/6/7", 1000, 1, 60, &calls, &seconds) == -EINVAL &&
+		       config_parse_rate("", 1000, 1, 60, &calls, &seconds) == -EINVAL &&
+		       config_parse_rate("99999999999999999999999999999999999/5", 1000, 1, 60, &calls,
+					 &seconds) == -ERANGE &&
+		       calls == 0 && seconds == 60,
+	       "config_parse_rate: refusals");
+}
+
+/* A list's items lose the blanks around them, wherever it is set. */
+static void test_list_blanks(void)
+{
+	struct config_hub_option repos = { "hf_repos", "acme/tiny-onnx, gpt2 ,\tx/y" };
+	struct config_options opts = { .hub_options = &repos, .nhub_options = 1 };
+	struct config_options none = { 0 };
+	struct config cfg;
+	const char *why = NULL;
+	char want[256];
+	int rc;
+
+	rc = resolve_files(&cfg, &opts, "", "", &why);
+	tap_ok(rc == 0 && strcmp(config_hub_option(&cfg, "hf_repos"), "acme/tiny-onnx,gpt2,x/y") == 0,
+	       "-o hf_repos with blanks after commas: %s",
+	       rc == 0 ? config_hub_option(&cfg, "hf_repos") : why);
+	config_free(&cfg);
+	rc = resolve_files(&cfg, &none,
+			   "[huggingface]\nrepos = acme/tiny-onnx, gpt2\nrepos = a/b ,c/d\n"
+			   "[catalogs]\ncatalogs = ~/one, /two\n",
+			   "", &why);
+	tap_ok(rc == 0 && strcmp(config_hub_option(&cfg, "hf_repos"), "acme/tiny-onnx,gpt2,a/b,c/d") ==
+				  0,
+	       "repos = acme/tiny-onnx, gpt2 in a file: %s",
+	       rc == 0 ? config_hub_option(&cfg, "hf_repos") : why);
+	tap_ok(rc == 0 && strcmp(config_hub_option(&cfg, "catalogs"), "/home/u/one,/two") == 0,
+	       "catalogs = ~/one, /two: each path without its blank (%s)",
+	       rc == 0 ? config_hub_option(&cfg, "catalogs") : why);
+	config_free(&cfg);
+	rc = resolve_files(&cfg, &none, "[torchvision]\nconvert = pth:onnx:a b , pth:txt:c\n", "",
+			   &why);
+	tap_ok(rc == 0 && strcmp(config_hub_convert(&cfg, "torchvision"), "pth:onnx:a b,pth:txt:c") == 0,
+	       "a catalog hub's convert = a, b: %s",
+	       rc == 0 ? config_hub_convert(&cfg, "torchvision") : why);
+	config_free(&cfg);
+	snprintf(want, sizeof(want), "%s:1: hf_repos: the value is empty", user_path);
+	rc = resolve_files(&cfg, &none, "hf_repos = \" , \"\n", "", &why);
+	tap_ok(rc == -EINVAL && why && strcmp(why, want) == 0, "a list of blanks is empty: %s",
+	       why ? why : "");
+	config_free(&cfg);
+}
+
+
+/* config_check: every problem, each as config_resolve says the first. */
+struct sentences {
+	char text[16][512];
+	int count;
+};
+
+static void keep_sentence(void *ctx, const char *sentence)
+{
+	struct sentences *s = ctx;
+
+	if (s->count < 16)
+		snprintf(s->text[s->count], sizeof(s->text[0]), "%s", sentence);
+	s->count++;
+}
+
+static void test_check(void)
+{
+	struct config_hub_option ttl = { "hf_ttl", "-1" };
+	struct config_options opts = { .retries = "101", .hub_options = &ttl, .nhub_options = 1 };
+	struct config_options none = { 0 };
+	struct sentences got = { .count = 0 };
+	const char *user = "cache_max = 1G\nconnections = 0\nfrob = 1\n\"bad line\n[onnx]\n"
+			   "stream = maybe\ncache_max = 2G\n";
+	char want[8][512];
+	int n, all = 1;
+
+	setenv("OMNIHUB_OFFLINE", "perhaps", 1);
+	write_file(user_path, user);
+	write_file(system_path, "index_ttl = soon\n");
+	setenv("OMNIHUB_CONFIG", user_path, 1);
+	setenv("OMNIHUB_SYSTEM_CONFIG", system_path, 1);
+	n = config_check(&opts, keep_sentence, &got);
+	snprintf(want[0], sizeof(want[0]),
+		 "%s:1: index_ttl: \"soon\" is not a number of seconds (0 to 31536000 seconds)",
+		 system_path);
+	snprintf(want[1], sizeof(want[1]), "%s:2: connections: 0 is out of range (1 to 64)",
+		 user_path);
+	snprintf(want[2], sizeof(want[2]), "%s:3: unknown key \"frob\"", user_path);
+	snprintf(want[3], sizeof(want[3]),
+		 "%s:4: \"\"bad line\" is not \"key = value\", a [section] or a comment", user_path);
+	snprintf(want[4], sizeof(want[4]),
+		 "%s:6: stream: \"maybe\" is not yes or no (yes/no, true/false, on/off or 1/0)",
+		 user_path);
+	snprintf(want[5], sizeof(want[5]),
+		 "$OMNIHUB_OFFLINE: \"perhaps\" is not yes or no (yes/no, true/false, on/off or "
+		 "1/0)");
+	snprintf(want[6], sizeof(want[6]), "-o retries: 101 is out of range (0 to 100)");
+	snprintf(want[7], sizeof(want[7]),
+		 "-o hf_ttl: \"-1\" is not a number of seconds (0 to 31536000 seconds)");
+	tap_ok(n == 9 && got.count == 9, "config_check: 9 problems (got %d, %d)", n, got.count);
+	for (int i = 0; i < 8; i++) {
+		bool found = false;
+		for (int j = 0; j < got.count && j < 16; j++)
+			found = found || strcmp(got.text[j], want[i]) == 0;
+		all = all && found;
+		if (!found)
+			printf("# missing: %s\n", want[i]);
+	}
+	tap_ok(all, "config_check: each problem's sentence, with its origin");
+	tap_ok(got.count > 8 && strstr(got.text[8], ":7: [onnx]: cache_max per hub needs") != NULL,
+	       "and the [onnx] cache_max without a cache: %s", got.count > 8 ? got.text[8] : "");
+	unsetenv("OMNIHUB_OFFLINE");
+	memset(&got, 0, sizeof(got));
+	write_file(user_path, "cache_max = 1G\n");
+	unlink(system_path);
+	tap_ok(config_check(&none, keep_sentence, &got) == 0 && got.count == 0,
+	       "config_check: none in good settings");
+	memset(&got, 0, sizeof(got));
+	setenv("OMNIHUB_CONFIG", dir, 1);
+	tap_ok(config_check(&none, keep_sentence, &got) == 1 && got.count == 1 &&
+		       strstr(got.text[0], "Is a directory"),
+	       "config_check: an unreadable file is one (%s)", got.text[0]);
+	unlink(user_path);
+	unlink(system_path);
+}
+
 static void test_file_places(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
+	struct config_options none = { 0 };
 	struct config cfg;
 
 	unsetenv("OMNIHUB_CONFIG");
@@ -520,10 +907,8 @@ static void test_file_places(void)
 /* A [hub] cache and cache_max: a store of the hub's own. */
 static void test_hub_caches(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT, .retries = -1 };
-	struct config_options given = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT,
-					.retries = -1,
-					.cache = "/opt/cache",
+	struct config_options none = { 0 };
+	struct config_options given = { .cache = "/opt/cache",
 					.cache_max = "2G" };
 	struct config cfg;
 	const char *why = NULL;
@@ -594,20 +979,23 @@ static void test_files(void)
 	test_lists_and_values();
 	test_bad_lines();
 	test_hub_caches();
+	test_bounds();
+	test_list_blanks();
+	test_check();
 	test_file_places();
 	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");
 }
 
 int main(void)
 {
-	struct config_options none = { .index_ttl = CONFIG_INDEX_TTL_DEFAULT };
+	struct config_options none = { 0 };
 	struct config_hub_option hub_options[] = {
 		{ "onnx_url", "https://first/" },
 		{ "hf_repos", "a/b,c/d" },
 		{ "onnx_url", "https://m/" },
 	};
 	struct config_options given = {
-		.cache = "/opt/cache", .cacert = "/etc/ca.pem", .offline = 1, .index_ttl = 5,
+		.cache = "/opt/cache", .cacert = "/etc/ca.pem", .offline = 1, .index_ttl = "5",
 		.hub_options = hub_options, .nhub_options = 3,
 	};
 	struct config cfg;
@@ -683,6 +1071,7 @@ int main(void)
 		tap_ok(strcmp(cfg.cache_dir, want) == 0, "made absolute: %s", cfg.cache_dir);
 		config_free(&cfg);
 	}
+	test_parsers();
 	test_files();
 	return tap_done();
 }
