@@ -396,6 +396,8 @@ static void fail_locked(struct transfer *t, int rc, bool drop_partial)
 		blob_partial_discard(t->engine->store, &t->partial);
 	else if (t->partial.writer)
 		blob_partial_save(t->engine->store, &t->partial);
+	/* The next open starts a new transfer, which must be able to write. */
+	blob_partial_release(&t->partial);
 	t->state = STATE_FAILED;
 	t->error = rc;
 	if (rc != -EINTR) /* a shutdown fails nothing: it resumes next time */
@@ -627,7 +629,15 @@ static int flush_call(struct call *c)
 {
 	struct transfer *t = c->transfer;
 	size_t done = 0;
+	bool live;
 
+	pthread_mutex_lock(&t->engine->lock);
+	live = t->state == STATE_RUNNING;
+	pthread_mutex_unlock(&t->engine->lock);
+	if (!live) { /* failed: the partial may be another transfer's now */
+		c->buffered = 0;
+		return 0;
+	}
 	while (done < c->buffered) {
 		ssize_t n = pwrite(t->partial.fd, c->buf + done, c->buffered - done,
 				   (off_t)(c->pos + done));
@@ -1406,6 +1416,14 @@ fail:
 	return rc;
 }
 
+/* A failed transfer stays with the readers that hold it (they get its
+ * error), but a new reader gets a new transfer: the hub may have healed,
+ * and the new one starts with the retry rules afresh. */
+static bool reusable_locked(const struct transfer *t)
+{
+	return !t->released && t->state != STATE_FAILED;
+}
+
 int transfer_get(struct transfer_engine *engine, const struct transfer_source *src,
 		 const char *label, struct transfer **out)
 {
@@ -1416,7 +1434,7 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 	*out = NULL;
 	pthread_mutex_lock(&engine->lock);
 	for (t = engine->transfers; t; t = t->next)
-		if (!t->released && digest_spec_same(&t->digest, &src->digest))
+		if (reusable_locked(t) && digest_spec_same(&t->digest, &src->digest))
 			break;
 	pthread_mutex_unlock(&engine->lock);
 	if (!t) /* a new blob: room for it first (outside our lock: it scans) */
@@ -1427,7 +1445,7 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 		goto out;
 	}
 	for (t = engine->transfers; t; t = t->next)
-		if (!t->released && digest_spec_same(&t->digest, &src->digest) &&
+		if (reusable_locked(t) && digest_spec_same(&t->digest, &src->digest) &&
 		    t->size == src->size)
 			break;
 	if (!t) {

@@ -401,6 +401,29 @@ def stream_digest_mismatch(t):
 
 
 @test
+def failed_transfer_not_reused(t):
+    """A reader holds a file whose download failed (bad bytes); the hub heals; a new open
+    starts a new transfer instead of getting the failed one's EIO."""
+    with serve(t, [("healed", 8 * MiB)]) as (srv, b):
+        b = b["healed"]
+        bad = bytearray(b.data)
+        bad[len(bad) // 2] ^= 0xFF
+        srv.set_file(b.model_path, bytes(bad))
+        with mount(t, srv, "stream", "connections=2") as m:
+            path = m.path(b.rel)
+            with open(path, "rb") as held:
+                try:
+                    read_rest(held)
+                except OSError:
+                    pass
+                wait_for(lambda: "mismatch" in m.log(), WAIT, "a mismatch log line")
+                srv.set_file(b.model_path, b.data)  # healed; the first handle stays open
+                got, _ = within(WAIT, read_all, path)
+                check_eq(sha256_bytes(got), b.sha256, "sha256 of a new open after the heal")
+            check_bytes(path, b)
+
+
+@test
 def sigkill_then_resume(t):
     with serve(t, [("resume", 32 * MiB)]) as (srv, b):
         b = b["resume"]
