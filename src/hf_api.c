@@ -19,9 +19,10 @@
 
 #define HF_PAGE_MAX_BYTES (64u << 20)
 #define HF_REVISION_MAX_BYTES (16u << 20)
-#define HF_PAGES_MAX 100000
 /* A rate-limited call waits at most this long per try. */
 #define HF_RETRY_WAIT_MAX 60L
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 bool hf_api_is_commit(const char *rev)
 {
@@ -186,11 +187,60 @@ out:
 	return rc;
 }
 
+/* FNV-1a: a page URL seen twice is a loop; 64 bits make a false match
+ * among 10,000 pages about one in 10^11. */
+static uint64_t url_hash(const char *url)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+int hf_pages_check(struct hf_pages *pages, const char *origin, const char *url, const char *next,
+		   size_t entries, const char **why)
+{
+	char next_origin[320];
+	uint64_t h = url_hash(url);
+
+	*why = NULL;
+	if (pages->count == pages->cap) {
+		size_t cap = pages->cap ? 2 * pages->cap : 16;
+		uint64_t *grown = realloc(pages->seen, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		pages->seen = grown;
+		pages->cap = cap;
+	}
+	pages->seen[pages->count++] = h;
+	if (pages->count >= HF_PAGES_MAX)
+		*why = "for over " STRINGIFY(HF_PAGES_MAX) " pages";
+	else if (entries >= HF_ENTRIES_MAX)
+		*why = "for over " STRINGIFY(HF_ENTRIES_MAX) " entries";
+	else if (fetch_url_origin(next, next_origin, sizeof(next_origin)) != 0 ||
+		 strcmp(next_origin, origin) != 0)
+		*why = "on another scheme, host or port";
+	h = url_hash(next);
+	for (size_t i = 0; i < pages->count && !*why; i++)
+		if (pages->seen[i] == h)
+			*why = "with a page it listed already";
+	return *why ? -EIO : 0;
+}
+
+void hf_pages_free(struct hf_pages *pages)
+{
+	free(pages->seen);
+	memset(pages, 0, sizeof(*pages));
+}
+
 int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commit,
 		const char *label, struct hf_tree **out)
 {
 	struct hf_tree *tree = calloc(1, sizeof(*tree));
-	char *url = NULL, why[256], origin[320];
+	struct hf_pages seen = { 0 };
+	char *url = NULL, why[256];
+	const char *stop;
 	size_t pages = 0;
 	int rc;
 
@@ -211,25 +261,29 @@ int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commi
 			}
 		}
 		free(body.data);
-		free(url);
-		url = NULL;
 		pages++;
+		if (rc == 0 && resp.link_too_long) {
+			log_error("%s: %s: the file list's next page has a URL over %zu bytes; "
+				  "giving up", api->name, label, sizeof(resp.link_next) - 1);
+			rc = -EIO;
+		}
 		if (rc || !resp.link_next[0])
 			break;
-		if (pages == HF_PAGES_MAX ||
-		    fetch_url_origin(resp.link_next, origin, sizeof(origin)) != 0 ||
-		    strcmp(origin, api->origin) != 0) {
-			log_error("%s: %s: the file list goes on %s; giving up", api->name,
-			          label,
-			          pages == HF_PAGES_MAX ? "for too many pages" : "on another host");
-			rc = -EIO;
+		rc = hf_pages_check(&seen, api->origin, url, resp.link_next,
+				    tree->count + tree->skipped, &stop);
+		if (rc) {
+			if (stop)
+				log_error("%s: %s: the file list goes on %s; giving up", api->name,
+					  label, stop);
 			break;
 		}
+		free(url);
 		url = strdup(resp.link_next);
 		if (!url)
 			rc = -ENOMEM;
 	}
 	free(url);
+	hf_pages_free(&seen);
 	if (rc == 0)
 		rc = hf_tree_finish(tree);
 	if (rc) {

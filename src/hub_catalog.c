@@ -219,10 +219,15 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 		return -ENOMEM;
 	if (catalog_set_add_dir(set, system_dir ? system_dir : CATALOGDIR, CATALOG_SHIPPED) < 0)
 		log_warn("catalogs: cannot read %s", system_dir ? system_dir : CATALOGDIR);
-	if (xdg)
-		snprintf(user_dir, sizeof(user_dir), "%s/omnihub/catalogs", xdg);
-	else if (home)
-		snprintf(user_dir, sizeof(user_dir), "%s/.config/omnihub/catalogs", home);
+	if ((xdg && snprintf(user_dir, sizeof(user_dir), "%s/omnihub/catalogs", xdg) >=
+		    (int)sizeof(user_dir)) ||
+	    (!xdg && home &&
+	     snprintf(user_dir, sizeof(user_dir), "%s/.config/omnihub/catalogs", home) >=
+		     (int)sizeof(user_dir))) {
+		/* A cut path would name another directory: none rather than that. */
+		log_warn("catalogs: the user catalog directory's path is too long: not read");
+		user_dir[0] = '\0';
+	}
 	if (user_dir[0] && catalog_set_add_dir(set, user_dir, CATALOG_USER) < 0)
 		log_warn("catalogs: cannot read %s", user_dir);
 	if (extra && add_dirs(set, extra, CATALOG_USER) != 0) {

@@ -1098,12 +1098,16 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 		if (t->mirror_bytes) {
 			/* A mirror need not be trusted: its bytes go, and the hub
 			 * serves the blob (the engine thread starts it over). */
-			char used[1024] = "";
-			for (size_t i = 0; i < t->nmirrors; i++)
-				if (t->mirrors_used & (1u << i))
-					snprintf(used + strlen(used), sizeof(used) - strlen(used),
-						 "%s%s", used[0] ? ", " : "",
-						 engine->options.mirrors->bases[i]);
+			char used[1024] = "", base[512];
+			for (size_t i = 0; i < t->nmirrors; i++) {
+				if (!(t->mirrors_used & (1u << i)))
+					continue;
+				/* Never its user:password@ in a log. */
+				fetch_url_for_log(engine->options.mirrors->bases[i], base,
+						  sizeof(base));
+				snprintf(used + strlen(used), sizeof(used) - strlen(used),
+					 "%s%s", used[0] ? ", " : "", base);
+			}
 			log_warn("%s: %s mismatch in bytes from a mirror (%s): expected %s, got %s; "
 				 "fetching it from the hub%s",
 				 t->label, digest_algo_name(t->digest.algo), used, expected, actual,
@@ -1346,6 +1350,7 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 			       const char *label, struct transfer **out)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
+	char stored_url[4096];
 	int rc = -ENOMEM;
 
 	if (!t)
@@ -1376,8 +1381,14 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 		}
 		next_live_mirror_locked(t);
 	}
+	/* The sidecar is world-readable: no credential of the URL goes in it. */
+	rc = fetch_url_redact(src->url, NULL, stored_url, sizeof(stored_url));
+	if (rc && rc != -EINVAL) { /* -EINVAL: stored_url has the log's form */
+		log_error("%s: its URL is not one to keep (%s)", label, strerror(-rc));
+		goto fail;
+	}
 	rc = blob_partial_open(engine->store, &src->digest, src->size, engine->options.piece_size,
-			       src->url, &t->partial);
+			       stored_url, &t->partial);
 	if (rc == -EEXIST) {
 		rc = blob_open(engine->store, &src->digest, src->size, &t->done_fd);
 		if (rc)
