@@ -154,6 +154,8 @@ static const struct key_info keys[CONFIG_NKEYS] = {
 	[CONFIG_RETRIES] = { .name = "retries", .kind = KIND_NUMBER, .max = INT_MAX },
 	[CONFIG_STALL_TIMEOUT] = { .name = "stall_timeout", .kind = KIND_NUMBER, .min = 1,
 				   .max = UINT_MAX },
+	[CONFIG_RETRY_TIME] = { .name = "retry_time", .kind = KIND_NUMBER, .min = 1,
+				.max = INT_MAX },
 	[CONFIG_MAX_UNPACK_RATIO] = { .name = "max_unpack_ratio", .kind = KIND_NUMBER,
 				      .min = 1, .max = UINT_MAX },
 	[CONFIG_MAX_UNPACK_SIZE] = { .name = "max_unpack_size", .kind = KIND_SIZE, .min = 1,
@@ -618,9 +620,11 @@ static const char *option_text(const struct config_options *opts, int k, char *b
 		return buf;
 	case CONFIG_CONNECTIONS:
 	case CONFIG_STALL_TIMEOUT:
+	case CONFIG_RETRY_TIME:
 	case CONFIG_MAX_UNPACK_RATIO: {
 		unsigned n = k == CONFIG_CONNECTIONS     ? opts->connections
 			     : k == CONFIG_STALL_TIMEOUT ? opts->stall_timeout
+			     : k == CONFIG_RETRY_TIME    ? opts->retry_time
 							 : opts->max_unpack_ratio;
 		if (!n)
 			return NULL;
@@ -730,6 +734,9 @@ static int apply_setting(struct config *cfg, int k, const char *text, char *why,
 	case CONFIG_RETRIES: cfg->retries = text ? (unsigned)n : TRANSFER_RETRIES_DEFAULT; break;
 	case CONFIG_STALL_TIMEOUT:
 		cfg->stall_timeout = text ? (unsigned)n : (unsigned)TRANSFER_STALL_SECONDS_DEFAULT;
+		break;
+	case CONFIG_RETRY_TIME:
+		cfg->retry_time = text ? (unsigned)n : (unsigned)TRANSFER_RETRY_SECONDS_DEFAULT;
 		break;
 	case CONFIG_MAX_UNPACK_RATIO:
 		cfg->max_unpack_ratio = text ? (unsigned)n : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
@@ -1122,6 +1129,7 @@ void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx)
 		case CONFIG_STALL_TIMEOUT:
 			snprintf(text, sizeof(text), "%u", cfg->stall_timeout);
 			break;
+		case CONFIG_RETRY_TIME: snprintf(text, sizeof(text), "%u", cfg->retry_time); break;
 		case CONFIG_MAX_UNPACK_RATIO:
 			snprintf(text, sizeof(text), "%u", cfg->max_unpack_ratio);
 			break;

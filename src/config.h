@@ -34,6 +34,7 @@ enum config_key {
 	CONFIG_CACHE_MAX,
 	CONFIG_RETRIES,
 	CONFIG_STALL_TIMEOUT,
+	CONFIG_RETRY_TIME,
 	CONFIG_MAX_UNPACK_RATIO,
 	CONFIG_MAX_UNPACK_SIZE,
 	CONFIG_MIRROR,
@@ -63,6 +64,7 @@ struct config_options {
 	char *cache_max;
 	int retries;            /* -1: not given */
 	unsigned stall_timeout; /* 0: not given */
+	unsigned retry_time;    /* 0: not given */
 	unsigned max_unpack_ratio; /* 0: not given */
 	char *max_unpack_size;
 	char *mirror; /* space-separated: every -o mirror= in order */
@@ -97,6 +99,8 @@ struct config {
 	uint64_t cache_max;    /* bytes of blobs kept at most; 0: no limit */
 	unsigned retries;
 	unsigned stall_timeout; /* seconds under 1 KiB/s before a retry */
+	unsigned retry_time;    /* seconds of failures without progress before a
+				   transfer fails */
 	unsigned max_unpack_ratio; /* an archive may expand to this many times
 				      its size (plus 1 GiB) */
 	uint64_t max_unpack_size;  /* and to no more than this; 0: no cap */

@@ -137,8 +137,10 @@ static void print_usage(const char *program)
 	       "    -o connections=N       requests in flight per file (default: %u)\n"
 	       "    -o piece_size=SIZE     bytes per request and per resumable piece, with\n"
 	       "                           K, M, G (default: 4M)\n"
-	       "    -o retries=N           tries of a failed request after the first\n"
-	       "                           (default: %u)\n"
+	       "    -o retries=N           tries of a piece in a row that move no byte,\n"
+	       "                           after the first (default: %u)\n"
+	       "    -o retry_time=SECONDS  retry failures without progress, backing off,\n"
+	       "                           this long, then fail (default: %ld)\n"
 	       "    -o stall_timeout=SECONDS  give up a connection moving under 1 KiB/s\n"
 	       "                           this long, and retry (default: %ld)\n"
 	       "    -o cache_max=SIZE      evict least recently used blobs beyond this,\n"
@@ -153,7 +155,8 @@ static void print_usage(const char *program)
 	       "                           https_proxy, http_proxy, all_proxy; no_proxy\n"
 	       "                           holds)\n",
 	       program, CONFIG_INDEX_TTL_DEFAULT, TRANSFER_CONNECTIONS_DEFAULT,
-	       TRANSFER_RETRIES_DEFAULT, TRANSFER_STALL_SECONDS_DEFAULT,
+	       TRANSFER_RETRIES_DEFAULT, TRANSFER_RETRY_SECONDS_DEFAULT,
+	       TRANSFER_STALL_SECONDS_DEFAULT,
 	       CONFIG_MAX_UNPACK_RATIO_DEFAULT);
 	for (size_t i = 0; i < hub_registry_count; i++)
 		print_hub_options(hub_registry[i]);

@@ -28,6 +28,7 @@ const struct fuse_opt options_spec[] = {
     OPTION("cache_max=%s", cache_max),
     OPTION("retries=%d", retries),
     OPTION("stall_timeout=%u", stall_timeout),
+    OPTION("retry_time=%u", retry_time),
     OPTION("max_unpack_ratio=%u", max_unpack_ratio),
     OPTION("max_unpack_size=%s", max_unpack_size),
     OPTION("proxy=%s", proxy),

@@ -42,7 +42,6 @@
 #define FOLLOW_INTERVAL_MS 100
 #define BACKOFF_BASE_MS 250.0
 #define BACKOFF_CAP_MS 30000.0
-#define RETRY_AFTER_CAP_S 300L
 /* A file that keeps changing under us is given up. */
 #define MAX_RESTARTS 3u
 /* A mirror that could not be reached is not asked again for this long. */
@@ -94,6 +93,7 @@ struct call {
 	bool to_hub;        /* asked the hub's URL rather than a resolved one */
 	int mirror;         /* the mirror asked (its index), -1: the hub */
 	bool checked;       /* the response was accepted */
+	struct timespec started;
 	unsigned char *buf; /* received, not yet written; owned */
 	size_t buffered;
 	struct fetch_response resp;
@@ -130,7 +130,15 @@ struct transfer {
 	unsigned max_calls;    /* connections for this blob (1 without ranges) */
 	bool no_ranges;        /* the server ignores Range: whole responses */
 	struct call *calls;    /* engine thread only */
-	unsigned failures;     /* consecutive failed requests */
+	unsigned failures;     /* rounds of failed requests since the last
+				  progress (the backoff's exponent): requests
+				  that fail together count once */
+	struct timespec failed_at; /* when the last round began */
+	bool failing;          /* failed since the last byte landed */
+	struct timespec failing_since; /* the first failure since then: the
+				  retry_time budget counts from it */
+	unsigned char *tries;  /* owned: per piece, tries in a row that moved
+				  no byte (capped at 255) */
 	unsigned restarts;
 	struct timespec not_before; /* no new request before (backoff) */
 	struct timespec next_follow;
@@ -416,6 +424,7 @@ static void transfer_free(struct transfer *t)
 	prefix_hash_free(t->hash);
 	free(t->inflight);
 	free(t->landed);
+	free(t->tries);
 	free(t->label);
 	free(t->url);
 	if (t->auth_header) /* a token lingers in freed memory otherwise */
@@ -503,8 +512,10 @@ static void restart_locked(struct transfer *t, const char *validator)
 		return;
 	}
 	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+	memset(t->tries, 0, t->npieces);
 	t->generation++;
 	t->failures = 0;
+	t->failing = false;
 }
 
 /* A mirror's answer: the range asked of a blob of the size expected. Its
@@ -544,8 +555,10 @@ static void refetch_from_hub_locked(struct transfer *t)
 		return;
 	}
 	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+	memset(t->tries, 0, t->npieces);
 	t->generation++;
 	t->failures = 0;
+	t->failing = false;
 	t->mirror = t->nmirrors;
 	t->mirror_proven = false;
 	t->mirror_bytes = false;
@@ -700,14 +713,31 @@ static int call_write(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
-static void backoff_locked(struct transfer *t, const struct fetch_response *resp, const char *why)
+/* Seconds left of the retry_time budget of t's current failures. */
+static double budget_left_locked(const struct transfer *t)
 {
+	return (double)t->engine->options.retry_seconds -
+	       (t->failing ? seconds_since(&t->failing_since) : 0.0);
+}
+
+/* Sets when t may ask again; false (and a log line) when the wait asked
+ * for (Retry-After) would end past the retry_time budget: give up now. */
+static bool backoff_locked(struct transfer *t, const struct fetch_response *resp, const char *why,
+			   unsigned tries)
+{
+	const double left = budget_left_locked(t);
 	unsigned char r;
 	double ms;
 
 	if (resp->retry_after >= 0) {
-		ms = 1e3 * (double)(resp->retry_after < RETRY_AFTER_CAP_S ? resp->retry_after
-									   : RETRY_AFTER_CAP_S);
+		if ((double)resp->retry_after > left) {
+			log_error("%s: %s: %s; the server asks to wait %ld s, past the %ld s "
+				  "retry_time budget (%.0f s left): giving up",
+				  t->label, resp->url_for_log, why, resp->retry_after,
+				  t->engine->options.retry_seconds, left > 0 ? left : 0.0);
+			return false;
+		}
+		ms = 1e3 * (double)resp->retry_after;
 	} else {
 		ms = BACKOFF_BASE_MS;
 		for (unsigned i = 1; i < t->failures && ms < BACKOFF_CAP_MS; i++)
@@ -720,12 +750,52 @@ static void backoff_locked(struct transfer *t, const struct fetch_response *resp
 			r = 128;
 		ms = ms / 2 + ms / 2 * (double)r / 255.0;
 	}
+	if (ms > 1e3 * left)
+		ms = left > 0 ? 1e3 * left : 0;
 	after_ms(&t->not_before, ms);
 	/* A rate limit names itself (RateLimit: "resolvers";r=0;t=60). */
-	log_warn("%s: %s: %s%s%s%s; retrying in %.1f s (try %u of %u)", t->label, resp->url_for_log,
-		 why, resp->ratelimit[0] ? " (RateLimit: " : "", resp->ratelimit,
-		 resp->ratelimit[0] ? ")" : "", ms / 1e3, t->failures + 1,
-		 t->engine->options.retries + 1);
+	log_warn("%s: %s: %s%s%s%s; retrying in %.1f s (try %u without progress, of %u; "
+		 "%.0f s left of retry_time)",
+		 t->label, resp->url_for_log, why, resp->ratelimit[0] ? " (RateLimit: " : "",
+		 resp->ratelimit, resp->ratelimit[0] ? ")" : "", ms / 1e3, tries + 1,
+		 t->engine->options.retries + 1, left);
+	return true;
+}
+
+/* A failed request: counts it (once per round of requests that failed
+ * together, and per piece only when it moved no byte), and whether the
+ * piece may be tried again: its tries in a row without progress within
+ * retries, and the failures since the last progress within retry_time. */
+static bool count_failure_locked(struct transfer *t, const struct call *c, unsigned *tries)
+{
+	/* Progress is more than a stalled connection moves before it is
+	 * given up: a trickle is no progress. */
+	const long stall = t->engine->options.stall_seconds > 0 ? t->engine->options.stall_seconds
+								: TRANSFER_STALL_SECONDS_DEFAULT;
+	const bool moved = c->pos - c->start >= (uint64_t)(FETCH_STALL_BYTES_PER_SECOND * stall);
+	size_t piece = c->piece < t->npieces ? c->piece : t->npieces - 1;
+
+	if (moved)
+		t->failing = false; /* the retry_time budget starts afresh */
+	if (!t->failing) {
+		t->failing = true;
+		now_mono(&t->failing_since);
+	}
+	if (moved) {
+		t->tries[piece] = 0;
+		t->failures = 0;
+	} else if (t->tries[piece] < 255) {
+		t->tries[piece]++;
+	}
+	/* A request started before the last round failed belongs to it. */
+	if (!moved && (t->failures == 0 || c->started.tv_sec > t->failed_at.tv_sec ||
+		       (c->started.tv_sec == t->failed_at.tv_sec &&
+			c->started.tv_nsec > t->failed_at.tv_nsec))) {
+		t->failures++;
+		now_mono(&t->failed_at);
+	}
+	*tries = t->tries[piece];
+	return t->tries[piece] <= t->engine->options.retries && budget_left_locked(t) > 0;
 }
 
 /* The first mirror from t->mirror on that is not taken for down. */
@@ -756,6 +826,8 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 	struct call *c = call_ctx;
 	struct transfer *t = c->transfer;
 	int flushed = c->buffered ? flush_call(c) : 0;
+	unsigned tries = 0;
+	bool retry = false;
 
 	if (rc == 0 && flushed)
 		rc = flushed;
@@ -770,7 +842,12 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		t->inflight[p] = 0;
 	engine->calls_inflight--;
 	t->calls_inflight--;
-	if (rc == 0 && c->pos != c->end + 1) {
+	if (rc == 0 && c->pos != c->end + 1 && c->resp.status == 206 &&
+	    c->resp.has_content_range && c->resp.range_end < c->end &&
+	    c->pos == c->resp.range_end + 1) {
+		/* A legal 206 of less than asked: the rest is asked next (from
+		 * landed), with no failure counted. */
+	} else if (rc == 0 && c->pos != c->end + 1) {
 		rc = -ECONNRESET;
 		snprintf(c->resp.error, sizeof(c->resp.error),
 			 "the response ended after %" PRIu64 " of %" PRIu64 " bytes",
@@ -780,6 +857,9 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		/* failed or restarted meanwhile: nothing to add */
 	} else if (rc == 0) {
 		t->failures = 0;
+		t->failing = false;
+		if (c->piece < t->npieces)
+			t->tries[c->piece] = 0;
 		blob_partial_save(engine->store, &t->partial);
 	} else if (c->mirror >= 0) {
 		/* Skipped once, at the first of its requests to fail: the
@@ -796,7 +876,7 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 	} else if (rc == -ENOTSUP) {
 		/* Asked again from the start, alone: see check_response_locked. */
 	} else if ((rc == -EACCES || rc == -ENOENT) && !c->to_hub &&
-		   t->failures < engine->options.retries) {
+		   count_failure_locked(t, c, &tries)) {
 		/* A signed CDN URL expires: ask the hub again (unless a request
 		 * refused alongside this one already did). */
 		if (t->resolved_url) {
@@ -805,21 +885,23 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 			free(t->resolved_url);
 			t->resolved_url = NULL;
 		}
-		t->failures++;
 		metrics_add(engine->metrics, METRICS_RETRIES, 1);
-	} else if (fetch_error_retryable(rc) && t->failures < engine->options.retries) {
-		t->failures++;
+	} else if (fetch_error_retryable(rc) && (retry = count_failure_locked(t, c, &tries)) &&
+		   backoff_locked(t, &c->resp, c->resp.error, tries)) {
 		metrics_add(engine->metrics, METRICS_RETRIES, 1);
-		backoff_locked(t, &c->resp, c->resp.error);
 	} else {
 		/* Tries exhausted, or an error no try mends: EIO but for what
 		 * tools know better (no such file, no access, a full disk). */
 		int reader_rc = rc == -ENOENT || rc == -EACCES || rc == -ENOSPC || rc == -EDQUOT
 					? rc
 					: -EIO;
-		if (fetch_error_retryable(rc))
-			log_error("%s: %s: %s; giving up after %u tries", t->label,
-				  c->resp.url_for_log, c->resp.error, t->failures + 1);
+		if (fetch_error_retryable(rc) && !retry)
+			log_error("%s: %s: %s; giving up after %u tries without progress "
+				  "(%.0f s of retry_time left)",
+				  t->label, c->resp.url_for_log, c->resp.error, tries,
+				  budget_left_locked(t));
+		else if (fetch_error_retryable(rc))
+			; /* backoff_locked said why */
 		else
 			log_error("%s: %s: %s", t->label, c->resp.url_for_log,
 				  c->resp.error[0] ? c->resp.error : strerror(-rc));
@@ -884,6 +966,7 @@ static int start_call_locked(struct transfer *t, size_t piece)
 	if (t->no_ranges)
 		c->piece = piece = 0;
 	c->pos = c->start;
+	now_mono(&c->started);
 	c->mirror = t->mirror < t->nmirrors ? (int)t->mirror : -1;
 	req.has_range = !t->no_ranges;
 	req.range_start = c->start;
@@ -1256,6 +1339,8 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 	engine->fetcher = fetcher;
 	engine->store = store;
 	engine->options = *options;
+	if (engine->options.retry_seconds <= 0)
+		engine->options.retry_seconds = TRANSFER_RETRY_SECONDS_DEFAULT;
 	pthread_mutex_init(&engine->lock, NULL);
 	pthread_cond_init(&engine->hash_cond, NULL);
 	rc = fetch_multi_new(fetcher, &engine->multi);
@@ -1406,8 +1491,9 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 	t->npieces = t->partial.state.pieces.nbits;
 	t->inflight = calloc(t->npieces ? t->npieces : 1, 1);
 	t->landed = calloc(t->npieces ? t->npieces : 1, sizeof(*t->landed));
+	t->tries = calloc(t->npieces ? t->npieces : 1, 1);
 	rc = bitmap_init(&t->wanted, t->npieces);
-	if (!t->inflight || !t->landed || rc) {
+	if (!t->inflight || !t->landed || !t->tries || rc) {
 		rc = -ENOMEM;
 		goto fail;
 	}

@@ -21,7 +21,13 @@ struct metrics;
 struct transfer_options {
 	unsigned connections;  /* requests in flight per blob */
 	uint64_t piece_size;   /* bytes per piece */
-	unsigned retries;      /* tries of a piece after the first */
+	unsigned retries;      /* tries of a piece in a row that move no byte,
+				  after the first (a try that moves bytes
+				  starts the count again) */
+	long retry_seconds;    /* retry_time: failures with no byte moved are
+				  retried (with exponential backoff, or the
+				  server's Retry-After) for this long, then
+				  the transfer fails */
 	long stall_seconds;    /* a connection under 1 KiB/s this long is
 				  given up and retried */
 	/* Blob mirrors, asked in order before the hub for a blob whose
@@ -35,6 +41,7 @@ struct transfer_options {
 #define TRANSFER_PIECE_SIZE_DEFAULT (4ull << 20)
 #define TRANSFER_RETRIES_DEFAULT 5u
 #define TRANSFER_STALL_SECONDS_DEFAULT 30L
+#define TRANSFER_RETRY_SECONDS_DEFAULT 120L
 
 /* What a transfer fetches; strings are copied. */
 struct transfer_source {

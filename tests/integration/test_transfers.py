@@ -489,6 +489,71 @@ def server_errors_retried(t):
 
 
 @test
+def drops_every_mib_still_arrive(t):
+    """Every response is cut after 1 MiB: each try moves bytes, so none counts against
+    retries (6 tries used to give EIO)."""
+    with serve(t, [("choppy", 8 * MiB)]) as (srv, b):
+        b = b["choppy"]
+        srv.add_fault(b.model_path, "drop", after=MiB, count=-1)
+        with mount(t, srv) as m:
+            within(WAIT, check_bytes, m.path(b.rel), b)
+        dropped = [r for r in srv.file_requests(b.model_path) if r["fault"] == "drop"]
+        t.note("%d responses cut after 1 MiB" % len(dropped))
+        check(len(dropped) >= 8, "only %d responses were cut" % len(dropped))
+
+
+@test
+def blip_resets_every_connection(t):
+    """A blip resets all 8 connections at once and refuses every request for 3 s: the
+    tries back off (the failures of one moment count once) and the file arrives."""
+    with serve(t, [("blip", 32 * MiB)], rate=2 * MiB) as (srv, b):
+        b = b["blip"]
+        with mount(t, srv, "connections=8") as m:
+            def reader():
+                return sha256_file(m.path(b.rel))
+            box = {}
+            th = threading.Thread(target=lambda: box.update(sha=reader()), daemon=True)
+            th.start()
+            wait_for(lambda: len(srv.in_flight(b.model_path)) >= 8, WAIT, "8 requests in flight")
+            srv.reset_all(b.model_path, 3.0)
+            srv.set_rate(b.model_path, None)
+            th.join(WAIT)
+            check(not th.is_alive(), "the read did not end")
+            check_eq(box.get("sha"), b.sha256, "sha256 of what was read")
+        reset = [r for r in srv.file_requests(b.model_path) if r["fault"] == "reset"]
+        t.note("%d requests reset" % len(reset))
+        check(len(reset) >= 8, "only %d requests were reset" % len(reset))
+
+
+@test
+def short_206_continues(t):
+    """A legal 206 with less than the range asked: the rest is asked from where it ended."""
+    with serve(t, [("short", 9 * MiB)]) as (srv, b):
+        b = b["short"]
+        srv.add_fault(b.model_path, "short", after=300 * KiB, count=-1)
+        with mount(t, srv) as m:
+            within(WAIT, check_bytes, m.path(b.rel), b)
+        shorts = [r for r in srv.file_requests(b.model_path) if r["fault"] == "short"]
+        check(len(shorts) > 3 * 9, "only %d short answers" % len(shorts))
+
+
+@test
+def retry_after_bounded(t):
+    """An absurd Retry-After is refused with a log line (the usual backoff applies); one
+    past the retry_time budget gives up at once, not after the wait."""
+    with serve(t, [("huge", 2 * MiB), ("long", 2 * MiB)]) as (srv, b):
+        srv.add_fault(b["huge"].model_path, "status", code=503, retry_after="99999999999")
+        srv.add_fault(b["long"].model_path, "status", code=503, retry_after=3600, count=50)
+        with mount(t, srv, "retry_time=5") as m:
+            within(WAIT, check_bytes, m.path(b["huge"].rel), b["huge"])
+            check("refused the header Retry-After: 99999999999" in m.log(),
+                  "no log line refusing the Retry-After")
+            rc, took = within(30, read_errno, m.path(b["long"].rel))
+            check_eq(errno_name(rc), "EIO", "reading a file whose server asks to wait 3600 s")
+            check("retry_time budget" in m.log(), "no log line about the retry_time budget")
+
+
+@test
 def stall_times_out_and_retries(t):
     with serve(t, [("stall", 8 * MiB)]) as (srv, b):
         b = b["stall"]
