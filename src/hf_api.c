@@ -21,6 +21,8 @@
 #define HF_REVISION_MAX_BYTES (16u << 20)
 /* A rate-limited call waits at most this long per try. */
 #define HF_RETRY_WAIT_MAX 60L
+/* As the transfers' -o retry_time (TRANSFER_RETRY_SECONDS_DEFAULT). */
+#define HF_RETRY_TIME_DEFAULT 120L
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -46,17 +48,31 @@ static void limit_name(const char *ratelimit, char *out, size_t out_size)
 		snprintf(out, out_size, "%.*s", (int)n, q + 1);
 }
 
-/* Seconds until the window resets, from RateLimit: "api";r=0;t=120; -1. */
+/* Seconds until the window resets, from RateLimit: "api";r=0;t=120; -1
+ * when absent or absurd (over a day, or not digits). */
 static long limit_reset(const char *ratelimit)
 {
 	const char *t = strstr(ratelimit, ";t=");
-	char *end;
-	long value;
+	char digits[24];
+	uint64_t value;
+	size_t n;
 
 	if (!t)
 		return -1;
-	value = strtol(t + 3, &end, 10);
-	return end == t + 3 || value < 0 ? -1 : value;
+	n = strcspn(t + 3, ";, ");
+	if (n >= sizeof(digits))
+		return -1;
+	memcpy(digits, t + 3, n);
+	digits[n] = '\0';
+	return fetch_parse_u64(digits, FETCH_RETRY_AFTER_MAX, &value) == 0 ? (long)value : -1;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
 /* Waits, if need be, until the mount's API budget for the endpoint has a
@@ -87,12 +103,16 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 	struct fetch_request req = { .url = url,
 				     .auth_header = api->auth_header,
 				     .auth_origin = api->origin };
+	const long budget = api->retry_time > 0 ? api->retry_time : HF_RETRY_TIME_DEFAULT;
 	unsigned retries = api->retries;
+	struct timespec began;
 	int rc;
 
-	pace(api);
+	clock_gettime(CLOCK_MONOTONIC, &began);
 	for (unsigned attempt = 0;; attempt++) {
+		double left;
 		long wait;
+		pace(api); /* a retry is a call too: it counts against the Hub's limit */
 		memset(body, 0, sizeof(*body));
 		rc = fetch_request_run(api->fetcher, &req, max_bytes, body, resp);
 		if (rc == 0)
@@ -104,8 +124,15 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 		wait = resp->retry_after >= 0 ? resp->retry_after : limit_reset(resp->ratelimit);
 		if (wait < 0)
 			wait = 1L << (attempt < 5 ? attempt : 5);
-		if (wait > HF_RETRY_WAIT_MAX)
-			wait = HF_RETRY_WAIT_MAX;
+		/* A wait the Hub asks for counts against retry_time: past it, the
+		 * call fails now rather than holding its reader. */
+		left = (double)budget - seconds_since(&began);
+		if ((double)wait > left) {
+			log_warn("%s: %s: %s; the Hub asks to wait %ld s, past the %ld s "
+				 "retry_time budget: giving up",
+				 name, resp->url_for_log, resp->error, wait, budget);
+			break;
+		}
 		if (resp->status == 429) {
 			char limit[32];
 			limit_name(resp->ratelimit, limit, sizeof(limit));

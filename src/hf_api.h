@@ -29,6 +29,8 @@ struct hf_api {
 	const char *origin;      /* the endpoint's (fetch_url_origin) */
 	const char *auth_header; /* "Authorization: Bearer ...", or NULL */
 	unsigned retries;
+	long retry_time; /* seconds a call's retries may take in all (-o
+			    retry_time); 0: the default */
 	unsigned budget; /* calls per window; 0: not paced */
 	unsigned window; /* seconds */
 	char budget_name[320];

@@ -940,6 +940,90 @@ def stream_read_of_the_end_fetches_the_rest(t):
 
 
 
+# ----------------------------------------------------------------------------- listings
+
+@contextlib.contextmanager
+def hf_hub(t, page_size=2):
+    """The local Hugging Face imitation (tests/fixtures/hf_server.py), pages of page_size."""
+    import make_hf_repos as fx
+    from hf_server import HfServer
+    fixture = os.path.join(t.dir, "hf-fixture")
+    fx.make_repos(fixture)
+    with HfServer(fixture, t.shared.tls_dir, page_size=page_size) as hub:
+        try:
+            yield hub
+        except BaseException:
+            t.note(hub.summary())
+            raise
+
+
+def hf_options(t, hub):
+    return ["cache=" + t.cache, "cacert=" + hub.cacert, "onnx_index_url=" + hub.onnx_manifest_url,
+            "onnx_url=" + hub.endpoint + "/__onnx/files/"]
+
+
+def list_errno(path):
+    try:
+        os.listdir(path)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+@test
+def paged_listing_bounded(t):
+    """A tree listing whose next page loops, goes to another host, port or scheme, or whose
+    Link header is too long to keep, ends with EIO and a log line, at once."""
+    with hf_hub(t) as hub:
+        with t.mount(hf_options(t, hub), env={"HF_ENDPOINT": hub.endpoint}) as m:
+            repo = m.path("huggingface", "acme", "sharded")
+            check_eq(sorted(os.listdir(repo))[:1], ["config.json"], "the healthy listing")
+        for kind, said in (("loop", "a page it listed already"),
+                           ("other_host", "another scheme, host or port"),
+                           ("other_port", "another scheme, host or port"),
+                           ("other_scheme", "another scheme, host or port"),
+                           ("huge_link", "next page has a URL over")):
+            hub.tree_fault(kind)
+            hub.clear_log()
+            cache = os.path.join(t.dir, "cache-" + kind)
+            opts = hf_options(t, hub)
+            opts[0] = "cache=" + cache
+            with second_mount_opts(t, "mnt-" + kind, opts,
+                                   env={"HF_ENDPOINT": hub.endpoint}) as m:
+                rc, took = within(WAIT, list_errno, m.path("huggingface", "acme", "sharded"))
+                pages = hub.requests(kind="api", path_substring="/tree/")
+                t.note("%s: %s after %.1f s, %d tree requests" % (kind, errno_name(rc), took,
+                                                                  len(pages)))
+                check_eq(errno_name(rc), "EIO", "listing with next pages that go " + kind)
+                check(len(pages) <= 5, "%d tree requests for %s" % (len(pages), kind))
+                check(said in m.log(), "no log line saying %r" % said)
+
+
+@test
+def hub_api_429_bounded(t):
+    """A 429 whose Retry-After is past the retry_time budget fails the call at once (it was
+    retried after up to 60 s per try)."""
+    with hf_hub(t) as hub:
+        hub.rate_limit(100, "api", retry_after=600)
+        with t.mount(hf_options(t, hub) + ["retry_time=5"], env={"HF_ENDPOINT": hub.endpoint}) as m:
+            rc, took = within(30, list_errno, m.path("huggingface", "acme", "sharded"))
+            t.note("%s after %.1f s" % (errno_name(rc), took))
+            check(rc != 0, "the listing succeeded through a rate limit of 600 s")
+            check("retry_time budget" in m.log(), "no log line about the retry_time budget")
+            paths = [r["path"] + "?" + r["query"] for r in hub.requests(kind="api")]
+            check(paths and len(paths) == len(set(paths)),
+                  "an API call asked again while the Hub asks to wait 600 s: %s" % paths)
+
+
+def second_mount_opts(t, name, opts, env=None):
+    point = os.path.join(t.dir, name)
+    os.makedirs(point, exist_ok=True)
+    m = Mount(t.binary, point, opts, dict(t.env, **(env or {})),
+              os.path.join(t.dir, "daemon-%s.log" % name))
+    t.mounts.append(m)
+    return m
+
+
 # ----------------------------------------------------------------------------- blob mirrors
 
 def mirror_root(t, name, blobs=(), corrupt=()):
