@@ -940,6 +940,44 @@ def stream_read_of_the_end_fetches_the_rest(t):
 
 
 
+@test
+def credentials_in_urls_never_shown(t):
+    """user:password@ in the index, hub and mirror URLs reaches the servers but never the
+    log, a .state sidecar, .omnihub/status or .omnihub/metrics."""
+    def cred(url, user, password):
+        return url.replace("://", "://%s:%s@" % (user, password), 1)
+    secrets_ = ("idxuser", "idxPASS1", "hubuser", "hubPASS2", "miruser", "mirPASS3")
+    with serve(t, [("private", 16 * MiB)], rate=2 * MiB) as (srv, b):
+        b = b["private"]
+        with MirrorServer(mirror_root(t, "mirror")) as mirror:
+            opts = ["cache=" + t.cache, "cacert=" + srv.cacert, "stream",
+                    "onnx_index_url=" + cred(srv.manifest_url, "idxuser", "idxPASS1"),
+                    "onnx_url=" + cred(srv.hub_url, "hubuser", "hubPASS2"),
+                    "mirror=" + cred(mirror.url, "miruser", "mirPASS3")]
+            with t.mount(opts) as m:
+                with open(m.path(b.rel), "rb") as f:
+                    head = f.read(64 * KiB)
+                    states = wait_for(lambda: [p for p in leftovers(t.cache)
+                                               if p.endswith(".state")], WAIT, "a .state file")
+                    shown = {}
+                    for p in states:
+                        with open(os.path.join(t.cache, p), encoding="utf-8",
+                                  errors="replace") as sf:
+                            shown[p] = sf.read()
+                    for name in ("status", "metrics"):
+                        with open(m.path(".omnihub", name), encoding="utf-8") as sf:
+                            shown[name] = sf.read()
+                    rest = read_rest(f)
+                check_eq(sha256_bytes(head + rest), b.sha256, "sha256 of what was read")
+                shown["log"] = m.log()
+            check(mirror.requests(), "the mirror was never asked")
+            for where, text in shown.items():
+                for secret in secrets_:
+                    check(secret not in text, "%s shows %s" % (where, secret))
+            check(any("url " in text for where, text in shown.items() if where.endswith(".state")),
+                  "no url line in the .state file")
+
+
 # ----------------------------------------------------------------------------- listings
 
 @contextlib.contextmanager
