@@ -7,7 +7,10 @@
  * Threads: the engine thread alone drives curl (starts, receives, retries)
  * and fires most callbacks; the hasher thread hashes each blob's contiguous
  * prefix from disk and completes or drops it. engine->lock guards every
- * field of every transfer, call and waiter unless a comment says otherwise. */
+ * field of every transfer, call and waiter unless a comment says otherwise;
+ * t->partial.state is written only by the engine thread (under the lock),
+ * so that thread reads it without the lock to save the sidecar. The lock
+ * order is in transfer.h. */
 #include "build_config.h"
 
 #include <errno.h>
@@ -161,6 +164,13 @@ struct transfer {
 	bool refetch;          /* those bytes hashed wrong: start over from
 				  the hub (the engine thread does it) */
 	struct waiter *waiters;
+	bool save_due;         /* a request ended: the engine thread saves the
+				  sidecar, outside engine->lock */
+	struct transfer *save_next; /* in the engine thread's list of saves */
+	/* Orders the partial's files (sidecar saves, completion, discard,
+	 * release) between the engine thread and the hasher; taken after
+	 * engine->lock when both are held, never the other way. */
+	pthread_mutex_t io_lock;
 };
 
 struct transfer_engine {
@@ -169,6 +179,10 @@ struct transfer_engine {
 	struct metrics *metrics;     /* borrowed; NULL: none (set before use) */
 	struct transfer_options options;
 	struct fetch_multi *multi;   /* engine thread only */
+	/* Serializes starting transfers, so that a partial blob is opened (disk
+	 * I/O) without engine->lock and no blob gets two transfers. Taken
+	 * before engine->lock. */
+	pthread_mutex_t create_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t hash_cond;    /* the hasher has work, or must stop */
 	struct transfer *transfers;
@@ -400,12 +414,14 @@ static void fail_locked(struct transfer *t, int rc, bool drop_partial)
 	 * received is nothing to resume. */
 	if (t->partial.writer && t->partial.state.pieces.count == 0 && rc != -EINTR)
 		drop_partial = true;
+	pthread_mutex_lock(&t->io_lock);
 	if (drop_partial)
 		blob_partial_discard(t->engine->store, &t->partial);
 	else if (t->partial.writer)
 		blob_partial_save(t->engine->store, &t->partial);
 	/* The next open starts a new transfer, which must be able to write. */
 	blob_partial_release(&t->partial);
+	pthread_mutex_unlock(&t->io_lock);
 	t->state = STATE_FAILED;
 	t->error = rc;
 	if (rc != -EINTR) /* a shutdown fails nothing: it resumes next time */
@@ -434,6 +450,7 @@ static void transfer_free(struct transfer *t)
 	free(t->resolved_url);
 	for (size_t i = 0; i < t->nmirrors; i++)
 		free(t->mirror_urls[i]);
+	pthread_mutex_destroy(&t->io_lock);
 	free(t);
 }
 
@@ -860,7 +877,7 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		t->failing = false;
 		if (c->piece < t->npieces)
 			t->tries[c->piece] = 0;
-		blob_partial_save(engine->store, &t->partial);
+		t->save_due = true; /* by the engine thread, outside the lock */
 	} else if (c->mirror >= 0) {
 		/* Skipped once, at the first of its requests to fail: the
 		 * others end as they may. */
@@ -1082,6 +1099,42 @@ static void run_deferred(struct deferred *list)
 	}
 }
 
+/* Takes a reference on each transfer whose sidecar is due, in a list. */
+static struct transfer *take_saves_locked(struct transfer_engine *engine)
+{
+	struct transfer *list = NULL;
+
+	for (struct transfer *t = engine->transfers; t; t = t->next) {
+		if (!t->save_due || t->state != STATE_RUNNING || t->released)
+			continue;
+		t->save_due = false;
+		t->refs++;
+		t->save_next = list;
+		list = t;
+	}
+	return list;
+}
+
+/* Saves the sidecars of the list, without engine->lock: pieces a crash
+ * would otherwise fetch again. A transfer that ended meanwhile has
+ * released (or completed) its partial, and is skipped. */
+static void save_sidecars(struct transfer_engine *engine, struct transfer *list)
+{
+	for (struct transfer *t = list; t; t = t->save_next) {
+		pthread_mutex_lock(&t->io_lock);
+		if (t->partial.writer)
+			blob_partial_save(engine->store, &t->partial);
+		pthread_mutex_unlock(&t->io_lock);
+	}
+	pthread_mutex_lock(&engine->lock);
+	while (list) {
+		struct transfer *next = list->save_next;
+		put_locked(list);
+		list = next;
+	}
+	pthread_mutex_unlock(&engine->lock);
+}
+
 static void *engine_main(void *arg)
 {
 	struct transfer_engine *engine = arg;
@@ -1096,14 +1149,18 @@ static void *engine_main(void *arg)
 		}
 		double wait_ms = schedule_locked(engine), follow_ms = follow_locked(engine);
 		struct deferred *deferred = engine->deferred;
+		struct transfer *saves;
 		struct waiter *ready;
 
 		engine->deferred = NULL;
 		reap_locked(engine);
 		ready = take_ready_locked(engine);
+		saves = take_saves_locked(engine);
 		pthread_mutex_unlock(&engine->lock);
 		fire(engine, ready);
 		run_deferred(deferred);
+		if (saves)
+			save_sidecars(engine, saves);
 		wait_ms = follow_ms < wait_ms ? follow_ms : wait_ms;
 		fetch_multi_run(engine->multi, wait_ms < 1 ? 1 : (int)wait_ms, call_done, engine);
 		pthread_mutex_lock(&engine->lock);
@@ -1211,7 +1268,9 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 				  digest_algo_name(t->digest.algo), expected, actual);
 		rc = -EIO;
 	} else if (rc == 0) {
+		pthread_mutex_lock(&t->io_lock);
 		rc = blob_partial_complete(engine->store, &t->partial);
+		pthread_mutex_unlock(&t->io_lock);
 		if (rc)
 			log_error("%s: cannot install %s: %s", t->label, t->partial.rel,
 				  strerror(-rc));
@@ -1341,6 +1400,7 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 	engine->options = *options;
 	if (engine->options.retry_seconds <= 0)
 		engine->options.retry_seconds = TRANSFER_RETRY_SECONDS_DEFAULT;
+	pthread_mutex_init(&engine->create_lock, NULL);
 	pthread_mutex_init(&engine->lock, NULL);
 	pthread_cond_init(&engine->hash_cond, NULL);
 	rc = fetch_multi_new(fetcher, &engine->multi);
@@ -1365,6 +1425,7 @@ fail:
 	fetch_multi_free(engine->multi);
 	pthread_cond_destroy(&engine->hash_cond);
 	pthread_mutex_destroy(&engine->lock);
+	pthread_mutex_destroy(&engine->create_lock);
 	free(engine);
 	return rc;
 }
@@ -1407,6 +1468,7 @@ void transfer_engine_free(struct transfer_engine *engine)
 	fetch_multi_free(engine->multi);
 	pthread_cond_destroy(&engine->hash_cond);
 	pthread_mutex_destroy(&engine->lock);
+	pthread_mutex_destroy(&engine->create_lock);
 	free(engine);
 }
 
@@ -1431,8 +1493,10 @@ int transfer_engine_defer(struct transfer_engine *engine, void (*fn)(void *ctx),
 	return 0;
 }
 
-static int transfer_new_locked(struct transfer_engine *engine, const struct transfer_source *src,
-			       const char *label, struct transfer **out)
+/* A new transfer, its partial blob opened: disk I/O, so without
+ * engine->lock (under create_lock); not yet in the engine's list. */
+static int transfer_new(struct transfer_engine *engine, const struct transfer_source *src,
+			const char *label, struct transfer **out)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
 	char stored_url[4096];
@@ -1440,6 +1504,7 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 
 	if (!t)
 		return -ENOMEM;
+	pthread_mutex_init(&t->io_lock, NULL);
 	t->engine = engine;
 	t->done_fd = -1;
 	t->partial.fd = -1;
@@ -1464,7 +1529,6 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 			if (rc)
 				goto fail;
 		}
-		next_live_mirror_locked(t);
 	}
 	/* The sidecar is world-readable: no credential of the URL goes in it. */
 	rc = fetch_url_redact(src->url, NULL, stored_url, sizeof(stored_url));
@@ -1529,35 +1593,44 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 	int rc = 0;
 
 	*out = NULL;
+	pthread_mutex_lock(&engine->create_lock);
 	pthread_mutex_lock(&engine->lock);
-	for (t = engine->transfers; t; t = t->next)
-		if (reusable_locked(t) && digest_spec_same(&t->digest, &src->digest))
-			break;
-	pthread_mutex_unlock(&engine->lock);
-	if (!t) /* a new blob: room for it first (outside our lock: it scans) */
-		blob_store_make_room(engine->store, src->size);
-	pthread_mutex_lock(&engine->lock);
-	if (engine->stopping) {
-		rc = -EINTR;
-		goto out;
-	}
 	for (t = engine->transfers; t; t = t->next)
 		if (reusable_locked(t) && digest_spec_same(&t->digest, &src->digest) &&
 		    t->size == src->size)
 			break;
-	if (!t) {
-		rc = transfer_new_locked(engine, src, label, &t);
-		if (rc)
-			goto out;
-		t->next = engine->transfers;
-		engine->transfers = t;
-		created = true;
-		pthread_cond_signal(&engine->hash_cond); /* a resumed one may be whole */
-	}
-	t->refs++;
-	*out = t;
-out:
+	if (t)
+		t->refs++;
+	else if (engine->stopping)
+		rc = -EINTR;
 	pthread_mutex_unlock(&engine->lock);
+	if (t || rc)
+		goto out;
+	/* A new blob: room for it, and its partial opened, without
+	 * engine->lock (both touch the disk); create_lock keeps a second
+	 * transfer of it from starting meanwhile. */
+	blob_store_make_room(engine->store, src->size);
+	rc = transfer_new(engine, src, label, &t);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&engine->lock);
+	if (engine->stopping) {
+		pthread_mutex_unlock(&engine->lock);
+		transfer_free(t);
+		t = NULL;
+		rc = -EINTR;
+		goto out;
+	}
+	next_live_mirror_locked(t);
+	t->next = engine->transfers;
+	engine->transfers = t;
+	t->refs++;
+	created = true;
+	pthread_cond_signal(&engine->hash_cond); /* a resumed one may be whole */
+	pthread_mutex_unlock(&engine->lock);
+out:
+	pthread_mutex_unlock(&engine->create_lock);
+	*out = t;
 	if (created)
 		wake_engine(engine);
 	return rc;

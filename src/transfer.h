@@ -59,6 +59,20 @@ struct transfer_source {
 struct transfer_engine;
 struct transfer;
 
+/* Locks, in the order they are taken (a thread holding one takes only
+ * those below it):
+ *   1. engine->create_lock  transfer_get while it starts a transfer: the
+ *                           partial blob is opened under it alone
+ *   2. engine->lock         every transfer's fields, waiters, calls; never
+ *                           held across disk I/O of a request's path
+ *                           (sidecar saves, partial opens) nor a callback
+ *   3. transfer->io_lock    the partial's files: sidecar save, completion,
+ *                           discard, release
+ *   4. the blob store's and the fetcher's own locks (leaves)
+ * Waiter callbacks (transfer_wait_fn) and deferred functions run with none
+ * of these held. Still under engine->lock: a restart's truncation (a file
+ * that changed on the server, rare) and a failure's discard or last save. */
+
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options);
 /* Counts retries, digest failures, and downloads completed and failed into
