@@ -301,7 +301,13 @@ static int add_model_dirs(struct catalog_hub_state *st, size_t *cap, const char 
 		size_t len = slash ? (size_t)(slash - segment) : strlen(segment);
 		char name[NAME_MAX + 1];
 
-		snprintf(name, sizeof(name), "%.*s", (int)len, segment);
+		if (snprintf(name, sizeof(name), "%.*s", (int)len, segment) >= (int)sizeof(name)) {
+			/* A cut folder name would be another folder's. */
+			log_warn("catalogs: a folder name of %s is over %d bytes: left out", path,
+				 NAME_MAX);
+			rc = -ENAMETOOLONG;
+			break;
+		}
 		rc = names_add(st, cap, path, segment == path ? 0 : (size_t)(segment - path - 1),
 			       name, NAME_DIR, NULL);
 		segment = slash ? slash + 1 : segment + len;
@@ -380,8 +386,14 @@ static int add_model(struct catalog_hub_state *st, size_t *cap, const struct cat
 		char name[NAME_MAX + 1];
 		struct name *n;
 
-		snprintf(name, sizeof(name), "DEFAULT%s", ext ? ext : "");
-		rc = names_add(st, cap, model->path, strlen(model->path), name, NAME_LINK, &n);
+		if (snprintf(name, sizeof(name), "DEFAULT%s", ext ? ext : "") >= (int)sizeof(name)) {
+			log_warn("catalogs: %s: the name DEFAULT%s is too long: left out",
+				 model->path, ext);
+			rc = -ENAMETOOLONG;
+		} else {
+			rc = names_add(st, cap, model->path, strlen(model->path), name, NAME_LINK,
+				       &n);
+		}
 		if (rc == 0)
 			n->target = entry->file;
 	}
@@ -455,6 +467,8 @@ static int catalog_open(struct hub *hub, char *why, size_t why_size)
 	if (rc) {
 		if (rc == -ENOMEM)
 			snprintf(why, why_size, "out of memory");
+		else if (rc == -ENAMETOOLONG)
+			snprintf(why, why_size, "a name over %d bytes", NAME_MAX);
 		state_free(st);
 		return rc;
 	}
