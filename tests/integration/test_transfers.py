@@ -424,6 +424,20 @@ def failed_transfer_not_reused(t):
 
 
 @test
+def long_signed_url_never_cut(t):
+    """A signed URL longer than the daemon keeps (4 KiB) is never asked cut: each request
+    goes through the hub's redirect instead."""
+    with serve(t, [("longsig", 12 * MiB)]) as (srv, b):
+        b = b["longsig"]
+        srv.sig_pad = 5000
+        with mount(t, srv, "connections=2") as m:
+            within(WAIT, check_bytes, m.path(b.rel), b)
+            refused = [r for r in srv.file_requests(b.model_path) if r["status"] == 403]
+            check_eq(len(refused), 0, "requests with a cut signature")
+            check("not kept" in m.log(), "no log line about the URL not kept")
+
+
+@test
 def sigkill_then_resume(t):
     with serve(t, [("resume", 32 * MiB)]) as (srv, b):
         b = b["resume"]
