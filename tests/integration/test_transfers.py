@@ -1067,6 +1067,24 @@ def hub_api_429_bounded(t):
                   "an API call asked again while the Hub asks to wait 600 s: %s" % paths)
 
 
+@test
+def hub_api_retries_paced(t):
+    """A retry after a 429 is a call like any other: it takes its turn in the request
+    budget (hf_api_budget=2/6: at most 2 API requests in the first 6 s)."""
+    with hf_hub(t) as hub:
+        hub.rate_limit(1, "api", retry_after=1)
+        with t.mount(hf_options(t, hub) + ["hf_api_budget=2/6"],
+                     env={"HF_ENDPOINT": hub.endpoint}) as m:
+            rc, took = within(60, list_errno, m.path("huggingface", "acme", "sharded"))
+            check_eq(errno_name(rc), "0", "listing through a 429 and the budget")
+        starts = [r["start"] for r in hub.requests(kind="api")]
+        t.note("API requests at %s s" % ["%.1f" % (s - starts[0]) for s in starts])
+        check(len(starts) >= 3, "only %d API requests" % len(starts))
+        first_window = [s for s in starts if s < starts[0] + 5.5]
+        check(len(first_window) <= 2, "%d API requests in the first window of 6 s, budget 2"
+              % len(first_window))
+
+
 def second_mount_opts(t, name, opts, env=None):
     point = os.path.join(t.dir, name)
     os.makedirs(point, exist_ok=True)
