@@ -492,9 +492,11 @@ static void remember_locked(struct transfer_engine *engine, const struct transfe
 	engine->recent_next = (engine->recent_next + 1) % TRANSFER_RECENT;
 }
 
-static void reap_locked(struct transfer_engine *engine)
+/* Unlinks the transfers nobody uses into a list for free_reaped: freeing
+ * saves a sidecar and closes files, which waits for no lock of ours. */
+static struct transfer *reap_locked(struct transfer_engine *engine)
 {
-	struct transfer **p = &engine->transfers;
+	struct transfer **p = &engine->transfers, *reaped = NULL;
 
 	while (*p) {
 		struct transfer *t = *p;
@@ -505,7 +507,19 @@ static void reap_locked(struct transfer_engine *engine)
 		*p = t->next;
 		abort_calls_locked(t);
 		remember_locked(engine, t);
-		transfer_free(t);
+		t->next = reaped;
+		reaped = t;
+	}
+	return reaped;
+}
+
+/* Without engine->lock: no other thread can reach these any more. */
+static void free_reaped(struct transfer *list)
+{
+	while (list) {
+		struct transfer *next = list->next;
+		transfer_free(list);
+		list = next;
 	}
 }
 
@@ -1149,14 +1163,15 @@ static void *engine_main(void *arg)
 		}
 		double wait_ms = schedule_locked(engine), follow_ms = follow_locked(engine);
 		struct deferred *deferred = engine->deferred;
-		struct transfer *saves;
+		struct transfer *saves, *reaped;
 		struct waiter *ready;
 
 		engine->deferred = NULL;
-		reap_locked(engine);
+		reaped = reap_locked(engine);
 		ready = take_ready_locked(engine);
 		saves = take_saves_locked(engine);
 		pthread_mutex_unlock(&engine->lock);
+		free_reaped(reaped);
 		fire(engine, ready);
 		run_deferred(deferred);
 		if (saves)
@@ -1449,8 +1464,9 @@ void transfer_engine_shutdown(struct transfer_engine *engine)
 	pthread_mutex_lock(&engine->lock);
 	engine->threads_started = false;
 	engine->stopped = true;
-	reap_locked(engine);
+	struct transfer *reaped = reap_locked(engine);
 	pthread_mutex_unlock(&engine->lock);
+	free_reaped(reaped);
 }
 
 void transfer_engine_free(struct transfer_engine *engine)

@@ -65,7 +65,8 @@ struct transfer;
  *                           partial blob is opened under it alone
  *   2. engine->lock         every transfer's fields, waiters, calls; never
  *                           held across disk I/O of a request's path
- *                           (sidecar saves, partial opens) nor a callback
+ *                           (sidecar saves, partial opens, freeing a
+ *                           transfer that ended) nor a callback
  *   3. transfer->io_lock    the partial's files: sidecar save, completion,
  *                           discard, release
  *   4. the blob store's and the fetcher's own locks (leaves)
