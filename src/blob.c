@@ -503,6 +503,13 @@ void blob_partial_discard(struct blob_store *store, struct blob_partial *p)
 	cache_unlink(store->cache, p->state_rel, 0);
 }
 
+void blob_partial_release(struct blob_partial *p)
+{
+	if (p->writer)
+		ofd_lock(p->fd, F_UNLCK);
+	p->writer = false;
+}
+
 void blob_partial_close(struct blob_partial *p)
 {
 	if (p->fd >= 0)

@@ -77,6 +77,9 @@ int blob_partial_complete(struct blob_store *store, struct blob_partial *partial
 /* Writer: removes the data and the sidecar (a digest mismatch, a full
  * disk). */
 void blob_partial_discard(struct blob_store *store, struct blob_partial *partial);
+/* Writer that gave up (a failed transfer): lets the next writer, in this
+ * process or another, take the partial over; the fd stays open. */
+void blob_partial_release(struct blob_partial *partial);
 /* Closes the file (releasing its lock) and frees the state; the files stay. */
 void blob_partial_close(struct blob_partial *partial);
 

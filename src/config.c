@@ -215,6 +215,8 @@ static const struct key_info keys[CONFIG_NKEYS] = {
 	[CONFIG_RETRIES] = { .name = "retries", .kind = KIND_NUMBER, .max = CONFIG_RETRIES_MAX },
 	[CONFIG_STALL_TIMEOUT] = { .name = "stall_timeout", .kind = KIND_SECONDS, .min = 1,
 				   .max = CONFIG_STALL_TIMEOUT_MAX },
+	[CONFIG_RETRY_TIME] = { .name = "retry_time", .kind = KIND_SECONDS, .min = 1,
+				.max = CONFIG_RETRY_TIME_MAX },
 	[CONFIG_MAX_UNPACK_RATIO] = { .name = "max_unpack_ratio", .kind = KIND_NUMBER,
 				      .min = 1, .max = CONFIG_MAX_UNPACK_RATIO_MAX },
 	[CONFIG_MAX_UNPACK_SIZE] = { .name = "max_unpack_size", .kind = KIND_SIZE, .min = 1,
@@ -823,6 +825,7 @@ static const char *option_text(const struct config_options *opts, int k)
 	case CONFIG_MAX_UNPACK_SIZE: return opts->max_unpack_size;
 	case CONFIG_MIRROR: return opts->mirror;
 	case CONFIG_PROXY: return opts->proxy;
+	case CONFIG_RETRY_TIME: return opts->retry_time;
 	}
 	return NULL;
 }
@@ -925,6 +928,9 @@ static int apply_setting(struct config *cfg, int k, const char *text, const char
 	case CONFIG_RETRIES: cfg->retries = text ? (unsigned)n : TRANSFER_RETRIES_DEFAULT; break;
 	case CONFIG_STALL_TIMEOUT:
 		cfg->stall_timeout = text ? (unsigned)n : (unsigned)TRANSFER_STALL_SECONDS_DEFAULT;
+		break;
+	case CONFIG_RETRY_TIME:
+		cfg->retry_time = text ? (unsigned)n : (unsigned)TRANSFER_RETRY_SECONDS_DEFAULT;
 		break;
 	case CONFIG_MAX_UNPACK_RATIO:
 		cfg->max_unpack_ratio = text ? (unsigned)n : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
@@ -1455,6 +1461,7 @@ void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx)
 		case CONFIG_STALL_TIMEOUT:
 			snprintf(text, sizeof(text), "%u", cfg->stall_timeout);
 			break;
+		case CONFIG_RETRY_TIME: snprintf(text, sizeof(text), "%u", cfg->retry_time); break;
 		case CONFIG_MAX_UNPACK_RATIO:
 			snprintf(text, sizeof(text), "%u", cfg->max_unpack_ratio);
 			break;

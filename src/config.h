@@ -33,6 +33,7 @@ enum config_key {
 	CONFIG_CACHE_MAX,
 	CONFIG_RETRIES,
 	CONFIG_STALL_TIMEOUT,
+	CONFIG_RETRY_TIME,
 	CONFIG_MAX_UNPACK_RATIO,
 	CONFIG_MAX_UNPACK_SIZE,
 	CONFIG_MIRROR,
@@ -65,6 +66,7 @@ struct config_options {
 	char *retries;
 	char *stall_timeout;
 	char *max_unpack_ratio;
+	char *retry_time;
 	char *max_unpack_size;
 	char *mirror; /* space-separated: every -o mirror= in order */
 	char *proxy;
@@ -98,6 +100,8 @@ struct config {
 	uint64_t cache_max;    /* bytes of blobs kept at most; 0: no limit */
 	unsigned retries;
 	unsigned stall_timeout; /* seconds under 1 KiB/s before a retry */
+	unsigned retry_time;    /* seconds of failures without progress before a
+				   transfer fails */
 	unsigned max_unpack_ratio; /* an archive may expand to this many times
 				      its size (plus 1 GiB) */
 	uint64_t max_unpack_size;  /* and to no more than this; 0: no cap */
@@ -152,6 +156,7 @@ int config_parse_bool(const char *text, bool *out);
 #define CONFIG_PIECE_SIZE_MAX (1ull << 30)
 #define CONFIG_RETRIES_MAX 100u
 #define CONFIG_STALL_TIMEOUT_MAX 86400u
+#define CONFIG_RETRY_TIME_MAX 86400u
 #define CONFIG_MAX_UNPACK_RATIO_MAX 1000000u
 #define CONFIG_BYTES_MAX (1ull << 50) /* 1024T: cache_max, max_unpack_size */
 

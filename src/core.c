@@ -142,6 +142,7 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 		.piece_size = cfg->piece_size,
 		.retries = cfg->retries,
 		.stall_seconds = (long)cfg->stall_timeout,
+		.retry_seconds = (long)cfg->retry_time,
 		.mirrors = &cfg->mirrors,
 	};
 	rc = transfer_engine_new(&st->engine, core->fetcher, st->blobs, &options);

@@ -447,7 +447,12 @@ static int run_archive(struct download_set *set, struct job *job)
 			  strerror(-rc));
 		goto out;
 	}
-	snprintf(dest, sizeof(dest), "%s/%s", cache_root(set->cache), dir_rel);
+	if (snprintf(dest, sizeof(dest), "%s/%s", cache_root(set->cache), dir_rel) >=
+	    (int)sizeof(dest)) {
+		log_error("%s: the cache path of its directory is too long", job->label);
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
 	rc = stage_extract(fd, src->size, dest, &set->options.limits, why, sizeof(why));
 	if (rc == 0)
 		rc = check_expected(set, src, dir_rel, why, sizeof(why));
@@ -561,14 +566,25 @@ static int convert_into(struct download_set *set, struct job *job, struct cache_
 		in_name = "input", in_len = 5;
 	out_name = strrchr(src->cache_path, '/');
 	out_name = out_name ? out_name + 1 : src->cache_path;
-	snprintf(in_rel, sizeof(in_rel), "%s/%.*s", dir_rel, (int)in_len, in_name);
-	snprintf(out_rel, sizeof(out_rel), "%s/%s", dir_rel, out_name);
-	if (strcmp(in_rel, out_rel) == 0)
-		snprintf(in_rel, sizeof(in_rel), "%s/input", dir_rel);
-	if (src->input_tree)
-		snprintf(in_rel, sizeof(in_rel), "%s", src->input_tree);
-	else if (linkat(root_fd, blob, root_fd, in_rel, 0) != 0)
-		snprintf(in_rel, sizeof(in_rel), "%s", blob); /* the blob itself, then */
+	/* A cut path would name another file: too long is an error. */
+	if (snprintf(in_rel, sizeof(in_rel), "%s/%.*s", dir_rel, (int)in_len, in_name) >=
+		    (int)sizeof(in_rel) ||
+	    snprintf(out_rel, sizeof(out_rel), "%s/%s", dir_rel, out_name) >=
+		    (int)sizeof(out_rel) ||
+	    (strcmp(in_rel, out_rel) == 0 &&
+	     snprintf(in_rel, sizeof(in_rel), "%s/input", dir_rel) >= (int)sizeof(in_rel)) ||
+	    (src->input_tree &&
+	     snprintf(in_rel, sizeof(in_rel), "%s", src->input_tree) >= (int)sizeof(in_rel))) {
+		log_error("%s: a path of its conversion is too long", job->label);
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	if (!src->input_tree && linkat(root_fd, blob, root_fd, in_rel, 0) != 0 &&
+	    snprintf(in_rel, sizeof(in_rel), "%s", blob) >= (int)sizeof(in_rel)) {
+		log_error("%s: the path of its blob is too long", job->label); /* the blob itself */
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
 	if (asprintf(&workdir, "%s/%s", cache_root(set->cache), dir_rel) < 0 ||
 	    asprintf(&input, "%s/%s", cache_root(set->cache), in_rel) < 0 ||
 	    asprintf(&output, "%s/%s", cache_root(set->cache), out_rel) < 0) {

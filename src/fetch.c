@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "fetch.h"
+#include "log.h"
 #include "metrics.h"
 
 /* A stalled server must not hang readers forever: give up on a connection
@@ -173,11 +174,12 @@ bool fetch_uses_proxy(const struct fetcher *fetcher, const char *url)
 		return true;
 	}
 	/* An IPv6 host keeps its brackets in curl's URL; no_proxy lists it bare. */
-	snprintf(host, sizeof(host), "%.*s", (int)strcspn(h[0] == '[' ? h + 1 : h, "]"),
-		 h[0] == '[' ? h + 1 : h);
+	bool cut = snprintf(host, sizeof(host), "%.*s",
+			    (int)strcspn(h[0] == '[' ? h + 1 : h, "]"),
+			    h[0] == '[' ? h + 1 : h) >= (int)sizeof(host);
 	curl_free(h);
 	curl_url_cleanup(u);
-	return !no_proxy_matches(no_proxy, host);
+	return cut || !no_proxy_matches(no_proxy, host); /* no host name is that long */
 }
 
 void fetcher_set_metrics(struct fetcher *fetcher, struct metrics *metrics)
@@ -230,6 +232,39 @@ void fetch_url_for_log(const char *url, char *out, size_t out_size)
 	for (; *url && !strchr("?#", *url) && n + 1 < out_size; url++)
 		out[n++] = (unsigned char)*url < 0x20 ? '?' : *url;
 	out[n] = '\0';
+}
+
+int fetch_url_redact(const char *url, const char *mask, char *out, size_t out_size)
+{
+	CURLU *u = curl_url();
+	char *text = NULL, *user = NULL;
+	int rc = -EINVAL;
+
+	if (out_size)
+		out[0] = '\0';
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		fetch_url_for_log(url, out, out_size); /* not a URL curl reads: the safe form */
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_USER, &user, 0);
+	if (curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_OPTIONS, NULL, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_USER, user && mask ? mask : NULL, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &text, 0) != CURLUE_OK)
+		goto out;
+	rc = 0;
+	if (snprintf(out, out_size, "%s", text) >= (int)out_size) {
+		if (out_size)
+			out[0] = '\0';
+		rc = -ENAMETOOLONG;
+	}
+out:
+	curl_free(user);
+	curl_free(text);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 static bool is_tls_trust_error(CURLcode cc)
@@ -449,17 +484,79 @@ static bool header_is(const char *line, size_t len, const char *name)
 	return len > n && strncasecmp(line, name, n) == 0;
 }
 
-/* Content-Range: bytes START-END/TOTAL */
+/* Digits only: no sign, no space, no "0x" (strtoull takes all three, and
+ * wraps "-1" to 2^64-1). */
+static int parse_digits(const char *text, size_t len, uint64_t max, uint64_t *out)
+{
+	uint64_t value = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned digit = (unsigned)(text[i] - '0');
+		if (digit > 9)
+			return -EINVAL;
+		if (value > (max - digit) / 10)
+			return -ERANGE;
+		value = value * 10 + digit;
+	}
+	*out = value;
+	return 0;
+}
+
+int fetch_parse_u64(const char *text, uint64_t max, uint64_t *out)
+{
+	if (max > FETCH_NUMBER_MAX)
+		max = FETCH_NUMBER_MAX;
+	return parse_digits(text, strlen(text), max, out);
+}
+
+int fetch_parse_content_range(const char *value, uint64_t *start, uint64_t *end,
+			      uint64_t *total)
+{
+	const char *dash, *slash;
+	int rc;
+
+	if (strncasecmp(value, "bytes ", 6) != 0)
+		return -EINVAL;
+	value += 6;
+	dash = strchr(value, '-');
+	slash = dash ? strchr(dash, '/') : NULL;
+	if (!slash)
+		return -EINVAL;
+	rc = parse_digits(value, (size_t)(dash - value), FETCH_NUMBER_MAX, start);
+	if (rc == 0)
+		rc = parse_digits(dash + 1, (size_t)(slash - dash - 1), FETCH_NUMBER_MAX, end);
+	if (rc == 0)
+		rc = parse_digits(slash + 1, strlen(slash + 1), FETCH_NUMBER_MAX, total);
+	if (rc == 0 && !(*start <= *end && *end < *total))
+		rc = -EINVAL;
+	return rc;
+}
+
+int fetch_parse_retry_after(const char *value, long *seconds)
+{
+	uint64_t n;
+	int rc = parse_digits(value, strlen(value), FETCH_RETRY_AFTER_MAX, &n);
+
+	if (rc == 0)
+		*seconds = (long)n;
+	return rc;
+}
+
+/* Content-Range: bytes START-END/TOTAL; an absurd one is no Content-Range
+ * (a range check then refuses the response). */
 static void parse_content_range(const char *value, struct fetch_response *resp)
 {
-	unsigned long long start, end, total;
+	uint64_t start, end, total;
 
-	if (sscanf(value, "bytes %llu-%llu/%llu", &start, &end, &total) == 3 && start <= end &&
-	    end < total) {
+	if (fetch_parse_content_range(value, &start, &end, &total) == 0) {
 		resp->has_content_range = true;
 		resp->range_start = start;
 		resp->range_end = end;
 		resp->range_total = total;
+	} else if (strncasecmp(value, "bytes */", 8) != 0) { /* a 416's is not absurd */
+		log_warn("%s: refused the header Content-Range: %s", resp->url_for_log, value);
 	}
 }
 
@@ -476,6 +573,7 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		resp->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		resp->etag[0] = resp->error_code[0] = resp->error_message[0] = '\0';
 		resp->link_next[0] = resp->ratelimit[0] = '\0';
+		resp->link_too_long = false;
 		resp->repo_commit[0] = resp->linked_etag[0] = '\0';
 		resp->has_content_range = false;
 		resp->retry_after = -1;
@@ -485,16 +583,23 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		header_value(line, len, 14, value, sizeof(value));
 		parse_content_range(value, resp);
 	} else if (header_is(line, len, "retry-after:")) {
-		/* Seconds only; an HTTP date is rare and gets the default wait. */
-		char *end;
+		/* Seconds only; an HTTP date is rare and gets the default wait, and
+		 * so does an absurd number (with a log line). */
+		long seconds;
 		header_value(line, len, 12, value, sizeof(value));
-		long seconds = strtol(value, &end, 10);
-		if (end != value && *end == '\0' && seconds >= 0)
+		if (fetch_parse_retry_after(value, &seconds) == 0)
 			resp->retry_after = seconds;
+		else if (value[0] >= '0' && value[0] <= '9')
+			log_warn("%s: refused the header Retry-After: %s (over %ld s)",
+				 resp->url_for_log, value, (long)FETCH_RETRY_AFTER_MAX);
 	} else if (header_is(line, len, "link:")) {
-		char link[2048 + 64];
-		header_value(line, len, 5, link, sizeof(link));
-		fetch_parse_link_next(link, resp->link_next, sizeof(resp->link_next));
+		char link[2 * sizeof(resp->link_next)];
+		/* A cut Link header would end a listing early, or name another
+		 * page: the listing fails instead (link_too_long). */
+		if (len - 5 >= sizeof(link) ||
+		    (header_value(line, len, 5, link, sizeof(link)),
+		     fetch_parse_link_next(link, resp->link_next, sizeof(resp->link_next)) != 0))
+			resp->link_too_long = true;
 	} else if (header_is(line, len, "x-error-code:")) {
 		header_value(line, len, 13, resp->error_code, sizeof(resp->error_code));
 	} else if (header_is(line, len, "x-error-message:")) {
@@ -510,8 +615,14 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		const char *effective = NULL;
 		if (curl_easy_getinfo(call->curl, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK &&
 		    effective) {
-			snprintf(resp->final_url, sizeof(resp->final_url), "%s", effective);
 			fetch_url_for_log(effective, resp->url_for_log, sizeof(resp->url_for_log));
+			/* A cut signed URL must never be asked again: none at all. */
+			if (snprintf(resp->final_url, sizeof(resp->final_url), "%s", effective) >=
+			    (int)sizeof(resp->final_url)) {
+				resp->final_url[0] = '\0';
+				log_warn("%s: the URL that answered is over %zu bytes: not kept",
+					 resp->url_for_log, sizeof(resp->final_url) - 1);
+			}
 			resp->via_proxy = fetch_uses_proxy(call->fetcher, effective);
 		}
 	}
@@ -644,7 +755,11 @@ static int call_start(struct fetch_multi *multi, const struct fetch_request *req
 	}
 	if (req->if_range && req->if_range[0]) {
 		struct curl_slist *grown;
-		snprintf(line, sizeof(line), "If-Range: %s", req->if_range);
+		if (snprintf(line, sizeof(line), "If-Range: %s", req->if_range) >=
+		    (int)sizeof(line)) {
+			rc = -ENAMETOOLONG;
+			goto fail;
+		}
 		grown = curl_slist_append(call->headers, line);
 		if (!grown)
 			goto fail;
@@ -938,7 +1053,7 @@ int fetch_get_buffer(struct fetcher *fetcher, const char *url, size_t max_bytes,
 	return rc;
 }
 
-void fetch_parse_link_next(const char *value, char *out, size_t out_size)
+int fetch_parse_link_next(const char *value, char *out, size_t out_size)
 {
 	const char *p = value;
 
@@ -949,7 +1064,7 @@ void fetch_parse_link_next(const char *value, char *out, size_t out_size)
 		const char *end = strchr(p, '>');
 		const char *params, *next_link;
 		if (!end)
-			return;
+			return 0;
 		params = end + 1;
 		next_link = strchr(params, '<');
 		size_t params_len = next_link ? (size_t)(next_link - params) : strlen(params);
@@ -963,15 +1078,16 @@ void fetch_parse_link_next(const char *value, char *out, size_t out_size)
 								 q[4] == ',' || q[4] == ' ' ||
 								 q[4] == '\0')) {
 				size_t n = (size_t)(end - p - 1);
-				if (n < out_size) {
-					memcpy(out, p + 1, n);
-					out[n] = '\0';
-				}
-				return;
+				if (n >= out_size)
+					return -ENAMETOOLONG;
+				memcpy(out, p + 1, n);
+				out[n] = '\0';
+				return 0;
 			}
 		}
 		p = end;
 	}
+	return 0;
 }
 
 bool fetch_error_retryable(int rc)

@@ -62,6 +62,28 @@ int fetch_get_buffer(struct fetcher *fetcher, const char *url, size_t max_bytes,
  * fragment (signed URLs carry credentials there). */
 void fetch_url_for_log(const char *url, char *out, size_t out_size);
 
+/* url without its user information (user:password@), as curl's URL
+ * parser finds it: what a log line, the cache, status or metrics may hold
+ * (the request itself still uses the credential). mask: written in its
+ * place ("***") when there was one; NULL: dropped. -ENAMETOOLONG (out "")
+ * when out is too small; -EINVAL for what curl does not parse (out then
+ * holds fetch_url_for_log's form). */
+int fetch_url_redact(const char *url, const char *mask, char *out, size_t out_size);
+
+/* Numbers from the network, refused when absurd: decimal digits only (no
+ * sign, space or base prefix), at most max and never over FETCH_NUMBER_MAX
+ * (2^53: the largest integer a JSON double keeps exact). 0, -EINVAL (not a
+ * number) or -ERANGE (too large). */
+#define FETCH_NUMBER_MAX (1ull << 53)
+int fetch_parse_u64(const char *text, uint64_t max, uint64_t *out);
+/* "bytes START-END/TOTAL" with START <= END < TOTAL, each <= 2^53. */
+int fetch_parse_content_range(const char *value, uint64_t *start, uint64_t *end,
+			      uint64_t *total);
+/* Retry-After in seconds (an HTTP date is not read: -EINVAL); over a day is
+ * absurd (-ERANGE). */
+#define FETCH_RETRY_AFTER_MAX 86400L
+int fetch_parse_retry_after(const char *value, long *seconds);
+
 /* base + relpath with each path segment percent-encoded; base gets a '/' if
  * it lacks one. *out is the caller's. */
 int fetch_url_join(const char *base, const char *relpath, char **out);
@@ -106,6 +128,8 @@ struct fetch_response {
 	uint64_t range_start, range_end, range_total; /* Content-Range */
 	long retry_after;        /* Retry-After in seconds; -1 when absent */
 	char link_next[2048];    /* Link: <URL>; rel="next" (paged listings) */
+	bool link_too_long;      /* a Link header or its next URL did not fit:
+				    a listing must fail, not end */
 	char final_url[4096];    /* the URL that answered, query included: it
 				    may be asked again (a signed CDN URL) but is
 				    never logged */
@@ -161,9 +185,9 @@ void fetch_multi_remove(struct fetch_multi *multi, struct fetch_call *call);
 int fetch_request_run(struct fetcher *fetcher, const struct fetch_request *req, size_t max_bytes,
 		      struct fetch_buffer *body, struct fetch_response *resp);
 
-/* The URL of rel="next" in a Link header's value into out (""
- * when there is none or it does not fit). */
-void fetch_parse_link_next(const char *value, char *out, size_t out_size);
+/* The URL of rel="next" in a Link header's value into out ("" when there
+ * is none); -ENAMETOOLONG when it does not fit. */
+int fetch_parse_link_next(const char *value, char *out, size_t out_size);
 
 /* Whether an errno from a call is worth another try. */
 bool fetch_error_retryable(int rc);

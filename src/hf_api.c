@@ -19,9 +19,12 @@
 
 #define HF_PAGE_MAX_BYTES (64u << 20)
 #define HF_REVISION_MAX_BYTES (16u << 20)
-#define HF_PAGES_MAX 100000
 /* A rate-limited call waits at most this long per try. */
 #define HF_RETRY_WAIT_MAX 60L
+/* As the transfers' -o retry_time (TRANSFER_RETRY_SECONDS_DEFAULT). */
+#define HF_RETRY_TIME_DEFAULT 120L
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 bool hf_api_is_commit(const char *rev)
 {
@@ -45,17 +48,31 @@ static void limit_name(const char *ratelimit, char *out, size_t out_size)
 		snprintf(out, out_size, "%.*s", (int)n, q + 1);
 }
 
-/* Seconds until the window resets, from RateLimit: "api";r=0;t=120; -1. */
+/* Seconds until the window resets, from RateLimit: "api";r=0;t=120; -1
+ * when absent or absurd (over a day, or not digits). */
 static long limit_reset(const char *ratelimit)
 {
 	const char *t = strstr(ratelimit, ";t=");
-	char *end;
-	long value;
+	char digits[24];
+	uint64_t value;
+	size_t n;
 
 	if (!t)
 		return -1;
-	value = strtol(t + 3, &end, 10);
-	return end == t + 3 || value < 0 ? -1 : value;
+	n = strcspn(t + 3, ";, ");
+	if (n >= sizeof(digits))
+		return -1;
+	memcpy(digits, t + 3, n);
+	digits[n] = '\0';
+	return fetch_parse_u64(digits, FETCH_RETRY_AFTER_MAX, &value) == 0 ? (long)value : -1;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
 /* Waits, if need be, until the mount's API budget for the endpoint has a
@@ -86,12 +103,16 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 	struct fetch_request req = { .url = url,
 				     .auth_header = api->auth_header,
 				     .auth_origin = api->origin };
+	const long budget = api->retry_time > 0 ? api->retry_time : HF_RETRY_TIME_DEFAULT;
 	unsigned retries = api->retries;
+	struct timespec began;
 	int rc;
 
-	pace(api);
+	clock_gettime(CLOCK_MONOTONIC, &began);
 	for (unsigned attempt = 0;; attempt++) {
+		double left;
 		long wait;
+		pace(api); /* a retry is a call too: it counts against the Hub's limit */
 		memset(body, 0, sizeof(*body));
 		rc = fetch_request_run(api->fetcher, &req, max_bytes, body, resp);
 		if (rc == 0)
@@ -103,8 +124,15 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 		wait = resp->retry_after >= 0 ? resp->retry_after : limit_reset(resp->ratelimit);
 		if (wait < 0)
 			wait = 1L << (attempt < 5 ? attempt : 5);
-		if (wait > HF_RETRY_WAIT_MAX)
-			wait = HF_RETRY_WAIT_MAX;
+		/* A wait the Hub asks for counts against retry_time: past it, the
+		 * call fails now rather than holding its reader. */
+		left = (double)budget - seconds_since(&began);
+		if ((double)wait > left) {
+			log_warn("%s: %s: %s; the Hub asks to wait %ld s, past the %ld s "
+				 "retry_time budget: giving up",
+				 name, resp->url_for_log, resp->error, wait, budget);
+			break;
+		}
 		if (resp->status == 429) {
 			char limit[32];
 			limit_name(resp->ratelimit, limit, sizeof(limit));
@@ -186,11 +214,60 @@ out:
 	return rc;
 }
 
+/* FNV-1a: a page URL seen twice is a loop; 64 bits make a false match
+ * among 10,000 pages about one in 10^11. */
+static uint64_t url_hash(const char *url)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+int hf_pages_check(struct hf_pages *pages, const char *origin, const char *url, const char *next,
+		   size_t entries, const char **why)
+{
+	char next_origin[320];
+	uint64_t h = url_hash(url);
+
+	*why = NULL;
+	if (pages->count == pages->cap) {
+		size_t cap = pages->cap ? 2 * pages->cap : 16;
+		uint64_t *grown = realloc(pages->seen, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		pages->seen = grown;
+		pages->cap = cap;
+	}
+	pages->seen[pages->count++] = h;
+	if (pages->count >= HF_PAGES_MAX)
+		*why = "for over " STRINGIFY(HF_PAGES_MAX) " pages";
+	else if (entries >= HF_ENTRIES_MAX)
+		*why = "for over " STRINGIFY(HF_ENTRIES_MAX) " entries";
+	else if (fetch_url_origin(next, next_origin, sizeof(next_origin)) != 0 ||
+		 strcmp(next_origin, origin) != 0)
+		*why = "on another scheme, host or port";
+	h = url_hash(next);
+	for (size_t i = 0; i < pages->count && !*why; i++)
+		if (pages->seen[i] == h)
+			*why = "with a page it listed already";
+	return *why ? -EIO : 0;
+}
+
+void hf_pages_free(struct hf_pages *pages)
+{
+	free(pages->seen);
+	memset(pages, 0, sizeof(*pages));
+}
+
 int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commit,
 		const char *label, struct hf_tree **out)
 {
 	struct hf_tree *tree = calloc(1, sizeof(*tree));
-	char *url = NULL, why[256], origin[320];
+	struct hf_pages seen = { 0 };
+	char *url = NULL, why[256];
+	const char *stop;
 	size_t pages = 0;
 	int rc;
 
@@ -211,25 +288,29 @@ int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commi
 			}
 		}
 		free(body.data);
-		free(url);
-		url = NULL;
 		pages++;
+		if (rc == 0 && resp.link_too_long) {
+			log_error("%s: %s: the file list's next page has a URL over %zu bytes; "
+				  "giving up", api->name, label, sizeof(resp.link_next) - 1);
+			rc = -EIO;
+		}
 		if (rc || !resp.link_next[0])
 			break;
-		if (pages == HF_PAGES_MAX ||
-		    fetch_url_origin(resp.link_next, origin, sizeof(origin)) != 0 ||
-		    strcmp(origin, api->origin) != 0) {
-			log_error("%s: %s: the file list goes on %s; giving up", api->name,
-			          label,
-			          pages == HF_PAGES_MAX ? "for too many pages" : "on another host");
-			rc = -EIO;
+		rc = hf_pages_check(&seen, api->origin, url, resp.link_next,
+				    tree->count + tree->skipped, &stop);
+		if (rc) {
+			if (stop)
+				log_error("%s: %s: the file list goes on %s; giving up", api->name,
+					  label, stop);
 			break;
 		}
+		free(url);
 		url = strdup(resp.link_next);
 		if (!url)
 			rc = -ENOMEM;
 	}
 	free(url);
+	hf_pages_free(&seen);
 	if (rc == 0)
 		rc = hf_tree_finish(tree);
 	if (rc) {

@@ -219,10 +219,15 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 		return -ENOMEM;
 	if (catalog_set_add_dir(set, system_dir ? system_dir : CATALOGDIR, CATALOG_SHIPPED) < 0)
 		log_warn("catalogs: cannot read %s", system_dir ? system_dir : CATALOGDIR);
-	if (xdg)
-		snprintf(user_dir, sizeof(user_dir), "%s/omnihub/catalogs", xdg);
-	else if (home)
-		snprintf(user_dir, sizeof(user_dir), "%s/.config/omnihub/catalogs", home);
+	if ((xdg && snprintf(user_dir, sizeof(user_dir), "%s/omnihub/catalogs", xdg) >=
+		    (int)sizeof(user_dir)) ||
+	    (!xdg && home &&
+	     snprintf(user_dir, sizeof(user_dir), "%s/.config/omnihub/catalogs", home) >=
+		     (int)sizeof(user_dir))) {
+		/* A cut path would name another directory: none rather than that. */
+		log_warn("catalogs: the user catalog directory's path is too long: not read");
+		user_dir[0] = '\0';
+	}
 	if (user_dir[0] && catalog_set_add_dir(set, user_dir, CATALOG_USER) < 0)
 		log_warn("catalogs: cannot read %s", user_dir);
 	if (extra && add_dirs(set, extra, CATALOG_USER) != 0) {
@@ -296,7 +301,13 @@ static int add_model_dirs(struct catalog_hub_state *st, size_t *cap, const char 
 		size_t len = slash ? (size_t)(slash - segment) : strlen(segment);
 		char name[NAME_MAX + 1];
 
-		snprintf(name, sizeof(name), "%.*s", (int)len, segment);
+		if (snprintf(name, sizeof(name), "%.*s", (int)len, segment) >= (int)sizeof(name)) {
+			/* A cut folder name would be another folder's. */
+			log_warn("catalogs: a folder name of %s is over %d bytes: left out", path,
+				 NAME_MAX);
+			rc = -ENAMETOOLONG;
+			break;
+		}
 		rc = names_add(st, cap, path, segment == path ? 0 : (size_t)(segment - path - 1),
 			       name, NAME_DIR, NULL);
 		segment = slash ? slash + 1 : segment + len;
@@ -375,8 +386,14 @@ static int add_model(struct catalog_hub_state *st, size_t *cap, const struct cat
 		char name[NAME_MAX + 1];
 		struct name *n;
 
-		snprintf(name, sizeof(name), "DEFAULT%s", ext ? ext : "");
-		rc = names_add(st, cap, model->path, strlen(model->path), name, NAME_LINK, &n);
+		if (snprintf(name, sizeof(name), "DEFAULT%s", ext ? ext : "") >= (int)sizeof(name)) {
+			log_warn("catalogs: %s: the name DEFAULT%s is too long: left out",
+				 model->path, ext);
+			rc = -ENAMETOOLONG;
+		} else {
+			rc = names_add(st, cap, model->path, strlen(model->path), name, NAME_LINK,
+				       &n);
+		}
 		if (rc == 0)
 			n->target = entry->file;
 	}
@@ -450,6 +467,8 @@ static int catalog_open(struct hub *hub, char *why, size_t why_size)
 	if (rc) {
 		if (rc == -ENOMEM)
 			snprintf(why, why_size, "out of memory");
+		else if (rc == -ENAMETOOLONG)
+			snprintf(why, why_size, "a name over %d bytes", NAME_MAX);
 		state_free(st);
 		return rc;
 	}

@@ -1012,6 +1012,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	hf->api.origin = hf->origin;
 	hf->api.auth_header = hf->auth_header;
 	hf->api.retries = cfg->retries;
+	hf->api.retry_time = (long)cfg->retry_time;
 	log_info("%s: %s%s, %s%s%s", hub->name, hf->endpoint, hf->offline ? " (offline)" : "",
 		 hf->auth_header ? "with the token from " : "without a token",
 		 hf->auth_header ? token_from : "", "");

@@ -140,8 +140,10 @@ static void print_usage(const char *program)
 	       "                           (default: %u)\n"
 	       "    -o piece_size=SIZE     bytes per request and per resumable piece, with\n"
 	       "                           K, M, G; 64K to 1G (default: 4M)\n"
-	       "    -o retries=N           tries of a failed request after the first,\n"
-	       "                           0 to %u (default: %u)\n"
+	       "    -o retries=N           tries of a piece in a row that move no byte,\n"
+	       "                           after the first, 0 to %u (default: %u)\n"
+	       "    -o retry_time=SECONDS  retry failures without progress, backing off,\n"
+	       "                           this long, then fail; 1 to %u (default: %ld)\n"
 	       "    -o stall_timeout=SECONDS  give up a connection moving under 1 KiB/s\n"
 	       "                           this long, and retry; 1 to %u (default: %ld)\n"
 	       "    -o cache_max=SIZE      evict least recently used blobs beyond this,\n"
@@ -159,6 +161,7 @@ static void print_usage(const char *program)
 	       "                           holds)\n",
 	       program, CONFIG_INDEX_TTL_MAX, CONFIG_INDEX_TTL_DEFAULT, CONFIG_CONNECTIONS_MAX,
 	       TRANSFER_CONNECTIONS_DEFAULT, CONFIG_RETRIES_MAX, TRANSFER_RETRIES_DEFAULT,
+	       CONFIG_RETRY_TIME_MAX, TRANSFER_RETRY_SECONDS_DEFAULT,
 	       CONFIG_STALL_TIMEOUT_MAX, TRANSFER_STALL_SECONDS_DEFAULT,
 	       CONFIG_MAX_UNPACK_RATIO_MAX, CONFIG_MAX_UNPACK_RATIO_DEFAULT);
 	for (size_t i = 0; i < hub_registry_count; i++)

@@ -34,6 +34,7 @@ const struct fuse_opt options_spec[] = {
     OPTION("retries=%s", retries),
     OPTION("stall_timeout=%s", stall_timeout),
     OPTION("max_unpack_ratio=%s", max_unpack_ratio),
+    OPTION("retry_time=%s", retry_time),
     OPTION("max_unpack_size=%s", max_unpack_size),
     OPTION("proxy=%s", proxy),
     FUSE_OPT_END,
@@ -209,6 +210,7 @@ void options_free(struct options *opts)
 	free(opts->config.connections);
 	free(opts->config.retries);
 	free(opts->config.stall_timeout);
+	free(opts->config.retry_time);
 	free(opts->config.max_unpack_ratio);
 	free(opts->config.piece_size);
 	free(opts->config.cache_max);

@@ -398,7 +398,13 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 		archive_entry_set_pathname(entry, dest_path);
 		if (hardlink) {
 			char link_path[PATH_MAX];
-			snprintf(link_path, sizeof(link_path), "%s/%s", dest_dir, link_buf);
+			if (snprintf(link_path, sizeof(link_path), "%s/%s", dest_dir, link_buf) >=
+			    (int)sizeof(link_path)) {
+				/* A cut target would link to another file. */
+				snprintf(why, why_size, "hard-link target too long");
+				rc = -ENAMETOOLONG;
+				goto out;
+			}
 			archive_entry_set_hardlink(entry, link_path);
 		}
 		/* Served read-only; keep only the execute bits worth keeping. */

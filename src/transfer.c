@@ -7,7 +7,10 @@
  * Threads: the engine thread alone drives curl (starts, receives, retries)
  * and fires most callbacks; the hasher thread hashes each blob's contiguous
  * prefix from disk and completes or drops it. engine->lock guards every
- * field of every transfer, call and waiter unless a comment says otherwise. */
+ * field of every transfer, call and waiter unless a comment says otherwise;
+ * t->partial.state is written only by the engine thread (under the lock),
+ * so that thread reads it without the lock to save the sidecar. The lock
+ * order is in transfer.h. */
 #include "build_config.h"
 
 #include <errno.h>
@@ -42,7 +45,6 @@
 #define FOLLOW_INTERVAL_MS 100
 #define BACKOFF_BASE_MS 250.0
 #define BACKOFF_CAP_MS 30000.0
-#define RETRY_AFTER_CAP_S 300L
 /* A file that keeps changing under us is given up. */
 #define MAX_RESTARTS 3u
 /* A mirror that could not be reached is not asked again for this long. */
@@ -94,6 +96,7 @@ struct call {
 	bool to_hub;        /* asked the hub's URL rather than a resolved one */
 	int mirror;         /* the mirror asked (its index), -1: the hub */
 	bool checked;       /* the response was accepted */
+	struct timespec started;
 	unsigned char *buf; /* received, not yet written; owned */
 	size_t buffered;
 	struct fetch_response resp;
@@ -130,7 +133,15 @@ struct transfer {
 	unsigned max_calls;    /* connections for this blob (1 without ranges) */
 	bool no_ranges;        /* the server ignores Range: whole responses */
 	struct call *calls;    /* engine thread only */
-	unsigned failures;     /* consecutive failed requests */
+	unsigned failures;     /* rounds of failed requests since the last
+				  progress (the backoff's exponent): requests
+				  that fail together count once */
+	struct timespec failed_at; /* when the last round began */
+	bool failing;          /* failed since the last byte landed */
+	struct timespec failing_since; /* the first failure since then: the
+				  retry_time budget counts from it */
+	unsigned char *tries;  /* owned: per piece, tries in a row that moved
+				  no byte (capped at 255) */
 	unsigned restarts;
 	struct timespec not_before; /* no new request before (backoff) */
 	struct timespec next_follow;
@@ -153,6 +164,13 @@ struct transfer {
 	bool refetch;          /* those bytes hashed wrong: start over from
 				  the hub (the engine thread does it) */
 	struct waiter *waiters;
+	bool save_due;         /* a request ended: the engine thread saves the
+				  sidecar, outside engine->lock */
+	struct transfer *save_next; /* in the engine thread's list of saves */
+	/* Orders the partial's files (sidecar saves, completion, discard,
+	 * release) between the engine thread and the hasher; taken after
+	 * engine->lock when both are held, never the other way. */
+	pthread_mutex_t io_lock;
 };
 
 struct transfer_engine {
@@ -161,6 +179,10 @@ struct transfer_engine {
 	struct metrics *metrics;     /* borrowed; NULL: none (set before use) */
 	struct transfer_options options;
 	struct fetch_multi *multi;   /* engine thread only */
+	/* Serializes starting transfers, so that a partial blob is opened (disk
+	 * I/O) without engine->lock and no blob gets two transfers. Taken
+	 * before engine->lock. */
+	pthread_mutex_t create_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t hash_cond;    /* the hasher has work, or must stop */
 	struct transfer *transfers;
@@ -392,10 +414,14 @@ static void fail_locked(struct transfer *t, int rc, bool drop_partial)
 	 * received is nothing to resume. */
 	if (t->partial.writer && t->partial.state.pieces.count == 0 && rc != -EINTR)
 		drop_partial = true;
+	pthread_mutex_lock(&t->io_lock);
 	if (drop_partial)
 		blob_partial_discard(t->engine->store, &t->partial);
 	else if (t->partial.writer)
 		blob_partial_save(t->engine->store, &t->partial);
+	/* The next open starts a new transfer, which must be able to write. */
+	blob_partial_release(&t->partial);
+	pthread_mutex_unlock(&t->io_lock);
 	t->state = STATE_FAILED;
 	t->error = rc;
 	if (rc != -EINTR) /* a shutdown fails nothing: it resumes next time */
@@ -414,6 +440,7 @@ static void transfer_free(struct transfer *t)
 	prefix_hash_free(t->hash);
 	free(t->inflight);
 	free(t->landed);
+	free(t->tries);
 	free(t->label);
 	free(t->url);
 	if (t->auth_header) /* a token lingers in freed memory otherwise */
@@ -423,6 +450,7 @@ static void transfer_free(struct transfer *t)
 	free(t->resolved_url);
 	for (size_t i = 0; i < t->nmirrors; i++)
 		free(t->mirror_urls[i]);
+	pthread_mutex_destroy(&t->io_lock);
 	free(t);
 }
 
@@ -464,9 +492,11 @@ static void remember_locked(struct transfer_engine *engine, const struct transfe
 	engine->recent_next = (engine->recent_next + 1) % TRANSFER_RECENT;
 }
 
-static void reap_locked(struct transfer_engine *engine)
+/* Unlinks the transfers nobody uses into a list for free_reaped: freeing
+ * saves a sidecar and closes files, which waits for no lock of ours. */
+static struct transfer *reap_locked(struct transfer_engine *engine)
 {
-	struct transfer **p = &engine->transfers;
+	struct transfer **p = &engine->transfers, *reaped = NULL;
 
 	while (*p) {
 		struct transfer *t = *p;
@@ -477,7 +507,19 @@ static void reap_locked(struct transfer_engine *engine)
 		*p = t->next;
 		abort_calls_locked(t);
 		remember_locked(engine, t);
-		transfer_free(t);
+		t->next = reaped;
+		reaped = t;
+	}
+	return reaped;
+}
+
+/* Without engine->lock: no other thread can reach these any more. */
+static void free_reaped(struct transfer *list)
+{
+	while (list) {
+		struct transfer *next = list->next;
+		transfer_free(list);
+		list = next;
 	}
 }
 
@@ -501,8 +543,10 @@ static void restart_locked(struct transfer *t, const char *validator)
 		return;
 	}
 	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+	memset(t->tries, 0, t->npieces);
 	t->generation++;
 	t->failures = 0;
+	t->failing = false;
 }
 
 /* A mirror's answer: the range asked of a blob of the size expected. Its
@@ -542,8 +586,10 @@ static void refetch_from_hub_locked(struct transfer *t)
 		return;
 	}
 	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+	memset(t->tries, 0, t->npieces);
 	t->generation++;
 	t->failures = 0;
+	t->failing = false;
 	t->mirror = t->nmirrors;
 	t->mirror_proven = false;
 	t->mirror_bytes = false;
@@ -627,7 +673,15 @@ static int flush_call(struct call *c)
 {
 	struct transfer *t = c->transfer;
 	size_t done = 0;
+	bool live;
 
+	pthread_mutex_lock(&t->engine->lock);
+	live = t->state == STATE_RUNNING;
+	pthread_mutex_unlock(&t->engine->lock);
+	if (!live) { /* failed: the partial may be another transfer's now */
+		c->buffered = 0;
+		return 0;
+	}
 	while (done < c->buffered) {
 		ssize_t n = pwrite(t->partial.fd, c->buf + done, c->buffered - done,
 				   (off_t)(c->pos + done));
@@ -690,14 +744,31 @@ static int call_write(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
-static void backoff_locked(struct transfer *t, const struct fetch_response *resp, const char *why)
+/* Seconds left of the retry_time budget of t's current failures. */
+static double budget_left_locked(const struct transfer *t)
 {
+	return (double)t->engine->options.retry_seconds -
+	       (t->failing ? seconds_since(&t->failing_since) : 0.0);
+}
+
+/* Sets when t may ask again; false (and a log line) when the wait asked
+ * for (Retry-After) would end past the retry_time budget: give up now. */
+static bool backoff_locked(struct transfer *t, const struct fetch_response *resp, const char *why,
+			   unsigned tries)
+{
+	const double left = budget_left_locked(t);
 	unsigned char r;
 	double ms;
 
 	if (resp->retry_after >= 0) {
-		ms = 1e3 * (double)(resp->retry_after < RETRY_AFTER_CAP_S ? resp->retry_after
-									   : RETRY_AFTER_CAP_S);
+		if ((double)resp->retry_after > left) {
+			log_error("%s: %s: %s; the server asks to wait %ld s, past the %ld s "
+				  "retry_time budget (%.0f s left): giving up",
+				  t->label, resp->url_for_log, why, resp->retry_after,
+				  t->engine->options.retry_seconds, left > 0 ? left : 0.0);
+			return false;
+		}
+		ms = 1e3 * (double)resp->retry_after;
 	} else {
 		ms = BACKOFF_BASE_MS;
 		for (unsigned i = 1; i < t->failures && ms < BACKOFF_CAP_MS; i++)
@@ -710,12 +781,52 @@ static void backoff_locked(struct transfer *t, const struct fetch_response *resp
 			r = 128;
 		ms = ms / 2 + ms / 2 * (double)r / 255.0;
 	}
+	if (ms > 1e3 * left)
+		ms = left > 0 ? 1e3 * left : 0;
 	after_ms(&t->not_before, ms);
 	/* A rate limit names itself (RateLimit: "resolvers";r=0;t=60). */
-	log_warn("%s: %s: %s%s%s%s; retrying in %.1f s (try %u of %u)", t->label, resp->url_for_log,
-		 why, resp->ratelimit[0] ? " (RateLimit: " : "", resp->ratelimit,
-		 resp->ratelimit[0] ? ")" : "", ms / 1e3, t->failures + 1,
-		 t->engine->options.retries + 1);
+	log_warn("%s: %s: %s%s%s%s; retrying in %.1f s (try %u without progress, of %u; "
+		 "%.0f s left of retry_time)",
+		 t->label, resp->url_for_log, why, resp->ratelimit[0] ? " (RateLimit: " : "",
+		 resp->ratelimit, resp->ratelimit[0] ? ")" : "", ms / 1e3, tries + 1,
+		 t->engine->options.retries + 1, left);
+	return true;
+}
+
+/* A failed request: counts it (once per round of requests that failed
+ * together, and per piece only when it moved no byte), and whether the
+ * piece may be tried again: its tries in a row without progress within
+ * retries, and the failures since the last progress within retry_time. */
+static bool count_failure_locked(struct transfer *t, const struct call *c, unsigned *tries)
+{
+	/* Progress is more than a stalled connection moves before it is
+	 * given up: a trickle is no progress. */
+	const long stall = t->engine->options.stall_seconds > 0 ? t->engine->options.stall_seconds
+								: TRANSFER_STALL_SECONDS_DEFAULT;
+	const bool moved = c->pos - c->start >= (uint64_t)(FETCH_STALL_BYTES_PER_SECOND * stall);
+	size_t piece = c->piece < t->npieces ? c->piece : t->npieces - 1;
+
+	if (moved)
+		t->failing = false; /* the retry_time budget starts afresh */
+	if (!t->failing) {
+		t->failing = true;
+		now_mono(&t->failing_since);
+	}
+	if (moved) {
+		t->tries[piece] = 0;
+		t->failures = 0;
+	} else if (t->tries[piece] < 255) {
+		t->tries[piece]++;
+	}
+	/* A request started before the last round failed belongs to it. */
+	if (!moved && (t->failures == 0 || c->started.tv_sec > t->failed_at.tv_sec ||
+		       (c->started.tv_sec == t->failed_at.tv_sec &&
+			c->started.tv_nsec > t->failed_at.tv_nsec))) {
+		t->failures++;
+		now_mono(&t->failed_at);
+	}
+	*tries = t->tries[piece];
+	return t->tries[piece] <= t->engine->options.retries && budget_left_locked(t) > 0;
 }
 
 /* The first mirror from t->mirror on that is not taken for down. */
@@ -746,6 +857,8 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 	struct call *c = call_ctx;
 	struct transfer *t = c->transfer;
 	int flushed = c->buffered ? flush_call(c) : 0;
+	unsigned tries = 0;
+	bool retry = false;
 
 	if (rc == 0 && flushed)
 		rc = flushed;
@@ -760,7 +873,12 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		t->inflight[p] = 0;
 	engine->calls_inflight--;
 	t->calls_inflight--;
-	if (rc == 0 && c->pos != c->end + 1) {
+	if (rc == 0 && c->pos != c->end + 1 && c->resp.status == 206 &&
+	    c->resp.has_content_range && c->resp.range_end < c->end &&
+	    c->pos == c->resp.range_end + 1) {
+		/* A legal 206 of less than asked: the rest is asked next (from
+		 * landed), with no failure counted. */
+	} else if (rc == 0 && c->pos != c->end + 1) {
 		rc = -ECONNRESET;
 		snprintf(c->resp.error, sizeof(c->resp.error),
 			 "the response ended after %" PRIu64 " of %" PRIu64 " bytes",
@@ -770,7 +888,10 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		/* failed or restarted meanwhile: nothing to add */
 	} else if (rc == 0) {
 		t->failures = 0;
-		blob_partial_save(engine->store, &t->partial);
+		t->failing = false;
+		if (c->piece < t->npieces)
+			t->tries[c->piece] = 0;
+		t->save_due = true; /* by the engine thread, outside the lock */
 	} else if (c->mirror >= 0) {
 		/* Skipped once, at the first of its requests to fail: the
 		 * others end as they may. */
@@ -786,7 +907,7 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 	} else if (rc == -ENOTSUP) {
 		/* Asked again from the start, alone: see check_response_locked. */
 	} else if ((rc == -EACCES || rc == -ENOENT) && !c->to_hub &&
-		   t->failures < engine->options.retries) {
+		   count_failure_locked(t, c, &tries)) {
 		/* A signed CDN URL expires: ask the hub again (unless a request
 		 * refused alongside this one already did). */
 		if (t->resolved_url) {
@@ -795,21 +916,23 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 			free(t->resolved_url);
 			t->resolved_url = NULL;
 		}
-		t->failures++;
 		metrics_add(engine->metrics, METRICS_RETRIES, 1);
-	} else if (fetch_error_retryable(rc) && t->failures < engine->options.retries) {
-		t->failures++;
+	} else if (fetch_error_retryable(rc) && (retry = count_failure_locked(t, c, &tries)) &&
+		   backoff_locked(t, &c->resp, c->resp.error, tries)) {
 		metrics_add(engine->metrics, METRICS_RETRIES, 1);
-		backoff_locked(t, &c->resp, c->resp.error);
 	} else {
 		/* Tries exhausted, or an error no try mends: EIO but for what
 		 * tools know better (no such file, no access, a full disk). */
 		int reader_rc = rc == -ENOENT || rc == -EACCES || rc == -ENOSPC || rc == -EDQUOT
 					? rc
 					: -EIO;
-		if (fetch_error_retryable(rc))
-			log_error("%s: %s: %s; giving up after %u tries", t->label,
-				  c->resp.url_for_log, c->resp.error, t->failures + 1);
+		if (fetch_error_retryable(rc) && !retry)
+			log_error("%s: %s: %s; giving up after %u tries without progress "
+				  "(%.0f s of retry_time left)",
+				  t->label, c->resp.url_for_log, c->resp.error, tries,
+				  budget_left_locked(t));
+		else if (fetch_error_retryable(rc))
+			; /* backoff_locked said why */
 		else
 			log_error("%s: %s: %s", t->label, c->resp.url_for_log,
 				  c->resp.error[0] ? c->resp.error : strerror(-rc));
@@ -874,6 +997,7 @@ static int start_call_locked(struct transfer *t, size_t piece)
 	if (t->no_ranges)
 		c->piece = piece = 0;
 	c->pos = c->start;
+	now_mono(&c->started);
 	c->mirror = t->mirror < t->nmirrors ? (int)t->mirror : -1;
 	req.has_range = !t->no_ranges;
 	req.range_start = c->start;
@@ -989,6 +1113,42 @@ static void run_deferred(struct deferred *list)
 	}
 }
 
+/* Takes a reference on each transfer whose sidecar is due, in a list. */
+static struct transfer *take_saves_locked(struct transfer_engine *engine)
+{
+	struct transfer *list = NULL;
+
+	for (struct transfer *t = engine->transfers; t; t = t->next) {
+		if (!t->save_due || t->state != STATE_RUNNING || t->released)
+			continue;
+		t->save_due = false;
+		t->refs++;
+		t->save_next = list;
+		list = t;
+	}
+	return list;
+}
+
+/* Saves the sidecars of the list, without engine->lock: pieces a crash
+ * would otherwise fetch again. A transfer that ended meanwhile has
+ * released (or completed) its partial, and is skipped. */
+static void save_sidecars(struct transfer_engine *engine, struct transfer *list)
+{
+	for (struct transfer *t = list; t; t = t->save_next) {
+		pthread_mutex_lock(&t->io_lock);
+		if (t->partial.writer)
+			blob_partial_save(engine->store, &t->partial);
+		pthread_mutex_unlock(&t->io_lock);
+	}
+	pthread_mutex_lock(&engine->lock);
+	while (list) {
+		struct transfer *next = list->save_next;
+		put_locked(list);
+		list = next;
+	}
+	pthread_mutex_unlock(&engine->lock);
+}
+
 static void *engine_main(void *arg)
 {
 	struct transfer_engine *engine = arg;
@@ -1003,14 +1163,19 @@ static void *engine_main(void *arg)
 		}
 		double wait_ms = schedule_locked(engine), follow_ms = follow_locked(engine);
 		struct deferred *deferred = engine->deferred;
+		struct transfer *saves, *reaped;
 		struct waiter *ready;
 
 		engine->deferred = NULL;
-		reap_locked(engine);
+		reaped = reap_locked(engine);
 		ready = take_ready_locked(engine);
+		saves = take_saves_locked(engine);
 		pthread_mutex_unlock(&engine->lock);
+		free_reaped(reaped);
 		fire(engine, ready);
 		run_deferred(deferred);
+		if (saves)
+			save_sidecars(engine, saves);
 		wait_ms = follow_ms < wait_ms ? follow_ms : wait_ms;
 		fetch_multi_run(engine->multi, wait_ms < 1 ? 1 : (int)wait_ms, call_done, engine);
 		pthread_mutex_lock(&engine->lock);
@@ -1088,12 +1253,16 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 		if (t->mirror_bytes) {
 			/* A mirror need not be trusted: its bytes go, and the hub
 			 * serves the blob (the engine thread starts it over). */
-			char used[1024] = "";
-			for (size_t i = 0; i < t->nmirrors; i++)
-				if (t->mirrors_used & (1u << i))
-					snprintf(used + strlen(used), sizeof(used) - strlen(used),
-						 "%s%s", used[0] ? ", " : "",
-						 engine->options.mirrors->bases[i]);
+			char used[1024] = "", base[512];
+			for (size_t i = 0; i < t->nmirrors; i++) {
+				if (!(t->mirrors_used & (1u << i)))
+					continue;
+				/* Never its user:password@ in a log. */
+				fetch_url_for_log(engine->options.mirrors->bases[i], base,
+						  sizeof(base));
+				snprintf(used + strlen(used), sizeof(used) - strlen(used),
+					 "%s%s", used[0] ? ", " : "", base);
+			}
 			log_warn("%s: %s mismatch in bytes from a mirror (%s): expected %s, got %s; "
 				 "fetching it from the hub%s",
 				 t->label, digest_algo_name(t->digest.algo), used, expected, actual,
@@ -1114,7 +1283,9 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 				  digest_algo_name(t->digest.algo), expected, actual);
 		rc = -EIO;
 	} else if (rc == 0) {
+		pthread_mutex_lock(&t->io_lock);
 		rc = blob_partial_complete(engine->store, &t->partial);
+		pthread_mutex_unlock(&t->io_lock);
 		if (rc)
 			log_error("%s: cannot install %s: %s", t->label, t->partial.rel,
 				  strerror(-rc));
@@ -1242,6 +1413,9 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 	engine->fetcher = fetcher;
 	engine->store = store;
 	engine->options = *options;
+	if (engine->options.retry_seconds <= 0)
+		engine->options.retry_seconds = TRANSFER_RETRY_SECONDS_DEFAULT;
+	pthread_mutex_init(&engine->create_lock, NULL);
 	pthread_mutex_init(&engine->lock, NULL);
 	pthread_cond_init(&engine->hash_cond, NULL);
 	rc = fetch_multi_new(fetcher, &engine->multi);
@@ -1266,6 +1440,7 @@ fail:
 	fetch_multi_free(engine->multi);
 	pthread_cond_destroy(&engine->hash_cond);
 	pthread_mutex_destroy(&engine->lock);
+	pthread_mutex_destroy(&engine->create_lock);
 	free(engine);
 	return rc;
 }
@@ -1289,8 +1464,9 @@ void transfer_engine_shutdown(struct transfer_engine *engine)
 	pthread_mutex_lock(&engine->lock);
 	engine->threads_started = false;
 	engine->stopped = true;
-	reap_locked(engine);
+	struct transfer *reaped = reap_locked(engine);
 	pthread_mutex_unlock(&engine->lock);
+	free_reaped(reaped);
 }
 
 void transfer_engine_free(struct transfer_engine *engine)
@@ -1308,6 +1484,7 @@ void transfer_engine_free(struct transfer_engine *engine)
 	fetch_multi_free(engine->multi);
 	pthread_cond_destroy(&engine->hash_cond);
 	pthread_mutex_destroy(&engine->lock);
+	pthread_mutex_destroy(&engine->create_lock);
 	free(engine);
 }
 
@@ -1332,14 +1509,18 @@ int transfer_engine_defer(struct transfer_engine *engine, void (*fn)(void *ctx),
 	return 0;
 }
 
-static int transfer_new_locked(struct transfer_engine *engine, const struct transfer_source *src,
-			       const char *label, struct transfer **out)
+/* A new transfer, its partial blob opened: disk I/O, so without
+ * engine->lock (under create_lock); not yet in the engine's list. */
+static int transfer_new(struct transfer_engine *engine, const struct transfer_source *src,
+			const char *label, struct transfer **out)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
+	char stored_url[4096];
 	int rc = -ENOMEM;
 
 	if (!t)
 		return -ENOMEM;
+	pthread_mutex_init(&t->io_lock, NULL);
 	t->engine = engine;
 	t->done_fd = -1;
 	t->partial.fd = -1;
@@ -1364,10 +1545,15 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 			if (rc)
 				goto fail;
 		}
-		next_live_mirror_locked(t);
+	}
+	/* The sidecar is world-readable: no credential of the URL goes in it. */
+	rc = fetch_url_redact(src->url, NULL, stored_url, sizeof(stored_url));
+	if (rc && rc != -EINVAL) { /* -EINVAL: stored_url has the log's form */
+		log_error("%s: its URL is not one to keep (%s)", label, strerror(-rc));
+		goto fail;
 	}
 	rc = blob_partial_open(engine->store, &src->digest, src->size, engine->options.piece_size,
-			       src->url, &t->partial);
+			       stored_url, &t->partial);
 	if (rc == -EEXIST) {
 		rc = blob_open(engine->store, &src->digest, src->size, &t->done_fd);
 		if (rc)
@@ -1385,8 +1571,9 @@ static int transfer_new_locked(struct transfer_engine *engine, const struct tran
 	t->npieces = t->partial.state.pieces.nbits;
 	t->inflight = calloc(t->npieces ? t->npieces : 1, 1);
 	t->landed = calloc(t->npieces ? t->npieces : 1, sizeof(*t->landed));
+	t->tries = calloc(t->npieces ? t->npieces : 1, 1);
 	rc = bitmap_init(&t->wanted, t->npieces);
-	if (!t->inflight || !t->landed || rc) {
+	if (!t->inflight || !t->landed || !t->tries || rc) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -1406,6 +1593,14 @@ fail:
 	return rc;
 }
 
+/* A failed transfer stays with the readers that hold it (they get its
+ * error), but a new reader gets a new transfer: the hub may have healed,
+ * and the new one starts with the retry rules afresh. */
+static bool reusable_locked(const struct transfer *t)
+{
+	return !t->released && t->state != STATE_FAILED;
+}
+
 int transfer_get(struct transfer_engine *engine, const struct transfer_source *src,
 		 const char *label, struct transfer **out)
 {
@@ -1414,35 +1609,44 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 	int rc = 0;
 
 	*out = NULL;
+	pthread_mutex_lock(&engine->create_lock);
 	pthread_mutex_lock(&engine->lock);
 	for (t = engine->transfers; t; t = t->next)
-		if (!t->released && digest_spec_same(&t->digest, &src->digest))
+		if (reusable_locked(t) && digest_spec_same(&t->digest, &src->digest) &&
+		    t->size == src->size)
 			break;
+	if (t)
+		t->refs++;
+	else if (engine->stopping)
+		rc = -EINTR;
 	pthread_mutex_unlock(&engine->lock);
-	if (!t) /* a new blob: room for it first (outside our lock: it scans) */
-		blob_store_make_room(engine->store, src->size);
+	if (t || rc)
+		goto out;
+	/* A new blob: room for it, and its partial opened, without
+	 * engine->lock (both touch the disk); create_lock keeps a second
+	 * transfer of it from starting meanwhile. */
+	blob_store_make_room(engine->store, src->size);
+	rc = transfer_new(engine, src, label, &t);
+	if (rc)
+		goto out;
 	pthread_mutex_lock(&engine->lock);
 	if (engine->stopping) {
+		pthread_mutex_unlock(&engine->lock);
+		transfer_free(t);
+		t = NULL;
 		rc = -EINTR;
 		goto out;
 	}
-	for (t = engine->transfers; t; t = t->next)
-		if (!t->released && digest_spec_same(&t->digest, &src->digest) &&
-		    t->size == src->size)
-			break;
-	if (!t) {
-		rc = transfer_new_locked(engine, src, label, &t);
-		if (rc)
-			goto out;
-		t->next = engine->transfers;
-		engine->transfers = t;
-		created = true;
-		pthread_cond_signal(&engine->hash_cond); /* a resumed one may be whole */
-	}
+	next_live_mirror_locked(t);
+	t->next = engine->transfers;
+	engine->transfers = t;
 	t->refs++;
-	*out = t;
-out:
+	created = true;
+	pthread_cond_signal(&engine->hash_cond); /* a resumed one may be whole */
 	pthread_mutex_unlock(&engine->lock);
+out:
+	pthread_mutex_unlock(&engine->create_lock);
+	*out = t;
 	if (created)
 		wake_engine(engine);
 	return rc;

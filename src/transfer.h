@@ -21,7 +21,13 @@ struct metrics;
 struct transfer_options {
 	unsigned connections;  /* requests in flight per blob */
 	uint64_t piece_size;   /* bytes per piece */
-	unsigned retries;      /* tries of a piece after the first */
+	unsigned retries;      /* tries of a piece in a row that move no byte,
+				  after the first (a try that moves bytes
+				  starts the count again) */
+	long retry_seconds;    /* retry_time: failures with no byte moved are
+				  retried (with exponential backoff, or the
+				  server's Retry-After) for this long, then
+				  the transfer fails */
 	long stall_seconds;    /* a connection under 1 KiB/s this long is
 				  given up and retried */
 	/* Blob mirrors, asked in order before the hub for a blob whose
@@ -35,6 +41,7 @@ struct transfer_options {
 #define TRANSFER_PIECE_SIZE_DEFAULT (4ull << 20)
 #define TRANSFER_RETRIES_DEFAULT 5u
 #define TRANSFER_STALL_SECONDS_DEFAULT 30L
+#define TRANSFER_RETRY_SECONDS_DEFAULT 120L
 
 /* What a transfer fetches; strings are copied. */
 struct transfer_source {
@@ -51,6 +58,21 @@ struct transfer_source {
 
 struct transfer_engine;
 struct transfer;
+
+/* Locks, in the order they are taken (a thread holding one takes only
+ * those below it):
+ *   1. engine->create_lock  transfer_get while it starts a transfer: the
+ *                           partial blob is opened under it alone
+ *   2. engine->lock         every transfer's fields, waiters, calls; never
+ *                           held across disk I/O of a request's path
+ *                           (sidecar saves, partial opens, freeing a
+ *                           transfer that ended) nor a callback
+ *   3. transfer->io_lock    the partial's files: sidecar save, completion,
+ *                           discard, release
+ *   4. the blob store's and the fetcher's own locks (leaves)
+ * Waiter callbacks (transfer_wait_fn) and deferred functions run with none
+ * of these held. Still under engine->lock: a restart's truncation (a file
+ * that changed on the server, rare) and a failure's discard or last save. */
 
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options);

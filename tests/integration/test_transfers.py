@@ -401,6 +401,43 @@ def stream_digest_mismatch(t):
 
 
 @test
+def failed_transfer_not_reused(t):
+    """A reader holds a file whose download failed (bad bytes); the hub heals; a new open
+    starts a new transfer instead of getting the failed one's EIO."""
+    with serve(t, [("healed", 8 * MiB)]) as (srv, b):
+        b = b["healed"]
+        bad = bytearray(b.data)
+        bad[len(bad) // 2] ^= 0xFF
+        srv.set_file(b.model_path, bytes(bad))
+        with mount(t, srv, "stream", "connections=2") as m:
+            path = m.path(b.rel)
+            with open(path, "rb") as held:
+                try:
+                    read_rest(held)
+                except OSError:
+                    pass
+                wait_for(lambda: "mismatch" in m.log(), WAIT, "a mismatch log line")
+                srv.set_file(b.model_path, b.data)  # healed; the first handle stays open
+                got, _ = within(WAIT, read_all, path)
+                check_eq(sha256_bytes(got), b.sha256, "sha256 of a new open after the heal")
+            check_bytes(path, b)
+
+
+@test
+def long_signed_url_never_cut(t):
+    """A signed URL longer than the daemon keeps (4 KiB) is never asked cut: each request
+    goes through the hub's redirect instead."""
+    with serve(t, [("longsig", 12 * MiB)]) as (srv, b):
+        b = b["longsig"]
+        srv.sig_pad = 5000
+        with mount(t, srv, "connections=2") as m:
+            within(WAIT, check_bytes, m.path(b.rel), b)
+            refused = [r for r in srv.file_requests(b.model_path) if r["status"] == 403]
+            check_eq(len(refused), 0, "requests with a cut signature")
+            check("not kept" in m.log(), "no log line about the URL not kept")
+
+
+@test
 def sigkill_then_resume(t):
     with serve(t, [("resume", 32 * MiB)]) as (srv, b):
         b = b["resume"]
@@ -463,6 +500,71 @@ def server_errors_retried(t):
         check(retry, "the range of the 429 (%s) was not asked again" % busy["range"])
         gap = retry[0]["start"] - busy["end"]
         check(gap >= 0.9, "retry %.2f s after the 429 with Retry-After: 1" % gap)
+
+
+@test
+def drops_every_mib_still_arrive(t):
+    """Every response is cut after 1 MiB: each try moves bytes, so none counts against
+    retries (6 tries used to give EIO)."""
+    with serve(t, [("choppy", 8 * MiB)]) as (srv, b):
+        b = b["choppy"]
+        srv.add_fault(b.model_path, "drop", after=MiB, count=-1)
+        with mount(t, srv) as m:
+            within(WAIT, check_bytes, m.path(b.rel), b)
+        dropped = [r for r in srv.file_requests(b.model_path) if r["fault"] == "drop"]
+        t.note("%d responses cut after 1 MiB" % len(dropped))
+        check(len(dropped) >= 8, "only %d responses were cut" % len(dropped))
+
+
+@test
+def blip_resets_every_connection(t):
+    """A blip resets all 8 connections at once and refuses every request for 3 s: the
+    tries back off (the failures of one moment count once) and the file arrives."""
+    with serve(t, [("blip", 32 * MiB)], rate=2 * MiB) as (srv, b):
+        b = b["blip"]
+        with mount(t, srv, "connections=8") as m:
+            def reader():
+                return sha256_file(m.path(b.rel))
+            box = {}
+            th = threading.Thread(target=lambda: box.update(sha=reader()), daemon=True)
+            th.start()
+            wait_for(lambda: len(srv.in_flight(b.model_path)) >= 8, WAIT, "8 requests in flight")
+            srv.reset_all(b.model_path, 3.0)
+            srv.set_rate(b.model_path, None)
+            th.join(WAIT)
+            check(not th.is_alive(), "the read did not end")
+            check_eq(box.get("sha"), b.sha256, "sha256 of what was read")
+        reset = [r for r in srv.file_requests(b.model_path) if r["fault"] == "reset"]
+        t.note("%d requests reset" % len(reset))
+        check(len(reset) >= 8, "only %d requests were reset" % len(reset))
+
+
+@test
+def short_206_continues(t):
+    """A legal 206 with less than the range asked: the rest is asked from where it ended."""
+    with serve(t, [("short", 9 * MiB)]) as (srv, b):
+        b = b["short"]
+        srv.add_fault(b.model_path, "short", after=300 * KiB, count=-1)
+        with mount(t, srv) as m:
+            within(WAIT, check_bytes, m.path(b.rel), b)
+        shorts = [r for r in srv.file_requests(b.model_path) if r["fault"] == "short"]
+        check(len(shorts) > 3 * 9, "only %d short answers" % len(shorts))
+
+
+@test
+def retry_after_bounded(t):
+    """An absurd Retry-After is refused with a log line (the usual backoff applies); one
+    past the retry_time budget gives up at once, not after the wait."""
+    with serve(t, [("huge", 2 * MiB), ("long", 2 * MiB)]) as (srv, b):
+        srv.add_fault(b["huge"].model_path, "status", code=503, retry_after="99999999999")
+        srv.add_fault(b["long"].model_path, "status", code=503, retry_after=3600, count=50)
+        with mount(t, srv, "retry_time=5") as m:
+            within(WAIT, check_bytes, m.path(b["huge"].rel), b["huge"])
+            check("refused the header Retry-After: 99999999999" in m.log(),
+                  "no log line refusing the Retry-After")
+            rc, took = within(30, read_errno, m.path(b["long"].rel))
+            check_eq(errno_name(rc), "EIO", "reading a file whose server asks to wait 3600 s")
+            check("retry_time budget" in m.log(), "no log line about the retry_time budget")
 
 
 @test
@@ -850,6 +952,146 @@ def stream_read_of_the_end_fetches_the_rest(t):
                 check_eq(f.read(4096), b.data[-4096:], "the last 4 KiB")
             check(os.path.exists(blob_path(t.cache, b.sha256)), "the whole blob is not there")
 
+
+
+@test
+def credentials_in_urls_never_shown(t):
+    """user:password@ in the index, hub and mirror URLs reaches the servers but never the
+    log, a .state sidecar, .omnihub/status or .omnihub/metrics."""
+    def cred(url, user, password):
+        return url.replace("://", "://%s:%s@" % (user, password), 1)
+    secrets_ = ("idxuser", "idxPASS1", "hubuser", "hubPASS2", "miruser", "mirPASS3")
+    with serve(t, [("private", 16 * MiB)], rate=2 * MiB) as (srv, b):
+        b = b["private"]
+        with MirrorServer(mirror_root(t, "mirror")) as mirror:
+            opts = ["cache=" + t.cache, "cacert=" + srv.cacert, "stream",
+                    "onnx_index_url=" + cred(srv.manifest_url, "idxuser", "idxPASS1"),
+                    "onnx_url=" + cred(srv.hub_url, "hubuser", "hubPASS2"),
+                    "mirror=" + cred(mirror.url, "miruser", "mirPASS3")]
+            with t.mount(opts) as m:
+                with open(m.path(b.rel), "rb") as f:
+                    head = f.read(64 * KiB)
+                    states = wait_for(lambda: [p for p in leftovers(t.cache)
+                                               if p.endswith(".state")], WAIT, "a .state file")
+                    shown = {}
+                    for p in states:
+                        with open(os.path.join(t.cache, p), encoding="utf-8",
+                                  errors="replace") as sf:
+                            shown[p] = sf.read()
+                    for name in ("status", "metrics"):
+                        with open(m.path(".omnihub", name), encoding="utf-8") as sf:
+                            shown[name] = sf.read()
+                    rest = read_rest(f)
+                check_eq(sha256_bytes(head + rest), b.sha256, "sha256 of what was read")
+                shown["log"] = m.log()
+            check(mirror.requests(), "the mirror was never asked")
+            for where, text in shown.items():
+                for secret in secrets_:
+                    check(secret not in text, "%s shows %s" % (where, secret))
+            check(any("url " in text for where, text in shown.items() if where.endswith(".state")),
+                  "no url line in the .state file")
+
+
+# ----------------------------------------------------------------------------- listings
+
+@contextlib.contextmanager
+def hf_hub(t, page_size=2):
+    """The local Hugging Face imitation (tests/fixtures/hf_server.py), pages of page_size."""
+    import make_hf_repos as fx
+    from hf_server import HfServer
+    fixture = os.path.join(t.dir, "hf-fixture")
+    fx.make_repos(fixture)
+    with HfServer(fixture, t.shared.tls_dir, page_size=page_size) as hub:
+        try:
+            yield hub
+        except BaseException:
+            t.note(hub.summary())
+            raise
+
+
+def hf_options(t, hub):
+    return ["cache=" + t.cache, "cacert=" + hub.cacert, "onnx_index_url=" + hub.onnx_manifest_url,
+            "onnx_url=" + hub.endpoint + "/__onnx/files/"]
+
+
+def list_errno(path):
+    try:
+        os.listdir(path)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+@test
+def paged_listing_bounded(t):
+    """A tree listing whose next page loops, goes to another host, port or scheme, or whose
+    Link header is too long to keep, ends with EIO and a log line, at once."""
+    with hf_hub(t) as hub:
+        with t.mount(hf_options(t, hub), env={"HF_ENDPOINT": hub.endpoint}) as m:
+            repo = m.path("huggingface", "acme", "sharded")
+            check_eq(sorted(os.listdir(repo))[:1], ["config.json"], "the healthy listing")
+        for kind, said in (("loop", "a page it listed already"),
+                           ("other_host", "another scheme, host or port"),
+                           ("other_port", "another scheme, host or port"),
+                           ("other_scheme", "another scheme, host or port"),
+                           ("huge_link", "next page has a URL over")):
+            hub.tree_fault(kind)
+            hub.clear_log()
+            cache = os.path.join(t.dir, "cache-" + kind)
+            opts = hf_options(t, hub)
+            opts[0] = "cache=" + cache
+            with second_mount_opts(t, "mnt-" + kind, opts,
+                                   env={"HF_ENDPOINT": hub.endpoint}) as m:
+                rc, took = within(WAIT, list_errno, m.path("huggingface", "acme", "sharded"))
+                pages = hub.requests(kind="api", path_substring="/tree/")
+                t.note("%s: %s after %.1f s, %d tree requests" % (kind, errno_name(rc), took,
+                                                                  len(pages)))
+                check_eq(errno_name(rc), "EIO", "listing with next pages that go " + kind)
+                check(len(pages) <= 5, "%d tree requests for %s" % (len(pages), kind))
+                check(said in m.log(), "no log line saying %r" % said)
+
+
+@test
+def hub_api_429_bounded(t):
+    """A 429 whose Retry-After is past the retry_time budget fails the call at once (it was
+    retried after up to 60 s per try)."""
+    with hf_hub(t) as hub:
+        hub.rate_limit(100, "api", retry_after=600)
+        with t.mount(hf_options(t, hub) + ["retry_time=5"], env={"HF_ENDPOINT": hub.endpoint}) as m:
+            rc, took = within(30, list_errno, m.path("huggingface", "acme", "sharded"))
+            t.note("%s after %.1f s" % (errno_name(rc), took))
+            check(rc != 0, "the listing succeeded through a rate limit of 600 s")
+            check("retry_time budget" in m.log(), "no log line about the retry_time budget")
+            paths = [r["path"] + "?" + r["query"] for r in hub.requests(kind="api")]
+            check(paths and len(paths) == len(set(paths)),
+                  "an API call asked again while the Hub asks to wait 600 s: %s" % paths)
+
+
+@test
+def hub_api_retries_paced(t):
+    """A retry after a 429 is a call like any other: it takes its turn in the request
+    budget (hf_api_budget=2/6: at most 2 API requests in the first 6 s)."""
+    with hf_hub(t) as hub:
+        hub.rate_limit(1, "api", retry_after=1)
+        with t.mount(hf_options(t, hub) + ["hf_api_budget=2/6"],
+                     env={"HF_ENDPOINT": hub.endpoint}) as m:
+            rc, took = within(60, list_errno, m.path("huggingface", "acme", "sharded"))
+            check_eq(errno_name(rc), "0", "listing through a 429 and the budget")
+        starts = [r["start"] for r in hub.requests(kind="api")]
+        t.note("API requests at %s s" % ["%.1f" % (s - starts[0]) for s in starts])
+        check(len(starts) >= 3, "only %d API requests" % len(starts))
+        first_window = [s for s in starts if s < starts[0] + 5.5]
+        check(len(first_window) <= 2, "%d API requests in the first window of 6 s, budget 2"
+              % len(first_window))
+
+
+def second_mount_opts(t, name, opts, env=None):
+    point = os.path.join(t.dir, name)
+    os.makedirs(point, exist_ok=True)
+    m = Mount(t.binary, point, opts, dict(t.env, **(env or {})),
+              os.path.join(t.dir, "daemon-%s.log" % name))
+    t.mounts.append(m)
+    return m
 
 
 # ----------------------------------------------------------------------------- blob mirrors

@@ -508,6 +508,7 @@ static const struct bounds general_bounds[] = {
 	{ "cache_max", "0", "1024T", "1025T", "(0 to 1024T", NULL },
 	{ "retries", "0", "100", "101", "(0 to 100)", NULL },
 	{ "stall_timeout", "1", "86400", "86401", "(1 to 86400 seconds)", "0" },
+	{ "retry_time", "1", "86400", "86401", "(1 to 86400 seconds)", "0" },
 	{ "max_unpack_ratio", "1", "1000000", "1000001", "(1 to 1000000)", "0" },
 	{ "max_unpack_size", "1", "1024T", "1025T", "(1 to 1024T", "0" },
 };
@@ -533,6 +534,7 @@ static void set_option(struct config_options *opts, const char *key, const char 
 		{ "cache_max", &opts->cache_max },
 		{ "retries", &opts->retries },
 		{ "stall_timeout", &opts->stall_timeout },
+		{ "retry_time", &opts->retry_time },
 		{ "max_unpack_ratio", &opts->max_unpack_ratio },
 		{ "max_unpack_size", &opts->max_unpack_size },
 	};

@@ -57,6 +57,98 @@ static void origin_is(const char *url, int want_rc, const char *want)
 	       rc == 0 ? out : "-", rc);
 }
 
+static void u64_is(const char *text, uint64_t max, int want_rc, uint64_t want)
+{
+	uint64_t got = 0;
+	int rc = fetch_parse_u64(text, max, &got);
+
+	tap_ok(rc == want_rc && (rc != 0 || got == want), "number [%s] -> %d %llu", text, rc,
+	       (unsigned long long)got);
+}
+
+static void content_range_is(const char *value, int want_rc, uint64_t s, uint64_t e, uint64_t t)
+{
+	uint64_t start = 0, end = 0, total = 0;
+	int rc = fetch_parse_content_range(value, &start, &end, &total);
+
+	tap_ok(rc == want_rc && (rc != 0 || (start == s && end == e && total == t)),
+	       "Content-Range [%s] -> %d", value, rc);
+}
+
+static void retry_after_is(const char *value, int want_rc, long want)
+{
+	long got = -1;
+	int rc = fetch_parse_retry_after(value, &got);
+
+	tap_ok(rc == want_rc && (rc != 0 || got == want), "Retry-After [%s] -> %d %ld", value, rc,
+	       got);
+}
+
+static void numbers(void)
+{
+	u64_is("0", UINT64_MAX, 0, 0);
+	u64_is("12345", UINT64_MAX, 0, 12345);
+	u64_is("9007199254740992", UINT64_MAX, 0, 9007199254740992ull); /* 2^53 */
+	u64_is("9007199254740993", UINT64_MAX, -ERANGE, 0);
+	u64_is("18446744073709551615", UINT64_MAX, -ERANGE, 0);
+	u64_is("99999999999999999999999", UINT64_MAX, -ERANGE, 0);
+	u64_is("101", 100, -ERANGE, 0);
+	u64_is("100", 100, 0, 100);
+	u64_is("-1", UINT64_MAX, -EINVAL, 0);
+	u64_is("+1", UINT64_MAX, -EINVAL, 0);
+	u64_is(" 1", UINT64_MAX, -EINVAL, 0);
+	u64_is("1 ", UINT64_MAX, -EINVAL, 0);
+	u64_is("0x10", UINT64_MAX, -EINVAL, 0);
+	u64_is("", UINT64_MAX, -EINVAL, 0);
+
+	content_range_is("bytes 0-99/100", 0, 0, 99, 100);
+	content_range_is("bytes 4194304-8388607/33554432", 0, 4194304, 8388607, 33554432);
+	content_range_is("bytes 0-99/-1", -EINVAL, 0, 0, 0);
+	content_range_is("bytes -1-99/100", -EINVAL, 0, 0, 0);
+	content_range_is("bytes 0-99/18446744073709551616", -ERANGE, 0, 0, 0);
+	content_range_is("bytes 0-99/18446744073709551615", -ERANGE, 0, 0, 0);
+	content_range_is("bytes 0-99/9007199254740993", -ERANGE, 0, 0, 0);
+	content_range_is("bytes 0-100/100", -EINVAL, 0, 0, 0);
+	content_range_is("bytes 10-9/100", -EINVAL, 0, 0, 0);
+	content_range_is("bytes */100", -EINVAL, 0, 0, 0);
+	content_range_is("bytes 0-99/100 ", -EINVAL, 0, 0, 0);
+	content_range_is("items 0-99/100", -EINVAL, 0, 0, 0);
+	content_range_is("bytes 0-99", -EINVAL, 0, 0, 0);
+
+	retry_after_is("0", 0, 0);
+	retry_after_is("120", 0, 120);
+	retry_after_is("86400", 0, 86400);
+	retry_after_is("86401", -ERANGE, 0);
+	retry_after_is("99999999999", -ERANGE, 0);
+	retry_after_is("99999999999999999999999999", -ERANGE, 0);
+	retry_after_is("-5", -EINVAL, 0);
+	retry_after_is("Wed, 21 Oct 2015 07:28:00 GMT", -EINVAL, 0);
+}
+
+static void redact_is(const char *url, const char *mask, const char *want)
+{
+	char out[256];
+	int rc = fetch_url_redact(url, mask, out, sizeof(out));
+
+	tap_ok(rc == 0 && strcmp(out, want) == 0, "redacted %s -> %s", url, out);
+}
+
+static void redaction(void)
+{
+	char tiny[12];
+
+	redact_is("https://user:pass@mirror.example/cache", NULL, "https://mirror.example/cache");
+	redact_is("http://user:pass@mirror.example:8080/c?x=1", NULL,
+		  "http://mirror.example:8080/c?x=1");
+	redact_is("https://user@h.example/x", NULL, "https://h.example/x");
+	redact_is("https://user:pass@h.example/x", "***", "https://***@h.example/x");
+	redact_is("https://h.example/x", "***", "https://h.example/x");
+	redact_is("https://h.example/a@b", NULL, "https://h.example/a@b");
+	tap_ok(fetch_url_redact("https://u:p@long.example/", NULL, tiny, sizeof(tiny)) ==
+			   -ENAMETOOLONG && tiny[0] == '\0',
+	       "a redacted URL too long for its buffer is an error, not cut");
+}
+
 /* ---- a server of one connection at a time, for requests in full ---- */
 
 struct server {
@@ -343,6 +435,11 @@ int main(void)
 	link_next_is("<https://h/p?c=1>; rel=\"prev\"", "");
 	link_next_is("<https://h/unterminated; rel=\"next\"", "");
 	link_next_is("", "");
+	tap_ok(fetch_parse_link_next("<https://h.example/a/very/long/next/page/url/indeed>; "
+				     "rel=\"next\"", tiny, sizeof(tiny)) == -ENAMETOOLONG,
+	       "a next link too long for its buffer is an error, not cut");
+	numbers();
+	redaction();
 	proxies();
 
 	origin_is("https://huggingface.co/api/models/gpt2", 0, "https://huggingface.co:443");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_api.h"
 #include "hf_tree.h"
 #include "tap.h"
 
@@ -82,6 +83,71 @@ static void check_tree(const struct hf_tree *tree, const char *what)
 	       "%s: listing a file is ENOTDIR, a missing folder ENOENT", what);
 }
 
+static void pages(void)
+{
+	const char *origin = "https://hub.example:443", *why = NULL;
+	struct hf_pages seen = { 0 };
+	char url[64], next[64];
+	int rc = 0;
+
+	rc = hf_pages_check(&seen, origin, "https://hub.example/t", "https://hub.example/t?c=1", 10,
+			    &why);
+	tap_ok(rc == 0 && !why, "a next page on the endpoint is asked");
+	rc = hf_pages_check(&seen, origin, "https://hub.example/t?c=1", "https://hub.example/t", 20,
+			    &why);
+	tap_ok(rc == -EIO && why && strstr(why, "already"), "a next page seen before ends it (%s)",
+	       why ? why : "-");
+	hf_pages_free(&seen);
+	rc = hf_pages_check(&seen, origin, "https://hub.example/t", "https://hub.example:444/t?c=1",
+			    10, &why);
+	tap_ok(rc == -EIO && why && strstr(why, "another"), "another port ends it (%s)",
+	       why ? why : "-");
+	hf_pages_free(&seen);
+	rc = hf_pages_check(&seen, origin, "https://hub.example/t", "http://hub.example/t?c=1", 10,
+			    &why);
+	tap_ok(rc == -EIO && why && strstr(why, "another"), "another scheme ends it");
+	hf_pages_free(&seen);
+	rc = hf_pages_check(&seen, origin, "https://hub.example/t", "https://evil.example/t?c=1",
+			    10, &why);
+	tap_ok(rc == -EIO && why && strstr(why, "another"), "another host ends it");
+	hf_pages_free(&seen);
+	rc = hf_pages_check(&seen, origin, "https://hub.example/t", "https://hub.example/t?c=1",
+			    HF_ENTRIES_MAX, &why);
+	tap_ok(rc == -EIO && why && strstr(why, "entries"), "too many entries end it (%s)",
+	       why ? why : "-");
+	hf_pages_free(&seen);
+	rc = 0;
+	for (unsigned i = 0; i < HF_PAGES_MAX && rc == 0; i++) {
+		snprintf(url, sizeof(url), "https://hub.example/t?c=%u", i);
+		snprintf(next, sizeof(next), "https://hub.example/t?c=%u", i + 1);
+		rc = hf_pages_check(&seen, origin, url, next, i, &why);
+	}
+	tap_ok(rc == -EIO && seen.count == HF_PAGES_MAX && why && strstr(why, "pages"),
+	       "page %zu of distinct pages ends it (%s)", seen.count, why ? why : "-");
+	hf_pages_free(&seen);
+}
+
+static void absurd_sizes(void)
+{
+	static const char *const sizes[] = { "-1", "9007199254740993", "1e300",
+					     "18446744073709551616", "1.5", "\"12\"" };
+	char page[512], why[256];
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct hf_tree *tree = calloc(1, sizeof(*tree));
+		snprintf(page, sizeof(page),
+			 "[{\"type\":\"file\",\"oid\":\"" SHA1_B "\",\"size\":%s,"
+			 "\"path\":\"a.bin\"},{\"type\":\"file\",\"oid\":\"" SHA1_B
+			 "\",\"size\":1,\"path\":\"b.bin\",\"lfs\":{\"oid\":\"" SHA256_A
+			 "\",\"size\":%s}}]",
+			 sizes[i], sizes[i]);
+		tap_ok(tree && hf_tree_add_page(tree, page, strlen(page), "test", why, sizeof(why)) == 0 &&
+			       tree->count == 0 && tree->skipped == 2,
+		       "a size of %s is refused (%zu skipped)", sizes[i], tree ? tree->skipped : 0);
+		hf_tree_free(tree);
+	}
+}
+
 int main(void)
 {
 	struct hf_tree *tree = calloc(1, sizeof(*tree)), *back = calloc(1, sizeof(*back));
@@ -105,5 +171,7 @@ int main(void)
 	free(json);
 	hf_tree_free(tree);
 	hf_tree_free(back);
+	pages();
+	absurd_sizes();
 	return tap_done();
 }
