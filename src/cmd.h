@@ -42,5 +42,6 @@ int cmd_du(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_config(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_where(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "blob.h"
 #include "budget.h"
@@ -21,6 +23,7 @@
 #include "download.h"
 #include "fetch.h"
 #include "hub_catalog.h"
+#include "hub_state.h"
 #include "log.h"
 #include "metrics.h"
 #include "transfer.h"
@@ -31,8 +34,10 @@ struct candidate {
 	const char *name;  /* borrowed: ops->name or the catalogs' */
 	int rc;            /* 1: not opened yet; 0: open; -errno: cannot */
 	char *why;         /* owned; why it cannot open, as the hub said */
-	struct hub *hub;   /* in core->hubs, once open */
+	struct hub *hub;   /* its slot in core->hubs (same index), set before
+			      open; it serves once state says up */
 	struct core_store *store; /* in core->stores: where its files go */
+	struct hub_state state;   /* lent to hub->state */
 };
 
 struct core {
@@ -49,11 +54,24 @@ struct core {
 	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
 	struct candidate *candidates; /* owned */
 	size_t ncandidates;
-	struct hub *hubs; /* owned; the open ones, in the order they opened,
-			     never moved (room for every candidate) */
-	size_t nhubs;
+	struct hub *hubs; /* owned; one per candidate, in the same order,
+			     never moved; a hub's functions are called only
+			     while its state says up */
+	size_t nhubs;     /* the opened ones */
+	/* The mount's retry thread: opens again, in the background, the hubs
+	 * that could not open (never in a FUSE thread). */
+	pthread_t retrier;
+	bool retrier_started;
+	pthread_mutex_t retry_lock; /* guards the three below */
+	pthread_cond_t retry_cond;  /* on CLOCK_MONOTONIC */
+	bool retry_stop;
+	bool retry_busy;            /* an open is in flight */
+	unsigned retry_seed;        /* the jitter's draws; the retry thread's */
+	double retry_first;         /* the first wait (hub_retry_first) */
 	bool shut_down;
 };
+
+static void retrier_stop(struct core *core);
 
 static int add_candidates(struct core *core)
 {
@@ -75,6 +93,8 @@ static int add_candidates(struct core *core)
 			cand->name = ops->flags & HUB_FROM_CATALOGS ? core->catalogs->hubs[c].name
 								  : ops->name;
 			cand->rc = 1;
+			cand->hub = &core->hubs[core->ncandidates - 1];
+			hub_state_init(&cand->state);
 		}
 	}
 	return 0;
@@ -241,6 +261,16 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 		return -ENOMEM;
 	core->config = cfg;
 	pthread_mutex_init(&core->hubs_lock, NULL);
+	pthread_mutex_init(&core->retry_lock, NULL);
+	{
+		pthread_condattr_t attr;
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&core->retry_cond, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	core->retry_seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	core->retry_first = hub_retry_first();
 	rc = budgets_new(&core->budgets);
 	if (rc)
 		goto out;
@@ -300,6 +330,7 @@ void core_shutdown(struct core *core)
 	if (!core || core->shut_down)
 		return;
 	core->shut_down = true;
+	retrier_stop(core);
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);
 	for (size_t i = 0; i < core->nstores; i++)
@@ -311,6 +342,7 @@ void core_free(struct core *core)
 {
 	if (!core)
 		return;
+	retrier_stop(core);
 	/* Transfers stop first, their waiters answered; then the jobs that
 	 * waited on them end, and nothing uses the caches or the fetcher. */
 	for (size_t i = 0; i < core->nstores; i++)
@@ -319,11 +351,14 @@ void core_free(struct core *core)
 		download_set_free(core->stores[i].downloads);
 		transfer_engine_free(core->stores[i].engine);
 	}
-	for (size_t i = 0; i < core->nhubs; i++)
-		core->hubs[i].ops->close(&core->hubs[i]);
-	free(core->hubs);
 	for (size_t i = 0; i < core->ncandidates; i++)
+		if (core->candidates[i].rc == 0)
+			core->hubs[i].ops->close(&core->hubs[i]);
+	free(core->hubs);
+	for (size_t i = 0; i < core->ncandidates; i++) {
 		free(core->candidates[i].why);
+		hub_state_destroy(&core->candidates[i].state);
+	}
 	free(core->candidates);
 	hub_catalog_unload(core->catalogs);
 	fetcher_free(core->fetcher);
@@ -335,6 +370,8 @@ void core_free(struct core *core)
 		free(core->stores[i].dir);
 	}
 	free(core->stores);
+	pthread_cond_destroy(&core->retry_cond);
+	pthread_mutex_destroy(&core->retry_lock);
 	pthread_mutex_destroy(&core->hubs_lock);
 	free(core);
 }
@@ -413,30 +450,90 @@ void core_on_index_changed(struct core *core, void (*fn)(void *ctx, struct hub *
 	}
 }
 
-/* Opens one candidate into the next free slot of core->hubs; under
- * hubs_lock. Its index may be fetched: the command opens one hub, the
- * mount all of them before it serves anything. */
-static int open_candidate_locked(struct core *core, struct candidate *cand)
+static double monotonic_now(void)
 {
-	struct hub *hub = &core->hubs[core->nhubs];
-	char hub_why[512];
+	struct timespec ts;
 
-	if (cand->rc <= 0)
-		return cand->rc;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What follows a failed open: an offline hub has nothing to wait for, and
+ * settings the hub refuses (-EINVAL, hub.h) stay refused; anything else
+ * (the network, the hub's server, its index) may heal. */
+static enum hub_state_kind failure_kind(const struct hub *hub, int rc)
+{
+	if (hub->offline)
+		return HUB_STATE_OFFLINE;
+	if (rc == -EINVAL)
+		return HUB_STATE_DISABLED;
+	return HUB_STATE_RETRYING;
+}
+
+/* Fills the candidate's slot with what the hub needs before its open. */
+static void prepare_slot(struct core *core, struct candidate *cand)
+{
+	struct hub *hub = cand->hub;
+
+	memset(hub, 0, sizeof(*hub));
 	hub->ops = cand->ops;
 	hub->env = &cand->store->env;
 	hub->name = cand->name;
 	hub->offline = config_hub_offline(core->config, cand->name);
 	hub->index_ttl = config_hub_index_ttl(core->config, cand->name);
-	if (hub->ops->open(hub, hub_why, sizeof(hub_why)) == 0) {
+	hub->state = &cand->state;
+}
+
+/* Records the result of an open of cand (rc, why) in its state and logs
+ * it once per change of state or reason; under hubs_lock. With retry,
+ * a failure that may heal is tried again by the retry thread. */
+static void record_open_locked(struct core *core, struct candidate *cand, int rc,
+			       const char *why, bool retry)
+{
+	enum hub_state_kind kind;
+	double jitter;
+
+	if (rc == 0) {
 		cand->rc = 0;
-		cand->hub = hub;
 		core->nhubs++;
-		return 0;
+		if (hub_state_set_up(&cand->state, time(NULL)) && cand->state.tries > 1)
+			log_info("%s hub is up (after %u tries): served from now on", cand->name,
+				 cand->state.tries);
+		return;
 	}
-	memset(hub, 0, sizeof(*hub));
+	free(cand->why);
+	cand->why = strdup(why);
 	cand->rc = -EIO;
-	cand->why = strdup(hub_why);
+	kind = failure_kind(cand->hub, rc);
+	if (!retry && kind == HUB_STATE_RETRYING)
+		kind = HUB_STATE_DISABLED; /* the command: nobody tries again */
+	jitter = (double)rand_r(&core->retry_seed) / ((double)RAND_MAX + 1.0);
+	if (!hub_state_set_failed(&cand->state, kind, why, time(NULL), monotonic_now(),
+				  core->retry_first, jitter))
+		return;
+	if (kind == HUB_STATE_RETRYING)
+		log_warn("%s hub not available: %s; retried in the background (next in %lds), "
+			 "its directory answers EAGAIN meanwhile",
+			 cand->name, why, (long)(cand->state.next_try - time(NULL)));
+	else if (retry)
+		log_error("%s hub left out (%s): %s", cand->name, hub_state_name(kind), why);
+}
+
+/* Opens one candidate into its slot; under hubs_lock. Its index may be
+ * fetched: the command opens one hub, the mount all of them before it
+ * serves anything. */
+static int open_candidate_locked(struct core *core, struct candidate *cand, bool retry)
+{
+	char hub_why[512] = "cannot open";
+	int rc;
+
+	if (cand->rc <= 0)
+		return cand->rc;
+	prepare_slot(core, cand);
+	rc = cand->ops->open(cand->hub, hub_why, sizeof(hub_why));
+	if (rc)
+		cand->hub->priv = NULL; /* open leaves nothing behind on failure */
+	record_open_locked(core, cand, rc, hub_why, retry);
 	return cand->rc;
 }
 
@@ -454,7 +551,7 @@ int core_hub(struct core *core, const char *name, struct hub **out, char *why, s
 		return -ENOENT;
 	}
 	pthread_mutex_lock(&core->hubs_lock);
-	rc = open_candidate_locked(core, cand);
+	rc = open_candidate_locked(core, cand, false);
 	if (rc == 0)
 		*out = cand->hub;
 	else
@@ -463,30 +560,143 @@ int core_hub(struct core *core, const char *name, struct hub **out, char *why, s
 	return rc;
 }
 
+/* The retry thread's one try of cand, whose slot no other thread uses
+ * while it is not up: the open runs outside every lock (it may take a
+ * request's time), its result is recorded under hubs_lock. */
+static void retry_one(struct core *core, struct candidate *cand)
+{
+	char hub_why[512] = "cannot open";
+	int rc;
+
+	/* Its other fields were set by the first open and are read by the
+	 * mount's threads meanwhile: they stay as they are. */
+	cand->hub->priv = NULL;
+	rc = cand->ops->open(cand->hub, hub_why, sizeof(hub_why));
+	if (rc)
+		cand->hub->priv = NULL;
+	pthread_mutex_lock(&core->hubs_lock);
+	cand->rc = 1; /* record_open_locked sets what it is now */
+	record_open_locked(core, cand, rc, hub_why, true);
+	pthread_mutex_unlock(&core->hubs_lock);
+	/* The kernel may hold the empty directory's attributes or listing:
+	 * the mount drops them as after an index refresh. */
+	if (rc == 0 && cand->hub->env->index_changed)
+		cand->hub->env->index_changed(cand->hub->env->index_changed_ctx, cand->hub);
+}
+
+/* The candidate due for a try now, or NULL with *next set to the earliest
+ * try to come (0: none). */
+static struct candidate *next_due(struct core *core, double now, double *next)
+{
+	*next = 0;
+	for (size_t i = 0; i < core->ncandidates; i++) {
+		struct hub_state *st = &core->candidates[i].state;
+		double at;
+		bool retrying;
+
+		pthread_mutex_lock(&st->lock);
+		retrying = st->kind == HUB_STATE_RETRYING;
+		at = st->next_mono;
+		pthread_mutex_unlock(&st->lock);
+		if (!retrying)
+			continue;
+		if (at <= now)
+			return &core->candidates[i];
+		if (*next == 0 || at < *next)
+			*next = at;
+	}
+	return NULL;
+}
+
+static void *retrier_main(void *arg)
+{
+	struct core *core = arg;
+
+	pthread_mutex_lock(&core->retry_lock);
+	while (!core->retry_stop) {
+		double next;
+		struct candidate *due = next_due(core, monotonic_now(), &next);
+
+		if (due) {
+			core->retry_busy = true;
+			pthread_mutex_unlock(&core->retry_lock);
+			retry_one(core, due);
+			pthread_mutex_lock(&core->retry_lock);
+			core->retry_busy = false;
+			continue;
+		}
+		if (next == 0)
+			break; /* every hub is up, offline or disabled: done */
+		struct timespec until = { .tv_sec = (time_t)next,
+					  .tv_nsec = (long)((next - (double)(time_t)next) * 1e9) };
+		pthread_cond_timedwait(&core->retry_cond, &core->retry_lock, &until);
+	}
+	pthread_mutex_unlock(&core->retry_lock);
+	return NULL;
+}
+
+static void retrier_stop(struct core *core)
+{
+	if (!core->retrier_started)
+		return;
+	pthread_mutex_lock(&core->retry_lock);
+	core->retry_stop = true;
+	/* An open in flight would wait for its request to end. */
+	if (core->retry_busy)
+		fetcher_cancel_all(core->fetcher);
+	pthread_cond_signal(&core->retry_cond);
+	pthread_mutex_unlock(&core->retry_lock);
+	pthread_join(core->retrier, NULL);
+	core->retrier_started = false;
+}
+
 int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why,
 		  size_t why_size)
 {
 	const struct candidate *last = NULL;
+	size_t waiting = 0;
+	int rc = 0;
 
 	pthread_mutex_lock(&core->hubs_lock);
 	for (size_t i = 0; i < core->ncandidates; i++) {
 		struct candidate *cand = &core->candidates[i];
 
-		if (open_candidate_locked(core, cand) == 0)
+		if (open_candidate_locked(core, cand, true) == 0)
 			continue;
 		last = cand;
-		if (core->ncandidates > 1) /* else the mount fails with why */
-			log_error("%s hub left out: %s", cand->name,
-				  cand->why ? cand->why : "cannot open");
+		if (hub_state_check(&cand->state) == -EAGAIN)
+			waiting++;
 	}
 	*hubs = core->hubs;
-	*nhubs = core->nhubs;
-	if (core->nhubs == 0 && last)
-		snprintf(why, why_size, "%s hub: %s", last->name, last->why ? last->why : "cannot open");
-	else if (core->nhubs == 0)
-		snprintf(why, why_size, "no hub to open");
+	*nhubs = core->ncandidates;
+	/* A mount with nothing to serve, now or later, fails saying why. */
+	if (core->nhubs == 0 && waiting == 0) {
+		if (last)
+			snprintf(why, why_size, "%s hub: %s", last->name,
+				 last->why ? last->why : "cannot open");
+		else
+			snprintf(why, why_size, "no hub to open");
+		rc = -EIO;
+	}
 	pthread_mutex_unlock(&core->hubs_lock);
-	return core->nhubs ? 0 : -EIO;
+	if (rc == 0 && waiting) {
+		rc = -pthread_create(&core->retrier, NULL, retrier_main, core);
+		if (rc)
+			snprintf(why, why_size, "cannot start the thread that retries hubs: %s",
+				 strerror(-rc));
+		else
+			core->retrier_started = true;
+	}
+	return rc;
+}
+
+size_t core_hub_states(struct core *core, struct hub_state_view *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < core->ncandidates && n < max; i++)
+		hub_state_view(&core->candidates[i].state, core->candidates[i].name, &out[n++]);
+	return n;
 }
 
 int core_resolve(struct core *core, const char *path, struct hub **hub, const char **rest,

@@ -18,6 +18,7 @@ struct catalog_set;
 struct config;
 struct fetcher;
 struct hub;
+struct hub_state;
 
 enum entry_type {
 	ENTRY_DIR,
@@ -74,6 +75,10 @@ struct hub {
 	bool offline;       /* the cache only */
 	unsigned index_ttl; /* seconds its cached index is used */
 	void *priv; /* the backend's state: made by open, freed by close */
+	/* Whether it serves now (hub_state.h): the core's, NULL for a hub
+	 * the core did not make. Its functions but open are called only
+	 * while hub_state_check says it is up. */
+	struct hub_state *state;
 };
 
 /* What a hub can promise, so the core asks rather than guesses. */
@@ -108,7 +113,10 @@ struct hub_ops {
 	const char *name; /* its directory under the mount point */
 	unsigned flags;   /* enum hub_flags */
 	const struct hub_option_spec *options; /* ends with a NULL name; may be NULL */
-	/* Called once before the mount; on failure writes a sentence to why. */
+	/* Called before the mount; on failure writes a sentence to why and
+	 * leaves priv NULL. -EINVAL only for settings it refuses (never tried
+	 * again); any other failure (the network, the index) the mount tries
+	 * again later, calling open again. */
 	int (*open)(struct hub *hub, char *why, size_t why_size);
 	int (*list)(struct hub *hub, const char *dir, struct entry_list *out);
 	int (*lookup)(struct hub *hub, const char *path, struct entry *out);

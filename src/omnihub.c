@@ -65,6 +65,15 @@ static const struct subcommand subcommands[] = {
     {"config", cmd_config, "", "the effective settings, and where each came from",
      "Prints every setting with its value and its origin: a mount option,\n"
      "the environment, a config file (with its line) or the default.\n"},
+    {"status", cmd_status, "[--json] [MOUNTPOINT]", "each mount's hubs and downloads",
+     "Prints the .omnihub/status of the mount at MOUNTPOINT, or of every\n"
+     "omnihub-fuse mount (/proc/self/mountinfo): each hub's state (up;\n"
+     "retrying since a time, with the next try; offline; disabled) and its\n"
+     "last error, then the downloads in flight. With --json, one document:\n"
+     "{\"mounts\": [{\"mountpoint\", \"hubs\": [{\"name\", \"state\", \"since\",\n"
+     "\"next_try\", \"tries\", \"last_error\"}], \"status\"}]}.\n"
+     "\n"
+     "    --json                 print one JSON document\n"},
     {"where", cmd_where, "", "the cache directory", "Prints the cache directory.\n"},
 };
 
