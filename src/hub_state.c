@@ -45,8 +45,9 @@ bool hub_state_set_up(struct hub_state *st, time_t now)
 
 	pthread_mutex_lock(&st->lock);
 	changed = st->kind != HUB_STATE_UP;
+	if (changed)
+		st->since = now;
 	st->kind = HUB_STATE_UP;
-	st->since = now;
 	st->next_try = 0;
 	st->tries++;
 	st->failures = 0;
