@@ -1,6 +1,6 @@
 /* core.c: one session over the hubs, shared by the mount (fs.c) and the
  * omnihub command: the stores (a cache with its blob store, transfers and
- * downloads), the fetcher, the catalogs and the hubs, each hub opened only
+ * downloads), the fetcher and the hubs of the registry, each hub opened only
  * when first asked for. Not for: FUSE (fs.c) or a command line (main.c,
  * omnihub.c). */
 #include "build_config.h"
@@ -17,21 +17,21 @@
 #include "budget.h"
 #include "cache.h"
 #include "cachefs.h"
-#include "catalog.h"
 #include "config.h"
 #include "core.h"
 #include "download.h"
 #include "fetch.h"
-#include "hub_catalog.h"
 #include "hub_state.h"
 #include "log.h"
 #include "metrics.h"
 #include "transfer.h"
 
-/* A hub this session may open: a registry entry, or one catalog hub. */
+/* A hub this session may open: a registry entry, or one of the hubs an
+ * entry makes from what it loads (hub_ops.load). */
 struct candidate {
 	const struct hub_ops *ops;
-	const char *name;  /* borrowed: ops->name or the catalogs' */
+	const char *name;  /* borrowed: ops->name or ops->hub_name's */
+	const void *set;   /* borrowed from core->sets: what ops->load made */
 	int rc;            /* 1: not opened yet; 0: open; -errno: cannot */
 	char *why;         /* owned; why it cannot open, as the hub said */
 	struct hub *hub;   /* its slot in core->hubs (same index), set before
@@ -50,7 +50,8 @@ struct core {
 					and the downloads */
 	struct budgets *budgets;     /* the hubs' request budgets per host */
 	struct fetcher *fetcher;
-	struct catalog_set *catalogs; /* for the hubs made from catalogs */
+	void **sets; /* owned, one per registry entry: what its load made
+			(freed by its unload), or NULL */
 	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
 	struct candidate *candidates; /* owned */
 	size_t ncandidates;
@@ -73,25 +74,58 @@ struct core {
 
 static void retrier_stop(struct core *core);
 
+/* Loads, once, what each registry entry that makes several hubs names
+ * them from (hub_ops.load). */
+static int load_sets(struct core *core, char *why, size_t why_size)
+{
+	int rc = 0;
+
+	core->sets = calloc(hub_registry_count + 1, sizeof(*core->sets));
+	if (!core->sets)
+		return -ENOMEM;
+	for (size_t i = 0; i < hub_registry_count && rc == 0; i++)
+		if (hub_registry[i]->load)
+			rc = hub_registry[i]->load(core->config, &core->sets[i], why, why_size);
+	return rc;
+}
+
+/* How long a converter may run: the longest any hub that converts allows
+ * (hub_ops.convert_timeout; 0 when its setting is wrong, which its load
+ * refuses). */
+static unsigned convert_timeout(const struct config *cfg)
+{
+	unsigned seconds = DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;
+	bool any = false;
+
+	for (size_t i = 0; i < hub_registry_count; i++) {
+		if (!hub_registry[i]->convert_timeout)
+			continue;
+		unsigned one = hub_registry[i]->convert_timeout(cfg);
+		seconds = any && seconds > one ? seconds : one;
+		any = true;
+	}
+	return seconds;
+}
+
 static int add_candidates(struct core *core)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < hub_registry_count; i++)
-		n += hub_registry[i]->flags & HUB_FROM_CATALOGS ? core->catalogs->nhubs : 1;
+		n += hub_registry[i]->load ? hub_registry[i]->count(core->sets[i]) : 1;
 	core->candidates = calloc(n ? n : 1, sizeof(*core->candidates));
 	core->hubs = calloc(n ? n : 1, sizeof(*core->hubs));
 	if (!core->candidates || !core->hubs)
 		return -ENOMEM;
 	for (size_t i = 0; i < hub_registry_count; i++) {
 		const struct hub_ops *ops = hub_registry[i];
-		size_t count = ops->flags & HUB_FROM_CATALOGS ? core->catalogs->nhubs : 1;
+		size_t count = ops->load ? ops->count(core->sets[i]) : 1;
 
 		for (size_t c = 0; c < count; c++) {
 			struct candidate *cand = &core->candidates[core->ncandidates++];
 			cand->ops = ops;
-			cand->name = ops->flags & HUB_FROM_CATALOGS ? core->catalogs->hubs[c].name
-								  : ops->name;
+			cand->name = ops->load ? ops->hub_name(core->sets[i], c) : ops->name;
+			cand->set = core->sets[i];
 			cand->rc = 1;
 			cand->hub = &core->hubs[core->ncandidates - 1];
 			hub_state_init(&cand->state);
@@ -100,7 +134,7 @@ static int add_candidates(struct core *core)
 	return 0;
 }
 
-/* The config's [hub] sections, now that the catalogs' hubs are known. */
+/* The config's [hub] sections, now that every hub's name is known. */
 static int check_sections(struct core *core, char *why, size_t why_size)
 {
 	const char **names = calloc(core->ncandidates + 1, sizeof(*names));
@@ -171,7 +205,7 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 	struct download_options download_options = {
 		.offline = cfg->offline,
 		.limits = stage_default_limits,
-		.convert_timeout = hub_catalog_convert_timeout(cfg),
+		.convert_timeout = convert_timeout(cfg),
 	};
 	download_options.limits.max_ratio = cfg->max_unpack_ratio;
 	download_options.limits.max_bytes = cfg->max_unpack_size;
@@ -286,13 +320,13 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	if (rc)
 		goto out;
 	/* The general store first: room for one more per hub is made once the
-	 * catalogs say how many hubs there are. */
+	 * registry's entries say how many hubs they make. */
 	core->stores = calloc(1, sizeof(*core->stores));
 	rc = core->stores ? store_open(core, cfg->cache_dir, cfg->cache_max, why, why_size)
 			  : -ENOMEM;
 	if (rc)
 		goto out;
-	rc = hub_catalog_load(cfg, &core->catalogs, why, why_size);
+	rc = load_sets(core, why, why_size);
 	if (rc)
 		goto out;
 	rc = add_candidates(core);
@@ -310,13 +344,10 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 		core->stores = grown;
 		memset(grown + 1, 0, core->ncandidates * sizeof(*grown));
 		/* Moved: its env is lent to no hub yet. */
-		grown[0].env.catalogs = core->catalogs;
 	}
 	rc = open_hub_stores(core, why, why_size);
 	if (rc)
 		goto out;
-	for (size_t i = 0; i < core->nstores; i++)
-		core->stores[i].env.catalogs = core->catalogs;
 	*out = core;
 	core = NULL;
 	why[0] = '\0';
@@ -360,7 +391,10 @@ void core_free(struct core *core)
 		hub_state_destroy(&core->candidates[i].state);
 	}
 	free(core->candidates);
-	hub_catalog_unload(core->catalogs);
+	for (size_t i = 0; core->sets && i < hub_registry_count; i++)
+		if (hub_registry[i]->load)
+			hub_registry[i]->unload(core->sets[i]);
+	free(core->sets);
 	fetcher_free(core->fetcher);
 	budgets_free(core->budgets);
 	metrics_free(core->metrics);
@@ -482,6 +516,7 @@ static void prepare_slot(struct core *core, struct candidate *cand)
 	hub->offline = config_hub_offline(core->config, cand->name);
 	hub->index_ttl = config_hub_index_ttl(core->config, cand->name);
 	hub->state = &cand->state;
+	hub->set = cand->set;
 }
 
 /* Records the result of an open of cand (rc, why) in its state and logs

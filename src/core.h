@@ -1,6 +1,6 @@
 /* core.h: one session over the hubs, shared by the mount (fs.c) and the
  * omnihub command: the cache and its blob store, the fetcher, the
- * transfers, the downloads, the catalogs and the hubs, each hub opened only
+ * transfers, the downloads and the hubs of the registry, each hub opened only
  * when first asked for. Not for: FUSE (fs.c) or a command line (main.c,
  * omnihub.c). */
 #ifndef OMNIHUB_CORE_H
@@ -22,8 +22,8 @@ struct transfer_engine;
 
 struct core;
 
-/* Opens every store (sweeping what a crash left), the transfers and the
- * catalogs: local files only, no hub and no request. On failure writes one
+/* Opens every store (sweeping what a crash left), the transfers and what
+ * the registry's entries load to name their hubs (hub_ops.load): local files only, no hub and no request. On failure writes one
  * sentence to why. cfg must outlive the core. */
 int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size);
 /* Stops every transfer (their partial state kept) and answers every
@@ -64,7 +64,7 @@ struct download_set *core_downloads(struct core *core);
  * hits and misses, downloads, latencies. */
 struct metrics *core_metrics(struct core *core);
 
-/* The hubs this build and the catalogs name, opened or not, in the order
+/* The hubs of the registry (those hub_ops.load names included), opened or not, in the order
  * of the mount's root. */
 size_t core_hub_count(const struct core *core);
 const char *core_hub_name(const struct core *core, size_t i);
