@@ -177,5 +177,29 @@ def offline_without_index_is_left_out(t):
         check_eq(len(m.log_lines("onnx hub left out (offline)")), 1, "log lines of onnx")
 
 
+@test
+def huggingface_endpoint_down_at_start_is_up(t):
+    """The Hugging Face hubs' open asks nothing of the network (each lookup does, with its
+    own errors): an endpoint down at start leaves them up, with no retry."""
+    with mount(t, "hf_endpoint=https://127.0.0.1:1") as m:
+        rows = hub_rows(m)
+        check_eq(rows["huggingface"][:4], ("up", rows["huggingface"][1], "-", 1),
+                 "huggingface's state")
+        check_eq(rows["huggingface-datasets"][0], "up", "huggingface-datasets's state")
+        check("huggingface" in os.listdir(m.mountpoint), "huggingface/ not listed")
+
+
+@test
+def settings_refused_is_disabled(t):
+    """Settings a hub refuses do not heal: it is left out (ENOENT), never retried."""
+    with mount(t, "hf_ttl=soon") as m:
+        check("huggingface" not in os.listdir(m.mountpoint), "huggingface/ listed")
+        check_eq(errno_of(os.stat, m.path("huggingface")), errno.ENOENT, "stat huggingface/")
+        state, _, next_try, _, error = hub_rows(m)["huggingface"]
+        check_eq((state, next_try), ("disabled", "-"), "huggingface's state and next try")
+        check("hf_ttl" in error, "huggingface's last error: %r" % error)
+        check_eq(hub_rows(m)["onnx"][0], "up", "onnx's state")
+
+
 if __name__ == "__main__":
     run(small_zoo, before_each=lambda shared: shared.zoo.set_down(False))
