@@ -31,8 +31,13 @@ static void mounts_free(struct mounts *m)
 
 static int mounts_add(struct mounts *m, const char *path)
 {
-	char **grown = realloc(m->paths, (m->count + 1) * sizeof(*grown));
+	char **grown;
 
+	/* A mount seen twice (a bind, another namespace's propagation) is one. */
+	for (size_t i = 0; i < m->count; i++)
+		if (strcmp(m->paths[i], path) == 0)
+			return 0;
+	grown = realloc(m->paths, (m->count + 1) * sizeof(*grown));
 	if (!grown)
 		return -ENOMEM;
 	m->paths = grown;
