@@ -48,5 +48,6 @@ int cmd_config(struct cmd_ctx *ctx, int argc, char **argv);
 struct config_options;
 int cmd_config_check(struct cmd_ctx *ctx, const struct config_options *opts);
 int cmd_where(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 /* core.c: one session over the hubs, shared by the mount (fs.c) and the
  * omnihub command: the stores (a cache with its blob store, transfers and
- * downloads), the fetcher, the catalogs and the hubs, each hub opened only
+ * downloads), the fetcher and the hubs of the registry, each hub opened only
  * when first asked for. Not for: FUSE (fs.c) or a command line (main.c,
  * omnihub.c). */
 #include "build_config.h"
@@ -10,29 +10,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "blob.h"
 #include "budget.h"
 #include "cache.h"
 #include "cachefs.h"
-#include "catalog.h"
 #include "config.h"
 #include "core.h"
 #include "download.h"
 #include "fetch.h"
-#include "hub_catalog.h"
+#include "hub_state.h"
 #include "log.h"
 #include "metrics.h"
 #include "transfer.h"
 
-/* A hub this session may open: a registry entry, or one catalog hub. */
+/* A hub this session may open: a registry entry, or one of the hubs an
+ * entry makes from what it loads (hub_ops.load). */
 struct candidate {
 	const struct hub_ops *ops;
-	const char *name;  /* borrowed: ops->name or the catalogs' */
+	const char *name;  /* borrowed: ops->name or ops->hub_name's */
+	const void *set;   /* borrowed from core->sets: what ops->load made */
 	int rc;            /* 1: not opened yet; 0: open; -errno: cannot */
 	char *why;         /* owned; why it cannot open, as the hub said */
-	struct hub *hub;   /* in core->hubs, once open */
+	struct hub *hub;   /* its slot in core->hubs (same index), set before
+			      open; it serves once state says up */
 	struct core_store *store; /* in core->stores: where its files go */
+	struct hub_state state;   /* lent to hub->state */
 };
 
 struct core {
@@ -45,42 +50,91 @@ struct core {
 					and the downloads */
 	struct budgets *budgets;     /* the hubs' request budgets per host */
 	struct fetcher *fetcher;
-	struct catalog_set *catalogs; /* for the hubs made from catalogs */
+	void **sets; /* owned, one per registry entry: what its load made
+			(freed by its unload), or NULL */
 	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
 	struct candidate *candidates; /* owned */
 	size_t ncandidates;
-	struct hub *hubs; /* owned; the open ones, in the order they opened,
-			     never moved (room for every candidate) */
-	size_t nhubs;
+	struct hub *hubs; /* owned; one per candidate, in the same order,
+			     never moved; a hub's functions are called only
+			     while its state says up */
+	size_t nhubs;     /* the opened ones */
+	/* The mount's retry thread: opens again, in the background, the hubs
+	 * that could not open (never in a FUSE thread). */
+	pthread_t retrier;
+	bool retrier_started;
+	pthread_mutex_t retry_lock; /* guards the three below */
+	pthread_cond_t retry_cond;  /* on CLOCK_MONOTONIC */
+	bool retry_stop;
+	bool retry_busy;            /* an open is in flight */
+	unsigned retry_seed;        /* the jitter's draws; the retry thread's */
+	double retry_first;         /* the first wait (hub_retry_first) */
 	bool shut_down;
 };
+
+static void retrier_stop(struct core *core);
+
+/* Loads, once, what each registry entry that makes several hubs names
+ * them from (hub_ops.load). */
+static int load_sets(struct core *core, char *why, size_t why_size)
+{
+	int rc = 0;
+
+	core->sets = calloc(hub_registry_count + 1, sizeof(*core->sets));
+	if (!core->sets)
+		return -ENOMEM;
+	for (size_t i = 0; i < hub_registry_count && rc == 0; i++)
+		if (hub_registry[i]->load)
+			rc = hub_registry[i]->load(core->config, &core->sets[i], why, why_size);
+	return rc;
+}
+
+/* How long a converter may run: the longest any hub that converts allows
+ * (hub_ops.convert_timeout; 0 when its setting is wrong, which its load
+ * refuses). */
+static unsigned convert_timeout(const struct config *cfg)
+{
+	unsigned seconds = DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;
+	bool any = false;
+
+	for (size_t i = 0; i < hub_registry_count; i++) {
+		if (!hub_registry[i]->convert_timeout)
+			continue;
+		unsigned one = hub_registry[i]->convert_timeout(cfg);
+		seconds = any && seconds > one ? seconds : one;
+		any = true;
+	}
+	return seconds;
+}
 
 static int add_candidates(struct core *core)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < hub_registry_count; i++)
-		n += hub_registry[i]->flags & HUB_FROM_CATALOGS ? core->catalogs->nhubs : 1;
+		n += hub_registry[i]->load ? hub_registry[i]->count(core->sets[i]) : 1;
 	core->candidates = calloc(n ? n : 1, sizeof(*core->candidates));
 	core->hubs = calloc(n ? n : 1, sizeof(*core->hubs));
 	if (!core->candidates || !core->hubs)
 		return -ENOMEM;
 	for (size_t i = 0; i < hub_registry_count; i++) {
 		const struct hub_ops *ops = hub_registry[i];
-		size_t count = ops->flags & HUB_FROM_CATALOGS ? core->catalogs->nhubs : 1;
+		size_t count = ops->load ? ops->count(core->sets[i]) : 1;
 
 		for (size_t c = 0; c < count; c++) {
 			struct candidate *cand = &core->candidates[core->ncandidates++];
 			cand->ops = ops;
-			cand->name = ops->flags & HUB_FROM_CATALOGS ? core->catalogs->hubs[c].name
-								  : ops->name;
+			cand->name = ops->load ? ops->hub_name(core->sets[i], c) : ops->name;
+			cand->set = core->sets[i];
 			cand->rc = 1;
+			cand->hub = &core->hubs[core->ncandidates - 1];
+			hub_state_init(&cand->state);
 		}
 	}
 	return 0;
 }
 
-/* The config's [hub] sections, now that the catalogs' hubs are known. */
+/* The config's [hub] sections, now that every hub's name is known. */
 static int check_sections(struct core *core, char *why, size_t why_size)
 {
 	const char **names = calloc(core->ncandidates + 1, sizeof(*names));
@@ -152,7 +206,7 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 	struct download_options download_options = {
 		.offline = cfg->offline,
 		.limits = stage_default_limits,
-		.convert_timeout = hub_catalog_convert_timeout(cfg),
+		.convert_timeout = convert_timeout(cfg),
 	};
 	download_options.limits.max_ratio = cfg->max_unpack_ratio;
 	download_options.limits.max_bytes = cfg->max_unpack_size;
@@ -242,6 +296,16 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 		return -ENOMEM;
 	core->config = cfg;
 	pthread_mutex_init(&core->hubs_lock, NULL);
+	pthread_mutex_init(&core->retry_lock, NULL);
+	{
+		pthread_condattr_t attr;
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&core->retry_cond, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	core->retry_seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	core->retry_first = hub_retry_first();
 	rc = budgets_new(&core->budgets);
 	if (rc)
 		goto out;
@@ -257,13 +321,13 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	if (rc)
 		goto out;
 	/* The general store first: room for one more per hub is made once the
-	 * catalogs say how many hubs there are. */
+	 * registry's entries say how many hubs they make. */
 	core->stores = calloc(1, sizeof(*core->stores));
 	rc = core->stores ? store_open(core, cfg->cache_dir, cfg->cache_max, why, why_size)
 			  : -ENOMEM;
 	if (rc)
 		goto out;
-	rc = hub_catalog_load(cfg, &core->catalogs, why, why_size);
+	rc = load_sets(core, why, why_size);
 	if (rc)
 		goto out;
 	rc = add_candidates(core);
@@ -281,13 +345,10 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 		core->stores = grown;
 		memset(grown + 1, 0, core->ncandidates * sizeof(*grown));
 		/* Moved: its env is lent to no hub yet. */
-		grown[0].env.catalogs = core->catalogs;
 	}
 	rc = open_hub_stores(core, why, why_size);
 	if (rc)
 		goto out;
-	for (size_t i = 0; i < core->nstores; i++)
-		core->stores[i].env.catalogs = core->catalogs;
 	*out = core;
 	core = NULL;
 	why[0] = '\0';
@@ -301,6 +362,7 @@ void core_shutdown(struct core *core)
 	if (!core || core->shut_down)
 		return;
 	core->shut_down = true;
+	retrier_stop(core);
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);
 	for (size_t i = 0; i < core->nstores; i++)
@@ -312,6 +374,7 @@ void core_free(struct core *core)
 {
 	if (!core)
 		return;
+	retrier_stop(core);
 	/* Transfers stop first, their waiters answered; then the jobs that
 	 * waited on them end, and nothing uses the caches or the fetcher. */
 	for (size_t i = 0; i < core->nstores; i++)
@@ -320,13 +383,19 @@ void core_free(struct core *core)
 		download_set_free(core->stores[i].downloads);
 		transfer_engine_free(core->stores[i].engine);
 	}
-	for (size_t i = 0; i < core->nhubs; i++)
-		core->hubs[i].ops->close(&core->hubs[i]);
-	free(core->hubs);
 	for (size_t i = 0; i < core->ncandidates; i++)
+		if (core->candidates[i].rc == 0)
+			core->hubs[i].ops->close(&core->hubs[i]);
+	free(core->hubs);
+	for (size_t i = 0; i < core->ncandidates; i++) {
 		free(core->candidates[i].why);
+		hub_state_destroy(&core->candidates[i].state);
+	}
 	free(core->candidates);
-	hub_catalog_unload(core->catalogs);
+	for (size_t i = 0; core->sets && i < hub_registry_count; i++)
+		if (hub_registry[i]->load)
+			hub_registry[i]->unload(core->sets[i]);
+	free(core->sets);
 	fetcher_free(core->fetcher);
 	budgets_free(core->budgets);
 	metrics_free(core->metrics);
@@ -336,6 +405,8 @@ void core_free(struct core *core)
 		free(core->stores[i].dir);
 	}
 	free(core->stores);
+	pthread_cond_destroy(&core->retry_cond);
+	pthread_mutex_destroy(&core->retry_lock);
 	pthread_mutex_destroy(&core->hubs_lock);
 	free(core);
 }
@@ -414,30 +485,91 @@ void core_on_index_changed(struct core *core, void (*fn)(void *ctx, struct hub *
 	}
 }
 
-/* Opens one candidate into the next free slot of core->hubs; under
- * hubs_lock. Its index may be fetched: the command opens one hub, the
- * mount all of them before it serves anything. */
-static int open_candidate_locked(struct core *core, struct candidate *cand)
+static double monotonic_now(void)
 {
-	struct hub *hub = &core->hubs[core->nhubs];
-	char hub_why[512];
+	struct timespec ts;
 
-	if (cand->rc <= 0)
-		return cand->rc;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What follows a failed open: an offline hub has nothing to wait for, and
+ * settings the hub refuses (-EINVAL, hub.h) stay refused; anything else
+ * (the network, the hub's server, its index) may heal. */
+static enum hub_state_kind failure_kind(const struct hub *hub, int rc)
+{
+	if (hub->offline)
+		return HUB_STATE_OFFLINE;
+	if (rc == -EINVAL)
+		return HUB_STATE_DISABLED;
+	return HUB_STATE_RETRYING;
+}
+
+/* Fills the candidate's slot with what the hub needs before its open. */
+static void prepare_slot(struct core *core, struct candidate *cand)
+{
+	struct hub *hub = cand->hub;
+
+	memset(hub, 0, sizeof(*hub));
 	hub->ops = cand->ops;
 	hub->env = &cand->store->env;
 	hub->name = cand->name;
 	hub->offline = config_hub_offline(core->config, cand->name);
 	hub->index_ttl = config_hub_index_ttl(core->config, cand->name);
-	if (hub->ops->open(hub, hub_why, sizeof(hub_why)) == 0) {
+	hub->state = &cand->state;
+	hub->set = cand->set;
+}
+
+/* Records the result of an open of cand (rc, why) in its state and logs
+ * it once per change of state or reason; under hubs_lock. With retry,
+ * a failure that may heal is tried again by the retry thread. */
+static void record_open_locked(struct core *core, struct candidate *cand, int rc,
+			       const char *why, bool retry)
+{
+	enum hub_state_kind kind;
+	double jitter;
+
+	if (rc == 0) {
 		cand->rc = 0;
-		cand->hub = hub;
 		core->nhubs++;
-		return 0;
+		if (hub_state_set_up(&cand->state, time(NULL)) && cand->state.tries > 1)
+			log_info("%s hub is up (after %u tries): served from now on", cand->name,
+				 cand->state.tries);
+		return;
 	}
-	memset(hub, 0, sizeof(*hub));
+	free(cand->why);
+	cand->why = strdup(why);
 	cand->rc = -EIO;
-	cand->why = strdup(hub_why);
+	kind = failure_kind(cand->hub, rc);
+	if (!retry && kind == HUB_STATE_RETRYING)
+		kind = HUB_STATE_DISABLED; /* the command: nobody tries again */
+	jitter = (double)rand_r(&core->retry_seed) / ((double)RAND_MAX + 1.0);
+	if (!hub_state_set_failed(&cand->state, kind, why, time(NULL), monotonic_now(),
+				  core->retry_first, jitter))
+		return;
+	if (kind == HUB_STATE_RETRYING)
+		log_warn("%s hub not available: %s; retried in the background (next in %lds), "
+			 "its directory answers EAGAIN meanwhile",
+			 cand->name, why, (long)(cand->state.next_try - time(NULL)));
+	else if (retry)
+		log_error("%s hub left out (%s): %s", cand->name, hub_state_name(kind), why);
+}
+
+/* Opens one candidate into its slot; under hubs_lock. Its index may be
+ * fetched: the command opens one hub, the mount all of them before it
+ * serves anything. */
+static int open_candidate_locked(struct core *core, struct candidate *cand, bool retry)
+{
+	char hub_why[512] = "cannot open";
+	int rc;
+
+	if (cand->rc <= 0)
+		return cand->rc;
+	prepare_slot(core, cand);
+	rc = cand->ops->open(cand->hub, hub_why, sizeof(hub_why));
+	if (rc)
+		cand->hub->priv = NULL; /* open leaves nothing behind on failure */
+	record_open_locked(core, cand, rc, hub_why, retry);
 	return cand->rc;
 }
 
@@ -455,7 +587,7 @@ int core_hub(struct core *core, const char *name, struct hub **out, char *why, s
 		return -ENOENT;
 	}
 	pthread_mutex_lock(&core->hubs_lock);
-	rc = open_candidate_locked(core, cand);
+	rc = open_candidate_locked(core, cand, false);
 	if (rc == 0)
 		*out = cand->hub;
 	else
@@ -464,30 +596,143 @@ int core_hub(struct core *core, const char *name, struct hub **out, char *why, s
 	return rc;
 }
 
+/* The retry thread's one try of cand, whose slot no other thread uses
+ * while it is not up: the open runs outside every lock (it may take a
+ * request's time), its result is recorded under hubs_lock. */
+static void retry_one(struct core *core, struct candidate *cand)
+{
+	char hub_why[512] = "cannot open";
+	int rc;
+
+	/* Its other fields were set by the first open and are read by the
+	 * mount's threads meanwhile: they stay as they are. */
+	cand->hub->priv = NULL;
+	rc = cand->ops->open(cand->hub, hub_why, sizeof(hub_why));
+	if (rc)
+		cand->hub->priv = NULL;
+	pthread_mutex_lock(&core->hubs_lock);
+	cand->rc = 1; /* record_open_locked sets what it is now */
+	record_open_locked(core, cand, rc, hub_why, true);
+	pthread_mutex_unlock(&core->hubs_lock);
+	/* The kernel may hold the empty directory's attributes or listing:
+	 * the mount drops them as after an index refresh. */
+	if (rc == 0 && cand->hub->env->index_changed)
+		cand->hub->env->index_changed(cand->hub->env->index_changed_ctx, cand->hub);
+}
+
+/* The candidate due for a try now, or NULL with *next set to the earliest
+ * try to come (0: none). */
+static struct candidate *next_due(struct core *core, double now, double *next)
+{
+	*next = 0;
+	for (size_t i = 0; i < core->ncandidates; i++) {
+		struct hub_state *st = &core->candidates[i].state;
+		double at;
+		bool retrying;
+
+		pthread_mutex_lock(&st->lock);
+		retrying = st->kind == HUB_STATE_RETRYING;
+		at = st->next_mono;
+		pthread_mutex_unlock(&st->lock);
+		if (!retrying)
+			continue;
+		if (at <= now)
+			return &core->candidates[i];
+		if (*next == 0 || at < *next)
+			*next = at;
+	}
+	return NULL;
+}
+
+static void *retrier_main(void *arg)
+{
+	struct core *core = arg;
+
+	pthread_mutex_lock(&core->retry_lock);
+	while (!core->retry_stop) {
+		double next;
+		struct candidate *due = next_due(core, monotonic_now(), &next);
+
+		if (due) {
+			core->retry_busy = true;
+			pthread_mutex_unlock(&core->retry_lock);
+			retry_one(core, due);
+			pthread_mutex_lock(&core->retry_lock);
+			core->retry_busy = false;
+			continue;
+		}
+		if (next == 0)
+			break; /* every hub is up, offline or disabled: done */
+		struct timespec until = { .tv_sec = (time_t)next,
+					  .tv_nsec = (long)((next - (double)(time_t)next) * 1e9) };
+		pthread_cond_timedwait(&core->retry_cond, &core->retry_lock, &until);
+	}
+	pthread_mutex_unlock(&core->retry_lock);
+	return NULL;
+}
+
+static void retrier_stop(struct core *core)
+{
+	if (!core->retrier_started)
+		return;
+	pthread_mutex_lock(&core->retry_lock);
+	core->retry_stop = true;
+	/* An open in flight would wait for its request to end. */
+	if (core->retry_busy)
+		fetcher_cancel_all(core->fetcher);
+	pthread_cond_signal(&core->retry_cond);
+	pthread_mutex_unlock(&core->retry_lock);
+	pthread_join(core->retrier, NULL);
+	core->retrier_started = false;
+}
+
 int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why,
 		  size_t why_size)
 {
 	const struct candidate *last = NULL;
+	size_t waiting = 0;
+	int rc = 0;
 
 	pthread_mutex_lock(&core->hubs_lock);
 	for (size_t i = 0; i < core->ncandidates; i++) {
 		struct candidate *cand = &core->candidates[i];
 
-		if (open_candidate_locked(core, cand) == 0)
+		if (open_candidate_locked(core, cand, true) == 0)
 			continue;
 		last = cand;
-		if (core->ncandidates > 1) /* else the mount fails with why */
-			log_error("%s hub left out: %s", cand->name,
-				  cand->why ? cand->why : "cannot open");
+		if (hub_state_check(&cand->state) == -EAGAIN)
+			waiting++;
 	}
 	*hubs = core->hubs;
-	*nhubs = core->nhubs;
-	if (core->nhubs == 0 && last)
-		snprintf(why, why_size, "%s hub: %s", last->name, last->why ? last->why : "cannot open");
-	else if (core->nhubs == 0)
-		snprintf(why, why_size, "no hub to open");
+	*nhubs = core->ncandidates;
+	/* A mount with nothing to serve, now or later, fails saying why. */
+	if (core->nhubs == 0 && waiting == 0) {
+		if (last)
+			snprintf(why, why_size, "%s hub: %s", last->name,
+				 last->why ? last->why : "cannot open");
+		else
+			snprintf(why, why_size, "no hub to open");
+		rc = -EIO;
+	}
 	pthread_mutex_unlock(&core->hubs_lock);
-	return core->nhubs ? 0 : -EIO;
+	if (rc == 0 && waiting) {
+		rc = -pthread_create(&core->retrier, NULL, retrier_main, core);
+		if (rc)
+			snprintf(why, why_size, "cannot start the thread that retries hubs: %s",
+				 strerror(-rc));
+		else
+			core->retrier_started = true;
+	}
+	return rc;
+}
+
+size_t core_hub_states(struct core *core, struct hub_state_view *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < core->ncandidates && n < max; i++)
+		hub_state_view(&core->candidates[i].state, core->candidates[i].name, &out[n++]);
+	return n;
 }
 
 int core_resolve(struct core *core, const char *path, struct hub **hub, const char **rest,

@@ -1,6 +1,6 @@
 /* core.h: one session over the hubs, shared by the mount (fs.c) and the
  * omnihub command: the cache and its blob store, the fetcher, the
- * transfers, the downloads, the catalogs and the hubs, each hub opened only
+ * transfers, the downloads and the hubs of the registry, each hub opened only
  * when first asked for. Not for: FUSE (fs.c) or a command line (main.c,
  * omnihub.c). */
 #ifndef OMNIHUB_CORE_H
@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hub.h"
+#include "hub_state.h"
 
 struct blob_store;
 struct cache;
@@ -21,8 +22,8 @@ struct transfer_engine;
 
 struct core;
 
-/* Opens every store (sweeping what a crash left), the transfers and the
- * catalogs: local files only, no hub and no request. On failure writes one
+/* Opens every store (sweeping what a crash left), the transfers and what
+ * the registry's entries load to name their hubs (hub_ops.load): local files only, no hub and no request. On failure writes one
  * sentence to why. cfg must outlive the core. */
 int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size);
 /* Stops every transfer (their partial state kept) and answers every
@@ -63,7 +64,7 @@ struct download_set *core_downloads(struct core *core);
  * hits and misses, downloads, latencies. */
 struct metrics *core_metrics(struct core *core);
 
-/* The hubs this build and the catalogs name, opened or not, in the order
+/* The hubs of the registry (those hub_ops.load names included), opened or not, in the order
  * of the mount's root. */
 size_t core_hub_count(const struct core *core);
 const char *core_hub_name(const struct core *core, size_t i);
@@ -78,11 +79,18 @@ void core_on_index_changed(struct core *core, void (*fn)(void *ctx, struct hub *
  * open, with the sentence in why (and again on every later call). */
 int core_hub(struct core *core, const char *name, struct hub **out, char *why,
 	     size_t why_size);
-/* The mount: opens every hub at once, leaving out (with a log line) those
- * that cannot open; fails only when none can. *hubs is an array of the
- * opened ones, owned by the core. Call before any core_hub. */
+/* The mount: opens every hub at once. One that cannot is left out (with a
+ * log line) when it is offline or its settings refuse it, and otherwise
+ * opened again by a thread of the core's, after waits growing from
+ * hub_retry_first() (hub_state.h), until it opens; index_changed is then
+ * called for it. *hubs is an array of every hub, opened or not, in the
+ * order of the root, owned by the core: call a hub's functions only while
+ * hub_state_check(hub->state) says it is up. Fails only when no hub is up
+ * or retried. Call before any core_hub. */
 int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why,
 		  size_t why_size);
+/* Copies the state of the first max hubs into out; returns how many. */
+size_t core_hub_states(struct core *core, struct hub_state_view *out, size_t max);
 
 /* Splits "onnx/resnet18/model.onnx" (no leading or trailing '/') into its
  * hub, opened, and the path in it ("" for the hub's root). */

@@ -102,6 +102,11 @@ static void revalidate_hub(struct fs *fs, struct hub *hub)
 		log_info("%s: the new index changed %zu names the kernel had looked up: dropped",
 			 hub->name, dropped);
 	tree_bindings_free(bindings, count);
+	/* Its directory's attributes and listing, as cached while the index
+	 * was another one or none (a hub that came up after retries). */
+	uint64_t dir_ino = tree_hub_dir_ino(fs->tree, hub);
+	if (dir_ino)
+		fuse_lowlevel_notify_inval_inode(fs->session, dir_ino, 0, 0);
 }
 
 static void *notifier_main(void *arg)
@@ -969,16 +974,23 @@ static void every_usage(struct fs *fs, struct blob_usage *usage)
 static int status_file_text(struct fs *fs, const char *which, char **out, size_t *len)
 {
 	struct transfer_status *transfers = NULL;
+	struct hub_state_view *hubs = NULL; /* every hub's state (core.h) */
 	struct blob_usage usage;
 	struct timespec now;
-	size_t count = 0;
+	size_t count = 0, nhubs = 0;
 	int rc;
 
 	if (strcmp(which, "log") == 0)
 		return log_recent(out, len);
+	hubs = calloc(core_hub_count(fs->core) + 1, sizeof(*hubs));
+	if (!hubs)
+		return -ENOMEM;
+	nhubs = core_hub_states(fs->core, hubs, core_hub_count(fs->core));
 	rc = every_transfer(fs, &transfers, &count);
-	if (rc)
+	if (rc) {
+		free(hubs);
 		return rc;
+	}
 	every_usage(fs, &usage);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double up = (double)(now.tv_sec - fs->started.tv_sec) +
@@ -987,7 +999,9 @@ static int status_file_text(struct fs *fs, const char *which, char **out, size_t
 		struct status_input in = { .transfers = transfers,
 					   .ntransfers = count,
 					   .usage = &usage,
-					   .uptime_seconds = up };
+					   .uptime_seconds = up,
+					   .hubs = hubs,
+					   .nhubs = nhubs };
 		rc = status_render(&in, out, len);
 	} else {
 		struct metrics_gauges gauges = { .cache_bytes = usage.bytes,
@@ -1000,7 +1014,20 @@ static int status_file_text(struct fs *fs, const char *which, char **out, size_t
 		for (size_t i = 0; i < count; i++)
 			gauges.waiters += transfers[i].waiters;
 		rc = metrics_render(core_metrics(fs->core), &gauges, out, len);
+		char *more = NULL, *both = NULL;
+		size_t more_len = 0;
+		if (rc == 0 && (rc = status_hub_metrics(hubs, nhubs, &more, &more_len)) == 0) {
+			both = realloc(*out, *len + more_len + 1);
+			rc = both ? 0 : -ENOMEM;
+		}
+		if (both) {
+			memcpy(both + *len, more, more_len + 1);
+			*out = both;
+			*len += more_len;
+		}
+		free(more);
 	}
+	free(hubs);
 	transfer_status_free(transfers, count);
 	return rc;
 }

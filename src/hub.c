@@ -102,6 +102,10 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 		format_time(mtime, when, sizeof(when));
 		if (cached_rc == 0 && (offline || time(NULL) - mtime < (time_t)ttl)) {
 			rc = parse(hub, cached, cached_len, mtime, why, why_size);
+			/* Bytes refused are not settings refused (-EINVAL, hub.h):
+			 * another copy may come. */
+			if (rc == -EINVAL)
+				rc = -EBADMSG;
 			if (rc == 0)
 				log_info("%s: using the index cached on %s%s", name, when,
 					 offline ? " (offline)" : "");
@@ -118,6 +122,8 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 	if (rc == 0) {
 		char parse_why[400];
 		rc = parse(hub, body.data, body.len, time(NULL), parse_why, sizeof(parse_why));
+		if (rc == -EINVAL)
+			rc = -EBADMSG;
 		if (rc)
 			snprintf(status.error, sizeof(status.error), "refused: %s", parse_why);
 	}

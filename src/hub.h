@@ -14,10 +14,10 @@
 
 struct budgets;
 struct cache;
-struct catalog_set;
 struct config;
 struct fetcher;
 struct hub;
+struct hub_state;
 
 enum entry_type {
 	ENTRY_DIR,
@@ -56,8 +56,6 @@ struct hub_env {
 	struct fetcher *fetcher;
 	struct cache *cache;
 	struct budgets *budgets; /* request budgets per host, shared by hubs */
-	const struct catalog_set *catalogs; /* every catalog loaded, for the
-					       hubs made from them */
 	/* A hub calls this after a refresh replaced its index, from the thread
 	 * that refreshed it; it does not block. NULL: nobody listens. */
 	void (*index_changed)(void *ctx, struct hub *hub);
@@ -68,12 +66,18 @@ struct hub {
 	const struct hub_ops *ops;
 	const struct hub_env *env;
 	const char *name; /* its directory under the mount point: ops->name,
-			     or a catalog's hub (borrowed from env->catalogs) */
+			     or ops->hub_name's (borrowed from the core) */
+	const void *set;  /* what ops->load made, for a hub made from it
+			     (borrowed from the core); NULL without load */
 	/* Its own settings, as the config resolves them for it (a [hub]
 	 * section over the general ones); set by the core before open. */
 	bool offline;       /* the cache only */
 	unsigned index_ttl; /* seconds its cached index is used */
 	void *priv; /* the backend's state: made by open, freed by close */
+	/* Whether it serves now (hub_state.h): the core's, NULL for a hub
+	 * the core did not make. Its functions but open are called only
+	 * while hub_state_check says it is up. */
+	struct hub_state *state;
 };
 
 /* What a hub can promise, so the core asks rather than guesses. */
@@ -83,7 +87,8 @@ enum hub_flags {
 	HUB_SIZES_KNOWN = 1u << 1, /* every file's size is known before a download */
 	HUB_USES_TOKEN = 1u << 2,  /* sends the user's credential when it has one */
 	HUB_FROM_CATALOGS = 1u << 3, /* one hub per hub the catalogs name, each
-					with that name, rather than one */
+					with that name, rather than one (it has
+					load, count, hub_name and unload) */
 };
 
 /* One of a hub's own options, -o <name>=VALUE or a config file's line; the
@@ -108,7 +113,10 @@ struct hub_ops {
 	const char *name; /* its directory under the mount point */
 	unsigned flags;   /* enum hub_flags */
 	const struct hub_option_spec *options; /* ends with a NULL name; may be NULL */
-	/* Called once before the mount; on failure writes a sentence to why. */
+	/* Called before the mount; on failure writes a sentence to why and
+	 * leaves priv NULL. -EINVAL only for settings it refuses (never tried
+	 * again); any other failure (the network, the index) the mount tries
+	 * again later, calling open again. */
 	int (*open)(struct hub *hub, char *why, size_t why_size);
 	int (*list)(struct hub *hub, const char *dir, struct entry_list *out);
 	int (*lookup)(struct hub *hub, const char *path, struct entry *out);
@@ -124,6 +132,17 @@ struct hub_ops {
 	 * xattr user.omnihub.meta; *json is the caller's. */
 	int (*meta)(struct hub *hub, const char *path, char **json);
 	void (*close)(struct hub *hub);
+	/* Optional, for an entry that makes several hubs (HUB_FROM_CATALOGS):
+	 * loads once, before any open, what names them (*set, freed by
+	 * unload; the core lends it as hub->set); 0 or -errno with a
+	 * sentence in why. count and hub_name say the hubs it makes. */
+	int (*load)(const struct config *cfg, void **set, char *why, size_t why_size);
+	size_t (*count)(const void *set);
+	const char *(*hub_name)(const void *set, size_t i);
+	void (*unload)(void *set);
+	/* Optional, for a hub whose files converters make: how long one may
+	 * run, in seconds (0: its setting is wrong; load refuses it). */
+	unsigned (*convert_timeout)(const struct config *cfg);
 };
 
 /* Every hub this build knows, in the order of the root directory (hubs.c). */

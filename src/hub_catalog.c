@@ -70,7 +70,7 @@ struct name {
 };
 
 struct catalog_hub_state {
-	const struct catalog_hub *catalog; /* borrowed from env->catalogs */
+	const struct catalog_hub *catalog; /* borrowed from hub->set */
 	struct name *names;                /* owned, sorted */
 	size_t count;
 	struct converters converters;
@@ -167,7 +167,8 @@ static int converters_parse(const char *value, struct converters *out, char *why
 	return rc;
 }
 
-unsigned hub_catalog_convert_timeout(const struct config *cfg)
+/* -o convert_timeout, or the default; 0 when it is not 1 to 86400 seconds. */
+static unsigned catalog_convert_timeout(const struct config *cfg)
 {
 	const char *value = config_hub_option(cfg, "convert_timeout");
 	char *end;
@@ -193,8 +194,11 @@ static int add_dirs(struct catalog_set *set, const char *dirs, enum catalog_trus
 	return 0;
 }
 
-int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *why,
-		     size_t why_size)
+static void catalog_unload(void *set);
+
+/* Loads the shipped catalogs, the user's and those of -o catalogs, and
+ * checks the catalog options; a refused file is logged and left out. */
+static int catalog_load(const struct config *cfg, void **out, char *why, size_t why_size)
 {
 	const char *system_dir = config_hub_option(cfg, "system_catalogs");
 	const char *extra = config_hub_option(cfg, "catalogs");
@@ -206,7 +210,7 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 	int rc;
 
 	*out = NULL;
-	if (hub_catalog_convert_timeout(cfg) == 0) {
+	if (catalog_convert_timeout(cfg) == 0) {
 		snprintf(why, why_size, "convert_timeout must be a number of seconds, 1 to 86400");
 		return -EINVAL;
 	}
@@ -231,7 +235,7 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 	if (user_dir[0] && catalog_set_add_dir(set, user_dir, CATALOG_USER) < 0)
 		log_warn("catalogs: cannot read %s", user_dir);
 	if (extra && add_dirs(set, extra, CATALOG_USER) != 0) {
-		hub_catalog_unload(set);
+		catalog_unload(set);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < set->nhubs; i++)
@@ -242,12 +246,22 @@ int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *w
 	return 0;
 }
 
-void hub_catalog_unload(struct catalog_set *set)
+static void catalog_unload(void *set)
 {
 	if (!set)
 		return;
 	catalog_set_free(set);
 	free(set);
+}
+
+static size_t catalog_count(const void *set)
+{
+	return ((const struct catalog_set *)set)->nhubs;
+}
+
+static const char *catalog_hub_name(const void *set, size_t i)
+{
+	return ((const struct catalog_set *)set)->hubs[i].name;
 }
 
 /* ---- the tree of names ---- */
@@ -440,7 +454,7 @@ static void state_free(struct catalog_hub_state *st)
 
 static int catalog_open(struct hub *hub, char *why, size_t why_size)
 {
-	const struct catalog_hub *catalog = catalog_set_hub(hub->env->catalogs, hub->name);
+	const struct catalog_hub *catalog = catalog_set_hub(hub->set, hub->name);
 	struct catalog_hub_state *st;
 	size_t cap = 0;
 	int rc;
@@ -847,4 +861,9 @@ const struct hub_ops hub_catalog_ops = {
 	.url = catalog_url,
 	.meta = catalog_meta,
 	.close = catalog_close,
+	.load = catalog_load,
+	.count = catalog_count,
+	.hub_name = catalog_hub_name,
+	.unload = catalog_unload,
+	.convert_timeout = catalog_convert_timeout,
 };

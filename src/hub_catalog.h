@@ -8,19 +8,7 @@
 
 #include "hub.h"
 
-struct catalog_set;
-struct config;
-
+/* The catalogs load once (hub_ops.load) and name its hubs. */
 extern const struct hub_ops hub_catalog_ops;
-
-/* Loads the shipped catalogs, the user's and those of -o catalogs, and
- * checks the catalog options; a refused file is logged and left out. On
- * failure (a bad option) returns -errno with a sentence in why. */
-int hub_catalog_load(const struct config *cfg, struct catalog_set **out, char *why,
-		     size_t why_size);
-/* Frees what hub_catalog_load made; NULL is ignored. */
-void hub_catalog_unload(struct catalog_set *set);
-/* -o convert_timeout, or the default. */
-unsigned hub_catalog_convert_timeout(const struct config *cfg);
 
 #endif

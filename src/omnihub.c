@@ -70,6 +70,15 @@ static const struct subcommand subcommands[] = {
      "    --check                only check: print every problem of the\n"
      "                           settings, one line each (exit 2 when any),\n"
      "                           starting nothing\n"},
+    {"status", cmd_status, "[--json] [MOUNTPOINT]", "each mount's hubs and downloads",
+     "Prints the .omnihub/status of the mount at MOUNTPOINT, or of every\n"
+     "omnihub-fuse mount (/proc/self/mountinfo): each hub's state (up;\n"
+     "retrying since a time, with the next try; offline; disabled) and its\n"
+     "last error, then the downloads in flight. With --json, one document:\n"
+     "{\"mounts\": [{\"mountpoint\", \"hubs\": [{\"name\", \"state\", \"since\",\n"
+     "\"next_try\", \"tries\", \"last_error\"}], \"status\"}]}.\n"
+     "\n"
+     "    --json                 print one JSON document\n"},
     {"where", cmd_where, "", "the cache directory", "Prints the cache directory.\n"},
 };
 

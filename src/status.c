@@ -1,5 +1,6 @@
-/* status.c: the text of the mount's .omnihub/status: the downloads in
- * flight, one line each, and the cache's use, for `watch cat`. Not for:
+/* status.c: the text of the mount's .omnihub/status: each hub's state, the
+ * downloads in flight, one line each, and the cache's use, for `watch cat`
+ * and `omnihub status`; and the hubs' gauges of the metrics. Not for:
  * gathering what it shows (fs.c, the core) or metrics (metrics.c). */
 #include "build_config.h"
 
@@ -7,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "metrics.h"
 #include "status.h"
 
 void status_format_bytes(double bytes, char *out, size_t out_size)
@@ -52,6 +55,59 @@ static void put_path(FILE *f, const char *path)
 	for (; *path; path++)
 		fputc((unsigned char)*path < 0x20 || *path == 0x7f ? '?' : *path, f);
 	fputc('\n', f);
+}
+
+/* UTC, one word: the command parses it back. */
+static void format_utc(time_t t, char *out, size_t out_size)
+{
+	struct tm tm;
+
+	if (t <= 0 || !gmtime_r(&t, &tm) || strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, out_size, "-");
+}
+
+static void render_hubs(FILE *f, const struct hub_state_view *hubs, size_t nhubs)
+{
+	char since[32], next[32];
+
+	fprintf(f, "%-22s %-9s %-20s %-20s %5s  %s\n", STATUS_HUB_HEADER, "STATE", "SINCE",
+	        "NEXT_TRY", "TRIES", "LAST_ERROR");
+	for (size_t i = 0; i < nhubs; i++) {
+		const struct hub_state_view *h = &hubs[i];
+
+		format_utc(h->since, since, sizeof(since));
+		format_utc(h->kind == HUB_STATE_RETRYING ? h->next_try : 0, next, sizeof(next));
+		fprintf(f, "%-22s %-9s %-20s %-20s %5u  ", h->name, hub_state_name(h->kind), since,
+		        next, h->tries);
+		put_path(f, h->error[0] ? h->error : "-");
+	}
+}
+
+int status_hub_metrics(const struct hub_state_view *hubs, size_t nhubs, char **out, size_t *len)
+{
+	char label[256];
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f;
+
+	*out = NULL;
+	*len = 0;
+	f = open_memstream(&text, &size);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "# HELP omnihub_hub_up Whether the hub serves (1), or not (0: retried in the "
+	           "background, offline or disabled).\n# TYPE omnihub_hub_up gauge\n");
+	for (size_t i = 0; i < nhubs; i++) {
+		metrics_escape_label(hubs[i].name, label, sizeof(label));
+		fprintf(f, "omnihub_hub_up{hub=\"%s\"} %d\n", label, hubs[i].kind == HUB_STATE_UP);
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	*out = text;
+	*len = size;
+	return 0;
 }
 
 static void render_transfer(FILE *f, const struct transfer_status *t)
@@ -112,6 +168,8 @@ int status_render(const struct status_input *in, char **out, size_t *len)
 		        (unsigned long long)u->bytes, b, (unsigned long long)u->partials,
 		        (unsigned long long)u->partial_bytes, u->max ? c : "none");
 	}
+	if (in->nhubs)
+		render_hubs(f, in->hubs, in->nhubs);
 	fprintf(f, "%-9s %-6s %12s %12s %7s %12s %7s %4s %4s  %s\n", "STATE", "SOURCE", "DONE",
 	        "TOTAL", "%", "SPEED", "ETA", "CONN", "WAIT", "PATH");
 	for (size_t i = 0; i < in->ntransfers; i++)

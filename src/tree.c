@@ -14,6 +14,7 @@
 
 #include "cache.h"
 #include "hub.h"
+#include "hub_state.h"
 #include "tree.h"
 
 #define ROOT_INO 1 /* FUSE_ROOT_ID */
@@ -491,7 +492,11 @@ int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct no
 		struct hub *hub = find_hub(tree, name);
 		if (!hub && strcmp(name, TREE_STATUS_DIR) == 0)
 			return bind_status(tree, dir, NULL, out);
-		return hub ? bind_hub(tree, dir, hub, out) : -ENOENT;
+		/* A hub retried in the background has its directory meanwhile;
+		 * one offline or disabled has none (its reason is in the log). */
+		if (!hub || hub_state_check(hub->state) == -ENOENT)
+			return -ENOENT;
+		return bind_hub(tree, dir, hub, out);
 	}
 	case NODE_STATUS_DIR:
 		for (size_t i = 0; i < STATUS_FILE_COUNT; i++)
@@ -502,7 +507,9 @@ int tree_lookup(struct tree *tree, struct node *dir, const char *name, struct no
 		if (snprintf(path, sizeof(path), "%s%s%s", dir->path, dir->path[0] ? "/" : "",
 			     name) >= (int)sizeof(path))
 			return -ENAMETOOLONG;
-		rc = dir->hub->ops->lookup(dir->hub, path, &entry);
+		rc = hub_state_check(dir->hub->state); /* EAGAIN while retried */
+		if (rc == 0)
+			rc = dir->hub->ops->lookup(dir->hub, path, &entry);
 		return rc ? rc : bind_entry(tree, dir, &entry, out);
 	case NODE_ARCHIVE:
 	case NODE_STAGED:
@@ -560,6 +567,8 @@ int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
 	switch (dir->kind) {
 	case NODE_ROOT:
 		for (size_t i = 0; i < tree->nhubs && rc == 0; i++) {
+			if (hub_state_check(tree->hubs[i].state) == -ENOENT)
+				continue;
 			rc = bind_hub(tree, dir, &tree->hubs[i], &child);
 			if (rc == 0) {
 				rc = fn(ctx, child);
@@ -582,7 +591,9 @@ int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
 		}
 		return rc;
 	case NODE_HUB_DIR:
-		rc = dir->hub->ops->list(dir->hub, dir->path, &entries);
+		rc = hub_state_check(dir->hub->state); /* EAGAIN while retried */
+		if (rc == 0)
+			rc = dir->hub->ops->list(dir->hub, dir->path, &entries);
 		for (size_t i = 0; i < entries.count && rc == 0; i++) {
 			rc = bind_entry(tree, dir, &entries.items[i], &child);
 			if (rc == 0) {
@@ -603,6 +614,19 @@ int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx)
 		break;
 	}
 	return -ENOTDIR;
+}
+
+uint64_t tree_hub_dir_ino(struct tree *tree, const struct hub *hub)
+{
+	struct node *node;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&tree->lock);
+	node = find_locked(tree, ROOT_INO, hub->name);
+	if (node && node->hub == hub)
+		ino = node->ino;
+	pthread_mutex_unlock(&tree->lock);
+	return ino;
 }
 
 int tree_stat(struct tree *tree, const struct node *node, struct stat *st)

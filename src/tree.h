@@ -114,6 +114,10 @@ typedef int (*tree_list_fn)(void *ctx, struct node *child);
  * its call: fn takes a reference (tree_ref) to keep it. */
 int tree_list(struct tree *tree, struct node *dir, tree_list_fn fn, void *ctx);
 
+/* The inode number of hub's directory at the root while the kernel knows
+ * it, else 0 (to drop what the kernel cached of it). */
+uint64_t tree_hub_dir_ino(struct tree *tree, const struct hub *hub);
+
 /* Attributes as the mount shows them (read-only modes, our owner). */
 int tree_stat(struct tree *tree, const struct node *node, struct stat *st);
 

@@ -177,10 +177,19 @@ def transfer_rows(text):
           "status summary line: %r" % lines[0])
     check(lines[1].startswith("cache: ") and "cache_max" in lines[1],
           "status cache line: %r" % lines[1])
-    check_eq(lines[2].split(), ["STATE", "SOURCE", "DONE", "TOTAL", "%", "SPEED", "ETA", "CONN",
-                                "WAIT", "PATH"], "status header")
+    # Then every hub's state (test_hub_recovery.py checks it), then the transfers.
+    check_eq(lines[2].split(), ["HUB", "STATE", "SINCE", "NEXT_TRY", "TRIES", "LAST_ERROR"],
+             "hubs header")
+    at = 3
+    while at < len(lines) and not lines[at].startswith("STATE "):
+        check(len(lines[at].split()) >= 6, "hub line does not parse: %r" % lines[at])
+        at += 1
+    check(at > 3, "status lists no hub")
+    check(at < len(lines), "status has no transfer header: %r" % text)
+    check_eq(lines[at].split(), ["STATE", "SOURCE", "DONE", "TOTAL", "%", "SPEED", "ETA", "CONN",
+                                 "WAIT", "PATH"], "status header")
     rows = {}
-    for line in lines[3:]:
+    for line in lines[at + 1:]:
         m = ROW_RE.match(line)
         check(m is not None, "status line does not parse: %r" % line)
         rows[m.group(10)] = {"state": m.group(1), "source": m.group(2), "done": int(m.group(3)),
@@ -236,6 +245,7 @@ def hidden_directory_and_read_only_files(t):
         families = parse_metrics(read_file(m.path(".omnihub", "metrics")))
         check_eq(value(families, "omnihub_cache_misses_total"), 0, "misses before any open")
         check_eq(value(families, "omnihub_transfers"), 0, "transfers gauge before any open")
+        check_eq(value(families, "omnihub_hub_up", hub="onnx"), 1, "onnx's up gauge")
 
 
 @test

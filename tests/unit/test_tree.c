@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hub.h"
+#include "hub_state.h"
 #include "tap.h"
 #include "tree.h"
 
@@ -249,5 +250,42 @@ int main(void)
 	/* Nodes still held by the kernel at unmount are freed with the tree
 	 * (the sanitizer build checks). */
 	tree_free(tree);
+
+	/* Hubs that do not serve (hub_state.h): one retried in the
+	 * background is listed and answers EAGAIN inside until it is up; one
+	 * offline is not there. */
+	struct hub_state retrying, offline;
+	struct hub two[2] = {{.ops = &fake_ops, .name = "down", .state = &retrying},
+	                     {.ops = &fake_ops, .name = "gone", .state = &offline}};
+	struct node *down = NULL, *child = NULL;
+	size_t listed = 0;
+	hub_state_init(&retrying);
+	hub_state_init(&offline);
+	hub_state_set_failed(&retrying, HUB_STATE_RETRYING, "HTTP 503", 1, 1, 5, 0.5);
+	hub_state_set_failed(&offline, HUB_STATE_OFFLINE, "offline", 1, 1, 5, 0.5);
+	if (tree_new(&tree, two, 2) != 0) {
+		tap_ok(0, "tree_new of two hubs");
+		return tap_done();
+	}
+	tap_ok(tree_list(tree, tree_node(tree, ROOT_INO), ignore_child, &listed) == 0 &&
+	           listed == 2,
+	       "the root lists the retried hub and .omnihub, not the offline one");
+	tap_ok(tree_lookup(tree, tree_node(tree, ROOT_INO), "gone", &child) == -ENOENT,
+	       "the offline hub's name: ENOENT");
+	tap_ok(tree_lookup(tree, tree_node(tree, ROOT_INO), "down", &down) == 0 && down,
+	       "the retried hub's directory is there");
+	listed = 0;
+	tap_ok(down && tree_lookup(tree, down, "a", &child) == -EAGAIN &&
+	           tree_list(tree, down, ignore_child, &listed) == -EAGAIN && listed == 0,
+	       "in it, a lookup and a listing answer EAGAIN");
+	hub_state_set_up(&retrying, 2);
+	tap_ok(down && tree_lookup(tree, down, "a", &child) == 0 && child &&
+	           tree_hub_dir_ino(tree, &two[0]) == down->ino,
+	       "up: served, without a new directory");
+	tree_unref(tree, child);
+	tree_unref(tree, down);
+	tree_free(tree);
+	hub_state_destroy(&retrying);
+	hub_state_destroy(&offline);
 	return tap_done();
 }

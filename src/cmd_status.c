@@ -1,0 +1,245 @@
+/* cmd_status.c: omnihub status: each mount's hubs (up, retried, offline,
+ * disabled) and downloads, read from its .omnihub/status. Not for: making
+ * that text (status.c) or the hubs' states (hub_state.c, core.c). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_out.h"
+#include "status.h"
+#include "tree.h"
+
+/* The fstype main.c mounts with (subtype=omnihub). */
+#define STATUS_FSTYPE "fuse.omnihub"
+
+struct mounts {
+	char **paths; /* owned, each owned */
+	size_t count;
+};
+
+static void mounts_free(struct mounts *m)
+{
+	for (size_t i = 0; i < m->count; i++)
+		free(m->paths[i]);
+	free(m->paths);
+}
+
+static int mounts_add(struct mounts *m, const char *path)
+{
+	char **grown;
+
+	/* A mount seen twice (a bind, another namespace's propagation) is one. */
+	for (size_t i = 0; i < m->count; i++)
+		if (strcmp(m->paths[i], path) == 0)
+			return 0;
+	grown = realloc(m->paths, (m->count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	m->paths = grown;
+	m->paths[m->count] = strdup(path);
+	if (!m->paths[m->count])
+		return -ENOMEM;
+	m->count++;
+	return 0;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/* Every omnihub-fuse mount of this mount namespace. */
+static int find_mounts(struct mounts *m)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (!f)
+		return -errno;
+	while (rc == 0 && getline(&line, &cap, f) > 0) {
+		/* id parent dev root MOUNTPOINT opts [optional...] - FSTYPE source super */
+		char *save = NULL, *mountpoint = NULL, *field, *sep = strstr(line, " - ");
+		int n = 0;
+
+		if (!sep)
+			continue;
+		for (field = strtok_r(line, " ", &save); field && field < sep;
+		     field = strtok_r(NULL, " ", &save))
+			if (++n == 5)
+				mountpoint = field;
+		if (mountpoint && strncmp(sep + 3, STATUS_FSTYPE " ", strlen(STATUS_FSTYPE) + 1) == 0) {
+			unescape(mountpoint);
+			rc = mounts_add(m, mountpoint);
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static int read_text(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t size = 0, n;
+	char buf[4096];
+	FILE *mem;
+	int rc = 0;
+
+	*out = NULL;
+	if (!f)
+		return -errno;
+	mem = open_memstream(&text, &size);
+	if (!mem) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, mem);
+	if (ferror(f))
+		rc = -EIO;
+	fclose(f);
+	if (fclose(mem) != 0)
+		rc = -ENOMEM;
+	if (rc)
+		free(text);
+	else
+		*out = text;
+	return rc;
+}
+
+/* The hub lines of a status text (status.h: STATUS_HUB_HEADER's table) as
+ * JSON objects added to hubs. */
+static void hubs_json(const char *text, cJSON *hubs)
+{
+	const char *line = text;
+	bool in_table = false;
+
+	for (; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		size_t len = strcspn(line, "\n");
+		char copy[1024], name[256], state[32], since[32], next[32];
+		unsigned tries;
+		int used = 0;
+
+		if (len >= sizeof(copy))
+			continue;
+		memcpy(copy, line, len);
+		copy[len] = '\0';
+		if (!in_table) {
+			in_table = strncmp(copy, STATUS_HUB_HEADER " ", strlen(STATUS_HUB_HEADER) + 1) == 0;
+			continue;
+		}
+		if (strncmp(copy, "STATE ", 6) == 0)
+			break; /* the transfers' header */
+		if (sscanf(copy, "%255s %31s %31s %31s %u %n", name, state, since, next, &tries,
+			   &used) < 5 || !used)
+			continue;
+		cJSON *hub = cJSON_CreateObject();
+		if (!hub)
+			return;
+		cJSON_AddStringToObject(hub, "name", name);
+		cJSON_AddStringToObject(hub, "state", state);
+		if (strcmp(since, "-") == 0)
+			cJSON_AddNullToObject(hub, "since");
+		else
+			cJSON_AddStringToObject(hub, "since", since);
+		if (strcmp(next, "-") == 0)
+			cJSON_AddNullToObject(hub, "next_try");
+		else
+			cJSON_AddStringToObject(hub, "next_try", next);
+		cJSON_AddNumberToObject(hub, "tries", tries);
+		if (strcmp(copy + used, "-") == 0)
+			cJSON_AddNullToObject(hub, "last_error");
+		else
+			cJSON_AddStringToObject(hub, "last_error", copy + used);
+		cJSON_AddItemToArray(hubs, hub);
+	}
+}
+
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+						 {NULL, 0, NULL, 0}};
+	struct mounts mounts = {0};
+	cJSON *doc = NULL, *list = NULL;
+	int c, rc, status = CMD_EXIT_OK;
+
+	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+		if (c != 'j')
+			return CMD_EXIT_USAGE;
+		ctx->json = true;
+	}
+	if (argc - optind > 1)
+		return cmd_usage_error(ctx, argv[0], "takes at most one mount point (%d given)",
+				       argc - optind);
+	rc = argc - optind == 1 ? mounts_add(&mounts, argv[optind]) : find_mounts(&mounts);
+	if (rc) {
+		cmd_error(ctx, "/proc/self/mountinfo", "%s", strerror(-rc));
+		status = CMD_EXIT_FAILED;
+		goto out;
+	}
+	if (mounts.count == 0) {
+		cmd_error(ctx, argv[0], "no omnihub-fuse mount (give its mount point)");
+		status = CMD_EXIT_FAILED;
+		goto out;
+	}
+	if (ctx->json) {
+		doc = cJSON_CreateObject();
+		list = doc ? cJSON_AddArrayToObject(doc, "mounts") : NULL;
+		if (!list) {
+			status = CMD_EXIT_FAILED;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < mounts.count; i++) {
+		char path[PATH_MAX], *text = NULL;
+
+		snprintf(path, sizeof(path), "%s/" TREE_STATUS_DIR "/status", mounts.paths[i]);
+		rc = read_text(path, &text);
+		if (rc) {
+			cmd_error(ctx, path, "%s", strerror(-rc));
+			status = CMD_EXIT_FAILED;
+			continue;
+		}
+		if (ctx->json) {
+			cJSON *one = cJSON_CreateObject(), *hubs;
+			if (one) {
+				cJSON_AddStringToObject(one, "mountpoint", mounts.paths[i]);
+				hubs = cJSON_AddArrayToObject(one, "hubs");
+				if (hubs)
+					hubs_json(text, hubs);
+				cJSON_AddStringToObject(one, "status", text);
+				cJSON_AddItemToArray(list, one);
+			}
+		} else {
+			fprintf(ctx->out, "%s%s:\n%s", i ? "\n" : "", mounts.paths[i], text);
+		}
+		free(text);
+	}
+	if (ctx->json && cmd_print_json(ctx, doc) != 0) /* it frees doc */
+		status = CMD_EXIT_FAILED;
+	doc = NULL;
+out:
+	cJSON_Delete(doc);
+	mounts_free(&mounts);
+	return status;
+}

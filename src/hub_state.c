@@ -1,0 +1,140 @@
+/* hub_state.c: whether a hub of the mount serves now (up, retried in the
+ * background, offline, disabled), why not, and when it is tried again.
+ * Not for: opening hubs or the retry thread (core.c), or showing it (status.c). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub_state.h"
+
+void hub_state_init(struct hub_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+	st->kind = HUB_STATE_UNOPENED;
+}
+
+void hub_state_destroy(struct hub_state *st)
+{
+	pthread_mutex_destroy(&st->lock);
+}
+
+int hub_state_check(struct hub_state *st)
+{
+	int rc;
+
+	if (!st) /* a hub the core did not make (tests): it serves */
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	if (st->kind == HUB_STATE_UP)
+		rc = 0;
+	else if (st->kind == HUB_STATE_RETRYING)
+		rc = -EAGAIN;
+	else
+		rc = -ENOENT;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+bool hub_state_set_up(struct hub_state *st, time_t now)
+{
+	bool changed;
+
+	pthread_mutex_lock(&st->lock);
+	changed = st->kind != HUB_STATE_UP;
+	if (changed)
+		st->since = now;
+	st->kind = HUB_STATE_UP;
+	st->next_try = 0;
+	st->tries++;
+	st->failures = 0;
+	/* The last error stays: the status shows what the hub came back from. */
+	pthread_mutex_unlock(&st->lock);
+	return changed;
+}
+
+bool hub_state_set_failed(struct hub_state *st, enum hub_state_kind kind, const char *why,
+			  time_t now, double now_mono, double first, double jitter)
+{
+	bool changed;
+
+	pthread_mutex_lock(&st->lock);
+	changed = st->kind != kind || strcmp(st->error, why) != 0;
+	if (st->kind != kind)
+		st->since = now;
+	st->kind = kind;
+	st->tries++;
+	st->failures++;
+	snprintf(st->error, sizeof(st->error), "%s", why);
+	if (kind == HUB_STATE_RETRYING) {
+		double wait = hub_retry_delay(first, st->failures, jitter);
+		st->next_mono = now_mono + wait;
+		st->next_try = now + (time_t)(wait + 0.999); /* not before it */
+	} else {
+		st->next_try = 0;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return changed;
+}
+
+void hub_state_view(struct hub_state *st, const char *name, struct hub_state_view *out)
+{
+	pthread_mutex_lock(&st->lock);
+	out->name = name;
+	out->kind = st->kind;
+	out->since = st->since;
+	out->next_try = st->next_try;
+	out->tries = st->tries;
+	memcpy(out->error, st->error, sizeof(out->error));
+	pthread_mutex_unlock(&st->lock);
+}
+
+const char *hub_state_name(enum hub_state_kind kind)
+{
+	switch (kind) {
+	case HUB_STATE_UP:
+		return "up";
+	case HUB_STATE_RETRYING:
+		return "retrying";
+	case HUB_STATE_OFFLINE:
+		return "offline";
+	case HUB_STATE_DISABLED:
+		return "disabled";
+	case HUB_STATE_UNOPENED:
+		break;
+	}
+	return "unopened";
+}
+
+double hub_retry_delay(double first, unsigned failures, double jitter)
+{
+	double wait = first > 0 ? first : HUB_RETRY_FIRST_SECONDS;
+
+	/* Doubling stops at the cap: no overflow whatever the count. */
+	for (unsigned i = 1; i < failures && wait < HUB_RETRY_MAX_SECONDS; i++)
+		wait *= 2;
+	if (wait > HUB_RETRY_MAX_SECONDS)
+		wait = HUB_RETRY_MAX_SECONDS;
+	if (jitter < 0)
+		jitter = 0;
+	if (jitter >= 1)
+		jitter = 1;
+	return wait * (1.0 + (2.0 * jitter - 1.0) * HUB_RETRY_JITTER);
+}
+
+double hub_retry_first(void)
+{
+	const char *text = getenv(HUB_RETRY_FIRST_ENV);
+	char *end = NULL;
+	double first;
+
+	if (!text || !*text)
+		return HUB_RETRY_FIRST_SECONDS;
+	first = strtod(text, &end);
+	if (*end || !(first > 0) || first > HUB_RETRY_MAX_SECONDS)
+		return HUB_RETRY_FIRST_SECONDS;
+	return first;
+}

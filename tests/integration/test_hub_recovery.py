@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Integration tests of hubs that come back by themselves: a hub down when the mount starts is
+listed, answers EAGAIN, is retried in the background and served once it answers, without a
+remount; .omnihub/status, the metrics and `omnihub status` say which state each hub is in.
+Not for the retry schedule's numbers (tests/unit/test_hub_state.c); without root or /dev/fuse
+it fails (skips with OMNIHUB_ALLOW_SKIP=1).
+"""
+
+# Run by `make check` (TAP on stdout), or by hand:
+#     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
+#         /usr/bin/python3 tests/integration/test_hub_recovery.py [PART]
+
+import contextlib
+import errno
+import json
+import os
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import (SRCDIR, check, check_eq, errno_of, run, sha256_file,  # noqa: E402
+                           test, wait_for)
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from zoo_server import ZooServer  # noqa: E402
+
+MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
+MODEL_DIR = "biggemm"
+MODEL = "onnx/biggemm/model.onnx"
+# The first retry's wait, small for a test (the default is 5 s); documented as for tests.
+RETRY_ENV = {"OMNIHUB_HUB_RETRY_FIRST": "0.5"}
+# Liveness only: with waits 0.5, 1, 2, 4, 8 s (20% jitter) the heal is seen within ~10 s,
+# an ASan build is slower.
+RECOVERY_TIMEOUT = 60.0
+
+
+class Shared:
+    def __init__(self, zoo, entry):
+        self.zoo = zoo
+        self.entry = entry
+
+
+@contextlib.contextmanager
+def small_zoo(run_dir):
+    fixture_dir = os.path.join(run_dir, "fixture")
+    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--only-large",
+                          "--large-mib", "1"], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
+        entries = [e for e in json.load(f) if e["kind"] == "good"]
+    check_eq(len(entries), 1, "models in the fixture")
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
+        yield Shared(zoo, entries[0])
+
+
+def mount(t, *options, env=None):
+    zoo = t.shared.zoo
+    opts = ["cache=" + t.cache, "cacert=" + zoo.cacert, "onnx_index_url=" + zoo.index_url,
+            "onnx_url=" + zoo.model_base_url]
+    return t.mount(opts + list(options), env=dict(RETRY_ENV, **(env or {})))
+
+
+def omnihub_binary():
+    given = os.environ.get("OMNIHUB")
+    if given:
+        return given
+    return os.path.join(os.path.dirname(os.path.abspath(os.environ["OMNIHUB_FUSE"])), "omnihub")
+
+
+def hub_rows(m):
+    """{hub: (state, since, next_try, tries, last_error)} from the mount's .omnihub/status."""
+    with open(m.path(".omnihub", "status"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    start = [i for i, line in enumerate(lines) if line.startswith("HUB ")]
+    check_eq(len(start), 1, "hub headers in the status")
+    rows = {}
+    for line in lines[start[0] + 1:]:
+        if line.startswith("STATE "):
+            break
+        name, state, since, next_try, tries, error = line.split(None, 5)
+        rows[name] = (state, since, next_try, int(tries), error)
+    return rows
+
+
+def hub_up_gauge(m, hub):
+    with open(m.path(".omnihub", "metrics"), encoding="utf-8") as f:
+        found = [line.split()[-1] for line in f.read().splitlines()
+                 if line.startswith('omnihub_hub_up{hub="%s"} ' % hub)]
+    check_eq(len(found), 1, "omnihub_hub_up samples of " + hub)
+    return int(found[0])
+
+
+def status_json(t, m):
+    res = subprocess.run([omnihub_binary(), "status", "--json", m.mountpoint],
+                         capture_output=True, text=True, env=t.env, timeout=60)
+    check_eq(res.returncode, 0, "omnihub status exit status (stderr %r)" % res.stderr)
+    doc = json.loads(res.stdout)
+    check_eq([x["mountpoint"] for x in doc["mounts"]], [m.mountpoint], "mounts shown")
+    return {h["name"]: h for h in doc["mounts"][0]["hubs"]}
+
+
+def listing(m, *parts):
+    try:
+        return sorted(os.listdir(m.path(*parts)))
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------- tests
+
+@test
+def hub_down_at_start_comes_back_without_remount(t):
+    zoo = t.shared.zoo
+    zoo.set_down(True)
+    try:
+        with mount(t) as m:
+            check("onnx" in os.listdir(m.mountpoint), "onnx/ is not listed at the root")
+            check_eq(errno_of(os.listdir, m.path("onnx")), errno.EAGAIN, "listing onnx/")
+            check_eq(errno_of(os.stat, m.path("onnx", MODEL_DIR)), errno.EAGAIN,
+                     "stat in onnx/")
+            res = subprocess.run(["ls", m.path("onnx")], capture_output=True, text=True)
+            check("Resource temporarily unavailable" in res.stderr, "ls says %r" % res.stderr)
+            # A few retries fail meanwhile (0.5, 1 s): the state and reason stay one.
+            wait_for(lambda: hub_rows(m)["onnx"][3] >= 3, RECOVERY_TIMEOUT, "three tries")
+            for _ in range(20):
+                errno_of(os.stat, m.path("onnx", MODEL_DIR))
+            state, since, next_try, tries, error = hub_rows(m)["onnx"]
+            check_eq(state, "retrying", "onnx's state")
+            check(since != "-" and next_try != "-", "since %r, next try %r" % (since, next_try))
+            check("503" in error and zoo.index_url in error, "onnx's last error: %r" % error)
+            check_eq(hub_rows(m)["huggingface"][0], "up", "huggingface's state")
+            check_eq(hub_up_gauge(m, "onnx"), 0, "onnx's up gauge while down")
+            shown = status_json(t, m)["onnx"]
+            check_eq((shown["state"], shown["next_try"]), ("retrying", next_try),
+                     "omnihub status --json of onnx")
+            check_eq(len(m.log_lines("onnx hub not available")), 1,
+                     "log lines saying onnx is not available (one per state change)")
+
+            zoo.set_down(False)
+            got = wait_for(lambda: listing(m, "onnx"), RECOVERY_TIMEOUT, "onnx/ to list")
+            check(MODEL_DIR in got, "onnx/ lists %r" % got)
+            check_eq(sha256_file(m.path(MODEL)), t.shared.entry["sha256"], "the model's sha256")
+            check_eq(hub_rows(m)["onnx"][0], "up", "onnx's state once healed")
+            check_eq(hub_up_gauge(m, "onnx"), 1, "onnx's up gauge once healed")
+            check_eq(status_json(t, m)["onnx"]["state"], "up", "omnihub status --json")
+            check_eq(len(m.log_lines("onnx hub is up")), 1, "log lines saying onnx is up")
+    finally:
+        zoo.set_down(False)
+
+
+@test
+def hub_up_at_start_stays_up(t):
+    with mount(t) as m:
+        check_eq(sha256_file(m.path(MODEL)), t.shared.entry["sha256"], "the model's sha256")
+        state, _, next_try, tries, _ = hub_rows(m)["onnx"]
+        check_eq((state, next_try, tries), ("up", "-", 1), "onnx's state, next try, tries")
+        check_eq(hub_up_gauge(m, "onnx"), 1, "onnx's up gauge")
+        check(not m.log_lines("not available"), "a hub said not available")
+        res = subprocess.run([omnihub_binary(), "status", m.mountpoint], capture_output=True,
+                             text=True, env=t.env, timeout=60)
+        check_eq(res.returncode, 0, "omnihub status exit status")
+        check(res.stdout.startswith(m.mountpoint + ":\n") and "\nonnx " in res.stdout,
+              "omnihub status prints: %r" % res.stdout)
+
+
+@test
+def offline_without_index_is_left_out(t):
+    """Nothing to wait for: offline with no cached index, onnx/ is not there (ENOENT)."""
+    with mount(t, "offline") as m:
+        check("onnx" not in os.listdir(m.mountpoint), "onnx/ listed though offline")
+        check_eq(errno_of(os.stat, m.path("onnx")), errno.ENOENT, "stat onnx/")
+        state, _, next_try, _, error = hub_rows(m)["onnx"]
+        check_eq((state, next_try), ("offline", "-"), "onnx's state and next try")
+        check("offline" in error, "onnx's last error: %r" % error)
+        check_eq(len(m.log_lines("onnx hub left out (offline)")), 1, "log lines of onnx")
+
+
+@test
+def huggingface_endpoint_down_at_start_is_up(t):
+    """The Hugging Face hubs' open asks nothing of the network (each lookup does, with its
+    own errors): an endpoint down at start leaves them up, with no retry."""
+    with mount(t, "hf_endpoint=https://127.0.0.1:1") as m:
+        rows = hub_rows(m)
+        check_eq(rows["huggingface"][:4], ("up", rows["huggingface"][1], "-", 1),
+                 "huggingface's state")
+        check_eq(rows["huggingface-datasets"][0], "up", "huggingface-datasets's state")
+        check("huggingface" in os.listdir(m.mountpoint), "huggingface/ not listed")
+
+
+@test
+def settings_refused_is_disabled(t):
+    """Settings a hub refuses do not heal: it is left out (ENOENT), never retried. (A number
+    out of range never gets this far: the start refuses it with exit status 2.)"""
+    with mount(t, "hf_repos=not/a/repo") as m:
+        check("huggingface" not in os.listdir(m.mountpoint), "huggingface/ listed")
+        check_eq(errno_of(os.stat, m.path("huggingface")), errno.ENOENT, "stat huggingface/")
+        state, _, next_try, _, error = hub_rows(m)["huggingface"]
+        check_eq((state, next_try), ("disabled", "-"), "huggingface's state and next try")
+        check("hf_repos" in error, "huggingface's last error: %r" % error)
+        check_eq(hub_rows(m)["onnx"][0], "up", "onnx's state")
+
+
+if __name__ == "__main__":
+    run(small_zoo, before_each=lambda shared: shared.zoo.set_down(False))
