@@ -93,17 +93,20 @@ struct blob_info {
 	struct timespec used; /* last use: this process's memory, else the atime */
 	dev_t dev;
 	ino_t ino;
+	bool planted; /* not a regular file (a link, FIFO, directory...): bad */
 };
 
 /* Every complete blob in the store (any process's), least recently used
- * first; *out is the caller's (free). */
+ * first, and every planted entry at a blob's name (planted); *out is the
+ * caller's (free). */
 int blob_store_list(struct blob_store *store, struct blob_info **out, size_t *count);
-/* Removes one blob and its names in the readable tree, unless it is open
+/* Removes one blob (or planted entry) and its names in the readable tree, unless it is open
  * (pinned) in some process: 0, -EBUSY when pinned, -ENOENT when gone. With
  * dry_run, only says whether it would go. */
 int blob_store_remove(struct blob_store *store, const struct blob_info *blob, bool dry_run);
 
-/* The complete blob named by digest: 0, or -ENOENT. */
+/* The complete blob named by digest (or a planted entry there): 0, or
+ * -ENOENT. */
 int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
 		    struct blob_info *out);
 /* The digest a complete blob must have: its name says it (blobs/sha256/
@@ -112,7 +115,8 @@ int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
 int blob_expected_digest(struct blob_store *store, const struct blob_info *blob,
 			 struct digest_spec *out);
 /* Hashes a complete blob again, pinned while it is read: 0 when it holds
- * expected, -EBADMSG when it does not (actual says what it holds),
+ * expected, -EBADMSG when it does not or is planted (actual says what it
+ * holds, "" when it is no file), never writing its record;
  * -ENOENT when it went meanwhile. */
 int blob_rehash(struct blob_store *store, const struct blob_info *blob,
 		const struct digest_spec *expected, char actual[DIGEST_HEX_MAX]);
