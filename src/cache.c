@@ -32,6 +32,9 @@
  * staged trees still carry it (a directory's content is not hashed). */
 #define STAMP_XATTR "user.omnihub.digest"
 #define MEMO_BUCKETS 4096
+/* Deleted roots whose descriptors are kept until cache_close (a thread may
+ * still use one); past this many, the oldest are kept open for good. */
+#define RETIRED_MAX 16
 /* At most this many records remembered; the least recently used go. */
 #define MEMO_MAX 16384
 /* Start writeback of a temporary every this many bytes. */
@@ -50,7 +53,13 @@ struct memo {
 
 struct cache {
 	char *root;   /* absolute; owned */
-	int root_fd;  /* owned */
+	/* Owned; replaced (atomically, under root_lock) when the directory
+	 * is deleted under us and made again: read it with root_fd_of(). */
+	int root_fd;
+	pthread_mutex_t root_lock; /* serialises remaking the root; taken first */
+	int retired[RETIRED_MAX];  /* owned: descriptors of deleted roots, which
+				      other threads may still hold */
+	size_t nretired;
 	/* Set once openat2 is missing (ENOSYS), or by a test; read and
 	 * written with atomic builtins, from any thread. */
 	int walk_only;
@@ -122,6 +131,7 @@ int cache_open(struct cache **out, const char *root, const char **why)
 		goto out;
 	cache->root_fd = -1;
 	pthread_mutex_init(&cache->memo_lock, NULL);
+	pthread_mutex_init(&cache->root_lock, NULL);
 	cache->memo_max = MEMO_MAX;
 	maker_tag(cache->maker);
 	if (root[0] != '/') {
@@ -169,6 +179,9 @@ void cache_close(struct cache *cache)
 	while (cache->memo_oldest)
 		memo_remove_locked(cache, cache->memo_oldest);
 	pthread_mutex_destroy(&cache->memo_lock);
+	pthread_mutex_destroy(&cache->root_lock);
+	for (size_t i = 0; i < cache->nretired; i++)
+		close(cache->retired[i]);
 	if (cache->root_fd >= 0)
 		close(cache->root_fd);
 	free(cache->root);
@@ -180,9 +193,47 @@ const char *cache_root(const struct cache *cache)
 	return cache->root;
 }
 
+static int root_fd_of(const struct cache *cache)
+{
+	return __atomic_load_n(&cache->root_fd, __ATOMIC_ACQUIRE);
+}
+
 int cache_root_fd(const struct cache *cache)
 {
-	return cache->root_fd;
+	return root_fd_of(cache);
+}
+
+/* When the root the caller used (before) was deleted (its descriptor has
+ * no link left), makes it again and opens that: true if the root is another
+ * one now, so the caller may try again. */
+static bool revive(struct cache *cache, int before)
+{
+	struct stat st;
+	bool revived = false;
+	int fd;
+
+	pthread_mutex_lock(&cache->root_lock);
+	if (root_fd_of(cache) != before) {
+		revived = true; /* made again by another thread meanwhile */
+		goto out;
+	}
+	if (fstat(before, &st) != 0 || st.st_nlink != 0)
+		goto out; /* not deleted: an ordinary ENOENT */
+	if (mkdirs_at(AT_FDCWD, cache->root) != 0)
+		goto out;
+	fd = open(cache->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	if (cache->nretired < RETIRED_MAX)
+		cache->retired[cache->nretired++] = root_fd_of(cache);
+	__atomic_store_n(&cache->root_fd, fd, __ATOMIC_RELEASE);
+	log_warn("cache: %s was deleted while in use: made again (what it held is fetched "
+		 "again)",
+		 cache->root);
+	revived = true;
+out:
+	pthread_mutex_unlock(&cache->root_lock);
+	return revived;
 }
 
 /* Splits rel into its directory (possibly "") and its last component. */
@@ -264,7 +315,8 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 {
 	char path[PATH_MAX];
 	char *name = path, *slash;
-	int dirfd = cache->root_fd, fd;
+	const int root_fd = root_fd_of(cache);
+	int dirfd = root_fd, fd;
 
 	snprintf(path, sizeof(path), "%s", rel);
 	while ((slash = strchr(name, '/')) != NULL) {
@@ -272,7 +324,7 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 		fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			fd = refused(cache, dirfd, name, path, -errno);
-		if (dirfd != cache->root_fd)
+		if (dirfd != root_fd)
 			close(dirfd);
 		if (fd < 0)
 			return fd;
@@ -283,7 +335,7 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 	fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		fd = refused(cache, dirfd, name, path, -errno);
-	if (dirfd != cache->root_fd)
+	if (dirfd != root_fd)
 		close(dirfd);
 	return fd;
 }
@@ -291,7 +343,7 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 /* Opens rel (checked) beneath the root: openat2 refuses a link anywhere
  * (RESOLVE_NO_SYMLINKS) and any way out (RESOLVE_BENEATH). A refusal is
  * walked again by hand, which names the link in the log. */
-static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t mode)
+static int open_beneath_once(struct cache *cache, const char *rel, int flags, mode_t mode)
 {
 	struct open_how how = {
 	    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
@@ -302,7 +354,7 @@ static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 
 	if (__atomic_load_n(&cache->walk_only, __ATOMIC_RELAXED))
 		return walk_beneath(cache, rel, flags, mode);
-	fd = syscall(SYS_openat2, cache->root_fd, rel, &how, sizeof(how));
+	fd = syscall(SYS_openat2, root_fd_of(cache), rel, &how, sizeof(how));
 	if (fd >= 0)
 		return (int)fd;
 	switch (errno) {
@@ -317,6 +369,17 @@ static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 	default:
 		return -errno;
 	}
+}
+
+/* open_beneath_once, again once the root is made again if it was deleted. */
+static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t mode)
+{
+	int before = root_fd_of(cache);
+	int fd = open_beneath_once(cache, rel, flags, mode);
+
+	if (fd == -ENOENT && revive(cache, before))
+		fd = open_beneath_once(cache, rel, flags, mode);
+	return fd;
 }
 
 int cache_openat(struct cache *cache, const char *rel, int flags, mode_t mode)
@@ -338,7 +401,7 @@ static int open_parent(struct cache *cache, const char *rel, const char **base)
 	if (rc)
 		return rc;
 	if (dir[0] == '\0') {
-		int fd = fcntl(cache->root_fd, F_DUPFD_CLOEXEC, 0);
+		int fd = fcntl(root_fd_of(cache), F_DUPFD_CLOEXEC, 0);
 		return fd >= 0 ? fd : -errno;
 	}
 	return open_beneath(cache, dir, O_PATH | O_DIRECTORY, 0);
@@ -391,7 +454,7 @@ int cache_mkdirs(struct cache *cache, const char *rel)
 {
 	char path[PATH_MAX];
 	char *name = path, *slash;
-	int dirfd, fd, rc;
+	int root_fd, dirfd, fd, rc;
 
 	if (rel[0] == '\0')
 		return 0;
@@ -406,7 +469,8 @@ int cache_mkdirs(struct cache *cache, const char *rel)
 		return fd >= 0 ? 0 : fd;
 	}
 	snprintf(path, sizeof(path), "%s", rel);
-	dirfd = cache->root_fd;
+	root_fd = root_fd_of(cache);
+	dirfd = root_fd;
 	for (;;) {
 		slash = strchr(name, '/');
 		if (slash)
@@ -416,7 +480,7 @@ int cache_mkdirs(struct cache *cache, const char *rel)
 		else if ((fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
 		         0)
 			fd = refused(cache, dirfd, name, path, -errno);
-		if (dirfd != cache->root_fd)
+		if (dirfd != root_fd)
 			close(dirfd);
 		if (fd < 0 || !slash)
 			break;
@@ -529,7 +593,7 @@ static int fsync_parent(struct cache *cache, const char *rel)
 	if (rc)
 		return rc;
 	if (dir[0] == '\0')
-		return fsync(cache->root_fd) == 0 ? 0 : -errno;
+		return fsync(root_fd_of(cache)) == 0 ? 0 : -errno;
 	fd = cache_openat(cache, dir, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd;
@@ -1268,7 +1332,7 @@ int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *r
 		goto out;
 	/* Extraction wrote many files without fsync: flush them all before the
 	 * tree becomes visible. */
-	if (syncfs(cache->root_fd) != 0) {
+	if (syncfs(root_fd_of(cache)) != 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -1435,7 +1499,7 @@ bool cache_is_orphan_temporary(struct cache *cache, const char *dir_rel, const c
 DIR *cache_opendir(struct cache *cache, const char *rel)
 {
 	int fd = rel[0] ? cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0)
-	                : openat(cache->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	                : openat(root_fd_of(cache), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir;
 
 	if (fd < 0) {
