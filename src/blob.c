@@ -705,9 +705,9 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 			snprintf(other, sizeof(other), "%s/%.*s", dir, (int)n, d->d_name);
 			if (cache_lstat(store->cache, other, &st) != 0)
 				drop(store, rel, "a verification record without its blob");
-		} else {
-			cache_heal(store->cache, rel); /* a link, FIFO... at a blob's name */
 		}
+		/* A link, FIFO... at a blob's name stays for omnihub verify to
+		 * report; an open removes it (blob_check). */
 	}
 	closedir(stream);
 }
