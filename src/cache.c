@@ -1015,11 +1015,15 @@ void cache_forget(struct cache *cache, const char *rel)
 
 int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct digest_spec *digest)
 {
+	struct stat st;
 	int rc;
 
 	/* Complete files are read-only: an editor or a stray write is refused
-	 * before it reaches them (a record would catch it anyway). */
-	if (fsync(tmp->fd) != 0 || fchmod(tmp->fd, CACHE_COMPLETE_MODE) != 0) {
+	 * before it reaches them (a record would catch it anyway). Not a file
+	 * that is another's too (a client's copy hard-linked in): that one's
+	 * mode is not ours to change. */
+	if (fsync(tmp->fd) != 0 || fstat(tmp->fd, &st) != 0 ||
+	    (st.st_nlink == 1 && fchmod(tmp->fd, CACHE_COMPLETE_MODE) != 0)) {
 		rc = -errno;
 		goto out;
 	}
