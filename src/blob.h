@@ -16,6 +16,21 @@
 
 #define BLOB_DIR "blobs"
 
+/* Locks, in the order they are taken (never the other way):
+ *  1. blob_store.evict_lock: serialises eviction, gc and removal by request;
+ *     held while they read the store's directories, walk the readable tree
+ *     for a victim's names and unlink files. Cache-hit opens never take it.
+ *  2. blob_store.uses_lock: the uses remembered for eviction order and the
+ *     running total of bytes; memory only, no file I/O under it. Taken by
+ *     every cache-hit open (blob_store_touch).
+ *  3. cache.memo_lock (cache.c): the memo of verification records; memory
+ *     only. Taken by every cache-hit open.
+ * cache.root_lock (cache.c) is taken alone, only after an ENOENT, to see
+ * whether the cache directory was deleted (an fstat) and make it again.
+ * Between processes: an open-file-description lock on each file (a write
+ * lock on a .partial: its writer; shared locks on a complete blob: its
+ * readers, which eviction's write lock respects). */
+
 struct cache;
 struct blob_store;
 
