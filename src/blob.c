@@ -543,6 +543,10 @@ int blob_partial_save(struct blob_store *store, struct blob_partial *p)
 	 * a crash of the process alone loses nothing written. */
 	if (rc == 0)
 		rc = cache_write_small_nosync(store->cache, p->state_rel, text, len);
+	/* Completed meanwhile by another thread (its rename comes before its
+	 * removal of the sidecar): this sidecar would outlive its data. */
+	if (rc == 0 && !same_file(store, p->fd, p->rel))
+		cache_unlink(store->cache, p->state_rel, 0);
 	free(text);
 	return rc;
 }
@@ -872,7 +876,8 @@ static void add_victim(void *ctx, const char *name, const struct stat *st)
 
 	if (!S_ISREG(st->st_mode) && !all->with_planted)
 		return;
-	if (S_ISREG(st->st_mode))
+	/* Records are the store's bookkeeping, not its bytes. */
+	if (S_ISREG(st->st_mode) && !has_suffix(name, CACHE_RECORD_SUFFIX, &n))
 		all->used += (uint64_t)st->st_size;
 	if (has_suffix(name, ".partial", &n) || has_suffix(name, ".state", &n) ||
 	    has_suffix(name, CACHE_RECORD_SUFFIX, &n) || strlen(name) >= DIGEST_HEX_MAX)
