@@ -185,6 +185,12 @@ def complete_blob_is_read_only_and_truncation_caught(t):
             right(m.path(b.rel), b, "first read")
         path = blob_path(t.cache, b)
         check_eq(stat.S_IMODE(os.stat(path).st_mode), 0o444, "mode of a complete blob")
+        fetched = len(srv.file_requests(b.model_path))
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "after a remount")
+            # The record written at download vouches for it: no second hash, no request.
+            check_eq(m.log_lines("found in the cache"), [], "log lines of a hash at open")
+        check_eq(len(srv.file_requests(b.model_path)), fetched, "requests after the remount")
         check_eq(sorted(n for n in os.listdir(os.path.dirname(path))),
                  sorted([b.sha256, b.sha256 + ".ok"]), "the blob store's files")
         st = os.stat(path)
