@@ -25,6 +25,9 @@
 /* Uses remembered by this process, for eviction order (atime alone moves
  * at most once a day under relatime). */
 #define USE_BUCKETS 1024
+/* The running total of the store's bytes is counted from its directories
+ * again after this long. */
+#define USED_RECOUNT_SECONDS 60
 
 struct use {
 	char name[sizeof(BLOB_DIR) + 16 + DIGEST_HEX_MAX]; /* "<dir>/<name>" */
@@ -45,6 +48,7 @@ struct blob_store {
 	struct use *uses[USE_BUCKETS]; /* owns the entries */
 	uint64_t used;   /* bytes in the store, kept as blobs come and go */
 	bool used_known; /* false until a scan counted them, and after gc */
+	time_t counted;  /* when a scan last counted them (CLOCK_MONOTONIC) */
 };
 
 int blob_store_open(struct blob_store **out, struct cache *cache, uint64_t cache_max)
@@ -923,6 +927,7 @@ static int collect_all_locked(struct blob_store *store, struct blob_info **out, 
 void blob_store_make_room(struct blob_store *store, uint64_t need)
 {
 	struct blob_info *victims = NULL;
+	struct timespec now;
 	size_t count = 0;
 	uint64_t used = 0;
 	bool fits;
@@ -932,8 +937,12 @@ void blob_store_make_room(struct blob_store *store, uint64_t need)
 	if (store->cache_max == 0 || need > store->cache_max)
 		return;
 	pthread_mutex_lock(&store->evict_lock);
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&store->uses_lock);
-	fits = store->used_known && store->used + need <= store->cache_max;
+	/* Counted again now and then: other processes sharing the cache add
+	 * blobs this total does not see. */
+	fits = store->used_known && now.tv_sec - store->counted < USED_RECOUNT_SECONDS &&
+	       store->used + need <= store->cache_max;
 	if (fits)
 		store->used += need; /* the running total: no scan */
 	pthread_mutex_unlock(&store->uses_lock);
@@ -950,6 +959,7 @@ void blob_store_make_room(struct blob_store *store, uint64_t need)
 	pthread_mutex_lock(&store->uses_lock);
 	store->used = used + need;
 	store->used_known = true;
+	store->counted = now.tv_sec;
 	pthread_mutex_unlock(&store->uses_lock);
 out:
 	pthread_mutex_unlock(&store->evict_lock);
