@@ -25,6 +25,9 @@
 /* Uses remembered by this process, for eviction order (atime alone moves
  * at most once a day under relatime). */
 #define USE_BUCKETS 1024
+/* The running total of the store's bytes is counted from its directories
+ * again after this long. */
+#define USED_RECOUNT_SECONDS 60
 
 struct use {
 	char name[sizeof(BLOB_DIR) + 16 + DIGEST_HEX_MAX]; /* "<dir>/<name>" */
@@ -35,8 +38,17 @@ struct use {
 struct blob_store {
 	struct cache *cache; /* borrowed */
 	uint64_t cache_max;
-	pthread_mutex_t lock; /* guards uses and serialises eviction */
-	struct use *uses[USE_BUCKETS];
+	/* Lock order: evict_lock, then uses_lock, then the cache's memo lock.
+	 * evict_lock serialises eviction, gc and removal, which read
+	 * directories and remove files under it; cache-hit opens never take
+	 * it. uses_lock guards uses, used and used_known, and is held for
+	 * memory only (no file I/O): cache-hit opens take it (touch). */
+	pthread_mutex_t evict_lock;
+	pthread_mutex_t uses_lock;
+	struct use *uses[USE_BUCKETS]; /* owns the entries */
+	uint64_t used;   /* bytes in the store, kept as blobs come and go */
+	bool used_known; /* false until a scan counted them, and after gc */
+	time_t counted;  /* when a scan last counted them (CLOCK_MONOTONIC) */
 };
 
 int blob_store_open(struct blob_store **out, struct cache *cache, uint64_t cache_max)
@@ -48,7 +60,8 @@ int blob_store_open(struct blob_store **out, struct cache *cache, uint64_t cache
 		return -ENOMEM;
 	store->cache = cache;
 	store->cache_max = cache_max;
-	pthread_mutex_init(&store->lock, NULL);
+	pthread_mutex_init(&store->evict_lock, NULL);
+	pthread_mutex_init(&store->uses_lock, NULL);
 	*out = store;
 	return 0;
 }
@@ -65,7 +78,8 @@ void blob_store_close(struct blob_store *store)
 			u = next;
 		}
 	}
-	pthread_mutex_destroy(&store->lock);
+	pthread_mutex_destroy(&store->evict_lock);
+	pthread_mutex_destroy(&store->uses_lock);
 	free(store);
 }
 
@@ -134,7 +148,7 @@ void blob_store_touch(struct blob_store *store, const struct digest_spec *digest
 
 	snprintf(name, sizeof(name), "%s/%s", dir_of(digest), name_of(digest));
 	b = use_bucket(name);
-	pthread_mutex_lock(&store->lock);
+	pthread_mutex_lock(&store->uses_lock);
 	for (u = store->uses[b]; u; u = u->next)
 		if (strcmp(u->name, name) == 0)
 			break;
@@ -145,7 +159,7 @@ void blob_store_touch(struct blob_store *store, const struct digest_spec *digest
 	}
 	if (u)
 		clock_gettime(CLOCK_REALTIME, &u->when);
-	pthread_mutex_unlock(&store->lock);
+	pthread_mutex_unlock(&store->uses_lock);
 }
 
 /* Last use of a blob ("<dir>/<name>"): this process's memory, else the
@@ -193,20 +207,27 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 	rc = blob_rel(digest, "", &rel);
 	if (rc)
 		return rc;
-	fd = cache_openat(store->cache, rel, O_RDONLY, 0);
+	/* A link, FIFO, directory... planted there: removed, fetched again. */
+	if (cache_heal(store->cache, rel) > 0) {
+		rc = -ENOENT;
+		goto out;
+	}
+	fd = cache_openat(store->cache, rel, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0) {
-		rc = -ENOENT; /* a link in its place: replaced by the download */
+		rc = -ENOENT; /* gone, or replaced meanwhile: the download replaces it */
 		goto out;
 	}
 	rc = -ENOENT;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+	if (cache_verify_begin(store->cache, fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != size)
 		goto bad;
 	rc = digest_fd(fd, digest->algo, size, actual);
 	if (rc)
 		goto out;
 	if (!digest_spec_matches(digest, actual))
 		goto bad;
-	rc = cache_mark_verified(store->cache, rel, fd, digest);
+	/* Records it only if it did not change while it was hashed. */
+	rc = cache_mark_verified(store->cache, rel, fd, digest, &st);
 	if (rc == 0 && lock_busy(ofd_lock(fd, F_RDLCK)))
 		rc = -ENOENT;
 	if (rc == 0) {
@@ -221,6 +242,7 @@ bad:
 		 "disk): removed, fetching it again",
 		 label, cache_root(store->cache), rel);
 	cache_unlink(store->cache, rel, 0);
+	cache_forget(store->cache, rel);
 	rc = -ENOENT;
 out:
 	if (fd >= 0)
@@ -242,6 +264,11 @@ void blob_link(struct blob_store *store, const struct digest_spec *digest, const
 	if (cache_lstat(store->cache, rel, &have) == 0 && have.st_ino == want.st_ino &&
 	    have.st_dev == want.st_dev)
 		goto out; /* already the blob */
+	/* Only a blob its record vouches for is linked, and the record is
+	 * renewed after the link (which changes the blob's ctime) only then. */
+	if (cache_open_verified(store->cache, blob, digest, (uint64_t)want.st_size, &fd) != 0)
+		goto out;
+	cache_heal(store->cache, rel); /* a directory planted at the name */
 	/* A temporary link renamed over the name: never a moment without it. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct cache_tmp probe;
@@ -266,10 +293,8 @@ void blob_link(struct blob_store *store, const struct digest_spec *digest, const
 		goto fail;
 	}
 	cache_unlink(store->cache, tmp, 0); /* rename leaves both if they were one file */
-	/* The link changed the blob's ctime: stamp it again. */
-	fd = cache_openat(store->cache, blob, O_RDONLY, 0);
-	if (fd >= 0)
-		cache_mark_verified(store->cache, blob, fd, digest);
+	/* The link changed the blob's ctime: record it again. */
+	cache_mark_verified(store->cache, blob, fd, digest, NULL);
 	goto out;
 fail:
 	log_warn("cache: cannot link %s/%s to its blob: %s (served from the blob)",
@@ -296,6 +321,25 @@ static int read_state(struct blob_store *store, const char *state_rel, struct si
 	}
 	rc = sidecar_parse(text, len, out, why, why_size);
 	free(text);
+	return rc;
+}
+
+/* Sizes a partial blob to size bytes, all of them reserved on disk where
+ * the filesystem can (fallocate), so a full disk says so before any byte is
+ * fetched; without fallocate (EOPNOTSUPP) it is sparse. */
+static int reserve(int fd, uint64_t size)
+{
+	int rc = 0;
+
+	if (ftruncate(fd, 0) != 0)
+		return -errno;
+	if (size > 0 && fallocate(fd, 0, 0, (off_t)size) != 0) {
+		rc = -errno;
+		if (rc == -EOPNOTSUPP || rc == -ENOSYS)
+			rc = ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
+		else
+			(void)!ftruncate(fd, 0); /* give back what was reserved */
+	}
 	return rc;
 }
 
@@ -332,9 +376,11 @@ static int load_or_reset(struct blob_store *store, struct blob_partial *p, uint6
 	rc = sidecar_init(&p->state, url, "", size, piece_size);
 	if (rc)
 		return rc;
-	if (ftruncate(p->fd, 0) != 0 || ftruncate(p->fd, (off_t)size) != 0)
-		return -errno;
-	return blob_partial_save(store, p);
+	rc = reserve(p->fd, size);
+	if (rc == -ENOSPC)
+		log_error("cache: no room for %s/%s (%" PRIu64 " bytes): not fetching it",
+			  cache_root(store->cache), p->rel, size);
+	return rc ? rc : blob_partial_save(store, p);
 }
 
 static bool same_file(struct blob_store *store, int fd, const char *rel)
@@ -343,6 +389,46 @@ static bool same_file(struct blob_store *store, int fd, const char *rel)
 
 	return fstat(fd, &a) == 0 && cache_lstat(store->cache, rel, &b) == 0 &&
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/* Whether an existing file may be written by the store: a regular file of
+ * its owner with no other name (a hard link would carry the writes to a file
+ * outside the cache). */
+static bool ours_to_write(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_nlink == 1 && st->st_uid == geteuid();
+}
+
+/* The partial at rel open read-write: created fresh, or an existing one to
+ * resume if it is ours_to_write. A planted one is removed (-EAGAIN: try
+ * again). A descriptor, or -errno. */
+static int open_partial(struct blob_store *store, const char *rel)
+{
+	struct stat st, got;
+	int fd = cache_openat(store->cache, rel, O_RDWR | O_CREAT | O_EXCL, 0644);
+
+	if (fd != -EEXIST)
+		return fd;
+	if (cache_lstat(store->cache, rel, &st) != 0)
+		return -EAGAIN; /* gone meanwhile (completed, or removed) */
+	if (ours_to_write(&st)) {
+		fd = cache_openat(store->cache, rel, O_RDWR | O_NONBLOCK, 0);
+		if (fd == -ENOENT || fd == -ELOOP)
+			return -EAGAIN; /* replaced meanwhile: look again */
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, &got) == 0 && ours_to_write(&got) && got.st_ino == st.st_ino &&
+		    got.st_dev == st.st_dev)
+			return fd;
+		close(fd);
+		return -EAGAIN;
+	}
+	log_warn("cache: %s/%s is %s: removed, never written", cache_root(store->cache), rel,
+		 !S_ISREG(st.st_mode) ? "not a regular file"
+		 : st.st_nlink != 1   ? "a file with another name (a hard link)"
+				      : "another user's file");
+	cache_remove_tree(store->cache, rel);
+	return -EAGAIN;
 }
 
 int blob_partial_open(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
@@ -354,6 +440,13 @@ int blob_partial_open(struct blob_store *store, const struct digest_spec *digest
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
 	out->digest = *digest;
+	if (store->cache_max && size > store->cache_max) {
+		/* Keeping it would break the limit, or evict the whole store. */
+		log_error("cache: a file of %" PRIu64 " bytes is larger than cache_max (%" PRIu64
+			  " bytes): not fetching it (ENOSPC)",
+			  size, store->cache_max);
+		return -ENOSPC;
+	}
 	rc = mkdirs(store, digest);
 	if (rc == 0)
 		rc = blob_rel(digest, ".partial", &out->rel);
@@ -365,11 +458,15 @@ int blob_partial_open(struct blob_store *store, const struct digest_spec *digest
 		goto out;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		struct stat st;
+		/* A planted entry at the blob's name is removed: fetched again. */
+		cache_heal(store->cache, blob);
 		if (cache_lstat(store->cache, blob, &st) == 0) {
 			rc = -EEXIST;
 			goto out;
 		}
-		rc = cache_openat(store->cache, out->rel, O_RDWR | O_CREAT, 0644);
+		rc = open_partial(store, out->rel);
+		if (rc == -EAGAIN)
+			continue; /* a planted one, removed */
 		if (rc < 0)
 			goto out;
 		out->fd = rc;
@@ -395,6 +492,8 @@ int blob_partial_open(struct blob_store *store, const struct digest_spec *digest
 	}
 	rc = -EAGAIN;
 out:
+	if (rc == -ENOSPC && out->writer)
+		blob_partial_discard(store, out); /* nothing left behind */
 	if (rc)
 		blob_partial_close(out);
 	free(blob);
@@ -448,6 +547,10 @@ int blob_partial_save(struct blob_store *store, struct blob_partial *p)
 	 * a crash of the process alone loses nothing written. */
 	if (rc == 0)
 		rc = cache_write_small_nosync(store->cache, p->state_rel, text, len);
+	/* Completed meanwhile by another thread (its rename comes before its
+	 * removal of the sidecar): this sidecar would outlive its data. */
+	if (rc == 0 && !same_file(store, p->fd, p->rel))
+		cache_unlink(store->cache, p->state_rel, 0);
 	free(text);
 	return rc;
 }
@@ -463,8 +566,8 @@ int blob_partial_restart(struct blob_store *store, struct blob_partial *p, const
 		rc = sidecar_init(&p->state, url, validator, size, piece_size);
 	}
 	free(url);
-	if (rc == 0 && (ftruncate(p->fd, 0) != 0 || ftruncate(p->fd, (off_t)size) != 0))
-		rc = -errno;
+	if (rc == 0)
+		rc = reserve(p->fd, size);
 	if (rc == 0)
 		rc = blob_partial_save(store, p);
 	return rc;
@@ -477,7 +580,8 @@ int blob_partial_complete(struct blob_store *store, struct blob_partial *p)
 
 	if (rc)
 		return rc;
-	if (fsync(p->fd) != 0) {
+	/* Read-only from now on (see CACHE_COMPLETE_MODE). */
+	if (fsync(p->fd) != 0 || fchmod(p->fd, CACHE_COMPLETE_MODE) != 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -485,7 +589,8 @@ int blob_partial_complete(struct blob_store *store, struct blob_partial *p)
 	if (rc)
 		goto out;
 	cache_unlink(store->cache, p->state_rel, 0);
-	rc = cache_mark_verified(store->cache, blob, p->fd, &p->digest);
+	/* After the store's last change to it (the rename). */
+	rc = cache_mark_verified(store->cache, blob, p->fd, &p->digest, NULL);
 	/* Pinned while this process serves it, like any open blob. */
 	ofd_lock(p->fd, F_RDLCK);
 	p->writer = false;
@@ -536,7 +641,7 @@ static bool has_suffix(const char *name, const char *suffix, size_t *stem_len)
 
 static void drop(struct blob_store *store, const char *rel, const char *why)
 {
-	int rc = cache_unlink(store->cache, rel, 0);
+	int rc = cache_remove_tree(store->cache, rel);
 
 	if (rc == 0 || rc == -ENOENT)
 		log_info("cache: removed %s/%s: %s", cache_root(store->cache), rel, why);
@@ -555,7 +660,13 @@ static void sweep_partial(struct blob_store *store, const char *dir, const char 
 
 	snprintf(rel, sizeof(rel), "%s/%s.partial", dir, stem);
 	snprintf(state_rel, sizeof(state_rel), "%s/%s.state", dir, stem);
-	fd = cache_openat(store->cache, rel, O_RDWR, 0);
+	if (cache_lstat(store->cache, rel, &st) != 0)
+		return;
+	if (!ours_to_write(&st)) {
+		drop(store, rel, "not a file the cache may write (a link, or another user's)");
+		return;
+	}
+	fd = cache_openat(store->cache, rel, O_RDWR | O_NONBLOCK, 0);
 	if (fd < 0)
 		return;
 	if (lock_busy(ofd_lock(fd, F_WRLCK)))
@@ -605,7 +716,13 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 			snprintf(other, sizeof(other), "%s/%.*s.partial", dir, (int)n, d->d_name);
 			if (cache_lstat(store->cache, other, &st) != 0)
 				drop(store, rel, "a sidecar without partial data");
+		} else if (has_suffix(d->d_name, CACHE_RECORD_SUFFIX, &n)) {
+			snprintf(other, sizeof(other), "%s/%.*s", dir, (int)n, d->d_name);
+			if (cache_lstat(store->cache, other, &st) != 0)
+				drop(store, rel, "a verification record without its blob");
 		}
+		/* A link, FIFO... at a blob's name stays for omnihub verify to
+		 * report; an open removes it (blob_check). */
 	}
 	closedir(stream);
 }
@@ -668,6 +785,31 @@ static void unlink_tree_names(struct blob_store *store, const char *rel, dev_t d
 	closedir(stream);
 }
 
+/* The blob at rel open read-write, for the write lock that says nobody has
+ * it open. Complete blobs are read-only (0444): a store not run as root
+ * makes it writable for that, and read-only again if it stays. */
+static int open_to_evict(struct blob_store *store, const char *rel)
+{
+	int fd = cache_openat(store->cache, rel, O_RDWR | O_NONBLOCK, 0), ro;
+
+	if (fd != -EACCES)
+		return fd;
+	ro = cache_openat(store->cache, rel, O_RDONLY | O_NONBLOCK, 0);
+	if (ro < 0)
+		return ro;
+	if (fchmod(ro, 0644) == 0) {
+		fd = cache_openat(store->cache, rel, O_RDWR | O_NONBLOCK, 0);
+		if (fd >= 0 && lock_busy(ofd_lock(fd, F_WRLCK))) {
+			/* Open in a reader: stays. Its record goes stale (the
+			 * chmod): hashed again at its next open. */
+			fchmod(ro, CACHE_COMPLETE_MODE);
+			ofd_lock(fd, F_UNLCK);
+		}
+	}
+	close(ro);
+	return fd;
+}
+
 /* Removes one blob unless it is pinned: 0, -EBUSY, or -ENOENT. why ends
  * the log line ("least recently used"). */
 static int evict(struct blob_store *store, const struct blob_info *v, bool dry_run,
@@ -677,7 +819,12 @@ static int evict(struct blob_store *store, const struct blob_info *v, bool dry_r
 	int fd, rc;
 
 	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", v->name);
-	fd = cache_openat(store->cache, rel, O_RDWR, 0);
+	if (v->planted) {
+		/* Not a blob: nobody has it open as one. */
+		rc = dry_run ? 0 : cache_heal(store->cache, rel);
+		return rc < 0 ? rc : 0;
+	}
+	fd = open_to_evict(store, rel);
 	if (fd < 0)
 		return fd == -ENOENT ? -ENOENT : fd;
 	/* Readers hold shared locks; a write lock means nobody has it open. */
@@ -689,6 +836,7 @@ static int evict(struct blob_store *store, const struct blob_info *v, bool dry_r
 	if (rc == 0 && !dry_run) {
 		unlink_tree_names(store, "", v->dev, v->ino, 0);
 		rc = cache_unlink(store->cache, rel, 0);
+		cache_forget(store->cache, rel);
 		if (rc == 0)
 			log_info("cache: evicted %s/%s (%" PRIu64 " bytes, %s)",
 				 cache_root(store->cache), rel, v->size, why);
@@ -697,8 +845,8 @@ static int evict(struct blob_store *store, const struct blob_info *v, bool dry_r
 	return rc;
 }
 
-/* Calls fn for every file of one directory of the store (not its
- * temporaries), with its name and lstat. */
+/* Calls fn for every entry of one directory of the store (not its
+ * temporaries and records), with its name and lstat. */
 static void scan_blob_dir(struct blob_store *store, const char *dir_name,
 			  void (*fn)(void *ctx, const char *name, const struct stat *st), void *ctx)
 {
@@ -715,8 +863,7 @@ static void scan_blob_dir(struct blob_store *store, const char *dir_name,
 	while ((d = readdir(stream)) != NULL) {
 		struct stat st;
 
-		if (d->d_name[0] != '.' && fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISREG(st.st_mode))
+		if (d->d_name[0] != '.' && fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			fn(ctx, d->d_name, &st);
 	}
 	closedir(stream);
@@ -727,6 +874,7 @@ struct victims {
 	const char *dir_name;
 	struct blob_info *list;
 	size_t count, cap;
+	bool with_planted; /* list planted entries too (verify) */
 	uint64_t used; /* every byte of the store, partial blobs too */
 };
 
@@ -737,9 +885,13 @@ static void add_victim(void *ctx, const char *name, const struct stat *st)
 	struct blob_info *v;
 	size_t n;
 
-	all->used += (uint64_t)st->st_size;
+	if (!S_ISREG(st->st_mode) && !all->with_planted)
+		return;
+	/* Records are the store's bookkeeping, not its bytes. */
+	if (S_ISREG(st->st_mode) && !has_suffix(name, CACHE_RECORD_SUFFIX, &n))
+		all->used += (uint64_t)st->st_size;
 	if (has_suffix(name, ".partial", &n) || has_suffix(name, ".state", &n) ||
-	    strlen(name) >= DIGEST_HEX_MAX)
+	    has_suffix(name, CACHE_RECORD_SUFFIX, &n) || strlen(name) >= DIGEST_HEX_MAX)
 		return;
 	if (all->count == all->cap) {
 		size_t grown_cap = all->cap ? 2 * all->cap : 64;
@@ -752,17 +904,20 @@ static void add_victim(void *ctx, const char *name, const struct stat *st)
 	v = &all->list[all->count++];
 	snprintf(v->name, sizeof(v->name), "%s/%s", all->dir_name, name);
 	v->size = (uint64_t)st->st_size;
+	pthread_mutex_lock(&all->store->uses_lock);
 	v->used = last_use_locked(all->store, v->name, st);
+	pthread_mutex_unlock(&all->store->uses_lock);
 	v->dev = st->st_dev;
 	v->ino = st->st_ino;
+	v->planted = !S_ISREG(st->st_mode);
 }
 
-/* Every complete blob, least recently used first, with store->lock held;
+/* Every complete blob, least recently used first, with evict_lock held;
  * *used counts every byte of the store (partial blobs too). */
 static int collect_all_locked(struct blob_store *store, struct blob_info **out, size_t *count,
-			      uint64_t *used)
+			      uint64_t *used, bool with_planted)
 {
-	struct victims all = { .store = store };
+	struct victims all = { .store = store, .with_planted = with_planted };
 
 	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++) {
 		all.dir_name = blob_dirs[i];
@@ -779,13 +934,28 @@ static int collect_all_locked(struct blob_store *store, struct blob_info **out, 
 void blob_store_make_room(struct blob_store *store, uint64_t need)
 {
 	struct blob_info *victims = NULL;
+	struct timespec now;
 	size_t count = 0;
 	uint64_t used = 0;
+	bool fits;
 
-	if (store->cache_max == 0)
+	/* A blob larger than the limit evicts nothing for its own sake:
+	 * blob_partial_open refuses it. */
+	if (store->cache_max == 0 || need > store->cache_max)
 		return;
-	pthread_mutex_lock(&store->lock);
-	collect_all_locked(store, &victims, &count, &used);
+	pthread_mutex_lock(&store->evict_lock);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&store->uses_lock);
+	/* Counted again now and then: other processes sharing the cache add
+	 * blobs this total does not see. */
+	fits = store->used_known && now.tv_sec - store->counted < USED_RECOUNT_SECONDS &&
+	       store->used + need <= store->cache_max;
+	if (fits)
+		store->used += need; /* the running total: no scan */
+	pthread_mutex_unlock(&store->uses_lock);
+	if (fits)
+		goto out;
+	collect_all_locked(store, &victims, &count, &used, false);
 	for (size_t i = 0; i < count && used + need > store->cache_max; i++)
 		if (evict(store, &victims[i], false, "least recently used") == 0)
 			used -= victims[i].size;
@@ -793,8 +963,22 @@ void blob_store_make_room(struct blob_store *store, uint64_t need)
 		log_warn("cache: %" PRIu64 " bytes in use and %" PRIu64
 			 " more needed, over cache_max (%" PRIu64 "): the rest is in use",
 			 used, need, store->cache_max);
-	pthread_mutex_unlock(&store->lock);
+	pthread_mutex_lock(&store->uses_lock);
+	store->used = used + need;
+	store->used_known = true;
+	store->counted = now.tv_sec;
+	pthread_mutex_unlock(&store->uses_lock);
+out:
+	pthread_mutex_unlock(&store->evict_lock);
 	free(victims);
+}
+
+/* After gc or a removal by request: counted again at the next need. */
+static void used_unknown(struct blob_store *store)
+{
+	pthread_mutex_lock(&store->uses_lock);
+	store->used_known = false;
+	pthread_mutex_unlock(&store->uses_lock);
 }
 
 int blob_store_list(struct blob_store *store, struct blob_info **out, size_t *count)
@@ -802,9 +986,9 @@ int blob_store_list(struct blob_store *store, struct blob_info **out, size_t *co
 	uint64_t used;
 	int rc;
 
-	pthread_mutex_lock(&store->lock);
-	rc = collect_all_locked(store, out, count, &used);
-	pthread_mutex_unlock(&store->lock);
+	pthread_mutex_lock(&store->evict_lock);
+	rc = collect_all_locked(store, out, count, &used, true);
+	pthread_mutex_unlock(&store->evict_lock);
 	return rc;
 }
 
@@ -812,9 +996,10 @@ int blob_store_remove(struct blob_store *store, const struct blob_info *blob, bo
 {
 	int rc;
 
-	pthread_mutex_lock(&store->lock);
+	pthread_mutex_lock(&store->evict_lock);
 	rc = evict(store, blob, dry_run, "removed on request");
-	pthread_mutex_unlock(&store->lock);
+	pthread_mutex_unlock(&store->evict_lock);
+	used_unknown(store);
 	return rc;
 }
 
@@ -823,11 +1008,12 @@ static void fill_info(struct blob_store *store, struct blob_info *info, const ch
 {
 	snprintf(info->name, sizeof(info->name), "%s", name);
 	info->size = (uint64_t)st->st_size;
-	pthread_mutex_lock(&store->lock);
+	pthread_mutex_lock(&store->uses_lock);
 	info->used = last_use_locked(store, info->name, st);
-	pthread_mutex_unlock(&store->lock);
+	pthread_mutex_unlock(&store->uses_lock);
 	info->dev = st->st_dev;
 	info->ino = st->st_ino;
+	info->planted = !S_ISREG(st->st_mode);
 }
 
 int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
@@ -839,7 +1025,7 @@ int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
 	memset(out, 0, sizeof(*out));
 	snprintf(name, sizeof(name), "%s/%s", dir_of(digest), name_of(digest));
 	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", name);
-	if (cache_lstat(store->cache, rel, &st) != 0 || !S_ISREG(st.st_mode))
+	if (cache_lstat(store->cache, rel, &st) != 0)
 		return -ENOENT;
 	fill_info(store, out, name, &st);
 	return 0;
@@ -853,7 +1039,7 @@ int blob_expected_digest(struct blob_store *store, const struct blob_info *blob,
 	const char *slash = strchr(blob->name, '/');
 	char rel[PATH_MAX];
 	size_t dir_len;
-	int fd, rc;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (!slash)
@@ -862,11 +1048,7 @@ int blob_expected_digest(struct blob_store *store, const struct blob_info *blob,
 	if (dir_len == strlen(KEYED_DIR) && strncmp(blob->name, KEYED_DIR, dir_len) == 0) {
 		/* The name is a key over the source: only the stamp knows. */
 		snprintf(rel, sizeof(rel), BLOB_DIR "/%s", blob->name);
-		fd = cache_openat(store->cache, rel, O_RDONLY, 0);
-		if (fd < 0)
-			return fd;
-		rc = cache_stamp_digest(fd, out);
-		close(fd);
+		rc = cache_record_digest(store->cache, rel, out);
 		if (rc == 0 && strcmp(out->key, slash + 1) != 0)
 			rc = -ENODATA;
 		return rc;
@@ -887,8 +1069,12 @@ int blob_rehash(struct blob_store *store, const struct blob_info *blob,
 	int fd, rc;
 
 	actual[0] = '\0';
+	if (blob->planted)
+		return -EBADMSG;
 	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", blob->name);
-	fd = cache_openat(store->cache, rel, O_RDONLY, 0);
+	fd = cache_openat(store->cache, rel, O_RDONLY | O_NONBLOCK, 0);
+	if (fd == -ELOOP)
+		return -EBADMSG; /* replaced by a link meanwhile */
 	if (fd < 0)
 		return fd;
 	/* Pinned while read: not evicted under us; busy means being evicted. */
@@ -897,6 +1083,8 @@ int blob_rehash(struct blob_store *store, const struct blob_info *blob,
 		rc = -ENOENT;
 	if (rc == 0 && fstat(fd, &st) != 0)
 		rc = -errno;
+	if (rc == 0 && !S_ISREG(st.st_mode))
+		rc = -EBADMSG;
 	if (rc == 0)
 		rc = digest_fd(fd, expected->algo, (uint64_t)st.st_size, actual);
 	if (rc == 0 && !digest_spec_matches(expected, actual))
@@ -913,8 +1101,8 @@ int blob_store_gc(struct blob_store *store, const struct blob_gc *gc, uint64_t *
 	uint64_t used = 0;
 
 	*freed = 0;
-	pthread_mutex_lock(&store->lock);
-	collect_all_locked(store, &blobs, &count, &used);
+	pthread_mutex_lock(&store->evict_lock);
+	collect_all_locked(store, &blobs, &count, &used, false);
 	for (size_t i = 0; i < count; i++) {
 		struct blob_info *b = &blobs[i];
 		bool old = gc->unused_before && b->used.tv_sec <= gc->unused_before;
@@ -932,7 +1120,8 @@ int blob_store_gc(struct blob_store *store, const struct blob_gc *gc, uint64_t *
 		if (gc->report)
 			gc->report(gc->ctx, b, rc);
 	}
-	pthread_mutex_unlock(&store->lock);
+	pthread_mutex_unlock(&store->evict_lock);
+	used_unknown(store);
 	free(blobs);
 	*left = used;
 	return 0;
@@ -946,11 +1135,13 @@ static void add_usage(void *ctx, const char *name, const struct stat *st)
 	struct blob_usage *usage = ctx;
 	size_t n;
 
+	if (!S_ISREG(st->st_mode))
+		return;
 	if (has_suffix(name, ".partial", &n)) {
 		/* Sparse while it fills: the blocks say what is there. */
 		usage->partial_bytes += (uint64_t)st->st_blocks * 512;
 		usage->partials++;
-	} else if (!has_suffix(name, ".state", &n)) {
+	} else if (!has_suffix(name, ".state", &n) && !has_suffix(name, CACHE_RECORD_SUFFIX, &n)) {
 		usage->bytes += (uint64_t)st->st_size;
 		usage->blobs++;
 	}

@@ -16,6 +16,21 @@
 
 #define BLOB_DIR "blobs"
 
+/* Locks, in the order they are taken (never the other way):
+ *  1. blob_store.evict_lock: serialises eviction, gc and removal by request;
+ *     held while they read the store's directories, walk the readable tree
+ *     for a victim's names and unlink files. Cache-hit opens never take it.
+ *  2. blob_store.uses_lock: the uses remembered for eviction order and the
+ *     running total of bytes; memory only, no file I/O under it. Taken by
+ *     every cache-hit open (blob_store_touch).
+ *  3. cache.memo_lock (cache.c): the memo of verification records; memory
+ *     only. Taken by every cache-hit open.
+ * cache.root_lock (cache.c) is taken alone, only after an ENOENT, to see
+ * whether the cache directory was deleted (an fstat) and make it again.
+ * Between processes: an open-file-description lock on each file (a write
+ * lock on a .partial: its writer; shared locks on a complete blob: its
+ * readers, which eviction's write lock respects). */
+
 struct cache;
 struct blob_store;
 
@@ -96,17 +111,20 @@ struct blob_info {
 	struct timespec used; /* last use: this process's memory, else the atime */
 	dev_t dev;
 	ino_t ino;
+	bool planted; /* not a regular file (a link, FIFO, directory...): bad */
 };
 
 /* Every complete blob in the store (any process's), least recently used
- * first; *out is the caller's (free). */
+ * first, and every planted entry at a blob's name (planted); *out is the
+ * caller's (free). */
 int blob_store_list(struct blob_store *store, struct blob_info **out, size_t *count);
-/* Removes one blob and its names in the readable tree, unless it is open
+/* Removes one blob (or planted entry) and its names in the readable tree, unless it is open
  * (pinned) in some process: 0, -EBUSY when pinned, -ENOENT when gone. With
  * dry_run, only says whether it would go. */
 int blob_store_remove(struct blob_store *store, const struct blob_info *blob, bool dry_run);
 
-/* The complete blob named by digest: 0, or -ENOENT. */
+/* The complete blob named by digest (or a planted entry there): 0, or
+ * -ENOENT. */
 int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
 		    struct blob_info *out);
 /* The digest a complete blob must have: its name says it (blobs/sha256/
@@ -115,7 +133,8 @@ int blob_store_find(struct blob_store *store, const struct digest_spec *digest,
 int blob_expected_digest(struct blob_store *store, const struct blob_info *blob,
 			 struct digest_spec *out);
 /* Hashes a complete blob again, pinned while it is read: 0 when it holds
- * expected, -EBADMSG when it does not (actual says what it holds),
+ * expected, -EBADMSG when it does not or is planted (actual says what it
+ * holds, "" when it is no file), never writing its record;
  * -ENOENT when it went meanwhile. */
 int blob_rehash(struct blob_store *store, const struct blob_info *blob,
 		const struct digest_spec *expected, char actual[DIGEST_HEX_MAX]);

@@ -27,33 +27,46 @@
 #include "log.h"
 #include "names.h"
 
-/* The stamp: which digest a cached file was checked against, with the size
- * and mtime it had then, so a file changed by hand is checked again. */
+/* Older versions' stamp on the file itself: read only to learn which
+ * digest to hash a keyed blob against, never trusted (see records below);
+ * staged trees still carry it (a directory's content is not hashed). */
 #define STAMP_XATTR "user.omnihub.digest"
 #define MEMO_BUCKETS 4096
+/* Deleted roots whose descriptors are kept until cache_close (a thread may
+ * still use one); past this many, the oldest are kept open for good. */
+#define RETIRED_MAX 16
+/* At most this many records remembered; the least recently used go. */
+#define MEMO_MAX 16384
 /* Start writeback of a temporary every this many bytes. */
 #define WRITEBACK_CHUNK (8u << 20)
 
-/* A file checked in this process, for filesystems that keep no xattrs. */
+/* A record this process wrote or read (see "verification records"), so a
+ * cache hit need not read the record file again. */
 struct memo {
 	char *rel;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-	struct timespec ctime;
+	struct stat st;   /* the file as the record vouches for it */
+	int64_t written;  /* the record's moment; st's ctime must be older */
 	struct digest_spec digest;
-	struct memo *next;
+	struct memo *next;           /* in its bucket */
+	struct memo *newer, *older;  /* in the use order */
 };
 
 struct cache {
 	char *root;   /* absolute; owned */
-	int root_fd;  /* owned */
+	/* Owned; replaced (atomically, under root_lock) when the directory
+	 * is deleted under us and made again: read it with root_fd_of(). */
+	int root_fd;
+	pthread_mutex_t root_lock; /* serialises remaking the root; taken first */
+	int retired[RETIRED_MAX];  /* owned: descriptors of deleted roots, which
+				      other threads may still hold */
+	size_t nretired;
 	/* Set once openat2 is missing (ENOSYS), or by a test; read and
 	 * written with atomic builtins, from any thread. */
 	int walk_only;
-	pthread_mutex_t memo_lock; /* guards memo */
-	struct memo *memo[MEMO_BUCKETS];
+	pthread_mutex_t memo_lock; /* guards memo to memo_max; taken last */
+	struct memo *memo[MEMO_BUCKETS]; /* owns the entries */
+	struct memo *memo_newest, *memo_oldest;
+	size_t memo_count, memo_max;
 	char maker[9]; /* this machine, PID namespace and boot, in temporaries'
 			  names: whose pids they carry */
 };
@@ -118,6 +131,8 @@ int cache_open(struct cache **out, const char *root, const char **why)
 		goto out;
 	cache->root_fd = -1;
 	pthread_mutex_init(&cache->memo_lock, NULL);
+	pthread_mutex_init(&cache->root_lock, NULL);
+	cache->memo_max = MEMO_MAX;
 	maker_tag(cache->maker);
 	if (root[0] != '/') {
 		*why = "the cache directory must be an absolute path";
@@ -155,20 +170,18 @@ out:
 	return rc;
 }
 
+static void memo_remove_locked(struct cache *cache, struct memo *m);
+
 void cache_close(struct cache *cache)
 {
 	if (!cache)
 		return;
-	for (size_t i = 0; i < MEMO_BUCKETS; i++) {
-		struct memo *m = cache->memo[i];
-		while (m) {
-			struct memo *next = m->next;
-			free(m->rel);
-			free(m);
-			m = next;
-		}
-	}
+	while (cache->memo_oldest)
+		memo_remove_locked(cache, cache->memo_oldest);
 	pthread_mutex_destroy(&cache->memo_lock);
+	pthread_mutex_destroy(&cache->root_lock);
+	for (size_t i = 0; i < cache->nretired; i++)
+		close(cache->retired[i]);
 	if (cache->root_fd >= 0)
 		close(cache->root_fd);
 	free(cache->root);
@@ -180,9 +193,47 @@ const char *cache_root(const struct cache *cache)
 	return cache->root;
 }
 
+static int root_fd_of(const struct cache *cache)
+{
+	return __atomic_load_n(&cache->root_fd, __ATOMIC_ACQUIRE);
+}
+
 int cache_root_fd(const struct cache *cache)
 {
-	return cache->root_fd;
+	return root_fd_of(cache);
+}
+
+/* When the root the caller used (before) was deleted (its descriptor has
+ * no link left), makes it again and opens that: true if the root is another
+ * one now, so the caller may try again. */
+static bool revive(struct cache *cache, int before)
+{
+	struct stat st;
+	bool revived = false;
+	int fd;
+
+	pthread_mutex_lock(&cache->root_lock);
+	if (root_fd_of(cache) != before) {
+		revived = true; /* made again by another thread meanwhile */
+		goto out;
+	}
+	if (fstat(before, &st) != 0 || st.st_nlink != 0)
+		goto out; /* not deleted: an ordinary ENOENT */
+	if (mkdirs_at(AT_FDCWD, cache->root) != 0)
+		goto out;
+	fd = open(cache->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	if (cache->nretired < RETIRED_MAX)
+		cache->retired[cache->nretired++] = root_fd_of(cache);
+	__atomic_store_n(&cache->root_fd, fd, __ATOMIC_RELEASE);
+	log_warn("cache: %s was deleted while in use: made again (what it held is fetched "
+		 "again)",
+		 cache->root);
+	revived = true;
+out:
+	pthread_mutex_unlock(&cache->root_lock);
+	return revived;
 }
 
 /* Splits rel into its directory (possibly "") and its last component. */
@@ -264,7 +315,8 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 {
 	char path[PATH_MAX];
 	char *name = path, *slash;
-	int dirfd = cache->root_fd, fd;
+	const int root_fd = root_fd_of(cache);
+	int dirfd = root_fd, fd;
 
 	snprintf(path, sizeof(path), "%s", rel);
 	while ((slash = strchr(name, '/')) != NULL) {
@@ -272,7 +324,7 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 		fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			fd = refused(cache, dirfd, name, path, -errno);
-		if (dirfd != cache->root_fd)
+		if (dirfd != root_fd)
 			close(dirfd);
 		if (fd < 0)
 			return fd;
@@ -283,7 +335,7 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 	fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		fd = refused(cache, dirfd, name, path, -errno);
-	if (dirfd != cache->root_fd)
+	if (dirfd != root_fd)
 		close(dirfd);
 	return fd;
 }
@@ -291,7 +343,7 @@ static int walk_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 /* Opens rel (checked) beneath the root: openat2 refuses a link anywhere
  * (RESOLVE_NO_SYMLINKS) and any way out (RESOLVE_BENEATH). A refusal is
  * walked again by hand, which names the link in the log. */
-static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t mode)
+static int open_beneath_once(struct cache *cache, const char *rel, int flags, mode_t mode)
 {
 	struct open_how how = {
 	    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
@@ -302,7 +354,7 @@ static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 
 	if (__atomic_load_n(&cache->walk_only, __ATOMIC_RELAXED))
 		return walk_beneath(cache, rel, flags, mode);
-	fd = syscall(SYS_openat2, cache->root_fd, rel, &how, sizeof(how));
+	fd = syscall(SYS_openat2, root_fd_of(cache), rel, &how, sizeof(how));
 	if (fd >= 0)
 		return (int)fd;
 	switch (errno) {
@@ -317,6 +369,17 @@ static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t 
 	default:
 		return -errno;
 	}
+}
+
+/* open_beneath_once, again once the root is made again if it was deleted. */
+static int open_beneath(struct cache *cache, const char *rel, int flags, mode_t mode)
+{
+	int before = root_fd_of(cache);
+	int fd = open_beneath_once(cache, rel, flags, mode);
+
+	if (fd == -ENOENT && revive(cache, before))
+		fd = open_beneath_once(cache, rel, flags, mode);
+	return fd;
 }
 
 int cache_openat(struct cache *cache, const char *rel, int flags, mode_t mode)
@@ -338,7 +401,7 @@ static int open_parent(struct cache *cache, const char *rel, const char **base)
 	if (rc)
 		return rc;
 	if (dir[0] == '\0') {
-		int fd = fcntl(cache->root_fd, F_DUPFD_CLOEXEC, 0);
+		int fd = fcntl(root_fd_of(cache), F_DUPFD_CLOEXEC, 0);
 		return fd >= 0 ? fd : -errno;
 	}
 	return open_beneath(cache, dir, O_PATH | O_DIRECTORY, 0);
@@ -391,7 +454,7 @@ int cache_mkdirs(struct cache *cache, const char *rel)
 {
 	char path[PATH_MAX];
 	char *name = path, *slash;
-	int dirfd, fd, rc;
+	int root_fd, dirfd, fd, rc;
 
 	if (rel[0] == '\0')
 		return 0;
@@ -406,7 +469,8 @@ int cache_mkdirs(struct cache *cache, const char *rel)
 		return fd >= 0 ? 0 : fd;
 	}
 	snprintf(path, sizeof(path), "%s", rel);
-	dirfd = cache->root_fd;
+	root_fd = root_fd_of(cache);
+	dirfd = root_fd;
 	for (;;) {
 		slash = strchr(name, '/');
 		if (slash)
@@ -416,7 +480,7 @@ int cache_mkdirs(struct cache *cache, const char *rel)
 		else if ((fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
 		         0)
 			fd = refused(cache, dirfd, name, path, -errno);
-		if (dirfd != cache->root_fd)
+		if (dirfd != root_fd)
 			close(dirfd);
 		if (fd < 0 || !slash)
 			break;
@@ -529,7 +593,7 @@ static int fsync_parent(struct cache *cache, const char *rel)
 	if (rc)
 		return rc;
 	if (dir[0] == '\0')
-		return fsync(cache->root_fd) == 0 ? 0 : -errno;
+		return fsync(root_fd_of(cache)) == 0 ? 0 : -errno;
 	fd = cache_openat(cache, dir, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd;
@@ -612,26 +676,24 @@ void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp)
 	tmp->rel = tmp->tmp_rel = NULL;
 }
 
-/* The stamp names what a user can set (size, mtime) and what they cannot:
- * the inode number, and the moment it was written, which the ctime must
- * match: writing the stamp sets the ctime, and so does any later change to
- * the file (an edit, a touch, a link), which then calls for a new hash. */
-static void format_stamp(char *out, size_t out_size, const struct digest_spec *digest,
-			 const struct stat *st)
-{
-	snprintf(out, out_size, "%s:%s%s%s %" PRId64 " %" PRId64 ".%09ld %" PRIu64,
-		 digest_algo_name(digest->algo), digest->hex, digest->key[0] ? "@" : "",
-		 digest->key, (int64_t)st->st_size,
-		 (int64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (uint64_t)st->st_ino);
-}
-
-/* How far after the time written in the stamp the ctime may be: the stamp
- * is written right after that time is read (the same coarse clock the
- * kernel uses). A thread delayed longer only costs a hash next time; an
- * edit within this window after a verification goes unseen by another
- * process (this one remembers the exact ctime). */
-#define STAMP_CTIME_BEFORE_NS 5000000LL
-#define STAMP_CTIME_AFTER_NS 100000000LL
+/* ---- verification records ----
+ * A record says which digest a file was checked against, and how the file
+ * looked (fstat) after the store's last change to it: size, mtime, inode
+ * and the exact ctime. It is a small file beside the file, ".<name>.ok",
+ * written without touching the file: an xattr on the file itself (what
+ * older versions kept) sets the file's ctime as it is written, so a stamp
+ * there cannot be told apart from a change made just after it (git's
+ * "racily clean" problem). Before a record is trusted-to-be, the store waits
+ * until the coarse clock, the one the kernel stamps ctimes with, has passed
+ * the ctime it recorded: any change after that gets a later ctime. The
+ * record holds that moment; one whose ctime is not strictly older than it
+ * is racy and not trusted (the file is hashed again). */
+#define RECORD_HEADER "omnihub-record 1"
+#define RECORD_MAX_BYTES 1024
+/* How long to wait for the coarse clock to pass a ctime; a ctime further
+ * ahead (a clock set back) leaves the file without a record: hashed next
+ * time. */
+#define RECORD_WAIT_NS 200000000LL
 
 static int64_t ns_of(const struct timespec *ts)
 {
@@ -643,6 +705,47 @@ static bool xattrs_unsupported(int err)
 	return err == ENOTSUP || err == EOPNOTSUPP || err == EPERM;
 }
 
+/* What a record vouches for: "<algorithm>:<hex>[@<key>] <size> <mtime>
+ * <inode> <ctime>", times in nanoseconds. */
+static void format_identity(char *out, size_t out_size, const struct digest_spec *digest,
+			    const struct stat *st)
+{
+	snprintf(out, out_size, "%s:%s%s%s %" PRId64 " %" PRId64 " %" PRIu64 " %" PRId64,
+		 digest_algo_name(digest->algo), digest->hex, digest->key[0] ? "@" : "",
+		 digest->key, (int64_t)st->st_size, ns_of(&st->st_mtim), (uint64_t)st->st_ino,
+		 ns_of(&st->st_ctim));
+}
+
+static bool same_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mode == b->st_mode && a->st_nlink == b->st_nlink &&
+	       ns_of(&a->st_mtim) == ns_of(&b->st_mtim) && ns_of(&a->st_ctim) == ns_of(&b->st_ctim);
+}
+
+int cache_record_rel(const char *rel, char **out)
+{
+	char dir[PATH_MAX];
+	const char *base;
+	int rc = split_rel(rel, dir, sizeof(dir), &base);
+
+	*out = NULL;
+	if (rc)
+		return rc;
+	/* In the blob store, "<hex>.ok" beside "<hex>.partial" and "<hex>.state"
+	 * (a mirror serves only names of hex digits); elsewhere hidden. */
+	if (asprintf(out, "%s%s%s%s" CACHE_RECORD_SUFFIX, dir, dir[0] ? "/" : "",
+		     strncmp(rel, CACHE_BLOB_DIR "/", sizeof(CACHE_BLOB_DIR)) == 0 ? "" : ".",
+		     base) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- the memo: records this process wrote or read, least recently used
+ * dropped first beyond memo_max ---- */
+
 static size_t memo_bucket(const char *rel)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -652,94 +755,275 @@ static size_t memo_bucket(const char *rel)
 	return (size_t)(h % MEMO_BUCKETS);
 }
 
-static void memo_put(struct cache *cache, const char *rel, const struct stat *st,
-		     const struct digest_spec *digest)
+static void lru_unlink_locked(struct cache *cache, struct memo *m)
 {
-	size_t b = memo_bucket(rel);
+	if (m->newer)
+		m->newer->older = m->older;
+	else
+		cache->memo_newest = m->older;
+	if (m->older)
+		m->older->newer = m->newer;
+	else
+		cache->memo_oldest = m->newer;
+	m->newer = m->older = NULL;
+}
+
+static void lru_push_locked(struct cache *cache, struct memo *m)
+{
+	m->older = cache->memo_newest;
+	m->newer = NULL;
+	if (cache->memo_newest)
+		cache->memo_newest->newer = m;
+	cache->memo_newest = m;
+	if (!cache->memo_oldest)
+		cache->memo_oldest = m;
+}
+
+static struct memo *memo_find_locked(struct cache *cache, const char *rel)
+{
+	for (struct memo *m = cache->memo[memo_bucket(rel)]; m; m = m->next)
+		if (strcmp(m->rel, rel) == 0)
+			return m;
+	return NULL;
+}
+
+static void memo_remove_locked(struct cache *cache, struct memo *m)
+{
+	struct memo **link = &cache->memo[memo_bucket(m->rel)];
+
+	while (*link != m)
+		link = &(*link)->next;
+	*link = m->next;
+	lru_unlink_locked(cache, m);
+	cache->memo_count--;
+	free(m->rel);
+	free(m);
+}
+
+static void memo_put(struct cache *cache, const char *rel, const struct stat *st,
+		     const struct digest_spec *digest, int64_t written)
+{
 	struct memo *m;
 
 	pthread_mutex_lock(&cache->memo_lock);
-	for (m = cache->memo[b]; m; m = m->next)
-		if (strcmp(m->rel, rel) == 0)
-			break;
-	if (!m) {
+	m = memo_find_locked(cache, rel);
+	if (m) {
+		lru_unlink_locked(cache, m);
+	} else {
 		m = calloc(1, sizeof(*m));
 		if (m && !(m->rel = strdup(rel))) {
 			free(m);
 			m = NULL;
 		}
 		if (m) {
+			size_t b = memo_bucket(rel);
 			m->next = cache->memo[b];
 			cache->memo[b] = m;
+			cache->memo_count++;
 		}
 	}
 	if (m) { /* on ENOMEM we only forget, and check again next time */
-		m->dev = st->st_dev;
-		m->ino = st->st_ino;
-		m->size = st->st_size;
-		m->mtime = st->st_mtim;
-		m->ctime = st->st_ctim;
+		m->st = *st;
 		m->digest = *digest;
+		m->written = written;
+		lru_push_locked(cache, m);
 	}
+	while (cache->memo_count > cache->memo_max && cache->memo_oldest)
+		memo_remove_locked(cache, cache->memo_oldest);
 	pthread_mutex_unlock(&cache->memo_lock);
 }
 
-/* 1: this process checked the file as it is now; 0: it checked it, and it
- * has changed since; -1: it never checked it. */
-static int memo_has(struct cache *cache, const char *rel, const struct stat *st,
-		    const struct digest_spec *digest)
+/* Whether this process recorded or read a record for the file as it is
+ * now, and the record is not racy. */
+static bool memo_has(struct cache *cache, const char *rel, const struct stat *st,
+		     const struct digest_spec *digest)
 {
-	int found = -1;
+	struct memo *m;
+	bool found = false;
 
 	pthread_mutex_lock(&cache->memo_lock);
-	for (struct memo *m = cache->memo[memo_bucket(rel)]; m; m = m->next) {
-		if (strcmp(m->rel, rel) != 0)
-			continue;
-		found = m->dev == st->st_dev && m->ino == st->st_ino && m->size == st->st_size &&
-			m->mtime.tv_sec == st->st_mtim.tv_sec &&
-			m->mtime.tv_nsec == st->st_mtim.tv_nsec &&
-			m->ctime.tv_sec == st->st_ctim.tv_sec &&
-			m->ctime.tv_nsec == st->st_ctim.tv_nsec && digest_spec_same(&m->digest, digest);
-		break;
+	m = memo_find_locked(cache, rel);
+	if (m) {
+		found = same_state(&m->st, st) && ns_of(&st->st_ctim) < m->written &&
+			digest_spec_same(&m->digest, digest);
+		lru_unlink_locked(cache, m);
+		lru_push_locked(cache, m);
 	}
 	pthread_mutex_unlock(&cache->memo_lock);
 	return found;
 }
 
-/* Stamps fd (best effort: a filesystem without user xattrs relies on the
- * in-memory memo) and remembers it, with the ctime the stamp itself left. */
-static int stamp_fd(struct cache *cache, const char *rel, int fd, const struct digest_spec *digest)
+static void memo_forget(struct cache *cache, const char *rel)
 {
-	char stamp[320];
-	struct timespec now;
-	struct stat st;
+	struct memo *m;
+
+	pthread_mutex_lock(&cache->memo_lock);
+	m = memo_find_locked(cache, rel);
+	if (m)
+		memo_remove_locked(cache, m);
+	pthread_mutex_unlock(&cache->memo_lock);
+}
+
+void cache_memo_limit(struct cache *cache, size_t max)
+{
+	pthread_mutex_lock(&cache->memo_lock);
+	cache->memo_max = max;
+	while (cache->memo_count > cache->memo_max && cache->memo_oldest)
+		memo_remove_locked(cache, cache->memo_oldest);
+	pthread_mutex_unlock(&cache->memo_lock);
+}
+
+size_t cache_memo_count(struct cache *cache)
+{
 	size_t n;
 
-	if (fstat(fd, &st) != 0)
+	pthread_mutex_lock(&cache->memo_lock);
+	n = cache->memo_count;
+	pthread_mutex_unlock(&cache->memo_lock);
+	return n;
+}
+
+bool cache_memo_holds(struct cache *cache, const char *rel)
+{
+	bool held;
+
+	pthread_mutex_lock(&cache->memo_lock);
+	held = memo_find_locked(cache, rel) != NULL;
+	pthread_mutex_unlock(&cache->memo_lock);
+	return held;
+}
+
+/* ---- records on disk ---- */
+
+int cache_verify_begin(struct cache *cache, int fd, struct stat *st)
+{
+	struct timespec now;
+	int64_t waited = 0;
+
+	(void)cache;
+	if (fstat(fd, st) != 0)
 		return -errno;
-	format_stamp(stamp, sizeof(stamp), digest, &st);
-	clock_gettime(CLOCK_REALTIME_COARSE, &now);
-	n = strlen(stamp);
-	snprintf(stamp + n, sizeof(stamp) - n, " %" PRId64, ns_of(&now));
-	if (fsetxattr(fd, STAMP_XATTR, stamp, strlen(stamp), 0) != 0 && !xattrs_unsupported(errno))
-		return -errno;
-	if (fstat(fd, &st) != 0)
-		return -errno;
-	memo_put(cache, rel, &st, digest);
+	/* Past this, any change to the file gets a ctime after st's. */
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME_COARSE, &now);
+		if (ns_of(&now) > ns_of(&st->st_ctim) || waited > RECORD_WAIT_NS)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		waited += 1000000;
+	}
 	return 0;
 }
 
 int cache_mark_verified(struct cache *cache, const char *rel, int fd,
-			const struct digest_spec *digest)
+			const struct digest_spec *digest, const struct stat *since)
 {
-	return stamp_fd(cache, rel, fd, digest);
+	char identity[320], text[400], *record = NULL;
+	struct timespec now;
+	struct stat before, st;
+	int rc;
+
+	if (!since) {
+		rc = cache_verify_begin(cache, fd, &before);
+		if (rc)
+			return rc;
+		since = &before;
+	}
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	/* Changed while it was hashed, or since the caller's last change. */
+	if (!same_state(since, &st))
+		return -ESTALE;
+	clock_gettime(CLOCK_REALTIME_COARSE, &now);
+	memo_forget(cache, rel);
+	if (ns_of(&now) <= ns_of(&st.st_ctim))
+		return 0; /* a ctime in the future: no record, hashed next time */
+	rc = cache_record_rel(rel, &record);
+	if (rc)
+		return rc;
+	format_identity(identity, sizeof(identity), digest, &st);
+	snprintf(text, sizeof(text), RECORD_HEADER "\n%s %" PRId64 "\n", identity, ns_of(&now));
+	/* No fsync: a record lost in a power cut only costs a hash. */
+	rc = cache_write_small_nosync(cache, record, text, strlen(text));
+	if (rc == 0)
+		memo_put(cache, rel, &st, digest, ns_of(&now));
+	free(record);
+	return rc;
+}
+
+/* The record of rel: its text's second line, NUL-terminated in *line (the
+ * caller's), or -errno (-ENOENT when there is none). */
+static int record_read(struct cache *cache, const char *rel, char **line)
+{
+	char *record = NULL, *text = NULL, *nl;
+	size_t len = 0;
+	time_t mtime;
+	int rc;
+
+	*line = NULL;
+	rc = cache_record_rel(rel, &record);
+	if (rc == 0)
+		rc = cache_read_small(cache, record, RECORD_MAX_BYTES, &text, &len, &mtime);
+	if (rc)
+		goto out;
+	rc = -EINVAL;
+	if (strncmp(text, RECORD_HEADER "\n", sizeof(RECORD_HEADER)) != 0)
+		goto out;
+	nl = strchr(text + sizeof(RECORD_HEADER), '\n');
+	if (!nl || nl[1] != '\0' || strlen(text) != len)
+		goto out;
+	*nl = '\0';
+	*line = strdup(text + sizeof(RECORD_HEADER));
+	rc = *line ? 0 : -ENOMEM;
+out:
+	free(text);
+	free(record);
+	return rc;
+}
+
+/* Whether the record of rel vouches for the file as st shows it now: the
+ * same identity, and a ctime strictly older than the moment recorded. */
+static bool record_matches(struct cache *cache, const char *rel, const struct digest_spec *digest,
+			   const struct stat *st, int64_t *written)
+{
+	char want[320], *line = NULL, *end;
+	bool ok = false;
+	size_t n;
+
+	if (record_read(cache, rel, &line) != 0)
+		goto out;
+	format_identity(want, sizeof(want), digest, st);
+	n = strlen(want);
+	if (strncmp(line, want, n) != 0 || line[n] != ' ' || !isdigit((unsigned char)line[n + 1]))
+		goto out;
+	errno = 0;
+	*written = strtoll(line + n + 1, &end, 10);
+	ok = errno == 0 && *end == '\0' && ns_of(&st->st_ctim) < *written;
+out:
+	free(line);
+	return ok;
+}
+
+void cache_forget(struct cache *cache, const char *rel)
+{
+	char *record = NULL;
+
+	memo_forget(cache, rel);
+	if (cache_record_rel(rel, &record) == 0)
+		cache_unlink(cache, record, 0);
+	free(record);
 }
 
 int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct digest_spec *digest)
 {
+	struct stat st;
 	int rc;
 
-	if (fsync(tmp->fd) != 0) {
+	/* Complete files are read-only: an editor or a stray write is refused
+	 * before it reaches them (a record would catch it anyway). Not a file
+	 * that is another's too (a client's copy hard-linked in): that one's
+	 * mode is not ours to change. */
+	if (fsync(tmp->fd) != 0 || fstat(tmp->fd, &st) != 0 ||
+	    (st.st_nlink == 1 && fchmod(tmp->fd, CACHE_COMPLETE_MODE) != 0)) {
 		rc = -errno;
 		goto out;
 	}
@@ -748,8 +1032,8 @@ int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct d
 		goto out;
 	free(tmp->tmp_rel);
 	tmp->tmp_rel = NULL; /* renamed: nothing left to remove */
-	/* After the rename, which sets the ctime the stamp must match. */
-	rc = stamp_fd(cache, tmp->rel, tmp->fd, digest);
+	/* After the rename, which sets the ctime the record must match. */
+	rc = cache_mark_verified(cache, tmp->rel, tmp->fd, digest, NULL);
 	if (rc == 0)
 		rc = fsync_parent(cache, tmp->rel);
 out:
@@ -757,37 +1041,47 @@ out:
 	return rc;
 }
 
-static bool stamp_matches(const char *stamp, const struct digest_spec *digest,
-			  const struct stat *st)
+/* A planted entry where a file of ours should be: removed, with a log line
+ * naming it. */
+static void remove_planted(struct cache *cache, const char *rel, const struct stat *st)
 {
-	char want[320];
-	size_t n;
-	long long written;
-	char *end;
+	int rc = cache_remove_tree(cache, rel);
 
-	format_stamp(want, sizeof(want), digest, st);
-	n = strlen(want);
-	if (strncmp(stamp, want, n) != 0 || stamp[n] != ' ')
-		return false;
-	errno = 0;
-	written = strtoll(stamp + n + 1, &end, 10);
-	if (errno || *end != '\0')
-		return false;
-	return ns_of(&st->st_ctim) >= written - STAMP_CTIME_BEFORE_NS &&
-	       ns_of(&st->st_ctim) <= written + STAMP_CTIME_AFTER_NS;
+	log_warn("cache: %s/%s is not a file the cache made (%s): %s", cache->root, rel,
+		 S_ISLNK(st->st_mode)   ? "a symbolic link"
+		 : S_ISDIR(st->st_mode) ? "a directory"
+		 : S_ISFIFO(st->st_mode) ? "a FIFO"
+		 : S_ISSOCK(st->st_mode) ? "a socket"
+		 : S_ISREG(st->st_mode)  ? "a file linked from elsewhere"
+					  : "a device",
+		 rc == 0 || rc == -ENOENT ? "removed" : strerror(-rc));
+}
+
+int cache_heal(struct cache *cache, const char *rel)
+{
+	struct stat st;
+	int rc = cache_lstat(cache, rel, &st);
+
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	if (S_ISREG(st.st_mode))
+		return 0;
+	remove_planted(cache, rel, &st);
+	cache_forget(cache, rel);
+	return 1;
 }
 
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
 			uint64_t size, int *fd_out)
 {
-	char stamp[320];
 	struct stat st;
-	ssize_t n;
+	int64_t written;
 	int fd, rc;
 
 	*fd_out = -1;
-	/* A link at rel itself is stale: the download renames over it. */
-	fd = cache_openat(cache, rel, O_RDONLY, 0);
+	/* Not blocking on a FIFO planted there; a link at rel itself is stale:
+	 * the download replaces it. */
+	fd = cache_openat(cache, rel, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0)
 		return fd == -ENOENT || fd == -ENOTDIR ? -ENOENT : (fd == -ELOOP ? -ESTALE : fd);
 	if (fstat(fd, &st) != 0) {
@@ -797,22 +1091,14 @@ int cache_open_verified(struct cache *cache, const char *rel, const struct diges
 	rc = -ESTALE;
 	if (!S_ISREG(st.st_mode) || (size != CACHE_SIZE_ANY && (uint64_t)st.st_size != size))
 		goto out;
-	switch (memo_has(cache, rel, &st, digest)) {
-	case 1:
+	if (memo_has(cache, rel, &st, digest)) {
 		rc = 0;
 		goto out;
-	case 0: /* changed since we checked it: the stamp cannot vouch for it */
-		goto out;
-	default:
-		break;
 	}
-	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
-	if (n > 0) {
-		stamp[n] = '\0';
-		if (stamp_matches(stamp, digest, &st)) {
-			memo_put(cache, rel, &st, digest);
-			rc = 0;
-		}
+	/* An old xattr stamp is never read here: such a file is hashed. */
+	if (record_matches(cache, rel, digest, &st, &written)) {
+		memo_put(cache, rel, &st, digest, written);
+		rc = 0;
 	}
 out:
 	if (rc == 0)
@@ -822,24 +1108,19 @@ out:
 	return rc;
 }
 
-int cache_stamp_digest(int fd, struct digest_spec *out)
+/* "<algorithm>:<hex>[@<key>]" at the start of text (cut there) into out. */
+static int parse_digest_text(char *text, struct digest_spec *out)
 {
 	static const enum digest_algo algos[] = { DIGEST_SHA256, DIGEST_SHA1, DIGEST_MD5,
 						  DIGEST_GIT_BLOB_SHA1, DIGEST_ADLER32 };
-	char stamp[320], *colon, *at, *end;
 	enum digest_algo algo = DIGEST_NONE;
+	char *colon, *at, *end;
 	const char *key = "";
-	ssize_t n;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
-	if (n <= 0)
-		return -ENODATA;
-	stamp[n] = '\0';
-	/* "<algorithm>:<hex>[@<key>] <size> ..." (format_stamp) */
-	end = strchr(stamp, ' ');
-	colon = strchr(stamp, ':');
+	end = strchr(text, ' ');
+	colon = strchr(text, ':');
 	if (!end || !colon || colon > end)
 		return -ENODATA;
 	*end = '\0';
@@ -850,7 +1131,7 @@ int cache_stamp_digest(int fd, struct digest_spec *out)
 		key = at + 1;
 	}
 	for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++)
-		if (strcmp(stamp, digest_algo_name(algos[i])) == 0)
+		if (strcmp(text, digest_algo_name(algos[i])) == 0)
 			algo = algos[i];
 	if (algo == DIGEST_NONE || strlen(key) >= sizeof(out->key))
 		return -ENODATA;
@@ -864,6 +1145,32 @@ int cache_stamp_digest(int fd, struct digest_spec *out)
 		return -ENODATA;
 	snprintf(out->key, sizeof(out->key), "%s", key);
 	return 0;
+}
+
+int cache_record_digest(struct cache *cache, const char *rel, struct digest_spec *out)
+{
+	char stamp[320], *line = NULL;
+	ssize_t n;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (record_read(cache, rel, &line) == 0) {
+		rc = parse_digest_text(line, out);
+		free(line);
+		if (rc == 0)
+			return 0;
+	}
+	/* An older version's stamp names the digest just as well: the caller
+	 * hashes the file against it, never trusts it. */
+	fd = cache_openat(cache, rel, O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0)
+		return -ENODATA;
+	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 1);
+	close(fd);
+	if (n <= 0)
+		return -ENODATA;
+	stamp[n] = '\0';
+	return parse_digest_text(stamp, out);
 }
 
 int cache_tmpdir_create(struct cache *cache, const char *rel, char **tmp_rel_out)
@@ -1029,7 +1336,7 @@ int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *r
 		goto out;
 	/* Extraction wrote many files without fsync: flush them all before the
 	 * tree becomes visible. */
-	if (syncfs(cache->root_fd) != 0) {
+	if (syncfs(root_fd_of(cache)) != 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -1058,15 +1365,24 @@ int cache_read_small(struct cache *cache, const char *rel, size_t max, char **da
 
 	*data = NULL;
 	*len = 0;
-	fd = cache_openat(cache, rel, O_RDONLY, 0);
+	/* O_NONBLOCK: a FIFO planted there must not hang the reader. */
+	fd = cache_openat(cache, rel, O_RDONLY | O_NONBLOCK, 0);
+	if (fd == -ELOOP && cache_heal(cache, rel) > 0)
+		fd = -ENOENT; /* a link planted there: removed, as if absent */
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		fd = -1;
+		rc = cache_heal(cache, rel) > 0 ? -ENOENT : -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rc = -EFBIG;
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -1092,7 +1408,8 @@ int cache_read_small(struct cache *cache, const char *rel, size_t max, char **da
 	rc = 0;
 out:
 	free(buf);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -1186,7 +1503,7 @@ bool cache_is_orphan_temporary(struct cache *cache, const char *dir_rel, const c
 DIR *cache_opendir(struct cache *cache, const char *rel)
 {
 	int fd = rel[0] ? cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0)
-	                : openat(cache->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	                : openat(root_fd_of(cache), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir;
 
 	if (fd < 0) {

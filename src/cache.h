@@ -18,6 +18,9 @@
  * starts with a dot, so this cannot collide with one). */
 #define CACHE_INDEX_DIR ".index"
 #define CACHE_SIZE_ANY UINT64_MAX
+/* The blob store's folder (blob.h's BLOB_DIR): its records are named
+ * differently. */
+#define CACHE_BLOB_DIR "blobs"
 
 struct cache;
 
@@ -77,28 +80,65 @@ int cache_tmp_create(struct cache *cache, const char *rel, struct cache_tmp *out
 /* Appends len bytes, starting their writeback as they come so the fsync
  * at install does not wait for all of them; -errno (ENOSPC...) on failure. */
 int cache_tmp_write(struct cache_tmp *tmp, const void *data, size_t len);
-/* fsync, stamp with the digest the content was checked against, rename into
- * place, fsync the directory. Consumes tmp whatever the outcome. */
+/* fsync, make read-only, rename into place, record the digest the content
+ * was checked against (as it was written), fsync the directory. Consumes tmp whatever the outcome. */
 int cache_tmp_install(struct cache *cache, struct cache_tmp *tmp, const struct digest_spec *digest);
 /* Removes the temporary; safe on a consumed or zeroed tmp. */
 void cache_tmp_discard(struct cache *cache, struct cache_tmp *tmp);
 
-/* Opens rel read-only if it is a regular file of the given size (any with
- * CACHE_SIZE_ANY: a made file's) known to hold the given digest (stamped
- * by us, or checked in this process).
+/* Complete files are read-only (0444): an edit is refused before it
+ * reaches them, and a change that gets through (root, a chmod) is caught by
+ * the record below. */
+#define CACHE_COMPLETE_MODE 0444
+
+/* Verification records. A file the store checked has a record beside it,
+ * "<hex>.ok" in the blob store (CACHE_BLOB_DIR), ".<name>.ok" elsewhere
+ * (CACHE_RECORD_SUFFIX), holding the digest and the file's
+ * size, mtime, inode and exact ctime after the store's last change to it,
+ * and the coarse-clock moment after which the store trusted it. A record
+ * vouches for the file only while all of these match and that ctime is
+ * strictly older than that moment (else it is "racy": a change within the
+ * same clock tick would keep the ctime). The file itself is never written
+ * to record it (an xattr there sets its ctime: older versions' stamps are
+ * never trusted). Only a verification writes a record. */
+#define CACHE_RECORD_SUFFIX ".ok"
+/* The record's path for rel; *out is the caller's. */
+int cache_record_rel(const char *rel, char **out);
+
+/* Opens rel read-only (never blocking: a FIFO there is not a file) if it is
+ * a regular file of the given size (any with CACHE_SIZE_ANY: a made file's)
+ * whose record vouches for it as it is now, for this digest.
  * -ENOENT when absent; -ESTALE when present but not known to be right (it
- * must be checked, see cache_mark_verified, or replaced). */
+ * must be hashed, see cache_verify_begin, or replaced). */
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
 			uint64_t size, int *fd_out);
-/* Records that the file open as fd at rel was checked to hold digest; call
- * it after a rename or a link, which change the ctime the stamp must match. */
+/* Before hashing the file open as fd: fstat into *st, then waits until the
+ * coarse clock is past its ctime (a tick at most), so that any change from
+ * then on gets a later ctime than *st's. */
+int cache_verify_begin(struct cache *cache, int fd, struct stat *st);
+/* Writes the record of rel, open as fd, checked to hold digest. since: the
+ * fstat from cache_verify_begin before the hash (-ESTALE and no record when
+ * the file changed since); NULL when the content was hashed as it was
+ * written, and fd's last change was the store's own (a rename, a chmod).
+ * Call it after the store's last change to the file. */
 int cache_mark_verified(struct cache *cache, const char *rel, int fd,
-			const struct digest_spec *digest);
+			const struct digest_spec *digest, const struct stat *since);
+/* Removes the record of rel (the file went, or is to be hashed again). */
+void cache_forget(struct cache *cache, const char *rel);
+/* The digest the record of rel names, else an older version's stamp on the
+ * file, whether or not the file changed since (for omnihub verify, which
+ * hashes it): 0, or -ENODATA when nothing says. */
+int cache_record_digest(struct cache *cache, const char *rel, struct digest_spec *out);
+/* A planted entry at rel (a symbolic link, directory, FIFO, socket or
+ * device where the store keeps a file) is removed, with a log line naming
+ * it: 1 when one was, 0 when rel is a regular file or absent, or -errno. */
+int cache_heal(struct cache *cache, const char *rel);
 
-/* The digest the file open as fd was last verified against, read from its
- * stamp whether or not the file changed since (for omnihub verify, which
- * hashes it again): 0, or -ENODATA when it has no stamp we can read. */
-int cache_stamp_digest(int fd, struct digest_spec *out);
+/* The in-process memo of records (tests): its bound, size, and whether it
+ * holds rel. */
+void cache_memo_limit(struct cache *cache, size_t max);
+size_t cache_memo_count(struct cache *cache);
+bool cache_memo_holds(struct cache *cache, const char *rel);
 
 /* A directory on its way into the cache (archive extraction): created empty
  * and hidden; *tmp_rel_out is the caller's. */
@@ -132,7 +172,9 @@ unsigned cache_sweep_temporaries(struct cache *cache);
 #define CACHE_FOREIGN_TEMP_SECONDS 3600
 bool cache_is_orphan_temporary(struct cache *cache, const char *dir_rel, const char *name);
 
-/* Small whole files (indexes): read refuses more than max bytes (-EFBIG);
+/* Small whole files (indexes): read refuses more than max bytes (-EFBIG),
+ * never blocks, and removes a planted entry (not a regular file) there,
+ * with a log line, answering -ENOENT as if absent;
  * data is NUL-terminated and the caller's. write replaces atomically. */
 int cache_read_small(struct cache *cache, const char *rel, size_t max, char **data, size_t *len,
 		     time_t *mtime);

@@ -102,7 +102,7 @@ static void test_files(struct cache *cache)
 	tap_ok(cache_open_verified(cache, "hub/m/file.bin", &hello, 5, &fd) == -ESTALE,
 	       "after the mtime changed: -ESTALE");
 	fd = open(path, O_RDONLY);
-	tap_ok(fd >= 0 && cache_mark_verified(cache, "hub/m/file.bin", fd, &hello) == 0,
+	tap_ok(fd >= 0 && cache_mark_verified(cache, "hub/m/file.bin", fd, &hello, NULL) == 0,
 	       "marked verified again");
 	close(fd);
 	fd = -1;
@@ -407,9 +407,12 @@ static void test_final_link(struct cache *cache)
 
 	snprintf(target, sizeof(target), "%s/secret", outside);
 	tap_ok(plant("hub/m/final.json", target) == 0, "planted hub/m/final.json -> %s", target);
-	tap_ok(cache_openat(cache, "hub/m/final.json", O_RDONLY, 0) == -ELOOP &&
-	           cache_read_small(cache, "hub/m/final.json", 100, &data, &len, &mtime) == -ELOOP,
+	tap_ok(cache_openat(cache, "hub/m/final.json", O_RDONLY, 0) == -ELOOP,
 	       "a link as the last component is not opened");
+	tap_ok(cache_read_small(cache, "hub/m/final.json", 100, &data, &len, &mtime) == -ENOENT &&
+	           cache_lstat(cache, "hub/m/final.json", &st) == -ENOENT && outside_intact(),
+	       "reading a small file where a link is planted removes the link: absent");
+	tap_ok(plant("hub/m/final.json", target) == 0, "planted hub/m/final.json again");
 	tap_ok(cache_write_small(cache, "hub/m/final.json", "mine", 4) == 0 &&
 	           cache_lstat(cache, "hub/m/final.json", &st) == 0 && S_ISREG(st.st_mode) &&
 	           outside_intact(),
@@ -514,6 +517,188 @@ static void test_orphan_temporaries(struct cache *cache)
 	       "other names are not");
 }
 
+/* Installs text at rel, recorded as verified. */
+static int install_text(struct cache *cache, const char *rel, const char *text,
+			struct digest_spec *spec)
+{
+	struct cache_tmp tmp;
+	int rc;
+
+	spec_of(spec, text);
+	rc = cache_tmp_create(cache, rel, &tmp);
+	if (rc == 0)
+		rc = write_text(tmp.fd, text) == 0 ? 0 : -EIO;
+	if (rc == 0)
+		return cache_tmp_install(cache, &tmp, spec);
+	cache_tmp_discard(cache, &tmp);
+	return rc;
+}
+
+static int verified(struct cache *cache, const char *rel, const struct digest_spec *spec,
+		    uint64_t size)
+{
+	int fd = -1, rc = cache_open_verified(cache, rel, spec, size, &fd);
+
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* A byte changed in a recorded file, its mtime put back, at once and a
+ * little later: never vouched for again, by this process (the memo) or
+ * another (the record). */
+static void test_records(struct cache *cache)
+{
+	struct digest_spec spec;
+	struct stat st;
+	char path[512], rec[512], text[512];
+	const char *why = NULL;
+	struct cache *other = NULL;
+	int fd, n, flips = 0, caught = 0;
+
+	tap_ok(install_text(cache, "hub/r/model.bin", "0123456789", &spec) == 0 &&
+	           verified(cache, "hub/r/model.bin", &spec, 10) == 0,
+	       "installed and verified");
+	snprintf(path, sizeof(path), "%s/hub/r/model.bin", root);
+	snprintf(rec, sizeof(rec), "%s/hub/r/.model.bin.ok", root);
+	tap_ok(stat(path, &st) == 0 && (st.st_mode & 07777) == 0444,
+	       "a complete file is read-only (0444)");
+	tap_ok(access(rec, F_OK) == 0, "its record is a file beside it");
+	for (int i = 0; i < 20; i++) {
+		struct timespec times[2];
+		if (install_text(cache, "hub/r/model.bin", "0123456789", &spec) != 0 ||
+		    verified(cache, "hub/r/model.bin", &spec, 10) != 0)
+			break;
+		if (i % 2)
+			usleep(10000);
+		if (stat(path, &st) != 0)
+			break;
+		times[0] = st.st_atim;
+		times[1] = st.st_mtim;
+		fd = open(path, O_WRONLY);
+		if (fd < 0 || pwrite(fd, "X", 1, 3) != 1) {
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		close(fd);
+		futimens(fd = open(path, O_RDONLY), times);
+		close(fd);
+		flips++;
+		if (verified(cache, "hub/r/model.bin", &spec, 10) == -ESTALE &&
+		    cache_open(&other, root, &why) == 0 &&
+		    verified(other, "hub/r/model.bin", &spec, 10) == -ESTALE)
+			caught++;
+		cache_close(other);
+		other = NULL;
+	}
+	tap_ok(flips == 20 && caught == 20,
+	       "a byte flipped at once or 10 ms after verification, mtime put back: caught %d of "
+	       "%d times, in this process and another",
+	       caught, flips);
+
+	/* A racy record: the ctime not older than the moment it was written. */
+	tap_ok(install_text(cache, "hub/r/racy.bin", "racy", &spec) == 0 &&
+	           stat(path, &st) == 0,
+	       "another file installed");
+	snprintf(path, sizeof(path), "%s/hub/r/racy.bin", root);
+	snprintf(rec, sizeof(rec), "%s/hub/r/.racy.bin.ok", root);
+	fd = open(rec, O_RDONLY);
+	n = fd >= 0 ? (int)read(fd, text, sizeof(text) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0 && stat(path, &st) == 0) {
+		char *last;
+		text[n] = '\0';
+		last = strrchr(text, ' ');
+		if (last)
+			snprintf(last, sizeof(text) - (size_t)(last - text), " %lld\n",
+				 (long long)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec);
+		fd = open(rec, O_WRONLY | O_TRUNC);
+		write_text(fd, text);
+		close(fd);
+	}
+	tap_ok(cache_open(&other, root, &why) == 0 &&
+	           verified(other, "hub/r/racy.bin", &spec, 4) == -ESTALE,
+	       "a racy record (ctime not older than its moment) is not trusted");
+	cache_close(other);
+	other = NULL;
+
+	/* An older version's stamp, an xattr on the file, is never trusted. */
+	unlink(rec);
+	tap_ok(cache_open(&other, root, &why) == 0 &&
+	           verified(other, "hub/r/racy.bin", &spec, 4) == -ESTALE &&
+	           access(rec, F_OK) != 0,
+	       "without a record: -ESTALE, and opening it writes none");
+	cache_close(other);
+	other = NULL;
+
+	/* A FIFO where a file should be: neither open nor read blocks. */
+	snprintf(path, sizeof(path), "%s/hub/r/fifo.bin", root);
+	tap_ok(mkfifo(path, 0644) == 0 && verified(cache, "hub/r/fifo.bin", &spec, 4) == -ESTALE,
+	       "a FIFO at a file's name: -ESTALE, no hang");
+	{
+		char *data = NULL;
+		size_t len = 0;
+		time_t mtime;
+		tap_ok(cache_read_small(cache, "hub/r/fifo.bin", 100, &data, &len, &mtime) ==
+		               -ENOENT &&
+		           lstat(path, &st) != 0,
+		       "a FIFO at a small file's name: removed, read as absent");
+		free(data);
+	}
+}
+
+/* The memo is bounded, least recently used dropped first. */
+static void test_memo_bound(struct cache *cache)
+{
+	struct digest_spec spec[6];
+	char rel[64];
+	bool ok = true;
+
+	cache_memo_limit(cache, 4);
+	for (int i = 0; i < 6; i++) {
+		snprintf(rel, sizeof(rel), "hub/memo/%d.bin", i);
+		ok = ok && install_text(cache, rel, rel, &spec[i]) == 0;
+		if (i == 3) /* 0 used again: 1 is the least recently used */
+			ok = ok && verified(cache, "hub/memo/0.bin", &spec[0], 14) == 0;
+	}
+	tap_ok(ok && cache_memo_count(cache) == 4, "6 records, a memo of 4: %zu remembered",
+	       cache_memo_count(cache));
+	tap_ok(cache_memo_holds(cache, "hub/memo/0.bin") &&
+	           !cache_memo_holds(cache, "hub/memo/1.bin") &&
+	           !cache_memo_holds(cache, "hub/memo/2.bin") &&
+	           cache_memo_holds(cache, "hub/memo/5.bin"),
+	       "the least recently used are dropped");
+	tap_ok(verified(cache, "hub/memo/1.bin", &spec[1], 14) == 0 &&
+	           cache_memo_holds(cache, "hub/memo/1.bin") && cache_memo_count(cache) == 4,
+	       "a dropped one is vouched for by its record, remembered again");
+	cache_memo_limit(cache, 16384);
+}
+
+/* The root deleted while the cache is open: made again on the next use. */
+static void test_root_deleted(void)
+{
+	struct cache *cache = NULL;
+	const char *why = NULL;
+	char dir[600], path[700];
+	char *data = NULL;
+	size_t len = 0;
+	time_t mtime;
+
+	snprintf(dir, sizeof(dir), "%s/doomed", base);
+	tap_ok(cache_open(&cache, dir, &why) == 0 &&
+	           cache_write_small(cache, "a/b.json", "1", 1) == 0,
+	       "a cache with a file");
+	tap_ok(tap_remove_tree(dir) == 0, "its directory deleted");
+	tap_ok(cache_read_small(cache, "a/b.json", 10, &data, &len, &mtime) == -ENOENT,
+	       "its file is gone");
+	tap_ok(cache_write_small(cache, "a/b.json", "2", 1) == 0, "written again");
+	snprintf(path, sizeof(path), "%s/a/b.json", dir);
+	tap_ok(access(path, F_OK) == 0, "the directory was made again, the file is in it");
+	cache_close(cache);
+}
+
 int main(void)
 {
 	struct cache *cache = NULL;
@@ -548,6 +733,8 @@ int main(void)
 	test_trees(cache);
 	test_prune(cache);
 	test_small(cache);
+	test_records(cache);
+	test_memo_bound(cache);
 	test_hostile_paths(cache);
 	test_final_link(cache);
 	test_planted_links(cache, "openat2");
@@ -558,6 +745,7 @@ int main(void)
 	test_planted_links(cache, "walk");
 	test_walk_basics(cache);
 	cache_close(cache);
+	test_root_deleted();
 	tap_ok(tap_remove_tree(base) == 0, "temporary directory %s removed", base);
 	return tap_done();
 }

@@ -204,6 +204,14 @@ int main(void)
 	check_bad(HEAD "size 99999999999999999999999\n" PSIZE VALID URL PIECES, 2,
 	          "size far past 64 bits");
 	check_bad(HEAD "SIZE 10000000\n" PSIZE VALID URL PIECES, 2, "key in upper case");
+	/* Numbers that fit 64 bits but ask for absurd bitmaps: refused by the
+	 * length of the pieces line, before any allocation. */
+	check_bad(HEAD "size 18446744073709551615\npiece-size 1\n" VALID URL PIECES, 6,
+	          "size UINT64_MAX in 1-byte pieces");
+	check_bad(HEAD "size 18446744073709551615\npiece-size 1\n" VALID URL "pieces \n", 6,
+	          "size UINT64_MAX in 1-byte pieces, no digits");
+	check_bad(HEAD "size 9223372036854775808\n" PSIZE VALID URL PIECES, 6,
+	          "size 2^63 (negative as off_t)");
 	check_bad(HEAD SIZE "piece-size 0\n" VALID URL PIECES, 3, "piece-size 0");
 	check_bad(HEAD SIZE "piece-size 00\n" VALID URL PIECES, 3, "piece-size 00");
 	check_bad(HEAD SIZE "piece-size 1073741825\n" VALID URL PIECES, 3, "piece-size over 1 GiB");

@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""Fault injection on a live cache: every way a person, a crash or a bad disk can tamper with
+the blob store, and what a reader gets then: the right bytes or an error, never wrong bytes.
+Not for downloads as such (test_transfers.py) nor the zoo's names (test_onnx_mount.py).
+"""
+
+# Each test serves its own files from tests/fixtures/blob_server.py, caches them through a
+# real mount, tampers with the cache (flipped bytes with the mtime put back, truncation,
+# planted links, FIFOs, directories, hard links to a file outside the cache, garbage
+# sidecars, a read-only or deleted cache) and reads again. After each step: the bytes are
+# right or the read fails (EIO, ENOSPC, EROFS...), a canary file outside the cache is
+# unchanged, and the daemon is still up. Run by `make check`, or by hand:
+#     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
+#         /usr/bin/python3 tests/integration/test_integrity.py [PART]
+
+import contextlib
+import errno
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import (REPO_ROOT, SRCDIR, all_files, check, check_eq, errno_name, run,  # noqa: E402
+                           sha256_bytes, sha256_file, test, wait_for)
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
+from zoo_server import make_tls  # noqa: E402
+
+KiB = 1 << 10
+MiB = 1 << 20
+READ_TIMEOUT = 60.0  # seconds: liveness only (a FIFO must not hang a reader)
+EXIT_CORRUPT = 3  # omnihub verify found a bad file
+
+
+class Shared:
+    def __init__(self, run_dir):
+        self.tls_dir = os.path.join(run_dir, "tls")
+        make_tls(self.tls_dir)
+
+
+@contextlib.contextmanager
+def shared_setup(run_dir):
+    yield Shared(run_dir)
+
+
+@contextlib.contextmanager
+def serve(t, specs):
+    blobs = make_blobs(os.path.join(t.dir, "files"), specs)
+    srv = BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs))
+    with srv:
+        yield srv, {b.name: b for b in blobs}
+
+
+def mount(t, srv, *extra, cache=None):
+    return t.mount(["cache=" + (cache or t.cache)] + srv.options() + list(extra))
+
+
+def blob_path(cache, b):
+    return os.path.join(cache, "blobs", "sha256", b.sha256)
+
+
+def read_outcome(path, timeout=READ_TIMEOUT):
+    """("ok", sha256) or ("error", errno name) of reading path whole, in a thread that must
+    end within timeout (a read stuck on a FIFO would fail the test, not hang it)."""
+    box = {}
+
+    def body():
+        try:
+            with open(path, "rb") as f:
+                box["value"] = ("ok", sha256_bytes(f.read()))
+        except OSError as e:
+            box["value"] = ("error", errno_name(e.errno))
+
+    th = threading.Thread(target=body, daemon=True)
+    th.start()
+    th.join(timeout)
+    check(not th.is_alive(), "reading %s did not return within %.0f s" % (path, timeout))
+    return box["value"]
+
+
+def never_wrong(path, b, what, allowed=("EIO",)):
+    """Read path: the right bytes, or one of the allowed errors; never other bytes."""
+    kind, value = read_outcome(path)
+    if kind == "ok":
+        check_eq(value, b.sha256, "sha256 of what %s reads (%s)" % (path, what))
+    else:
+        check(value in allowed, "%s: %s (%s), not one of %s" % (path, value, what, allowed))
+    return kind, value
+
+
+def right(path, b, what):
+    check_eq(read_outcome(path), ("ok", b.sha256), "reading %s (%s)" % (path, what))
+
+
+def alive(m):
+    check(m.proc.poll() is None, "the daemon exited (status %s)" % m.proc.returncode)
+
+
+def flip(path, offset=None):
+    """Flips one byte of path in place and puts its mtime (and atime) back, as a bad disk or a
+    careful person would."""
+    st = os.stat(path)
+    offset = st.st_size // 2 if offset is None else offset
+    fd = os.open(path, os.O_RDWR)
+    try:
+        byte = os.pread(fd, 1, offset)
+        os.pwrite(fd, bytes([byte[0] ^ 0x5A]), offset)
+    finally:
+        os.close(fd)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def canary(t, data=b"canary: outside the cache, never written by it\n" * 64):
+    """A file outside the cache (same filesystem, so a hard link to it can be planted)."""
+    path = os.path.join(t.dir, "canary.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path, sha256_file(path)
+
+
+def omnihub(t, srv, *args):
+    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
+    opts = ",".join(["cache=" + t.cache] + srv.options())
+    res = subprocess.run([binary, "-o", opts] + list(args), stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, env=t.env, timeout=120)
+    t.note("$ omnihub %s -> %d\n%s%s" % (" ".join(args), res.returncode, res.stdout, res.stderr))
+    return res
+
+
+# ----------------------------------------------------------------------------- flips
+
+def flips_at(t, delay, times):
+    """times rounds of: mount, read (the blob is verified, or hashed again and found wrong and
+    fetched again), wait delay, flip a byte with its mtime put back, in one round of two read
+    again in the same mount (this process's memory), unmount; the next round's first read is
+    another process's (the record on disk). Every read: the right bytes or EIO."""
+    with serve(t, [("Flip", 256 * KiB)]) as (srv, blobs):
+        b = blobs["Flip"]
+        for i in range(times):
+            with mount(t, srv) as m:
+                never_wrong(m.path(b.rel), b, "round %d, after the flip before" % i)
+                time.sleep(delay)
+                flip(blob_path(t.cache, b))
+                if i % 2:
+                    never_wrong(m.path(b.rel), b, "round %d, %.3f s after verification, same mount"
+                                % (i, delay))
+                alive(m)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "at the end")
+        check(len(srv.file_requests(b.model_path)) > times,
+              "the flipped blob was not fetched again each time (%d requests)"
+              % len(srv.file_requests(b.model_path)))
+
+
+@test
+def flip_at_once_after_verification(t):
+    flips_at(t, 0.0, 20)
+
+
+@test
+def flip_10ms_after_verification(t):
+    flips_at(t, 0.010, 20)
+
+
+@test
+def flip_100ms_after_verification(t):
+    flips_at(t, 0.100, 20)
+
+
+@test
+def flip_1s_after_verification(t):
+    flips_at(t, 1.0, 10)
+
+
+@test
+def complete_blob_is_read_only_and_truncation_caught(t):
+    with serve(t, [("Trunc", 300 * KiB)]) as (srv, blobs):
+        b = blobs["Trunc"]
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        path = blob_path(t.cache, b)
+        check_eq(stat.S_IMODE(os.stat(path).st_mode), 0o444, "mode of a complete blob")
+        fetched = len(srv.file_requests(b.model_path))
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "after a remount")
+            # The record written at download vouches for it: no second hash, no request.
+            check_eq(m.log_lines("found in the cache"), [], "log lines of a hash at open")
+        check_eq(len(srv.file_requests(b.model_path)), fetched, "requests after the remount")
+        check_eq(sorted(n for n in os.listdir(os.path.dirname(path))),
+                 sorted([b.sha256, b.sha256 + ".ok"]), "the blob store's files")
+        st = os.stat(path)
+        os.truncate(path, st.st_size // 2)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "after truncation")
+            # Same size, other bytes, mtime kept: a copy over it.
+            data = bytearray(b.data)
+            data[0] ^= 1
+            st = os.stat(path)
+            with open(path, "r+b") as f:
+                f.write(bytes(data))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            right(m.path(b.rel), b, "after a copy over it")
+            alive(m)
+
+
+@test
+def verify_hashes_before_it_records(t):
+    """omnihub verify calls a flipped blob bad (it hashes, it does not trust the record) and
+    writes no record; --remove removes it."""
+    with serve(t, [("Ver", 200 * KiB)]) as (srv, blobs):
+        b = blobs["Ver"]
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        path = blob_path(t.cache, b)
+        flip(path)
+        check_eq(omnihub(t, srv, "verify").returncode, EXIT_CORRUPT, "verify of a flipped blob")
+        os.unlink(path + ".ok")
+        check_eq(omnihub(t, srv, "verify").returncode, EXIT_CORRUPT, "verify again")
+        check(not os.path.exists(path + ".ok"), "verify wrote a record")
+        check_eq(omnihub(t, srv, "verify", "--remove").returncode, EXIT_CORRUPT, "verify --remove")
+        check(not os.path.exists(path), "verify --remove left the bad blob")
+
+
+# ----------------------------------------------------------------------------- planted entries
+
+def planted(t, plant, what, verify=True):
+    """Cache a blob, replace it with what plant(path, canary) makes, check omnihub verify calls
+    it bad and the mount heals (fetches it again) in the same daemon and after a remount,
+    with the canary outside the cache unchanged."""
+    with serve(t, [("Plant", 128 * KiB)]) as (srv, blobs):
+        b = blobs["Plant"]
+        can, can_sha = canary(t)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        path = blob_path(t.cache, b)
+        os.unlink(path)
+        plant(path, can)
+        if verify:
+            res = omnihub(t, srv, "verify")
+            check_eq(res.returncode, EXIT_CORRUPT, "verify of %s at the blob (%s)"
+                     % (what, res.stdout.strip()))
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + " at the blob")
+            right(m.path(b.rel), b, what + " at the blob, again")
+            alive(m)
+            check(m.log_lines(b.sha256, "removed") or m.log_lines(b.sha256, "not what"),
+                  "no log line naming the planted %s" % what)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + ", after a remount")
+        check(stat.S_ISREG(os.lstat(path).st_mode), "the blob is a file again")
+        check_eq(sha256_file(can), can_sha, "the canary outside the cache")
+
+
+@test
+def blob_replaced_by_symlink(t):
+    planted(t, lambda path, can: os.symlink(can, path), "a symbolic link")
+
+
+@test
+def blob_replaced_by_fifo(t):
+    planted(t, lambda path, can: os.mkfifo(path), "a FIFO")
+
+
+@test
+def blob_replaced_by_directory(t):
+    planted(t, lambda path, can: os.mkdir(path), "a directory")
+
+
+@test
+def blob_replaced_by_hard_link_outside(t):
+    planted(t, lambda path, can: os.link(can, path), "a hard link to a file outside")
+
+
+@test
+def verify_remove_removes_planted_entries(t):
+    with serve(t, [("Rm", 64 * KiB)]) as (srv, blobs):
+        b = blobs["Rm"]
+        can, can_sha = canary(t)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        path = blob_path(t.cache, b)
+        os.unlink(path)
+        os.symlink(can, path)
+        res = omnihub(t, srv, "verify", "--remove")
+        check_eq(res.returncode, EXIT_CORRUPT, "verify --remove of a link")
+        check(not os.path.lexists(path), "verify --remove left the link")
+        check_eq(sha256_file(can), can_sha, "the canary")
+
+
+@test
+def partial_hard_link_not_written_through(t):
+    """A .partial that is a hard link to a file outside the cache is not written: removed, the
+    download starts afresh."""
+    with serve(t, [("Part", 512 * KiB)]) as (srv, blobs):
+        b = blobs["Part"]
+        can, can_sha = canary(t, b"x" * b.bytes)
+        path = blob_path(t.cache, b)
+        with mount(t, srv) as m:  # planted after the start-up sweep
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.link(can, path + ".partial")
+            os.symlink(can, path + ".state")
+            right(m.path(b.rel), b, "with a planted .partial")
+            alive(m)
+        check_eq(sha256_file(can), can_sha, "the canary the .partial pointed at")
+        check_eq(os.stat(can).st_nlink, 1, "links to the canary")
+
+
+def sidecar_case(t, text, what):
+    with serve(t, [("Side", 3 * MiB)]) as (srv, blobs):
+        b = blobs["Side"]
+        path = blob_path(t.cache, b)
+        with mount(t, srv) as m:  # planted after the start-up sweep
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".partial", "wb") as f:
+                f.write(b"\xff" * b.bytes)  # wrong bytes a trusted sidecar would call present
+            with open(path + ".state", "w") as f:
+                f.write(text.replace("SIZE", str(b.bytes)))
+            right(m.path(b.rel), b, what)
+            alive(m)
+            check(m.log_lines("cannot be resumed") or m.log_lines("sidecar is unreadable"),
+                  "no log line refusing the sidecar (%s)" % what)
+
+
+ALL_PIECES = "omnihub-partial 1\nsize SIZE\npiece-size 4194304\nvalidator \nurl https://x/y\n"
+
+
+@test
+def sidecar_garbage(t):
+    sidecar_case(t, "\x00garbage\xff\n" * 10, "garbage")
+
+
+@test
+def sidecar_huge_numbers(t):
+    sidecar_case(t, ALL_PIECES.replace("size SIZE", "size 99999999999999999999999")
+                 + "pieces ff\n", "a size past 64 bits")
+
+
+@test
+def sidecar_negative_numbers(t):
+    sidecar_case(t, ALL_PIECES.replace("piece-size 4194304", "piece-size -4") + "pieces ff\n",
+                 "a negative piece size")
+
+
+@test
+def fifo_at_index_does_not_stop_offline_mount(t):
+    with serve(t, [("Idx", 64 * KiB)]) as (srv, blobs):
+        b = blobs["Idx"]
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        index_dir = os.path.join(t.cache, ".index", "onnx")
+        names = os.listdir(index_dir)
+        check(names, "no cached index")
+        for n in names:
+            os.unlink(os.path.join(index_dir, n))
+            os.mkfifo(os.path.join(index_dir, n))
+        with mount(t, srv, "offline") as m:  # start() fails the test if it does not mount
+            alive(m)
+            os.listdir(m.path())
+        for n in names:
+            check(not stat.S_ISFIFO(os.lstat(os.path.join(index_dir, n)).st_mode)
+                  if os.path.lexists(os.path.join(index_dir, n)) else True,
+                  "the FIFO at the index is still there")
+
+
+# ----------------------------------------------------------------------------- the cache itself
+
+@test
+def cache_deleted_while_mounted(t):
+    with serve(t, [("Del", 200 * KiB), ("Del2", 100 * KiB)]) as (srv, blobs):
+        with mount(t, srv) as m:
+            right(m.path(blobs["Del"].rel), blobs["Del"], "first read")
+            subprocess.run(["rm", "-rf", t.cache], check=True)
+            right(m.path(blobs["Del"].rel), blobs["Del"], "after the cache was deleted")
+            right(m.path(blobs["Del2"].rel), blobs["Del2"], "another, after the deletion")
+            alive(m)
+            check(os.path.isfile(blob_path(t.cache, blobs["Del"])), "the cache was not made again")
+            check(m.log_lines("deleted while in use"), "no log line about the deleted cache")
+
+
+@test
+def read_only_cache(t):
+    """The cache's filesystem made read-only under a running daemon, a flipped blob in it: the
+    read fails (it cannot be fetched again), never wrong bytes."""
+    fs = os.path.join(t.dir, "rofs")
+    os.makedirs(fs)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", fs], check=True)
+    try:
+        cache = os.path.join(fs, "cache")
+        with serve(t, [("Ro", 256 * KiB), ("Ro2", 64 * KiB)]) as (srv, blobs):
+            b = blobs["Ro"]
+            with mount(t, srv, cache=cache) as m:
+                right(m.path(b.rel), b, "first read")
+            flip(blob_path(cache, b))
+            with mount(t, srv, cache=cache) as m:
+                subprocess.run(["mount", "-o", "remount,ro", fs], check=True)
+                never_wrong(m.path(b.rel), b, "flipped, read-only cache",
+                            allowed=("EIO", "EROFS", "EACCES"))
+                never_wrong(m.path(blobs["Ro2"].rel), blobs["Ro2"], "not cached, read-only cache",
+                            allowed=("EIO", "EROFS", "EACCES"))
+                alive(m)
+    finally:
+        subprocess.run(["umount", "-l", fs])
+
+
+@test
+def file_larger_than_free_space_refused_before_fetching(t):
+    """A tmpfs of 4 MiB as the cache: an 8 MiB file gives ENOSPC at once, with no byte of it
+    asked of the server and nothing left behind; a small one still reads."""
+    fs = os.path.join(t.dir, "small")
+    os.makedirs(fs)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", fs], check=True)
+    try:
+        cache = os.path.join(fs, "cache")
+        with serve(t, [("Big", 8 * MiB), ("Tiny", 64 * KiB)]) as (srv, blobs):
+            with mount(t, srv, cache=cache) as m:
+                check_eq(read_outcome(m.path(blobs["Big"].rel)), ("error", "ENOSPC"),
+                         "reading a file larger than the free space")
+                check_eq([r for r in srv.file_requests(blobs["Big"].model_path) if r["bytes"]], [],
+                         "bytes of it fetched")
+                check_eq(sorted(p for p in all_files(cache) if "blobs" in p), [],
+                         "files left in the blob store")
+                right(m.path(blobs["Tiny"].rel), blobs["Tiny"], "a small file")
+                alive(m)
+    finally:
+        subprocess.run(["umount", "-l", fs])
+
+
+@test
+def file_larger_than_cache_max_evicts_nothing(t):
+    with serve(t, [("S1", 1 * MiB), ("S2", 1 * MiB), ("Huge", 8 * MiB)]) as (srv, blobs):
+        with mount(t, srv, "cache_max=4M") as m:
+            right(m.path(blobs["S1"].rel), blobs["S1"], "S1")
+            right(m.path(blobs["S2"].rel), blobs["S2"], "S2")
+            check_eq(read_outcome(m.path(blobs["Huge"].rel)), ("error", "ENOSPC"),
+                     "reading a file larger than cache_max")
+            check(m.log_lines("larger than cache_max"), "no log line about cache_max")
+            for n in ("S1", "S2"):
+                check(os.path.isfile(blob_path(t.cache, blobs[n])), n + " was evicted")
+            right(m.path(blobs["S1"].rel), blobs["S1"], "S1 again")
+            alive(m)
+
+
+if __name__ == "__main__":
+    run(shared_setup)
