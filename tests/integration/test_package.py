@@ -68,7 +68,8 @@ def is_checkout():
 def source_files():
     """The files of the source tree a package is built from: what git would ship (tracked and
     new, not ignored) in a checkout, else (a dist tarball, as in make distcheck) all but the
-    build directories in it (those with a config.status, and build/)."""
+    build and install directories in it (those with a config.status, build/, distcheck's
+    _build/ and _inst/)."""
     if is_checkout():
         res = sh(["git", "-C", SRCDIR, "ls-files", "-z", "--cached", "--others",
                   "--exclude-standard"])
@@ -76,7 +77,7 @@ def source_files():
         return [p for p in res.stdout.split("\0") if p and os.path.isfile(os.path.join(SRCDIR, p))]
     found = []
     for root, dirs, files in os.walk(SRCDIR):
-        dirs[:] = [d for d in dirs if d != "build" and
+        dirs[:] = [d for d in dirs if d not in ("build", "_build", "_inst") and
                    not os.path.exists(os.path.join(root, d, "config.status"))]
         found += [os.path.relpath(os.path.join(root, f), SRCDIR) for f in files]
     return found
