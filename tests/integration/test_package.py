@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Integration test of the Debian package: build the .deb from a copy of the source tree, lintian, install, mount, remove.
 Not for the filesystem's behaviour (test_onnx_mount.py and the others); it installs and removes a package
-on this machine, so it refuses to run where omnihub-fuse is installed as a package already.
+on this machine, so it refuses to run where omnihub-fuse is installed already (as a package, or in /usr).
 """
 
 # Run by `make check` (TAP on stdout), or by hand:
@@ -136,6 +136,12 @@ def built_package(run_dir):
     if status and status != "unknown ok not-installed":
         raise RuntimeError("%s is already known to dpkg here (%s): this test installs and "
                            "removes it; dpkg --purge %s first" % (PACKAGE, status, PACKAGE))
+    # A `make install --prefix=/usr` puts the same files there: dpkg -i would overwrite them
+    # and dpkg -r delete them.
+    present = [p for p in EXPECTED_FILES if os.path.lexists(p)]
+    if present:
+        raise RuntimeError("%r exist already: this test would overwrite them with the package "
+                           "and then remove them" % present)
     deb, log, untracked = build_package(run_dir)
     fixture_dir = os.path.join(run_dir, "fixture")
     res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
