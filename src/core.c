@@ -23,6 +23,7 @@
 #include "hub_catalog.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "transfer.h"
 
 /* A hub this session may open: a registry entry, or one catalog hub. */
@@ -46,6 +47,11 @@ struct core {
 	struct budgets *budgets;     /* the hubs' request budgets per host */
 	struct fetcher *fetcher;
 	struct catalog_set *catalogs; /* for the hubs made from catalogs */
+	/* The only threads that do work besides FUSE's and the engines'
+	 * (core.h): one pool for requests that need a hub's remote work, one
+	 * for download steps, so a stalled API never holds a download up. */
+	struct pool *requests;       /* owned */
+	struct pool *jobs;           /* owned; lent to every download set */
 	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
 	struct candidate *candidates; /* owned */
 	size_t ncandidates;
@@ -155,7 +161,7 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 	};
 	download_options.limits.max_ratio = cfg->max_unpack_ratio;
 	download_options.limits.max_bytes = cfg->max_unpack_size;
-	rc = download_set_new(&st->downloads, st->cache, st->blobs, st->engine,
+	rc = download_set_new(&st->downloads, st->cache, st->blobs, st->engine, core->jobs,
 			      &download_options);
 	if (rc)
 		return rc;
@@ -247,6 +253,11 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	rc = metrics_new(&core->metrics);
 	if (rc)
 		goto out;
+	rc = pool_new(&core->requests, CORE_REQUEST_THREADS, "ohreq");
+	if (rc == 0)
+		rc = pool_new(&core->jobs, CORE_JOB_THREADS, "ohjob");
+	if (rc)
+		goto out;
 	rc = fetcher_new(&core->fetcher, cfg->cacert);
 	if (rc)
 		goto out;
@@ -300,11 +311,16 @@ void core_shutdown(struct core *core)
 	if (!core || core->shut_down)
 		return;
 	core->shut_down = true;
+	/* Queued requests are answered EINTR; running ones end with their
+	 * request (a hub's own timeouts bound it). */
+	pool_stop(core->requests);
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);
 	for (size_t i = 0; i < core->nstores; i++)
 		if (core->stores[i].downloads) /* their waiters are answered now */
 			download_set_drain(core->stores[i].downloads);
+	/* Every job has ended: its steps ran on this pool. */
+	pool_stop(core->jobs);
 }
 
 void core_free(struct core *core)
@@ -313,12 +329,15 @@ void core_free(struct core *core)
 		return;
 	/* Transfers stop first, their waiters answered; then the jobs that
 	 * waited on them end, and nothing uses the caches or the fetcher. */
+	pool_stop(core->requests);
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);
-	for (size_t i = 0; i < core->nstores; i++) {
+	for (size_t i = 0; i < core->nstores; i++)
 		download_set_free(core->stores[i].downloads);
+	pool_free(core->jobs);
+	pool_free(core->requests);
+	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_free(core->stores[i].engine);
-	}
 	for (size_t i = 0; i < core->nhubs; i++)
 		core->hubs[i].ops->close(&core->hubs[i]);
 	free(core->hubs);
@@ -388,6 +407,11 @@ struct transfer_engine *core_engine(struct core *core)
 struct download_set *core_downloads(struct core *core)
 {
 	return core->stores[0].downloads;
+}
+
+struct pool *core_requests(struct core *core)
+{
+	return core->requests;
 }
 
 struct metrics *core_metrics(struct core *core)

@@ -17,7 +17,17 @@ struct cache;
 struct config;
 struct download_set;
 struct metrics;
+struct pool;
 struct transfer_engine;
+
+/* The session's worker threads, started once by core_new (man page,
+ * THREADS): besides them a mount has FUSE's (main.c), two per cache's
+ * transfer engine and the fs's notifier, whatever it is asked. */
+#define CORE_REQUEST_THREADS 8u /* FUSE requests that need a hub's remote
+				   work: a listing, a size, an archive */
+#define CORE_JOB_THREADS 8u     /* download steps: checking, importing,
+				   extracting, converting; never waiting
+				   on a transfer (they chain from it) */
 
 struct core;
 
@@ -59,6 +69,10 @@ struct cache *core_cache(struct core *core);
 struct blob_store *core_blobs(struct core *core);
 struct transfer_engine *core_engine(struct core *core);
 struct download_set *core_downloads(struct core *core);
+/* The pool FUSE requests that need a hub's remote work run on (fs.c):
+ * its tasks may block on the network; stopped by core_shutdown, which
+ * runs the ones still queued as cancelled. */
+struct pool *core_requests(struct core *core);
 /* What the session counted (metrics.h): requests, bytes, retries, cache
  * hits and misses, downloads, latencies. */
 struct metrics *core_metrics(struct core *core);
