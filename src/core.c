@@ -599,6 +599,11 @@ static char *public_url(const char *url)
 	return out;
 }
 
+bool core_would_block(struct hub *hub, const char *path, bool list)
+{
+	return hub->ops->would_block && hub->ops->would_block(hub, path, list);
+}
+
 int core_url(struct hub *hub, const char *path, char **url)
 {
 	struct source src;

@@ -117,6 +117,12 @@ int core_ensure(struct core *core, struct hub *hub, const char *path);
 int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
 		char **where);
 
+/* Whether a list (list true) or a lookup, source or readlink of path in
+ * hub would make a request or wait for one now (hub_ops.would_block);
+ * answered from memory, at once: a FUSE thread asks it before it calls
+ * the hub, and hands the call to a worker when true. */
+bool core_would_block(struct hub *hub, const char *path, bool list);
+
 /* Where a file's bytes come from, without credentials in it (*url is the
  * caller's); it may take a request for a file whose size is unknown. */
 int core_url(struct hub *hub, const char *path, char **url);

@@ -24,6 +24,7 @@
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "status.h"
 #include "transfer.h"
 #include "tree.h"
@@ -253,20 +254,24 @@ static void node_label(const struct node *node, char *out, size_t out_size)
 
 /* Makes an archive directory's content present in the cache and records
  * where (done on every lookup or listing inside it, so a tree deleted by
- * hand comes back). It waits in the FUSE thread: archives are rare and
- * small beside model files. */
-static int stage_archive(struct fs *fs, struct node *node)
+ * hand comes back). Without may_wait (a FUSE thread), -EWOULDBLOCK when
+ * that takes a request or a download: the caller hands it to a worker. */
+static int stage_archive(struct fs *fs, struct node *node, bool may_wait)
 {
 	char label[PATH_MAX];
 	struct source src;
 	int rc;
 
+	if (!may_wait && core_would_block(node->hub, node->path, false))
+		return -EWOULDBLOCK;
 	rc = core_source(fs->core, node->hub, node->path, &src);
 	if (rc)
 		return rc;
 	node_label(node, label, sizeof(label));
 	rc = cache_dir_verified(store_of(fs, node->hub)->cache, src.cache_path, &src.digest);
-	if (rc == -ENOENT || rc == -ESTALE)
+	if ((rc == -ENOENT || rc == -ESTALE) && !may_wait)
+		rc = -EWOULDBLOCK;
+	else if (rc == -ENOENT || rc == -ESTALE)
 		rc = download_ensure(store_of(fs, node->hub)->downloads, &src, label);
 	if (rc == 0)
 		rc = tree_set_backing(fs->tree, node, src.cache_path);
@@ -284,8 +289,9 @@ static double attr_timeout(const struct node *node)
 }
 
 /* Attributes as tree_stat gives them; a made file that is there tells its
- * own size. */
-static int fs_stat(struct fs *fs, const struct node *node, struct stat *st)
+ * own size. Without may_wait, -EWOULDBLOCK when learning that needs the
+ * hub's remote work. */
+static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool may_wait)
 {
 	struct source src;
 	struct stat made;
@@ -293,6 +299,8 @@ static int fs_stat(struct fs *fs, const struct node *node, struct stat *st)
 
 	if (rc || node->kind != NODE_HUB_FILE || !node->made)
 		return rc;
+	if (!may_wait && core_would_block(node->hub, node->path, false))
+		return -EWOULDBLOCK;
 	if (core_source(fs->core, node->hub, node->path, &src) != 0)
 		return 0;
 	if (download_open_made(store_of(fs, node->hub)->downloads, &src, &fd) == 0) {
@@ -306,13 +314,14 @@ static int fs_stat(struct fs *fs, const struct node *node, struct stat *st)
 	return 0;
 }
 
-static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e)
+static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e,
+		      bool may_wait)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node->ino;
 	e->attr_timeout = attr_timeout(node);
 	e->entry_timeout = FS_TIMEOUT_SECONDS;
-	return fs_stat(fs, node, &e->attr);
+	return fs_stat(fs, node, &e->attr, may_wait);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -326,7 +335,180 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Listings carry attributes: `ls -l` of a hub costs no lookups. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Lookups in one folder run at once: one repo's listing on the
+	 * network never holds another name's lookup, or the lookups the
+	 * kernel would otherwise queue behind it unkillably. */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	log_info("mounted (splice %s)", conn->want & FUSE_CAP_SPLICE_WRITE ? "on" : "off");
+}
+
+/* ---- requests that need a hub's remote work: answered from a worker ---- */
+
+/* Each such request is worked out in two halves: one that may need the
+ * network (a hub's list, lookup or source, an archive staged), which a
+ * FUSE thread runs with may_wait false and which then says -EWOULDBLOCK
+ * rather than wait; and one that replies, from local state only. When the
+ * first says -EWOULDBLOCK, the request goes to the core's request pool,
+ * whose worker runs it with may_wait and replies; an interrupt answers
+ * EINTR at once meanwhile (the work goes on, and its answer is dropped). */
+
+enum deferred_op {
+	DEFER_LOOKUP,
+	DEFER_GETATTR,
+	DEFER_READLINK,
+	DEFER_OPENDIR,
+	DEFER_OPEN,
+	DEFER_GETXATTR,
+};
+
+struct deferred {
+	struct fs *fs;
+	fuse_req_t req;
+	enum deferred_op op;
+	struct node *node;        /* a reference, dropped with it */
+	char *name;               /* owned; lookup's name, getxattr's */
+	struct fuse_file_info fi; /* opendir, open */
+	size_t size;              /* getxattr */
+	atomic_int refs;          /* the worker's; the interrupt's reply's */
+	atomic_bool claimed;      /* set by whoever answers: the worker or
+				     the interrupt */
+};
+
+static void deferred_put(struct deferred *d)
+{
+	if (atomic_fetch_sub(&d->refs, 1) != 1)
+		return;
+	tree_unref(d->fs->tree, d->node);
+	free(d->name);
+	free(d);
+}
+
+/* The worker's right to answer: false when an interrupt answered. After
+ * true no interrupt callback runs for it any more. */
+static bool deferred_claim(struct deferred *d)
+{
+	bool expected = false;
+
+	if (!atomic_compare_exchange_strong(&d->claimed, &expected, true))
+		return false;
+	fuse_req_interrupt_func(d->req, NULL, NULL); /* waits for a running one */
+	return true;
+}
+
+/* On the engine's thread: the interrupted request's answer. */
+static void deferred_eintr(void *ctx)
+{
+	struct deferred *d = ctx;
+
+	fuse_req_interrupt_func(d->req, NULL, NULL);
+	fuse_reply_err(d->req, EINTR);
+	deferred_put(d);
+}
+
+/* FUSE's interrupt callback: it must not reply itself (libfuse holds the
+ * request's lock around it), so another thread answers EINTR. */
+static void deferred_interrupt(fuse_req_t req, void *data)
+{
+	struct deferred *d = data;
+	bool expected = false;
+
+	(void)req;
+	atomic_fetch_add(&d->refs, 1); /* first: the worker may drop its own */
+	if (!atomic_compare_exchange_strong(&d->claimed, &expected, true)) {
+		atomic_fetch_sub(&d->refs, 1); /* the worker's is still held */
+		return;
+	}
+	if (transfer_engine_defer(core_store(d->fs->core, 0)->engine, deferred_eintr, d) != 0) {
+		/* Shutting down: the worker answers, soon. */
+		atomic_store(&d->claimed, false);
+		atomic_fetch_sub(&d->refs, 1);
+	}
+}
+
+static void deferred_run(void *ctx, bool cancelled);
+
+/* Hands the request to a worker; name and fi may be NULL. */
+static void defer(struct fs *fs, fuse_req_t req, enum deferred_op op, struct node *node,
+		  const char *name, const struct fuse_file_info *fi, size_t size)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+	int rc = d ? 0 : -ENOMEM;
+
+	if (rc == 0 && name && !(d->name = strdup(name)))
+		rc = -ENOMEM;
+	if (rc) {
+		if (d)
+			free(d);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	d->fs = fs;
+	d->req = req;
+	d->op = op;
+	tree_ref(fs->tree, node); /* the kernel may forget it meanwhile */
+	d->node = node;
+	if (fi)
+		d->fi = *fi;
+	d->size = size;
+	atomic_init(&d->refs, 1);
+	atomic_init(&d->claimed, false);
+	/* Registered before it is queued: an interrupt already there runs
+	 * the callback now, which answers. */
+	fuse_req_interrupt_func(req, deferred_interrupt, d);
+	rc = pool_submit(core_requests(fs->core), deferred_run, d);
+	if (rc) {
+		if (deferred_claim(d))
+			fuse_reply_err(req, rc == -ESHUTDOWN ? EINTR : -rc);
+		deferred_put(d);
+	}
+}
+
+/* lookup: the child node (a reference) and its entry, or -errno. */
+static int lookup_work(struct fs *fs, struct node *dir, const char *name, bool may_wait,
+		       struct node **child, struct fuse_entry_param *e)
+{
+	char path[PATH_MAX];
+	int rc = 0;
+
+	*child = NULL;
+	if (dir->kind == NODE_ARCHIVE)
+		rc = stage_archive(fs, dir, may_wait);
+	if (rc == 0 && !may_wait && dir->kind == NODE_HUB_DIR) {
+		if (snprintf(path, sizeof(path), "%s%s%s", dir->path, dir->path[0] ? "/" : "",
+			     name) >= (int)sizeof(path))
+			rc = -ENAMETOOLONG;
+		else if (core_would_block(dir->hub, path, false))
+			rc = -EWOULDBLOCK;
+	}
+	if (rc == 0)
+		rc = tree_lookup(fs->tree, dir, name, child);
+	if (rc == 0)
+		rc = fill_entry(fs, *child, e, may_wait);
+	if (rc) {
+		tree_unref(fs->tree, *child);
+		*child = NULL;
+	}
+	return rc;
+}
+
+static void lookup_reply(struct fs *fs, fuse_req_t req, int rc, struct node *child,
+			 struct fuse_entry_param *e)
+{
+	if (rc == -ENOENT) {
+		/* A negative entry: the kernel remembers the miss. */
+		memset(e, 0, sizeof(*e));
+		e->entry_timeout = FS_TIMEOUT_SECONDS;
+		fuse_reply_entry(req, e);
+	} else if (rc) {
+		fuse_reply_err(req, -rc);
+	} else {
+		/* Counted first: the kernel may forget it as soon as it has it. */
+		tree_count_lookup(fs->tree, child);
+		if (fuse_reply_entry(req, e) != 0)
+			tree_forget(fs->tree, child->ino, 1); /* it never got there */
+	}
+	tree_unref(fs->tree, child);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -334,30 +516,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs *fs = fs_of(req);
 	struct node *dir = tree_node(fs->tree, parent), *child = NULL;
 	struct fuse_entry_param e;
-	int rc = dir ? 0 : -ESTALE;
+	int rc = dir ? lookup_work(fs, dir, name, false, &child, &e) : -ESTALE;
 
-	if (rc == 0 && dir->kind == NODE_ARCHIVE)
-		rc = stage_archive(fs, dir);
-	if (rc == 0)
-		rc = tree_lookup(fs->tree, dir, name, &child);
-	if (rc == -ENOENT) {
-		/* A negative entry: the kernel remembers the miss. */
-		memset(&e, 0, sizeof(e));
-		e.entry_timeout = FS_TIMEOUT_SECONDS;
-		fuse_reply_entry(req, &e);
-		return;
-	}
-	if (rc == 0)
-		rc = fill_entry(fs, child, &e);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-	} else {
-		/* Counted first: the kernel may forget it as soon as it has it. */
-		tree_count_lookup(fs->tree, child);
-		if (fuse_reply_entry(req, &e) != 0)
-			tree_forget(fs->tree, child->ino, 1); /* it never got there */
-	}
-	tree_unref(fs->tree, child);
+	if (rc == -EWOULDBLOCK)
+		defer(fs, req, DEFER_LOOKUP, dir, name, NULL, 0);
+	else
+		lookup_reply(fs, req, rc, child, &e);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -387,8 +551,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	rc = fs_stat(fs, node, &st);
-	if (rc)
+	rc = fs_stat(fs, node, &st, false);
+	if (rc == -EWOULDBLOCK)
+		defer(fs, req, DEFER_GETATTR, node, NULL, NULL, 0);
+	else if (rc)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, attr_timeout(node));
@@ -401,6 +567,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	char target[PATH_MAX];
 	ssize_t n;
 
+	if (node && node->kind == NODE_HUB_LINK && core_would_block(node->hub, node->path, false)) {
+		defer(fs, req, DEFER_READLINK, node, NULL, NULL, 0);
+		return;
+	}
 	if (node && node->kind == NODE_HUB_LINK) {
 		int rc = node->hub->ops->readlink
 				 ? node->hub->ops->readlink(node->hub, node->path, target,
@@ -464,15 +634,18 @@ static void listing_free(struct listing *listing)
 	free(listing);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* opendir: the listing, whole; *out is the caller's. */
+static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct listing **out)
 {
-	struct fs *fs = fs_of(req);
-	struct node *node = tree_node(fs->tree, ino);
 	struct listing *listing = NULL;
-	int rc = node ? 0 : -ESTALE;
+	int rc = 0;
 
-	if (rc == 0 && node->kind == NODE_ARCHIVE)
-		rc = stage_archive(fs, node);
+	*out = NULL;
+	if (node->kind == NODE_ARCHIVE)
+		rc = stage_archive(fs, node, may_wait);
+	if (rc == 0 && !may_wait && node->kind == NODE_HUB_DIR &&
+	    core_would_block(node->hub, node->path, true))
+		rc = -EWOULDBLOCK;
 	if (rc == 0) {
 		listing = calloc(1, sizeof(*listing));
 		rc = listing ? 0 : -ENOMEM;
@@ -483,14 +656,36 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		listing->parent = node->parent ? node->parent : node->ino;
 		rc = tree_list(fs->tree, node, listing_add_child, listing);
 	}
-	if (rc) {
+	if (rc)
 		listing_free(listing);
+	else
+		*out = listing;
+	return rc;
+}
+
+static void opendir_reply(fuse_req_t req, struct fuse_file_info *fi, int rc,
+			  struct listing *listing)
+{
+	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = (uintptr_t)listing;
 	if (fuse_reply_open(req, fi) != 0)
 		listing_free(listing);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct node *node = tree_node(fs->tree, ino);
+	struct listing *listing = NULL;
+	int rc = node ? opendir_work(fs, node, false, &listing) : -ESTALE;
+
+	if (rc == -EWOULDBLOCK)
+		defer(fs, req, DEFER_OPENDIR, node, NULL, fi, 0);
+	else
+		opendir_reply(req, fi, rc, listing);
 }
 
 /* A READDIRPLUS entry takes more than this (a fuse_direntplus is 152 bytes
@@ -540,7 +735,14 @@ static void reply_listing(fuse_req_t req, struct listing *listing, size_t size, 
 		} else {
 			/* "." and ".." carry no attributes: the kernel counts no
 			 * lookup for an entry with inode 0. */
-			if (child && fill_entry(fs, child, &e) != 0)
+			int rc = child ? fill_entry(fs, child, &e, false) : 0;
+			if (rc == -EWOULDBLOCK) {
+				/* A made file's size would take a request: the
+				 * guess, for now; its lookup asks. */
+				e.attr_timeout = 0;
+				rc = tree_stat(fs->tree, child, &e.attr);
+			}
+			if (rc)
 				continue; /* vanished: leave it out */
 			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
 						   (off_t)i + 1);
@@ -855,53 +1057,67 @@ static void open_made_file(struct fs *fs, fuse_req_t req, struct fuse_file_info 
 	open_later(fs, req, fi, node, src, label);
 }
 
+/* The rest of an open once blob_open said rc (fd when 0). */
+static void open_hub_blob(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			  struct node *node, const struct source *src, const char *label, int rc,
+			  int fd)
+{
+	if (rc == -EMFILE || rc == -ENFILE) {
+		log_error("%s: cannot open: %s (raise the open-file limit, ulimit -n)", label,
+			  strerror(-rc));
+		fuse_reply_err(req, -rc);
+	} else if (rc == 0) {
+		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
+		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
+		blob_link(store_of(fs, node->hub)->blobs, &src->digest,
+			  src->cache_path); /* a name deleted by hand */
+		reply_open_fd(fs, req, fi, node, fd);
+	} else if (rc == -ENOENT && config_hub_stream(fs->config, node->hub->name) && !src->offline &&
+	    !any_local(src)) {
+		metrics_add(core_metrics(fs->core), METRICS_CACHE_MISSES, 1);
+		open_streaming(fs, req, fi, node, src, label);
+	} else {
+		open_later(fs, req, fi, node, src, label);
+	}
+}
+
+/* Answers the open of a hub file from its source (src, the caller's). */
+static void open_hub_file_src(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			      struct node *node, struct source *src)
+{
+	char label[PATH_MAX];
+	int fd = -1, rc;
+
+	if (src->kind == SOURCE_MADE) {
+		open_made_file(fs, req, fi, node, src);
+	} else if (src->size != node->size || !digest_spec_same(&src->digest, &node->digest)) {
+		/* The index changed what this name means since the kernel looked
+		 * it up: ESTALE makes the kernel look it up again, and the new
+		 * lookup gives another inode, with the new size. */
+		fuse_reply_err(req, ESTALE);
+	} else {
+		node_label(node, label, sizeof(label));
+		rc = blob_open(store_of(fs, node->hub)->blobs, &src->digest, src->size, &fd);
+		open_hub_blob(fs, req, fi, node, src, label, rc, fd);
+	}
+}
+
 static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 			  struct node *node)
 {
-	char label[PATH_MAX];
 	struct source src;
-	int fd, rc;
+	int rc;
 
+	if (core_would_block(node->hub, node->path, false)) {
+		defer(fs, req, DEFER_OPEN, node, NULL, fi, 0);
+		return;
+	}
 	rc = core_source(fs->core, node->hub, node->path, &src);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (src.kind == SOURCE_MADE) {
-		open_made_file(fs, req, fi, node, &src);
-		goto out;
-	}
-	if (src.size != node->size || !digest_spec_same(&src.digest, &node->digest)) {
-		/* The index changed what this name means since the kernel looked
-		 * it up: ESTALE makes the kernel look it up again, and the new
-		 * lookup gives another inode, with the new size. */
-		fuse_reply_err(req, ESTALE);
-		goto out;
-	}
-	node_label(node, label, sizeof(label));
-	rc = blob_open(store_of(fs, node->hub)->blobs, &src.digest, src.size, &fd);
-	if (rc == -EMFILE || rc == -ENFILE) {
-		log_error("%s: cannot open: %s (raise the open-file limit, ulimit -n)", label,
-			  strerror(-rc));
-		fuse_reply_err(req, -rc);
-		goto out;
-	}
-	if (rc == 0) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
-		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
-		blob_link(store_of(fs, node->hub)->blobs, &src.digest,
-			  src.cache_path); /* a name deleted by hand */
-		reply_open_fd(fs, req, fi, node, fd);
-		goto out;
-	}
-	if (rc == -ENOENT && config_hub_stream(fs->config, node->hub->name) && !src.offline &&
-	    !any_local(&src)) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_MISSES, 1);
-		open_streaming(fs, req, fi, node, &src, label);
-		goto out;
-	}
-	open_later(fs, req, fi, node, &src, label);
-out:
+	open_hub_file_src(fs, req, fi, node, &src);
 	source_clear(&src);
 }
 
@@ -1233,6 +1449,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	struct fs *fs = fs_of(req);
 	struct node *node;
+	const char *which;
 	char *value = NULL;
 	int rc;
 
@@ -1247,7 +1464,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	rc = node_xattr(fs, node, name + strlen(XATTR_PREFIX), &value);
+	which = name + strlen(XATTR_PREFIX);
+	if ((node->kind == NODE_HUB_FILE || node->kind == NODE_ARCHIVE) &&
+	    (strcmp(which, "url") == 0 || strcmp(which, "meta") == 0 ||
+	     strcmp(which, "cached") == 0) &&
+	    core_would_block(node->hub, node->path, false)) {
+		defer(fs, req, DEFER_GETXATTR, node, which, NULL, size);
+		return;
+	}
+	rc = node_xattr(fs, node, which, &value);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -1286,6 +1511,88 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	}
 	st.f_namemax = NAME_MAX;
 	fuse_reply_statfs(req, &st);
+}
+
+/* The pool's task: the request's work, waiting as it must, then its
+ * answer unless an interrupt gave one. */
+static void deferred_run(void *ctx, bool cancelled)
+{
+	struct deferred *d = ctx;
+	struct fs *fs = d->fs;
+	struct fuse_entry_param e;
+	struct listing *listing = NULL;
+	struct node *child = NULL;
+	struct source src;
+	char target[PATH_MAX], *value = NULL;
+	struct stat st;
+	int rc;
+
+	if (cancelled) {
+		/* The session ends: answered, not worked out. */
+		if (deferred_claim(d))
+			fuse_reply_err(d->req, EINTR);
+		deferred_put(d);
+		return;
+	}
+	switch (d->op) {
+	case DEFER_LOOKUP:
+		rc = lookup_work(fs, d->node, d->name, true, &child, &e);
+		if (deferred_claim(d))
+			lookup_reply(fs, d->req, rc, child, &e);
+		else
+			tree_unref(fs->tree, child);
+		break;
+	case DEFER_GETATTR:
+		rc = fs_stat(fs, d->node, &st, true);
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				fuse_reply_attr(d->req, &st, attr_timeout(d->node));
+		}
+		break;
+	case DEFER_READLINK:
+		rc = d->node->hub->ops->readlink ? d->node->hub->ops->readlink(
+							   d->node->hub, d->node->path, target,
+							   sizeof(target))
+						 : -EINVAL;
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				fuse_reply_readlink(d->req, target);
+		}
+		break;
+	case DEFER_OPENDIR:
+		rc = opendir_work(fs, d->node, true, &listing);
+		if (deferred_claim(d))
+			opendir_reply(d->req, &d->fi, rc, listing);
+		else
+			listing_free(listing);
+		break;
+	case DEFER_OPEN:
+		rc = core_source(fs->core, d->node->hub, d->node->path, &src);
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				open_hub_file_src(fs, d->req, &d->fi, d->node, &src);
+		}
+		if (rc == 0)
+			source_clear(&src);
+		break;
+	case DEFER_GETXATTR:
+		rc = node_xattr(fs, d->node, d->name, &value);
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				reply_xattr_value(d->req, value, strlen(value), d->size);
+		}
+		free(value);
+		break;
+	}
+	deferred_put(d);
 }
 
 const struct fuse_lowlevel_ops fs_operations = {

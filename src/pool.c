@@ -10,6 +10,12 @@
 
 #include "pool.h"
 
+/* A worker's stack: its deepest work (libarchive, libcurl, a hash) needs
+ * far less, and a fixed size keeps the address space a worker costs small
+ * and known (the daemon may run under ulimit -v); glibc's default is the
+ * stack limit, 8 MiB. */
+#define POOL_STACK_BYTES (2u << 20)
+
 struct task {
 	pool_fn fn;
 	void *ctx;
@@ -61,12 +67,15 @@ static void *worker_main(void *arg)
 int pool_new(struct pool **out, unsigned nthreads, const char *name)
 {
 	struct pool *pool;
+	pthread_attr_t attr;
 	int rc = -ENOMEM;
 
 	*out = NULL;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, POOL_STACK_BYTES);
 	pool = calloc(1, sizeof(*pool));
 	if (!pool)
-		return -ENOMEM;
+		goto out;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
 	pool->nthreads = nthreads ? nthreads : 1;
@@ -75,7 +84,7 @@ int pool_new(struct pool **out, unsigned nthreads, const char *name)
 		goto out;
 	for (; pool->started < pool->nthreads; pool->started++) {
 		char comm[16];
-		rc = -pthread_create(&pool->threads[pool->started], NULL, worker_main, pool);
+		rc = -pthread_create(&pool->threads[pool->started], &attr, worker_main, pool);
 		if (rc)
 			goto out;
 		snprintf(comm, sizeof(comm), "%.10s%u", name, pool->started);
@@ -85,6 +94,7 @@ int pool_new(struct pool **out, unsigned nthreads, const char *name)
 	pool = NULL;
 	rc = 0;
 out:
+	pthread_attr_destroy(&attr);
 	pool_free(pool);
 	return rc;
 }
