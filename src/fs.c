@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fuse.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +76,7 @@ struct fs {
 	pthread_cond_t notify_cond;
 	bool *hubs_changed;           /* owned; per hub, its index was replaced */
 	bool notify_stop;
+	atomic_bool init_patched;     /* the INIT reply went through fs_io_writev */
 };
 
 /* Drops from the kernel's cache the names of hub whose size or digest the
@@ -324,9 +327,51 @@ static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_
 	return fs_stat(fs, node, &e->attr, may_wait);
 }
 
-static void op_init(void *userdata, struct fuse_conn_info *conn)
+/* ---- the session's I/O: as libfuse's own, plus one flag in the INIT reply ---- */
+
+/* libfuse 3.14 takes FUSE_CAP_PARALLEL_DIROPS in conn->want but never
+ * tells the kernel (its upstream commit c9905341 does, from 3.15): without
+ * it the kernel holds a folder's lock across each lookup in it, so one
+ * slow lookup queues all the others, unkillably. op_init therefore routes
+ * the session's writes through here, which adds the flag to the INIT reply
+ * (the first reply: the kernel sends nothing else before it is answered);
+ * every other write, and every read and splice, is what libfuse does. */
+static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fs *fs = userdata;
+
+	if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
+	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0 &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background) &&
+	    !atomic_exchange(&fs->init_patched, true))
+		((struct fuse_init_out *)iov[1].iov_base)->flags |= FUSE_PARALLEL_DIROPS;
+	return writev(fd, iov, count);
+}
+
+static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
+	return read(fd, buf, len);
+}
+
+static ssize_t fs_io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			    unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+static const struct fuse_custom_io fs_io = {
+	.writev = fs_io_writev,
+	.read = fs_io_read,
+	.splice_receive = fs_io_splice,
+	.splice_send = fs_io_splice,
+};
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+
 	/* Reads of cached files are spliced from the backing file. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -338,9 +383,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Lookups in one folder run at once: one repo's listing on the
 	 * network never holds another name's lookup, or the lookups the
 	 * kernel would otherwise queue behind it unkillably. */
-	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) {
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-	log_info("mounted (splice %s)", conn->want & FUSE_CAP_SPLICE_WRITE ? "on" : "off");
+		/* Mounted by now: the session has its descriptor. */
+		if (fs->session && fuse_session_custom_io(fs->session, &fs_io,
+							  fuse_session_fd(fs->session)) != 0)
+			log_warn("cannot ask for parallel lookups: a slow one holds up its folder");
+	}
+	log_info("mounted (splice %s, parallel lookups %s)",
+		 conn->want & FUSE_CAP_SPLICE_WRITE ? "on" : "off",
+		 conn->want & FUSE_CAP_PARALLEL_DIROPS ? "on" : "off");
 }
 
 /* ---- requests that need a hub's remote work: answered from a worker ---- */
