@@ -31,6 +31,25 @@ struct transfer_engine;
 
 struct core;
 
+/* LOCK ORDER. A thread holding one of these mutexes takes only those below
+ * it, never one above; keep it so when adding a lock or a call under one.
+ *   1. core.c   core->hubs_lock      (a hub opens under it: 2, and the
+ *                                     fetcher's, budgets' and log's)
+ *   2. a hub's own lock              (hub_hf.c, hub_onnx.c, hub_catalog.c:
+ *                                     released around requests and around
+ *                                     hub_env.index_changed)
+ *   3. fs.c     fs->notify_lock      (released around each revalidation)
+ *   4. tree.c   the tree's lock      (taken by fs.c with none of 1-3 held)
+ *   5. download.c set->lock          (takes 6 to queue a job's first step,
+ *                                     7 to defer a cancelled reader's answer)
+ *   6. pool.c   pool->lock           (no task runs under it)
+ *   7. transfer.c engine->lock       (takes 8 only through blob.c calls)
+ *   8. blob.c   store->lock          (eviction, uses)
+ *   9. leaves, which take nothing: fs.c fs->handles_lock and a handle's
+ *      lock; wait.c's; the fetcher's share locks; metrics'; log.c's ring.
+ * No callback (a download's done, a transfer's wait, a pool task, a FUSE
+ * interrupt) is called with any of 1-8 held by its caller. */
+
 /* Opens every store (sweeping what a crash left), the transfers and the
  * catalogs: local files only, no hub and no request. On failure writes one
  * sentence to why. cfg must outlive the core. */
