@@ -559,6 +559,23 @@ int core_ensure(struct core *core, struct hub *hub, const char *path)
 	return rc;
 }
 
+int core_start(struct core *core, struct hub *hub, const char *path,
+	       void (*done)(void *ctx, int rc), void *ctx)
+{
+	char label[4096];
+	struct source src;
+	uint64_t id;
+	int rc;
+
+	rc = core_source(core, hub, path, &src);
+	if (rc)
+		return rc;
+	snprintf(label, sizeof(label), "%s%s%s", hub->name, path[0] ? "/" : "", path);
+	rc = download_start(core_store_of(core, hub)->downloads, &src, label, done, ctx, &id);
+	source_clear(&src);
+	return rc;
+}
+
 int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
 		char **where)
 {

@@ -131,6 +131,11 @@ int core_source(struct core *core, struct hub *hub, const char *path, struct sou
  * another process runs is joined, not repeated. 0 or -errno (ENOENT,
  * EACCES, ETIMEDOUT, ENOSPC, EIO, EINTR...); every failure is logged. */
 int core_ensure(struct core *core, struct hub *hub, const char *path);
+/* core_ensure without the wait: starts (or joins) the work and returns;
+ * done(ctx, rc) is called once, never in the calling thread, with what
+ * core_ensure would return. The source is learnt in the calling thread. */
+int core_start(struct core *core, struct hub *hub, const char *path,
+	       void (*done)(void *ctx, int rc), void *ctx);
 /* Whether it is present now, judged without any request or hashing; and
  * where, as an absolute path (*where is the caller's; NULL when absent). */
 int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
