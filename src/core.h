@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hub.h"
 
@@ -146,6 +147,85 @@ int core_cached(struct core *core, struct hub *hub, const char *path, bool *pres
  * answered from memory, at once: a FUSE thread asks it before it calls
  * the hub, and hands the call to a worker when true. */
 bool core_would_block(struct hub *hub, const char *path, bool list);
+
+/* ---- the read path (core_read.c): the mount and the command both ---- */
+
+struct cache;
+struct core_stream;
+struct core_wait;
+struct digest_spec;
+struct stat;
+struct statvfs;
+
+/* Called once, never in the thread that started the wait, when the job an
+ * open waits on ends: rc 0, or -errno (ENOENT, EACCES, ETIMEDOUT, ENOSPC,
+ * EDQUOT, EINTR, EIO); then core_wait_fd opens the file. wait is the
+ * callee's, to free (core_wait_free). */
+typedef void (*core_wait_fn)(void *ctx, struct core_wait *wait, int rc);
+
+/* What an open of a hub file gets. */
+struct core_open {
+	enum {
+		CORE_OPEN_FD,     /* fd: the verified file, here now (a blob, a
+				     made file): a hit */
+		CORE_OPEN_STREAM, /* stream: read as it arrives (stream mode,
+				     no copy here or in a client's cache) */
+		CORE_OPEN_WAIT,   /* a job makes it present (a download, a
+				     client's copy linked or copied, a file
+				     made): done is called when it ends */
+	} kind;
+	int fd;                     /* CORE_OPEN_FD: the caller's */
+	struct core_stream *stream; /* CORE_OPEN_STREAM: the caller's */
+	uint64_t wait_id;           /* CORE_OPEN_WAIT: for core_open_cancel */
+	uint64_t size;              /* as the hub says now */
+};
+
+/* The one decision of what an open of hub's path gets. digest and size:
+ * what the caller's name stands for; -ESTALE when the hub's index now
+ * says otherwise (digest NULL: whatever it says). Asks the hub for the
+ * source, which may take a request (core_would_block first, from a FUSE
+ * thread). 0 or -errno (ESTALE, EMFILE logged, ENOSPC...). */
+int core_open(struct core *core, struct hub *hub, const char *path,
+	      const struct digest_spec *digest, uint64_t size, core_wait_fn done, void *ctx,
+	      struct core_open *out);
+/* Ends a CORE_OPEN_WAIT early: its done runs with -EINTR on another
+ * thread, unless it ran; the job goes on. Safe from any thread, by id. */
+void core_open_cancel(struct core *core, struct hub *hub, uint64_t wait_id);
+/* In done, after rc 0: the file, verified, open read-only. */
+int core_wait_fd(struct core_wait *wait, int *fd);
+void core_wait_free(struct core_wait *wait);
+
+/* A stream's reads: a hint of what a reader wants soon; a wait for
+ * [offset, offset + length) to be on disk, or with whole for the entire
+ * file verified (fn called once, maybe before this returns; *id names the
+ * wait for core_stream_cancel, which makes fn run with -EINTR); the
+ * descriptor the bytes waited for are read from; the end of the stream. */
+void core_stream_hint(struct core_stream *s, uint64_t offset, uint64_t length);
+int core_stream_wait(struct core_stream *s, uint64_t offset, uint64_t length, bool whole,
+		     void (*fn)(void *ctx, int rc), void *ctx, uint64_t *id);
+void core_stream_cancel(struct core_stream *s, uint64_t id);
+int core_stream_fd(const struct core_stream *s);
+void core_stream_put(struct core_stream *s);
+
+/* A made file's attributes when it is there (-ENOENT when not yet). */
+int core_made_stat(struct core *core, struct hub *hub, const char *path, struct stat *st);
+/* Makes an archive's tree present (extracted, verified) and gives where,
+ * below the cache root (*cache_path is the caller's). Without may_wait,
+ * -EWOULDBLOCK when that takes a download. */
+int core_stage(struct core *core, struct hub *hub, const char *path, bool may_wait,
+	       char **cache_path);
+/* A staged file or link in cache (an archive's tree, tree_node_cache). */
+int core_staged_open(struct cache *cache, const char *rel);
+ssize_t core_staged_readlink(struct cache *cache, const char *rel, char *buf, size_t size);
+/* Runs fn(ctx) soon on another of the core's threads; 0 or -errno (after
+ * core_shutdown). */
+int core_defer(struct core *core, void (*fn)(void *ctx), void *ctx);
+/* The space the general cache has left. */
+int core_statvfs(struct core *core, struct statvfs *st);
+/* A status file's content (.omnihub/status, metrics, log), made now;
+ * uptime: seconds the mount has run. *out is the caller's. */
+int core_status_text(struct core *core, const char *which, double uptime, char **out,
+		     size_t *len);
 
 /* Where a file's bytes come from, without credentials in it (*url is the
  * caller's); it may take a request for a file whose size is unknown. */

@@ -1,5 +1,6 @@
-/* fs.c: the FUSE low-level operations, over the tree, the downloads and the
- * cache; nothing hub-specific. Not for: options or the mount (main.c). */
+/* fs.c: the FUSE low-level operations, translated into calls of the tree
+ * and the core; no FUSE thread waits on the network. Not for: options or
+ * the mount (main.c), what an open gets or anything hub-specific (core). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -11,24 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "blob.h"
-#include "cache.h"
 #include "config.h"
 #include "core.h"
-#include "download.h"
-#include "fetch.h"
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
-#include "metrics.h"
 #include "pool.h"
-#include "status.h"
-#include "transfer.h"
 #include "tree.h"
 
 /* How long the kernel may trust a name: an index refresh can change what a
@@ -41,12 +36,11 @@
 #define READAHEAD_MIN (8ull << 20)
 #define READAHEAD_MAX (256ull << 20)
 
-/* One open file: a descriptor, a transfer still arriving (stream mode), or
+/* One open file: a descriptor, a file still arriving (stream mode), or
  * the text of a status file. */
 struct handle {
 	int fd;                     /* owned; -1 in stream mode */
-	struct transfer *transfer;  /* a reference; NULL but in stream mode */
-	struct core_store *store;   /* the core's; the transfer's, in stream mode */
+	struct core_stream *stream; /* owned; NULL but in stream mode */
 	char *text;                 /* owned; a status file's content, made at
 				       open so every read sees one snapshot */
 	uint64_t size;
@@ -202,7 +196,7 @@ static void handle_free(struct handle *h)
 {
 	if (h->fd >= 0)
 		close(h->fd);
-	transfer_put(h->transfer);
+	core_stream_put(h->stream);
 	free(h->text);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -241,44 +235,22 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* The store a hub's files are in (core.h): a hub may have a cache of its
- * own. */
-static struct core_store *store_of(struct fs *fs, const struct hub *hub)
-{
-	return core_store_of(fs->core, hub);
-}
-
-/* "<hub>/<path>": a file as the user sees it under the mount, for logs. */
-static void node_label(const struct node *node, char *out, size_t out_size)
-{
-	snprintf(out, out_size, "%s%s%s", node->hub ? node->hub->name : "",
-		 node->path[0] ? "/" : "", node->path);
-}
-
 /* Makes an archive directory's content present in the cache and records
  * where (done on every lookup or listing inside it, so a tree deleted by
  * hand comes back). Without may_wait (a FUSE thread), -EWOULDBLOCK when
  * that takes a request or a download: the caller hands it to a worker. */
 static int stage_archive(struct fs *fs, struct node *node, bool may_wait)
 {
-	char label[PATH_MAX];
-	struct source src;
-	int rc;
+	char *cache_path = NULL;
+	int rc = 0;
 
 	if (!may_wait && core_would_block(node->hub, node->path, false))
-		return -EWOULDBLOCK;
-	rc = core_source(fs->core, node->hub, node->path, &src);
-	if (rc)
-		return rc;
-	node_label(node, label, sizeof(label));
-	rc = cache_dir_verified(store_of(fs, node->hub)->cache, src.cache_path, &src.digest);
-	if ((rc == -ENOENT || rc == -ESTALE) && !may_wait)
 		rc = -EWOULDBLOCK;
-	else if (rc == -ENOENT || rc == -ESTALE)
-		rc = download_ensure(store_of(fs, node->hub)->downloads, &src, label);
 	if (rc == 0)
-		rc = tree_set_backing(fs->tree, node, src.cache_path);
-	source_clear(&src);
+		rc = core_stage(fs->core, node->hub, node->path, may_wait, &cache_path);
+	if (rc == 0)
+		rc = tree_set_backing(fs->tree, node, cache_path);
+	free(cache_path);
 	return rc;
 }
 
@@ -296,24 +268,17 @@ static double attr_timeout(const struct node *node)
  * hub's remote work. */
 static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool may_wait)
 {
-	struct source src;
 	struct stat made;
-	int rc = tree_stat(fs->tree, node, st), fd;
+	int rc = tree_stat(fs->tree, node, st);
 
 	if (rc || node->kind != NODE_HUB_FILE || !node->made)
 		return rc;
 	if (!may_wait && core_would_block(node->hub, node->path, false))
 		return -EWOULDBLOCK;
-	if (core_source(fs->core, node->hub, node->path, &src) != 0)
-		return 0;
-	if (download_open_made(store_of(fs, node->hub)->downloads, &src, &fd) == 0) {
-		if (fstat(fd, &made) == 0) {
-			st->st_size = made.st_size;
-			st->st_blocks = made.st_blocks;
-		}
-		close(fd);
+	if (core_made_stat(fs->core, node->hub, node->path, &made) == 0) {
+		st->st_size = made.st_size;
+		st->st_blocks = made.st_blocks;
 	}
-	source_clear(&src);
 	return 0;
 }
 
@@ -471,7 +436,7 @@ static void deferred_interrupt(fuse_req_t req, void *data)
 		atomic_fetch_sub(&d->refs, 1); /* the worker's is still held */
 		return;
 	}
-	if (transfer_engine_defer(core_store(d->fs->core, 0)->engine, deferred_eintr, d) != 0) {
+	if (core_defer(d->fs->core, deferred_eintr, d) != 0) {
 		/* Shutting down: the worker answers, soon. */
 		atomic_store(&d->claimed, false);
 		atomic_fetch_sub(&d->refs, 1);
@@ -638,7 +603,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = cache_readlink(tree_node_cache(node), node->path, target, sizeof(target));
+	n = core_staged_readlink(tree_node_cache(node), node->path, target, sizeof(target));
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -851,13 +816,9 @@ struct pending {
 	atomic_uint_fast64_t wait_id;  /* 0 until the wait has begun */
 	atomic_bool interrupted;
 	void (*cancel)(struct pending *p, uint64_t wait_id);
-	struct core_store *store;      /* where the wait is: its node's hub's */
 	/* open */
 	struct node *node;             /* a reference, dropped with the pending */
 	struct fuse_file_info fi;
-	struct digest_spec digest;
-	uint64_t size;
-	struct source *made;           /* owned; a made file's source */
 	/* read */
 	struct handle *handle;
 	off_t offset;
@@ -882,22 +843,18 @@ static void pending_put(struct pending *p)
 {
 	if (atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
-	if (p->made) {
-		source_clear(p->made);
-		free(p->made);
-	}
 	tree_unref(p->fs->tree, p->node);
 	free(p);
 }
 
-static void cancel_download(struct pending *p, uint64_t id)
+static void cancel_open_wait(struct pending *p, uint64_t id)
 {
-	download_cancel(p->store->downloads, id);
+	core_open_cancel(p->fs->core, p->node->hub, id);
 }
 
-static void cancel_transfer_wait(struct pending *p, uint64_t id)
+static void cancel_stream_wait(struct pending *p, uint64_t id)
 {
-	transfer_wait_cancel(p->store->engine, id);
+	core_stream_cancel(p->handle->stream, id);
 }
 
 /* FUSE's interrupt callback: it must not reply itself (libfuse holds the
@@ -935,14 +892,15 @@ static void pending_finish(struct pending *p)
 	fuse_req_interrupt_func(p->req, NULL, NULL);
 }
 
-static struct handle *handle_new(struct fs *fs, int fd, struct transfer *transfer, uint64_t size)
+static struct handle *handle_new(struct fs *fs, int fd, struct core_stream *stream,
+				 uint64_t size)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 
 	if (!h)
 		return NULL;
 	h->fd = fd;
-	h->transfer = transfer;
+	h->stream = stream;
 	h->size = size;
 	h->window = READAHEAD_MIN;
 	pthread_mutex_init(&h->lock, NULL);
@@ -1000,42 +958,31 @@ static void reply_open_fd(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		handle_release(fs, h); /* the opener was interrupted */
 }
 
-static void open_done(void *ctx, int rc)
+/* core_wait_fn: the job an open waited on ended. */
+static void open_done(void *ctx, struct core_wait *wait, int rc)
 {
 	struct pending *p = ctx;
-	struct fs *fs = p->fs;
 	int fd = -1;
 
 	if (rc == 0)
-		rc = p->made ? download_open_made(p->store->downloads, p->made, &fd)
-			     : blob_open(p->store->blobs, &p->digest, p->size, &fd);
+		rc = core_wait_fd(wait, &fd);
+	core_wait_free(wait);
 	pending_finish(p);
 	if (rc)
 		fuse_reply_err(p->req, -rc);
 	else
-		reply_open_fd(fs, p->req, &p->fi, p->node, fd);
+		reply_open_fd(p->fs, p->req, &p->fi, p->node, fd);
 	pending_put(p);
 }
 
 /* Stream mode: the open returns at once; reads wait for their bytes. */
-static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-			   const struct node *node, const struct source *src, const char *label)
+static void reply_open_stream(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			      struct core_stream *stream, uint64_t size)
 {
-	struct transfer_source tsrc = download_transfer_source(src);
-	struct transfer *transfer = NULL;
-	struct handle *h;
-	struct core_store *store = store_of(fs, node->hub);
-	int rc = transfer_get(store->engine, &tsrc, label, &transfer);
+	struct handle *h = handle_new(fs, -1, stream, size);
 
-	if (rc) {
-		fuse_reply_err(req, rc == -ENOSPC || rc == -EDQUOT || rc == -EINTR ? -rc : EIO);
-		return;
-	}
-	h = handle_new(fs, -1, transfer, src->size);
-	if (h)
-		h->store = store;
 	if (!h) {
-		transfer_put(transfer);
+		core_stream_put(stream);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -1045,233 +992,58 @@ static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info 
 		handle_release(fs, h);
 }
 
-/* Whether another client's copy exists: then the job copies it, which
- * beats streaming from the network. */
-static bool any_local(const struct source *src)
-{
-	for (size_t i = 0; i < src->nlocal; i++)
-		if (access(src->local[i], R_OK) == 0)
-			return true;
-	return false;
-}
-
-/* Starts the job that makes node's file present and answers the open
- * when it ends; takes nothing from src. */
-static void open_later(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-		       struct node *node, const struct source *src, const char *label)
+/* Answers the open of a hub file as core_open decides: the file here, a
+ * stream, or later, when the job it waits on ends. The hub must answer
+ * from memory (core_would_block false), or this waits. */
+static void open_hub_file_now(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			      struct node *node)
 {
 	struct pending *p = pending_new(fs, req);
-	uint64_t id = 0;
-	int rc;
+	struct core_open open;
+	int rc = p ? 0 : -ENOMEM;
 
-	if (!p) {
+	if (rc) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	p->cancel = cancel_download;
-	p->store = store_of(fs, node->hub);
-	/* The answer comes later, from another thread; an opener killed
+	p->cancel = cancel_open_wait;
+	/* The answer may come later, from another thread; an opener killed
 	 * meanwhile lets the kernel drop and forget the inode. */
 	tree_ref(fs->tree, node);
 	p->node = node;
 	p->fi = *fi;
-	p->digest = src->digest;
-	p->size = src->size;
-	if (src->kind == SOURCE_MADE) {
-		p->made = calloc(1, sizeof(*p->made));
-		if (!p->made || source_copy(p->made, src) != 0) {
-			free(p->made);
-			p->made = NULL;
-			pending_started(p, -ENOMEM, 0);
-			return;
-		}
-	}
 	fuse_req_interrupt_func(req, on_interrupt, p);
-	rc = download_start(p->store->downloads, src, label, open_done, p, &id);
-	pending_started(p, rc, id);
-}
-
-/* A file made from a download (decompressed, an archive's member, a
- * converter's output): served once made, made on its first open. */
-static void open_made_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-			   struct node *node, const struct source *src)
-{
-	char label[PATH_MAX];
-	int fd;
-
-	if (download_open_made(store_of(fs, node->hub)->downloads, src, &fd) == 0) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
-		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
-		reply_open_fd(fs, req, fi, node, fd);
+	rc = core_open(fs->core, node->hub, node->path, node->made ? NULL : &node->digest,
+		       node->size, open_done, p, &open);
+	if (rc == 0 && open.kind == CORE_OPEN_WAIT) {
+		pending_started(p, 0, open.wait_id);
 		return;
 	}
-	node_label(node, label, sizeof(label));
-	open_later(fs, req, fi, node, src, label);
-}
-
-/* The rest of an open once blob_open said rc (fd when 0). */
-static void open_hub_blob(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-			  struct node *node, const struct source *src, const char *label, int rc,
-			  int fd)
-{
-	if (rc == -EMFILE || rc == -ENFILE) {
-		log_error("%s: cannot open: %s (raise the open-file limit, ulimit -n)", label,
-			  strerror(-rc));
+	/* Answered now: the completion's part is the submitter's. */
+	pending_finish(p);
+	if (rc)
+		/* ESTALE: the index changed what this name means since the
+		 * kernel looked it up; the kernel looks it up again, and the
+		 * new lookup gives another inode, with the new size. */
 		fuse_reply_err(req, -rc);
-	} else if (rc == 0) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
-		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
-		blob_link(store_of(fs, node->hub)->blobs, &src->digest,
-			  src->cache_path); /* a name deleted by hand */
-		reply_open_fd(fs, req, fi, node, fd);
-	} else if (rc == -ENOENT && config_hub_stream(fs->config, node->hub->name) && !src->offline &&
-	    !any_local(src)) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_MISSES, 1);
-		open_streaming(fs, req, fi, node, src, label);
-	} else {
-		open_later(fs, req, fi, node, src, label);
-	}
-}
-
-/* Answers the open of a hub file from its source (src, the caller's). */
-static void open_hub_file_src(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-			      struct node *node, struct source *src)
-{
-	char label[PATH_MAX];
-	int fd = -1, rc;
-
-	if (src->kind == SOURCE_MADE) {
-		open_made_file(fs, req, fi, node, src);
-	} else if (src->size != node->size || !digest_spec_same(&src->digest, &node->digest)) {
-		/* The index changed what this name means since the kernel looked
-		 * it up: ESTALE makes the kernel look it up again, and the new
-		 * lookup gives another inode, with the new size. */
-		fuse_reply_err(req, ESTALE);
-	} else {
-		node_label(node, label, sizeof(label));
-		rc = blob_open(store_of(fs, node->hub)->blobs, &src->digest, src->size, &fd);
-		open_hub_blob(fs, req, fi, node, src, label, rc, fd);
-	}
+	else if (open.kind == CORE_OPEN_STREAM)
+		reply_open_stream(fs, req, fi, open.stream, open.size);
+	else
+		reply_open_fd(fs, req, fi, node, open.fd);
+	pending_put(p);
+	pending_put(p);
 }
 
 static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 			  struct node *node)
 {
-	struct source src;
-	int rc;
-
-	if (core_would_block(node->hub, node->path, false)) {
+	if (core_would_block(node->hub, node->path, false))
 		defer(fs, req, DEFER_OPEN, node, NULL, fi, 0);
-		return;
-	}
-	rc = core_source(fs->core, node->hub, node->path, &src);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	open_hub_file_src(fs, req, fi, node, &src);
-	source_clear(&src);
+	else
+		open_hub_file_now(fs, req, fi, node);
 }
 
 /* ---- .omnihub: the daemon's status, metrics and log ---- */
-
-/* The transfers of every store, one list; *out is the caller's. */
-static int every_transfer(struct fs *fs, struct transfer_status **out, size_t *count)
-{
-	struct transfer_status *all = NULL;
-	size_t n = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < core_store_count(fs->core) && rc == 0; i++) {
-		struct transfer_status *one = NULL, *grown;
-		size_t k = 0;
-		rc = transfer_engine_list(core_store(fs->core, i)->engine, &one, &k);
-		if (rc || k == 0) {
-			free(one);
-			continue;
-		}
-		grown = realloc(all, (n + k) * sizeof(*grown));
-		if (!grown) {
-			transfer_status_free(one, k);
-			rc = -ENOMEM;
-			break;
-		}
-		all = grown;
-		memcpy(all + n, one, k * sizeof(*one));
-		n += k;
-		free(one); /* its items' strings are all's now */
-	}
-	if (rc) {
-		transfer_status_free(all, n);
-		all = NULL;
-		n = 0;
-	}
-	*out = all;
-	*count = n;
-	return rc;
-}
-
-/* The use of every store, summed: the limit is the sum of the limits,
- * none when one store has none. */
-static void every_usage(struct fs *fs, struct blob_usage *usage)
-{
-	bool unlimited = false;
-
-	memset(usage, 0, sizeof(*usage));
-	for (size_t i = 0; i < core_store_count(fs->core); i++) {
-		struct blob_usage one;
-		blob_store_usage(core_store(fs->core, i)->blobs, &one);
-		usage->bytes += one.bytes;
-		usage->blobs += one.blobs;
-		usage->partial_bytes += one.partial_bytes;
-		usage->partials += one.partials;
-		usage->max += one.max;
-		unlimited = unlimited || !one.max;
-	}
-	if (unlimited)
-		usage->max = 0;
-}
-
-/* The content of the status file named which, made now; *out is the
- * caller's. */
-static int status_file_text(struct fs *fs, const char *which, char **out, size_t *len)
-{
-	struct transfer_status *transfers = NULL;
-	struct blob_usage usage;
-	struct timespec now;
-	size_t count = 0;
-	int rc;
-
-	if (strcmp(which, "log") == 0)
-		return log_recent(out, len);
-	rc = every_transfer(fs, &transfers, &count);
-	if (rc)
-		return rc;
-	every_usage(fs, &usage);
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	double up = (double)(now.tv_sec - fs->started.tv_sec) +
-		    (double)(now.tv_nsec - fs->started.tv_nsec) / 1e9;
-	if (strcmp(which, "status") == 0) {
-		struct status_input in = { .transfers = transfers,
-					   .ntransfers = count,
-					   .usage = &usage,
-					   .uptime_seconds = up };
-		rc = status_render(&in, out, len);
-	} else {
-		struct metrics_gauges gauges = { .cache_bytes = usage.bytes,
-						 .cache_blobs = usage.blobs,
-						 .partial_bytes = usage.partial_bytes,
-						 .cache_max = usage.max,
-						 .transfers = transfer_status_live(transfers,
-										   count),
-						 .uptime_seconds = up };
-		for (size_t i = 0; i < count; i++)
-			gauges.waiters += transfers[i].waiters;
-		rc = metrics_render(core_metrics(fs->core), &gauges, out, len);
-	}
-	transfer_status_free(transfers, count);
-	return rc;
-}
 
 /* A status file's handle holds its content, made at open: reads of one
  * open see one snapshot. Its size in stat is 0, so reads are direct (the
@@ -1282,7 +1054,14 @@ static void open_status_file(struct fs *fs, fuse_req_t req, struct fuse_file_inf
 	struct handle *h;
 	char *text = NULL;
 	size_t len = 0;
-	int rc = status_file_text(fs, node->path, &text, &len);
+	struct timespec now;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	rc = core_status_text(fs->core, node->path,
+			      (double)(now.tv_sec - fs->started.tv_sec) +
+				      (double)(now.tv_nsec - fs->started.tv_nsec) / 1e9,
+			      &text, &len);
 
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -1340,7 +1119,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else if (node->kind == NODE_STATUS_FILE) {
 		open_status_file(fs, req, fi, node);
 	} else if (node->kind == NODE_STAGED && node->type == S_IFREG) {
-		fd = cache_openat(tree_node_cache(node), node->path, O_RDONLY, 0);
+		fd = core_staged_open(tree_node_cache(node), node->path);
 		if (fd < 0)
 			fuse_reply_err(req, -fd);
 		else
@@ -1369,7 +1148,7 @@ static void read_ready(void *ctx, int rc)
 	if (rc)
 		fuse_reply_err(p->req, -rc);
 	else
-		reply_read(p->req, transfer_fd(p->handle->transfer), p->length, p->offset);
+		reply_read(p->req, core_stream_fd(p->handle->stream), p->length, p->offset);
 	pending_put(p);
 }
 
@@ -1396,25 +1175,22 @@ static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size
 	h->next_offset = offset + size;
 	ahead = h->window;
 	pthread_mutex_unlock(&h->lock);
-	transfer_hint(h->transfer, offset, size + ahead);
+	core_stream_hint(h->stream, offset, size + ahead);
 
 	p = pending_new(fs, req);
 	if (!p) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	p->cancel = cancel_transfer_wait;
-	p->store = h->store;
+	p->cancel = cancel_stream_wait;
 	p->handle = h;
 	p->offset = off;
 	p->length = size;
 	fuse_req_interrupt_func(req, on_interrupt, p);
 	/* The read that reaches the end waits for the digest: whoever reads
 	 * the whole file learns of a mismatch, as EIO. */
-	if (offset + size >= h->size)
-		rc = transfer_wait_complete(h->transfer, read_ready, p, &id);
-	else
-		rc = transfer_wait_range(h->transfer, offset, size, read_ready, p, &id);
+	rc = core_stream_wait(h->stream, offset, size, offset + size >= h->size, read_ready, p,
+			      &id);
 	pending_started(p, rc, id);
 }
 
@@ -1426,7 +1202,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	if (h->text)
 		read_status_file(req, h, size, off);
-	else if (h->transfer)
+	else if (h->stream)
 		read_streaming(fs_of(req), req, h, size, off);
 	else
 		reply_read(req, h->fd, size, off);
@@ -1450,8 +1226,7 @@ static const char *const xattr_names[] = { "url", "digest", "hub", "meta", "cach
 static int node_xattr(struct fs *fs, const struct node *node, const char *which, char **out)
 {
 	char digest[DIGEST_HEX_MAX + 32];
-	struct source src;
-	int rc;
+	bool present = false;
 
 	*out = NULL;
 	if (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE)
@@ -1472,17 +1247,10 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 		return core_url(node->hub, node->path, out);
 	if (strcmp(which, "cached") != 0)
 		return -ENODATA;
-	rc = core_source(fs->core, node->hub, node->path, &src);
-	if (rc && strcmp(which, "cached") == 0) {
-		/* Not even its size can be learnt now: it is not here. */
-		*out = strdup("no");
-		return *out ? 0 : -ENOMEM;
-	}
-	if (rc)
-		return rc;
-	*out = strdup(download_is_present(store_of(fs, node->hub)->downloads, &src) ? "yes"
-										     : "no");
-	source_clear(&src);
+	/* When not even its size can be learnt now, it is not here. */
+	if (core_cached(fs->core, node->hub, node->path, &present, NULL) != 0)
+		present = false;
+	*out = strdup(present ? "yes" : "no");
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -1555,10 +1323,13 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct fs *fs = fs_of(req);
 	struct statvfs st;
 
+	int rc;
+
 	(void)ino;
 	/* The space the cache has left is what a download can still use. */
-	if (fstatvfs(cache_root_fd(core_cache(fs->core)), &st) != 0) {
-		fuse_reply_err(req, errno);
+	rc = core_statvfs(fs->core, &st);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	st.f_namemax = NAME_MAX;
@@ -1623,15 +1394,17 @@ static void deferred_run(void *ctx, bool cancelled)
 			listing_free(listing);
 		break;
 	case DEFER_OPEN:
+		/* The hub's remote work first, interruptible; then the open
+		 * itself, which the hub answers from memory. */
 		rc = core_source(fs->core, d->node->hub, d->node->path, &src);
+		if (rc == 0)
+			source_clear(&src);
 		if (deferred_claim(d)) {
 			if (rc)
 				fuse_reply_err(d->req, -rc);
 			else
-				open_hub_file_src(fs, d->req, &d->fi, d->node, &src);
+				open_hub_file_now(fs, d->req, &d->fi, d->node);
 		}
-		if (rc == 0)
-			source_clear(&src);
 		break;
 	case DEFER_GETXATTR:
 		rc = node_xattr(fs, d->node, d->name, &value);
