@@ -770,7 +770,11 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		/* failed or restarted meanwhile: nothing to add */
 	} else if (rc == 0) {
 		t->failures = 0;
-		blob_partial_save(engine->store, &t->partial);
+		/* With every piece here the hasher may have completed the blob
+		 * and removed its state already (it does so outside the lock):
+		 * saving now would leave a stale .state beside the blob. */
+		if (!bitmap_full(&t->partial.state.pieces))
+			blob_partial_save(engine->store, &t->partial);
 	} else if (c->mirror >= 0) {
 		/* Skipped once, at the first of its requests to fail: the
 		 * others end as they may. */
