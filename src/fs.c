@@ -387,6 +387,7 @@ struct deferred {
 	char *name;               /* owned; lookup's name, getxattr's */
 	struct fuse_file_info fi; /* opendir, open */
 	size_t size;              /* getxattr */
+	bool staging;             /* its archive's download was started */
 	atomic_int refs;          /* the worker's; the interrupt's reply's */
 	atomic_bool claimed;      /* set by whoever answers: the worker or
 				     the interrupt */
@@ -1336,6 +1337,35 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
+/* core_start's callback: the archive a queued lookup or listing is in is
+ * extracted (or failed); the request goes back to the pool. */
+static void deferred_staged(void *ctx, int rc)
+{
+	struct deferred *d = ctx;
+
+	if (rc == 0)
+		rc = pool_submit(core_requests(d->fs->core), deferred_run, d);
+	if (rc == 0)
+		return;
+	if (deferred_claim(d))
+		fuse_reply_err(d->req, rc == -ESHUTDOWN ? EINTR : -rc);
+	deferred_put(d);
+}
+
+/* A lookup or listing in an archive not extracted yet: its download and
+ * extraction run as a job, holding no worker; true when started (the
+ * request then goes on in deferred_staged). */
+static bool deferred_stage(struct deferred *d)
+{
+	struct node *node = d->node;
+
+	if ((d->op != DEFER_LOOKUP && d->op != DEFER_OPENDIR) || node->kind != NODE_ARCHIVE ||
+	    d->staging || stage_archive(d->fs, node, false) != -EWOULDBLOCK)
+		return false;
+	d->staging = true;
+	return core_start(d->fs->core, node->hub, node->path, deferred_staged, d) == 0;
+}
+
 /* The pool's task: the request's work, waiting as it must, then its
  * answer unless an interrupt gave one. */
 static void deferred_run(void *ctx, bool cancelled)
@@ -1357,6 +1387,8 @@ static void deferred_run(void *ctx, bool cancelled)
 		deferred_put(d);
 		return;
 	}
+	if (deferred_stage(d))
+		return;
 	switch (d->op) {
 	case DEFER_LOOKUP:
 		rc = lookup_work(fs, d->node, d->name, true, &child, &e);
