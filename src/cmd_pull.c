@@ -31,28 +31,25 @@ struct pull_run {
 	uint64_t files, bytes;
 };
 
-/* core_ensure in a thread of its own, while the caller draws. */
+/* One file's core_start, which the caller waits for while it draws: the
+ * work runs on the core's threads, none of its own. */
 struct ensure_job {
-	struct core *core;
-	struct hub *hub;
-	const char *path;
 	int rc;
 	bool done; /* guarded by lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* signalled when done */
 };
 
-static void *ensure_thread(void *arg)
+/* core_start's callback, on one of the core's threads. */
+static void ensure_done(void *ctx, int rc)
 {
-	struct ensure_job *job = arg;
-	int rc = core_ensure(job->core, job->hub, job->path);
+	struct ensure_job *job = ctx;
 
 	pthread_mutex_lock(&job->lock);
 	job->rc = rc;
 	job->done = true;
 	pthread_cond_signal(&job->cond);
 	pthread_mutex_unlock(&job->lock);
-	return NULL;
 }
 
 static double now_seconds(void)
@@ -146,10 +143,9 @@ static void progress_draw(const struct progress *p, FILE *out)
 static int ensure_with_progress(struct pull_run *run, struct hub *hub, const char *path,
                                 const char *label, uint64_t size)
 {
-	struct ensure_job job = {.core = run->core, .hub = hub, .path = path};
+	struct ensure_job job = {.rc = 0};
 	struct progress p = {.label = label, .size = size};
 	pthread_condattr_t attr;
-	pthread_t thread;
 	int rc;
 
 	pthread_condattr_init(&attr);
@@ -158,11 +154,9 @@ static int ensure_with_progress(struct pull_run *run, struct hub *hub, const cha
 	pthread_condattr_destroy(&attr);
 	pthread_mutex_init(&job.lock, NULL);
 	p.started = now_seconds();
-	rc = pthread_create(&thread, NULL, ensure_thread, &job);
-	if (rc) {
-		rc = core_ensure(run->core, hub, path); /* no bar, still done */
+	rc = core_start(run->core, hub, path, ensure_done, &job);
+	if (rc)
 		goto out;
-	}
 	pthread_mutex_lock(&job.lock);
 	while (!job.done) {
 		struct timespec until;
@@ -181,7 +175,6 @@ static int ensure_with_progress(struct pull_run *run, struct hub *hub, const cha
 		pthread_mutex_lock(&job.lock);
 	}
 	pthread_mutex_unlock(&job.lock);
-	pthread_join(thread, NULL);
 	rc = job.rc;
 	if (p.sampled)
 		fprintf(run->ctx->out, "\r\033[K"); /* the bar gives way to the result */

@@ -24,6 +24,7 @@
 #include "hub_state.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "transfer.h"
 
 /* A hub this session may open: a registry entry, or one of the hubs an
@@ -52,6 +53,11 @@ struct core {
 	struct fetcher *fetcher;
 	void **sets; /* owned, one per registry entry: what its load made
 			(freed by its unload), or NULL */
+	/* The only threads that do work besides FUSE's and the engines'
+	 * (core.h): one pool for requests that need a hub's remote work, one
+	 * for download steps, so a stalled API never holds a download up. */
+	struct pool *requests;       /* owned */
+	struct pool *jobs;           /* owned; lent to every download set */
 	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
 	struct candidate *candidates; /* owned */
 	size_t ncandidates;
@@ -210,7 +216,7 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 	};
 	download_options.limits.max_ratio = cfg->max_unpack_ratio;
 	download_options.limits.max_bytes = cfg->max_unpack_size;
-	rc = download_set_new(&st->downloads, st->cache, st->blobs, st->engine,
+	rc = download_set_new(&st->downloads, st->cache, st->blobs, st->engine, core->jobs,
 			      &download_options);
 	if (rc)
 		return rc;
@@ -312,6 +318,11 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	rc = metrics_new(&core->metrics);
 	if (rc)
 		goto out;
+	rc = pool_new(&core->requests, CORE_REQUEST_THREADS, "ohreq");
+	if (rc == 0)
+		rc = pool_new(&core->jobs, CORE_JOB_THREADS, "ohjob");
+	if (rc)
+		goto out;
 	rc = fetcher_new(&core->fetcher, cfg->cacert);
 	if (rc)
 		goto out;
@@ -363,11 +374,16 @@ void core_shutdown(struct core *core)
 		return;
 	core->shut_down = true;
 	retrier_stop(core);
+	/* Queued requests are answered EINTR; running ones end with their
+	 * request (a hub's own timeouts bound it). */
+	pool_stop(core->requests);
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);
 	for (size_t i = 0; i < core->nstores; i++)
 		if (core->stores[i].downloads) /* their waiters are answered now */
 			download_set_drain(core->stores[i].downloads);
+	/* Every job has ended: its steps ran on this pool. */
+	pool_stop(core->jobs);
 }
 
 void core_free(struct core *core)
@@ -377,12 +393,15 @@ void core_free(struct core *core)
 	retrier_stop(core);
 	/* Transfers stop first, their waiters answered; then the jobs that
 	 * waited on them end, and nothing uses the caches or the fetcher. */
+	pool_stop(core->requests);
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);
-	for (size_t i = 0; i < core->nstores; i++) {
+	for (size_t i = 0; i < core->nstores; i++)
 		download_set_free(core->stores[i].downloads);
+	pool_free(core->jobs);
+	pool_free(core->requests);
+	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_free(core->stores[i].engine);
-	}
 	for (size_t i = 0; i < core->ncandidates; i++)
 		if (core->candidates[i].rc == 0)
 			core->hubs[i].ops->close(&core->hubs[i]);
@@ -460,6 +479,11 @@ struct transfer_engine *core_engine(struct core *core)
 struct download_set *core_downloads(struct core *core)
 {
 	return core->stores[0].downloads;
+}
+
+struct pool *core_requests(struct core *core)
+{
+	return core->requests;
 }
 
 struct metrics *core_metrics(struct core *core)
@@ -781,6 +805,23 @@ int core_ensure(struct core *core, struct hub *hub, const char *path)
 	return rc;
 }
 
+int core_start(struct core *core, struct hub *hub, const char *path,
+	       void (*done)(void *ctx, int rc), void *ctx)
+{
+	char label[4096];
+	struct source src;
+	uint64_t id;
+	int rc;
+
+	rc = core_source(core, hub, path, &src);
+	if (rc)
+		return rc;
+	snprintf(label, sizeof(label), "%s%s%s", hub->name, path[0] ? "/" : "", path);
+	rc = download_start(core_store_of(core, hub)->downloads, &src, label, done, ctx, &id);
+	source_clear(&src);
+	return rc;
+}
+
 int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
 		char **where)
 {
@@ -819,6 +860,15 @@ static char *public_url(const char *url)
 	if (asprintf(&out, "%.*s%s", (int)(host - url), url, at + 1) < 0)
 		return NULL;
 	return out;
+}
+
+bool core_would_block(struct hub *hub, const char *path, bool list)
+{
+	/* A hub that is not up has no state to ask: the tree answers for it
+	 * at once (EAGAIN while it is retried). */
+	if (hub->state && hub_state_check(hub->state) != 0)
+		return false;
+	return hub->ops->would_block && hub->ops->would_block(hub, path, list);
 }
 
 int core_url(struct hub *hub, const char *path, char **url)

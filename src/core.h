@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hub.h"
 #include "hub_state.h"
@@ -18,12 +19,42 @@ struct cache;
 struct config;
 struct download_set;
 struct metrics;
+struct pool;
 struct transfer_engine;
+
+/* The session's worker threads, started once by core_new (man page,
+ * THREADS): besides them a mount has FUSE's (main.c), two per cache's
+ * transfer engine and the fs's notifier, whatever it is asked. */
+#define CORE_REQUEST_THREADS 8u /* FUSE requests that need a hub's remote
+				   work: a listing, a size, an archive */
+#define CORE_JOB_THREADS 8u     /* download steps: checking, importing,
+				   extracting, converting; never waiting
+				   on a transfer (they chain from it) */
 
 struct core;
 
+/* LOCK ORDER. A thread holding one of these mutexes takes only those below
+ * it, never one above; keep it so when adding a lock or a call under one.
+ *   1. core.c   core->hubs_lock      (a hub opens under it: 2, and the
+ *                                     fetcher's, budgets' and log's)
+ *   2. a hub's own lock              (hub_hf.c, hub_onnx.c, hub_catalog.c:
+ *                                     released around requests and around
+ *                                     hub_env.index_changed)
+ *   3. fs.c     fs->notify_lock      (released around each revalidation)
+ *   4. tree.c   the tree's lock      (taken by fs.c with none of 1-3 held)
+ *   5. download.c set->lock          (takes 6 to queue a job's first step,
+ *                                     7 to defer a cancelled reader's answer)
+ *   6. pool.c   pool->lock           (no task runs under it)
+ *   7. transfer.c engine->lock       (takes 8 only through blob.c calls)
+ *   8. blob.c   store->lock          (eviction, uses)
+ *   9. leaves, which take nothing: fs.c fs->handles_lock and a handle's
+ *      lock; wait.c's; the fetcher's share locks; metrics'; log.c's ring.
+ * No callback (a download's done, a transfer's wait, a pool task, a FUSE
+ * interrupt) is called with any of 1-8 held by its caller. */
+
 /* Opens every store (sweeping what a crash left), the transfers and what
- * the registry's entries load to name their hubs (hub_ops.load): local files only, no hub and no request. On failure writes one
+ * the registry's entries load to name their hubs (hub_ops.load): local
+ * files only, no hub and no request. On failure writes one
  * sentence to why. cfg must outlive the core. */
 int core_new(struct core **out, const struct config *cfg, char *why, size_t why_size);
 /* Stops every transfer (their partial state kept) and answers every
@@ -60,6 +91,10 @@ struct cache *core_cache(struct core *core);
 struct blob_store *core_blobs(struct core *core);
 struct transfer_engine *core_engine(struct core *core);
 struct download_set *core_downloads(struct core *core);
+/* The pool FUSE requests that need a hub's remote work run on (fs.c):
+ * its tasks may block on the network; stopped by core_shutdown, which
+ * runs the ones still queued as cancelled. */
+struct pool *core_requests(struct core *core);
 /* What the session counted (metrics.h): requests, bytes, retries, cache
  * hits and misses, downloads, latencies. */
 struct metrics *core_metrics(struct core *core);
@@ -106,10 +141,100 @@ int core_source(struct core *core, struct hub *hub, const char *path, struct sou
  * another process runs is joined, not repeated. 0 or -errno (ENOENT,
  * EACCES, ETIMEDOUT, ENOSPC, EIO, EINTR...); every failure is logged. */
 int core_ensure(struct core *core, struct hub *hub, const char *path);
+/* core_ensure without the wait: starts (or joins) the work and returns;
+ * done(ctx, rc) is called once, never in the calling thread, with what
+ * core_ensure would return. The source is learnt in the calling thread. */
+int core_start(struct core *core, struct hub *hub, const char *path,
+	       void (*done)(void *ctx, int rc), void *ctx);
 /* Whether it is present now, judged without any request or hashing; and
  * where, as an absolute path (*where is the caller's; NULL when absent). */
 int core_cached(struct core *core, struct hub *hub, const char *path, bool *present,
 		char **where);
+
+/* Whether a list (list true) or a lookup, source or readlink of path in
+ * hub would make a request or wait for one now (hub_ops.would_block);
+ * answered from memory, at once: a FUSE thread asks it before it calls
+ * the hub, and hands the call to a worker when true. */
+bool core_would_block(struct hub *hub, const char *path, bool list);
+
+/* ---- the read path (core_read.c): the mount and the command both ---- */
+
+struct cache;
+struct core_stream;
+struct core_wait;
+struct digest_spec;
+struct stat;
+struct statvfs;
+
+/* Called once, never in the thread that started the wait, when the job an
+ * open waits on ends: rc 0, or -errno (ENOENT, EACCES, ETIMEDOUT, ENOSPC,
+ * EDQUOT, EINTR, EIO); then core_wait_fd opens the file. wait is the
+ * callee's, to free (core_wait_free). */
+typedef void (*core_wait_fn)(void *ctx, struct core_wait *wait, int rc);
+
+/* What an open of a hub file gets. */
+struct core_open {
+	enum {
+		CORE_OPEN_FD,     /* fd: the verified file, here now (a blob, a
+				     made file): a hit */
+		CORE_OPEN_STREAM, /* stream: read as it arrives (stream mode,
+				     no copy here or in a client's cache) */
+		CORE_OPEN_WAIT,   /* a job makes it present (a download, a
+				     client's copy linked or copied, a file
+				     made): done is called when it ends */
+	} kind;
+	int fd;                     /* CORE_OPEN_FD: the caller's */
+	struct core_stream *stream; /* CORE_OPEN_STREAM: the caller's */
+	uint64_t wait_id;           /* CORE_OPEN_WAIT: for core_open_cancel */
+	uint64_t size;              /* as the hub says now */
+};
+
+/* The one decision of what an open of hub's path gets. digest and size:
+ * what the caller's name stands for; -ESTALE when the hub's index now
+ * says otherwise (digest NULL: whatever it says). Asks the hub for the
+ * source, which may take a request (core_would_block first, from a FUSE
+ * thread). 0 or -errno (ESTALE, EMFILE logged, ENOSPC...). */
+int core_open(struct core *core, struct hub *hub, const char *path,
+	      const struct digest_spec *digest, uint64_t size, core_wait_fn done, void *ctx,
+	      struct core_open *out);
+/* Ends a CORE_OPEN_WAIT early: its done runs with -EINTR on another
+ * thread, unless it ran; the job goes on. Safe from any thread, by id. */
+void core_open_cancel(struct core *core, struct hub *hub, uint64_t wait_id);
+/* In done, after rc 0: the file, verified, open read-only. */
+int core_wait_fd(struct core_wait *wait, int *fd);
+void core_wait_free(struct core_wait *wait);
+
+/* A stream's reads: a hint of what a reader wants soon; a wait for
+ * [offset, offset + length) to be on disk, or with whole for the entire
+ * file verified (fn called once, maybe before this returns; *id names the
+ * wait for core_stream_cancel, which makes fn run with -EINTR); the
+ * descriptor the bytes waited for are read from; the end of the stream. */
+void core_stream_hint(struct core_stream *s, uint64_t offset, uint64_t length);
+int core_stream_wait(struct core_stream *s, uint64_t offset, uint64_t length, bool whole,
+		     void (*fn)(void *ctx, int rc), void *ctx, uint64_t *id);
+void core_stream_cancel(struct core_stream *s, uint64_t id);
+int core_stream_fd(const struct core_stream *s);
+void core_stream_put(struct core_stream *s);
+
+/* A made file's attributes when it is there (-ENOENT when not yet). */
+int core_made_stat(struct core *core, struct hub *hub, const char *path, struct stat *st);
+/* Makes an archive's tree present (extracted, verified) and gives where,
+ * below the cache root (*cache_path is the caller's). Without may_wait,
+ * -EWOULDBLOCK when that takes a download. */
+int core_stage(struct core *core, struct hub *hub, const char *path, bool may_wait,
+	       char **cache_path);
+/* A staged file or link in cache (an archive's tree, tree_node_cache). */
+int core_staged_open(struct cache *cache, const char *rel);
+ssize_t core_staged_readlink(struct cache *cache, const char *rel, char *buf, size_t size);
+/* Runs fn(ctx) soon on another of the core's threads; 0 or -errno (after
+ * core_shutdown). */
+int core_defer(struct core *core, void (*fn)(void *ctx), void *ctx);
+/* The space the general cache has left. */
+int core_statvfs(struct core *core, struct statvfs *st);
+/* A status file's content (.omnihub/status, metrics, log), made now;
+ * uptime: seconds the mount has run. *out is the caller's. */
+int core_status_text(struct core *core, const char *which, double uptime, char **out,
+		     size_t *len);
 
 /* Where a file's bytes come from, without credentials in it (*url is the
  * caller's); it may take a request for a file whose size is unknown. */

@@ -28,6 +28,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "stage.h"
 #include "transfer.h"
 #include "wait.h"
@@ -47,12 +48,19 @@ struct job {
 	char *label;       /* owned */
 	struct wait *waits; /* under set->lock */
 	struct job *next;   /* in set->jobs while running */
+	/* Its steps run on the pool one after another, never two at once: a
+	 * step that must wait (a transfer, an archive it is made from) ends,
+	 * and the callback queues the next. */
+	struct transfer *transfer; /* a reference while the transfer runs */
+	int waited_rc;             /* what the wait ended with */
+	struct digest_spec made;   /* SOURCE_MADE: the made file's stamp */
 };
 
 struct download_set {
 	struct cache *cache;             /* borrowed */
 	struct blob_store *store;        /* borrowed */
 	struct transfer_engine *engine;  /* borrowed */
+	struct pool *pool;               /* borrowed: the core's job pool */
 	struct metrics *metrics;         /* borrowed; NULL: none */
 	struct download_options options;
 	pthread_mutex_t lock;   /* guards jobs, running, next_id and every
@@ -238,12 +246,11 @@ struct transfer_source download_transfer_source(const struct source *src)
 					 .auth_origin = src->auth_origin };
 }
 
-/* The verified blob of src open as *fd, from wherever it is. */
-static int obtain(struct download_set *set, struct job *job, int *fd)
+/* The verified blob of src open as *fd, from this machine: -EAGAIN when
+ * only a transfer can bring it (obtain_remote). */
+static int obtain_local(struct download_set *set, struct job *job, int *fd)
 {
 	const struct source *src = &job->src;
-	struct transfer_source tsrc = download_transfer_source(src);
-	struct transfer *transfer = NULL;
 	int rc;
 
 	rc = blob_open(set->store, &src->digest, src->size, fd);
@@ -268,26 +275,47 @@ static int obtain(struct download_set *set, struct job *job, int *fd)
 		log_error("%s: offline, and not in the cache", job->label);
 		return -EIO;
 	}
-	rc = transfer_get(set->engine, &tsrc, job->label, &transfer);
+	return -EAGAIN;
+}
+
+static void job_step_after(void *ctx, bool cancelled);
+static void job_end(struct job *job, int rc);
+
+/* transfer_wait_fn, on the engine's thread: the next step goes to the
+ * pool (the engine's thread must not extract or hash). */
+static void job_transferred(void *ctx, int rc)
+{
+	struct job *job = ctx;
+
+	job->waited_rc = rc;
+	if (pool_submit(job->set->pool, job_step_after, job) != 0)
+		job_step_after(job, true); /* stopping: end it here */
+}
+
+/* Starts the transfer of src's blob; the job goes on in job_step_after
+ * once it is complete, without a worker held meanwhile. */
+static int obtain_remote(struct download_set *set, struct job *job)
+{
+	struct transfer_source tsrc = download_transfer_source(&job->src);
+	uint64_t id;
+	int rc = transfer_get(set->engine, &tsrc, job->label, &job->transfer);
+
 	if (rc == 0) {
-		transfer_want_all(transfer);
-		rc = transfer_wait_complete_sync(transfer);
-		transfer_put(transfer);
+		transfer_want_all(job->transfer);
+		rc = transfer_wait_complete(job->transfer, job_transferred, job, &id);
 	}
-	if (rc == 0)
-		rc = blob_open(set->store, &src->digest, src->size, fd);
+	if (rc) {
+		transfer_put(job->transfer);
+		job->transfer = NULL;
+	}
 	return reader_errno(rc);
 }
 
-static int run_file(struct download_set *set, struct job *job)
+static int file_from_blob(struct download_set *set, struct job *job, int fd)
 {
-	int fd = -1, rc = obtain(set, job, &fd);
-
-	if (rc == 0) {
-		blob_link(set->store, &job->src.digest, job->src.cache_path);
-		close(fd);
-	}
-	return rc;
+	blob_link(set->store, &job->src.digest, job->src.cache_path);
+	close(fd);
+	return 0;
 }
 
 static double seconds_since(const struct timespec *start)
@@ -423,23 +451,29 @@ static int import_local_tree(struct download_set *set, struct job *job, const ch
 	return rc;
 }
 
-static int run_archive(struct download_set *set, struct job *job)
+/* 0: the extracted tree is there; -EAGAIN: it must be made from the
+ * archive's blob. */
+static int archive_present(struct download_set *set, struct job *job)
+{
+	const struct source *src = &job->src;
+
+	if (cache_dir_verified(set->cache, src->cache_path, &src->digest) == 0)
+		return 0;
+	for (size_t i = 0; i < src->nlocal; i++)
+		if (import_local_tree(set, job, src->local[i]) == 0)
+			return 0;
+	return -EAGAIN;
+}
+
+/* Extracts the archive's blob (fd, taken) into place. */
+static int archive_from_blob(struct download_set *set, struct job *job, int fd)
 {
 	const struct source *src = &job->src;
 	char dest[PATH_MAX], why[512];
 	char *dir_rel = NULL;
 	struct timespec start;
-	int fd = -1, rc;
+	int rc;
 
-	rc = cache_dir_verified(set->cache, src->cache_path, &src->digest);
-	if (rc == 0)
-		return 0;
-	for (size_t i = 0; i < src->nlocal; i++)
-		if (import_local_tree(set, job, src->local[i]) == 0)
-			return 0;
-	rc = obtain(set, job, &fd);
-	if (rc)
-		return rc;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	rc = cache_tmpdir_create(set->cache, src->cache_path, &dir_rel);
 	if (rc) {
@@ -624,33 +658,15 @@ out:
 	return rc;
 }
 
-static int run_made(struct download_set *set, struct job *job)
+/* Makes the made file from its download's blob (fd, taken). */
+static int made_from_blob(struct download_set *set, struct job *job, int fd)
 {
 	const struct source *src = &job->src;
 	struct cache_tmp tmp = { .fd = -1 };
-	struct digest_spec made;
 	struct timespec start;
 	char why[512] = "";
-	int fd = -1, rc;
+	int rc;
 
-	rc = download_open_made(set, src, &fd);
-	if (rc == 0) {
-		close(fd);
-		return 0;
-	}
-	rc = made_spec(src, &made);
-	if (rc == 0 && src->input_tree) {
-		/* The archive extracted first, where its folder shows it, by the
-		 * job that extracts it for a listing too. */
-		struct source tree = *src;
-		tree.kind = SOURCE_ARCHIVE;
-		tree.cache_path = src->input_tree;
-		rc = download_ensure(set, &tree, job->label);
-	}
-	if (rc == 0)
-		rc = obtain(set, job, &fd);
-	if (rc)
-		return reader_errno(rc);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	rc = cache_tmp_create(set->cache, src->cache_path, &tmp);
 	if (rc) {
@@ -675,7 +691,7 @@ static int run_made(struct download_set *set, struct job *job)
 	if (rc && why[0])
 		log_error("%s: cannot make it from its download: %s", job->label, why);
 	if (rc == 0) {
-		rc = cache_tmp_install(set->cache, &tmp, &made);
+		rc = cache_tmp_install(set->cache, &tmp, &job->made);
 		if (rc)
 			log_error("%s: cannot install it in the cache: %s", job->label,
 				  strerror(-rc));
@@ -695,22 +711,15 @@ static void job_free(struct job *job)
 	free(job);
 }
 
-static void *job_main(void *arg)
+/* The job's result to its readers; then it is gone. Runs on a worker or,
+ * while the pool stops, on the thread that ended the last wait. */
+static void job_end(struct job *job, int rc)
 {
-	struct job *job = arg;
 	struct download_set *set = job->set;
 	struct wait *waits;
-	int rc;
 
-	switch (job->src.kind) {
-	case SOURCE_ARCHIVE: rc = run_archive(set, job); break;
-	case SOURCE_MADE: rc = run_made(set, job); break;
-	case SOURCE_FILE:
-	default: rc = run_file(set, job); break;
-	}
 	if (rc)
 		cache_prune(set->cache, job->src.cache_path); /* no empty folders left behind */
-
 	pthread_mutex_lock(&set->lock);
 	for (struct job **p = &set->jobs; *p; p = &(*p)->next) {
 		if (*p == job) {
@@ -734,15 +743,112 @@ static void *job_main(void *arg)
 	if (--set->running == 0)
 		pthread_cond_broadcast(&set->idle);
 	pthread_mutex_unlock(&set->lock);
-	return NULL;
+}
+
+/* What the job makes, from its blob (fd, taken). */
+static int job_from_blob(struct download_set *set, struct job *job, int fd)
+{
+	switch (job->src.kind) {
+	case SOURCE_ARCHIVE: return archive_from_blob(set, job, fd);
+	case SOURCE_MADE: return made_from_blob(set, job, fd);
+	case SOURCE_FILE:
+	default: return file_from_blob(set, job, fd);
+	}
+}
+
+/* The step after the transfer: the blob is complete, or the wait failed. */
+static void job_step_after(void *ctx, bool cancelled)
+{
+	struct job *job = ctx;
+	int fd = -1, rc = cancelled ? -EINTR : job->waited_rc;
+
+	transfer_put(job->transfer);
+	job->transfer = NULL;
+	if (rc == 0)
+		rc = blob_open(job->set->store, &job->src.digest, job->src.size, &fd);
+	if (rc == 0)
+		rc = job_from_blob(job->set, job, fd);
+	job_end(job, reader_errno(rc));
+}
+
+/* The blob, from here or else by a transfer; then what the job makes. */
+static void job_obtain(struct download_set *set, struct job *job)
+{
+	int fd = -1, rc = obtain_local(set, job, &fd);
+
+	if (rc == 0)
+		rc = job_from_blob(set, job, fd);
+	else if (rc == -EAGAIN && (rc = obtain_remote(set, job)) == 0)
+		return; /* job_transferred goes on */
+	job_end(job, reader_errno(rc));
+}
+
+static void job_step_obtain(void *ctx, bool cancelled)
+{
+	struct job *job = ctx;
+
+	if (cancelled)
+		job_end(job, -EINTR);
+	else if (job->waited_rc)
+		job_end(job, reader_errno(job->waited_rc));
+	else
+		job_obtain(job->set, job);
+}
+
+/* download_done_fn of the archive a made file is made from. */
+static void job_tree_done(void *ctx, int rc)
+{
+	struct job *job = ctx;
+
+	job->waited_rc = rc;
+	if (pool_submit(job->set->pool, job_step_obtain, job) != 0)
+		job_step_obtain(job, true);
+}
+
+/* The first step: what is there already ends the job at once. */
+static void job_step_begin(void *ctx, bool cancelled)
+{
+	struct job *job = ctx;
+	struct download_set *set = job->set;
+	uint64_t id;
+	int fd = -1, rc = cancelled ? -EINTR : 0;
+
+	if (rc == 0 && job->src.kind == SOURCE_ARCHIVE) {
+		rc = archive_present(set, job);
+		if (rc == -EAGAIN)
+			rc = 0;
+		else if (rc == 0)
+			goto end;
+	} else if (rc == 0 && job->src.kind == SOURCE_MADE) {
+		if (download_open_made(set, &job->src, &fd) == 0) {
+			close(fd);
+			goto end;
+		}
+		rc = made_spec(&job->src, &job->made);
+		if (rc == 0 && job->src.input_tree) {
+			/* The archive extracted first, where its folder shows it,
+			 * by the job that extracts it for a listing too; this job
+			 * goes on from its callback, holding no worker. */
+			struct source tree = job->src;
+			tree.kind = SOURCE_ARCHIVE;
+			tree.cache_path = job->src.input_tree;
+			rc = download_start(set, &tree, job->label, job_tree_done, job, &id);
+			if (rc == 0)
+				return;
+		}
+	}
+	if (rc == 0) {
+		job_obtain(set, job);
+		return;
+	}
+end:
+	job_end(job, reader_errno(rc));
 }
 
 /* Starts a job; called with set->lock held. */
 static int job_start_locked(struct download_set *set, const struct source *src, const char *label,
 			    struct job **out)
 {
-	pthread_attr_t attr;
-	pthread_t thread;
 	struct job *job;
 	int rc;
 
@@ -757,12 +863,11 @@ static int job_start_locked(struct download_set *set, const struct source *src, 
 		free(job);
 		return rc;
 	}
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = -pthread_create(&thread, &attr, job_main, job);
-	pthread_attr_destroy(&attr);
+	/* Queued under set->lock: its first step waits for the lock before
+	 * it can end, so it is in set->jobs first. */
+	rc = pool_submit(set->pool, job_step_begin, job);
 	if (rc) {
-		log_error("%s: cannot start a download thread: %s", label, strerror(-rc));
+		log_error("%s: cannot start a download: %s", label, strerror(-rc));
 		job_free(job);
 		return rc;
 	}
@@ -850,7 +955,8 @@ int download_ensure(struct download_set *set, const struct source *src, const ch
 }
 
 int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
-		     struct transfer_engine *engine, const struct download_options *options)
+		     struct transfer_engine *engine, struct pool *pool,
+		     const struct download_options *options)
 {
 	struct download_set *set = calloc(1, sizeof(*set));
 
@@ -860,6 +966,7 @@ int download_set_new(struct download_set **out, struct cache *cache, struct blob
 	set->cache = cache;
 	set->store = store;
 	set->engine = engine;
+	set->pool = pool;
 	set->options = *options;
 	if (set->options.convert_timeout == 0)
 		set->options.convert_timeout = DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;

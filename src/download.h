@@ -17,6 +17,7 @@ struct blob_store;
 struct cache;
 struct download_set;
 struct metrics;
+struct pool;
 struct transfer_engine;
 
 struct download_options {
@@ -27,8 +28,12 @@ struct download_options {
 
 #define DOWNLOAD_CONVERT_TIMEOUT_DEFAULT 600u
 
+/* Jobs run as steps on pool (borrowed; it must run until the set is
+ * drained): a step never waits on a transfer or another job, it ends and
+ * their callback queues the next. */
 int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
-		     struct transfer_engine *engine, const struct download_options *options);
+		     struct transfer_engine *engine, struct pool *pool,
+		     const struct download_options *options);
 /* Counts cache hits and misses (a file present, or another client's copy,
  * against one to download), digest failures of those copies, and how long
  * each reader waited, into metrics (borrowed; NULL: none). Set before the

@@ -1,31 +1,29 @@
-/* fs.c: the FUSE low-level operations, over the tree, the downloads and the
- * cache; nothing hub-specific. Not for: options or the mount (main.c). */
+/* fs.c: the FUSE low-level operations, translated into calls of the tree
+ * and the core; no FUSE thread waits on the network. Not for: options or
+ * the mount (main.c), what an open gets or anything hub-specific (core). */
 #include "build_config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fuse.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "blob.h"
-#include "cache.h"
 #include "config.h"
 #include "core.h"
-#include "download.h"
-#include "fetch.h"
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
-#include "metrics.h"
-#include "status.h"
-#include "transfer.h"
+#include "pool.h"
 #include "tree.h"
 
 /* How long the kernel may trust a name: an index refresh can change what a
@@ -38,12 +36,11 @@
 #define READAHEAD_MIN (8ull << 20)
 #define READAHEAD_MAX (256ull << 20)
 
-/* One open file: a descriptor, a transfer still arriving (stream mode), or
+/* One open file: a descriptor, a file still arriving (stream mode), or
  * the text of a status file. */
 struct handle {
 	int fd;                     /* owned; -1 in stream mode */
-	struct transfer *transfer;  /* a reference; NULL but in stream mode */
-	struct core_store *store;   /* the core's; the transfer's, in stream mode */
+	struct core_stream *stream; /* owned; NULL but in stream mode */
 	char *text;                 /* owned; a status file's content, made at
 				       open so every read sees one snapshot */
 	uint64_t size;
@@ -73,6 +70,7 @@ struct fs {
 	pthread_cond_t notify_cond;
 	bool *hubs_changed;           /* owned; per hub, its index was replaced */
 	bool notify_stop;
+	atomic_bool init_patched;     /* the INIT reply went through fs_io_writev */
 };
 
 /* Drops from the kernel's cache the names of hub whose size or digest the
@@ -203,7 +201,7 @@ static void handle_free(struct handle *h)
 {
 	if (h->fd >= 0)
 		close(h->fd);
-	transfer_put(h->transfer);
+	core_stream_put(h->stream);
 	free(h->text);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -242,40 +240,22 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* The store a hub's files are in (core.h): a hub may have a cache of its
- * own. */
-static struct core_store *store_of(struct fs *fs, const struct hub *hub)
-{
-	return core_store_of(fs->core, hub);
-}
-
-/* "<hub>/<path>": a file as the user sees it under the mount, for logs. */
-static void node_label(const struct node *node, char *out, size_t out_size)
-{
-	snprintf(out, out_size, "%s%s%s", node->hub ? node->hub->name : "",
-		 node->path[0] ? "/" : "", node->path);
-}
-
 /* Makes an archive directory's content present in the cache and records
  * where (done on every lookup or listing inside it, so a tree deleted by
- * hand comes back). It waits in the FUSE thread: archives are rare and
- * small beside model files. */
-static int stage_archive(struct fs *fs, struct node *node)
+ * hand comes back). Without may_wait (a FUSE thread), -EWOULDBLOCK when
+ * that takes a request or a download: the caller hands it to a worker. */
+static int stage_archive(struct fs *fs, struct node *node, bool may_wait)
 {
-	char label[PATH_MAX];
-	struct source src;
-	int rc;
+	char *cache_path = NULL;
+	int rc = 0;
 
-	rc = core_source(fs->core, node->hub, node->path, &src);
-	if (rc)
-		return rc;
-	node_label(node, label, sizeof(label));
-	rc = cache_dir_verified(store_of(fs, node->hub)->cache, src.cache_path, &src.digest);
-	if (rc == -ENOENT || rc == -ESTALE)
-		rc = download_ensure(store_of(fs, node->hub)->downloads, &src, label);
+	if (!may_wait && core_would_block(node->hub, node->path, false))
+		rc = -EWOULDBLOCK;
 	if (rc == 0)
-		rc = tree_set_backing(fs->tree, node, src.cache_path);
-	source_clear(&src);
+		rc = core_stage(fs->core, node->hub, node->path, may_wait, &cache_path);
+	if (rc == 0)
+		rc = tree_set_backing(fs->tree, node, cache_path);
+	free(cache_path);
 	return rc;
 }
 
@@ -289,40 +269,79 @@ static double attr_timeout(const struct node *node)
 }
 
 /* Attributes as tree_stat gives them; a made file that is there tells its
- * own size. */
-static int fs_stat(struct fs *fs, const struct node *node, struct stat *st)
+ * own size. Without may_wait, -EWOULDBLOCK when learning that needs the
+ * hub's remote work. */
+static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool may_wait)
 {
-	struct source src;
 	struct stat made;
-	int rc = tree_stat(fs->tree, node, st), fd;
+	int rc = tree_stat(fs->tree, node, st);
 
 	if (rc || node->kind != NODE_HUB_FILE || !node->made)
 		return rc;
-	if (core_source(fs->core, node->hub, node->path, &src) != 0)
-		return 0;
-	if (download_open_made(store_of(fs, node->hub)->downloads, &src, &fd) == 0) {
-		if (fstat(fd, &made) == 0) {
-			st->st_size = made.st_size;
-			st->st_blocks = made.st_blocks;
-		}
-		close(fd);
+	if (!may_wait && core_would_block(node->hub, node->path, false))
+		return -EWOULDBLOCK;
+	if (core_made_stat(fs->core, node->hub, node->path, &made) == 0) {
+		st->st_size = made.st_size;
+		st->st_blocks = made.st_blocks;
 	}
-	source_clear(&src);
 	return 0;
 }
 
-static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e)
+static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e,
+		      bool may_wait)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node->ino;
 	e->attr_timeout = attr_timeout(node);
 	e->entry_timeout = FS_TIMEOUT_SECONDS;
-	return fs_stat(fs, node, &e->attr);
+	return fs_stat(fs, node, &e->attr, may_wait);
 }
+
+/* ---- the session's I/O: as libfuse's own, plus one flag in the INIT reply ---- */
+
+/* libfuse 3.14 takes FUSE_CAP_PARALLEL_DIROPS in conn->want but never
+ * tells the kernel (its upstream commit c9905341 does, from 3.15): without
+ * it the kernel holds a folder's lock across each lookup in it, so one
+ * slow lookup queues all the others, unkillably. op_init therefore routes
+ * the session's writes through here, which adds the flag to the INIT reply
+ * (the first reply: the kernel sends nothing else before it is answered);
+ * every other write, and every read and splice, is what libfuse does. */
+static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fs *fs = userdata;
+
+	if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
+	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0 &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background) &&
+	    !atomic_exchange(&fs->init_patched, true))
+		((struct fuse_init_out *)iov[1].iov_base)->flags |= FUSE_PARALLEL_DIROPS;
+	return writev(fd, iov, count);
+}
+
+static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	return read(fd, buf, len);
+}
+
+static ssize_t fs_io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			    unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+static const struct fuse_custom_io fs_io = {
+	.writev = fs_io_writev,
+	.read = fs_io_read,
+	.splice_receive = fs_io_splice,
+	.splice_send = fs_io_splice,
+};
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+
 	/* Reads of cached files are spliced from the backing file. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -331,7 +350,188 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Listings carry attributes: `ls -l` of a hub costs no lookups. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	log_info("mounted (splice %s)", conn->want & FUSE_CAP_SPLICE_WRITE ? "on" : "off");
+	/* Lookups in one folder run at once: one repo's listing on the
+	 * network never holds another name's lookup, or the lookups the
+	 * kernel would otherwise queue behind it unkillably. */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) {
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+		/* Mounted by now: the session has its descriptor. */
+		if (fs->session && fuse_session_custom_io(fs->session, &fs_io,
+							  fuse_session_fd(fs->session)) != 0)
+			log_warn("cannot ask for parallel lookups: a slow one holds up its folder");
+	}
+	log_info("mounted (splice %s, parallel lookups %s)",
+		 conn->want & FUSE_CAP_SPLICE_WRITE ? "on" : "off",
+		 conn->want & FUSE_CAP_PARALLEL_DIROPS ? "on" : "off");
+}
+
+/* ---- requests that need a hub's remote work: answered from a worker ---- */
+
+/* Each such request is worked out in two halves: one that may need the
+ * network (a hub's list, lookup or source, an archive staged), which a
+ * FUSE thread runs with may_wait false and which then says -EWOULDBLOCK
+ * rather than wait; and one that replies, from local state only. When the
+ * first says -EWOULDBLOCK, the request goes to the core's request pool,
+ * whose worker runs it with may_wait and replies; an interrupt answers
+ * EINTR at once meanwhile (the work goes on, and its answer is dropped). */
+
+enum deferred_op {
+	DEFER_LOOKUP,
+	DEFER_GETATTR,
+	DEFER_READLINK,
+	DEFER_OPENDIR,
+	DEFER_OPEN,
+	DEFER_GETXATTR,
+};
+
+struct deferred {
+	struct fs *fs;
+	fuse_req_t req;
+	enum deferred_op op;
+	struct node *node;        /* a reference, dropped with it */
+	char *name;               /* owned; lookup's name, getxattr's */
+	struct fuse_file_info fi; /* opendir, open */
+	size_t size;              /* getxattr */
+	bool staging;             /* its archive's download was started */
+	atomic_int refs;          /* the worker's; the interrupt's reply's */
+	atomic_bool claimed;      /* set by whoever answers: the worker or
+				     the interrupt */
+};
+
+static void deferred_put(struct deferred *d)
+{
+	if (atomic_fetch_sub(&d->refs, 1) != 1)
+		return;
+	tree_unref(d->fs->tree, d->node);
+	free(d->name);
+	free(d);
+}
+
+/* The worker's right to answer: false when an interrupt answered. After
+ * true no interrupt callback runs for it any more. */
+static bool deferred_claim(struct deferred *d)
+{
+	bool expected = false;
+
+	if (!atomic_compare_exchange_strong(&d->claimed, &expected, true))
+		return false;
+	fuse_req_interrupt_func(d->req, NULL, NULL); /* waits for a running one */
+	return true;
+}
+
+/* On the engine's thread: the interrupted request's answer. */
+static void deferred_eintr(void *ctx)
+{
+	struct deferred *d = ctx;
+
+	fuse_req_interrupt_func(d->req, NULL, NULL);
+	fuse_reply_err(d->req, EINTR);
+	deferred_put(d);
+}
+
+/* FUSE's interrupt callback: it must not reply itself (libfuse holds the
+ * request's lock around it), so another thread answers EINTR. */
+static void deferred_interrupt(fuse_req_t req, void *data)
+{
+	struct deferred *d = data;
+	bool expected = false;
+
+	(void)req;
+	atomic_fetch_add(&d->refs, 1); /* first: the worker may drop its own */
+	if (!atomic_compare_exchange_strong(&d->claimed, &expected, true)) {
+		atomic_fetch_sub(&d->refs, 1); /* the worker's is still held */
+		return;
+	}
+	if (core_defer(d->fs->core, deferred_eintr, d) != 0) {
+		/* Shutting down: the worker answers, soon. */
+		atomic_store(&d->claimed, false);
+		atomic_fetch_sub(&d->refs, 1);
+	}
+}
+
+static void deferred_run(void *ctx, bool cancelled);
+
+/* Hands the request to a worker; name and fi may be NULL. */
+static void defer(struct fs *fs, fuse_req_t req, enum deferred_op op, struct node *node,
+		  const char *name, const struct fuse_file_info *fi, size_t size)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+	int rc = d ? 0 : -ENOMEM;
+
+	if (rc == 0 && name && !(d->name = strdup(name)))
+		rc = -ENOMEM;
+	if (rc) {
+		if (d)
+			free(d);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	d->fs = fs;
+	d->req = req;
+	d->op = op;
+	tree_ref(fs->tree, node); /* the kernel may forget it meanwhile */
+	d->node = node;
+	if (fi)
+		d->fi = *fi;
+	d->size = size;
+	atomic_init(&d->refs, 1);
+	atomic_init(&d->claimed, false);
+	/* Registered before it is queued: an interrupt already there runs
+	 * the callback now, which answers. */
+	fuse_req_interrupt_func(req, deferred_interrupt, d);
+	rc = pool_submit(core_requests(fs->core), deferred_run, d);
+	if (rc) {
+		if (deferred_claim(d))
+			fuse_reply_err(req, rc == -ESHUTDOWN ? EINTR : -rc);
+		deferred_put(d);
+	}
+}
+
+/* lookup: the child node (a reference) and its entry, or -errno. */
+static int lookup_work(struct fs *fs, struct node *dir, const char *name, bool may_wait,
+		       struct node **child, struct fuse_entry_param *e)
+{
+	char path[PATH_MAX];
+	int rc = 0;
+
+	*child = NULL;
+	if (dir->kind == NODE_ARCHIVE)
+		rc = stage_archive(fs, dir, may_wait);
+	if (rc == 0 && !may_wait && dir->kind == NODE_HUB_DIR) {
+		if (snprintf(path, sizeof(path), "%s%s%s", dir->path, dir->path[0] ? "/" : "",
+			     name) >= (int)sizeof(path))
+			rc = -ENAMETOOLONG;
+		else if (core_would_block(dir->hub, path, false))
+			rc = -EWOULDBLOCK;
+	}
+	if (rc == 0)
+		rc = tree_lookup(fs->tree, dir, name, child);
+	if (rc == 0)
+		rc = fill_entry(fs, *child, e, may_wait);
+	if (rc) {
+		tree_unref(fs->tree, *child);
+		*child = NULL;
+	}
+	return rc;
+}
+
+static void lookup_reply(struct fs *fs, fuse_req_t req, int rc, struct node *child,
+			 struct fuse_entry_param *e)
+{
+	if (rc == -ENOENT) {
+		/* A negative entry: the kernel remembers the miss. */
+		memset(e, 0, sizeof(*e));
+		e->entry_timeout = FS_TIMEOUT_SECONDS;
+		fuse_reply_entry(req, e);
+	} else if (rc) {
+		fuse_reply_err(req, -rc);
+	} else {
+		/* Counted first: the kernel may forget it as soon as it has it. */
+		tree_count_lookup(fs->tree, child);
+		if (fuse_reply_entry(req, e) != 0)
+			tree_forget(fs->tree, child->ino, 1); /* it never got there */
+	}
+	tree_unref(fs->tree, child);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -339,30 +539,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs *fs = fs_of(req);
 	struct node *dir = tree_node(fs->tree, parent), *child = NULL;
 	struct fuse_entry_param e;
-	int rc = dir ? 0 : -ESTALE;
+	int rc = dir ? lookup_work(fs, dir, name, false, &child, &e) : -ESTALE;
 
-	if (rc == 0 && dir->kind == NODE_ARCHIVE)
-		rc = stage_archive(fs, dir);
-	if (rc == 0)
-		rc = tree_lookup(fs->tree, dir, name, &child);
-	if (rc == -ENOENT) {
-		/* A negative entry: the kernel remembers the miss. */
-		memset(&e, 0, sizeof(e));
-		e.entry_timeout = FS_TIMEOUT_SECONDS;
-		fuse_reply_entry(req, &e);
-		return;
-	}
-	if (rc == 0)
-		rc = fill_entry(fs, child, &e);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-	} else {
-		/* Counted first: the kernel may forget it as soon as it has it. */
-		tree_count_lookup(fs->tree, child);
-		if (fuse_reply_entry(req, &e) != 0)
-			tree_forget(fs->tree, child->ino, 1); /* it never got there */
-	}
-	tree_unref(fs->tree, child);
+	if (rc == -EWOULDBLOCK)
+		defer(fs, req, DEFER_LOOKUP, dir, name, NULL, 0);
+	else
+		lookup_reply(fs, req, rc, child, &e);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -392,8 +574,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	rc = fs_stat(fs, node, &st);
-	if (rc)
+	rc = fs_stat(fs, node, &st, false);
+	if (rc == -EWOULDBLOCK)
+		defer(fs, req, DEFER_GETATTR, node, NULL, NULL, 0);
+	else if (rc)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, attr_timeout(node));
@@ -406,6 +590,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	char target[PATH_MAX];
 	ssize_t n;
 
+	if (node && node->kind == NODE_HUB_LINK && core_would_block(node->hub, node->path, false)) {
+		defer(fs, req, DEFER_READLINK, node, NULL, NULL, 0);
+		return;
+	}
 	if (node && node->kind == NODE_HUB_LINK) {
 		int rc = node->hub->ops->readlink
 				 ? node->hub->ops->readlink(node->hub, node->path, target,
@@ -421,7 +609,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = cache_readlink(tree_node_cache(node), node->path, target, sizeof(target));
+	n = core_staged_readlink(tree_node_cache(node), node->path, target, sizeof(target));
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -469,15 +657,18 @@ static void listing_free(struct listing *listing)
 	free(listing);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* opendir: the listing, whole; *out is the caller's. */
+static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct listing **out)
 {
-	struct fs *fs = fs_of(req);
-	struct node *node = tree_node(fs->tree, ino);
 	struct listing *listing = NULL;
-	int rc = node ? 0 : -ESTALE;
+	int rc = 0;
 
-	if (rc == 0 && node->kind == NODE_ARCHIVE)
-		rc = stage_archive(fs, node);
+	*out = NULL;
+	if (node->kind == NODE_ARCHIVE)
+		rc = stage_archive(fs, node, may_wait);
+	if (rc == 0 && !may_wait && node->kind == NODE_HUB_DIR &&
+	    core_would_block(node->hub, node->path, true))
+		rc = -EWOULDBLOCK;
 	if (rc == 0) {
 		listing = calloc(1, sizeof(*listing));
 		rc = listing ? 0 : -ENOMEM;
@@ -488,14 +679,36 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		listing->parent = node->parent ? node->parent : node->ino;
 		rc = tree_list(fs->tree, node, listing_add_child, listing);
 	}
-	if (rc) {
+	if (rc)
 		listing_free(listing);
+	else
+		*out = listing;
+	return rc;
+}
+
+static void opendir_reply(fuse_req_t req, struct fuse_file_info *fi, int rc,
+			  struct listing *listing)
+{
+	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = (uintptr_t)listing;
 	if (fuse_reply_open(req, fi) != 0)
 		listing_free(listing);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct node *node = tree_node(fs->tree, ino);
+	struct listing *listing = NULL;
+	int rc = node ? opendir_work(fs, node, false, &listing) : -ESTALE;
+
+	if (rc == -EWOULDBLOCK)
+		defer(fs, req, DEFER_OPENDIR, node, NULL, fi, 0);
+	else
+		opendir_reply(req, fi, rc, listing);
 }
 
 /* A READDIRPLUS entry takes more than this (a fuse_direntplus is 152 bytes
@@ -545,7 +758,14 @@ static void reply_listing(fuse_req_t req, struct listing *listing, size_t size, 
 		} else {
 			/* "." and ".." carry no attributes: the kernel counts no
 			 * lookup for an entry with inode 0. */
-			if (child && fill_entry(fs, child, &e) != 0)
+			int rc = child ? fill_entry(fs, child, &e, false) : 0;
+			if (rc == -EWOULDBLOCK) {
+				/* A made file's size would take a request: the
+				 * guess, for now; its lookup asks. */
+				e.attr_timeout = 0;
+				rc = tree_stat(fs->tree, child, &e.attr);
+			}
+			if (rc)
 				continue; /* vanished: leave it out */
 			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
 						   (off_t)i + 1);
@@ -602,13 +822,9 @@ struct pending {
 	atomic_uint_fast64_t wait_id;  /* 0 until the wait has begun */
 	atomic_bool interrupted;
 	void (*cancel)(struct pending *p, uint64_t wait_id);
-	struct core_store *store;      /* where the wait is: its node's hub's */
 	/* open */
 	struct node *node;             /* a reference, dropped with the pending */
 	struct fuse_file_info fi;
-	struct digest_spec digest;
-	uint64_t size;
-	struct source *made;           /* owned; a made file's source */
 	/* read */
 	struct handle *handle;
 	off_t offset;
@@ -633,22 +849,18 @@ static void pending_put(struct pending *p)
 {
 	if (atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
-	if (p->made) {
-		source_clear(p->made);
-		free(p->made);
-	}
 	tree_unref(p->fs->tree, p->node);
 	free(p);
 }
 
-static void cancel_download(struct pending *p, uint64_t id)
+static void cancel_open_wait(struct pending *p, uint64_t id)
 {
-	download_cancel(p->store->downloads, id);
+	core_open_cancel(p->fs->core, p->node->hub, id);
 }
 
-static void cancel_transfer_wait(struct pending *p, uint64_t id)
+static void cancel_stream_wait(struct pending *p, uint64_t id)
 {
-	transfer_wait_cancel(p->store->engine, id);
+	core_stream_cancel(p->handle->stream, id);
 }
 
 /* FUSE's interrupt callback: it must not reply itself (libfuse holds the
@@ -686,14 +898,15 @@ static void pending_finish(struct pending *p)
 	fuse_req_interrupt_func(p->req, NULL, NULL);
 }
 
-static struct handle *handle_new(struct fs *fs, int fd, struct transfer *transfer, uint64_t size)
+static struct handle *handle_new(struct fs *fs, int fd, struct core_stream *stream,
+				 uint64_t size)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 
 	if (!h)
 		return NULL;
 	h->fd = fd;
-	h->transfer = transfer;
+	h->stream = stream;
 	h->size = size;
 	h->window = READAHEAD_MIN;
 	pthread_mutex_init(&h->lock, NULL);
@@ -751,42 +964,31 @@ static void reply_open_fd(struct fs *fs, fuse_req_t req, struct fuse_file_info *
 		handle_release(fs, h); /* the opener was interrupted */
 }
 
-static void open_done(void *ctx, int rc)
+/* core_wait_fn: the job an open waited on ended. */
+static void open_done(void *ctx, struct core_wait *wait, int rc)
 {
 	struct pending *p = ctx;
-	struct fs *fs = p->fs;
 	int fd = -1;
 
 	if (rc == 0)
-		rc = p->made ? download_open_made(p->store->downloads, p->made, &fd)
-			     : blob_open(p->store->blobs, &p->digest, p->size, &fd);
+		rc = core_wait_fd(wait, &fd);
+	core_wait_free(wait);
 	pending_finish(p);
 	if (rc)
 		fuse_reply_err(p->req, -rc);
 	else
-		reply_open_fd(fs, p->req, &p->fi, p->node, fd);
+		reply_open_fd(p->fs, p->req, &p->fi, p->node, fd);
 	pending_put(p);
 }
 
 /* Stream mode: the open returns at once; reads wait for their bytes. */
-static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-			   const struct node *node, const struct source *src, const char *label)
+static void reply_open_stream(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			      struct core_stream *stream, uint64_t size)
 {
-	struct transfer_source tsrc = download_transfer_source(src);
-	struct transfer *transfer = NULL;
-	struct handle *h;
-	struct core_store *store = store_of(fs, node->hub);
-	int rc = transfer_get(store->engine, &tsrc, label, &transfer);
+	struct handle *h = handle_new(fs, -1, stream, size);
 
-	if (rc) {
-		fuse_reply_err(req, rc == -ENOSPC || rc == -EDQUOT || rc == -EINTR ? -rc : EIO);
-		return;
-	}
-	h = handle_new(fs, -1, transfer, src->size);
-	if (h)
-		h->store = store;
 	if (!h) {
-		transfer_put(transfer);
+		core_stream_put(stream);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -796,241 +998,58 @@ static void open_streaming(struct fs *fs, fuse_req_t req, struct fuse_file_info 
 		handle_release(fs, h);
 }
 
-/* Whether another client's copy exists: then the job copies it, which
- * beats streaming from the network. */
-static bool any_local(const struct source *src)
-{
-	for (size_t i = 0; i < src->nlocal; i++)
-		if (access(src->local[i], R_OK) == 0)
-			return true;
-	return false;
-}
-
-/* Starts the job that makes node's file present and answers the open
- * when it ends; takes nothing from src. */
-static void open_later(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-		       struct node *node, const struct source *src, const char *label)
+/* Answers the open of a hub file as core_open decides: the file here, a
+ * stream, or later, when the job it waits on ends. The hub must answer
+ * from memory (core_would_block false), or this waits. */
+static void open_hub_file_now(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
+			      struct node *node)
 {
 	struct pending *p = pending_new(fs, req);
-	uint64_t id = 0;
-	int rc;
+	struct core_open open;
+	int rc = p ? 0 : -ENOMEM;
 
-	if (!p) {
+	if (rc) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	p->cancel = cancel_download;
-	p->store = store_of(fs, node->hub);
-	/* The answer comes later, from another thread; an opener killed
+	p->cancel = cancel_open_wait;
+	/* The answer may come later, from another thread; an opener killed
 	 * meanwhile lets the kernel drop and forget the inode. */
 	tree_ref(fs->tree, node);
 	p->node = node;
 	p->fi = *fi;
-	p->digest = src->digest;
-	p->size = src->size;
-	if (src->kind == SOURCE_MADE) {
-		p->made = calloc(1, sizeof(*p->made));
-		if (!p->made || source_copy(p->made, src) != 0) {
-			free(p->made);
-			p->made = NULL;
-			pending_started(p, -ENOMEM, 0);
-			return;
-		}
-	}
 	fuse_req_interrupt_func(req, on_interrupt, p);
-	rc = download_start(p->store->downloads, src, label, open_done, p, &id);
-	pending_started(p, rc, id);
-}
-
-/* A file made from a download (decompressed, an archive's member, a
- * converter's output): served once made, made on its first open. */
-static void open_made_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
-			   struct node *node, const struct source *src)
-{
-	char label[PATH_MAX];
-	int fd;
-
-	if (download_open_made(store_of(fs, node->hub)->downloads, src, &fd) == 0) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
-		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
-		reply_open_fd(fs, req, fi, node, fd);
+	rc = core_open(fs->core, node->hub, node->path, node->made ? NULL : &node->digest,
+		       node->size, open_done, p, &open);
+	if (rc == 0 && open.kind == CORE_OPEN_WAIT) {
+		pending_started(p, 0, open.wait_id);
 		return;
 	}
-	node_label(node, label, sizeof(label));
-	open_later(fs, req, fi, node, src, label);
+	/* Answered now: the completion's part is the submitter's. */
+	pending_finish(p);
+	if (rc)
+		/* ESTALE: the index changed what this name means since the
+		 * kernel looked it up; the kernel looks it up again, and the
+		 * new lookup gives another inode, with the new size. */
+		fuse_reply_err(req, -rc);
+	else if (open.kind == CORE_OPEN_STREAM)
+		reply_open_stream(fs, req, fi, open.stream, open.size);
+	else
+		reply_open_fd(fs, req, fi, node, open.fd);
+	pending_put(p);
+	pending_put(p);
 }
 
 static void open_hub_file(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi,
 			  struct node *node)
 {
-	char label[PATH_MAX];
-	struct source src;
-	int fd, rc;
-
-	rc = core_source(fs->core, node->hub, node->path, &src);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	if (src.kind == SOURCE_MADE) {
-		open_made_file(fs, req, fi, node, &src);
-		goto out;
-	}
-	if (src.size != node->size || !digest_spec_same(&src.digest, &node->digest)) {
-		/* The index changed what this name means since the kernel looked
-		 * it up: ESTALE makes the kernel look it up again, and the new
-		 * lookup gives another inode, with the new size. */
-		fuse_reply_err(req, ESTALE);
-		goto out;
-	}
-	node_label(node, label, sizeof(label));
-	rc = blob_open(store_of(fs, node->hub)->blobs, &src.digest, src.size, &fd);
-	if (rc == -EMFILE || rc == -ENFILE) {
-		log_error("%s: cannot open: %s (raise the open-file limit, ulimit -n)", label,
-			  strerror(-rc));
-		fuse_reply_err(req, -rc);
-		goto out;
-	}
-	if (rc == 0) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_HITS, 1);
-		metrics_file_from(core_metrics(fs->core), METRICS_FROM_LOCAL);
-		blob_link(store_of(fs, node->hub)->blobs, &src.digest,
-			  src.cache_path); /* a name deleted by hand */
-		reply_open_fd(fs, req, fi, node, fd);
-		goto out;
-	}
-	if (rc == -ENOENT && config_hub_stream(fs->config, node->hub->name) && !src.offline &&
-	    !any_local(&src)) {
-		metrics_add(core_metrics(fs->core), METRICS_CACHE_MISSES, 1);
-		open_streaming(fs, req, fi, node, &src, label);
-		goto out;
-	}
-	open_later(fs, req, fi, node, &src, label);
-out:
-	source_clear(&src);
+	if (core_would_block(node->hub, node->path, false))
+		defer(fs, req, DEFER_OPEN, node, NULL, fi, 0);
+	else
+		open_hub_file_now(fs, req, fi, node);
 }
 
 /* ---- .omnihub: the daemon's status, metrics and log ---- */
-
-/* The transfers of every store, one list; *out is the caller's. */
-static int every_transfer(struct fs *fs, struct transfer_status **out, size_t *count)
-{
-	struct transfer_status *all = NULL;
-	size_t n = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < core_store_count(fs->core) && rc == 0; i++) {
-		struct transfer_status *one = NULL, *grown;
-		size_t k = 0;
-		rc = transfer_engine_list(core_store(fs->core, i)->engine, &one, &k);
-		if (rc || k == 0) {
-			free(one);
-			continue;
-		}
-		grown = realloc(all, (n + k) * sizeof(*grown));
-		if (!grown) {
-			transfer_status_free(one, k);
-			rc = -ENOMEM;
-			break;
-		}
-		all = grown;
-		memcpy(all + n, one, k * sizeof(*one));
-		n += k;
-		free(one); /* its items' strings are all's now */
-	}
-	if (rc) {
-		transfer_status_free(all, n);
-		all = NULL;
-		n = 0;
-	}
-	*out = all;
-	*count = n;
-	return rc;
-}
-
-/* The use of every store, summed: the limit is the sum of the limits,
- * none when one store has none. */
-static void every_usage(struct fs *fs, struct blob_usage *usage)
-{
-	bool unlimited = false;
-
-	memset(usage, 0, sizeof(*usage));
-	for (size_t i = 0; i < core_store_count(fs->core); i++) {
-		struct blob_usage one;
-		blob_store_usage(core_store(fs->core, i)->blobs, &one);
-		usage->bytes += one.bytes;
-		usage->blobs += one.blobs;
-		usage->partial_bytes += one.partial_bytes;
-		usage->partials += one.partials;
-		usage->max += one.max;
-		unlimited = unlimited || !one.max;
-	}
-	if (unlimited)
-		usage->max = 0;
-}
-
-/* The content of the status file named which, made now; *out is the
- * caller's. */
-static int status_file_text(struct fs *fs, const char *which, char **out, size_t *len)
-{
-	struct transfer_status *transfers = NULL;
-	struct hub_state_view *hubs = NULL; /* every hub's state (core.h) */
-	struct blob_usage usage;
-	struct timespec now;
-	size_t count = 0, nhubs = 0;
-	int rc;
-
-	if (strcmp(which, "log") == 0)
-		return log_recent(out, len);
-	hubs = calloc(core_hub_count(fs->core) + 1, sizeof(*hubs));
-	if (!hubs)
-		return -ENOMEM;
-	nhubs = core_hub_states(fs->core, hubs, core_hub_count(fs->core));
-	rc = every_transfer(fs, &transfers, &count);
-	if (rc) {
-		free(hubs);
-		return rc;
-	}
-	every_usage(fs, &usage);
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	double up = (double)(now.tv_sec - fs->started.tv_sec) +
-		    (double)(now.tv_nsec - fs->started.tv_nsec) / 1e9;
-	if (strcmp(which, "status") == 0) {
-		struct status_input in = { .transfers = transfers,
-					   .ntransfers = count,
-					   .usage = &usage,
-					   .uptime_seconds = up,
-					   .hubs = hubs,
-					   .nhubs = nhubs };
-		rc = status_render(&in, out, len);
-	} else {
-		struct metrics_gauges gauges = { .cache_bytes = usage.bytes,
-						 .cache_blobs = usage.blobs,
-						 .partial_bytes = usage.partial_bytes,
-						 .cache_max = usage.max,
-						 .transfers = transfer_status_live(transfers,
-										   count),
-						 .uptime_seconds = up };
-		for (size_t i = 0; i < count; i++)
-			gauges.waiters += transfers[i].waiters;
-		rc = metrics_render(core_metrics(fs->core), &gauges, out, len);
-		char *more = NULL, *both = NULL;
-		size_t more_len = 0;
-		if (rc == 0 && (rc = status_hub_metrics(hubs, nhubs, &more, &more_len)) == 0) {
-			both = realloc(*out, *len + more_len + 1);
-			rc = both ? 0 : -ENOMEM;
-		}
-		if (both) {
-			memcpy(both + *len, more, more_len + 1);
-			*out = both;
-			*len += more_len;
-		}
-		free(more);
-	}
-	free(hubs);
-	transfer_status_free(transfers, count);
-	return rc;
-}
 
 /* A status file's handle holds its content, made at open: reads of one
  * open see one snapshot. Its size in stat is 0, so reads are direct (the
@@ -1041,7 +1060,14 @@ static void open_status_file(struct fs *fs, fuse_req_t req, struct fuse_file_inf
 	struct handle *h;
 	char *text = NULL;
 	size_t len = 0;
-	int rc = status_file_text(fs, node->path, &text, &len);
+	struct timespec now;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	rc = core_status_text(fs->core, node->path,
+			      (double)(now.tv_sec - fs->started.tv_sec) +
+				      (double)(now.tv_nsec - fs->started.tv_nsec) / 1e9,
+			      &text, &len);
 
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -1099,7 +1125,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else if (node->kind == NODE_STATUS_FILE) {
 		open_status_file(fs, req, fi, node);
 	} else if (node->kind == NODE_STAGED && node->type == S_IFREG) {
-		fd = cache_openat(tree_node_cache(node), node->path, O_RDONLY, 0);
+		fd = core_staged_open(tree_node_cache(node), node->path);
 		if (fd < 0)
 			fuse_reply_err(req, -fd);
 		else
@@ -1128,7 +1154,7 @@ static void read_ready(void *ctx, int rc)
 	if (rc)
 		fuse_reply_err(p->req, -rc);
 	else
-		reply_read(p->req, transfer_fd(p->handle->transfer), p->length, p->offset);
+		reply_read(p->req, core_stream_fd(p->handle->stream), p->length, p->offset);
 	pending_put(p);
 }
 
@@ -1155,25 +1181,22 @@ static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size
 	h->next_offset = offset + size;
 	ahead = h->window;
 	pthread_mutex_unlock(&h->lock);
-	transfer_hint(h->transfer, offset, size + ahead);
+	core_stream_hint(h->stream, offset, size + ahead);
 
 	p = pending_new(fs, req);
 	if (!p) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	p->cancel = cancel_transfer_wait;
-	p->store = h->store;
+	p->cancel = cancel_stream_wait;
 	p->handle = h;
 	p->offset = off;
 	p->length = size;
 	fuse_req_interrupt_func(req, on_interrupt, p);
 	/* The read that reaches the end waits for the digest: whoever reads
 	 * the whole file learns of a mismatch, as EIO. */
-	if (offset + size >= h->size)
-		rc = transfer_wait_complete(h->transfer, read_ready, p, &id);
-	else
-		rc = transfer_wait_range(h->transfer, offset, size, read_ready, p, &id);
+	rc = core_stream_wait(h->stream, offset, size, offset + size >= h->size, read_ready, p,
+			      &id);
 	pending_started(p, rc, id);
 }
 
@@ -1185,7 +1208,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	if (h->text)
 		read_status_file(req, h, size, off);
-	else if (h->transfer)
+	else if (h->stream)
 		read_streaming(fs_of(req), req, h, size, off);
 	else
 		reply_read(req, h->fd, size, off);
@@ -1209,8 +1232,7 @@ static const char *const xattr_names[] = { "url", "digest", "hub", "meta", "cach
 static int node_xattr(struct fs *fs, const struct node *node, const char *which, char **out)
 {
 	char digest[DIGEST_HEX_MAX + 32];
-	struct source src;
-	int rc;
+	bool present = false;
 
 	*out = NULL;
 	if (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE)
@@ -1231,17 +1253,10 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 		return core_url(node->hub, node->path, out);
 	if (strcmp(which, "cached") != 0)
 		return -ENODATA;
-	rc = core_source(fs->core, node->hub, node->path, &src);
-	if (rc && strcmp(which, "cached") == 0) {
-		/* Not even its size can be learnt now: it is not here. */
-		*out = strdup("no");
-		return *out ? 0 : -ENOMEM;
-	}
-	if (rc)
-		return rc;
-	*out = strdup(download_is_present(store_of(fs, node->hub)->downloads, &src) ? "yes"
-										     : "no");
-	source_clear(&src);
+	/* When not even its size can be learnt now, it is not here. */
+	if (core_cached(fs->core, node->hub, node->path, &present, NULL) != 0)
+		present = false;
+	*out = strdup(present ? "yes" : "no");
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -1260,6 +1275,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	struct fs *fs = fs_of(req);
 	struct node *node;
+	const char *which;
 	char *value = NULL;
 	int rc;
 
@@ -1274,7 +1290,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	rc = node_xattr(fs, node, name + strlen(XATTR_PREFIX), &value);
+	which = name + strlen(XATTR_PREFIX);
+	if ((node->kind == NODE_HUB_FILE || node->kind == NODE_ARCHIVE) &&
+	    (strcmp(which, "url") == 0 || strcmp(which, "meta") == 0 ||
+	     strcmp(which, "cached") == 0) &&
+	    core_would_block(node->hub, node->path, false)) {
+		defer(fs, req, DEFER_GETXATTR, node, which, NULL, size);
+		return;
+	}
+	rc = node_xattr(fs, node, which, &value);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -1305,14 +1329,132 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct fs *fs = fs_of(req);
 	struct statvfs st;
 
+	int rc;
+
 	(void)ino;
 	/* The space the cache has left is what a download can still use. */
-	if (fstatvfs(cache_root_fd(core_cache(fs->core)), &st) != 0) {
-		fuse_reply_err(req, errno);
+	rc = core_statvfs(fs->core, &st);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	st.f_namemax = NAME_MAX;
 	fuse_reply_statfs(req, &st);
+}
+
+/* core_start's callback: the archive a queued lookup or listing is in is
+ * extracted (or failed); the request goes back to the pool. */
+static void deferred_staged(void *ctx, int rc)
+{
+	struct deferred *d = ctx;
+
+	if (rc == 0)
+		rc = pool_submit(core_requests(d->fs->core), deferred_run, d);
+	if (rc == 0)
+		return;
+	if (deferred_claim(d))
+		fuse_reply_err(d->req, rc == -ESHUTDOWN ? EINTR : -rc);
+	deferred_put(d);
+}
+
+/* A lookup or listing in an archive not extracted yet: its download and
+ * extraction run as a job, holding no worker; true when started (the
+ * request then goes on in deferred_staged). */
+static bool deferred_stage(struct deferred *d)
+{
+	struct node *node = d->node;
+
+	if ((d->op != DEFER_LOOKUP && d->op != DEFER_OPENDIR) || node->kind != NODE_ARCHIVE ||
+	    d->staging || stage_archive(d->fs, node, false) != -EWOULDBLOCK)
+		return false;
+	d->staging = true;
+	return core_start(d->fs->core, node->hub, node->path, deferred_staged, d) == 0;
+}
+
+/* The pool's task: the request's work, waiting as it must, then its
+ * answer unless an interrupt gave one. */
+static void deferred_run(void *ctx, bool cancelled)
+{
+	struct deferred *d = ctx;
+	struct fs *fs = d->fs;
+	struct fuse_entry_param e;
+	struct listing *listing = NULL;
+	struct node *child = NULL;
+	struct source src;
+	char target[PATH_MAX], *value = NULL;
+	struct stat st;
+	int rc;
+
+	if (cancelled) {
+		/* The session ends: answered, not worked out. */
+		if (deferred_claim(d))
+			fuse_reply_err(d->req, EINTR);
+		deferred_put(d);
+		return;
+	}
+	if (deferred_stage(d))
+		return;
+	switch (d->op) {
+	case DEFER_LOOKUP:
+		rc = lookup_work(fs, d->node, d->name, true, &child, &e);
+		if (deferred_claim(d))
+			lookup_reply(fs, d->req, rc, child, &e);
+		else
+			tree_unref(fs->tree, child);
+		break;
+	case DEFER_GETATTR:
+		rc = fs_stat(fs, d->node, &st, true);
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				fuse_reply_attr(d->req, &st, attr_timeout(d->node));
+		}
+		break;
+	case DEFER_READLINK:
+		rc = d->node->hub->ops->readlink ? d->node->hub->ops->readlink(
+							   d->node->hub, d->node->path, target,
+							   sizeof(target))
+						 : -EINVAL;
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				fuse_reply_readlink(d->req, target);
+		}
+		break;
+	case DEFER_OPENDIR:
+		rc = opendir_work(fs, d->node, true, &listing);
+		if (deferred_claim(d))
+			opendir_reply(d->req, &d->fi, rc, listing);
+		else
+			listing_free(listing);
+		break;
+	case DEFER_OPEN:
+		/* The hub's remote work first, interruptible; then the open
+		 * itself, which the hub answers from memory. */
+		rc = core_source(fs->core, d->node->hub, d->node->path, &src);
+		if (rc == 0)
+			source_clear(&src);
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				open_hub_file_now(fs, d->req, &d->fi, d->node);
+		}
+		break;
+	case DEFER_GETXATTR:
+		rc = node_xattr(fs, d->node, d->name, &value);
+		if (deferred_claim(d)) {
+			if (rc)
+				fuse_reply_err(d->req, -rc);
+			else
+				reply_xattr_value(d->req, value, strlen(value), d->size);
+		}
+		free(value);
+		break;
+	}
+	deferred_put(d);
 }
 
 const struct fuse_lowlevel_ops fs_operations = {

@@ -1,5 +1,6 @@
-/* fs.h: the FUSE low-level operations, over the tree, the downloads and the
- * cache; nothing hub-specific. Not for: options or the mount (main.c). */
+/* fs.h: the FUSE low-level operations, translated into calls of the tree
+ * and the core; no FUSE thread waits on the network. Not for: options or
+ * the mount (main.c), what an open gets or anything hub-specific (core). */
 #ifndef OMNIHUB_FS_H
 #define OMNIHUB_FS_H
 

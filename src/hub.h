@@ -131,6 +131,13 @@ struct hub_ops {
 	/* Optional. A file or archive's metadata as a JSON object, for the
 	 * xattr user.omnihub.meta; *json is the caller's. */
 	int (*meta)(struct hub *hub, const char *path, char **json);
+	/* Optional. Whether list (list true) or else lookup, source or
+	 * readlink of path would make a request now, or wait for one another
+	 * thread makes (a refresh, a size): judged from memory alone, never
+	 * waiting, so a FUSE thread may ask, and hands the call to a worker
+	 * when true (fs.c). A hub that knows its answer stays fresh a moment
+	 * longer says false only then. Without it: never. */
+	bool (*would_block)(struct hub *hub, const char *path, bool list);
 	void (*close)(struct hub *hub);
 	/* Optional, for an entry that makes several hubs (HUB_FROM_CATALOGS):
 	 * loads once, before any open, what names them (*set, freed by

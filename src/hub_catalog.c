@@ -672,6 +672,42 @@ static int catalog_list(struct hub *hub, const char *dir, struct entry_list *out
 	return rc;
 }
 
+/* Whether n's size would be asked of its server now (download_size):
+ * probing it is the one request a lookup or listing makes. */
+static bool needs_probe(struct hub *hub, const struct name *n)
+{
+	struct catalog_hub_state *st = hub->priv;
+	bool needs;
+
+	if (n->kind != NAME_FILE || is_made(n) || n->entry->size_known ||
+	    config_hub_offline(hub->env->config, hub->name))
+		return false;
+	pthread_mutex_lock(&st->lock);
+	needs = !n->size_known &&
+		!(n->probe_failed && time(NULL) - n->probe_failed < PROBE_RETRY_SECONDS - 1);
+	pthread_mutex_unlock(&st->lock);
+	return needs;
+}
+
+/* hub_ops.would_block: the index is in memory; only sizes are asked. */
+static bool catalog_would_block(struct hub *hub, const char *path, bool list)
+{
+	struct catalog_hub_state *st = hub->priv;
+	size_t len = strlen(path);
+	struct name *n;
+
+	if (!list) {
+		n = find(st, path);
+		return n && needs_probe(hub, n);
+	}
+	for (size_t i = 0; i < st->count; i++)
+		if (strlen(st->names[i].parent) == len &&
+		    memcmp(st->names[i].parent, path, len) == 0 &&
+		    needs_probe(hub, &st->names[i]))
+			return true;
+	return false;
+}
+
 static int catalog_lookup(struct hub *hub, const char *path, struct entry *out)
 {
 	struct name *n = find(hub->priv, path);
@@ -856,6 +892,7 @@ const struct hub_ops hub_catalog_ops = {
 	.open = catalog_open,
 	.list = catalog_list,
 	.lookup = catalog_lookup,
+	.would_block = catalog_would_block,
 	.source = catalog_source,
 	.readlink = catalog_readlink,
 	.url = catalog_url,

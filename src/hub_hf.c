@@ -755,6 +755,80 @@ static int parse_place(struct hub *hub, const char *path, struct hf_place *place
 	return 0;
 }
 
+/* A name or repo known now is known this much longer at least, so that a
+ * caller told "no request" is not made one by the clock meanwhile. */
+#define HF_NOWAIT_MARGIN 1
+
+/* Whether the top-level name would be asked (classify) now. */
+static bool name_would_block(struct hub *hub, const char *name, enum name_kind *kind)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_name *entry;
+	bool block = true;
+
+	if (pinned_repo(hf, name) || pinned_org(hf, name)) {
+		*kind = pinned_repo(hf, name) ? NAME_REPO : NAME_ORG;
+		return false;
+	}
+	pthread_mutex_lock(&hf->lock);
+	entry = find_name_locked(hf, name);
+	if (entry && entry->kind != NAME_LOADING && time(NULL) + HF_NOWAIT_MARGIN < entry->until) {
+		*kind = entry->kind;
+		block = false;
+	}
+	pthread_mutex_unlock(&hf->lock);
+	return block;
+}
+
+/* Whether repo_get would load the repo now, or wait for its load. */
+static bool repo_would_block(struct hub *hub, const char *repo_id, const char *rev)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_repo *repo;
+	time_t now = time(NULL);
+	bool block = true;
+
+	pthread_mutex_lock(&hf->lock);
+	repo = find_repo_locked(hf, repo_id, rev);
+	if (repo && !repo->loading)
+		block = !repo_fresh_locked(hf, repo, now + HF_NOWAIT_MARGIN) &&
+			!(!repo->tree && repo->error && now + HF_NOWAIT_MARGIN < repo->error_until);
+	pthread_mutex_unlock(&hf->lock);
+	return block;
+}
+
+/* hub_ops.would_block: what parse_place and repo_get would do, from what
+ * is in memory; a path it cannot parse is answered at once (an error). */
+static bool hf_would_block(struct hub *hub, const char *path, bool list)
+{
+	char name[HF_ID_PART_MAX + 1], rev[HF_REV_MAX + 1], repo_id[HF_REPO_ID_MAX + 1];
+	const char *slash, *rest;
+	size_t len, name_len;
+	enum name_kind kind = NAME_REPO;
+
+	(void)list;
+	if (!path[0])
+		return false; /* the root lists what is known */
+	slash = strchr(path, '/');
+	len = slash ? (size_t)(slash - path) : strlen(path);
+	rest = slash ? slash + 1 : "";
+	if (split_rev(path, len, &name_len, rev) != 0)
+		return false;
+	snprintf(name, sizeof(name), "%.*s", (int)name_len, path);
+	if (name_len == len && name_would_block(hub, name, &kind))
+		return true;
+	if (kind == NAME_MISSING || (kind == NAME_ORG && !slash))
+		return false;
+	if (kind == NAME_REPO)
+		return repo_would_block(hub, name, rev);
+	slash = strchr(rest, '/');
+	len = slash ? (size_t)(slash - rest) : strlen(rest);
+	if (split_rev(rest, len, &name_len, rev) != 0)
+		return false;
+	snprintf(repo_id, sizeof(repo_id), "%s/%.*s", name, (int)name_len, rest);
+	return repo_would_block(hub, repo_id, rev);
+}
+
 static void make_entry(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
 		       time_t mtime)
 {
@@ -1320,6 +1394,7 @@ const struct hub_ops hub_hf_models_ops = {
 	.open = hf_open_models,
 	.list = hf_list,
 	.lookup = hf_lookup,
+	.would_block = hf_would_block,
 	.source = hf_source,
 	.meta = hf_meta,
 	.close = hf_close,
@@ -1332,6 +1407,7 @@ const struct hub_ops hub_hf_datasets_ops = {
 	.open = hf_open_datasets,
 	.list = hf_list,
 	.lookup = hf_lookup,
+	.would_block = hf_would_block,
 	.source = hf_source,
 	.meta = hf_meta,
 	.close = hf_close,

@@ -702,6 +702,23 @@ static void onnx_close(struct hub *hub)
 	hub->priv = NULL;
 }
 
+/* hub_ops.would_block: the thread that finds the index due refreshes it,
+ * in the call; the others go on with the current one. */
+static bool onnx_would_block(struct hub *hub, const char *path, bool list)
+{
+	struct onnx_hub *onnx = hub->priv;
+	bool due;
+
+	(void)path;
+	(void)list;
+	if (config_hub_offline(hub->env->config, hub->name))
+		return false;
+	pthread_mutex_lock(&onnx->lock);
+	due = !onnx->refreshing && time(NULL) + 1 >= onnx->next_refresh;
+	pthread_mutex_unlock(&onnx->lock);
+	return due;
+}
+
 static int onnx_list(struct hub *hub, const char *dir, struct entry_list *out)
 {
 	struct onnx_hub *onnx = hub->priv;
@@ -888,6 +905,7 @@ const struct hub_ops hub_onnx_ops = {
 	.open = onnx_open,
 	.list = onnx_list,
 	.lookup = onnx_lookup,
+	.would_block = onnx_would_block,
 	.source = onnx_source,
 	.meta = onnx_meta,
 	.close = onnx_close,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
  * hold none (the transfer answers them), but a lookup inside an archive
  * still waits for its extraction in one. */
 #define MAX_FUSE_THREADS 64
+#define MALLOC_ARENAS 4
 
 /* What the command line holds besides libfuse's own options. */
 struct cmdline {
@@ -384,6 +386,12 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	raise_open_file_limit();
+	/* glibc gives every thread that allocates an arena of its own, 64 MiB
+	 * of address space each: the pools' threads would reserve a GiB, and
+	 * under ulimit -v the allocations then fail. Ours mostly wait; a few
+	 * arenas serve them (MALLOC_ARENA_MAX, when set, is the user's). */
+	if (!getenv("MALLOC_ARENA_MAX"))
+		mallopt(M_ARENA_MAX, MALLOC_ARENAS);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "%s: cannot initialise libcurl\n", PACKAGE_NAME);
 		goto out;

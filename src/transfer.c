@@ -891,7 +891,11 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		t->failing = false;
 		if (c->piece < t->npieces)
 			t->tries[c->piece] = 0;
-		t->save_due = true; /* by the engine thread, outside the lock */
+		/* With every piece here the hasher may have completed the blob
+		 * and removed its state already (it does so outside the lock):
+		 * saving then would leave a stale .state beside the blob. */
+		if (!bitmap_full(&t->partial.state.pieces))
+			t->save_due = true; /* by the engine thread, outside the lock */
 	} else if (c->mirror >= 0) {
 		/* Skipped once, at the first of its requests to fail: the
 		 * others end as they may. */

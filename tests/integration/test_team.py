@@ -486,10 +486,12 @@ def status_rows(m):
     source, done, total, %, speed, ETA, connections, waiters, two spaces, the path)."""
     with open(m.path(".omnihub", "status"), encoding="utf-8") as f:
         lines = f.read().splitlines()
-    check(len(lines) >= 3 and lines[2].split()[:2] == ["STATE", "SOURCE"],
-          "the status header: %r" % lines[:3])
+    # The hubs' table comes first; the transfers' header follows it.
+    at = next((i for i, line in enumerate(lines) if line.split()[:2] == ["STATE", "SOURCE"]),
+              None)
+    check(at is not None, "no transfers' header in the status: %r" % lines)
     rows = {}
-    for line in lines[3:]:
+    for line in lines[at + 1:]:
         row = STATUS_ROW.match(line)
         check(row is not None, "a status line does not parse: %r" % line)
         rows[row.group(3)] = (row.group(1), row.group(2))

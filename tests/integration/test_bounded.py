@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""Integration tests of omnihub-fuse's bounded work: no FUSE thread waits on the network (a
+stalled Hub API holds up neither cached reads nor listings, and a stat waiting on it can be
+killed), and a fixed set of threads however many files are opened at once.
+Not for: speed (scripts/bench), nor what the files contain (test_transfers.py, test_hf_mount.py).
+"""
+
+# Run by `make check` (TAP on stdout, the figures as "# " lines), or by hand:
+#     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_bounded.py [PART]
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import (SRCDIR, check, check_eq, errno_name, run, sha256_bytes, test,  # noqa: E402
+                           wait_for)
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+import make_hf_repos as fx  # noqa: E402
+from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
+from hf_server import HfServer  # noqa: E402
+from zoo_server import make_tls  # noqa: E402
+
+KiB = 1 << 10
+QUICK = 2.0      # seconds: a bound on what must not wait for the network (robust under ASan)
+STALL = 60.0     # seconds the stalled API takes to answer
+KILLED = 5.0     # seconds a killed process may take to exit
+# The daemon's threads are main, FUSE's (main.c: at most 64), the core's two pools (core.h:
+# 8 + 8), two per cache's transfer engine and the fs's notifier: 84 with one cache. A thread
+# per file would be hundreds.
+MAX_THREADS = 90
+COLD_FILES = 300
+
+
+class Shared:
+    def __init__(self, run_dir):
+        self.tls_dir = os.path.join(run_dir, "tls")
+        make_tls(self.tls_dir)
+        self.fixture_dir = os.path.join(run_dir, "hf-fixture")
+        self.desc = fx.make_repos(self.fixture_dir)
+        self.srv = HfServer(self.fixture_dir, self.tls_dir, page_size=100)
+
+
+@contextlib.contextmanager
+def shared_setup(run_dir):
+    shared = Shared(run_dir)
+    with shared.srv:
+        yield shared
+
+
+def before_each(shared):
+    shared.srv.unstall()
+    shared.srv.clear_log()
+
+
+def hf_mount(t, *extra):
+    srv = t.shared.srv
+    opts = ["cache=" + t.cache, "cacert=" + srv.cacert,
+            "onnx_index_url=" + srv.onnx_manifest_url,
+            "onnx_url=" + srv.endpoint + "/__onnx/files/"]
+    return t.mount(opts + list(extra), env={"HF_ENDPOINT": srv.endpoint})
+
+
+@contextlib.contextmanager
+def stalled(srv):
+    """The Hub's API stalls for STALL seconds; released on the way out, so that what waits
+    on it ends and the daemon can exit."""
+    srv.stall_api(STALL)
+    try:
+        yield
+    finally:
+        srv.unstall()
+
+
+def figure(t, line):
+    """A measured figure: printed as a TAP comment, kept for a failure's diagnostics."""
+    print("# " + line, flush=True)
+    t.note(line)
+
+
+def timed(func, *args):
+    """(result, milliseconds) of func(*args), run in a thread so that a hang fails the test
+    after QUICK * 5 s instead of hanging it."""
+    out = {}
+
+    def body():
+        try:
+            out["value"] = func(*args)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            out["error"] = e
+    start = time.monotonic()
+    th = threading.Thread(target=body, daemon=True)
+    th.start()
+    th.join(QUICK * 5)
+    ms = (time.monotonic() - start) * 1000
+    check(not th.is_alive(), "%s(%s) still blocked after %.0f s" % (func.__name__, args[0], QUICK * 5))
+    if "error" in out:
+        raise out["error"]
+    return out["value"], ms
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def api_in_flight(srv, substring):
+    return [r for r in srv.requests(kind="api", path_substring=substring) if r["end"] is None]
+
+
+def warm(t, m):
+    """A file of the ONNX repo read (cached) and its folder listed; returns (file path,
+    its bytes, the folder)."""
+    root = m.path("huggingface", *fx.ONNX_REPO.split("/"))
+    names = sorted(os.listdir(root))
+    f = next(f for f in fx.files_at(fx.find_repo(t.shared.desc, fx.ONNX_REPO)).values()
+             if "/" not in f["path"] and f["size"] > 0)
+    path = os.path.join(root, f["path"])
+    data = read_bytes(path)
+    check(len(data) == f["size"], "size of %s" % f["path"])
+    return path, data, root, names
+
+
+@test
+def stalled_api_holds_up_nothing_cached(t):
+    """100 lookups of unseen repos wait on a stalled API at once; meanwhile a read of a cached
+    file, an ls of a folder listed before and a read of .omnihub/status answer at once."""
+    srv = t.shared.srv
+    org = fx.ONNX_REPO.split("/")[0]
+    with hf_mount(t) as m:
+        path, data, root, names = warm(t, m)
+        results = {}
+        with stalled(srv):
+            def look(i):
+                p = m.path("huggingface", org, "stall-%03d" % i)
+                try:
+                    os.stat(p)
+                    results[i] = "found"
+                except OSError as e:
+                    results[i] = errno_name(e.errno)
+            threads = [threading.Thread(target=look, args=(i,), daemon=True) for i in range(100)]
+            for th in threads:
+                th.start()
+            # Under way: the API has requests for them in flight (the pool's workers), and
+            # none has been answered.
+            wait_for(lambda: len(api_in_flight(srv, "/stall-")) >= 4, 20,
+                     "stalled lookups reaching the API")
+            check_eq(len(results), 0, "lookups answered while the API stalls")
+            got, ms = timed(read_bytes, path)
+            figure(t, "read of a cached file: %.0f ms" % ms)
+            check(got == data, "bytes of the cached file")
+            check(ms < QUICK * 1000, "read of a cached file took %.0f ms" % ms)
+            listing, ms = timed(os.listdir, root)
+            figure(t, "ls of a listed folder: %.0f ms" % ms)
+            check_eq(sorted(listing), names, "the listed folder")
+            check(ms < QUICK * 1000, "ls of a listed folder took %.0f ms" % ms)
+            status, ms = timed(read_bytes, m.path(".omnihub", "status"))
+            figure(t, "read of .omnihub/status: %.0f ms" % ms)
+            check(len(status) > 0, ".omnihub/status is empty")
+            check(ms < QUICK * 1000, "read of .omnihub/status took %.0f ms" % ms)
+            check_eq(len(results), 0, "lookups answered while the API stalls")
+        for th in threads:
+            th.join(60)
+        # No such repo: anonymously the Hub says 401, as for a private one (EACCES).
+        check(set(results.values()) <= {"ENOENT", "EACCES"},
+              "what the 100 lookups got: %s" % sorted(set(results.values())))
+        check_eq(len(results), 100, "lookups answered once the API answers")
+
+
+@test
+def stat_waiting_on_stalled_api_is_killable(t):
+    """A process whose stat waits on the stalled API exits at once when SIGKILLed."""
+    srv = t.shared.srv
+    org = fx.ONNX_REPO.split("/")[0]
+    with hf_mount(t) as m:
+        warm(t, m)
+        with stalled(srv):
+            target = m.path("huggingface", org, "killable-repo")
+            child = subprocess.Popen([sys.executable, "-c", "import os, sys; os.stat(sys.argv[1])",
+                                      target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: api_in_flight(srv, "/killable-repo"), 20,
+                         "the stat's request reaching the API")
+                time.sleep(0.2)
+                check(child.poll() is None, "the stat ended while the API stalls")
+                start = time.monotonic()
+                child.send_signal(signal.SIGKILL)
+                try:
+                    child.wait(KILLED)
+                except subprocess.TimeoutExpired:
+                    pass
+                took = time.monotonic() - start
+                figure(t, "killed stat exited after %.0f ms" % (took * 1000))
+                check(child.poll() is not None,
+                      "a SIGKILLed stat still waits on the stalled API after %.0f s" % KILLED)
+            finally:
+                if child.poll() is None:
+                    srv.unstall()
+                    child.wait(STALL)
+
+
+def thread_count(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
+
+
+def open_all_at_once(t, m, blobs):
+    """Read every blob through the mount, each in its own thread; returns ({name: sha256 or
+    "error E"}, the threads)."""
+    done = {}
+
+    def reader(b):
+        try:
+            done[b.name] = sha256_bytes(read_bytes(m.path(b.rel)))
+        except OSError as e:
+            done[b.name] = "error %s" % errno_name(e.errno)
+    threads = [threading.Thread(target=reader, args=(b,), daemon=True) for b in blobs]
+    for th in threads:
+        th.start()
+    return done, threads
+
+
+@contextlib.contextmanager
+def serve(t, count, size, rate):
+    blobs = make_blobs(os.path.join(t.dir, "files"),
+                       [("cold%03d" % i, size) for i in range(count)])
+    srv = BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs), rate=rate)
+    with srv:
+        yield srv, blobs
+
+
+@test
+def many_cold_opens_bounded_threads(t):
+    """300 cold files opened at once: the daemon's threads stay under MAX_THREADS while they
+    are in flight, a status read answers at once, and every file reads right."""
+    with serve(t, COLD_FILES, 16 * KiB, rate=16 * KiB) as (srv, blobs):
+        with t.mount(["cache=" + t.cache] + srv.options()) as m:
+            pid = m.proc.pid
+            base = thread_count(pid)
+            done, threads = open_all_at_once(t, m, blobs)
+            wait_for(lambda: len(srv.in_flight("/files/vision/test/cold")) >= 4, 30,
+                     "cold downloads in flight")
+            most, rss = base, rss_kib(pid)
+            status_ms = None
+            deadline = time.monotonic() + 300
+            while any(th.is_alive() for th in threads) and time.monotonic() < deadline:
+                most = max(most, thread_count(pid))
+                rss = max(rss, rss_kib(pid))
+                if status_ms is None and len(done) < COLD_FILES // 2:
+                    _, status_ms = timed(read_bytes, m.path(".omnihub", "status"))
+                time.sleep(0.05)
+            figure(t, "threads: %d at rest, at most %d with %d cold files in flight (bound %d)"
+                   % (base, most, COLD_FILES, MAX_THREADS))
+            figure(t, "VmRSS at most %d KiB" % rss)
+            check(status_ms is not None, "the files came too fast to read the status meanwhile")
+            figure(t, "status read while they were in flight: %.0f ms" % status_ms)
+            check(status_ms < QUICK * 1000, "status read took %.0f ms" % status_ms)
+            check(most <= MAX_THREADS, "the daemon ran %d threads (bound %d)" % (most, MAX_THREADS))
+            check_eq(done, {b.name: b.sha256 for b in blobs}, "sha256 of the %d files" % COLD_FILES)
+
+
+def sanitized(binary):
+    """Whether the binary is built with ASan, which reserves terabytes of address space."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    return "libasan" in out
+
+
+@test
+def cold_opens_under_address_space_limit(t):
+    """Under a 512 MiB address-space limit (ulimit -v), 20 cold files opened at once all
+    read right: no thread per file that could not get its stack."""
+    if sanitized(t.binary):
+        figure(t, "SKIP: an ASan build cannot run under an address-space limit")
+        return
+    with serve(t, 20, 64 * KiB, rate=64 * KiB) as (srv, blobs):
+        with t.mount(["cache=" + t.cache] + srv.options(),
+                     prefix=["prlimit", "--as=%d" % (512 << 20), "--"]) as m:
+            done, threads = open_all_at_once(t, m, blobs)
+            for th in threads:
+                th.join(120)
+            figure(t, "VmRSS %d KiB, VmPeak %d KiB, %d threads after the reads"
+                   % (rss_kib(m.proc.pid), status_kib(m.proc.pid, "VmPeak"),
+                      thread_count(m.proc.pid)))
+            check_eq(done, {b.name: b.sha256 for b in blobs}, "sha256 of the 20 files")
+
+
+if __name__ == "__main__":
+    run(shared_setup, before_each)
