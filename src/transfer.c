@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,6 @@
 /* Received bytes are written in blocks this large (fewer system calls than
  * one per TLS record), and at the end of every round of the engine. */
 #define CALL_BUFFER_BYTES (256u << 10)
-/* More than this many requests in flight across all blobs only queue. */
-#define CALLS_PER_CONNECTION_BUDGET 4u
 /* The hasher gives other blobs a turn after this many bytes. */
 #define HASH_SLICE_BYTES (64ull << 20)
 /* How often a follower reads the writer's sidecar. */
@@ -191,6 +190,10 @@ struct transfer_engine {
 	struct waiter *ready;        /* to fire on the engine thread */
 	struct deferred *deferred;
 	unsigned calls_inflight;
+	unsigned calls_max;          /* memory_max / TRANSFER_CALL_BYTES, >= 1:
+					more requests than this only queue */
+	size_t turn;                 /* round robin: the transfer (by its place
+					in transfers) asked first next pass */
 	/* Until when each mirror is taken for down (it could not be reached):
 	 * transfers starting meanwhile do not wait on it. */
 	struct timespec mirror_down_until[MIRROR_MAX];
@@ -1030,39 +1033,73 @@ static int start_call_locked(struct transfer *t, size_t piece)
 	return 0;
 }
 
-/* Starts what may start; returns ms until something else may. */
+/* Whether a reader waits on t for a byte range (a read in stream mode):
+ * its pieces go before any read-ahead. */
+static bool range_waiter_locked(const struct transfer *t)
+{
+	for (const struct waiter *w = t->waiters; w; w = w->next)
+		if (w->kind == WAIT_RANGE)
+			return true;
+	return false;
+}
+
+/* Starts a request of t if it may have one now: true when it did. */
+static bool schedule_one_locked(struct transfer *t, double *wait_ms)
+{
+	size_t piece;
+	double ms;
+
+	if (t->state != STATE_RUNNING || t->released || t->calls_inflight >= t->max_calls)
+		return false;
+	if ((ms = ms_until(&t->not_before)) > 0) {
+		*wait_ms = ms < *wait_ms ? ms : *wait_ms;
+		return false;
+	}
+	/* One request first: it learns where the hub redirects, or whether
+	 * the mirror has the blob. */
+	if (t->calls_inflight > 0 && (t->mirror < t->nmirrors ? !t->mirror_proven : !t->resolved_url))
+		return false;
+	if (!pick_piece(t, &piece))
+		return false;
+	if (start_call_locked(t, piece) != 0) {
+		fail_locked(t, -ENOMEM, false);
+		return false;
+	}
+	return true;
+}
+
+/* Starts what may start, within calls_max across every transfer (the
+ * memory_max bound); returns ms until something else may. Fair: a request
+ * per blob per pass, each pass starting one blob further on, so no blob
+ * takes every slot while others wait; blobs a reader waits on for a range
+ * have their pass first. */
 static double schedule_locked(struct transfer_engine *engine)
 {
-	const unsigned budget = engine->options.connections * CALLS_PER_CONNECTION_BUDGET;
 	double wait_ms = 1000;
-	bool progress = true;
+	size_t count = 0;
 
-	/* Round robin, a request per blob per pass, so one blob cannot take
-	 * every connection while others wait. */
-	while (progress && engine->calls_inflight < budget) {
-		progress = false;
-		for (struct transfer *t = engine->transfers; t; t = t->next) {
-			size_t piece;
-			double ms;
+	for (struct transfer *t = engine->transfers; t; t = t->next)
+		count++;
+	for (int urgent = 1; urgent >= 0 && count; urgent--) {
+		bool progress = true;
 
-			if (t->state != STATE_RUNNING || t->released || t->calls_inflight >= t->max_calls)
-				continue;
-			if ((ms = ms_until(&t->not_before)) > 0) {
-				wait_ms = ms < wait_ms ? ms : wait_ms;
-				continue;
+		while (progress && engine->calls_inflight < engine->calls_max) {
+			const size_t at = engine->turn % count;
+			struct transfer *t = engine->transfers;
+
+			progress = false;
+			for (size_t skip = at; skip > 0; skip--)
+				t = t->next;
+			for (size_t i = 0; i < count && engine->calls_inflight < engine->calls_max;
+			     i++, t = t->next ? t->next : engine->transfers) {
+				if (urgent && !range_waiter_locked(t))
+					continue;
+				if (schedule_one_locked(t, &wait_ms)) {
+					progress = true;
+					/* The next pass begins after it. */
+					engine->turn = (at + i + 1) % count;
+				}
 			}
-			/* One request first: it learns where the hub redirects,
-			 * or whether the mirror has the blob. */
-			if (t->calls_inflight > 0 &&
-			    (t->mirror < t->nmirrors ? !t->mirror_proven : !t->resolved_url))
-				continue;
-			if (engine->calls_inflight >= budget || !pick_piece(t, &piece))
-				continue;
-			if (start_call_locked(t, piece) != 0) {
-				fail_locked(t, -ENOMEM, false);
-				continue;
-			}
-			progress = true;
 		}
 	}
 	return wait_ms;
@@ -1415,6 +1452,13 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 	engine->options = *options;
 	if (engine->options.retry_seconds <= 0)
 		engine->options.retry_seconds = TRANSFER_RETRY_SECONDS_DEFAULT;
+	if (engine->options.memory_max == 0)
+		engine->options.memory_max = TRANSFER_MEMORY_MAX_DEFAULT;
+	engine->calls_max = engine->options.memory_max / TRANSFER_CALL_BYTES > UINT_MAX
+				    ? UINT_MAX
+				    : (unsigned)(engine->options.memory_max / TRANSFER_CALL_BYTES);
+	if (engine->calls_max == 0)
+		engine->calls_max = 1; /* at least one request, or nothing moves */
 	pthread_mutex_init(&engine->create_lock, NULL);
 	pthread_mutex_init(&engine->lock, NULL);
 	pthread_cond_init(&engine->hash_cond, NULL);
