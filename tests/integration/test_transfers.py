@@ -694,6 +694,44 @@ def many_cold_opens_do_not_block(t):
 
 
 @test
+def memory_max_bounds_requests_in_flight(t):
+    """memory_max=4M holds the requests in flight of every download together to 4 (1M
+    each): 24 cold files opened at once from a slow server, 8 connections each, never
+    have more than 4 requests at the server at one moment (without the bound: up to 32),
+    and every file arrives right."""
+    specs = [("mem%02d" % i, 2 * MiB) for i in range(24)]
+    with serve(t, specs, rate=512 * KiB) as (srv, blobs):
+        with mount(t, srv, "piece_size=256K", "connections=8", "memory_max=4M") as m:
+            done = {}
+
+            def opener(b):
+                try:
+                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
+                except OSError as e:
+                    done[b.name] = "error %s" % errno_name(e.errno)
+
+            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
+                       for b in blobs.values()]
+            for th in threads:
+                th.start()
+            deadline = time.monotonic() + 240
+            for th in threads:
+                th.join(max(0.0, deadline - time.monotonic()))
+            check_eq(done, {name: b.sha256 for name, b in blobs.items()},
+                     "sha256 of the 24 cold files")
+        srv.wait_idle()
+        most = srv.max_concurrency("/files/", settled=True)
+        t.note("requests in flight at most: %d" % most)
+        check(most <= 4, "%d requests in flight at once, over memory_max=4M's 4" % most)
+        check(most >= 2, "only %d request in flight at once: nothing ran in parallel" % most)
+        per_file = {}
+        for r in srv.requests("/files/", "GET"):
+            per_file.setdefault(r["file"], 0)
+            per_file[r["file"]] += 1
+        check_eq(len(per_file), 24, "files the server was asked for")
+
+
+@test
 def interrupt_waiting_reader(t):
     with serve(t, [("slow", 32 * MiB)], rate=MiB) as (srv, b):
         b = b["slow"]
