@@ -81,8 +81,12 @@ struct transfer;
  *                           discard, release
  *   4. the blob store's and the fetcher's own locks (leaves)
  * Waiter callbacks (transfer_wait_fn) and deferred functions run with none
- * of these held. Still under engine->lock: a restart's truncation (a file
- * that changed on the server, rare) and a failure's discard or last save. */
+ * of these held. A start over's truncation (a file that changed on the
+ * server) and a failure's discard or last save are done by the engine
+ * thread under io_lock alone: the transfer is marked restarting (no byte
+ * present, nothing asked) or failed under engine->lock first, and the
+ * result published under it after; a new transfer of a failed blob waits
+ * in transfer_get until the old one has let go of the partial. */
 
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options);
