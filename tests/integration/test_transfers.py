@@ -731,6 +731,83 @@ def memory_max_bounds_requests_in_flight(t):
         check_eq(len(per_file), 24, "files the server was asked for")
 
 
+def nolock_fs_binary():
+    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
+    builddir = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
+                                               os.path.join(SRCDIR, "omnihub-fuse")))
+    path = os.path.join(builddir, "tests", "fixtures", "nolock_fs")
+    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(builddir, "Makefile")):
+        subprocess.run(["make", "-C", builddir, "tests/fixtures/nolock_fs"],
+                       stdin=subprocess.DEVNULL, capture_output=True)
+    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
+    return path
+
+
+@contextlib.contextmanager
+def slow_truncate_fs(t, seconds):
+    """tests/fixtures/nolock_fs over t.dir/lower on t.dir/slow, with working (kernel) locks
+    and every truncation of a non-empty file to 0 bytes taking `seconds`: a slow disk.
+    Yields the mount point."""
+    lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "slow")
+    os.makedirs(lower)
+    os.makedirs(point)
+    env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_SLOW_TRUNCATE=str(seconds))
+    res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=slow,subtype=slow"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
+                         env=env)
+    check(res.returncode == 0 and is_mounted(point), "nolock_fs did not mount: %s" % res.stderr)
+    try:
+        yield point
+    finally:
+        deadline = time.monotonic() + 5
+        while is_mounted(point) and subprocess.run(["fusermount3", "-u", point],
+                                                   capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                subprocess.run(["fusermount3", "-uz", point], capture_output=True)
+                break
+            time.sleep(0.1)
+
+
+@test
+def restart_truncates_outside_the_engine_lock(t):
+    """The cache is on a slow disk (a test FUSE filesystem where cutting a non-empty file to
+    nothing takes 8 s). A file changes on the server mid-download (If-Range mismatch): its
+    partial blob is truncated to start over, which takes 8 s; meanwhile the mount's status,
+    which needs the transfer engine's lock, answers at once (it waited the 8 s while the
+    truncation was done under that lock), and the file still arrives right."""
+    slow = 8
+    with serve(t, [("moving", 8 * MiB)]) as (srv, b), slow_truncate_fs(t, slow) as disk:
+        b = b["moving"]
+        new = random_bytes(b.bytes, "new content")
+        b.claimed_sha256 = sha256_bytes(new)
+        srv.manifest_bytes = srv.manifest_bytes.replace(b.sha256.encode(),
+                                                        b.claimed_sha256.encode())
+        srv.add_fault(b.model_path, "replace", after=1, data=new)
+        cache = os.path.join(disk, "cache")
+        with mount(t, srv, "piece_size=1M", "connections=1", cache=cache) as m:
+            got = {}
+
+            def reader():
+                try:
+                    got["sha"] = sha256_file(m.path(b.rel))
+                except OSError as e:
+                    got["sha"] = "error %s" % errno_name(e.errno)
+
+            th = threading.Thread(target=reader, daemon=True)
+            th.start()
+            wait_for(lambda: "the file changed on the server" in m.log(), WAIT,
+                     "the restart's log line")
+            began = time.monotonic()
+            status, took = within(QUICK, read_all, m.path(".omnihub/status"))
+            t.note("status read in %.2f s during the truncation" % took)
+            check(b.rel.encode() in status, "the file is not in the status: %r" % status)
+            th.join(WAIT + slow)
+            check_eq(got.get("sha"), sha256_bytes(new), "sha256 of what was read")
+            check(time.monotonic() - began >= slow - 1,
+                  "the read ended %.1f s after the restart: the slow truncation did not "
+                  "happen" % (time.monotonic() - began))
+
+
 @test
 def interrupt_waiting_reader(t):
     with serve(t, [("slow", 32 * MiB)], rate=MiB) as (srv, b):
