@@ -744,14 +744,16 @@ def nolock_fs_binary():
 
 
 @contextlib.contextmanager
-def slow_truncate_fs(t, seconds):
-    """tests/fixtures/nolock_fs over t.dir/lower on t.dir/slow, with working (kernel) locks
-    and every truncation of a non-empty file to 0 bytes taking `seconds`: a slow disk.
-    Yields the mount point."""
+def slow_disk_fs(t, truncate=0, state=0):
+    """tests/fixtures/nolock_fs over t.dir/lower on t.dir/slow, with working (kernel) locks,
+    every truncation of a non-empty file to 0 bytes taking `truncate` seconds and every
+    write to a sidecar (a name with ".state") `state` seconds: a slow disk. Yields the
+    mount point."""
     lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "slow")
     os.makedirs(lower)
     os.makedirs(point)
-    env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_SLOW_TRUNCATE=str(seconds))
+    env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_SLOW_TRUNCATE=str(truncate),
+               NOLOCK_FS_SLOW_STATE=str(state))
     res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=slow,subtype=slow"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
                          env=env)
@@ -776,7 +778,7 @@ def restart_truncates_outside_the_engine_lock(t):
     which needs the transfer engine's lock, answers at once (it waited the 8 s while the
     truncation was done under that lock), and the file still arrives right."""
     slow = 8
-    with serve(t, [("moving", 8 * MiB)]) as (srv, b), slow_truncate_fs(t, slow) as disk:
+    with serve(t, [("moving", 8 * MiB)]) as (srv, b), slow_disk_fs(t, truncate=slow) as disk:
         b = b["moving"]
         new = random_bytes(b.bytes, "new content")
         b.claimed_sha256 = sha256_bytes(new)
@@ -806,6 +808,37 @@ def restart_truncates_outside_the_engine_lock(t):
             check(time.monotonic() - began >= slow - 1,
                   "the read ended %.1f s after the restart: the slow truncation did not "
                   "happen" % (time.monotonic() - began))
+
+
+@test
+def failure_saves_outside_the_engine_lock(t):
+    """The cache is on a slow disk where every write of a sidecar takes 8 s. A download
+    fails after its first piece (503 answers, retries=0): its sidecar is saved for a later
+    resume, which takes 8 s; meanwhile the mount's status, which needs the transfer
+    engine's lock, answers at once (it waited the 8 s while the save was done under that
+    lock); the read fails with EIO, and the sidecar left names the piece that arrived."""
+    slow = 8
+    with serve(t, [("failing", 2 * MiB)]) as (srv, b), slow_disk_fs(t, state=slow) as disk:
+        b = b["failing"]
+        srv.add_fault(b.model_path, "trickle", rate=1 << 30)  # the first piece: served
+        srv.add_fault(b.model_path, "status", code=503, count=-1)
+        cache = os.path.join(disk, "cache")
+        with mount(t, srv, "piece_size=1M", "connections=1", "retries=0", cache=cache) as m:
+            got = {}
+
+            def reader():
+                got["errno"] = errno_name(read_errno(m.path(b.rel)))
+
+            th = threading.Thread(target=reader, daemon=True)
+            th.start()
+            wait_for(lambda: "HTTP 503; giving up" in m.log(), WAIT + slow,
+                     "the failure's log line")
+            status, took = within(QUICK, read_all, m.path(".omnihub/status"))
+            t.note("status read in %.2f s during the save" % took)
+            th.join(WAIT + 2 * slow)
+            check_eq(got.get("errno"), "EIO", "what the read got")
+        state = os.path.join(t.dir, "lower", "cache", "blobs", "sha256", b.sha256 + ".state")
+        check(os.path.exists(state), "no sidecar left for a resume")
 
 
 @test
