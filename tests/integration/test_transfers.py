@@ -731,6 +731,41 @@ def memory_max_bounds_requests_in_flight(t):
         check_eq(len(per_file), 24, "files the server was asked for")
 
 
+@test
+def memory_max_turns_are_fair(t):
+    """memory_max=1M: one request in flight for every download together. Three cold files
+    of 4 pieces opened at once take turns, a piece each, rather than the first taking every
+    turn until it is done: each has at least 2 of the first 9 pieces the server sends."""
+    specs = [("turn%d" % i, 4 * MiB) for i in range(3)]
+    with serve(t, specs, rate=4 * MiB) as (srv, blobs):
+        with mount(t, srv, "piece_size=1M", "memory_max=1M") as m:
+            done = {}
+
+            def opener(b):
+                try:
+                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
+                except OSError as e:
+                    done[b.name] = "error %s" % errno_name(e.errno)
+
+            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
+                       for b in blobs.values()]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(WAIT)
+            check_eq(done, {name: b.sha256 for name, b in blobs.items()},
+                     "sha256 of the 3 files")
+        srv.wait_idle()
+        order = [r["file"].split("/")[2] for r in sorted(srv.requests("/files/", "GET"),
+                                                          key=lambda r: r["start"])]
+        t.note("files in the order their pieces were asked: %s" % order)
+        check_eq(srv.max_concurrency("/files/", settled=True), 1, "requests in flight at once")
+        # Turns: about 3 each of the first 9; a file that took every turn until it was done
+        # would leave another 1 at most.
+        check(all(order[:9].count(name) >= 2 for name in blobs),
+              "a file had fewer than 2 of the first 9 pieces: %s" % order[:9])
+
+
 def nolock_fs_binary():
     """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
     builddir = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
