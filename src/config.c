@@ -217,6 +217,8 @@ static const struct key_info keys[CONFIG_NKEYS] = {
 				   .max = CONFIG_STALL_TIMEOUT_MAX },
 	[CONFIG_RETRY_TIME] = { .name = "retry_time", .kind = KIND_SECONDS, .min = 1,
 				.max = CONFIG_RETRY_TIME_MAX },
+	[CONFIG_MEMORY_MAX] = { .name = "memory_max", .kind = KIND_SIZE,
+				.min = CONFIG_MEMORY_MAX_MIN, .max = CONFIG_MEMORY_MAX_MAX },
 	[CONFIG_MAX_UNPACK_RATIO] = { .name = "max_unpack_ratio", .kind = KIND_NUMBER,
 				      .min = 1, .max = CONFIG_MAX_UNPACK_RATIO_MAX },
 	[CONFIG_MAX_UNPACK_SIZE] = { .name = "max_unpack_size", .kind = KIND_SIZE, .min = 1,
@@ -826,6 +828,7 @@ static const char *option_text(const struct config_options *opts, int k)
 	case CONFIG_MIRROR: return opts->mirror;
 	case CONFIG_PROXY: return opts->proxy;
 	case CONFIG_RETRY_TIME: return opts->retry_time;
+	case CONFIG_MEMORY_MAX: return opts->memory_max;
 	}
 	return NULL;
 }
@@ -932,6 +935,7 @@ static int apply_setting(struct config *cfg, int k, const char *text, const char
 	case CONFIG_RETRY_TIME:
 		cfg->retry_time = text ? (unsigned)n : (unsigned)TRANSFER_RETRY_SECONDS_DEFAULT;
 		break;
+	case CONFIG_MEMORY_MAX: cfg->memory_max = text ? n : TRANSFER_MEMORY_MAX_DEFAULT; break;
 	case CONFIG_MAX_UNPACK_RATIO:
 		cfg->max_unpack_ratio = text ? (unsigned)n : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
 		break;
@@ -1462,6 +1466,7 @@ void config_describe(const struct config *cfg, config_describe_fn fn, void *ctx)
 			snprintf(text, sizeof(text), "%u", cfg->stall_timeout);
 			break;
 		case CONFIG_RETRY_TIME: snprintf(text, sizeof(text), "%u", cfg->retry_time); break;
+		case CONFIG_MEMORY_MAX: format_size(cfg->memory_max, text, sizeof(text)); break;
 		case CONFIG_MAX_UNPACK_RATIO:
 			snprintf(text, sizeof(text), "%u", cfg->max_unpack_ratio);
 			break;

@@ -34,6 +34,7 @@ enum config_key {
 	CONFIG_RETRIES,
 	CONFIG_STALL_TIMEOUT,
 	CONFIG_RETRY_TIME,
+	CONFIG_MEMORY_MAX,
 	CONFIG_MAX_UNPACK_RATIO,
 	CONFIG_MAX_UNPACK_SIZE,
 	CONFIG_MIRROR,
@@ -67,6 +68,7 @@ struct config_options {
 	char *stall_timeout;
 	char *max_unpack_ratio;
 	char *retry_time;
+	char *memory_max;
 	char *max_unpack_size;
 	char *mirror; /* space-separated: every -o mirror= in order */
 	char *proxy;
@@ -102,6 +104,8 @@ struct config {
 	unsigned stall_timeout; /* seconds under 1 KiB/s before a retry */
 	unsigned retry_time;    /* seconds of failures without progress before a
 				   transfer fails */
+	uint64_t memory_max;    /* bytes of request buffers of every transfer
+				   together */
 	unsigned max_unpack_ratio; /* an archive may expand to this many times
 				      its size (plus 1 GiB) */
 	uint64_t max_unpack_size;  /* and to no more than this; 0: no cap */
@@ -157,6 +161,8 @@ int config_parse_bool(const char *text, bool *out);
 #define CONFIG_RETRIES_MAX 100u
 #define CONFIG_STALL_TIMEOUT_MAX 86400u
 #define CONFIG_RETRY_TIME_MAX 86400u
+#define CONFIG_MEMORY_MAX_MIN (1ull << 20) /* one request in flight */
+#define CONFIG_MEMORY_MAX_MAX (1ull << 40)
 #define CONFIG_MAX_UNPACK_RATIO_MAX 1000000u
 #define CONFIG_BYTES_MAX (1ull << 50) /* 1024T: cache_max, max_unpack_size */
 

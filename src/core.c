@@ -203,6 +203,7 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 		.retries = cfg->retries,
 		.stall_seconds = (long)cfg->stall_timeout,
 		.retry_seconds = (long)cfg->retry_time,
+		.memory_max = cfg->memory_max,
 		.mirrors = &cfg->mirrors,
 	};
 	rc = transfer_engine_new(&st->engine, core->fetcher, st->blobs, &options);

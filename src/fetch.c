@@ -24,8 +24,6 @@
 #define CONNECT_TIMEOUT_SECONDS 30L
 #define LOW_SPEED_SECONDS 60L
 #define MAX_REDIRECTS 10L
-/* Fewer, larger writes into the cache. */
-#define RECEIVE_BUFFER_BYTES (512L * 1024)
 
 struct fetcher {
 	CURLSH *share;      /* connections, DNS and TLS sessions, shared by all
@@ -296,7 +294,7 @@ static void setup_common(struct fetcher *fetcher, CURL *curl, const char *url, c
 		curl_easy_setopt(curl, CURLOPT_CAINFO, fetcher->cacert);
 	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SECONDS);
-	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
+	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, FETCH_RECEIVE_BUFFER_BYTES);
 	/* -o proxy: as https_proxy and http_proxy would be; no_proxy still
 	 * holds. The proxy's own certificate is checked like a server's. */
 	if (fetcher->proxy)

@@ -118,6 +118,9 @@ struct fetch_request {
 /* Below this rate for stall_seconds a connection is stalled: a trickle is
  * given up like a silence, and retried on another connection. */
 #define FETCH_STALL_BYTES_PER_SECOND 1024L
+/* libcurl's receive buffer per request (fewer, larger writes into the
+ * cache): part of what one request in flight costs (transfer.c). */
+#define FETCH_RECEIVE_BUFFER_BYTES (512L * 1024)
 
 /* What came back, filled as the response arrives: the status line and
  * headers are complete before the first body byte is written. */

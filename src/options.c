@@ -35,6 +35,7 @@ const struct fuse_opt options_spec[] = {
     OPTION("stall_timeout=%s", stall_timeout),
     OPTION("max_unpack_ratio=%s", max_unpack_ratio),
     OPTION("retry_time=%s", retry_time),
+    OPTION("memory_max=%s", memory_max),
     OPTION("max_unpack_size=%s", max_unpack_size),
     OPTION("proxy=%s", proxy),
     FUSE_OPT_END,
@@ -211,6 +212,7 @@ void options_free(struct options *opts)
 	free(opts->config.retries);
 	free(opts->config.stall_timeout);
 	free(opts->config.retry_time);
+	free(opts->config.memory_max);
 	free(opts->config.max_unpack_ratio);
 	free(opts->config.piece_size);
 	free(opts->config.cache_max);

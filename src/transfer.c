@@ -8,14 +8,16 @@
  * and fires most callbacks; the hasher thread hashes each blob's contiguous
  * prefix from disk and completes or drops it. engine->lock guards every
  * field of every transfer, call and waiter unless a comment says otherwise;
- * t->partial.state is written only by the engine thread (under the lock),
- * so that thread reads it without the lock to save the sidecar. The lock
+ * t->partial.state is written only by the engine thread (under the lock,
+ * or without it while t->restarting keeps every other thread off it), so
+ * that thread reads it without the lock to save the sidecar. The lock
  * order is in transfer.h. */
 #include "build_config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +39,6 @@
 /* Received bytes are written in blocks this large (fewer system calls than
  * one per TLS record), and at the end of every round of the engine. */
 #define CALL_BUFFER_BYTES (256u << 10)
-/* More than this many requests in flight across all blobs only queue. */
-#define CALLS_PER_CONNECTION_BUDGET 4u
 /* The hasher gives other blobs a turn after this many bytes. */
 #define HASH_SLICE_BYTES (64ull << 20)
 /* How often a follower reads the writer's sidecar. */
@@ -167,6 +167,26 @@ struct transfer {
 	bool save_due;         /* a request ended: the engine thread saves the
 				  sidecar, outside engine->lock */
 	struct transfer *save_next; /* in the engine thread's list of saves */
+	/* A start over (the file changed on the server, or a mirror's bytes
+	 * hashed wrong) is due: the engine thread truncates the partial and
+	 * saves its sidecar outside engine->lock. */
+	bool restart_due;
+	char *restart_validator; /* owned: the ETag to start over with */
+	/* From restart_due until the start over is published: no byte of it
+	 * counts as present, nothing is asked or hashed, and no thread but the
+	 * engine's reads t->partial.state (it is being replaced). */
+	bool restarting;
+	/* It failed: the engine thread discards the partial (fail_drop) or
+	 * saves its sidecar, then lets go of its write lock, outside
+	 * engine->lock; until then a new transfer of the blob waits (it could
+	 * not write the partial yet). */
+	bool fail_io;
+	bool fail_drop;
+	bool fail_keep;        /* a shutdown: an empty partial stays too */
+	struct transfer *io_next; /* in the engine thread's list of such I/O */
+	bool io_restart, io_fail; /* what that list's turn does (taken under
+				  engine->lock, done without it) */
+	int io_rc;
 	/* Orders the partial's files (sidecar saves, completion, discard,
 	 * release) between the engine thread and the hasher; taken after
 	 * engine->lock when both are held, never the other way. */
@@ -185,12 +205,17 @@ struct transfer_engine {
 	pthread_mutex_t create_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t hash_cond;    /* the hasher has work, or must stop */
+	pthread_cond_t io_cond;      /* a failed transfer's partial was let go */
 	struct transfer *transfers;
 	struct waiter *by_id[WAITER_BUCKETS];
 	uint64_t next_id;
 	struct waiter *ready;        /* to fire on the engine thread */
 	struct deferred *deferred;
 	unsigned calls_inflight;
+	unsigned calls_max;          /* memory_max / TRANSFER_CALL_BYTES, >= 1:
+					more requests than this only queue */
+	size_t turn;                 /* round robin: the transfer (by its place
+					in transfers) asked first next pass */
 	/* Until when each mirror is taken for down (it could not be reached):
 	 * transfers starting meanwhile do not wait on it. */
 	struct timespec mirror_down_until[MIRROR_MAX];
@@ -351,6 +376,8 @@ static bool range_present_locked(const struct transfer *t, uint64_t offset, uint
 {
 	if (t->state == STATE_DONE)
 		return true;
+	if (t->restarting)
+		return false;
 	if (end > t->size)
 		end = t->size;
 	while (offset < end) {
@@ -410,18 +437,13 @@ static void fail_locked(struct transfer *t, int rc, bool drop_partial)
 	if (t->state == STATE_FAILED || t->state == STATE_DONE)
 		return;
 	/* Its requests are the engine thread's to end (curl is not ours to
-	 * touch from the hasher): it ends them at its next round. Nothing
-	 * received is nothing to resume. */
-	if (t->partial.writer && t->partial.state.pieces.count == 0 && rc != -EINTR)
-		drop_partial = true;
-	pthread_mutex_lock(&t->io_lock);
-	if (drop_partial)
-		blob_partial_discard(t->engine->store, &t->partial);
-	else if (t->partial.writer)
-		blob_partial_save(t->engine->store, &t->partial);
-	/* The next open starts a new transfer, which must be able to write. */
-	blob_partial_release(&t->partial);
-	pthread_mutex_unlock(&t->io_lock);
+	 * touch from the hasher): it ends them at its next round, and does the
+	 * partial's I/O (finish_fail_io) outside engine->lock. A shutdown
+	 * keeps even an empty partial: nothing is lost by it. */
+	t->fail_io = true;
+	t->fail_drop = drop_partial;
+	t->fail_keep = rc == -EINTR;
+	wake_engine(t->engine);
 	t->state = STATE_FAILED;
 	t->error = rc;
 	if (rc != -EINTR) /* a shutdown fails nothing: it resumes next time */
@@ -448,6 +470,7 @@ static void transfer_free(struct transfer *t)
 	free(t->auth_header);
 	free(t->auth_origin);
 	free(t->resolved_url);
+	free(t->restart_validator);
 	for (size_t i = 0; i < t->nmirrors; i++)
 		free(t->mirror_urls[i]);
 	pthread_mutex_destroy(&t->io_lock);
@@ -525,11 +548,31 @@ static void free_reaped(struct transfer *list)
 
 /* ---- responses and bytes ---- */
 
+/* Starts t over with validator: what it had counts no more at once; the
+ * engine thread truncates the partial and saves the new sidecar outside
+ * engine->lock (take_io_locked, do_io), then publishes it. */
+static int mark_restart_locked(struct transfer *t, const char *validator)
+{
+	char *copy = strdup(validator);
+
+	if (!copy)
+		return -ENOMEM;
+	free(t->restart_validator);
+	t->restart_validator = copy;
+	t->restart_due = true;
+	t->restarting = true;
+	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
+	memset(t->tries, 0, t->npieces);
+	t->generation++; /* a hash of the old content is dropped */
+	t->failures = 0;
+	t->failing = false;
+	wake_engine(t->engine);
+	return 0;
+}
+
 /* The file on the server is not the one our pieces came from: start over. */
 static void restart_locked(struct transfer *t, const char *validator)
 {
-	struct transfer_engine *engine = t->engine;
-
 	abort_calls_locked(t);
 	if (++t->restarts > MAX_RESTARTS) {
 		log_error("%s: the file keeps changing on the server: giving up", t->label);
@@ -538,15 +581,8 @@ static void restart_locked(struct transfer *t, const char *validator)
 	}
 	log_warn("%s: the file changed on the server (ETag %s, was %s): starting over", t->label,
 		 validator[0] ? validator : "none", t->partial.state.validator);
-	if (blob_partial_restart(engine->store, &t->partial, validator) != 0) {
-		fail_locked(t, -EIO, true);
-		return;
-	}
-	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
-	memset(t->tries, 0, t->npieces);
-	t->generation++;
-	t->failures = 0;
-	t->failing = false;
+	if (mark_restart_locked(t, validator) != 0)
+		fail_locked(t, -ENOMEM, false);
 }
 
 /* A mirror's answer: the range asked of a blob of the size expected. Its
@@ -581,15 +617,10 @@ static void refetch_from_hub_locked(struct transfer *t)
 	if (t->state != STATE_RUNNING)
 		return;
 	abort_calls_locked(t);
-	if (blob_partial_restart(t->engine->store, &t->partial, "") != 0) {
-		fail_locked(t, -EIO, true);
+	if (mark_restart_locked(t, "") != 0) {
+		fail_locked(t, -ENOMEM, false);
 		return;
 	}
-	memset(t->landed, 0, t->npieces * sizeof(*t->landed));
-	memset(t->tries, 0, t->npieces);
-	t->generation++;
-	t->failures = 0;
-	t->failing = false;
 	t->mirror = t->nmirrors;
 	t->mirror_proven = false;
 	t->mirror_bytes = false;
@@ -1034,39 +1065,74 @@ static int start_call_locked(struct transfer *t, size_t piece)
 	return 0;
 }
 
-/* Starts what may start; returns ms until something else may. */
+/* Whether a reader waits on t for a byte range (a read in stream mode):
+ * its pieces go before any read-ahead. */
+static bool range_waiter_locked(const struct transfer *t)
+{
+	for (const struct waiter *w = t->waiters; w; w = w->next)
+		if (w->kind == WAIT_RANGE)
+			return true;
+	return false;
+}
+
+/* Starts a request of t if it may have one now: true when it did. */
+static bool schedule_one_locked(struct transfer *t, double *wait_ms)
+{
+	size_t piece;
+	double ms;
+
+	if (t->state != STATE_RUNNING || t->released || t->restarting ||
+	    t->calls_inflight >= t->max_calls)
+		return false;
+	if ((ms = ms_until(&t->not_before)) > 0) {
+		*wait_ms = ms < *wait_ms ? ms : *wait_ms;
+		return false;
+	}
+	/* One request first: it learns where the hub redirects, or whether
+	 * the mirror has the blob. */
+	if (t->calls_inflight > 0 && (t->mirror < t->nmirrors ? !t->mirror_proven : !t->resolved_url))
+		return false;
+	if (!pick_piece(t, &piece))
+		return false;
+	if (start_call_locked(t, piece) != 0) {
+		fail_locked(t, -ENOMEM, false);
+		return false;
+	}
+	return true;
+}
+
+/* Starts what may start, within calls_max across every transfer (the
+ * memory_max bound); returns ms until something else may. Fair: a request
+ * per blob per pass, each pass starting one blob further on, so no blob
+ * takes every slot while others wait; blobs a reader waits on for a range
+ * have their pass first. */
 static double schedule_locked(struct transfer_engine *engine)
 {
-	const unsigned budget = engine->options.connections * CALLS_PER_CONNECTION_BUDGET;
 	double wait_ms = 1000;
-	bool progress = true;
+	size_t count = 0;
 
-	/* Round robin, a request per blob per pass, so one blob cannot take
-	 * every connection while others wait. */
-	while (progress && engine->calls_inflight < budget) {
-		progress = false;
-		for (struct transfer *t = engine->transfers; t; t = t->next) {
-			size_t piece;
-			double ms;
+	for (struct transfer *t = engine->transfers; t; t = t->next)
+		count++;
+	for (int urgent = 1; urgent >= 0 && count; urgent--) {
+		bool progress = true;
 
-			if (t->state != STATE_RUNNING || t->released || t->calls_inflight >= t->max_calls)
-				continue;
-			if ((ms = ms_until(&t->not_before)) > 0) {
-				wait_ms = ms < wait_ms ? ms : wait_ms;
-				continue;
+		while (progress && engine->calls_inflight < engine->calls_max) {
+			const size_t at = engine->turn % count;
+			struct transfer *t = engine->transfers;
+
+			progress = false;
+			for (size_t skip = at; skip > 0; skip--)
+				t = t->next;
+			for (size_t i = 0; i < count && engine->calls_inflight < engine->calls_max;
+			     i++, t = t->next ? t->next : engine->transfers) {
+				if (urgent && !range_waiter_locked(t))
+					continue;
+				if (schedule_one_locked(t, &wait_ms)) {
+					progress = true;
+					/* The next pass begins after it. */
+					engine->turn = (at + i + 1) % count;
+				}
 			}
-			/* One request first: it learns where the hub redirects,
-			 * or whether the mirror has the blob. */
-			if (t->calls_inflight > 0 &&
-			    (t->mirror < t->nmirrors ? !t->mirror_proven : !t->resolved_url))
-				continue;
-			if (engine->calls_inflight >= budget || !pick_piece(t, &piece))
-				continue;
-			if (start_call_locked(t, piece) != 0) {
-				fail_locked(t, -ENOMEM, false);
-				continue;
-			}
-			progress = true;
 		}
 	}
 	return wait_ms;
@@ -1123,7 +1189,7 @@ static struct transfer *take_saves_locked(struct transfer_engine *engine)
 	struct transfer *list = NULL;
 
 	for (struct transfer *t = engine->transfers; t; t = t->next) {
-		if (!t->save_due || t->state != STATE_RUNNING || t->released)
+		if (!t->save_due || t->state != STATE_RUNNING || t->released || t->restarting)
 			continue;
 		t->save_due = false;
 		t->refs++;
@@ -1153,6 +1219,79 @@ static void save_sidecars(struct transfer_engine *engine, struct transfer *list)
 	pthread_mutex_unlock(&engine->lock);
 }
 
+/* Takes a reference on each transfer whose partial has I/O due (a start
+ * over, a failure's discard or last save), in a list for do_io. */
+static struct transfer *take_io_locked(struct transfer_engine *engine)
+{
+	struct transfer *list = NULL;
+
+	for (struct transfer *t = engine->transfers; t; t = t->next) {
+		t->io_restart = t->restart_due;
+		t->io_fail = t->fail_io;
+		if (!t->io_restart && !t->io_fail)
+			continue;
+		t->refs++;
+		t->io_next = list;
+		list = t;
+	}
+	return list;
+}
+
+/* A failed transfer's partial: discarded, or its sidecar saved for a
+ * resume; then its write lock let go, so that a new transfer can write.
+ * Under t->io_lock, on the engine thread (which alone writes
+ * t->partial.state), without engine->lock. */
+static void finish_fail_io(struct transfer_engine *engine, struct transfer *t)
+{
+	/* Nothing received is nothing to resume. */
+	bool drop = t->fail_drop || (!t->fail_keep && t->partial.state.pieces.count == 0);
+
+	if (drop)
+		blob_partial_discard(engine->store, &t->partial);
+	else if (t->partial.writer)
+		blob_partial_save(engine->store, &t->partial);
+	blob_partial_release(&t->partial);
+}
+
+/* Does the partial I/O of take_io_locked's list without engine->lock, then
+ * publishes it: a start over counts from now on (or fails the transfer),
+ * and a new transfer of a failed blob may start. */
+static void do_io(struct transfer_engine *engine, struct transfer *list)
+{
+	for (struct transfer *t = list; t; t = t->io_next) {
+		pthread_mutex_lock(&t->io_lock);
+		t->io_rc = 0;
+		if (t->io_restart && t->partial.writer)
+			t->io_rc = blob_partial_restart(engine->store, &t->partial,
+							t->restart_validator);
+		if (t->io_fail)
+			finish_fail_io(engine, t);
+		pthread_mutex_unlock(&t->io_lock);
+	}
+	pthread_mutex_lock(&engine->lock);
+	while (list) {
+		struct transfer *t = list, *next = list->io_next;
+
+		if (t->io_restart) {
+			t->restart_due = false;
+			t->restarting = false;
+			if (t->io_rc) {
+				log_error("%s: cannot start %s over: %s", t->label, t->partial.rel,
+					  strerror(-t->io_rc));
+				fail_locked(t, -EIO, true);
+			}
+			check_waiters_locked(t);
+		}
+		if (t->io_fail) {
+			t->fail_io = false; /* fail_locked sets it once: none came since */
+			pthread_cond_broadcast(&engine->io_cond);
+		}
+		put_locked(t);
+		list = next;
+	}
+	pthread_mutex_unlock(&engine->lock);
+}
+
 static void *engine_main(void *arg)
 {
 	struct transfer_engine *engine = arg;
@@ -1167,19 +1306,24 @@ static void *engine_main(void *arg)
 		}
 		double wait_ms = schedule_locked(engine), follow_ms = follow_locked(engine);
 		struct deferred *deferred = engine->deferred;
-		struct transfer *saves, *reaped;
+		struct transfer *saves, *reaped, *io;
 		struct waiter *ready;
 
 		engine->deferred = NULL;
 		reaped = reap_locked(engine);
 		ready = take_ready_locked(engine);
 		saves = take_saves_locked(engine);
+		io = take_io_locked(engine);
 		pthread_mutex_unlock(&engine->lock);
 		free_reaped(reaped);
-		fire(engine, ready);
-		run_deferred(deferred);
+		/* Saves before a failure's discard (both are this thread's), and
+		 * both before callbacks, which may open the blob again. */
 		if (saves)
 			save_sidecars(engine, saves);
+		if (io)
+			do_io(engine, io);
+		fire(engine, ready);
+		run_deferred(deferred);
 		wait_ms = follow_ms < wait_ms ? follow_ms : wait_ms;
 		fetch_multi_run(engine->multi, wait_ms < 1 ? 1 : (int)wait_ms, call_done, engine);
 		pthread_mutex_lock(&engine->lock);
@@ -1221,7 +1365,10 @@ static void *engine_main(void *arg)
 	struct deferred *deferred = engine->deferred;
 	engine->deferred = NULL;
 	struct waiter *ready = take_ready_locked(engine);
+	struct transfer *io = take_io_locked(engine);
 	pthread_mutex_unlock(&engine->lock);
+	if (io)
+		do_io(engine, io);
 	fire(engine, ready);
 	run_deferred(deferred);
 	return NULL;
@@ -1326,7 +1473,7 @@ static bool hash_due_locked(const struct transfer *t)
 {
 	uint64_t hashed, prefix;
 
-	if (t->state != STATE_RUNNING || t->hashing || t->released || t->refetch)
+	if (t->state != STATE_RUNNING || t->hashing || t->released || t->refetch || t->restarting)
 		return false;
 	hashed = t->hash && t->hash_generation == t->generation ? prefix_hash_position(t->hash) : 0;
 	prefix = (uint64_t)bitmap_prefix(&t->partial.state.pieces) * t->piece_size;
@@ -1419,9 +1566,17 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 	engine->options = *options;
 	if (engine->options.retry_seconds <= 0)
 		engine->options.retry_seconds = TRANSFER_RETRY_SECONDS_DEFAULT;
+	if (engine->options.memory_max == 0)
+		engine->options.memory_max = TRANSFER_MEMORY_MAX_DEFAULT;
+	engine->calls_max = engine->options.memory_max / TRANSFER_CALL_BYTES > UINT_MAX
+				    ? UINT_MAX
+				    : (unsigned)(engine->options.memory_max / TRANSFER_CALL_BYTES);
+	if (engine->calls_max == 0)
+		engine->calls_max = 1; /* at least one request, or nothing moves */
 	pthread_mutex_init(&engine->create_lock, NULL);
 	pthread_mutex_init(&engine->lock, NULL);
 	pthread_cond_init(&engine->hash_cond, NULL);
+	pthread_cond_init(&engine->io_cond, NULL);
 	rc = fetch_multi_new(fetcher, &engine->multi);
 	if (rc)
 		goto fail;
@@ -1443,6 +1598,7 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 fail:
 	fetch_multi_free(engine->multi);
 	pthread_cond_destroy(&engine->hash_cond);
+	pthread_cond_destroy(&engine->io_cond);
 	pthread_mutex_destroy(&engine->lock);
 	pthread_mutex_destroy(&engine->create_lock);
 	free(engine);
@@ -1461,10 +1617,16 @@ void transfer_engine_shutdown(struct transfer_engine *engine)
 	pthread_mutex_lock(&engine->lock);
 	engine->stopping = true;
 	pthread_cond_broadcast(&engine->hash_cond);
+	pthread_cond_broadcast(&engine->io_cond);
 	pthread_mutex_unlock(&engine->lock);
 	wake_engine(engine);
 	pthread_join(engine->engine_thread, NULL);
 	pthread_join(engine->hash_thread, NULL);
+	pthread_mutex_lock(&engine->lock);
+	struct transfer *io = take_io_locked(engine);
+	pthread_mutex_unlock(&engine->lock);
+	if (io) /* the hasher may have failed one after the engine thread ended */
+		do_io(engine, io);
 	pthread_mutex_lock(&engine->lock);
 	engine->threads_started = false;
 	engine->stopped = true;
@@ -1487,6 +1649,7 @@ void transfer_engine_free(struct transfer_engine *engine)
 		free(engine->recent[i].label);
 	fetch_multi_free(engine->multi);
 	pthread_cond_destroy(&engine->hash_cond);
+	pthread_cond_destroy(&engine->io_cond);
 	pthread_mutex_destroy(&engine->lock);
 	pthread_mutex_destroy(&engine->create_lock);
 	free(engine);
@@ -1615,10 +1778,25 @@ int transfer_get(struct transfer_engine *engine, const struct transfer_source *s
 	*out = NULL;
 	pthread_mutex_lock(&engine->create_lock);
 	pthread_mutex_lock(&engine->lock);
-	for (t = engine->transfers; t; t = t->next)
-		if (reusable_locked(t) && digest_spec_same(&t->digest, &src->digest) &&
-		    t->size == src->size)
+	for (;;) {
+		bool letting_go = false;
+
+		for (t = engine->transfers; t; t = t->next) {
+			if (!digest_spec_same(&t->digest, &src->digest) || t->size != src->size)
+				continue;
+			if (reusable_locked(t))
+				break;
+			letting_go |= t->fail_io;
+		}
+		/* A failed transfer of the blob has not let go of its partial
+		 * yet (the engine thread does it, outside engine->lock): a new
+		 * one could not write it, and might open a file about to go.
+		 * The engine thread itself does not wait for itself. */
+		if (t || !letting_go || engine->stopping ||
+		    (engine->threads_started && pthread_equal(pthread_self(), engine->engine_thread)))
 			break;
+		pthread_cond_wait(&engine->io_cond, &engine->lock);
+	}
 	if (t)
 		t->refs++;
 	else if (engine->stopping)
@@ -1799,6 +1977,8 @@ static uint64_t bytes_present_locked(const struct transfer *t)
 
 	if (t->state == STATE_DONE)
 		return t->size;
+	if (t->restarting)
+		return 0; /* t->partial.state is the engine thread's meanwhile */
 	for (size_t p = 0; p < t->npieces; p++) {
 		uint64_t piece = piece_end(t, p) - piece_start(t, p);
 		uint64_t landed = t->landed ? t->landed[p] : 0;

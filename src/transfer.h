@@ -30,6 +30,10 @@ struct transfer_options {
 				  the transfer fails */
 	long stall_seconds;    /* a connection under 1 KiB/s this long is
 				  given up and retried */
+	uint64_t memory_max;   /* memory_max: requests in flight across all
+				  transfers are held to this many bytes of
+				  buffers (TRANSFER_CALL_BYTES each, at least
+				  one request); 0: the default */
 	/* Blob mirrors, asked in order before the hub for a blob whose
 	 * digest names its bytes (borrowed: it outlives the engine; NULL or
 	 * empty: none). A mirror that fails, or whose bytes do not hash
@@ -42,6 +46,12 @@ struct transfer_options {
 #define TRANSFER_RETRIES_DEFAULT 5u
 #define TRANSFER_STALL_SECONDS_DEFAULT 30L
 #define TRANSFER_RETRY_SECONDS_DEFAULT 120L
+/* What one request in flight costs the daemon at most: its write buffer
+ * (256 KiB), libcurl's receive buffer (512 KiB) and the connection's TLS
+ * state and socket, rounded up (measured: see memory_max in
+ * omnihub-fuse(1)). */
+#define TRANSFER_CALL_BYTES (1ull << 20)
+#define TRANSFER_MEMORY_MAX_DEFAULT (64ull << 20)
 
 /* What a transfer fetches; strings are copied. */
 struct transfer_source {
@@ -71,8 +81,12 @@ struct transfer;
  *                           discard, release
  *   4. the blob store's and the fetcher's own locks (leaves)
  * Waiter callbacks (transfer_wait_fn) and deferred functions run with none
- * of these held. Still under engine->lock: a restart's truncation (a file
- * that changed on the server, rare) and a failure's discard or last save. */
+ * of these held. A start over's truncation (a file that changed on the
+ * server) and a failure's discard or last save are done by the engine
+ * thread under io_lock alone: the transfer is marked restarting (no byte
+ * present, nothing asked) or failed under engine->lock first, and the
+ * result published under it after; a new transfer of a failed blob waits
+ * in transfer_get until the old one has let go of the partial. */
 
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options);

@@ -694,6 +694,189 @@ def many_cold_opens_do_not_block(t):
 
 
 @test
+def memory_max_bounds_requests_in_flight(t):
+    """memory_max=4M holds the requests in flight of every download together to 4 (1M
+    each): 24 cold files opened at once from a slow server, 8 connections each, never
+    have more than 4 requests at the server at one moment (without the bound: up to 32),
+    and every file arrives right."""
+    specs = [("mem%02d" % i, 2 * MiB) for i in range(24)]
+    with serve(t, specs, rate=512 * KiB) as (srv, blobs):
+        with mount(t, srv, "piece_size=256K", "connections=8", "memory_max=4M") as m:
+            done = {}
+
+            def opener(b):
+                try:
+                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
+                except OSError as e:
+                    done[b.name] = "error %s" % errno_name(e.errno)
+
+            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
+                       for b in blobs.values()]
+            for th in threads:
+                th.start()
+            deadline = time.monotonic() + 240
+            for th in threads:
+                th.join(max(0.0, deadline - time.monotonic()))
+            check_eq(done, {name: b.sha256 for name, b in blobs.items()},
+                     "sha256 of the 24 cold files")
+        srv.wait_idle()
+        most = srv.max_concurrency("/files/", settled=True)
+        t.note("requests in flight at most: %d" % most)
+        check(most <= 4, "%d requests in flight at once, over memory_max=4M's 4" % most)
+        check(most >= 2, "only %d request in flight at once: nothing ran in parallel" % most)
+        per_file = {}
+        for r in srv.requests("/files/", "GET"):
+            per_file.setdefault(r["file"], 0)
+            per_file[r["file"]] += 1
+        check_eq(len(per_file), 24, "files the server was asked for")
+
+
+@test
+def memory_max_turns_are_fair(t):
+    """memory_max=1M: one request in flight for every download together. Three cold files
+    of 4 pieces opened at once take turns, a piece each, rather than the first taking every
+    turn until it is done: each has at least 2 of the first 9 pieces the server sends."""
+    specs = [("turn%d" % i, 4 * MiB) for i in range(3)]
+    with serve(t, specs, rate=4 * MiB) as (srv, blobs):
+        with mount(t, srv, "piece_size=1M", "memory_max=1M") as m:
+            done = {}
+
+            def opener(b):
+                try:
+                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
+                except OSError as e:
+                    done[b.name] = "error %s" % errno_name(e.errno)
+
+            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
+                       for b in blobs.values()]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(WAIT)
+            check_eq(done, {name: b.sha256 for name, b in blobs.items()},
+                     "sha256 of the 3 files")
+        srv.wait_idle()
+        order = [r["file"].split("/")[2] for r in sorted(srv.requests("/files/", "GET"),
+                                                          key=lambda r: r["start"])]
+        t.note("files in the order their pieces were asked: %s" % order)
+        check_eq(srv.max_concurrency("/files/", settled=True), 1, "requests in flight at once")
+        # Turns: about 3 each of the first 9; a file that took every turn until it was done
+        # would leave another 1 at most.
+        check(all(order[:9].count(name) >= 2 for name in blobs),
+              "a file had fewer than 2 of the first 9 pieces: %s" % order[:9])
+
+
+def nolock_fs_binary():
+    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
+    builddir = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
+                                               os.path.join(SRCDIR, "omnihub-fuse")))
+    path = os.path.join(builddir, "tests", "fixtures", "nolock_fs")
+    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(builddir, "Makefile")):
+        subprocess.run(["make", "-C", builddir, "tests/fixtures/nolock_fs"],
+                       stdin=subprocess.DEVNULL, capture_output=True)
+    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
+    return path
+
+
+@contextlib.contextmanager
+def slow_disk_fs(t, truncate=0, state=0):
+    """tests/fixtures/nolock_fs over t.dir/lower on t.dir/slow, with working (kernel) locks,
+    every truncation of a non-empty file to 0 bytes taking `truncate` seconds and every
+    write to a sidecar (a name with ".state") `state` seconds: a slow disk. Yields the
+    mount point."""
+    lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "slow")
+    os.makedirs(lower)
+    os.makedirs(point)
+    env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_SLOW_TRUNCATE=str(truncate),
+               NOLOCK_FS_SLOW_STATE=str(state))
+    res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=slow,subtype=slow"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
+                         env=env)
+    check(res.returncode == 0 and is_mounted(point), "nolock_fs did not mount: %s" % res.stderr)
+    try:
+        yield point
+    finally:
+        deadline = time.monotonic() + 5
+        while is_mounted(point) and subprocess.run(["fusermount3", "-u", point],
+                                                   capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                subprocess.run(["fusermount3", "-uz", point], capture_output=True)
+                break
+            time.sleep(0.1)
+
+
+@test
+def restart_truncates_outside_the_engine_lock(t):
+    """The cache is on a slow disk (a test FUSE filesystem where cutting a non-empty file to
+    nothing takes 8 s). A file changes on the server mid-download (If-Range mismatch): its
+    partial blob is truncated to start over, which takes 8 s; meanwhile the mount's status,
+    which needs the transfer engine's lock, answers at once (it waited the 8 s while the
+    truncation was done under that lock), and the file still arrives right."""
+    slow = 8
+    with serve(t, [("moving", 8 * MiB)]) as (srv, b), slow_disk_fs(t, truncate=slow) as disk:
+        b = b["moving"]
+        new = random_bytes(b.bytes, "new content")
+        b.claimed_sha256 = sha256_bytes(new)
+        srv.manifest_bytes = srv.manifest_bytes.replace(b.sha256.encode(),
+                                                        b.claimed_sha256.encode())
+        srv.add_fault(b.model_path, "replace", after=1, data=new)
+        cache = os.path.join(disk, "cache")
+        with mount(t, srv, "piece_size=1M", "connections=1", cache=cache) as m:
+            got = {}
+
+            def reader():
+                try:
+                    got["sha"] = sha256_file(m.path(b.rel))
+                except OSError as e:
+                    got["sha"] = "error %s" % errno_name(e.errno)
+
+            th = threading.Thread(target=reader, daemon=True)
+            th.start()
+            wait_for(lambda: "the file changed on the server" in m.log(), WAIT,
+                     "the restart's log line")
+            began = time.monotonic()
+            status, took = within(QUICK, read_all, m.path(".omnihub/status"))
+            t.note("status read in %.2f s during the truncation" % took)
+            check(b.rel.encode() in status, "the file is not in the status: %r" % status)
+            th.join(WAIT + slow)
+            check_eq(got.get("sha"), sha256_bytes(new), "sha256 of what was read")
+            check(time.monotonic() - began >= slow - 1,
+                  "the read ended %.1f s after the restart: the slow truncation did not "
+                  "happen" % (time.monotonic() - began))
+
+
+@test
+def failure_saves_outside_the_engine_lock(t):
+    """The cache is on a slow disk where every write of a sidecar takes 8 s. A download
+    fails after its first piece (503 answers, retries=0): its sidecar is saved for a later
+    resume, which takes 8 s; meanwhile the mount's status, which needs the transfer
+    engine's lock, answers at once (it waited the 8 s while the save was done under that
+    lock); the read fails with EIO, and the sidecar left names the piece that arrived."""
+    slow = 8
+    with serve(t, [("failing", 2 * MiB)]) as (srv, b), slow_disk_fs(t, state=slow) as disk:
+        b = b["failing"]
+        srv.add_fault(b.model_path, "trickle", rate=1 << 30)  # the first piece: served
+        srv.add_fault(b.model_path, "status", code=503, count=-1)
+        cache = os.path.join(disk, "cache")
+        with mount(t, srv, "piece_size=1M", "connections=1", "retries=0", cache=cache) as m:
+            got = {}
+
+            def reader():
+                got["errno"] = errno_name(read_errno(m.path(b.rel)))
+
+            th = threading.Thread(target=reader, daemon=True)
+            th.start()
+            wait_for(lambda: "HTTP 503; giving up" in m.log(), WAIT + slow,
+                     "the failure's log line")
+            status, took = within(QUICK, read_all, m.path(".omnihub/status"))
+            t.note("status read in %.2f s during the save" % took)
+            th.join(WAIT + 2 * slow)
+            check_eq(got.get("errno"), "EIO", "what the read got")
+        state = os.path.join(t.dir, "lower", "cache", "blobs", "sha256", b.sha256 + ".state")
+        check(os.path.exists(state), "no sidecar left for a resume")
+
+
+@test
 def interrupt_waiting_reader(t):
     with serve(t, [("slow", 32 * MiB)], rate=MiB) as (srv, b):
         b = b["slow"]

@@ -83,7 +83,7 @@ static void test_config_text(const struct config *cfg)
 			column = (int)(eq - line);
 		aligned = aligned && (int)(eq - line) == column;
 	}
-	tap_ok(aligned && lines == 17, "%zu settings, '=' aligned", lines);
+	tap_ok(aligned && lines == 18, "%zu settings, '=' aligned", lines);
 	snprintf(want, sizeof(want), "# %s:1\n", user_path);
 	tap_ok(text && strstr(text, "\nconnections ") && strstr(text, want),
 	       "connections with its origin");
@@ -105,7 +105,7 @@ static void test_config_json(const struct config *cfg)
 	const cJSON *files = cJSON_GetObjectItem(doc, "files");
 
 	tap_ok(rc == CMD_EXIT_OK && doc, "omnihub config --json: one JSON document");
-	tap_ok(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "settings")) == 17, "17 settings");
+	tap_ok(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "settings")) == 18, "18 settings");
 	tap_ok(strcmp(field(setting(doc, NULL, "cache"), "value"), "/env/cache") == 0 &&
 	           strcmp(field(setting(doc, NULL, "cache"), "origin"),
 	                  "environment $OMNIHUB_HOME") == 0,

@@ -383,7 +383,7 @@ static void test_lists_and_values(void)
 		static const char *const general[] = {
 			"cache", "cacert", "offline", "index_ttl", "stream", "connections",
 			"piece_size", "cache_max", "retries", "stall_timeout", "max_unpack_ratio",
-			"max_unpack_size",
+			"max_unpack_size", "retry_time", "memory_max",
 		};
 		bool all = true;
 		for (size_t i = 0; i < sizeof(general) / sizeof(general[0]); i++)
@@ -509,6 +509,7 @@ static const struct bounds general_bounds[] = {
 	{ "retries", "0", "100", "101", "(0 to 100)", NULL },
 	{ "stall_timeout", "1", "86400", "86401", "(1 to 86400 seconds)", "0" },
 	{ "retry_time", "1", "86400", "86401", "(1 to 86400 seconds)", "0" },
+	{ "memory_max", "1M", "1T", "1025G", "(1M to 1T", "1048575" },
 	{ "max_unpack_ratio", "1", "1000000", "1000001", "(1 to 1000000)", "0" },
 	{ "max_unpack_size", "1", "1024T", "1025T", "(1 to 1024T", "0" },
 };
@@ -535,6 +536,7 @@ static void set_option(struct config_options *opts, const char *key, const char 
 		{ "retries", &opts->retries },
 		{ "stall_timeout", &opts->stall_timeout },
 		{ "retry_time", &opts->retry_time },
+		{ "memory_max", &opts->memory_max },
 		{ "max_unpack_ratio", &opts->max_unpack_ratio },
 		{ "max_unpack_size", &opts->max_unpack_size },
 	};
