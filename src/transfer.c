@@ -401,6 +401,11 @@ static void check_waiters_locked(struct transfer *t)
 {
 	struct waiter *w = t->waiters;
 
+	/* A failure is told once its partial is dealt with (finish_fail_io):
+	 * a reader that got EIO finds the cache as the failure leaves it. A
+	 * stopping engine answers at once: its I/O is done at the join. */
+	if (t->state == STATE_FAILED && t->fail_io && !t->engine->stopping)
+		return;
 	while (w) {
 		struct waiter *next = w->next;
 		if (t->state == STATE_FAILED)
@@ -1285,6 +1290,7 @@ static void do_io(struct transfer_engine *engine, struct transfer *list)
 		if (t->io_fail) {
 			t->fail_io = false; /* fail_locked sets it once: none came since */
 			pthread_cond_broadcast(&engine->io_cond);
+			check_waiters_locked(t); /* the failure, told now */
 		}
 		put_locked(t);
 		list = next;
@@ -1885,9 +1891,10 @@ static int wait_common(struct transfer *t, enum wait_kind kind, uint64_t offset,
 	if (id)
 		*id = 0;
 	pthread_mutex_lock(&engine->lock);
-	if (t->state == STATE_FAILED)
-		now = t->error;
-	else if (t->state == STATE_DONE ||
+	if (t->state == STATE_FAILED) {
+		if (!t->fail_io || engine->stopping)
+			now = t->error; /* else told with the others (check_waiters_locked) */
+	} else if (t->state == STATE_DONE ||
 		 (kind == WAIT_RANGE && range_present_locked(t, offset, end)))
 		now = 0;
 	if (now == 0 && kind == WAIT_RANGE && t->state != STATE_DONE)
