@@ -207,7 +207,7 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 	rc = blob_rel(digest, "", &rel);
 	if (rc)
 		return rc;
-	/* A link, FIFO, directory... planted there: removed, fetched again. */
+	/* A link, FIFO, directory... planted there: moved aside, fetched again. */
 	if (cache_heal(store->cache, rel) > 0) {
 		rc = -ENOENT;
 		goto out;
@@ -458,7 +458,7 @@ int blob_partial_open(struct blob_store *store, const struct digest_spec *digest
 		goto out;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		struct stat st;
-		/* A planted entry at the blob's name is removed: fetched again. */
+		/* A planted entry at the blob's name is moved aside: fetched again. */
 		cache_heal(store->cache, blob);
 		if (cache_lstat(store->cache, blob, &st) == 0) {
 			rc = -EEXIST;
@@ -769,7 +769,8 @@ static void unlink_tree_names(struct blob_store *store, const char *rel, dev_t d
 
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
 		    (depth == 0 && (strcmp(d->d_name, BLOB_DIR) == 0 ||
-				    strcmp(d->d_name, CACHE_INDEX_DIR) == 0)))
+				    strcmp(d->d_name, CACHE_INDEX_DIR) == 0 ||
+				    strcmp(d->d_name, CACHE_QUARANTINE_DIR) == 0)))
 			continue;
 		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
 		    (int)sizeof(child))
