@@ -366,6 +366,30 @@ def partial_hard_link_not_written_through(t):
         check_eq(os.stat(can).st_nlink, 1, "links to the canary")
 
 
+@test
+def partial_and_sidecar_replaced_by_directories(t):
+    """Directories planted at a blob's .partial and .state names, each with a person's file:
+    moved aside whole (never deleted), and the blob downloaded right."""
+    with serve(t, [("PDir", 256 * KiB)]) as (srv, blobs):
+        b = blobs["PDir"]
+        path = blob_path(t.cache, b)
+        with mount(t, srv) as m:  # planted after the start-up sweep
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            for suffix in (".partial", ".state"):
+                os.mkdir(path + suffix)
+                with open(os.path.join(path + suffix, "mine.txt"), "w") as f:
+                    f.write("kept" + suffix)
+            right(m.path(b.rel), b, "with directories at the .partial and .state")
+            alive(m)
+            check(m.log_lines(b.sha256 + ".partial", "moved aside", "a directory"),
+                  "no log line moving the .partial aside")
+        for suffix in (".partial", ".state"):
+            entries = quarantined(t.cache, blob_rel(b) + suffix)
+            check_eq(len(entries), 1, "entries moved aside from the " + suffix)
+            with open(os.path.join(entries[0], "mine.txt")) as f:
+                check_eq(f.read(), "kept" + suffix, "the file in the %s moved aside" % suffix)
+
+
 def sidecar_case(t, text, what):
     with serve(t, [("Side", 3 * MiB)]) as (srv, blobs):
         b = blobs["Side"]
