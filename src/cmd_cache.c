@@ -86,6 +86,7 @@ static int quarantine_use(struct cache *cache, uint64_t *entries, struct tree_us
 	while ((d = readdir(dir)) != NULL)
 		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
 			(*entries)++;
+	rewinddir(dir); /* the offset is shared with fd, which add_tree reads */
 	add_tree(fd, 0, use); /* closes fd */
 out:
 	if (dir)

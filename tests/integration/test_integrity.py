@@ -15,6 +15,7 @@ Not for downloads as such (test_transfers.py) nor the zoo's names (test_onnx_mou
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import subprocess
@@ -242,13 +243,15 @@ def blob_rel(b):
     return "blobs/sha256/" + b.sha256
 
 
-def planted(t, plant, what, verify=True, kept=None):
+def planted(t, plant, what, verify=True, kept=None, serving=None):
     """Cache a blob, replace it with what plant(path, canary) makes, check omnihub verify calls
     it bad and the mount heals (fetches it again) in the same daemon and after a remount,
     with the canary outside the cache unchanged. With kept: the entry was moved aside, never
     deleted, and kept(entry in the quarantine, canary) checks it is as it was planted."""
     with serve(t, [("Plant", 128 * KiB)]) as (srv, blobs):
         b = blobs["Plant"]
+        if serving is not None:
+            serving.append(srv)
         can, can_sha = canary(t)
         with mount(t, srv) as m:
             right(m.path(b.rel), b, "first read")
@@ -308,8 +311,13 @@ def blob_replaced_by_directory(t):
     def kept(entry, can):
         with open(os.path.join(entry, "sub", "notes.txt"), "rb") as f:
             check_eq(f.read(), b"a person's notes\n", "the file in the directory moved aside")
+        # omnihub du counts it apart: one entry, the bytes of the file in it.
+        res = omnihub(t, srv_box[0], "--json", "du")
+        check_eq(json.loads(res.stdout).get("quarantine"), {"entries": 1, "bytes": 17},
+                 "omnihub du's quarantine")
 
-    planted(t, plant, "a directory", kept=kept)
+    srv_box = []
+    planted(t, plant, "a directory", kept=kept, serving=srv_box)
 
 
 @test
