@@ -357,6 +357,25 @@ def verify_remove_removes_planted_entries(t):
 
 
 @test
+def gc_leaves_quarantine_alone(t):
+    """omnihub gc evicts a blob and its names in the readable tree, but not a name that is a
+    hard link to it inside .quarantine (a person's, moved aside)."""
+    with serve(t, [("GcQ", 64 * KiB)]) as (srv, blobs):
+        b = blobs["GcQ"]
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        qdir = os.path.join(t.cache, ".quarantine", "20260101T000000Z-1-0-onnx+mine")
+        os.makedirs(qdir)
+        kept = os.path.join(qdir, "copy.bin")
+        os.link(blob_path(t.cache, b), kept)
+        res = omnihub(t, srv, "gc", "--max", "0")
+        check_eq(res.returncode, 0, "gc --max 0 (%s)" % res.stdout.strip())
+        check(not os.path.lexists(blob_path(t.cache, b)), "gc --max 0 kept the blob")
+        check(os.path.exists(kept), "gc removed a name inside .quarantine")
+        check_eq(sha256_file(kept), b.sha256, "the file inside .quarantine")
+
+
+@test
 def partial_hard_link_not_written_through(t):
     """A .partial that is a hard link to a file outside the cache is not written: removed, the
     download starts afresh."""
