@@ -207,7 +207,7 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 	rc = blob_rel(digest, "", &rel);
 	if (rc)
 		return rc;
-	/* A link, FIFO, directory... planted there: removed, fetched again. */
+	/* A link, FIFO, directory... planted there: moved aside, fetched again. */
 	if (cache_heal(store->cache, rel) > 0) {
 		rc = -ENOENT;
 		goto out;
@@ -400,8 +400,9 @@ static bool ours_to_write(const struct stat *st)
 }
 
 /* The partial at rel open read-write: created fresh, or an existing one to
- * resume if it is ours_to_write. A planted one is removed (-EAGAIN: try
- * again). A descriptor, or -errno. */
+ * resume if it is ours_to_write. A planted one is moved aside, a hard link or
+ * another user's file unlinked (-EAGAIN: try again). A descriptor, or
+ * -errno. */
 static int open_partial(struct blob_store *store, const char *rel)
 {
 	struct stat st, got;
@@ -423,11 +424,16 @@ static int open_partial(struct blob_store *store, const char *rel)
 		close(fd);
 		return -EAGAIN;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		/* A link, FIFO, directory... may be a person's: moved aside
+		 * (cache_heal logs it), never deleted. */
+		int rc = cache_heal(store->cache, rel);
+		return rc < 0 ? rc : -EAGAIN;
+	}
 	log_warn("cache: %s/%s is %s: removed, never written", cache_root(store->cache), rel,
-		 !S_ISREG(st.st_mode) ? "not a regular file"
-		 : st.st_nlink != 1   ? "a file with another name (a hard link)"
-				      : "another user's file");
-	cache_remove_tree(store->cache, rel);
+		 st.st_nlink != 1 ? "a file with another name (a hard link)"
+				  : "another user's file");
+	cache_unlink(store->cache, rel, 0); /* a name only: the file lives on elsewhere */
 	return -EAGAIN;
 }
 
@@ -458,7 +464,7 @@ int blob_partial_open(struct blob_store *store, const struct digest_spec *digest
 		goto out;
 	for (int attempt = 0; attempt < 16; attempt++) {
 		struct stat st;
-		/* A planted entry at the blob's name is removed: fetched again. */
+		/* A planted entry at the blob's name is moved aside: fetched again. */
 		cache_heal(store->cache, blob);
 		if (cache_lstat(store->cache, blob, &st) == 0) {
 			rc = -EEXIST;
@@ -641,13 +647,21 @@ static bool has_suffix(const char *name, const char *suffix, size_t *stem_len)
 
 static void drop(struct blob_store *store, const char *rel, const char *why)
 {
-	int rc = cache_remove_tree(store->cache, rel);
+	struct stat st;
+	int rc;
 
-	if (rc == 0 || rc == -ENOENT)
-		log_info("cache: removed %s/%s: %s", cache_root(store->cache), rel, why);
-	else
-		log_warn("cache: cannot remove %s/%s (%s): %s", cache_root(store->cache), rel, why,
-		         strerror(-rc));
+	/* What the store never makes (a link, FIFO, directory...) may be a
+	 * person's: moved aside, with cache_heal's log line, never deleted. */
+	if (cache_lstat(store->cache, rel, &st) == 0 && !S_ISREG(st.st_mode)) {
+		cache_heal(store->cache, rel);
+	} else {
+		rc = cache_unlink(store->cache, rel, 0);
+		if (rc == 0 || rc == -ENOENT)
+			log_info("cache: removed %s/%s: %s", cache_root(store->cache), rel, why);
+		else
+			log_warn("cache: cannot remove %s/%s (%s): %s", cache_root(store->cache),
+			         rel, why, strerror(-rc));
+	}
 }
 
 /* A .partial and its .state, seen with no process writing them. */
@@ -722,7 +736,7 @@ static void sweep_algo_dir(struct blob_store *store, const char *dir)
 				drop(store, rel, "a verification record without its blob");
 		}
 		/* A link, FIFO... at a blob's name stays for omnihub verify to
-		 * report; an open removes it (blob_check). */
+		 * report; an open moves it aside (blob_check). */
 	}
 	closedir(stream);
 }
@@ -769,7 +783,8 @@ static void unlink_tree_names(struct blob_store *store, const char *rel, dev_t d
 
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
 		    (depth == 0 && (strcmp(d->d_name, BLOB_DIR) == 0 ||
-				    strcmp(d->d_name, CACHE_INDEX_DIR) == 0)))
+				    strcmp(d->d_name, CACHE_INDEX_DIR) == 0 ||
+				    strcmp(d->d_name, CACHE_QUARANTINE_DIR) == 0)))
 			continue;
 		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
 		    (int)sizeof(child))

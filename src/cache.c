@@ -69,6 +69,9 @@ struct cache {
 	size_t memo_count, memo_max;
 	char maker[9]; /* this machine, PID namespace and boot, in temporaries'
 			  names: whose pids they carry */
+	/* Entries moved aside so far, in their quarantine names; atomic
+	 * builtins, from any thread. */
+	unsigned long quarantined;
 };
 
 /* Eight hex digits naming where a pid means something: the host name, the
@@ -1041,20 +1044,66 @@ out:
 	return rc;
 }
 
-/* A planted entry where a file of ours should be: removed, with a log line
- * naming it. */
-static void remove_planted(struct cache *cache, const char *rel, const struct stat *st)
+static const char *planted_kind(const struct stat *st)
 {
-	int rc = cache_remove_tree(cache, rel);
+	return S_ISLNK(st->st_mode)    ? "a symbolic link"
+	       : S_ISDIR(st->st_mode)  ? "a directory"
+	       : S_ISFIFO(st->st_mode) ? "a FIFO"
+	       : S_ISSOCK(st->st_mode) ? "a socket"
+	       : S_ISCHR(st->st_mode)  ? "a character device"
+	       : S_ISBLK(st->st_mode)  ? "a block device"
+				       : "an entry of unknown kind";
+}
 
-	log_warn("cache: %s/%s is not a file the cache made (%s): %s", cache->root, rel,
-		 S_ISLNK(st->st_mode)   ? "a symbolic link"
-		 : S_ISDIR(st->st_mode) ? "a directory"
-		 : S_ISFIFO(st->st_mode) ? "a FIFO"
-		 : S_ISSOCK(st->st_mode) ? "a socket"
-		 : S_ISREG(st->st_mode)  ? "a file linked from elsewhere"
-					  : "a device",
-		 rc == 0 || rc == -ENOENT ? "removed" : strerror(-rc));
+/* A fresh name in the quarantine for rel: "<UTC time>-<pid>-<n>-<rel with
+ * '/' as '+'>". One '/' only (after the folder) and never "." or "..", so
+ * it cannot leave the folder; the time, pid and count keep it apart from
+ * any other (and the rename refuses to replace one that is there). A rel
+ * too long for NAME_MAX keeps its end, the part that names the file. */
+static void quarantine_name(struct cache *cache, const char *rel, char *out, size_t size)
+{
+	char prefix[64], stamp[32];
+	size_t len = strlen(rel), room;
+	unsigned long n = __atomic_fetch_add(&cache->quarantined, 1, __ATOMIC_RELAXED);
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
+		snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
+	snprintf(prefix, sizeof(prefix), "%s-%ld-%lu-", stamp, (long)getpid(), n);
+	room = NAME_MAX - strlen(prefix);
+	if (len > room)
+		rel += len - room;
+	snprintf(out, size, CACHE_QUARANTINE_DIR "/%s%s", prefix, rel);
+	for (char *p = out + sizeof(CACHE_QUARANTINE_DIR); *p; p++)
+		if (*p == '/')
+			*p = '+';
+}
+
+/* A planted entry where a file of ours should be: moved aside whole (a
+ * person may have put it there: a directory's files are theirs), never
+ * following a link, with a log line naming it, its kind and where it went. */
+static int move_aside(struct cache *cache, const char *rel, const struct stat *st)
+{
+	char to[sizeof(CACHE_QUARANTINE_DIR) + NAME_MAX + 1];
+	int rc = cache_mkdirs(cache, CACHE_QUARANTINE_DIR);
+
+	/* A name taken (by another process's entry) is tried again with the
+	 * next count, never replaced. */
+	for (int attempt = 0; rc == 0 && attempt < 8; attempt++) {
+		quarantine_name(cache, rel, to, sizeof(to));
+		rc = cache_rename(cache, rel, to, RENAME_NOREPLACE);
+		if (rc != -EEXIST)
+			break;
+	}
+	if (rc == 0)
+		log_warn("cache: %s/%s is not a file the cache made (%s): moved aside to %s/%s",
+			 cache->root, rel, planted_kind(st), cache->root, to);
+	else if (rc != -ENOENT)
+		log_warn("cache: %s/%s is not a file the cache made (%s), and cannot be moved "
+			 "aside to %s/" CACHE_QUARANTINE_DIR ": %s",
+			 cache->root, rel, planted_kind(st), cache->root, strerror(-rc));
+	return rc;
 }
 
 int cache_heal(struct cache *cache, const char *rel)
@@ -1066,9 +1115,10 @@ int cache_heal(struct cache *cache, const char *rel)
 		return rc == -ENOENT ? 0 : rc;
 	if (S_ISREG(st.st_mode))
 		return 0;
-	remove_planted(cache, rel, &st);
+	rc = move_aside(cache, rel, &st);
 	cache_forget(cache, rel);
-	return 1;
+	/* -ENOENT: it went meanwhile, which is as good. */
+	return rc == 0 || rc == -ENOENT ? 1 : rc;
 }
 
 int cache_open_verified(struct cache *cache, const char *rel, const struct digest_spec *digest,
@@ -1368,7 +1418,7 @@ int cache_read_small(struct cache *cache, const char *rel, size_t max, char **da
 	/* O_NONBLOCK: a FIFO planted there must not hang the reader. */
 	fd = cache_openat(cache, rel, O_RDONLY | O_NONBLOCK, 0);
 	if (fd == -ELOOP && cache_heal(cache, rel) > 0)
-		fd = -ENOENT; /* a link planted there: removed, as if absent */
+		fd = -ENOENT; /* a link planted there: moved aside, as if absent */
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) != 0) {
@@ -1537,6 +1587,8 @@ static void sweep_dir(struct cache *cache, const char *rel, unsigned depth, unsi
 			continue;
 		if (depth == 0 && strcmp(d->d_name, "blobs") == 0)
 			continue; /* the blob store sweeps its own */
+		if (depth == 0 && strcmp(d->d_name, CACHE_QUARANTINE_DIR) == 0)
+			continue; /* what is there is kept as it was put */
 		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
 		    (int)sizeof(child))
 			continue;

@@ -17,6 +17,9 @@
 /* Where indexes are kept, beside the hubs' folders (a hub's name never
  * starts with a dot, so this cannot collide with one). */
 #define CACHE_INDEX_DIR ".index"
+/* Where planted entries are moved aside (cache_heal): never deleted, since
+ * a person may have put them there; no sweep, eviction or gc walks it. */
+#define CACHE_QUARANTINE_DIR ".quarantine"
 #define CACHE_SIZE_ANY UINT64_MAX
 /* The blob store's folder (blob.h's BLOB_DIR): its records are named
  * differently. */
@@ -130,8 +133,11 @@ void cache_forget(struct cache *cache, const char *rel);
  * hashes it): 0, or -ENODATA when nothing says. */
 int cache_record_digest(struct cache *cache, const char *rel, struct digest_spec *out);
 /* A planted entry at rel (a symbolic link, directory, FIFO, socket or
- * device where the store keeps a file) is removed, with a log line naming
- * it: 1 when one was, 0 when rel is a regular file or absent, or -errno. */
+ * device where the store keeps a file) is moved aside, whole and untouched,
+ * to CACHE_QUARANTINE_DIR/<UTC time>-<pid>-<n>-<rel with '/' as '+'>, with
+ * a log line naming it, its kind and where it went: 1 when one was (or it
+ * went meanwhile), 0 when rel is a regular file or absent, or -errno (it
+ * stays where it is). */
 int cache_heal(struct cache *cache, const char *rel);
 
 /* The in-process memo of records (tests): its bound, size, and whether it

@@ -61,6 +61,39 @@ static void add_tree(int dirfd, unsigned depth, struct tree_use *use)
 	closedir(dir);
 }
 
+/* The entries moved aside into the quarantine of the store (see
+ * cache_heal), and the bytes of the regular files in them: 0, or -errno
+ * (-ENOENT when nothing was ever moved aside). */
+static int quarantine_use(struct cache *cache, uint64_t *entries, struct tree_use *use)
+{
+	int fd = openat(cache_root_fd(cache), CACHE_QUARANTINE_DIR,
+	                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *d;
+	DIR *dir = NULL;
+	int rc = 0;
+
+	*entries = 0;
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	dir = fdopendir(dup(fd));
+	if (!dir) {
+		rc = -errno;
+		close(fd);
+		goto out;
+	}
+	while ((d = readdir(dir)) != NULL)
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
+			(*entries)++;
+	rewinddir(dir); /* the offset is shared with fd, which add_tree reads */
+	add_tree(fd, 0, use); /* closes fd */
+out:
+	if (dir)
+		closedir(dir);
+	return rc;
+}
+
 /* One store's use: its blobs, then the readable tree of each hub in it
  * (names linked to blobs, and extracted trees). With --json, into doc, and
  * into top too unless it is NULL; each hub into hubs. */
@@ -68,7 +101,9 @@ static void du_store(struct cmd_ctx *ctx, struct core *core, struct core_store *
                      cJSON *doc, cJSON *top, cJSON *hubs)
 {
 	char bytes[CMD_SIZE_TEXT_MAX], other[CMD_SIZE_TEXT_MAX];
+	struct tree_use quse = {0};
 	struct blob_usage usage;
+	uint64_t qentries;
 
 	blob_store_usage(store->blobs, &usage);
 	if (ctx->json) {
@@ -92,6 +127,23 @@ static void du_store(struct cmd_ctx *ctx, struct core *core, struct core_store *
 		        usage.partials == 1 ? "" : "s");
 		cmd_size_text(usage.max, other, sizeof(other));
 		fprintf(ctx->out, "limit     %s\n", usage.max ? other : "none");
+	}
+	/* Apart from the blobs: never evicted nor collected, a person's to
+	 * look at and delete. */
+	if (quarantine_use(store->cache, &qentries, &quse) == 0) {
+		if (ctx->json) {
+			for (cJSON *obj = doc; obj; obj = obj == doc ? top : NULL) {
+				cJSON *q = cJSON_AddObjectToObject(obj, "quarantine");
+				cJSON_AddItemToObject(q, "entries", cmd_json_u64(qentries));
+				cJSON_AddItemToObject(q, "bytes", cmd_json_u64(quse.bytes));
+			}
+		} else if (qentries) {
+			cmd_size_text(quse.bytes, bytes, sizeof(bytes));
+			fprintf(ctx->out,
+			        "quarantine %s in %" PRIu64 " entr%s moved aside (%s/" CACHE_QUARANTINE_DIR
+			        ")\n",
+			        bytes, qentries, qentries == 1 ? "y" : "ies", cache_root(store->cache));
+		}
 	}
 	for (size_t i = 0; i < core_hub_count(core); i++) {
 		const char *name = core_hub_name(core, i);
@@ -188,7 +240,12 @@ static void gc_report(void *arg, const struct blob_info *blob, int rc)
 	cmd_size_text(blob->size, size, sizeof(size));
 	localtime_r(&blob->used.tv_sec, &tm);
 	strftime(used, sizeof(used), "%Y-%m-%d %H:%M", &tm);
-	if (rc == 0)
+	if (rc == 0 && blob->planted) /* never deleted: see cache_heal */
+		fprintf(run->ctx->out, "%s %s/" BLOB_DIR "/%s to %s/" CACHE_QUARANTINE_DIR
+		        " (not a file)\n",
+		        run->dry_run ? "would move aside" : "moved aside", run->root, blob->name,
+		        run->root);
+	else if (rc == 0)
 		fprintf(run->ctx->out, "%s %s/" BLOB_DIR "/%s (%s, last used %s)\n",
 		        run->dry_run ? "would remove" : "removed", run->root, blob->name, size,
 		        used);
@@ -322,8 +379,10 @@ static int verify_blob(struct verify_run *run, const struct blob_info *blob,
                        const struct digest_spec *expected, const char *label)
 {
 	char actual[DIGEST_HEX_MAX], want[DIGEST_HEX_MAX + 32], where[PATH_MAX];
+	char aside[PATH_MAX + 32];
 	const char *root = cache_root(run->store->cache);
 	const char *fate = NULL;
+	bool gone = false;
 	int rc;
 
 	if (!blob->planted && !digest_spec_verifies(expected)) {
@@ -352,7 +411,12 @@ static int verify_blob(struct verify_run *run, const struct blob_info *blob,
 		rc = blob_store_remove(run->store->blobs, blob, false);
 		if (rc == 0 || rc == -ENOENT) {
 			run->removed++;
-			fate = "removed";
+			gone = true;
+			/* What a person may have put there is never deleted: it
+			 * was moved aside (cache_heal), and we say where. */
+			snprintf(aside, sizeof(aside), "moved aside to %s/" CACHE_QUARANTINE_DIR,
+			         root);
+			fate = blob->planted ? aside : "removed";
 		} else {
 			fate = rc == -EBUSY ? "kept: open in a mount" : strerror(-rc);
 		}
@@ -365,7 +429,9 @@ static int verify_blob(struct verify_run *run, const struct blob_info *blob,
 		cJSON_AddStringToObject(item, "blob", where);
 		cJSON_AddStringToObject(item, "expected", want);
 		cJSON_AddStringToObject(item, "actual", got);
-		cJSON_AddBoolToObject(item, "removed", fate && strcmp(fate, "removed") == 0);
+		cJSON_AddBoolToObject(item, "removed", gone);
+		if (gone && blob->planted)
+			cJSON_AddStringToObject(item, "moved_aside", aside + strlen("moved aside to "));
 		cJSON_AddItemToArray(run->bad, item);
 	} else {
 		fprintf(run->ctx->out, "bad %s: holds %s%s%s, not %s%s%s%s\n", label,

@@ -15,6 +15,7 @@ Not for downloads as such (test_transfers.py) nor the zoo's names (test_onnx_mou
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import subprocess
@@ -229,12 +230,28 @@ def verify_hashes_before_it_records(t):
 
 # ----------------------------------------------------------------------------- planted entries
 
-def planted(t, plant, what, verify=True):
+def quarantined(cache, rel):
+    """The entries moved aside from rel (relative to cache) into cache/.quarantine, whose names
+    end with "-" and rel with its '/' as '+'."""
+    qdir = os.path.join(cache, ".quarantine")
+    suffix = "-" + rel.replace("/", "+")
+    names = sorted(os.listdir(qdir)) if os.path.isdir(qdir) else []
+    return [os.path.join(qdir, n) for n in names if n.endswith(suffix)]
+
+
+def blob_rel(b):
+    return "blobs/sha256/" + b.sha256
+
+
+def planted(t, plant, what, verify=True, kept=None, serving=None):
     """Cache a blob, replace it with what plant(path, canary) makes, check omnihub verify calls
     it bad and the mount heals (fetches it again) in the same daemon and after a remount,
-    with the canary outside the cache unchanged."""
+    with the canary outside the cache unchanged. With kept: the entry was moved aside, never
+    deleted, and kept(entry in the quarantine, canary) checks it is as it was planted."""
     with serve(t, [("Plant", 128 * KiB)]) as (srv, blobs):
         b = blobs["Plant"]
+        if serving is not None:
+            serving.append(srv)
         can, can_sha = canary(t)
         with mount(t, srv) as m:
             right(m.path(b.rel), b, "first read")
@@ -245,31 +262,62 @@ def planted(t, plant, what, verify=True):
             res = omnihub(t, srv, "verify")
             check_eq(res.returncode, EXIT_CORRUPT, "verify of %s at the blob (%s)"
                      % (what, res.stdout.strip()))
+            check_eq(quarantined(t.cache, blob_rel(b)), [], "entries verify moved aside")
         with mount(t, srv) as m:
             right(m.path(b.rel), b, what + " at the blob")
             right(m.path(b.rel), b, what + " at the blob, again")
             alive(m)
-            check(m.log_lines(b.sha256, "removed") or m.log_lines(b.sha256, "not what"),
-                  "no log line naming the planted %s" % what)
+            if kept:
+                check(m.log_lines(b.sha256, "moved aside", what, ".quarantine"),
+                      "no log line naming the planted %s and where it went" % what)
+            else:
+                check(m.log_lines(b.sha256, "not what"),
+                      "no log line naming the planted %s" % what)
         with mount(t, srv) as m:
             right(m.path(b.rel), b, what + ", after a remount")
         check(stat.S_ISREG(os.lstat(path).st_mode), "the blob is a file again")
         check_eq(sha256_file(can), can_sha, "the canary outside the cache")
+        if kept:
+            entries = quarantined(t.cache, blob_rel(b))
+            check_eq(len(entries), 1, "entries moved aside from the blob's name")
+            kept(entries[0], can)
 
 
 @test
 def blob_replaced_by_symlink(t):
-    planted(t, lambda path, can: os.symlink(can, path), "a symbolic link")
+    def kept(entry, can):
+        check(stat.S_ISLNK(os.lstat(entry).st_mode), "%s is not a link" % entry)
+        check_eq(os.readlink(entry), can, "where the link moved aside points")
+
+    planted(t, lambda path, can: os.symlink(can, path), "a symbolic link", kept=kept)
 
 
 @test
 def blob_replaced_by_fifo(t):
-    planted(t, lambda path, can: os.mkfifo(path), "a FIFO")
+    planted(t, lambda path, can: os.mkfifo(path), "a FIFO",
+            kept=lambda entry, can: check(stat.S_ISFIFO(os.lstat(entry).st_mode),
+                                          "%s is not a FIFO" % entry))
 
 
 @test
 def blob_replaced_by_directory(t):
-    planted(t, lambda path, can: os.mkdir(path), "a directory")
+    """A person's directory at the blob's name: moved aside whole, their file in it intact."""
+    def plant(path, can):
+        os.mkdir(path)
+        os.mkdir(os.path.join(path, "sub"))
+        with open(os.path.join(path, "sub", "notes.txt"), "wb") as f:
+            f.write(b"a person's notes\n")
+
+    def kept(entry, can):
+        with open(os.path.join(entry, "sub", "notes.txt"), "rb") as f:
+            check_eq(f.read(), b"a person's notes\n", "the file in the directory moved aside")
+        # omnihub du counts it apart: one entry, the bytes of the file in it.
+        res = omnihub(t, srv_box[0], "--json", "du")
+        check_eq(json.loads(res.stdout).get("quarantine"), {"entries": 1, "bytes": 17},
+                 "omnihub du's quarantine")
+
+    srv_box = []
+    planted(t, plant, "a directory", kept=kept, serving=srv_box)
 
 
 @test
@@ -279,6 +327,8 @@ def blob_replaced_by_hard_link_outside(t):
 
 @test
 def verify_remove_removes_planted_entries(t):
+    """verify --remove moves a planted entry aside (never deletes it), says so, and `omnihub
+    du` counts what is moved aside; a mount then fetches the blob again."""
     with serve(t, [("Rm", 64 * KiB)]) as (srv, blobs):
         b = blobs["Rm"]
         can, can_sha = canary(t)
@@ -290,7 +340,39 @@ def verify_remove_removes_planted_entries(t):
         res = omnihub(t, srv, "verify", "--remove")
         check_eq(res.returncode, EXIT_CORRUPT, "verify --remove of a link")
         check(not os.path.lexists(path), "verify --remove left the link")
+        check("moved aside to " + os.path.join(t.cache, ".quarantine") in res.stdout,
+              "verify --remove does not say where the link went: %r" % res.stdout)
+        entries = quarantined(t.cache, blob_rel(b))
+        check_eq(len(entries), 1, "entries moved aside")
+        check_eq(os.readlink(entries[0]), can, "where the link moved aside points")
         check_eq(sha256_file(can), can_sha, "the canary")
+        res = omnihub(t, srv, "du")
+        check(any(line.startswith("quarantine ") and "1 entry" in line
+                  for line in res.stdout.splitlines()),
+              "omnihub du has no quarantine line: %r" % res.stdout)
+        res = omnihub(t, srv, "gc")
+        check(os.path.lexists(entries[0]), "omnihub gc removed what was moved aside")
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "after verify --remove")
+
+
+@test
+def gc_leaves_quarantine_alone(t):
+    """omnihub gc evicts a blob and its names in the readable tree, but not a name that is a
+    hard link to it inside .quarantine (a person's, moved aside)."""
+    with serve(t, [("GcQ", 64 * KiB)]) as (srv, blobs):
+        b = blobs["GcQ"]
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        qdir = os.path.join(t.cache, ".quarantine", "20260101T000000Z-1-0-onnx+mine")
+        os.makedirs(qdir)
+        kept = os.path.join(qdir, "copy.bin")
+        os.link(blob_path(t.cache, b), kept)
+        res = omnihub(t, srv, "gc", "--max", "0")
+        check_eq(res.returncode, 0, "gc --max 0 (%s)" % res.stdout.strip())
+        check(not os.path.lexists(blob_path(t.cache, b)), "gc --max 0 kept the blob")
+        check(os.path.exists(kept), "gc removed a name inside .quarantine")
+        check_eq(sha256_file(kept), b.sha256, "the file inside .quarantine")
 
 
 @test
@@ -309,6 +391,30 @@ def partial_hard_link_not_written_through(t):
             alive(m)
         check_eq(sha256_file(can), can_sha, "the canary the .partial pointed at")
         check_eq(os.stat(can).st_nlink, 1, "links to the canary")
+
+
+@test
+def partial_and_sidecar_replaced_by_directories(t):
+    """Directories planted at a blob's .partial and .state names, each with a person's file:
+    moved aside whole (never deleted), and the blob downloaded right."""
+    with serve(t, [("PDir", 256 * KiB)]) as (srv, blobs):
+        b = blobs["PDir"]
+        path = blob_path(t.cache, b)
+        with mount(t, srv) as m:  # planted after the start-up sweep
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            for suffix in (".partial", ".state"):
+                os.mkdir(path + suffix)
+                with open(os.path.join(path + suffix, "mine.txt"), "w") as f:
+                    f.write("kept" + suffix)
+            right(m.path(b.rel), b, "with directories at the .partial and .state")
+            alive(m)
+            check(m.log_lines(b.sha256 + ".partial", "moved aside", "a directory"),
+                  "no log line moving the .partial aside")
+        for suffix in (".partial", ".state"):
+            entries = quarantined(t.cache, blob_rel(b) + suffix)
+            check_eq(len(entries), 1, "entries moved aside from the " + suffix)
+            with open(os.path.join(entries[0], "mine.txt")) as f:
+                check_eq(f.read(), "kept" + suffix, "the file in the %s moved aside" % suffix)
 
 
 def sidecar_case(t, text, what):
@@ -366,6 +472,9 @@ def fifo_at_index_does_not_stop_offline_mount(t):
             check(not stat.S_ISFIFO(os.lstat(os.path.join(index_dir, n)).st_mode)
                   if os.path.lexists(os.path.join(index_dir, n)) else True,
                   "the FIFO at the index is still there")
+            entries = quarantined(t.cache, ".index/onnx/" + n)
+            check_eq(len(entries), 1, "FIFOs moved aside from .index/onnx/" + n)
+            check(stat.S_ISFIFO(os.lstat(entries[0]).st_mode), "%s is not a FIFO" % entries[0])
 
 
 # ----------------------------------------------------------------------------- the cache itself

@@ -1,6 +1,6 @@
 /* test_cache.c: unit tests of cache.c: atomic install, stamps that notice a
- * changed file, staged trees, small files, untrusted paths and links planted
- * in the cache. Not for: downloading. */
+ * changed file, staged trees, small files, untrusted paths, links planted
+ * in the cache and their quarantine. Not for: downloading. */
 #include "build_config.h"
 
 #include <dirent.h>
@@ -644,7 +644,7 @@ static void test_records(struct cache *cache)
 		tap_ok(cache_read_small(cache, "hub/r/fifo.bin", 100, &data, &len, &mtime) ==
 		               -ENOENT &&
 		           lstat(path, &st) != 0,
-		       "a FIFO at a small file's name: removed, read as absent");
+		       "a FIFO at a small file's name: moved aside, read as absent");
 		free(data);
 	}
 }
@@ -699,6 +699,167 @@ static void test_root_deleted(void)
 	cache_close(cache);
 }
 
+/* The path of the n-th (from 0, in name order) entry in the quarantine
+ * whose name ends with "-" suffix, into out: 0, or -1 if there is none. */
+static int quarantined(const char *suffix, int n, char *out, size_t size)
+{
+	char dir[512], want[300];
+	struct dirent **names = NULL;
+	int count, found = -1;
+
+	snprintf(dir, sizeof(dir), "%s/" CACHE_QUARANTINE_DIR, root);
+	snprintf(want, sizeof(want), "-%s", suffix);
+	count = scandir(dir, &names, NULL, alphasort);
+	for (int i = 0; i < count; i++) {
+		size_t len = strlen(names[i]->d_name), wlen = strlen(want);
+		if (found < 0 && len > wlen && strcmp(names[i]->d_name + len - wlen, want) == 0 &&
+		    n-- == 0) {
+			snprintf(out, size, "%s/%s", dir, names[i]->d_name);
+			found = 0;
+		}
+		free(names[i]);
+	}
+	free(names);
+	return found;
+}
+
+/* Reads the small text file at path into buf: 0, or -1. */
+static int read_text(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW);
+	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* A file named name with text in it, in the directory at path. */
+static int put_file(const char *dir, const char *name, const char *text)
+{
+	char path[700];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	if (fd < 0)
+		return -1;
+	rc = write_text(fd, text);
+	close(fd);
+	return rc;
+}
+
+/* cache_heal moves a planted entry aside whole, never deletes it. */
+static void test_heal(struct cache *cache)
+{
+	char path[1400], q[600], q2[600], text[64], target[300];
+	struct digest_spec spec;
+	struct stat st;
+	ssize_t n;
+
+	tap_ok(cache_mkdirs(cache, "hub/h") == 0, "heal: a folder hub/h");
+	tap_ok(cache_heal(cache, "hub/h/absent.bin") == 0, "heal: an absent name: 0");
+	tap_ok(install_text(cache, "hub/h/file.bin", "ours", &spec) == 0 &&
+	           cache_heal(cache, "hub/h/file.bin") == 0 &&
+	           cache_lstat(cache, "hub/h/file.bin", &st) == 0 && S_ISREG(st.st_mode),
+	       "heal: a regular file: 0, left in place");
+
+	/* A person's directory, with a file of theirs in it. */
+	snprintf(path, sizeof(path), "%s/hub/h/dir.bin", root);
+	tap_ok(mkdir(path, 0755) == 0 && put_file(path, "notes.txt", "theirs") == 0,
+	       "heal: a directory with a file planted at hub/h/dir.bin");
+	tap_ok(cache_heal(cache, "hub/h/dir.bin") == 1 && lstat(path, &st) != 0 &&
+	           errno == ENOENT,
+	       "heal: the directory: 1, its name free");
+	tap_ok(quarantined("hub+h+dir.bin", 0, q, sizeof(q)) == 0 && lstat(q, &st) == 0 &&
+	           S_ISDIR(st.st_mode),
+	       "heal: the directory is in %s/" CACHE_QUARANTINE_DIR, root);
+	snprintf(path, sizeof(path), "%s/notes.txt", q);
+	tap_ok(read_text(path, text, sizeof(text)) == 0 && strcmp(text, "theirs") == 0,
+	       "heal: the file in it is intact");
+
+	/* A link: moved as a link, still pointing where it did. */
+	snprintf(path, sizeof(path), "%s/hub/h/link.bin", root);
+	tap_ok(symlink(outside, path) == 0 && cache_heal(cache, "hub/h/link.bin") == 1 &&
+	           lstat(path, &st) != 0,
+	       "heal: a link planted at hub/h/link.bin: 1, its name free");
+	n = quarantined("hub+h+link.bin", 0, q, sizeof(q)) == 0
+	        ? readlink(q, target, sizeof(target) - 1)
+	        : -1;
+	if (n >= 0)
+		target[n] = '\0';
+	tap_ok(n > 0 && strcmp(target, outside) == 0 && outside_intact(),
+	       "heal: the link is in the quarantine, pointing at %s as before", outside);
+
+	/* A FIFO: moved, not opened. */
+	snprintf(path, sizeof(path), "%s/hub/h/fifo.bin", root);
+	tap_ok(mkfifo(path, 0644) == 0 && cache_heal(cache, "hub/h/fifo.bin") == 1 &&
+	           quarantined("hub+h+fifo.bin", 0, q, sizeof(q)) == 0 && lstat(q, &st) == 0 &&
+	           S_ISFIFO(st.st_mode),
+	       "heal: a FIFO is moved aside, no hang");
+
+	/* The same name planted twice: two entries, neither replaced. */
+	snprintf(path, sizeof(path), "%s/hub/h/twice", root);
+	tap_ok(mkdir(path, 0755) == 0 && put_file(path, "n", "one") == 0 &&
+	           cache_heal(cache, "hub/h/twice") == 1 && mkdir(path, 0755) == 0 &&
+	           put_file(path, "n", "two") == 0 && cache_heal(cache, "hub/h/twice") == 1,
+	       "heal: a directory planted twice at hub/h/twice, moved twice");
+	tap_ok(quarantined("hub+h+twice", 0, q, sizeof(q)) == 0 &&
+	           quarantined("hub+h+twice", 1, q2, sizeof(q2)) == 0 &&
+	           quarantined("hub+h+twice", 2, path, sizeof(path)) == -1,
+	       "heal: two entries in the quarantine");
+	{
+		char a[16] = "", b[16] = "";
+		snprintf(path, sizeof(path), "%s/n", q);
+		read_text(path, a, sizeof(a));
+		snprintf(path, sizeof(path), "%s/n", q2);
+		read_text(path, b, sizeof(b));
+		tap_ok((strcmp(a, "one") == 0 && strcmp(b, "two") == 0) ||
+		           (strcmp(a, "two") == 0 && strcmp(b, "one") == 0),
+		       "heal: each kept its own file (%s, %s)", a, b);
+	}
+
+	/* A name longer than NAME_MAX once prefixed: its end is kept. */
+	{
+		char rel[300];
+		memset(text, 'x', sizeof(text));
+		snprintf(rel, sizeof(rel), "hub/h/%.*s%.*s%.*s%.*s-long", 60, text, 60, text, 60,
+			 text, 60, text);
+		snprintf(path, sizeof(path), "%s/%s", root, rel);
+		tap_ok(mkdir(path, 0755) == 0 && cache_heal(cache, rel) == 1 &&
+		           quarantined("long", 0, q, sizeof(q)) == 0 &&
+		           strlen(strrchr(q, '/') + 1) <= NAME_MAX,
+		       "heal: a long name is cut from its start, within NAME_MAX");
+	}
+
+	/* The start-up sweep leaves the quarantine alone, even what looks like
+	 * a leftover temporary there. */
+	tap_ok(quarantined("hub+h+dir.bin", 0, q, sizeof(q)) == 0 &&
+	           put_file(q, ".model.onnx.2147483646-ab12cd.tmp", "kept") == 0,
+	       "heal: a leftover-looking temporary in a quarantined directory");
+	cache_sweep_temporaries(cache);
+	snprintf(path, sizeof(path), "%s/.model.onnx.2147483646-ab12cd.tmp", q);
+	tap_ok(lstat(path, &st) == 0, "heal: the sweep did not walk into the quarantine");
+
+	/* Something planted at the quarantine's own name: nothing is moved
+	 * through it, the entry stays, and the caller hears why. */
+	snprintf(path, sizeof(path), "%s/" CACHE_QUARANTINE_DIR, root);
+	snprintf(q, sizeof(q), "%s/quarantine.moved", base);
+	tap_ok(rename(path, q) == 0 && symlink(outside, path) == 0, "heal: a link planted at %s",
+	       path);
+	snprintf(path, sizeof(path), "%s/hub/h/stuck", root);
+	tap_ok(mkdir(path, 0755) == 0 && cache_heal(cache, "hub/h/stuck") < 0 &&
+	           lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && outside_intact(),
+	       "heal: with no quarantine to move to, an error and the entry stays");
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/" CACHE_QUARANTINE_DIR, root);
+	unlink(path);
+	rename(q, path);
+}
+
 int main(void)
 {
 	struct cache *cache = NULL;
@@ -738,6 +899,7 @@ int main(void)
 	test_hostile_paths(cache);
 	test_final_link(cache);
 	test_planted_links(cache, "openat2");
+	test_heal(cache);
 	cache_close(cache);
 	/* As under a seccomp filter that refuses openat2. */
 	tap_ok(cache_open(&cache, root, &why) == 0, "cache opened again");
