@@ -178,8 +178,8 @@ int config_parse_bool(const char *text, bool *out);
  * returns -errno and sets *why to a sentence (held in cfg->error, valid
  * until cfg is resolved again) that names the setting, where it came from
  * ("-o retries", "$OMNIHUB_OFFLINE", "FILE:LINE: retries") and what it
- * accepts. Every number, size, duration and boolean is checked here, the
- * hubs' numeric options (hf_ttl, convert_timeout...) too. */
+ * accepts. Every number, size, duration and boolean is checked here, and
+ * every hub option by the kind and bounds of its hub_option_spec. */
 int config_resolve(struct config *cfg, const struct config_options *opts, const char **why);
 void config_free(struct config *cfg);
 

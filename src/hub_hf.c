@@ -922,7 +922,14 @@ static int read_token(struct hub *hub, char **out, char *from, size_t from_size)
  * already; absent: *out keeps the default. */
 static int parse_unsigned(const char *text, unsigned min, unsigned max, unsigned *out)
 {
-	return text ? config_parse_seconds(text, min, max, out) : 0;
+	uint64_t value;
+	int rc = 0;
+
+	if (text)
+		rc = config_parse_unsigned(text, min, max, &value);
+	if (text && rc == 0)
+		*out = (unsigned)value;
+	return rc;
 }
 
 /* "CALLS[/SECONDS]"; absent: the defaults (set once the token is known). */
