@@ -17,7 +17,6 @@
 #include "conffile.h"
 #include "config.h"
 #include "hub.h"
-#include "transfer.h"
 
 int config_parse_unsigned(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -227,18 +226,7 @@ static const struct key_info keys[CONFIG_NKEYS] = {
 	[CONFIG_PROXY] = { .name = "proxy", .kind = KIND_TEXT },
 };
 
-/* The hubs' options that hold a number, checked here with the same bounds
- * the hubs hold them to when they parse them again (hub_hf.c open,
- * hub_catalog.c), so that a bad one stops the start and says where it came
- * from, rather than leaving the hub out. */
-static const struct key_info hub_numbers[] = {
-	{ .name = "hf_ttl", .kind = KIND_SECONDS, .max = 365u * 86400u },
-	{ .name = "hf_max_repos", .kind = KIND_NUMBER, .min = 1, .max = 1u << 20 },
-	{ .name = "hf_api_budget", .kind = KIND_RATE, .max = 1000000 },
-	{ .name = "convert_timeout", .kind = KIND_SECONDS, .min = 1, .max = 86400 },
-};
-
-#define RATE_SECONDS_MAX 86400u
+#define RATE_SECONDS_MAX HUB_OPTION_BUDGET_SECONDS_MAX
 
 static int key_find(const char *name)
 {
@@ -248,12 +236,21 @@ static int key_find(const char *name)
 	return -1;
 }
 
-static const struct key_info *hub_number_find(const char *name)
+/* A hub option's kind and bounds, as a setting's (hub_option_spec); false
+ * for text and lists, which only must not be empty here. */
+static bool hub_key(const struct hub_option_spec *spec, struct key_info *out)
 {
-	for (size_t i = 0; i < sizeof(hub_numbers) / sizeof(hub_numbers[0]); i++)
-		if (strcmp(hub_numbers[i].name, name) == 0)
-			return &hub_numbers[i];
-	return NULL;
+	static const enum kind kinds[] = {
+		[HUB_OPTION_UNSIGNED] = KIND_NUMBER, [HUB_OPTION_SECONDS] = KIND_SECONDS,
+		[HUB_OPTION_SIZE] = KIND_SIZE,       [HUB_OPTION_BUDGET] = KIND_RATE,
+		[HUB_OPTION_BOOL] = KIND_BOOL,
+	};
+
+	if (spec->kind == HUB_OPTION_TEXT || spec->kind == HUB_OPTION_LIST)
+		return false;
+	*out = (struct key_info){ .name = spec->name, .kind = kinds[spec->kind],
+				  .min = spec->min, .max = spec->max };
+	return true;
 }
 
 /* A size as the user would write it: "4M" rather than 4194304. */
@@ -595,12 +592,12 @@ static int layer_hub_option(struct layer *layer, const struct hub_option_spec *s
 			    const char *value, unsigned line, char *why, size_t why_size)
 {
 	struct config_value *v = values_find(&layer->hub_options, NULL, spec->name);
-	const struct key_info *number = hub_number_find(spec->name);
+	struct key_info number;
 	char *text = NULL, *origin = NULL, *tidy = NULL;
 	uint64_t n;
 	int rc = 0;
 
-	if (spec->list) {
+	if (spec->kind == HUB_OPTION_LIST) {
 		rc = list_tidy(value, &tidy);
 		if (rc)
 			goto out;
@@ -611,14 +608,15 @@ static int layer_hub_option(struct layer *layer, const struct hub_option_spec *s
 		rc = -EINVAL;
 		goto out;
 	}
-	if (number) {
-		rc = check_value(number, value, spec->name, &n, why, why_size);
+	if (hub_key(spec, &number)) {
+		rc = check_value(&number, value, spec->name, &n, why, why_size);
 		if (rc)
 			goto out;
 	}
 	if (spec->value &&
 	    (strcmp(spec->value, "FILE") == 0 || strcmp(spec->value, "DIR") == 0)) {
-		rc = file_paths(spec->name, value, spec->list, &text, why, why_size);
+		rc = file_paths(spec->name, value, spec->kind == HUB_OPTION_LIST, &text, why,
+				why_size);
 		if (rc)
 			goto out;
 		value = text;
@@ -629,7 +627,7 @@ static int layer_hub_option(struct layer *layer, const struct hub_option_spec *s
 			rc = values_add(&layer->hub_options, NULL, spec->name, value, origin);
 		goto out;
 	}
-	if (spec->list) {
+	if (spec->kind == HUB_OPTION_LIST) {
 		char *joined = NULL;
 		if (asprintf(&joined, "%s,%s", v->value, value) < 0 ||
 		    asprintf(&origin, "%s,%u", v->origin, line) < 0) {
@@ -924,18 +922,18 @@ static int apply_setting(struct config *cfg, int k, const char *text, const char
 	case CONFIG_STREAM: cfg->stream = text && n; break;
 	case CONFIG_INDEX_TTL: cfg->index_ttl = text ? (unsigned)n : CONFIG_INDEX_TTL_DEFAULT; break;
 	case CONFIG_CONNECTIONS:
-		cfg->connections = text ? (unsigned)n : TRANSFER_CONNECTIONS_DEFAULT;
+		cfg->connections = text ? (unsigned)n : CONFIG_CONNECTIONS_DEFAULT;
 		break;
-	case CONFIG_PIECE_SIZE: cfg->piece_size = text ? n : TRANSFER_PIECE_SIZE_DEFAULT; break;
+	case CONFIG_PIECE_SIZE: cfg->piece_size = text ? n : CONFIG_PIECE_SIZE_DEFAULT; break;
 	case CONFIG_CACHE_MAX: cfg->cache_max = n; break;
-	case CONFIG_RETRIES: cfg->retries = text ? (unsigned)n : TRANSFER_RETRIES_DEFAULT; break;
+	case CONFIG_RETRIES: cfg->retries = text ? (unsigned)n : CONFIG_RETRIES_DEFAULT; break;
 	case CONFIG_STALL_TIMEOUT:
-		cfg->stall_timeout = text ? (unsigned)n : (unsigned)TRANSFER_STALL_SECONDS_DEFAULT;
+		cfg->stall_timeout = text ? (unsigned)n : CONFIG_STALL_TIMEOUT_DEFAULT;
 		break;
 	case CONFIG_RETRY_TIME:
-		cfg->retry_time = text ? (unsigned)n : (unsigned)TRANSFER_RETRY_SECONDS_DEFAULT;
+		cfg->retry_time = text ? (unsigned)n : CONFIG_RETRY_TIME_DEFAULT;
 		break;
-	case CONFIG_MEMORY_MAX: cfg->memory_max = text ? n : TRANSFER_MEMORY_MAX_DEFAULT; break;
+	case CONFIG_MEMORY_MAX: cfg->memory_max = text ? n : CONFIG_MEMORY_MAX_DEFAULT; break;
 	case CONFIG_MAX_UNPACK_RATIO:
 		cfg->max_unpack_ratio = text ? (unsigned)n : CONFIG_MAX_UNPACK_RATIO_DEFAULT;
 		break;
@@ -1009,20 +1007,20 @@ static int resolve_general(struct config *cfg, const struct config_options *opts
 static int add_hub_option(struct values *out, const struct hub_option_spec *spec,
 			  const char *value, const char *origin, char *why, size_t why_size)
 {
-	const struct key_info *number = hub_number_find(spec->name);
+	struct key_info number;
 	char subject[512], *tidy = NULL;
 	uint64_t n;
 	int rc = 0;
 
 	subject_of(origin, spec->name, subject, sizeof(subject));
-	if (spec->list) {
+	if (spec->kind == HUB_OPTION_LIST) {
 		rc = list_tidy(value, &tidy);
 		if (rc)
 			goto out;
 		value = tidy;
 	}
-	if (number) {
-		rc = check_value(number, value, subject, &n, why, why_size);
+	if (hub_key(spec, &number)) {
+		rc = check_value(&number, value, subject, &n, why, why_size);
 	} else if (!*value) {
 		snprintf(why, why_size, "%s: the value is empty", subject);
 		rc = -EINVAL;

@@ -15,6 +15,14 @@
 
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
 #define CONFIG_MAX_UNPACK_RATIO_DEFAULT 100u
+/* The transfers' settings by default: the same as transfer.h's, which
+ * core.c, the one file that knows both, holds equal. */
+#define CONFIG_CONNECTIONS_DEFAULT 8u
+#define CONFIG_PIECE_SIZE_DEFAULT (4ull << 20)
+#define CONFIG_RETRIES_DEFAULT 5u
+#define CONFIG_STALL_TIMEOUT_DEFAULT 30u
+#define CONFIG_RETRY_TIME_DEFAULT 120u
+#define CONFIG_MEMORY_MAX_DEFAULT (64ull << 20)
 
 /* The files, unless $OMNIHUB_CONFIG and $OMNIHUB_SYSTEM_CONFIG name others;
  * the user's is $XDG_CONFIG_HOME/omnihub/config, else this under $HOME. */
@@ -170,8 +178,8 @@ int config_parse_bool(const char *text, bool *out);
  * returns -errno and sets *why to a sentence (held in cfg->error, valid
  * until cfg is resolved again) that names the setting, where it came from
  * ("-o retries", "$OMNIHUB_OFFLINE", "FILE:LINE: retries") and what it
- * accepts. Every number, size, duration and boolean is checked here, the
- * hubs' numeric options (hf_ttl, convert_timeout...) too. */
+ * accepts. Every number, size, duration and boolean is checked here, and
+ * every hub option by the kind and bounds of its hub_option_spec. */
 int config_resolve(struct config *cfg, const struct config_options *opts, const char **why);
 void config_free(struct config *cfg);
 

@@ -27,6 +27,14 @@
 #include "pool.h"
 #include "transfer.h"
 
+/* config.c knows no transfer: its defaults must be the transfers' own. */
+_Static_assert(CONFIG_CONNECTIONS_DEFAULT == TRANSFER_CONNECTIONS_DEFAULT, "connections");
+_Static_assert(CONFIG_PIECE_SIZE_DEFAULT == TRANSFER_PIECE_SIZE_DEFAULT, "piece_size");
+_Static_assert(CONFIG_RETRIES_DEFAULT == TRANSFER_RETRIES_DEFAULT, "retries");
+_Static_assert(CONFIG_STALL_TIMEOUT_DEFAULT == TRANSFER_STALL_SECONDS_DEFAULT, "stall_timeout");
+_Static_assert(CONFIG_RETRY_TIME_DEFAULT == TRANSFER_RETRY_SECONDS_DEFAULT, "retry_time");
+_Static_assert(CONFIG_MEMORY_MAX_DEFAULT == TRANSFER_MEMORY_MAX_DEFAULT, "memory_max");
+
 /* A hub this session may open: a registry entry, or one of the hubs an
  * entry makes from what it loads (hub_ops.load). */
 struct candidate {

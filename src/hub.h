@@ -94,13 +94,30 @@ enum hub_flags {
 /* One of a hub's own options, -o <name>=VALUE or a config file's line; the
  * value reaches the hub through config_hub_option(), which also reads env
  * (over the files, under -o), and the hub applies its own default. */
+/* What a hub option's value is, so config.c checks it knowing no hub; the
+ * hub parses it again with the config_parse_* of its kind and the same
+ * bounds (min, max of its spec). */
+enum hub_option_kind {
+	HUB_OPTION_TEXT,     /* any text but an empty one, checked by the hub */
+	HUB_OPTION_LIST,     /* a comma-separated list: fuse_opt splits
+				"-o hf_repos=a/b,c/d" and main.c joins it back */
+	HUB_OPTION_UNSIGNED, /* min to max (config_parse_unsigned) */
+	HUB_OPTION_SECONDS,  /* min to max seconds (config_parse_seconds) */
+	HUB_OPTION_SIZE,     /* min to max bytes (config_parse_size) */
+	HUB_OPTION_BUDGET,   /* CALLS[/SECONDS]: calls 0 to max, seconds 1 to
+				HUB_OPTION_BUDGET_SECONDS_MAX (config_parse_rate) */
+	HUB_OPTION_BOOL,     /* yes or no (config_parse_bool) */
+};
+
+#define HUB_OPTION_BUDGET_SECONDS_MAX 86400u
+
 struct hub_option_spec {
 	const char *name;  /* prefixed with the hub's name: "hf_repos" */
 	const char *value; /* what it takes, for --help: "URL" */
 	const char *help;  /* for --help: lines of at most 50 columns */
-	bool list;         /* a comma-separated list: fuse_opt splits
-			      "-o hf_repos=a/b,c/d" and main.c joins it back */
+	enum hub_option_kind kind;
 	const char *env;   /* the environment variable that also sets it, or NULL */
+	uint64_t min, max; /* a number's bounds (a budget's calls: max only) */
 };
 
 /* Paths are relative to the hub's directory, "" for the hub's root, never

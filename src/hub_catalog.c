@@ -30,6 +30,8 @@
 #define CATALOGDIR "/usr/local/share/omnihub/catalogs"
 #endif
 
+/* -o convert_timeout's bound: a day. */
+#define CATALOG_CONVERT_TIMEOUT_MAX 86400u
 /* A size probe reads one byte: its Content-Range gives the whole. */
 #define PROBE_MAX_BYTES 64
 /* A probe that failed is not tried again this soon: a listing looks a
@@ -167,17 +169,16 @@ static int converters_parse(const char *value, struct converters *out, char *why
 	return rc;
 }
 
-/* -o convert_timeout, or the default; 0 when it is not 1 to 86400 seconds. */
+/* -o convert_timeout, or the default; 0 when it is not 1 to
+ * CATALOG_CONVERT_TIMEOUT_MAX seconds. */
 static unsigned catalog_convert_timeout(const struct config *cfg)
 {
 	const char *value = config_hub_option(cfg, "convert_timeout");
-	char *end;
-	unsigned long seconds;
+	unsigned seconds = DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;
 
-	if (!value)
-		return DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;
-	seconds = strtoul(value, &end, 10);
-	return *end || seconds == 0 || seconds > 86400 ? 0 : (unsigned)seconds;
+	if (value && config_parse_seconds(value, 1, CATALOG_CONVERT_TIMEOUT_MAX, &seconds) != 0)
+		seconds = 0;
+	return seconds;
 }
 
 /* Adds every catalog of the comma-separated directories in dirs. */
@@ -873,16 +874,17 @@ nomem:
 }
 
 static const struct hub_option_spec catalog_options[] = {
-	{ "catalogs", "DIR", "more catalogs: every *.json in DIR,\nread after the user's", true, NULL },
+	{ "catalogs", "DIR", "more catalogs: every *.json in DIR,\nread after the user's",
+	  HUB_OPTION_LIST, NULL, 0, 0 },
 	{ "system_catalogs", "DIR",
-	  "the shipped catalogs (default:\n" CATALOGDIR ")", false, NULL },
+	  "the shipped catalogs (default:\n" CATALOGDIR ")", HUB_OPTION_TEXT, NULL, 0, 0 },
 	{ "convert", "FROM:TO:COMMAND",
 	  "beside each file of format FROM, a\n<stem>.TO made on first open by COMMAND\n"
 	  "(/bin/sh -c; input $1, output $2);\nseveral: comma-separated",
-	  true, NULL },
+	  HUB_OPTION_LIST, NULL, 0, 0 },
 	{ "convert_timeout", "SECONDS", "a converter is killed after this\n(default: 600)",
-	  false, NULL },
-	{ NULL, NULL, NULL, false, NULL },
+	  HUB_OPTION_SECONDS, NULL, 1, CATALOG_CONVERT_TIMEOUT_MAX },
+	{ NULL, NULL, NULL, HUB_OPTION_TEXT, NULL, 0, 0 },
 };
 
 const struct hub_ops hub_catalog_ops = {

@@ -33,7 +33,9 @@
 /* The real Hub: the default for users with internet. */
 #define HF_ENDPOINT_DEFAULT "https://huggingface.co"
 #define HF_TTL_DEFAULT 600u
+#define HF_TTL_MAX (365u * 86400u)
 #define HF_MAX_REPOS_DEFAULT 64u
+#define HF_MAX_REPOS_MAX (1u << 20)
 /* Names at the top level remembered (found or not); the oldest go first. */
 #define HF_NAMES_MAX 1024u
 /* A repo or org id part: the Hub allows 96 characters of [A-Za-z0-9._-]. */
@@ -45,6 +47,7 @@
 #define HF_API_BUDGET_ANONYMOUS 500u
 #define HF_API_BUDGET_TOKEN 1000u
 #define HF_API_WINDOW_DEFAULT 300u
+#define HF_API_BUDGET_MAX 1000000u
 #define HF_META_DIR CACHE_INDEX_DIR "/huggingface"
 /* Our metadata beside a repo's name; '@' is in no repo or org name. */
 #define HF_REFS_DIR "@refs"
@@ -915,45 +918,27 @@ static int read_token(struct hub *hub, char **out, char *from, size_t from_size)
 	return rc;
 }
 
+/* An option of a number, checked by config_resolve with these bounds
+ * already; absent: *out keeps the default. */
 static int parse_unsigned(const char *text, unsigned min, unsigned max, unsigned *out)
 {
-	char *end;
-	unsigned long value;
+	uint64_t value;
+	int rc = 0;
 
-	if (!text)
-		return 0;
-	errno = 0;
-	value = strtoul(text, &end, 10);
-	if (errno || end == text || *end || value < min || value > max)
-		return -EINVAL;
-	*out = (unsigned)value;
-	return 0;
+	if (text)
+		rc = config_parse_unsigned(text, min, max, &value);
+	if (text && rc == 0)
+		*out = (unsigned)value;
+	return rc;
 }
 
 /* "CALLS[/SECONDS]"; absent: the defaults (set once the token is known). */
 static int parse_budget(const char *text, unsigned *calls, unsigned *window)
 {
-	char *end;
-	unsigned long n, seconds = HF_API_WINDOW_DEFAULT;
-
 	*window = HF_API_WINDOW_DEFAULT;
-	if (!text)
-		return 0;
-	errno = 0;
-	n = strtoul(text, &end, 10);
-	if (end == text || errno || n > 1000000)
-		return -EINVAL;
-	if (*end == '/') {
-		const char *s = end + 1;
-		seconds = strtoul(s, &end, 10);
-		if (end == s || seconds == 0 || seconds > 86400)
-			return -EINVAL;
-	}
-	if (*end)
-		return -EINVAL;
-	*calls = (unsigned)n;
-	*window = (unsigned)seconds;
-	return 0;
+	return text ? config_parse_rate(text, HF_API_BUDGET_MAX, 1, HUB_OPTION_BUDGET_SECONDS_MAX,
+					calls, window)
+		    : 0;
 }
 
 /* -o hf_repos=org/a,org/b@rev,datasets/org/c: those of this hub's type. */
@@ -1052,9 +1037,9 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		snprintf(why, why_size, "the endpoint %s is not an http(s) URL", hf->endpoint);
 		goto fail;
 	}
-	if (parse_unsigned(config_hub_option(cfg, "hf_ttl"), 0, 365u * 86400u, &hf->ttl) != 0 ||
-	    parse_unsigned(config_hub_option(cfg, "hf_max_repos"), 1, 1u << 20, &hf->max_repos) !=
-	        0) {
+	if (parse_unsigned(config_hub_option(cfg, "hf_ttl"), 0, HF_TTL_MAX, &hf->ttl) != 0 ||
+	    parse_unsigned(config_hub_option(cfg, "hf_max_repos"), 1, HF_MAX_REPOS_MAX,
+			   &hf->max_repos) != 0) {
 		snprintf(why, why_size, "hf_ttl must be seconds and hf_max_repos at least 1");
 		rc = -EINVAL;
 		goto fail;
@@ -1367,23 +1352,24 @@ static int hf_meta(struct hub *hub, const char *path, char **json)
 
 static const struct hub_option_spec hf_options[] = {
 	{ "hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")",
-	  false, "HF_ENDPOINT" },
+	  HUB_OPTION_TEXT, "HF_ENDPOINT", 0, 0 },
 	{ "hf_token_file", "FILE",
 	  "token file, used when neither $HF_TOKEN nor\n$HF_TOKEN_PATH nor $HF_HOME/token has one",
-	  false, NULL },
+	  HUB_OPTION_TEXT, NULL, 0, 0 },
 	{ "hf_repos", "REPO[,REPO...]",
-	  "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", true, NULL },
+	  "repos always listed: org/name[@rev], or\ndatasets/org/name for a dataset", HUB_OPTION_LIST,
+	  NULL, 0, 0 },
 	{ "hf_ttl", "SECONDS",
 	  "ask a branch's commit, and a name found\nmissing, again after this long (default: 600)",
-	  false, NULL },
+	  HUB_OPTION_SECONDS, NULL, 0, HF_TTL_MAX },
 	{ "hf_api_budget", "CALLS[/SECONDS]",
 	  "API calls the models and datasets hubs make\ntogether per window; 0: no pacing "
 	  "(default:\n500/300, 1000/300 with a token: the Hub's\nlimits)",
-	  false, NULL },
+	  HUB_OPTION_BUDGET, NULL, 0, HF_API_BUDGET_MAX },
 	{ "hf_max_repos", "N",
 	  "repos' file lists kept in memory; the least\nrecently used go first (default: 64)",
-	  false, NULL },
-	{ NULL, NULL, NULL, false, NULL },
+	  HUB_OPTION_UNSIGNED, NULL, 1, HF_MAX_REPOS_MAX },
+	{ NULL, NULL, NULL, HUB_OPTION_TEXT, NULL, 0, 0 },
 };
 
 

@@ -891,11 +891,11 @@ static int onnx_meta(struct hub *hub, const char *path, char **json)
 static const struct hub_option_spec onnx_options[] = {
 	{ "onnx_index_url", "URL",
 	  "ONNX Model Zoo manifest (default:\n$OMNIHUB_ONNX_INDEX_URL, else\n" ONNX_INDEX_URL_DEFAULT ")",
-	  false, "OMNIHUB_ONNX_INDEX_URL" },
+	  HUB_OPTION_TEXT, "OMNIHUB_ONNX_INDEX_URL", 0, 0 },
 	{ "onnx_url", "URL",
 	  "base URL of the zoo's model files (default:\n$OMNIHUB_ONNX_URL, else\n" ONNX_URL_DEFAULT ")",
-	  false, "OMNIHUB_ONNX_URL" },
-	{ NULL, NULL, NULL, false, NULL },
+	  HUB_OPTION_TEXT, "OMNIHUB_ONNX_URL", 0, 0 },
+	{ NULL, NULL, NULL, HUB_OPTION_TEXT, NULL, 0, 0 },
 };
 
 const struct hub_ops hub_onnx_ops = {

@@ -140,7 +140,7 @@ int options_take_hub_option(struct options *opts, const char *arg)
 	if (!spec)
 		return 1;
 	/* A list given again adds to itself (-o convert=a -o convert=b). */
-	for (size_t i = 0; spec->list && i < opts->nhub_options; i++) {
+	for (size_t i = 0; spec->kind == HUB_OPTION_LIST && i < opts->nhub_options; i++) {
 		struct config_hub_option *o = &opts->hub_options[i];
 		char *joined;
 		if (strcmp(o->name, name) != 0)
@@ -158,7 +158,7 @@ int options_take_hub_option(struct options *opts, const char *arg)
 	}
 	if (add_hub_option(opts, arg, (size_t)(eq - arg), eq + 1) != 0)
 		return -1;
-	opts->continues_list = spec->list;
+	opts->continues_list = spec->kind == HUB_OPTION_LIST;
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "conffile.h"
+#include "hub.h"
 #include "tap.h"
 
 static const char *const variables[] = {
@@ -598,6 +599,56 @@ static void check_bounds(const struct bounds *b, bool hub)
 	}
 }
 
+/* Every hub option with a numeric kind is held by config_resolve to the
+ * bounds its hub's spec declares, with nothing in config.c naming it: max
+ * is taken, max + 1 (and min - 1) refused with the option named. */
+static void test_spec_bounds(void)
+{
+	const char *numeric[] = { "hf_ttl", "hf_max_repos", "hf_api_budget", "convert_timeout" };
+	size_t checked = 0;
+	unsigned named = 0; /* a bit for each of numeric found */
+	char why[1024], text[32], want[128];
+
+	for (size_t h = 0; h < hub_registry_count; h++) {
+		const struct hub_option_spec *spec = hub_registry[h]->options;
+		for (; spec && spec->name; spec++) {
+			bool number = spec->kind == HUB_OPTION_UNSIGNED ||
+				      spec->kind == HUB_OPTION_SECONDS ||
+				      spec->kind == HUB_OPTION_SIZE ||
+				      spec->kind == HUB_OPTION_BUDGET;
+			if (!number)
+				continue;
+			snprintf(want, sizeof(want), "-o %s: ", spec->name);
+			snprintf(text, sizeof(text), "%llu", (unsigned long long)spec->max);
+			tap_ok(resolve_option(spec->name, true, text, why, sizeof(why)) == 0,
+			       "%s: its spec's max %s taken %s", spec->name, text, why);
+			snprintf(text, sizeof(text), "%llu", (unsigned long long)spec->max + 1);
+			tap_ok(resolve_option(spec->name, true, text, why, sizeof(why)) == -EINVAL &&
+				       strncmp(why, want, strlen(want)) == 0 &&
+				       strstr(why, "out of range") != NULL,
+			       "%s: its spec's max + 1 (%s) refused, naming it: %s", spec->name, text,
+			       why);
+			if (spec->min > 0) {
+				snprintf(text, sizeof(text), "%llu",
+					 (unsigned long long)spec->min - 1);
+				tap_ok(resolve_option(spec->name, true, text, why, sizeof(why)) ==
+						       -EINVAL &&
+					       strncmp(why, want, strlen(want)) == 0,
+				       "%s: its spec's min - 1 (%s) refused: %s", spec->name, text,
+				       why);
+			}
+			for (size_t i = 0; i < sizeof(numeric) / sizeof(numeric[0]); i++)
+				if (strcmp(numeric[i], spec->name) == 0)
+					named |= 1u << i;
+			checked++;
+		}
+	}
+	tap_ok(named == (1u << (sizeof(numeric) / sizeof(numeric[0]))) - 1,
+	       "hf_ttl, hf_max_repos, hf_api_budget and convert_timeout declare a numeric kind "
+	       "(%zu numeric options checked)",
+	       checked);
+}
+
 static void test_bounds(void)
 {
 	struct config_options none = { 0 };
@@ -984,6 +1035,7 @@ static void test_files(void)
 	test_bad_lines();
 	test_hub_caches();
 	test_bounds();
+	test_spec_bounds();
 	test_list_blanks();
 	test_check();
 	test_file_places();
