@@ -327,9 +327,9 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	rc = metrics_new(&core->metrics);
 	if (rc)
 		goto out;
-	rc = pool_new(&core->requests, CORE_REQUEST_THREADS, "ohreq");
+	rc = pool_new(&core->requests, CORE_REQUEST_THREADS, CORE_REQUEST_HUB_LIMIT, "ohreq");
 	if (rc == 0)
-		rc = pool_new(&core->jobs, CORE_JOB_THREADS, "ohjob");
+		rc = pool_new(&core->jobs, CORE_JOB_THREADS, 0, "ohjob");
 	if (rc)
 		goto out;
 	rc = fetcher_new(&core->fetcher, cfg->cacert);

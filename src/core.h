@@ -27,6 +27,8 @@ struct transfer_engine;
  * transfer engine and the fs's notifier, whatever it is asked. */
 #define CORE_REQUEST_THREADS 8u /* FUSE requests that need a hub's remote
 				   work: a listing, a size, an archive */
+#define CORE_REQUEST_HUB_LIMIT 6u /* of them, at most this many for one hub:
+				     a stalled hub leaves the others two */
 #define CORE_JOB_THREADS 8u     /* download steps: checking, importing,
 				   extracting, converting; never waiting
 				   on a transfer (they chain from it) */

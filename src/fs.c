@@ -479,7 +479,7 @@ static void defer(struct fs *fs, fuse_req_t req, enum deferred_op op, struct nod
 	/* Registered before it is queued: an interrupt already there runs
 	 * the callback now, which answers. */
 	fuse_req_interrupt_func(req, deferred_interrupt, d);
-	rc = pool_submit(core_requests(fs->core), deferred_run, d);
+	rc = pool_submit_keyed(core_requests(fs->core), node->hub, deferred_run, d);
 	if (rc) {
 		if (deferred_claim(d))
 			fuse_reply_err(req, rc == -ESHUTDOWN ? EINTR : -rc);
@@ -1349,7 +1349,7 @@ static void deferred_staged(void *ctx, int rc)
 	struct deferred *d = ctx;
 
 	if (rc == 0)
-		rc = pool_submit(core_requests(d->fs->core), deferred_run, d);
+		rc = pool_submit_keyed(core_requests(d->fs->core), d->node->hub, deferred_run, d);
 	if (rc == 0)
 		return;
 	if (deferred_claim(d))

@@ -19,13 +19,23 @@
 struct task {
 	pool_fn fn;
 	void *ctx;
+	const void *key; /* NULL: none */
 	struct task *next;
+};
+
+/* How many tasks of a key run now; a slot with running 0 is free. */
+struct key_count {
+	const void *key;
+	unsigned running;
 };
 
 struct pool {
 	pthread_t *threads;   /* owned; nthreads, the first started of them */
 	unsigned nthreads;
 	unsigned started;
+	unsigned key_limit;       /* 0: none */
+	struct key_count *keys;   /* owned; nthreads slots, at most one per
+				     running task */
 	pthread_mutex_t lock; /* guards the queue and stopping */
 	pthread_cond_t work;  /* signalled when a task is queued or on stop */
 	struct task *head;    /* owned; the queue, oldest first */
@@ -35,23 +45,72 @@ struct pool {
 	bool joined;
 };
 
+/* Under the lock: the slot counting key's running tasks, or a free one
+ * (there is always one for a worker that asks: a slot per worker). */
+static struct key_count *key_slot(struct pool *pool, const void *key)
+{
+	struct key_count *free_slot = NULL;
+
+	for (unsigned i = 0; i < pool->nthreads; i++) {
+		if (pool->keys[i].running && pool->keys[i].key == key)
+			return &pool->keys[i];
+		if (!pool->keys[i].running && !free_slot)
+			free_slot = &pool->keys[i];
+	}
+	if (free_slot)
+		free_slot->key = key;
+	return free_slot;
+}
+
+/* Under the lock: whether t may start now. A stopping pool runs every
+ * task (cancelled, quickly), limits or not. */
+static bool task_may_run(struct pool *pool, const struct task *t)
+{
+	const struct key_count *slot;
+
+	if (!t->key || !pool->key_limit || pool->stopping)
+		return true;
+	slot = key_slot(pool, t->key);
+	return !slot || slot->running < pool->key_limit;
+}
+
+/* Under the lock: unlinks and returns the oldest task that may start, or
+ * NULL. A walk of the queue: it is as long as the requests the kernel has
+ * in flight, and a held key's tasks are passed, never reordered. */
+static struct task *task_take(struct pool *pool)
+{
+	struct task *prev = NULL, *t;
+
+	for (t = pool->head; t && !task_may_run(pool, t); t = t->next)
+		prev = t;
+	if (!t)
+		return NULL;
+	if (prev)
+		prev->next = t->next;
+	else
+		pool->head = t->next;
+	if (pool->tail == t)
+		pool->tail = prev;
+	pool->queued--;
+	return t;
+}
+
 static void *worker_main(void *arg)
 {
 	struct pool *pool = arg;
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		struct task *t = pool->head;
+		struct task *t = task_take(pool);
 		if (!t) {
-			if (pool->stopping)
+			if (pool->stopping && !pool->head)
 				break;
 			pthread_cond_wait(&pool->work, &pool->lock);
 			continue;
 		}
-		pool->head = t->next;
-		if (!pool->head)
-			pool->tail = NULL;
-		pool->queued--;
+		struct key_count *slot = t->key ? key_slot(pool, t->key) : NULL;
+		if (slot)
+			slot->running++;
 		/* A task queued before the stop still runs, cancelled: its
 		 * waiter is answered either way. */
 		bool cancelled = pool->stopping;
@@ -59,12 +118,14 @@ static void *worker_main(void *arg)
 		t->fn(t->ctx, cancelled);
 		free(t);
 		pthread_mutex_lock(&pool->lock);
+		if (slot && --slot->running < pool->key_limit && pool->head)
+			pthread_cond_broadcast(&pool->work); /* a passed task may start */
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
 }
 
-int pool_new(struct pool **out, unsigned nthreads, const char *name)
+int pool_new(struct pool **out, unsigned nthreads, unsigned key_limit, const char *name)
 {
 	struct pool *pool;
 	pthread_attr_t attr;
@@ -79,8 +140,10 @@ int pool_new(struct pool **out, unsigned nthreads, const char *name)
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
 	pool->nthreads = nthreads ? nthreads : 1;
+	pool->key_limit = key_limit;
 	pool->threads = calloc(pool->nthreads, sizeof(*pool->threads));
-	if (!pool->threads)
+	pool->keys = calloc(pool->nthreads, sizeof(*pool->keys));
+	if (!pool->threads || !pool->keys)
 		goto out;
 	for (; pool->started < pool->nthreads; pool->started++) {
 		char comm[16];
@@ -101,6 +164,11 @@ out:
 
 int pool_submit(struct pool *pool, pool_fn fn, void *ctx)
 {
+	return pool_submit_keyed(pool, NULL, fn, ctx);
+}
+
+int pool_submit_keyed(struct pool *pool, const void *key, pool_fn fn, void *ctx)
+{
 	struct task *t = malloc(sizeof(*t));
 	int rc = 0;
 
@@ -108,6 +176,7 @@ int pool_submit(struct pool *pool, pool_fn fn, void *ctx)
 		return -ENOMEM;
 	t->fn = fn;
 	t->ctx = ctx;
+	t->key = key;
 	t->next = NULL;
 	pthread_mutex_lock(&pool->lock);
 	if (pool->stopping) {
@@ -153,6 +222,7 @@ void pool_free(struct pool *pool)
 	pthread_cond_destroy(&pool->work);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool->threads);
+	free(pool->keys);
 	free(pool);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Integration tests of omnihub-fuse's bounded work: no FUSE thread waits on the network (a
-stalled Hub API holds up neither cached reads nor listings, and a stat waiting on it can be
-killed), and a fixed set of threads however many files are opened at once.
+stalled Hub API holds up neither cached reads nor listings, nor another hub's remote work, and
+a stat waiting on it can be killed), and a fixed set of threads however many files are opened at
+once.
 Not for: speed (scripts/bench), nor what the files contain (test_transfers.py, test_hf_mount.py).
 """
 
@@ -9,6 +10,7 @@ Not for: speed (scripts/bench), nor what the files contain (test_transfers.py, t
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_bounded.py [PART]
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -170,6 +172,68 @@ def stalled_api_holds_up_nothing_cached(t):
         # No such repo: anonymously the Hub says 401, as for a private one (EACCES).
         check(set(results.values()) <= {"ENOENT", "EACCES"},
               "what the 100 lookups got: %s" % sorted(set(results.values())))
+        check_eq(len(results), 100, "lookups answered once the API answers")
+
+
+def probe_catalog(t):
+    """A user catalog (its folder) with one entry without a size, served by the Hub's file
+    route (not stalled with the API): its stat needs a size probe, remote work for a worker."""
+    srv = t.shared.srv
+    # The last such file: warm() reads the first.
+    f = [f for f in fx.files_at(fx.find_repo(t.shared.desc, fx.ONNX_REPO)).values()
+         if "/" not in f["path"] and f["size"] > 0][-1]
+    folder = os.path.join(t.dir, "catalogs")
+    os.makedirs(folder, exist_ok=True)
+    doc = {"omnihub_catalog": 1, "hub": "probed", "base_url": srv.endpoint + "/",
+           "models": {"sized_later": {"entries": {"only": {
+               "url": "%s/resolve/main/%s" % (fx.ONNX_REPO, f["path"]),
+               "file": "only.bin", "digests": {"sha256": f["sha256"]}, "format": "bin"}}}}}
+    with open(os.path.join(folder, "probed.json"), "w") as out:
+        json.dump(doc, out)
+    return folder, f
+
+
+@test
+def stalled_hub_leaves_workers_for_another(t):
+    """100 lookups wait on the stalled Hub API, more than the request workers (8); a stat in
+    another hub that needs its own remote work (a size probe) still answers at once, because
+    one hub may hold at most 6 of the workers."""
+    srv = t.shared.srv
+    org = fx.ONNX_REPO.split("/")[0]
+    folder, f = probe_catalog(t)
+    with hf_mount(t, "catalogs=" + folder) as m:
+        check_eq(os.listdir(m.path("probed")), ["sized_later"], "the user catalog's hub")
+        # Its folder is not listed: a listing would learn the size (READDIRPLUS).
+        warm(t, m)  # the org is known: each lookup below is a request of its own
+        results = {}
+        with stalled(srv):
+            def look(i):
+                try:
+                    os.stat(m.path("huggingface", org, "held-%03d" % i))
+                    results[i] = "found"
+                except OSError as e:
+                    results[i] = errno_name(e.errno)
+            threads = [threading.Thread(target=look, args=(i,), daemon=True) for i in range(100)]
+            for th in threads:
+                th.start()
+            wait_for(lambda: len(api_in_flight(srv, "/held-")) >= 4, 20,
+                     "stalled lookups reaching the API")
+            time.sleep(0.5)  # the workers it may take are taken
+            in_flight = len(api_in_flight(srv, "/held-"))
+            figure(t, "stalled API requests in flight: %d" % in_flight)
+            check(in_flight <= 6, "%d requests of one hub in flight, more than its 6" % in_flight)
+            resolve = "/resolve/main/" + f["path"]
+            check_eq(srv.requests(kind="resolve", path_substring=resolve), [],
+                     "requests for the entry before its stat")
+            st, ms = timed(os.stat, m.path("probed", "sized_later", "only.bin"))
+            figure(t, "stat needing a size probe, while the API stalls: %.0f ms" % ms)
+            check_eq(st.st_size, f["size"], "size learnt by the probe")
+            check(len(srv.requests(kind="resolve", path_substring=resolve)) >= 1,
+                  "the stat made no request for the entry's size")
+            check(ms < QUICK * 1000, "the probe's stat took %.0f ms" % ms)
+            check_eq(len(results), 0, "lookups answered while the API stalls")
+        for th in threads:
+            th.join(60)
         check_eq(len(results), 100, "lookups answered once the API answers")
 
 

@@ -1,5 +1,6 @@
 /* test_pool.c: unit tests of pool.c: every task runs once, on no more
  * threads than the pool has, and a stop runs the queued ones cancelled.
+ * A key's limit lets other keys' tasks pass a held one.
  * Not for: the pools' use by downloads or FUSE (integration tests). */
 #include "build_config.h"
 
@@ -67,7 +68,7 @@ static void test_bounded_and_all_run(void)
 {
 	struct pool *pool = NULL;
 	struct counts c;
-	int rc = pool_new(&pool, 4, "test");
+	int rc = pool_new(&pool, 4, 0, "test");
 
 	counts_init(&c, false);
 	tap_ok(rc == 0 && pool_threads(pool) == 4, "a pool of 4 threads starts");
@@ -97,7 +98,7 @@ static void test_stop_cancels_queued(void)
 	struct pool *pool = NULL;
 	struct counts c, probes;
 	pthread_t thread;
-	int rc = pool_new(&pool, 2, "test"), queued = 0;
+	int rc = pool_new(&pool, 2, 0, "test"), queued = 0;
 
 	counts_init(&c, false);
 	counts_init(&probes, true);
@@ -123,9 +124,57 @@ static void test_stop_cancels_queued(void)
 	pool_free(pool);
 }
 
+/* Four workers, at most two per key: ten tasks of a stalled key take two,
+ * and the tasks of another key queued after them run on the other two. */
+static void test_key_limit_lets_others_pass(void)
+{
+	struct pool *pool = NULL;
+	struct counts stalled, other, unkeyed;
+	static const char key_stalled = 's', key_other = 'o';
+	int rc = pool_new(&pool, 4, 2, "test");
+
+	counts_init(&stalled, false);
+	counts_init(&other, false);
+	for (int i = 0; i < 10 && rc == 0; i++)
+		rc = pool_submit_keyed(pool, &key_stalled, task, &stalled);
+	for (int i = 0; i < 6 && rc == 0; i++)
+		rc = pool_submit_keyed(pool, &key_other, task, &other);
+	tap_ok(rc == 0, "16 tasks of two keys queued");
+	/* Bounded: without the limit the other key never gets two workers. */
+	for (int ms = 0; ms < 5000 && (atomic_load(&stalled.running) < 2 ||
+				       atomic_load(&other.running) < 2); ms++)
+		usleep(1000);
+	usleep(20000); /* a third of either would start now if it could */
+	tap_ok(atomic_load(&stalled.running) == 2 && atomic_load(&other.running) == 2,
+	       "two of each key run, past the stalled key's queued ones (%d, %d)",
+	       atomic_load(&stalled.running), atomic_load(&other.running));
+	gate_open(&other);
+	for (int ms = 0; ms < 5000 && atomic_load(&other.ran) < 6; ms++)
+		usleep(1000);
+	tap_ok(atomic_load(&other.ran) == 6 && atomic_load(&stalled.ran) == 0,
+	       "the other key's six ran while the first stalls");
+	tap_ok(atomic_load(&stalled.most) == 2 && atomic_load(&other.most) == 2,
+	       "never more than two of a key at once (%d, %d)", atomic_load(&stalled.most),
+	       atomic_load(&other.most));
+	gate_open(&stalled);
+	while (atomic_load(&stalled.ran) < 10)
+		usleep(1000);
+	tap_ok(pool_queued(pool) == 0, "the stalled key's ten ran once it moved");
+	/* Unkeyed tasks are not limited. */
+	counts_init(&unkeyed, false);
+	for (int i = 0; i < 4 && rc == 0; i++)
+		rc = pool_submit(pool, task, &unkeyed);
+	while (atomic_load(&unkeyed.running) < 4)
+		usleep(1000);
+	tap_ok(atomic_load(&unkeyed.most) == 4, "four unkeyed tasks run at once");
+	gate_open(&unkeyed);
+	pool_free(pool);
+}
+
 int main(void)
 {
 	test_bounded_and_all_run();
 	test_stop_cancels_queued();
+	test_key_limit_lets_others_pass();
 	return tap_done();
 }
