@@ -383,8 +383,10 @@ void core_shutdown(struct core *core)
 		return;
 	core->shut_down = true;
 	retrier_stop(core);
-	/* Queued requests are answered EINTR; running ones end with their
-	 * request (a hub's own timeouts bound it). */
+	/* Queued requests are answered EINTR; running ones end now: their
+	 * requests are cancelled (a stalled hub would hold the exit until its
+	 * own timeouts). */
+	fetcher_cancel_all(core->fetcher);
 	pool_stop(core->requests);
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);

@@ -238,6 +238,44 @@ def stalled_hub_leaves_workers_for_another(t):
 
 
 @test
+def sigterm_while_api_stalls(t):
+    """SIGTERM while 20 lookups wait on the stalled API (fusermount3 -u says EBUSY then, as
+    for any filesystem with calls in flight): the daemon cancels their requests, answers
+    them, unmounts and exits at once, not when the stall ends."""
+    srv = t.shared.srv
+    org = fx.ONNX_REPO.split("/")[0]
+    with hf_mount(t) as m:
+        warm(t, m)
+        errors = []
+        with stalled(srv):
+            def look(i):
+                try:
+                    os.stat(m.path("huggingface", org, "gone-%03d" % i))
+                except OSError as e:
+                    errors.append(errno_name(e.errno))
+            threads = [threading.Thread(target=look, args=(i,), daemon=True) for i in range(20)]
+            for th in threads:
+                th.start()
+            wait_for(lambda: len(api_in_flight(srv, "/gone-")) >= 4, 20,
+                     "stalled lookups reaching the API")
+            start = time.monotonic()
+            m.proc.send_signal(signal.SIGTERM)
+            try:
+                m.proc.wait(STALL / 4)
+            except subprocess.TimeoutExpired:
+                pass
+            took = time.monotonic() - start
+            figure(t, "exit on SIGTERM with 20 lookups on a stalled API: %.2f s" % took)
+            check(m.proc.returncode == 0, "the daemon still ran %.0f s after SIGTERM (status %s)"
+                  % (took, m.proc.returncode))
+            for th in threads:
+                th.join(QUICK * 5)
+            check(not any(th.is_alive() for th in threads), "a lookup still waits after the exit")
+            figure(t, "what the waiting lookups got: %s" % sorted(set(errors)))
+            check_eq(len(errors), 20, "lookups answered with an error")
+
+
+@test
 def stat_waiting_on_stalled_api_is_killable(t):
     """A process whose stat waits on the stalled API exits at once when SIGKILLed."""
     srv = t.shared.srv
