@@ -365,6 +365,67 @@ def stream_reads_header_early(t):
             check_bytes(m.path(b.rel), b)
 
 
+# Run in a process of its own: a failed page fault is SIGBUS, which must fail the test, not
+# end the test runner. argv: path, size, seed file; prints JSON.
+MMAP_FAULTER = r"""
+import json, mmap, random, sys, threading, time
+path, size, want_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+want = open(want_path, "rb").read()
+f = open(path, "rb")
+mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+page = mmap.PAGESIZE
+out = {"wrong": [], "slowest": 0.0}
+lock = threading.Lock()
+def faulter(seed):
+    rng = random.Random(seed)
+    for _ in range(64):
+        off = rng.randrange(0, size // page) * page
+        start = time.monotonic()
+        got = mm[off:off + 64]
+        took = time.monotonic() - start
+        with lock:
+            out["slowest"] = max(out["slowest"], took)
+            if got != want[off:off + 64]:
+                out["wrong"].append(off)
+threads = [threading.Thread(target=faulter, args=(i,)) for i in range(16)]
+start = time.monotonic()
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+out["took"] = time.monotonic() - start
+print(json.dumps(out))
+"""
+
+
+@test
+def stream_mmap_parallel_page_faults(t):
+    """16 threads fault random pages of one mmap of a cold file in stream mode (the way
+    safetensors loads, and what deadlocks hf-mount): every page has the right bytes, no
+    fault fails (SIGBUS) or hangs, and the file ends cached and whole."""
+    size = 64 * MiB
+    with serve(t, [("mapped", size)], rate=16_000_000) as (srv, b):
+        b = b["mapped"]
+        want = os.path.join(t.dir, "mapped.want")
+        with open(want, "wb") as f:
+            f.write(b.data)
+        with mount(t, srv, "stream", "connections=4") as m:
+            try:
+                res = subprocess.run([sys.executable, "-c", MMAP_FAULTER, m.path(b.rel), str(size),
+                                      want], capture_output=True, text=True, timeout=120)
+            except subprocess.TimeoutExpired:
+                check(False, "page faults still waiting after 120 s (a deadlock)")
+            check(res.returncode == 0, "the faulting process: status %d (%s) %s"
+                  % (res.returncode, signal.Signals(-res.returncode).name
+                     if res.returncode < 0 else "exit", res.stderr[-500:]))
+            out = json.loads(res.stdout)
+            print("# 16 threads x 64 random page faults: %.2f s, slowest fault %.2f s"
+                  % (out["took"], out["slowest"]), flush=True)
+            check_eq(out["wrong"], [], "pages with wrong bytes")
+        with open(blob_path(t.cache, b.sha256), "rb") as f:
+            check_eq(sha256_bytes(f.read()), b.sha256, "the cached blob")
+
+
 @test
 def stream_digest_mismatch(t):
     with serve(t, [("liar", 8 * MiB)], rate=2 * MiB, wrong_sha={"liar"}) as (srv, b):
