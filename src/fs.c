@@ -24,6 +24,7 @@
 #include "hub.h"
 #include "log.h"
 #include "pool.h"
+#include "prefetch.h"
 #include "tree.h"
 
 /* How long the kernel may trust a name: an index refresh can change what a
@@ -31,10 +32,6 @@
  * for one digest and size), so those it may keep for a day. */
 #define FS_TIMEOUT_SECONDS 60.0
 #define FS_ATTR_TIMEOUT_SECONDS 86400.0
-/* Stream reads: read-ahead starts here and doubles while reads stay
- * sequential, up to the maximum. */
-#define READAHEAD_MIN (8ull << 20)
-#define READAHEAD_MAX (256ull << 20)
 
 /* One open file: a descriptor, a file still arriving (stream mode), or
  * the text of a status file. */
@@ -44,9 +41,8 @@ struct handle {
 	char *text;                 /* owned; a status file's content, made at
 				       open so every read sees one snapshot */
 	uint64_t size;
-	pthread_mutex_t lock;       /* guards next_offset, window */
-	uint64_t next_offset;       /* where a sequential reader reads next */
-	uint64_t window;            /* read-ahead */
+	pthread_mutex_t lock;       /* guards prefetch */
+	struct prefetch prefetch;   /* stream mode: what to ask for ahead */
 	struct handle *prev, *next; /* in fs->handles */
 };
 
@@ -908,7 +904,7 @@ static struct handle *handle_new(struct fs *fs, int fd, struct core_stream *stre
 	h->fd = fd;
 	h->stream = stream;
 	h->size = size;
-	h->window = READAHEAD_MIN;
+	prefetch_init(&h->prefetch, size);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_lock(&fs->handles_lock);
 	h->next = fs->handles;
@@ -1159,11 +1155,11 @@ static void read_ready(void *ctx, int rc)
 }
 
 /* A stream read: waits for its bytes, asks for those a sequential reader
- * will want next. */
+ * will want next (prefetch.h). */
 static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size_t size,
 			   off_t off)
 {
-	uint64_t offset = (uint64_t)off, ahead, id = 0;
+	uint64_t offset = (uint64_t)off, hint_offset, hint_length, id = 0;
 	struct pending *p;
 	int rc;
 
@@ -1174,14 +1170,11 @@ static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size
 	if (size > h->size - offset)
 		size = (size_t)(h->size - offset);
 	pthread_mutex_lock(&h->lock);
-	if (offset == h->next_offset)
-		h->window = h->window * 2 < READAHEAD_MAX ? h->window * 2 : READAHEAD_MAX;
-	else
-		h->window = READAHEAD_MIN;
-	h->next_offset = offset + size;
-	ahead = h->window;
+	prefetch_read(&h->prefetch, offset, size, &hint_offset, &hint_length);
 	pthread_mutex_unlock(&h->lock);
-	core_stream_hint(h->stream, offset, size + ahead);
+	/* The read's own pieces jump the queue when it waits (transfer.c);
+	 * the hint only adds those ahead. */
+	core_stream_hint(h->stream, hint_offset, hint_length);
 
 	p = pending_new(fs, req);
 	if (!p) {

@@ -427,6 +427,40 @@ def stream_mmap_parallel_page_faults(t):
 
 
 @test
+def stream_random_reads_fetch_only_their_pieces(t):
+    """In stream mode, 4 KiB reads at scattered offsets of a cold file fetch the pieces they
+    fall in and nothing ahead (a seek drops the read-ahead window), while a reader that then
+    reads on from one of them gets its window again."""
+    piece = 4 * MiB
+    size = 224 * MiB  # random_bytes makes at most 255 MiB
+    with serve(t, [("scattered", size)]) as (srv, b):
+        b = b["scattered"]
+        offsets = [200 * MiB + 12345, 40 * MiB + 7, 150 * MiB, 90 * MiB + 3 * MiB, 10 * MiB]
+        with mount(t, srv, "stream", "piece_size=4M", "connections=2") as m:
+            fd = os.open(m.path(b.rel), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no kernel read-ahead
+                for off in offsets:
+                    check_eq(os.pread(fd, 4096, off), b.data[off:off + 4096], "4 KiB at %d" % off)
+                srv.wait_idle()
+                got = sum(e - s for s, e in served_intervals(srv, b))
+                want = len({off // piece for off in offsets}) * piece
+                print("# %d scattered reads: %d MiB served, their pieces are %d MiB"
+                      % (len(offsets), got // MiB, want // MiB), flush=True)
+                check(got <= want, "%d bytes served for %d pieces of reads (%d bytes)"
+                      % (got, len(offsets), want))
+                # Reading on from the last one is a run: the window comes back.
+                for off in range(10 * MiB + 4096, 12 * MiB, 128 * 1024):
+                    os.pread(fd, 128 * 1024, off)
+                srv.wait_idle()
+                more = sum(e - s for s, e in served_intervals(srv, b)) - got
+                print("# then 2 MiB read on: %d MiB more served" % (more // MiB), flush=True)
+                check(more >= 8 * MiB, "a sequential run got no read-ahead (%d bytes)" % more)
+            finally:
+                os.close(fd)
+
+
+@test
 def stream_digest_mismatch(t):
     with serve(t, [("liar", 8 * MiB)], rate=2 * MiB, wrong_sha={"liar"}) as (srv, b):
         b = b["liar"]
