@@ -297,9 +297,12 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 		case OPT_OLDER:
 			errno = 0;
 			days = strtod(optarg, &end);
-			if (errno || end == optarg || *end || days < 0 || days > 100000)
+			/* !(0 <= days <= 100000) refuses NaN as well as the
+			 * infinities and what is negative or overflows. */
+			if (errno || end == optarg || *end || !(days >= 0 && days <= 100000))
 				return cmd_usage_error(ctx, argv[0],
-				                       "--older takes a number of days, not '%s'",
+				                       "--older takes a number of days from 0 to "
+				                       "100000 (0.5 is 12 hours), not '%s'",
 				                       optarg);
 			gc.unused_before = time(NULL) - (time_t)(days * 86400);
 			break;
