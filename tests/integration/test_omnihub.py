@@ -441,5 +441,161 @@ def man_page_renders_and_matches_help(t):
         check(option in usage and option in text, "%s in --help and the man page" % option)
 
 
+@test
+def options_after_the_subcommand(t):
+    path = "onnx/conv2d/opset-13"
+    before = omnihub_json(t, "ls", path)
+    res = omnihub(t, "ls", path, "--json")
+    check_eq(json.loads(res.stdout), before, "ls PATH --json is --json ls PATH")
+    res = omnihub(t, "ls", "--json", "-r", path)
+    check_eq([i["name"] for i in json.loads(res.stdout)["entries"]][:1], ["model.onnx"],
+             "--json between the subcommand's own options")
+    # -o, --cache and -v after the subcommand too; gc's --max takes the next word as a value.
+    other = os.path.join(t.dir, "other-cache")
+    res = omnihub(t, "where", "--cache", other, hub=False)
+    check_eq(res.stdout, other + "\n", "where --cache DIR")
+    res = omnihub(t, "where", "-o", "cache=" + other, "--json", hub=False)
+    check_eq(json.loads(res.stdout)["cache"], other, "where -o cache=DIR --json")
+    doc = json.loads(omnihub(t, "gc", "--older", "0", "--dry-run", "--json").stdout)
+    check_eq(doc["dry_run"], True, "gc ... --json")
+    res = omnihub(t, "gc", "--max", "--json", want=EXIT_USAGE)
+    check("not '--json'" in res.stderr, "--max's value is the next word: %r" % res.stderr)
+    # "--" ends the options: what follows is a path, never --json.
+    res = omnihub(t, "info", "--", "--json", want=EXIT_NOT_FOUND)
+    check(res.stdout == "" and res.stderr.startswith("omnihub: --json: "),
+          "info -- --json: %r %r" % (res.stdout, res.stderr))
+
+
+@test
+def help_subcommand_exits_0(t):
+    for args in (["help"], ["help", "--help"], ["help", "-h"], ["--help"]):
+        res = omnihub(t, *args, hub=False)
+        check(res.stdout.startswith("usage: omnihub ") and "Commands:" in res.stdout,
+              "omnihub %s: %r" % (" ".join(args), res.stdout[:80]))
+    res = omnihub(t, "help", "gc", hub=False)
+    check(res.stdout.startswith("usage: omnihub [OPTIONS] gc "), "help gc: %r" % res.stdout[:80])
+    check_eq(res.stdout, omnihub(t, "gc", "--help", hub=False).stdout, "help gc is gc --help")
+    res = omnihub(t, "help", "frobnicate", want=EXIT_USAGE, hub=False)
+    check("'frobnicate' is not a command" in res.stderr, "help of no command: %r" % res.stderr)
+
+
+@contextlib.contextmanager
+def manifest_with_hostile_entry(zoo):
+    """The fast zoo's manifest with one more entry, one every client must skip (a path out
+    of the tree), restored afterwards."""
+    path = os.path.join(zoo.fixture_dir, "www", "raw", "onnx", "models", "main",
+                        "ONNX_HUB_MANIFEST.json")
+    with open(path, "rb") as f:
+        original = f.read()
+    entries = json.loads(original)
+    entries.append(dict(entries[0], model="Escape", model_path="../../etc/passwd"))
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(entries, f)
+        yield
+    finally:
+        with open(path, "wb") as f:
+            f.write(original)
+
+
+@test
+def log_prefix_and_index_warning_once(t):
+    with manifest_with_hostile_entry(t.shared):
+        first = omnihub(t, "ls", "onnx")
+        warnings = [line for line in first.stderr.splitlines() if " warning: onnx: " in line]
+        check(len(warnings) >= 1, "warnings about the index: %r" % first.stderr)
+        check(all(" omnihub: warning: " in line for line in warnings),
+              "the command's log lines say omnihub: %r" % warnings)
+        check("omnihub-fuse:" not in first.stderr, "no omnihub-fuse: prefix: %r" % first.stderr)
+        # The same index again (from the cache, then fetched again): not repeated.
+        second = omnihub(t, "ls", "onnx")
+        check_eq(second.stdout, first.stdout, "the same listing")
+        check(" warning: " not in second.stderr, "warnings repeated: %r" % second.stderr)
+        third = omnihub(t, "ls", "onnx", options=["index_ttl=0"])
+        check(" warning: " not in third.stderr,
+              "warnings repeated after a refetch: %r" % third.stderr)
+        debug = omnihub(t, "-v", "-v", "ls", "onnx")
+        check("not repeated" in debug.stderr and " omnihub: debug: " in debug.stderr,
+              "-v -v says they were not repeated: %r" % debug.stderr[-500:])
+    # Another version of the index (the fixture's own) warns of its own problems only.
+    again = omnihub(t, "ls", "onnx", options=["index_ttl=0"])
+    check(" warning: " not in again.stderr, "the fixture's manifest: %r" % again.stderr)
+    with manifest_with_hostile_entry(t.shared):
+        back = omnihub(t, "ls", "onnx", options=["index_ttl=0"])
+    check(" omnihub: warning: onnx: " in back.stderr,
+          "a version read again after another warns again: %r" % back.stderr)
+
+
+def byte_catalog(t):
+    """A user catalog whose strings hold a 0xff byte (JSON allows no such byte; cJSON keeps
+    it); returns the options that add it (and an empty system catalog directory)."""
+    user, system = os.path.join(t.dir, "catalogs"), os.path.join(t.dir, "no-catalogs")
+    os.makedirs(user)
+    os.makedirs(system)
+    doc = {"omnihub_catalog": 1, "hub": "bytes", "base_url": "https://127.0.0.1:1/",
+           "models": {"m": {"meta": {"title": "TITLE"}, "default": "e", "entries": {"e": {
+               "url": "a.bin", "file": "a.bin", "format": "pth", "size": 3,
+               "digests": {"sha256": "0" * 64}, "meta": {"TITLE": "TITLE"}}}}}}
+    with open(os.path.join(user, "bytes.json"), "wb") as f:
+        f.write(json.dumps(doc).encode().replace(b"TITLE", b"caf\xff"))
+    return ["catalogs=" + user, "system_catalogs=" + system]
+
+
+def strict_json(t, *args, options=(), want=EXIT_OK):
+    """Runs omnihub --json ARGS; the bytes it prints must be UTF-8 and JSON (as json.tool)."""
+    cmd = command(t, "--json", *args, options=options)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=t.env,
+                         timeout=COMMAND_TIMEOUT)
+    t.note("$ --json %s -> %d\n%r\n%r" % (" ".join(args), res.returncode, res.stdout, res.stderr))
+    check_eq(res.returncode, want, "exit status of omnihub --json %s" % " ".join(args))
+    tool = subprocess.run([sys.executable, "-m", "json.tool"], input=res.stdout,
+                          capture_output=True, timeout=COMMAND_TIMEOUT)
+    check_eq(tool.returncode, 0, "json.tool accepts --json %s: %r" % (" ".join(args), tool.stderr))
+    return json.loads(res.stdout.decode("utf-8"))
+
+
+@test
+def json_output_is_valid_utf8(t):
+    opts = byte_catalog(t)
+    doc = strict_json(t, "info", "bytes/m/a.bin", options=opts)
+    check_eq(doc["meta"], {"title": "caf\ufffd", "caf\ufffd": "caf\ufffd"},
+             "the 0xff byte of a key and of values")
+    doc = strict_json(t, "ls", "bytes/m", options=opts)
+    check("a.bin" in [e["name"] for e in doc["entries"]], "ls of the model: %r" % doc)
+    # A cache directory whose name holds 0xff: where, du and config name it.
+    odd = os.path.join(t.dir.encode(), b"cache-\xff")
+    os.makedirs(odd)
+    odd_opt = ["cache=" + os.fsdecode(odd)]
+    for args in (["where"], ["du"], ["config"]):
+        doc = strict_json(t, *args, options=odd_opt + opts)
+        check(os.fsdecode(t.dir.encode()) + "/cache-\ufffd" in json.dumps(doc, ensure_ascii=False),
+              "%s names the cache with U+FFFD: %r" % (args[0], doc))
+
+
+@test
+def gc_older_and_long_paths_refused(t):
+    for value in ("nan", "NaN", "inf", "-inf", "infinity", "1e999", "-1", "100001", "x"):
+        res = omnihub(t, "gc", "--older", value, want=EXIT_USAGE)
+        check(res.stdout == "" and "--older takes a number of days" in res.stderr
+              and ("'%s'" % value) in res.stderr, "gc --older %s: %r" % (value, res.stderr))
+    omnihub(t, "gc", "--older", "0.5", "--dry-run")
+    long_path = "onnx/" + "a" * 100000
+    for args in (["ls", long_path], ["info", long_path], ["pull", long_path],
+                 ["verify", long_path]):
+        res = omnihub(t, *args, want=EXIT_NOT_FOUND)
+        check(res.stderr.startswith("omnihub: onnx/aaaa") and "too long" in res.stderr,
+              "%s of a 100000-character path: %r" % (args[0], res.stderr[-200:]))
+
+
+@test
+def where_json_names_catalog_hubs(t):
+    opts = byte_catalog(t)
+    doc = omnihub_json(t, "where", options=opts)
+    hubs = [line.rstrip("/") for line in omnihub(t, "ls", options=opts).stdout.splitlines()]
+    check("bytes" in hubs, "ls lists the catalog's hub: %r" % hubs)
+    check_eq(sorted(doc["hubs"]), sorted(hubs), "where --json names every hub ls lists")
+    check_eq(doc["hubs"]["bytes"], t.cache, "the catalog hub's directory")
+
+
 if __name__ == "__main__":
     run(zoo_servers, before_each=clear_logs)
