@@ -77,8 +77,9 @@ static void format_time(time_t t, char *out, size_t out_size)
 
 /* Parses index bytes, with their warnings logged once per version of the
  * index: a version told before (its sha256 in REL.warned, beside the
- * cached copy) is parsed with its warnings at debug level, so that each
- * omnihub command reading the same index does not repeat them. */
+ * cached copy, written only for a version with warnings) is parsed with
+ * its warnings at debug level, so that each omnihub command reading the
+ * same index does not repeat them. */
 static int parse_once(struct hub *hub, const char *rel, hub_index_parse_fn parse,
 		      const char *data, size_t len, time_t mtime, char *why, size_t why_size)
 {
@@ -87,7 +88,7 @@ static int parse_once(struct hub *hub, const char *rel, hub_index_parse_fn parse
 	size_t told_len = 0;
 	time_t told_at;
 	bool seen = false;
-	unsigned muted;
+	unsigned warned;
 	int rc;
 
 	if (asprintf(&record, "%s.warned", rel) < 0)
@@ -97,15 +98,13 @@ static int parse_once(struct hub *hub, const char *rel, hub_index_parse_fn parse
 	    cache_read_small(hub->env->cache, record, DIGEST_HEX_MAX, &told, &told_len,
 			     &told_at) == 0)
 		seen = told_len == strlen(hex) && memcmp(told, hex, told_len) == 0;
-	if (seen)
-		log_repeats_begin();
+	log_repeats_begin(seen);
 	rc = parse(hub, data, len, mtime, why, why_size);
-	if (seen) {
-		muted = log_repeats_end();
-		if (muted)
-			log_debug("%s: %u warning%s about this index not repeated (told when it "
-				  "was first read)", hub->name, muted, muted == 1 ? "" : "s");
-	} else if (rc == 0 && hex[0]) {
+	warned = log_repeats_end();
+	if (seen && warned) {
+		log_debug("%s: %u warning%s about this index not repeated (told when it "
+			  "was first read)", hub->name, warned, warned == 1 ? "" : "s");
+	} else if (!seen && warned && rc == 0 && hex[0]) {
 		/* Best effort: at worst the warnings are told again. */
 		cache_write_small_nosync(hub->env->cache, record, hex, strlen(hex));
 	}

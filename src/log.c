@@ -22,7 +22,7 @@ static const char *log_program = PACKAGE_NAME;
 
 /* Per thread, so that one thread's reading an index again mutes no other
  * thread's warnings. */
-static _Thread_local bool repeats_muted;
+static _Thread_local bool repeats_counted, repeats_muted;
 static _Thread_local unsigned repeats_count;
 
 /* The recent lines: the one piece of mutable state a logger may keep for
@@ -107,14 +107,16 @@ void log_set_program(const char *name)
 	log_program = name;
 }
 
-void log_repeats_begin(void)
+void log_repeats_begin(bool mute)
 {
-	repeats_muted = true;
+	repeats_counted = true;
+	repeats_muted = mute;
 	repeats_count = 0;
 }
 
 unsigned log_repeats_end(void)
 {
+	repeats_counted = false;
 	repeats_muted = false;
 	return repeats_count;
 }
@@ -146,9 +148,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	char line[2048];
 	va_list ap;
 
-	if (repeats_muted && level == LOG_LEVEL_WARN) {
+	if (repeats_counted && level == LOG_LEVEL_WARN) {
 		repeats_count++;
-		level = LOG_LEVEL_DEBUG;
+		if (repeats_muted)
+			level = LOG_LEVEL_DEBUG;
 	}
 	if (level > log_max_level)
 		return;
