@@ -46,7 +46,8 @@ static const struct subcommand subcommands[] = {
     {"verify", cmd_verify, "[--remove] [PATH...]", "check cached files against their digests",
      "Hashes cached files again: those PATH names (a directory: every file\n"
      "below it), or every complete blob in the cache. Reports each one that\n"
-     "is wrong; exits with 3 when any is.\n"
+     "is wrong (a blob with the model files it is: \"; for onnx/...\"); exits\n"
+     "with 3 when any is.\n"
      "\n"
      "    --remove               remove the wrong ones (never one a mount has\n"
      "                           open: that one is reported and kept)\n"},
@@ -57,7 +58,8 @@ static const struct subcommand subcommands[] = {
     {"gc", cmd_gc, "[--max SIZE] [--older DAYS] [--dry-run]", "clean the cache",
      "Removes complete blobs least recently used first until the cache holds\n"
      "at most SIZE (default: cache_max, when set), and those not used for\n"
-     "DAYS; never one a mount has open. Prints what went and the bytes freed.\n"
+     "DAYS; never one a mount has open. Prints what went, with the model\n"
+     "files each blob is (\"; for onnx/...\"), and the bytes freed.\n"
      "\n"
      "    --max SIZE             keep at most SIZE bytes (K, M, G, T suffixes)\n"
      "    --older DAYS           remove what was not used for DAYS days\n"

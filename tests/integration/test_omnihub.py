@@ -298,6 +298,9 @@ def verify_finds_and_removes_a_corrupt_file(t):
     check_eq(os.path.getsize(path), conv["bytes"], "size after corrupting")
     res = omnihub(t, "verify", want=EXIT_CORRUPT)
     check(("bad %s: holds sha256:" % path) in res.stdout, "bad line in %r" % res.stdout)
+    bad_line = [line for line in res.stdout.splitlines() if line.startswith("bad ")]
+    check_eq(len(bad_line), 1, "bad lines")
+    check(bad_line[0].endswith("; for %s" % CONV[2]), "the bad blob's model file: %r" % bad_line)
     check(res.stdout.endswith("checked 2 files: 1 good, 1 bad\n"), "summary %r" % res.stdout)
     res = omnihub(t, "verify", CONV[2], want=EXIT_CORRUPT)
     check(("bad %s: holds" % CONV[2]) in res.stdout, "bad line names the path: %r" % res.stdout)
@@ -308,6 +311,7 @@ def verify_finds_and_removes_a_corrupt_file(t):
     check_eq((bad["blob"], bad["expected"], bad["removed"]),
              (path, "sha256:" + conv["sha256"], False), "the bad one")
     check_eq(bad["actual"], "sha256:" + sha256_bytes(bytes(data)), "what it holds")
+    check_eq(bad["names"], [CONV[2]], "the bad blob's names in the tree")
     check_eq(doc["good"], 1, "good files")
     res = omnihub(t, "verify", "--remove", want=EXIT_CORRUPT)
     check("(removed)" in res.stdout, "removed in %r" % res.stdout)
@@ -337,6 +341,17 @@ def du_and_gc(t):
     check_eq(sorted(r["blob"] for r in doc["removed"]),
              sorted("sha256/" + e["sha256"] for e in (small, other)), "what would go")
     check(os.path.exists(blob_path(t, small)), "a dry run removes nothing")
+    # Each blob's names in the cache's tree (onnx/avgpool2d/model.onnx is a link to its opset).
+    names = {small["sha256"]: SMALL[2], other["sha256"]: "onnx/avgpool2d/opset-12/model.onnx"}
+    check_eq(sorted((r["blob"], tuple(r["names"])) for r in doc["removed"]),
+             sorted(("sha256/" + sha, (name,)) for sha, name in names.items()),
+             "the model file each blob is")
+    res = omnihub(t, "gc", "--older", "0", "--dry-run")
+    for e in (small, other):
+        check(any(line.startswith("would remove %s (" % os.path.realpath(blob_path(t, e)))
+                  and line.endswith("; for " + names[e["sha256"]])
+                  for line in res.stdout.splitlines()),
+              "gc --dry-run names %s: %r" % (names[e["sha256"]], res.stdout))
     # The least recently used goes first: the small one was used an hour ago (by its atime).
     now = time.time()
     os.utime(blob_path(t, small), (now - 3600, now - 3600))
