@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -609,6 +610,25 @@ def where_json_names_catalog_hubs(t):
     check("bytes" in hubs, "ls lists the catalog's hub: %r" % hubs)
     check_eq(sorted(doc["hubs"]), sorted(hubs), "where --json names every hub ls lists")
     check_eq(doc["hubs"]["bytes"], t.cache, "the catalog hub's directory")
+
+
+@test
+def man_pages_have_no_words_run_together(t):
+    # A .BR line with more words than its fonts alternate runs them together
+    # ("EINTR);1whenthemountcouldnotbemade"): no rendered word is that long.
+    for name in ("omnihub.1", "omnihub-fuse.1", "omnihub.conf.5"):
+        res = subprocess.run(["man", "-l", os.path.join(SRCDIR, "man", name)],
+                             capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+                             env=dict(t.env, MANWIDTH="200", MANPAGER="cat", PAGER="cat"))
+        check_eq(res.returncode, 0, "man -l man/" + name)
+        text = res.stdout.replace("\u2010", "-")
+        run_together = re.findall(r"[a-z]+[a-z(),;]{28,}", text)
+        check_eq(run_together, [], "words run together in man/" + name)
+        if name == "omnihub-fuse.1":
+            section = text.split("EXIT STATUS", 1)[1].split("EXAMPLES", 1)[0]
+            words = section.split()
+            check("EINTR)." in words and "1" in words and "2" in words,
+                  "omnihub-fuse(1) EXIT STATUS: %r" % section)
 
 
 if __name__ == "__main__":
