@@ -271,25 +271,23 @@ static int take_late_globals(struct globals *g, const struct subcommand *sub, in
 /* "omnihub help [COMMAND]": the usage, or COMMAND's help. */
 static int run_help(int argc, char **argv)
 {
-	const struct subcommand *sub;
+	const struct subcommand *sub = argc == 2 ? find_subcommand(argv[1]) : NULL;
+	int status = CMD_EXIT_OK;
 
 	if (argc < 2 || asks_help(argc, argv)) {
 		print_usage();
-		return CMD_EXIT_OK;
-	}
-	if (argc > 2) {
+	} else if (argc > 2) {
 		fprintf(stderr, "%s: help: one command at most (see '%s --help')\n", PROGRAM,
 		        PROGRAM);
-		return CMD_EXIT_USAGE;
-	}
-	sub = find_subcommand(argv[1]);
-	if (!sub) {
+		status = CMD_EXIT_USAGE;
+	} else if (!sub) {
 		fprintf(stderr, "%s: help: '%s' is not a command (see '%s --help')\n", PROGRAM,
 		        argv[1], PROGRAM);
-		return CMD_EXIT_USAGE;
+		status = CMD_EXIT_USAGE;
+	} else {
+		print_subcommand_help(sub);
 	}
-	print_subcommand_help(sub);
-	return CMD_EXIT_OK;
+	return status;
 }
 
 int main(int argc, char *argv[])
