@@ -25,6 +25,140 @@
 #include "core.h"
 #include "source.h"
 
+/* ---- which model's file a blob is ---- */
+
+/* A file of a store's readable tree that is a hard link to a blob (see
+ * blob_link): the names are how gc and verify say which model's file a
+ * blob is. */
+struct tree_name {
+	dev_t dev;
+	ino_t ino;
+	char *path; /* owned; below the store's root: "onnx/resnet18/opset-9/model.onnx" */
+};
+
+struct tree_names {
+	struct tree_name *items; /* owned; sorted by (dev, ino) once collected */
+	size_t count, cap;
+};
+
+static void tree_names_free(struct tree_names *names)
+{
+	for (size_t i = 0; i < names->count; i++)
+		free(names->items[i].path);
+	free(names->items);
+	memset(names, 0, sizeof(*names));
+}
+
+/* The linked files below dirfd (which it closes), whose path is rel. */
+static void collect_names(int dirfd, const char *rel, unsigned depth, struct tree_names *names)
+{
+	DIR *dir = fdopendir(dirfd);
+	struct dirent *d;
+
+	if (!dir) {
+		close(dirfd);
+		return;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
+		    (depth == 0 && (strcmp(d->d_name, BLOB_DIR) == 0 ||
+		                    strcmp(d->d_name, CACHE_INDEX_DIR) == 0 ||
+		                    strcmp(d->d_name, CACHE_QUARANTINE_DIR) == 0)) ||
+		    snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
+		        (int)sizeof(path) ||
+		    fstatat(dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < 64) {
+			int fd = openat(dirfd, d->d_name,
+			                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0)
+				collect_names(fd, path, depth + 1, names);
+		} else if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+			struct tree_name *n;
+			if (names->count == names->cap) {
+				size_t cap = names->cap ? 2 * names->cap : 64;
+				struct tree_name *grown = realloc(names->items, cap * sizeof(*grown));
+				if (!grown)
+					break; /* fewer names shown, nothing worse */
+				names->items = grown;
+				names->cap = cap;
+			}
+			n = &names->items[names->count];
+			n->dev = st.st_dev;
+			n->ino = st.st_ino;
+			n->path = strdup(path);
+			if (n->path)
+				names->count++;
+		}
+	}
+	closedir(dir);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	const struct tree_name *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+/* Every name in the readable tree of store that is a blob's. */
+static void tree_names_collect(struct core_store *store, struct tree_names *names)
+{
+	int fd = openat(cache_root_fd(store->cache), ".",
+	                O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	tree_names_free(names);
+	if (fd >= 0)
+		collect_names(fd, "", 0, names);
+	if (names->count)
+		qsort(names->items, names->count, sizeof(*names->items), compare_names);
+}
+
+/* The first of blob's names (then the next ones follow it), or NULL. */
+static const struct tree_name *tree_names_of(const struct tree_names *names,
+                                             const struct blob_info *blob)
+{
+	size_t lo = 0, hi = names->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct tree_name *n = &names->items[mid];
+		if (n->dev < blob->dev || (n->dev == blob->dev && n->ino < blob->ino))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < names->count && names->items[lo].dev == blob->dev &&
+	    names->items[lo].ino == blob->ino)
+		return &names->items[lo];
+	return NULL;
+}
+
+/* Prints "; for NAME, NAME" (nothing when blob has no name), or adds the
+ * array "names" to item with --json. */
+static void print_names(const struct cmd_ctx *ctx, const struct tree_names *names,
+                        const struct blob_info *blob, cJSON *item)
+{
+	const struct tree_name *n = blob->planted ? NULL : tree_names_of(names, blob);
+	const struct tree_name *end = names->items + names->count;
+	cJSON *array = item ? cJSON_AddArrayToObject(item, "names") : NULL;
+
+	for (const struct tree_name *i = n; i && i < end && i->dev == n->dev && i->ino == n->ino;
+	     i++) {
+		if (array)
+			cJSON_AddItemToArray(array, cJSON_CreateString(i->path));
+		else if (!item)
+			fprintf(ctx->out, "%s%s", i == n ? "; for " : ", ", i->path);
+	}
+}
+
 /* ---- du ---- */
 
 struct tree_use {
@@ -210,6 +344,7 @@ int cmd_du(struct cmd_ctx *ctx, int argc, char **argv)
 struct gc_run {
 	struct cmd_ctx *ctx;
 	const char *root;
+	struct tree_names names; /* of the store being collected */
 	bool dry_run;
 	cJSON *removed, *kept; /* --json */
 	uint64_t nremoved, nkept;
@@ -234,6 +369,7 @@ static void gc_report(void *arg, const struct blob_info *blob, int rc)
 		if (rc)
 			cJSON_AddStringToObject(item, "reason",
 			                        rc == -EBUSY ? "open in a mount" : strerror(-rc));
+		print_names(run->ctx, &run->names, blob, item);
 		cJSON_AddItemToArray(rc == 0 ? run->removed : run->kept, item);
 		return;
 	}
@@ -242,16 +378,18 @@ static void gc_report(void *arg, const struct blob_info *blob, int rc)
 	strftime(used, sizeof(used), "%Y-%m-%d %H:%M", &tm);
 	if (rc == 0 && blob->planted) /* never deleted: see cache_heal */
 		fprintf(run->ctx->out, "%s %s/" BLOB_DIR "/%s to %s/" CACHE_QUARANTINE_DIR
-		        " (not a file)\n",
+		        " (not a file)",
 		        run->dry_run ? "would move aside" : "moved aside", run->root, blob->name,
 		        run->root);
 	else if (rc == 0)
-		fprintf(run->ctx->out, "%s %s/" BLOB_DIR "/%s (%s, last used %s)\n",
+		fprintf(run->ctx->out, "%s %s/" BLOB_DIR "/%s (%s, last used %s)",
 		        run->dry_run ? "would remove" : "removed", run->root, blob->name, size,
 		        used);
 	else
-		fprintf(run->ctx->out, "kept %s/" BLOB_DIR "/%s (%s): %s\n", run->root, blob->name,
+		fprintf(run->ctx->out, "kept %s/" BLOB_DIR "/%s (%s): %s", run->root, blob->name,
 		        size, rc == -EBUSY ? "open in a mount" : strerror(-rc));
+	print_names(run->ctx, &run->names, blob, NULL);
+	fprintf(run->ctx->out, "\n");
 }
 
 /* Whether a cache_max is set, the general one or a hub's own. */
@@ -297,9 +435,12 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 		case OPT_OLDER:
 			errno = 0;
 			days = strtod(optarg, &end);
-			if (errno || end == optarg || *end || days < 0 || days > 100000)
+			/* !(0 <= days <= 100000) refuses NaN as well as the
+			 * infinities and what is negative or overflows. */
+			if (errno || end == optarg || *end || !(days >= 0 && days <= 100000))
 				return cmd_usage_error(ctx, argv[0],
-				                       "--older takes a number of days, not '%s'",
+				                       "--older takes a number of days from 0 to "
+				                       "100000 (0.5 is 12 hours), not '%s'",
 				                       optarg);
 			gc.unused_before = time(NULL) - (time_t)(days * 86400);
 			break;
@@ -338,8 +479,11 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 		run.root = cache_root(store->cache);
 		if (gc.max == UINT64_MAX && !gc.unused_before)
 			continue;
+		/* Before gc: the names go with their blob. */
+		tree_names_collect(store, &run.names);
 		rc = blob_store_gc(store->blobs, &gc, &freed_here, &left_here);
 		if (rc) {
+			tree_names_free(&run.names);
 			cJSON_Delete(doc);
 			cmd_error(ctx, run.root, "%s", strerror(-rc));
 			return CMD_EXIT_FAILED;
@@ -347,6 +491,7 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 		freed += freed_here;
 		left += left_here;
 	}
+	tree_names_free(&run.names);
 	if (ctx->json) {
 		cJSON_AddItemToObject(doc, "freed_bytes", cmd_json_u64(freed));
 		cJSON_AddItemToObject(doc, "left_bytes", cmd_json_u64(left));
@@ -369,6 +514,7 @@ struct verify_run {
 	struct cmd_ctx *ctx;
 	struct core *core;
 	struct core_store *store; /* the one being checked */
+	struct tree_names names;  /* of store, when every blob is checked */
 	bool remove;
 	cJSON *bad, *absent; /* --json */
 	uint64_t checked, good, nbad, removed, unchecked, nabsent;
@@ -432,12 +578,15 @@ static int verify_blob(struct verify_run *run, const struct blob_info *blob,
 		cJSON_AddBoolToObject(item, "removed", gone);
 		if (gone && blob->planted)
 			cJSON_AddStringToObject(item, "moved_aside", aside + strlen("moved aside to "));
+		print_names(run->ctx, &run->names, blob, item);
 		cJSON_AddItemToArray(run->bad, item);
 	} else {
-		fprintf(run->ctx->out, "bad %s: holds %s%s%s, not %s%s%s%s\n", label,
+		fprintf(run->ctx->out, "bad %s: holds %s%s%s, not %s%s%s%s", label,
 		        blob->planted ? "" : digest_algo_name(expected->algo),
 		        blob->planted ? "" : ":", actual, want, fate ? " (" : "", fate ? fate : "",
 		        fate ? ")" : "");
+		print_names(run->ctx, &run->names, blob, NULL);
+		fprintf(run->ctx->out, "\n");
 	}
 	return 0;
 }
@@ -484,6 +633,7 @@ static int verify_store(struct verify_run *run)
 		cmd_error(run->ctx, root, "cannot list the blobs: %s", strerror(-rc));
 		return rc;
 	}
+	tree_names_collect(run->store, &run->names); /* before --remove takes any */
 	for (size_t i = 0; i < count; i++) {
 		struct digest_spec expected;
 		char label[PATH_MAX];
@@ -497,6 +647,7 @@ static int verify_store(struct verify_run *run)
 		if (rc && !first)
 			first = rc;
 	}
+	tree_names_free(&run->names);
 	free(blobs);
 	return first;
 }

@@ -1,6 +1,7 @@
 /* cmd_config.c: `omnihub config` (the effective settings, and where each
  * came from) and `omnihub where` (the cache directory). Not for: reading
- * the settings (config.c), or anything that opens the core or the network. */
+ * the settings (config.c), or the network (where --json opens the core
+ * only to name the catalogs' hubs). */
 #include "build_config.h"
 
 #include <stdio.h>
@@ -10,7 +11,9 @@
 #include <cJSON.h>
 
 #include "cmd.h"
+#include "cmd_out.h"
 #include "config.h"
+#include "core.h"
 #include "hub.h"
 
 /* Longer values are not padded: one long URL would push every comment far
@@ -84,21 +87,6 @@ static int no_arguments(struct cmd_ctx *ctx, int argc, char **argv)
 	return CMD_EXIT_USAGE;
 }
 
-/* Prints a JSON document (and frees it); FAILED when it cannot. */
-static int print_json(struct cmd_ctx *ctx, cJSON *doc)
-{
-	char *text = doc ? cJSON_Print(doc) : NULL;
-	int rc = CMD_EXIT_FAILED;
-
-	if (text && fprintf(ctx->out, "%s\n", text) >= 0)
-		rc = CMD_EXIT_OK;
-	else
-		fprintf(stderr, "%s: out of memory\n", ctx->program);
-	free(text);
-	cJSON_Delete(doc);
-	return rc;
-}
-
 static cJSON *json_string_or_null(const char *text)
 {
 	return text ? cJSON_CreateString(text) : cJSON_CreateNull();
@@ -145,7 +133,7 @@ static int config_json(struct cmd_ctx *ctx, const struct lines *lines)
 		cJSON_Delete(doc);
 		doc = NULL;
 	}
-	return print_json(ctx, doc);
+	return cmd_print_json(ctx, doc);
 }
 
 static void print_file(struct cmd_ctx *ctx, const char *which, const char *path, bool found)
@@ -224,7 +212,7 @@ int cmd_config_check(struct cmd_ctx *ctx, const struct config_options *opts)
 	if (count < 0 || p.failed)
 		goto out;
 	if (doc) {
-		rc = print_json(ctx, doc);
+		rc = cmd_print_json(ctx, doc);
 		doc = NULL; /* printed and freed */
 	} else if (count) {
 		fprintf(ctx->out, "%d problem%s\n", count, count == 1 ? "" : "s");
@@ -253,13 +241,18 @@ int cmd_where(struct cmd_ctx *ctx, int argc, char **argv)
 		cJSON *doc = cJSON_CreateObject(), *hubs = NULL;
 		bool ok = doc && cJSON_AddStringToObject(doc, "cache", cfg->cache_dir) &&
 			  (hubs = cJSON_AddObjectToObject(doc, "hubs")) != NULL;
-		/* Every hub of this build, and each one a [section] gives a
-		 * directory of its own (a catalog's too): no catalog is read. */
-		for (size_t i = 0; ok && i < hub_registry_count; i++)
-			if (!(hub_registry[i]->flags & HUB_FROM_CATALOGS))
-				ok = cJSON_AddStringToObject(
-					 hubs, hub_registry[i]->name,
-					 config_hub_cache(cfg, hub_registry[i]->name)) != NULL;
+		/* Every hub, as ls lists them (the catalogs' too: they are
+		 * read, nothing is fetched), and each one a [section] gives a
+		 * directory of its own. */
+		struct core *core = ok ? cmd_core(ctx) : NULL;
+		if (ok && !core) {
+			cJSON_Delete(doc);
+			return CMD_EXIT_FAILED; /* cmd_core said why */
+		}
+		for (size_t i = 0; ok && i < core_hub_count(core); i++) {
+			const char *name = core_hub_name(core, i);
+			ok = cJSON_AddStringToObject(hubs, name, config_hub_cache(cfg, name)) != NULL;
+		}
 		for (size_t i = 0; ok && i < cfg->nhub_settings; i++) {
 			const char *hub = cfg->hub_settings[i].hub;
 			if (strcmp(cfg->hub_settings[i].name, "cache") == 0 &&
@@ -271,7 +264,7 @@ int cmd_where(struct cmd_ctx *ctx, int argc, char **argv)
 			cJSON_Delete(doc);
 			doc = NULL;
 		}
-		return print_json(ctx, doc);
+		return cmd_print_json(ctx, doc);
 	}
 	fprintf(ctx->out, "%s\n", ctx->cfg->cache_dir);
 	return fflush(ctx->out) == 0 ? CMD_EXIT_OK : CMD_EXIT_FAILED;

@@ -41,7 +41,9 @@ int cmd_usage_error(const struct cmd_ctx *ctx, const char *cmd, const char *fmt,
 
 int cmd_exit_of(int rc)
 {
-	return rc == -ENOENT || rc == -ENOTDIR ? CMD_EXIT_NOT_FOUND : CMD_EXIT_FAILED;
+	/* A path too long for any hub is one no hub has. */
+	return rc == -ENOENT || rc == -ENOTDIR || rc == -ENAMETOOLONG ? CMD_EXIT_NOT_FOUND
+	                                                               : CMD_EXIT_FAILED;
 }
 
 void cmd_size_text(uint64_t bytes, char *out, size_t out_size)
@@ -49,10 +51,86 @@ void cmd_size_text(uint64_t bytes, char *out, size_t out_size)
 	status_format_bytes((double)bytes, out, out_size); /* as .omnihub/status shows */
 }
 
+/* The length of the valid UTF-8 character at p (RFC 3629: no overlong
+ * form, no surrogate, nothing above U+10FFFF), or 0. */
+static size_t utf8_char_len(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		unsigned char lo = p[0] == 0xe0 ? 0xa0 : 0x80, hi = p[0] == 0xed ? 0x9f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		unsigned char lo = p[0] == 0xf0 ? 0x90 : 0x80, hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 &&
+		               (p[3] & 0xc0) == 0x80
+		           ? 4
+		           : 0;
+	}
+	return 0;
+}
+
+/* text with each byte that is not part of valid UTF-8 replaced by U+FFFD,
+ * in a new string (the caller's, cJSON_free()), or NULL when text is valid (or
+ * memory is short: then it is printed as it is). */
+static char *utf8_repaired(const char *text)
+{
+	static const char replacement[] = "\xef\xbf\xbd";
+	const unsigned char *p = (const unsigned char *)text;
+	size_t bad = 0, len = 0, n;
+	char *out, *q;
+
+	for (; p[len]; len += n ? n : 1)
+		if ((n = utf8_char_len(p + len)) == 0)
+			bad++;
+	if (!bad || !(out = cJSON_malloc(len + 2 * bad + 1)))
+		return NULL;
+	q = out;
+	for (size_t i = 0; i < len; i += n ? n : 1) {
+		n = utf8_char_len(p + i);
+		if (n) {
+			memcpy(q, p + i, n);
+			q += n;
+		} else {
+			memcpy(q, replacement, 3);
+			q += 3;
+		}
+	}
+	*q = '\0';
+	return out;
+}
+
+/* Makes every string and key of item and below valid UTF-8, as JSON must
+ * be (RFC 8259): a file name is bytes, and may be any. */
+static void json_repair(cJSON *item, unsigned depth)
+{
+	for (; item && depth < 256; item = item->next) {
+		char *fixed;
+
+		if (cJSON_IsString(item) && item->valuestring &&
+		    (fixed = utf8_repaired(item->valuestring)) != NULL) {
+			cJSON_SetValuestring(item, fixed);
+			cJSON_free(fixed);
+		}
+		if (item->string && !(item->type & cJSON_StringIsConst) &&
+		    (fixed = utf8_repaired(item->string)) != NULL) {
+			cJSON_free(item->string); /* both by cJSON's allocator */
+			item->string = fixed;
+		}
+		json_repair(item->child, depth + 1);
+	}
+}
+
 int cmd_print_json(const struct cmd_ctx *ctx, cJSON *doc)
 {
-	char *text = doc ? cJSON_Print(doc) : NULL;
+	char *text;
 	int rc = CMD_EXIT_OK;
+
+	json_repair(doc, 0);
+	text = doc ? cJSON_Print(doc) : NULL;
 
 	if (!text) {
 		cmd_error(ctx, "json", "out of memory");

@@ -18,7 +18,7 @@ void cmd_error(const struct cmd_ctx *ctx, const char *what, const char *fmt, ...
 int cmd_usage_error(const struct cmd_ctx *ctx, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The exit code of a failure: CMD_EXIT_NOT_FOUND for -ENOENT (and
- * -ENOTDIR), else CMD_EXIT_FAILED. */
+ * -ENOTDIR, -ENAMETOOLONG), else CMD_EXIT_FAILED. */
 int cmd_exit_of(int rc);
 
 /* "512 B", "12.3 MiB", "1.0 GiB" (powers of 1024). */
@@ -26,7 +26,9 @@ void cmd_size_text(uint64_t bytes, char *out, size_t out_size);
 #define CMD_SIZE_TEXT_MAX 32
 
 /* Prints doc (pretty, one document) on ctx->out and frees it: 0, or
- * CMD_EXIT_FAILED when it could not be made (NULL: out of memory). */
+ * CMD_EXIT_FAILED when it could not be made (NULL: out of memory). A byte
+ * of a string or key that is not valid UTF-8 (a file name may hold any) is
+ * printed as U+FFFD, so that the document is always valid JSON. */
 int cmd_print_json(const struct cmd_ctx *ctx, cJSON *doc);
 /* A JSON number for a byte count or a count (exact below 2^53). */
 cJSON *cmd_json_u64(uint64_t value);

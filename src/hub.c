@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "digest.h"
 #include "fetch.h"
 #include "hub.h"
 #include "log.h"
@@ -74,6 +75,45 @@ static void format_time(time_t t, char *out, size_t out_size)
 	strftime(out, out_size, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* Parses index bytes, with their warnings logged once per version of the
+ * index: a version told before (its sha256 in REL.warned, beside the
+ * cached copy, written only for a version with warnings) is parsed with
+ * its warnings at debug level, so that each omnihub command reading the
+ * same index does not repeat them. */
+static int parse_once(struct hub *hub, const char *rel, hub_index_parse_fn parse,
+		      const char *data, size_t len, time_t mtime, char *why, size_t why_size)
+{
+	char hex[DIGEST_HEX_MAX] = "", *record = NULL, *told = NULL;
+	struct digest *dg = NULL;
+	size_t told_len = 0;
+	time_t told_at;
+	bool seen = false;
+	unsigned warned;
+	int rc;
+
+	if (asprintf(&record, "%s.warned", rel) < 0)
+		record = NULL;
+	if (record && digest_new(&dg, DIGEST_SHA256, len) == 0 &&
+	    digest_update(dg, data, len) == 0 && digest_final_hex(dg, hex) == 0 &&
+	    cache_read_small(hub->env->cache, record, DIGEST_HEX_MAX, &told, &told_len,
+			     &told_at) == 0)
+		seen = told_len == strlen(hex) && memcmp(told, hex, told_len) == 0;
+	log_repeats_begin(seen);
+	rc = parse(hub, data, len, mtime, why, why_size);
+	warned = log_repeats_end();
+	if (seen && warned) {
+		log_debug("%s: %u warning%s about this index not repeated (told when it "
+			  "was first read)", hub->name, warned, warned == 1 ? "" : "s");
+	} else if (!seen && warned && rc == 0 && hex[0]) {
+		/* Best effort: at worst the warnings are told again. */
+		cache_write_small_nosync(hub->env->cache, record, hex, strlen(hex));
+	}
+	digest_free(dg);
+	free(told);
+	free(record);
+	return rc;
+}
+
 int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refresh,
 		   hub_index_parse_fn parse, char *why, size_t why_size)
 {
@@ -101,7 +141,7 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 					sizeof(cached_why));
 		format_time(mtime, when, sizeof(when));
 		if (cached_rc == 0 && (offline || time(NULL) - mtime < (time_t)ttl)) {
-			rc = parse(hub, cached, cached_len, mtime, why, why_size);
+			rc = parse_once(hub, rel, parse, cached, cached_len, mtime, why, why_size);
 			/* Bytes refused are not settings refused (-EINVAL, hub.h):
 			 * another copy may come. */
 			if (rc == -EINVAL)
@@ -121,7 +161,8 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 	rc = fetch_get_buffer(hub->env->fetcher, spec->url, spec->max_bytes, &body, &status);
 	if (rc == 0) {
 		char parse_why[400];
-		rc = parse(hub, body.data, body.len, time(NULL), parse_why, sizeof(parse_why));
+		rc = parse_once(hub, rel, parse, body.data, body.len, time(NULL), parse_why,
+				sizeof(parse_why));
 		if (rc == -EINVAL)
 			rc = -EBADMSG;
 		if (rc)
@@ -143,7 +184,8 @@ int hub_index_load(struct hub *hub, const struct hub_index_spec *spec, bool refr
 		log_warn("%s: %s; keeping the index already loaded", name, why);
 	} else if (cached_rc == 0) {
 		char parse_why[400];
-		if (parse(hub, cached, cached_len, mtime, parse_why, sizeof(parse_why)) == 0) {
+		if (parse_once(hub, rel, parse, cached, cached_len, mtime, parse_why,
+			       sizeof(parse_why)) == 0) {
 			log_warn("%s: %s; using the index cached on %s", name, why, when);
 			rc = 0;
 		}

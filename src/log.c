@@ -18,6 +18,12 @@
  * afterwards, so no lock. */
 static enum log_level log_max_level = LOG_LEVEL_INFO;
 static bool log_to_syslog;
+static const char *log_program = PACKAGE_NAME;
+
+/* Per thread, so that one thread's reading an index again mutes no other
+ * thread's warnings. */
+static _Thread_local bool repeats_counted, repeats_muted;
+static _Thread_local unsigned repeats_count;
 
 /* The recent lines: the one piece of mutable state a logger may keep for
  * the whole process (STYLE), since every thread of every module logs. A
@@ -93,7 +99,26 @@ void log_setup(enum log_level max_level, bool use_syslog)
 	log_max_level = max_level;
 	log_to_syslog = use_syslog;
 	if (use_syslog)
-		openlog(PACKAGE_NAME, LOG_PID, LOG_DAEMON);
+		openlog(log_program, LOG_PID, LOG_DAEMON);
+}
+
+void log_set_program(const char *name)
+{
+	log_program = name;
+}
+
+void log_repeats_begin(bool mute)
+{
+	repeats_counted = true;
+	repeats_muted = mute;
+	repeats_count = 0;
+}
+
+unsigned log_repeats_end(void)
+{
+	repeats_counted = false;
+	repeats_muted = false;
+	return repeats_count;
 }
 
 static int syslog_priority(enum log_level level)
@@ -123,6 +148,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	char line[2048];
 	va_list ap;
 
+	if (repeats_counted && level == LOG_LEVEL_WARN) {
+		repeats_count++;
+		if (repeats_muted)
+			level = LOG_LEVEL_DEBUG;
+	}
 	if (level > log_max_level)
 		return;
 	va_start(ap, fmt);
@@ -137,7 +167,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	localtime_r(&now.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
 	n = snprintf(full, sizeof(full), "%s.%03ld %s: %s: %s\n", stamp, now.tv_nsec / 1000000,
-	             PACKAGE_NAME, level_name(level), line);
+	             log_program, level_name(level), line);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(full)) { /* cut, but still one line */

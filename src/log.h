@@ -22,6 +22,18 @@ enum log_level {
  * level INFO and above go to stderr. */
 void log_setup(enum log_level max_level, bool use_syslog);
 
+/* The program name each line carries ("omnihub"), set by a main() other
+ * than the daemon's before log_setup; PACKAGE_NAME ("omnihub-fuse") when
+ * never set. name must outlive the process's logging (a literal). */
+void log_set_program(const char *name);
+
+/* Between these two, the warnings this thread logs are counted, and with
+ * mute logged at debug level instead: they were told once already (an
+ * index read again, see hub_index_load). log_repeats_end returns how many
+ * there were. Not nested. */
+void log_repeats_begin(bool mute);
+unsigned log_repeats_end(void);
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -21,10 +21,12 @@ int names_check_relpath(const char *path, const char **why);
 /* The same for one component. */
 int names_check_component(const char *name, const char **why);
 
-/* A directory name for a display name: ASCII letters lower-cased, every
+/* A directory name for a display name: Latin letters with diacritics
+ * spelt in ASCII (Ü u, é e, ß ss), ASCII letters lower-cased, every other
  * character outside [a-z0-9._-] (a whole UTF-8 sequence counts as one)
- * replaced by '-'. -EINVAL (and *why) when the result is empty, "." or ".."
- * or longer than NAME_MAX. */
+ * replaced by '-', and what would begin the name with '-' or '.' left out
+ * (cd takes "-x" for an option; ".x" is hidden). -EINVAL (and *why) when
+ * nothing is left or the result is longer than NAME_MAX. */
 int names_to_dirname(const char *display, char out[NAME_MAX + 1], const char **why);
 
 /* Copies at most out_size-1 bytes of an untrusted string for a log line,

@@ -46,7 +46,8 @@ static const struct subcommand subcommands[] = {
     {"verify", cmd_verify, "[--remove] [PATH...]", "check cached files against their digests",
      "Hashes cached files again: those PATH names (a directory: every file\n"
      "below it), or every complete blob in the cache. Reports each one that\n"
-     "is wrong; exits with 3 when any is.\n"
+     "is wrong (a blob with the model files it is: \"; for onnx/...\"); exits\n"
+     "with 3 when any is.\n"
      "\n"
      "    --remove               remove the wrong ones (never one a mount has\n"
      "                           open: that one is reported and kept)\n"},
@@ -57,10 +58,12 @@ static const struct subcommand subcommands[] = {
     {"gc", cmd_gc, "[--max SIZE] [--older DAYS] [--dry-run]", "clean the cache",
      "Removes complete blobs least recently used first until the cache holds\n"
      "at most SIZE (default: cache_max, when set), and those not used for\n"
-     "DAYS; never one a mount has open. Prints what went and the bytes freed.\n"
+     "DAYS; never one a mount has open. Prints what went, with the model\n"
+     "files each blob is (\"; for onnx/...\"), and the bytes freed.\n"
      "\n"
      "    --max SIZE             keep at most SIZE bytes (K, M, G, T suffixes)\n"
      "    --older DAYS           remove what was not used for DAYS days\n"
+     "                           (0 to 100000, decimals allowed)\n"
      "    -n, --dry-run          only print what would go\n"},
     {"config", cmd_config, "[--check]", "the effective settings, and where each came from",
      "Prints every setting with its value and its origin: a mount option,\n"
@@ -79,7 +82,9 @@ static const struct subcommand subcommands[] = {
      "\"next_try\", \"tries\", \"last_error\"}], \"status\"}]}.\n"
      "\n"
      "    --json                 print one JSON document\n"},
-    {"where", cmd_where, "", "the cache directory", "Prints the cache directory.\n"},
+    {"where", cmd_where, "", "the cache directory",
+     "Prints the cache directory; with --json, each hub's too (the catalogs'\n"
+     "hubs as well).\n"},
 };
 
 #define NSUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
@@ -97,6 +102,7 @@ static void print_usage(void)
 	printf("usage: " PROGRAM " [--json] [-v] [-o OPT[,OPT...]] [--cache DIR] [--offline]\n"
 	       "               COMMAND [ARGS]\n"
 	       "       " PROGRAM " COMMAND --help\n"
+	       "       " PROGRAM " help [COMMAND]\n"
 	       "\n"
 	       "Works on the model hubs and the cache that omnihub-fuse mounts, without a\n"
 	       "mount: lists, describes, downloads ahead of time, checks and cleans.\n"
@@ -114,9 +120,14 @@ static void print_usage(void)
 	       "                           (see omnihub-fuse --help)\n"
 	       "    --cache DIR            the cache directory (as -o cache=DIR)\n"
 	       "    --offline              never use the network (as -o offline)\n"
+	       "These may also follow the command (omnihub ls onnx --json); '--' ends\n"
+	       "the options.\n"
+	       "\n"
+	       "--json output is always valid JSON: a byte that is not UTF-8 is shown\n"
+	       "as U+FFFD.\n"
 	       "\n"
 	       "Exit status: 0 done, 1 something failed, 2 bad usage or setting,\n"
-	       "3 verify found a wrong file, 4 no such path.\n");
+	       "3 verify found a wrong file, 4 no such path (or one too long).\n");
 }
 
 static void print_subcommand_help(const struct subcommand *sub)
@@ -152,6 +163,133 @@ static bool asks_help(int argc, char **argv)
 
 enum { OPT_JSON = 256, OPT_CACHE, OPT_OFFLINE };
 
+/* What the global options set, wherever they are given. */
+struct globals {
+	struct options opts; /* -o, --cache, --offline */
+	int verbose;         /* -v given this many times */
+	bool json;
+};
+
+/* Takes one global option (a getopt value) and its argument: 0, or -1
+ * after a message. */
+static int take_global(struct globals *g, int c, const char *arg)
+{
+	switch (c) {
+	case 'v':
+		g->verbose++;
+		return 0;
+	case 'o':
+		return options_parse_arg(&g->opts, arg, PROGRAM);
+	case OPT_JSON:
+		g->json = true;
+		return 0;
+	case OPT_CACHE:
+		free(g->opts.config.cache);
+		g->opts.config.cache = strdup(arg);
+		return g->opts.config.cache ? 0 : -1;
+	case OPT_OFFLINE:
+		g->opts.config.offline = 1;
+		return 0;
+	}
+	return -1;
+}
+
+/* The subcommands' options whose value may be the next word: that word is
+ * a value, never a global option. Apart from the table above, so that a
+ * subcommand without any is one line there. */
+static const struct {
+	const char *subcommand, *option;
+} valued_options[] = {
+    {"gc", "--max"},
+    {"gc", "--older"},
+};
+
+static bool takes_next_word(const struct subcommand *sub, const char *word)
+{
+	for (size_t i = 0; i < sizeof(valued_options) / sizeof(valued_options[0]); i++)
+		if (strcmp(valued_options[i].subcommand, sub->name) == 0 &&
+		    strcmp(valued_options[i].option, word) == 0)
+			return true;
+	return false;
+}
+
+/* The global options given after the subcommand's name (up to "--"): taken
+ * into g, and the rest of argv (its name first) copied into args, in order,
+ * so the subcommand sees only its own. *nargs is their count. 0, or -1
+ * after a message. */
+static int take_late_globals(struct globals *g, const struct subcommand *sub, int argc,
+                             char **argv, char **args, int *nargs)
+{
+	int n = 0, i, rc = 0;
+
+	args[n++] = argv[0];
+	for (i = 1; i < argc && rc == 0; i++) {
+		const char *word = argv[i], *value = NULL;
+		int c = 0;
+
+		if (strcmp(word, "--") == 0)
+			break; /* "--" too is the subcommand's: its getopt ends there */
+		if (strcmp(word, "--json") == 0) {
+			c = OPT_JSON;
+		} else if (strcmp(word, "--offline") == 0) {
+			c = OPT_OFFLINE;
+		} else if (strcmp(word, "--verbose") == 0 ||
+		           (word[0] == '-' && word[1] == 'v' && !word[1 + strspn(word + 1, "v")])) {
+			for (size_t k = word[1] == 'v' ? strspn(word + 1, "v") : 1; k > 0; k--)
+				g->verbose++;
+			continue;
+		} else if (strcmp(word, "-o") == 0 || strcmp(word, "--cache") == 0) {
+			c = word[1] == 'o' ? 'o' : OPT_CACHE;
+			if (i + 1 == argc) {
+				fprintf(stderr, "%s: option '%s' needs a value (see '%s --help')\n",
+				        PROGRAM, word, PROGRAM);
+				rc = -1;
+				break;
+			}
+			value = argv[++i];
+		} else if (strncmp(word, "--cache=", 8) == 0) {
+			c = OPT_CACHE;
+			value = word + 8;
+		} else if (strncmp(word, "-o", 2) == 0) {
+			c = 'o';
+			value = word + 2;
+		} else if (takes_next_word(sub, word) && i + 1 < argc) {
+			args[n++] = argv[i++]; /* its value, whatever it looks like */
+		}
+		if (c)
+			rc = take_global(g, c, value);
+		else
+			args[n++] = argv[i];
+	}
+	for (; i < argc; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	*nargs = n;
+	return rc;
+}
+
+/* "omnihub help [COMMAND]": the usage, or COMMAND's help. */
+static int run_help(int argc, char **argv)
+{
+	const struct subcommand *sub = argc == 2 ? find_subcommand(argv[1]) : NULL;
+	int status = CMD_EXIT_OK;
+
+	if (argc < 2 || asks_help(argc, argv)) {
+		print_usage();
+	} else if (argc > 2) {
+		fprintf(stderr, "%s: help: one command at most (see '%s --help')\n", PROGRAM,
+		        PROGRAM);
+		status = CMD_EXIT_USAGE;
+	} else if (!sub) {
+		fprintf(stderr, "%s: help: '%s' is not a command (see '%s --help')\n", PROGRAM,
+		        argv[1], PROGRAM);
+		status = CMD_EXIT_USAGE;
+	} else {
+		print_subcommand_help(sub);
+	}
+	return status;
+}
+
 int main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
@@ -165,15 +303,18 @@ int main(int argc, char *argv[])
 	};
 	struct cmd_ctx ctx = {.out = stdout, .program = PROGRAM};
 	const struct subcommand *sub;
-	struct options opts;
+	struct globals g = {.verbose = 0};
 	struct config cfg = {0};
 	bool curl_ready = false;
 	const char *why = NULL;
-	int verbose = 0, status = CMD_EXIT_USAGE, first, c;
+	char **args = NULL; /* the subcommand's argv, without the global options */
+	int nargs = 0, status = CMD_EXIT_USAGE, c;
 
-	options_init(&opts);
+	log_set_program(PROGRAM); /* the daemon's lines say omnihub-fuse */
+	options_init(&g.opts);
 	opterr = 0;
-	/* '+': stop at the subcommand; its options are its own. */
+	/* '+': stop at the subcommand; the options after it are sorted out
+	 * by take_late_globals. */
 	while ((c = getopt_long(argc, argv, "+hVvo:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -185,23 +326,12 @@ int main(int argc, char *argv[])
 			status = CMD_EXIT_OK;
 			goto out;
 		case 'v':
-			verbose++;
-			break;
 		case 'o':
-			if (options_parse_arg(&opts, optarg, PROGRAM) != 0)
-				goto out;
-			break;
 		case OPT_JSON:
-			ctx.json = true;
-			break;
 		case OPT_CACHE:
-			free(opts.config.cache);
-			opts.config.cache = strdup(optarg);
-			if (!opts.config.cache)
-				goto out;
-			break;
 		case OPT_OFFLINE:
-			opts.config.offline = 1;
+			if (take_global(&g, c, optarg) != 0)
+				goto out;
 			break;
 		default:
 			fprintf(stderr,
@@ -215,13 +345,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
-		/* "omnihub help [COMMAND]" */
-		sub = optind + 1 < argc ? find_subcommand(argv[optind + 1]) : NULL;
-		if (sub)
-			print_subcommand_help(sub);
-		else
-			print_usage();
-		status = optind + 1 < argc && !sub ? CMD_EXIT_USAGE : CMD_EXIT_OK;
+		status = run_help(argc - optind, argv + optind);
 		goto out;
 	}
 	sub = find_subcommand(argv[optind]);
@@ -235,21 +359,28 @@ int main(int argc, char *argv[])
 		status = CMD_EXIT_OK;
 		goto out;
 	}
-	options_finish(&opts);
-	/* config --check reports every problem rather than stopping at the
-	 * first, and needs no settings that work. */
-	if (sub->run == cmd_config && argc - optind == 2 &&
-	    strcmp(argv[optind + 1], "--check") == 0) {
-		status = cmd_config_check(&ctx, &opts.config);
+	args = calloc((size_t)(argc - optind) + 1, sizeof(*args));
+	if (!args) {
+		status = CMD_EXIT_FAILED;
 		goto out;
 	}
-	if (config_resolve(&cfg, &opts.config, &why) != 0) {
+	if (take_late_globals(&g, sub, argc - optind, argv + optind, args, &nargs) != 0)
+		goto out;
+	ctx.json = g.json;
+	options_finish(&g.opts);
+	/* config --check reports every problem rather than stopping at the
+	 * first, and needs no settings that work. */
+	if (sub->run == cmd_config && nargs == 2 && strcmp(args[1], "--check") == 0) {
+		status = cmd_config_check(&ctx, &g.opts.config);
+		goto out;
+	}
+	if (config_resolve(&cfg, &g.opts.config, &why) != 0) {
 		fprintf(stderr, "%s: %s\n", PROGRAM, why);
 		goto out;
 	}
-	log_setup(verbose >= 2 ? LOG_LEVEL_DEBUG
-	          : verbose    ? LOG_LEVEL_INFO
-	                       : LOG_LEVEL_WARN,
+	log_setup(g.verbose >= 2 ? LOG_LEVEL_DEBUG
+	          : g.verbose    ? LOG_LEVEL_INFO
+	                         : LOG_LEVEL_WARN,
 	          false);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "%s: cannot initialise libcurl\n", PROGRAM);
@@ -260,15 +391,15 @@ int main(int argc, char *argv[])
 	ctx.cfg = &cfg;
 	ctx.tty = isatty(STDOUT_FILENO) == 1;
 	/* The subcommand's argv starts at its name; getopt starts afresh. */
-	first = optind;
 	optind = 0;
-	status = sub->run(&ctx, argc - first, argv + first);
+	status = sub->run(&ctx, nargs, args);
 out:
 	core_free(ctx.core);
 	if (curl_ready)
 		curl_global_cleanup();
 	config_free(&cfg);
-	options_free(&opts);
+	options_free(&g.opts);
+	free(args);
 	if (fflush(stdout) != 0 && status == CMD_EXIT_OK)
 		status = CMD_EXIT_FAILED; /* a full disk or a closed pipe */
 	return status;

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -298,6 +299,9 @@ def verify_finds_and_removes_a_corrupt_file(t):
     check_eq(os.path.getsize(path), conv["bytes"], "size after corrupting")
     res = omnihub(t, "verify", want=EXIT_CORRUPT)
     check(("bad %s: holds sha256:" % path) in res.stdout, "bad line in %r" % res.stdout)
+    bad_line = [line for line in res.stdout.splitlines() if line.startswith("bad ")]
+    check_eq(len(bad_line), 1, "bad lines")
+    check(bad_line[0].endswith("; for %s" % CONV[2]), "the bad blob's model file: %r" % bad_line)
     check(res.stdout.endswith("checked 2 files: 1 good, 1 bad\n"), "summary %r" % res.stdout)
     res = omnihub(t, "verify", CONV[2], want=EXIT_CORRUPT)
     check(("bad %s: holds" % CONV[2]) in res.stdout, "bad line names the path: %r" % res.stdout)
@@ -308,6 +312,7 @@ def verify_finds_and_removes_a_corrupt_file(t):
     check_eq((bad["blob"], bad["expected"], bad["removed"]),
              (path, "sha256:" + conv["sha256"], False), "the bad one")
     check_eq(bad["actual"], "sha256:" + sha256_bytes(bytes(data)), "what it holds")
+    check_eq(bad["names"], [CONV[2]], "the bad blob's names in the tree")
     check_eq(doc["good"], 1, "good files")
     res = omnihub(t, "verify", "--remove", want=EXIT_CORRUPT)
     check("(removed)" in res.stdout, "removed in %r" % res.stdout)
@@ -337,6 +342,17 @@ def du_and_gc(t):
     check_eq(sorted(r["blob"] for r in doc["removed"]),
              sorted("sha256/" + e["sha256"] for e in (small, other)), "what would go")
     check(os.path.exists(blob_path(t, small)), "a dry run removes nothing")
+    # Each blob's names in the cache's tree (onnx/avgpool2d/model.onnx is a link to its opset).
+    names = {small["sha256"]: SMALL[2], other["sha256"]: "onnx/avgpool2d/opset-12/model.onnx"}
+    check_eq(sorted((r["blob"], tuple(r["names"])) for r in doc["removed"]),
+             sorted(("sha256/" + sha, (name,)) for sha, name in names.items()),
+             "the model file each blob is")
+    res = omnihub(t, "gc", "--older", "0", "--dry-run")
+    for e in (small, other):
+        check(any(line.startswith("would remove %s (" % os.path.realpath(blob_path(t, e)))
+                  and line.endswith("; for " + names[e["sha256"]])
+                  for line in res.stdout.splitlines()),
+              "gc --dry-run names %s: %r" % (names[e["sha256"]], res.stdout))
     # The least recently used goes first: the small one was used an hour ago (by its atime).
     now = time.time()
     os.utime(blob_path(t, small), (now - 3600, now - 3600))
@@ -439,6 +455,180 @@ def man_page_renders_and_matches_help(t):
             check(option in text, "the man page documents %s %s" % (name, option))
     for option in ("--json", "--verbose", "--cache", "--offline", "--version"):
         check(option in usage and option in text, "%s in --help and the man page" % option)
+
+
+@test
+def options_after_the_subcommand(t):
+    path = "onnx/conv2d/opset-13"
+    before = omnihub_json(t, "ls", path)
+    res = omnihub(t, "ls", path, "--json")
+    check_eq(json.loads(res.stdout), before, "ls PATH --json is --json ls PATH")
+    res = omnihub(t, "ls", "--json", "-r", path)
+    check_eq([i["name"] for i in json.loads(res.stdout)["entries"]][:1], ["model.onnx"],
+             "--json between the subcommand's own options")
+    # -o, --cache and -v after the subcommand too; gc's --max takes the next word as a value.
+    other = os.path.join(t.dir, "other-cache")
+    res = omnihub(t, "where", "--cache", other, hub=False)
+    check_eq(res.stdout, other + "\n", "where --cache DIR")
+    res = omnihub(t, "where", "-o", "cache=" + other, "--json", hub=False)
+    check_eq(json.loads(res.stdout)["cache"], other, "where -o cache=DIR --json")
+    doc = json.loads(omnihub(t, "gc", "--older", "0", "--dry-run", "--json").stdout)
+    check_eq(doc["dry_run"], True, "gc ... --json")
+    res = omnihub(t, "gc", "--max", "--json", want=EXIT_USAGE)
+    check("not '--json'" in res.stderr, "--max's value is the next word: %r" % res.stderr)
+    # "--" ends the options: what follows is a path, never --json.
+    res = omnihub(t, "info", "--", "--json", want=EXIT_NOT_FOUND)
+    check(res.stdout == "" and res.stderr.startswith("omnihub: --json: "),
+          "info -- --json: %r %r" % (res.stdout, res.stderr))
+
+
+@test
+def help_subcommand_exits_0(t):
+    for args in (["help"], ["help", "--help"], ["help", "-h"], ["--help"]):
+        res = omnihub(t, *args, hub=False)
+        check(res.stdout.startswith("usage: omnihub ") and "Commands:" in res.stdout,
+              "omnihub %s: %r" % (" ".join(args), res.stdout[:80]))
+    res = omnihub(t, "help", "gc", hub=False)
+    check(res.stdout.startswith("usage: omnihub [OPTIONS] gc "), "help gc: %r" % res.stdout[:80])
+    check_eq(res.stdout, omnihub(t, "gc", "--help", hub=False).stdout, "help gc is gc --help")
+    res = omnihub(t, "help", "frobnicate", want=EXIT_USAGE, hub=False)
+    check("'frobnicate' is not a command" in res.stderr, "help of no command: %r" % res.stderr)
+
+
+@contextlib.contextmanager
+def manifest_with_hostile_entry(zoo, name="Escape"):
+    """The fast zoo's manifest with one more entry, one every client must skip (a path out
+    of the tree), restored afterwards."""
+    path = os.path.join(zoo.fixture_dir, "www", "raw", "onnx", "models", "main",
+                        "ONNX_HUB_MANIFEST.json")
+    with open(path, "rb") as f:
+        original = f.read()
+    entries = json.loads(original)
+    entries.append(dict(entries[0], model=name, model_path="../../etc/passwd"))
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(entries, f)
+        yield
+    finally:
+        with open(path, "wb") as f:
+            f.write(original)
+
+
+@test
+def log_prefix_and_index_warning_once(t):
+    with manifest_with_hostile_entry(t.shared):
+        first = omnihub(t, "ls", "onnx")
+        warnings = [line for line in first.stderr.splitlines() if " warning: onnx: " in line]
+        check(len(warnings) >= 1, "warnings about the index: %r" % first.stderr)
+        check(all(" omnihub: warning: " in line for line in warnings),
+              "the command's log lines say omnihub: %r" % warnings)
+        check("omnihub-fuse:" not in first.stderr, "no omnihub-fuse: prefix: %r" % first.stderr)
+        # The same index again (from the cache, then fetched again): not repeated.
+        second = omnihub(t, "ls", "onnx")
+        check_eq(second.stdout, first.stdout, "the same listing")
+        check(" warning: " not in second.stderr, "warnings repeated: %r" % second.stderr)
+        third = omnihub(t, "ls", "onnx", options=["index_ttl=0"])
+        check(" warning: " not in third.stderr,
+              "warnings repeated after a refetch: %r" % third.stderr)
+        debug = omnihub(t, "-v", "-v", "ls", "onnx")
+        check("not repeated" in debug.stderr and " omnihub: debug: " in debug.stderr,
+              "-v -v says they were not repeated: %r" % debug.stderr[-500:])
+    # Another version of the index, with its own problem: told, once.
+    with manifest_with_hostile_entry(t.shared, name="Escape2"):
+        other = omnihub(t, "ls", "onnx", options=["index_ttl=0"])
+        check(" omnihub: warning: onnx: " in other.stderr and "Escape2" in other.stderr,
+              "another version's warnings: %r" % other.stderr)
+        check(" warning: " not in omnihub(t, "ls", "onnx").stderr, "and once only")
+
+
+def byte_catalog(t):
+    """A user catalog whose strings hold a 0xff byte (JSON allows no such byte; cJSON keeps
+    it); returns the options that add it (and an empty system catalog directory)."""
+    user, system = os.path.join(t.dir, "catalogs"), os.path.join(t.dir, "no-catalogs")
+    os.makedirs(user)
+    os.makedirs(system)
+    doc = {"omnihub_catalog": 1, "hub": "bytes", "base_url": "https://127.0.0.1:1/",
+           "models": {"m": {"meta": {"title": "TITLE"}, "default": "e", "entries": {"e": {
+               "url": "a.bin", "file": "a.bin", "format": "pth", "size": 3,
+               "digests": {"sha256": "0" * 64}, "meta": {"TITLE": "TITLE"}}}}}}
+    with open(os.path.join(user, "bytes.json"), "wb") as f:
+        f.write(json.dumps(doc).encode().replace(b"TITLE", b"caf\xff"))
+    return ["catalogs=" + user, "system_catalogs=" + system]
+
+
+def strict_json(t, *args, options=(), want=EXIT_OK):
+    """Runs omnihub --json ARGS; the bytes it prints must be UTF-8 and JSON (as json.tool)."""
+    cmd = command(t, "--json", *args, options=options)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=t.env,
+                         timeout=COMMAND_TIMEOUT)
+    t.note("$ --json %s -> %d\n%r\n%r" % (" ".join(args), res.returncode, res.stdout, res.stderr))
+    check_eq(res.returncode, want, "exit status of omnihub --json %s" % " ".join(args))
+    tool = subprocess.run([sys.executable, "-m", "json.tool"], input=res.stdout,
+                          capture_output=True, timeout=COMMAND_TIMEOUT)
+    check_eq(tool.returncode, 0, "json.tool accepts --json %s: %r" % (" ".join(args), tool.stderr))
+    return json.loads(res.stdout.decode("utf-8"))
+
+
+@test
+def json_output_is_valid_utf8(t):
+    opts = byte_catalog(t)
+    doc = strict_json(t, "info", "bytes/m/a.bin", options=opts)
+    check_eq(doc["meta"], {"title": "caf\ufffd", "caf\ufffd": "caf\ufffd"},
+             "the 0xff byte of a key and of values")
+    doc = strict_json(t, "ls", "bytes/m", options=opts)
+    check("a.bin" in [e["name"] for e in doc["entries"]], "ls of the model: %r" % doc)
+    # A cache directory whose name holds 0xff: where, du and config name it.
+    odd = os.path.join(t.dir.encode(), b"cache-\xff")
+    os.makedirs(odd)
+    odd_opt = ["cache=" + os.fsdecode(odd)]
+    for args in (["where"], ["du"], ["config"]):
+        doc = strict_json(t, *args, options=odd_opt + opts)
+        check(os.fsdecode(t.dir.encode()) + "/cache-\ufffd" in json.dumps(doc, ensure_ascii=False),
+              "%s names the cache with U+FFFD: %r" % (args[0], doc))
+
+
+@test
+def gc_older_and_long_paths_refused(t):
+    for value in ("nan", "NaN", "inf", "-inf", "infinity", "1e999", "-1", "100001", "x"):
+        res = omnihub(t, "gc", "--older", value, want=EXIT_USAGE)
+        check(res.stdout == "" and "--older takes a number of days" in res.stderr
+              and ("'%s'" % value) in res.stderr, "gc --older %s: %r" % (value, res.stderr))
+    omnihub(t, "gc", "--older", "0.5", "--dry-run")
+    long_path = "onnx/" + "a" * 100000
+    for args in (["ls", long_path], ["info", long_path], ["pull", long_path],
+                 ["verify", long_path]):
+        res = omnihub(t, *args, want=EXIT_NOT_FOUND)
+        check(res.stderr.startswith("omnihub: onnx/aaaa") and "too long" in res.stderr,
+              "%s of a 100000-character path: %r" % (args[0], res.stderr[-200:]))
+
+
+@test
+def where_json_names_catalog_hubs(t):
+    opts = byte_catalog(t)
+    doc = omnihub_json(t, "where", options=opts)
+    hubs = [line.rstrip("/") for line in omnihub(t, "ls", options=opts).stdout.splitlines()]
+    check("bytes" in hubs, "ls lists the catalog's hub: %r" % hubs)
+    check_eq(sorted(doc["hubs"]), sorted(hubs), "where --json names every hub ls lists")
+    check_eq(doc["hubs"]["bytes"], t.cache, "the catalog hub's directory")
+
+
+@test
+def man_pages_have_no_words_run_together(t):
+    # A .BR line with more words than its fonts alternate runs them together
+    # ("EINTR);1whenthemountcouldnotbemade"): no rendered word is that long.
+    for name in ("omnihub.1", "omnihub-fuse.1", "omnihub.conf.5"):
+        res = subprocess.run(["man", "-l", os.path.join(SRCDIR, "man", name)],
+                             capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+                             env=dict(t.env, MANWIDTH="200", MANPAGER="cat", PAGER="cat"))
+        check_eq(res.returncode, 0, "man -l man/" + name)
+        text = res.stdout.replace("\u2010", "-")
+        run_together = re.findall(r"[a-z]+[a-z(),;]{28,}", text)
+        check_eq(run_together, [], "words run together in man/" + name)
+        if name == "omnihub-fuse.1":
+            section = text.split("EXIT STATUS", 1)[1].split("EXAMPLES", 1)[0]
+            words = section.split()
+            check("EINTR)." in words and "1" in words and "2" in words,
+                  "omnihub-fuse(1) EXIT STATUS: %r" % section)
 
 
 if __name__ == "__main__":

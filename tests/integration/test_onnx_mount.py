@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
@@ -44,15 +45,27 @@ OLD_MTIME_NS = 1_600_000_000 * 10**9  # a pre-filled client file's mtime; any to
 # derivation of the rules so that a slip in expected_dir_names() cannot go unnoticed.
 DOCUMENTED_DIRS = {"Mobile Net": "mobile-net-2", "mobile-net": "mobile-net",
                    "ResNet18": "resnet18", "resnet18": "resnet18",
-                   "Über_Model v2.0": "-ber_model-v2.0"}
+                   "Über_Model v2.0": "uber_model-v2.0"}
 ALLOWED_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 # ----------------------------------------------------------------------------- the fixture
 
+# Latin letters whose ASCII spelling is not their NFD base letter (src/names.c's table).
+SPELLED = {"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "ħ": "h", "ı": "i",
+           "ĳ": "ij", "ĸ": "k", "ŀ": "l", "ł": "l", "ŉ": "n", "ŋ": "n", "œ": "oe", "ſ": "s",
+           "ŧ": "t"}
+
+
 def clean_name(model):
-    """Lower-case, every character outside [a-z0-9._-] -> '-' (one per character)."""
-    return "".join(c if c in ALLOWED_CHARS else "-" for c in model.lower())
+    """Latin letters of U+00C0..U+017F spelt in ASCII, lower-case, every character outside
+    [a-z0-9._-] -> '-' (one per character), leading '-' and '.' left out."""
+    out = []
+    for c in model.lower():
+        if "\u00c0" <= c <= "\u017f" and c not in "\u00d7\u00f7":
+            c = SPELLED.get(c) or unicodedata.normalize("NFD", c)[0]
+        out.append("".join(x if x in ALLOWED_CHARS else "-" for x in c))
+    return "".join(out).lstrip("-.")
 
 
 def expected_dir_names(entries):
@@ -504,7 +517,8 @@ def hostile_entries_skipped(t):
         check(not [p for p in tree if "hostile" in p or "passwd" in p], "hostile paths in the tree")
         for e in small:
             check_sha(m.path(hub.rel(e)), e)
-    expected = {INDEX_CACHE_REL} | {hub.rel(e) for e in small}
+    # The index's warnings (the hostile entries) are told once per version: its record.
+    expected = {INDEX_CACHE_REL, INDEX_CACHE_REL + ".warned"} | {hub.rel(e) for e in small}
     for e in hub.good():
         for member in e.get("members", {}):
             expected.add(hub.opset_dir(e) + "/model_with_data/" + member)

@@ -1,6 +1,7 @@
 /* test_log.c: unit tests of log.c's ring of recent lines: kept in order,
  * whole lines only, the oldest dropped by count and by bytes, from several
- * threads at once. Not for: stderr or syslog (the integration tests). */
+ * threads at once; the program's name; repeats muted. Not for: stderr or
+ * syslog (the integration tests). */
 #include "build_config.h"
 
 #include <pthread.h>
@@ -101,6 +102,33 @@ int main(void)
 	}
 	tap_ok(ok, "four threads at once: every line there, in order, %zu lines",
 	       count_lines(text));
+	free(text);
+
+	/* The daemon's name by default; the omnihub command sets its own. */
+	log_warn("prefix default");
+	log_set_program("omnihub");
+	log_warn("prefix set");
+	log_recent(&text, &len);
+	tap_ok(strstr(text, " omnihub-fuse: warning: prefix default\n") &&
+	           strstr(text, " omnihub: warning: prefix set\n"),
+	       "lines carry the program's name");
+	free(text);
+
+	/* Warnings told before are logged at debug level, and counted. */
+	log_repeats_begin(false);
+	log_warn("counted warning");
+	tap_ok(log_repeats_end() == 1, "warnings counted");
+	log_repeats_begin(true);
+	log_warn("repeated warning");
+	log_error("an error is never muted");
+	log_warn("another repeated warning");
+	unsigned muted = log_repeats_end();
+	log_warn("after the repeats");
+	log_recent(&text, &len);
+	tap_ok(muted == 2, "two warnings muted (%u)", muted);
+	tap_ok(strstr(text, "warning: counted warning\n") && !strstr(text, "repeated warning") && strstr(text, "error: an error is never muted\n") &&
+	           strstr(text, "warning: after the repeats\n"),
+	       "muted warnings are not logged at the warning level; others are");
 	free(text);
 	return tap_done();
 }

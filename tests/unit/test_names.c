@@ -64,10 +64,22 @@ int main(void)
 	dirname_is("ResNet18", "resnet18", "upper case");
 	dirname_is("Mobile Net", "mobile-net", "space");
 	dirname_is("mobile-net", "mobile-net", "already fine");
-	dirname_is("\xc3\x9c" "ber_Model v2.0", "-ber_model-v2.0", "UTF-8 character counts once");
+	dirname_is("\xc3\x9c" "ber_Model v2.0", "uber_model-v2.0", "U with diaeresis spelt U");
+	dirname_is("Caf\xc3\xa9 Stra\xc3\x9f" "e", "cafe-strasse", "e acute, sharp s");
+	dirname_is("\xc5\x81\xc3\xb3" "d\xc5\xba \xc3\x86sir \xc5\x92uvre", "lodz-aesir-oeuvre",
+	           "Latin Extended-A letters and ligatures");
+	dirname_is("a\xc3\x97" "b", "a-b", "multiplication sign is no letter");
+	dirname_is("x\xe2\x82\xac" "y", "x-y", "other UTF-8 character counts once");
 	dirname_is("a/b\\c", "a-b-c", "slashes");
-	dirname_is("\x01x", "-x", "control character");
-	dirname_is("\xff\xfe", "--", "invalid UTF-8 bytes each count");
+	dirname_is("a\x01x", "a-x", "control character");
+	dirname_is("\x01x", "x", "control character first: left out");
+	dirname_is("-rf", "rf", "never begins with '-'");
+	dirname_is(".hidden", "hidden", "never begins with '.'");
+	dirname_is("--.-x.", "x.", "leading dashes and dots all left out");
+	dirname_is("\xe2\x82\xac" "5", "5", "leading replaced character left out");
+	dirname_is("a\xff\xfe" "b", "a--b", "invalid UTF-8 bytes each count");
+	dirname_is("\xff\xfe", NULL, "nothing left");
+	dirname_is("---", NULL, "dashes only");
 	dirname_is("..", NULL, "'..'");
 	dirname_is(".", NULL, "'.'");
 	dirname_is("", NULL, "empty");
