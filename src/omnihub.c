@@ -80,6 +80,7 @@ static const struct subcommand subcommands[] = {
      "\n"
      "    --json                 print one JSON document\n"},
     {"where", cmd_where, "", "the cache directory", "Prints the cache directory.\n"},
+    {"whoami", cmd_whoami, "[--json]", "the Hugging Face account of the token", cmd_whoami_help},
 };
 
 #define NSUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
