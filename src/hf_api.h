@@ -1,8 +1,10 @@
 /* hf_api.h: the Hugging Face Hub's HTTP API as the hub uses it: which
  * commit a revision is, a commit's file list (every page), whether a name
- * authors repos. The token goes to the Hub's origin only; calls are paced
- * within the Hub's published limit; a 429 or 5xx is retried after what the
- * Hub asks. Not for: what is kept, remembered or shown (hub_hf.c). */
+ * authors repos, whether the token may read a repo, whose the token is. The
+ * token goes to the Hub's origin only; calls are paced within the Hub's
+ * published limit; a 429 or 5xx is retried after what the Hub asks; a
+ * refusal is told by its X-Error-Code. Not for: what is kept, remembered or
+ * shown (hub_hf.c), or finding the token (hf_token.c). */
 #ifndef OMNIHUB_HF_API_H
 #define OMNIHUB_HF_API_H
 
