@@ -1362,7 +1362,48 @@ static int hf_source(struct hub *hub, const char *path, struct source *out)
 	return rc;
 }
 
-/* user.omnihub.meta: where in the Hub a file is. */
+/* A repo folder's metadata: the commit its revision is, how many files and
+ * bytes it holds, whether it is private or gated (omnihub info). */
+static int repo_meta(struct hub *hub, const struct hf_place *place, char **json)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_repo *repo;
+	uint64_t files = 0, bytes = 0;
+	cJSON *meta;
+	int rc = repo_get(hub, place->repo_id, place->rev, &repo);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < repo->tree->count; i++) {
+		if (repo->tree->items[i].dir)
+			continue;
+		files++;
+		bytes += repo->tree->items[i].size;
+	}
+	rc = -ENOMEM;
+	meta = cJSON_CreateObject();
+	pthread_mutex_lock(&hf->lock); /* private and gated change with a load */
+	if (meta &&
+	    cJSON_AddStringToObject(meta, "repo_type",
+				    hf->type == HF_REPO_DATASET ? "dataset" : "model") &&
+	    cJSON_AddStringToObject(meta, "repo", repo->repo_id) &&
+	    cJSON_AddStringToObject(meta, "revision", repo->rev[0] ? repo->rev : "main") &&
+	    cJSON_AddStringToObject(meta, "commit", repo->commit) &&
+	    cJSON_AddNumberToObject(meta, "files", (double)files) &&
+	    cJSON_AddNumberToObject(meta, "size", (double)bytes) &&
+	    cJSON_AddBoolToObject(meta, "private", repo->private) &&
+	    (repo->gated[0] ? cJSON_AddStringToObject(meta, "gated", repo->gated)
+			    : cJSON_AddFalseToObject(meta, "gated")) &&
+	    (*json = cJSON_PrintUnformatted(meta)) != NULL)
+		rc = 0;
+	pthread_mutex_unlock(&hf->lock);
+	cJSON_Delete(meta);
+	repo_put(hub, repo);
+	return rc;
+}
+
+/* user.omnihub.meta: where in the Hub a file is; of a repo folder, what
+ * the repo is (repo_meta). */
 static int hf_meta(struct hub *hub, const char *path, char **json)
 {
 	struct hf_hub *hf = hub->priv;
@@ -1372,6 +1413,8 @@ static int hf_meta(struct hub *hub, const char *path, char **json)
 	cJSON *meta;
 	int rc = find_file(hub, path, &place, &repo, &item);
 
+	if (rc == -EISDIR && place.what == PLACE_REPO && !place.inside[0])
+		return repo_meta(hub, &place, json);
 	if (rc)
 		return rc == -EISDIR ? -ENOENT : rc;
 	rc = -ENOMEM;

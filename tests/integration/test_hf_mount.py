@@ -554,6 +554,26 @@ def whoami_names_the_account_and_never_the_token(t):
     check(bad not in r.stdout + r.stderr, "the token was printed")
 
 
+@test
+def info_of_a_repo_folder(t):
+    """omnihub info of a repo folder shows its commit, file count, total size and whether
+    it is private or gated (from the revision API and the tree, no file body)."""
+    for repo, env, private, gated in ((fx.ONNX_REPO, {}, False, False),
+                                      (fx.GATED_REPO, {}, False, "manual"),
+                                      (fx.PRIVATE_REPO, {"HF_TOKEN": TOKEN}, True, False)):
+        r = omnihub_cli(t, "--json", "info", "huggingface/" + repo, env=env)
+        check_eq(r.returncode, 0, "exit status of info %s (stderr: %s)" % (repo, r.stderr))
+        meta = json.loads(r.stdout)["meta"]
+        want = files_of(t, repo)
+        check_eq((meta["repo"], meta["revision"], meta["commit"], meta["files"], meta["size"],
+                  meta["private"], meta["gated"]),
+                 (repo, "main", commit_of(t, repo), len(want),
+                  sum(f["size"] for f in want.values()), private, gated), "meta of " + repo)
+    r = omnihub_cli(t, "info", "huggingface/" + fx.ONNX_REPO)
+    check('"commit":"%s"' % commit_of(t, fx.ONNX_REPO) in r.stdout, "text info: %r" % r.stdout)
+    check_eq(count(t, kind="resolve") + count(t, kind="cdn"), 0, "downloads for info")
+
+
 def prefill_hf_cache(t, repo_id, commit, files, corrupt=()):
     """Lay files out as huggingface_hub does: blobs/<etag>, snapshots/<commit>/<path>
     (relative symlinks), refs/main. Paths in corrupt get wrong bytes of the right size."""
