@@ -712,6 +712,9 @@ static int ask_kind(struct hub *hub, const char *name, enum name_kind *kind)
 		return rc;
 	rc = hf_api_is_author(&hf->api, name, &author);
 	*kind = author ? NAME_ORG : NAME_MISSING;
+	/* A legacy id mistyped (gpt3) says so, as an org/name does. */
+	if (rc == 0 && !author && strcmp(refusal.code, "RepoNotFound") == 0)
+		explain_refusal(hub, name, "", -ENOENT, &refusal);
 	return rc;
 }
 

@@ -676,10 +676,15 @@ def missing_repo_anonymous(t):
         check_eq(len(m.log_lines("acme/no-such-repo: repository not found (HTTP 401 RepoNotFound)",
                                  "A private repo looks the same without a token")), 1,
                  "log lines for the missing repo")
+        # A mistyped legacy id (no org) says the same.
+        check_eq(errno_name(errno_of(os.stat, m.path("huggingface", "gpt3"))), "ENOENT", "gpt3")
+        check_eq(len(m.log_lines("huggingface: gpt3: repository not found", "HF_TOKEN")), 1,
+                 "log lines for gpt3")
         first = count(t, host="hub")
         check(count(t, repo="model:acme/no-such-repo") >= 1, "the Hub was not asked")
         drop_kernel_dentries()
         check_eq(errno_of(os.stat, missing), e1, "errno of the second stat")
+        check_eq(errno_name(errno_of(os.stat, m.path("huggingface", "gpt3"))), "ENOENT", "gpt3")
         check_eq(count(t, host="hub"), first, "Hub requests after the second stat")
 
 
