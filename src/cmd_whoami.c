@@ -138,6 +138,11 @@ int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	snprintf(from, sizeof(from), "%s", token.from);
+	if (config_hub_offline(ctx->cfg, "huggingface") || config_env_true("HF_HUB_OFFLINE")) {
+		cmd_error(ctx, "whoami", "offline (--offline, -o offline or $HF_HUB_OFFLINE): the "
+			  "Hub is not asked; the token is from %s", from);
+		goto out;
+	}
 	rc = fetcher_new(&fetcher, ctx->cfg->cacert);
 	if (rc == 0)
 		rc = fetcher_set_proxy(fetcher, ctx->cfg->proxy_from_env ? NULL : ctx->cfg->proxy);

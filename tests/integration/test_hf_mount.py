@@ -552,6 +552,11 @@ def whoami_names_the_account_and_never_the_token(t):
                    "`hf auth login`"):
         check(needle in r.stderr, "%r not in: %s" % (needle, r.stderr))
     check(bad not in r.stdout + r.stderr, "the token was printed")
+    t.shared.srv.clear_log()
+    r = omnihub_cli(t, "--offline", "whoami", env={"HF_TOKEN": TOKEN})
+    check_eq(r.returncode, 1, "exit status offline")
+    check("offline" in r.stderr and "the token is from $HF_TOKEN" in r.stderr, r.stderr)
+    check_eq(count(t, host="hub"), 0, "Hub requests offline")
 
 
 @test
