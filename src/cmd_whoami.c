@@ -21,15 +21,15 @@
 #define WHOAMI_ENDPOINT_DEFAULT "https://huggingface.co"
 
 const char cmd_whoami_help[] =
-	"Asks the Hugging Face Hub (hf_endpoint, else $HF_ENDPOINT) whose the\n"
-	"token is, as the mount finds it ($HF_TOKEN, $HF_TOKEN_PATH,\n"
-	"$HF_HOME/token, -o hf_token_file), and prints the account, its orgs and\n"
-	"where the token came from; never the token. Exits with 1 when there\n"
-	"is no token or the Hub refuses it, saying what to do.\n"
-	"\n"
-	"    --json                 print one JSON document: {\"name\", \"fullname\",\n"
-	"                           \"orgs\", \"token_from\", \"token_role\",\n"
-	"                           \"endpoint\"}\n";
+    "Asks the Hugging Face Hub (hf_endpoint, else $HF_ENDPOINT) whose the\n"
+    "token is, as the mount finds it ($HF_TOKEN, $HF_TOKEN_PATH,\n"
+    "$HF_HOME/token, -o hf_token_file), and prints the account, its orgs and\n"
+    "where the token came from; never the token. Exits with 1 when there\n"
+    "is no token or the Hub refuses it, saying what to do.\n"
+    "\n"
+    "    --json                 print one JSON document: {\"name\", \"fullname\",\n"
+    "                           \"orgs\", \"token_from\", \"token_role\",\n"
+    "                           \"endpoint\"}\n";
 
 /* The Hub's JSON made ours: what a script needs, nothing of the token. */
 static cJSON *account_json(const cJSON *account, const char *from, const char *endpoint)
@@ -45,7 +45,7 @@ static cJSON *account_json(const cJSON *account, const char *from, const char *e
 		goto fail;
 	cJSON_AddItemToObject(doc, "name", cJSON_CreateString(json_string(account, "name")));
 	cJSON_AddItemToObject(doc, "fullname",
-			      fullname ? cJSON_CreateString(fullname) : cJSON_CreateNull());
+	                      fullname ? cJSON_CreateString(fullname) : cJSON_CreateNull());
 	cJSON_ArrayForEach(org, orgs)
 	{
 		const char *name = json_string(org, "name");
@@ -55,7 +55,8 @@ static cJSON *account_json(const cJSON *account, const char *from, const char *e
 	cJSON_AddItemToObject(doc, "orgs", names);
 	names = NULL;
 	cJSON_AddItemToObject(doc, "token_from", cJSON_CreateString(from));
-	cJSON_AddItemToObject(doc, "token_role", role ? cJSON_CreateString(role) : cJSON_CreateNull());
+	cJSON_AddItemToObject(doc, "token_role",
+	                      role ? cJSON_CreateString(role) : cJSON_CreateNull());
 	cJSON_AddItemToObject(doc, "endpoint", cJSON_CreateString(endpoint));
 	return doc;
 fail:
@@ -85,7 +86,7 @@ static int print_account(const struct cmd_ctx *ctx, cJSON *doc)
 	}
 	fprintf(ctx->out, "%s\n", first ? "none" : "");
 	fprintf(ctx->out, "token: from %s%s%s\n", json_string(doc, "token_from"),
-		role ? ", role " : "", role ? role : "");
+	        role ? ", role " : "", role ? role : "");
 	fprintf(ctx->out, "endpoint: %s\n", json_string(doc, "endpoint"));
 	cJSON_Delete(doc);
 	return CMD_EXIT_OK;
@@ -94,8 +95,8 @@ static int print_account(const struct cmd_ctx *ctx, cJSON *doc)
 int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *given = config_hub_option(ctx->cfg, "hf_endpoint");
 	char endpoint[1024], origin[320], why[4 * PATH_MAX];
@@ -103,7 +104,7 @@ int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 	struct hf_token token;
 	struct hf_refusal refusal;
 	struct fetcher *fetcher = NULL;
-	struct hf_api api = { .name = "whoami" };
+	struct hf_api api = {.name = "whoami"};
 	cJSON *account = NULL;
 	bool token_open = false;
 	int status = CMD_EXIT_FAILED, c, rc;
@@ -120,8 +121,10 @@ int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 	while (endpoint[0] && endpoint[strlen(endpoint) - 1] == '/')
 		endpoint[strlen(endpoint) - 1] = '\0';
 	if (fetch_url_origin(endpoint, origin, sizeof(origin)) != 0) {
-		cmd_error(ctx, "whoami", "the endpoint %s is not an http(s) URL: set hf_endpoint or "
-			  "$HF_ENDPOINT to the Hub's URL", endpoint);
+		cmd_error(ctx, "whoami",
+		          "the endpoint %s is not an http(s) URL: set hf_endpoint or "
+		          "$HF_ENDPOINT to the Hub's URL",
+		          endpoint);
 		status = CMD_EXIT_USAGE;
 		goto out;
 	}
@@ -134,13 +137,15 @@ int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 	if (!token.header) {
 		hf_token_why_none(&token, why, sizeof(why));
 		cmd_error(ctx, "whoami", "not logged in (%s): set HF_TOKEN, or run `hf auth login`",
-			  why);
+		          why);
 		goto out;
 	}
 	snprintf(from, sizeof(from), "%s", token.from);
 	if (config_hub_offline(ctx->cfg, "huggingface") || config_env_true("HF_HUB_OFFLINE")) {
-		cmd_error(ctx, "whoami", "offline (--offline, -o offline or $HF_HUB_OFFLINE): the "
-			  "Hub is not asked; the token is from %s", from);
+		cmd_error(ctx, "whoami",
+		          "offline (--offline, -o offline or $HF_HUB_OFFLINE): the "
+		          "Hub is not asked; the token is from %s",
+		          from);
 		goto out;
 	}
 	rc = fetcher_new(&fetcher, ctx->cfg->cacert);
@@ -158,16 +163,19 @@ int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 	api.retry_time = (long)ctx->cfg->retry_time;
 	rc = hf_api_whoami(&api, &account, &refusal);
 	if (rc == -EACCES || rc == -ENOENT) {
-		cmd_error(ctx, "whoami",
-			  "the Hub refused the token from %s (HTTP %ld%s%s): it is wrong or revoked; "
-			  "make one at %s/settings/tokens, then set HF_TOKEN or run `hf auth login`",
-			  from, refusal.status, refusal.message[0] ? ": " : "", refusal.message,
-			  endpoint);
+		cmd_error(
+		    ctx, "whoami",
+		    "the Hub refused the token from %s (HTTP %ld%s%s): it is wrong or revoked; "
+		    "make one at %s/settings/tokens, then set HF_TOKEN or run `hf auth login`",
+		    from, refusal.status, refusal.message[0] ? ": " : "", refusal.message,
+		    endpoint);
 		goto out;
 	}
 	if (rc) {
-		cmd_error(ctx, "whoami", "cannot ask %s: %s (see the lines above; check the network, "
-			  "hf_endpoint or -o proxy)", endpoint, strerror(-rc));
+		cmd_error(ctx, "whoami",
+		          "cannot ask %s: %s (see the lines above; check the network, "
+		          "hf_endpoint or -o proxy)",
+		          endpoint, strerror(-rc));
 		goto out;
 	}
 	status = print_account(ctx, account_json(account, from, endpoint));

@@ -92,7 +92,7 @@ static bool same_file(const struct stat *a, const struct stat *b)
 static void replace_locked(struct hf_token *tok, char *header)
 {
 	bool changed = (header == NULL) != (tok->header == NULL) ||
-		       (header && strcmp(header, tok->header) != 0);
+	               (header && strcmp(header, tok->header) != 0);
 
 	hf_token_free_header(tok->header);
 	tok->header = header;
@@ -107,7 +107,7 @@ static void replace_locked(struct hf_token *tok, char *header)
 static int refresh_locked(struct hf_token *tok, bool opening, char *why, size_t why_size)
 {
 	char text[HF_TOKEN_TEXT_MAX];
-	struct stat st = { 0 };
+	struct stat st = {0};
 	char *header = NULL;
 	int index = -1, rc = 0;
 
@@ -125,7 +125,7 @@ static int refresh_locked(struct hf_token *tok, bool opening, char *why, size_t 
 		/* A file asked for by name (-o hf_token_file) must be there. */
 		if (opening && tok->files[HF_TOKEN_FILES - 1]) {
 			snprintf(why, why_size, "cannot read the token (%s): %s",
-				 tok->files[HF_TOKEN_FILES - 1], strerror(ENOENT));
+			         tok->files[HF_TOKEN_FILES - 1], strerror(ENOENT));
 			rc = -ENOENT;
 		} else if (!opening) {
 			char files[3 * PATH_MAX];
@@ -141,21 +141,21 @@ static int refresh_locked(struct hf_token *tok, bool opening, char *why, size_t 
 	explicit_bzero(text, sizeof(text));
 	if (rc == 0 && !header)
 		snprintf(tok->empty_note, sizeof(tok->empty_note),
-			 "the token file %s is empty once spaces are trimmed", tok->files[index]);
+		         "the token file %s is empty once spaces are trimmed", tok->files[index]);
 	else if (rc == 0)
 		tok->empty_note[0] = '\0';
 	if (rc && opening) {
 		snprintf(why, why_size, "cannot read the token (%s): %s", tok->files[index],
-			 rc == -EINVAL ? "it holds a character no token has" : strerror(-rc));
+		         rc == -EINVAL ? "it holds a character no token has" : strerror(-rc));
 	} else if (rc) {
 		log_warn("huggingface token: %s changed but cannot be read (%s): going on without "
-			 "a token",
-			 tok->files[index],
-			 rc == -EINVAL ? "it holds a character no token has" : strerror(-rc));
+		         "a token",
+		         tok->files[index],
+		         rc == -EINVAL ? "it holds a character no token has" : strerror(-rc));
 		rc = 0;
 	} else if (!opening) {
 		log_info("huggingface token: %s changed: read again (%s)", tok->files[index],
-			 header ? "a token" : "empty: no token");
+		         header ? "a token" : "empty: no token");
 	}
 out:
 	replace_locked(tok, header);
@@ -174,7 +174,7 @@ static bool env_token(struct hf_token *tok, const char *name, char text[HF_TOKEN
 	if (text[0])
 		return true;
 	snprintf(tok->empty_note, sizeof(tok->empty_note),
-		 "$%s is set but empty once spaces are trimmed", name);
+	         "$%s is set but empty once spaces are trimmed", name);
 	return false;
 }
 
@@ -194,12 +194,14 @@ int hf_token_open(struct hf_token *tok, const struct config *cfg, char *why, siz
 	if (env_token(tok, config_env("HF_TOKEN") ? "HF_TOKEN" : "HUGGING_FACE_HUB_TOKEN", text)) {
 		tok->from_env = true;
 		snprintf(tok->from, sizeof(tok->from), "$%s",
-			 config_env("HF_TOKEN") ? "HF_TOKEN" : "HUGGING_FACE_HUB_TOKEN");
+		         config_env("HF_TOKEN") ? "HF_TOKEN" : "HUGGING_FACE_HUB_TOKEN");
 		rc = make_header(text, &tok->header);
 		explicit_bzero(text, sizeof(text));
 		if (rc == -EINVAL)
-			snprintf(why, why_size, "cannot read the token (%s): it holds a character no "
-				 "token has", tok->from);
+			snprintf(why, why_size,
+			         "cannot read the token (%s): it holds a character no "
+			         "token has",
+			         tok->from);
 		return rc;
 	}
 	if (config_env("HF_TOKEN_PATH") && !(tok->files[0] = strdup(config_env("HF_TOKEN_PATH"))))
@@ -271,7 +273,7 @@ void hf_token_files(const struct hf_token *tok, char *out, size_t out_size)
 	for (int i = 0; i < HF_TOKEN_FILES; i++)
 		if (tok->files[i] && n < out_size)
 			n += (size_t)snprintf(out + n, out_size - n, "%s%s", n ? ", " : "",
-					      tok->files[i]);
+			                      tok->files[i]);
 	if (!out[0])
 		snprintf(out, out_size, "none: $HF_HOME and $HOME are unset");
 }
@@ -284,9 +286,9 @@ static void why_none_locked(const struct hf_token *tok, char *out, size_t out_si
 	hf_token_files(tok, files, sizeof(files));
 	/* Cut when long: a message, not a path to open. */
 	if ((tok->empty_note[0]
-		     ? snprintf(out, out_size, "%s (token files read: %s)", tok->empty_note, files)
-		     : snprintf(out, out_size,
-				"$HF_TOKEN is unset and no token file exists (read: %s)", files)) < 0)
+	         ? snprintf(out, out_size, "%s (token files read: %s)", tok->empty_note, files)
+	         : snprintf(out, out_size, "$HF_TOKEN is unset and no token file exists (read: %s)",
+	                    files)) < 0)
 		out[0] = '\0';
 }
 

@@ -19,17 +19,17 @@ struct config;
 
 /* One per hub (or command); its strings are its own. */
 struct hf_token {
-	pthread_mutex_t lock;   /* guards what follows */
-	char *header;           /* owned; "Authorization: Bearer ..." or NULL */
-	char from[PATH_MAX];    /* "$HF_TOKEN", a file's path, or "" for none */
+	pthread_mutex_t lock;           /* guards what follows */
+	char *header;                   /* owned; "Authorization: Bearer ..." or NULL */
+	char from[PATH_MAX];            /* "$HF_TOKEN", a file's path, or "" for none */
 	char empty_note[PATH_MAX + 64]; /* why a source held none ("" when
-					   none did): said in place of "with
-					   the token from" */
-	char *files[HF_TOKEN_FILES]; /* owned; NULL where not set */
-	bool from_env;          /* a variable holds it: no file is watched */
-	int seen_index;         /* the file last read (-1: none existed) */
-	struct stat seen;       /* its identity then: dev, ino, size, times */
-	unsigned generation;    /* bumped each time the token changes */
+	                                   none did): said in place of "with
+	                                   the token from" */
+	char *files[HF_TOKEN_FILES];    /* owned; NULL where not set */
+	bool from_env;                  /* a variable holds it: no file is watched */
+	int seen_index;                 /* the file last read (-1: none existed) */
+	struct stat seen;               /* its identity then: dev, ino, size, times */
+	unsigned generation;            /* bumped each time the token changes */
 };
 
 /* Finds the token: HF_TOKEN (else HUGGING_FACE_HUB_TOKEN), else the first

@@ -36,7 +36,7 @@ static void test_trim(void)
 
 static void test_env(void)
 {
-	struct config cfg = { 0 };
+	struct config cfg = {0};
 	struct hf_token tok;
 	char why[512], how[8192], *header = NULL;
 	int rc;
@@ -70,7 +70,7 @@ static void test_env(void)
 
 static void test_file_changes(const char *dir)
 {
-	struct config cfg = { 0 };
+	struct config cfg = {0};
 	struct hf_token tok;
 	char why[512], how[8192], path[PATH_MAX], *header = NULL;
 	unsigned g0, g1, g2;
