@@ -49,5 +49,7 @@ struct config_options;
 int cmd_config_check(struct cmd_ctx *ctx, const struct config_options *opts);
 int cmd_where(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv);
+extern const char cmd_whoami_help[]; /* its --help text (cmd_whoami.c) */
 
 #endif

@@ -53,6 +53,9 @@ int cmd_info(struct cmd_ctx *ctx, int argc, char **argv)
 			status = cmd_exit_of(rc);
 			goto out;
 		}
+	} else if (path[0] && core_meta(hub, path, &meta) == 0 && strcmp(meta, "{}") == 0) {
+		free(meta); /* a folder the hub says nothing of (a repo says its commit...) */
+		meta = NULL;
 	}
 	if (ctx->json) {
 		doc = cJSON_CreateObject();
@@ -69,6 +72,8 @@ int cmd_info(struct cmd_ctx *ctx, int argc, char **argv)
 			meta_json = cJSON_Parse(meta);
 			cJSON_AddItemToObject(doc, "meta",
 			                      meta_json ? meta_json : cJSON_CreateObject());
+		} else if (meta && (meta_json = cJSON_Parse(meta)) != NULL) {
+			cJSON_AddItemToObject(doc, "meta", meta_json);
 		}
 		status = cmd_print_json(ctx, doc);
 		goto out;
@@ -84,6 +89,8 @@ int cmd_info(struct cmd_ctx *ctx, int argc, char **argv)
 			fprintf(ctx->out, "cached  yes, %s\n", where);
 		else
 			fprintf(ctx->out, "cached  no\n");
+		fprintf(ctx->out, "meta    %s\n", meta);
+	} else if (meta) {
 		fprintf(ctx->out, "meta    %s\n", meta);
 	}
 	status = CMD_EXIT_OK;

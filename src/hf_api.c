@@ -93,21 +93,56 @@ static void pace(const struct hf_api *api)
 	}
 }
 
+/* The errno of a refusal, by what the Hub says it is rather than by its
+ * status: it answers a missing repo with 401 when asked without a token. */
+static int refusal_errno(int rc, const struct fetch_response *resp)
+{
+	const char *code = resp->error_code;
+
+	if (rc != -EACCES && rc != -ENOENT)
+		return rc;
+	if (strcmp(code, "RepoNotFound") == 0 || strcmp(code, "RevisionNotFound") == 0 ||
+	    strcmp(code, "EntryNotFound") == 0)
+		return -ENOENT;
+	if (strcmp(code, "GatedRepo") == 0)
+		return -EACCES;
+	return rc;
+}
+
+static void fill_refusal(struct hf_refusal *refusal, const struct fetch_response *resp,
+			 bool with_token)
+{
+	if (!refusal)
+		return;
+	refusal->status = resp->status;
+	refusal->with_token = with_token;
+	snprintf(refusal->code, sizeof(refusal->code), "%s", resp->error_code);
+	snprintf(refusal->message, sizeof(refusal->message), "%s", resp->error_message);
+}
+
 /* GET an API URL of the endpoint, with the token, retrying a 429 or 5xx
  * after what Retry-After (else RateLimit's reset) asks. quiet: a refusal
- * (401/403/404) is an answer the caller expects, not worth a log line. */
+ * (401/403/404) is an answer the caller expects and explains, not logged
+ * here; refusal (may be NULL) gets what the Hub said. */
 static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, bool quiet,
-		   struct fetch_buffer *body, struct fetch_response *resp)
+		   struct fetch_buffer *body, struct fetch_response *resp,
+		   struct hf_refusal *refusal)
 {
 	const char *name = api->name;
-	struct fetch_request req = { .url = url,
-				     .auth_header = api->auth_header,
-				     .auth_origin = api->origin };
+	char *auth = NULL;
+	struct fetch_request req = { .url = url, .auth_origin = api->origin };
 	const long budget = api->retry_time > 0 ? api->retry_time : HF_RETRY_TIME_DEFAULT;
 	unsigned retries = api->retries;
 	struct timespec began;
-	int rc;
+	int rc = api->token ? hf_token_header(api->token, &auth, NULL) : 0;
 
+	memset(body, 0, sizeof(*body));
+	memset(resp, 0, sizeof(*resp));
+	if (refusal)
+		memset(refusal, 0, sizeof(*refusal));
+	if (rc)
+		goto out;
+	req.auth_header = auth;
 	clock_gettime(CLOCK_MONOTONIC, &began);
 	for (unsigned attempt = 0;; attempt++) {
 		double left;
@@ -116,7 +151,7 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 		memset(body, 0, sizeof(*body));
 		rc = fetch_request_run(api->fetcher, &req, max_bytes, body, resp);
 		if (rc == 0)
-			return 0;
+			goto out;
 		free(body->data);
 		memset(body, 0, sizeof(*body));
 		if (!fetch_error_retryable(rc) || attempt >= retries)
@@ -146,14 +181,21 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 		}
 		sleep((unsigned)wait);
 	}
-	if (rc == -EACCES && !quiet)
+	fill_refusal(refusal, resp, auth != NULL);
+	rc = refusal_errno(rc, resp);
+	if ((rc == -EACCES || rc == -ENOENT) && quiet)
+		goto out;
+	if (rc == -EACCES)
 		log_error("%s: %s: refused (HTTP %ld%s%s): %s", name, resp->url_for_log,
 		          resp->status, resp->error_code[0] ? ", " : "", resp->error_code,
 		          resp->error_message[0] ? resp->error_message
-		                                 : (api->auth_header ? "the token has no access"
-		                                                    : "no token given (HF_TOKEN)"));
-	else if (rc != -ENOENT && rc != -EACCES)
+		                                 : (auth ? "the token has no access"
+		                                         : "no token given (set HF_TOKEN or run "
+		                                           "`hf auth login`)"));
+	else if (rc != -ENOENT)
 		log_error("%s: %s: %s", name, resp->url_for_log, resp->error);
+out:
+	hf_token_free_header(auth);
 	return rc;
 }
 
@@ -183,32 +225,84 @@ static int api_url(const struct hf_api *api, const char *repo_id, const char *wh
 }
 
 int hf_api_commit(const struct hf_api *api, const char *repo_id, const char *rev, bool quiet,
-		  char commit[41])
+		  char commit[41], struct hf_repo_info *info, struct hf_refusal *refusal)
 {
 	struct fetch_buffer body = { 0 };
 	struct fetch_response resp;
 	char why[256];
-	cJSON *info = NULL;
+	cJSON *doc = NULL, *gated;
 	const char *sha;
 	char *url = NULL;
 	int rc = api_url(api, repo_id, "revision", rev, "", &url);
 
 	if (rc)
 		return rc;
-	rc = api_get(api, url, HF_REVISION_MAX_BYTES, quiet, &body, &resp);
+	rc = api_get(api, url, HF_REVISION_MAX_BYTES, quiet, &body, &resp, refusal);
 	if (rc)
 		goto out;
-	info = json_parse(body.data, body.len, why, sizeof(why));
-	sha = info ? json_string(info, "sha") : NULL;
+	doc = json_parse(body.data, body.len, why, sizeof(why));
+	sha = doc ? json_string(doc, "sha") : NULL;
 	if (!sha || !hf_api_is_commit(sha)) {
 		log_error("%s: %s: the answer names no commit%s%s", api->name,
-		          resp.url_for_log, info ? "" : ": ", info ? "" : why);
+		          resp.url_for_log, doc ? "" : ": ", doc ? "" : why);
 		rc = -EIO;
 		goto out;
 	}
 	memcpy(commit, sha, 41);
+	if (info) {
+		/* "gated" is false, or the mode ("auto", "manual"). */
+		memset(info, 0, sizeof(*info));
+		info->private = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "private"));
+		gated = cJSON_GetObjectItemCaseSensitive(doc, "gated");
+		if (cJSON_IsString(gated) && gated->valuestring[0])
+			snprintf(info->gated, sizeof(info->gated), "%s", gated->valuestring);
+		else if (cJSON_IsTrue(gated))
+			snprintf(info->gated, sizeof(info->gated), "yes");
+	}
 out:
-	cJSON_Delete(info);
+	cJSON_Delete(doc);
+	free(body.data);
+	free(url);
+	return rc;
+}
+
+int hf_api_auth_check(const struct hf_api *api, const char *repo_id, struct hf_refusal *refusal)
+{
+	struct fetch_buffer body = { 0 };
+	struct fetch_response resp;
+	char *url = NULL;
+	int rc;
+
+	if (asprintf(&url, "%s/api/%s/%s/auth-check", api->endpoint,
+		     hf_repo_type_plural(api->type), repo_id) < 0)
+		return -ENOMEM;
+	rc = api_get(api, url, HF_REVISION_MAX_BYTES, true, &body, &resp, refusal);
+	free(body.data);
+	free(url);
+	return rc;
+}
+
+int hf_api_whoami(const struct hf_api *api, cJSON **account, struct hf_refusal *refusal)
+{
+	struct fetch_buffer body = { 0 };
+	struct fetch_response resp;
+	char *url = NULL, why[256];
+	int rc;
+
+	*account = NULL;
+	if (asprintf(&url, "%s/api/whoami-v2", api->endpoint) < 0)
+		return -ENOMEM;
+	rc = api_get(api, url, HF_REVISION_MAX_BYTES, true, &body, &resp, refusal);
+	if (rc == 0) {
+		*account = json_parse(body.data, body.len, why, sizeof(why));
+		if (!cJSON_IsObject(*account) || !json_string(*account, "name")) {
+			log_error("%s: %s: the answer names no account%s%s", api->name,
+				  resp.url_for_log, *account ? "" : ": ", *account ? "" : why);
+			cJSON_Delete(*account);
+			*account = NULL;
+			rc = -EIO;
+		}
+	}
 	free(body.data);
 	free(url);
 	return rc;
@@ -278,7 +372,7 @@ int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commi
 	while (rc == 0 && url) {
 		struct fetch_buffer body = { 0 };
 		struct fetch_response resp;
-		rc = api_get(api, url, HF_PAGE_MAX_BYTES, false, &body, &resp);
+		rc = api_get(api, url, HF_PAGE_MAX_BYTES, false, &body, &resp, NULL);
 		if (rc == 0) {
 			rc = hf_tree_add_page(tree, body.data, body.len, label, why, sizeof(why));
 			if (rc == -EINVAL) {
@@ -336,7 +430,7 @@ int hf_api_is_author(const struct hf_api *api, const char *name, bool *is)
 	if (asprintf(&url, "%s/api/%s?author=%s&limit=1", api->endpoint,
 		     hf_repo_type_plural(api->type), name) < 0)
 		return -ENOMEM;
-	rc = api_get(api, url, HF_REVISION_MAX_BYTES, true, &body, &resp);
+	rc = api_get(api, url, HF_REVISION_MAX_BYTES, true, &body, &resp, NULL);
 	if (rc == 0) {
 		list = json_parse(body.data, body.len, why, sizeof(why));
 		*is = cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0;

@@ -24,6 +24,7 @@
 #include "fetch.h"
 #include "hf_api.h"
 #include "hf_cache.h"
+#include "hf_token.h"
 #include "hf_tree.h"
 #include "hub_hf.h"
 #include "json.h"
@@ -66,6 +67,7 @@ struct hf_name {
 	enum name_kind kind;
 	int error;    /* NAME_MISSING: -ENOENT or -EACCES */
 	time_t until; /* when to ask again */
+	unsigned generation; /* the token's when asked: another token asks again */
 	time_t used;
 };
 
@@ -78,6 +80,9 @@ struct hf_repo {
 	struct hf_tree *tree; /* owned; NULL until loaded */
 	int error;            /* of the last load, 0 when it worked */
 	time_t error_until;   /* a failure is remembered until then */
+	unsigned error_generation; /* the token's then: another token asks again */
+	bool private;         /* as the revision API last said */
+	char gated[16];       /* "" not gated, else the Hub's mode */
 	bool loading;         /* one thread loads; the others wait */
 	unsigned users;       /* lookups using tree now: not evicted */
 	time_t used;
@@ -87,7 +92,8 @@ struct hf_hub {
 	enum hf_repo_type type;
 	char *endpoint;              /* owned; no trailing '/' */
 	char origin[300];            /* the endpoint's: where the token may go */
-	char *auth_header;           /* owned; "Authorization: Bearer ..." or NULL */
+	struct hf_token token;       /* owned; open when token_open */
+	bool token_open;
 	bool offline;
 	time_t started; /* the mtime of folders that have no other */
 	unsigned ttl;
@@ -188,33 +194,49 @@ static int meta_rel(const struct hf_hub *hf, const char *repo_id, const char *di
 	return 0;
 }
 
-/* The commit a revision had when last asked, and when that was. */
+/* The commit a revision had when last asked, and when that was; info
+ * (may be NULL) from the second line, "private=0|1 gated=MODE" (none in
+ * files an older version wrote: then not private, not gated). */
 static int read_ref(struct hub *hub, const char *repo_id, const char *rev, char commit[41],
-		    time_t *when)
+		    time_t *when, struct hf_repo_info *info)
 {
-	char *rel = NULL, *data = NULL;
+	char *rel = NULL, *data = NULL, *second;
 	size_t len = 0;
 	int rc = meta_rel(hub->priv, repo_id, HF_REFS_DIR, rev, "", &rel);
 
+	if (info)
+		memset(info, 0, sizeof(*info));
 	if (rc == 0)
-		rc = cache_read_small(hub->env->cache, rel, 64, &data, &len, when);
+		rc = cache_read_small(hub->env->cache, rel, 128, &data, &len, when);
 	if (rc == 0) {
-		data[strcspn(data, "\n")] = '\0';
+		second = data + strcspn(data, "\n");
+		if (*second)
+			*second++ = '\0';
 		rc = hf_api_is_commit(data) ? 0 : -EINVAL;
 		if (rc == 0)
 			memcpy(commit, data, 41);
+		if (rc == 0 && info) {
+			int private = 0;
+			char gated[16] = "";
+			if (sscanf(second, "private=%d gated=%15[a-z]", &private, gated) >= 1)
+				info->private = private == 1;
+			if (strcmp(gated, "no") != 0)
+				snprintf(info->gated, sizeof(info->gated), "%s", gated);
+		}
 	}
 	free(data);
 	free(rel);
 	return rc;
 }
 
-static void write_ref(struct hub *hub, const char *repo_id, const char *rev, const char *commit)
+static void write_ref(struct hub *hub, const char *repo_id, const char *rev, const char *commit,
+		      const struct hf_repo_info *info)
 {
-	char *rel = NULL, line[42];
+	char *rel = NULL, line[96];
 	int rc = meta_rel(hub->priv, repo_id, HF_REFS_DIR, rev, "", &rel);
 
-	snprintf(line, sizeof(line), "%s\n", commit);
+	snprintf(line, sizeof(line), "%s\nprivate=%d gated=%s\n", commit,
+		 info && info->private ? 1 : 0, info && info->gated[0] ? info->gated : "no");
 	if (rc == 0)
 		rc = cache_write_small_nosync(hub->env->cache, rel, line, strlen(line));
 	if (rc)
@@ -225,22 +247,76 @@ static void write_ref(struct hub *hub, const char *repo_id, const char *rev, con
 
 /* ---- revisions ---- */
 
+/* The Hub's URL of a repo's page (where access to a gated one is asked). */
+static void repo_page(const struct hf_hub *hf, const char *repo_id, char *out, size_t out_size)
+{
+	snprintf(out, out_size, "%s/%s%s", hf->endpoint,
+		 hf->type == HF_REPO_DATASET ? "datasets/" : "", repo_id);
+}
+
+/* One log line a person can act on, for the Hub's refusal (rc) of repo_id:
+ * what it means, and what to do (a token, and where it is looked for). */
+static void explain_refusal(struct hub *hub, const char *repo_id, const char *rev, int rc,
+			    const struct hf_refusal *r)
+{
+	struct hf_hub *hf = hub->priv;
+	char files[3 * PATH_MAX], how[4 * PATH_MAX], page[HF_REPO_ID_MAX + 320];
+	const char *code = r->code;
+
+	hf_token_files(&hf->token, files, sizeof(files));
+	hf_token_describe(&hf->token, how, sizeof(how));
+	repo_page(hf, repo_id, page, sizeof(page));
+	if (rc == -ENOENT && strcmp(code, "RevisionNotFound") == 0)
+		log_warn("%s: %s: the Hub has no revision '%s' (HTTP %ld RevisionNotFound)",
+			 hub->name, repo_id, rev[0] ? rev : "main", r->status);
+	else if (rc == -ENOENT && !r->with_token)
+		log_warn("%s: %s: repository not found (HTTP %ld%s%s). A private repo looks the "
+			 "same without a token: set HF_TOKEN, or run `hf auth login` (token files "
+			 "read: %s)",
+			 hub->name, repo_id, r->status, code[0] ? " " : "", code, files);
+	else if (rc == -ENOENT)
+		log_warn("%s: %s: repository not found (HTTP %ld%s%s): it does not exist, or it is "
+			 "private and the account of the token (%s) has no access to it",
+			 hub->name, repo_id, r->status, code[0] ? " " : "", code, how);
+	else if (rc == -EACCES && strcmp(code, "GatedRepo") == 0)
+		log_warn("%s: %s is gated: %s%s Ask for access at %s, then %s", hub->name, repo_id,
+			 r->message[0] ? r->message : "access is restricted",
+			 r->message[0] && r->message[strlen(r->message) - 1] == '.' ? "" : ".", page,
+			 r->with_token ? "read again with the token of the account granted access"
+				       : "set HF_TOKEN to a token of that account, or run `hf auth "
+					 "login`");
+	else if (rc == -EACCES && r->with_token)
+		log_warn("%s: %s: the Hub refused the token (HTTP %ld%s%s): it is wrong, revoked or "
+			 "lacks read access; check it with `omnihub whoami`, make one at "
+			 "%s/settings/tokens, then set HF_TOKEN or run `hf auth login` (%s)",
+			 hub->name, repo_id, r->status, r->message[0] ? ": " : "", r->message,
+			 hf->endpoint, how);
+	else if (rc == -EACCES)
+		log_warn("%s: %s: refused without a token (HTTP %ld%s%s): set HF_TOKEN, or run "
+			 "`hf auth login` (token files read: %s)",
+			 hub->name, repo_id, r->status, r->message[0] ? ": " : "", r->message, files);
+}
+
 /* The commit of rev ("" for main): a commit names itself; a branch or tag
  * is asked after the TTL, else read from what we kept, else (offline) from
- * huggingface_hub's refs. A failed ask falls back to what we kept. */
-static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev, char commit[41])
+ * huggingface_hub's refs. A failed ask falls back to what we kept. info:
+ * private and gated as last known ("" when the commit was given). */
+static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev, char commit[41],
+			  struct hf_repo_info *info)
 {
 	struct hf_hub *hf = hub->priv;
 	const char *branch = rev[0] ? rev : "main";
+	struct hf_refusal refusal;
 	time_t when = 0;
 	bool kept;
 	int rc;
 
+	memset(info, 0, sizeof(*info));
 	if (hf_api_is_commit(rev)) {
 		memcpy(commit, rev, 41);
 		return 0;
 	}
-	kept = read_ref(hub, repo_id, branch, commit, &when) == 0;
+	kept = read_ref(hub, repo_id, branch, commit, &when, info) == 0;
 	if (kept && (hf->offline || time(NULL) - when < (time_t)hf->ttl))
 		return 0;
 	if (hf->offline) {
@@ -251,11 +327,13 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 			         hub->name, repo_id, branch);
 		return rc == 0 ? 0 : -ENOENT;
 	}
-	rc = hf_api_commit(&hf->api, repo_id, branch, false, commit);
+	rc = hf_api_commit(&hf->api, repo_id, branch, true, commit, info, &refusal);
 	if (rc == 0) {
-		write_ref(hub, repo_id, branch, commit);
+		write_ref(hub, repo_id, branch, commit, info);
 		return 0;
 	}
+	if (rc == -ENOENT || rc == -EACCES)
+		explain_refusal(hub, repo_id, rev, rc, &refusal);
 	if (kept && rc != -ENOENT && rc != -EACCES) {
 		log_warn("%s: cannot ask the Hub for %s@%s; using commit %.12s seen before",
 			 hub->name, repo_id, branch, commit);
@@ -438,6 +516,8 @@ static int repo_load(struct hub *hub, struct hf_repo *repo)
 	struct hf_hub *hf = hub->priv;
 	char repo_id[HF_REPO_ID_MAX + 1], rev[HF_REV_MAX + 1], commit[41], old_commit[41];
 	struct hf_tree *tree = NULL;
+	struct hf_repo_info info;
+	unsigned generation = hf_token_generation(&hf->token);
 	bool changed = false;
 	int rc;
 
@@ -447,13 +527,23 @@ static int repo_load(struct hub *hub, struct hf_repo *repo)
 	repo->loading = true;
 	pthread_mutex_unlock(&hf->lock);
 
-	rc = resolve_commit(hub, repo_id, rev, commit);
+	rc = resolve_commit(hub, repo_id, rev, commit, &info);
 	if (rc == 0 && strcmp(commit, old_commit) != 0)
 		rc = load_tree(hub, repo_id, commit, &tree);
+	if (rc == 0 && info.gated[0] && !hf->offline) {
+		/* Its files are listed to anyone; reading them needs access:
+		 * say now how to get it, rather than a bare EACCES later. */
+		struct hf_refusal refusal;
+		int access = hf_api_auth_check(&hf->api, repo_id, &refusal);
+		if (access == -EACCES || access == -ENOENT)
+			explain_refusal(hub, repo_id, rev, -EACCES, &refusal);
+	}
 
 	pthread_mutex_lock(&hf->lock);
 	repo->loading = false;
 	repo->checked = time(NULL);
+	repo->private = info.private;
+	memcpy(repo->gated, info.gated, sizeof(repo->gated));
 	if (rc == 0) {
 		if (tree) {
 			changed = repo->tree != NULL;
@@ -473,6 +563,7 @@ static int repo_load(struct hub *hub, struct hf_repo *repo)
 		repo->commit[0] = '\0';
 		repo->error = rc;
 		repo->error_until = time(NULL) + (time_t)hf->ttl;
+		repo->error_generation = generation;
 	}
 	pthread_cond_broadcast(&hf->loaded);
 	if (changed) {
@@ -511,7 +602,8 @@ static int repo_get(struct hub *hub, const char *repo_id, const char *rev, struc
 		}
 		if (repo_fresh_locked(hf, repo, now))
 			break;
-		if (!repo->tree && repo->error && now < repo->error_until) {
+		if (!repo->tree && repo->error && now < repo->error_until &&
+		    repo->error_generation == hf_token_generation(&hf->token)) {
 			rc = repo->error;
 			break;
 		}
@@ -602,17 +694,27 @@ static int ask_kind(struct hub *hub, const char *name, enum name_kind *kind)
 	struct hf_hub *hf = hub->priv;
 	char commit[41];
 	bool author = false;
-	int rc = hf_api_commit(&hf->api, name, "main", true, commit);
+	struct hf_repo_info info;
+	struct hf_refusal refusal;
+	int rc = hf_api_commit(&hf->api, name, "main", true, commit, &info, &refusal);
 
 	if (rc == 0) {
-		write_ref(hub, name, "main", commit);
+		write_ref(hub, name, "main", commit, &info);
 		*kind = NAME_REPO;
 		return 0;
+	}
+	if (rc == -EACCES && refusal.with_token && !refusal.code[0]) {
+		/* Not about this name: the Hub refuses the token for every call. */
+		explain_refusal(hub, name, "", rc, &refusal);
+		return rc;
 	}
 	if (rc != -ENOENT && rc != -EACCES)
 		return rc;
 	rc = hf_api_is_author(&hf->api, name, &author);
 	*kind = author ? NAME_ORG : NAME_MISSING;
+	/* A legacy id mistyped (gpt3) says so, as an org/name does. */
+	if (rc == 0 && !author && strcmp(refusal.code, "RepoNotFound") == 0)
+		explain_refusal(hub, name, "", -ENOENT, &refusal);
 	return rc;
 }
 
@@ -654,6 +756,7 @@ static int classify(struct hub *hub, const char *name, enum name_kind *kind)
 	struct hf_hub *hf = hub->priv;
 	struct hf_name *entry;
 	enum name_kind asked = NAME_MISSING;
+	unsigned generation;
 	int rc = 0;
 
 	if (pinned_repo(hf, name)) {
@@ -671,7 +774,8 @@ static int classify(struct hub *hub, const char *name, enum name_kind *kind)
 			break;
 		pthread_cond_wait(&hf->loaded, &hf->lock);
 	}
-	if (entry && time(NULL) < entry->until) {
+	if (entry && time(NULL) < entry->until &&
+	    (entry->kind != NAME_MISSING || entry->generation == hf_token_generation(&hf->token))) {
 		entry->used = time(NULL);
 		*kind = entry->kind;
 		rc = entry->kind == NAME_MISSING ? entry->error : 0;
@@ -687,6 +791,7 @@ static int classify(struct hub *hub, const char *name, enum name_kind *kind)
 	entry->kind = NAME_LOADING;
 	pthread_mutex_unlock(&hf->lock);
 
+	generation = hf_token_generation(&hf->token);
 	asked = kept_kind(hub, name);
 	if (asked == NAME_MISSING && !hf->offline)
 		rc = ask_kind(hub, name, &asked);
@@ -698,6 +803,7 @@ static int classify(struct hub *hub, const char *name, enum name_kind *kind)
 	/* A network failure is not remembered as an answer. */
 	entry->until = rc && rc != -EACCES ? 0 : time(NULL) + (time_t)hf->ttl;
 	entry->used = time(NULL);
+	entry->generation = generation;
 	*kind = entry->kind;
 	if (entry->kind == NAME_MISSING)
 		rc = entry->error;
@@ -775,7 +881,8 @@ static bool name_would_block(struct hub *hub, const char *name, enum name_kind *
 	}
 	pthread_mutex_lock(&hf->lock);
 	entry = find_name_locked(hf, name);
-	if (entry && entry->kind != NAME_LOADING && time(NULL) + HF_NOWAIT_MARGIN < entry->until) {
+	if (entry && entry->kind != NAME_LOADING && time(NULL) + HF_NOWAIT_MARGIN < entry->until &&
+	    (entry->kind != NAME_MISSING || entry->generation == hf_token_generation(&hf->token))) {
 		*kind = entry->kind;
 		block = false;
 	}
@@ -795,7 +902,8 @@ static bool repo_would_block(struct hub *hub, const char *repo_id, const char *r
 	repo = find_repo_locked(hf, repo_id, rev);
 	if (repo && !repo->loading)
 		block = !repo_fresh_locked(hf, repo, now + HF_NOWAIT_MARGIN) &&
-			!(!repo->tree && repo->error && now + HF_NOWAIT_MARGIN < repo->error_until);
+			!(!repo->tree && repo->error && now + HF_NOWAIT_MARGIN < repo->error_until &&
+			  repo->error_generation == hf_token_generation(&hf->token));
 	pthread_mutex_unlock(&hf->lock);
 	return block;
 }
@@ -850,73 +958,6 @@ static void item_entry(const struct hf_tree *tree, const struct hf_item *item, c
 }
 
 /* ---- the hub ---- */
-
-/* The token's header into *out (NULL when there is none), and where it
- * came from (a variable's or a file's name) into from. */
-static int read_token(struct hub *hub, char **out, char *from, size_t from_size)
-{
-	const struct config *cfg = hub->env->config;
-	const char *value = config_env("HF_TOKEN");
-	char *path = NULL;
-	char text[4096];
-	int rc = 0;
-
-	*out = NULL;
-	snprintf(from, from_size, "$HF_TOKEN");
-	if (!value) {
-		value = config_env("HUGGING_FACE_HUB_TOKEN");
-		snprintf(from, from_size, "$HUGGING_FACE_HUB_TOKEN");
-	}
-	if (value) {
-		snprintf(text, sizeof(text), "%s", value);
-	} else {
-		/* The token file: $HF_TOKEN_PATH, else $HF_HOME/token, else ours. */
-		FILE *f = NULL;
-		const char *candidates[3] = { config_env("HF_TOKEN_PATH"), NULL,
-					      config_hub_option(cfg, "hf_token_file") };
-		if (config_env("HF_HOME")) {
-			if (asprintf(&path, "%s/token", config_env("HF_HOME")) < 0)
-				path = NULL;
-		} else if (config_env("XDG_CACHE_HOME")) {
-			if (asprintf(&path, "%s/huggingface/token", config_env("XDG_CACHE_HOME")) <
-			    0)
-				path = NULL;
-		} else if (config_env("HOME")) {
-			if (asprintf(&path, "%s/.cache/huggingface/token", config_env("HOME")) < 0)
-				path = NULL;
-		}
-		candidates[1] = path;
-		text[0] = '\0';
-		for (int i = 0; i < 3 && !f; i++) {
-			if (!candidates[i])
-				continue;
-			f = fopen(candidates[i], "re");
-			if (!f && i == 2)
-				rc = -errno; /* asked for by name: say so */
-			if (f || i == 2)
-				snprintf(from, from_size, "%s", candidates[i]);
-		}
-		if (f) {
-			if (!fgets(text, sizeof(text), f))
-				text[0] = '\0';
-			fclose(f);
-		}
-	}
-	text[strcspn(text, "\r\n \t")] = '\0';
-	if (rc == 0 && text[0]) {
-		/* Header injection: a token is printable ASCII. */
-		for (const char *p = text; *p; p++)
-			if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-				rc = -EINVAL;
-		if (rc == 0 && asprintf(out, "Authorization: Bearer %s", text) < 0) {
-			*out = NULL;
-			rc = -ENOMEM;
-		}
-	}
-	memset(text, 0, sizeof(text));
-	free(path);
-	return rc;
-}
 
 /* An option of a number, checked by config_resolve with these bounds
  * already; absent: *out keeps the default. */
@@ -996,9 +1037,8 @@ static void hf_close(struct hub *hub)
 	free(hf->pinned);
 	free(hf->names);
 	free(hf->endpoint);
-	if (hf->auth_header)
-		memset(hf->auth_header, 0, strlen(hf->auth_header));
-	free(hf->auth_header);
+	if (hf->token_open)
+		hf_token_close(&hf->token);
 	pthread_cond_destroy(&hf->loaded);
 	pthread_mutex_destroy(&hf->lock);
 	free(hf);
@@ -1009,7 +1049,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 {
 	const struct config *cfg = hub->env->config;
 	const char *endpoint = config_hub_option(cfg, "hf_endpoint");
-	char token_from[PATH_MAX] = "";
+	char token_how[4 * PATH_MAX];
 	struct hf_hub *hf = calloc(1, sizeof(*hf));
 	int rc = -ENOMEM;
 
@@ -1053,14 +1093,15 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	rc = parse_pinned(hf, config_hub_option(cfg, "hf_repos"), why, why_size);
 	if (rc)
 		goto fail;
-	rc = read_token(hub, &hf->auth_header, token_from, sizeof(token_from));
-	if (rc) {
-		snprintf(why, why_size, "cannot read the token (%s): %s", token_from,
-		         strerror(-rc));
+	rc = hf_token_open(&hf->token, cfg, why, why_size);
+	hf->token_open = true;
+	if (rc)
 		goto fail;
-	}
+	hf_token_describe(&hf->token, token_how, sizeof(token_how));
+	/* The budget follows the token found now; one found later is paced
+	 * as anonymous, which stays within the Hub's limit. */
 	if (!config_hub_option(cfg, "hf_api_budget"))
-		hf->api.budget = hf->auth_header ? HF_API_BUDGET_TOKEN : HF_API_BUDGET_ANONYMOUS;
+		hf->api.budget = hf->token.header ? HF_API_BUDGET_TOKEN : HF_API_BUDGET_ANONYMOUS;
 	/* One budget for the endpoint, whichever hub (models, datasets) calls. */
 	snprintf(hf->api.budget_name, sizeof(hf->api.budget_name), "%s api", hf->origin);
 	hf->api.name = hub->name;
@@ -1069,12 +1110,11 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	hf->api.budgets = hub->env->budgets;
 	hf->api.endpoint = hf->endpoint;
 	hf->api.origin = hf->origin;
-	hf->api.auth_header = hf->auth_header;
+	hf->api.token = &hf->token;
 	hf->api.retries = cfg->retries;
 	hf->api.retry_time = (long)cfg->retry_time;
-	log_info("%s: %s%s, %s%s%s", hub->name, hf->endpoint, hf->offline ? " (offline)" : "",
-		 hf->auth_header ? "with the token from " : "without a token",
-		 hf->auth_header ? token_from : "", "");
+	log_info("%s: %s%s, %s", hub->name, hf->endpoint, hf->offline ? " (offline)" : "",
+		 token_how);
 	return 0;
 fail:
 	hf_close(hub);
@@ -1272,8 +1312,11 @@ static int fill_source(struct hub *hub, const struct hf_repo *repo, const char *
 		out->cache_path = NULL;
 		goto out;
 	}
-	if (hf->auth_header && (!(out->auth_header = strdup(hf->auth_header)) ||
-				!(out->auth_origin = strdup(hf->origin))))
+	rc = hf_token_header(&hf->token, &out->auth_header, NULL);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
+	if (out->auth_header && !(out->auth_origin = strdup(hf->origin)))
 		goto out;
 	out->offline = hf->offline;
 	/* huggingface_hub names a blob by its etag: the sha256 of an LFS
@@ -1322,7 +1365,48 @@ static int hf_source(struct hub *hub, const char *path, struct source *out)
 	return rc;
 }
 
-/* user.omnihub.meta: where in the Hub a file is. */
+/* A repo folder's metadata: the commit its revision is, how many files and
+ * bytes it holds, whether it is private or gated (omnihub info). */
+static int repo_meta(struct hub *hub, const struct hf_place *place, char **json)
+{
+	struct hf_hub *hf = hub->priv;
+	struct hf_repo *repo;
+	uint64_t files = 0, bytes = 0;
+	cJSON *meta;
+	int rc = repo_get(hub, place->repo_id, place->rev, &repo);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < repo->tree->count; i++) {
+		if (repo->tree->items[i].dir)
+			continue;
+		files++;
+		bytes += repo->tree->items[i].size;
+	}
+	rc = -ENOMEM;
+	meta = cJSON_CreateObject();
+	pthread_mutex_lock(&hf->lock); /* private and gated change with a load */
+	if (meta &&
+	    cJSON_AddStringToObject(meta, "repo_type",
+				    hf->type == HF_REPO_DATASET ? "dataset" : "model") &&
+	    cJSON_AddStringToObject(meta, "repo", repo->repo_id) &&
+	    cJSON_AddStringToObject(meta, "revision", repo->rev[0] ? repo->rev : "main") &&
+	    cJSON_AddStringToObject(meta, "commit", repo->commit) &&
+	    cJSON_AddNumberToObject(meta, "files", (double)files) &&
+	    cJSON_AddNumberToObject(meta, "size", (double)bytes) &&
+	    cJSON_AddBoolToObject(meta, "private", repo->private) &&
+	    (repo->gated[0] ? cJSON_AddStringToObject(meta, "gated", repo->gated)
+			    : cJSON_AddFalseToObject(meta, "gated")) &&
+	    (*json = cJSON_PrintUnformatted(meta)) != NULL)
+		rc = 0;
+	pthread_mutex_unlock(&hf->lock);
+	cJSON_Delete(meta);
+	repo_put(hub, repo);
+	return rc;
+}
+
+/* user.omnihub.meta: where in the Hub a file is; of a repo folder, what
+ * the repo is (repo_meta). */
 static int hf_meta(struct hub *hub, const char *path, char **json)
 {
 	struct hf_hub *hf = hub->priv;
@@ -1332,6 +1416,8 @@ static int hf_meta(struct hub *hub, const char *path, char **json)
 	cJSON *meta;
 	int rc = find_file(hub, path, &place, &repo, &item);
 
+	if (rc == -EISDIR && place.what == PLACE_REPO && !place.inside[0])
+		return repo_meta(hub, &place, json);
 	if (rc)
 		return rc == -EISDIR ? -ENOENT : rc;
 	rc = -ENOMEM;

@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, errno_of, read_errno,
-                           run, sha256_bytes, sha256_file, test)  # noqa: E402
+                           run, run_cli, sha256_bytes, sha256_file, test)  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
@@ -357,38 +357,59 @@ def mirror_gets_no_token(t):
               "the mirror sent less than the repo")
         check(TOKEN not in m.log(), "the token is in the daemon's log")
 
+def token_file_of(t):
+    return os.path.join(t.env["HF_HOME"], "token")
+
+
 @test
 def gated_and_private_without_token(t):
-    """Anonymous: a gated repo lists, but its files give EACCES; a private repo gives
-    EACCES; the log has the Hub's X-Error-Message."""
+    """Anonymous: a gated repo lists, but its files give EACCES, with one log line carrying
+    the Hub's message, the repo's page to ask for access at, HF_TOKEN and `hf auth login`;
+    a private repo looks missing (401 RepoNotFound): ENOENT, with the hint that a private
+    repo looks the same without a token, naming HF_TOKEN, `hf auth login` and the token
+    file read."""
+    srv = t.shared.srv
     with mounted(t) as m:
         gated = repo_dir(m, fx.GATED_REPO)
         check_eq(set(os.listdir(gated)), set(files_of(t, fx.GATED_REPO)), "gated listing")
         e = read_errno(os.path.join(gated, "config.json"))
         check_eq(errno_name(e), "EACCES", "reading a gated file")
-        check(m.log_lines("You must have access to it and be authenticated"),
-              "the GatedRepo message is not in the log")
+        lines = m.log_lines("You must have access to it and be authenticated",
+                            "Ask for access at %s/%s" % (srv.endpoint, fx.GATED_REPO),
+                            "HF_TOKEN", "`hf auth login`")
+        check_eq(len(lines), 1, "log lines saying how to read the gated repo")
         e = errno_of(os.listdir, repo_dir(m, fx.PRIVATE_REPO))
-        check_eq(errno_name(e), "EACCES", "a private repo without the token")
-        check(m.log_lines("Repository not found"), "the RepoNotFound message is not in the log")
+        check_eq(errno_name(e), "ENOENT", "a private repo without the token")
+        lines = m.log_lines(fx.PRIVATE_REPO, "repository not found", "RepoNotFound",
+                            "A private repo looks the same without a token", "HF_TOKEN",
+                            "`hf auth login`", token_file_of(t))
+        check_eq(len(lines), 1, "log lines saying the private repo was not found")
         check_eq(count(t, host="cdn"), 0, "CDN requests")
 
 
 @test
 def gated_and_private_with_tokens(t):
-    """HF_TOKEN with access reads both; another user's token gets EACCES (403) on the gated
-    repo and ENOENT (404) on the private one."""
+    """HF_TOKEN with access reads both, with no gated line in the log; another user's token
+    gets EACCES (403) on the gated repo, the log giving the Hub's message and the page to
+    ask for access at, and ENOENT (404 RepoNotFound) on the private one, the log saying
+    it may be private and the token's account without access."""
     with mounted(t, env={"HF_TOKEN": TOKEN}) as m:
         for repo in (fx.GATED_REPO, fx.PRIVATE_REPO):
             for p, f in files_of(t, repo).items():
                 check_eq(sha256_file(os.path.join(repo_dir(m, repo), p)), f["sha256"], repo + "/" + p)
+        check_eq(m.log_lines("is gated"), [], "gated lines with a token that has access")
         check(TOKEN not in m.log(), "the token is in the daemon's log")
     with mounted(t, env={"HF_TOKEN": OTHER_TOKEN}, cache=os.path.join(t.dir, "cache2")) as m:
         e = read_errno(os.path.join(repo_dir(m, fx.GATED_REPO), "weights.bin"))
         check_eq(errno_name(e), "EACCES", "gated, a token without access")
-        check(m.log_lines("not in the authorized list"), "the 403 message is not in the log")
+        check(m.log_lines("is gated", "not in the authorized list",
+                          "Ask for access at %s/%s" % (t.shared.srv.endpoint, fx.GATED_REPO)),
+              "no gated line with the 403 message and the page")
         check_eq(errno_name(errno_of(os.stat, repo_dir(m, fx.PRIVATE_REPO))), "ENOENT",
                  "private, a token without access")
+        check(m.log_lines(fx.PRIVATE_REPO, "repository not found", "it is private and the "
+                          "account of the token", "$HF_TOKEN"),
+              "no line saying the private repo may be out of the token's reach")
         check(OTHER_TOKEN not in m.log(), "the token is in the daemon's log")
 
 
@@ -412,6 +433,150 @@ def token_from_files(t):
                  "private config.json with -o hf_token_file")
         check(all(r["token_ok"] for r in reqs(t, host="hub", repo="model:" + fx.PRIVATE_REPO)),
               "requests for the private repo without the token")
+
+
+@test
+def token_file_read_again_when_it_changes(t):
+    """Mounted with no token, the private repo is ENOENT with the hint; once the token file
+    ($HF_HOME/token) is written, the next access reads the repo with the token, without a
+    remount; the log says the file was read again and never holds the token."""
+    private = files_of(t, fx.PRIVATE_REPO)["config.json"]
+    os.makedirs(t.env["HF_HOME"], exist_ok=True)
+    with mounted(t) as m:
+        check_eq(errno_name(errno_of(os.stat, repo_dir(m, fx.PRIVATE_REPO))), "ENOENT",
+                 "the private repo without a token")
+        check(m.log_lines(fx.PRIVATE_REPO, "A private repo looks the same without a token"),
+              "no hint for the private repo")
+        with open(token_file_of(t), "w") as f:
+            f.write(TOKEN + "\n")
+        # The kernel keeps the miss for its entry timeout: drop it, as time would.
+        drop_kernel_dentries()
+        check_eq(read(os.path.join(repo_dir(m, fx.PRIVATE_REPO), "config.json")),
+                 content(t, private), "private config.json once the token file exists")
+        check(m.log_lines(token_file_of(t), "changed: read again"),
+              "no log line says the token file was read again")
+        check(TOKEN not in m.log(), "the token is in the daemon's log")
+
+
+@test
+def token_is_trimmed_and_an_empty_one_is_none(t):
+    """A token with spaces and newlines around it is trimmed (as huggingface_hub does) and
+    used; one empty after trimming is no token, and the log says so rather than "with the
+    token from $HF_TOKEN"; a token file holding only a newline likewise."""
+    private = files_of(t, fx.PRIVATE_REPO)["config.json"]
+    with mounted(t, env={"HF_TOKEN": "  " + TOKEN + " \n"}) as m:
+        check_eq(read(os.path.join(repo_dir(m, fx.PRIVATE_REPO), "config.json")),
+                 content(t, private), "private config.json with a padded $HF_TOKEN")
+        check(m.log_lines("huggingface: ", "with the token from $HF_TOKEN"), "no token line")
+        check(TOKEN not in m.log(), "the token is in the daemon's log")
+    with mounted(t, env={"HF_TOKEN": " \n "}, cache=os.path.join(t.dir, "cache2")) as m:
+        check_eq(errno_name(errno_of(os.stat, repo_dir(m, fx.PRIVATE_REPO))), "ENOENT",
+                 "the private repo with a blank $HF_TOKEN")
+        check(m.log_lines("huggingface: ", "without a token", "$HF_TOKEN is set but empty"),
+              "no log line says $HF_TOKEN is empty")
+        check_eq(m.log_lines("with the token from"), [], "lines claiming a token")
+    os.makedirs(t.env["HF_HOME"], exist_ok=True)
+    with open(token_file_of(t), "w") as f:
+        f.write("\n")
+    t.shared.srv.clear_log()
+    with mounted(t, cache=os.path.join(t.dir, "cache3")) as m:
+        check_eq(errno_name(errno_of(os.stat, repo_dir(m, fx.PRIVATE_REPO))), "ENOENT",
+                 "the private repo with an empty token file")
+        check(m.log_lines("without a token", "the token file %s is empty" % token_file_of(t)),
+              "no log line says the token file is empty")
+        check(all(not r["auth"] for r in reqs(t, host="hub")), "requests with a token")
+
+
+@test
+def refused_token_is_explained(t):
+    """A token the Hub does not know (401 Invalid credentials) gets EACCES, with a line that
+    says the Hub refused the token from $HF_TOKEN and what to do (`omnihub whoami`, a new
+    token, HF_TOKEN, `hf auth login`); the token is in no log line."""
+    bad = "hf_NotAValidToken0123456789abcdefghij"
+    with mounted(t, env={"HF_TOKEN": bad}) as m:
+        check_eq(errno_name(errno_of(os.stat, repo_dir(m, fx.ONNX_REPO))), "EACCES",
+                 "a repo with a refused token")
+        check(m.log_lines("the Hub refused the token",
+                          "Invalid credentials in Authorization header", "`omnihub whoami`",
+                          "HF_TOKEN", "`hf auth login`", "from $HF_TOKEN"),
+              "no line explains the refused token")
+        check(bad not in m.log(), "the token is in the daemon's log")
+
+
+def omnihub_cli(t, *args, env=None):
+    binary = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
+    merged = dict(t.env)
+    merged.update({"HF_ENDPOINT": t.shared.srv.endpoint})
+    for k, v in (env or {}).items():
+        if v is None:
+            merged.pop(k, None)
+        else:
+            merged[k] = v
+    return run_cli(binary, ["-o", "cacert=" + t.shared.srv.cacert, "--cache", t.cache] + list(args),
+                   merged)
+
+
+@test
+def whoami_names_the_account_and_never_the_token(t):
+    """omnihub whoami asks /api/whoami-v2 with the token: it prints the account, its orgs
+    and where the token came from ($HF_TOKEN, the token file), never the token; --json
+    too. No token, or one the Hub refuses: exit 1 with what to do."""
+    r = omnihub_cli(t, "whoami", env={"HF_TOKEN": TOKEN})
+    check_eq(r.returncode, 0, "exit status with the token (stderr: %s)" % r.stderr)
+    check_eq(r.stdout.splitlines()[0], "test-user", "the account")
+    check("orgs: acme, mirror" in r.stdout, "orgs missing: %r" % r.stdout)
+    check("token: from $HF_TOKEN" in r.stdout, "the token's source missing: %r" % r.stdout)
+    check(TOKEN not in r.stdout + r.stderr, "the token was printed")
+    calls = reqs(t, kind="api", path_substring="/api/whoami-v2")
+    check_eq([(c["status"], c["token_ok"]) for c in calls], [(200, True)], "whoami-v2 calls")
+    os.makedirs(t.env["HF_HOME"], exist_ok=True)
+    with open(token_file_of(t), "w") as f:
+        f.write(" " + OTHER_TOKEN + "\n")
+    r = omnihub_cli(t, "whoami", "--json")
+    check_eq(r.returncode, 0, "exit status with the token file (stderr: %s)" % r.stderr)
+    doc = json.loads(r.stdout)
+    check_eq((doc["name"], doc["orgs"], doc["token_from"]),
+             ("other-user", [], token_file_of(t)), "the --json document")
+    check(OTHER_TOKEN not in r.stdout + r.stderr, "the token was printed")
+    os.unlink(token_file_of(t))
+    t.shared.srv.clear_log()
+    r = omnihub_cli(t, "whoami")
+    check_eq(r.returncode, 1, "exit status without a token")
+    for needle in ("not logged in", "HF_TOKEN", "`hf auth login`", token_file_of(t)):
+        check(needle in r.stderr, "%r not in: %s" % (needle, r.stderr))
+    check_eq(count(t, host="hub"), 0, "Hub requests without a token")
+    bad = "hf_NotAValidToken0123456789abcdefghij"
+    r = omnihub_cli(t, "whoami", env={"HF_TOKEN": bad})
+    check_eq(r.returncode, 1, "exit status with a refused token")
+    for needle in ("refused the token from $HF_TOKEN", "HTTP 401", "/settings/tokens",
+                   "`hf auth login`"):
+        check(needle in r.stderr, "%r not in: %s" % (needle, r.stderr))
+    check(bad not in r.stdout + r.stderr, "the token was printed")
+    t.shared.srv.clear_log()
+    r = omnihub_cli(t, "--offline", "whoami", env={"HF_TOKEN": TOKEN})
+    check_eq(r.returncode, 1, "exit status offline")
+    check("offline" in r.stderr and "the token is from $HF_TOKEN" in r.stderr, r.stderr)
+    check_eq(count(t, host="hub"), 0, "Hub requests offline")
+
+
+@test
+def info_of_a_repo_folder(t):
+    """omnihub info of a repo folder shows its commit, file count, total size and whether
+    it is private or gated (from the revision API and the tree, no file body)."""
+    for repo, env, private, gated in ((fx.ONNX_REPO, {}, False, False),
+                                      (fx.GATED_REPO, {}, False, "manual"),
+                                      (fx.PRIVATE_REPO, {"HF_TOKEN": TOKEN}, True, False)):
+        r = omnihub_cli(t, "--json", "info", "huggingface/" + repo, env=env)
+        check_eq(r.returncode, 0, "exit status of info %s (stderr: %s)" % (repo, r.stderr))
+        meta = json.loads(r.stdout)["meta"]
+        want = files_of(t, repo)
+        check_eq((meta["repo"], meta["revision"], meta["commit"], meta["files"], meta["size"],
+                  meta["private"], meta["gated"]),
+                 (repo, "main", commit_of(t, repo), len(want),
+                  sum(f["size"] for f in want.values()), private, gated), "meta of " + repo)
+    r = omnihub_cli(t, "info", "huggingface/" + fx.ONNX_REPO)
+    check('"commit":"%s"' % commit_of(t, fx.ONNX_REPO) in r.stdout, "text info: %r" % r.stdout)
+    check_eq(count(t, kind="resolve") + count(t, kind="cdn"), 0, "downloads for info")
 
 
 def prefill_hf_cache(t, repo_id, commit, files, corrupt=()):
@@ -507,15 +672,24 @@ def negative_lookups_cached(t):
 @test
 def missing_repo_anonymous(t):
     """Anonymous, the Hub answers 401 RepoNotFound for a missing repo (as for a private
-    one): the lookup fails (ENOENT or EACCES) and the answer is remembered."""
+    one): ENOENT, one log line saying so (and that a private repo looks the same without a
+    token), and the answer is remembered."""
     with mounted(t) as m:
         missing = repo_dir(m, "acme/no-such-repo")
         e1 = errno_of(os.stat, missing)
-        check(e1 in (errno.ENOENT, errno.EACCES), "missing repo: %s" % errno_name(e1))
+        check_eq(errno_name(e1), "ENOENT", "missing repo")
+        check_eq(len(m.log_lines("acme/no-such-repo: repository not found (HTTP 401 RepoNotFound)",
+                                 "A private repo looks the same without a token")), 1,
+                 "log lines for the missing repo")
+        # A mistyped legacy id (no org) says the same.
+        check_eq(errno_name(errno_of(os.stat, m.path("huggingface", "gpt3"))), "ENOENT", "gpt3")
+        check_eq(len(m.log_lines("huggingface: gpt3: repository not found", "HF_TOKEN")), 1,
+                 "log lines for gpt3")
         first = count(t, host="hub")
         check(count(t, repo="model:acme/no-such-repo") >= 1, "the Hub was not asked")
         drop_kernel_dentries()
         check_eq(errno_of(os.stat, missing), e1, "errno of the second stat")
+        check_eq(errno_name(errno_of(os.stat, m.path("huggingface", "gpt3"))), "ENOENT", "gpt3")
         check_eq(count(t, host="hub"), first, "Hub requests after the second stat")
 
 
