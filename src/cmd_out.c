@@ -1,6 +1,7 @@
-/* cmd_out.c: what the omnihub subcommands share in their output: error
- * lines, sizes for people, JSON documents, paths as given, exit codes of
- * errnos. Not for: any one subcommand's output (src/cmd_*.c). */
+/* cmd_out.c: what the omnihub subcommands share: the session's core, made
+ * when first needed, and their output: error lines, sizes for people, JSON
+ * documents, paths as given, exit codes of errnos. Not for: any one
+ * subcommand's output (src/cmd_*.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cmd_out.h"
+#include "core.h"
 #include "status.h"
 
 void cmd_error(const struct cmd_ctx *ctx, const char *what, const char *fmt, ...)
@@ -183,4 +185,17 @@ int cmd_getopt(const struct cmd_ctx *ctx, int argc, char **argv, const char *sho
 			                bad ? bad : "?");
 	}
 	return c;
+}
+
+struct core *cmd_core(struct cmd_ctx *ctx)
+{
+	char why[1024];
+
+	if (ctx->core)
+		return ctx->core;
+	if (core_new(&ctx->core, ctx->cfg, why, sizeof(why)) != 0) {
+		fprintf(stderr, "%s: %s\n", ctx->program, why[0] ? why : "cannot start");
+		ctx->core = NULL;
+	}
+	return ctx->core;
 }

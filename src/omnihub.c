@@ -137,19 +137,6 @@ static void print_subcommand_help(const struct subcommand *sub)
 	       sub->args, sub->help);
 }
 
-struct core *cmd_core(struct cmd_ctx *ctx)
-{
-	char why[1024];
-
-	if (ctx->core)
-		return ctx->core;
-	if (core_new(&ctx->core, ctx->cfg, why, sizeof(why)) != 0) {
-		fprintf(stderr, "%s: %s\n", ctx->program, why[0] ? why : "cannot start");
-		ctx->core = NULL;
-	}
-	return ctx->core;
-}
-
 /* Whether the subcommand's arguments ask for its help (before any "--"). */
 static bool asks_help(int argc, char **argv)
 {
