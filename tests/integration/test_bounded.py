@@ -116,6 +116,21 @@ def api_in_flight(srv, substring):
     return [r for r in srv.requests(kind="api", path_substring=substring) if r["end"] is None]
 
 
+def start_lookups(m, org, prefix, count, results):
+    """count threads, each a stat of an unseen repo org/<prefix>-NNN; results[i] becomes
+    "found" or the errno's name. Returns the threads, started."""
+    def look(i):
+        try:
+            os.stat(m.path("huggingface", org, "%s-%03d" % (prefix, i)))
+            results[i] = "found"
+        except OSError as e:
+            results[i] = errno_name(e.errno)
+    threads = [threading.Thread(target=look, args=(i,), daemon=True) for i in range(count)]
+    for th in threads:
+        th.start()
+    return threads
+
+
 def warm(t, m):
     """A file of the ONNX repo read (cached) and its folder listed; returns (file path,
     its bytes, the folder)."""
@@ -139,16 +154,7 @@ def stalled_api_holds_up_nothing_cached(t):
         path, data, root, names = warm(t, m)
         results = {}
         with stalled(srv):
-            def look(i):
-                p = m.path("huggingface", org, "stall-%03d" % i)
-                try:
-                    os.stat(p)
-                    results[i] = "found"
-                except OSError as e:
-                    results[i] = errno_name(e.errno)
-            threads = [threading.Thread(target=look, args=(i,), daemon=True) for i in range(100)]
-            for th in threads:
-                th.start()
+            threads = start_lookups(m, org, "stall", 100, results)
             # Under way: the API has requests for them in flight (the pool's workers), and
             # none has been answered.
             wait_for(lambda: len(api_in_flight(srv, "/stall-")) >= 4, 20,
@@ -207,15 +213,7 @@ def stalled_hub_leaves_workers_for_another(t):
         warm(t, m)  # the org is known: each lookup below is a request of its own
         results = {}
         with stalled(srv):
-            def look(i):
-                try:
-                    os.stat(m.path("huggingface", org, "held-%03d" % i))
-                    results[i] = "found"
-                except OSError as e:
-                    results[i] = errno_name(e.errno)
-            threads = [threading.Thread(target=look, args=(i,), daemon=True) for i in range(100)]
-            for th in threads:
-                th.start()
+            threads = start_lookups(m, org, "held", 100, results)
             wait_for(lambda: len(api_in_flight(srv, "/held-")) >= 4, 20,
                      "stalled lookups reaching the API")
             time.sleep(0.5)  # the workers it may take are taken
@@ -246,16 +244,9 @@ def sigterm_while_api_stalls(t):
     org = fx.ONNX_REPO.split("/")[0]
     with hf_mount(t) as m:
         warm(t, m)
-        errors = []
+        results = {}
         with stalled(srv):
-            def look(i):
-                try:
-                    os.stat(m.path("huggingface", org, "gone-%03d" % i))
-                except OSError as e:
-                    errors.append(errno_name(e.errno))
-            threads = [threading.Thread(target=look, args=(i,), daemon=True) for i in range(20)]
-            for th in threads:
-                th.start()
+            threads = start_lookups(m, org, "gone", 20, results)
             wait_for(lambda: len(api_in_flight(srv, "/gone-")) >= 4, 20,
                      "stalled lookups reaching the API")
             start = time.monotonic()
@@ -271,8 +262,9 @@ def sigterm_while_api_stalls(t):
             for th in threads:
                 th.join(QUICK * 5)
             check(not any(th.is_alive() for th in threads), "a lookup still waits after the exit")
-            figure(t, "what the waiting lookups got: %s" % sorted(set(errors)))
-            check_eq(len(errors), 20, "lookups answered with an error")
+            figure(t, "what the waiting lookups got: %s" % sorted(set(results.values())))
+            check_eq(len(results), 20, "lookups answered")
+            check("found" not in results.values(), "a lookup of a missing repo found it")
 
 
 @test
