@@ -574,12 +574,23 @@ static size_t call_on_header(char *line, size_t size, size_t nmemb, void *ctx)
 		resp->link_too_long = false;
 		resp->repo_commit[0] = resp->linked_etag[0] = '\0';
 		resp->has_content_range = false;
+		resp->has_length = resp->encoded = false;
 		resp->retry_after = -1;
 	} else if (header_is(line, len, "etag:")) {
 		header_value(line, len, 5, resp->etag, sizeof(resp->etag));
 	} else if (header_is(line, len, "content-range:")) {
 		header_value(line, len, 14, value, sizeof(value));
 		parse_content_range(value, resp);
+	} else if (header_is(line, len, "content-length:")) {
+		header_value(line, len, 15, value, sizeof(value));
+		resp->has_length = !resp->encoded &&
+				   fetch_parse_u64(value, FETCH_NUMBER_MAX, &resp->length) == 0;
+	} else if (header_is(line, len, "content-encoding:")) {
+		header_value(line, len, 17, value, sizeof(value));
+		if (strcasecmp(value, "identity") != 0) {
+			resp->encoded = true; /* Content-Length is then the wire's */
+			resp->has_length = false;
+		}
 	} else if (header_is(line, len, "retry-after:")) {
 		/* Seconds only; an HTTP date is rare and gets the default wait, and
 		 * so does an absurd number (with a log line). */

@@ -129,6 +129,10 @@ struct fetch_response {
 	char etag[256];          /* ETag as sent (quotes kept), "" if none */
 	bool has_content_range;
 	uint64_t range_start, range_end, range_total; /* Content-Range */
+	bool has_length;         /* the body's length is known: Content-Length of
+				    a body sent as it is (no Content-Encoding) */
+	uint64_t length;
+	bool encoded;            /* a Content-Encoding other than identity */
 	long retry_after;        /* Retry-After in seconds; -1 when absent */
 	char link_next[2048];    /* Link: <URL>; rel="next" (paged listings) */
 	bool link_too_long;      /* a Link header or its next URL did not fit:

@@ -528,6 +528,29 @@ static int entry_digest(const struct catalog_entry *entry, struct digest_spec *o
 	return digest_spec_set_key(out, entry->url);
 }
 
+/* A size probe's answer (fetch_request_run's rc, with body_len bytes of
+ * body kept): the total of its Content-Range; from a server that ignores
+ * ranges and sends the whole file, its Content-Length (the probe stops at
+ * PROBE_MAX_BYTES: -EFBIG), or the body itself when that is all. */
+static int probe_size(int rc, const struct fetch_response *resp, size_t body_len, uint64_t *size)
+{
+	bool whole = resp->status == 200 && !resp->has_content_range;
+
+	if (rc == 0 && resp->has_content_range) {
+		*size = resp->range_total;
+		return 0;
+	}
+	if (whole && rc == -EFBIG && resp->has_length) {
+		*size = resp->length;
+		return 0;
+	}
+	if (whole && rc == 0) {
+		*size = body_len;
+		return 0;
+	}
+	return rc ? rc : -EPROTO;
+}
+
 /* The download's size: the catalog's, else a complete blob's in the cache,
  * else asked of the server (one byte, whose Content-Range tells) once. */
 static int download_size(struct hub *hub, struct name *n, uint64_t *size)
@@ -569,21 +592,20 @@ static int download_size(struct hub *hub, struct name *n, uint64_t *size)
 			return -EIO;
 		}
 		rc = fetch_request_run(hub->env->fetcher, &req, PROBE_MAX_BYTES, &body, &resp);
+		rc = probe_size(rc, &resp, body.len, size);
 		free(body.data);
-		if (rc == 0 && !resp.has_content_range)
-			rc = -EPROTO;
 		if (rc) {
 			log_error("%s: cannot learn the size of %s: %s", hub->name, url,
 				  rc == -EPROTO ? "the server gave no Content-Range"
+				  : rc == -EFBIG ? "the server ignores ranges and gives no Content-Length"
 				  : resp.error[0] ? resp.error : strerror(-rc));
 			pthread_mutex_lock(&st->lock);
 			n->probe_failed = time(NULL);
 			pthread_mutex_unlock(&st->lock);
 			return rc == -ENOENT ? -ENOENT : -EIO;
 		}
-		*size = resp.range_total;
-		log_info("%s: %s is %" PRIu64 " bytes (its catalog does not say)", hub->name, url,
-			 *size);
+		log_info("%s: %s is %" PRIu64 " bytes (its catalog does not say%s)", hub->name, url,
+			 *size, resp.has_content_range ? "" : "; its server ignores ranges");
 	}
 	pthread_mutex_lock(&st->lock);
 	n->size = *size;

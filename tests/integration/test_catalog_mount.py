@@ -580,6 +580,35 @@ def unknown_size_probed(t):
         check(read(p(m, NOSIZE)) == data_of(t, "nosize"), "nosize.bin does not read right")
 
 
+@test
+def unknown_size_from_a_server_without_ranges(t):
+    """An entry without a size on a server that ignores Range (200, the whole file): its
+    size comes from the Content-Length of that answer, and the file reads right."""
+    r = rec(t, "nosize")
+    t.shared.srv.ignore_ranges(r["path"])
+    with mounted(t) as m:
+        require_hubs(m, fx.HUB_DATA)
+        check_eq(os.stat(p(m, NOSIZE)).st_size, r["size"], "stat size of nosize.bin")
+        check(m.log_lines("nosize.bin", "ignores ranges"),
+              "no log line says the server ignores ranges")
+        check(read(p(m, NOSIZE)) == data_of(t, "nosize"), "nosize.bin does not read right")
+
+
+@test
+def unknown_size_offline_says_why_at_open(t):
+    """Offline, an entry whose size was never learnt lists as 0 bytes, and each open of it is
+    EIO with a log line that names the file and says why."""
+    with mounted(t, "offline") as m:
+        require_hubs(m, fx.HUB_DATA)
+        check_eq(os.stat(p(m, NOSIZE)).st_size, 0, "the size shown offline")
+        before = len(m.log_lines("nosize.bin"))
+        check_eq(errno_name(read_errno(p(m, NOSIZE))), "EIO", "reading it offline")
+        after = m.log_lines("nosize.bin")
+        check(len(after) > before, "the open's EIO has no log line naming the file")
+        check(any("offline" in line for line in after[before:]),
+              "the open's log line does not say it is offline: %s" % after[before:])
+
+
 # ----------------------------------------------------------------------------- converters
 
 @test
