@@ -461,6 +461,34 @@ def stream_random_reads_fetch_only_their_pieces(t):
 
 
 @test
+def stream_read_jumps_the_read_ahead(t):
+    """In stream mode, with one connection busy with a sequential reader's read-ahead, a read
+    elsewhere is asked for next: the first request started after it is for its piece, before
+    any piece the read-ahead hinted at."""
+    piece = 1 * MiB
+    with serve(t, [("queued", 160 * MiB)], rate=8_000_000) as (srv, b):
+        b = b["queued"]
+        with mount(t, srv, "stream", "piece_size=1M", "connections=1") as m:
+            with open(m.path(b.rel), "rb") as f:
+                for i in range(4):  # a sequential run: the read-ahead asks for tens of pieces
+                    check_eq(f.read(MiB), b.data[i * MiB:(i + 1) * MiB], "sequential MiB %d" % i)
+                before = len(srv.file_requests(b.model_path))
+                far = 150 * MiB + 4096
+                asked = time.monotonic()
+                check_eq(os.pread(f.fileno(), 4096, far), b.data[far:far + 4096], "the far read")
+                took = time.monotonic() - asked
+            later = srv.file_requests(b.model_path)[before:]
+            starts = [r["range_start"] for r in later]
+            print("# pieces asked after the far read, in order: %s (it took %.2f s)"
+                  % ([s // piece for s in starts[:6]], took), flush=True)
+            # The one connection may have had a read-ahead piece on its way already (the
+            # server logs a request when it arrives): the far piece is next after that one.
+            pieces = [s // piece for s in starts]
+            check(far // piece in pieces[:2], "the far read's piece was not asked next: %s"
+                  % pieces[:6])
+
+
+@test
 def stream_digest_mismatch(t):
     with serve(t, [("liar", 8 * MiB)], rate=2 * MiB, wrong_sha={"liar"}) as (srv, b):
         b = b["liar"]
