@@ -409,6 +409,38 @@ static void expect_refused(const struct member *members, size_t n, int want, con
 	       "nothing written outside for: %s", what);
 }
 
+/* A hard link whose target fits the archive's limits but not a path under a
+ * deep destination: refused with ENAMETOOLONG, never cut to another name. */
+static void test_hard_link_target_too_long(void)
+{
+	const char *base = fresh_dest();
+	char dest[3300], target[1001], why[4200] = "";
+	size_t len = (size_t)snprintf(dest, sizeof(dest), "%s", base);
+	uint64_t size;
+	int fd, rc;
+
+	while (len + 201 < 3290) { /* components of 200: a destination of about 3.2 KB */
+		dest[len++] = '/';
+		memset(dest + len, 'd', 200);
+		len += 200;
+		dest[len] = '\0';
+		mkdir(dest, 0755);
+	}
+	for (size_t i = 0; i < sizeof(target) - 1; i++)
+		target[i] = i % 100 == 99 ? '/' : 't';
+	target[sizeof(target) - 2] = 'x';
+	target[sizeof(target) - 1] = '\0';
+	{
+		const struct member m[] = { { .name = "h", .type = AE_IFREG, .hardlink = target } };
+		fd = make_archive(m, 1, &size);
+	}
+	rc = stage_extract(fd, size, dest, &stage_default_limits, why, sizeof(why));
+	close(fd);
+	tap_ok(rc == -ENAMETOOLONG && strstr(why, "hard-link target too long"),
+	       "a hard-link target too long under its destination is refused (%d: %s)", rc, why);
+	tap_ok(!exists(dest, "h"), "and nothing is extracted for it");
+}
+
 /* A full disk: a member bigger than a 64 KiB tmpfs gives -ENOSPC, and why
  * names the member (it used to be -EIO and "(null)"). Needs root to mount. */
 static void test_full_disk(void)
@@ -600,6 +632,7 @@ int main(void)
 	test_member();
 
 	test_full_disk();
+	test_hard_link_target_too_long();
 
 	tap_ok(tap_remove_tree(work) == 0, "temporary directory %s removed", work);
 	return tap_done();
