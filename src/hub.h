@@ -60,6 +60,13 @@ struct hub_env {
 	 * that refreshed it; it does not block. NULL: nobody listens. */
 	void (*index_changed)(void *ctx, struct hub *hub);
 	void *index_changed_ctx;
+	/* The session's i-th hub, for a hub that shows the others (the views
+	 * of clients' caches, hub_views.c): 0 with *out while it serves (the
+	 * command opens it on first use); -EAGAIN when it does not serve now
+	 * or shows others itself (HUB_SHOWS_PEERS); -ENOENT past the last.
+	 * Takes core.c's hubs_lock: call it holding no lock. */
+	int (*peer)(void *ctx, size_t i, struct hub **out);
+	void *peer_ctx;
 };
 
 struct hub {
@@ -89,6 +96,8 @@ enum hub_flags {
 	HUB_FROM_CATALOGS = 1u << 3, /* one hub per hub the catalogs name, each
 					with that name, rather than one (it has
 					load, count, hub_name and unload) */
+	HUB_SHOWS_PEERS = 1u << 4, /* its names are links into the other hubs
+				      (hub_env.peer), which never list it */
 };
 
 /* One of a hub's own options, -o <name>=VALUE or a config file's line; the
@@ -155,6 +164,16 @@ struct hub_ops {
 	 * when true (fs.c). A hub that knows its answer stays fresh a moment
 	 * longer says false only then. Without it: never. */
 	bool (*would_block)(struct hub *hub, const char *path, bool list);
+	/* Optional, for the views of clients' caches (hub_views.c): calls fn
+	 * for each file or archive of the hub that a client caches, known from
+	 * the index alone (no request), with that client's layout ("torch",
+	 * "keras") and the path there, relative to the client's cache folder
+	 * ("hub/checkpoints/resnet18-f37072fd.pth"). A non-zero return of fn
+	 * stops the walk and is returned. */
+	int (*client_paths)(struct hub *hub,
+			    int (*fn)(void *ctx, const char *path, const char *client,
+				      const char *client_path),
+			    void *ctx);
 	void (*close)(struct hub *hub);
 	/* Optional, for an entry that makes several hubs (HUB_FROM_CATALOGS):
 	 * loads once, before any open, what names them (*set, freed by

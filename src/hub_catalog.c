@@ -814,6 +814,42 @@ static int add_client_copies(struct hub *hub, const struct catalog_entry *entry,
 	return source_add_local_take(src, path);
 }
 
+/* hub_ops.client_paths: each entry's download where torch.hub or Keras
+ * caches it (add_client_copies reads the same places). A made file
+ * (a converter's, a member, a decompressed download) is not what the
+ * client keeps under that name; tensorflow_hub's folders are not shown
+ * (its cache wants files no hub has). */
+static int catalog_client_paths(struct hub *hub,
+				int (*fn)(void *ctx, const char *path, const char *client,
+					  const char *client_path),
+				void *ctx)
+{
+	struct catalog_hub_state *st = hub->priv;
+	const char *kind = st->catalog->client_cache, *folder = NULL, *name, *why;
+	char buf[NAME_MAX + 1], path[PATH_MAX], client_path[PATH_MAX];
+	int rc = 0;
+
+	if (kind && strcmp(kind, "torch") == 0)
+		folder = "hub/checkpoints";
+	else if (kind && strcmp(kind, "keras") == 0)
+		folder = "models";
+	for (size_t i = 0; folder && i < st->count && rc == 0; i++) {
+		const struct name *n = &st->names[i];
+
+		if (n->kind != NAME_FILE || is_made(n))
+			continue;
+		name = client_name(n->entry, buf);
+		if (names_check_component(name, &why) != 0 ||
+		    (size_t)snprintf(path, sizeof(path), "%s%s%s", n->parent,
+				     n->parent[0] ? "/" : "", n->name) >= sizeof(path) ||
+		    (size_t)snprintf(client_path, sizeof(client_path), "%s/%s", folder, name) >=
+			sizeof(client_path))
+			continue;
+		rc = fn(ctx, path, kind, client_path);
+	}
+	return rc;
+}
+
 static int catalog_source(struct hub *hub, const char *path, struct source *out)
 {
 	struct catalog_hub_state *st = hub->priv;
@@ -899,6 +935,7 @@ const struct hub_ops hub_catalog_ops = {
 	.readlink = catalog_readlink,
 	.url = catalog_url,
 	.meta = catalog_meta,
+	.client_paths = catalog_client_paths,
 	.close = catalog_close,
 	.load = catalog_load,
 	.count = catalog_count,
