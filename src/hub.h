@@ -174,6 +174,20 @@ struct hub_ops {
 			    int (*fn)(void *ctx, const char *path, const char *client,
 				      const char *client_path),
 			    void *ctx);
+	/* Optional, for the views of clients' caches: where this hub's repos
+	 * are in a client's cache, as the prefix of their folders there
+	 * ("huggingface/hub/models--": org/name is models--org--name); the
+	 * hub serves "org/name@<rev>" for any revision. */
+	const char *client_repos;
+	/* Optional, with client_repos: the commit repo ("org/name[@rev]") is
+	 * at now, 40 hex digits and a NUL into out; may make a request
+	 * (would_block of the repo's path says so). */
+	int (*commit_of)(struct hub *hub, const char *repo, char out[41]);
+	/* Optional. A small file's bytes, made from the hub's index rather
+	 * than downloaded (a view's refs/<branch>): *data is the caller's.
+	 * The core serves every file of such a hub from memory; its source
+	 * only does the same remote work and gives an empty source. */
+	int (*content)(struct hub *hub, const char *path, char **data, size_t *len);
 	void (*close)(struct hub *hub);
 	/* Optional, for an entry that makes several hubs (HUB_FROM_CATALOGS):
 	 * loads once, before any open, what names them (*set, freed by

@@ -1,5 +1,5 @@
 /* hub_views.c: <mount>/.clients/, each client's cache layout (torch.hub's
- * hub/checkpoints/, Keras's models/) made of
+ * hub/checkpoints/, Keras's models/, huggingface_hub's: views_hf.c) made of
  * relative links into the hubs that serve the files, so a client reads the
  * very file its hub path serves: one blob, one download, one verification.
  * Not for: what a client names a file (each hub's client_paths) or serving
@@ -14,12 +14,14 @@
 #include <time.h>
 
 #include "hub_views.h"
+#include "views_hf.h"
 
 /* The folders each view has even when no hub fills it: a client makes
  * them (os.makedirs(..., exist_ok=True)) before it looks, and on a
  * read-only mount only an existing folder passes. */
 static const char *const fixed_dirs[] = {
-	"torch", "torch/hub", "torch/hub/checkpoints", "keras", "keras/models",
+	"torch", "torch/hub", "torch/hub/checkpoints", "keras", "keras/models", "huggingface",
+	VIEWS_HF_DIR,
 };
 
 struct views_state {
@@ -180,8 +182,13 @@ static void views_close(struct hub *hub)
 
 static int views_list(struct hub *hub, const char *dir, struct entry_list *out)
 {
+	const struct views_state *st = hub->priv;
 	struct views_walk w = { .self = hub, .want = dir, .list = out };
-	int rc = walk(&w);
+	int rc;
+
+	if (views_hf_owns(dir))
+		return views_hf_list(hub, dir, st->opened, out);
+	rc = walk(&w);
 
 	if (rc == 0 && !w.found)
 		rc = -ENOENT;
@@ -195,8 +202,11 @@ static int views_lookup(struct hub *hub, const char *path, struct entry *out)
 	const struct views_state *st = hub->priv;
 	struct views_walk w = { .self = hub, .want = path };
 	const char *base = strrchr(path, '/');
-	int rc = walk(&w);
+	int rc;
 
+	if (views_hf_owns(path))
+		return views_hf_lookup(hub, path, st->opened, out);
+	rc = walk(&w);
 	memset(out, 0, sizeof(*out));
 	if (rc == 0 && (!w.found || (w.type == ENTRY_LINK && !w.target[0])))
 		rc = -ENOENT;
@@ -212,8 +222,11 @@ static int views_lookup(struct hub *hub, const char *path, struct entry *out)
 static int views_readlink(struct hub *hub, const char *path, char *out, size_t out_size)
 {
 	struct views_walk w = { .self = hub, .want = path };
-	int rc = walk(&w);
+	int rc;
 
+	if (views_hf_owns(path))
+		return views_hf_readlink(hub, path, out, out_size);
+	rc = walk(&w);
 	if (rc == 0 && (!w.found || (w.type == ENTRY_LINK && !w.target[0])))
 		rc = -ENOENT;
 	else if (rc == 0 && w.type != ENTRY_LINK)
@@ -223,22 +236,43 @@ static int views_readlink(struct hub *hub, const char *path, char *out, size_t o
 	return rc;
 }
 
-/* Nothing here has bytes of its own: the links' targets do. */
+/* The links' targets have the bytes. A file of content's has no source
+ * to download: asking for one does content's remote work (the mount asks
+ * it off its FUSE threads when would_block says so), and gives none. */
 static int views_source(struct hub *hub, const char *path, struct source *out)
 {
-	(void)hub;
-	(void)path;
+	char *data = NULL;
+	size_t len;
+	int rc = views_hf_owns(path) ? views_hf_content(hub, path, &data, &len) : -EINVAL;
+
+	free(data);
 	memset(out, 0, sizeof(*out));
-	return -EINVAL;
+	return rc;
+}
+
+static int views_content(struct hub *hub, const char *path, char **data, size_t *len)
+{
+	*data = NULL;
+	*len = 0;
+	return views_hf_owns(path) ? views_hf_content(hub, path, data, len) : -EINVAL;
+}
+
+/* The catalog hubs' client paths are in memory; the Hugging Face layout
+ * asks its hubs. */
+static bool views_would_block(struct hub *hub, const char *path, bool list)
+{
+	return views_hf_owns(path) && views_hf_would_block(hub, path, list);
 }
 
 const struct hub_ops hub_views_ops = {
 	.name = HUB_VIEWS_NAME,
-	.flags = HUB_LISTS_ALL | HUB_SIZES_KNOWN | HUB_SHOWS_PEERS,
+	.flags = HUB_SIZES_KNOWN | HUB_SHOWS_PEERS,
 	.open = views_open,
 	.list = views_list,
 	.lookup = views_lookup,
 	.source = views_source,
 	.readlink = views_readlink,
+	.would_block = views_would_block,
+	.content = views_content,
 	.close = views_close,
 };

@@ -1,36 +1,48 @@
 #!/usr/bin/env python3
 """Integration tests of the views of clients' caches (<mount>/.clients/) and `omnihub env`,
-with the clients' own unmodified code: Debian's torchvision/torch.hub.
+with the clients' own unmodified code: Debian's torchvision/torch.hub, and the Hugging Face JS
+client (@huggingface/hub from npm).
 Not for the hubs the views link into (test_catalog_mount.py, test_hf_mount.py).
 """
 
 # Run by `make check`:
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub /usr/bin/python3 \
 #         tests/integration/test_views.py [PART]
-# Needs Debian's python3-torch and python3-torchvision (scripts/install-deps).
+# Needs Debian's python3-torch and python3-torchvision, and npm (scripts/install-deps): the
+# set-up runs `npm install --ignore-scripts @huggingface/hub` once into BUILDDIR/npm-views/
+# (the HF tests skip when npm is missing or cannot install).
 # Every path a client computes is computed here as the client's source does, each one cited.
 
 import contextlib
+import http.server
 import importlib.util
 import io
 import json
 import os
-import shlex
+import shutil
+import socket
 import subprocess
 import sys
+import threading
 import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import SRCDIR, check, check_eq, run, sha256_bytes, test  # noqa: E402
+from mount_helpers import (SRCDIR, SkipTest, check, check_eq, run, sha256_bytes,  # noqa: E402
+                           test)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+import make_hf_repos as hfx  # noqa: E402
 from catalog_server import CatalogServer  # noqa: E402
+from hf_server import HfServer  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
 VIEWS = ".clients"  # the views' folder in the mount (src/hub_views.h)
 VISION_HUB = "torchvision"  # the catalog hub of the fixture (client_cache "torch")
-CLIENT_TIMEOUT = 300  # seconds a client process may take (ASan daemons are slow)
+CLIENT_TIMEOUT = 120  # seconds a client process may take (ASan daemons are slow)
+HF_REPO = hfx.ONNX_REPO  # a repo with a branch (main) and a tag (v1.0) at two commits
+HF_FILE = "config.json"  # differs between the two commits
+NPM_PACKAGE = "@huggingface/hub"
 
 
 def omnihub_binary():
@@ -76,9 +88,17 @@ class Shared:
         with open(os.path.join(self.www, "models", self.weights_name), "wb") as f:
             f.write(self.weights)
         self.srv = CatalogServer(self.www, self.tls_dir)
+        self.hf_dir = os.path.join(run_dir, "hf-fixture")
+        self.hf_desc = hfx.make_repos(self.hf_dir)
+        self.hf = HfServer(self.hf_dir, self.tls_dir)
+        self.npm_why = None  # why the JS client is not there, once asked
+
+    def hf_repo(self, repo_id=HF_REPO):
+        return next(r for r in self.hf_desc["repos"] if r["id"] == repo_id and r["type"] == "model")
 
     def start(self):
         self.srv.start()
+        self.hf.start()
         doc = {"omnihub_catalog": 1, "hub": VISION_HUB, "client_cache": "torch",
                "base_url": self.srv.base_url + "/models/",
                "models": {"resnet18": {"default": "IMAGENET1K_V1", "entries": {
@@ -102,6 +122,7 @@ def shared_setup(run_dir):
         yield shared
     finally:
         shared.srv.stop()
+        shared.hf.stop()
 
 
 def before_each(shared):
@@ -112,10 +133,12 @@ def before_each(shared):
 def views_mount(t):
     srv = t.shared.srv
     opts = ["cache=" + t.cache] + srv.options()
-    opts += ["system_catalogs=" + t.shared.empty, "catalogs=" + t.shared.catalogs]
+    opts += ["system_catalogs=" + t.shared.empty, "catalogs=" + t.shared.catalogs,
+             "hf_repos=" + HF_REPO]
     # The daemon's own client caches are empty folders of the test's: nothing is found there.
     env = {"TORCH_HOME": os.path.join(t.dir, "daemon_torch"),
-           "KERAS_HOME": os.path.join(t.dir, "daemon_keras")}
+           "KERAS_HOME": os.path.join(t.dir, "daemon_keras"),
+           "HF_ENDPOINT": t.shared.hf.endpoint}
     return t.mount(opts, env=env)
 
 
@@ -214,6 +237,224 @@ def torch_view_layout(t):
             with open(os.path.join(checkpoints, "new.pth"), "wb"):
                 pass
             check(False, "a file could be made in the view")
+        except OSError:
+            pass
+
+
+# ----------------------------------------------------------------------------- Hugging Face
+
+def hf_repo_folder(repo_type, repo_id):
+    """The client's folder of a repo: @huggingface/hub's getRepoFolderName (cache-management.ts):
+    [`${type}s`, ...name.split("/")].join("--"); huggingface_hub's repo_folder_name alike."""
+    return "--".join([repo_type + "s"] + repo_id.split("/"))
+
+
+def npm_client(t):
+    """The directory of @huggingface/hub, installed once per build with npm install
+    --ignore-scripts (its scripts would reach hosts this machine cannot); SkipTest without npm."""
+    shared = t.shared
+    build = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE", ".")))
+    prefix = os.path.join(build, "npm-views")
+    package = os.path.join(prefix, "node_modules", *NPM_PACKAGE.split("/"))
+    if shared.npm_why is None and not os.path.isfile(os.path.join(package, "package.json")):
+        if not shutil.which("npm") or not shutil.which("node"):
+            shared.npm_why = "npm or node is not installed (scripts/install-deps)"
+        else:
+            os.makedirs(prefix, exist_ok=True)
+            res = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
+                                  "--prefix", prefix, NPM_PACKAGE], capture_output=True, text=True,
+                                 timeout=600)
+            if res.returncode != 0:
+                shared.npm_why = "npm install %s failed: %s" % (NPM_PACKAGE, res.stderr[-500:])
+    if shared.npm_why:
+        raise SkipTest(shared.npm_why)
+    return package
+
+
+def refused_url():
+    """An http URL of a port nothing listens on: a request there fails at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return "http://127.0.0.1:%d" % port
+
+
+class PathsInfo(http.server.ThreadingHTTPServer):
+    """The one call @huggingface/hub's downloadFileToCacheDir makes for a branch: POST
+    /api/models/<repo>/paths-info/<rev> with {paths, expand} (paths-info.ts), answered from the
+    fixture's description as the Hub answers, lastCommit included. Any other request is
+    answered 404 and kept in `others`: a download the client tried itself."""
+
+    def __init__(self, repo):
+        self.repo = repo
+        self.calls, self.others = [], []
+        super().__init__(("127.0.0.1", 0), PathsInfoHandler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
+        return False
+
+
+class PathsInfoHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        srv, repo = self.server, self.server.repo
+        prefix = "/api/models/%s/paths-info/" % repo["id"]
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if not self.path.startswith(prefix):
+            return self.refuse()
+        rev = urllib.parse.unquote(self.path[len(prefix):])
+        commit = repo["revisions"].get(rev, rev)
+        files = {f["path"]: f for f in repo["commits"][commit]["files"]}
+        srv.calls.append((rev, body))
+        out = []
+        for path in body.get("paths", []):
+            f = files[path]
+            item = {"type": "file", "path": path, "oid": f["oid"], "size": f["size"],
+                    "lastCommit": {"id": commit, "title": "fixture", "date": hfx.LAST_MODIFIED}}
+            if "lfs" in f:
+                item["lfs"] = f["lfs"]
+            out.append(item)
+        data = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.refuse()
+
+    do_HEAD = do_GET
+
+    def refuse(self):
+        self.server.others.append((self.command, self.path))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+HF_JS_CLIENT = r"""
+// node -e SCRIPT ARGS...: process.argv is [node, ARGS...]
+const hub = require(process.argv[1]);
+const [cacheDir, repo, path, commit, pinnedUrl, mainUrl] = process.argv.slice(2);
+(async () => {
+  const pinned = await hub.downloadFileToCacheDir({repo, path, revision: commit, cacheDir,
+                                                   hubUrl: pinnedUrl});
+  const main = await hub.downloadFileToCacheDir({repo, path, cacheDir, hubUrl: mainUrl});
+  const scan = await hub.scanCacheDir(cacheDir);
+  const repos = scan.repos.map(r => ({name: r.id.name, type: r.id.type, path: r.path,
+    revisions: r.revisions.map(v => ({commit: v.commitOid, refs: v.refs,
+                                      files: v.files.map(f => f.path)}))}));
+  console.log(JSON.stringify({pinned, main, repos, warnings: scan.warnings.map(String)}));
+})().catch(e => { console.error(e && e.stack || String(e)); process.exit(1); });
+"""
+
+
+@test
+def hf_js_client_reads_the_hf_view(t):
+    """@huggingface/hub's own downloadFileToCacheDir, with cacheDir = HF_HUB_CACHE from
+    `omnihub env`: for a pinned commit the view has not shown (v1.0's) it returns the path in
+    the mount with no request at all (its hub URL refuses connections); for main it asks only
+    paths-info and returns the snapshot of the commit that names, downloading nothing. Both read
+    the bytes the hub path serves. scanCacheDir lists the repo the view shows, refs/main naming
+    the commit of snapshots/."""
+    package = npm_client(t)
+    repo = t.shared.hf_repo()
+    main, v1 = repo["revisions"]["main"], repo["revisions"]["v1.0"]
+    with views_mount(t) as m:
+        env = client_env(t, m)
+        cache = env.get("HF_HUB_CACHE")
+        check_eq(cache, m.path(VIEWS, "huggingface", "hub"), "HF_HUB_CACHE")
+        check_eq(env.get("HF_HUB_OFFLINE"), "1", "HF_HUB_OFFLINE")
+        with PathsInfo(repo) as api:
+            res = subprocess.run(["node", "-e", HF_JS_CLIENT, package, cache, HF_REPO, HF_FILE,
+                                  v1, refused_url(), api.url],
+                                 capture_output=True, text=True, env=env, timeout=CLIENT_TIMEOUT)
+        check_eq(res.returncode, 0, "the JS client's status (stderr: %s)" % res.stderr[-2000:])
+        got = json.loads(res.stdout.strip().splitlines()[-1])
+        check_eq(api.others, [], "requests other than paths-info (a download of its own)")
+        check_eq([c[0] for c in api.calls], ["main"], "paths-info calls")
+        folder = os.path.join(cache, hf_repo_folder("model", HF_REPO))
+        # getFilePointer (download-file-to-cache-dir.ts): join(storageFolder, "snapshots",
+        # revision, path).
+        check_eq(got["pinned"], os.path.join(folder, "snapshots", v1, HF_FILE), "pinned path")
+        check_eq(got["main"], os.path.join(folder, "snapshots", main, HF_FILE), "main's path")
+        org, name = HF_REPO.split("/")
+        for commit, got_path in ((v1, got["pinned"]), (main, got["main"])):
+            hub_file = m.path("huggingface", org, "%s@%s" % (name, commit), HF_FILE)
+            with open(got_path, "rb") as a, open(hub_file, "rb") as b:
+                check_eq(a.read(), b.read(), "the view's %s at %s" % (HF_FILE, commit[:8]))
+            check_eq(os.stat(got_path).st_ino, os.stat(hub_file).st_ino,
+                     "the view's file at %s is the hub path's" % commit[:8])
+        check(got["warnings"] == [], "scanCacheDir's warnings: %r" % got["warnings"])
+        mine = [r for r in got["repos"] if r["name"] == HF_REPO and r["type"] == "model"]
+        check_eq(len(mine), 1, "scanCacheDir's repos (%r)" % [r["name"] for r in got["repos"]])
+        revs = {r["commit"]: r for r in mine[0]["revisions"]}
+        check_eq(sorted(revs), [main], "the snapshots scanCacheDir found")
+        check_eq(revs[main]["refs"], ["main"], "the refs of main's snapshot")
+        with open(os.path.join(folder, "refs", "main")) as f:
+            check_eq(f.read(), main, "refs/main")
+
+
+@test
+def hf_view_layout(t):
+    """The Hugging Face view, folder by folder, as huggingface_hub's file_download.py makes and
+    reads it: refs/<branch> holds the commit (no newline); snapshots/<commit>/<path> links,
+    relative, into the hub's <org>/<name>@<commit>/<path>, for any commit, nested folders
+    real; blobs/ and .locks/<repo folder>/ exist for the client's makedirs(exist_ok=True);
+    nothing can be written."""
+    repo = t.shared.hf_repo()
+    main, v1 = repo["revisions"]["main"], repo["revisions"]["v1.0"]
+    org, name = HF_REPO.split("/")
+    with views_mount(t) as m:
+        cache = m.path(VIEWS, "huggingface", "hub")
+        folder_name = hf_repo_folder("model", HF_REPO)
+        folder = os.path.join(cache, folder_name)
+        check(folder_name in os.listdir(cache), "%s lists %s" % (cache, folder_name))
+        check_eq(sorted(os.listdir(folder)), ["blobs", "refs", "snapshots"], "the repo folder")
+        check_eq(os.listdir(os.path.join(folder, "refs")), ["main"], "refs/")
+        for rev, commit in (("main", main), ("v1.0", v1)):
+            with open(os.path.join(folder, "refs", rev)) as f:
+                check_eq(f.read(), commit, "refs/" + rev)
+        check_eq(os.listdir(os.path.join(folder, "snapshots")), [main], "snapshots/")
+        files = sorted(f["path"] for f in repo["commits"][v1]["files"])
+        snap = os.path.join(folder, "snapshots", v1)
+        seen = []
+        for root, dirs, names in os.walk(snap):
+            for n in names:
+                path = os.path.join(root, n)
+                rel = os.path.relpath(path, snap)
+                seen.append(rel)
+                check(os.path.islink(path), "%s is a link" % rel)
+                want = m.path("huggingface", org, "%s@%s" % (name, v1), rel)
+                check_eq(os.readlink(path), os.path.relpath(want, os.path.dirname(path)),
+                         "the link of " + rel)
+            for d in dirs:
+                check(not os.path.islink(os.path.join(root, d)), "%s is a real folder" % d)
+        check_eq(sorted(seen), files, "the files of snapshots/<v1.0's commit>")
+        for d in (os.path.join(folder, "blobs"), os.path.join(cache, ".locks", folder_name),
+                  os.path.join(folder, "snapshots", main)):
+            os.makedirs(d, exist_ok=True)  # file_download.py: os.makedirs(..., exist_ok=True)
+        for bad in (os.path.join(folder, "refs", "nope"), os.path.join(folder, "snapshots", "0" * 40),
+                    os.path.join(cache, hf_repo_folder("model", "acme/no-such-repo"))):
+            check(not os.path.exists(bad), "%s does not exist" % os.path.relpath(bad, cache))
+        try:
+            with open(os.path.join(folder, "refs", "main"), "w"):
+                pass
+            check(False, "refs/main could be written")
         except OSError:
             pass
 
