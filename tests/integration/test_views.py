@@ -220,7 +220,7 @@ def torch_view_layout(t):
     empty, so torch.hub's os.makedirs(model_dir) meets EEXIST; nothing can be written."""
     with views_mount(t) as m:
         check(VIEWS in os.listdir(m.mountpoint), "the mount's root lists %s" % VIEWS)
-        check_eq(sorted(os.listdir(m.path(VIEWS))), ["keras", "torch"], "the views")
+        check_eq(sorted(os.listdir(m.path(VIEWS))), ["huggingface", "keras", "torch"], "the views")
         checkpoints = m.path(VIEWS, "torch", "hub", "checkpoints")
         name = torch_hub_basename(resnet18_weights().url)
         check_eq(os.listdir(checkpoints), [name], "hub/checkpoints")
@@ -239,6 +239,35 @@ def torch_view_layout(t):
             check(False, "a file could be made in the view")
         except OSError:
             pass
+
+
+@test
+def omnihub_env_forms(t):
+    """omnihub env: bash's eval of its lines, --json's variables and --fish's set -gx lines say
+    the same; the Keras link is printed, not exported (Keras falls back to /tmp/.keras for a
+    cache it cannot write); a folder that is not a mount with views is refused."""
+    with views_mount(t) as m:
+        env = client_env(t, m)
+        rc, out, err = omnihub_env(t, m, "--json")
+        check_eq(rc, 0, "omnihub env --json's status (stderr: %s)" % err.strip())
+        doc = json.loads(out)
+        check_eq(doc["mountpoint"], m.mountpoint, "mountpoint")
+        want = {"TORCH_HOME": m.path(VIEWS, "torch"),
+                "HF_HUB_CACHE": m.path(VIEWS, "huggingface", "hub"), "HF_HUB_OFFLINE": "1"}
+        check_eq(doc["variables"], want, "--json's variables")
+        check_eq({k: env.get(k) for k in want}, want, "the variables bash's eval set")
+        check("KERAS_HOME" not in env, "KERAS_HOME is not exported")
+        check_eq(doc["links"], [{"client": "keras", "link": "~/.keras/models",
+                                 "target": m.path(VIEWS, "keras", "models")}], "--json's links")
+        rc, out, err = omnihub_env(t, m, "--fish")
+        check_eq(rc, 0, "omnihub env --fish's status (stderr: %s)" % err.strip())
+        fish = {line.split()[2]: line.split(None, 3)[3].rstrip(";").strip("'")
+                for line in out.splitlines() if line.startswith("set -gx ")}
+        check_eq(fish, want, "--fish's variables")
+        res = subprocess.run([omnihub_binary(), "env", t.dir], capture_output=True, text=True,
+                             env=t.env, timeout=60)
+        check_eq(res.returncode, 1, "omnihub env of a plain folder (stderr: %s)" % res.stderr)
+        check("not an omnihub-fuse mount" in res.stderr, "its message: %r" % res.stderr)
 
 
 # ----------------------------------------------------------------------------- Hugging Face
