@@ -93,8 +93,9 @@ class Shared:
         self.hf = HfServer(self.hf_dir, self.tls_dir)
         self.npm_why = None  # why the JS client is not there, once asked
 
-    def hf_repo(self, repo_id=HF_REPO):
-        return next(r for r in self.hf_desc["repos"] if r["id"] == repo_id and r["type"] == "model")
+    def hf_repo(self, repo_id=HF_REPO, repo_type="model"):
+        return next(r for r in self.hf_desc["repos"]
+                    if r["id"] == repo_id and r["type"] == repo_type)
 
     def start(self):
         self.srv.start()
@@ -134,7 +135,7 @@ def views_mount(t):
     srv = t.shared.srv
     opts = ["cache=" + t.cache] + srv.options()
     opts += ["system_catalogs=" + t.shared.empty, "catalogs=" + t.shared.catalogs,
-             "hf_repos=" + HF_REPO]
+             "hf_repos=%s,datasets/%s" % (HF_REPO, hfx.DATASET_REPO)]
     # The daemon's own client caches are empty folders of the test's: nothing is found there.
     env = {"TORCH_HOME": os.path.join(t.dir, "daemon_torch"),
            "KERAS_HOME": os.path.join(t.dir, "daemon_keras"),
@@ -486,6 +487,20 @@ def hf_view_layout(t):
             check(False, "refs/main could be written")
         except OSError:
             pass
+        # A dataset: datasets--org--name, linking into huggingface-datasets/.
+        data = t.shared.hf_repo(hfx.DATASET_REPO, "dataset")
+        commit = data["revisions"]["main"]
+        dfolder = os.path.join(cache, hf_repo_folder("dataset", hfx.DATASET_REPO))
+        check(os.path.basename(dfolder) in os.listdir(cache), "%s lists the dataset" % cache)
+        with open(os.path.join(dfolder, "refs", "main")) as f:
+            check_eq(f.read(), commit, "the dataset's refs/main")
+        first = sorted(f["path"] for f in data["commits"][commit]["files"])[0]
+        link = os.path.join(dfolder, "snapshots", commit, first)
+        want = m.path("huggingface-datasets", *hfx.DATASET_REPO.split("/"))
+        want = os.path.join(want[:-len(os.path.basename(want))] + "%s@%s" % (
+            os.path.basename(want), commit), first)
+        check_eq(os.readlink(link), os.path.relpath(want, os.path.dirname(link)),
+                 "the dataset's link of " + first)
 
 
 if __name__ == "__main__":
