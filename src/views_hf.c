@@ -2,8 +2,8 @@
  * <mount>/.clients/huggingface/hub/: models--<org>--<name>/ with refs/<branch>
  * (a file: the commit the hub resolves), snapshots/<commit>/<path> (links
  * into the hub's <org>/<name>@<commit>/, any commit, looked up on demand),
- * an empty blobs/, and .locks/<repo folder>/, the folders the client makes
- * on its way. Not for: the views' other layouts (hub_views.c) or the repos
+ * blobs/<etag> (links to the default commit's file of that ETag), and
+ * .locks/<repo folder>/, the folders the client makes on its way. Not for: the views' other layouts (hub_views.c) or the repos
  * themselves (hub_hf.c). */
 #include "build_config.h"
 
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "views_hf.h"
 
 #define LOCKS_DIR ".locks"
@@ -28,6 +29,7 @@ enum place_what {
 	HV_SNAPSHOTS, /* <repo folder>/snapshots */
 	HV_SNAPSHOT,  /* <repo folder>/snapshots/<rev>[/<path>] */
 	HV_BLOBS,     /* <repo folder>/blobs */
+	HV_BLOB,      /* <repo folder>/blobs/<etag> */
 };
 
 /* A path of the layout, parsed. */
@@ -35,7 +37,8 @@ struct place {
 	enum place_what what;
 	struct hub *peer;      /* the hub of the repo (not HV_TOP, HV_LOCKS) */
 	char repo[PATH_MAX];   /* "org/name", as the peer names it */
-	char name[NAME_MAX + 1]; /* HV_REF: the branch; HV_SNAPSHOT: the rev */
+	char name[NAME_MAX + 1]; /* HV_REF: the branch; HV_SNAPSHOT: the rev;
+				    HV_BLOB: the etag */
 	const char *inside;    /* HV_SNAPSHOT: below the rev ("" for it) */
 };
 
@@ -132,7 +135,11 @@ static int parse(struct hub *self, const char *path, struct place *pl)
 		return rc;
 	if (strcmp(second, "blobs") == 0) {
 		pl->what = HV_BLOBS;
-		return *p ? -ENOENT : 0;
+		if (*p == '\0')
+			return 0;
+		pl->what = HV_BLOB;
+		rc = next_component(&p, pl->name, sizeof(pl->name));
+		return rc ? rc : *p ? -ENOENT : 0;
 	}
 	if (strcmp(second, "refs") == 0 || strcmp(second, "snapshots") == 0) {
 		bool refs = second[0] == 'r';
@@ -257,6 +264,76 @@ static int list_repos(struct hub *self, time_t mtime, struct entry_list *out)
 	return rc;
 }
 
+/* What a walk of a commit's files looks for: one etag's file (etag set),
+ * or every etag (list set). */
+struct blob_walk {
+	const char *etag;
+	char found[PATH_MAX]; /* etag: the peer's path of its first file */
+	struct entry_list *list;
+	const char *blobs; /* list: the view's path of blobs/ */
+	time_t mtime;
+};
+
+/* Walks the files below dir (a peer's path), depth first, in the order the
+ * peer lists them. */
+static int walk_files(struct hub *peer, const char *dir, struct blob_walk *w)
+{
+	struct entry_list list = { 0 };
+	char child[PATH_MAX];
+	int rc = peer->ops->list(peer, dir, &list);
+
+	for (size_t i = 0; rc == 0 && i < list.count && !w->found[0]; i++) {
+		const struct entry *e = &list.items[i];
+
+		if ((size_t)snprintf(child, sizeof(child), "%s/%s", dir, e->name) >= sizeof(child))
+			continue;
+		if (e->type == ENTRY_DIR)
+			rc = walk_files(peer, child, w);
+		else if (e->type == ENTRY_FILE && e->digest.hex[0] && !e->digest.key[0] &&
+			 (e->digest.algo == DIGEST_SHA256 || e->digest.algo == DIGEST_GIT_BLOB_SHA1)) {
+			char view[PATH_MAX], link[PATH_MAX];
+
+			if (w->list && (size_t)snprintf(view, sizeof(view), "%s/%s", w->blobs,
+							e->digest.hex) < sizeof(view) &&
+			    link_to(view, peer, child, link, sizeof(link)) == 0)
+				rc = add(w->list, e->digest.hex, ENTRY_LINK, strlen(link), w->mtime);
+			else if (!w->list && strcmp(e->digest.hex, w->etag) == 0)
+				snprintf(w->found, sizeof(w->found), "%s", child);
+		}
+	}
+	entry_list_free(&list);
+	return rc;
+}
+
+/* The blobs of a repo are those of its default branch's commit, each
+ * named by its ETag: the LFS or Xet file's sha256, else git's blob sha1
+ * (the digests the hub checks them against). */
+static int walk_blobs(const struct place *pl, struct blob_walk *w)
+{
+	char commit[COMMIT_LEN + 1], dir[PATH_MAX];
+	int rc = pl->peer->ops->commit_of ? pl->peer->ops->commit_of(pl->peer, pl->repo, commit)
+					  : -ENOENT;
+
+	if (rc == 0 && (size_t)snprintf(dir, sizeof(dir), "%s@%s", pl->repo, commit) >= sizeof(dir))
+		rc = -ENAMETOOLONG;
+	if (rc == 0)
+		rc = walk_files(pl->peer, dir, w);
+	return rc;
+}
+
+/* A blob's link: found by its etag among the default commit's files. */
+static int blob_link(const char *path, const struct place *pl, char *out, size_t out_size)
+{
+	struct blob_walk w = { .etag = pl->name };
+	int rc = walk_blobs(pl, &w);
+
+	if (rc == 0 && !w.found[0])
+		rc = -ENOENT;
+	if (rc == 0)
+		rc = link_to(path, pl->peer, w.found, out, out_size);
+	return rc;
+}
+
 int views_hf_lookup(struct hub *self, const char *path, time_t mtime, struct entry *out)
 {
 	const char *base = strrchr(path, '/');
@@ -292,6 +369,11 @@ int views_hf_lookup(struct hub *self, const char *path, time_t mtime, struct ent
 			if (rc == 0)
 				make_entry(out, base, ENTRY_LINK, strlen(link), mtime);
 		}
+		return rc;
+	case HV_BLOB:
+		rc = blob_link(path, &pl, link, sizeof(link));
+		if (rc == 0)
+			make_entry(out, base, ENTRY_LINK, strlen(link), mtime);
 		return rc;
 	default:
 		rc = repo_exists(&pl);
@@ -362,8 +444,14 @@ int views_hf_list(struct hub *self, const char *path, time_t mtime, struct entry
 				rc = add(out, e->name, ENTRY_LINK, strlen(link), mtime);
 		}
 		break;
+	case HV_BLOBS: {
+		struct blob_walk w = { .list = out, .blobs = path, .mtime = mtime };
+
+		rc = walk_blobs(&pl, &w);
+		break;
+	}
 	default:
-		break; /* blobs/ and a lock's folder: empty */
+		break; /* a lock's folder: empty */
 	}
 	entry_list_free(&peer_list);
 	return rc;
@@ -376,6 +464,8 @@ int views_hf_readlink(struct hub *self, const char *path, char *out, size_t out_
 	struct entry e;
 	int rc = parse(self, path, &pl);
 
+	if (rc == 0 && pl.what == HV_BLOB)
+		return blob_link(path, &pl, out, out_size);
 	if (rc == 0 && pl.what != HV_SNAPSHOT)
 		rc = -EINVAL;
 	if (rc == 0)
@@ -419,6 +509,9 @@ bool views_hf_would_block(struct hub *self, const char *path, bool list)
 	if (parse(self, path, &pl) != 0 || pl.what == HV_TOP || pl.what == HV_LOCKS ||
 	    !pl.peer->ops->would_block)
 		return false;
+	if (pl.what == HV_BLOBS || pl.what == HV_BLOB)
+		return pl.peer->ops->would_block(pl.peer, pl.repo, false) ||
+		       pl.peer->ops->would_block(pl.peer, pl.repo, true);
 	if (pl.what != HV_SNAPSHOT && pl.what != HV_REF)
 		return pl.peer->ops->would_block(pl.peer, pl.repo, false);
 	if (peer_path(&pl, target, sizeof(target)) != 0)

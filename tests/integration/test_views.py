@@ -444,8 +444,9 @@ def hf_view_layout(t):
     """The Hugging Face view, folder by folder, as huggingface_hub's file_download.py makes and
     reads it: refs/<branch> holds the commit (no newline); snapshots/<commit>/<path> links,
     relative, into the hub's <org>/<name>@<commit>/<path>, for any commit, nested folders
-    real; blobs/ and .locks/<repo folder>/ exist for the client's makedirs(exist_ok=True);
-    nothing can be written."""
+    real; blobs/<etag> is the default commit's file with that ETag; blobs/ and
+    .locks/<repo folder>/ exist for the client's makedirs(exist_ok=True); nothing can be
+    written."""
     repo = t.shared.hf_repo()
     main, v1 = repo["revisions"]["main"], repo["revisions"]["v1.0"]
     org, name = HF_REPO.split("/")
@@ -475,6 +476,16 @@ def hf_view_layout(t):
             for d in dirs:
                 check(not os.path.islink(os.path.join(root, d)), "%s is a real folder" % d)
         check_eq(sorted(seen), files, "the files of snapshots/<v1.0's commit>")
+        # blobs/<etag>: the ETag the Hub gives (file_download.py's etag: X-Linked-Etag, the
+        # LFS sha256, else the git blob sha1), each the default commit's file of that content.
+        mains = {f["path"]: f for f in repo["commits"][main]["files"]}
+        etags = {(f["lfs"]["oid"] if "lfs" in f else f["oid"]): p for p, f in mains.items()}
+        blobs = os.path.join(folder, "blobs")
+        check_eq(sorted(os.listdir(blobs)), sorted(etags), "blobs/")
+        for etag, path in etags.items():
+            with open(os.path.join(blobs, etag), "rb") as a, \
+                    open(os.path.join(folder, "snapshots", main, path), "rb") as b:
+                check_eq(a.read(), b.read(), "blobs/%s (%s)" % (etag[:12], path))
         for d in (os.path.join(folder, "blobs"), os.path.join(cache, ".locks", folder_name),
                   os.path.join(folder, "snapshots", main)):
             os.makedirs(d, exist_ok=True)  # file_download.py: os.makedirs(..., exist_ok=True)

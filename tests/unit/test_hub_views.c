@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "hub_views.h"
 #include "tap.h"
 
@@ -56,24 +57,46 @@ static const struct hub_ops cat_ops = {
 #define MAIN_COMMIT "1111111111111111111111111111111111111111"
 #define OLD_COMMIT "2222222222222222222222222222222222222222"
 
+/* The ETags of the two files (the git blob sha1 of a plain file, the
+ * sha256 of an LFS one). */
+#define CONFIG_ETAG "3333333333333333333333333333333333333333"
+#define MODEL_ETAG "4444444444444444444444444444444444444444444444444444444444444444"
+
 static void entry_of(struct entry *e, const char *name, enum entry_type type)
 {
 	memset(e, 0, sizeof(*e));
 	strcpy(e->name, name);
 	e->type = type;
+	if (!strcmp(name, "config.json"))
+		digest_spec_set(&e->digest, DIGEST_GIT_BLOB_SHA1, CONFIG_ETAG);
+	else if (!strcmp(name, "model.onnx"))
+		digest_spec_set(&e->digest, DIGEST_SHA256, MODEL_ETAG);
+}
+
+/* Both commits hold the same files: "acme/tiny@<commit>" as "acme/tiny@". */
+static const char *at_any_commit(const char *path, char *buf, size_t size)
+{
+	const char *at = strchr(path, '@');
+
+	if (at && (!strncmp(at + 1, MAIN_COMMIT, 40) || !strncmp(at + 1, OLD_COMMIT, 40)))
+		snprintf(buf, size, "%.*s@%s", (int)(at - path), path, at + 41);
+	else
+		snprintf(buf, size, "%s", path);
+	return buf;
 }
 
 static int hf_lookup(struct hub *hub, const char *path, struct entry *out)
 {
 	const char *base = strrchr(path, '/');
+	char buf[512];
 
 	(void)hub;
 	base = base ? base + 1 : path;
-	if (!strcmp(path, "acme") || !strcmp(path, "acme/tiny") ||
-	    !strcmp(path, "acme/tiny@" OLD_COMMIT) || !strcmp(path, "acme/tiny@" OLD_COMMIT "/onnx"))
+	path = at_any_commit(path, buf, sizeof(buf));
+	if (!strcmp(path, "acme") || !strcmp(path, "acme/tiny") || !strcmp(path, "acme/tiny@") ||
+	    !strcmp(path, "acme/tiny@/onnx"))
 		entry_of(out, base, ENTRY_DIR);
-	else if (!strcmp(path, "acme/tiny@" OLD_COMMIT "/config.json") ||
-		 !strcmp(path, "acme/tiny@" OLD_COMMIT "/onnx/model.onnx"))
+	else if (!strcmp(path, "acme/tiny@/config.json") || !strcmp(path, "acme/tiny@/onnx/model.onnx"))
 		entry_of(out, base, ENTRY_FILE);
 	else
 		return -ENOENT;
@@ -83,21 +106,26 @@ static int hf_lookup(struct hub *hub, const char *path, struct entry *out)
 static int hf_list(struct hub *hub, const char *dir, struct entry_list *out)
 {
 	struct entry e;
+	char buf[512];
 	int rc = 0;
 
 	(void)hub;
+	dir = at_any_commit(dir, buf, sizeof(buf));
 	if (!strcmp(dir, "")) {
 		entry_of(&e, "acme", ENTRY_DIR);
 		rc = entry_list_add(out, &e);
 	} else if (!strcmp(dir, "acme")) {
 		entry_of(&e, "tiny", ENTRY_DIR);
 		rc = entry_list_add(out, &e);
-	} else if (!strcmp(dir, "acme/tiny@" OLD_COMMIT)) {
+	} else if (!strcmp(dir, "acme/tiny@")) {
 		entry_of(&e, "config.json", ENTRY_FILE);
 		rc = entry_list_add(out, &e);
 		entry_of(&e, "onnx", ENTRY_DIR);
 		if (rc == 0)
 			rc = entry_list_add(out, &e);
+	} else if (!strcmp(dir, "acme/tiny@/onnx")) {
+		entry_of(&e, "model.onnx", ENTRY_FILE);
+		rc = entry_list_add(out, &e);
 	} else {
 		rc = -ENOENT;
 	}
@@ -238,6 +266,16 @@ int main(void)
 	tap_ok(views->ops->lookup(views, "huggingface/hub/models--acme--tiny/snapshots/" MAIN_COMMIT
 					 "/x", &e) == -ENOENT,
 	       "a path the commit lacks: ENOENT");
+	tap_ok(listed(views, "huggingface/hub/models--acme--tiny/blobs", CONFIG_ETAG, ENTRY_LINK) &&
+		       listed(views, "huggingface/hub/models--acme--tiny/blobs", MODEL_ETAG,
+			      ENTRY_LINK),
+	       "blobs/ lists the default commit's files by ETag");
+	tap_ok(link_is(views, "huggingface/hub/models--acme--tiny/blobs/" MODEL_ETAG,
+		       "../../../../../huggingface/acme/tiny@" MAIN_COMMIT "/onnx/model.onnx"),
+	       "blobs/<sha256> links to that commit's LFS file");
+	tap_ok(views->ops->lookup(views, "huggingface/hub/models--acme--tiny/blobs/" OLD_COMMIT,
+				  &e) == -ENOENT,
+	       "an ETag no file has: ENOENT");
 	views->ops->close(views);
 	return tap_done();
 }
