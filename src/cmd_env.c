@@ -26,6 +26,9 @@ struct env_var {
 static const struct env_var env_vars[] = {
 	/* torch.hub: $TORCH_HOME/hub/checkpoints/<basename of the URL> */
 	{ "TORCH_HOME", "torch", NULL, "torch" },
+	/* onnx.hub: $ONNX_HOME/hub/<dir of model_path>/<sha256>_<basename>;
+	 * it still asks the network for its manifest first */
+	{ "ONNX_HOME", "onnx", NULL, "onnx" },
 	/* huggingface_hub: $HF_HUB_CACHE/models--org--name/...; offline, it
 	 * reads refs/ and snapshots/ only and never writes (man page, CLIENTS) */
 	{ "HF_HUB_CACHE", "huggingface/hub", NULL, "huggingface/hub" },

@@ -1,7 +1,8 @@
 /* hub_views.c: <mount>/.clients/, each client's cache layout (torch.hub's
- * hub/checkpoints/, Keras's models/, huggingface_hub's: views_hf.c) made of
- * relative links into the hubs that serve the files, so a client reads the
- * very file its hub path serves: one blob, one download, one verification.
+ * hub/checkpoints/, Keras's models/, onnx.hub's hub/; huggingface_hub's in
+ * views_hf.c) made of relative links into the hubs that serve the files, so
+ * a client reads the very file its hub path serves: one blob, one download,
+ * one verification.
  * Not for: what a client names a file (each hub's client_paths) or serving
  * bytes (the hubs the links point into). */
 #include "build_config.h"
@@ -14,14 +15,15 @@
 #include <time.h>
 
 #include "hub_views.h"
+#include "names.h"
 #include "views_hf.h"
 
 /* The folders each view has even when no hub fills it: a client makes
  * them (os.makedirs(..., exist_ok=True)) before it looks, and on a
  * read-only mount only an existing folder passes. */
 static const char *const fixed_dirs[] = {
-	"torch", "torch/hub", "torch/hub/checkpoints", "keras", "keras/models", "huggingface",
-	VIEWS_HF_DIR,
+	"torch", "torch/hub", "torch/hub/checkpoints", "keras", "keras/models", "onnx", "onnx/hub",
+	"huggingface", VIEWS_HF_DIR,
 };
 
 struct views_state {
@@ -127,8 +129,11 @@ static int on_client_path(void *ctx, const char *path, const char *client,
 {
 	struct views_walk *w = ctx;
 	char full[PATH_MAX];
+	const char *why;
 
-	if ((size_t)snprintf(full, sizeof(full), "%s/%s", client, client_path) >= sizeof(full))
+	/* A name from an index ("..", an empty part) must not climb out. */
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", client, client_path) >= sizeof(full) ||
+	    names_check_relpath(full, &why) != 0)
 		return 0;
 	return visit(w, full, path);
 }

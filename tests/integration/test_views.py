@@ -14,6 +14,7 @@ Not for the hubs the views link into (test_catalog_mount.py, test_hf_mount.py).
 # Every path a client computes is computed here as the client's source does, each one cited.
 
 import contextlib
+import hashlib
 import http.server
 import importlib.util
 import io
@@ -87,11 +88,34 @@ class Shared:
         self.weights_name = torch_hub_basename(resnet18_weights().url)
         with open(os.path.join(self.www, "models", self.weights_name), "wb") as f:
             f.write(self.weights)
+        self.onnx = self.make_onnx()
         self.srv = CatalogServer(self.www, self.tls_dir)
         self.hf_dir = os.path.join(run_dir, "hf-fixture")
         self.hf_desc = hfx.make_repos(self.hf_dir)
         self.hf = HfServer(self.hf_dir, self.tls_dir)
         self.npm_why = None  # why the JS client is not there, once asked
+
+    def make_onnx(self):
+        """A real ONNX model (python3-onnx) and a zoo manifest naming it, as the zoo's
+        ONNX_HUB_MANIFEST.json does: model, model_path, opset_version, metadata.model_sha."""
+        from onnx import TensorProto, helper
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "tiny",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+        data = data.SerializeToString()
+        path = "vision/classification/tinynet/model/tinynet-12.onnx"
+        entry = {"model": "TinyNet", "model_path": path, "onnx_version": "1.7",
+                 "opset_version": 12,
+                 "metadata": {"model_sha": sha256_bytes(data), "model_bytes": len(data),
+                              "tags": ["vision"]}}
+        os.makedirs(os.path.dirname(os.path.join(self.www, "onnx", path)))
+        with open(os.path.join(self.www, "onnx", path), "wb") as f:
+            f.write(data)
+        with open(os.path.join(self.www, "onnx", "ONNX_HUB_MANIFEST.json"), "w") as f:
+            json.dump([entry], f)
+        return {"entry": entry, "data": data, "mount": ("onnx", "tinynet", "opset-12",
+                                                       "model.onnx")}
 
     def hf_repo(self, repo_id=HF_REPO, repo_type="model"):
         return next(r for r in self.hf_desc["repos"]
@@ -133,7 +157,9 @@ def before_each(shared):
 
 def views_mount(t):
     srv = t.shared.srv
-    opts = ["cache=" + t.cache] + srv.options()
+    opts = ["cache=" + t.cache, "cacert=" + srv.cacert,
+            "onnx_index_url=" + srv.url("/onnx/ONNX_HUB_MANIFEST.json"),
+            "onnx_url=" + srv.base_url + "/onnx/"]
     opts += ["system_catalogs=" + t.shared.empty, "catalogs=" + t.shared.catalogs,
              "hf_repos=%s,datasets/%s" % (HF_REPO, hfx.DATASET_REPO)]
     # The daemon's own client caches are empty folders of the test's: nothing is found there.
@@ -221,7 +247,8 @@ def torch_view_layout(t):
     empty, so torch.hub's os.makedirs(model_dir) meets EEXIST; nothing can be written."""
     with views_mount(t) as m:
         check(VIEWS in os.listdir(m.mountpoint), "the mount's root lists %s" % VIEWS)
-        check_eq(sorted(os.listdir(m.path(VIEWS))), ["huggingface", "keras", "torch"], "the views")
+        check_eq(sorted(os.listdir(m.path(VIEWS))), ["huggingface", "keras", "onnx", "torch"],
+                 "the views")
         checkpoints = m.path(VIEWS, "torch", "hub", "checkpoints")
         name = torch_hub_basename(resnet18_weights().url)
         check_eq(os.listdir(checkpoints), [name], "hub/checkpoints")
@@ -253,7 +280,7 @@ def omnihub_env_forms(t):
         check_eq(rc, 0, "omnihub env --json's status (stderr: %s)" % err.strip())
         doc = json.loads(out)
         check_eq(doc["mountpoint"], m.mountpoint, "mountpoint")
-        want = {"TORCH_HOME": m.path(VIEWS, "torch"),
+        want = {"TORCH_HOME": m.path(VIEWS, "torch"), "ONNX_HOME": m.path(VIEWS, "onnx"),
                 "HF_HUB_CACHE": m.path(VIEWS, "huggingface", "hub"), "HF_HUB_OFFLINE": "1"}
         check_eq(doc["variables"], want, "--json's variables")
         check_eq({k: env.get(k) for k in want}, want, "the variables bash's eval set")
@@ -269,6 +296,39 @@ def omnihub_env_forms(t):
                              env=t.env, timeout=60)
         check_eq(res.returncode, 1, "omnihub env of a plain folder (stderr: %s)" % res.stderr)
         check("not an omnihub-fuse mount" in res.stderr, "its message: %r" % res.stderr)
+
+
+@test
+def onnx_view_layout(t):
+    """The onnx.hub view: ONNX_HOME from `omnihub env`, the file at the path onnx/hub.py's
+    load() computes from the manifest entry (onnx 1.12, Debian), which passes load()'s own
+    sha256 check and is the hub path's file. (load() itself always fetches the manifest from
+    GitHub first, which this machine cannot reach: its cache hit is computed here as it does.)"""
+    onnx = t.shared.onnx
+    entry = onnx["entry"]
+    with views_mount(t) as m:
+        env = client_env(t, m)
+        home = env.get("ONNX_HOME")
+        check_eq(home, m.path(VIEWS, "onnx"), "ONNX_HOME")
+        # onnx/hub.py: _ONNX_HUB_DIR = join(os.environ["ONNX_HOME"], "hub"); in load():
+        # local_model_path_arr = selected_model.model_path.split("/"); the last part becomes
+        # f"{selected_model.model_sha}_{...}"; local_model_path = join(_ONNX_HUB_DIR, os.sep.join(...))
+        parts = entry["model_path"].split("/")
+        parts[-1] = "%s_%s" % (entry["metadata"]["model_sha"], parts[-1])
+        local = os.path.join(os.path.join(home, "hub"), os.sep.join(parts))
+        check(os.path.exists(local), "%s exists (load() would not download)" % local)
+        with open(local, "rb") as f:
+            data = f.read()
+        check_eq(hashlib.sha256(data).hexdigest(), entry["metadata"]["model_sha"],
+                 "load()'s sha256 check")
+        hub_file = m.path(*onnx["mount"])
+        check_eq(os.readlink(local), os.path.relpath(hub_file, os.path.dirname(local)),
+                 "the view's link")
+        check_eq(os.stat(local).st_ino, os.stat(hub_file).st_ino, "one file")
+        res = subprocess.run([sys.executable, "-c", "import onnx, sys; "
+                              "onnx.checker.check_model(onnx.load(sys.argv[1]))", local],
+                             capture_output=True, text=True, env=env, timeout=CLIENT_TIMEOUT)
+        check_eq(res.returncode, 0, "onnx.checker on the view's file (%s)" % res.stderr[-500:])
 
 
 # ----------------------------------------------------------------------------- Hugging Face

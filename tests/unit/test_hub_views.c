@@ -26,6 +26,8 @@ static int cat_client_paths(struct hub *hub,
 		rc = fn(ctx, "alexnet/V1.pth", "torch", "hub/checkpoints/alexnet-owt.pth");
 	if (rc == 0)
 		rc = fn(ctx, "vgg16/notop.h5", "keras", "models/vgg16_notop.h5");
+	if (rc == 0) /* from a hostile index: never shown */
+		rc = fn(ctx, "evil/x.pth", "torch", "hub/checkpoints/../../../evil.pth");
 	return rc;
 }
 
@@ -220,6 +222,10 @@ int main(void)
 	       "a Keras link, one folder less deep");
 	tap_ok(views->ops->lookup(views, "torch/hub/checkpoints/nope.pth", &e) == -ENOENT,
 	       "a name no peer gives: ENOENT");
+	tap_ok(!listed(views, "torch/hub/checkpoints", "..", ENTRY_DIR) &&
+		       !listed(views, "torch", "evil.pth", ENTRY_LINK) &&
+		       views->ops->lookup(views, "evil.pth", &e) == -ENOENT,
+	       "a client path with '..' is left out");
 	{
 		struct entry_list list = { 0 };
 		tap_ok(views->ops->list(views, "torch/hub/checkpoints/alexnet-owt.pth", &list) ==
