@@ -40,6 +40,10 @@ from zoo_server import make_tls  # noqa: E402
 
 VIEWS = ".clients"  # the views' folder in the mount (src/hub_views.h)
 VISION_HUB = "torchvision"  # the catalog hub of the fixture (client_cache "torch")
+KERAS_HUB = "keras"  # and one with client_cache "keras"
+# keras/applications/vgg16.py: WEIGHTS_PATH_NO_TOP's last segment, which it passes to get_file
+# as fname (cache_subdir="models").
+KERAS_URL_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 CLIENT_TIMEOUT = 120  # seconds a client process may take (ASan daemons are slow)
 HF_REPO = hfx.ONNX_REPO  # a repo with a branch (main) and a tag (v1.0) at two commits
 HF_FILE = "config.json"  # differs between the two commits
@@ -88,6 +92,10 @@ class Shared:
         self.weights_name = torch_hub_basename(resnet18_weights().url)
         with open(os.path.join(self.www, "models", self.weights_name), "wb") as f:
             f.write(self.weights)
+        self.keras = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 64  # bytes are all it checks
+        os.makedirs(os.path.join(self.www, "keras"))
+        with open(os.path.join(self.www, "keras", KERAS_URL_FILE), "wb") as f:
+            f.write(self.keras)
         self.onnx = self.make_onnx()
         self.srv = CatalogServer(self.www, self.tls_dir)
         self.hf_dir = os.path.join(run_dir, "hf-fixture")
@@ -131,6 +139,13 @@ class Shared:
                                      "digests": {"sha256": sha256_bytes(self.weights)},
                                      "size": len(self.weights), "format": "pth"}}}}}
         with open(os.path.join(self.catalogs, VISION_HUB + ".json"), "w") as f:
+            json.dump(doc, f)
+        doc = {"omnihub_catalog": 1, "hub": KERAS_HUB, "client_cache": "keras",
+               "base_url": self.srv.base_url + "/keras/",
+               "models": {"vgg16": {"entries": {"notop": {
+                   "url": KERAS_URL_FILE, "digests": {"sha256": sha256_bytes(self.keras)},
+                   "size": len(self.keras), "format": "h5", "file": "notop.h5"}}}}}
+        with open(os.path.join(self.catalogs, KERAS_HUB + ".json"), "w") as f:
             json.dump(doc, f)
 
 
@@ -255,7 +270,14 @@ def torch_view_layout(t):
         check(os.path.islink(os.path.join(checkpoints, name)), "%s is a link" % name)
         check_eq(os.lstat(os.path.join(checkpoints, name)).st_size,
                  len(os.readlink(os.path.join(checkpoints, name))), "a link's size")
-        check_eq(os.listdir(m.path(VIEWS, "keras", "models")), [], "keras/models (no keras hub)")
+        # keras/utils/data_utils.py, get_file: fpath = os.path.join(datadir, fname), datadir
+        # = os.path.join(cache_dir, cache_subdir) (cache_subdir "models").
+        models = m.path(VIEWS, "keras", "models")
+        check_eq(os.listdir(models), [KERAS_URL_FILE], "keras/models")
+        with open(os.path.join(models, KERAS_URL_FILE), "rb") as f:
+            check_eq(f.read(), t.shared.keras, "the Keras file's bytes")
+        check_eq(os.readlink(os.path.join(models, KERAS_URL_FILE)),
+                 os.path.join("..", "..", "..", KERAS_HUB, "vgg16", "notop.h5"), "its link")
         try:
             os.makedirs(checkpoints)  # torch/hub.py: os.makedirs(model_dir), EEXIST ignored
             check(False, "makedirs of an existing view folder succeeded")
