@@ -236,6 +236,7 @@ static int list_repos(struct hub *self, time_t mtime, struct entry_list *out)
 		if (prc == -ENOENT)
 			break;
 		if (prc || !peer->ops->client_repos ||
+		    strncmp(peer->ops->client_repos, VIEWS_HF_DIR "/", strlen(VIEWS_HF_DIR "/")) ||
 		    (peer->ops->would_block && peer->ops->would_block(peer, "", true)) ||
 		    peer->ops->list(peer, "", &top) != 0)
 			continue;
