@@ -24,15 +24,15 @@ struct env_var {
 };
 
 static const struct env_var env_vars[] = {
-	/* torch.hub: $TORCH_HOME/hub/checkpoints/<basename of the URL> */
-	{ "TORCH_HOME", "torch", NULL, "torch" },
-	/* onnx.hub: $ONNX_HOME/hub/<dir of model_path>/<sha256>_<basename>;
-	 * it still asks the network for its manifest first */
-	{ "ONNX_HOME", "onnx", NULL, "onnx" },
-	/* huggingface_hub: $HF_HUB_CACHE/models--org--name/...; offline, it
-	 * reads refs/ and snapshots/ only and never writes (man page, CLIENTS) */
-	{ "HF_HUB_CACHE", "huggingface/hub", NULL, "huggingface/hub" },
-	{ "HF_HUB_OFFLINE", NULL, "1", "huggingface/hub" },
+    /* torch.hub: $TORCH_HOME/hub/checkpoints/<basename of the URL> */
+    {"TORCH_HOME", "torch", NULL, "torch"},
+    /* onnx.hub: $ONNX_HOME/hub/<dir of model_path>/<sha256>_<basename>;
+     * it still asks the network for its manifest first */
+    {"ONNX_HOME", "onnx", NULL, "onnx"},
+    /* huggingface_hub: $HF_HUB_CACHE/models--org--name/...; offline, it
+     * reads refs/ and snapshots/ only and never writes (man page, CLIENTS) */
+    {"HF_HUB_CACHE", "huggingface/hub", NULL, "huggingface/hub"},
+    {"HF_HUB_OFFLINE", NULL, "1", "huggingface/hub"},
 };
 
 /* Keras falls back to /tmp/.keras when its cache folder is not writable:
@@ -91,9 +91,10 @@ static int pick_mount(struct cmd_ctx *ctx, const char *cmd, const char *given, c
 		cmd_error(ctx, "/proc/self/mountinfo", "%s", strerror(-rc));
 	else if (count != 1) {
 		rc = -EINVAL;
-		cmd_error(ctx, cmd, count ? "%zu omnihub-fuse mounts: give one's mount point"
-					  : "no omnihub-fuse mount (give its mount point)",
-			  count);
+		cmd_error(ctx, cmd,
+		          count ? "%zu omnihub-fuse mounts: give one's mount point"
+		                : "no omnihub-fuse mount (give its mount point)",
+		          count);
 	} else if (snprintf(out, PATH_MAX, "%s", paths[0]) >= PATH_MAX) {
 		rc = -ENAMETOOLONG;
 	}
@@ -136,7 +137,7 @@ static void print_shell(struct cmd_ctx *ctx, const char *root, enum env_form for
 	char path[PATH_MAX];
 
 	fprintf(ctx->out, "# the views of the omnihub-fuse mount %s (omnihub-fuse(1), CLIENTS)\n",
-		root);
+	        root);
 	for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++) {
 		const struct env_var *v = &env_vars[i];
 		if (!is_dir(root, v->needs) || (v->folder && !view_path(root, v->folder, path)))
@@ -147,7 +148,8 @@ static void print_shell(struct cmd_ctx *ctx, const char *root, enum env_form for
 	}
 	if (is_dir(root, KERAS_FOLDER) && view_path(root, KERAS_FOLDER, path)) {
 		fputs("# Keras writes its cache folder or uses /tmp/.keras: link it once with\n"
-		      "#   ln -s ", ctx->out);
+		      "#   ln -s ",
+		      ctx->out);
 		print_quoted(ctx->out, path, form);
 		fputs(" ~/.keras/models\n", ctx->out);
 	}
@@ -155,10 +157,10 @@ static void print_shell(struct cmd_ctx *ctx, const char *root, enum env_form for
 
 int cmd_env(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = { { "json", no_argument, NULL, 'j' },
-						  { "fish", no_argument, NULL, 'f' },
-						  { "sh", no_argument, NULL, 's' },
-						  { NULL, 0, NULL, 0 } };
+	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+	                                         {"fish", no_argument, NULL, 'f'},
+	                                         {"sh", no_argument, NULL, 's'},
+	                                         {NULL, 0, NULL, 0}};
 	enum env_form form = ENV_SH;
 	char root[PATH_MAX];
 	int c, status = CMD_EXIT_OK;
@@ -177,14 +179,14 @@ int cmd_env(struct cmd_ctx *ctx, int argc, char **argv)
 		form = ENV_JSON;
 	if (argc - optind > 1)
 		return cmd_usage_error(ctx, argv[0], "takes at most one mount point (%d given)",
-				       argc - optind);
+		                       argc - optind);
 	if (pick_mount(ctx, argv[0], argc - optind == 1 ? argv[optind] : NULL, root) != 0) {
 		status = CMD_EXIT_FAILED;
 		goto out;
 	}
 	if (!is_dir(root, "")) {
 		cmd_error(ctx, root, "shows no %s folder: not an omnihub-fuse mount with views",
-			  HUB_VIEWS_NAME);
+		          HUB_VIEWS_NAME);
 		status = CMD_EXIT_FAILED;
 		goto out;
 	}

@@ -22,8 +22,8 @@
  * them (os.makedirs(..., exist_ok=True)) before it looks, and on a
  * read-only mount only an existing folder passes. */
 static const char *const fixed_dirs[] = {
-	"torch", "torch/hub", "torch/hub/checkpoints", "keras", "keras/models", "onnx", "onnx/hub",
-	"huggingface", VIEWS_HF_DIR,
+    "torch", "torch/hub", "torch/hub/checkpoints", "keras",      "keras/models",
+    "onnx",  "onnx/hub",  "huggingface",           VIEWS_HF_DIR,
 };
 
 struct views_state {
@@ -47,7 +47,7 @@ struct views_walk {
  * to the mount's root (want's folders and this hub's own), then into the
  * peer. */
 static int link_target(const struct views_walk *w, const char *link, const char *peer_path,
-		       char *out, size_t out_size)
+                       char *out, size_t out_size)
 {
 	size_t ups = 1, used = 0;
 
@@ -66,11 +66,11 @@ static int link_target(const struct views_walk *w, const char *link, const char 
 }
 
 /* Adds name to the listing once; a link's target gives its size. */
-static int list_add(struct views_walk *w, const char *name, size_t len, bool dir,
-		    const char *full, const char *peer_path)
+static int list_add(struct views_walk *w, const char *name, size_t len, bool dir, const char *full,
+                    const char *peer_path)
 {
 	const struct views_state *st = w->self->priv;
-	struct entry entry = { 0 };
+	struct entry entry = {0};
 	char target[PATH_MAX];
 	int rc;
 
@@ -119,13 +119,12 @@ static int visit(struct views_walk *w, const char *full, const char *peer_path)
 		return w->type == ENTRY_DIR ? 1 : 0;
 	slash = strchr(rest, '/');
 	return list_add(w, rest, slash ? (size_t)(slash - rest) : strlen(rest), slash || !peer_path,
-			full, peer_path);
+	                full, peer_path);
 }
 
 /* hub_ops.client_paths' callback: the client's layout is the view's
  * folder of that name. */
-static int on_client_path(void *ctx, const char *path, const char *client,
-			  const char *client_path)
+static int on_client_path(void *ctx, const char *path, const char *client, const char *client_path)
 {
 	struct views_walk *w = ctx;
 	char full[PATH_MAX];
@@ -154,7 +153,8 @@ static int walk(struct views_walk *w)
 		rc = visit(w, fixed_dirs[i], NULL);
 	for (size_t i = 0; rc == 0; i++) {
 		struct hub *peer;
-		int prc = self->env->peer ? self->env->peer(self->env->peer_ctx, i, &peer) : -ENOENT;
+		int prc =
+		    self->env->peer ? self->env->peer(self->env->peer_ctx, i, &peer) : -ENOENT;
 
 		if (prc == -ENOENT)
 			break;
@@ -188,7 +188,7 @@ static void views_close(struct hub *hub)
 static int views_list(struct hub *hub, const char *dir, struct entry_list *out)
 {
 	const struct views_state *st = hub->priv;
-	struct views_walk w = { .self = hub, .want = dir, .list = out };
+	struct views_walk w = {.self = hub, .want = dir, .list = out};
 	int rc;
 
 	if (views_hf_owns(dir))
@@ -205,7 +205,7 @@ static int views_list(struct hub *hub, const char *dir, struct entry_list *out)
 static int views_lookup(struct hub *hub, const char *path, struct entry *out)
 {
 	const struct views_state *st = hub->priv;
-	struct views_walk w = { .self = hub, .want = path };
+	struct views_walk w = {.self = hub, .want = path};
 	const char *base = strrchr(path, '/');
 	int rc;
 
@@ -226,7 +226,7 @@ static int views_lookup(struct hub *hub, const char *path, struct entry *out)
 
 static int views_readlink(struct hub *hub, const char *path, char *out, size_t out_size)
 {
-	struct views_walk w = { .self = hub, .want = path };
+	struct views_walk w = {.self = hub, .want = path};
 	int rc;
 
 	if (views_hf_owns(path))
@@ -270,14 +270,14 @@ static bool views_would_block(struct hub *hub, const char *path, bool list)
 }
 
 const struct hub_ops hub_views_ops = {
-	.name = HUB_VIEWS_NAME,
-	.flags = HUB_SIZES_KNOWN | HUB_SHOWS_PEERS,
-	.open = views_open,
-	.list = views_list,
-	.lookup = views_lookup,
-	.source = views_source,
-	.readlink = views_readlink,
-	.would_block = views_would_block,
-	.content = views_content,
-	.close = views_close,
+    .name = HUB_VIEWS_NAME,
+    .flags = HUB_SIZES_KNOWN | HUB_SHOWS_PEERS,
+    .open = views_open,
+    .list = views_list,
+    .lookup = views_lookup,
+    .source = views_source,
+    .readlink = views_readlink,
+    .would_block = views_would_block,
+    .content = views_content,
+    .close = views_close,
 };

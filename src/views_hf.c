@@ -3,8 +3,9 @@
  * (a file: the commit the hub resolves), snapshots/<commit>/<path> (links
  * into the hub's <org>/<name>@<commit>/, any commit, looked up on demand),
  * blobs/<etag> (links to the default commit's file of that ETag), and
- * .locks/<repo folder>/, the folders the client makes on its way. Not for: the views' other layouts (hub_views.c) or the repos
- * themselves (hub_hf.c). */
+ * .locks/<repo folder>/, the folders the client makes on its way.
+ * Not for: the views' other layouts (hub_views.c) or the repos themselves
+ * (hub_hf.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include "digest.h"
 #include "views_hf.h"
 
-#define LOCKS_DIR ".locks"
+#define LOCKS_DIR  ".locks"
 #define COMMIT_LEN 40
 
 enum place_what {
@@ -35,11 +36,11 @@ enum place_what {
 /* A path of the layout, parsed. */
 struct place {
 	enum place_what what;
-	struct hub *peer;      /* the hub of the repo (not HV_TOP, HV_LOCKS) */
-	char repo[PATH_MAX];   /* "org/name", as the peer names it */
+	struct hub *peer;        /* the hub of the repo (not HV_TOP, HV_LOCKS) */
+	char repo[PATH_MAX];     /* "org/name", as the peer names it */
 	char name[NAME_MAX + 1]; /* HV_REF: the branch; HV_SNAPSHOT: the rev;
-				    HV_BLOB: the etag */
-	const char *inside;    /* HV_SNAPSHOT: below the rev ("" for it) */
+	                            HV_BLOB: the etag */
+	const char *inside;      /* HV_SNAPSHOT: below the rev ("" for it) */
 };
 
 bool views_hf_owns(const char *path)
@@ -74,7 +75,8 @@ static int repo_of_folder(struct hub *self, const char *folder, struct place *pl
 		return -ENOENT;
 	for (size_t i = 0; rc == -ENOENT; i++) {
 		struct hub *peer;
-		int prc = self->env->peer ? self->env->peer(self->env->peer_ctx, i, &peer) : -ENOENT;
+		int prc =
+		    self->env->peer ? self->env->peer(self->env->peer_ctx, i, &peer) : -ENOENT;
 		size_t plen;
 		const char *tail, *sep;
 
@@ -91,7 +93,7 @@ static int repo_of_folder(struct hub *self, const char *folder, struct place *pl
 			break;
 		if (sep)
 			snprintf(pl->repo, sizeof(pl->repo), "%.*s/%s", (int)(sep - tail), tail,
-				 sep + 2);
+			         sep + 2);
 		else
 			snprintf(pl->repo, sizeof(pl->repo), "%s", tail);
 		pl->peer = peer;
@@ -163,7 +165,7 @@ static int peer_path(const struct place *pl, char *out, size_t out_size)
 
 	if (pl->what == HV_SNAPSHOT || pl->what == HV_REF)
 		n = snprintf(out, out_size, "%s@%s%s%s", pl->repo, pl->name,
-			     pl->inside[0] ? "/" : "", pl->inside);
+		             pl->inside[0] ? "/" : "", pl->inside);
 	else
 		n = snprintf(out, out_size, "%s", pl->repo);
 	return n >= 0 && (size_t)n < out_size ? 0 : -ENAMETOOLONG;
@@ -172,7 +174,7 @@ static int peer_path(const struct place *pl, char *out, size_t out_size)
 /* A link at path (relative to the views' root) to the peer's target:
  * up to the mount's root (path's folders and the views' own), then in. */
 static int link_to(const char *path, const struct hub *peer, const char *target, char *out,
-		   size_t out_size)
+                   size_t out_size)
 {
 	size_t ups = 1, used = 0;
 
@@ -200,7 +202,7 @@ static int repo_exists(const struct place *pl)
 }
 
 static void make_entry(struct entry *e, const char *name, enum entry_type type, uint64_t size,
-		       time_t mtime)
+                       time_t mtime)
 {
 	memset(e, 0, sizeof(*e));
 	snprintf(e->name, sizeof(e->name), "%s", name);
@@ -210,7 +212,7 @@ static void make_entry(struct entry *e, const char *name, enum entry_type type, 
 }
 
 static int add(struct entry_list *out, const char *name, enum entry_type type, uint64_t size,
-	       time_t mtime)
+               time_t mtime)
 {
 	struct entry e;
 
@@ -228,9 +230,10 @@ static int list_repos(struct hub *self, time_t mtime, struct entry_list *out)
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0; i++) {
-		struct entry_list top = { 0 };
+		struct entry_list top = {0};
 		struct hub *peer;
-		int prc = self->env->peer ? self->env->peer(self->env->peer_ctx, i, &peer) : -ENOENT;
+		int prc =
+		    self->env->peer ? self->env->peer(self->env->peer_ctx, i, &peer) : -ENOENT;
 		const char *folder;
 
 		if (prc == -ENOENT)
@@ -242,7 +245,7 @@ static int list_repos(struct hub *self, time_t mtime, struct entry_list *out)
 			continue;
 		folder = peer->ops->client_repos + strlen(VIEWS_HF_DIR "/");
 		for (size_t t = 0; t < top.count && rc == 0; t++) {
-			struct entry_list org = { 0 };
+			struct entry_list org = {0};
 			const char *o = top.items[t].name;
 			bool only_dirs = true;
 			char name[NAME_MAX + 1];
@@ -256,7 +259,7 @@ static int list_repos(struct hub *self, time_t mtime, struct entry_list *out)
 			for (size_t r = 0; only_dirs && r < org.count && rc == 0; r++)
 				if (!strchr(org.items[r].name, '@') &&
 				    (size_t)snprintf(name, sizeof(name), "%s%s--%s", folder, o,
-						     org.items[r].name) < sizeof(name))
+				                     org.items[r].name) < sizeof(name))
 					rc = add(out, name, ENTRY_DIR, 0, mtime);
 			entry_list_free(&org);
 		}
@@ -279,7 +282,7 @@ struct blob_walk {
  * peer lists them. */
 static int walk_files(struct hub *peer, const char *dir, struct blob_walk *w)
 {
-	struct entry_list list = { 0 };
+	struct entry_list list = {0};
 	char child[PATH_MAX];
 	int rc = peer->ops->list(peer, dir, &list);
 
@@ -291,13 +294,16 @@ static int walk_files(struct hub *peer, const char *dir, struct blob_walk *w)
 		if (e->type == ENTRY_DIR)
 			rc = walk_files(peer, child, w);
 		else if (e->type == ENTRY_FILE && e->digest.hex[0] && !e->digest.key[0] &&
-			 (e->digest.algo == DIGEST_SHA256 || e->digest.algo == DIGEST_GIT_BLOB_SHA1)) {
+		         (e->digest.algo == DIGEST_SHA256 ||
+		          e->digest.algo == DIGEST_GIT_BLOB_SHA1)) {
 			char view[PATH_MAX], link[PATH_MAX];
 
-			if (w->list && (size_t)snprintf(view, sizeof(view), "%s/%s", w->blobs,
-							e->digest.hex) < sizeof(view) &&
+			if (w->list &&
+			    (size_t)snprintf(view, sizeof(view), "%s/%s", w->blobs, e->digest.hex) <
+			        sizeof(view) &&
 			    link_to(view, peer, child, link, sizeof(link)) == 0)
-				rc = add(w->list, e->digest.hex, ENTRY_LINK, strlen(link), w->mtime);
+				rc =
+				    add(w->list, e->digest.hex, ENTRY_LINK, strlen(link), w->mtime);
 			else if (!w->list && strcmp(e->digest.hex, w->etag) == 0)
 				snprintf(w->found, sizeof(w->found), "%s", child);
 		}
@@ -313,7 +319,7 @@ static int walk_blobs(const struct place *pl, struct blob_walk *w)
 {
 	char commit[COMMIT_LEN + 1], dir[PATH_MAX];
 	int rc = pl->peer->ops->commit_of ? pl->peer->ops->commit_of(pl->peer, pl->repo, commit)
-					  : -ENOENT;
+	                                  : -ENOENT;
 
 	if (rc == 0 && (size_t)snprintf(dir, sizeof(dir), "%s@%s", pl->repo, commit) >= sizeof(dir))
 		rc = -ENAMETOOLONG;
@@ -325,7 +331,7 @@ static int walk_blobs(const struct place *pl, struct blob_walk *w)
 /* A blob's link: found by its etag among the default commit's files. */
 static int blob_link(const char *path, const struct place *pl, char *out, size_t out_size)
 {
-	struct blob_walk w = { .etag = pl->name };
+	struct blob_walk w = {.etag = pl->name};
 	int rc = walk_blobs(pl, &w);
 
 	if (rc == 0 && !w.found[0])
@@ -354,8 +360,9 @@ int views_hf_lookup(struct hub *self, const char *path, time_t mtime, struct ent
 	case HV_REF:
 		rc = peer_path(&pl, target, sizeof(target));
 		if (rc == 0)
-			rc = pl.peer->ops->commit_of ? pl.peer->ops->commit_of(pl.peer, target, commit)
-						     : -ENOENT;
+			rc = pl.peer->ops->commit_of
+			         ? pl.peer->ops->commit_of(pl.peer, target, commit)
+			         : -ENOENT;
 		if (rc == 0)
 			make_entry(out, base, ENTRY_FILE, COMMIT_LEN, mtime);
 		return rc;
@@ -387,7 +394,7 @@ int views_hf_lookup(struct hub *self, const char *path, time_t mtime, struct ent
 int views_hf_list(struct hub *self, const char *path, time_t mtime, struct entry_list *out)
 {
 	char target[PATH_MAX], link[PATH_MAX], commit[COMMIT_LEN + 1];
-	struct entry_list peer_list = { 0 };
+	struct entry_list peer_list = {0};
 	struct place pl;
 	struct entry self_entry;
 	int rc = views_hf_lookup(self, path, mtime, &self_entry);
@@ -421,7 +428,7 @@ int views_hf_list(struct hub *self, const char *path, time_t mtime, struct entry
 		break;
 	case HV_SNAPSHOTS:
 		rc = pl.peer->ops->commit_of ? pl.peer->ops->commit_of(pl.peer, pl.repo, commit)
-					     : -ENOENT;
+		                             : -ENOENT;
 		if (rc == 0)
 			rc = add(out, commit, ENTRY_DIR, 0, mtime);
 		break;
@@ -438,15 +445,15 @@ int views_hf_list(struct hub *self, const char *path, time_t mtime, struct entry
 				continue;
 			}
 			if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, e->name) <
-				    sizeof(child) &&
+			        sizeof(child) &&
 			    (size_t)snprintf(into, sizeof(into), "%s/%s", target, e->name) <
-				    sizeof(into) &&
+			        sizeof(into) &&
 			    link_to(child, pl.peer, into, link, sizeof(link)) == 0)
 				rc = add(out, e->name, ENTRY_LINK, strlen(link), mtime);
 		}
 		break;
 	case HV_BLOBS: {
-		struct blob_walk w = { .list = out, .blobs = path, .mtime = mtime };
+		struct blob_walk w = {.list = out, .blobs = path, .mtime = mtime};
 
 		rc = walk_blobs(&pl, &w);
 		break;
@@ -494,7 +501,7 @@ int views_hf_content(struct hub *self, const char *path, char **data, size_t *le
 		rc = peer_path(&pl, target, sizeof(target));
 	if (rc == 0)
 		rc = pl.peer->ops->commit_of ? pl.peer->ops->commit_of(pl.peer, target, commit)
-					     : -ENOENT;
+		                             : -ENOENT;
 	if (rc == 0 && !(*data = strdup(commit)))
 		rc = -ENOMEM;
 	if (rc == 0)
