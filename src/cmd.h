@@ -55,8 +55,9 @@ int cmd_env(struct cmd_ctx *ctx, int argc, char **argv);
 #define CMD_ENV_HELP                                                                 \
 	"Prints the lines that point each client at the views of the mount at\n"   \
 	"MOUNTPOINT (default: the only omnihub-fuse mount): export TORCH_HOME,\n"  \
-	"ONNX_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE for the views the mount shows,\n" \
-	"and the link Keras needs. eval \"$(omnihub env /mnt/hub)\" sets a shell up.\n" \
+	"ONNX_HOME, TFHUB_CACHE_DIR, HF_HUB_CACHE, HF_HUB_OFFLINE for the views\n" \
+	"the mount shows, and the link Keras needs. eval \"$(omnihub env\n"        \
+	"/mnt/hub)\" sets a shell up.\n"                                          \
 	"\n"                                                                         \
 	"    --json                 one JSON document: {\"mountpoint\",\n"          \
 	"                           \"variables\": {NAME: VALUE}, \"links\"}\n"      \

@@ -29,6 +29,8 @@ static const struct env_var env_vars[] = {
     /* onnx.hub: $ONNX_HOME/hub/<dir of model_path>/<sha256>_<basename>;
      * it still asks the network for its manifest first */
     {"ONNX_HOME", "onnx", NULL, "onnx"},
+    /* tensorflow_hub: $TFHUB_CACHE_DIR/<sha1 of the handle>/, extracted */
+    {"TFHUB_CACHE_DIR", "tfhub", NULL, "tfhub"},
     /* huggingface_hub: $HF_HUB_CACHE/models--org--name/...; offline, it
      * reads refs/ and snapshots/ only and never writes (man page, CLIENTS) */
     {"HF_HUB_CACHE", "huggingface/hub", NULL, "huggingface/hub"},

@@ -167,9 +167,9 @@ struct hub_ops {
 	/* Optional, for the views of clients' caches (hub_views.c): calls fn
 	 * for each file or archive of the hub that a client caches, known from
 	 * the index alone (no request), with that client's layout ("torch",
-	 * "keras") and the path there, relative to the client's cache folder
-	 * ("hub/checkpoints/resnet18-f37072fd.pth"). A non-zero return of fn
-	 * stops the walk and is returned. */
+	 * "keras", "onnx", "tfhub") and the path there, relative to the
+	 * client's cache folder ("hub/checkpoints/resnet18-f37072fd.pth"). A
+	 * non-zero return of fn stops the walk and is returned. */
 	int (*client_paths)(struct hub *hub,
 			    int (*fn)(void *ctx, const char *path, const char *client,
 				      const char *client_path),

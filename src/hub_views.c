@@ -1,8 +1,8 @@
 /* hub_views.c: <mount>/.clients/, each client's cache layout (torch.hub's
- * hub/checkpoints/, Keras's models/, onnx.hub's hub/; huggingface_hub's in
- * views_hf.c) made of relative links into the hubs that serve the files, so
- * a client reads the very file its hub path serves: one blob, one download,
- * one verification.
+ * hub/checkpoints/, Keras's models/, onnx.hub's hub/, tensorflow_hub's
+ * <sha1 of the handle>/; huggingface_hub's in views_hf.c) made of relative
+ * links into the hubs that serve the files, so a client reads the very
+ * file its hub path serves: one blob, one download, one verification.
  * Not for: what a client names a file (each hub's client_paths) or serving
  * bytes (the hubs the links point into). */
 #include "build_config.h"

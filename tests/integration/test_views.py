@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import urllib.parse
 
@@ -44,6 +45,9 @@ KERAS_HUB = "keras"  # and one with client_cache "keras"
 # keras/applications/vgg16.py: WEIGHTS_PATH_NO_TOP's last segment, which it passes to get_file
 # as fname (cache_subdir="models").
 KERAS_URL_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+TFHUB_HUB = "tfhub"  # and one with client_cache "tfhub": an archive entry with its handle
+TFHUB_HANDLE = "https://tfhub.dev/testpub/testnet/1"
+TFHUB_FILES = {"saved_model.pb": b"\x08\x01saved model", "variables/variables.index": b"index"}
 CLIENT_TIMEOUT = 120  # seconds a client process may take (ASan daemons are slow)
 HF_REPO = hfx.ONNX_REPO  # a repo with a branch (main) and a tag (v1.0) at two commits
 HF_FILE = "config.json"  # differs between the two commits
@@ -93,6 +97,16 @@ class Shared:
         with open(os.path.join(self.www, "models", self.weights_name), "wb") as f:
             f.write(self.weights)
         self.keras = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 64  # bytes are all it checks
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, data in sorted(TFHUB_FILES.items()):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        self.tfhub = buf.getvalue()
+        os.makedirs(os.path.join(self.www, "tfhub"))
+        with open(os.path.join(self.www, "tfhub", "testnet-1.tar.gz"), "wb") as f:
+            f.write(self.tfhub)
         os.makedirs(os.path.join(self.www, "keras"))
         with open(os.path.join(self.www, "keras", KERAS_URL_FILE), "wb") as f:
             f.write(self.keras)
@@ -146,6 +160,14 @@ class Shared:
                    "url": KERAS_URL_FILE, "digests": {"sha256": sha256_bytes(self.keras)},
                    "size": len(self.keras), "format": "h5", "file": "notop.h5"}}}}}
         with open(os.path.join(self.catalogs, KERAS_HUB + ".json"), "w") as f:
+            json.dump(doc, f)
+        doc = {"omnihub_catalog": 1, "hub": TFHUB_HUB, "client_cache": "tfhub",
+               "base_url": self.srv.base_url + "/tfhub/",
+               "models": {"testpub/testnet": {"entries": {"1": {
+                   "url": "testnet-1.tar.gz", "digests": {"sha256": sha256_bytes(self.tfhub)},
+                   "size": len(self.tfhub), "format": "saved_model",
+                   "archive": {"expect": sorted(TFHUB_FILES)}, "client_id": TFHUB_HANDLE}}}}}
+        with open(os.path.join(self.catalogs, TFHUB_HUB + ".json"), "w") as f:
             json.dump(doc, f)
 
 
@@ -262,8 +284,8 @@ def torch_view_layout(t):
     empty, so torch.hub's os.makedirs(model_dir) meets EEXIST; nothing can be written."""
     with views_mount(t) as m:
         check(VIEWS in os.listdir(m.mountpoint), "the mount's root lists %s" % VIEWS)
-        check_eq(sorted(os.listdir(m.path(VIEWS))), ["huggingface", "keras", "onnx", "torch"],
-                 "the views")
+        check_eq(sorted(os.listdir(m.path(VIEWS))),
+                 ["huggingface", "keras", "onnx", "tfhub", "torch"], "the views")
         checkpoints = m.path(VIEWS, "torch", "hub", "checkpoints")
         name = torch_hub_basename(resnet18_weights().url)
         check_eq(os.listdir(checkpoints), [name], "hub/checkpoints")
@@ -303,6 +325,7 @@ def omnihub_env_forms(t):
         doc = json.loads(out)
         check_eq(doc["mountpoint"], m.mountpoint, "mountpoint")
         want = {"TORCH_HOME": m.path(VIEWS, "torch"), "ONNX_HOME": m.path(VIEWS, "onnx"),
+                "TFHUB_CACHE_DIR": m.path(VIEWS, "tfhub"),
                 "HF_HUB_CACHE": m.path(VIEWS, "huggingface", "hub"), "HF_HUB_OFFLINE": "1"}
         check_eq(doc["variables"], want, "--json's variables")
         check_eq({k: env.get(k) for k in want}, want, "the variables bash's eval set")
@@ -351,6 +374,29 @@ def onnx_view_layout(t):
                               "onnx.checker.check_model(onnx.load(sys.argv[1]))", local],
                              capture_output=True, text=True, env=env, timeout=CLIENT_TIMEOUT)
         check_eq(res.returncode, 0, "onnx.checker on the view's file (%s)" % res.stderr[-500:])
+
+
+@test
+def tfhub_view_layout(t):
+    """The tensorflow_hub view: TFHUB_CACHE_DIR from `omnihub env`; the module folder named as
+    compressed_module_resolver.py's _module_dir names it (hashlib.sha1(handle.encode("utf8"))
+    .hexdigest() under resolver.tfhub_cache_dir()), which passes resolver.py's atomic_download
+    check for a cached module (the folder exists and lists something: no lock, no download),
+    holding the archive's files as the hub path extracts them. (tensorflow_hub is not in
+    Debian 12: the check is computed here as its source does.)"""
+    with views_mount(t) as m:
+        env = client_env(t, m)
+        cache = env.get("TFHUB_CACHE_DIR")
+        check_eq(cache, m.path(VIEWS, "tfhub"), "TFHUB_CACHE_DIR")
+        module_dir = os.path.join(cache, hashlib.sha1(TFHUB_HANDLE.encode("utf8")).hexdigest())
+        check(os.path.exists(module_dir) and os.listdir(module_dir),
+              "check_module_exists() holds for %s" % module_dir)
+        hub_dir = m.path(TFHUB_HUB, "testpub", "testnet", "1")
+        check_eq(os.readlink(module_dir), os.path.relpath(hub_dir, os.path.dirname(module_dir)),
+                 "the module folder's link")
+        for name, data in TFHUB_FILES.items():
+            with open(os.path.join(module_dir, name), "rb") as f:
+                check_eq(f.read(), data, "the module's " + name)
 
 
 # ----------------------------------------------------------------------------- Hugging Face
