@@ -22,8 +22,8 @@
  * them (os.makedirs(..., exist_ok=True)) before it looks, and on a
  * read-only mount only an existing folder passes. */
 static const char *const fixed_dirs[] = {
-    "torch", "torch/hub", "torch/hub/checkpoints", "keras",      "keras/models",
-    "onnx",  "onnx/hub",  "huggingface",           VIEWS_HF_DIR,
+    "torch", "torch/hub", "torch/hub/checkpoints", "keras", "keras/models", "onnx", "onnx/hub",
+    "tfhub", "huggingface", VIEWS_HF_DIR,
 };
 
 struct views_state {
