@@ -6,6 +6,7 @@
 #define OMNIHUB_CMD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 struct config;
@@ -51,5 +52,21 @@ int cmd_where(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv);
 extern const char cmd_whoami_help[]; /* its --help text (cmd_whoami.c) */
+int cmd_env(struct cmd_ctx *ctx, int argc, char **argv);
+/* omnihub env's --help (cmd_env.c's options). */
+#define CMD_ENV_HELP                                                                 \
+	"Prints the lines that point each client at the views of the mount at\n"   \
+	"MOUNTPOINT (default: the only omnihub-fuse mount): export TORCH_HOME,\n"  \
+	"ONNX_HOME, TFHUB_CACHE_DIR, HF_HUB_CACHE, HF_HUB_OFFLINE for the views\n" \
+	"the mount shows, and the link Keras needs. eval \"$(omnihub env\n"        \
+	"/mnt/hub)\" sets a shell up.\n"                                          \
+	"\n"                                                                         \
+	"    --json                 one JSON document: {\"mountpoint\",\n"          \
+	"                           \"variables\": {NAME: VALUE}, \"links\"}\n"      \
+	"    --fish                 fish's set -gx lines\n"
+/* Every omnihub-fuse mount point of this mount namespace, from
+ * /proc/self/mountinfo (cmd_status.c): *paths and each of them the
+ * caller's. */
+int cmd_find_mounts(char ***paths, size_t *count);
 
 #endif

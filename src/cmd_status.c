@@ -175,6 +175,20 @@ static void hubs_json(const char *text, cJSON *hubs)
 	}
 }
 
+int cmd_find_mounts(char ***paths, size_t *count)
+{
+	struct mounts m = {0};
+	int rc = find_mounts(&m);
+
+	if (rc) {
+		mounts_free(&m);
+		m = (struct mounts){0};
+	}
+	*paths = m.paths;
+	*count = m.count;
+	return rc;
+}
+
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},

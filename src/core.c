@@ -87,6 +87,7 @@ struct core {
 };
 
 static void retrier_stop(struct core *core);
+static int core_peer(void *ctx, size_t i, struct hub **out);
 
 /* Loads, once, what each registry entry that makes several hubs names
  * them from (hub_ops.load). */
@@ -233,7 +234,9 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 	st->env = (struct hub_env){ .config = cfg,
 				    .fetcher = core->fetcher,
 				    .cache = st->cache,
-				    .budgets = core->budgets };
+				    .budgets = core->budgets,
+				    .peer = core_peer,
+				    .peer_ctx = core };
 	return 0;
 }
 
@@ -629,6 +632,30 @@ int core_hub(struct core *core, const char *name, struct hub **out, char *why, s
 		snprintf(why, why_size, "%s hub: %s", name, cand->why ? cand->why : "cannot open");
 	pthread_mutex_unlock(&core->hubs_lock);
 	return rc;
+}
+
+/* hub_env.peer: the mount opened every hub before it serves, so a hub
+ * that is not up now is retried or left out; the command opens one on
+ * first use, as core_hub does. */
+static int core_peer(void *ctx, size_t i, struct hub **out)
+{
+	struct core *core = ctx;
+	struct candidate *cand;
+	char why[512];
+	int rc;
+
+	*out = NULL;
+	if (i >= core->ncandidates)
+		return -ENOENT;
+	cand = &core->candidates[i];
+	if (cand->ops->flags & HUB_SHOWS_PEERS)
+		return -EAGAIN;
+	rc = hub_state_check(&cand->state);
+	if (rc == -ENOENT)
+		rc = core_hub(core, cand->name, out, why, sizeof(why));
+	if (rc == 0)
+		*out = cand->hub;
+	return rc == 0 ? 0 : -EAGAIN;
 }
 
 /* The retry thread's one try of cand, whose slot no other thread uses

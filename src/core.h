@@ -38,7 +38,9 @@ struct core;
 /* LOCK ORDER. A thread holding one of these mutexes takes only those below
  * it, never one above; keep it so when adding a lock or a call under one.
  *   1. core.c   core->hubs_lock      (a hub opens under it: 2, and the
- *                                     fetcher's, budgets' and log's)
+ *                                     fetcher's, budgets' and log's; taken
+ *                                     by hub_env.peer, which the views call
+ *                                     holding none)
  *   2. a hub's own lock              (hub_hf.c, hub_onnx.c, hub_catalog.c:
  *                                     released around requests and around
  *                                     hub_env.index_changed)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -125,6 +126,32 @@ static int open_stream(struct core_store *store, const struct source *src, const
 	return 0;
 }
 
+/* A file a hub makes from its index (hub_ops.content): its bytes in an
+ * anonymous file, so the mount serves it as any other fd. */
+static int open_content(struct hub *hub, const char *path, struct core_open *out)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int fd = -1, rc = hub->ops->content(hub, path, &data, &len);
+
+	if (rc)
+		goto out;
+	fd = memfd_create("omnihub-content", MFD_CLOEXEC);
+	if (fd < 0 || (len && pwrite(fd, data, len, 0) != (ssize_t)len)) {
+		rc = fd < 0 ? -errno : -EIO;
+		goto out;
+	}
+	out->kind = CORE_OPEN_FD;
+	out->fd = fd;
+	out->size = len;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(data);
+	return rc;
+}
+
 int core_open(struct core *core, struct hub *hub, const char *path,
 	      const struct digest_spec *digest, uint64_t size, core_wait_fn done, void *ctx,
 	      struct core_open *out)
@@ -137,6 +164,8 @@ int core_open(struct core *core, struct hub *hub, const char *path,
 
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
+	if (hub->ops->content)
+		return open_content(hub, path, out);
 	rc = core_source(core, hub, path, &src);
 	if (rc)
 		return rc;

@@ -60,6 +60,13 @@ struct hub_env {
 	 * that refreshed it; it does not block. NULL: nobody listens. */
 	void (*index_changed)(void *ctx, struct hub *hub);
 	void *index_changed_ctx;
+	/* The session's i-th hub, for a hub that shows the others (the views
+	 * of clients' caches, hub_views.c): 0 with *out while it serves (the
+	 * command opens it on first use); -EAGAIN when it does not serve now
+	 * or shows others itself (HUB_SHOWS_PEERS); -ENOENT past the last.
+	 * Takes core.c's hubs_lock: call it holding no lock. */
+	int (*peer)(void *ctx, size_t i, struct hub **out);
+	void *peer_ctx;
 };
 
 struct hub {
@@ -89,6 +96,8 @@ enum hub_flags {
 	HUB_FROM_CATALOGS = 1u << 3, /* one hub per hub the catalogs name, each
 					with that name, rather than one (it has
 					load, count, hub_name and unload) */
+	HUB_SHOWS_PEERS = 1u << 4, /* its names are links into the other hubs
+				      (hub_env.peer), which never list it */
 };
 
 /* One of a hub's own options, -o <name>=VALUE or a config file's line; the
@@ -155,6 +164,30 @@ struct hub_ops {
 	 * when true (fs.c). A hub that knows its answer stays fresh a moment
 	 * longer says false only then. Without it: never. */
 	bool (*would_block)(struct hub *hub, const char *path, bool list);
+	/* Optional, for the views of clients' caches (hub_views.c): calls fn
+	 * for each file or archive of the hub that a client caches, known from
+	 * the index alone (no request), with that client's layout ("torch",
+	 * "keras", "onnx", "tfhub") and the path there, relative to the
+	 * client's cache folder ("hub/checkpoints/resnet18-f37072fd.pth"). A
+	 * non-zero return of fn stops the walk and is returned. */
+	int (*client_paths)(struct hub *hub,
+			    int (*fn)(void *ctx, const char *path, const char *client,
+				      const char *client_path),
+			    void *ctx);
+	/* Optional, for the views of clients' caches: where this hub's repos
+	 * are in a client's cache, as the prefix of their folders there
+	 * ("huggingface/hub/models--": org/name is models--org--name); the
+	 * hub serves "org/name@<rev>" for any revision. */
+	const char *client_repos;
+	/* Optional, with client_repos: the commit repo ("org/name[@rev]") is
+	 * at now, 40 hex digits and a NUL into out; may make a request
+	 * (would_block of the repo's path says so). */
+	int (*commit_of)(struct hub *hub, const char *repo, char out[41]);
+	/* Optional. A small file's bytes, made from the hub's index rather
+	 * than downloaded (a view's refs/<branch>): *data is the caller's.
+	 * The core serves every file of such a hub from memory; its source
+	 * only does the same remote work and gives an empty source. */
+	int (*content)(struct hub *hub, const char *path, char **data, size_t *len);
 	void (*close)(struct hub *hub);
 	/* Optional, for an entry that makes several hubs (HUB_FROM_CATALOGS):
 	 * loads once, before any open, what names them (*set, freed by

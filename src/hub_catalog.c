@@ -785,23 +785,33 @@ static const char *client_name(const struct catalog_entry *entry, char out[NAME_
 	return out;
 }
 
+/* The sha1 of a tensorflow_hub handle, which names its module's folder in
+ * that client's cache (compressed_module_resolver.py, _module_dir). */
+static int tfhub_folder(const char *handle, char hex[DIGEST_HEX_MAX])
+{
+	struct digest *dg = NULL;
+	int rc;
+
+	rc = digest_new(&dg, DIGEST_SHA1, 0);
+	if (rc == 0)
+		rc = digest_update(dg, handle, strlen(handle));
+	if (rc == 0)
+		rc = digest_final_hex(dg, hex);
+	digest_free(dg);
+	return rc;
+}
+
 /* tensorflow_hub keeps a model extracted in the directory named by the
  * sha1 of its handle. */
 static int add_tfhub_copy(const struct config *cfg, const struct catalog_entry *entry,
 			  struct source *src)
 {
 	char hex[DIGEST_HEX_MAX], *path;
-	struct digest *dg = NULL;
 	int rc;
 
 	if (!entry->client_id || entry->stage != CATALOG_STAGE_ARCHIVE)
 		return 0;
-	rc = digest_new(&dg, DIGEST_SHA1, 0);
-	if (rc == 0)
-		rc = digest_update(dg, entry->client_id, strlen(entry->client_id));
-	if (rc == 0)
-		rc = digest_final_hex(dg, hex);
-	digest_free(dg);
+	rc = tfhub_folder(entry->client_id, hex);
 	if (rc)
 		return rc;
 	if (asprintf(&path, "%s/%s", cfg->tfhub_modules, hex) < 0)
@@ -834,6 +844,51 @@ static int add_client_copies(struct hub *hub, const struct catalog_entry *entry,
 	if (asprintf(&path, "%s/%s", dir, name) < 0)
 		return -ENOMEM;
 	return source_add_local_take(src, path);
+}
+
+/* hub_ops.client_paths: each entry's download where torch.hub or Keras
+ * caches it, and each archive with a handle where tensorflow_hub keeps it
+ * extracted (add_client_copies reads the same places). A made file (a
+ * converter's, a member, a decompressed download) is not what the client
+ * keeps under that name. */
+static int catalog_client_paths(struct hub *hub,
+				int (*fn)(void *ctx, const char *path, const char *client,
+					  const char *client_path),
+				void *ctx)
+{
+	struct catalog_hub_state *st = hub->priv;
+	const char *kind = st->catalog->client_cache, *folder = NULL, *name, *why;
+	char buf[NAME_MAX + 1], hex[DIGEST_HEX_MAX], path[PATH_MAX], client_path[PATH_MAX];
+	bool tfhub = kind && strcmp(kind, "tfhub") == 0;
+	int rc = 0;
+
+	if (kind && strcmp(kind, "torch") == 0)
+		folder = "hub/checkpoints";
+	else if (kind && strcmp(kind, "keras") == 0)
+		folder = "models";
+	for (size_t i = 0; (folder || tfhub) && i < st->count && rc == 0; i++) {
+		const struct name *n = &st->names[i];
+
+		if (tfhub) {
+			if (n->kind != NAME_ARCHIVE || n->command || !n->entry->client_id)
+				continue;
+			rc = tfhub_folder(n->entry->client_id, hex);
+			name = hex;
+		} else {
+			if (n->kind != NAME_FILE || is_made(n))
+				continue;
+			name = client_name(n->entry, buf);
+		}
+		if (rc || names_check_component(name, &why) != 0 ||
+		    (size_t)snprintf(path, sizeof(path), "%s%s%s", n->parent,
+				     n->parent[0] ? "/" : "", n->name) >= sizeof(path) ||
+		    (size_t)snprintf(client_path, sizeof(client_path), "%s%s%s",
+				     folder ? folder : "", folder ? "/" : "", name) >=
+			sizeof(client_path))
+			continue;
+		rc = fn(ctx, path, kind, client_path);
+	}
+	return rc;
 }
 
 static int catalog_source(struct hub *hub, const char *path, struct source *out)
@@ -921,6 +976,7 @@ const struct hub_ops hub_catalog_ops = {
 	.readlink = catalog_readlink,
 	.url = catalog_url,
 	.meta = catalog_meta,
+	.client_paths = catalog_client_paths,
 	.close = catalog_close,
 	.load = catalog_load,
 	.count = catalog_count,

@@ -1436,6 +1436,24 @@ static int hf_meta(struct hub *hub, const char *path, char **json)
 	return rc;
 }
 
+/* hub_ops.commit_of: the repo as a lookup of its folder resolves it. */
+static int hf_commit_of(struct hub *hub, const char *path, char out[41])
+{
+	struct hf_place place;
+	struct hf_repo *repo;
+	int rc = parse_place(hub, path, &place);
+
+	if (rc == 0 && (place.what != PLACE_REPO || place.inside[0]))
+		rc = -ENOENT;
+	if (rc == 0)
+		rc = repo_get(hub, place.repo_id, place.rev, &repo);
+	if (rc == 0) {
+		snprintf(out, 41, "%s", repo->commit);
+		repo_put(hub, repo);
+	}
+	return rc;
+}
+
 static const struct hub_option_spec hf_options[] = {
 	{ "hf_endpoint", "URL", "the Hub (default: $HF_ENDPOINT, else\n" HF_ENDPOINT_DEFAULT ")",
 	  HUB_OPTION_TEXT, "HF_ENDPOINT", 0, 0 },
@@ -1469,6 +1487,8 @@ const struct hub_ops hub_hf_models_ops = {
 	.would_block = hf_would_block,
 	.source = hf_source,
 	.meta = hf_meta,
+	.client_repos = "huggingface/hub/models--",
+	.commit_of = hf_commit_of,
 	.close = hf_close,
 };
 
@@ -1482,5 +1502,7 @@ const struct hub_ops hub_hf_datasets_ops = {
 	.would_block = hf_would_block,
 	.source = hf_source,
 	.meta = hf_meta,
+	.client_repos = "huggingface/hub/datasets--",
+	.commit_of = hf_commit_of,
 	.close = hf_close,
 };

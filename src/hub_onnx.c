@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -802,6 +803,38 @@ static char *onnx_client_path(const char *client_dir, const struct onnx_file *fi
 	return out;
 }
 
+/* hub_ops.client_paths: each opset's model where onnx.hub keeps it,
+ * hub/<dir of model_path>/<sha256>_<basename> (onnx/hub.py, load). */
+static int onnx_client_paths(struct hub *hub,
+			     int (*fn)(void *ctx, const char *path, const char *client,
+				       const char *client_path),
+			     void *ctx)
+{
+	struct onnx_hub *onnx = hub->priv;
+	char path[PATH_MAX];
+	int rc = 0;
+
+	pthread_mutex_lock(&onnx->lock);
+	for (size_t i = 0; i < onnx->index->nmodels && rc == 0; i++) {
+		const struct onnx_model *model = &onnx->index->models[i];
+
+		for (size_t j = 0; j < model->nopsets && rc == 0; j++) {
+			char *client = onnx_client_path("hub", &model->opsets[j].model);
+
+			if (!client) {
+				rc = -ENOMEM;
+			} else if ((size_t)snprintf(path, sizeof(path), "%s/" OPSET_PREFIX "%d/" MODEL_FILE,
+						    model->name, model->opsets[j].opset) <
+				   sizeof(path)) {
+				rc = fn(ctx, path, "onnx", client);
+			}
+			free(client);
+		}
+	}
+	pthread_mutex_unlock(&onnx->lock);
+	return rc;
+}
+
 static int fill_source(const struct config *cfg, const char *files_url,
 		       const struct onnx_model *model,
 		       const struct onnx_opset *opset, bool data, struct source *out)
@@ -908,5 +941,6 @@ const struct hub_ops hub_onnx_ops = {
 	.would_block = onnx_would_block,
 	.source = onnx_source,
 	.meta = onnx_meta,
+	.client_paths = onnx_client_paths,
 	.close = onnx_close,
 };

@@ -6,11 +6,13 @@
 #include "hub_catalog.h"
 #include "hub_hf.h"
 #include "hub_onnx.h"
+#include "hub_views.h"
 
 const struct hub_ops *const hub_registry[] = {
 	&hub_onnx_ops,
 	&hub_hf_models_ops,
 	&hub_hf_datasets_ops,
 	&hub_catalog_ops, /* one hub per hub the catalogs name */
+	&hub_views_ops,   /* .clients/: the others in their clients' layouts */
 };
 const size_t hub_registry_count = sizeof(hub_registry) / sizeof(hub_registry[0]);

@@ -82,6 +82,7 @@ static const struct subcommand subcommands[] = {
      "\"next_try\", \"tries\", \"last_error\"}], \"status\"}]}.\n"
      "\n"
      "    --json                 print one JSON document\n"},
+    {"env", cmd_env, "[--json] [--fish] [MOUNTPOINT]", "point clients at a mount's views", CMD_ENV_HELP},
     {"where", cmd_where, "", "the cache directory",
      "Prints the cache directory; with --json, each hub's too (the catalogs'\n"
      "hubs as well).\n"},

@@ -367,6 +367,10 @@ def run_cli(binary, args, env, timeout=EXIT_TIMEOUT, mountpoint=None):
 _TESTS = []
 
 
+class SkipTest(Exception):
+    """Raised by a test that cannot run here (a tool missing): TAP's "ok ... # SKIP why"."""
+
+
 def test(func):
     """Register a test function; tests run in the order they are defined."""
     _TESTS.append(func)
@@ -520,6 +524,7 @@ def _run_one(number, func, run_dir, binary, shared, before_each):
     started = time.monotonic()
     ctx = None
     error = None
+    skipped = None
     watchdog = None
     try:
         ctx = TestContext(run_dir, number, name, binary, shared)
@@ -529,6 +534,8 @@ def _run_one(number, func, run_dir, binary, shared, before_each):
         if before_each:
             before_each(shared)
         func(ctx)
+    except SkipTest as e:
+        skipped = str(e)
     except Exception:
         error = traceback.format_exc()
     finally:
@@ -542,7 +549,7 @@ def _run_one(number, func, run_dir, binary, shared, before_each):
         error = (error or "") + "cleanup: " + "; ".join(leftovers)
     seconds = time.monotonic() - started
     if error is None:
-        print("ok %d - %s" % (number, name))
+        print("ok %d - %s%s" % (number, name, " # SKIP " + skipped if skipped else ""))
         _diag("%s: %.1f s" % (name, seconds))
         sys.stdout.flush()
         return True
