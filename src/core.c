@@ -386,13 +386,15 @@ void core_shutdown(struct core *core)
 		return;
 	core->shut_down = true;
 	retrier_stop(core);
-	/* Queued requests are answered EINTR; running ones end now: their
-	 * requests are cancelled (a stalled hub would hold the exit until its
-	 * own timeouts). */
-	fetcher_cancel_all(core->fetcher);
-	pool_stop(core->requests);
+	/* Transfers stop first, keeping their partials, their readers told
+	 * EINTR. Then the hubs' requests are cancelled (a stalled hub would
+	 * hold the exit until its own timeouts): never before, or a transfer
+	 * would take its cancelled requests for a failure. Queued requests
+	 * are answered EINTR; running ones end with their cancelled request. */
 	for (size_t i = 0; i < core->nstores; i++)
 		transfer_engine_shutdown(core->stores[i].engine);
+	fetcher_cancel_all(core->fetcher);
+	pool_stop(core->requests);
 	for (size_t i = 0; i < core->nstores; i++)
 		if (core->stores[i].downloads) /* their waiters are answered now */
 			download_set_drain(core->stores[i].downloads);

@@ -587,6 +587,52 @@ def sigkill_then_resume(t):
 
 
 @test
+def sigterm_mid_download_keeps_it_for_later(t):
+    """SIGTERM while a file downloads: the daemon exits 0 at once, the reader gets an error,
+    the log calls nothing a failed download, and the .partial and .state stay, so the next
+    mount goes on from them."""
+    with serve(t, [("stopped", 32 * MiB)]) as (srv, b):
+        b = b["stopped"]
+        srv.set_rate(b.model_path, MiB)
+        partial = blob_path(t.cache, b.sha256) + ".partial"
+        state_file = blob_path(t.cache, b.sha256) + ".state"
+        m = mount(t, srv, "piece_size=4M", "connections=2").start()
+        errors = []
+
+        def reader():
+            try:
+                read_all(m.path(b.rel))
+            except OSError as e:
+                errors.append(errno.errorcode.get(e.errno, e.errno))
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        def some_piece():
+            try:
+                bits = piece_bits(parse_state(state_file))
+            except OSError:
+                return False
+            return bits is not None and any(bits)
+        wait_for(some_piece, WAIT, "a .state with a piece present")
+        m.proc.send_signal(signal.SIGTERM)
+        m.proc.wait(20)
+        th.join(10)
+        check_eq(m.proc.returncode, 0, "the daemon's exit status")
+        check(not th.is_alive(), "the reader still waits after the exit")
+        check(errors, "the reader got the whole file from a daemon that stopped")
+        bad = [line for line in m.log().splitlines()
+               if "giving up" in line or "cancelled" in line or "error:" in line]
+        check_eq(bad, [], "log lines of a failed download at a SIGTERM")
+        check(os.path.exists(partial) and os.path.exists(state_file), "no .partial or .state kept")
+        m.stop()
+        srv.set_rate(b.model_path, None)
+        srv.clear_log()
+        with mount(t, srv, "piece_size=4M", "connections=2") as m2:
+            check_bytes(m2.path(b.rel), b)
+        sent = srv.bytes_sent("/files/" + b.model_path)
+        check(sent < b.bytes, "%d bytes sent after the remount, file is %d" % (sent, b.bytes))
+
+
+@test
 def dropped_connection_resumes_piece(t):
     with serve(t, [("drop", 16 * MiB)]) as (srv, b):
         b = b["drop"]
