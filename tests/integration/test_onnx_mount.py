@@ -33,8 +33,9 @@ from zoo_server import HOSTS, INDEX_PATH, ZooServer  # noqa: E402
 MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 64
 INDEX_CACHE_REL = ".index/onnx/ONNX_HUB_MANIFEST.json"
-# A cache after failed downloads only: the index, and no folder left for the failed files.
-INDEX_ONLY = [".index", ".index/onnx", INDEX_CACHE_REL]
+# A cache after failed downloads only: the index (and the record that its warnings, of the
+# zoo's hostile entries, were logged), and no folder left for the failed files.
+INDEX_ONLY = [".index", ".index/onnx", INDEX_CACHE_REL, INDEX_CACHE_REL + ".warned"]
 # Port 1 on loopback: nothing listens there, so every connection is refused at once.
 DEAD_INDEX_URL = "https://127.0.0.1:1" + INDEX_PATH
 DEAD_MODEL_URL = "https://127.0.0.1:1/onnxmodelzoo/legacy_models/resolve/main/"
