@@ -170,6 +170,8 @@ static int converters_parse(const char *value, const char *dir, struct converter
 			char *resolved = NULL;
 
 			rc = convert_resolve(c->command, dir, &resolved, why, why_size);
+			if (rc == -ENOENT)
+				rc = -EINVAL; /* a setting names it: the start stops (exit 2) */
 			if (rc)
 				break;
 			free(c->command);
