@@ -367,6 +367,10 @@ def run_cli(binary, args, env, timeout=EXIT_TIMEOUT, mountpoint=None):
 _TESTS = []
 
 
+class Skip(Exception):
+    """Raised by TestContext.skip: the test reports "ok N - name # SKIP reason"."""
+
+
 def test(func):
     """Register a test function; tests run in the order they are defined."""
     _TESTS.append(func)
@@ -411,6 +415,10 @@ class TestContext:
 
     def note(self, text):
         self.notes.append(text)
+
+    def skip(self, reason):
+        """End the test as skipped (TAP "# SKIP reason"): for a tool the machine lacks."""
+        raise Skip(reason)
 
     def abort(self):
         """Watchdog: the test hangs (most likely in a system call on the mount)."""
@@ -520,6 +528,7 @@ def _run_one(number, func, run_dir, binary, shared, before_each):
     started = time.monotonic()
     ctx = None
     error = None
+    skipped = None
     watchdog = None
     try:
         ctx = TestContext(run_dir, number, name, binary, shared)
@@ -529,6 +538,8 @@ def _run_one(number, func, run_dir, binary, shared, before_each):
         if before_each:
             before_each(shared)
         func(ctx)
+    except Skip as e:
+        skipped = str(e)
     except Exception:
         error = traceback.format_exc()
     finally:
@@ -542,7 +553,7 @@ def _run_one(number, func, run_dir, binary, shared, before_each):
         error = (error or "") + "cleanup: " + "; ".join(leftovers)
     seconds = time.monotonic() - started
     if error is None:
-        print("ok %d - %s" % (number, name))
+        print("ok %d - %s%s" % (number, name, " # SKIP " + skipped if skipped is not None else ""))
         _diag("%s: %.1f s" % (name, seconds))
         sys.stdout.flush()
         return True
