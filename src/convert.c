@@ -1,7 +1,7 @@
-/* convert.c: running a converter command the user configured on a staged
- * file, in its own process group, with a timeout, its output to the log.
- * Not for: choosing what to convert or installing the output (download.c,
- * cache.c). */
+/* convert.c: finding a converter by name and running a converter command
+ * on a staged file, in its own process group, with a timeout, its output
+ * to the log. Not for: choosing what to convert or installing the output
+ * (download.c, cache.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "digest.h"
 #include "log.h"
 
 /* glibc 2.34 closes every other descriptor in the child itself: a thread
@@ -377,5 +378,198 @@ out:
 	if (read_fd >= 0)
 		close(read_fd);
 	free(tail);
+	return rc;
+}
+
+/* ---- converters found by name ---- */
+
+enum {
+	CONVERT_VERSION_SCAN = 4096, /* bytes of a converter read for its version line */
+	CONVERT_VERSION_MAX = 64,
+};
+
+static const char convert_version_tag[] = "# omnihub-converter-version:";
+
+bool convert_is_name(const char *command)
+{
+	const char *p = command;
+
+	if (!*p || *p == '.' || *p == '-')
+		return false; /* ".", "..", hidden files and options are not names */
+	for (; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '+' ||
+		      *p == '-'))
+			return false;
+	return p - command <= NAME_MAX;
+}
+
+size_t convert_dirs(const char *dir, const char *out[CONVERT_MAX_DIRS])
+{
+	size_t n = 0;
+
+	if (dir && *dir)
+		out[n++] = dir;
+	out[n++] = CONVERTERDIR;
+	return n;
+}
+
+/* Appends s to buf (at *len of cap, NUL-terminated). Returns false when it
+ * does not fit. */
+static bool append_raw(char *buf, size_t cap, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*len + n >= cap)
+		return false;
+	memcpy(buf + *len, s, n + 1);
+	*len += n;
+	return true;
+}
+
+/* Appends s single-quoted for /bin/sh: a ' inside becomes '\''. */
+static bool append_quoted(char *buf, size_t cap, size_t *len, const char *s)
+{
+	bool ok = append_raw(buf, cap, len, "'");
+
+	for (const char *p = s; ok && *p; p++) {
+		char one[2] = { *p, '\0' };
+
+		ok = append_raw(buf, cap, len, *p == '\'' ? "'\\''" : one);
+	}
+	return ok && append_raw(buf, cap, len, "'");
+}
+
+/* The converter's version (see convert_resolve) from its open file fd. */
+static int read_version(int fd, char version[CONVERT_VERSION_MAX + 8])
+{
+	char head[CONVERT_VERSION_SCAN + 1], hex[DIGEST_HEX_MAX];
+	ssize_t got = pread(fd, head, CONVERT_VERSION_SCAN, 0);
+	struct stat st;
+	int rc = 0;
+
+	if (got < 0) {
+		rc = -errno;
+		goto out;
+	}
+	head[got] = '\0';
+	for (char *line = head; line && *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (nl)
+			*nl = '\0';
+		if (strncmp(line, convert_version_tag, sizeof(convert_version_tag) - 1) == 0) {
+			const char *v = line + sizeof(convert_version_tag) - 1;
+			size_t len;
+
+			v += strspn(v, " \t");
+			len = strcspn(v, " \t\r");
+			if (len > 0 && len <= CONVERT_VERSION_MAX) {
+				snprintf(version, CONVERT_VERSION_MAX + 8, "%.*s", (int)len, v);
+				goto out;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	/* No version line: its bytes are its version. */
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = digest_fd(fd, DIGEST_SHA256, (uint64_t)st.st_size, hex);
+	if (rc == 0)
+		snprintf(version, CONVERT_VERSION_MAX + 8, "sha256:%.*s", 64, hex);
+out:
+	return rc;
+}
+
+int convert_resolve(const char *name, const char *dir, char **command, char *why,
+		    size_t why_size)
+{
+	const char *dirs[CONVERT_MAX_DIRS];
+	size_t ndirs = convert_dirs(dir, dirs), len = 0;
+	char path[PATH_MAX] = "", version[CONVERT_VERSION_MAX + 8], buf[4 * PATH_MAX + 256];
+	int rc = -ENOENT, fd = -1;
+
+	*command = NULL;
+	why[0] = '\0';
+	if (!convert_is_name(name)) {
+		snprintf(why, why_size, "convert: \"%.40s\" is not a converter's name", name);
+		rc = -EINVAL;
+		goto out;
+	}
+	for (size_t i = 0; i < ndirs && rc == -ENOENT; i++) {
+		struct stat st;
+
+		/* A relative folder would change meaning with the converter's cwd. */
+		if (dirs[i][0] != '/' ||
+		    snprintf(path, sizeof(path), "%s/%s", dirs[i], name) >= (int)sizeof(path))
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0) {
+			rc = 0;
+			break;
+		}
+		close(fd);
+		fd = -1;
+	}
+	if (rc) {
+		snprintf(why, why_size, "convert: no converter named \"%s\" in %s%s%s%s", name,
+			 dirs[0], ndirs > 1 ? " nor in " : "", ndirs > 1 ? dirs[1] : "",
+			 dir && dir[0] && dir[0] != '/' ? " (-o converters= must be absolute)"
+							: "");
+		goto out;
+	}
+	rc = read_version(fd, version);
+	if (rc) {
+		snprintf(why, why_size, "convert: cannot read the converter %s: %s", path,
+			 strerror(-rc));
+		goto out;
+	}
+	/* exec: its process is the one the sandbox waits for and kills. */
+	if (!append_raw(buf, sizeof(buf), &len, "OMNIHUB_CONVERTER_VERSION=") ||
+	    !append_quoted(buf, sizeof(buf), &len, version) ||
+	    !append_raw(buf, sizeof(buf), &len, " exec ") ||
+	    !append_quoted(buf, sizeof(buf), &len, path) ||
+	    !append_raw(buf, sizeof(buf), &len, " \"$1\" \"$2\"")) {
+		snprintf(why, why_size, "convert: the path of the converter %s is too long", path);
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	*command = strdup(buf);
+	if (!*command)
+		rc = -ENOMEM;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int convert_with_meta(const char *command, const char *meta_json, char **out)
+{
+	const char *meta = meta_json ? meta_json : "{}";
+	size_t cap = strlen(command) + 4 * strlen(meta) + 64, len = 0;
+	char *buf = malloc(cap);
+	int rc = 0;
+
+	*out = NULL;
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* export: the command may be a pipeline or a list, not one program.
+	 * Cannot fail: cap holds 4 bytes for each of meta's. */
+	if (!append_raw(buf, cap, &len, "OMNIHUB_META=") || !append_quoted(buf, cap, &len, meta) ||
+	    !append_raw(buf, cap, &len, "; export OMNIHUB_META; ") ||
+	    !append_raw(buf, cap, &len, command)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	*out = buf;
+	buf = NULL;
+out:
+	free(buf);
 	return rc;
 }

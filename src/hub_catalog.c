@@ -19,6 +19,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "config.h"
+#include "convert.h"
 #include "digest.h"
 #include "download.h"
 #include "fetch.h"
@@ -64,7 +65,9 @@ struct name {
 	enum name_kind kind;
 	const struct catalog_entry *entry; /* files, archives: borrowed */
 	const char *command;  /* a converter's output: borrowed, else NULL */
-	const char *target;   /* NAME_LINK: the default entry's file, borrowed */
+	const char *target;   /* NAME_LINK: the default entry's file, borrowed,
+				 or own_target */
+	char *own_target;     /* owned: DEFAULT.<to>'s target, a converter's output */
 	/* under the hub's lock: the download's size, once known */
 	uint64_t size;
 	bool size_known;
@@ -117,9 +120,10 @@ static void converters_free(struct converters *list)
 
 /* "-o convert=FROM:TO:COMMAND[,FROM:TO:COMMAND...]" added to out (zeroed
  * by the caller; freed here on failure): an item that does not start with
- * FROM:TO: was a comma inside the command before it. */
-static int converters_parse(const char *value, struct converters *out, char *why,
-			    size_t why_size)
+ * FROM:TO: was a comma inside the command before it. A COMMAND that is a
+ * converter's name is found in dir (-o converters=) or the installed ones. */
+static int converters_parse(const char *value, const char *dir, struct converters *out,
+			    char *why, size_t why_size)
 {
 	const char *p = value;
 	int rc = 0;
@@ -161,6 +165,17 @@ static int converters_parse(const char *value, struct converters *out, char *why
 		if (!c->from || !c->to || !c->command) {
 			rc = -ENOMEM;
 			break;
+		}
+		if (convert_is_name(c->command)) {
+			char *resolved = NULL;
+
+			rc = convert_resolve(c->command, dir, &resolved, why, why_size);
+			if (rc == -ENOENT)
+				rc = -EINVAL; /* a setting names it: the start stops (exit 2) */
+			if (rc)
+				break;
+			free(c->command);
+			c->command = resolved;
 		}
 		p = *end ? end + 1 : end;
 	}
@@ -215,7 +230,8 @@ static int catalog_load(const struct config *cfg, void **out, char *why, size_t 
 		snprintf(why, why_size, "convert_timeout must be a number of seconds, 1 to 86400");
 		return -EINVAL;
 	}
-	rc = converters_parse(config_hub_option(cfg, "convert"), &converters, why, why_size);
+	rc = converters_parse(config_hub_option(cfg, "convert"), config_hub_option(cfg, "converters"),
+			      &converters, why, why_size);
 	if (rc)
 		return rc;
 	converters_free(&converters);
@@ -239,8 +255,19 @@ static int catalog_load(const struct config *cfg, void **out, char *why, size_t 
 		catalog_unload(set);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < set->nhubs; i++)
+	/* A hub section's converter named wrong stops the start too, not the
+	 * hub's first open. */
+	for (size_t i = 0; i < set->nhubs; i++) {
+		rc = converters_parse(config_hub_convert(cfg, set->hubs[i].name),
+				      config_hub_option(cfg, "converters"), &converters, why,
+				      why_size);
+		converters_free(&converters);
+		if (rc) {
+			catalog_unload(set);
+			return rc;
+		}
 		nmodels += set->hubs[i].nmodels;
+	}
 	log_info("catalogs: %zu hubs, %zu models, from %zu files (%zu refused)", set->nhubs,
 		 nmodels, set->nfiles, set->nrefused);
 	*out = set;
@@ -368,6 +395,25 @@ static int add_converted(struct catalog_hub_state *st, size_t *cap, const char *
 	return rc;
 }
 
+/* DEFAULT.<to>, a link to the default entry's <stem>.<to>. */
+static int add_default_converted(struct catalog_hub_state *st, size_t *cap, const char *model,
+				 const struct catalog_entry *entry, const char *to)
+{
+	char target[NAME_MAX + 1], name[NAME_MAX + 1];
+	struct name *n;
+	int rc = 0;
+
+	if (!converted_name(entry->file, to, target) || !converted_name("DEFAULT", to, name))
+		goto out;
+	rc = names_add(st, cap, model, strlen(model), name, NAME_LINK, &n);
+	if (rc == 0 && !(n->own_target = strdup(target)))
+		rc = -ENOMEM;
+	if (rc == 0)
+		n->target = n->own_target;
+out:
+	return rc;
+}
+
 static int add_model(struct catalog_hub_state *st, size_t *cap, const struct catalog_model *model)
 {
 	int rc = add_model_dirs(st, cap, model->path);
@@ -411,6 +457,17 @@ static int add_model(struct catalog_hub_state *st, size_t *cap, const struct cat
 		}
 		if (rc == 0)
 			n->target = entry->file;
+		/* The default's converted forms are DEFAULT.<to> too. */
+		for (size_t c = 0; rc == 0 && c < st->converters.count; c++)
+			if (strcmp(entry->format, st->converters.items[c].from) == 0 &&
+			    !converted_before(st, c, entry->format, st->converters.items[c].to))
+				rc = add_default_converted(st, cap, model->path, entry,
+							   st->converters.items[c].to);
+		for (size_t c = 0; rc == 0 && c < entry->nconverts; c++)
+			if (!converted_before(st, st->converters.count, entry->format,
+					      entry->converts[c].to))
+				rc = add_default_converted(st, cap, model->path, entry,
+							   entry->converts[c].to);
 	}
 	return rc;
 }
@@ -432,6 +489,7 @@ static void names_sort_unique(struct catalog_hub_state *st, const char *hub_name
 					 hub_name, n->parent, n->name);
 			free(n->parent);
 			free(n->name);
+			free(n->own_target);
 			continue;
 		}
 		st->names[kept++] = *n;
@@ -446,6 +504,7 @@ static void state_free(struct catalog_hub_state *st)
 	for (size_t i = 0; i < st->count; i++) {
 		free(st->names[i].parent);
 		free(st->names[i].name);
+		free(st->names[i].own_target);
 	}
 	free(st->names);
 	converters_free(&st->converters);
@@ -472,10 +531,12 @@ static int catalog_open(struct hub *hub, char *why, size_t why_size)
 	st->opened = time(NULL);
 	/* Its own section's first: for one entry and one output format, the
 	 * first converter that names it wins (add_model). */
-	rc = converters_parse(config_hub_convert(hub->env->config, hub->name), &st->converters,
+	rc = converters_parse(config_hub_convert(hub->env->config, hub->name),
+			      config_hub_option(hub->env->config, "converters"), &st->converters,
 			      why, why_size);
 	if (rc == 0)
 		rc = converters_parse(config_hub_option(hub->env->config, "convert"),
+				      config_hub_option(hub->env->config, "converters"),
 				      &st->converters, why, why_size);
 	for (size_t i = 0; rc == 0 && i < catalog->nmodels; i++)
 		rc = add_model(st, &cap, &catalog->models[i]);
@@ -920,7 +981,9 @@ static int catalog_source(struct hub *hub, const char *path, struct source *out)
 		goto nomem;
 	if (n->command) {
 		out->step = SOURCE_STEP_CONVERT;
-		if (!(out->command = strdup(n->command)))
+		/* The entry's meta tells a converter what to build (torchvision-onnx:
+		 * the builder, the input size). */
+		if (convert_with_meta(n->command, entry->meta_json, &out->command) != 0)
 			goto nomem;
 		/* An archive's converter reads the extracted tree (a SavedModel
 		 * to freeze): the entry's own folder. */
@@ -961,6 +1024,9 @@ static const struct hub_option_spec catalog_options[] = {
 	  HUB_OPTION_LIST, NULL, 0, 0 },
 	{ "convert_timeout", "SECONDS", "a converter is killed after this\n(default: 600)",
 	  HUB_OPTION_SECONDS, NULL, 1, CATALOG_CONVERT_TIMEOUT_MAX },
+	{ "converters", "DIR",
+	  "convert's COMMAND may be a converter's\nname: looked up in DIR, then in\n" CONVERTERDIR,
+	  HUB_OPTION_TEXT, NULL, 0, 0 },
 	{ NULL, NULL, NULL, HUB_OPTION_TEXT, NULL, 0, 0 },
 };
 

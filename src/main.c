@@ -454,8 +454,15 @@ out:
 	if (curl_ready)
 		curl_global_cleanup();
 	config_free(&cfg);
-	if (detach_fd >= 0)
-		close(detach_fd); /* the waiting parent exits 1 */
+	if (detach_fd >= 0) {
+		/* The waiting parent exits with the status (2: a setting is wrong);
+		 * if even this write fails, it reads end of file and exits 1. */
+		const unsigned char result = (unsigned char)status;
+
+		if (write(detach_fd, &result, 1) != 1)
+			status = 1;
+		close(detach_fd);
+	}
 	options_free(&cmdline.options);
 	free(cmdline.mountpoint);
 	free(cmdline.source);

@@ -416,6 +416,10 @@ class TestContext:
     def note(self, text):
         self.notes.append(text)
 
+    def skip(self, reason):
+        """End the test as skipped (TAP "# SKIP reason"): for a tool the machine lacks."""
+        raise SkipTest(reason)
+
     def abort(self):
         """Watchdog: the test hangs (most likely in a system call on the mount)."""
         self.timed_out = True

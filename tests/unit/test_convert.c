@@ -1,7 +1,8 @@
-/* test_convert.c: unit tests of running converter commands: arguments,
+/* test_convert.c: unit tests of running converter commands (arguments,
  * environment, working directory, failures and their log lines, the
- * timeout killing the whole process group, and what is left behind. Not
- * for: when the daemon converts (download.c). */
+ * timeout killing the whole process group, what is left behind) and of
+ * finding a converter by name. Not for: when the daemon converts
+ * (download.c). */
 #include "build_config.h"
 
 #include <dirent.h>
@@ -195,6 +196,102 @@ static void test_timeout(void)
 	       "the job left behind (%d) was killed by SIGKILL", (int)bg);
 }
 
+static int write_script(const char *path, const char *text, mode_t mode)
+{
+	return write_file(path, text) == 0 && chmod(path, mode) == 0 ? 0 : -1;
+}
+
+/* Converters found by name: the folders, in order, never $PATH; the
+ * version line or the file's digest in the command; OMNIHUB_META. */
+static void test_by_name(void)
+{
+	char dir[700], other[700], path[800], why[512], env_path[1600];
+	char *command = NULL, *with_meta = NULL;
+	int rc;
+
+	tap_ok(convert_is_name("torchvision-onnx") && convert_is_name("a_b.c+1") &&
+		       !convert_is_name("") && !convert_is_name("..") && !convert_is_name(".x") &&
+		       !convert_is_name("-x") && !convert_is_name("bin/conv") &&
+		       !convert_is_name("/usr/bin/conv") && !convert_is_name("conv \"$1\"") &&
+		       !convert_is_name("cp \"$1\" \"$2\"") && !convert_is_name("a;b"),
+	       "a name is one word without a slash; a command is anything else");
+
+	/* "it's dir": the path is quoted in the command it gives. */
+	snprintf(dir, sizeof(dir), "%s/it's dir", work);
+	snprintf(other, sizeof(other), "%s/other", work);
+	tap_ok(mkdir(dir, 0755) == 0 && mkdir(other, 0755) == 0, "two converter folders");
+	snprintf(path, sizeof(path), "%s/upper", dir);
+	tap_ok(write_script(path,
+			    "#!/bin/sh\n# omnihub-converter-version: 7b\n"
+			    "echo \"v=$OMNIHUB_CONVERTER_VERSION meta=$OMNIHUB_META\"\n"
+			    "tr a-z A-Z < \"$1\" > \"$2\"\n",
+			    0755) == 0,
+	       "a converter with a version line");
+	rc = convert_resolve("upper", dir, &command, why, sizeof(why));
+	tap_ok(rc == 0 && command && strstr(command, "OMNIHUB_CONVERTER_VERSION='7b' exec ") &&
+		       strstr(command, "it'\\''s dir/upper'"),
+	       "found in -o converters=DIR, its version and quoted path in the command (%d: %s)",
+	       rc, command ? command : why);
+	rc = command ? convert_with_meta(command, "{\"builder\":\"it's\",\"n\":1}", &with_meta)
+		     : -1;
+	tap_ok(rc == 0 && with_meta, "the command with the entry's meta");
+	rc = with_meta ? run(with_meta, 10, why, sizeof(why), NULL) : -1;
+	tap_ok(rc == 0 && strcmp(read_text(output), "WEIGHTS\n") == 0 &&
+		       strstr(log_text, "converter: v=7b meta={\"builder\":\"it's\",\"n\":1}\n"),
+	       "it runs with $1 $2, its version and OMNIHUB_META (%d: %s):\n%s", rc, why, log_text);
+	free(with_meta);
+	with_meta = NULL;
+	rc = convert_with_meta("echo \"$OMNIHUB_META\"; sh -c 'echo \"$OMNIHUB_META\"' > \"$2\"",
+			       NULL, &with_meta);
+	rc = rc == 0 ? run(with_meta, 10, why, sizeof(why), NULL) : rc;
+	tap_ok(rc == 0 && strcmp(read_text(output), "{}\n") == 0,
+	       "a shell command's children see OMNIHUB_META too; none is {} (%d: %s)", rc, why);
+	free(with_meta);
+	free(command);
+	command = NULL;
+
+	/* Without a version line: the file's digest; another content, another
+	 * command (so the made file's stamp changes). */
+	snprintf(path, sizeof(path), "%s/plain", other);
+	tap_ok(write_script(path, "#!/bin/sh\ncp \"$1\" \"$2\"\n", 0755) == 0, "one without");
+	rc = convert_resolve("plain", other, &command, why, sizeof(why));
+	tap_ok(rc == 0 && command && strstr(command, "OMNIHUB_CONVERTER_VERSION='sha256:") &&
+		       strspn(strstr(command, "sha256:") + 7, "0123456789abcdef") == 64,
+	       "no version line: its sha256 is its version (%s)", command ? command : why);
+	{
+		char *again = NULL;
+
+		tap_ok(write_script(path, "#!/bin/sh\ncp \"$1\" \"$2\" # changed\n", 0755) == 0,
+		       "its content changed");
+		rc = convert_resolve("plain", other, &again, why, sizeof(why));
+		tap_ok(rc == 0 && again && command && strcmp(again, command) != 0,
+		       "another content, another command");
+		free(again);
+	}
+	free(command);
+	command = NULL;
+
+	/* -o converters= before the installed folder; a file that cannot run
+	 * is passed over; $PATH is never searched. */
+	snprintf(path, sizeof(path), "%s/upper", other);
+	tap_ok(write_script(path, "#!/bin/sh\necho not me\n", 0644) == 0,
+	       "a converter of that name that is not executable");
+	rc = convert_resolve("upper", other, &command, why, sizeof(why));
+	tap_ok(rc == -ENOENT && !command, "not executable: not found (%d)", rc);
+	tap_ok(strstr(why, other) && strstr(why, CONVERTERDIR) && strstr(why, "\"upper\""),
+	       "the message names the folders searched: %s", why);
+	snprintf(env_path, sizeof(env_path), "%s:%s", dir, getenv("PATH") ? getenv("PATH") : "");
+	setenv("PATH", env_path, 1);
+	rc = convert_resolve("upper", NULL, &command, why, sizeof(why));
+	tap_ok(rc == -ENOENT && !command && strstr(why, CONVERTERDIR) && !strstr(why, dir),
+	       "a converter on $PATH is not found (%d: %s)", rc, why);
+	rc = convert_resolve("upper", "relative/dir", &command, why, sizeof(why));
+	tap_ok(rc == -ENOENT && strstr(why, "must be absolute"),
+	       "a relative -o converters= is refused: %s", why);
+	rc = convert_resolve("cp x y", dir, &command, why, sizeof(why));
+	tap_ok(rc == -EINVAL && !command, "a shell command is not a name (%d)", rc);
+}
+
 int main(void)
 {
 	char why[512] = "", real_workdir[PATH_MAX], spaced[PATH_MAX + 2];
@@ -326,6 +423,9 @@ int main(void)
 	snprintf(workdir, sizeof(workdir), "%s/missing", work);
 	rc = run("cp \"$1\" \"$2\"", 10, why, sizeof(why), NULL);
 	tap_ok(rc == -ENOENT && strstr(why, "cannot start"), "a missing workdir: %s", why);
+
+	snprintf(workdir, sizeof(workdir), "%s/work dir", work);
+	test_by_name();
 
 	tap_ok(tap_remove_tree(work) == 0, "temporary directory %s removed", work);
 	return tap_done();
