@@ -240,6 +240,75 @@ static int check_mountpoint(const char *mountpoint)
 	return 0;
 }
 
+/* mount.fuse3 -o drop_privileges and container helpers mount themselves
+ * and pass the open /dev/fuse as "/dev/fd/N" (libfuse 3.14 takes it in
+ * fuse_session_mount): nothing to check or resolve, nothing to unmount. */
+static bool is_fd_mountpoint(const char *mountpoint)
+{
+	unsigned fd;
+	int end = 0;
+
+	return sscanf(mountpoint, "/dev/fd/%u%n", &fd, &end) == 1 &&
+	       mountpoint[end] == '\0';
+}
+
+/* mountinfo escapes a space, tab, newline and backslash as \ooo. */
+static void unescape_mountinfo(char *field)
+{
+	char *out = field;
+
+	for (const char *in = field; *in; out++) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+		    in[3] >= '0' && in[3] <= '7') {
+			*out = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 4;
+		} else {
+			*out = *in++;
+		}
+	}
+	*out = '\0';
+}
+
+/* Whether an omnihub mount sits on mountpoint (absolute, resolved) now: a
+ * second one would stack on it, hide it and double every download. Ours
+ * are fuse.omnihub (our subtype) or fuse.omnihub-fuse (mount.fuse3's
+ * type, from an fstab line). 1 when one does, 0 when none, -errno when
+ * mountinfo cannot be read. */
+static int omnihub_mounted_on(const char *mountpoint)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE ... */
+		char *save = NULL, *point = NULL, *fstype = NULL, *field;
+		int i = 0;
+
+		for (field = strtok_r(line, " \n", &save); field;
+		     field = strtok_r(NULL, " \n", &save), i++) {
+			if (i == 4)
+				point = field;
+			else if (i > 5 && strcmp(field, "-") == 0) {
+				fstype = strtok_r(NULL, " \n", &save);
+				break;
+			}
+		}
+		if (!point || !fstype)
+			continue;
+		unescape_mountinfo(point);
+		found = strcmp(point, mountpoint) == 0 &&
+			(strcmp(fstype, "fuse.omnihub") == 0 ||
+			 strcmp(fstype, "fuse.omnihub-fuse") == 0);
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
 /* Going to the background forks, and a child keeps only the forking thread:
  * it must come before fs_new starts the transfers' threads (fuse_daemonize,
  * called after the mount, would leave every download waiting forever). The
@@ -357,14 +426,28 @@ int main(int argc, char *argv[])
 		status = 2;
 		goto out;
 	}
-	if (check_mountpoint(cmdline.mountpoint) != 0)
-		goto out;
-	/* Absolute: the daemon changes to / before it unmounts. */
-	cmd.mountpoint = realpath(cmdline.mountpoint, NULL);
-	if (!cmd.mountpoint) {
-		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, cmdline.mountpoint,
-			strerror(errno));
-		goto out;
+	if (is_fd_mountpoint(cmdline.mountpoint)) {
+		/* Mounted already by whoever opened the descriptor. */
+		cmd.mountpoint = strdup(cmdline.mountpoint);
+		if (!cmd.mountpoint)
+			goto out;
+	} else {
+		if (check_mountpoint(cmdline.mountpoint) != 0)
+			goto out;
+		/* Absolute: the daemon changes to / before it unmounts. */
+		cmd.mountpoint = realpath(cmdline.mountpoint, NULL);
+		if (!cmd.mountpoint) {
+			fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME,
+				cmdline.mountpoint, strerror(errno));
+			goto out;
+		}
+		if (omnihub_mounted_on(cmd.mountpoint) == 1) {
+			fprintf(stderr,
+				"%s: %s is already an omnihub-fuse mount; unmount it first "
+				"(fusermount3 -u %s, or umount as root)\n",
+				PACKAGE_NAME, cmd.mountpoint, cmd.mountpoint);
+			goto out;
+		}
 	}
 	rc = check_fuse_options(&args);
 	if (rc) {

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Integration tests of omnihub-fuse as a daemon a person lives with: no second mount stacked
+on a mounted point, a mount from a descriptor (mount.fuse3 -o drop_privileges), a setting a
+hub refuses stopping the start with its FILE:LINE, and SIGHUP reloading without unmounting.
+Not for what the mount serves (test_onnx_mount.py and the others), nor mount(8) and the
+systemd units (test_system_mount.py).
+"""
+
+# Run by `make check` (TAP on stdout), or by hand:
+#     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
+#         /usr/bin/python3 tests/integration/test_daemon.py [PART]
+#
+# The whole file runs in a private mount namespace (unshare --mount), as test_system_mount.py
+# does: there the omnihub-fuse under test is bound on /usr/local/sbin, where mount.fuse3's
+# /bin/sh finds it by name.
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
+
+
+def _enter_private_namespace():
+    """Re-run this script under unshare --mount, once."""
+    if _NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
+        return
+    env = dict(os.environ)
+    env[_NS_MARK] = os.readlink("/proc/self/ns/mnt")
+    sys.stdout.flush()
+    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
+                           os.path.abspath(__file__)] + sys.argv[1:], env)
+
+
+if __name__ == "__main__":
+    _enter_private_namespace()
+
+from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, check, check_eq,  # noqa: E402
+                           fusermount, is_mounted, run, run_cli, sha256_file, test, wait_for)
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from zoo_server import ZooServer  # noqa: E402
+
+MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
+SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
+MODEL = "onnx/conv2d/opset-9/model.onnx"  # a "good" entry of make_zoo.py
+BAD_REPO = "acme/tiny-onnx,bad..repo/x"  # the second id is refused by the Hugging Face hub
+
+
+class Shared:
+    def __init__(self, zoo, expected_sha256):
+        self.zoo = zoo
+        self.expected_sha256 = expected_sha256
+
+
+def _mount(*args):
+    subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def daemon_hub(run_dir):
+    """The private namespace's program on dash's PATH, and the fake ONNX zoo."""
+    check(os.environ.get(_NS_MARK) is not None
+          and os.readlink("/proc/self/ns/mnt") != os.environ[_NS_MARK],
+          "not in a private mount namespace")
+    binary = os.path.abspath(os.environ.get("OMNIHUB_FUSE") or "")
+    sbin = os.path.join(run_dir, "sbin")
+    os.mkdir(sbin)
+    os.symlink(binary, os.path.join(sbin, "omnihub-fuse"))
+    _mount("--bind", sbin, SHELL_PATH_DIR)
+    fixture_dir = os.path.join(run_dir, "fixture")
+    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",
+                          "conv2d", "model", "conv2d-9.onnx")
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
+        yield Shared(zoo, sha256_file(served))
+
+
+def hub_options(t):
+    zoo = t.shared.zoo
+    return ["cache=" + t.cache, "cacert=" + zoo.cacert, "onnx_index_url=" + zoo.index_url,
+            "onnx_url=" + zoo.model_base_url]
+
+
+def mounts_at(mountpoint):
+    real = os.path.realpath(mountpoint)
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4] == real)
+
+
+def check_reads_model(t, mountpoint):
+    check_eq(sha256_file(os.path.join(mountpoint, MODEL)), t.shared.expected_sha256,
+             "sha256 of %s read through the mount" % MODEL)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+# ----------------------------------------------------------------------------- tests
+
+@test
+def second_mount_refused(t):
+    """A second omnihub-fuse on a mounted point exits 1 with one sentence saying so and how
+    to unmount; the first mount stays, alone, and still serves."""
+    with t.mount(hub_options(t)) as m:
+        check_eq(mounts_at(t.mountpoint), 1, "mounts on the mount point")
+        res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env)
+        t.note("second start: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+        check_eq(res.returncode, 1, "exit status of the second start")
+        check("already an omnihub-fuse mount" in res.stderr and "fusermount3 -u" in res.stderr,
+              "the sentence: %r" % res.stderr)
+        check_eq(len(res.stderr.strip().splitlines()), 1, "lines on stderr")
+        check_eq(mounts_at(t.mountpoint), 1, "mounts on the mount point after the second start")
+        # Through another path to the same directory too (a symlink).
+        link = os.path.join(t.dir, "link")
+        os.symlink(t.mountpoint, link)
+        res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), link], t.env)
+        check_eq(res.returncode, 1, "exit status of a start through a symlink")
+        check_eq(mounts_at(t.mountpoint), 1, "mounts after the start through a symlink")
+        check_reads_model(t, m.mountpoint)
+
+
+@test
+def mount_fuse3_drop_privileges(t):
+    """mount.fuse3 omnihub-fuse#models MNT -o drop_privileges,...: mount.fuse3 mounts, then
+    runs the program under test unprivileged with the mount point /dev/fd/N; the mount is
+    up, a model reads back byte for byte, and umount ends the daemon."""
+    cmd = ["mount.fuse3", "omnihub-fuse#models", t.mountpoint,
+           "-o", ",".join(["drop_privileges"] + hub_options(t))]
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         env=t.env, timeout=MOUNT_TIMEOUT + 10)
+    t.note("%s\nstatus %d, stderr:\n%s" % (" ".join(cmd), res.returncode, res.stderr))
+    try:
+        check_eq(res.returncode, 0, "exit status of mount.fuse3")
+        check(is_mounted(t.mountpoint), "not mounted after mount.fuse3 returned")
+        pids = daemon_pids(t)
+        check_eq(len(pids), 1, "omnihub-fuse processes")
+        with open("/proc/%d/cmdline" % pids[0], "rb") as f:
+            argv = f.read().split(b"\0")
+        check(any(a.startswith(b"/dev/fd/") for a in argv),
+              "the daemon's mount point is no /dev/fd/N: %r" % argv)
+        with open("/proc/%d/status" % pids[0]) as f:
+            caps = [line.split()[1] for line in f if line.startswith("CapEff:")]
+        check_eq(caps, ["0000000000000000"], "the daemon's effective capabilities")
+        check_reads_model(t, t.mountpoint)
+        res = subprocess.run(["umount", t.mountpoint], capture_output=True, text=True)
+        check_eq(res.returncode, 0, "umount's exit status (%s)" % res.stderr.strip())
+        wait_for(lambda: not daemon_pids(t), EXIT_TIMEOUT, "the daemon to exit after umount")
+    finally:
+        if is_mounted(t.mountpoint):
+            fusermount(t.mountpoint, lazy=True)
+        for pid in daemon_pids(t):
+            os.kill(pid, signal.SIGKILL)
+
+
+def daemon_pids(t):
+    """Live omnihub-fuse processes whose arguments name this test's cache (other processes
+    of the machine may run one too)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % entry)
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read()
+            with open("/proc/%s/stat" % entry) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and os.path.basename(exe) == "omnihub-fuse" \
+                and ("cache=" + t.cache).encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
+if __name__ == "__main__":
+    run(daemon_hub)
