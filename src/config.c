@@ -17,6 +17,7 @@
 #include "conffile.h"
 #include "config.h"
 #include "hub.h"
+#include "hub_state.h"
 
 int config_parse_unsigned(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -1289,6 +1290,61 @@ const char *config_hub_option(const struct config *cfg, const char *name)
 	const struct config_value *v = values_find(&list, NULL, name);
 
 	return v ? v->value : NULL;
+}
+
+int config_locate_refusal(const struct config *cfg, const char *sentence, char *out,
+			  size_t out_size)
+{
+	int rc = -ENOENT;
+
+	snprintf(out, out_size, "%s", sentence);
+	for (size_t i = 0; i < cfg->nhub_options && rc; i++) {
+		const struct config_value *v = &cfg->hub_options[i];
+		size_t n = strlen(v->name);
+
+		if (strncmp(sentence, v->name, n) != 0 || (sentence[n] != ':' && sentence[n] != ' '))
+			continue;
+		if (strcmp(v->origin, "option") == 0)
+			snprintf(out, out_size, "-o %s", sentence);
+		else if (strncmp(v->origin, "environment ", 12) == 0)
+			snprintf(out, out_size, "%s: %s", v->origin + 12, sentence);
+		else
+			snprintf(out, out_size, "%s: %s", v->origin, sentence);
+		rc = 0;
+	}
+	return rc;
+}
+
+static bool refused(const struct config *cfg, const struct hub_state_view *view)
+{
+	char located[8];
+
+	return view->kind == HUB_STATE_DISABLED ||
+	       (view->kind == HUB_STATE_OFFLINE &&
+		config_locate_refusal(cfg, view->error, located, sizeof(located)) == 0);
+}
+
+size_t config_report_refusals(const struct config *cfg, const struct hub_state_view *views,
+			      size_t n, const char *program, FILE *err)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char located[1200];
+		bool again = false;
+
+		if (!refused(cfg, &views[i]))
+			continue;
+		count++;
+		/* The models and datasets hubs refuse the same hf_repos once each. */
+		for (size_t j = 0; j < i && !again; j++)
+			again = refused(cfg, &views[j]) && strcmp(views[j].error, views[i].error) == 0;
+		if (again)
+			continue;
+		config_locate_refusal(cfg, views[i].error, located, sizeof(located));
+		fprintf(err, "%s: %s\n", program, located);
+	}
+	return count;
 }
 
 /* A [hub]'s own value of a per-hub setting, or NULL. */

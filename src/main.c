@@ -309,6 +309,22 @@ static int omnihub_mounted_on(const char *mountpoint)
 	return found;
 }
 
+/* A hub whose settings it refuses (hub.h's -EINVAL) stops the start, as
+ * any bad value does, rather than leaving its directory out of a mount
+ * that looks fine. Returns the number of such hubs, each said on stderr. */
+static size_t report_refused_hubs(struct core *core, const struct config *cfg)
+{
+	size_t n = core_hub_count(core), refused = 0;
+	struct hub_state_view *views = calloc(n ? n : 1, sizeof(*views));
+
+	if (!views)
+		return 0;
+	n = core_hub_states(core, views, n);
+	refused = config_report_refusals(cfg, views, n, PACKAGE_NAME, stderr);
+	free(views);
+	return refused;
+}
+
 /* Going to the background forks, and a child keeps only the forking thread:
  * it must come before fs_new starts the transfers' threads (fuse_daemonize,
  * called after the mount, would leave every download waiting forever). The
@@ -486,6 +502,10 @@ int main(int argc, char *argv[])
 	rc = core_new(&core, &cfg, fs_why, sizeof(fs_why));
 	if (rc == 0)
 		rc = fs_new(&fs, core, fs_why, sizeof(fs_why));
+	if (core && report_refused_hubs(core, &cfg) > 0) {
+		status = 2;
+		goto out;
+	}
 	if (rc) {
 		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, fs_why);
 		status = rc == -EINVAL ? 2 : 1; /* a setting (a config section) is wrong */

@@ -166,6 +166,46 @@ def mount_fuse3_drop_privileges(t):
             os.kill(pid, signal.SIGKILL)
 
 
+@test
+def refused_hub_value_stops_the_start(t):
+    """hf_repos with an id the Hugging Face hub refuses (a space after a comma is fine): the
+    mount stops with exit 2 and one sentence naming FILE:LINE (config file) or the -o option,
+    nothing mounted; an omnihub command that uses the hub exits 2 with the same sentence."""
+    conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+    write(conf, "# a user's file\n\nhf_repos = acme/tiny-onnx, bad..repo/x\n")
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env,
+                  mountpoint=t.mountpoint)
+    t.note("from the file: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of the mount with a refused value in a file")
+    want = "omnihub-fuse: %s:3: hf_repos: 'bad..repo/x' is not a repo id" % conf
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point")
+
+    os.unlink(conf)
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t) + ["hf_repos=" + BAD_REPO]),
+                             t.mountpoint], t.env, mountpoint=t.mountpoint)
+    t.note("from -o: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of the mount with a refused -o value")
+    want = "omnihub-fuse: -o hf_repos: 'bad..repo/x' is not a repo id"
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point")
+
+    cli = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
+    write(conf, "hf_repos = acme/tiny-onnx, bad..repo/x\n")
+    res = run_cli(cli, ["-o", "cache=" + t.cache + ",offline", "ls", "huggingface"], t.env)
+    t.note("omnihub ls: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of omnihub ls huggingface")
+    want = "omnihub: %s:1: hf_repos: 'bad..repo/x' is not a repo id" % conf
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    res = run_cli(cli, ["-o", "cache=%s,offline,hf_repos=%s" % (t.cache, BAD_REPO), "ls",
+                        "huggingface"], t.env)
+    check_eq(res.returncode, 2, "exit status of omnihub -o hf_repos=... ls huggingface")
+    check("omnihub: -o hf_repos: 'bad..repo/x'" in res.stderr, "stderr: %r" % res.stderr)
+
+
 def daemon_pids(t):
     """Live omnihub-fuse processes whose arguments name this test's cache (other processes
     of the machine may run one too)."""
