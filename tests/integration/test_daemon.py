@@ -206,6 +206,44 @@ def refused_hub_value_stops_the_start(t):
     check("omnihub: -o hf_repos: 'bad..repo/x'" in res.stderr, "stderr: %r" % res.stderr)
 
 
+@test
+def container_entrypoint(t):
+    """scripts/container/entrypoint.sh, the image's first process, run here without a
+    container: it mounts by mount.fuse3 -o drop_privileges (the daemon without capabilities),
+    stays while the mount is up, a model reads right, and SIGTERM unmounts and ends it with
+    status 0, the daemon gone too."""
+    script = os.path.join(SRCDIR, "scripts", "container", "entrypoint.sh")
+    env = dict(t.env, OMNIHUB_MOUNTPOINT=t.mountpoint)
+    log_path = os.path.join(t.dir, "entrypoint.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["/bin/sh", script, ",".join(hub_options(t))],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    try:
+        wait_for(lambda: is_mounted(t.mountpoint) or proc.poll() is not None, MOUNT_TIMEOUT,
+                 "the mount")
+        check(proc.poll() is None, "entrypoint.sh exited with %s" % proc.returncode)
+        pids = daemon_pids(t)
+        check_eq(len(pids), 1, "omnihub-fuse processes")
+        with open("/proc/%d/status" % pids[0]) as f:
+            caps = [line.split()[1] for line in f if line.startswith("CapEff:")]
+        check_eq(caps, ["0000000000000000"], "the daemon's effective capabilities")
+        check_reads_model(t, t.mountpoint)
+        proc.send_signal(signal.SIGTERM)
+        check_eq(proc.wait(EXIT_TIMEOUT), 0, "entrypoint.sh's exit status after SIGTERM")
+        check(not is_mounted(t.mountpoint), "still mounted after SIGTERM")
+        wait_for(lambda: not daemon_pids(t), EXIT_TIMEOUT, "the daemon to exit")
+    finally:
+        with open(log_path, errors="replace") as f:
+            t.note("entrypoint.sh's output:\n" + f.read())
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if is_mounted(t.mountpoint):
+            fusermount(t.mountpoint, lazy=True)
+        for pid in daemon_pids(t):
+            os.kill(pid, signal.SIGKILL)
+
+
 def daemon_pids(t):
     """Live omnihub-fuse processes whose arguments name this test's cache (other processes
     of the machine may run one too)."""
