@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "hub.h"
 #include "log.h"
 #include "options.h"
+#include "reload.h"
 #include "transfer.h"
 
 /* Threads the FUSE loop may run. Opens and reads that wait for a download
@@ -325,6 +327,46 @@ static size_t report_refused_hubs(struct core *core, const struct config *cfg)
 	return refused;
 }
 
+/* The reload thread's request pipe, for the SIGHUP handler: set by main
+ * once, before the handler is installed. */
+static int reload_fd = -1;
+
+/* SIGHUP asks for a reload (reload.c) rather than ending the mount, as
+ * libfuse's handler would. Only write(2): async-signal-safe; the pipe does
+ * not block, and a request already queued does for this one too. */
+static void on_sighup(int signum)
+{
+	const char request = 'r';
+	int saved = errno;
+
+	(void)signum;
+	if (write(reload_fd, &request, 1) < 0) {
+		/* full: a reload is queued already */
+	}
+	errno = saved;
+}
+
+/* Starts the reload thread and points SIGHUP at it; after
+ * fuse_set_signal_handlers, which makes SIGHUP end the loop. */
+static int reload_setup(struct reload **reload, const struct config_options *opts,
+			const struct config *cfg, const struct core *core)
+{
+	struct sigaction sa;
+	int rc;
+
+	rc = reload_start(reload, opts, cfg, core);
+	if (rc)
+		return rc;
+	reload_fd = reload_request_fd(*reload);
+	if (fcntl(reload_fd, F_SETFL, O_NONBLOCK) != 0)
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sighup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	return sigaction(SIGHUP, &sa, NULL) == 0 ? 0 : -errno;
+}
+
 /* Going to the background forks, and a child keeps only the forking thread:
  * it must come before fs_new starts the transfers' threads (fuse_daemonize,
  * called after the mount, would leave every download waiting forever). The
@@ -411,6 +453,7 @@ int main(int argc, char *argv[])
 	struct config cfg = { 0 };
 	bool curl_ready = false, mounted = false, handlers = false;
 	struct core *core = NULL;
+	struct reload *reload = NULL;
 	struct fs *fs = NULL;
 	const char *why = NULL;
 	char fs_why[1024];
@@ -531,6 +574,12 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(session) != 0)
 		goto out;
 	handlers = true;
+	rc = reload_setup(&reload, &cmdline.options.config, &cfg, core);
+	if (rc) {
+		fprintf(stderr, "%s: cannot start the reload thread: %s\n", PACKAGE_NAME,
+			strerror(-rc));
+		goto out;
+	}
 	if (fuse_session_mount(session, cmd.mountpoint) != 0) {
 		fprintf(stderr, "%s: cannot mount on %s\n", PACKAGE_NAME, cmd.mountpoint);
 		goto out;
@@ -546,6 +595,11 @@ int main(int argc, char *argv[])
 	log_info("unmounting %s", cmd.mountpoint);
 	fs_shutdown(fs);
 out:
+	if (reload) {
+		/* Shutting down: a late SIGHUP neither reloads nor kills. */
+		signal(SIGHUP, SIG_IGN);
+		reload_stop(reload);
+	}
 	if (mounted)
 		fuse_session_unmount(session);
 	if (handlers)

@@ -206,6 +206,61 @@ def refused_hub_value_stops_the_start(t):
     check("omnihub: -o hf_repos: 'bad..repo/x'" in res.stderr, "stderr: %r" % res.stderr)
 
 
+CATALOG = {
+    "omnihub_catalog": 1,
+    "hub": "mymodels",
+    "base_url": "https://127.0.0.1:1/",
+    "models": {"tiny": {"entries": {"v1": {
+        "url": "tiny.bin", "file": "tiny.bin", "size": 3, "format": "bin",
+        "digests": {"sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}}}},
+}
+
+
+def reload_lines(m):
+    return m.log_lines("reload (SIGHUP)")
+
+
+@test
+def sighup_reloads_without_unmounting(t):
+    """kill -HUP: the mount stays and serves; the settings and catalogs are read again and
+    one log line says what changed (a catalog hub added, a setting changed) and that they
+    apply at the next mount; a bad config file on reload keeps the settings in use, the log
+    saying FILE:LINE. (Before: SIGHUP unmounted.)"""
+    empty = os.path.join(t.dir, "no-system-catalogs")
+    os.mkdir(empty)
+    opts = hub_options(t) + ["system_catalogs=" + empty]
+    conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+    with t.mount(opts) as m:
+        check_reads_model(t, m.mountpoint)
+        write(os.path.join(t.env["HOME"], ".config", "omnihub", "catalogs", "mine.json"),
+              json.dumps(CATALOG))
+        write(conf, "index_ttl = 60\n")
+        m.proc.send_signal(signal.SIGHUP)
+        line = wait_for(lambda: reload_lines(m), EXIT_TIMEOUT, "a reload log line")[0]
+        t.note("reload line: " + line)
+        check("catalog hubs added: mymodels" in line and "settings changed: index_ttl" in line,
+              "the reload line: %r" % line)
+        check("next mount" in line, "the reload line says when they apply: %r" % line)
+        check(m.proc.poll() is None and is_mounted(m.mountpoint),
+              "the daemon or its mount went after SIGHUP")
+        check_reads_model(t, m.mountpoint)
+
+        write(conf, "index_ttl = 60\nretries = lots\n")
+        m.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(reload_lines(m)) >= 2, EXIT_TIMEOUT, "a second reload line")
+        line = reload_lines(m)[1]
+        t.note("bad reload line: " + line)
+        check("keeping the settings in use" in line and "%s:2: retries" % conf in line,
+              "the line of a bad reload: %r" % line)
+        # Several at once: none is lost or kills the daemon.
+        for _ in range(5):
+            m.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(reload_lines(m)) >= 3, EXIT_TIMEOUT, "a third reload line")
+        check(m.proc.poll() is None and is_mounted(m.mountpoint),
+              "the daemon or its mount went after five SIGHUPs")
+        check_reads_model(t, m.mountpoint)
+
+
 @test
 def container_entrypoint(t):
     """scripts/container/entrypoint.sh, the image's first process, run here without a
