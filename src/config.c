@@ -1315,17 +1315,20 @@ int config_locate_refusal(const struct config *cfg, const char *sentence, char *
 	return rc;
 }
 
-static bool refused(const struct config *cfg, const struct hub_state_view *view)
+static bool refused(const struct config *cfg, const struct hub_state_view *view,
+		    bool disabled_is_refused)
 {
 	char located[8];
 
-	return view->kind == HUB_STATE_DISABLED ||
-	       (view->kind == HUB_STATE_OFFLINE &&
-		config_locate_refusal(cfg, view->error, located, sizeof(located)) == 0);
+	if (view->kind == HUB_STATE_DISABLED && disabled_is_refused)
+		return true;
+	return (view->kind == HUB_STATE_DISABLED || view->kind == HUB_STATE_OFFLINE) &&
+	       config_locate_refusal(cfg, view->error, located, sizeof(located)) == 0;
 }
 
 size_t config_report_refusals(const struct config *cfg, const struct hub_state_view *views,
-			      size_t n, const char *program, FILE *err)
+			      size_t n, bool disabled_is_refused, const char *program,
+			      FILE *err)
 {
 	size_t count = 0;
 
@@ -1333,12 +1336,13 @@ size_t config_report_refusals(const struct config *cfg, const struct hub_state_v
 		char located[1200];
 		bool again = false;
 
-		if (!refused(cfg, &views[i]))
+		if (!refused(cfg, &views[i], disabled_is_refused))
 			continue;
 		count++;
 		/* The models and datasets hubs refuse the same hf_repos once each. */
 		for (size_t j = 0; j < i && !again; j++)
-			again = refused(cfg, &views[j]) && strcmp(views[j].error, views[i].error) == 0;
+			again = refused(cfg, &views[j], disabled_is_refused) &&
+				strcmp(views[j].error, views[i].error) == 0;
 		if (again)
 			continue;
 		config_locate_refusal(cfg, views[i].error, located, sizeof(located));

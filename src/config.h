@@ -208,13 +208,15 @@ int config_locate_refusal(const struct config *cfg, const char *sentence, char *
 			  size_t out_size);
 
 /* Of the hubs' states (core_hub_states), those whose settings the hub
- * refused: disabled, or offline with a sentence naming a set option (an
- * offline hub is left out before it is judged disabled). Each refusal is
- * written once to err as "PROGRAM: WHERE: what" (config_locate_refusal).
- * Returns how many hubs refused. */
+ * refused: disabled (when disabled_is_refused: a mount, where only a
+ * refusal disables), or failed with a sentence naming a set option (an
+ * offline hub is left out before it is judged; a command disables a hub
+ * whatever failed). Each refusal is written once to err as "PROGRAM:
+ * WHERE: what" (config_locate_refusal). Returns how many hubs refused. */
 struct hub_state_view;
 size_t config_report_refusals(const struct config *cfg, const struct hub_state_view *views,
-			      size_t n, const char *program, FILE *err);
+			      size_t n, bool disabled_is_refused, const char *program,
+			      FILE *err);
 
 /* A setting for one hub (its directory's name: "onnx", "torchvision"): a
  * [hub] section's value in a file, unless -o or the environment sets the

@@ -326,7 +326,7 @@ static size_t report_refused_hubs(struct core *core, const struct config *cfg)
 	if (!views)
 		return 0;
 	n = core_hub_states(core, views, n);
-	refused = config_report_refusals(cfg, views, n, PACKAGE_NAME, stderr);
+	refused = config_report_refusals(cfg, views, n, true, PACKAGE_NAME, stderr);
 	free(views);
 	return refused;
 }

@@ -280,7 +280,9 @@ static int run_help(int argc, char **argv)
 
 /* A command that failed because a hub refuses its settings (hub.h's
  * -EINVAL) failed for a bad setting, as a mount would: say where it was
- * set (FILE:LINE) and exit as for any bad setting. */
+ * set (FILE:LINE) and exit as for any bad setting. A command disables a
+ * hub whatever its open failed of (nobody retries): a refusal is known by
+ * the set option its sentence names. */
 static bool refused_settings(struct cmd_ctx *ctx)
 {
 	size_t n = core_hub_count(ctx->core), refused = 0;
@@ -289,7 +291,7 @@ static bool refused_settings(struct cmd_ctx *ctx)
 	if (!views)
 		return false;
 	n = core_hub_states(ctx->core, views, n);
-	refused = config_report_refusals(ctx->cfg, views, n, PROGRAM, stderr);
+	refused = config_report_refusals(ctx->cfg, views, n, false, PROGRAM, stderr);
 	free(views);
 	return refused > 0;
 }

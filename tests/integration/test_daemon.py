@@ -204,6 +204,13 @@ def refused_hub_value_stops_the_start(t):
                         "huggingface"], t.env)
     check_eq(res.returncode, 2, "exit status of omnihub -o hf_repos=... ls huggingface")
     check("omnihub: -o hf_repos: 'bad..repo/x'" in res.stderr, "stderr: %r" % res.stderr)
+    # A hub that cannot open for another cause (its server down) is no bad setting: 1.
+    os.unlink(conf)
+    res = run_cli(cli, ["-o", "cache=%s,retry_time=1,onnx_index_url=https://127.0.0.1:1/x"
+                        % os.path.join(t.dir, "empty-cache"), "ls", "onnx"], t.env)
+    t.note("omnihub ls onnx, its server down: status %d, stderr:\n%s"
+           % (res.returncode, res.stderr))
+    check_eq(res.returncode, 1, "exit status of omnihub ls onnx with its server down")
 
 
 CATALOG = {
