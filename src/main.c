@@ -554,8 +554,13 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (rc) {
-		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, fs_why);
-		status = rc == -EINVAL ? 2 : 1; /* a setting (a config section) is wrong */
+		char located[1200];
+
+		/* A setting (a config section, a catalog option) is wrong: where. */
+		if (rc == -EINVAL)
+			config_locate_refusal(&cfg, fs_why, located, sizeof(located));
+		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, rc == -EINVAL ? located : fs_why);
+		status = rc == -EINVAL ? 2 : 1;
 		goto out;
 	}
 

@@ -192,6 +192,17 @@ def refused_hub_value_stops_the_start(t):
           "no line starting %r in stderr" % want)
     check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point")
 
+    # A catalog option the catalogs' hubs refuse as they load, from a file's line.
+    write(conf, "# converters\nconvert = nonsense\n")
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env,
+                  mountpoint=t.mountpoint)
+    t.note("convert from the file: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of the mount with a refused convert")
+    want = "omnihub-fuse: %s:2: convert: " % conf
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    os.unlink(conf)
+
     cli = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
     write(conf, "hf_repos = acme/tiny-onnx, bad..repo/x\n")
     res = run_cli(cli, ["-o", "cache=" + t.cache + ",offline", "ls", "huggingface"], t.env)
