@@ -225,9 +225,15 @@ static int check_mountpoint(const char *mountpoint)
 	struct stat st;
 
 	if (stat(mountpoint, &st) != 0) {
-		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, mountpoint,
-		        errno == ENOENT ? "does not exist (create it with mkdir)"
-		                        : strerror(errno));
+		if (errno == ENOTCONN)
+			fprintf(stderr,
+				"%s: mount point %s is a FUSE mount whose daemon is gone; unmount "
+				"it first (fusermount3 -u %s)\n",
+				PACKAGE_NAME, mountpoint, mountpoint);
+		else
+			fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, mountpoint,
+				errno == ENOENT ? "does not exist (create it with mkdir)"
+						: strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {

@@ -134,6 +134,27 @@ def second_mount_refused(t):
 
 
 @test
+def dead_mount_named(t):
+    """A mount point whose daemon was killed: a new start exits 1 saying how to unmount it,
+    stacking nothing; after fusermount3 -u it mounts."""
+    m = t.mount(hub_options(t)).start()
+    m.proc.kill()
+    m.proc.wait()
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env)
+    t.note("start on a dead mount: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 1, "exit status of a start on a dead mount")
+    # The kernel may still answer stat from its cache (then: "already an omnihub-fuse
+    # mount"), or not (then: "whose daemon is gone"); both say how to unmount.
+    check(("daemon is gone" in res.stderr or "already an omnihub-fuse mount" in res.stderr)
+          and "fusermount3 -u" in res.stderr, "the sentence: %r" % res.stderr)
+    check_eq(mounts_at(t.mountpoint), 1, "mounts on the mount point")
+    check_eq(fusermount(t.mountpoint).returncode, 0, "fusermount3 -u of the dead mount")
+    m._stopped = True  # killed on purpose: its status is no failure
+    with t.mount(hub_options(t)) as m2:
+        check_reads_model(t, m2.mountpoint)
+
+
+@test
 def mount_fuse3_drop_privileges(t):
     """mount.fuse3 omnihub-fuse#models MNT -o drop_privileges,...: mount.fuse3 mounts, then
     runs the program under test unprivileged with the mount point /dev/fd/N; the mount is
