@@ -1292,6 +1292,47 @@ const char *config_hub_option(const struct config *cfg, const char *name)
 	return v ? v->value : NULL;
 }
 
+/* A list set on several lines of a file has the origin "PATH:L1,L2...":
+ * the line that holds the item the sentence quotes ('item') is the one to
+ * name. Read again from the file, on this error path only; 0 when none. */
+static unsigned line_of_item(const char *origin, const char *sentence)
+{
+	const char *colon = strrchr(origin, ':'), *quote = strchr(sentence, '\'');
+	const char *end = quote ? strchr(quote + 1, '\'') : NULL;
+	char path[PATH_MAX], item[256], *line = NULL;
+	unsigned found = 0, number = 0;
+	size_t cap = 0;
+	FILE *f;
+
+	if (!colon || !strchr(colon, ',') || !end || end - quote - 1 <= 0 ||
+	    (size_t)(end - quote - 1) >= sizeof(item) || (size_t)(colon - origin) >= sizeof(path))
+		return 0;
+	snprintf(path, sizeof(path), "%.*s", (int)(colon - origin), origin);
+	snprintf(item, sizeof(item), "%.*s", (int)(end - quote - 1), quote + 1);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char listed[16];
+		const char *at = colon + 1;
+
+		number++;
+		if (!strstr(line, item))
+			continue;
+		/* Only a line the origin lists: the item may be in a comment too. */
+		while (*at && !found) {
+			size_t n = strcspn(at, ",");
+			snprintf(listed, sizeof(listed), "%.*s", (int)n, at);
+			if ((unsigned)strtoul(listed, NULL, 10) == number)
+				found = number;
+			at += n + (at[n] == ',');
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
 int config_locate_refusal(const struct config *cfg, const char *sentence, char *out,
 			  size_t out_size)
 {
@@ -1301,6 +1342,7 @@ int config_locate_refusal(const struct config *cfg, const char *sentence, char *
 	for (size_t i = 0; i < cfg->nhub_options && rc; i++) {
 		const struct config_value *v = &cfg->hub_options[i];
 		size_t n = strlen(v->name);
+		unsigned line;
 
 		if (strncmp(sentence, v->name, n) != 0 || (sentence[n] != ':' && sentence[n] != ' '))
 			continue;
@@ -1308,6 +1350,10 @@ int config_locate_refusal(const struct config *cfg, const char *sentence, char *
 			snprintf(out, out_size, "-o %s", sentence);
 		else if (strncmp(v->origin, "environment ", 12) == 0)
 			snprintf(out, out_size, "%s: %s", v->origin + 12, sentence);
+		else if ((line = line_of_item(v->origin, sentence)) != 0)
+			snprintf(out, out_size, "%.*s:%u: %s",
+				 (int)(strrchr(v->origin, ':') - v->origin), v->origin, line,
+				 sentence);
 		else
 			snprintf(out, out_size, "%s: %s", v->origin, sentence);
 		rc = 0;

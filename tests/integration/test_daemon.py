@@ -225,11 +225,12 @@ def refused_hub_value_stops_the_start(t):
     os.unlink(conf)
 
     cli = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
-    write(conf, "hf_repos = acme/tiny-onnx, bad..repo/x\n")
+    # A list on two lines: the line of the refused item is named.
+    write(conf, "hf_repos = acme/tiny-onnx\n# not bad..repo/x here\nhf_repos = gpt2, bad..repo/x\n")
     res = run_cli(cli, ["-o", "cache=" + t.cache + ",offline", "ls", "huggingface"], t.env)
     t.note("omnihub ls: status %d, stderr:\n%s" % (res.returncode, res.stderr))
     check_eq(res.returncode, 2, "exit status of omnihub ls huggingface")
-    want = "omnihub: %s:1: hf_repos: 'bad..repo/x' is not a repo id" % conf
+    want = "omnihub: %s:3: hf_repos: 'bad..repo/x' is not a repo id" % conf
     check(any(line.startswith(want) for line in res.stderr.splitlines()),
           "no line starting %r in stderr" % want)
     res = run_cli(cli, ["-o", "cache=%s,offline,hf_repos=%s" % (t.cache, BAD_REPO), "ls",
