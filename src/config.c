@@ -17,6 +17,7 @@
 #include "conffile.h"
 #include "config.h"
 #include "hub.h"
+#include "hub_state.h"
 
 int config_parse_unsigned(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -1289,6 +1290,111 @@ const char *config_hub_option(const struct config *cfg, const char *name)
 	const struct config_value *v = values_find(&list, NULL, name);
 
 	return v ? v->value : NULL;
+}
+
+/* A list set on several lines of a file has the origin "PATH:L1,L2...":
+ * the line that holds the item the sentence quotes ('item') is the one to
+ * name. Read again from the file, on this error path only; 0 when none. */
+static unsigned line_of_item(const char *origin, const char *sentence)
+{
+	const char *colon = strrchr(origin, ':'), *quote = strchr(sentence, '\'');
+	const char *end = quote ? strchr(quote + 1, '\'') : NULL;
+	char path[PATH_MAX], item[256], *line = NULL;
+	unsigned found = 0, number = 0;
+	size_t cap = 0;
+	FILE *f;
+
+	if (!colon || !strchr(colon, ',') || !end || end - quote - 1 <= 0 ||
+	    (size_t)(end - quote - 1) >= sizeof(item) || (size_t)(colon - origin) >= sizeof(path))
+		return 0;
+	snprintf(path, sizeof(path), "%.*s", (int)(colon - origin), origin);
+	snprintf(item, sizeof(item), "%.*s", (int)(end - quote - 1), quote + 1);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char listed[16];
+		const char *at = colon + 1;
+
+		number++;
+		if (!strstr(line, item))
+			continue;
+		/* Only a line the origin lists: the item may be in a comment too. */
+		while (*at && !found) {
+			size_t n = strcspn(at, ",");
+			snprintf(listed, sizeof(listed), "%.*s", (int)n, at);
+			if ((unsigned)strtoul(listed, NULL, 10) == number)
+				found = number;
+			at += n + (at[n] == ',');
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+int config_locate_refusal(const struct config *cfg, const char *sentence, char *out,
+			  size_t out_size)
+{
+	int rc = -ENOENT;
+
+	snprintf(out, out_size, "%s", sentence);
+	for (size_t i = 0; i < cfg->nhub_options && rc; i++) {
+		const struct config_value *v = &cfg->hub_options[i];
+		size_t n = strlen(v->name);
+		unsigned line;
+
+		if (strncmp(sentence, v->name, n) != 0 || (sentence[n] != ':' && sentence[n] != ' '))
+			continue;
+		if (strcmp(v->origin, "option") == 0)
+			snprintf(out, out_size, "-o %s", sentence);
+		else if (strncmp(v->origin, "environment ", 12) == 0)
+			snprintf(out, out_size, "%s: %s", v->origin + 12, sentence);
+		else if ((line = line_of_item(v->origin, sentence)) != 0)
+			snprintf(out, out_size, "%.*s:%u: %s",
+				 (int)(strrchr(v->origin, ':') - v->origin), v->origin, line,
+				 sentence);
+		else
+			snprintf(out, out_size, "%s: %s", v->origin, sentence);
+		rc = 0;
+	}
+	return rc;
+}
+
+static bool refused(const struct config *cfg, const struct hub_state_view *view,
+		    bool disabled_is_refused)
+{
+	char located[8];
+
+	if (view->kind == HUB_STATE_DISABLED && disabled_is_refused)
+		return true;
+	return (view->kind == HUB_STATE_DISABLED || view->kind == HUB_STATE_OFFLINE) &&
+	       config_locate_refusal(cfg, view->error, located, sizeof(located)) == 0;
+}
+
+size_t config_report_refusals(const struct config *cfg, const struct hub_state_view *views,
+			      size_t n, bool disabled_is_refused, const char *program,
+			      FILE *err)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char located[1200];
+		bool again = false;
+
+		if (!refused(cfg, &views[i], disabled_is_refused))
+			continue;
+		count++;
+		/* The models and datasets hubs refuse the same hf_repos once each. */
+		for (size_t j = 0; j < i && !again; j++)
+			again = refused(cfg, &views[j], disabled_is_refused) &&
+				strcmp(views[j].error, views[i].error) == 0;
+		if (again)
+			continue;
+		config_locate_refusal(cfg, views[i].error, located, sizeof(located));
+		fprintf(err, "%s: %s\n", program, located);
+	}
+	return count;
 }
 
 /* A [hub]'s own value of a per-hub setting, or NULL. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "mirror.h"
 
@@ -197,6 +198,25 @@ int config_check(const struct config_options *opts, config_problem_fn fn, void *
  * the system's. A list set in one file on several lines is joined with
  * commas. */
 const char *config_hub_option(const struct config *cfg, const char *name);
+
+/* A hub's refusal of its own settings (its open's -EINVAL sentence, which
+ * begins with the option's name: "hf_repos: 'x' is not a repo id"), with
+ * where that option was set before it: "FILE:LINE: hf_repos: ...", "-o
+ * hf_repos: ...", "$HF_ENDPOINT: ...". 0 when located; -ENOENT when the
+ * sentence names no option that is set (out holds it as it is). */
+int config_locate_refusal(const struct config *cfg, const char *sentence, char *out,
+			  size_t out_size);
+
+/* Of the hubs' states (core_hub_states), those whose settings the hub
+ * refused: disabled (when disabled_is_refused: a mount, where only a
+ * refusal disables), or failed with a sentence naming a set option (an
+ * offline hub is left out before it is judged; a command disables a hub
+ * whatever failed). Each refusal is written once to err as "PROGRAM:
+ * WHERE: what" (config_locate_refusal). Returns how many hubs refused. */
+struct hub_state_view;
+size_t config_report_refusals(const struct config *cfg, const struct hub_state_view *views,
+			      size_t n, bool disabled_is_refused, const char *program,
+			      FILE *err);
 
 /* A setting for one hub (its directory's name: "onnx", "torchvision"): a
  * [hub] section's value in a file, unless -o or the environment sets the

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "hub.h"
 #include "log.h"
 #include "options.h"
+#include "reload.h"
 #include "transfer.h"
 
 /* Threads the FUSE loop may run. Opens and reads that wait for a download
@@ -114,7 +116,11 @@ static void print_usage(const char *program)
 	       "Every -o option may also be set in ~/.config/omnihub/config or\n"
 	       "/etc/omnihub/config (omnihub.conf(5)); -o wins over the environment,\n"
 	       "which wins over the files. A value out of its range, wherever it is\n"
-	       "set, stops the start (exit status 2) with one sentence saying where.\n"
+	       "set, stops the start (exit status 2) with one sentence saying where;\n"
+	       "so does a value a hub refuses (hf_repos). MOUNTPOINT may be /dev/fd/N,\n"
+	       "a /dev/fuse mounted already (mount.fuse3 -o drop_privileges). SIGHUP\n"
+	       "reads the settings and catalogs again and logs what changed; they\n"
+	       "apply at the next mount.\n"
 	       "\n"
 	       "General options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -219,9 +225,15 @@ static int check_mountpoint(const char *mountpoint)
 	struct stat st;
 
 	if (stat(mountpoint, &st) != 0) {
-		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, mountpoint,
-		        errno == ENOENT ? "does not exist (create it with mkdir)"
-		                        : strerror(errno));
+		if (errno == ENOTCONN)
+			fprintf(stderr,
+				"%s: mount point %s is a FUSE mount whose daemon is gone; unmount "
+				"it first (fusermount3 -u %s)\n",
+				PACKAGE_NAME, mountpoint, mountpoint);
+		else
+			fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, mountpoint,
+				errno == ENOENT ? "does not exist (create it with mkdir)"
+						: strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -238,6 +250,131 @@ static int check_mountpoint(const char *mountpoint)
 		return -1;
 	}
 	return 0;
+}
+
+/* mount.fuse3 -o drop_privileges and container helpers mount themselves
+ * and pass the open /dev/fuse as "/dev/fd/N" (libfuse 3.14 takes it in
+ * fuse_session_mount): nothing to check or resolve, nothing to unmount. */
+static bool is_fd_mountpoint(const char *mountpoint)
+{
+	unsigned fd;
+	int end = 0;
+
+	return sscanf(mountpoint, "/dev/fd/%u%n", &fd, &end) == 1 &&
+	       mountpoint[end] == '\0';
+}
+
+/* mountinfo escapes a space, tab, newline and backslash as \ooo. */
+static void unescape_mountinfo(char *field)
+{
+	char *out = field;
+
+	for (const char *in = field; *in; out++) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+		    in[3] >= '0' && in[3] <= '7') {
+			*out = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 4;
+		} else {
+			*out = *in++;
+		}
+	}
+	*out = '\0';
+}
+
+/* Whether an omnihub mount sits on mountpoint (absolute, resolved) now: a
+ * second one would stack on it, hide it and double every download. Ours
+ * are fuse.omnihub (our subtype) or fuse.omnihub-fuse (mount.fuse3's
+ * type, from an fstab line). 1 when one does, 0 when none, -errno when
+ * mountinfo cannot be read. */
+static int omnihub_mounted_on(const char *mountpoint)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE ... */
+		char *save = NULL, *point = NULL, *fstype = NULL, *field;
+		int i = 0;
+
+		for (field = strtok_r(line, " \n", &save); field;
+		     field = strtok_r(NULL, " \n", &save), i++) {
+			if (i == 4)
+				point = field;
+			else if (i > 5 && strcmp(field, "-") == 0) {
+				fstype = strtok_r(NULL, " \n", &save);
+				break;
+			}
+		}
+		if (!point || !fstype)
+			continue;
+		unescape_mountinfo(point);
+		found = strcmp(point, mountpoint) == 0 &&
+			(strcmp(fstype, "fuse.omnihub") == 0 ||
+			 strcmp(fstype, "fuse.omnihub-fuse") == 0);
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* A hub whose settings it refuses (hub.h's -EINVAL) stops the start, as
+ * any bad value does, rather than leaving its directory out of a mount
+ * that looks fine. Returns the number of such hubs, each said on stderr. */
+static size_t report_refused_hubs(struct core *core, const struct config *cfg)
+{
+	size_t n = core_hub_count(core), refused = 0;
+	struct hub_state_view *views = calloc(n ? n : 1, sizeof(*views));
+
+	if (!views)
+		return 0;
+	n = core_hub_states(core, views, n);
+	refused = config_report_refusals(cfg, views, n, true, PACKAGE_NAME, stderr);
+	free(views);
+	return refused;
+}
+
+/* The reload thread's request pipe, for the SIGHUP handler: set by main
+ * once, before the handler is installed. */
+static int reload_fd = -1;
+
+/* SIGHUP asks for a reload (reload.c) rather than ending the mount, as
+ * libfuse's handler would. Only write(2): async-signal-safe; the pipe does
+ * not block, and a request already queued does for this one too. */
+static void on_sighup(int signum)
+{
+	const char request = 'r';
+	int saved = errno;
+
+	(void)signum;
+	if (write(reload_fd, &request, 1) < 0) {
+		/* full: a reload is queued already */
+	}
+	errno = saved;
+}
+
+/* Starts the reload thread and points SIGHUP at it; after
+ * fuse_set_signal_handlers, which makes SIGHUP end the loop. */
+static int reload_setup(struct reload **reload, const struct config_options *opts,
+			const struct config *cfg, const struct core *core)
+{
+	struct sigaction sa;
+	int rc;
+
+	rc = reload_start(reload, opts, cfg, core);
+	if (rc)
+		return rc;
+	reload_fd = reload_request_fd(*reload);
+	if (fcntl(reload_fd, F_SETFL, O_NONBLOCK) != 0)
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sighup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	return sigaction(SIGHUP, &sa, NULL) == 0 ? 0 : -errno;
 }
 
 /* Going to the background forks, and a child keeps only the forking thread:
@@ -326,6 +463,7 @@ int main(int argc, char *argv[])
 	struct config cfg = { 0 };
 	bool curl_ready = false, mounted = false, handlers = false;
 	struct core *core = NULL;
+	struct reload *reload = NULL;
 	struct fs *fs = NULL;
 	const char *why = NULL;
 	char fs_why[1024];
@@ -357,14 +495,28 @@ int main(int argc, char *argv[])
 		status = 2;
 		goto out;
 	}
-	if (check_mountpoint(cmdline.mountpoint) != 0)
-		goto out;
-	/* Absolute: the daemon changes to / before it unmounts. */
-	cmd.mountpoint = realpath(cmdline.mountpoint, NULL);
-	if (!cmd.mountpoint) {
-		fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME, cmdline.mountpoint,
-			strerror(errno));
-		goto out;
+	if (is_fd_mountpoint(cmdline.mountpoint)) {
+		/* Mounted already by whoever opened the descriptor. */
+		cmd.mountpoint = strdup(cmdline.mountpoint);
+		if (!cmd.mountpoint)
+			goto out;
+	} else {
+		if (check_mountpoint(cmdline.mountpoint) != 0)
+			goto out;
+		/* Absolute: the daemon changes to / before it unmounts. */
+		cmd.mountpoint = realpath(cmdline.mountpoint, NULL);
+		if (!cmd.mountpoint) {
+			fprintf(stderr, "%s: mount point %s: %s\n", PACKAGE_NAME,
+				cmdline.mountpoint, strerror(errno));
+			goto out;
+		}
+		if (omnihub_mounted_on(cmd.mountpoint) == 1) {
+			fprintf(stderr,
+				"%s: %s is already an omnihub-fuse mount; unmount it first "
+				"(fusermount3 -u %s, or umount as root)\n",
+				PACKAGE_NAME, cmd.mountpoint, cmd.mountpoint);
+			goto out;
+		}
 	}
 	rc = check_fuse_options(&args);
 	if (rc) {
@@ -403,9 +555,18 @@ int main(int argc, char *argv[])
 	rc = core_new(&core, &cfg, fs_why, sizeof(fs_why));
 	if (rc == 0)
 		rc = fs_new(&fs, core, fs_why, sizeof(fs_why));
+	if (core && report_refused_hubs(core, &cfg) > 0) {
+		status = 2;
+		goto out;
+	}
 	if (rc) {
-		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, fs_why);
-		status = rc == -EINVAL ? 2 : 1; /* a setting (a config section) is wrong */
+		char located[1200];
+
+		/* A setting (a config section, a catalog option) is wrong: where. */
+		if (rc == -EINVAL)
+			config_locate_refusal(&cfg, fs_why, located, sizeof(located));
+		fprintf(stderr, "%s: %s\n", PACKAGE_NAME, rc == -EINVAL ? located : fs_why);
+		status = rc == -EINVAL ? 2 : 1;
 		goto out;
 	}
 
@@ -428,6 +589,12 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(session) != 0)
 		goto out;
 	handlers = true;
+	rc = reload_setup(&reload, &cmdline.options.config, &cfg, core);
+	if (rc) {
+		fprintf(stderr, "%s: cannot start the reload thread: %s\n", PACKAGE_NAME,
+			strerror(-rc));
+		goto out;
+	}
 	if (fuse_session_mount(session, cmd.mountpoint) != 0) {
 		fprintf(stderr, "%s: cannot mount on %s\n", PACKAGE_NAME, cmd.mountpoint);
 		goto out;
@@ -443,6 +610,11 @@ int main(int argc, char *argv[])
 	log_info("unmounting %s", cmd.mountpoint);
 	fs_shutdown(fs);
 out:
+	if (reload) {
+		/* Shutting down: a late SIGHUP neither reloads nor kills. */
+		signal(SIGHUP, SIG_IGN);
+		reload_stop(reload);
+	}
 	if (mounted)
 		fuse_session_unmount(session);
 	if (handlers)

@@ -279,6 +279,24 @@ static int run_help(int argc, char **argv)
 	return status;
 }
 
+/* A command that failed because a hub refuses its settings (hub.h's
+ * -EINVAL) failed for a bad setting, as a mount would: say where it was
+ * set (FILE:LINE) and exit as for any bad setting. A command disables a
+ * hub whatever its open failed of (nobody retries): a refusal is known by
+ * the set option its sentence names. */
+static bool refused_settings(struct cmd_ctx *ctx)
+{
+	size_t n = core_hub_count(ctx->core), refused = 0;
+	struct hub_state_view *views = calloc(n ? n : 1, sizeof(*views));
+
+	if (!views)
+		return false;
+	n = core_hub_states(ctx->core, views, n);
+	refused = config_report_refusals(ctx->cfg, views, n, false, PROGRAM, stderr);
+	free(views);
+	return refused > 0;
+}
+
 int main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
@@ -382,6 +400,8 @@ int main(int argc, char *argv[])
 	/* The subcommand's argv starts at its name; getopt starts afresh. */
 	optind = 0;
 	status = sub->run(&ctx, nargs, args);
+	if (status != CMD_EXIT_OK && ctx.core && refused_settings(&ctx))
+		status = CMD_EXIT_USAGE;
 out:
 	core_free(ctx.core);
 	if (curl_ready)

@@ -19,8 +19,8 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, check, check_eq, errno_of, run, sha256_file,  # noqa: E402
-                           test, wait_for)
+from mount_helpers import (SRCDIR, check, check_eq, errno_of, run, run_cli,  # noqa: E402
+                           sha256_file, test, wait_for)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
@@ -190,16 +190,13 @@ def huggingface_endpoint_down_at_start_is_up(t):
 
 
 @test
-def settings_refused_is_disabled(t):
-    """Settings a hub refuses do not heal: it is left out (ENOENT), never retried. (A number
-    out of range never gets this far: the start refuses it with exit status 2.)"""
-    with mount(t, "hf_repos=not/a/repo") as m:
-        check("huggingface" not in os.listdir(m.mountpoint), "huggingface/ listed")
-        check_eq(errno_of(os.stat, m.path("huggingface")), errno.ENOENT, "stat huggingface/")
-        state, _, next_try, _, error = hub_rows(m)["huggingface"]
-        check_eq((state, next_try), ("disabled", "-"), "huggingface's state and next try")
-        check("hf_repos" in error, "huggingface's last error: %r" % error)
-        check_eq(hub_rows(m)["onnx"][0], "up", "onnx's state")
+def settings_refused_stop_the_start(t):
+    """Settings a hub refuses do not heal: the start stops with exit status 2, naming the
+    option (issue 25; test_daemon.py checks FILE:LINE too), and nothing is mounted."""
+    m = mount(t, "hf_repos=not/a/repo")
+    res = run_cli(t.binary, m.command[1:], m.env, mountpoint=t.mountpoint)
+    check_eq(res.returncode, 2, "exit status")
+    check("-o hf_repos: 'not/a/repo'" in res.stderr, "stderr: %r" % res.stderr)
 
 
 if __name__ == "__main__":

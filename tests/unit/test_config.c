@@ -862,6 +862,42 @@ static void test_list_blanks(void)
 }
 
 
+/* config_locate_refusal: a hub's sentence with where its option was set. */
+static void test_locate_refusal(void)
+{
+	struct config_hub_option repos = { "hf_repos", "x/y" };
+	struct config_options opts = { .hub_options = &repos, .nhub_options = 1 };
+	struct config_options none = { 0 };
+	const char *sentence = "hf_repos: 'bad..x' is not a repo id";
+	struct config cfg;
+	char out[512], want[512];
+	int rc;
+
+	resolve_files(&cfg, &opts, "", "", NULL);
+	rc = config_locate_refusal(&cfg, sentence, out, sizeof(out));
+	tap_ok(rc == 0 && strcmp(out, "-o hf_repos: 'bad..x' is not a repo id") == 0,
+	       "an option is named -o NAME: %s", out);
+	rc = config_locate_refusal(&cfg, "hf_reposx: no", out, sizeof(out));
+	tap_ok(rc == -ENOENT && strcmp(out, "hf_reposx: no") == 0,
+	       "a sentence naming no set option is left as it is: %s", out);
+	rc = config_locate_refusal(&cfg, "the endpoint is wrong", out, sizeof(out));
+	tap_ok(rc == -ENOENT, "a sentence naming no option at all: -ENOENT");
+	config_free(&cfg);
+
+	resolve_files(&cfg, &none, "# repos\n\nhf_repos = a/b, bad..x\n", "", NULL);
+	snprintf(want, sizeof(want), "%s:3: %s", user_path, sentence);
+	rc = config_locate_refusal(&cfg, sentence, out, sizeof(out));
+	tap_ok(rc == 0 && strcmp(out, want) == 0, "a file's line is named FILE:LINE: %s", out);
+	config_free(&cfg);
+
+	resolve_files(&cfg, &none, "hf_repos = a/b\n# bad..x\nhf_repos = bad..x\n", "", NULL);
+	snprintf(want, sizeof(want), "%s:3: %s", user_path, sentence);
+	rc = config_locate_refusal(&cfg, sentence, out, sizeof(out));
+	tap_ok(rc == 0 && strcmp(out, want) == 0,
+	       "a list on several lines: the line of the quoted item, not a comment's: %s", out);
+	config_free(&cfg);
+}
+
 /* config_check: every problem, each as config_resolve says the first. */
 struct sentences {
 	char text[16][512];
@@ -1037,6 +1073,7 @@ static void test_files(void)
 	test_bounds();
 	test_spec_bounds();
 	test_list_blanks();
+	test_locate_refusal();
 	test_check();
 	test_file_places();
 	tap_ok(tap_remove_tree(dir) == 0, "temporary files removed");

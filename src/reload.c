@@ -1,0 +1,299 @@
+/* reload.c: what SIGHUP does to a running mount: the settings read again
+ * and checked, compared with those in use, the catalogs' hubs listed again,
+ * one log line saying what changed. Not for: the signal handler (main.c) or
+ * applying a setting (the core keeps the settings it started with). */
+#include "build_config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core.h"
+#include "hub.h"
+#include "log.h"
+#include "reload.h"
+
+#define RELOAD_QUIT 'q'
+#define RELOAD_NOW 'r'
+
+struct reload {
+	const struct config_options *opts; /* borrowed */
+	const struct config *in_use;       /* borrowed */
+	const struct core *core;           /* borrowed */
+	int fds[2];                        /* owned: the request pipe */
+	pthread_t thread;
+};
+
+/* A growing text of "a, b, c". */
+struct words {
+	char *text; /* owned */
+	size_t len;
+	bool failed;
+};
+
+static void words_add(struct words *w, const char *word)
+{
+	size_t n = strlen(word);
+	char *grown;
+
+	if (w->failed)
+		return;
+	grown = realloc(w->text, w->len + n + 3);
+	if (!grown) {
+		w->failed = true;
+		return;
+	}
+	w->text = grown;
+	if (w->len) {
+		memcpy(w->text + w->len, ", ", 2);
+		w->len += 2;
+	}
+	memcpy(w->text + w->len, word, n + 1);
+	w->len += n;
+}
+
+/* Every setting as "hub/key=value", in config_describe's order. */
+struct described {
+	char **lines; /* owned, each owned */
+	size_t count;
+	bool failed;
+};
+
+static void describe_one(void *ctx, const char *hub, const char *key, const char *value,
+			 const char *origin)
+{
+	struct described *d = ctx;
+	char **grown;
+	char *line;
+
+	(void)origin; /* a value moved to another line is no change */
+	if (d->failed)
+		return;
+	if (asprintf(&line, "%s%s%s=%s", hub ? hub : "", hub ? "/" : "", key,
+		     value ? value : "") < 0) {
+		d->failed = true;
+		return;
+	}
+	grown = realloc(d->lines, (d->count + 1) * sizeof(*grown));
+	if (!grown) {
+		free(line);
+		d->failed = true;
+		return;
+	}
+	d->lines = grown;
+	d->lines[d->count++] = line;
+}
+
+static void described_free(struct described *d)
+{
+	for (size_t i = 0; i < d->count; i++)
+		free(d->lines[i]);
+	free(d->lines);
+}
+
+static bool described_has(const struct described *d, const char *line)
+{
+	for (size_t i = 0; i < d->count; i++)
+		if (strcmp(d->lines[i], line) == 0)
+			return true;
+	return false;
+}
+
+/* The name of a setting line: what is before '='. */
+static void add_name(struct words *w, const char *line)
+{
+	char name[256];
+
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(line, "="), line);
+	words_add(w, name);
+}
+
+/* The settings that differ between in_use and fresh, by name. */
+static void changed_settings(const struct config *in_use, const struct config *fresh,
+			     struct words *out)
+{
+	struct described old = { 0 }, now = { 0 };
+
+	config_describe(in_use, describe_one, &old);
+	config_describe(fresh, describe_one, &now);
+	if (old.failed || now.failed) {
+		out->failed = true;
+		goto out;
+	}
+	for (size_t i = 0; i < now.count; i++)
+		if (!described_has(&old, now.lines[i]))
+			add_name(out, now.lines[i]);
+	/* Settings no longer set at all (a hub option removed). */
+	for (size_t i = 0; i < old.count; i++) {
+		size_t n = strcspn(old.lines[i], "=");
+		bool named = false;
+		for (size_t j = 0; j < now.count && !named; j++)
+			named = strncmp(now.lines[j], old.lines[i], n + 1) == 0;
+		if (!named)
+			add_name(out, old.lines[i]);
+	}
+out:
+	described_free(&old);
+	described_free(&now);
+}
+
+static bool core_has_hub(const struct core *core, const char *name)
+{
+	for (size_t i = 0; i < core_hub_count(core); i++)
+		if (strcmp(core_hub_name(core, i), name) == 0)
+			return true;
+	return false;
+}
+
+/* The hubs the catalogs name now that the mount does not serve, and those
+ * it serves that they no longer name. */
+static int catalog_changes(const struct reload *r, const struct config *fresh,
+			   struct words *added, struct words *gone, char *why, size_t why_size)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < hub_registry_count && rc == 0; i++) {
+		const struct hub_ops *ops = hub_registry[i];
+		void *set = NULL;
+
+		if (!(ops->flags & HUB_FROM_CATALOGS) || !ops->load)
+			continue;
+		rc = ops->load(fresh, &set, why, why_size);
+		if (rc)
+			break;
+		for (size_t k = 0; k < ops->count(set); k++)
+			if (!core_has_hub(r->core, ops->hub_name(set, k)))
+				words_add(added, ops->hub_name(set, k));
+		/* A hub of the mount that no registry entry names any more. */
+		for (size_t h = 0; h < core_hub_count(r->core); h++) {
+			const char *name = core_hub_name(r->core, h);
+			bool named = false;
+			for (size_t k = 0; k < ops->count(set) && !named; k++)
+				named = strcmp(ops->hub_name(set, k), name) == 0;
+			for (size_t e = 0; e < hub_registry_count && !named; e++)
+				named = !(hub_registry[e]->flags & HUB_FROM_CATALOGS) &&
+					strcmp(hub_registry[e]->name, name) == 0;
+			if (!named)
+				words_add(gone, name);
+		}
+		ops->unload(set);
+	}
+	return rc;
+}
+
+static void reload_once(const struct reload *r)
+{
+	struct words changed = { 0 }, added = { 0 }, gone = { 0 };
+	struct config fresh = { 0 };
+	const char *why = NULL;
+	char catalog_why[1024] = "";
+	int rc;
+
+	rc = config_resolve(&fresh, r->opts, &why);
+	if (rc) {
+		log_error("reload (SIGHUP): keeping the settings in use: %s", why);
+		goto out;
+	}
+	rc = catalog_changes(r, &fresh, &added, &gone, catalog_why, sizeof(catalog_why));
+	if (rc) {
+		log_error("reload (SIGHUP): keeping the settings in use: %s", catalog_why);
+		goto out;
+	}
+	changed_settings(r->in_use, &fresh, &changed);
+	if (changed.failed || added.failed || gone.failed) {
+		log_error("reload (SIGHUP): out of memory");
+		goto out;
+	}
+	if (!changed.len && !added.len && !gone.len) {
+		log_info("reload (SIGHUP): the settings and the catalogs' hubs are unchanged; the "
+			 "token file is read again whenever it changes");
+		goto out;
+	}
+	log_warn("reload (SIGHUP): %s%s%s%s%s%s%s; a mount keeps the settings and hubs it "
+		 "started with: they apply at the next mount (the token file is read again "
+		 "whenever it changes)",
+		 changed.len ? "settings changed: " : "", changed.len ? changed.text : "",
+		 changed.len && (added.len || gone.len) ? "; " : "",
+		 added.len ? "catalog hubs added: " : "", added.len ? added.text : "",
+		 gone.len ? (added.len ? "; catalog hubs gone: " : "catalog hubs gone: ") : "",
+		 gone.len ? gone.text : "");
+out:
+	free(changed.text);
+	free(added.text);
+	free(gone.text);
+	config_free(&fresh);
+}
+
+static void *reload_main(void *arg)
+{
+	struct reload *r = arg;
+
+	for (;;) {
+		char byte;
+		ssize_t n = read(r->fds[0], &byte, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != 1 || byte == RELOAD_QUIT)
+			break;
+		reload_once(r);
+	}
+	return NULL;
+}
+
+int reload_start(struct reload **out, const struct config_options *opts,
+		 const struct config *in_use, const struct core *core)
+{
+	struct reload *r = calloc(1, sizeof(*r));
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if (!r)
+		goto out;
+	r->opts = opts;
+	r->in_use = in_use;
+	r->core = core;
+	r->fds[0] = r->fds[1] = -1;
+	if (pipe2(r->fds, O_CLOEXEC) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = -pthread_create(&r->thread, NULL, reload_main, r);
+	if (rc == 0) {
+		*out = r;
+		r = NULL;
+	}
+out:
+	if (r) {
+		if (r->fds[0] >= 0)
+			close(r->fds[0]);
+		if (r->fds[1] >= 0)
+			close(r->fds[1]);
+		free(r);
+	}
+	return rc;
+}
+
+int reload_request_fd(const struct reload *r)
+{
+	return r->fds[1];
+}
+
+void reload_stop(struct reload *r)
+{
+	const char quit = RELOAD_QUIT;
+
+	if (!r)
+		return;
+	while (write(r->fds[1], &quit, 1) < 0 && errno == EINTR)
+		;
+	pthread_join(r->thread, NULL);
+	close(r->fds[0]);
+	close(r->fds[1]);
+	free(r);
+}

@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""Integration tests of omnihub-fuse as a daemon a person lives with: no second mount stacked
+on a mounted point, a mount from a descriptor (mount.fuse3 -o drop_privileges), a setting a
+hub refuses stopping the start with its FILE:LINE, and SIGHUP reloading without unmounting.
+Not for what the mount serves (test_onnx_mount.py and the others), nor mount(8) and the
+systemd units (test_system_mount.py).
+"""
+
+# Run by `make check` (TAP on stdout), or by hand:
+#     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
+#         /usr/bin/python3 tests/integration/test_daemon.py [PART]
+#
+# The whole file runs in a private mount namespace (unshare --mount), as test_system_mount.py
+# does: there the omnihub-fuse under test is bound on /usr/local/sbin, where mount.fuse3's
+# /bin/sh finds it by name.
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
+
+
+def _enter_private_namespace():
+    """Re-run this script under unshare --mount, once."""
+    if _NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
+        return
+    env = dict(os.environ)
+    env[_NS_MARK] = os.readlink("/proc/self/ns/mnt")
+    sys.stdout.flush()
+    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
+                           os.path.abspath(__file__)] + sys.argv[1:], env)
+
+
+if __name__ == "__main__":
+    _enter_private_namespace()
+
+from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, check, check_eq,  # noqa: E402
+                           fusermount, is_mounted, run, run_cli, sha256_file, test, wait_for)
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+from zoo_server import ZooServer  # noqa: E402
+
+MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
+SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
+MODEL = "onnx/conv2d/opset-9/model.onnx"  # a "good" entry of make_zoo.py
+BAD_REPO = "acme/tiny-onnx,bad..repo/x"  # the second id is refused by the Hugging Face hub
+
+
+class Shared:
+    def __init__(self, zoo, expected_sha256):
+        self.zoo = zoo
+        self.expected_sha256 = expected_sha256
+
+
+def _mount(*args):
+    subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def daemon_hub(run_dir):
+    """The private namespace's program on dash's PATH, and the fake ONNX zoo."""
+    check(os.environ.get(_NS_MARK) is not None
+          and os.readlink("/proc/self/ns/mnt") != os.environ[_NS_MARK],
+          "not in a private mount namespace")
+    binary = os.path.abspath(os.environ.get("OMNIHUB_FUSE") or "")
+    sbin = os.path.join(run_dir, "sbin")
+    os.mkdir(sbin)
+    os.symlink(binary, os.path.join(sbin, "omnihub-fuse"))
+    _mount("--bind", sbin, SHELL_PATH_DIR)
+    fixture_dir = os.path.join(run_dir, "fixture")
+    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",
+                          "conv2d", "model", "conv2d-9.onnx")
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
+        yield Shared(zoo, sha256_file(served))
+
+
+def hub_options(t):
+    zoo = t.shared.zoo
+    return ["cache=" + t.cache, "cacert=" + zoo.cacert, "onnx_index_url=" + zoo.index_url,
+            "onnx_url=" + zoo.model_base_url]
+
+
+def mounts_at(mountpoint):
+    real = os.path.realpath(mountpoint)
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4] == real)
+
+
+def check_reads_model(t, mountpoint):
+    check_eq(sha256_file(os.path.join(mountpoint, MODEL)), t.shared.expected_sha256,
+             "sha256 of %s read through the mount" % MODEL)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+# ----------------------------------------------------------------------------- tests
+
+@test
+def second_mount_refused(t):
+    """A second omnihub-fuse on a mounted point exits 1 with one sentence saying so and how
+    to unmount; the first mount stays, alone, and still serves."""
+    with t.mount(hub_options(t)) as m:
+        check_eq(mounts_at(t.mountpoint), 1, "mounts on the mount point")
+        res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env)
+        t.note("second start: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+        check_eq(res.returncode, 1, "exit status of the second start")
+        check("already an omnihub-fuse mount" in res.stderr and "fusermount3 -u" in res.stderr,
+              "the sentence: %r" % res.stderr)
+        check_eq(len(res.stderr.strip().splitlines()), 1, "lines on stderr")
+        check_eq(mounts_at(t.mountpoint), 1, "mounts on the mount point after the second start")
+        # Through another path to the same directory too (a symlink).
+        link = os.path.join(t.dir, "link")
+        os.symlink(t.mountpoint, link)
+        res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), link], t.env)
+        check_eq(res.returncode, 1, "exit status of a start through a symlink")
+        check_eq(mounts_at(t.mountpoint), 1, "mounts after the start through a symlink")
+        check_reads_model(t, m.mountpoint)
+
+
+@test
+def dead_mount_named(t):
+    """A mount point whose daemon was killed: a new start exits 1 saying how to unmount it,
+    stacking nothing; after fusermount3 -u it mounts."""
+    m = t.mount(hub_options(t)).start()
+    m.proc.kill()
+    m.proc.wait()
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env)
+    t.note("start on a dead mount: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 1, "exit status of a start on a dead mount")
+    # The kernel may still answer stat from its cache (then: "already an omnihub-fuse
+    # mount"), or not (then: "whose daemon is gone"); both say how to unmount.
+    check(("daemon is gone" in res.stderr or "already an omnihub-fuse mount" in res.stderr)
+          and "fusermount3 -u" in res.stderr, "the sentence: %r" % res.stderr)
+    check_eq(mounts_at(t.mountpoint), 1, "mounts on the mount point")
+    check_eq(fusermount(t.mountpoint).returncode, 0, "fusermount3 -u of the dead mount")
+    m._stopped = True  # killed on purpose: its status is no failure
+    with t.mount(hub_options(t)) as m2:
+        check_reads_model(t, m2.mountpoint)
+
+
+@test
+def mount_fuse3_drop_privileges(t):
+    """mount.fuse3 omnihub-fuse#models MNT -o drop_privileges,...: mount.fuse3 mounts, then
+    runs the program under test unprivileged with the mount point /dev/fd/N; the mount is
+    up, a model reads back byte for byte, and umount ends the daemon."""
+    cmd = ["mount.fuse3", "omnihub-fuse#models", t.mountpoint,
+           "-o", ",".join(["drop_privileges"] + hub_options(t))]
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         env=t.env, timeout=MOUNT_TIMEOUT + 10)
+    t.note("%s\nstatus %d, stderr:\n%s" % (" ".join(cmd), res.returncode, res.stderr))
+    try:
+        check_eq(res.returncode, 0, "exit status of mount.fuse3")
+        check(is_mounted(t.mountpoint), "not mounted after mount.fuse3 returned")
+        pids = daemon_pids(t)
+        check_eq(len(pids), 1, "omnihub-fuse processes")
+        with open("/proc/%d/cmdline" % pids[0], "rb") as f:
+            argv = f.read().split(b"\0")
+        check(any(a.startswith(b"/dev/fd/") for a in argv),
+              "the daemon's mount point is no /dev/fd/N: %r" % argv)
+        with open("/proc/%d/status" % pids[0]) as f:
+            caps = [line.split()[1] for line in f if line.startswith("CapEff:")]
+        check_eq(caps, ["0000000000000000"], "the daemon's effective capabilities")
+        check_reads_model(t, t.mountpoint)
+        res = subprocess.run(["umount", t.mountpoint], capture_output=True, text=True)
+        check_eq(res.returncode, 0, "umount's exit status (%s)" % res.stderr.strip())
+        wait_for(lambda: not daemon_pids(t), EXIT_TIMEOUT, "the daemon to exit after umount")
+    finally:
+        if is_mounted(t.mountpoint):
+            fusermount(t.mountpoint, lazy=True)
+        for pid in daemon_pids(t):
+            os.kill(pid, signal.SIGKILL)
+
+
+@test
+def refused_hub_value_stops_the_start(t):
+    """hf_repos with an id the Hugging Face hub refuses (a space after a comma is fine): the
+    mount stops with exit 2 and one sentence naming FILE:LINE (config file) or the -o option,
+    nothing mounted; an omnihub command that uses the hub exits 2 with the same sentence."""
+    conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+    write(conf, "# a user's file\n\nhf_repos = acme/tiny-onnx, bad..repo/x\n")
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env,
+                  mountpoint=t.mountpoint)
+    t.note("from the file: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of the mount with a refused value in a file")
+    want = "omnihub-fuse: %s:3: hf_repos: 'bad..repo/x' is not a repo id" % conf
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point")
+
+    os.unlink(conf)
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t) + ["hf_repos=" + BAD_REPO]),
+                             t.mountpoint], t.env, mountpoint=t.mountpoint)
+    t.note("from -o: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of the mount with a refused -o value")
+    want = "omnihub-fuse: -o hf_repos: 'bad..repo/x' is not a repo id"
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point")
+
+    # A catalog option the catalogs' hubs refuse as they load, from a file's line.
+    write(conf, "# converters\nconvert = nonsense\n")
+    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env,
+                  mountpoint=t.mountpoint)
+    t.note("convert from the file: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of the mount with a refused convert")
+    want = "omnihub-fuse: %s:2: convert: " % conf
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    os.unlink(conf)
+
+    cli = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
+    # A list on two lines: the line of the refused item is named.
+    write(conf, "hf_repos = acme/tiny-onnx\n# not bad..repo/x here\nhf_repos = gpt2, bad..repo/x\n")
+    res = run_cli(cli, ["-o", "cache=" + t.cache + ",offline", "ls", "huggingface"], t.env)
+    t.note("omnihub ls: status %d, stderr:\n%s" % (res.returncode, res.stderr))
+    check_eq(res.returncode, 2, "exit status of omnihub ls huggingface")
+    want = "omnihub: %s:3: hf_repos: 'bad..repo/x' is not a repo id" % conf
+    check(any(line.startswith(want) for line in res.stderr.splitlines()),
+          "no line starting %r in stderr" % want)
+    res = run_cli(cli, ["-o", "cache=%s,offline,hf_repos=%s" % (t.cache, BAD_REPO), "ls",
+                        "huggingface"], t.env)
+    check_eq(res.returncode, 2, "exit status of omnihub -o hf_repos=... ls huggingface")
+    check("omnihub: -o hf_repos: 'bad..repo/x'" in res.stderr, "stderr: %r" % res.stderr)
+    # A hub that cannot open for another cause (its server down) is no bad setting: 1.
+    os.unlink(conf)
+    res = run_cli(cli, ["-o", "cache=%s,retry_time=1,onnx_index_url=https://127.0.0.1:1/x"
+                        % os.path.join(t.dir, "empty-cache"), "ls", "onnx"], t.env)
+    t.note("omnihub ls onnx, its server down: status %d, stderr:\n%s"
+           % (res.returncode, res.stderr))
+    check_eq(res.returncode, 1, "exit status of omnihub ls onnx with its server down")
+
+
+CATALOG = {
+    "omnihub_catalog": 1,
+    "hub": "mymodels",
+    "base_url": "https://127.0.0.1:1/",
+    "models": {"tiny": {"entries": {"v1": {
+        "url": "tiny.bin", "file": "tiny.bin", "size": 3, "format": "bin",
+        "digests": {"sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}}}},
+}
+
+
+def reload_lines(m):
+    return m.log_lines("reload (SIGHUP)")
+
+
+@test
+def sighup_reloads_without_unmounting(t):
+    """kill -HUP: the mount stays and serves; the settings and catalogs are read again and
+    one log line says what changed (a catalog hub added, a setting changed) and that they
+    apply at the next mount; a bad config file on reload keeps the settings in use, the log
+    saying FILE:LINE. (Before: SIGHUP unmounted.)"""
+    empty = os.path.join(t.dir, "no-system-catalogs")
+    os.mkdir(empty)
+    opts = hub_options(t) + ["system_catalogs=" + empty]
+    conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+    with t.mount(opts) as m:
+        check_reads_model(t, m.mountpoint)
+        write(os.path.join(t.env["HOME"], ".config", "omnihub", "catalogs", "mine.json"),
+              json.dumps(CATALOG))
+        write(conf, "index_ttl = 60\n")
+        m.proc.send_signal(signal.SIGHUP)
+        line = wait_for(lambda: reload_lines(m), EXIT_TIMEOUT, "a reload log line")[0]
+        t.note("reload line: " + line)
+        check("catalog hubs added: mymodels" in line and "settings changed: index_ttl" in line,
+              "the reload line: %r" % line)
+        check("next mount" in line, "the reload line says when they apply: %r" % line)
+        check(m.proc.poll() is None and is_mounted(m.mountpoint),
+              "the daemon or its mount went after SIGHUP")
+        check_reads_model(t, m.mountpoint)
+
+        write(conf, "index_ttl = 60\nretries = lots\n")
+        m.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(reload_lines(m)) >= 2, EXIT_TIMEOUT, "a second reload line")
+        line = reload_lines(m)[1]
+        t.note("bad reload line: " + line)
+        check("keeping the settings in use" in line and "%s:2: retries" % conf in line,
+              "the line of a bad reload: %r" % line)
+        # Several at once: none is lost or kills the daemon.
+        for _ in range(5):
+            m.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(reload_lines(m)) >= 3, EXIT_TIMEOUT, "a third reload line")
+        check(m.proc.poll() is None and is_mounted(m.mountpoint),
+              "the daemon or its mount went after five SIGHUPs")
+        check_reads_model(t, m.mountpoint)
+
+
+@test
+def container_entrypoint(t):
+    """scripts/container/entrypoint.sh, the image's first process, run here without a
+    container: it mounts by mount.fuse3 -o drop_privileges (the daemon without capabilities),
+    stays while the mount is up, a model reads right, and SIGTERM unmounts and ends it with
+    status 0, the daemon gone too."""
+    script = os.path.join(SRCDIR, "scripts", "container", "entrypoint.sh")
+    env = dict(t.env, OMNIHUB_MOUNTPOINT=t.mountpoint)
+    log_path = os.path.join(t.dir, "entrypoint.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["/bin/sh", script, ",".join(hub_options(t))],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    try:
+        wait_for(lambda: is_mounted(t.mountpoint) or proc.poll() is not None, MOUNT_TIMEOUT,
+                 "the mount")
+        check(proc.poll() is None, "entrypoint.sh exited with %s" % proc.returncode)
+        pids = daemon_pids(t)
+        check_eq(len(pids), 1, "omnihub-fuse processes")
+        with open("/proc/%d/status" % pids[0]) as f:
+            caps = [line.split()[1] for line in f if line.startswith("CapEff:")]
+        check_eq(caps, ["0000000000000000"], "the daemon's effective capabilities")
+        check_reads_model(t, t.mountpoint)
+        proc.send_signal(signal.SIGTERM)
+        check_eq(proc.wait(EXIT_TIMEOUT), 0, "entrypoint.sh's exit status after SIGTERM")
+        check(not is_mounted(t.mountpoint), "still mounted after SIGTERM")
+        wait_for(lambda: not daemon_pids(t), EXIT_TIMEOUT, "the daemon to exit")
+    finally:
+        with open(log_path, errors="replace") as f:
+            t.note("entrypoint.sh's output:\n" + f.read())
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if is_mounted(t.mountpoint):
+            fusermount(t.mountpoint, lazy=True)
+        for pid in daemon_pids(t):
+            os.kill(pid, signal.SIGKILL)
+
+
+def daemon_pids(t):
+    """Live omnihub-fuse processes whose arguments name this test's cache (other processes
+    of the machine may run one too)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % entry)
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read()
+            with open("/proc/%s/stat" % entry) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and os.path.basename(exe) == "omnihub-fuse" \
+                and ("cache=" + t.cache).encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
+if __name__ == "__main__":
+    run(daemon_hub)
