@@ -79,14 +79,14 @@ int main(void)
 	tap_ok(!exists(buf), "nothing written beside the folder");
 
 	rc = place_path(dir, "m/w.bin", path, &how);
-	tap_ok(rc == 0 && how == PLACE_HARDLINK, "same filesystem, no reflink: a hard link (%s)",
+	/* /tmp may clone (btrfs, XFS): then a reflink, its own inode. */
+	tap_ok(rc == 0 && how != PLACE_COPY, "same filesystem: a reflink or a hard link (%s)",
 	       place_how_name(how));
 	snprintf(buf, sizeof(buf), "%s/m/w.bin", dst);
 	stat(buf, &a);
 	stat(path, &b);
-	tap_ok(a.st_ino == b.st_ino, "the blob's inode");
-	tap_ok(place_path(dir, "m/w.bin", path, &how) == 0 && how == PLACE_HARDLINK,
-	       "placed again: kept");
+	tap_ok((a.st_ino == b.st_ino) == (how == PLACE_HARDLINK), "a hard link is the blob's inode");
+	tap_ok(place_path(dir, "m/w.bin", path, &how) == 0 && how != PLACE_COPY, "placed again");
 
 	/* A file of the user's at the place: replaced, its bytes untouched. */
 	snprintf(buf, sizeof(buf), "%s/theirs", root);
