@@ -535,3 +535,25 @@ out:
 	pthread_mutex_destroy(&run.lock);
 	return status;
 }
+
+const char cmd_pull_help[] =
+    "Makes each PATH present and verified in the cache, for offline use; a\n"
+    "directory pulls every file below it, several files at once. Prints\n"
+    "where each file is, one path a line on stdout (in the cache, or under\n"
+    "--local-dir), so $(omnihub pull ...) gives files to open; what it\n"
+    "does goes to stderr, with a progress bar there on a terminal. A mount\n"
+    "reading the same file shares the download.\n"
+    "\n"
+    "    --include GLOB         only the files whose path below PATH (a\n"
+    "                           file given: its name) matches GLOB, a shell\n"
+    "                           glob as hf download takes it: '*' matches\n"
+    "                           '/' too, 'dir/' a folder's content;\n"
+    "                           repeatable\n"
+    "    --exclude GLOB         not those (over --include); repeatable\n"
+    "    --local-dir DIR        also put each file at DIR/<path below PATH>,\n"
+    "                           from the cache: a reflink, else a hard link\n"
+    "                           (the cache's own inode: never write to it),\n"
+    "                           else a copy; never a second download, never\n"
+    "                           a name leading out of DIR\n"
+    "    -j, --max-workers N    files at once, 1 to 64 (default: the\n"
+    "                           connections setting, 8)\n";
