@@ -38,6 +38,9 @@ struct core *cmd_core(struct cmd_ctx *ctx);
 int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_info(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_pull(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_search(struct cmd_ctx *ctx, int argc, char **argv);
+extern const char cmd_search_help[]; /* its --help text (cmd_search.c) */
+extern const char cmd_pull_help[];   /* (cmd_pull.c) */
 int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_du(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);

@@ -200,6 +200,12 @@ struct hub_ops {
 	/* Optional, for a hub whose files converters make: how long one may
 	 * run, in seconds (0: its setting is wrong; load refuses it). */
 	unsigned (*convert_timeout)(const struct config *cfg);
+	/* Optional. The hub's own search for query (a request; never called
+	 * offline): fn(ctx, path) for each name it finds, at most limit, path
+	 * within the hub ("org/name": a repo's folder), in the hub's order.
+	 * 0 or -errno; fn's non-zero return ends it and is returned. */
+	int (*search)(struct hub *hub, const char *query, unsigned limit,
+		      int (*fn)(void *ctx, const char *path), void *ctx);
 };
 
 /* Every hub this build knows, in the order of the root directory (hubs.c). */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "cache.h"
 #include "config.h"
 #include "fetch.h"
@@ -1476,6 +1477,94 @@ static const struct hub_option_spec hf_options[] = {
 	{ NULL, NULL, NULL, HUB_OPTION_TEXT, NULL, 0, 0 },
 };
 
+/* ---- search ---- */
+
+/* The Hub's search: /api/<type>s?search=QUERY&limit=N, as huggingface_hub's
+ * list_models(search=...); one call, with the token (a private repo of
+ * the user's is found too). Ids that are no repo id are left out. */
+static int hf_search(struct hub *hub, const char *query, unsigned limit,
+		     int (*fn)(void *ctx, const char *path), void *ctx)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct hf_hub *hf = hub->priv;
+	struct fetch_request req = { .auth_origin = hf->origin };
+	struct fetch_buffer body = { 0 };
+	struct fetch_response resp;
+	char *escaped = NULL, *url = NULL, *auth = NULL, why[128];
+	const cJSON *item;
+	cJSON *list = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	escaped = malloc(3 * strlen(query) + 1);
+	if (!escaped) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (const unsigned char *p = (const unsigned char *)query; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+			escaped[n++] = (char)*p;
+		} else {
+			escaped[n++] = '%';
+			escaped[n++] = hex[*p >> 4];
+			escaped[n++] = hex[*p & 15];
+		}
+	}
+	escaped[n] = '\0';
+	if (asprintf(&url, "%s/api/%s?search=%s&limit=%u", hf->endpoint,
+		     hf_repo_type_plural(hf->type), escaped, limit) < 0) {
+		url = NULL;
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (hf->token_open) {
+		rc = hf_token_header(&hf->token, &auth, NULL);
+		if (rc)
+			goto out;
+	}
+	req.url = url;
+	req.auth_header = auth;
+	/* A search is an API call like the others: within the Hub's limit. */
+	for (time_t wait; budgets_take(hf->api.budgets, hf->api.budget_name, hf->api.budget,
+				       hf->api.window, &wait) == -EAGAIN;)
+		sleep((unsigned)(wait > 0 ? wait : 1));
+	rc = fetch_request_run(hf->api.fetcher, &req, HF_TREE_MAX_BYTES, &body, &resp);
+	if (rc) {
+		log_error("%s: %s: %s", hub->name, resp.url_for_log, resp.error);
+		goto out;
+	}
+	list = json_parse(body.data, body.len, why, sizeof(why));
+	if (!cJSON_IsArray(list)) {
+		log_error("%s: %s: not a list of repos: %s", hub->name, resp.url_for_log,
+			  list ? "another JSON value" : why);
+		rc = -EIO;
+		goto out;
+	}
+	n = 0;
+	cJSON_ArrayForEach(item, list) {
+		const char *id = json_string(item, "id"), *slash;
+		if (!id || n >= limit)
+			continue;
+		slash = strchr(id, '/');
+		if (slash ? !valid_id_part(id, (size_t)(slash - id)) ||
+			    !valid_id_part(slash + 1, strlen(slash + 1))
+			  : !valid_id_part(id, strlen(id)))
+			continue;
+		n++;
+		rc = fn(ctx, id);
+		if (rc)
+			break;
+	}
+out:
+	cJSON_Delete(list);
+	free(body.data);
+	if (auth)
+		hf_token_free_header(auth);
+	free(url);
+	free(escaped);
+	return rc;
+}
 
 const struct hub_ops hub_hf_models_ops = {
 	.name = "huggingface",
@@ -1490,6 +1579,7 @@ const struct hub_ops hub_hf_models_ops = {
 	.client_repos = "huggingface/hub/models--",
 	.commit_of = hf_commit_of,
 	.close = hf_close,
+	.search = hf_search,
 };
 
 /* The same options serve both: they are declared once, above. */
@@ -1505,4 +1595,5 @@ const struct hub_ops hub_hf_datasets_ops = {
 	.client_repos = "huggingface/hub/datasets--",
 	.commit_of = hf_commit_of,
 	.close = hf_close,
+	.search = hf_search,
 };

@@ -38,11 +38,9 @@ static const struct subcommand subcommands[] = {
     {"info", cmd_info, "PATH", "where a file comes from, its digest, size and metadata",
      "Prints a file's URL, digest, size, metadata (JSON), and whether and\n"
      "where it is in the cache. Downloads nothing but the hub's index.\n"},
-    {"pull", cmd_pull, "PATH...", "download, verify and stage files ahead of time",
-     "Makes each PATH present and verified in the cache, for offline use; a\n"
-     "directory pulls every file below it. On a terminal a progress bar\n"
-     "shows bytes, speed and time left; otherwise one line per file. A\n"
-     "mount reading the same file shares the download.\n"},
+    {"pull", cmd_pull, "[--include GLOB] [--exclude GLOB] [--local-dir DIR] PATH...",
+     "download, verify and stage files ahead of time", cmd_pull_help},
+    {"search", cmd_search, "[--hub HUB] [--limit N] [--datasets] QUERY", "find models by name, on the Hub and in the catalogs", cmd_search_help},
     {"verify", cmd_verify, "[--remove] [PATH...]", "check cached files against their digests",
      "Hashes cached files again: those PATH names (a directory: every file\n"
      "below it), or every complete blob in the cache. Reports each one that\n"
@@ -191,6 +189,14 @@ static const struct {
 } valued_options[] = {
     {"gc", "--max"},
     {"gc", "--older"},
+    {"pull", "--include"},
+    {"pull", "--exclude"},
+    {"pull", "--local-dir"},
+    {"pull", "--max-workers"},
+    {"pull", "-j"},
+    {"search", "--hub"},
+    {"search", "--limit"},
+    {"search", "-n"},
 };
 
 static bool takes_next_word(const struct subcommand *sub, const char *word)

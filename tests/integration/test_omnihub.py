@@ -179,8 +179,9 @@ def usage_help_and_exit_codes(t):
     for name in ("ls", "info", "pull", "verify", "du", "gc", "config", "where", "--json"):
         check(name in res.stdout, "--help does not mention %s" % name)
     res = omnihub(t, "pull", "--help", hub=False)
-    check(res.stdout.startswith("usage: omnihub [OPTIONS] pull PATH..."),
-          "pull --help: %r" % res.stdout[:80])
+    first = res.stdout.splitlines()[0]
+    check(first.startswith("usage: omnihub [OPTIONS] pull [--include GLOB]")
+          and first.endswith(" PATH..."), "pull --help: %r" % first)
     check("omnihub" in omnihub(t, "--version", hub=False).stdout, "--version names the program")
     for args in (["frobnicate"], ["ls", "--frobnicate"], ["info"], ["pull"], ["gc"],
                  ["gc", "--max", "lots"], ["gc", "--older", "-1"], ["du", "extra"], []):
@@ -259,7 +260,8 @@ def ls_and_info_before_and_after_pull(t):
 def pull_then_offline_mount(t):
     small, other = entry(t, SMALL), entry(t, OTHER)
     res = omnihub(t, "pull", SMALL[2])
-    check_eq(res.stdout, "pulled %s (%d B)\n" % (SMALL[2], small["bytes"]), "pull's output")
+    check_eq(res.stderr, "pulled %s (%d B)\n" % (SMALL[2], small["bytes"]), "pull's stderr")
+    check_eq(sha256_file(res.stdout.rstrip("\n")), small["sha256"], "the path pull printed")
     check("\r" not in res.stdout + res.stderr and "\x1b" not in res.stdout + res.stderr,
           "no carriage return or escape in piped output")
     doc = omnihub_json(t, "pull", OTHER[2], SMALL[2])
@@ -424,13 +426,16 @@ def progress_bar_on_a_terminal_only(t):
     check(len(bars) >= 3, "progress redrawn with \\r at least 3 times: %r" % text[:300])
     check(any("%" in b and "MiB/s" in b and "/ 16.0 MiB" in b for b in bars),
           "a bar with bytes, percentage and speed: %r" % bars[:3])
-    check(text.rstrip().endswith("pulled %s (16.0 MiB)" % LARGE[2]), "last line: %r" % text[-80:])
+    check(("pulled %s (16.0 MiB)" % LARGE[2]) in text, "the pulled line: %r" % text[-200:])
+    check_eq(sha256_file(text.rstrip().splitlines()[-1].strip("\r\x1b[K")), large["sha256"],
+             "the path printed last")
     check_eq(sha256_file(blob_path(t, large)), large["sha256"], "the pulled blob")
     # The same pull into another cache, piped: plain lines only.
     os.rename(t.cache, t.cache + ".first")
     os.makedirs(t.cache)
     res = omnihub(t, "pull", LARGE[2], slow=True)
-    check_eq(res.stdout, "pulled %s (16.0 MiB)\n" % LARGE[2], "piped output")
+    check_eq(res.stderr, "pulled %s (16.0 MiB)\n" % LARGE[2], "piped stderr")
+    check_eq(sha256_file(res.stdout.rstrip("\n")), large["sha256"], "the path printed")
     check("\r" not in res.stdout + res.stderr and "\x1b" not in res.stdout + res.stderr,
           "no \\r nor escape when piped")
 

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Integration tests of `omnihub pull` against the local Hugging Face Hub imitation: --include and
+--exclude, --local-dir (its layout, how each file gets there, names refused), files fetched at
+once, and the paths printed for scripts. Not for pull's progress bar or its sharing of a download
+with a mount (test_omnihub.py), nor for the mount itself (test_hf_mount.py).
+"""
+
+# Run by `make check` (TAP on stdout), or by hand:
+#     OMNIHUB=BUILDDIR/omnihub OMNIHUB_FUSE=BUILDDIR/omnihub-fuse \
+#         /usr/bin/python3 tests/integration/test_pull.py [PART]
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import REPO_ROOT, SRCDIR, check, check_eq, run, sha256_file, test  # noqa: E402
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+import make_hf_repos as fx  # noqa: E402
+from hf_server import HfServer  # noqa: E402
+from zoo_server import make_tls  # noqa: E402
+
+TOKEN = "hf_TestTokenValue0123456789abcdefXYZ"
+COMMAND_TIMEOUT = 120.0
+REPO = "huggingface/" + fx.ONNX_REPO
+
+
+class Shared:
+    def __init__(self, run_dir):
+        self.tls_dir = os.path.join(run_dir, "tls")
+        make_tls(self.tls_dir)
+        self.fixture_dir = os.path.join(run_dir, "hf-fixture")
+        self.desc = fx.make_repos(self.fixture_dir)
+        self.srv = HfServer(self.fixture_dir, self.tls_dir, token=TOKEN)
+        self.no_catalogs = os.path.join(run_dir, "no-catalogs")
+        os.makedirs(self.no_catalogs)
+
+
+@contextlib.contextmanager
+def shared_setup(run_dir):
+    shared = Shared(run_dir)
+    with shared.srv:
+        yield shared
+
+
+def before_each(shared):
+    shared.srv.set_resolve_delay(0)
+    shared.srv.clear_log()
+
+
+def omnihub_binary():
+    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
+    check(os.access(binary, os.X_OK), "omnihub not found at %s (set OMNIHUB)" % binary)
+    return binary
+
+
+def omnihub(t, *args, want=0):
+    srv = t.shared.srv
+    opts = ["cache=" + t.cache, "cacert=" + srv.cacert, "onnx_index_url=" + srv.onnx_manifest_url,
+            "onnx_url=" + srv.endpoint + "/__onnx/files/", "system_catalogs=" + t.shared.no_catalogs,
+            "catalogs=" + t.shared.no_catalogs]
+    env = dict(t.env, HF_ENDPOINT=srv.endpoint)
+    res = subprocess.run([omnihub_binary(), "-o", ",".join(opts)] + list(args),
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                         timeout=COMMAND_TIMEOUT)
+    t.note("$ omnihub %s -> %d\nstdout:\n%s\nstderr:\n%s"
+           % (" ".join(args), res.returncode, res.stdout, res.stderr))
+    if want is not None:
+        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
+                 % (" ".join(args), res.stderr.strip()))
+    return res
+
+
+def repo_files(t, repo_id=fx.ONNX_REPO):
+    return fx.files_at(fx.find_repo(t.shared.desc, repo_id))
+
+
+def resolved(t):
+    """The repo paths whose bytes the Hub was asked for, sorted."""
+    t.shared.srv.wait_idle()
+    return sorted(r.get("file") or r["path"] for r in t.shared.srv.requests(kind="resolve"))
+
+
+def blob_inodes(t):
+    """{(st_dev, st_ino): name} of every complete blob of the cache (a file that is not in
+    the Hub's LFS is kept by its git sha1, so it is found by inode, not by name)."""
+    out = {}
+    for d, _, names in os.walk(os.path.join(t.cache, "blobs")):
+        for n in names:
+            st = os.stat(os.path.join(d, n))
+            out[(st.st_dev, st.st_ino)] = os.path.join(d, n)
+    return out
+
+
+def files_below(root):
+    out = []
+    for d, _, names in os.walk(root):
+        out += [os.path.relpath(os.path.join(d, n), root) for n in names]
+    return sorted(out)
+
+
+@test
+def include_and_exclude_choose_the_files(t):
+    """--include and --exclude are shell globs over the path inside the repo, as hf download
+    takes them: '*' crosses '/', a glob ending in '/' is a folder's content, an exclude wins.
+    Only the chosen files are asked of the Hub, and each is printed, verified, on a line."""
+    files = repo_files(t)
+    res = omnihub(t, "pull", REPO, "--include", "*.json", "--include", "onnx/",
+                  "--exclude", "tokenizer*")
+    want = ["config.json", "onnx/extra.txt", "onnx/model.onnx"]
+    check_eq(resolved(t), want, "files asked of the Hub")
+    lines = res.stdout.splitlines()
+    check_eq(len(lines), 3, "lines printed: %r" % lines)
+    for line, path in zip(sorted(lines, key=lambda p: p.split("@", 1)[1]), want):
+        check(line.startswith(t.cache + "/") and line.endswith("/" + path), "line %r" % line)
+        check_eq(sha256_file(line), files[path]["sha256"], "sha256 of " + line)
+    t.shared.srv.clear_log()
+    res = omnihub(t, "pull", REPO, "--exclude", "*.onnx*", "--exclude", "sub/",
+                  "--exclude=.git*")
+    rest = sorted(p for p in files if not (".onnx" in p or p.startswith(("sub/", ".git"))))
+    check_eq(resolved(t), sorted(set(rest) - set(want)), "files asked the second time")
+    check_eq(sorted(line.split("@", 1)[1].split("/", 1)[1] for line in res.stdout.splitlines()),
+             rest, "files printed the second time (the cached ones too)")
+    res = omnihub(t, "pull", REPO, "--include", "*.nothing")
+    check_eq(res.stdout, "", "nothing printed when nothing matches")
+    check("no file matches" in res.stderr, "a word when nothing matches: %r" % res.stderr)
+
+
+@test
+def local_dir_holds_hard_links_to_the_blobs(t):
+    """--local-dir DIR places each file at DIR/<path in the repo>, filled from the cache: on
+    the cache's filesystem without reflinks, a hard link to the blob (the same inode). A
+    second pull re-downloads nothing and keeps the links."""
+    files = repo_files(t)
+    local = os.path.join(t.dir, "local", "tiny")
+    res = omnihub(t, "--json", "pull", REPO, "--local-dir", local)
+    doc = json.loads(res.stdout)
+    check_eq(files_below(local), sorted(files), "the folder's layout")
+    check_eq(doc["local_dir"], local, "local_dir")
+    check_eq(sorted(p["local"] for p in doc["pulled"]),
+             sorted(os.path.join(local, p) for p in files), "local paths in the JSON")
+    fs_reflinks = {p["link"] for p in doc["pulled"]} == {"reflink"}
+    blobs = blob_inodes(t)
+    for path, f in files.items():
+        st = os.stat(os.path.join(local, path))
+        if fs_reflinks:
+            check((st.st_dev, st.st_ino) not in blobs, "a reflink is its own inode: " + path)
+        else:
+            check((st.st_dev, st.st_ino) in blobs, "%s is no blob's inode" % path)
+        check_eq(sha256_file(os.path.join(local, path)), f["sha256"], "sha256 of " + path)
+    if not fs_reflinks:
+        check_eq({p["link"] for p in doc["pulled"]}, {"hardlink"}, "how the files went")
+    check_eq(len(resolved(t)), len(files), "each file asked of the Hub once")
+    t.shared.srv.clear_log()
+    res = omnihub(t, "pull", REPO, "--local-dir", local + "/")
+    check_eq(sorted(res.stdout.splitlines()), sorted(os.path.join(local, p) for p in files),
+             "paths printed with --local-dir")
+    check_eq(resolved(t), [], "files asked again")
+    for path in files:
+        st = os.stat(os.path.join(local, path))
+        check(fs_reflinks or (st.st_dev, st.st_ino) in blobs,
+              "%s is no blob's inode after the second pull" % path)
+
+
+@test
+def local_dir_on_another_filesystem_gets_copies(t):
+    """On another filesystem (tmpfs), the files are copied from the cache: right bytes, their
+    own inodes, and still no second download."""
+    files = repo_files(t)
+    omnihub(t, "pull", REPO)
+    t.shared.srv.clear_log()
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        local = os.path.join(shm, "tiny")
+        res = omnihub(t, "--json", "pull", REPO, "--local-dir", local)
+        doc = json.loads(res.stdout)
+        check_eq({p["link"] for p in doc["pulled"]}, {"copy"}, "how the files went")
+        check_eq(files_below(local), sorted(files), "the folder's layout")
+        blobs = blob_inodes(t)
+        for path, f in files.items():
+            st = os.stat(os.path.join(local, path))
+            check((st.st_dev, st.st_ino) not in blobs, "a copy is its own inode: " + path)
+            check_eq(sha256_file(os.path.join(local, path)), f["sha256"], "sha256 of " + path)
+    check_eq(resolved(t), [], "files asked of the Hub for the copies")
+
+
+@test
+def local_dir_never_writes_outside(t):
+    """Names that would lead out of DIR never do: the Hub's hostile tree entries (../x,
+    /abs, dir/../../x) are not placed, and a link planted in DIR where a folder goes is
+    refused (the pull fails, naming the file), nothing written where it points."""
+    outside = os.path.join(t.dir, "outside")
+    os.makedirs(outside)
+    local = os.path.join(t.dir, "evil", "inside")
+    omnihub(t, "pull", "huggingface/evil/paths", "--local-dir", local)
+    check_eq(files_below(os.path.join(t.dir, "evil")), ["inside/good.txt"],
+             "what the hostile repo left")
+    check(not os.path.exists(os.path.join(t.dir, "escape.txt"))
+          and not os.path.exists("/abs.txt"), "a hostile name was written outside")
+    planted = os.path.join(t.dir, "planted")
+    os.makedirs(planted)
+    os.symlink(outside, os.path.join(planted, "sub"))
+    res = omnihub(t, "pull", REPO, "--include", "sub/*", "--local-dir", planted, want=1)
+    check("sub/dir/file.txt" in res.stderr and "cannot place it" in res.stderr,
+          "the refusal names the file: %r" % res.stderr)
+    check_eq(files_below(outside), [], "written through the planted link")
+    check_eq(res.stdout, "", "nothing printed for a file not placed")
+
+
+@test
+def files_are_fetched_at_once(t):
+    """Files are fetched several at once, up to --max-workers (default: the connections
+    setting); with --max-workers 1 one after another. Judged by the Hub's log: requests
+    that overlap, with every answer held a moment."""
+    t.shared.srv.set_resolve_delay(0.4)
+
+    def most_at_once():
+        t.shared.srv.wait_idle()
+        recs = t.shared.srv.requests(kind="resolve")
+        return max(sum(1 for o in recs if o["start"] <= r["start"] < o["end"]) for r in recs)
+
+    omnihub(t, "pull", "huggingface/" + fx.MANY_REPO + "/files/00", "--max-workers", "1",
+            "--include", "f00[0-5].txt")
+    check_eq(most_at_once(), 1, "requests at once with --max-workers 1")
+    t.shared.srv.clear_log()
+    res = omnihub(t, "pull", "huggingface/" + fx.MANY_REPO + "/files/01",
+                  "--include", "f05[0-7].txt")
+    check_eq(len(res.stdout.splitlines()), 8, "files pulled")
+    at_once = most_at_once()
+    print("# 8 files, default workers: %d requests at once" % at_once)
+    check(at_once >= 4, "requests at once by default: %d" % at_once)
+    res = omnihub(t, "pull", REPO, "--max-workers", "0", want=2)
+    check("--max-workers" in res.stderr, "the refusal: %r" % res.stderr)
+
+
+@test
+def printed_paths_serve_scripts(t):
+    """stdout holds only the paths, one a line, in the order given; what a person reads
+    ('pulled ...') goes to stderr: $(omnihub pull ...) gives files to open."""
+    files = repo_files(t)
+    res = omnihub(t, "pull", REPO + "/config.json", REPO + "/onnx/model.onnx")
+    lines = res.stdout.splitlines()
+    check_eq([line.rsplit("/", 1)[1] for line in lines], ["config.json", "model.onnx"],
+             "paths in order")
+    check_eq(sha256_file(lines[1]), files["onnx/model.onnx"]["sha256"], "the printed file")
+    check("pulled %s/config.json" % REPO in res.stderr, "stderr: %r" % res.stderr)
+    check("\r" not in res.stdout + res.stderr, "no carriage return when piped")
+    local = os.path.join(t.dir, "one")
+    res = omnihub(t, "pull", REPO + "/onnx/model.onnx", "--local-dir", local)
+    check_eq(res.stdout, os.path.join(local, "model.onnx") + "\n",
+             "a file given goes to DIR/<its name>")
+
+
+if __name__ == "__main__":
+    run(shared_setup, before_each)
