@@ -51,5 +51,7 @@ int cmd_where(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv);
 extern const char cmd_whoami_help[]; /* its --help text (cmd_whoami.c) */
+int cmd_cache(struct cmd_ctx *ctx, int argc, char **argv); /* cache ls, cache rm */
+extern const char cmd_cache_help[]; /* its --help text (cmd_cache_model.c) */
 
 #endif

@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Integration tests of `omnihub cache ls` and `omnihub cache rm` against a cache a running mount
+uses: the local Hugging Face imitation (repos, revisions, a blob two repos share) and the throttled
+ONNX zoo (a download in progress). Not for du, gc and verify (test_omnihub.py) nor the mount itself.
+"""
+
+# Run by `make check` (TAP on stdout), or by hand:
+#     OMNIHUB=BUILDDIR/omnihub OMNIHUB_FUSE=BUILDDIR/omnihub-fuse \
+#         /usr/bin/python3 tests/integration/test_cache_cmd.py [PART]
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
+
+from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, run, sha256_bytes,  # noqa: E402
+                           sha256_file, test, wait_for)
+
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+import make_hf_repos as fx  # noqa: E402
+from hf_server import HfServer  # noqa: E402
+from zoo_server import ZooServer, make_tls  # noqa: E402
+
+MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
+LARGE_MIB = 16
+SLOW_RATE = 1 << 20  # bytes/s per CDN response: the large model takes seconds
+COMMAND_TIMEOUT = 60.0
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 4
+
+
+class Shared:
+    def __init__(self, run_dir, hf, zoo, zoo_entries, cacert):
+        self.hf, self.zoo, self.zoo_entries, self.cacert = hf, zoo, zoo_entries, cacert
+        self.desc = None
+        self.fixture_dir = None
+
+
+@contextlib.contextmanager
+def shared_setup(run_dir):
+    tls_dir = os.path.join(run_dir, "tls")
+    make_tls(tls_dir)
+    hf_dir = os.path.join(run_dir, "hf-fixture")
+    desc = fx.make_repos(hf_dir)
+    zoo_dir = os.path.join(run_dir, "zoo-fixture")
+    res = subprocess.run([sys.executable, MAKE_ZOO, zoo_dir, "--large-mib", str(LARGE_MIB)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    with open(os.path.join(zoo_dir, "expected.json"), encoding="utf-8") as f:
+        entries = json.load(f)
+    hf = HfServer(hf_dir, tls_dir)
+    with hf, ZooServer(zoo_dir, os.path.join(run_dir, "zoo"), rate=SLOW_RATE) as zoo:
+        # One CA bundle for the two servers' certificates (cacert= takes one file).
+        cacert = os.path.join(run_dir, "ca-bundle.pem")
+        with open(cacert, "w") as out:
+            for path in (hf.cacert, zoo.cacert):
+                with open(path) as f:
+                    out.write(f.read())
+        shared = Shared(run_dir, hf, zoo, entries, cacert)
+        shared.desc, shared.fixture_dir = desc, hf_dir
+        yield shared
+
+
+def before_each(shared):
+    shared.hf.clear_log()
+
+
+def options(t):
+    s = t.shared
+    return ["cache=" + t.cache, "cacert=" + s.cacert, "onnx_index_url=" + s.zoo.index_url,
+            "onnx_url=" + s.zoo.model_base_url]
+
+
+def env_of(t):
+    return dict(t.env, HF_ENDPOINT=t.shared.hf.endpoint)
+
+
+def mount(t):
+    return t.mount(options(t), env={"HF_ENDPOINT": t.shared.hf.endpoint})
+
+
+def omnihub(t, *args, want=EXIT_OK):
+    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
+    cmd = [binary, "-o", ",".join(options(t))] + list(args)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         env=env_of(t), timeout=COMMAND_TIMEOUT)
+    t.note("$ omnihub %s -> %d\nstdout:\n%s\nstderr:\n%s"
+           % (" ".join(args), res.returncode, res.stdout, res.stderr))
+    if want is not None:
+        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
+                 % (" ".join(args), res.stderr.strip()))
+    return res
+
+
+def omnihub_json(t, *args, want=EXIT_OK):
+    res = omnihub(t, "--json", *args, want=want)
+    return json.loads(res.stdout)
+
+
+def files_of(t, repo_id, rev="main"):
+    return fx.files_at(fx.find_repo(t.shared.desc, repo_id), rev)
+
+
+def commit_of(t, repo_id, rev="main"):
+    return fx.find_repo(t.shared.desc, repo_id)["revisions"][rev]
+
+
+def rev_id(t, repo_id, rev="main"):
+    return "huggingface/%s@%s" % (repo_id, commit_of(t, repo_id, rev))
+
+
+def rev_folder(t, repo_id, rev="main"):
+    return os.path.join(t.cache, "huggingface", "models", repo_id + "@" + commit_of(t, repo_id, rev))
+
+
+def blob_of(t, f):
+    if "lfs" in f:
+        return os.path.join(t.cache, "blobs", "sha256", f["lfs"]["oid"])
+    return os.path.join(t.cache, "blobs", "git-sha1", f["oid"])
+
+
+def read_repo(m, repo_id, paths, rev=None):
+    name = repo_id + ("@" + rev.replace("/", "%2F") if rev else "")
+    got = {}
+    for p in paths:
+        with open(m.path("huggingface", *name.split("/"), *p.split("/")), "rb") as f:
+            got[p] = f.read()
+    return got
+
+
+def disk_bytes(files):
+    """Bytes on disk of these fixture files: each content once."""
+    return sum({(f["lfs"]["oid"] if "lfs" in f else f["oid"]): f["size"]
+                for f in files}.values())
+
+
+def by_path(doc):
+    return {e["path"]: e for e in doc["entries"]}
+
+
+def drop_page_cache():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+# ----------------------------------------------------------------------------- tests
+
+@test
+def ls_lists_repos_revisions_and_downloads_in_progress(t):
+    """cache ls, while a mount uses the cache: one entry per cached revision with its size,
+    file count and last use; PATH narrows it; a download in progress is listed with its
+    bytes so far."""
+    start = time.time()
+    onnx_main = files_of(t, fx.ONNX_REPO)
+    onnx_v1 = files_of(t, fx.ONNX_REPO, "v1.0")
+    sharded = files_of(t, fx.SHARDED_REPO)
+    large = [e for e in t.shared.zoo_entries if e["model"] == "BigGemm"][0]
+    with mount(t) as m:
+        got = read_repo(m, fx.ONNX_REPO, onnx_main)
+        check(all(sha256_bytes(got[p]) == f["sha256"] for p, f in onnx_main.items()),
+              "tiny-onnx read right")
+        read_repo(m, fx.ONNX_REPO, ["config.json", "big.txt"], rev="v1.0")
+        read_repo(m, fx.SHARDED_REPO, ["config.json", fx.SHARED_PATH])
+        doc = omnihub_json(t, "cache", "ls")
+        entries = by_path(doc)
+        check_eq(sorted(entries), sorted([rev_id(t, fx.ONNX_REPO), rev_id(t, fx.ONNX_REPO, "v1.0"),
+                                          rev_id(t, fx.SHARDED_REPO)]), "cached revisions")
+        e = entries[rev_id(t, fx.ONNX_REPO)]
+        check_eq((e["hub"], e["name"], e["revision"], e["files"], e["bytes"]),
+                 ("huggingface", fx.ONNX_REPO, commit_of(t, fx.ONNX_REPO), len(onnx_main),
+                  disk_bytes(onnx_main.values())), "tiny-onnx@main")
+        check_eq(e["folder"], os.path.realpath(rev_folder(t, fx.ONNX_REPO)), "its folder")
+        check(e["last_used"] is not None and e["last_used"] >= start - 5,
+              "last used: %r (test began %d)" % (e["last_used"], start))
+        e = entries[rev_id(t, fx.ONNX_REPO, "v1.0")]
+        check_eq((e["files"], e["bytes"]),
+                 (2, disk_bytes([onnx_v1["config.json"], onnx_v1["big.txt"]])), "tiny-onnx@v1.0")
+        check_eq(doc["bytes"], sum(x["bytes"] for x in doc["entries"]), "total bytes")
+        # PATH narrows: an org, a repo, a revision by its commit's first 7 characters, the hub left
+        # out; a name with nothing cached exits 4 naming it.
+        check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", "huggingface/acme"))),
+                 sorted(entries), "cache ls huggingface/acme")
+        check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", "huggingface/" + fx.ONNX_REPO))),
+                 sorted([rev_id(t, fx.ONNX_REPO), rev_id(t, fx.ONNX_REPO, "v1.0")]), "one repo")
+        short = "%s@%s" % (fx.ONNX_REPO, commit_of(t, fx.ONNX_REPO, "v1.0")[:7])
+        check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", short))),
+                 [rev_id(t, fx.ONNX_REPO, "v1.0")], "cache ls " + short)
+        res = omnihub(t, "cache", "ls", "huggingface/acme/nope", want=EXIT_NOT_FOUND)
+        check(res.stderr.startswith("omnihub: huggingface/acme/nope: nothing cached"),
+              "stderr: %r" % res.stderr)
+        res = omnihub(t, "cache", "ls")
+        lines = res.stdout.splitlines()
+        check(lines[0].split()[:3] == ["PATH", "SIZE", "FILES"], "header: %r" % lines[0])
+        check(any(line.startswith(rev_id(t, fx.ONNX_REPO) + " ") and
+                  " %d " % len(onnx_main) in line for line in lines), "text: %r" % res.stdout)
+        check_eq(lines[-1].split(",")[0], "3 revisions", "summary: %r" % lines[-1])
+
+        # A download in progress (the throttled zoo): listed with its bytes so far, then, once
+        # complete, the model's opset as an entry of its own.
+        partial = os.path.join(t.cache, "blobs", "sha256", large["sha256"] + ".partial")
+        reader = threading.Thread(target=lambda: open(m.path("onnx", "biggemm", "model.onnx"),
+                                                      "rb").read())
+        reader.start()
+        try:
+            wait_for(lambda: os.path.exists(partial) and os.stat(partial).st_blocks > 0, 30,
+                     "the partial download")
+            doc = omnihub_json(t, "cache", "ls")
+            parts = [p for p in doc["unnamed_partials"] if p["blob"] == "sha256/" + large["sha256"]]
+            check_eq(len(parts), 1, "the partial listed: %r" % doc["unnamed_partials"])
+            p = parts[0]
+            check_eq((p["in_progress"], p["size"]), (True, large["bytes"]), "in progress")
+            check(0 < p["bytes"] <= large["bytes"], "bytes so far: %r" % p["bytes"])
+            check(p["url"].endswith(large["model_path"]), "its URL: %r" % p["url"])
+            res = omnihub(t, "cache", "ls")
+            check("in progress: blobs/sha256/%s" % large["sha256"] in res.stdout,
+                  "text: %r" % res.stdout)
+        finally:
+            reader.join(COMMAND_TIMEOUT)
+        doc = omnihub_json(t, "cache", "ls", "onnx")
+        check_eq([(e["path"], e["bytes"], e["files"]) for e in doc["entries"]],
+                 [("onnx/biggemm/opset-13", large["bytes"], 1)], "onnx entries")
+        check_eq(doc["unnamed_partials"], [], "no partial once complete")
+
+
+@test
+def rm_keeps_a_blob_another_repo_names(t):
+    """cache rm of one repo removes its names and its own blobs; shared.bin, which another
+    repo names too, stays (and is said to); --dry-run removes nothing."""
+    sharded, mirror = files_of(t, fx.SHARDED_REPO), files_of(t, fx.MIRROR_REPO)
+    own = sharded["model-00002-of-00002.safetensors"]
+    with mount(t) as m:
+        read_repo(m, fx.SHARDED_REPO, [fx.SHARED_PATH, own["path"], "config.json"])
+        read_repo(m, fx.MIRROR_REPO, [fx.SHARED_PATH, "README.md"])
+    shared_blob = blob_of(t, sharded[fx.SHARED_PATH])
+    before = sorted(os.listdir(os.path.join(t.cache, "blobs", "sha256")))
+    doc = omnihub_json(t, "cache", "rm", "--dry-run", "huggingface/" + fx.SHARDED_REPO)
+    check_eq((doc["dry_run"], [r["path"] for r in doc["removed"]]),
+             (True, [rev_id(t, fx.SHARDED_REPO)]), "what would go")
+    check_eq(doc["freed_bytes"], own["size"] + sharded["config.json"]["size"], "would free")
+    check_eq(sorted(os.listdir(os.path.join(t.cache, "blobs", "sha256"))), before,
+             "a dry run removes nothing")
+    check(os.path.exists(os.path.join(rev_folder(t, fx.SHARDED_REPO), own["path"])),
+          "a dry run keeps the names")
+    res = omnihub(t, "cache", "rm", "huggingface/" + fx.SHARDED_REPO)
+    check("kept the blob of %s/%s: another name in the cache uses it" % (os.path.realpath(t.cache),
+                                          "huggingface/models/%s@%s/%s" % (
+                                              fx.SHARDED_REPO, commit_of(t, fx.SHARDED_REPO),
+                                              fx.SHARED_PATH)) in res.stdout,
+          "the shared blob is said to stay: %r" % res.stdout)
+    check(not os.path.exists(rev_folder(t, fx.SHARDED_REPO)), "the repo's folder went")
+    check(not os.path.exists(blob_of(t, own)), "its own blob went")
+    check(not os.path.exists(blob_of(t, sharded["config.json"])), "its config's blob went")
+    check(os.path.exists(shared_blob), "the shared blob stays")
+    kept_name = os.path.join(rev_folder(t, fx.MIRROR_REPO), fx.SHARED_PATH)
+    check_eq(sha256_file(kept_name), sharded[fx.SHARED_PATH]["sha256"], "the mirror's file")
+    check_eq(os.stat(kept_name).st_ino, os.stat(shared_blob).st_ino, "still the blob")
+    check_eq(sorted(by_path(omnihub_json(t, "cache", "ls"))), [rev_id(t, fx.MIRROR_REPO)],
+             "what is left")
+    # Nothing left by that name: 4; and the mirror's file is still served from the cache.
+    omnihub(t, "cache", "rm", "huggingface/" + fx.SHARDED_REPO, want=EXIT_NOT_FOUND)
+    t.shared.hf.clear_log()
+    with mount(t) as m:
+        got = read_repo(m, fx.MIRROR_REPO, [fx.SHARED_PATH])
+    check_eq(sha256_bytes(got[fx.SHARED_PATH]), mirror[fx.SHARED_PATH]["sha256"], "read again")
+    t.shared.hf.wait_idle()
+    check_eq(len(t.shared.hf.requests(kind="cdn")), 0, "the kept blob is not downloaded again")
+
+
+@test
+def rm_keeps_what_a_mount_has_open_then_fetches_again(t):
+    """cache rm while a mount holds a file open keeps that file (and says so); once closed,
+    rm removes it, and reading it through the mount downloads and verifies it again."""
+    files = files_of(t, fx.ONNX_REPO)
+    held = files["model.safetensors"]
+    with mount(t) as m:
+        read_repo(m, fx.ONNX_REPO, files)
+        path = m.path("huggingface", *fx.ONNX_REPO.split("/"), held["path"])
+        with open(path, "rb") as f:
+            head = f.read(100)
+            doc = omnihub_json(t, "cache", "rm", "huggingface/" + fx.ONNX_REPO)
+            kept = doc["removed"][0]["kept"]
+            check_eq([(os.path.basename(k["file"]), k["reason"]) for k in kept],
+                     [(held["path"], "open in a mount")], "kept")
+            check_eq(doc["kept_open"], 1, "kept_open")
+            check(os.path.exists(blob_of(t, held)), "the open file's blob stays")
+            check(os.path.exists(os.path.join(rev_folder(t, fx.ONNX_REPO), held["path"])),
+                  "and its name")
+            check(not os.path.exists(blob_of(t, files["big.txt"])), "another one went")
+            res = omnihub(t, "cache", "rm", "huggingface/" + fx.ONNX_REPO)
+            check("kept %s/huggingface/models/%s@%s/%s: open in a mount"
+                  % (os.path.realpath(t.cache), fx.ONNX_REPO, commit_of(t, fx.ONNX_REPO),
+                     held["path"]) in res.stdout, "text: %r" % res.stdout)
+            rest = f.read()
+        check_eq(sha256_bytes(head + rest), held["sha256"], "the open file read to its end")
+        # Closed: it goes.
+        doc = omnihub_json(t, "cache", "rm", "huggingface/" + fx.ONNX_REPO)
+        check_eq(doc["removed"][0]["kept"], [], "nothing kept once closed")
+        check(not os.path.exists(blob_of(t, held)), "its blob went")
+        check(not os.path.exists(rev_folder(t, fx.ONNX_REPO)), "the folder went")
+        # Read through the mount again: downloaded again, verified, in the cache again.
+        drop_page_cache()
+        t.shared.hf.clear_log()
+        got = read_repo(m, fx.ONNX_REPO, [held["path"]])
+        check_eq(sha256_bytes(got[held["path"]]), held["sha256"], "read again")
+        t.shared.hf.wait_idle()
+        fetched = [r for r in t.shared.hf.requests(kind="cdn")]
+        check(len(fetched) >= 1, "downloaded again: %r" % fetched)
+        check_eq(sha256_file(blob_of(t, held)), held["sha256"], "in the cache again")
+
+
+@test
+def usage_help_and_exit_codes(t):
+    res = omnihub(t, "cache", "--help")
+    check(res.stdout.startswith("usage: omnihub [OPTIONS] cache ls [PATH...] | rm [-n] PATH..."),
+          "cache --help: %r" % res.stdout[:80])
+    check_eq(omnihub(t, "help", "cache").stdout, res.stdout, "help cache")
+    check("cache" in omnihub(t, "--help").stdout, "--help lists cache")
+    for args in (["cache"], ["cache", "frob"], ["cache", "rm"], ["cache", "ls", "--frob"]):
+        res = omnihub(t, *args, want=EXIT_USAGE)
+        check(res.stderr.startswith("omnihub: ") and res.stdout == "",
+              "usage error of %r: %r" % (args, res.stderr))
+    res = omnihub(t, "cache", "rm", "onnx/nothing", want=EXIT_NOT_FOUND)
+    check(res.stderr.startswith("omnihub: onnx/nothing: nothing cached"), res.stderr)
+
+
+if __name__ == "__main__":
+    run(shared_setup, before_each=before_each)
