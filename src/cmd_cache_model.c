@@ -598,7 +598,7 @@ static void partial_text(const struct cmd_ctx *ctx, const struct blob_partial_in
 	        with_url && p->url ? " from " : "", with_url && p->url ? p->url : "");
 }
 
-static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, cJSON *entries)
+static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, int width, cJSON *entries)
 {
 	char bytes[CMD_SIZE_TEXT_MAX], used[32] = "-";
 	uint64_t size = unit_bytes(u);
@@ -634,8 +634,9 @@ static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, cJSON *entr
 		localtime_r(&u->used, &tm);
 		strftime(used, sizeof(used), "%Y-%m-%d %H:%M", &tm);
 	}
-	fprintf(ctx->out, "%-44s %10s %6" PRIu64 "  %-16s  %s\n", u->id, bytes, u->nfiles_named,
-	        used, u->npartials ? "partial" : "");
+	/* "partial" only when it has some: no trailing spaces. */
+	fprintf(ctx->out, "%-*s %10s %6" PRIu64 "  %-*s%s\n", width, u->id, bytes, u->nfiles_named,
+	        u->npartials ? 16 : 0, used, u->npartials ? "  partial" : "");
 	for (size_t i = 0; i < u->npartials; i++)
 		partial_text(ctx, u->partials[i], false);
 }
@@ -648,7 +649,7 @@ static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 	struct scan scan = {.ctx = ctx};
 	uint64_t total = 0, listed = 0;
 	struct core *core;
-	int c, rc, status;
+	int c, rc, status, width = 4;
 
 	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
 		status = CMD_EXIT_USAGE;
@@ -669,14 +670,18 @@ static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 	if (ctx->json) {
 		doc = cJSON_CreateObject();
 		entries = cJSON_AddArrayToObject(doc, "entries");
-	} else if (scan.count) {
-		fprintf(ctx->out, "%-44s %10s %6s  %-16s  %s\n", "PATH", "SIZE", "FILES",
-		        "LAST USED", "");
+	} else {
+		for (size_t i = 0; i < scan.count; i++)
+			if (scan.units[i].chosen && (int)strlen(scan.units[i].id) > width)
+				width = (int)strlen(scan.units[i].id);
+		if (width > 4)
+			fprintf(ctx->out, "%-*s %10s %6s  %s\n", width, "PATH", "SIZE", "FILES",
+			        "LAST USED");
 	}
 	for (size_t i = 0; i < scan.count; i++) {
 		if (!scan.units[i].chosen)
 			continue;
-		ls_unit(ctx, &scan.units[i], entries);
+		ls_unit(ctx, &scan.units[i], width, entries);
 		total += unit_bytes(&scan.units[i]);
 		listed++;
 	}
@@ -699,7 +704,7 @@ static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 		if (cmd_print_json(ctx, doc) != CMD_EXIT_OK)
 			status = CMD_EXIT_FAILED;
 		doc = NULL;
-	} else {
+	} else if (listed || optind == argc) {
 		cmd_size_text(total, total_text, sizeof(total_text));
 		fprintf(ctx->out, "%" PRIu64 " revision%s, %s%s\n", listed, listed == 1 ? "" : "s",
 		        total_text, listed > 1 ? " (a file two of them share counts in each)" : "");
