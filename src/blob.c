@@ -1256,13 +1256,17 @@ static void add_partial(void *ctx, const char *name, const struct stat *st)
 	p = &scan->list[scan->count++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s/%.*s", scan->dir_name, (int)stem, name);
-	p->bytes = (uint64_t)st->st_blocks * 512;
 	snprintf(rel, sizeof(rel), BLOB_DIR "/%s.state", p->name);
 	if (read_state(scan->store, rel, &sc, why, sizeof(why)) == 0) {
+		/* The pieces its sidecar has: what a resume keeps (the file's
+		 * blocks say nothing: it is reserved whole at the start). */
+		for (size_t i = 0; i < sc.pieces.nbits; i++) {
+			uint64_t at = (uint64_t)i * sc.piece_size;
+			if (bitmap_get(&sc.pieces, i))
+				p->bytes += sc.size - at < sc.piece_size ? sc.size - at : sc.piece_size;
+		}
 		p->url = strdup(sc.url);
 		p->size = sc.size;
-		if (p->bytes > p->size)
-			p->bytes = p->size; /* reserved blocks past the end */
 		sidecar_free(&sc);
 	}
 	/* Its writer holds a write lock (a follower only reads): asked

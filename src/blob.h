@@ -156,7 +156,7 @@ struct blob_partial_info {
 							      suffix */
 	char *url;        /* owned; from its sidecar, NULL when that is unreadable */
 	uint64_t size;    /* of the whole blob (its sidecar's); 0 when unknown */
-	uint64_t bytes;   /* on disk so far (its blocks: it is sparse while it fills) */
+	uint64_t bytes;   /* so far: the whole pieces its sidecar has */
 	bool in_progress; /* some process holds its write lock: being written */
 };
 /* Every partial blob of the store (any process's); *out is the caller's

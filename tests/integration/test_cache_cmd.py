@@ -22,6 +22,7 @@ from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, run, sha256_bytes
                            sha256_file, test, wait_for)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
+import hf_server  # noqa: E402
 import make_hf_repos as fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import ZooServer, make_tls  # noqa: E402
@@ -31,6 +32,38 @@ LARGE_MIB = 16
 SLOW_RATE = 1 << 20  # bytes/s per CDN response: the large model takes seconds
 COMMAND_TIMEOUT = 60.0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 4
+
+
+# The imitation's CDN sends the file whose sha256 is SLOW["sha"] slowly (a pause before each
+# 64 KiB), so that a test can see its download in progress and kill the mount in the middle.
+SLOW = {"sha": None}
+_plain_body = hf_server._Handler._body
+
+
+class _PausingWriter:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def write(self, data):
+        time.sleep(0.1)
+        return self.inner.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _slow_body(self, data, etag, headers=()):
+    if SLOW["sha"] is None or self.rec.get("file") != SLOW["sha"]:
+        return _plain_body(self, data, etag, headers)
+    inner = self.wfile
+    self.wfile = _PausingWriter(inner)
+    try:
+        return _plain_body(self, data, etag, headers)
+    finally:
+        self.wfile = inner
+
+
+hf_server._Handler._body = _slow_body
 
 
 class Shared:
@@ -68,6 +101,7 @@ def shared_setup(run_dir):
 
 def before_each(shared):
     shared.hf.clear_log()
+    SLOW["sha"] = None
 
 
 def options(t):
@@ -139,6 +173,26 @@ def disk_bytes(files):
                 for f in files}.values())
 
 
+def partial_in(doc, sha):
+    """The partial download of sha in a cache ls document (under a revision or unnamed)."""
+    for p in doc["unnamed_partials"] + [p for e in doc["entries"] for p in e["partials"]]:
+        if p["blob"] == "sha256/" + sha:
+            return p
+    return None
+
+
+def wait_partial(t, sha):
+    """cache ls --json once the download of sha has a piece (its sidecar says so)."""
+    found = {}
+
+    def has_bytes():
+        found["doc"] = omnihub_json(t, "cache", "ls")
+        p = partial_in(found["doc"], sha)
+        return p is not None and p["bytes"] > 0
+    wait_for(has_bytes, 30, "a piece of the download of %s" % sha, interval=0.2)
+    return found["doc"]
+
+
 def by_path(doc):
     return {e["path"]: e for e in doc["entries"]}
 
@@ -203,19 +257,16 @@ def ls_lists_repos_revisions_and_downloads_in_progress(t):
 
         # A download in progress (the throttled zoo): listed with its bytes so far, then, once
         # complete, the model's opset as an entry of its own.
-        partial = os.path.join(t.cache, "blobs", "sha256", large["sha256"] + ".partial")
         reader = threading.Thread(target=lambda: open(m.path("onnx", "biggemm", "model.onnx"),
-                                                      "rb").read())
+                                                  "rb").read())
         reader.start()
         try:
-            wait_for(lambda: os.path.exists(partial) and os.stat(partial).st_blocks > 0, 30,
-                     "the partial download")
-            doc = omnihub_json(t, "cache", "ls")
+            doc = wait_partial(t, large["sha256"])
             parts = [p for p in doc["unnamed_partials"] if p["blob"] == "sha256/" + large["sha256"]]
             check_eq(len(parts), 1, "the partial listed: %r" % doc["unnamed_partials"])
             p = parts[0]
             check_eq((p["in_progress"], p["size"]), (True, large["bytes"]), "in progress")
-            check(0 < p["bytes"] <= large["bytes"], "bytes so far: %r" % p["bytes"])
+            check(0 < p["bytes"] < large["bytes"], "bytes so far: %r" % p["bytes"])
             check(p["url"].endswith(large["model_path"]), "its URL: %r" % p["url"])
             res = omnihub(t, "cache", "ls")
             check("in progress: blobs/sha256/%s" % large["sha256"] in res.stdout,
@@ -312,6 +363,69 @@ def rm_keeps_what_a_mount_has_open_then_fetches_again(t):
         fetched = [r for r in t.shared.hf.requests(kind="cdn")]
         check(len(fetched) >= 1, "downloaded again: %r" % fetched)
         check_eq(sha256_file(blob_of(t, held)), held["sha256"], "in the cache again")
+
+
+def killed(m):
+    """SIGKILL the daemon and detach its mount; the kill is the test's, not a failed
+    shutdown (as test_transfers.py does)."""
+    m.kill()
+    m.proc.wait()
+    m._stopped = True
+    m.problem = None
+
+
+@test
+def partial_downloads_of_a_revision_listed_and_removed(t):
+    """A Hugging Face download in progress is listed under its revision (its sidecar's URL
+    names the commit); cache rm keeps it while it is written; once its writer is gone (the
+    mount killed) it is listed as left over, and cache rm removes it."""
+    shard = files_of(t, fx.SHARDED_REPO)["model-00001-of-00002.safetensors"]
+    sha = shard["lfs"]["oid"]
+    SLOW["sha"] = sha
+    partial = os.path.join(t.cache, "blobs", "sha256", sha + ".partial")
+    state = os.path.join(t.cache, "blobs", "sha256", sha + ".state")
+    me = rev_id(t, fx.SHARDED_REPO)
+    # Pieces of 64 KiB: the sidecar counts some before the kill.
+    m = t.mount(options(t) + ["piece_size=64K"], env={"HF_ENDPOINT": t.shared.hf.endpoint})
+    m.start()
+    path = m.path("huggingface", *fx.SHARDED_REPO.split("/"), shard["path"])
+
+    def reader():
+        try:
+            with open(path, "rb") as f:
+                f.read()
+        except OSError:
+            pass  # the mount is killed under it
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        wait_partial(t, sha)
+        doc = omnihub_json(t, "cache", "ls", "huggingface/" + fx.SHARDED_REPO)
+        check_eq([e["path"] for e in doc["entries"]], [me], "the revision, from its download")
+        parts = doc["entries"][0]["partials"]
+        check_eq([(p["blob"], p["in_progress"], p["size"]) for p in parts],
+                 [("sha256/" + sha, True, shard["size"])], "its partial download")
+        check(0 < parts[0]["bytes"] < shard["size"], "bytes so far: %r" % parts[0]["bytes"])
+        check("/%s/resolve/%s/" % (fx.SHARDED_REPO, commit_of(t, fx.SHARDED_REPO))
+              in parts[0]["url"], "its URL: %r" % parts[0]["url"])
+        check_eq(omnihub_json(t, "cache", "ls")["unnamed_partials"], [], "none unnamed")
+        res = omnihub(t, "cache", "rm", me)
+        check("kept %s/blobs/sha256/%s.partial: a download in progress"
+              % (os.path.realpath(t.cache), sha) in res.stdout, "rm: %r" % res.stdout)
+        check(os.path.exists(partial) and os.path.exists(state), "kept while written")
+    finally:
+        killed(m)
+        thread.join(COMMAND_TIMEOUT)
+    doc = omnihub_json(t, "cache", "ls")
+    parts = by_path(doc)[me]["partials"]
+    check_eq([(p["blob"], p["in_progress"]) for p in parts], [("sha256/" + sha, False)],
+             "left over once its writer is gone")
+    check(0 < parts[0]["bytes"] < shard["size"], "bytes kept: %r" % parts[0]["bytes"])
+    check("left over: blobs/sha256/%s" % sha in omnihub(t, "cache", "ls").stdout, "ls text")
+    doc = omnihub_json(t, "cache", "rm", me)
+    check_eq(doc["removed"][0]["kept"], [], "nothing kept")
+    check(not os.path.exists(partial) and not os.path.exists(state), "the partial went")
+    check_eq(omnihub_json(t, "cache", "ls")["entries"], [], "nothing left")
 
 
 @test
