@@ -365,6 +365,35 @@ def rm_keeps_what_a_mount_has_open_then_fetches_again(t):
         check_eq(sha256_file(blob_of(t, held)), held["sha256"], "in the cache again")
 
 
+@test
+def onnx_opset_with_its_extracted_archive(t):
+    """An ONNX opset is one entry: its model file, the files extracted from its archive and
+    the archive's blob; cache rm of it removes them all."""
+    e = [x for x in t.shared.zoo_entries if x["model"] == "AvgPool2d" and x["opset"] == 12][0]
+    opset = "onnx/avgpool2d/opset-12"
+    with mount(t) as m:
+        check_eq(sha256_file(m.path(opset, "model.onnx")), e["sha256"], "the model")
+        for rel, sha in e["members"].items():
+            check_eq(sha256_file(m.path(opset, "model_with_data", rel)), sha, rel)
+    folder = os.path.join(t.cache, opset)
+    member_bytes = sum(os.path.getsize(os.path.join(folder, "model_with_data", rel))
+                       for rel in e["members"])
+    doc = omnihub_json(t, "cache", "ls", "onnx/avgpool2d")
+    check_eq([(x["path"], x["hub"], x["name"], x["revision"], x["files"], x["bytes"])
+              for x in doc["entries"]],
+             [(opset, "onnx", "avgpool2d", "opset-12", 1 + len(e["members"]),
+               e["bytes"] + member_bytes + e["model_with_data_bytes"])], "the opset's entry")
+    archive = os.path.join(t.cache, "blobs", "sha256", e["model_with_data_sha"])
+    check(os.path.exists(archive), "the archive's blob is cached")
+    doc = omnihub_json(t, "cache", "rm", opset)
+    check_eq((doc["removed"][0]["files"], doc["removed"][0]["kept"]),
+             (1 + len(e["members"]), []), "what went")
+    check(not os.path.exists(folder), "the opset's folder went")
+    check(not os.path.exists(os.path.join(t.cache, "blobs", "sha256", e["sha256"])),
+          "the model's blob went")
+    check(not os.path.exists(archive), "the archive's blob went")
+
+
 def killed(m):
     """SIGKILL the daemon and detach its mount; the kill is the test's, not a failed
     shutdown (as test_transfers.py does)."""
