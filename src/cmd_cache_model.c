@@ -185,25 +185,28 @@ static int unit_add_file(struct unit *u, const char *rel, const struct stat *st,
                          const struct blob_info *blob)
 {
 	struct unit_file *f;
+	int rc = -ENOMEM;
 
 	if (u->nfiles == u->cap) {
 		size_t cap = u->cap ? 2 * u->cap : 16;
 		struct unit_file *grown = realloc(u->files, cap * sizeof(*grown));
 		if (!grown)
-			return -ENOMEM;
+			goto out;
 		u->files = grown;
 		u->cap = cap;
 	}
 	f = &u->files[u->nfiles];
 	f->rel = rel ? strdup(rel) : NULL;
 	if (rel && !f->rel)
-		return -ENOMEM;
+		goto out;
 	f->dev = blob ? blob->dev : st->st_dev;
 	f->ino = blob ? blob->ino : st->st_ino;
 	f->size = blob ? blob->size : (uint64_t)st->st_size;
 	f->blob = blob;
 	u->nfiles++;
-	return 0;
+	rc = 0;
+out:
+	return rc;
 }
 
 /* Whether a hidden name is the store's own (a temporary, a record), not
@@ -281,9 +284,7 @@ static int scan_levels(struct scan *scan, struct store_lists *lists, const char 
 	DIR *dir = cache_opendir(lists->store->cache, rel);
 	int rc = 0;
 
-	if (!dir)
-		return 0;
-	while (rc == 0 && (d = readdir(dir)) != NULL) {
+	while (dir && rc == 0 && (d = readdir(dir)) != NULL) {
 		char child[PATH_MAX];
 		struct stat st;
 		struct unit *u;
@@ -303,7 +304,8 @@ static int scan_levels(struct scan *scan, struct store_lists *lists, const char 
 		        : unit_of(scan, lists->store, hub, model, d->d_name, child);
 		rc = u ? unit_add_tree(scan, lists, u, child, 0) : -ENOMEM;
 	}
-	closedir(dir);
+	if (dir)
+		closedir(dir);
 	return rc;
 }
 
@@ -315,9 +317,7 @@ static int scan_hf(struct scan *scan, struct store_lists *lists, const char *hub
 	DIR *dir = cache_opendir(lists->store->cache, rel);
 	int rc = 0;
 
-	if (!dir)
-		return 0;
-	while (rc == 0 && (d = readdir(dir)) != NULL) {
+	while (dir && rc == 0 && (d = readdir(dir)) != NULL) {
 		char child[PATH_MAX], sub[PATH_MAX];
 		const char *at = strchr(d->d_name, '@');
 		struct stat st;
@@ -337,7 +337,8 @@ static int scan_hf(struct scan *scan, struct store_lists *lists, const char *hub
 			rc = scan_hf(scan, lists, hub, child, sub, depth + 1);
 		}
 	}
-	closedir(dir);
+	if (dir)
+		closedir(dir);
 	return rc;
 }
 
@@ -350,12 +351,13 @@ static struct unit *hf_unit_of_url(struct scan *scan, struct store_lists *lists,
 	const char *host = url ? strstr(url, "://") : NULL, *comp[3] = {NULL, NULL, NULL};
 	char repo[512], rel[PATH_MAX], commit[41];
 	const char *rev, *p;
+	struct unit *u = NULL;
 	bool dataset;
 	size_t ncomp = 0;
 
 	if (!resolve || !host || strspn(resolve + 9, "0123456789abcdef") != 40 ||
 	    resolve[49] != '/')
-		return NULL;
+		goto out;
 	rev = resolve + 9;
 	/* The last three components before "/resolve/", nearest first. */
 	for (p = resolve; p > host + 3 && ncomp < 3;) {
@@ -367,20 +369,22 @@ static struct unit *hf_unit_of_url(struct scan *scan, struct store_lists *lists,
 		comp[ncomp++] = p + 1;
 	}
 	if (ncomp == 0)
-		return NULL;
+		goto out;
 	/* NAME; ORG/NAME; datasets/NAME; datasets/ORG/NAME. */
 	dataset = (ncomp > 1 && strncmp(comp[1], "datasets/", 9) == 0) ||
 	          (ncomp > 2 && strncmp(comp[2], "datasets/", 9) == 0);
 	p = ncomp > 1 && strncmp(comp[1], "datasets/", 9) != 0 ? comp[1] : comp[0];
 	if ((size_t)(resolve - p) >= sizeof(repo))
-		return NULL;
+		goto out;
 	snprintf(repo, sizeof(repo), "%.*s", (int)(resolve - p), p);
 	snprintf(commit, sizeof(commit), "%.40s", rev);
 	if (snprintf(rel, sizeof(rel), "huggingface/%s/%s@%s", dataset ? "datasets" : "models",
 	             repo, commit) >= (int)sizeof(rel))
-		return NULL;
-	return unit_of(scan, lists->store, dataset ? "huggingface-datasets" : "huggingface", repo,
-	               commit, rel);
+		goto out;
+	u = unit_of(scan, lists->store, dataset ? "huggingface-datasets" : "huggingface", repo,
+	            commit, rel);
+out:
+	return u;
 }
 
 static int unit_add_partial(struct unit *u, struct blob_partial_info *p)
@@ -388,11 +392,11 @@ static int unit_add_partial(struct unit *u, struct blob_partial_info *p)
 	struct blob_partial_info **grown =
 	    realloc(u->partials, (u->npartials + 1) * sizeof(*grown));
 
-	if (!grown)
-		return -ENOMEM;
-	u->partials = grown;
-	u->partials[u->npartials++] = p;
-	return 0;
+	if (grown) {
+		u->partials = grown;
+		u->partials[u->npartials++] = p;
+	}
+	return grown ? 0 : -ENOMEM;
 }
 
 static int compare_files(const void *a, const void *b)
@@ -468,7 +472,7 @@ static int scan_all(struct scan *scan, struct core *core)
 
 	scan->stores = calloc(core_store_count(core), sizeof(*scan->stores));
 	if (!scan->stores)
-		return -ENOMEM;
+		rc = -ENOMEM;
 	for (size_t i = 0; rc == 0 && i < core_store_count(core); i++) {
 		scan->stores[i].store = core_store(core, i);
 		scan->nstores++;
@@ -628,7 +632,7 @@ static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, int width, 
 		for (size_t i = 0; i < u->npartials; i++)
 			partial_json(parts, u->partials[i]);
 		cJSON_AddItemToArray(entries, item);
-		return;
+		goto out;
 	}
 	cmd_size_text(size, bytes, sizeof(bytes));
 	if (u->used) {
@@ -640,6 +644,8 @@ static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, int width, 
 	        u->npartials ? 16 : 0, used, u->npartials ? "  partial" : "");
 	for (size_t i = 0; i < u->npartials; i++)
 		partial_text(ctx, u->partials[i], false);
+out:
+	return;
 }
 
 static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
@@ -941,12 +947,16 @@ out:
 
 int cmd_cache(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	if (argc < 2)
-		return cmd_usage_error(ctx, "cache", "give ls or rm");
+	int status;
+
 	/* The verb's argv starts at its name, as a subcommand's does. */
-	if (strcmp(argv[1], "ls") == 0)
-		return cache_ls(ctx, argc - 1, argv + 1);
-	if (strcmp(argv[1], "rm") == 0)
-		return cache_rm(ctx, argc - 1, argv + 1);
-	return cmd_usage_error(ctx, "cache", "'%s' is neither ls nor rm", argv[1]);
+	if (argc < 2)
+		status = cmd_usage_error(ctx, "cache", "give ls or rm");
+	else if (strcmp(argv[1], "ls") == 0)
+		status = cache_ls(ctx, argc - 1, argv + 1);
+	else if (strcmp(argv[1], "rm") == 0)
+		status = cache_rm(ctx, argc - 1, argv + 1);
+	else
+		status = cmd_usage_error(ctx, "cache", "'%s' is neither ls nor rm", argv[1]);
+	return status;
 }
