@@ -33,7 +33,8 @@ const char cmd_cache_help[] =
     "    files, last used (the files' access time, which moves at most once\n"
     "    a day under relatime) and its partial downloads (the bytes of the\n"
     "    pieces so far, in progress or left over). Hugging Face revisions are\n"
-    "    their commit.\n"
+    "    their commit, with the refs (main, v1.0) that named it when the hub\n"
+    "    last asked.\n"
     "    Partial downloads no model names (a download that never finished\n"
     "    a file of a hub other than Hugging Face) are listed apart.\n"
     "\n"
@@ -48,8 +49,9 @@ const char cmd_cache_help[] =
     "PATH is a hub (onnx, huggingface), a model or an org below it\n"
     "(onnx/resnet18, huggingface/acme), a repo (huggingface/acme/tiny-onnx)\n"
     "or a revision (onnx/resnet18/opset-9, huggingface/acme/tiny-onnx@COMMIT,\n"
-    "at least 7 characters of the commit); the hub may be left out of\n"
-    "org/name[@COMMIT]. A PATH with nothing cached exits 4.\n"
+    "at least 7 characters of the commit, or @REF for a ref ls shows); the\n"
+    "hub may be left out of org/name[@REV]. A PATH with nothing cached\n"
+    "exits 4.\n"
     "\n"
     "    -n, --dry-run          (rm) only print what would go\n";
 
@@ -72,7 +74,9 @@ struct unit {
 	char *rev;                /* owned: a commit, "opset-9", or "" */
 	char *rel;                /* owned: its folder (or file) below the store's root */
 	char *id;                 /* owned: "huggingface/acme/tiny-onnx@COMMIT", what rm takes */
-	struct unit_file *files;  /* owned; sorted by (dev, ino) once scanned */
+	char *refs; /* owned: the branches and tags that named this commit when the hub last
+	               asked (its index), "main, v1.0"; "" for none */
+	struct unit_file *files; /* owned; sorted by (dev, ino) once scanned */
 	size_t nfiles, cap;
 	uint64_t nfiles_named;               /* regular files in its folder */
 	time_t used;                         /* the latest access time of its files */
@@ -109,6 +113,7 @@ static void unit_free(struct unit *u)
 	free(u->rev);
 	free(u->rel);
 	free(u->id);
+	free(u->refs);
 }
 
 static void scan_free(struct scan *scan)
@@ -173,7 +178,8 @@ static struct unit *unit_of(struct scan *scan, struct core_store *store, const c
 	if (asprintf(&u->id, "%s%s%s%s%s", hub, name[0] ? "/" : "", name,
 	             rev[0] ? (strncmp(hub, "huggingface", 11) == 0 ? "@" : "/") : "", rev) < 0)
 		u->id = NULL;
-	if (!u->hub || !u->name || !u->rev || !u->rel || !u->id) {
+	u->refs = strdup("");
+	if (!u->hub || !u->name || !u->rev || !u->rel || !u->id || !u->refs) {
 		unit_free(u);
 		return NULL;
 	}
@@ -399,6 +405,78 @@ static int unit_add_partial(struct unit *u, struct blob_partial_info *p)
 	return grown ? 0 : -ENOMEM;
 }
 
+/* A ref as the index names its file (refs/pr/1 is "refs%2Fpr%2F1"), or as
+ * a person may type it in a mount's path, as the Hub names it. */
+static void ref_decode(const char *in, char *out, size_t out_size)
+{
+	size_t n = 0;
+
+	for (const char *p = in; *p && n + 1 < out_size; p++) {
+		if (strncasecmp(p, "%2F", 3) == 0 || strncmp(p, "%25", 3) == 0) {
+			out[n++] = p[2] == '5' ? '%' : '/';
+			p += 2;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
+/* The refs the Hugging Face hub's index (.index/huggingface/PLURAL/REPO/
+ * @refs/REF, the commit on its first line) has at u's commit. */
+static int hf_refs_of(struct unit *u)
+{
+	char rel[PATH_MAX];
+	struct dirent *d;
+	DIR *dir = NULL;
+	int rc = 0;
+
+	if (strncmp(u->hub, "huggingface", 11) != 0 || strlen(u->rev) != 40 ||
+	    snprintf(rel, sizeof(rel), CACHE_INDEX_DIR "/huggingface/%s/%s/@refs",
+	             strcmp(u->hub, "huggingface-datasets") == 0 ? "datasets" : "models",
+	             u->name) >= (int)sizeof(rel))
+		goto out;
+	dir = cache_opendir(u->store->cache, rel);
+	while (dir && rc == 0 && (d = readdir(dir)) != NULL) {
+		char file[PATH_MAX], ref[NAME_MAX + 1], *data = NULL, *joined = NULL;
+		time_t mtime;
+		size_t len = 0;
+		if (d->d_name[0] == '.' ||
+		    snprintf(file, sizeof(file), "%s/%s", rel, d->d_name) >= (int)sizeof(file) ||
+		    cache_read_small(u->store->cache, file, 128, &data, &len, &mtime) != 0)
+			continue;
+		if (len >= 40 && strncmp(data, u->rev, 40) == 0) {
+			ref_decode(d->d_name, ref, sizeof(ref));
+			if (asprintf(&joined, "%s%s%s", u->refs, u->refs[0] ? ", " : "", ref) < 0)
+				rc = -ENOMEM;
+			else {
+				free(u->refs);
+				u->refs = joined;
+			}
+		}
+		free(data);
+	}
+out:
+	if (dir)
+		closedir(dir);
+	return rc;
+}
+
+/* Whether given (as typed) is one of u's refs. */
+static bool ref_matches(const char *given, const struct unit *u)
+{
+	char want[NAME_MAX + 1];
+	size_t n;
+	bool found = false;
+
+	ref_decode(given, want, sizeof(want));
+	n = strlen(want);
+	for (const char *p = u->refs; *p && !found;
+	     p += strcspn(p, ",") + (p[strcspn(p, ",")] ? 2 : 0))
+		found = n && strncmp(p, want, n) == 0 && (p[n] == ',' || p[n] == '\0');
+	return found;
+}
+
 static int compare_files(const void *a, const void *b)
 {
 	const struct unit_file *x = a, *y = b;
@@ -478,6 +556,8 @@ static int scan_all(struct scan *scan, struct core *core)
 		scan->nstores++;
 		rc = scan_store(scan, &scan->stores[i]);
 	}
+	for (size_t i = 0; rc == 0 && i < scan->count; i++)
+		rc = hf_refs_of(&scan->units[i]);
 	for (size_t i = 0; i < scan->count; i++)
 		if (scan->units[i].nfiles)
 			qsort(scan->units[i].files, scan->units[i].nfiles,
@@ -526,7 +606,7 @@ static bool names_unit(const char *text, const struct unit *u)
 		return false;
 	if (text[n] == '/' && strcmp(text + n + 1, u->rev) == 0)
 		return true;
-	return at == text + n && rev_matches(at + 1, u->rev);
+	return at == text + n && (rev_matches(at + 1, u->rev) || ref_matches(at + 1, u));
 }
 
 /* Marks the units path names; how many. */
@@ -611,12 +691,21 @@ static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, int width, 
 
 	if (entries) {
 		cJSON *item = cJSON_CreateObject();
-		cJSON *parts;
+		cJSON *parts, *refs;
 		char *folder = NULL;
 		cJSON_AddStringToObject(item, "path", u->id);
 		cJSON_AddStringToObject(item, "hub", u->hub);
 		cJSON_AddStringToObject(item, "name", u->name);
 		cJSON_AddStringToObject(item, "revision", u->rev);
+		refs = cJSON_AddArrayToObject(item, "refs");
+		for (const char *p = u->refs; *p;) {
+			size_t len = strcspn(p, ",");
+			char *one = strndup(p, len);
+			if (one)
+				cJSON_AddItemToArray(refs, cJSON_CreateString(one));
+			free(one);
+			p += len + (p[len] ? 2 : 0);
+		}
 		cJSON_AddStringToObject(item, "cache", cache_root(u->store->cache));
 		if (asprintf(&folder, "%s/%s", cache_root(u->store->cache), u->rel) >= 0) {
 			cJSON_AddStringToObject(item, "folder", folder);
@@ -639,9 +728,10 @@ static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, int width, 
 		localtime_r(&u->used, &tm);
 		strftime(used, sizeof(used), "%Y-%m-%d %H:%M", &tm);
 	}
-	/* "partial" only when it has some: no trailing spaces. */
-	fprintf(ctx->out, "%-*s %10s %6" PRIu64 "  %-*s%s\n", width, u->id, bytes, u->nfiles_named,
-	        u->npartials ? 16 : 0, used, u->npartials ? "  partial" : "");
+	/* Refs and "partial" only when there are some: no trailing spaces. */
+	fprintf(ctx->out, "%-*s %10s %6" PRIu64 "  %-*s%s%s%s\n", width, u->id, bytes,
+	        u->nfiles_named, u->refs[0] || u->npartials ? 16 : 0, used, u->refs[0] ? "  " : "",
+	        u->refs, u->npartials ? "  partial" : "");
 	for (size_t i = 0; i < u->npartials; i++)
 		partial_text(ctx, u->partials[i], false);
 out:
@@ -682,8 +772,8 @@ static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 			if (scan.units[i].chosen && (int)strlen(scan.units[i].id) > width)
 				width = (int)strlen(scan.units[i].id);
 		if (width > 4)
-			fprintf(ctx->out, "%-*s %10s %6s  %s\n", width, "PATH", "SIZE", "FILES",
-			        "LAST USED");
+			fprintf(ctx->out, "%-*s %10s %6s  %-16s  %s\n", width, "PATH", "SIZE",
+			        "FILES", "LAST USED", "REFS");
 	}
 	for (size_t i = 0; i < scan.count; i++) {
 		if (!scan.units[i].chosen)

@@ -245,6 +245,13 @@ def ls_lists_repos_revisions_and_downloads_in_progress(t):
         short = "%s@%s" % (fx.ONNX_REPO, commit_of(t, fx.ONNX_REPO, "v1.0")[:7])
         check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", short))),
                  [rev_id(t, fx.ONNX_REPO, "v1.0")], "cache ls " + short)
+        # The refs the hub's index had at each commit; a ref names its revision too.
+        check_eq([(p, entries[p]["refs"]) for p in sorted(entries)],
+                 sorted([(rev_id(t, fx.ONNX_REPO), ["main"]),
+                         (rev_id(t, fx.ONNX_REPO, "v1.0"), ["v1.0"]),
+                         (rev_id(t, fx.SHARDED_REPO), ["main"])]), "refs")
+        check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", fx.ONNX_REPO + "@v1.0"))),
+                 [rev_id(t, fx.ONNX_REPO, "v1.0")], "cache ls by a ref")
         res = omnihub(t, "cache", "ls", "huggingface/acme/nope", want=EXIT_NOT_FOUND)
         check(res.stderr.startswith("omnihub: huggingface/acme/nope: nothing cached"),
               "stderr: %r" % res.stderr)
