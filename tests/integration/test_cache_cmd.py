@@ -373,6 +373,34 @@ def rm_keeps_what_a_mount_has_open_then_fetches_again(t):
 
 
 @test
+def datasets_and_legacy_repo_ids(t):
+    """A dataset is listed under huggingface-datasets, a legacy repo id (no org) by its
+    name; both can be named without their hub, and removed."""
+    ds = fx.find_repo(t.shared.desc, fx.DATASET_REPO, "dataset")
+    ds_commit = ds["revisions"]["main"]
+    with mount(t) as m:
+        with open(m.path("huggingface-datasets", *fx.DATASET_REPO.split("/"), "data",
+                         "train.csv"), "rb") as f:
+            check_eq(sha256_bytes(f.read()), fx.files_at(ds)["data/train.csv"]["sha256"], "csv")
+        read_repo(m, fx.LEGACY_REPO, ["config.json"])
+    ds_id = "huggingface-datasets/%s@%s" % (fx.DATASET_REPO, ds_commit)
+    legacy_id = rev_id(t, fx.LEGACY_REPO)
+    entries = by_path(omnihub_json(t, "cache", "ls"))
+    check_eq(sorted(entries), sorted([ds_id, legacy_id]), "entries")
+    check_eq((entries[ds_id]["hub"], entries[ds_id]["name"], entries[ds_id]["files"]),
+             ("huggingface-datasets", fx.DATASET_REPO, 1), "the dataset")
+    check_eq(entries[ds_id]["folder"], os.path.realpath(os.path.join(
+        t.cache, "huggingface", "datasets", fx.DATASET_REPO + "@" + ds_commit)), "its folder")
+    check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", fx.DATASET_REPO + "@main"))),
+             [ds_id], "the dataset without its hub, by a ref")
+    check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", "huggingface/" + fx.LEGACY_REPO))),
+             [legacy_id], "the legacy id")
+    omnihub(t, "cache", "rm", ds_id, legacy_id)
+    check_eq(omnihub_json(t, "cache", "ls")["entries"], [], "both removed")
+    check(not os.path.exists(os.path.join(t.cache, "huggingface")), "no empty folder left")
+
+
+@test
 def onnx_opset_with_its_extracted_archive(t):
     """An ONNX opset is one entry: its model file, the files extracted from its archive and
     the archive's blob; cache rm of it removes them all."""
