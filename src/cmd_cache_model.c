@@ -274,16 +274,9 @@ out:
 	return rc;
 }
 
-/* How many folders below a hub's folder name a revision: 1 (a model) for
- * most hubs, 2 for the ONNX zoo (model/opset-N). The Hugging Face hubs
- * name it by a folder "name@commit" below their own (see scan_hf). */
-static unsigned rev_depth(const char *hub)
-{
-	return strcmp(hub, "onnx") == 0 ? 2 : 1;
-}
-
-/* The units below rel (a hub's folder, or a model's at depth 1). */
-static int scan_levels(struct scan *scan, struct store_lists *lists, const char *hub,
+/* The ONNX zoo: onnx/MODEL/opset-N/... (the units below rel, a hub's
+ * folder at depth 0, a model's at depth 1). */
+static int scan_onnx(struct scan *scan, struct store_lists *lists, const char *hub,
                        const char *rel, const char *model, unsigned depth)
 {
 	struct dirent *d;
@@ -299,8 +292,8 @@ static int scan_levels(struct scan *scan, struct store_lists *lists, const char 
 		    snprintf(child, sizeof(child), "%s/%s", rel, d->d_name) >= (int)sizeof(child) ||
 		    cache_lstat(lists->store->cache, child, &st) != 0)
 			continue;
-		if (depth + 1 < rev_depth(hub) && S_ISDIR(st.st_mode)) {
-			rc = scan_levels(scan, lists, hub, child, d->d_name, depth + 1);
+		if (depth == 0 && S_ISDIR(st.st_mode)) {
+			rc = scan_onnx(scan, lists, hub, child, d->d_name, depth + 1);
 			continue;
 		}
 		/* A file beside the revisions is the model's own (no revision). */
@@ -310,6 +303,59 @@ static int scan_levels(struct scan *scan, struct store_lists *lists, const char 
 		        : unit_of(scan, lists->store, hub, model, d->d_name, child);
 		rc = u ? unit_add_tree(scan, lists, u, child, 0) : -ENOMEM;
 	}
+	if (dir)
+		closedir(dir);
+	return rc;
+}
+
+/* A catalog hub: a model is the folder that holds its entries (files, or
+ * folders extracted from archives), however deep (tfhub/PUBLISHER/MODEL/);
+ * omnihub.catalog(5). A file right in the hub's folder is its own unit. */
+static int scan_catalog(struct scan *scan, struct store_lists *lists, const char *hub,
+                        const char *rel, const char *name, unsigned depth)
+{
+	struct cache *cache = lists->store->cache;
+	DIR *dir = cache_opendir(cache, rel);
+	bool holds_entries = false;
+	struct digest_spec stamp;
+	struct dirent *d;
+	struct unit *u;
+	int rc = 0;
+
+	/* First: whether this folder holds entries (then it is the model). */
+	while (dir && depth > 0 && !holds_entries && (d = readdir(dir)) != NULL) {
+		char child[PATH_MAX];
+		struct stat st;
+		if (d->d_name[0] != '.' &&
+		    snprintf(child, sizeof(child), "%s/%s", rel, d->d_name) < (int)sizeof(child) &&
+		    cache_lstat(cache, child, &st) == 0)
+			holds_entries =
+			    !S_ISDIR(st.st_mode) || cache_dir_digest(cache, child, &stamp) == 0;
+	}
+	if (holds_entries) {
+		u = unit_of(scan, lists->store, hub, name, "", rel);
+		rc = u ? unit_add_tree(scan, lists, u, rel, 0) : -ENOMEM;
+		goto out;
+	}
+	if (dir)
+		rewinddir(dir);
+	while (dir && rc == 0 && depth < 16 && (d = readdir(dir)) != NULL) {
+		char child[PATH_MAX], sub[PATH_MAX];
+		struct stat st;
+		if (d->d_name[0] == '.' ||
+		    snprintf(child, sizeof(child), "%s/%s", rel, d->d_name) >= (int)sizeof(child) ||
+		    snprintf(sub, sizeof(sub), "%s%s%s", name, name[0] ? "/" : "", d->d_name) >=
+		        (int)sizeof(sub) ||
+		    cache_lstat(cache, child, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			rc = scan_catalog(scan, lists, hub, child, sub, depth + 1);
+		} else {
+			u = unit_of(scan, lists->store, hub, sub, "", child);
+			rc = u ? unit_add_tree(scan, lists, u, child, 0) : -ENOMEM;
+		}
+	}
+out:
 	if (dir)
 		closedir(dir);
 	return rc;
@@ -526,8 +572,10 @@ static int scan_store(struct scan *scan, struct store_lists *lists)
 			if (rc == 0)
 				rc = scan_hf(scan, lists, "huggingface-datasets",
 				             "huggingface/datasets", "", 0);
+		} else if (strcmp(d->d_name, "onnx") == 0) {
+			rc = scan_onnx(scan, lists, d->d_name, d->d_name, "", 0);
 		} else {
-			rc = scan_levels(scan, lists, d->d_name, d->d_name, "", 0);
+			rc = scan_catalog(scan, lists, d->d_name, d->d_name, "", 0);
 		}
 	}
 	for (size_t i = 0; rc == 0 && i < lists->nparts; i++) {

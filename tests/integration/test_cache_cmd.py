@@ -401,6 +401,43 @@ def datasets_and_legacy_repo_ids(t):
 
 
 @test
+def catalog_models_at_any_depth(t):
+    """A catalog hub's model is the folder holding its entries, however deep (team/tiny):
+    listed by that name, narrowed by it, and removed alone."""
+    conv = [x for x in t.shared.zoo_entries if x["model"] == "Conv2d" and x["opset"] == 13][0]
+    pool = [x for x in t.shared.zoo_entries if x["model"] == "AvgPool2d"][0]
+    cat_dir = os.path.join(t.dir, "catalogs")
+    empty = os.path.join(t.dir, "no-catalogs")
+    os.makedirs(cat_dir)
+    os.makedirs(empty)
+    base = t.shared.zoo.model_base_url.rstrip("/") + "/"
+    entry = lambda e: {"url": base + e["model_path"], "digests": {"sha256": e["sha256"]},
+                       "size": e["bytes"], "format": "onnx"}
+    with open(os.path.join(cat_dir, "mine.json"), "w") as f:
+        json.dump({"omnihub_catalog": 1, "hub": "mine",
+                   "models": {"team/tiny": {"entries": {"conv": entry(conv)}},
+                              "solo": {"entries": {"pool": entry(pool)}}}}, f)
+    extra = ["catalogs=" + cat_dir, "system_catalogs=" + empty]
+    with t.mount(options(t) + extra, env={"HF_ENDPOINT": t.shared.hf.endpoint}) as m:
+        for model, e in (("team/tiny", conv), ("solo", pool)):
+            folder = m.path("mine", *model.split("/"))
+            names = os.listdir(folder)
+            check_eq(len(names), 1, "entries of %s: %r" % (model, names))
+            check_eq(sha256_file(os.path.join(folder, names[0])), e["sha256"], model)
+    res = omnihub(t, "--json", "-o", ",".join(extra), "cache", "ls", "mine")
+    entries = by_path(json.loads(res.stdout))
+    check_eq(sorted((p, e["name"], e["files"], e["bytes"]) for p, e in entries.items()),
+             [("mine/solo", "solo", 1, pool["bytes"]),
+              ("mine/team/tiny", "team/tiny", 1, conv["bytes"])], "the catalog's models")
+    check_eq(sorted(by_path(omnihub_json(t, "cache", "ls", "mine/team"))), ["mine/team/tiny"],
+             "a folder above a model narrows to it")
+    omnihub(t, "cache", "rm", "mine/team/tiny")
+    check_eq(sorted(by_path(omnihub_json(t, "cache", "ls"))), ["mine/solo"], "what is left")
+    check(not os.path.exists(os.path.join(t.cache, "blobs", "sha256", conv["sha256"])),
+          "its blob went")
+
+
+@test
 def onnx_opset_with_its_extracted_archive(t):
     """An ONNX opset is one entry: its model file, the files extracted from its archive and
     the archive's blob; cache rm of it removes them all."""
