@@ -1142,6 +1142,202 @@ int blob_store_gc(struct blob_store *store, const struct blob_gc *gc, uint64_t *
 	return 0;
 }
 
+/* ---- removal by name (omnihub cache rm) ---- */
+
+int blob_store_unname(struct blob_store *store, const struct blob_info *blob,
+		      char *const *names, size_t count, bool dry_run, bool *blob_gone)
+{
+	struct digest_spec digest;
+	char rel[PATH_MAX];
+	size_t ours = 0;
+	bool vouched = false;
+	struct stat st;
+	int fd = -1, vfd = -1, rc;
+
+	*blob_gone = false;
+	if (blob->planted)
+		return -EINVAL;
+	snprintf(rel, sizeof(rel), BLOB_DIR "/%s", blob->name);
+	pthread_mutex_lock(&store->evict_lock);
+	/* Whether its record vouches for it now: unlinking a name changes its
+	 * ctime, after which the record is written again (as blob_link does). */
+	if (blob_expected_digest(store, blob, &digest) == 0 &&
+	    cache_open_verified(store->cache, rel, &digest, blob->size, &vfd) == 0)
+		vouched = true;
+	fd = open_to_evict(store, rel);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	/* Readers hold shared locks; a write lock means nobody has it open. */
+	rc = ofd_lock(fd, F_WRLCK);
+	if (lock_busy(rc))
+		rc = -EBUSY;
+	else if (rc == 0 && !same_file(store, fd, rel))
+		rc = -ENOENT;
+	if (rc == 0 && fstat(fd, &st) != 0)
+		rc = -errno;
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < count; i++) {
+		struct stat name_st;
+		if (cache_lstat(store->cache, names[i], &name_st) == 0 &&
+		    name_st.st_ino == st.st_ino && name_st.st_dev == st.st_dev)
+			ours++;
+	}
+	/* The blob's own name is one link; any link beyond it and ours is a
+	 * name something else still uses. */
+	*blob_gone = st.st_nlink <= 1 + ours;
+	if (!dry_run) {
+		for (size_t i = 0; i < count; i++) {
+			struct stat name_st;
+			if (cache_lstat(store->cache, names[i], &name_st) == 0 &&
+			    name_st.st_ino == st.st_ino && name_st.st_dev == st.st_dev)
+				cache_unlink(store->cache, names[i], 0);
+		}
+		if (*blob_gone) {
+			rc = cache_unlink(store->cache, rel, 0);
+			cache_forget(store->cache, rel);
+			if (rc == 0)
+				log_info("cache: removed %s/%s (%" PRIu64 " bytes, removed on request)",
+					 cache_root(store->cache), rel, blob->size);
+			goto out;
+		}
+	}
+	/* It stays: read-only again (open_to_evict may have made it
+	 * writable), and its record renewed after the store's own change. */
+	if ((st.st_mode & 07777) != CACHE_COMPLETE_MODE)
+		fchmod(fd, CACHE_COMPLETE_MODE);
+	if (vouched && !dry_run)
+		cache_mark_verified(store->cache, rel, fd, &digest, NULL);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (vfd >= 0)
+		close(vfd);
+	pthread_mutex_unlock(&store->evict_lock);
+	used_unknown(store);
+	return rc;
+}
+
+/* ---- partial blobs as omnihub cache ls sees them ---- */
+
+struct partial_scan {
+	struct blob_store *store;
+	const char *dir_name;
+	struct blob_partial_info *list;
+	size_t count, cap;
+	int rc;
+};
+
+/* scan_blob_dir's fn: a .partial becomes an entry. */
+static void add_partial(void *ctx, const char *name, const struct stat *st)
+{
+	struct partial_scan *scan = ctx;
+	struct blob_partial_info *p;
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	char rel[PATH_MAX], why[128];
+	struct sidecar sc = { 0 };
+	size_t stem;
+	int fd;
+
+	if (!S_ISREG(st->st_mode) || !has_suffix(name, ".partial", &stem) || scan->rc)
+		return;
+	if (scan->count == scan->cap) {
+		size_t cap = scan->cap ? 2 * scan->cap : 16;
+		struct blob_partial_info *grown = realloc(scan->list, cap * sizeof(*grown));
+		if (!grown) {
+			scan->rc = -ENOMEM;
+			return;
+		}
+		scan->list = grown;
+		scan->cap = cap;
+	}
+	p = &scan->list[scan->count++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s/%.*s", scan->dir_name, (int)stem, name);
+	snprintf(rel, sizeof(rel), BLOB_DIR "/%s.state", p->name);
+	if (read_state(scan->store, rel, &sc, why, sizeof(why)) == 0) {
+		/* The pieces its sidecar has: what a resume keeps (the file's
+		 * blocks say nothing: it is reserved whole at the start). */
+		for (size_t i = 0; i < sc.pieces.nbits; i++) {
+			uint64_t at = (uint64_t)i * sc.piece_size;
+			if (bitmap_get(&sc.pieces, i))
+				p->bytes += sc.size - at < sc.piece_size ? sc.size - at : sc.piece_size;
+		}
+		p->url = strdup(sc.url);
+		p->size = sc.size;
+		sidecar_free(&sc);
+	}
+	/* Its writer holds a write lock (a follower only reads): asked
+	 * without taking any. */
+	snprintf(rel, sizeof(rel), BLOB_DIR "/%s.partial", p->name);
+	fd = cache_openat(scan->store->cache, rel, O_RDONLY | O_NONBLOCK, 0);
+	if (fd >= 0) {
+		if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+			p->in_progress = true;
+		close(fd);
+	}
+}
+
+int blob_store_partials(struct blob_store *store, struct blob_partial_info **out, size_t *count)
+{
+	struct partial_scan scan = { .store = store };
+
+	for (size_t i = 0; i < sizeof(blob_dirs) / sizeof(blob_dirs[0]); i++) {
+		scan.dir_name = blob_dirs[i];
+		scan_blob_dir(store, blob_dirs[i], add_partial, &scan);
+	}
+	if (scan.rc) {
+		blob_partial_infos_free(scan.list, scan.count);
+		scan.list = NULL;
+		scan.count = 0;
+	}
+	*out = scan.list;
+	*count = scan.count;
+	return scan.rc;
+}
+
+int blob_store_remove_partial(struct blob_store *store, const char *name, bool dry_run)
+{
+	char rel[PATH_MAX], state_rel[PATH_MAX];
+	int fd, rc;
+
+	snprintf(rel, sizeof(rel), BLOB_DIR "/%s.partial", name);
+	snprintf(state_rel, sizeof(state_rel), BLOB_DIR "/%s.state", name);
+	pthread_mutex_lock(&store->evict_lock);
+	fd = cache_openat(store->cache, rel, O_RDWR | O_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	/* Its writer holds the write lock: taking it says there is none, and
+	 * keeps a new one from starting until it is gone. */
+	rc = ofd_lock(fd, F_WRLCK);
+	if (lock_busy(rc))
+		rc = -EBUSY;
+	else if (rc == 0 && !same_file(store, fd, rel))
+		rc = -ENOENT;
+	if (rc == 0 && !dry_run) {
+		cache_unlink(store->cache, state_rel, 0);
+		rc = cache_unlink(store->cache, rel, 0);
+		if (rc == 0)
+			log_info("cache: removed %s/%s (left over, removed on request)",
+				 cache_root(store->cache), rel);
+	}
+	close(fd);
+out:
+	pthread_mutex_unlock(&store->evict_lock);
+	return rc;
+}
+
+void blob_partial_infos_free(struct blob_partial_info *list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(list[i].url);
+	free(list);
+}
+
 /* ---- use ---- */
 
 /* scan_blob_dir's fn: counts a complete or a partial blob. */

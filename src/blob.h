@@ -139,6 +139,35 @@ int blob_expected_digest(struct blob_store *store, const struct blob_info *blob,
 int blob_rehash(struct blob_store *store, const struct blob_info *blob,
 		const struct digest_spec *expected, char actual[DIGEST_HEX_MAX]);
 
+/* Removes names (paths below the root, in the readable tree) that are
+ * hard links to blob, and the blob itself when no other name links it any
+ * more, unless the blob is open (pinned) in some process: then nothing is
+ * removed (-EBUSY). A name that is no longer a link to it is left alone.
+ * Under the eviction lock, as gc. *blob_gone: whether the blob went (would
+ * go, with dry_run). 0, -EBUSY, -ENOENT when the blob went meanwhile, or
+ * -errno. */
+int blob_store_unname(struct blob_store *store, const struct blob_info *blob,
+		      char *const *names, size_t count, bool dry_run, bool *blob_gone);
+
+/* One partial blob (a download in progress or left over), as omnihub
+ * cache ls sees it. */
+struct blob_partial_info {
+	char name[sizeof(BLOB_DIR) + 16 + DIGEST_HEX_MAX]; /* "<dir>/<name>" below blobs/, no
+							      suffix */
+	char *url;        /* owned; from its sidecar, NULL when that is unreadable */
+	uint64_t size;    /* of the whole blob (its sidecar's); 0 when unknown */
+	uint64_t bytes;   /* so far: the whole pieces its sidecar has */
+	bool in_progress; /* some process holds its write lock: being written */
+};
+/* Every partial blob of the store (any process's); *out is the caller's
+ * (blob_partial_infos_free). 0 or -ENOMEM. */
+int blob_store_partials(struct blob_store *store, struct blob_partial_info **out, size_t *count);
+void blob_partial_infos_free(struct blob_partial_info *list, size_t count);
+/* Removes a partial blob left over (name as in blob_partial_info), its data
+ * and its sidecar, unless a process writes it (-EBUSY). Under the eviction
+ * lock. With dry_run, only says whether it would go. 0, -EBUSY, -errno. */
+int blob_store_remove_partial(struct blob_store *store, const char *name, bool dry_run);
+
 /* What blob_store_gc removes: complete blobs, never a pinned one. */
 struct blob_gc {
 	uint64_t max;          /* least recently used first, down to this many

@@ -1275,6 +1275,29 @@ static int dir_stamp_set(struct cache *cache, const char *rel, const struct dige
 	return rc;
 }
 
+int cache_dir_digest(struct cache *cache, const char *rel, struct digest_spec *out)
+{
+	char stamp[160];
+	ssize_t n;
+	int fd, rc = -ENODATA;
+
+	memset(out, 0, sizeof(*out));
+	fd = cache_openat(cache, rel, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		goto out;
+	n = fgetxattr(fd, STAMP_XATTR, stamp, sizeof(stamp) - 2);
+	if (n > 0) {
+		/* The stamp is a record's first field: parsed as one. */
+		stamp[n] = ' ';
+		stamp[n + 1] = '\0';
+		rc = parse_digest_text(stamp, out);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 int cache_dir_verified(struct cache *cache, const char *rel, const struct digest_spec *digest)
 {
 	char stamp[160], want[160];

@@ -157,6 +157,10 @@ int cache_tmpdir_install(struct cache *cache, const char *tmp_rel, const char *r
 /* 0 if rel is a directory staged from content with this digest; -ENOENT if
  * absent; -ESTALE if it was staged from something else. */
 int cache_dir_verified(struct cache *cache, const char *rel, const struct digest_spec *digest);
+/* The digest a staged directory at rel was made from (its stamp), whatever
+ * it holds now (omnihub cache ls and rm: which archive blob it came from):
+ * 0, or -ENODATA when it has none. */
+int cache_dir_digest(struct cache *cache, const char *rel, struct digest_spec *out);
 /* Removes rel, a file or a whole tree, without following a link in it. */
 int cache_remove_tree(struct cache *cache, const char *rel);
 /* Removes the directories above rel that are left empty (after a failed

@@ -71,5 +71,7 @@ int cmd_env(struct cmd_ctx *ctx, int argc, char **argv);
  * /proc/self/mountinfo (cmd_status.c): *paths and each of them the
  * caller's. */
 int cmd_find_mounts(char ***paths, size_t *count);
+int cmd_cache(struct cmd_ctx *ctx, int argc, char **argv); /* cache ls, cache rm */
+extern const char cmd_cache_help[]; /* its --help text (cmd_cache_model.c) */
 
 #endif

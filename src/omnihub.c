@@ -84,6 +84,7 @@ static const struct subcommand subcommands[] = {
     {"where", cmd_where, "", "the cache directory",
      "Prints the cache directory; with --json, each hub's too (the catalogs'\n"
      "hubs as well).\n"},
+    {"cache", cmd_cache, "ls [PATH...] | rm [-n] PATH...", "the cache by model: list, remove", cmd_cache_help},
     {"whoami", cmd_whoami, "[--json]", "the Hugging Face account of the token", cmd_whoami_help},
 };
 
