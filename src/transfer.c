@@ -999,7 +999,12 @@ static bool pick_piece(const struct transfer *t, size_t *out)
 	for (const struct waiter *w = t->waiters; w; w = w->next) {
 		if (w->kind != WAIT_RANGE)
 			continue;
-		for (uint64_t off = w->offset; off < w->end && off < t->size; off += t->piece_size) {
+		/* Every piece the range touches: from its first byte's piece
+		 * (stepping from an offset inside a piece would skip the
+		 * last one a short range ends in). */
+		uint64_t end = w->end < t->size ? w->end : t->size;
+		for (uint64_t off = w->offset - w->offset % t->piece_size; off < end;
+		     off += t->piece_size) {
 			size_t piece = (size_t)(off / t->piece_size);
 			if (piece_free(t, piece)) {
 				*out = piece;
@@ -1866,9 +1871,13 @@ void transfer_hint(struct transfer *t, uint64_t offset, uint64_t length)
 {
 	bool wake = false;
 
+	uint64_t end = length > t->size - (offset < t->size ? offset : t->size) ? t->size
+										  : offset + length;
+
 	pthread_mutex_lock(&t->engine->lock);
 	if (t->state == STATE_RUNNING || t->state == STATE_FOLLOWING) {
-		for (uint64_t off = offset; off < offset + length && off < t->size;
+		/* From the piece of its first byte, as pick_piece. */
+		for (uint64_t off = offset - offset % t->piece_size; off < end;
 		     off += t->piece_size) {
 			size_t piece = (size_t)(off / t->piece_size);
 			if (!bitmap_get(&t->wanted, piece)) {

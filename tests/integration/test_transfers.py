@@ -461,6 +461,27 @@ def stream_random_reads_fetch_only_their_pieces(t):
 
 
 @test
+def stream_read_across_a_piece_boundary(t):
+    """In stream mode, a short read after a seek that starts near a piece's end waits for
+    that piece and the next: both are fetched (the next was never asked for, and the read
+    hung, when pieces were stepped from the read's offset rather than its piece)."""
+    with serve(t, [("straddled", 64 * MiB)]) as (srv, b):
+        b = b["straddled"]
+        with mount(t, srv, "stream", "piece_size=1M") as m:
+            fd = os.open(m.path(b.rel), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no kernel read-ahead
+                far = 40 * MiB  # a seek: no read-ahead window after it
+                got, _ = within(30, os.pread, fd, 4096, far)
+                check_eq(got, b.data[far:far + 4096], "the far read")
+                at = 5 * MiB - 4096
+                got, _ = within(30, os.pread, fd, 8192, at)
+                check_eq(got, b.data[at:at + 8192], "the read across the boundary")
+            finally:
+                os.close(fd)
+
+
+@test
 def stream_read_jumps_the_read_ahead(t):
     """In stream mode, with one connection busy with a sequential reader's read-ahead, a read
     elsewhere is asked for next: the first request started after it is for its piece, before
