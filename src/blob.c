@@ -195,6 +195,9 @@ int blob_open(struct blob_store *store, const struct digest_spec *digest, uint64
 	return rc;
 }
 
+/* How many times blob_check hashes a blob that keeps changing under it. */
+#define BLOB_CHECK_TRIES 3
+
 int blob_check(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
 	       const char *label, int *fd_out)
 {
@@ -217,17 +220,27 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 		rc = -ENOENT; /* gone, or replaced meanwhile: the download replaces it */
 		goto out;
 	}
-	rc = -ENOENT;
-	if (cache_verify_begin(store->cache, fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size != size)
-		goto bad;
-	rc = digest_fd(fd, digest->algo, size, actual);
-	if (rc)
-		goto out;
-	if (!digest_spec_matches(digest, actual))
-		goto bad;
-	/* Records it only if it did not change while it was hashed. */
-	rc = cache_mark_verified(store->cache, rel, fd, digest, &st);
+	/* Hashed again when it changed while it was hashed: a link made to it
+	 * meanwhile (blob_link, the readable name) changes its ctime as a
+	 * write would, and only a hash tells them apart. */
+	for (int tries = 0; tries < BLOB_CHECK_TRIES; tries++) {
+		rc = -ENOENT;
+		if (cache_verify_begin(store->cache, fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size != size)
+			goto bad;
+		rc = digest_fd(fd, digest->algo, size, actual);
+		if (rc)
+			goto out;
+		if (!digest_spec_matches(digest, actual))
+			goto bad;
+		/* Records it only if it did not change while it was hashed. */
+		rc = cache_mark_verified(store->cache, rel, fd, digest, &st);
+		if (rc != -ESTALE)
+			break;
+	}
+	if (rc == -ESTALE)
+		log_error("%s: %s/%s changed each time it was hashed (%d times): not served",
+			  label, cache_root(store->cache), rel, BLOB_CHECK_TRIES);
 	if (rc == 0 && lock_busy(ofd_lock(fd, F_RDLCK)))
 		rc = -ENOENT;
 	if (rc == 0) {
