@@ -40,6 +40,17 @@ static const struct env_var env_vars[] = {
 /* Keras falls back to /tmp/.keras when its cache folder is not writable:
  * only a link from a writable ~/.keras into the view works. */
 #define KERAS_FOLDER "keras/models"
+/* Deeplearning4j reads a Java system property, not a variable
+ * (DL4JSystemProperties.DL4J_RESOURCES_DIR_PROPERTY, read by
+ * DL4JResources.resetBaseDirectoryLocation): printed, never exported, so
+ * no other JVM's JAVA_TOOL_OPTIONS is touched. */
+#define DL4J_FOLDER "dl4j"
+#define DL4J_PROPERTY "org.deeplearning4j.resources.directory"
+/* OmniHub's OmnihubConfig.getOmnihubHome() takes $OMNIHUB_HOME's presence
+ * but not its value (it returns new File("OMNIHUB_HOME"), relative to the
+ * working folder), so only its default ~/.omnihub can point into the view:
+ * a link, as for Keras; the variable is left alone. */
+#define OMNIHUB_FOLDER "omnihub"
 
 enum env_form { ENV_SH, ENV_FISH, ENV_JSON };
 
@@ -109,7 +120,7 @@ out:
 
 static int print_json(struct cmd_ctx *ctx, const char *root)
 {
-	cJSON *doc = cJSON_CreateObject(), *vars, *links, *link;
+	cJSON *doc = cJSON_CreateObject(), *vars, *links, *link, *props;
 	char path[PATH_MAX];
 
 	vars = doc ? cJSON_AddObjectToObject(doc, "variables") : NULL;
@@ -131,6 +142,16 @@ static int print_json(struct cmd_ctx *ctx, const char *root)
 		cJSON_AddStringToObject(link, "target", path);
 		cJSON_AddItemToArray(links, link);
 	}
+	if (is_dir(root, OMNIHUB_FOLDER) && view_path(root, OMNIHUB_FOLDER, path) &&
+	    (link = cJSON_CreateObject()) != NULL) {
+		cJSON_AddStringToObject(link, "client", "omnihub");
+		cJSON_AddStringToObject(link, "link", "~/.omnihub");
+		cJSON_AddStringToObject(link, "target", path);
+		cJSON_AddItemToArray(links, link);
+	}
+	if (is_dir(root, DL4J_FOLDER) && view_path(root, DL4J_FOLDER, path) &&
+	    (props = cJSON_AddObjectToObject(doc, "java_properties")) != NULL)
+		cJSON_AddStringToObject(props, DL4J_PROPERTY, path);
 	return cmd_print_json(ctx, doc);
 }
 
@@ -154,6 +175,20 @@ static void print_shell(struct cmd_ctx *ctx, const char *root, enum env_form for
 		      ctx->out);
 		print_quoted(ctx->out, path, form);
 		fputs(" ~/.keras/models\n", ctx->out);
+	}
+	if (is_dir(root, DL4J_FOLDER) && view_path(root, DL4J_FOLDER, path)) {
+		fputs("# Deeplearning4j reads a Java system property: start the JVM with\n"
+		      "#   -D" DL4J_PROPERTY "=",
+		      ctx->out);
+		print_quoted(ctx->out, path, form);
+		fputs("\n", ctx->out);
+	}
+	if (is_dir(root, OMNIHUB_FOLDER) && view_path(root, OMNIHUB_FOLDER, path)) {
+		fputs("# OmniHub ignores $OMNIHUB_HOME's value (leave it unset): link its home once with\n"
+		      "#   ln -s ",
+		      ctx->out);
+		print_quoted(ctx->out, path, form);
+		fputs(" ~/.omnihub\n", ctx->out);
 	}
 }
 
