@@ -368,8 +368,9 @@ def omnihub_env_forms(t):
         check("OMNIHUB_HOME" not in env, "OMNIHUB_HOME is not exported")
         check_eq(doc["links"], [{"client": "keras", "link": "~/.keras/models",
                                  "target": m.path(VIEWS, "keras", "models")},
-                                {"client": "omnihub", "link": "~/.omnihub",
-                                 "target": m.path(VIEWS, "omnihub")}], "--json's links")
+                                {"client": "omnihub", "link": "~/.omnihub/samediff",
+                                 "target": m.path(VIEWS, "omnihub", "samediff")}],
+                 "--json's links")
         check_eq(doc["java_properties"], {DL4J_PROPERTY: m.path(VIEWS, "dl4j")},
                  "--json's Java properties")
         rc, out, err = omnihub_env(t, m, "--fish")
@@ -445,7 +446,8 @@ def dl4j_and_omnihub_view_layout(t):
     here: each path is computed as the cited source computes it, at deeplearning4j 8129c4ac):
     a zoo model's file at <resources dir>/models/<modelName()>/<URL's file name>, an OmniHub
     model's at <OmniHub home>/<framework>/<name>, each a link to the hub path's file, with
-    its bytes; `omnihub env` prints the -D flag and the ~/.omnihub link and exports nothing."""
+    its bytes; `omnihub env` prints the -D flag and the ~/.omnihub/<framework> links and
+    exports nothing."""
     with views_mount(t) as m:
         rc, out, err = omnihub_env(t, m, "--json")
         check_eq(rc, 0, "omnihub env --json's status (stderr: %s)" % err.strip())
@@ -456,8 +458,8 @@ def dl4j_and_omnihub_view_layout(t):
         check_eq(base, m.path(VIEWS, "dl4j"), "the resources directory")
         rc, out, err = omnihub_env(t, m)
         check("-D%s='%s'" % (DL4J_PROPERTY, base) in out, "the -D flag printed: %r" % out)
-        check("ln -s '%s' ~/.omnihub" % m.path(VIEWS, "omnihub") in out,
-              "the ~/.omnihub link printed: %r" % out)
+        check("ln -s '%s' ~/.omnihub/" % m.path(VIEWS, "omnihub", "samediff") in out,
+              "the ~/.omnihub/samediff link printed: %r" % out)
         # ZooModel.initPretrained: localFilename = new File(remoteUrl).getName(); rootCacheDir =
         # DL4JResources.getDirectory(ResourceType.ZOO_MODEL, modelName()) = new File(new File(
         # baseDirectory, "models") [ResourceType.resourceName()], modelName()); modelName() =
@@ -476,11 +478,13 @@ def dl4j_and_omnihub_view_layout(t):
         # OmniHubUtils.downloadAndLoadFromZoo(framework, name): destFile = new File(new File(
         # OmnihubConfig.getOmnihubHome(), framework), name); its URL is OMNIHUB_URL + "/" +
         # framework + "/" + name (SameDiffModels.resnet18 passes "resnet18.fb").
-        # getOmnihubHome() with OMNIHUB_HOME unset: new File(user.home, ".omnihub"), linked
-        # to the view as omnihub env prints.
+        # getOmnihubHome() with OMNIHUB_HOME unset: new File(user.home, ".omnihub"), its
+        # framework folders linked to the view's as omnihub env prints.
         home = os.path.join(t.dir, "java_home")
-        os.makedirs(home)
-        os.symlink(m.path(VIEWS, "omnihub"), os.path.join(home, ".omnihub"))
+        os.makedirs(os.path.join(home, ".omnihub"))
+        for link in doc["links"]:
+            if link["client"] == "omnihub":
+                os.symlink(link["target"], link["link"].replace("~", home, 1))
         o = OMNIHUB_MODEL
         framework, name = o["url"].split("/")
         dest = os.path.join(home, ".omnihub", framework, name)
