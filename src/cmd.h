@@ -61,11 +61,13 @@ int cmd_env(struct cmd_ctx *ctx, int argc, char **argv);
 	"Prints the lines that point each client at the views of the mount at\n"   \
 	"MOUNTPOINT (default: the only omnihub-fuse mount): export TORCH_HOME,\n"  \
 	"ONNX_HOME, TFHUB_CACHE_DIR, HF_HUB_CACHE, HF_HUB_OFFLINE for the views\n" \
-	"the mount shows, and the link Keras needs. eval \"$(omnihub env\n"        \
-	"/mnt/hub)\" sets a shell up.\n"                                          \
+	"the mount shows, and, as comments, the links Keras and OmniHub need\n"   \
+	"and Deeplearning4j's Java flag. eval \"$(omnihub env /mnt/hub)\" sets\n" \
+	"a shell up.\n"                                                            \
 	"\n"                                                                         \
 	"    --json                 one JSON document: {\"mountpoint\",\n"          \
-	"                           \"variables\": {NAME: VALUE}, \"links\"}\n"      \
+	"                           \"variables\": {NAME: VALUE}, \"links\",\n"     \
+	"                           \"java_properties\"}\n"                         \
 	"    --fish                 fish's set -gx lines\n"
 /* Every omnihub-fuse mount point of this mount namespace, from
  * /proc/self/mountinfo (cmd_status.c): *paths and each of them the

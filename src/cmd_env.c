@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "cmd_out.h"
@@ -40,6 +41,19 @@ static const struct env_var env_vars[] = {
 /* Keras falls back to /tmp/.keras when its cache folder is not writable:
  * only a link from a writable ~/.keras into the view works. */
 #define KERAS_FOLDER "keras/models"
+/* Deeplearning4j reads a Java system property, not a variable
+ * (DL4JSystemProperties.DL4J_RESOURCES_DIR_PROPERTY, read by
+ * DL4JResources.resetBaseDirectoryLocation): printed, never exported, so
+ * no other JVM's JAVA_TOOL_OPTIONS is touched. */
+#define DL4J_FOLDER "dl4j"
+#define DL4J_PROPERTY "org.deeplearning4j.resources.directory"
+/* OmniHub's OmnihubConfig.getOmnihubHome() takes $OMNIHUB_HOME's presence
+ * but not its value (it returns new File("OMNIHUB_HOME"), relative to the
+ * working folder), so only its default ~/.omnihub can point into the view,
+ * and that is also omnihub-fuse's default cache: each framework folder
+ * (~/.omnihub/<framework>/, which the cache does not use) is linked, never
+ * the whole home; the variable is left alone. */
+#define OMNIHUB_FOLDER "omnihub"
 
 enum env_form { ENV_SH, ENV_FISH, ENV_JSON };
 
@@ -72,6 +86,39 @@ static bool is_dir(const char *root, const char *folder)
 	struct stat st;
 
 	return view_path(root, folder, path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int not_hidden(const struct dirent *d)
+{
+	return d->d_name[0] != '.';
+}
+
+/* The OmniHub view's framework folders, sorted; *count 0 when there is no
+ * view. The caller frees each and the array. */
+static int omnihub_frameworks(const char *root, struct dirent ***names, int *count)
+{
+	char path[PATH_MAX];
+	int rc = 0;
+
+	*names = NULL;
+	*count = 0;
+	if (!is_dir(root, OMNIHUB_FOLDER) || !view_path(root, OMNIHUB_FOLDER, path))
+		goto out;
+	*count = scandir(path, names, not_hidden, alphasort);
+	if (*count < 0) {
+		rc = -errno;
+		*count = 0;
+		*names = NULL;
+	}
+out:
+	return rc;
+}
+
+static void free_names(struct dirent **names, int count)
+{
+	for (int i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
 }
 
 /* The one mount to print for: the one given, else the only one there is. */
@@ -109,8 +156,10 @@ out:
 
 static int print_json(struct cmd_ctx *ctx, const char *root)
 {
-	cJSON *doc = cJSON_CreateObject(), *vars, *links, *link;
-	char path[PATH_MAX];
+	cJSON *doc = cJSON_CreateObject(), *vars, *links, *link, *props;
+	char path[PATH_MAX], folder[NAME_MAX + 16];
+	struct dirent **names;
+	int count;
 
 	vars = doc ? cJSON_AddObjectToObject(doc, "variables") : NULL;
 	links = doc ? cJSON_AddArrayToObject(doc, "links") : NULL;
@@ -131,12 +180,31 @@ static int print_json(struct cmd_ctx *ctx, const char *root)
 		cJSON_AddStringToObject(link, "target", path);
 		cJSON_AddItemToArray(links, link);
 	}
+	omnihub_frameworks(root, &names, &count);
+	for (int i = 0; i < count; i++) {
+		char home_link[NAME_MAX + 16];
+
+		snprintf(folder, sizeof(folder), "%s/%s", OMNIHUB_FOLDER, names[i]->d_name);
+		snprintf(home_link, sizeof(home_link), "~/.omnihub/%s", names[i]->d_name);
+		if (!view_path(root, folder, path) || (link = cJSON_CreateObject()) == NULL)
+			continue;
+		cJSON_AddStringToObject(link, "client", "omnihub");
+		cJSON_AddStringToObject(link, "link", home_link);
+		cJSON_AddStringToObject(link, "target", path);
+		cJSON_AddItemToArray(links, link);
+	}
+	free_names(names, count);
+	if (is_dir(root, DL4J_FOLDER) && view_path(root, DL4J_FOLDER, path) &&
+	    (props = cJSON_AddObjectToObject(doc, "java_properties")) != NULL)
+		cJSON_AddStringToObject(props, DL4J_PROPERTY, path);
 	return cmd_print_json(ctx, doc);
 }
 
 static void print_shell(struct cmd_ctx *ctx, const char *root, enum env_form form)
 {
 	char path[PATH_MAX];
+	struct dirent **names;
+	int count;
 
 	fprintf(ctx->out, "# the views of the omnihub-fuse mount %s (omnihub-fuse(1), CLIENTS)\n",
 	        root);
@@ -155,6 +223,31 @@ static void print_shell(struct cmd_ctx *ctx, const char *root, enum env_form for
 		print_quoted(ctx->out, path, form);
 		fputs(" ~/.keras/models\n", ctx->out);
 	}
+	if (is_dir(root, DL4J_FOLDER) && view_path(root, DL4J_FOLDER, path)) {
+		fputs("# Deeplearning4j reads a Java system property: start the JVM with\n"
+		      "#   -D" DL4J_PROPERTY "=",
+		      ctx->out);
+		print_quoted(ctx->out, path, form);
+		fputs("\n", ctx->out);
+	}
+	omnihub_frameworks(root, &names, &count);
+	if (count > 0) {
+		fputs("# OmniHub ignores $OMNIHUB_HOME's value (leave it unset): link its framework\n"
+		      "# folders into ~/.omnihub once with\n"
+		      "#   mkdir -p ~/.omnihub && ln -s",
+		      ctx->out);
+		for (int i = 0; i < count; i++) {
+			char folder[NAME_MAX + 16];
+
+			snprintf(folder, sizeof(folder), "%s/%s", OMNIHUB_FOLDER, names[i]->d_name);
+			if (!view_path(root, folder, path))
+				continue;
+			fputc(' ', ctx->out);
+			print_quoted(ctx->out, path, form);
+		}
+		fputs(" ~/.omnihub/\n", ctx->out);
+	}
+	free_names(names, count);
 }
 
 int cmd_env(struct cmd_ctx *ctx, int argc, char **argv)

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <cJSON.h>
+
 #include "blob.h"
 #include "cache.h"
 #include "catalog.h"
@@ -907,11 +909,61 @@ static int add_client_copies(struct hub *hub, const struct catalog_entry *entry,
 	return source_add_local_take(src, path);
 }
 
+/* Where Deeplearning4j's own classes keep an entry's download, from the
+ * meta its catalog gives: a zoo model (meta "zoo_class") in
+ * models/<class's simple name, lower case>/<basename of the URL> of
+ * DL4J's resources folder (ZooModel.initPretrained, modelName,
+ * DL4JResources.getDirectory(ResourceType.ZOO_MODEL, ...)), an OmniHub
+ * model (meta "omnihub_api" and "framework") in <framework>/<basename>
+ * of OmniHub's home (OmniHubUtils.downloadAndLoadFromZoo). Sets *client
+ * ("dl4j", "omnihub") and returns 0, or -ENOENT for any other entry. */
+static int dl4j_client_path(const struct catalog_entry *entry, const char **client, char *out,
+			    size_t out_size)
+{
+	cJSON *meta = cJSON_Parse(entry->meta_json ? entry->meta_json : "{}");
+	const char *zoo_class, *framework, *simple, *why;
+	char buf[NAME_MAX + 1], lower[NAME_MAX + 1];
+	const char *file = client_name(entry, buf);
+	size_t len;
+	int rc = -ENOENT;
+
+	zoo_class = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "zoo_class"));
+	framework = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "framework"));
+	if (names_check_component(file, &why) != 0)
+		goto out;
+	if (zoo_class) {
+		/* Class.getSimpleName(): after the package's last dot. */
+		simple = strrchr(zoo_class, '.');
+		simple = simple ? simple + 1 : zoo_class;
+		len = strlen(simple);
+		if (len == 0 || len > NAME_MAX)
+			goto out;
+		for (size_t i = 0; i <= len; i++)
+			lower[i] = (simple[i] >= 'A' && simple[i] <= 'Z') ? (char)(simple[i] + 32)
+									 : simple[i];
+		if (names_check_component(lower, &why) != 0 ||
+		    (size_t)snprintf(out, out_size, "models/%s/%s", lower, file) >= out_size)
+			goto out;
+		*client = "dl4j";
+		rc = 0;
+	} else if (framework && cJSON_GetObjectItemCaseSensitive(meta, "omnihub_api")) {
+		if (names_check_component(framework, &why) != 0 ||
+		    (size_t)snprintf(out, out_size, "%s/%s", framework, file) >= out_size)
+			goto out;
+		*client = "omnihub";
+		rc = 0;
+	}
+out:
+	cJSON_Delete(meta);
+	return rc;
+}
+
 /* hub_ops.client_paths: each entry's download where torch.hub or Keras
- * caches it, and each archive with a handle where tensorflow_hub keeps it
- * extracted (add_client_copies reads the same places). A made file (a
- * converter's, a member, a decompressed download) is not what the client
- * keeps under that name. */
+ * caches it, each archive with a handle where tensorflow_hub keeps it
+ * extracted (add_client_copies reads the same places), and, in a hub
+ * with no client_cache, each Deeplearning4j or OmniHub entry where those
+ * classes look (dl4j_client_path). A made file (a converter's, a member,
+ * a decompressed download) is not what the client keeps under that name. */
 static int catalog_client_paths(struct hub *hub,
 				int (*fn)(void *ctx, const char *path, const char *client,
 					  const char *client_path),
@@ -927,6 +979,17 @@ static int catalog_client_paths(struct hub *hub,
 		folder = "hub/checkpoints";
 	else if (kind && strcmp(kind, "keras") == 0)
 		folder = "models";
+	for (size_t i = 0; !kind && i < st->count && rc == 0; i++) {
+		const struct name *n = &st->names[i];
+		const char *client;
+
+		if (n->kind != NAME_FILE || is_made(n) ||
+		    dl4j_client_path(n->entry, &client, client_path, sizeof(client_path)) != 0 ||
+		    (size_t)snprintf(path, sizeof(path), "%s%s%s", n->parent,
+				     n->parent[0] ? "/" : "", n->name) >= sizeof(path))
+			continue;
+		rc = fn(ctx, path, client, client_path);
+	}
 	for (size_t i = 0; (folder || tfhub) && i < st->count && rc == 0; i++) {
 		const struct name *n = &st->names[i];
 

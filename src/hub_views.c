@@ -1,6 +1,7 @@
 /* hub_views.c: <mount>/.clients/, each client's cache layout (torch.hub's
  * hub/checkpoints/, Keras's models/, onnx.hub's hub/, tensorflow_hub's
- * <sha1 of the handle>/; huggingface_hub's in views_hf.c) made of relative
+ * <sha1 of the handle>/, Deeplearning4j's models/<model>/, OmniHub's
+ * <framework>/; huggingface_hub's in views_hf.c) made of relative
  * links into the hubs that serve the files, so a client reads the very
  * file its hub path serves: one blob, one download, one verification.
  * Not for: what a client names a file (each hub's client_paths) or serving
@@ -23,7 +24,7 @@
  * read-only mount only an existing folder passes. */
 static const char *const fixed_dirs[] = {
     "torch", "torch/hub", "torch/hub/checkpoints", "keras", "keras/models", "onnx", "onnx/hub",
-    "tfhub", "huggingface", VIEWS_HF_DIR,
+    "tfhub", "huggingface", VIEWS_HF_DIR, "dl4j", "dl4j/models", "omnihub",
 };
 
 struct views_state {

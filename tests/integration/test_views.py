@@ -48,6 +48,14 @@ KERAS_URL_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 TFHUB_HUB = "tfhub"  # and one with client_cache "tfhub": an archive entry with its handle
 TFHUB_HANDLE = "https://tfhub.dev/testpub/testnet/1"
 TFHUB_FILES = {"saved_model.pb": b"\x08\x01saved model", "variables/variables.index": b"index"}
+# Deeplearning4j's zoo and OmniHub, in one hub "dl4j" from two catalogs as the shipped ones
+# (catalogs/dl4j.json, dl4j-omnihub.json): the meta fields they carry say which client it is.
+DL4J_HUB = "dl4j"
+DL4J_ZOO = {"model": "zoo/lenet", "entry": "MNIST", "zoo_class": "org.deeplearning4j.zoo.model.LeNet",
+            "url": "models/lenet_dl4j_mnist_inference.zip"}
+OMNIHUB_MODEL = {"model": "omnihub/samediff/resnet18", "entry": "resnet18",
+                 "framework": "samediff", "url": "samediff/resnet18.fb", "file": "resnet18.fb"}
+DL4J_PROPERTY = "org.deeplearning4j.resources.directory"  # DL4JSystemProperties.java
 CLIENT_TIMEOUT = 120  # seconds a client process may take (ASan daemons are slow)
 HF_REPO = hfx.ONNX_REPO  # a repo with a branch (main) and a tag (v1.0) at two commits
 HF_FILE = "config.json"  # differs between the two commits
@@ -111,6 +119,12 @@ class Shared:
         with open(os.path.join(self.www, "keras", KERAS_URL_FILE), "wb") as f:
             f.write(self.keras)
         self.onnx = self.make_onnx()
+        self.dl4j = b"PK\x03\x04 a dl4j zip " + bytes(range(256)) * 8
+        self.samediff = b"\x10\x00\x00\x00 a samediff flatbuffer " + bytes(range(256)) * 4
+        for path, data in ((DL4J_ZOO["url"], self.dl4j), (OMNIHUB_MODEL["url"], self.samediff)):
+            os.makedirs(os.path.join(self.www, "dl4j", os.path.dirname(path)), exist_ok=True)
+            with open(os.path.join(self.www, "dl4j", path), "wb") as f:
+                f.write(data)
         self.srv = CatalogServer(self.www, self.tls_dir)
         self.hf_dir = os.path.join(run_dir, "hf-fixture")
         self.hf_desc = hfx.make_repos(self.hf_dir)
@@ -168,6 +182,26 @@ class Shared:
                    "size": len(self.tfhub), "format": "saved_model",
                    "archive": {"expect": sorted(TFHUB_FILES)}, "client_id": TFHUB_HANDLE}}}}}
         with open(os.path.join(self.catalogs, TFHUB_HUB + ".json"), "w") as f:
+            json.dump(doc, f)
+        z = DL4J_ZOO
+        doc = {"omnihub_catalog": 1, "hub": DL4J_HUB, "base_url": self.srv.base_url + "/dl4j/",
+               "models": {z["model"]: {
+                   "meta": {"framework": "deeplearning4j", "zoo_class": z["zoo_class"]},
+                   "default": z["entry"], "entries": {z["entry"]: {
+                       "url": z["url"], "digests": {"sha256": sha256_bytes(self.dl4j)},
+                       "size": len(self.dl4j), "format": "dl4j"}}}}}
+        with open(os.path.join(self.catalogs, "dl4j.json"), "w") as f:
+            json.dump(doc, f)
+        o = OMNIHUB_MODEL
+        doc = {"omnihub_catalog": 1, "hub": DL4J_HUB, "base_url": self.srv.base_url + "/dl4j/",
+               "models": {o["model"]: {
+                   "meta": {"framework": o["framework"],
+                            "omnihub_api": "Pretrained.samediff().resnet18(forceDownload)"},
+                   "default": o["entry"], "entries": {o["entry"]: {
+                       "url": o["url"], "file": o["file"], "format": "samediff",
+                       "digests": {"sha256": sha256_bytes(self.samediff)},
+                       "size": len(self.samediff)}}}}}
+        with open(os.path.join(self.catalogs, "dl4j-omnihub.json"), "w") as f:
             json.dump(doc, f)
 
 
@@ -285,7 +319,8 @@ def torch_view_layout(t):
     with views_mount(t) as m:
         check(VIEWS in os.listdir(m.mountpoint), "the mount's root lists %s" % VIEWS)
         check_eq(sorted(os.listdir(m.path(VIEWS))),
-                 ["huggingface", "keras", "onnx", "tfhub", "torch"], "the views")
+                 ["dl4j", "huggingface", "keras", "omnihub", "onnx", "tfhub", "torch"],
+                 "the views")
         checkpoints = m.path(VIEWS, "torch", "hub", "checkpoints")
         name = torch_hub_basename(resnet18_weights().url)
         check_eq(os.listdir(checkpoints), [name], "hub/checkpoints")
@@ -330,8 +365,14 @@ def omnihub_env_forms(t):
         check_eq(doc["variables"], want, "--json's variables")
         check_eq({k: env.get(k) for k in want}, want, "the variables bash's eval set")
         check("KERAS_HOME" not in env, "KERAS_HOME is not exported")
+        check("OMNIHUB_HOME" not in env, "OMNIHUB_HOME is not exported")
         check_eq(doc["links"], [{"client": "keras", "link": "~/.keras/models",
-                                 "target": m.path(VIEWS, "keras", "models")}], "--json's links")
+                                 "target": m.path(VIEWS, "keras", "models")},
+                                {"client": "omnihub", "link": "~/.omnihub/samediff",
+                                 "target": m.path(VIEWS, "omnihub", "samediff")}],
+                 "--json's links")
+        check_eq(doc["java_properties"], {DL4J_PROPERTY: m.path(VIEWS, "dl4j")},
+                 "--json's Java properties")
         rc, out, err = omnihub_env(t, m, "--fish")
         check_eq(rc, 0, "omnihub env --fish's status (stderr: %s)" % err.strip())
         fish = {line.split()[2]: line.split(None, 3)[3].rstrip(";").strip("'")
@@ -397,6 +438,62 @@ def tfhub_view_layout(t):
         for name, data in TFHUB_FILES.items():
             with open(os.path.join(module_dir, name), "rb") as f:
                 check_eq(f.read(), data, "the module's " + name)
+
+
+@test
+def dl4j_and_omnihub_view_layout(t):
+    """The Deeplearning4j and OmniHub views, file by file, where their classes look (no Java
+    here: each path is computed as the cited source computes it, at deeplearning4j 8129c4ac):
+    a zoo model's file at <resources dir>/models/<modelName()>/<URL's file name>, an OmniHub
+    model's at <OmniHub home>/<framework>/<name>, each a link to the hub path's file, with
+    its bytes; `omnihub env` prints the -D flag and the ~/.omnihub/<framework> links and
+    exports nothing."""
+    with views_mount(t) as m:
+        rc, out, err = omnihub_env(t, m, "--json")
+        check_eq(rc, 0, "omnihub env --json's status (stderr: %s)" % err.strip())
+        doc = json.loads(out)
+        # DL4JResources.resetBaseDirectoryLocation: baseDirectory = new File(System.getProperty(
+        # DL4JSystemProperties.DL4J_RESOURCES_DIR_PROPERTY)) when the property is set.
+        base = doc["java_properties"][DL4J_PROPERTY]
+        check_eq(base, m.path(VIEWS, "dl4j"), "the resources directory")
+        rc, out, err = omnihub_env(t, m)
+        check("-D%s='%s'" % (DL4J_PROPERTY, base) in out, "the -D flag printed: %r" % out)
+        check("ln -s '%s' ~/.omnihub/" % m.path(VIEWS, "omnihub", "samediff") in out,
+              "the ~/.omnihub/samediff link printed: %r" % out)
+        # ZooModel.initPretrained: localFilename = new File(remoteUrl).getName(); rootCacheDir =
+        # DL4JResources.getDirectory(ResourceType.ZOO_MODEL, modelName()) = new File(new File(
+        # baseDirectory, "models") [ResourceType.resourceName()], modelName()); modelName() =
+        # getClass().getSimpleName().toLowerCase().
+        z = DL4J_ZOO
+        model_name = z["zoo_class"].rsplit(".", 1)[-1].lower()
+        cached = os.path.join(base, "models", model_name, os.path.basename(z["url"]))
+        check(os.path.exists(cached), "%s exists (cachedFile.exists(): no download)" % cached)
+        hub_file = m.path(DL4J_HUB, *z["model"].split("/"), z["entry"] + ".zip")
+        check_eq(os.readlink(cached), os.path.relpath(hub_file, os.path.dirname(cached)),
+                 "the zoo file's link")
+        with open(cached, "rb") as f:
+            check_eq(f.read(), t.shared.dl4j, "the zoo file's bytes")
+        check_eq(os.stat(cached).st_ino, os.stat(hub_file).st_ino, "one file")
+        check_eq(sorted(os.listdir(os.path.join(base, "models"))), [model_name], "models/")
+        # OmniHubUtils.downloadAndLoadFromZoo(framework, name): destFile = new File(new File(
+        # OmnihubConfig.getOmnihubHome(), framework), name); its URL is OMNIHUB_URL + "/" +
+        # framework + "/" + name (SameDiffModels.resnet18 passes "resnet18.fb").
+        # getOmnihubHome() with OMNIHUB_HOME unset: new File(user.home, ".omnihub"), its
+        # framework folders linked to the view's as omnihub env prints.
+        home = os.path.join(t.dir, "java_home")
+        os.makedirs(os.path.join(home, ".omnihub"))
+        for link in doc["links"]:
+            if link["client"] == "omnihub":
+                os.symlink(link["target"], link["link"].replace("~", home, 1))
+        o = OMNIHUB_MODEL
+        framework, name = o["url"].split("/")
+        dest = os.path.join(home, ".omnihub", framework, name)
+        check(os.path.exists(dest), "%s exists (destFile.exists(): no download)" % dest)
+        hub_file = m.path(DL4J_HUB, *o["model"].split("/"), o["file"])
+        with open(dest, "rb") as f:
+            check_eq(f.read(), t.shared.samediff, "the OmniHub file's bytes")
+        check_eq(os.stat(dest).st_ino, os.stat(hub_file).st_ino, "one file")
+        check_eq(os.listdir(m.path(VIEWS, "omnihub")), [framework], "omnihub/")
 
 
 # ----------------------------------------------------------------------------- Hugging Face

@@ -216,6 +216,9 @@ int main(void)
 	tap_ok(listed(views, "", "onnx", ENTRY_DIR) && listed(views, "", "tfhub", ENTRY_DIR) &&
 	           listed(views, "onnx", "hub", ENTRY_DIR),
 	       "onnx/hub/ and tfhub/ exist with no hub filling them");
+	tap_ok(listed(views, "", "dl4j", ENTRY_DIR) && listed(views, "dl4j", "models", ENTRY_DIR) &&
+	           listed(views, "", "omnihub", ENTRY_DIR),
+	       "dl4j/models/ and omnihub/ exist with no hub filling them");
 	tap_ok(listed(views, "torch/hub/checkpoints", "resnet18-f37072fd.pth", ENTRY_LINK) &&
 	           listed(views, "torch/hub/checkpoints", "alexnet-owt.pth", ENTRY_LINK),
 	       "hub/checkpoints lists a link per torch entry");
