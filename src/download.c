@@ -246,6 +246,19 @@ struct transfer_source download_transfer_source(const struct source *src)
 					 .auth_origin = src->auth_origin };
 }
 
+/* The complete blob of src open as *fd, verified: by its record, else
+ * hashed again (a link made to it since it was recorded, as blob_link
+ * does for another reader, leaves the record behind a moment). */
+static int open_blob(struct download_set *set, struct job *job, int *fd)
+{
+	const struct source *src = &job->src;
+	int rc = blob_open(set->store, &src->digest, src->size, fd);
+
+	if (rc == -ESTALE)
+		rc = blob_check(set->store, &src->digest, src->size, job->label, fd);
+	return rc;
+}
+
 /* The verified blob of src open as *fd, from this machine: -EAGAIN when
  * only a transfer can bring it (obtain_remote). */
 static int obtain_local(struct download_set *set, struct job *job, int *fd)
@@ -253,9 +266,7 @@ static int obtain_local(struct download_set *set, struct job *job, int *fd)
 	const struct source *src = &job->src;
 	int rc;
 
-	rc = blob_open(set->store, &src->digest, src->size, fd);
-	if (rc == -ESTALE)
-		rc = blob_check(set->store, &src->digest, src->size, job->label, fd);
+	rc = open_blob(set, job, fd);
 	if (rc == 0) {
 		metrics_add(set->metrics, METRICS_CACHE_HITS, 1);
 		metrics_file_from(set->metrics, METRICS_FROM_LOCAL);
@@ -267,7 +278,7 @@ static int obtain_local(struct download_set *set, struct job *job, int *fd)
 		if (import_local(set, job, src->local[i]) == 0) {
 			metrics_add(set->metrics, METRICS_CACHE_HITS, 1);
 			metrics_file_from(set->metrics, METRICS_FROM_CLIENT);
-			return reader_errno(blob_open(set->store, &src->digest, src->size, fd));
+			return reader_errno(open_blob(set, job, fd));
 		}
 	}
 	metrics_add(set->metrics, METRICS_CACHE_MISSES, 1);
@@ -765,7 +776,7 @@ static void job_step_after(void *ctx, bool cancelled)
 	transfer_put(job->transfer);
 	job->transfer = NULL;
 	if (rc == 0)
-		rc = blob_open(job->set->store, &job->src.digest, job->src.size, &fd);
+		rc = open_blob(job->set, job, &fd);
 	if (rc == 0)
 		rc = job_from_blob(job->set, job, fd);
 	job_end(job, reader_errno(rc));
