@@ -119,6 +119,30 @@ int cachefs_mount_of(const char *mountinfo, const char *path, struct cachefs_mou
 	return rc;
 }
 
+int cachefs_mounts_each(const char *mountinfo,
+			int (*fn)(void *ctx, const struct cachefs_mount *mount), void *ctx)
+{
+	struct cachefs_mount *m = malloc(sizeof(*m));
+	int rc = 0;
+
+	if (!m)
+		return -ENOMEM;
+	for (const char *line = mountinfo; rc == 0 && line && *line;) {
+		const char *end = strchr(line, '\n');
+
+		if (parse_line(line, m))
+			rc = fn(ctx, m);
+		line = end ? end + 1 : NULL;
+	}
+	free(m);
+	return rc;
+}
+
+bool cachefs_type_is_omnihub(const char *fstype)
+{
+	return strcmp(fstype, "fuse.omnihub") == 0 || strcmp(fstype, "fuse.omnihub-fuse") == 0;
+}
+
 bool cachefs_type_is_network(const char *fstype)
 {
 	static const char *const types[] = {
@@ -268,6 +292,11 @@ out:
 		close(fd);
 	free(text);
 	return rc;
+}
+
+int cachefs_read_mountinfo(char **out)
+{
+	return read_text(MOUNTINFO, out);
 }
 
 static int ofd_lock(int fd, short type)

@@ -22,6 +22,17 @@ struct cachefs_mount {
  * last of equal ones (it covers the earlier). 0, or -ENOENT. */
 int cachefs_mount_of(const char *mountinfo, const char *path, struct cachefs_mount *out);
 
+/* This process's mount table: the text of /proc/self/mountinfo in *out
+ * (the caller's), or -errno. */
+int cachefs_read_mountinfo(char **out);
+/* Calls fn for each mount of mountinfo, in order, until it returns non-0
+ * (which is returned; else 0). Lines it cannot parse are passed over. */
+int cachefs_mounts_each(const char *mountinfo,
+			int (*fn)(void *ctx, const struct cachefs_mount *mount), void *ctx);
+/* Whether a mount of this type is an omnihub-fuse mount: fuse.omnihub (the
+ * daemon's subtype) or fuse.omnihub-fuse (mount.fuse3's, from fstab). */
+bool cachefs_type_is_omnihub(const char *fstype);
+
 /* Whether a filesystem of this type (mountinfo's name) is shared over a
  * network, so other machines may take locks on it too. */
 bool cachefs_type_is_network(const char *fstype);

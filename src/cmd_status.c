@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cachefs.h"
 #include "cmd_out.h"
 #include "status.h"
 #include "tree.h"
 
 /* The fstype main.c mounts with (subtype=omnihub). */
-#define STATUS_FSTYPE "fuse.omnihub"
 
 struct mounts {
 	char **paths; /* owned, each owned */
@@ -48,51 +48,20 @@ static int mounts_add(struct mounts *m, const char *path)
 	return 0;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
+static int add_omnihub_mount(void *ctx, const struct cachefs_mount *mount)
 {
-	char *w = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
+	return cachefs_type_is_omnihub(mount->fstype) ? mounts_add(ctx, mount->point) : 0;
 }
 
 /* Every omnihub-fuse mount of this mount namespace. */
 static int find_mounts(struct mounts *m)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = 0;
+	char *mountinfo = NULL;
+	int rc = cachefs_read_mountinfo(&mountinfo);
 
-	if (!f)
-		return -errno;
-	while (rc == 0 && getline(&line, &cap, f) > 0) {
-		/* id parent dev root MOUNTPOINT opts [optional...] - FSTYPE source super */
-		char *save = NULL, *mountpoint = NULL, *field, *sep = strstr(line, " - ");
-		int n = 0;
-
-		if (!sep)
-			continue;
-		for (field = strtok_r(line, " ", &save); field && field < sep;
-		     field = strtok_r(NULL, " ", &save))
-			if (++n == 5)
-				mountpoint = field;
-		if (mountpoint && strncmp(sep + 3, STATUS_FSTYPE " ", strlen(STATUS_FSTYPE) + 1) == 0) {
-			unescape(mountpoint);
-			rc = mounts_add(m, mountpoint);
-		}
-	}
-	free(line);
-	fclose(f);
+	if (rc == 0)
+		rc = cachefs_mounts_each(mountinfo, add_omnihub_mount, m);
+	free(mountinfo);
 	return rc;
 }
 

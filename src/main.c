@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <fuse_lowlevel.h>
 
+#include "cachefs.h"
 #include "config.h"
 #include "core.h"
 #include "fs.h"
@@ -264,61 +265,25 @@ static bool is_fd_mountpoint(const char *mountpoint)
 	       mountpoint[end] == '\0';
 }
 
-/* mountinfo escapes a space, tab, newline and backslash as \ooo. */
-static void unescape_mountinfo(char *field)
-{
-	char *out = field;
-
-	for (const char *in = field; *in; out++) {
-		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
-		    in[3] >= '0' && in[3] <= '7') {
-			*out = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
-			in += 4;
-		} else {
-			*out = *in++;
-		}
-	}
-	*out = '\0';
-}
-
 /* Whether an omnihub mount sits on mountpoint (absolute, resolved) now: a
  * second one would stack on it, hide it and double every download. Ours
  * are fuse.omnihub (our subtype) or fuse.omnihub-fuse (mount.fuse3's
  * type, from an fstab line). 1 when one does, 0 when none, -errno when
  * mountinfo cannot be read. */
+static int is_omnihub_mount_on(void *ctx, const struct cachefs_mount *mount)
+{
+	return strcmp(mount->point, ctx) == 0 && cachefs_type_is_omnihub(mount->fstype);
+}
+
 static int omnihub_mounted_on(const char *mountpoint)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	int found = 0;
+	char *mountinfo = NULL;
+	int rc = cachefs_read_mountinfo(&mountinfo);
 
-	if (!f)
-		return -errno;
-	while (!found && getline(&line, &cap, f) > 0) {
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE ... */
-		char *save = NULL, *point = NULL, *fstype = NULL, *field;
-		int i = 0;
-
-		for (field = strtok_r(line, " \n", &save); field;
-		     field = strtok_r(NULL, " \n", &save), i++) {
-			if (i == 4)
-				point = field;
-			else if (i > 5 && strcmp(field, "-") == 0) {
-				fstype = strtok_r(NULL, " \n", &save);
-				break;
-			}
-		}
-		if (!point || !fstype)
-			continue;
-		unescape_mountinfo(point);
-		found = strcmp(point, mountpoint) == 0 &&
-			(strcmp(fstype, "fuse.omnihub") == 0 ||
-			 strcmp(fstype, "fuse.omnihub-fuse") == 0);
-	}
-	free(line);
-	fclose(f);
-	return found;
+	if (rc == 0)
+		rc = cachefs_mounts_each(mountinfo, is_omnihub_mount_on, (void *)mountpoint);
+	free(mountinfo);
+	return rc;
 }
 
 /* A hub whose settings it refuses (hub.h's -EINVAL) stops the start, as

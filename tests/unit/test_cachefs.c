@@ -141,10 +141,46 @@ static void test_probe(void)
 	tap_ok(tap_remove_tree(base) == 0, "removed %s", base);
 }
 
+struct found {
+	char points[4][4096];
+	int count;
+};
+
+static int note_omnihub(void *ctx, const struct cachefs_mount *mount)
+{
+	struct found *f = ctx;
+
+	if (cachefs_type_is_omnihub(mount->fstype) && f->count < 4)
+		snprintf(f->points[f->count++], sizeof(f->points[0]), "%s", mount->point);
+	return 0;
+}
+
+/* The omnihub mounts of a table: both types (the daemon's subtype, and
+ * mount.fuse3's), escapes undone, nothing else. */
+static void test_omnihub_mounts(void)
+{
+	const char *table =
+	    "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+	    "40 22 0:40 / /mnt/hub rw,nosuid - fuse.omnihub omnihub-fuse rw,user_id=0\n"
+	    "41 22 0:41 / /home/u/my\\040hub rw - fuse.omnihub-fuse models rw\n"
+	    "42 22 0:42 / /mnt/other rw - fuse.sshfs host:/ rw\n"
+	    "garbage line\n";
+	struct found f = { .count = 0 };
+	int rc = cachefs_mounts_each(table, note_omnihub, &f);
+
+	tap_ok(rc == 0 && f.count == 2, "two omnihub mounts in the table (%d)", f.count);
+	tap_ok(f.count == 2 && strcmp(f.points[0], "/mnt/hub") == 0 &&
+		       strcmp(f.points[1], "/home/u/my hub") == 0,
+	       "at their points, \\040 undone");
+	tap_ok(!cachefs_type_is_omnihub("fuse.sshfs") && !cachefs_type_is_omnihub("fuse"),
+	       "no other type is ours");
+}
+
 int main(void)
 {
 	log_setup(LOG_LEVEL_ERROR, false);
 	test_mountinfo();
+	test_omnihub_mounts();
 	test_types();
 	test_probe();
 	return tap_done();
