@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "digest.h"
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
@@ -27,8 +28,9 @@
 #include "tree.h"
 
 /* How long the kernel may trust a name: an index refresh can change what a
- * name means. An inode's attributes never change (a hub file's inode stands
- * for one digest and size), so those it may keep for a day. */
+ * name means (see entry_timeout for the names that may be kept longer). An
+ * inode's attributes never change (a hub file's inode stands for one digest
+ * and size), so those it may keep for a day. */
 #define FS_TIMEOUT_SECONDS 60.0
 #define FS_ATTR_TIMEOUT_SECONDS 86400.0
 /* Stream reads: read-ahead starts here and doubles while reads stay
@@ -287,13 +289,33 @@ static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool
 	return 0;
 }
 
+/* How long the kernel may trust a name. A hub file's or archive's name
+ * whose size and digest the index gives is content-addressed: a refresh that
+ * changes what it means binds it to a new inode and tells the kernel so
+ * (revalidate_hub). A refresh happens only when a request comes once the
+ * hub's index TTL has passed, so the kernel keeps such a name that long
+ * (at least a minute, at most a day) and then asks. Folders, which a
+ * refresh may empty, and made files, whose size is a guess, for a minute. */
+static double entry_timeout(const struct node *node)
+{
+	double ttl;
+
+	if ((node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE) || node->made ||
+	    !digest_spec_verifies(&node->digest))
+		return FS_TIMEOUT_SECONDS;
+	ttl = (double)node->hub->index_ttl;
+	if (ttl < FS_TIMEOUT_SECONDS)
+		return FS_TIMEOUT_SECONDS;
+	return ttl > FS_ATTR_TIMEOUT_SECONDS ? FS_ATTR_TIMEOUT_SECONDS : ttl;
+}
+
 static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e,
 		      bool may_wait)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node->ino;
 	e->attr_timeout = attr_timeout(node);
-	e->entry_timeout = FS_TIMEOUT_SECONDS;
+	e->entry_timeout = entry_timeout(node);
 	return fs_stat(fs, node, &e->attr, may_wait);
 }
 
@@ -628,6 +650,7 @@ struct listing {
 	struct node **children; /* owned array; a reference on each */
 	size_t count;
 	size_t cap;
+	char id[DIGEST_HEX_MAX]; /* names the listing: see listing_id */
 };
 
 static int listing_add_child(void *ctx, struct node *child)
@@ -657,6 +680,23 @@ static void listing_free(struct listing *listing)
 	free(listing);
 }
 
+/* A listing's id: the sha256 of its children's inode numbers in order. A
+ * name changed in meaning (another size or digest) is bound to a new inode
+ * number, and numbers are never reused, so two listings with one id show
+ * the kernel the same names, types and attributes. */
+static int listing_id(struct listing *listing)
+{
+	struct digest *dg = NULL;
+	int rc = digest_new(&dg, DIGEST_SHA256, 0);
+
+	for (size_t i = 0; rc == 0 && i < listing->count; i++)
+		rc = digest_update(dg, &listing->children[i]->ino, sizeof(listing->children[i]->ino));
+	if (rc == 0)
+		rc = digest_final_hex(dg, listing->id);
+	digest_free(dg);
+	return rc;
+}
+
 /* opendir: the listing, whole; *out is the caller's. */
 static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct listing **out)
 {
@@ -679,6 +719,8 @@ static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct 
 		listing->parent = node->parent ? node->parent : node->ino;
 		rc = tree_list(fs->tree, node, listing_add_child, listing);
 	}
+	if (rc == 0)
+		rc = listing_id(listing);
 	if (rc)
 		listing_free(listing);
 	else
@@ -686,16 +728,27 @@ static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct 
 	return rc;
 }
 
-static void opendir_reply(fuse_req_t req, struct fuse_file_info *fi, int rc,
+/* The kernel keeps a listing in its cache (cache_readdir) and serves it
+ * again at the next opendir (keep_cache) while the listing is the same:
+ * each opendir still comes here, and a listing a refresh changed has
+ * another id, which drops the kernel's copy. */
+static void opendir_reply(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi, int rc,
 			  struct listing *listing)
 {
+	bool keep, cache;
+
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	tree_listing_open(fs->tree, listing->self, listing->id, &keep, &cache);
+	fi->keep_cache = keep;
+	fi->cache_readdir = cache;
 	fi->fh = (uintptr_t)listing;
-	if (fuse_reply_open(req, fi) != 0)
+	if (fuse_reply_open(req, fi) != 0) {
+		tree_listing_close(fs->tree, listing->self, false);
 		listing_free(listing);
+	}
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -708,7 +761,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc == -EWOULDBLOCK)
 		defer(fs, req, DEFER_OPENDIR, node, NULL, fi, 0);
 	else
-		opendir_reply(req, fi, rc, listing);
+		opendir_reply(fs, req, fi, rc, listing);
 }
 
 /* A READDIRPLUS entry takes more than this (a fuse_direntplus is 152 bytes
@@ -804,8 +857,11 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct listing *listing = (struct listing *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	listing_free((struct listing *)(uintptr_t)fi->fh);
+	tree_listing_close(fs_of(req)->tree, listing->self, true);
+	listing_free(listing);
 	fuse_reply_err(req, 0);
 }
 
@@ -1279,10 +1335,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	char *value = NULL;
 	int rc;
 
-	/* ls -l asks every file for security.selinux and its ACLs: answered
-	 * first, and at once. */
+	/* ls -l asks every file for security.selinux and its ACLs. ENOTSUP,
+	 * not ENODATA: coreutils then takes the namespace as unsupported on
+	 * this device and stops asking for the rest of its run, where an
+	 * ENODATA it must ask again for every file. */
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0) {
-		fuse_reply_err(req, ENODATA);
+		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
 	node = tree_node(fs->tree, ino);
@@ -1426,7 +1484,7 @@ static void deferred_run(void *ctx, bool cancelled)
 	case DEFER_OPENDIR:
 		rc = opendir_work(fs, d->node, true, &listing);
 		if (deferred_claim(d))
-			opendir_reply(d->req, &d->fi, rc, listing);
+			opendir_reply(fs, d->req, &d->fi, rc, listing);
 		else
 			listing_free(listing);
 		break;

@@ -59,6 +59,7 @@ static void node_free(struct node *node)
 	free(node->name);
 	free(node->path);
 	free(node->backing);
+	free(node->listed);
 	free(node);
 }
 
@@ -713,6 +714,39 @@ bool tree_note_served(struct tree *tree, struct node *node, const struct stat *b
 	node->served_ctime = backing->st_ctim;
 	pthread_mutex_unlock(&tree->lock);
 	return same;
+}
+
+void tree_listing_open(struct tree *tree, struct node *node, const char *id, bool *keep,
+		       bool *cache)
+{
+	char *copy = strdup(id);
+	bool same;
+
+	pthread_mutex_lock(&tree->lock);
+	same = node->listed && strcmp(node->listed, id) == 0;
+	if (!same && node->listings_open > 0)
+		node->listings_mixed = true;
+	free(node->listed);
+	node->listed = copy; /* NULL when out of memory: not kept next time */
+	node->listings_open++;
+	*keep = same && !node->listings_mixed;
+	*cache = copy && !node->listings_mixed;
+	pthread_mutex_unlock(&tree->lock);
+}
+
+void tree_listing_close(struct tree *tree, struct node *node, bool delivered)
+{
+	pthread_mutex_lock(&tree->lock);
+	if (node->listings_open > 0)
+		node->listings_open--;
+	if (!delivered || (node->listings_mixed && node->listings_open == 0)) {
+		/* What the kernel caches now is unknown: the next open drops it. */
+		free(node->listed);
+		node->listed = NULL;
+		if (node->listings_open == 0)
+			node->listings_mixed = false;
+	}
+	pthread_mutex_unlock(&tree->lock);
 }
 
 int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding **out,
