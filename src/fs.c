@@ -76,8 +76,10 @@ struct fs {
 };
 
 /* Drops from the kernel's cache the names of hub whose size or digest the
- * new index changed, or that it no longer has: their next lookup gives a
- * new inode, with the new size. */
+ * new index changed, or that it no longer has (folders too): their next
+ * lookup gives a new inode, with the new size, or ENOENT. The kernel may
+ * keep these names long (entry_timeout), so none is left out. Listings
+ * need nothing here: each opendir checks its own (opendir_reply). */
 static void revalidate_hub(struct fs *fs, struct hub *hub)
 {
 	struct tree_binding *bindings = NULL;
@@ -90,7 +92,10 @@ static void revalidate_hub(struct fs *fs, struct hub *hub)
 		struct entry entry;
 		int rc = hub->ops->lookup(hub, b->path, &entry);
 
-		if (rc == 0 && entry.size == b->size && digest_spec_same(&entry.digest, &b->digest))
+		if (rc == 0 && b->dir && entry.type == ENTRY_DIR)
+			continue;
+		if (rc == 0 && !b->dir && entry.type != ENTRY_DIR && entry.size == b->size &&
+		    digest_spec_same(&entry.digest, &b->digest))
 			continue;
 		if (rc != 0 && rc != -ENOENT)
 			continue;

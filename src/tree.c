@@ -760,7 +760,8 @@ int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding
 	for (size_t b = 0; b < tree->nbuckets && rc == 0; b++) {
 		for (struct node *node = tree->buckets[b]; node && rc == 0; node = node->hash_next) {
 			if (node->hub != hub ||
-			    (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE))
+			    (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE &&
+			     (node->kind != NODE_HUB_DIR || !node->path[0])))
 				continue;
 			if (n == cap) {
 				size_t grown_cap = cap ? 2 * cap : 64;
@@ -776,7 +777,8 @@ int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding
 							 .name = strdup(node->name),
 							 .path = strdup(node->path),
 							 .size = node->size,
-							 .digest = node->digest };
+							 .digest = node->digest,
+							 .dir = node->kind == NODE_HUB_DIR };
 			if (!list[n].name || !list[n].path)
 				rc = -ENOMEM;
 			n++;

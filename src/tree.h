@@ -155,10 +155,11 @@ struct tree_binding {
 	char *path; /* owned; the path in the hub */
 	uint64_t size;
 	struct digest_spec digest;
+	bool dir;   /* a folder (no size nor digest): its name may vanish */
 };
 
-/* Copies of the bindings of hub's files and archives; the caller frees
- * them with tree_bindings_free. */
+/* Copies of the bindings of hub's files, archives and folders (not its
+ * root); the caller frees them with tree_bindings_free. */
 int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding **out,
 		   size_t *count);
 void tree_bindings_free(struct tree_binding *bindings, size_t count);
