@@ -73,6 +73,9 @@ struct fs {
 	bool *hubs_changed;           /* owned; per hub, its index was replaced */
 	bool notify_stop;
 	atomic_bool init_patched;     /* the INIT reply went through fs_io_writev */
+	/* fs_set_kernel_options */
+	char *mountpoint;             /* owned; whose read-ahead is raised */
+	unsigned max_read;
 };
 
 /* Drops from the kernel's cache the names of hub whose size or digest the
@@ -166,6 +169,14 @@ void fs_set_session(struct fs *fs, struct fuse_session *session)
 	fs->session = session;
 }
 
+int fs_set_kernel_options(struct fs *fs, const char *mountpoint, unsigned max_read)
+{
+	free(fs->mountpoint);
+	fs->max_read = max_read;
+	fs->mountpoint = strdup(mountpoint);
+	return fs->mountpoint ? 0 : -ENOMEM;
+}
+
 int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 {
 	struct fs *fs;
@@ -236,6 +247,7 @@ void fs_free(struct fs *fs)
 	}
 	tree_free(fs->tree);
 	free(fs->hubs_changed);
+	free(fs->mountpoint);
 	pthread_cond_destroy(&fs->notify_cond);
 	pthread_mutex_destroy(&fs->notify_lock);
 	pthread_mutex_destroy(&fs->handles_lock);
@@ -326,6 +338,66 @@ static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_
 
 /* ---- the session's I/O: as libfuse's own, plus one flag in the INIT reply ---- */
 
+/* The "MAJOR:MINOR" of the last mount on mountpoint in /proc/self/mountinfo
+ * (whose fields escape a space as \040), which names its bdi in sysfs.
+ * Read there because a stat of the mount point would be a request to us. */
+static int mount_device(const char *mountpoint, char *dev, size_t dev_size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], field[PATH_MAX], num[32];
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = 0;
+		const char *p;
+
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", num, field) != 2)
+			continue;
+		/* Unescaped in place: \NNN is one octal byte. */
+		for (p = field; *p; n++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+			    p[3] >= '0' && p[3] <= '7') {
+				field[n] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 4;
+			} else {
+				field[n] = *p++;
+			}
+		}
+		field[n] = '\0';
+		if (strcmp(field, mountpoint) == 0 && (size_t)snprintf(dev, dev_size, "%s", num) < dev_size)
+			rc = 0;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The INIT reply can only lower the kernel's read-ahead (128 KiB), which
+ * also bounds the size of a read request: raised through sysfs once the
+ * kernel has applied the reply, so that a reader's requests are 1 MiB.
+ * Without the right to write there (not root), it stays as it was. */
+static void raise_readahead(struct fs *fs)
+{
+	char dev[32], path[96];
+	int rc = mount_device(fs->mountpoint, dev, sizeof(dev));
+	FILE *f = NULL;
+
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+		f = fopen(path, "we");
+		rc = f ? 0 : -errno;
+	}
+	if (rc == 0 && (fprintf(f, "%u\n", FS_READAHEAD_KB) < 0))
+		rc = -EIO;
+	if (f && fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	if (rc)
+		log_info("read-ahead left at the kernel's default: %s", strerror(-rc));
+	else
+		log_debug("read-ahead raised to %u KiB (bdi %s)", FS_READAHEAD_KB, dev);
+}
+
 /* libfuse 3.14 takes FUSE_CAP_PARALLEL_DIROPS in conn->want but never
  * tells the kernel (its upstream commit c9905341 does, from 3.15): without
  * it the kernel holds a folder's lock across each lookup in it, so one
@@ -336,13 +408,21 @@ static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_
 static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct fs *fs = userdata;
+	bool init = false;
+	ssize_t n;
 
 	if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
 	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0 &&
 	    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background) &&
-	    !atomic_exchange(&fs->init_patched, true))
+	    !atomic_exchange(&fs->init_patched, true)) {
 		((struct fuse_init_out *)iov[1].iov_base)->flags |= FUSE_PARALLEL_DIROPS;
-	return writev(fd, iov, count);
+		init = true;
+	}
+	n = writev(fd, iov, count);
+	/* The kernel applied the INIT reply within that write. */
+	if (init && n >= 0 && fs->mountpoint)
+		raise_readahead(fs);
+	return n;
 }
 
 static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
@@ -369,6 +449,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
 
+	/* What the mount options said (libfuse 3.14 ends the session when
+	 * the reply differs from them, and leaves this 0). */
+	conn->max_read = fs->max_read;
+	/* Read requests of up to 1 MiB (libfuse derives the kernel's
+	 * max_pages from this); the read-ahead that makes them is raised
+	 * once the reply is in (raise_readahead). */
+	if (conn->max_write > 1u << 20)
+		conn->max_write = 1u << 20;
 	/* Reads of cached files are spliced from the backing file. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;

@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, errno_of, read_errno,
-                           run, sha256_bytes, sha256_file, test)  # noqa: E402
+                           run, sha256_bytes, sha256_file, test, wait_for)  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
@@ -678,6 +678,34 @@ def branch_commit_refreshed_after_ttl(t):
                 if got == content(t, want_old):
                     break
             check_eq(got, content(t, want_old), "config.json after main moved and hf_ttl passed")
+    finally:
+        srv.set_ref("model", fx.ONNX_REPO, "main", commit_of(t, fx.ONNX_REPO))
+
+
+@test
+def branch_move_no_stale_listing(t):
+    """The kernel keeps listings and names (test_kernel_cache.py); none is dropped by hand
+    here. Once main has moved and hf_ttl has passed, listing the repo shows the new commit's
+    names, sizes and bytes: onnx/extra.txt, only on the old commit, is gone."""
+    srv = t.shared.srv
+    old = commit_of(t, fx.ONNX_REPO, "v1.0")
+    want_old = files_of(t, fx.ONNX_REPO, "v1.0")
+    want_new = files_of(t, fx.ONNX_REPO)
+    try:
+        with mounted(t, "hf_ttl=1") as m:
+            root = repo_dir(m, fx.ONNX_REPO)
+            for _ in range(2):  # the second from the kernel's cache
+                check_eq(walk(root), ({p: f["size"] for p, f in want_new.items()},
+                                      fixture_dirs(want_new)), "the repo at main")
+            check_eq(read(os.path.join(root, "config.json")), content(t, want_new["config.json"]),
+                     "config.json at main")
+            srv.set_ref("model", fx.ONNX_REPO, "main", old)
+            time.sleep(1.5)  # past hf_ttl: the next listing asks for main again
+            want = ({p: f["size"] for p, f in want_old.items()}, fixture_dirs(want_old))
+            wait_for(lambda: walk(root) == want, 10, "the listing of the moved branch")
+            check("extra.txt" not in os.listdir(os.path.join(root, "onnx")), "onnx/extra.txt listed")
+            check_eq(read(os.path.join(root, "config.json")), content(t, want_old["config.json"]),
+                     "config.json after main moved")
     finally:
         srv.set_ref("model", fx.ONNX_REPO, "main", commit_of(t, fx.ONNX_REPO))
 

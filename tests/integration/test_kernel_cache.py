@@ -179,5 +179,43 @@ def index_refresh_renames_and_resizes_at_once(t):
         check(" 3000 " in out, "ls -l after the change: %s" % out)
 
 
+def bdi_read_ahead_kb(path):
+    """The read-ahead the kernel gives the mount at path, in KiB."""
+    dev = os.stat(path).st_dev
+    with open("/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(dev), os.minor(dev))) as f:
+        return int(f.read())
+
+
+def drop_page_cache():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("1\n")
+
+
+@test
+def warm_reads_in_requests_of_1_mib(t):
+    """The mount's read-ahead is 1 MiB, so a warm sequential read of 8 MiB takes about eight
+    READ requests, not sixty-four of the kernel's default 128 KiB; the bytes are right."""
+    with serve(t, [("big", 8 << 20)]) as (srv, blobs):
+        m = mount(t, srv)
+        path = m.path(blobs[0].rel)
+        check_eq(sha256_file(path), blobs[0].sha256, "bytes of the first read")
+        check_eq(bdi_read_ahead_kb(m.mountpoint), 1024, "read_ahead_kb of the mount")
+        drop_page_cache()
+        reads = requests_during(m, lambda: check_eq(sha256_file(path, chunk=128 << 10),
+                                                    blobs[0].sha256, "bytes of the warm read"))
+        t.note("warm read: %r" % reads)
+        check(1 <= reads.get("READ", 0) <= 16, "READ requests of a warm 8 MiB read: %r" % reads)
+
+
+@test
+def max_read_option(t):
+    """-o max_read=N mounts (with libfuse 3.14 the session ended at once: its INIT check
+    wants init() to repeat the option) and reads are right."""
+    with serve(t, [("big", 3 * (1 << 20) + 5)]) as (srv, blobs):
+        m = mount(t, srv, "max_read=65536")
+        check_eq(sha256_file(m.path(blobs[0].rel)), blobs[0].sha256, "bytes read")
+
+
 if __name__ == "__main__":
     run(shared_setup)
