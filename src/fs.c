@@ -1142,7 +1142,9 @@ static void reply_open_stream(struct fs *fs, fuse_req_t req, struct fuse_file_in
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	fi->keep_cache = 0; /* pages of unverified bytes are not kept across opens */
+	/* Pages of unverified bytes are not kept across opens, neither from
+	 * before this one nor (tree_note_streamed) for the next. */
+	fi->keep_cache = 0;
 	if (fuse_reply_open(req, fi) != 0)
 		handle_release(fs, h);
 }
@@ -1181,8 +1183,11 @@ static void open_hub_file_now(struct fs *fs, fuse_req_t req, struct fuse_file_in
 		 * kernel looked it up; the kernel looks it up again, and the
 		 * new lookup gives another inode, with the new size. */
 		fuse_reply_err(req, -rc);
-	else if (open.kind == CORE_OPEN_STREAM)
+	else if (open.kind == CORE_OPEN_STREAM) {
+		/* Before the reply: the kernel may cache pages from then on. */
+		tree_note_streamed(fs->tree, node);
 		reply_open_stream(fs, req, fi, open.stream, open.size);
+	}
 	else
 		reply_open_fd(fs, req, fi, node, open.fd);
 	pending_put(p);

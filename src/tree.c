@@ -705,15 +705,24 @@ bool tree_note_served(struct tree *tree, struct node *node, const struct stat *b
 	bool same;
 
 	pthread_mutex_lock(&tree->lock);
-	same = node->served_ino == 0 ||
-	       (node->served_dev == backing->st_dev && node->served_ino == backing->st_ino &&
-		node->served_ctime.tv_sec == backing->st_ctim.tv_sec &&
-		node->served_ctime.tv_nsec == backing->st_ctim.tv_nsec);
+	same = !node->served_stream &&
+	       (node->served_ino == 0 ||
+		(node->served_dev == backing->st_dev && node->served_ino == backing->st_ino &&
+		 node->served_ctime.tv_sec == backing->st_ctim.tv_sec &&
+		 node->served_ctime.tv_nsec == backing->st_ctim.tv_nsec));
 	node->served_dev = backing->st_dev;
 	node->served_ino = backing->st_ino;
 	node->served_ctime = backing->st_ctim;
+	node->served_stream = false;
 	pthread_mutex_unlock(&tree->lock);
 	return same;
+}
+
+void tree_note_streamed(struct tree *tree, struct node *node)
+{
+	pthread_mutex_lock(&tree->lock);
+	node->served_stream = true;
+	pthread_mutex_unlock(&tree->lock);
 }
 
 void tree_listing_open(struct tree *tree, struct node *node, const char *id, bool *keep,

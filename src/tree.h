@@ -64,6 +64,7 @@ struct node {
 	dev_t served_dev;  /* NODE_HUB_FILE: the file the last open served, so */
 	ino_t served_ino;  /* the kernel's pages are dropped when it changes */
 	struct timespec served_ctime;
+	bool served_stream; /* an open streamed bytes not verified yet */
 	char *listed;      /* owned; a directory: the id of the listing the
 			      kernel was last given (tree_listing_open) */
 	unsigned listings_open; /* its listings the kernel holds open */
@@ -134,6 +135,10 @@ char *tree_backing(struct tree *tree, const struct node *node);
  * open served another file (a repair replaced it, or it was changed by
  * hand), so pages the kernel cached may be stale. */
 bool tree_note_served(struct tree *tree, struct node *node, const struct stat *backing);
+/* NODE_HUB_FILE: an open streams it, unverified: pages the kernel caches
+ * may be of bytes the digest then refuses, so the next tree_note_served
+ * says false. */
+void tree_note_streamed(struct tree *tree, struct node *node);
 
 /* A directory opened (opendir) with the listing named id (fs.c makes it
  * from its children's inode numbers, which a changed name or content never

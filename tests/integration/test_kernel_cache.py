@@ -217,5 +217,38 @@ def max_read_option(t):
         check_eq(sha256_file(m.path(blobs[0].rel)), blobs[0].sha256, "bytes read")
 
 
+@test
+def streamed_pages_of_refused_bytes_not_kept(t):
+    """Stream mode: a reader gets a download's bytes before their digest is checked. When
+    the digest refuses them, the pages the kernel cached of them are not kept: once another
+    daemon on the same cache has the right bytes, an open here reads those, not the pages."""
+    with serve(t, [("healed", 4 << 20)]) as (srv, blobs):
+        b = blobs[0]
+        bad = bytearray(b.data)
+        bad[1 << 20:(1 << 20) + 4096] = b"\0" * 4096
+        srv.set_file(b.model_path, bytes(bad))
+        m = mount(t, srv, "stream")
+        path = m.path(b.rel)
+        got, error = b"", None
+        with open(path, "rb") as f:
+            try:
+                while True:
+                    block = f.read(1 << 20)
+                    if not block:
+                        break
+                    got += block
+            except OSError as e:
+                error = e.errno
+        check_eq(error, errno.EIO, "errno of the read of refused bytes")
+        check(got and got == bytes(bad)[:len(got)], "the bytes read were not the server's")
+        srv.set_file(b.model_path, b.data)
+        other = os.path.join(t.dir, "other")
+        os.makedirs(other)
+        m2 = t.mount(["cache=" + t.cache] + srv.options(), mountpoint=other).start()
+        check_eq(sha256_file(os.path.join(other, b.rel)), b.sha256, "bytes through another mount")
+        m2.stop()
+        check_eq(sha256_file(path), b.sha256, "bytes read here after the other mount's download")
+
+
 if __name__ == "__main__":
     run(shared_setup)

@@ -212,6 +212,21 @@ int main(void)
 	}
 	tree_bindings_free(bindings, nbindings);
 
+	/* Pages kept across opens only while the same verified file serves. */
+	{
+		struct node *file = tree_node(tree, a2);
+		struct stat st = { .st_dev = 1, .st_ino = 7 };
+
+		tap_ok(tree_note_served(tree, file, &st), "a first open keeps what is cached");
+		tap_ok(tree_note_served(tree, file, &st), "the same file again keeps it");
+		tree_note_streamed(tree, file);
+		tap_ok(!tree_note_served(tree, file, &st),
+		       "after a stream of unverified bytes, the next open drops the pages");
+		tap_ok(tree_note_served(tree, file, &st), "and the one after keeps them again");
+		st.st_ino = 8;
+		tap_ok(!tree_note_served(tree, file, &st), "another file (a repair): dropped");
+	}
+
 	/* A listing the kernel may keep while it stays the same. */
 	{
 		struct node *dir = tree_node(tree, dir_ino);
