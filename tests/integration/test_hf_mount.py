@@ -686,26 +686,32 @@ def branch_commit_refreshed_after_ttl(t):
 def branch_move_no_stale_listing(t):
     """The kernel keeps listings and names (test_kernel_cache.py); none is dropped by hand
     here. Once main has moved and hf_ttl has passed, listing the repo shows the new commit's
-    names, sizes and bytes: onnx/extra.txt, only on the old commit, is gone."""
+    names, sizes and bytes: onnx/extra.txt, only on the new commit, appears in a folder the
+    kernel had listed; moved back, it is gone."""
     srv = t.shared.srv
-    old = commit_of(t, fx.ONNX_REPO, "v1.0")
-    want_old = files_of(t, fx.ONNX_REPO, "v1.0")
-    want_new = files_of(t, fx.ONNX_REPO)
+    old, new = commit_of(t, fx.ONNX_REPO, "v1.0"), commit_of(t, fx.ONNX_REPO)
+    files = {old: files_of(t, fx.ONNX_REPO, "v1.0"), new: files_of(t, fx.ONNX_REPO)}
+
+    def want(commit):
+        return ({p: f["size"] for p, f in files[commit].items()}, fixture_dirs(files[commit]))
+
     try:
+        srv.set_ref("model", fx.ONNX_REPO, "main", old)
         with mounted(t, "hf_ttl=1") as m:
             root = repo_dir(m, fx.ONNX_REPO)
-            for _ in range(2):  # the second from the kernel's cache
-                check_eq(walk(root), ({p: f["size"] for p, f in want_new.items()},
-                                      fixture_dirs(want_new)), "the repo at main")
-            check_eq(read(os.path.join(root, "config.json")), content(t, want_new["config.json"]),
-                     "config.json at main")
-            srv.set_ref("model", fx.ONNX_REPO, "main", old)
-            time.sleep(1.5)  # past hf_ttl: the next listing asks for main again
-            want = ({p: f["size"] for p, f in want_old.items()}, fixture_dirs(want_old))
-            wait_for(lambda: walk(root) == want, 10, "the listing of the moved branch")
-            check("extra.txt" not in os.listdir(os.path.join(root, "onnx")), "onnx/extra.txt listed")
-            check_eq(read(os.path.join(root, "config.json")), content(t, want_old["config.json"]),
-                     "config.json after main moved")
+            for commit in (old, new, old):
+                srv.set_ref("model", fx.ONNX_REPO, "main", commit)
+                time.sleep(1.5)  # past hf_ttl: the next listing asks for main again
+                # onnx/ first: a listing of the repo would give the kernel onnx/'s new
+                # attributes, whose new mtime alone drops the kernel's copy of its listing.
+                check_eq("extra.txt" in os.listdir(os.path.join(root, "onnx")), commit == new,
+                         "onnx/extra.txt listed at %.8s" % commit)
+                wait_for(lambda: walk(root) == want(commit), 10,
+                         "the listing of main at %.8s" % commit)
+                check_eq(walk(root), want(commit), "the listing again, from the kernel's cache")
+                check_eq(read(os.path.join(root, "config.json")),
+                         content(t, files[commit]["config.json"]),
+                         "config.json at %.8s" % commit)
     finally:
         srv.set_ref("model", fx.ONNX_REPO, "main", commit_of(t, fx.ONNX_REPO))
 

@@ -144,7 +144,8 @@ def ls_l_needs_no_lookups_and_listings_kept(t):
 def index_refresh_renames_and_resizes_at_once(t):
     """With the listings and names the kernel keeps: a model renamed in a refreshed index is
     listed under its new name at once and its old name is gone; a resized one shows its new
-    size and bytes, never the old ones."""
+    size and bytes, never the old ones; a model given another opset lists it in its folder,
+    which the kernel had listed."""
     with serve(t, [(n, 1000) for n in NAMES[:4]]) as (srv, blobs):
         m = mount(t, srv, "index_ttl=1")
         onnx = m.path("onnx")
@@ -154,15 +155,22 @@ def index_refresh_renames_and_resizes_at_once(t):
             check_eq(os.stat(m.path(b.rel)).st_size, 1000, "size of %s before" % b.name)
             check_eq(sha256_file(m.path(b.rel)), b.sha256, "bytes of %s before" % b.name)
         ls_l(onnx)
-        kept = requests_during(m, lambda: entry_names(onnx))
+        third = m.path("onnx", blobs[2].dir)
+        check_eq(entry_names(third), ["model.onnx", "opset-13"], "a model's folder before")
+        kept = requests_during(m, lambda: (entry_names(onnx), entry_names(third)))
         check_eq(kept.get("READDIRPLUS", 0) + kept.get("READDIR", 0), 0,
                  "the listing is not kept by the kernel (READDIR requests)")
         renamed = Blob("renamed", blobs[0].data, blobs[0].opset, blobs[0].path)
         grown = Blob(blobs[1].name, random_bytes(3000, "grown"), blobs[1].opset, blobs[1].path)
         srv.set_file(renamed.model_path, renamed.data)
         srv.set_file(grown.model_path, grown.data)
-        set_index(srv, [renamed, grown] + blobs[2:])
+        newer = Blob(blobs[2].name, blobs[2].data, 14, blobs[2].path)
+        set_index(srv, [renamed, grown] + blobs[2:] + [newer])
         time.sleep(1.5)  # past index_ttl: the next listing fetches the index again
+        # The model's folder first: listing onnx/ would give the kernel its new attributes,
+        # whose new mtime alone makes the kernel drop its copy of the folder's listing.
+        check_eq(entry_names(third), ["model.onnx", "opset-13", "opset-14"],
+                 "the folder of the model with another opset")
         check_eq(entry_names(onnx), sorted(["renamed"] + NAMES[1:4]), "listing after the change")
         check_eq(sha256_file(m.path(renamed.rel)), renamed.sha256, "bytes of the renamed model")
         wait_for(lambda: not os.path.exists(m.path(blobs[0].rel)), 10,
