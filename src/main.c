@@ -198,8 +198,6 @@ out:
 	return rc;
 }
 
-/* Every open file holds a descriptor, and a loader may open thousands:
- * take all the kernel allows this process rather than the soft default. */
 /* What the kernel options among the arguments ask of the INIT reply; read
  * from a copy (libfuse keeps the originals for the mount). */
 struct kernel_options {
@@ -235,6 +233,8 @@ static int read_kernel_options(const struct fuse_args *args, struct kernel_optio
 	return rc;
 }
 
+/* Every open file holds a descriptor, and a loader may open thousands:
+ * take all the kernel allows this process rather than the soft default. */
 static void raise_open_file_limit(void)
 {
 	struct rlimit lim;
