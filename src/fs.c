@@ -309,10 +309,13 @@ static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool
 /* How long the kernel may trust a name. A hub file's or archive's name
  * whose size and digest the index gives is content-addressed: a refresh that
  * changes what it means binds it to a new inode and tells the kernel so
- * (revalidate_hub). A refresh happens only when a request comes once the
- * hub's index TTL has passed, so the kernel keeps such a name that long
- * (at least a minute, at most a day) and then asks. Folders, which a
- * refresh may empty, and made files, whose size is a guess, for a minute. */
+ * (revalidate_hub). But a refresh happens only when a request comes once
+ * the hub's index TTL has passed, so the kernel keeps such a name that long
+ * and then asks: at least a minute, and at most FS_NAME_TIMEOUT_MAX, as a
+ * hub may check parts of its index sooner than its index TTL (a Hugging Face
+ * branch, every hf_ttl: 600 s by default). Folders, which a refresh may
+ * empty, and made files, whose size is a guess, for a minute. */
+#define FS_NAME_TIMEOUT_MAX 600.0
 static double entry_timeout(const struct node *node)
 {
 	double ttl;
@@ -323,7 +326,7 @@ static double entry_timeout(const struct node *node)
 	ttl = (double)node->hub->index_ttl;
 	if (ttl < FS_TIMEOUT_SECONDS)
 		return FS_TIMEOUT_SECONDS;
-	return ttl > FS_ATTR_TIMEOUT_SECONDS ? FS_ATTR_TIMEOUT_SECONDS : ttl;
+	return ttl > FS_NAME_TIMEOUT_MAX ? FS_NAME_TIMEOUT_MAX : ttl;
 }
 
 static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e,
