@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "digest.h"
 #include "fs.h"
 #include "hub.h"
 #include "log.h"
@@ -28,8 +29,9 @@
 #include "tree.h"
 
 /* How long the kernel may trust a name: an index refresh can change what a
- * name means. An inode's attributes never change (a hub file's inode stands
- * for one digest and size), so those it may keep for a day. */
+ * name means (see entry_timeout for the names that may be kept longer). An
+ * inode's attributes never change (a hub file's inode stands for one digest
+ * and size), so those it may keep for a day. */
 #define FS_TIMEOUT_SECONDS 60.0
 #define FS_ATTR_TIMEOUT_SECONDS 86400.0
 
@@ -67,11 +69,16 @@ struct fs {
 	bool *hubs_changed;           /* owned; per hub, its index was replaced */
 	bool notify_stop;
 	atomic_bool init_patched;     /* the INIT reply went through fs_io_writev */
+	/* fs_set_kernel_options */
+	char *mountpoint;             /* owned; whose read-ahead is raised */
+	unsigned max_read;
 };
 
 /* Drops from the kernel's cache the names of hub whose size or digest the
- * new index changed, or that it no longer has: their next lookup gives a
- * new inode, with the new size. */
+ * new index changed, or that it no longer has (folders too): their next
+ * lookup gives a new inode, with the new size, or ENOENT. The kernel may
+ * keep these names long (entry_timeout), so none is left out. Listings
+ * need nothing here: each opendir checks its own (opendir_reply). */
 static void revalidate_hub(struct fs *fs, struct hub *hub)
 {
 	struct tree_binding *bindings = NULL;
@@ -84,7 +91,10 @@ static void revalidate_hub(struct fs *fs, struct hub *hub)
 		struct entry entry;
 		int rc = hub->ops->lookup(hub, b->path, &entry);
 
-		if (rc == 0 && entry.size == b->size && digest_spec_same(&entry.digest, &b->digest))
+		if (rc == 0 && b->dir && entry.type == ENTRY_DIR)
+			continue;
+		if (rc == 0 && !b->dir && entry.type != ENTRY_DIR && entry.size == b->size &&
+		    digest_spec_same(&entry.digest, &b->digest))
 			continue;
 		if (rc != 0 && rc != -ENOENT)
 			continue;
@@ -153,6 +163,14 @@ static void notifier_stop(struct fs *fs)
 void fs_set_session(struct fs *fs, struct fuse_session *session)
 {
 	fs->session = session;
+}
+
+int fs_set_kernel_options(struct fs *fs, const char *mountpoint, unsigned max_read)
+{
+	free(fs->mountpoint);
+	fs->max_read = max_read;
+	fs->mountpoint = strdup(mountpoint);
+	return fs->mountpoint ? 0 : -ENOMEM;
 }
 
 int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
@@ -225,6 +243,7 @@ void fs_free(struct fs *fs)
 	}
 	tree_free(fs->tree);
 	free(fs->hubs_changed);
+	free(fs->mountpoint);
 	pthread_cond_destroy(&fs->notify_cond);
 	pthread_mutex_destroy(&fs->notify_lock);
 	pthread_mutex_destroy(&fs->handles_lock);
@@ -283,17 +302,100 @@ static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool
 	return 0;
 }
 
+/* How long the kernel may trust a name. A hub file's or archive's name
+ * whose size and digest the index gives is content-addressed: a refresh that
+ * changes what it means binds it to a new inode and tells the kernel so
+ * (revalidate_hub). But a refresh happens only when a request comes once
+ * the hub's index TTL has passed, so the kernel keeps such a name that long
+ * and then asks: at least a minute, and at most FS_NAME_TIMEOUT_MAX, as a
+ * hub may check parts of its index sooner than its index TTL (a Hugging Face
+ * branch, every hf_ttl: 600 s by default). Folders, which a refresh may
+ * empty, and made files, whose size is a guess, for a minute. */
+#define FS_NAME_TIMEOUT_MAX 600.0
+static double entry_timeout(const struct node *node)
+{
+	double ttl;
+
+	if ((node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE) || node->made ||
+	    !digest_spec_verifies(&node->digest))
+		return FS_TIMEOUT_SECONDS;
+	ttl = (double)node->hub->index_ttl;
+	if (ttl < FS_TIMEOUT_SECONDS)
+		return FS_TIMEOUT_SECONDS;
+	return ttl > FS_NAME_TIMEOUT_MAX ? FS_NAME_TIMEOUT_MAX : ttl;
+}
+
 static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_param *e,
 		      bool may_wait)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node->ino;
 	e->attr_timeout = attr_timeout(node);
-	e->entry_timeout = FS_TIMEOUT_SECONDS;
+	e->entry_timeout = entry_timeout(node);
 	return fs_stat(fs, node, &e->attr, may_wait);
 }
 
 /* ---- the session's I/O: as libfuse's own, plus one flag in the INIT reply ---- */
+
+/* The "MAJOR:MINOR" of the last mount on mountpoint in /proc/self/mountinfo
+ * (whose fields escape a space as \040), which names its bdi in sysfs.
+ * Read there because a stat of the mount point would be a request to us. */
+static int mount_device(const char *mountpoint, char *dev, size_t dev_size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], field[PATH_MAX], num[32];
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = 0;
+		const char *p;
+
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", num, field) != 2)
+			continue;
+		/* Unescaped in place: \NNN is one octal byte. */
+		for (p = field; *p; n++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+			    p[3] >= '0' && p[3] <= '7') {
+				field[n] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 4;
+			} else {
+				field[n] = *p++;
+			}
+		}
+		field[n] = '\0';
+		if (strcmp(field, mountpoint) == 0 && (size_t)snprintf(dev, dev_size, "%s", num) < dev_size)
+			rc = 0;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The INIT reply can only lower the kernel's read-ahead (128 KiB), which
+ * also bounds the size of a read request: raised through sysfs once the
+ * kernel has applied the reply, so that a reader's requests are 1 MiB.
+ * Without the right to write there (not root), it stays as it was. */
+static void raise_readahead(struct fs *fs)
+{
+	char dev[32], path[96];
+	int rc = mount_device(fs->mountpoint, dev, sizeof(dev));
+	FILE *f = NULL;
+
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+		f = fopen(path, "we");
+		rc = f ? 0 : -errno;
+	}
+	if (rc == 0 && (fprintf(f, "%u\n", FS_READAHEAD_KB) < 0))
+		rc = -EIO;
+	if (f && fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	if (rc)
+		log_info("read-ahead left at the kernel's default: %s", strerror(-rc));
+	else
+		log_debug("read-ahead raised to %u KiB (bdi %s)", FS_READAHEAD_KB, dev);
+}
 
 /* libfuse 3.14 takes FUSE_CAP_PARALLEL_DIROPS in conn->want but never
  * tells the kernel (its upstream commit c9905341 does, from 3.15): without
@@ -305,13 +407,21 @@ static int fill_entry(struct fs *fs, const struct node *node, struct fuse_entry_
 static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct fs *fs = userdata;
+	bool init = false;
+	ssize_t n;
 
 	if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
 	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0 &&
 	    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background) &&
-	    !atomic_exchange(&fs->init_patched, true))
+	    !atomic_exchange(&fs->init_patched, true)) {
 		((struct fuse_init_out *)iov[1].iov_base)->flags |= FUSE_PARALLEL_DIROPS;
-	return writev(fd, iov, count);
+		init = true;
+	}
+	n = writev(fd, iov, count);
+	/* The kernel applied the INIT reply within that write. */
+	if (init && n >= 0 && fs->mountpoint)
+		raise_readahead(fs);
+	return n;
 }
 
 static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
@@ -338,6 +448,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
 
+	/* What the mount options said (libfuse 3.14 ends the session when
+	 * the reply differs from them, and leaves this 0). */
+	conn->max_read = fs->max_read;
+	/* Read requests of up to 1 MiB (libfuse derives the kernel's
+	 * max_pages from this); the read-ahead that makes them is raised
+	 * once the reply is in (raise_readahead). */
+	if (conn->max_write > 1u << 20)
+		conn->max_write = 1u << 20;
 	/* Reads of cached files are spliced from the backing file. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -624,6 +742,7 @@ struct listing {
 	struct node **children; /* owned array; a reference on each */
 	size_t count;
 	size_t cap;
+	char id[DIGEST_HEX_MAX]; /* names the listing: see listing_id */
 };
 
 static int listing_add_child(void *ctx, struct node *child)
@@ -653,6 +772,23 @@ static void listing_free(struct listing *listing)
 	free(listing);
 }
 
+/* A listing's id: the sha256 of its children's inode numbers in order. A
+ * name changed in meaning (another size or digest) is bound to a new inode
+ * number, and numbers are never reused, so two listings with one id show
+ * the kernel the same names, types and attributes. */
+static int listing_id(struct listing *listing)
+{
+	struct digest *dg = NULL;
+	int rc = digest_new(&dg, DIGEST_SHA256, 0);
+
+	for (size_t i = 0; rc == 0 && i < listing->count; i++)
+		rc = digest_update(dg, &listing->children[i]->ino, sizeof(listing->children[i]->ino));
+	if (rc == 0)
+		rc = digest_final_hex(dg, listing->id);
+	digest_free(dg);
+	return rc;
+}
+
 /* opendir: the listing, whole; *out is the caller's. */
 static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct listing **out)
 {
@@ -675,6 +811,8 @@ static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct 
 		listing->parent = node->parent ? node->parent : node->ino;
 		rc = tree_list(fs->tree, node, listing_add_child, listing);
 	}
+	if (rc == 0)
+		rc = listing_id(listing);
 	if (rc)
 		listing_free(listing);
 	else
@@ -682,16 +820,27 @@ static int opendir_work(struct fs *fs, struct node *node, bool may_wait, struct 
 	return rc;
 }
 
-static void opendir_reply(fuse_req_t req, struct fuse_file_info *fi, int rc,
+/* The kernel keeps a listing in its cache (cache_readdir) and serves it
+ * again at the next opendir (keep_cache) while the listing is the same:
+ * each opendir still comes here, and a listing a refresh changed has
+ * another id, which drops the kernel's copy. */
+static void opendir_reply(struct fs *fs, fuse_req_t req, struct fuse_file_info *fi, int rc,
 			  struct listing *listing)
 {
+	bool keep, cache;
+
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	tree_listing_open(fs->tree, listing->self, listing->id, &keep, &cache);
+	fi->keep_cache = keep;
+	fi->cache_readdir = cache;
 	fi->fh = (uintptr_t)listing;
-	if (fuse_reply_open(req, fi) != 0)
+	if (fuse_reply_open(req, fi) != 0) {
+		tree_listing_close(fs->tree, listing->self, false);
 		listing_free(listing);
+	}
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -704,7 +853,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc == -EWOULDBLOCK)
 		defer(fs, req, DEFER_OPENDIR, node, NULL, fi, 0);
 	else
-		opendir_reply(req, fi, rc, listing);
+		opendir_reply(fs, req, fi, rc, listing);
 }
 
 /* A READDIRPLUS entry takes more than this (a fuse_direntplus is 152 bytes
@@ -800,8 +949,11 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct listing *listing = (struct listing *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	listing_free((struct listing *)(uintptr_t)fi->fh);
+	tree_listing_close(fs_of(req)->tree, listing->self, true);
+	listing_free(listing);
 	fuse_reply_err(req, 0);
 }
 
@@ -989,7 +1141,9 @@ static void reply_open_stream(struct fs *fs, fuse_req_t req, struct fuse_file_in
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	fi->keep_cache = 0; /* pages of unverified bytes are not kept across opens */
+	/* Pages of unverified bytes are not kept across opens, neither from
+	 * before this one nor (tree_note_streamed) for the next. */
+	fi->keep_cache = 0;
 	if (fuse_reply_open(req, fi) != 0)
 		handle_release(fs, h);
 }
@@ -1028,8 +1182,11 @@ static void open_hub_file_now(struct fs *fs, fuse_req_t req, struct fuse_file_in
 		 * kernel looked it up; the kernel looks it up again, and the
 		 * new lookup gives another inode, with the new size. */
 		fuse_reply_err(req, -rc);
-	else if (open.kind == CORE_OPEN_STREAM)
+	else if (open.kind == CORE_OPEN_STREAM) {
+		/* Before the reply: the kernel may cache pages from then on. */
+		tree_note_streamed(fs->tree, node);
 		reply_open_stream(fs, req, fi, open.stream, open.size);
+	}
 	else
 		reply_open_fd(fs, req, fi, node, open.fd);
 	pending_put(p);
@@ -1272,10 +1429,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	char *value = NULL;
 	int rc;
 
-	/* ls -l asks every file for security.selinux and its ACLs: answered
-	 * first, and at once. */
+	/* ls -l asks every file for security.selinux and its ACLs. ENOTSUP,
+	 * not ENODATA: coreutils then takes the namespace as unsupported on
+	 * this device and stops asking for the rest of its run, where an
+	 * ENODATA it must ask again for every file. */
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0) {
-		fuse_reply_err(req, ENODATA);
+		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
 	node = tree_node(fs->tree, ino);
@@ -1419,7 +1578,7 @@ static void deferred_run(void *ctx, bool cancelled)
 	case DEFER_OPENDIR:
 		rc = opendir_work(fs, d->node, true, &listing);
 		if (deferred_claim(d))
-			opendir_reply(d->req, &d->fi, rc, listing);
+			opendir_reply(fs, d->req, &d->fi, rc, listing);
 		else
 			listing_free(listing);
 		break;

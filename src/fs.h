@@ -19,6 +19,14 @@ struct fs;
 int fs_new(struct fs **out, struct core *core, char *why, size_t why_size);
 /* The session the kernel's notifications go through, once it exists. */
 void fs_set_session(struct fs *fs, struct fuse_session *session);
+/* The kernel settings of the mount, before it is made: max_read as its
+ * mount options say (0: none given), which the INIT reply must repeat
+ * (libfuse 3.14 ends the session otherwise); and the mount point, whose
+ * read-ahead is raised to FS_READAHEAD_KB once the kernel has the INIT
+ * reply (which can only lower it), through its device's sysfs file.
+ * 0 or -ENOMEM. */
+#define FS_READAHEAD_KB 1024u
+int fs_set_kernel_options(struct fs *fs, const char *mountpoint, unsigned max_read);
 /* Stops every transfer at once (their partial state kept for resumption)
  * and answers every waiting reader with EINTR: called when the FUSE loop
  * ends, before the unmount, so that the answers still reach the kernel. */

@@ -205,6 +205,41 @@ out:
 	return rc;
 }
 
+/* What the kernel options among the arguments ask of the INIT reply; read
+ * from a copy (libfuse keeps the originals for the mount). */
+struct kernel_options {
+	unsigned max_read; /* -o max_read=N; 0: none */
+};
+
+static const struct fuse_opt kernel_options_spec[] = {
+	{ "max_read=%u", offsetof(struct kernel_options, max_read), 0 },
+	FUSE_OPT_END
+};
+
+static int keep_unknown(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	(void)data;
+	(void)arg;
+	(void)key;
+	(void)outargs;
+	return 1;
+}
+
+static int read_kernel_options(const struct fuse_args *args, struct kernel_options *out)
+{
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < args->argc && rc == 0; i++)
+		if (fuse_opt_add_arg(&copy, args->argv[i]) != 0)
+			rc = -ENOMEM;
+	if (rc == 0 && fuse_opt_parse(&copy, out, kernel_options_spec, keep_unknown) != 0)
+		rc = -EINVAL;
+	fuse_opt_free_args(&copy);
+	return rc;
+}
+
 /* Every open file holds a descriptor, and a loader may open thousands:
  * take all the kernel allows this process rather than the soft default. */
 static void raise_open_file_limit(void)
@@ -424,6 +459,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cmdline cmdline = { .mountpoint = NULL };
 	struct fuse_cmdline_opts cmd = { 0 };
+	struct kernel_options kernel;
 	struct fuse_session *session = NULL;
 	struct config cfg = { 0 };
 	bool curl_ready = false, mounted = false, handlers = false;
@@ -546,6 +582,10 @@ int main(int argc, char *argv[])
 		goto out;
 	/* Read-only whatever the user passed; modes are enforced by the kernel. */
 	if (fuse_opt_add_arg(&args, "-oro,default_permissions,subtype=omnihub") != 0)
+		goto out;
+	/* Read before the session takes the mount options out of args. */
+	if (read_kernel_options(&args, &kernel) != 0 ||
+	    fs_set_kernel_options(fs, cmd.mountpoint, kernel.max_read) != 0)
 		goto out;
 	session = fuse_session_new(&args, &fs_operations, sizeof(fs_operations), fs);
 	if (!session)

@@ -59,6 +59,7 @@ static void node_free(struct node *node)
 	free(node->name);
 	free(node->path);
 	free(node->backing);
+	free(node->listed);
 	free(node);
 }
 
@@ -704,15 +705,57 @@ bool tree_note_served(struct tree *tree, struct node *node, const struct stat *b
 	bool same;
 
 	pthread_mutex_lock(&tree->lock);
-	same = node->served_ino == 0 ||
-	       (node->served_dev == backing->st_dev && node->served_ino == backing->st_ino &&
-		node->served_ctime.tv_sec == backing->st_ctim.tv_sec &&
-		node->served_ctime.tv_nsec == backing->st_ctim.tv_nsec);
+	same = !node->served_stream &&
+	       (node->served_ino == 0 ||
+		(node->served_dev == backing->st_dev && node->served_ino == backing->st_ino &&
+		 node->served_ctime.tv_sec == backing->st_ctim.tv_sec &&
+		 node->served_ctime.tv_nsec == backing->st_ctim.tv_nsec));
 	node->served_dev = backing->st_dev;
 	node->served_ino = backing->st_ino;
 	node->served_ctime = backing->st_ctim;
+	node->served_stream = false;
 	pthread_mutex_unlock(&tree->lock);
 	return same;
+}
+
+void tree_note_streamed(struct tree *tree, struct node *node)
+{
+	pthread_mutex_lock(&tree->lock);
+	node->served_stream = true;
+	pthread_mutex_unlock(&tree->lock);
+}
+
+void tree_listing_open(struct tree *tree, struct node *node, const char *id, bool *keep,
+		       bool *cache)
+{
+	char *copy = strdup(id);
+	bool same;
+
+	pthread_mutex_lock(&tree->lock);
+	same = node->listed && strcmp(node->listed, id) == 0;
+	if (!same && node->listings_open > 0)
+		node->listings_mixed = true;
+	free(node->listed);
+	node->listed = copy; /* NULL when out of memory: not kept next time */
+	node->listings_open++;
+	*keep = same && !node->listings_mixed;
+	*cache = copy && !node->listings_mixed;
+	pthread_mutex_unlock(&tree->lock);
+}
+
+void tree_listing_close(struct tree *tree, struct node *node, bool delivered)
+{
+	pthread_mutex_lock(&tree->lock);
+	if (node->listings_open > 0)
+		node->listings_open--;
+	if (!delivered || (node->listings_mixed && node->listings_open == 0)) {
+		/* What the kernel caches now is unknown: the next open drops it. */
+		free(node->listed);
+		node->listed = NULL;
+		if (node->listings_open == 0)
+			node->listings_mixed = false;
+	}
+	pthread_mutex_unlock(&tree->lock);
 }
 
 int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding **out,
@@ -726,7 +769,8 @@ int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding
 	for (size_t b = 0; b < tree->nbuckets && rc == 0; b++) {
 		for (struct node *node = tree->buckets[b]; node && rc == 0; node = node->hash_next) {
 			if (node->hub != hub ||
-			    (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE))
+			    (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE &&
+			     (node->kind != NODE_HUB_DIR || !node->path[0])))
 				continue;
 			if (n == cap) {
 				size_t grown_cap = cap ? 2 * cap : 64;
@@ -742,7 +786,8 @@ int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding
 							 .name = strdup(node->name),
 							 .path = strdup(node->path),
 							 .size = node->size,
-							 .digest = node->digest };
+							 .digest = node->digest,
+							 .dir = node->kind == NODE_HUB_DIR };
 			if (!list[n].name || !list[n].path)
 				rc = -ENOMEM;
 			n++;

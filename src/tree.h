@@ -64,6 +64,12 @@ struct node {
 	dev_t served_dev;  /* NODE_HUB_FILE: the file the last open served, so */
 	ino_t served_ino;  /* the kernel's pages are dropped when it changes */
 	struct timespec served_ctime;
+	bool served_stream; /* an open streamed bytes not verified yet */
+	char *listed;      /* owned; a directory: the id of the listing the
+			      kernel was last given (tree_listing_open) */
+	unsigned listings_open; /* its listings the kernel holds open */
+	bool listings_mixed;    /* one of them may be another listing than
+				   listed: none is cached until all close */
 	uint64_t nlookup;          /* lookups the kernel was given, not forgotten */
 	uint64_t refs;             /* references the daemon holds */
 	struct node *hash_next;    /* in the (parent, name) table, while bound */
@@ -129,6 +135,23 @@ char *tree_backing(struct tree *tree, const struct node *node);
  * open served another file (a repair replaced it, or it was changed by
  * hand), so pages the kernel cached may be stale. */
 bool tree_note_served(struct tree *tree, struct node *node, const struct stat *backing);
+/* NODE_HUB_FILE: an open streams it, unverified: pages the kernel caches
+ * may be of bytes the digest then refuses, so the next tree_note_served
+ * says false. */
+void tree_note_streamed(struct tree *tree, struct node *node);
+
+/* A directory opened (opendir) with the listing named id (fs.c makes it
+ * from its children's inode numbers, which a changed name or content never
+ * keeps). *keep: the kernel's cached copy is of that same listing, so it
+ * may serve it; *cache: the kernel may fill its cache from this open. Once
+ * two different listings are open at once, the older one could fill the
+ * cache: nothing is cached until every open is closed, and the next open
+ * drops what was. Each open is closed by tree_listing_close. */
+void tree_listing_open(struct tree *tree, struct node *node, const char *id, bool *keep,
+		       bool *cache);
+/* delivered false: the kernel never got the open, nor what it asked
+ * (keep false drops its copy), so the next open drops it. */
+void tree_listing_close(struct tree *tree, struct node *node, bool delivered);
 
 /* A name as the tree binds it now: what the kernel may have cached. */
 struct tree_binding {
@@ -137,10 +160,11 @@ struct tree_binding {
 	char *path; /* owned; the path in the hub */
 	uint64_t size;
 	struct digest_spec digest;
+	bool dir;   /* a folder (no size nor digest): its name may vanish */
 };
 
-/* Copies of the bindings of hub's files and archives; the caller frees
- * them with tree_bindings_free. */
+/* Copies of the bindings of hub's files, archives and folders (not its
+ * root); the caller frees them with tree_bindings_free. */
 int tree_hub_files(struct tree *tree, const struct hub *hub, struct tree_binding **out,
 		   size_t *count);
 void tree_bindings_free(struct tree_binding *bindings, size_t count);

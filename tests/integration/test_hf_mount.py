@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, errno_of, read_errno,
-                           run, run_cli, sha256_bytes, sha256_file, test)  # noqa: E402
+                           run, run_cli, sha256_bytes, sha256_file, test, wait_for)  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
@@ -852,6 +852,40 @@ def branch_commit_refreshed_after_ttl(t):
                 if got == content(t, want_old):
                     break
             check_eq(got, content(t, want_old), "config.json after main moved and hf_ttl passed")
+    finally:
+        srv.set_ref("model", fx.ONNX_REPO, "main", commit_of(t, fx.ONNX_REPO))
+
+
+@test
+def branch_move_no_stale_listing(t):
+    """The kernel keeps listings and names (test_kernel_cache.py); none is dropped by hand
+    here. Once main has moved and hf_ttl has passed, listing the repo shows the new commit's
+    names, sizes and bytes: onnx/extra.txt, only on the new commit, appears in a folder the
+    kernel had listed; moved back, it is gone."""
+    srv = t.shared.srv
+    old, new = commit_of(t, fx.ONNX_REPO, "v1.0"), commit_of(t, fx.ONNX_REPO)
+    files = {old: files_of(t, fx.ONNX_REPO, "v1.0"), new: files_of(t, fx.ONNX_REPO)}
+
+    def want(commit):
+        return ({p: f["size"] for p, f in files[commit].items()}, fixture_dirs(files[commit]))
+
+    try:
+        srv.set_ref("model", fx.ONNX_REPO, "main", old)
+        with mounted(t, "hf_ttl=1") as m:
+            root = repo_dir(m, fx.ONNX_REPO)
+            for commit in (old, new, old):
+                srv.set_ref("model", fx.ONNX_REPO, "main", commit)
+                time.sleep(1.5)  # past hf_ttl: the next listing asks for main again
+                # onnx/ first: a listing of the repo would give the kernel onnx/'s new
+                # attributes, whose new mtime alone drops the kernel's copy of its listing.
+                check_eq("extra.txt" in os.listdir(os.path.join(root, "onnx")), commit == new,
+                         "onnx/extra.txt listed at %.8s" % commit)
+                wait_for(lambda: walk(root) == want(commit), 10,
+                         "the listing of main at %.8s" % commit)
+                check_eq(walk(root), want(commit), "the listing again, from the kernel's cache")
+                check_eq(read(os.path.join(root, "config.json")),
+                         content(t, files[commit]["config.json"]),
+                         "config.json at %.8s" % commit)
     finally:
         srv.set_ref("model", fx.ONNX_REPO, "main", commit_of(t, fx.ONNX_REPO))
 

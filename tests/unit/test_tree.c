@@ -200,10 +200,58 @@ int main(void)
 	node = tree_node(tree, a1);
 	tap_ok(a2 > a1 && node && node->size == 100 && tree_node(tree, a2)->size == 200,
 	       "changed content binds the name to a new inode; the old keeps its size");
-	tap_ok(tree_hub_files(tree, &hub, &bindings, &nbindings) == 0 && nbindings == 1 &&
-	           bindings[0].size == 200 && strcmp(bindings[0].name, "a") == 0,
-	       "tree_hub_files lists the name's current binding only");
+	tap_ok(tree_hub_files(tree, &hub, &bindings, &nbindings) == 0 && nbindings == 2,
+	       "tree_hub_files lists a folder and a file, not the hub's root");
+	for (size_t i = 0; i < nbindings; i++) {
+		if (strcmp(bindings[i].name, "dir") == 0)
+			tap_ok(bindings[i].dir, "the folder's binding says it is one");
+		else
+			tap_ok(!bindings[i].dir && bindings[i].size == 200 &&
+				       strcmp(bindings[i].name, "a") == 0,
+			       "tree_hub_files lists the name's current binding only");
+	}
 	tree_bindings_free(bindings, nbindings);
+
+	/* Pages kept across opens only while the same verified file serves. */
+	{
+		struct node *file = tree_node(tree, a2);
+		struct stat st = { .st_dev = 1, .st_ino = 7 };
+
+		tap_ok(tree_note_served(tree, file, &st), "a first open keeps what is cached");
+		tap_ok(tree_note_served(tree, file, &st), "the same file again keeps it");
+		tree_note_streamed(tree, file);
+		tap_ok(!tree_note_served(tree, file, &st),
+		       "after a stream of unverified bytes, the next open drops the pages");
+		tap_ok(tree_note_served(tree, file, &st), "and the one after keeps them again");
+		st.st_ino = 8;
+		tap_ok(!tree_note_served(tree, file, &st), "another file (a repair): dropped");
+	}
+
+	/* A listing the kernel may keep while it stays the same. */
+	{
+		struct node *dir = tree_node(tree, dir_ino);
+		bool keep, cache;
+
+		tree_listing_open(tree, dir, "one", &keep, &cache);
+		tap_ok(!keep && cache, "a first listing: nothing to keep, the kernel may cache it");
+		tree_listing_close(tree, dir, true);
+		tree_listing_open(tree, dir, "one", &keep, &cache);
+		tap_ok(keep && cache, "the same listing again: the kernel keeps its copy");
+		tree_listing_open(tree, dir, "two", &keep, &cache);
+		tap_ok(!keep && !cache,
+		       "another listing while the first is open: neither kept nor cached");
+		tree_listing_close(tree, dir, true);
+		tree_listing_open(tree, dir, "two", &keep, &cache);
+		tap_ok(!keep && !cache, "nor while the older one may still fill the cache");
+		tree_listing_close(tree, dir, true);
+		tree_listing_close(tree, dir, true);
+		tree_listing_open(tree, dir, "two", &keep, &cache);
+		tap_ok(!keep && cache, "once all are closed: the copy is dropped, then cached anew");
+		tree_listing_close(tree, dir, false);
+		tree_listing_open(tree, dir, "two", &keep, &cache);
+		tap_ok(!keep && cache, "an open the kernel never got: its copy is dropped next time");
+		tree_listing_close(tree, dir, true);
+	}
 	tree_forget(tree, a1, 1);
 	tap_ok(tree_node(tree, a1) == NULL && kernel_lookup(tree, hub_ino, "a") == a2,
 	       "forgetting the old inode frees it and leaves the new binding");
