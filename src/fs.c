@@ -1385,6 +1385,21 @@ static int node_xattr(struct fs *fs, const struct node *node, const char *which,
 	bool present = false;
 
 	*out = NULL;
+	if (node->kind == NODE_HUB_DIR && node->hub) {
+		/* A folder: its hub, and what the hub knows of it (a repo's
+		 * commit, files, size, gated state), when it knows anything. */
+		if (strcmp(which, "hub") == 0) {
+			*out = strdup(node->hub->name);
+			return *out ? 0 : -ENOMEM;
+		}
+		if (strcmp(which, "meta") == 0 && core_meta(node->hub, node->path, out) == 0) {
+			if (strcmp(*out, "{}") != 0)
+				return 0;
+			free(*out); /* nothing known of it */
+			*out = NULL;
+		}
+		return -ENODATA;
+	}
 	if (node->kind != NODE_HUB_FILE && node->kind != NODE_ARCHIVE)
 		return -ENODATA;
 	if (strcmp(which, "hub") == 0) {
@@ -1443,7 +1458,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	}
 	which = name + strlen(XATTR_PREFIX);
-	if ((node->kind == NODE_HUB_FILE || node->kind == NODE_ARCHIVE) &&
+	if ((node->kind == NODE_HUB_FILE || node->kind == NODE_ARCHIVE ||
+	     (node->kind == NODE_HUB_DIR && node->hub)) &&
 	    (strcmp(which, "url") == 0 || strcmp(which, "meta") == 0 ||
 	     strcmp(which, "cached") == 0) &&
 	    core_would_block(node->hub, node->path, false)) {
@@ -1473,6 +1489,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++)
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 						XATTR_PREFIX, xattr_names[i]) + 1;
+	else if (node->kind == NODE_HUB_DIR && node->hub)
+		len = (size_t)snprintf(list, sizeof(list), "%shub%c%smeta", XATTR_PREFIX, '\0',
+				       XATTR_PREFIX) + 1;
 	reply_xattr_value(req, list, len, size);
 }
 

@@ -579,6 +579,28 @@ def info_of_a_repo_folder(t):
     check_eq(count(t, kind="resolve") + count(t, kind="cdn"), 0, "downloads for info")
 
 
+@test
+def repo_folder_xattrs(t):
+    """A repo folder carries user.omnihub.hub and user.omnihub.meta (its commit, file count,
+    size, private and gated state), as omnihub info shows them; an org folder has no meta."""
+    repo = fx.ONNX_REPO
+    want = files_of(t, repo)
+    with mounted(t) as m:
+        root = repo_dir(m, repo)
+        names = os.listxattr(root)
+        check("user.omnihub.hub" in names and "user.omnihub.meta" in names,
+              "the folder's xattr names: %s" % names)
+        check_eq(os.getxattr(root, "user.omnihub.hub"), b"huggingface", "hub of the folder")
+        meta = json.loads(os.getxattr(root, "user.omnihub.meta"))
+        check_eq((meta["repo"], meta["commit"], meta["files"], meta["size"], meta["private"]),
+                 (repo, commit_of(t, repo), len(want), sum(f["size"] for f in want.values()),
+                  False), "meta of the repo folder")
+        org = os.path.dirname(root)
+        check_eq(errno_name(errno_of(os.getxattr, org, "user.omnihub.meta")), "ENODATA",
+                 "meta of the org folder")
+    check_eq(count(t, kind="resolve") + count(t, kind="cdn"), 0, "downloads for the xattrs")
+
+
 def prefill_hf_cache(t, repo_id, commit, files, corrupt=()):
     """Lay files out as huggingface_hub does: blobs/<etag>, snapshots/<commit>/<path>
     (relative symlinks), refs/main. Paths in corrupt get wrong bytes of the right size."""
