@@ -852,7 +852,7 @@ static int call_outcome(struct fetch_call *call, CURLcode cc)
 	}
 	if (cc == CURLE_ABORTED_BY_CALLBACK) {
 		snprintf(resp->error, sizeof(resp->error), "cancelled: unmounting");
-		return -ECANCELED;
+		return -EINTR; /* what a waiting reader is told at an unmount */
 	}
 	if (cc == CURLE_OK && resp->status >= 300) {
 		snprintf(resp->error, sizeof(resp->error), "HTTP %ld%s%s%s%s", resp->status,
@@ -971,7 +971,7 @@ static int request_run(struct fetcher *fetcher, const struct fetch_request *req,
 	fetch_url_for_log(req->url, resp->url_for_log, sizeof(resp->url_for_log));
 	if (atomic_load(&fetcher->cancelled)) {
 		snprintf(resp->error, sizeof(resp->error), "cancelled: unmounting");
-		return -ECANCELED;
+		return -EINTR;
 	}
 	rc = fetch_multi_new(fetcher, &multi);
 	if (rc == 0)

@@ -26,7 +26,7 @@ void fetcher_free(struct fetcher *fetcher);
  * to first byte and duration) and the body bytes received into metrics
  * (borrowed; NULL: none). Set before the first request. */
 void fetcher_set_metrics(struct fetcher *fetcher, struct metrics *metrics);
-/* Makes transfers in flight, and later ones, fail soon with -ECANCELED. */
+/* Makes transfers in flight, and later ones, fail soon with -EINTR. */
 void fetcher_cancel_all(struct fetcher *fetcher);
 
 /* Receives the body of a successful response in order; returns 0, or -errno
@@ -42,7 +42,7 @@ struct fetch_status {
 };
 
 /* GET url, following redirects. Returns 0, or -ENOENT (HTTP 404/410),
- * -EACCES (401/403), -ETIMEDOUT, -ECANCELED, the writer's error, or -EIO for
+ * -EACCES (401/403), -ETIMEDOUT, -EINTR (cancelled), the writer's error, or -EIO for
  * any other failure (status->error says which). */
 int fetch_get(struct fetcher *fetcher, const char *url, fetch_write_fn write, void *ctx,
 	      struct fetch_status *status);
@@ -172,7 +172,7 @@ int fetch_multi_add(struct fetch_multi *multi, const struct fetch_request *req,
  * -ECONNRESET the connection failed or broke: retry;
  * -ETIMEDOUT  connecting took too long or the transfer stalled: retry;
  * -ENOENT     404/410; -EACCES 401/403; -ERANGE 416;
- * -ECANCELED  fetcher_cancel_all; the writer's own errno; -EIO otherwise. */
+ * -EINTR      fetcher_cancel_all; the writer's own errno; -EIO otherwise. */
 typedef void (*fetch_done_fn)(void *done_ctx, void *call_ctx, int rc);
 
 /* Runs the calls for up to timeout_ms, or until fetch_multi_wakeup; calls
