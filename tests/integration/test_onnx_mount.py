@@ -429,7 +429,13 @@ def xattrs_describe_files(t):
                  "an attribute we do not have")
         check_eq(sha256_file(path_of(m)), e["sha256"], "the bytes")
         check_eq(get("user.omnihub.cached"), "yes", "cached after a read")
-        check_eq(os.listxattr(m.path("onnx")), [], "a hub directory has none")
+        # A folder: its hub, and no meta where the hub knows nothing of it.
+        check_eq(os.listxattr(m.path("onnx")), ["user.omnihub.hub", "user.omnihub.meta"],
+                 "a hub directory's names")
+        check_eq(os.getxattr(m.path("onnx"), "user.omnihub.hub"), b"onnx", "its hub")
+        check_eq(errno_name(errno_of(os.getxattr, m.path("onnx"), "user.omnihub.meta")),
+                 "ENODATA", "its meta")
+        check_eq(os.listxattr(m.mountpoint), [], "the mount's root has none")
 
 
 @test
