@@ -12,6 +12,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "core.h"
 #include "tap.h"
 
 static char user_path[128];
@@ -30,6 +31,7 @@ static int run(int (*cmd)(struct cmd_ctx *, int, char **), const struct config *
 		return -1;
 	rc = cmd(&ctx, argc, argv);
 	fclose(ctx.out);
+	core_free(ctx.core); /* where --json opens the hubs' core */
 	return rc;
 }
 
