@@ -131,6 +131,24 @@ def start_lookups(m, org, prefix, count, results):
     return threads
 
 
+STAT_SYSCALLS = {"4", "6", "262", "332"}  # x86-64's stat, lstat, newfstatat, statx
+
+
+def waiting_in_the_kernel(threads):
+    """How many of threads are blocked in their stat (sent to the daemon) or already done:
+    a thread not yet in its stat when the daemon exits would find the mount gone (ENOENT)
+    and prove nothing about the daemon. (A thread waiting for Python's lock is in futex.)"""
+    count = 0
+    for th in threads:
+        try:
+            with open("/proc/self/task/%d/syscall" % th.native_id) as f:
+                call = f.read().split(" ", 1)[0]
+            count += call in STAT_SYSCALLS if os.uname().machine == "x86_64" else call != "running"
+        except (FileNotFoundError, TypeError):  # the thread ended, or has not started yet
+            count += not th.is_alive() and th.native_id is not None
+    return count
+
+
 def warm(t, m):
     """A file of the ONNX repo read (cached) and its folder listed; returns (file path,
     its bytes, the folder)."""
@@ -249,6 +267,8 @@ def sigterm_while_api_stalls(t):
             threads = start_lookups(m, org, "gone", 20, results)
             wait_for(lambda: len(api_in_flight(srv, "/gone-")) >= 4, 20,
                      "stalled lookups reaching the API")
+            wait_for(lambda: waiting_in_the_kernel(threads) == len(threads), 20,
+                     "every lookup waiting in its stat")
             start = time.monotonic()
             m.proc.send_signal(signal.SIGTERM)
             try:
