@@ -20,7 +20,9 @@
  * core.c, the one file that knows both, holds equal. */
 #define CONFIG_CONNECTIONS_DEFAULT 8u
 #define CONFIG_PIECE_SIZE_DEFAULT (4ull << 20)
-#define CONFIG_RETRIES_DEFAULT 5u
+/* Tries are not what gives up by default: retry_time is (the maximum
+ * number of tries is more than its backoff allows). */
+#define CONFIG_RETRIES_DEFAULT 100u
 #define CONFIG_STALL_TIMEOUT_DEFAULT 30u
 #define CONFIG_RETRY_TIME_DEFAULT 120u
 #define CONFIG_MEMORY_MAX_DEFAULT (64ull << 20)
@@ -109,7 +111,7 @@ struct config {
 	unsigned connections;  /* requests in flight per file */
 	uint64_t piece_size;
 	uint64_t cache_max;    /* bytes of blobs kept at most; 0: no limit */
-	unsigned retries;
+	unsigned retries;       /* tries in a row without progress, at most */
 	unsigned stall_timeout; /* seconds under 1 KiB/s before a retry */
 	unsigned retry_time;    /* seconds of failures without progress before a
 				   transfer fails */

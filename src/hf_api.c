@@ -147,6 +147,7 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 	for (unsigned attempt = 0;; attempt++) {
 		double left;
 		long wait;
+		bool asked;
 		pace(api); /* a retry is a call too: it counts against the Hub's limit */
 		memset(body, 0, sizeof(*body));
 		rc = fetch_request_run(api->fetcher, &req, max_bytes, body, resp);
@@ -157,17 +158,26 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 		if (!fetch_error_retryable(rc) || attempt >= retries)
 			break;
 		wait = resp->retry_after >= 0 ? resp->retry_after : limit_reset(resp->ratelimit);
-		if (wait < 0)
+		asked = wait >= 0;
+		if (!asked)
 			wait = 1L << (attempt < 5 ? attempt : 5);
-		/* A wait the Hub asks for counts against retry_time: past it, the
-		 * call fails now rather than holding its reader. */
+		/* The give-up is retry_time, not a count: a wait the Hub asks for
+		 * counts against it, and past it the call fails now rather than
+		 * holding its reader; our own backoff is cut to what is left. */
 		left = (double)budget - seconds_since(&began);
-		if ((double)wait > left) {
+		if (left < 1) {
+			log_warn("%s: %s: %s; failing for the %ld s of retry_time: giving up",
+				 name, resp->url_for_log, resp->error, budget);
+			break;
+		}
+		if (asked && (double)wait > left) {
 			log_warn("%s: %s: %s; the Hub asks to wait %ld s, past the %ld s "
 				 "retry_time budget: giving up",
 				 name, resp->url_for_log, resp->error, wait, budget);
 			break;
 		}
+		if ((double)wait > left)
+			wait = (long)left;
 		if (resp->status == 429) {
 			char limit[32];
 			limit_name(resp->ratelimit, limit, sizeof(limit));

@@ -821,18 +821,19 @@ static bool backoff_locked(struct transfer *t, const struct fetch_response *resp
 		ms = left > 0 ? 1e3 * left : 0;
 	after_ms(&t->not_before, ms);
 	/* A rate limit names itself (RateLimit: "resolvers";r=0;t=60). */
-	log_warn("%s: %s: %s%s%s%s; retrying in %.1f s (try %u without progress, of %u; "
+	log_warn("%s: %s: %s%s%s%s; retrying in %.1f s (try %u without progress; "
 		 "%.0f s left of retry_time)",
 		 t->label, resp->url_for_log, why, resp->ratelimit[0] ? " (RateLimit: " : "",
-		 resp->ratelimit, resp->ratelimit[0] ? ")" : "", ms / 1e3, tries + 1,
-		 t->engine->options.retries + 1, left);
+		 resp->ratelimit, resp->ratelimit[0] ? ")" : "", ms / 1e3, tries + 1, left);
 	return true;
 }
 
 /* A failed request: counts it (once per round of requests that failed
  * together, and per piece only when it moved no byte), and whether the
- * piece may be tried again: its tries in a row without progress within
- * retries, and the failures since the last progress within retry_time. */
+ * piece may be tried again: the failures since the last progress within
+ * retry_time, which is what gives up by default (a count of fast failures
+ * gives up on a blip of a few seconds), and its tries in a row without
+ * progress within retries, a bound a user may lower. */
 static bool count_failure_locked(struct transfer *t, const struct call *c, unsigned *tries)
 {
 	/* Progress is more than a stalled connection moves before it is
@@ -966,11 +967,16 @@ static void call_done(void *done_ctx, void *call_ctx, int rc)
 		int reader_rc = rc == -ENOENT || rc == -EACCES || rc == -ENOSPC || rc == -EDQUOT
 					? rc
 					: -EIO;
-		if (fetch_error_retryable(rc) && !retry)
+		if (fetch_error_retryable(rc) && !retry && budget_left_locked(t) <= 0)
+			log_error("%s: %s: %s; giving up: no progress for the %ld s of "
+				  "retry_time (%u tries)",
+				  t->label, c->resp.url_for_log, c->resp.error,
+				  engine->options.retry_seconds, tries);
+		else if (fetch_error_retryable(rc) && !retry)
 			log_error("%s: %s: %s; giving up after %u tries without progress "
-				  "(%.0f s of retry_time left)",
+				  "(retries=%u; %.0f s of retry_time left)",
 				  t->label, c->resp.url_for_log, c->resp.error, tries,
-				  budget_left_locked(t));
+				  engine->options.retries, budget_left_locked(t));
 		else if (fetch_error_retryable(rc))
 			; /* backoff_locked said why */
 		else

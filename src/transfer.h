@@ -43,7 +43,7 @@ struct transfer_options {
 
 #define TRANSFER_CONNECTIONS_DEFAULT 8u
 #define TRANSFER_PIECE_SIZE_DEFAULT (4ull << 20)
-#define TRANSFER_RETRIES_DEFAULT 5u
+#define TRANSFER_RETRIES_DEFAULT 100u /* the time budget gives up first */
 #define TRANSFER_STALL_SECONDS_DEFAULT 30L
 #define TRANSFER_RETRY_SECONDS_DEFAULT 120L
 /* What one request in flight costs the daemon at most: its write buffer
