@@ -145,21 +145,6 @@ static int join(char **out, const char *base, const char *suffix)
 	return 0;
 }
 
-/* A directory from an environment variable, else $XDG_CACHE_HOME + xdg_tail,
- * else $HOME + home_tail: the rule the hubs' own clients follow. */
-static int cache_home(char **out, const char *env_dir, const char *env_suffix,
-		      const char *xdg_tail, const char *home_tail)
-{
-	const char *home = config_env("HOME");
-	const char *dir = env_dir ? config_env(env_dir) : NULL;
-
-	if (dir)
-		return join(out, dir, env_suffix);
-	if (config_env("XDG_CACHE_HOME"))
-		return join(out, config_env("XDG_CACHE_HOME"), xdg_tail);
-	return join(out, home ? home : "/", home_tail);
-}
-
 int config_parse_bool(const char *text, bool *out)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };
@@ -1167,8 +1152,7 @@ static int resolve(struct config *cfg, const struct config_options *opts, struct
 		   const char **why)
 {
 	struct layer layers[2]; /* the user's file, then the system's */
-	char *hf_home = NULL, msg[sizeof(cfg->error)] = "out of memory";
-	const char *home = config_env("HOME");
+	char msg[sizeof(cfg->error)] = "out of memory";
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -1196,38 +1180,7 @@ static int resolve(struct config *cfg, const struct config_options *opts, struct
 		rc = resolve_hub_settings(cfg, layers, 2);
 	if (rc == 0)
 		rc = check_hub_stores(cfg, r, msg, sizeof(msg));
-	if (rc)
-		goto out;
-
-	/* Other clients' caches, located as those clients locate them. */
-	rc =
-	    cache_home(&cfg->onnx_client_dir, "ONNX_HOME", "/hub", "/onnx/hub", "/.cache/onnx/hub");
-	if (rc)
-		goto out;
-	if (config_env("HF_HUB_CACHE")) {
-		rc = dup_first(&cfg->hf_hub_cache, config_env("HF_HUB_CACHE"), NULL);
-	} else {
-		rc = cache_home(&hf_home, "HF_HOME", "", "/huggingface", "/.cache/huggingface");
-		if (rc == 0)
-			rc = join(&cfg->hf_hub_cache, hf_home, "/hub");
-	}
-	if (rc)
-		goto out;
-	rc = cache_home(&cfg->torch_checkpoints, "TORCH_HOME", "/hub/checkpoints",
-			"/torch/hub/checkpoints", "/.cache/torch/hub/checkpoints");
-	if (rc == 0)
-		rc = config_env("KERAS_HOME") ? join(&cfg->keras_models, config_env("KERAS_HOME"),
-						     "/models")
-					      : join(&cfg->keras_models, home ? home : "/",
-						     "/.keras/models");
-	if (rc == 0)
-		rc = config_env("TFHUB_CACHE_DIR")
-			     ? dup_first(&cfg->tfhub_modules, config_env("TFHUB_CACHE_DIR"), NULL)
-			     : join(&cfg->tfhub_modules,
-				    config_env("TMPDIR") ? config_env("TMPDIR") : "/tmp",
-				    "/tfhub_modules");
 out:
-	free(hf_home);
 	layer_free(&layers[0]);
 	layer_free(&layers[1]);
 	*why = NULL;
@@ -1276,11 +1229,6 @@ void config_free(struct config *cfg)
 		free(cfg->origins[k]);
 	free(cfg->user_file);
 	free(cfg->system_file);
-	free(cfg->onnx_client_dir);
-	free(cfg->hf_hub_cache);
-	free(cfg->torch_checkpoints);
-	free(cfg->keras_models);
-	free(cfg->tfhub_modules);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -101,12 +101,6 @@ struct config {
 	char *cacert;         /* extra CA certificates, or NULL */
 	bool offline;         /* never touch the network */
 	unsigned index_ttl;   /* seconds an index is used before it is fetched again */
-	char *onnx_client_dir; /* the ONNX client's cache ($ONNX_HOME/hub ...) */
-	char *hf_hub_cache;    /* huggingface_hub's cache ($HF_HUB_CACHE ...) */
-	char *torch_checkpoints; /* torch.hub's ($TORCH_HOME/hub/checkpoints ...) */
-	char *keras_models;      /* Keras's ($KERAS_HOME/models, ~/.keras/models) */
-	char *tfhub_modules;     /* tensorflow_hub's ($TFHUB_CACHE_DIR, else
-				    $TMPDIR/tfhub_modules) */
 	bool stream;           /* reads return bytes as they arrive */
 	unsigned connections;  /* requests in flight per file */
 	uint64_t piece_size;

@@ -1,5 +1,5 @@
-/* hf_cache.c: huggingface_hub's own cache, read only: where it is and what
- * it holds (blobs by etag, refs). Not for: our cache (cache.c). */
+/* hf_cache.c: huggingface_hub's own cache, read only: what it holds (blobs
+ * by etag, refs). Not for: where it is (client_cache.c), our cache (cache.c). */
 #include "build_config.h"
 
 #include <dirent.h>

@@ -1,6 +1,7 @@
-/* hf_cache.h: huggingface_hub's own cache, read only: where it is and what
- * it holds (blobs by etag, refs). Any hub whose files live on the Hugging
- * Face Hub looks there before downloading. Not for: our cache (cache.c). */
+/* hf_cache.h: huggingface_hub's own cache, read only: what it holds (blobs
+ * by etag, refs). Any hub whose files live on the Hugging Face Hub looks
+ * there before downloading. Not for: where it is (client_cache.c), our
+ * cache (cache.c). */
 #ifndef OMNIHUB_HF_CACHE_H
 #define OMNIHUB_HF_CACHE_H
 

@@ -20,6 +20,7 @@
 #include "blob.h"
 #include "cache.h"
 #include "catalog.h"
+#include "client_cache.h"
 #include "config.h"
 #include "convert.h"
 #include "digest.h"
@@ -78,6 +79,8 @@ struct name {
 
 struct catalog_hub_state {
 	const struct catalog_hub *catalog; /* borrowed from hub->set */
+	char *client_dir; /* owned; where the catalog's client_cache keeps its
+			     downloads (client_cache_dir), NULL without one */
 	struct name *names;                /* owned, sorted */
 	size_t count;
 	struct converters converters;
@@ -509,6 +512,7 @@ static void state_free(struct catalog_hub_state *st)
 		free(st->names[i].own_target);
 	}
 	free(st->names);
+	free(st->client_dir);
 	converters_free(&st->converters);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
@@ -540,6 +544,11 @@ static int catalog_open(struct hub *hub, char *why, size_t why_size)
 		rc = converters_parse(config_hub_option(hub->env->config, "convert"),
 				      config_hub_option(hub->env->config, "converters"),
 				      &st->converters, why, why_size);
+	/* catalog.c takes only the clients client_cache_dir knows; another
+	 * would only mean no client's copy is looked for. */
+	if (rc == 0 && catalog->client_cache &&
+	    client_cache_dir(catalog->client_cache, &st->client_dir) == -ENOMEM)
+		rc = -ENOMEM;
 	for (size_t i = 0; rc == 0 && i < catalog->nmodels; i++)
 		rc = add_model(st, &cap, &catalog->models[i]);
 	if (rc) {
@@ -866,7 +875,7 @@ static int tfhub_folder(const char *handle, char hex[DIGEST_HEX_MAX])
 
 /* tensorflow_hub keeps a model extracted in the directory named by the
  * sha1 of its handle. */
-static int add_tfhub_copy(const struct config *cfg, const struct catalog_entry *entry,
+static int add_tfhub_copy(const char *tfhub_modules, const struct catalog_entry *entry,
 			  struct source *src)
 {
 	char hex[DIGEST_HEX_MAX], *path;
@@ -877,7 +886,7 @@ static int add_tfhub_copy(const struct config *cfg, const struct catalog_entry *
 	rc = tfhub_folder(entry->client_id, hex);
 	if (rc)
 		return rc;
-	if (asprintf(&path, "%s/%s", cfg->tfhub_modules, hex) < 0)
+	if (asprintf(&path, "%s/%s", tfhub_modules, hex) < 0)
 		return -ENOMEM;
 	return source_add_local_take(src, path);
 }
@@ -888,19 +897,14 @@ static int add_client_copies(struct hub *hub, const struct catalog_entry *entry,
 			     struct source *src)
 {
 	const struct catalog_hub_state *st = hub->priv;
-	const struct config *cfg = hub->env->config;
-	const char *kind = st->catalog->client_cache, *dir = NULL, *why;
+	const char *kind = st->catalog->client_cache, *dir = st->client_dir, *why;
 	char buf[NAME_MAX + 1], *path;
 	const char *name;
 
 	if (kind && strcmp(kind, "tfhub") == 0)
-		return add_tfhub_copy(cfg, entry, src);
+		return add_tfhub_copy(dir, entry, src);
 	if (!kind || entry->stage == CATALOG_STAGE_ARCHIVE)
 		return 0;
-	if (strcmp(kind, "torch") == 0)
-		dir = cfg->torch_checkpoints;
-	else if (strcmp(kind, "keras") == 0)
-		dir = cfg->keras_models;
 	name = client_name(entry, buf);
 	if (!dir || names_check_component(name, &why) != 0)
 		return 0;

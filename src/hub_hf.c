@@ -21,6 +21,7 @@
 
 #include "budget.h"
 #include "cache.h"
+#include "client_cache.h"
 #include "config.h"
 #include "fetch.h"
 #include "hf_api.h"
@@ -93,6 +94,9 @@ struct hf_hub {
 	enum hf_repo_type type;
 	char *endpoint;              /* owned; no trailing '/' */
 	char origin[300];            /* the endpoint's: where the token may go */
+	char *client_cache;          /* owned; huggingface_hub's own cache
+					(client_cache_dir), read before a
+					download and offline */
 	struct hf_token token;       /* owned; open when token_open */
 	bool token_open;
 	bool offline;
@@ -321,7 +325,7 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 	if (kept && (hf->offline || time(NULL) - when < (time_t)hf->ttl))
 		return 0;
 	if (hf->offline) {
-		rc = hf_cache_read_ref(hub->env->config->hf_hub_cache, hf->type, repo_id, branch,
+		rc = hf_cache_read_ref(hf->client_cache, hf->type, repo_id, branch,
 				       commit);
 		if (rc)
 			log_info("%s: offline, and the commit of %s@%s was never seen",
@@ -396,7 +400,7 @@ static int snapshot_tree(struct hub *hub, const char *repo_id, const char *commi
 	int rc = tree ? 0 : -ENOMEM;
 
 	if (rc == 0)
-		rc = hf_cache_snapshot_files(hub->env->config->hf_hub_cache, hf->type, repo_id,
+		rc = hf_cache_snapshot_files(hf->client_cache, hf->type, repo_id,
 		                             commit, snapshot_file, tree);
 	if (rc == 0)
 		rc = hf_tree_finish(tree);
@@ -678,7 +682,7 @@ static enum name_kind kept_kind(struct hub *hub, const char *name)
 		return NAME_ORG;
 	}
 	/* Or what huggingface_hub keeps: models--gpt2, models--org--name. */
-	switch (hf_cache_name_kind(hub->env->config->hf_hub_cache, hf->type, name)) {
+	switch (hf_cache_name_kind(hf->client_cache, hf->type, name)) {
 	case 2:
 		return NAME_REPO;
 	case 1:
@@ -1038,6 +1042,7 @@ static void hf_close(struct hub *hub)
 	free(hf->pinned);
 	free(hf->names);
 	free(hf->endpoint);
+	free(hf->client_cache);
 	if (hf->token_open)
 		hf_token_close(&hf->token);
 	pthread_cond_destroy(&hf->loaded);
@@ -1068,7 +1073,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		      config_env_true("TRANSFORMERS_OFFLINE");
 	hf->endpoint = strdup(endpoint ? endpoint : HF_ENDPOINT_DEFAULT);
 	hf->names = calloc(HF_NAMES_MAX, sizeof(*hf->names));
-	if (!hf->endpoint || !hf->names)
+	if (!hf->endpoint || !hf->names || client_cache_dir("huggingface", &hf->client_cache))
 		goto fail;
 	hf->endpoint[strcspn(hf->endpoint, "?#")] = '\0';
 	while (hf->endpoint[0] && hf->endpoint[strlen(hf->endpoint) - 1] == '/')
@@ -1322,7 +1327,7 @@ static int fill_source(struct hub *hub, const struct hf_repo *repo, const char *
 	out->offline = hf->offline;
 	/* huggingface_hub names a blob by its etag: the sha256 of an LFS
 	 * file, git's blob id of any other; both are our digest. */
-	rc = source_add_local_take(out, hf_cache_blob_path(hub->env->config->hf_hub_cache, hf->type,
+	rc = source_add_local_take(out, hf_cache_blob_path(hf->client_cache, hf->type,
 							   repo->repo_id, item->digest.hex));
 out:
 	free(base);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client_cache.h"
 #include "config.h"
 #include "fetch.h"
 #include "hf_cache.h"
@@ -469,6 +470,9 @@ const struct onnx_model *onnx_index_find(const struct onnx_index *index, const c
 struct onnx_hub {
 	struct hub_index_spec spec; /* its url borrowed from the config */
 	const char *files_url;      /* borrowed from the config */
+	/* The clients' own caches, read before a download (client_cache_dir). */
+	char *client_dir; /* owned; onnx.hub's */
+	char *hf_cache;   /* owned; huggingface_hub's (the zoo's mirror repo) */
 	pthread_mutex_t lock;     /* guards the fields below */
 	struct onnx_index *index; /* owned; replaced whole by a refresh */
 	time_t index_mtime;       /* when the index was fetched */
@@ -682,7 +686,13 @@ static int onnx_open(struct hub *hub, char *why, size_t why_size)
 	onnx->spec.file_name = "ONNX_HUB_MANIFEST.json";
 	onnx->spec.max_bytes = ONNX_INDEX_MAX_BYTES;
 	hub->priv = onnx;
-	rc = hub_index_load(hub, &onnx->spec, false, install_index, why, why_size);
+	rc = client_cache_dir("onnx", &onnx->client_dir);
+	if (rc == 0)
+		rc = client_cache_dir("huggingface", &onnx->hf_cache);
+	if (rc)
+		snprintf(why, why_size, "out of memory");
+	else
+		rc = hub_index_load(hub, &onnx->spec, false, install_index, why, why_size);
 	if (rc) {
 		hub->ops->close(hub);
 		return rc;
@@ -698,6 +708,8 @@ static void onnx_close(struct hub *hub)
 	if (!onnx)
 		return;
 	onnx_index_free(onnx->index);
+	free(onnx->client_dir);
+	free(onnx->hf_cache);
 	pthread_mutex_destroy(&onnx->lock);
 	free(onnx);
 	hub->priv = NULL;
@@ -835,8 +847,7 @@ static int onnx_client_paths(struct hub *hub,
 	return rc;
 }
 
-static int fill_source(const struct config *cfg, const char *files_url,
-		       const struct onnx_model *model,
+static int fill_source(const struct onnx_hub *onnx, const struct onnx_model *model,
 		       const struct onnx_opset *opset, bool data, struct source *out)
 {
 	const struct onnx_file *file = data ? &opset->data : &opset->model;
@@ -846,7 +857,7 @@ static int fill_source(const struct config *cfg, const char *files_url,
 	out->kind = data ? SOURCE_ARCHIVE : SOURCE_FILE;
 	out->digest = file->sha256;
 	out->size = file->bytes;
-	rc = fetch_url_join(files_url, file->path, &out->url);
+	rc = fetch_url_join(onnx->files_url, file->path, &out->url);
 	if (rc)
 		goto out;
 	if (asprintf(&out->cache_path, "onnx/%s/" OPSET_PREFIX "%d/%s", model->name, opset->opset,
@@ -855,9 +866,9 @@ static int fill_source(const struct config *cfg, const char *files_url,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = source_add_local_take(out, onnx_client_path(cfg->onnx_client_dir, file));
+	rc = source_add_local_take(out, onnx_client_path(onnx->client_dir, file));
 	if (rc == 0)
-		rc = source_add_local_take(out, hf_cache_blob_path(cfg->hf_hub_cache, HF_REPO_MODEL,
+		rc = source_add_local_take(out, hf_cache_blob_path(onnx->hf_cache, HF_REPO_MODEL,
 								    HF_MIRROR_REPO, file->sha256.hex));
 out:
 	if (rc)
@@ -877,10 +888,10 @@ static int onnx_source(struct hub *hub, const char *path, struct source *out)
 		switch (place.what) {
 		case ONNX_LATEST:
 		case ONNX_OPSET_FILE:
-			rc = fill_source(hub->env->config, onnx->files_url, place.model, place.opset, false, out);
+			rc = fill_source(onnx, place.model, place.opset, false, out);
 			break;
 		case ONNX_OPSET_DATA:
-			rc = fill_source(hub->env->config, onnx->files_url, place.model, place.opset, true, out);
+			rc = fill_source(onnx, place.model, place.opset, true, out);
 			break;
 		case ONNX_ROOT:
 		case ONNX_MODEL:
