@@ -23,7 +23,8 @@ void fs_set_session(struct fs *fs, struct fuse_session *session);
  * mount options say (0: none given), which the INIT reply must repeat
  * (libfuse 3.14 ends the session otherwise); and the mount point, whose
  * read-ahead is raised to FS_READAHEAD_KB once the kernel has the INIT
- * reply (which can only lower it), through its device's sysfs file.
+ * reply (which can only lower it), through its device's sysfs file: a
+ * window of two spliced requests (512 KiB, see spliced_request_bytes).
  * 0 or -ENOMEM. */
 #define FS_READAHEAD_KB 1024u
 int fs_set_kernel_options(struct fs *fs, const char *mountpoint, unsigned max_read);
