@@ -303,14 +303,16 @@ static void du_store(struct cmd_ctx *ctx, struct core *core, struct core_store *
 	}
 }
 
+static const struct option du_longopts[] = {{NULL, 0, NULL, 0}};
+const struct cmd_opts cmd_du_opts = {"", du_longopts};
+
 int cmd_du(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
 	cJSON *doc = NULL, *hubs = NULL, *stores = NULL;
 	struct core *core;
 	int c;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1)
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_du_opts)) != -1)
 		return CMD_EXIT_USAGE;
 	if (optind < argc)
 		return cmd_usage_error(ctx, argv[0], "takes no argument ('%s' given)",
@@ -402,15 +404,17 @@ static bool any_limit(const struct config *cfg)
 	return cfg->cache_max != 0;
 }
 
+enum { OPT_MAX = 256, OPT_OLDER };
+static const struct option gc_longopts[] = {
+    {"max", required_argument, NULL, OPT_MAX},
+    {"older", required_argument, NULL, OPT_OLDER},
+    {"dry-run", no_argument, NULL, 'n'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_gc_opts = {"n", gc_longopts};
+
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	enum { OPT_MAX = 256, OPT_OLDER };
-	static const struct option longopts[] = {
-	    {"max", required_argument, NULL, OPT_MAX},
-	    {"older", required_argument, NULL, OPT_OLDER},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct blob_gc gc = {.max = UINT64_MAX};
 	struct gc_run run = {.ctx = ctx};
 	char freed_text[CMD_SIZE_TEXT_MAX], left_text[CMD_SIZE_TEXT_MAX];
@@ -422,7 +426,7 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 	double days;
 	int c, rc;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "n", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_gc_opts)) != -1) {
 		switch (c) {
 		case OPT_MAX:
 			if (config_parse_size(optarg, &max) != 0)
@@ -652,17 +656,19 @@ static int verify_store(struct verify_run *run)
 	return first;
 }
 
+static const struct option verify_longopts[] = {
+    {"remove", no_argument, NULL, 'r'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_verify_opts = {"", verify_longopts};
+
 int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"remove", no_argument, NULL, 'r'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct verify_run run = {.ctx = ctx};
 	cJSON *doc = NULL;
 	int c, rc = 0;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_verify_opts)) != -1) {
 		if (c != 'r')
 			return CMD_EXIT_USAGE;
 		run.remove = true;

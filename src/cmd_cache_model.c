@@ -814,16 +814,18 @@ out:
 	return;
 }
 
+static const struct option cache_ls_longopts[] = {{NULL, 0, NULL, 0}};
+const struct cmd_opts cmd_cache_ls_opts = {"", cache_ls_longopts};
+
 static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
 	char total_text[CMD_SIZE_TEXT_MAX];
 	cJSON *doc = NULL, *entries = NULL, *unnamed = NULL;
 	struct scan scan = {.ctx = ctx};
 	uint64_t total = 0, listed = 0;
 	int c, status, width = 4;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_cache_ls_opts)) != -1) {
 		status = CMD_EXIT_USAGE;
 		goto out;
 	}
@@ -1026,19 +1028,21 @@ static void rm_unit(struct rm_run *run, struct unit *u)
 	}
 }
 
+static const struct option cache_rm_longopts[] = {
+    {"dry-run", no_argument, NULL, 'n'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_cache_rm_opts = {"n", cache_rm_longopts};
+
 static int cache_rm(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct rm_run run = {.ctx = ctx};
 	char freed_text[CMD_SIZE_TEXT_MAX];
 	struct scan scan = {.ctx = ctx};
 	cJSON *doc = NULL;
 	int c, status = CMD_EXIT_OK;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "n", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_cache_rm_opts)) != -1) {
 		if (c != 'n') {
 			status = CMD_EXIT_USAGE;
 			goto out;
