@@ -838,6 +838,37 @@ static int open_to_evict(struct blob_store *store, const char *rel)
 	return fd;
 }
 
+/* The file at rel (a complete blob, or a .partial when !complete) open
+ * read-write under the write lock that says no process has it open: a
+ * complete blob's readers hold shared locks, a partial's writer the write
+ * lock. Holding it keeps a new reader or writer from starting until the
+ * file is gone. Taken under evict_lock (blob.h's lock order). 0 with
+ * *fd_out the caller's (closing it releases the lock), or -EBUSY, -ENOENT
+ * (it went, or another file took its name), -errno, with *fd_out -1. */
+static int lock_to_remove(struct blob_store *store, const char *rel, bool complete, int *fd_out)
+{
+	int fd, rc;
+
+	*fd_out = -1;
+	fd = complete ? open_to_evict(store, rel)
+		      : cache_openat(store->cache, rel, O_RDWR | O_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	rc = ofd_lock(fd, F_WRLCK);
+	if (lock_busy(rc))
+		rc = -EBUSY;
+	else if (rc == 0 && !same_file(store, fd, rel))
+		rc = -ENOENT;
+	if (rc)
+		close(fd);
+	else
+		*fd_out = fd;
+out:
+	return rc;
+}
+
 /* Removes one blob unless it is pinned: 0, -EBUSY, or -ENOENT. why ends
  * the log line ("least recently used"). */
 static int evict(struct blob_store *store, const struct blob_info *v, bool dry_run,
@@ -852,15 +883,7 @@ static int evict(struct blob_store *store, const struct blob_info *v, bool dry_r
 		rc = dry_run ? 0 : cache_heal(store->cache, rel);
 		return rc < 0 ? rc : 0;
 	}
-	fd = open_to_evict(store, rel);
-	if (fd < 0)
-		return fd == -ENOENT ? -ENOENT : fd;
-	/* Readers hold shared locks; a write lock means nobody has it open. */
-	rc = ofd_lock(fd, F_WRLCK);
-	if (lock_busy(rc))
-		rc = -EBUSY;
-	else if (rc == 0 && !same_file(store, fd, rel))
-		rc = -ENOENT;
+	rc = lock_to_remove(store, rel, true, &fd);
 	if (rc == 0 && !dry_run) {
 		unlink_tree_names(store, "", v->dev, v->ino, 0);
 		rc = cache_unlink(store->cache, rel, 0);
@@ -869,7 +892,8 @@ static int evict(struct blob_store *store, const struct blob_info *v, bool dry_r
 			log_info("cache: evicted %s/%s (%" PRIu64 " bytes, %s)",
 				 cache_root(store->cache), rel, v->size, why);
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -1177,17 +1201,7 @@ int blob_store_unname(struct blob_store *store, const struct blob_info *blob,
 	if (blob_expected_digest(store, blob, &digest) == 0 &&
 	    cache_open_verified(store->cache, rel, &digest, blob->size, &vfd) == 0)
 		vouched = true;
-	fd = open_to_evict(store, rel);
-	if (fd < 0) {
-		rc = fd;
-		goto out;
-	}
-	/* Readers hold shared locks; a write lock means nobody has it open. */
-	rc = ofd_lock(fd, F_WRLCK);
-	if (lock_busy(rc))
-		rc = -EBUSY;
-	else if (rc == 0 && !same_file(store, fd, rel))
-		rc = -ENOENT;
+	rc = lock_to_remove(store, rel, true, &fd);
 	if (rc == 0 && fstat(fd, &st) != 0)
 		rc = -errno;
 	if (rc)
@@ -1319,18 +1333,7 @@ int blob_store_remove_partial(struct blob_store *store, const char *name, bool d
 	snprintf(rel, sizeof(rel), BLOB_DIR "/%s.partial", name);
 	snprintf(state_rel, sizeof(state_rel), BLOB_DIR "/%s.state", name);
 	pthread_mutex_lock(&store->evict_lock);
-	fd = cache_openat(store->cache, rel, O_RDWR | O_NONBLOCK, 0);
-	if (fd < 0) {
-		rc = fd;
-		goto out;
-	}
-	/* Its writer holds the write lock: taking it says there is none, and
-	 * keeps a new one from starting until it is gone. */
-	rc = ofd_lock(fd, F_WRLCK);
-	if (lock_busy(rc))
-		rc = -EBUSY;
-	else if (rc == 0 && !same_file(store, fd, rel))
-		rc = -ENOENT;
+	rc = lock_to_remove(store, rel, false, &fd);
 	if (rc == 0 && !dry_run) {
 		cache_unlink(store->cache, state_rel, 0);
 		rc = cache_unlink(store->cache, rel, 0);
@@ -1338,8 +1341,8 @@ int blob_store_remove_partial(struct blob_store *store, const char *name, bool d
 			log_info("cache: removed %s/%s (left over, removed on request)",
 				 cache_root(store->cache), rel);
 	}
-	close(fd);
-out:
+	if (fd >= 0)
+		close(fd);
 	pthread_mutex_unlock(&store->evict_lock);
 	return rc;
 }

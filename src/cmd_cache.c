@@ -49,8 +49,18 @@ static void tree_names_free(struct tree_names *names)
 	memset(names, 0, sizeof(*names));
 }
 
-/* The linked files below dirfd (which it closes), whose path is rel. */
-static void collect_names(int dirfd, const char *rel, unsigned depth, struct tree_names *names)
+/* What walk_files calls for each regular file: path is the file's below
+ * where the walk started (NULL when the walk keeps no paths). 0, or -errno
+ * to pass over the rest of that file's folder. */
+typedef int walk_fn(void *arg, const char *path, const struct stat *st);
+
+/* Calls fn for every regular file below dirfd (which it closes), not
+ * following links, at most 64 folders deep. rel: dirfd's path below where
+ * the walk started ("" there), or NULL to keep no paths (with paths, an
+ * entry whose path is too long is passed over). skip_top: names passed
+ * over at the top (NULL-ended), or NULL. */
+static void walk_files(int dirfd, const char *rel, unsigned depth, const char *const *skip_top,
+                       walk_fn *fn, void *arg)
 {
 	DIR *dir = fdopendir(dirfd);
 	struct dirent *d;
@@ -62,39 +72,55 @@ static void collect_names(int dirfd, const char *rel, unsigned depth, struct tre
 	while ((d = readdir(dir)) != NULL) {
 		char path[PATH_MAX];
 		struct stat st;
+		bool skip = strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0;
 
-		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
-		    (depth == 0 && (strcmp(d->d_name, BLOB_DIR) == 0 ||
-		                    strcmp(d->d_name, CACHE_INDEX_DIR) == 0 ||
-		                    strcmp(d->d_name, CACHE_QUARANTINE_DIR) == 0)) ||
-		    snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "", d->d_name) >=
-		        (int)sizeof(path) ||
+		for (size_t i = 0; depth == 0 && skip_top && skip_top[i] && !skip; i++)
+			skip = strcmp(d->d_name, skip_top[i]) == 0;
+		if (skip ||
+		    (rel && snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
+		                     d->d_name) >= (int)sizeof(path)) ||
 		    fstatat(dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
-		if (S_ISDIR(st.st_mode) && depth < 64) {
+		if (S_ISREG(st.st_mode)) {
+			if (fn(arg, rel ? path : NULL, &st) != 0)
+				break;
+		} else if (S_ISDIR(st.st_mode) && depth < 64) {
 			int fd = openat(dirfd, d->d_name,
 			                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd >= 0)
-				collect_names(fd, path, depth + 1, names);
-		} else if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
-			struct tree_name *n;
-			if (names->count == names->cap) {
-				size_t cap = names->cap ? 2 * names->cap : 64;
-				struct tree_name *grown = realloc(names->items, cap * sizeof(*grown));
-				if (!grown)
-					break; /* fewer names shown, nothing worse */
-				names->items = grown;
-				names->cap = cap;
-			}
-			n = &names->items[names->count];
-			n->dev = st.st_dev;
-			n->ino = st.st_ino;
-			n->path = strdup(path);
-			if (n->path)
-				names->count++;
+				walk_files(fd, rel ? path : NULL, depth + 1, skip_top, fn, arg);
 		}
 	}
 	closedir(dir);
+}
+
+/* walk_files' fn: a file with more than one name may be a blob's name. */
+static int add_name(void *arg, const char *path, const struct stat *st)
+{
+	struct tree_names *names = arg;
+	struct tree_name *n;
+	int rc = 0;
+
+	if (st->st_nlink <= 1)
+		goto out;
+	if (names->count == names->cap) {
+		size_t cap = names->cap ? 2 * names->cap : 64;
+		struct tree_name *grown = realloc(names->items, cap * sizeof(*grown));
+		if (!grown) {
+			rc = -ENOMEM; /* fewer names shown, nothing worse */
+			goto out;
+		}
+		names->items = grown;
+		names->cap = cap;
+	}
+	n = &names->items[names->count];
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->path = strdup(path);
+	if (n->path)
+		names->count++;
+out:
+	return rc;
 }
 
 static int compare_names(const void *a, const void *b)
@@ -111,12 +137,15 @@ static int compare_names(const void *a, const void *b)
 /* Every name in the readable tree of store that is a blob's. */
 static void tree_names_collect(struct core_store *store, struct tree_names *names)
 {
+	/* The store's own folders hold no names. */
+	static const char *const store_dirs[] = {BLOB_DIR, CACHE_INDEX_DIR, CACHE_QUARANTINE_DIR,
+	                                         NULL};
 	int fd = openat(cache_root_fd(store->cache), ".",
 	                O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	tree_names_free(names);
 	if (fd >= 0)
-		collect_names(fd, "", 0, names);
+		walk_files(fd, "", 0, store_dirs, add_name, names);
 	if (names->count)
 		qsort(names->items, names->count, sizeof(*names->items), compare_names);
 }
@@ -166,33 +195,21 @@ struct tree_use {
 	uint64_t files;
 };
 
-/* The regular files below dirfd (which it closes), not following links. */
-static void add_tree(int dirfd, unsigned depth, struct tree_use *use)
+/* walk_files' fn: counts a file. */
+static int add_use(void *arg, const char *path, const struct stat *st)
 {
-	DIR *dir = fdopendir(dirfd);
-	struct dirent *d;
+	struct tree_use *use = arg;
 
-	if (!dir) {
-		close(dirfd);
-		return;
-	}
-	while ((d = readdir(dir)) != NULL) {
-		struct stat st;
+	(void)path;
+	use->bytes += (uint64_t)st->st_size;
+	use->files++;
+	return 0;
+}
 
-		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
-		    fstatat(dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			continue;
-		if (S_ISREG(st.st_mode)) {
-			use->bytes += (uint64_t)st.st_size;
-			use->files++;
-		} else if (S_ISDIR(st.st_mode) && depth < 64) {
-			int fd = openat(dirfd, d->d_name,
-			                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0)
-				add_tree(fd, depth + 1, use);
-		}
-	}
-	closedir(dir);
+/* The regular files below dirfd (which it closes), not following links. */
+static void add_tree(int dirfd, struct tree_use *use)
+{
+	walk_files(dirfd, NULL, 0, NULL, add_use, use);
 }
 
 /* The entries moved aside into the quarantine of the store (see
@@ -221,7 +238,7 @@ static int quarantine_use(struct cache *cache, uint64_t *entries, struct tree_us
 		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
 			(*entries)++;
 	rewinddir(dir); /* the offset is shared with fd, which add_tree reads */
-	add_tree(fd, 0, use); /* closes fd */
+	add_tree(fd, use); /* closes fd */
 out:
 	if (dir)
 		closedir(dir);
@@ -289,7 +306,7 @@ static void du_store(struct cmd_ctx *ctx, struct core *core, struct core_store *
 		fd = openat(cache_root_fd(store->cache), name,
 		            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
-			add_tree(fd, 0, &use);
+			add_tree(fd, &use);
 		if (ctx->json) {
 			cJSON *hub = cJSON_AddObjectToObject(hubs, name);
 			cJSON_AddStringToObject(hub, "cache", cache_root(store->cache));
@@ -303,14 +320,16 @@ static void du_store(struct cmd_ctx *ctx, struct core *core, struct core_store *
 	}
 }
 
+static const struct option du_longopts[] = {{NULL, 0, NULL, 0}};
+const struct cmd_opts cmd_du_opts = {"", du_longopts};
+
 int cmd_du(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
 	cJSON *doc = NULL, *hubs = NULL, *stores = NULL;
 	struct core *core;
 	int c;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1)
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_du_opts)) != -1)
 		return CMD_EXIT_USAGE;
 	if (optind < argc)
 		return cmd_usage_error(ctx, argv[0], "takes no argument ('%s' given)",
@@ -402,15 +421,17 @@ static bool any_limit(const struct config *cfg)
 	return cfg->cache_max != 0;
 }
 
+enum { OPT_MAX = 256, OPT_OLDER };
+static const struct option gc_longopts[] = {
+    {"max", required_argument, NULL, OPT_MAX},
+    {"older", required_argument, NULL, OPT_OLDER},
+    {"dry-run", no_argument, NULL, 'n'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_gc_opts = {"n", gc_longopts};
+
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	enum { OPT_MAX = 256, OPT_OLDER };
-	static const struct option longopts[] = {
-	    {"max", required_argument, NULL, OPT_MAX},
-	    {"older", required_argument, NULL, OPT_OLDER},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct blob_gc gc = {.max = UINT64_MAX};
 	struct gc_run run = {.ctx = ctx};
 	char freed_text[CMD_SIZE_TEXT_MAX], left_text[CMD_SIZE_TEXT_MAX];
@@ -422,7 +443,7 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv)
 	double days;
 	int c, rc;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "n", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_gc_opts)) != -1) {
 		switch (c) {
 		case OPT_MAX:
 			if (config_parse_size(optarg, &max) != 0)
@@ -652,17 +673,19 @@ static int verify_store(struct verify_run *run)
 	return first;
 }
 
+static const struct option verify_longopts[] = {
+    {"remove", no_argument, NULL, 'r'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_verify_opts = {"", verify_longopts};
+
 int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"remove", no_argument, NULL, 'r'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct verify_run run = {.ctx = ctx};
 	cJSON *doc = NULL;
 	int c, rc = 0;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_verify_opts)) != -1) {
 		if (c != 'r')
 			return CMD_EXIT_USAGE;
 		run.remove = true;

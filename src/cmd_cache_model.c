@@ -702,6 +702,34 @@ static int choose_all(struct cmd_ctx *ctx, struct scan *scan, int argc, char **a
 	return status;
 }
 
+/* What ls and rm both start with: the core opened, its cache scanned and the
+ * units argv's PATHs name chosen (all of them when none); what names the
+ * command in its error. Returns 0 with *status the choice's
+ * (CMD_EXIT_NOT_FOUND where a PATH names nothing), or -errno with *status
+ * CMD_EXIT_FAILED once the user is told why. */
+static int scan_chosen(struct cmd_ctx *ctx, const char *what, struct scan *scan, int argc,
+                       char **argv, int *status)
+{
+	struct core *core = cmd_core(ctx);
+	int rc;
+
+	if (!core) {
+		/* cmd_core has said why. */
+		rc = -EIO;
+		*status = CMD_EXIT_FAILED;
+		goto out;
+	}
+	rc = scan_all(scan, core);
+	if (rc) {
+		cmd_error(ctx, what, "cannot read the cache: %s", strerror(-rc));
+		*status = CMD_EXIT_FAILED;
+		goto out;
+	}
+	*status = choose_all(ctx, scan, argc, argv);
+out:
+	return rc;
+}
+
 /* ---- ls ---- */
 
 static void partial_json(cJSON *array, const struct blob_partial_info *p)
@@ -786,32 +814,23 @@ out:
 	return;
 }
 
+static const struct option cache_ls_longopts[] = {{NULL, 0, NULL, 0}};
+const struct cmd_opts cmd_cache_ls_opts = {"", cache_ls_longopts};
+
 static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
 	char total_text[CMD_SIZE_TEXT_MAX];
 	cJSON *doc = NULL, *entries = NULL, *unnamed = NULL;
 	struct scan scan = {.ctx = ctx};
 	uint64_t total = 0, listed = 0;
-	struct core *core;
-	int c, rc, status, width = 4;
+	int c, status, width = 4;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_cache_ls_opts)) != -1) {
 		status = CMD_EXIT_USAGE;
 		goto out;
 	}
-	core = cmd_core(ctx);
-	if (!core) {
-		status = CMD_EXIT_FAILED;
+	if (scan_chosen(ctx, "cache ls", &scan, argc, argv, &status) != 0)
 		goto out;
-	}
-	rc = scan_all(&scan, core);
-	if (rc) {
-		cmd_error(ctx, "cache ls", "cannot read the cache: %s", strerror(-rc));
-		status = CMD_EXIT_FAILED;
-		goto out;
-	}
-	status = choose_all(ctx, &scan, argc, argv);
 	if (ctx->json) {
 		doc = cJSON_CreateObject();
 		entries = cJSON_AddArrayToObject(doc, "entries");
@@ -1009,20 +1028,21 @@ static void rm_unit(struct rm_run *run, struct unit *u)
 	}
 }
 
+static const struct option cache_rm_longopts[] = {
+    {"dry-run", no_argument, NULL, 'n'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_cache_rm_opts = {"n", cache_rm_longopts};
+
 static int cache_rm(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct rm_run run = {.ctx = ctx};
 	char freed_text[CMD_SIZE_TEXT_MAX];
 	struct scan scan = {.ctx = ctx};
 	cJSON *doc = NULL;
-	struct core *core;
-	int c, rc, status = CMD_EXIT_OK;
+	int c, status = CMD_EXIT_OK;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "n", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_cache_rm_opts)) != -1) {
 		if (c != 'n') {
 			status = CMD_EXIT_USAGE;
 			goto out;
@@ -1035,18 +1055,8 @@ static int cache_rm(struct cmd_ctx *ctx, int argc, char **argv)
 		                         "(see 'omnihub cache ls')");
 		goto out;
 	}
-	core = cmd_core(ctx);
-	if (!core) {
-		status = CMD_EXIT_FAILED;
+	if (scan_chosen(ctx, "cache rm", &scan, argc, argv, &status) != 0)
 		goto out;
-	}
-	rc = scan_all(&scan, core);
-	if (rc) {
-		cmd_error(ctx, "cache rm", "cannot read the cache: %s", strerror(-rc));
-		status = CMD_EXIT_FAILED;
-		goto out;
-	}
-	status = choose_all(ctx, &scan, argc, argv);
 	if (ctx->json) {
 		doc = cJSON_CreateObject();
 		cJSON_AddBoolToObject(doc, "dry_run", run.dry_run);

@@ -250,17 +250,21 @@ static void print_shell(struct cmd_ctx *ctx, const char *root, enum env_form for
 	free_names(names, count);
 }
 
+static const struct option env_longopts[] = {
+    {"json", no_argument, NULL, 'j'},
+    {"fish", no_argument, NULL, 'f'},
+    {"sh", no_argument, NULL, 's'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_env_opts = {"", env_longopts};
+
 int cmd_env(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-	                                         {"fish", no_argument, NULL, 'f'},
-	                                         {"sh", no_argument, NULL, 's'},
-	                                         {NULL, 0, NULL, 0}};
 	enum env_form form = ENV_SH;
 	char root[PATH_MAX];
 	int c, status = CMD_EXIT_OK;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_env_opts)) != -1) {
 		if (c == 'j')
 			ctx->json = true;
 		else if (c == 'f')

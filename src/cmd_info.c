@@ -15,9 +15,11 @@
 #include "cmd_walk.h"
 #include "core.h"
 
+static const struct option info_longopts[] = {{NULL, 0, NULL, 0}};
+const struct cmd_opts cmd_info_opts = {"", info_longopts};
+
 int cmd_info(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
 	char buf[PATH_MAX], digest[DIGEST_HEX_MAX + 32], size[CMD_SIZE_TEXT_MAX];
 	char *url = NULL, *meta = NULL, *where = NULL;
 	bool file, present = false;
@@ -27,7 +29,7 @@ int cmd_info(struct cmd_ctx *ctx, int argc, char **argv)
 	cJSON *doc = NULL, *meta_json = NULL;
 	int c, rc, status = CMD_EXIT_FAILED;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1)
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_info_opts)) != -1)
 		return CMD_EXIT_USAGE;
 	if (argc - optind != 1)
 		return cmd_usage_error(ctx, argv[0], "takes one path (%d given)", argc - optind);

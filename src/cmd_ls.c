@@ -125,12 +125,14 @@ static int list_hubs(struct cmd_ctx *ctx)
 	return ctx->json ? cmd_print_json(ctx, doc) : CMD_EXIT_OK;
 }
 
+static const struct option ls_longopts[] = {
+    {"recursive", no_argument, NULL, 'r'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_ls_opts = {"r", ls_longopts};
+
 int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"recursive", no_argument, NULL, 'r'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct ls_run run = {.ctx = ctx};
 	char buf[PATH_MAX];
 	struct entry entry;
@@ -139,7 +141,7 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv)
 	cJSON *doc = NULL;
 	int c, rc;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "r", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_ls_opts)) != -1) {
 		if (c != 'r')
 			return CMD_EXIT_USAGE;
 		run.recursive = true;

@@ -167,16 +167,16 @@ int cmd_clean_path(const char *arg, char *out, size_t out_size)
 	return 0;
 }
 
-int cmd_getopt(const struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts,
-               const struct option *longopts)
+int cmd_getopt(const struct cmd_ctx *ctx, int argc, char **argv, const struct cmd_opts *opts)
 {
 	int c;
 
 	opterr = 0; /* our own message, naming the subcommand */
-	c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	c = getopt_long(argc, argv, opts->shortopts, opts->longopts, NULL);
 	if (c == '?') {
 		const char *bad = argv[optind - 1];
-		if (optopt && bad && bad[0] == '-' && bad[1] != '-' && strchr(shortopts, optopt))
+		if (optopt && bad && bad[0] == '-' && bad[1] != '-' &&
+		    strchr(opts->shortopts, optopt))
 			cmd_usage_error(ctx, argv[0], "option '-%c' needs a value", optopt);
 		else if (optopt && !(bad && bad[0] == '-' && bad[1] == '-'))
 			cmd_usage_error(ctx, argv[0], "unknown option '-%c'", optopt);

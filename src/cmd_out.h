@@ -40,8 +40,6 @@ int cmd_clean_path(const char *arg, char *out, size_t out_size);
 /* The options of a subcommand: getopt_long from its argv, reset for each
  * subcommand; returns getopt's value, -1 at the end, and '?' after a
  * usage message. */
-struct option;
-int cmd_getopt(const struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts,
-               const struct option *longopts);
+int cmd_getopt(const struct cmd_ctx *ctx, int argc, char **argv, const struct cmd_opts *opts);
 
 #endif

@@ -446,15 +446,17 @@ static int take_option(struct pull_run *run, int c, const char *arg, const char 
 	return CMD_EXIT_USAGE;
 }
 
+static const struct option pull_longopts[] = {
+    {"include", required_argument, NULL, 'i'},
+    {"exclude", required_argument, NULL, 'x'},
+    {"local-dir", required_argument, NULL, 'd'},
+    {"max-workers", required_argument, NULL, 'j'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_pull_opts = {"j:", pull_longopts};
+
 int cmd_pull(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"include", required_argument, NULL, 'i'},
-	    {"exclude", required_argument, NULL, 'x'},
-	    {"local-dir", required_argument, NULL, 'd'},
-	    {"max-workers", required_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct pull_run run = {.ctx = ctx};
 	char base[PATH_MAX];
 	cJSON *doc = NULL;
@@ -462,7 +464,7 @@ int cmd_pull(struct cmd_ctx *ctx, int argc, char **argv)
 
 	pthread_mutex_init(&run.lock, NULL);
 	pthread_cond_init(&run.cond, NULL);
-	while ((c = cmd_getopt(ctx, argc, argv, "j:", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_pull_opts)) != -1) {
 		status = c == '?' ? CMD_EXIT_USAGE : take_option(&run, c, optarg, argv[0]);
 		if (status != CMD_EXIT_OK)
 			goto out;

@@ -150,14 +150,16 @@ static int search_catalog(struct search_run *run)
 	return rc;
 }
 
+static const struct option search_longopts[] = {
+    {"hub", required_argument, NULL, 'H'},
+    {"limit", required_argument, NULL, 'n'},
+    {"datasets", no_argument, NULL, 'd'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_search_opts = {"n:", search_longopts};
+
 int cmd_search(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"hub", required_argument, NULL, 'H'},
-	    {"limit", required_argument, NULL, 'n'},
-	    {"datasets", no_argument, NULL, 'd'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct search_run run = {.ctx = ctx, .limit = SEARCH_LIMIT_DEFAULT};
 	const char *only = NULL;
 	bool datasets = false, offline_skipped = false, any = false;
@@ -167,7 +169,7 @@ int cmd_search(struct cmd_ctx *ctx, int argc, char **argv)
 	unsigned long value;
 	int c, status = CMD_EXIT_OK;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "n:", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_search_opts)) != -1) {
 		switch (c) {
 		case 'H':
 			only = optarg;

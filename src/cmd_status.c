@@ -158,15 +158,19 @@ int cmd_find_mounts(char ***paths, size_t *count)
 	return rc;
 }
 
+static const struct option status_longopts[] = {
+    {"json", no_argument, NULL, 'j'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_status_opts = {"", status_longopts};
+
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-						 {NULL, 0, NULL, 0}};
 	struct mounts mounts = {0};
 	cJSON *doc = NULL, *list = NULL;
 	int c, rc, status = CMD_EXIT_OK;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_status_opts)) != -1) {
 		if (c != 'j')
 			return CMD_EXIT_USAGE;
 		ctx->json = true;

@@ -92,12 +92,14 @@ static int print_account(const struct cmd_ctx *ctx, cJSON *doc)
 	return CMD_EXIT_OK;
 }
 
+static const struct option whoami_longopts[] = {
+    {"json", no_argument, NULL, 'j'},
+    {NULL, 0, NULL, 0},
+};
+const struct cmd_opts cmd_whoami_opts = {"", whoami_longopts};
+
 int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *given = config_hub_option(ctx->cfg, "hf_endpoint");
 	char endpoint[1024], origin[320], why[4 * PATH_MAX];
 	char from[PATH_MAX];
@@ -109,7 +111,7 @@ int cmd_whoami(struct cmd_ctx *ctx, int argc, char **argv)
 	bool token_open = false;
 	int status = CMD_EXIT_FAILED, c, rc;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", longopts)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv, &cmd_whoami_opts)) != -1) {
 		if (c != 'j')
 			return CMD_EXIT_USAGE;
 		ctx->json = true;

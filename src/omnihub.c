@@ -20,28 +20,40 @@
 
 #define PROGRAM "omnihub"
 
+/* The most option tables one subcommand has: cache has one per verb. */
+#define SUBCOMMAND_OPTS_MAX 2
+
 struct subcommand {
 	const char *name;
 	int (*run)(struct cmd_ctx *ctx, int argc, char **argv);
+	/* The tables its getopt loops take (cmd.h): which of its options take
+	 * the next word as their value. Unused entries NULL; none for a
+	 * subcommand that takes no option. */
+	const struct cmd_opts *opts[SUBCOMMAND_OPTS_MAX];
 	const char *args;    /* after the name, for the synopsis */
 	const char *summary; /* one line, for omnihub --help */
 	const char *help;    /* its options and what it does, for --help */
 };
 
 static const struct subcommand subcommands[] = {
-    {"ls", cmd_ls, "[-r] [HUB[/PATH]]", "list the hubs, or a hub's models and files",
+    {"ls", cmd_ls, {&cmd_ls_opts}, "[-r] [HUB[/PATH]]",
+     "list the hubs, or a hub's models and files",
      "Without an argument, lists the hubs (none is opened). With one, lists\n"
      "that directory: type, size, whether the file is in the cache, digest\n"
      "and name; a file is listed alone.\n"
      "\n"
      "    -r, --recursive        list the directories below too\n"},
-    {"info", cmd_info, "PATH", "where a file comes from, its digest, size and metadata",
+    {"info", cmd_info, {&cmd_info_opts}, "PATH",
+     "where a file comes from, its digest, size and metadata",
      "Prints a file's URL, digest, size, metadata (JSON), and whether and\n"
      "where it is in the cache. Downloads nothing but the hub's index.\n"},
-    {"pull", cmd_pull, "[--include GLOB] [--exclude GLOB] [--local-dir DIR] PATH...",
+    {"pull", cmd_pull, {&cmd_pull_opts},
+     "[--include GLOB] [--exclude GLOB] [--local-dir DIR] PATH...",
      "download, verify and stage files ahead of time", cmd_pull_help},
-    {"search", cmd_search, "[--hub HUB] [--limit N] [--datasets] QUERY", "find models by name, on the Hub and in the catalogs", cmd_search_help},
-    {"verify", cmd_verify, "[--remove] [PATH...]", "check cached files against their digests",
+    {"search", cmd_search, {&cmd_search_opts}, "[--hub HUB] [--limit N] [--datasets] QUERY",
+     "find models by name, on the Hub and in the catalogs", cmd_search_help},
+    {"verify", cmd_verify, {&cmd_verify_opts}, "[--remove] [PATH...]",
+     "check cached files against their digests",
      "Hashes cached files again: those PATH names (a directory: every file\n"
      "below it), or every complete blob in the cache. Reports each one that\n"
      "is wrong (a blob with the model files it is: \"; for onnx/...\"); exits\n"
@@ -49,11 +61,11 @@ static const struct subcommand subcommands[] = {
      "\n"
      "    --remove               remove the wrong ones (never one a mount has\n"
      "                           open: that one is reported and kept)\n"},
-    {"du", cmd_du, "", "how much the cache holds, and for which hub",
+    {"du", cmd_du, {&cmd_du_opts}, "", "how much the cache holds, and for which hub",
      "Prints the cache's size: complete blobs, partial downloads, the limit\n"
      "(cache_max), and the files of each hub's readable tree. Touches no\n"
      "network.\n"},
-    {"gc", cmd_gc, "[--max SIZE] [--older DAYS] [--dry-run]", "clean the cache",
+    {"gc", cmd_gc, {&cmd_gc_opts}, "[--max SIZE] [--older DAYS] [--dry-run]", "clean the cache",
      "Removes complete blobs least recently used first until the cache holds\n"
      "at most SIZE (default: cache_max, when set), and those not used for\n"
      "DAYS; never one a mount has open. Prints what went, with the model\n"
@@ -63,7 +75,8 @@ static const struct subcommand subcommands[] = {
      "    --older DAYS           remove what was not used for DAYS days\n"
      "                           (0 to 100000, decimals allowed)\n"
      "    -n, --dry-run          only print what would go\n"},
-    {"config", cmd_config, "[--check]", "the effective settings, and where each came from",
+    {"config", cmd_config, {NULL}, "[--check]",
+     "the effective settings, and where each came from",
      "Prints every setting with its value and its origin: a mount option,\n"
      "the environment, a config file (with its line) or the default. A\n"
      "URL's password (or a token as its user) is shown as ***.\n"
@@ -71,7 +84,8 @@ static const struct subcommand subcommands[] = {
      "    --check                only check: print every problem of the\n"
      "                           settings, one line each (exit 2 when any),\n"
      "                           starting nothing\n"},
-    {"status", cmd_status, "[--json] [MOUNTPOINT]", "each mount's hubs and downloads",
+    {"status", cmd_status, {&cmd_status_opts}, "[--json] [MOUNTPOINT]",
+     "each mount's hubs and downloads",
      "Prints the .omnihub/status of the mount at MOUNTPOINT, or of every\n"
      "omnihub-fuse mount (/proc/self/mountinfo): each hub's state (up;\n"
      "retrying since a time, with the next try; offline; disabled) and its\n"
@@ -80,12 +94,15 @@ static const struct subcommand subcommands[] = {
      "\"next_try\", \"tries\", \"last_error\"}], \"status\"}]}.\n"
      "\n"
      "    --json                 print one JSON document\n"},
-    {"env", cmd_env, "[--json] [--fish] [MOUNTPOINT]", "point clients at a mount's views", CMD_ENV_HELP},
-    {"where", cmd_where, "", "the cache directory",
+    {"env", cmd_env, {&cmd_env_opts}, "[--json] [--fish] [MOUNTPOINT]",
+     "point clients at a mount's views", CMD_ENV_HELP},
+    {"where", cmd_where, {NULL}, "", "the cache directory",
      "Prints the cache directory; with --json, each hub's too (the catalogs'\n"
      "hubs as well).\n"},
-    {"cache", cmd_cache, "ls [PATH...] | rm [-n] PATH...", "the cache by model: list, remove", cmd_cache_help},
-    {"whoami", cmd_whoami, "[--json]", "the Hugging Face account of the token", cmd_whoami_help},
+    {"cache", cmd_cache, {&cmd_cache_ls_opts, &cmd_cache_rm_opts},
+     "ls [PATH...] | rm [-n] PATH...", "the cache by model: list, remove", cmd_cache_help},
+    {"whoami", cmd_whoami, {&cmd_whoami_opts}, "[--json]",
+     "the Hugging Face account of the token", cmd_whoami_help},
 };
 
 #define NSUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
@@ -182,31 +199,46 @@ static int take_global(struct globals *g, int c, const char *arg)
 	return -1;
 }
 
-/* The subcommands' options whose value may be the next word: that word is
- * a value, never a global option. Apart from the table above, so that a
- * subcommand without any is one line there. */
-static const struct {
-	const char *subcommand, *option;
-} valued_options[] = {
-    {"gc", "--max"},
-    {"gc", "--older"},
-    {"pull", "--include"},
-    {"pull", "--exclude"},
-    {"pull", "--local-dir"},
-    {"pull", "--max-workers"},
-    {"pull", "-j"},
-    {"search", "--hub"},
-    {"search", "--limit"},
-    {"search", "-n"},
-};
+/* Whether word, as getopt_long reads it with opts, is an option whose
+ * value is the next word: "--name" of a required_argument option (a value
+ * after '=' is in the word itself), or "-x" where the optstring says "x:",
+ * also last in a bundle ("-rx"); a value in the word ("-x4") is not. */
+static bool opts_take_next_word(const struct cmd_opts *opts, const char *word)
+{
+	bool takes = false;
 
+	if (word[0] != '-' || word[1] == '\0') {
+		/* an operand, or "-" */
+	} else if (word[1] == '-') {
+		for (const struct option *o = opts->longopts; o->name; o++)
+			if (strcmp(o->name, word + 2) == 0) {
+				takes = o->has_arg == required_argument;
+				break;
+			}
+	} else {
+		for (const char *x = word + 1; *x; x++) {
+			const char *at = *x == ':' ? NULL : strchr(opts->shortopts, *x);
+			if (!at || at[1] != ':')
+				continue; /* no value; or unknown: getopt says so */
+			/* "x::" is an optional value, only ever in the word. */
+			takes = x[1] == '\0' && at[2] != ':';
+			break; /* the rest of the word is its value */
+		}
+	}
+	return takes;
+}
+
+/* Whether the word after word is the value of one of the subcommand's
+ * options: then it is that value, never a global option. Asked of the
+ * tables its getopt loops take, so that an option added there is known
+ * here too. */
 static bool takes_next_word(const struct subcommand *sub, const char *word)
 {
-	for (size_t i = 0; i < sizeof(valued_options) / sizeof(valued_options[0]); i++)
-		if (strcmp(valued_options[i].subcommand, sub->name) == 0 &&
-		    strcmp(valued_options[i].option, word) == 0)
-			return true;
-	return false;
+	bool takes = false;
+
+	for (size_t i = 0; i < SUBCOMMAND_OPTS_MAX && sub->opts[i] && !takes; i++)
+		takes = opts_take_next_word(sub->opts[i], word);
+	return takes;
 }
 
 /* The global options given after the subcommand's name (up to "--"): taken

@@ -481,6 +481,21 @@ def options_after_the_subcommand(t):
     check_eq(doc["dry_run"], True, "gc ... --json")
     res = omnihub(t, "gc", "--max", "--json", want=EXIT_USAGE)
     check("not '--json'" in res.stderr, "--max's value is the next word: %r" % res.stderr)
+    # Every subcommand's valued options, short or long, as its own getopt table says.
+    for args, said in ((["pull", "-j", "--json", path], "--max-workers: '--json' is not"),
+                       (["pull", "--local-dir", "--json"], "which files?"),
+                       (["search", "-n", "--json", "conv"], "--limit: '--json' is not"),
+                       (["gc", "--older", "--json"], "not '--json'")):
+        res = omnihub(t, *args, want=EXIT_USAGE)
+        check(said in res.stderr, "%s's value is the next word: %r" % (args[1], res.stderr))
+    res = omnihub(t, "search", "--hub", "--json", "conv", want=EXIT_NOT_FOUND)
+    check(res.stderr.startswith("omnihub: --json: no such hub"), "search --hub --json: %r"
+          % res.stderr)
+    # After a value, --json is the global option again.
+    check("files" in json.loads(omnihub(t, "pull", "-j", "2", "--json", path).stdout),
+          "pull -j 2 --json PATH")
+    check("results" in json.loads(omnihub(t, "search", "--hub", "onnx", "conv", "--json").stdout),
+          "search --hub onnx QUERY --json")
     # "--" ends the options: what follows is a path, never --json.
     res = omnihub(t, "info", "--", "--json", want=EXIT_NOT_FOUND)
     check(res.stdout == "" and res.stderr.startswith("omnihub: --json: "),
