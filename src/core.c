@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,20 +68,34 @@ struct core {
 	struct pool *requests;       /* owned */
 	struct pool *jobs;           /* owned; lent to every download set */
 	pthread_mutex_t hubs_lock;   /* guards the candidates and hubs */
-	struct candidate *candidates; /* owned */
-	size_t ncandidates;
+	struct candidate *candidates; /* owned; room for capacity */
+	/* The candidates the mount's threads see: a reload adds one (its
+	 * slot filled first) by a store of the count, so no lock is needed
+	 * to read them. */
+	_Atomic size_t ncandidates;
+	size_t capacity;  /* of candidates and hubs: never moved */
 	struct hub *hubs; /* owned; one per candidate, in the same order,
 			     never moved; a hub's functions are called only
 			     while its state says up */
+	/* What each reload's loads made, for the hubs it added (their names
+	 * and catalogs live there); unloaded at the end. */
+	struct added_set {
+		const struct hub_ops *ops;
+		void *set; /* owned: ops->unload frees it */
+	} *added_sets;
+	size_t nadded_sets;
+	void (*hubs_added)(void *ctx, size_t count); /* core_on_hubs_added */
+	void *hubs_added_ctx;
 	size_t nhubs;     /* the opened ones */
 	/* The mount's retry thread: opens again, in the background, the hubs
 	 * that could not open (never in a FUSE thread). */
 	pthread_t retrier;
 	bool retrier_started;
-	pthread_mutex_t retry_lock; /* guards the three below */
+	pthread_mutex_t retry_lock; /* guards the four below */
 	pthread_cond_t retry_cond;  /* on CLOCK_MONOTONIC */
 	bool retry_stop;
 	bool retry_busy;            /* an open is in flight */
+	bool retrier_running;       /* not yet ended: nothing left to retry */
 	unsigned retry_seed;        /* the jitter's draws; the retry thread's */
 	double retry_first;         /* the first wait (hub_retry_first) */
 	bool shut_down;
@@ -122,14 +137,18 @@ static unsigned convert_timeout(const struct config *cfg)
 	return seconds;
 }
 
+/* Room for the catalog hubs reloads (SIGHUP) add to a mount. */
+#define CORE_HUBS_ADDED_MAX 64
+
 static int add_candidates(struct core *core)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < hub_registry_count; i++)
 		n += hub_registry[i]->load ? hub_registry[i]->count(core->sets[i]) : 1;
-	core->candidates = calloc(n ? n : 1, sizeof(*core->candidates));
-	core->hubs = calloc(n ? n : 1, sizeof(*core->hubs));
+	core->capacity = n + CORE_HUBS_ADDED_MAX;
+	core->candidates = calloc(core->capacity, sizeof(*core->candidates));
+	core->hubs = calloc(core->capacity, sizeof(*core->hubs));
 	if (!core->candidates || !core->hubs)
 		return -ENOMEM;
 	for (size_t i = 0; i < hub_registry_count; i++) {
@@ -427,6 +446,9 @@ void core_free(struct core *core)
 		hub_state_destroy(&core->candidates[i].state);
 	}
 	free(core->candidates);
+	for (size_t i = 0; i < core->nadded_sets; i++)
+		core->added_sets[i].ops->unload(core->added_sets[i].set);
+	free(core->added_sets);
 	for (size_t i = 0; core->sets && i < hub_registry_count; i++)
 		if (hub_registry[i]->load)
 			hub_registry[i]->unload(core->sets[i]);
@@ -726,28 +748,54 @@ static void *retrier_main(void *arg)
 			continue;
 		}
 		if (next == 0)
-			break; /* every hub is up, offline or disabled: done */
+			break; /* every hub is up, offline or disabled: done (a
+				  reload that adds one starts it again) */
 		struct timespec until = { .tv_sec = (time_t)next,
 					  .tv_nsec = (long)((next - (double)(time_t)next) * 1e9) };
 		pthread_cond_timedwait(&core->retry_cond, &core->retry_lock, &until);
 	}
+	core->retrier_running = false;
 	pthread_mutex_unlock(&core->retry_lock);
 	return NULL;
 }
 
+/* Has the retry thread look at the candidates again: woken, or started
+ * anew when it had ended; never once the core is stopping. Under
+ * retry_lock. 0 or -errno. */
+static int retrier_kick_locked(struct core *core)
+{
+	int rc = 0;
+
+	if (core->retry_stop)
+		return 0;
+	if (core->retrier_running) {
+		pthread_cond_signal(&core->retry_cond);
+		return 0;
+	}
+	if (core->retrier_started) /* ended by itself: reaped before the next */
+		pthread_join(core->retrier, NULL);
+	core->retrier_started = false;
+	rc = -pthread_create(&core->retrier, NULL, retrier_main, core);
+	if (rc == 0)
+		core->retrier_started = core->retrier_running = true;
+	return rc;
+}
+
 static void retrier_stop(struct core *core)
 {
-	if (!core->retrier_started)
-		return;
+	bool started;
+
 	pthread_mutex_lock(&core->retry_lock);
-	core->retry_stop = true;
+	core->retry_stop = true; /* and no reload starts it again */
 	/* An open in flight would wait for its request to end. */
 	if (core->retry_busy)
 		fetcher_cancel_all(core->fetcher);
 	pthread_cond_signal(&core->retry_cond);
-	pthread_mutex_unlock(&core->retry_lock);
-	pthread_join(core->retrier, NULL);
+	started = core->retrier_started;
 	core->retrier_started = false;
+	pthread_mutex_unlock(&core->retry_lock);
+	if (started)
+		pthread_join(core->retrier, NULL);
 }
 
 int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why,
@@ -780,14 +828,153 @@ int core_open_all(struct core *core, struct hub **hubs, size_t *nhubs, char *why
 	}
 	pthread_mutex_unlock(&core->hubs_lock);
 	if (rc == 0 && waiting) {
-		rc = -pthread_create(&core->retrier, NULL, retrier_main, core);
+		pthread_mutex_lock(&core->retry_lock);
+		rc = retrier_kick_locked(core);
+		pthread_mutex_unlock(&core->retry_lock);
 		if (rc)
 			snprintf(why, why_size, "cannot start the thread that retries hubs: %s",
 				 strerror(-rc));
-		else
-			core->retrier_started = true;
 	}
 	return rc;
+}
+
+/* The store of the hub name as the settings in use place it, among the
+ * stores open: a reload opens none (NULL: the hub waits for a mount). */
+static struct core_store *open_store_of(struct core *core, const char *name)
+{
+	const char *dir = config_hub_cache(core->config, name);
+
+	for (size_t j = 0; j < core->nstores; j++)
+		if (same_dir(dir, core->stores[j].dir))
+			return &core->stores[j];
+	return NULL;
+}
+
+static bool has_candidate(const struct core *core, const char *name)
+{
+	for (size_t i = 0; i < core->ncandidates; i++)
+		if (strcmp(core->candidates[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Adds the hub k of set, which ops's load made, as a candidate: opened
+ * now outside every lock (its slot is no thread's until the count
+ * publishes it), then published, up or retried in the background. */
+static void add_hub(struct core *core, const struct hub_ops *ops, void *set, size_t k,
+		    struct core_store *store, core_added_fn added, void *ctx)
+{
+	struct candidate *cand = &core->candidates[core->ncandidates];
+	char hub_why[512] = "cannot open";
+	int rc;
+
+	memset(cand, 0, sizeof(*cand));
+	cand->ops = ops;
+	cand->name = ops->hub_name(set, k);
+	cand->set = set;
+	cand->rc = 1;
+	cand->hub = &core->hubs[core->ncandidates];
+	cand->store = store;
+	hub_state_init(&cand->state);
+	prepare_slot(core, cand);
+	rc = ops->open(cand->hub, hub_why, sizeof(hub_why));
+	if (rc)
+		cand->hub->priv = NULL;
+	pthread_mutex_lock(&core->hubs_lock);
+	record_open_locked(core, cand, rc, hub_why, true);
+	core->ncandidates++; /* published, whole */
+	pthread_mutex_unlock(&core->hubs_lock);
+	if (core->hubs_added)
+		core->hubs_added(core->hubs_added_ctx, core->ncandidates);
+	if (rc == 0 && cand->hub->env->index_changed)
+		cand->hub->env->index_changed(cand->hub->env->index_changed_ctx, cand->hub);
+	if (hub_state_check(&cand->state) == -EAGAIN) {
+		pthread_mutex_lock(&core->retry_lock);
+		if (retrier_kick_locked(core) != 0)
+			log_error("%s hub: cannot start the thread that retries hubs", cand->name);
+		pthread_mutex_unlock(&core->retry_lock);
+	}
+	added(ctx, cand->name, rc == 0 ? NULL : hub_why);
+}
+
+/* The hubs ops made at the start that set no longer names: told to gone. */
+static void tell_gone(const struct core *core, const struct hub_ops *ops, const void *set,
+		      core_added_fn gone, void *ctx)
+{
+	for (size_t i = 0; i < core->ncandidates; i++) {
+		const struct candidate *cand = &core->candidates[i];
+		bool named = false;
+
+		if (cand->ops != ops)
+			continue;
+		for (size_t k = 0; k < ops->count(set) && !named; k++)
+			named = strcmp(ops->hub_name(set, k), cand->name) == 0;
+		if (!named)
+			gone(ctx, cand->name, NULL);
+	}
+}
+
+int core_add_catalog_hubs(struct core *core, const struct config *cfg, core_added_fn added,
+			  core_added_fn gone, void *ctx, char *why, size_t why_size)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < hub_registry_count && rc == 0 && !core->shut_down; i++) {
+		const struct hub_ops *ops = hub_registry[i];
+		void *set = NULL;
+		bool used = false;
+
+		if (!(ops->flags & HUB_FROM_CATALOGS) || !ops->load)
+			continue;
+		rc = ops->load(cfg, &set, why, why_size);
+		if (rc)
+			break;
+		tell_gone(core, ops, set, gone, ctx);
+		for (size_t k = 0; k < ops->count(set) && !core->shut_down; k++) {
+			const char *name = ops->hub_name(set, k);
+			struct core_store *store = open_store_of(core, name);
+
+			if (has_candidate(core, name))
+				continue;
+			if (core->ncandidates == core->capacity) {
+				log_warn("%s hub: a mount adds at most %d hubs by reloads; it is "
+					 "served from the next mount", name, CORE_HUBS_ADDED_MAX);
+				continue;
+			}
+			if (!store) {
+				log_warn("%s hub: its own cache directory is not open in this "
+					 "mount; it is served from the next mount", name);
+				continue;
+			}
+			if (!used) {
+				struct added_set *grown = realloc(
+				    core->added_sets, (core->nadded_sets + 1) * sizeof(*grown));
+				if (!grown) {
+					rc = -ENOMEM;
+					snprintf(why, why_size, "out of memory");
+					break;
+				}
+				core->added_sets = grown;
+				grown[core->nadded_sets++] = (struct added_set){ ops, set };
+				used = true;
+			}
+			add_hub(core, ops, set, k, store, added, ctx);
+		}
+		if (!used)
+			ops->unload(set);
+	}
+	return rc;
+}
+
+void core_on_hubs_added(struct core *core, void (*fn)(void *ctx, size_t count), void *ctx)
+{
+	core->hubs_added = fn;
+	core->hubs_added_ctx = ctx;
+}
+
+size_t core_hub_capacity(const struct core *core)
+{
+	return core->capacity;
 }
 
 size_t core_hub_states(struct core *core, struct hub_state_view *out, size_t max)

@@ -108,6 +108,33 @@ struct metrics *core_metrics(struct core *core);
 size_t core_hub_count(const struct core *core);
 const char *core_hub_name(const struct core *core, size_t i);
 
+/* How many hubs the core may ever have: core_hub_count and those reloads
+ * may add (core_add_catalog_hubs); what an array per hub is sized by. */
+size_t core_hub_capacity(const struct core *core);
+
+/* Called with the new core_hub_count each time a reload added a hub, from
+ * the reloading thread, before the hub is served; set before the mount. */
+void core_on_hubs_added(struct core *core, void (*fn)(void *ctx, size_t count), void *ctx);
+
+/* What core_add_catalog_hubs says of each hub it added: why is NULL when
+ * it is up, else why it cannot open yet (it is retried in the background,
+ * or left out when its settings refuse it). */
+typedef void (*core_added_fn)(void *ctx, const char *name, const char *why);
+
+/* A reload (SIGHUP) of a mount: the hubs the catalogs of cfg name (the
+ * settings just read again) that the mount does not serve are added, each
+ * at the end of the root, with the settings in use (its own section of
+ * cfg applies from the next mount), in a store the mount has open (a hub
+ * whose own cache directory is not open waits for the next mount, with a
+ * log line). Each is opened now, in the calling thread, or retried in
+ * the background, and served from then on; added is told of each. Hubs
+ * the catalogs no longer name are kept until the next mount (their files
+ * may be open), and told to gone (why NULL). Call after core_open_all,
+ * from one thread at a time. 0, or -errno with the sentence in why (a
+ * setting the catalogs refuse: nothing more is added). */
+int core_add_catalog_hubs(struct core *core, const struct config *cfg, core_added_fn added,
+			  core_added_fn gone, void *ctx, char *why, size_t why_size);
+
 /* Called after a hub's refresh replaced its index (hub_env.index_changed);
  * set before any hub opens. */
 void core_on_index_changed(struct core *core, void (*fn)(void *ctx, struct hub *hub),

@@ -52,7 +52,7 @@ struct fs {
 	struct core *core;           /* borrowed from main: the session */
 	const struct config *config; /* the core's */
 	struct hub *hubs;            /* the core's open hubs */
-	size_t nhubs;
+	_Atomic size_t nhubs;         /* grows when a reload adds a hub */
 	struct tree *tree;
 	struct timespec started;     /* CLOCK_MONOTONIC, for the status's uptime */
 	pthread_mutex_t handles_lock; /* guards handles */
@@ -109,8 +109,16 @@ static void revalidate_hub(struct fs *fs, struct hub *hub)
 	/* Its directory's attributes and listing, as cached while the index
 	 * was another one or none (a hub that came up after retries). */
 	uint64_t dir_ino = tree_hub_dir_ino(fs->tree, hub);
-	if (dir_ino)
+	if (dir_ino) {
 		fuse_lowlevel_notify_inval_inode(fs->session, dir_ino, 0, 0);
+	} else {
+		/* A hub a reload added: the kernel may hold its name as one
+		 * the root does not have (a negative lookup), and the root's
+		 * attributes. */
+		fuse_lowlevel_notify_inval_entry(fs->session, FUSE_ROOT_ID, hub->name,
+						 strlen(hub->name));
+		fuse_lowlevel_notify_inval_inode(fs->session, FUSE_ROOT_ID, 0, 0);
+	}
 }
 
 static void *notifier_main(void *arg)
@@ -148,6 +156,19 @@ static void on_index_changed(void *ctx, struct hub *hub)
 	pthread_mutex_unlock(&fs->notify_lock);
 }
 
+/* core_on_hubs_added: from the reloading thread, before the hub serves. */
+static void on_hubs_added(void *ctx, size_t count)
+{
+	struct fs *fs = ctx;
+
+	tree_set_hub_count(fs->tree, count);
+	pthread_mutex_lock(&fs->notify_lock);
+	fs->nhubs = count;
+	fs->hubs_changed[count - 1] = true;
+	pthread_cond_signal(&fs->notify_cond);
+	pthread_mutex_unlock(&fs->notify_lock);
+}
+
 static void notifier_stop(struct fs *fs)
 {
 	if (!fs->notifier_started)
@@ -176,6 +197,7 @@ int fs_set_kernel_options(struct fs *fs, const char *mountpoint, unsigned max_re
 int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 {
 	struct fs *fs;
+	size_t nhubs = 0;
 	int rc = -ENOMEM;
 
 	*out = NULL;
@@ -189,14 +211,18 @@ int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);
 	pthread_cond_init(&fs->notify_cond, NULL);
-	fs->hubs_changed = calloc(core_hub_count(core) + 1, sizeof(*fs->hubs_changed));
+	fs->hubs_changed = calloc(core_hub_capacity(core) + 1, sizeof(*fs->hubs_changed));
 	if (!fs->hubs_changed)
 		goto out;
 	core_on_index_changed(core, on_index_changed, fs);
-	rc = core_open_all(core, &fs->hubs, &fs->nhubs, why, why_size);
+	rc = core_open_all(core, &fs->hubs, &nhubs, why, why_size);
 	if (rc)
 		goto out;
-	rc = tree_new(&fs->tree, fs->hubs, fs->nhubs);
+	fs->nhubs = nhubs;
+	rc = tree_new(&fs->tree, fs->hubs, nhubs);
+	if (rc)
+		goto out;
+	core_on_hubs_added(core, on_hubs_added, fs);
 	if (rc)
 		goto out;
 	rc = -pthread_create(&fs->notifier, NULL, notifier_main, fs);

@@ -120,8 +120,8 @@ static void print_usage(const char *program)
 	       "set, stops the start (exit status 2) with one sentence saying where;\n"
 	       "so does a value a hub refuses (hf_repos). MOUNTPOINT may be /dev/fd/N,\n"
 	       "a /dev/fuse mounted already (mount.fuse3 -o drop_privileges). SIGHUP\n"
-	       "reads the settings and catalogs again and logs what changed; they\n"
-	       "apply at the next mount.\n"
+	       "reads the settings and catalogs again: new catalog hubs are served at\n"
+	       "once, and changed settings apply at the next mount (logged).\n"
 	       "\n"
 	       "General options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -360,7 +360,7 @@ static void on_sighup(int signum)
 /* Starts the reload thread and points SIGHUP at it; after
  * fuse_set_signal_handlers, which makes SIGHUP end the loop. */
 static int reload_setup(struct reload **reload, const struct config_options *opts,
-			const struct config *cfg, const struct core *core)
+			const struct config *cfg, struct core *core)
 {
 	struct sigaction sa;
 	int rc;

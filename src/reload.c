@@ -1,7 +1,8 @@
 /* reload.c: what SIGHUP does to a running mount: the settings read again
- * and checked, compared with those in use, the catalogs' hubs listed again,
- * one log line saying what changed. Not for: the signal handler (main.c) or
- * applying a setting (the core keeps the settings it started with). */
+ * and checked, compared with those in use, the hubs of the catalogs as
+ * they are now added to the mount, one log line saying what changed. Not
+ * for: the signal handler (main.c) or applying the other settings (the
+ * core keeps those it started with). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 
 #include "config.h"
 #include "core.h"
-#include "hub.h"
 #include "log.h"
 #include "reload.h"
 
@@ -24,7 +24,7 @@
 struct reload {
 	const struct config_options *opts; /* borrowed */
 	const struct config *in_use;       /* borrowed */
-	const struct core *core;           /* borrowed */
+	struct core *core;                 /* borrowed */
 	int fds[2];                        /* owned: the request pipe */
 	pthread_t thread;
 };
@@ -142,53 +142,47 @@ out:
 	described_free(&now);
 }
 
-static bool core_has_hub(const struct core *core, const char *name)
+/* What a reload did to the catalogs' hubs (core_add_catalog_hubs). */
+struct hub_changes {
+	struct words added; /* served now */
+	struct words waiting; /* added, retried in the background */
+	struct words gone;  /* no longer named: kept until the next mount */
+};
+
+static void on_added(void *ctx, const char *name, const char *why)
 {
-	for (size_t i = 0; i < core_hub_count(core); i++)
-		if (strcmp(core_hub_name(core, i), name) == 0)
-			return true;
-	return false;
+	struct hub_changes *c = ctx;
+
+	words_add(why ? &c->waiting : &c->added, name);
 }
 
-/* The hubs the catalogs name now that the mount does not serve, and those
- * it serves that they no longer name. */
-static int catalog_changes(const struct reload *r, const struct config *fresh,
-			   struct words *added, struct words *gone, char *why, size_t why_size)
+static void on_gone(void *ctx, const char *name, const char *why)
 {
-	int rc = 0;
+	struct hub_changes *c = ctx;
 
-	for (size_t i = 0; i < hub_registry_count && rc == 0; i++) {
-		const struct hub_ops *ops = hub_registry[i];
-		void *set = NULL;
+	(void)why;
+	words_add(&c->gone, name);
+}
 
-		if (!(ops->flags & HUB_FROM_CATALOGS) || !ops->load)
-			continue;
-		rc = ops->load(fresh, &set, why, why_size);
-		if (rc)
-			break;
-		for (size_t k = 0; k < ops->count(set); k++)
-			if (!core_has_hub(r->core, ops->hub_name(set, k)))
-				words_add(added, ops->hub_name(set, k));
-		/* A hub of the mount that no registry entry names any more. */
-		for (size_t h = 0; h < core_hub_count(r->core); h++) {
-			const char *name = core_hub_name(r->core, h);
-			bool named = false;
-			for (size_t k = 0; k < ops->count(set) && !named; k++)
-				named = strcmp(ops->hub_name(set, k), name) == 0;
-			for (size_t e = 0; e < hub_registry_count && !named; e++)
-				named = !(hub_registry[e]->flags & HUB_FROM_CATALOGS) &&
-					strcmp(hub_registry[e]->name, name) == 0;
-			if (!named)
-				words_add(gone, name);
-		}
-		ops->unload(set);
+/* "; <label>: <words>" when there are words. */
+static void add_part(struct words *line, const char *label, const struct words *w)
+{
+	char *part = NULL;
+
+	if (!w->len || line->failed)
+		return;
+	if (asprintf(&part, "%s: %s", label, w->text) < 0) {
+		line->failed = true;
+		return;
 	}
-	return rc;
+	words_add(line, part);
+	free(part);
 }
 
 static void reload_once(const struct reload *r)
 {
-	struct words changed = { 0 }, added = { 0 }, gone = { 0 };
+	struct words changed = { 0 }, line = { 0 };
+	struct hub_changes hubs = { 0 };
 	struct config fresh = { 0 };
 	const char *why = NULL;
 	char catalog_why[1024] = "";
@@ -199,33 +193,32 @@ static void reload_once(const struct reload *r)
 		log_error("reload (SIGHUP): keeping the settings in use: %s", why);
 		goto out;
 	}
-	rc = catalog_changes(r, &fresh, &added, &gone, catalog_why, sizeof(catalog_why));
-	if (rc) {
-		log_error("reload (SIGHUP): keeping the settings in use: %s", catalog_why);
-		goto out;
-	}
+	rc = core_add_catalog_hubs(r->core, &fresh, on_added, on_gone, &hubs, catalog_why,
+				   sizeof(catalog_why));
+	if (rc)
+		log_error("reload (SIGHUP): the catalogs' hubs as they were: %s", catalog_why);
 	changed_settings(r->in_use, &fresh, &changed);
-	if (changed.failed || added.failed || gone.failed) {
+	add_part(&line, "catalog hubs added, served now", &hubs.added);
+	add_part(&line, "catalog hubs added, retried in the background", &hubs.waiting);
+	add_part(&line, "catalog hubs no longer named, served until the next mount", &hubs.gone);
+	add_part(&line, "settings changed, which apply at the next mount", &changed);
+	if (line.failed || changed.failed || hubs.added.failed || hubs.waiting.failed ||
+	    hubs.gone.failed) {
 		log_error("reload (SIGHUP): out of memory");
 		goto out;
 	}
-	if (!changed.len && !added.len && !gone.len) {
+	if (!line.len)
 		log_info("reload (SIGHUP): the settings and the catalogs' hubs are unchanged; the "
 			 "token file is read again whenever it changes");
-		goto out;
-	}
-	log_warn("reload (SIGHUP): %s%s%s%s%s%s%s; a mount keeps the settings and hubs it "
-		 "started with: they apply at the next mount (the token file is read again "
-		 "whenever it changes)",
-		 changed.len ? "settings changed: " : "", changed.len ? changed.text : "",
-		 changed.len && (added.len || gone.len) ? "; " : "",
-		 added.len ? "catalog hubs added: " : "", added.len ? added.text : "",
-		 gone.len ? (added.len ? "; catalog hubs gone: " : "catalog hubs gone: ") : "",
-		 gone.len ? gone.text : "");
+	else
+		log_warn("reload (SIGHUP): %s (the token file is read again whenever it changes)",
+			 line.text);
 out:
 	free(changed.text);
-	free(added.text);
-	free(gone.text);
+	free(line.text);
+	free(hubs.added.text);
+	free(hubs.waiting.text);
+	free(hubs.gone.text);
 	config_free(&fresh);
 }
 
@@ -247,7 +240,7 @@ static void *reload_main(void *arg)
 }
 
 int reload_start(struct reload **out, const struct config_options *opts,
-		 const struct config *in_use, const struct core *core)
+		 const struct config *in_use, struct core *core)
 {
 	struct reload *r = calloc(1, sizeof(*r));
 	int rc = -ENOMEM;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static const char *const status_files[] = { TREE_STATUS_FILES };
 
 struct tree {
 	struct hub *hubs; /* borrowed */
-	size_t nhubs;
+	_Atomic size_t nhubs; /* grows when a reload adds a hub */
 	uid_t uid;
 	gid_t gid;
 	time_t started;
@@ -449,6 +450,11 @@ static int bind_staged(struct tree *tree, const struct node *dir, const char *di
 	struct binding b = { .kind = NODE_STAGED, .type = st.st_mode & S_IFMT, .path = path,
 			     .mtime = st.st_mtim.tv_sec };
 	return bind(tree, dir, dir->hub, name, &b, out);
+}
+
+void tree_set_hub_count(struct tree *tree, size_t nhubs)
+{
+	tree->nhubs = nhubs;
 }
 
 static struct hub *find_hub(struct tree *tree, const char *name)

@@ -79,6 +79,9 @@ struct node {
 struct tree;
 
 int tree_new(struct tree **out, struct hub *hubs, size_t nhubs);
+/* A reload added hubs: hubs (never moved) has nhubs now, the new ones
+ * whole before this call. */
+void tree_set_hub_count(struct tree *tree, size_t nhubs);
 /* The cache an archive's or a staged node's files are in: its hub's (a
  * hub may have a cache of its own, config_hub_cache). */
 struct cache *tree_node_cache(const struct node *node);

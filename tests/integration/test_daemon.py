@@ -262,27 +262,40 @@ def reload_lines(m):
 
 @test
 def sighup_reloads_without_unmounting(t):
-    """kill -HUP: the mount stays and serves; the settings and catalogs are read again and
-    one log line says what changed (a catalog hub added, a setting changed) and that they
-    apply at the next mount; a bad config file on reload keeps the settings in use, the log
-    saying FILE:LINE. (Before: SIGHUP unmounted.)"""
+    """kill -HUP: the mount stays and serves; the settings and catalogs are read again: a hub
+    a new catalog names is served at once (even after a lookup of its name failed, which the
+    kernel keeps as a negative entry), one log line says so and that a changed setting
+    applies at the next mount; a bad config file on reload keeps the settings in use, the
+    log saying FILE:LINE. (Before: SIGHUP unmounted; then a new catalog's hub waited for the
+    next mount.)"""
     empty = os.path.join(t.dir, "no-system-catalogs")
     os.mkdir(empty)
     opts = hub_options(t) + ["system_catalogs=" + empty]
     conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
     with t.mount(opts) as m:
         check_reads_model(t, m.mountpoint)
+        hub_dir = os.path.join(m.mountpoint, "mymodels")
+        check(not os.path.exists(hub_dir), "mymodels before its catalog")
         write(os.path.join(t.env["HOME"], ".config", "omnihub", "catalogs", "mine.json"),
               json.dumps(CATALOG))
         write(conf, "index_ttl = 60\n")
         m.proc.send_signal(signal.SIGHUP)
         line = wait_for(lambda: reload_lines(m), EXIT_TIMEOUT, "a reload log line")[0]
         t.note("reload line: " + line)
-        check("catalog hubs added: mymodels" in line and "settings changed: index_ttl" in line,
+        check("catalog hubs added, served now: mymodels" in line
+              and "settings changed, which apply at the next mount: index_ttl" in line,
               "the reload line: %r" % line)
-        check("next mount" in line, "the reload line says when they apply: %r" % line)
         check(m.proc.poll() is None and is_mounted(m.mountpoint),
               "the daemon or its mount went after SIGHUP")
+        check("mymodels" in os.listdir(m.mountpoint), "the root after the reload: %r"
+              % os.listdir(m.mountpoint))
+        check(os.path.isdir(hub_dir), "mymodels is not a folder after the reload")
+        names = sorted(os.path.relpath(os.path.join(d, f), hub_dir)
+                       for d, _, files in os.walk(hub_dir) for f in files)
+        t.note("mymodels holds: %r" % names)
+        sizes = [os.stat(os.path.join(hub_dir, n)).st_size for n in names
+                 if n.endswith("tiny.bin")]
+        check_eq(sizes, [3], "size of tiny.bin, from the catalog")
         check_reads_model(t, m.mountpoint)
 
         write(conf, "index_ttl = 60\nretries = lots\n")
