@@ -601,9 +601,9 @@ def unknown_size_offline_says_why_at_open(t):
     with mounted(t, "offline") as m:
         require_hubs(m, fx.HUB_DATA)
         check_eq(os.stat(p(m, NOSIZE)).st_size, 0, "the size shown offline")
-        before = len(m.log_lines("nosize.bin"))
+        before = len(m.log_lines("/".join(NOSIZE) + ": "))
         check_eq(errno_name(read_errno(p(m, NOSIZE))), "EIO", "reading it offline")
-        after = m.log_lines("nosize.bin")
+        after = m.log_lines("/".join(NOSIZE) + ": ")
         check(len(after) > before, "the open's EIO has no log line naming the file")
         check(any("offline" in line for line in after[before:]),
               "the open's log line does not say it is offline: %s" % after[before:])
@@ -915,8 +915,9 @@ def unreachable_size_lists_as_zero(t):
                  "sha256:" + rec(t, "nosize")["sha256"], "digest")
         check_eq(xattr(m.path(*path), "user.omnihub.cached"), "no", "cached")
         check_eq(errno_name(read_errno(m.path(*path))), "EIO", "reading it")
-        check(m.log_lines("cannot learn the size", "unreachable.bin"),
-              "no log line says the size could not be learnt")
+        check(m.log_lines("cannot learn the size", "/".join(path) + ": ", fx.UNREACHABLE_URL),
+              "no log line names %s, its URL, and says the size could not be learnt"
+              % "/".join(path))
 
 
 @test
