@@ -700,11 +700,15 @@ def converter_failure_is_eio_with_stderr(t):
         require_hubs(m, fx.HUB_VISION)
         check_eq(errno_name(read_errno(p(m, fail))), errno_name(CONVERT_ERRNO), "opening V1.onnx")
         check(m.log_lines(fx.FAIL_MESSAGE), "the converter's stderr %r is not in the log" % fx.FAIL_MESSAGE)
+        check(m.log_lines("/".join(fail) + ": ", "exited with status 3"),
+              "no log line names %s and the converter's exit status" % "/".join(fail))
         check_eq(errno_name(read_errno(p(m, fail))), errno_name(CONVERT_ERRNO), "opening V1.onnx again")
         check_eq(len(runs_of(runs_fail)), 2, "runs of the failing converter after two opens")
         check_eq(errno_name(read_errno(p(m, empty))), errno_name(CONVERT_ERRNO),
                  "opening V1.bin (exit 0, no output)")
         check_eq(len(runs_of(runs_empty)), 1, "runs of the converter that writes nothing")
+        check(m.log_lines("/".join(empty) + ": ", "wrote no"),
+              "no log line names %s and says the converter wrote nothing" % "/".join(empty))
 
 
 @test
@@ -773,7 +777,8 @@ def hostile_archives_refused(t):
             check_eq(errno_name(errno_of(os.listdir, d)), errno_name(HOSTILE_ERRNO), "listing " + kind)
             check_eq(errno_name(errno_of(os.listdir, d)), errno_name(HOSTILE_ERRNO), "listing %s again" % kind)
             bad = hostile[kind]["bad_member"]
-            check(m.log_lines(bad), "no log line names the member %r of %s" % (bad, kind))
+            check(m.log_lines("/".join(archive_dir("hostile/" + kind)) + ": ", bad),
+                  "no log line names %s and its member %r" % (kind, bad))
     check_outside_untouched(t)
     names = {"abs-escape.txt", "dotdot-escape.txt", "saved_model.pb"}
     for kind in fx.HOSTILE:
