@@ -1430,6 +1430,8 @@ def paged_listing_bounded(t):
                 check_eq(errno_name(rc), "EIO", "listing with next pages that go " + kind)
                 check(len(pages) <= 5, "%d tree requests for %s" % (len(pages), kind))
                 check(said in m.log(), "no log line saying %r" % said)
+                check(m.log_lines("acme/sharded", said),
+                      "no log line names the repo acme/sharded and says %r" % said)
 
 
 @test
