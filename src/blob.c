@@ -229,8 +229,11 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 		    (uint64_t)st.st_size != size)
 			goto bad;
 		rc = digest_fd(fd, digest->algo, size, actual);
-		if (rc)
+		if (rc) {
+			log_error("%s: cannot read %s/%s to hash it: %s", label,
+				  cache_root(store->cache), rel, strerror(-rc));
 			goto out;
+		}
 		if (!digest_spec_matches(digest, actual))
 			goto bad;
 		/* Records it only if it did not change while it was hashed. */
@@ -241,6 +244,10 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 	if (rc == -ESTALE)
 		log_error("%s: %s/%s changed each time it was hashed (%d times): not served",
 			  label, cache_root(store->cache), rel, BLOB_CHECK_TRIES);
+	else if (rc)
+		/* A read-only or full cache: its reader gets EIO, and why. */
+		log_error("%s: cannot record that %s/%s is verified: %s", label,
+			  cache_root(store->cache), rel, strerror(-rc));
 	if (rc == 0 && lock_busy(ofd_lock(fd, F_RDLCK)))
 		rc = -ENOENT;
 	if (rc == 0) {
@@ -251,11 +258,18 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 	}
 	goto out;
 bad:
+	rc = cache_unlink(store->cache, rel, 0);
+	cache_forget(store->cache, rel);
+	if (rc && rc != -ENOENT) {
+		/* Left there, it would stop the download that replaces it. */
+		log_error("%s: the cached %s/%s is not what the index says (changed by hand or "
+			  "on disk), and cannot be removed: %s",
+			  label, cache_root(store->cache), rel, strerror(-rc));
+		goto out;
+	}
 	log_warn("%s: the cached %s/%s is not what the index says (changed by hand or on "
 		 "disk): removed, fetching it again",
 		 label, cache_root(store->cache), rel);
-	cache_unlink(store->cache, rel, 0);
-	cache_forget(store->cache, rel);
 	rc = -ENOENT;
 out:
 	if (fd >= 0)

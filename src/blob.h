@@ -52,7 +52,9 @@ int blob_rel(const struct digest_spec *digest, const char *suffix, char **out);
 int blob_open(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
 	      int *fd_out);
 /* Hashes a complete blob that blob_open called -ESTALE: 0 and *fd_out when
- * it is right (stamped from now on); a wrong one is removed (-ENOENT). */
+ * it is right (stamped from now on); a wrong one is removed (-ENOENT).
+ * Any other -errno (a wrong blob that cannot be removed, a read or the
+ * stamp failing) is logged here, naming label. */
 int blob_check(struct blob_store *store, const struct digest_spec *digest, uint64_t size,
 	       const char *label, int *fd_out);
 

@@ -139,6 +139,8 @@ static int open_content(struct hub *hub, const char *path, struct core_open *out
 	fd = memfd_create("omnihub-content", MFD_CLOEXEC);
 	if (fd < 0 || (len && pwrite(fd, data, len, 0) != (ssize_t)len)) {
 		rc = fd < 0 ? -errno : -EIO;
+		log_error("%s/%s: cannot hold its content in memory: %s", hub->name, path,
+			  strerror(-rc));
 		goto out;
 	}
 	out->kind = CORE_OPEN_FD;

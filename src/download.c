@@ -256,6 +256,8 @@ static int open_blob(struct download_set *set, struct job *job, int *fd)
 
 	if (rc == -ESTALE)
 		rc = blob_check(set->store, &src->digest, src->size, job->label, fd);
+	else if (rc && rc != -ENOENT)
+		log_error("%s: cannot open its blob in the cache: %s", job->label, strerror(-rc));
 	return rc;
 }
 
@@ -600,8 +602,11 @@ static int convert_into(struct download_set *set, struct job *job, struct cache_
 	rc = src->input_tree ? 0 : blob_rel(&src->digest, "", &blob);
 	if (rc == 0)
 		rc = cache_tmpdir_create(set->cache, src->cache_path, &dir_rel);
-	if (rc)
+	if (rc) {
+		log_error("%s: cannot create the converter's directory in the cache: %s",
+			  job->label, strerror(-rc));
 		goto out;
+	}
 	/* The input keeps the name of the file it is: converters go by it. */
 	in_name = strrchr(src->url, '/');
 	in_name = in_name ? in_name + 1 : src->url;
@@ -649,11 +654,15 @@ static int convert_into(struct download_set *set, struct job *job, struct cache_
 	}
 	if (renameat(root_fd, out_rel, root_fd, tmp->tmp_rel) != 0) {
 		rc = -errno;
+		log_error("%s: cannot move the converter's output into the cache: %s",
+			  job->label, strerror(-rc));
 		goto out;
 	}
 	fd = openat(root_fd, tmp->tmp_rel, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
+		log_error("%s: cannot open the converter's output: %s", job->label,
+			  strerror(-rc));
 		goto out;
 	}
 	close(tmp->fd);

@@ -633,7 +633,7 @@ static int download_size(struct hub *hub, struct name *n, uint64_t *size)
 	struct fetch_response resp;
 	struct fetch_buffer body = { 0 };
 	struct digest_spec digest;
-	char *rel = NULL, url[512];
+	char *rel = NULL, url[512], label[PATH_MAX];
 	struct stat blob;
 	int rc;
 
@@ -656,18 +656,21 @@ static int download_size(struct hub *hub, struct name *n, uint64_t *size)
 	}
 	free(rel);
 	if (rc != 0) {
+		/* The file's name in the mount, which the URL need not tell. */
+		snprintf(label, sizeof(label), "%s/%s%s%s", hub->name, n->parent,
+			 n->parent[0] ? "/" : "", n->name);
 		fetch_url_for_log(entry->url, url, sizeof(url));
 		if (config_hub_offline(hub->env->config, hub->name)) {
 			log_error("%s: the size of %s is not in its catalog, and offline it cannot "
 				  "be asked",
-				  hub->name, url);
+				  label, url);
 			return -EIO;
 		}
 		rc = fetch_request_run(hub->env->fetcher, &req, PROBE_MAX_BYTES, &body, &resp);
 		rc = probe_size(rc, &resp, body.len, size);
 		free(body.data);
 		if (rc) {
-			log_error("%s: cannot learn the size of %s: %s", hub->name, url,
+			log_error("%s: cannot learn the size of %s: %s", label, url,
 				  rc == -EPROTO ? "the server gave no Content-Range"
 				  : rc == -EFBIG ? "the server ignores ranges and gives no Content-Length"
 				  : resp.error[0] ? resp.error : strerror(-rc));

@@ -1414,7 +1414,10 @@ static void finish_hash(struct transfer *t, struct prefix_hash *hash)
 	int rc = prefix_hash_final(hash, actual);
 
 	digest_spec_format(&t->digest, expected, sizeof(expected));
-	if (rc == 0 && !digest_spec_matches(&t->digest, actual)) {
+	if (rc)
+		log_error("%s: cannot finish its %s: %s", t->label,
+			  digest_algo_name(t->digest.algo), strerror(-rc));
+	else if (!digest_spec_matches(&t->digest, actual)) {
 		metrics_add(engine->metrics, METRICS_DIGEST_FAILURES, 1);
 		pthread_mutex_lock(&engine->lock);
 		uint64_t streamed = t->streamed;
@@ -1740,8 +1743,11 @@ static int transfer_new(struct transfer_engine *engine, const struct transfer_so
 			       stored_url, &t->partial);
 	if (rc == -EEXIST) {
 		rc = blob_open(engine->store, &src->digest, src->size, &t->done_fd);
-		if (rc)
+		if (rc) {
+			log_error("%s: its blob is in the cache but cannot be served: %s", label,
+				  rc == -ESTALE ? "no record vouches for it" : strerror(-rc));
 			goto fail;
+		}
 		t->state = STATE_DONE;
 		t->was_there = true;
 		*out = t;

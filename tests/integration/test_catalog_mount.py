@@ -601,9 +601,9 @@ def unknown_size_offline_says_why_at_open(t):
     with mounted(t, "offline") as m:
         require_hubs(m, fx.HUB_DATA)
         check_eq(os.stat(p(m, NOSIZE)).st_size, 0, "the size shown offline")
-        before = len(m.log_lines("nosize.bin"))
+        before = len(m.log_lines("/".join(NOSIZE) + ": "))
         check_eq(errno_name(read_errno(p(m, NOSIZE))), "EIO", "reading it offline")
-        after = m.log_lines("nosize.bin")
+        after = m.log_lines("/".join(NOSIZE) + ": ")
         check(len(after) > before, "the open's EIO has no log line naming the file")
         check(any("offline" in line for line in after[before:]),
               "the open's log line does not say it is offline: %s" % after[before:])
@@ -700,11 +700,15 @@ def converter_failure_is_eio_with_stderr(t):
         require_hubs(m, fx.HUB_VISION)
         check_eq(errno_name(read_errno(p(m, fail))), errno_name(CONVERT_ERRNO), "opening V1.onnx")
         check(m.log_lines(fx.FAIL_MESSAGE), "the converter's stderr %r is not in the log" % fx.FAIL_MESSAGE)
+        check(m.log_lines("/".join(fail) + ": ", "exited with status 3"),
+              "no log line names %s and the converter's exit status" % "/".join(fail))
         check_eq(errno_name(read_errno(p(m, fail))), errno_name(CONVERT_ERRNO), "opening V1.onnx again")
         check_eq(len(runs_of(runs_fail)), 2, "runs of the failing converter after two opens")
         check_eq(errno_name(read_errno(p(m, empty))), errno_name(CONVERT_ERRNO),
                  "opening V1.bin (exit 0, no output)")
         check_eq(len(runs_of(runs_empty)), 1, "runs of the converter that writes nothing")
+        check(m.log_lines("/".join(empty) + ": ", "wrote no"),
+              "no log line names %s and says the converter wrote nothing" % "/".join(empty))
 
 
 @test
@@ -773,7 +777,8 @@ def hostile_archives_refused(t):
             check_eq(errno_name(errno_of(os.listdir, d)), errno_name(HOSTILE_ERRNO), "listing " + kind)
             check_eq(errno_name(errno_of(os.listdir, d)), errno_name(HOSTILE_ERRNO), "listing %s again" % kind)
             bad = hostile[kind]["bad_member"]
-            check(m.log_lines(bad), "no log line names the member %r of %s" % (bad, kind))
+            check(m.log_lines("/".join(archive_dir("hostile/" + kind)) + ": ", bad),
+                  "no log line names %s and its member %r" % (kind, bad))
     check_outside_untouched(t)
     names = {"abs-escape.txt", "dotdot-escape.txt", "saved_model.pb"}
     for kind in fx.HOSTILE:
@@ -915,8 +920,9 @@ def unreachable_size_lists_as_zero(t):
                  "sha256:" + rec(t, "nosize")["sha256"], "digest")
         check_eq(xattr(m.path(*path), "user.omnihub.cached"), "no", "cached")
         check_eq(errno_name(read_errno(m.path(*path))), "EIO", "reading it")
-        check(m.log_lines("cannot learn the size", "unreachable.bin"),
-              "no log line says the size could not be learnt")
+        check(m.log_lines("cannot learn the size", "/".join(path) + ": ", fx.UNREACHABLE_URL),
+              "no log line names %s, its URL, and says the size could not be learnt"
+              % "/".join(path))
 
 
 @test

@@ -785,6 +785,11 @@ def mismatch_is_eio_and_not_cached(t):
             check_eq(errno_name(read_errno(os.path.join(root, p))), "EIO", p)
             check_eq(errno_name(read_errno(os.path.join(root, p))), "EIO", p + " again")
         check(len(m.log_lines("mismatch")) >= 2, "mismatch log lines: %d" % len(m.log_lines("mismatch")))
+        for p in ("bad.bin", "bad.txt"):
+            f = want[p]
+            expected = f.get("lfs", {}).get("oid") or f["oid"]
+            check(m.log_lines("/%s/%s: " % (fx.CORRUPT_REPO, p), "mismatch", expected, "got "),
+                  "no log line names %s, 'mismatch' and both digests" % p)
     names = {os.path.basename(p) for p in all_files(os.path.join(t.cache, "blobs"))}
     for p in ("bad.bin", "bad.txt"):
         f = want[p]
@@ -811,6 +816,8 @@ def offline_after_online(t):
         for p in ("config.json", "model.onnx.data"):
             check_eq(read(os.path.join(root, p)), content(t, want[p]), "offline " + p)
         check_eq(errno_name(read_errno(os.path.join(root, "README.md"))), "EIO", "an uncached file")
+        check(m.log_lines("/%s/README.md: " % fx.ONNX_REPO, "offline"),
+              "no log line names README.md and says it is offline")
         check_eq(errno_name(errno_of(os.stat, repo_dir(m, fx.LEGACY_REPO))), "ENOENT",
                  "a repo never seen")
         hf_requests = count(t, kind="api") + count(t, kind="resolve") + count(t, kind="cdn")

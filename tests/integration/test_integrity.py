@@ -508,10 +508,46 @@ def read_only_cache(t):
             flip(blob_path(cache, b))
             with mount(t, srv, cache=cache) as m:
                 subprocess.run(["mount", "-o", "remount,ro", fs], check=True)
-                never_wrong(m.path(b.rel), b, "flipped, read-only cache",
-                            allowed=("EIO", "EROFS", "EACCES"))
-                never_wrong(m.path(blobs["Ro2"].rel), blobs["Ro2"], "not cached, read-only cache",
-                            allowed=("EIO", "EROFS", "EACCES"))
+                kind, _ = never_wrong(m.path(b.rel), b, "flipped, read-only cache",
+                                      allowed=("EIO", "EROFS", "EACCES"))
+                if kind == "error":
+                    check(m.log_lines(b.rel, "cannot be removed", os.strerror(errno.EROFS)),
+                          "no log line names %s and why its wrong blob stays" % b.rel)
+                kind, _ = never_wrong(m.path(blobs["Ro2"].rel), blobs["Ro2"],
+                                      "not cached, read-only cache",
+                                      allowed=("EIO", "EROFS", "EACCES"))
+                if kind == "error":
+                    check(m.log_lines(blobs["Ro2"].rel, os.strerror(errno.EROFS)),
+                          "no log line names %s and the read-only cache" % blobs["Ro2"].rel)
+                alive(m)
+    finally:
+        subprocess.run(["umount", "-l", fs])
+
+
+@test
+def read_only_cache_unrecorded_blob(t):
+    """A right blob whose record is gone (a link made to it by hand changes its ctime as
+    well) is hashed again; in a read-only cache the record cannot be written: the read fails,
+    and a log line names the file and the cause."""
+    fs = os.path.join(t.dir, "rofs")
+    os.makedirs(fs)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", fs], check=True)
+    try:
+        cache = os.path.join(fs, "cache")
+        with serve(t, [("Unrec", 256 * KiB)]) as (srv, blobs):
+            b = blobs["Unrec"]
+            with mount(t, srv, cache=cache) as m:
+                right(m.path(b.rel), b, "first read")
+            record = blob_path(cache, b) + ".ok"
+            check(os.path.isfile(record), "no record at " + record)
+            os.unlink(record)
+            with mount(t, srv, cache=cache) as m:
+                subprocess.run(["mount", "-o", "remount,ro", fs], check=True)
+                kind, value = never_wrong(m.path(b.rel), b, "unrecorded, read-only cache")
+                check_eq(value, "EIO", "reading an unrecorded blob in a read-only cache")
+                check(m.log_lines(b.rel, "cannot record", os.strerror(errno.EROFS)),
+                      "no log line names %s and why it is not served: %s"
+                      % (b.rel, m.log_lines(b.rel)))
                 alive(m)
     finally:
         subprocess.run(["umount", "-l", fs])

@@ -538,6 +538,8 @@ def stream_digest_mismatch(t):
             check(lines, "no log line with 'mismatch'")
             check(any("already" in line for line in lines),
                   "no 'mismatch' line says bytes were already read: %r" % lines)
+            check(m.log_lines(b.rel + ": ", "mismatch", b.sha256, b.claimed_sha256),
+                  "no 'mismatch' line names %s and both digests" % b.rel)
         for sha in (b.sha256, b.claimed_sha256):
             for suffix in ("", ".partial", ".state"):
                 check(not os.path.exists(blob_path(t.cache, sha) + suffix),
@@ -757,6 +759,8 @@ def retry_after_bounded(t):
             rc, took = within(30, read_errno, m.path(b["long"].rel))
             check_eq(errno_name(rc), "EIO", "reading a file whose server asks to wait 3600 s")
             check("retry_time budget" in m.log(), "no log line about the retry_time budget")
+            check(m.log_lines(b["long"].rel + ": ", "HTTP 503", "retry_time budget"),
+                  "no log line names %s, its HTTP status and the budget" % b["long"].rel)
 
 
 @test
@@ -1278,6 +1282,8 @@ def trickle_times_out(t):
             check_eq(got, "EIO", "reading a trickled file")
             check(took < 20, "gave up only after %.1f s" % took)
             check(m.log_lines("giving up"), "no log line saying the daemon gave up")
+            check(m.log_lines(b.rel + ": ", "giving up"),
+                  "no 'giving up' line names %s" % b.rel)
 
 
 @test
@@ -1424,6 +1430,8 @@ def paged_listing_bounded(t):
                 check_eq(errno_name(rc), "EIO", "listing with next pages that go " + kind)
                 check(len(pages) <= 5, "%d tree requests for %s" % (len(pages), kind))
                 check(said in m.log(), "no log line saying %r" % said)
+                check(m.log_lines("acme/sharded", said),
+                      "no log line names the repo acme/sharded and says %r" % said)
 
 
 @test
