@@ -244,10 +244,18 @@ int blob_check(struct blob_store *store, const struct digest_spec *digest, uint6
 	if (rc == -ESTALE)
 		log_error("%s: %s/%s changed each time it was hashed (%d times): not served",
 			  label, cache_root(store->cache), rel, BLOB_CHECK_TRIES);
-	else if (rc)
-		/* A read-only or full cache: its reader gets EIO, and why. */
+	else if (rc == -EROFS || rc == -EACCES || rc == -EPERM || rc == -ENOSPC || rc == -EDQUOT) {
+		/* A read-only or full cache: the blob is right and did not change
+		 * while it was hashed, so it is served; the process's memo vouches
+		 * for it, and the next process hashes it again. */
+		log_warn("%s: %s/%s is verified, but its record cannot be written (%s): served, "
+			 "and hashed again by the next mount",
+			 label, cache_root(store->cache), rel, strerror(-rc));
+		rc = 0;
+	} else if (rc) {
 		log_error("%s: cannot record that %s/%s is verified: %s", label,
 			  cache_root(store->cache), rel, strerror(-rc));
+	}
 	if (rc == 0 && lock_busy(ofd_lock(fd, F_RDLCK)))
 		rc = -ENOENT;
 	if (rc == 0) {

@@ -947,7 +947,10 @@ int cache_mark_verified(struct cache *cache, const char *rel, int fd,
 	snprintf(text, sizeof(text), RECORD_HEADER "\n%s %" PRId64 "\n", identity, ns_of(&now));
 	/* No fsync: a record lost in a power cut only costs a hash. */
 	rc = cache_write_small_nosync(cache, record, text, strlen(text));
-	if (rc == 0)
+	/* A cache this process cannot write (read-only, full) keeps the
+	 * verification in its memo alone: the next process hashes again. */
+	if (rc == 0 || rc == -EROFS || rc == -EACCES || rc == -EPERM || rc == -ENOSPC ||
+	    rc == -EDQUOT)
 		memo_put(cache, rel, &st, digest, ns_of(&now));
 	free(record);
 	return rc;

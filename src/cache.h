@@ -123,7 +123,9 @@ int cache_verify_begin(struct cache *cache, int fd, struct stat *st);
  * fstat from cache_verify_begin before the hash (-ESTALE and no record when
  * the file changed since); NULL when the content was hashed as it was
  * written, and fd's last change was the store's own (a rename, a chmod).
- * Call it after the store's last change to the file. */
+ * Call it after the store's last change to the file. When the record
+ * cannot be written (-EROFS, -EACCES, -EPERM, -ENOSPC, -EDQUOT), this
+ * process still takes the file as verified, as it is now. */
 int cache_mark_verified(struct cache *cache, const char *rel, int fd,
 			const struct digest_spec *digest, const struct stat *since);
 /* Removes the record of rel (the file went, or is to be hashed again). */
