@@ -42,7 +42,7 @@ int cmd_usage_error(const struct cmd_ctx *ctx, const char *cmd, const char *fmt,
 	return CMD_EXIT_USAGE;
 }
 
-void cmd_offline_hint(const struct cmd_ctx *ctx, const char *hub, bool pulling, char *out,
+void cmd_offline_hint(const struct cmd_ctx *ctx, const char *hub, bool pull_step, char *out,
                       size_t out_size)
 {
 	const char *origin = ctx->cfg->origins[CONFIG_OFFLINE];
@@ -55,7 +55,7 @@ void cmd_offline_hint(const struct cmd_ctx *ctx, const char *hub, bool pulling, 
 		out[0] = '\0';
 	else
 		snprintf(out, out_size, "run it %s%s", undo,
-		         pulling ? "" : ", or omnihub pull it while online");
+		         pull_step ? ", or omnihub pull it while online" : "");
 }
 
 int cmd_exit_of(int rc)

@@ -21,9 +21,9 @@ int cmd_usage_error(const struct cmd_ctx *ctx, const char *cmd, const char *fmt,
 /* The next step after a failure because hub (a hub's name) is offline,
  * into out: where the setting came from decides how to undo it ("without
  * --offline", or -o offline=no over the environment and the files);
- * pulling: the failure is pull's own, so pulling again is no step. ""
- * when hub is not offline. */
-void cmd_offline_hint(const struct cmd_ctx *ctx, const char *hub, bool pulling, char *out,
+ * pull_step: or pulling what failed while online (not where the failure is
+ * pull's own). "" when hub is not offline. */
+void cmd_offline_hint(const struct cmd_ctx *ctx, const char *hub, bool pull_step, char *out,
                       size_t out_size);
 #define CMD_HINT_MAX 256
 

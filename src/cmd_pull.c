@@ -370,7 +370,8 @@ static int report_item(struct pull_run *run, struct pull_item *item, int dir_fd)
 			goto out;
 		}
 		if (rc) {
-			cmd_error(run->ctx, item->label, "cannot place it at %s: %s", local,
+			cmd_error(run->ctx, item->label,
+			          "cannot place it at %s: %s (give another --local-dir)", local,
 			          strerror(-rc));
 			goto out;
 		}
@@ -398,7 +399,7 @@ static int report_item(struct pull_run *run, struct pull_item *item, int dir_fd)
 out:
 	/* Offline, a file not cached fails: pulling it needs the network. */
 	if (item->rc)
-		cmd_offline_hint(run->ctx, item->hub->name, true, hint, sizeof(hint));
+		cmd_offline_hint(run->ctx, item->hub->name, false, hint, sizeof(hint));
 	if (hint[0] && error)
 		error = "offline, and not in the cache"; /* not the EIO it is read as */
 	if (error)
@@ -506,7 +507,9 @@ int cmd_pull(struct cmd_ctx *ctx, int argc, char **argv)
 	if (run.local_dir) {
 		dir_fd = open_local_dir(run.local_dir);
 		if (dir_fd < 0) {
-			cmd_error(ctx, run.local_dir, "cannot make the folder: %s", strerror(-dir_fd));
+			cmd_error(ctx, run.local_dir,
+			          "cannot make the folder: %s (give another --local-dir)",
+			          strerror(-dir_fd));
 			status = CMD_EXIT_FAILED;
 			goto out;
 		}

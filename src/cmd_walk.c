@@ -73,7 +73,7 @@ int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size
 		/* The hub is there but did not open: offline without its index,
 		 * or its index could not be had. */
 		snprintf(name, sizeof(name), "%.*s", (int)strcspn(buf, "/"), buf);
-		cmd_offline_hint(ctx, name, false, hint, sizeof(hint));
+		cmd_offline_hint(ctx, name, true, hint, sizeof(hint));
 	}
 	if (rc)
 		cmd_error(ctx, arg, "%s%s%s%s", why, hint[0] ? " (" : "", hint, hint[0] ? ")" : "");

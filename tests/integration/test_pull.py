@@ -129,6 +129,10 @@ def include_and_exclude_choose_the_files(t):
     res = omnihub(t, "pull", REPO, "--include", "*.nothing")
     check_eq(res.stdout, "", "nothing printed when nothing matches")
     check("no file matches" in res.stderr, "a word when nothing matches: %r" % res.stderr)
+    check(res.stderr.endswith("(omnihub ls -r %s lists the names)\n" % REPO),
+          "nothing matches: the next step: %r" % res.stderr)
+    listed = omnihub(t, "ls", "-r", REPO).stdout
+    check(all(os.path.basename(p) in listed for p in files), "ls -r lists the names: %r" % listed)
 
 
 @test
@@ -253,6 +257,20 @@ def printed_paths_serve_scripts(t):
     res = omnihub(t, "pull", REPO + "/onnx/model.onnx", "--local-dir", local)
     check_eq(res.stdout, os.path.join(local, "model.onnx") + "\n",
              "a file given goes to DIR/<its name>")
+
+
+@test
+def local_dir_that_cannot_be_made_says_give_another(t):
+    """A --local-dir that cannot be made (below a plain file) fails saying so, with the next
+    step: another --local-dir, which works."""
+    plain = os.path.join(t.dir, "plain")
+    with open(plain, "w") as f:
+        f.write("a file\n")
+    res = omnihub(t, "pull", REPO + "/config.json", "--local-dir", plain + "/sub", want=1)
+    check_eq(res.stderr, "omnihub: %s/sub: cannot make the folder: Not a directory (give "
+             "another --local-dir)\n" % plain, "the folder that cannot be made")
+    res = omnihub(t, "pull", REPO + "/config.json", "--local-dir", os.path.join(t.dir, "other"))
+    check_eq(res.stdout, os.path.join(t.dir, "other", "config.json") + "\n", "another one")
 
 
 if __name__ == "__main__":
