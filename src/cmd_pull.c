@@ -402,6 +402,12 @@ out:
 		cmd_offline_hint(run->ctx, item->hub->name, false, hint, sizeof(hint));
 	if (hint[0] && error)
 		error = "offline, and not in the cache"; /* not the EIO it is read as */
+	else if (item->rc == -EACCES && (item->hub->ops->flags & HUB_USES_TOKEN))
+		/* Refused: no token, a wrong one, or one without access to a
+		 * gated repo (the hub's warning above says which, and where to
+		 * ask for access). */
+		snprintf(hint, sizeof(hint), "set HF_TOKEN, or run `hf auth login`, with a token "
+		                             "that has access; omnihub whoami checks it");
 	if (error)
 		cmd_error(run->ctx, item->label, "%s%s%s%s", error, hint[0] ? " (" : "", hint,
 		          hint[0] ? ")" : "");

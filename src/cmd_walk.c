@@ -101,8 +101,16 @@ int cmd_lookup(struct cmd_ctx *ctx, const char *arg, struct hub *hub, const char
 			if (hub->ops->lookup(hub, parent, &up) == 0 && up.type == ENTRY_DIR)
 				break;
 		}
-		cmd_error(ctx, arg, "%s (omnihub ls %s%s%s lists what there is)", strerror(-rc),
-		          hub->name, parent[0] ? "/" : "", parent);
+		if ((hub->ops->flags & HUB_LISTS_ALL) || strchr(parent, '/')) {
+			cmd_error(ctx, arg, "%s (omnihub ls %s%s%s lists what there is)",
+			          strerror(-rc), hub->name, parent[0] ? "/" : "", parent);
+		} else {
+			/* Above its repositories (ORG/NAME), such a hub lists only
+			 * the names it has seen; its search asks for the rest. */
+			const char *word = strchr(path, '/') ? strchr(path, '/') + 1 : path;
+			cmd_error(ctx, arg, "%s (omnihub search --hub %s %.*s searches for it)",
+			          strerror(-rc), hub->name, (int)strcspn(word, "/"), word);
+		}
 	} else if (rc) {
 		cmd_error(ctx, arg, "%s", strerror(-rc));
 	}

@@ -26,7 +26,8 @@ int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size
 
 /* hub's entry at path (lookup), of arg as the user gave it; reports a
  * failure, and for a name the hub does not have, the directory above it
- * to list. 0 or -errno. */
+ * to list (or, above the repositories of a hub that lists only what it
+ * has seen, the search that finds it). 0 or -errno. */
 int cmd_lookup(struct cmd_ctx *ctx, const char *arg, struct hub *hub, const char *path,
                struct entry *entry);
 

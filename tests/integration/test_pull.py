@@ -59,12 +59,12 @@ def omnihub_binary():
     return binary
 
 
-def omnihub(t, *args, want=0):
+def omnihub(t, *args, want=0, env=None):
     srv = t.shared.srv
     opts = ["cache=" + t.cache, "cacert=" + srv.cacert, "onnx_index_url=" + srv.onnx_manifest_url,
             "onnx_url=" + srv.endpoint + "/__onnx/files/", "system_catalogs=" + t.shared.no_catalogs,
             "catalogs=" + t.shared.no_catalogs]
-    env = dict(t.env, HF_ENDPOINT=srv.endpoint)
+    env = dict(t.env, HF_ENDPOINT=srv.endpoint, **(env or {}))
     res = subprocess.run([omnihub_binary(), "-o", ",".join(opts)] + list(args),
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
                          timeout=COMMAND_TIMEOUT)
@@ -271,6 +271,38 @@ def local_dir_that_cannot_be_made_says_give_another(t):
              "another --local-dir)\n" % plain, "the folder that cannot be made")
     res = omnihub(t, "pull", REPO + "/config.json", "--local-dir", os.path.join(t.dir, "other"))
     check_eq(res.stdout, os.path.join(t.dir, "other", "config.json") + "\n", "another one")
+
+
+@test
+def refused_and_unknown_repos_name_the_next_step(t):
+    """A gated repo pulled without a token: the refusal ends with the token's step (and the
+    hub's warning still names the page to ask for access), in --json too as "hint"; with the
+    token, whoami and the pull work. A repo the Hub does not list: its search, which finds
+    it with the token; a name inside a repo: the repo's listing."""
+    gated = "huggingface/%s/config.json" % fx.GATED_REPO
+    step = "set HF_TOKEN, or run `hf auth login`, with a token that has access; omnihub " \
+           "whoami checks it"
+    res = omnihub(t, "pull", gated, want=1)
+    check(res.stderr.endswith("omnihub: %s: Permission denied (%s)\n" % (gated, step)),
+          "the refusal's next step: %r" % res.stderr)
+    check("Ask for access at %s/%s" % (t.shared.srv.endpoint, fx.GATED_REPO) in res.stderr,
+          "the hub's warning names the page: %r" % res.stderr)
+    doc = json.loads(omnihub(t, "--json", "pull", gated, want=1).stdout)
+    check_eq(doc["failed"], [{"path": gated, "error": "Permission denied", "hint": step}],
+             "pull --json's refusal")
+    check("test-user" in omnihub(t, "whoami", env={"HF_TOKEN": TOKEN}).stdout, "whoami")
+    omnihub(t, "pull", gated, env={"HF_TOKEN": TOKEN})
+    private = "huggingface/" + fx.PRIVATE_REPO
+    res = omnihub(t, "ls", private, want=4)
+    name = fx.PRIVATE_REPO.split("/")[1]
+    check(res.stderr.endswith("(omnihub search --hub huggingface %s searches for it)\n" % name),
+          "a repo not listed: %r" % res.stderr)
+    res = omnihub(t, "search", "--hub", "huggingface", name, env={"HF_TOKEN": TOKEN})
+    check_eq(res.stdout, private + "\n", "the search finds it with the token")
+    res = omnihub(t, "info", REPO + "/nope/x.json", want=4)
+    check(res.stderr.endswith("(omnihub ls %s lists what there is)\n" % REPO),
+          "a name inside a repo: %r" % res.stderr)
+    check("config.json" in omnihub(t, "ls", REPO).stdout, "the repo's listing")
 
 
 if __name__ == "__main__":
