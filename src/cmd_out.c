@@ -206,8 +206,8 @@ int cmd_getopt(const struct cmd_ctx *ctx, int argc, char **argv, const struct cm
 
 /* The next step when why (core_new's) is that the cache directory cannot
  * be used, into out: which setting names it, and where it was set
- * (config.c's origins); "" otherwise. A [hub] section's own directory is
- * named by that section. */
+ * (config.c's origins); "" otherwise. A hub's own directory is named by
+ * its [section]. */
 static void cache_hint(const struct config *cfg, const char *why, char *out, size_t out_size)
 {
 	static const char prefix[] = "the cache directory ";
@@ -218,10 +218,19 @@ static void cache_hint(const struct config *cfg, const char *why, char *out, siz
 	if (!at || !origin)
 		return;
 	at += sizeof(prefix) - 1;
-	if (strncmp(at, cfg->cache_dir, len) != 0 || at[len] != ':')
-		snprintf(out, out_size, "a hub's [section] names it with cache = in the config "
-		                        "file: omnihub config says which");
-	else if (strcmp(origin, "option") == 0)
+	if (strncmp(at, cfg->cache_dir, len) != 0 || at[len] != ':') {
+		/* Not the general one: a hub's own, from its [section]. */
+		for (size_t i = 0; i < cfg->nhub_settings; i++) {
+			const struct config_value *v = &cfg->hub_settings[i];
+			size_t n = strlen(v->value);
+			if (strcmp(v->name, "cache") == 0 && strncmp(at, v->value, n) == 0 &&
+			    at[n] == ':') {
+				snprintf(out, out_size, "named by cache = in [%s] at %s: change it",
+				         v->hub, v->origin);
+				break;
+			}
+		}
+	} else if (strcmp(origin, "option") == 0)
 		snprintf(out, out_size, "named by --cache or -o cache=: give another");
 	else if (strncmp(origin, "environment $", 13) == 0)
 		snprintf(out, out_size, "named by $%s: set it to another, or give --cache",

@@ -431,11 +431,21 @@ def cache_dir_errors_name_the_setting(t):
         check(res.stderr.startswith("omnihub: cannot use the cache directory %s: " % plain),
               "the reason stays: %r" % res.stderr)
         check_eq(next_step(res, "cache %r" % step), step, "the cache's setting")
+    # A hub's own directory, from its [section]: that line.
+    section = os.path.join(t.dir, "section")
+    with open(section, "w") as f:
+        f.write("[onnx]\ncache = %s\n" % plain)
+    res = omnihub(t, "ls", "onnx", want=EXIT_FAILED, env={"OMNIHUB_CONFIG": section})
+    check_eq(next_step(res, "[onnx] cache"), "named by cache = in [onnx] at %s:2: change it"
+             % section, "a hub's own cache directory")
     # Each step works: another directory, given as it says.
     good = os.path.join(t.dir, "good")
     omnihub(t, "--cache", good, "du", hub=False)
     omnihub(t, "--cache", good, "du", hub=False, env={"OMNIHUB_CONFIG": config})
     omnihub(t, "du", hub=False, env={"OMNIHUB_HOME": good})
+    with open(section, "w") as f:
+        f.write("[onnx]\ncache = %s\n" % good)
+    omnihub(t, "ls", "onnx", env={"OMNIHUB_CONFIG": section})
 
 
 @test
