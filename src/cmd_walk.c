@@ -83,7 +83,7 @@ int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size
 int cmd_lookup(struct cmd_ctx *ctx, const char *arg, struct hub *hub, const char *path,
                struct entry *entry)
 {
-	char parent[PATH_MAX];
+	char parent[PATH_MAX], hint[CMD_HINT_MAX];
 	struct entry up;
 	char *slash;
 	int rc = hub->ops->lookup(hub, path, entry);
@@ -101,9 +101,14 @@ int cmd_lookup(struct cmd_ctx *ctx, const char *arg, struct hub *hub, const char
 			if (hub->ops->lookup(hub, parent, &up) == 0 && up.type == ENTRY_DIR)
 				break;
 		}
+		/* Offline, a hub that lists only what it has seen knows only the
+		 * repositories cached. */
+		cmd_offline_hint(ctx, hub->name, true, hint, sizeof(hint));
 		if ((hub->ops->flags & HUB_LISTS_ALL) || strchr(parent, '/')) {
 			cmd_error(ctx, arg, "%s (omnihub ls %s%s%s lists what there is)",
 			          strerror(-rc), hub->name, parent[0] ? "/" : "", parent);
+		} else if (hint[0]) {
+			cmd_error(ctx, arg, "%s (%s)", strerror(-rc), hint);
 		} else {
 			/* Above its repositories (ORG/NAME), such a hub lists only
 			 * the names it has seen; its search asks for the rest. */

@@ -299,6 +299,12 @@ def refused_and_unknown_repos_name_the_next_step(t):
           "a repo not listed: %r" % res.stderr)
     res = omnihub(t, "search", "--hub", "huggingface", name, env={"HF_TOKEN": TOKEN})
     check_eq(res.stdout, private + "\n", "the search finds it with the token")
+    # Offline, the Hub is not asked: going online is the step, and pulling while online.
+    res = omnihub(t, "--offline", "ls", REPO, want=4)
+    check(res.stderr.endswith("(run it without --offline, or omnihub pull it while online)\n"),
+          "a repo not cached, offline: %r" % res.stderr)
+    omnihub(t, "pull", REPO + "/config.json")
+    check("config.json" in omnihub(t, "--offline", "ls", REPO).stdout, "listed offline")
     res = omnihub(t, "info", REPO + "/nope/x.json", want=4)
     check(res.stderr.endswith("(omnihub ls %s lists what there is)\n" % REPO),
           "a name inside a repo: %r" % res.stderr)
