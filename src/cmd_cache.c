@@ -731,6 +731,11 @@ int cmd_verify(struct cmd_ctx *ctx, int argc, char **argv)
 			fprintf(ctx->out, "; %" PRIu64 " not cached", run.nabsent);
 		fprintf(ctx->out, "\n");
 	}
+	if (run.nbad && !run.remove && !ctx->json)
+		cmd_error(ctx, argv[0], "%" PRIu64 " wrong file%s kept (omnihub verify --remove%s "
+		          "removes %s)",
+		          run.nbad, run.nbad == 1 ? "" : "s", argc > optind ? " PATH..." : "",
+		          run.nbad == 1 ? "it" : "them");
 	if (run.nbad)
 		return CMD_EXIT_CORRUPT;
 	return rc ? cmd_exit_of(rc) : CMD_EXIT_OK;

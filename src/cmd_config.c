@@ -83,8 +83,7 @@ static int no_arguments(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	if (argc <= 1)
 		return CMD_EXIT_OK;
-	fprintf(stderr, "%s %s: takes no arguments ('%s' given)\n", ctx->program, argv[0], argv[1]);
-	return CMD_EXIT_USAGE;
+	return cmd_usage_error(ctx, argv[0], "takes no arguments ('%s' given)", argv[1]);
 }
 
 static cJSON *json_string_or_null(const char *text)

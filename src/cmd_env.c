@@ -284,7 +284,9 @@ int cmd_env(struct cmd_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (!is_dir(root, "")) {
-		cmd_error(ctx, root, "shows no %s folder: not an omnihub-fuse mount with views",
+		cmd_error(ctx, root,
+		          "shows no %s folder: not an omnihub-fuse mount with views (omnihub "
+		          "status shows every mount)",
 		          HUB_VIEWS_NAME);
 		status = CMD_EXIT_FAILED;
 		goto out;

@@ -38,10 +38,8 @@ int cmd_info(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_exit_of(rc);
 	memset(&entry, 0, sizeof(entry));
 	entry.type = ENTRY_DIR;
-	if (path[0] && (rc = hub->ops->lookup(hub, path, &entry)) != 0) {
-		cmd_error(ctx, argv[optind], "%s", strerror(-rc));
+	if (path[0] && (rc = cmd_lookup(ctx, argv[optind], hub, path, &entry)) != 0)
 		return cmd_exit_of(rc);
-	}
 	file = entry.type == ENTRY_FILE || entry.type == ENTRY_ARCHIVE;
 	if (file) {
 		digest_spec_format(&entry.digest, digest, sizeof(digest));

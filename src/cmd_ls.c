@@ -156,11 +156,9 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_exit_of(rc);
 	run.core = cmd_core(ctx);
 	if (path[0]) {
-		rc = hub->ops->lookup(hub, path, &entry);
-		if (rc) {
-			cmd_error(ctx, argv[optind], "%s", strerror(-rc));
+		rc = cmd_lookup(ctx, argv[optind], hub, path, &entry);
+		if (rc)
 			return cmd_exit_of(rc);
-		}
 	} else {
 		entry.type = ENTRY_DIR;
 	}

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cmd_out.h"
+#include "config.h"
 #include "core.h"
 #include "status.h"
 
@@ -39,6 +40,22 @@ int cmd_usage_error(const struct cmd_ctx *ctx, const char *cmd, const char *fmt,
 	fprintf(stderr, "%s: %s: %s (see '%s %s --help')\n", ctx->program, cmd, reason,
 	        ctx->program, cmd);
 	return CMD_EXIT_USAGE;
+}
+
+void cmd_offline_hint(const struct cmd_ctx *ctx, const char *hub, bool pull_step, char *out,
+                      size_t out_size)
+{
+	const char *origin = ctx->cfg->origins[CONFIG_OFFLINE];
+	/* --offline and -o offline are the command line's own; the rest
+	 * (the environment, a file, a hub's section) -o offline=no overrides. */
+	const char *undo = origin && strcmp(origin, "option") == 0 ? "without --offline"
+	                                                         : "with -o offline=no";
+
+	if (!config_hub_offline(ctx->cfg, hub))
+		out[0] = '\0';
+	else
+		snprintf(out, out_size, "run it %s%s", undo,
+		         pull_step ? ", or omnihub pull it while online" : "");
 }
 
 int cmd_exit_of(int rc)
@@ -187,14 +204,55 @@ int cmd_getopt(const struct cmd_ctx *ctx, int argc, char **argv, const struct cm
 	return c;
 }
 
+/* The next step when why (core_new's) is that the cache directory cannot
+ * be used, into out: which setting names it, and where it was set
+ * (config.c's origins); "" otherwise. A hub's own directory is named by
+ * its [section]. */
+static void cache_hint(const struct config *cfg, const char *why, char *out, size_t out_size)
+{
+	static const char prefix[] = "the cache directory ";
+	const char *at = strstr(why, prefix), *origin = cfg->origins[CONFIG_CACHE];
+	size_t len = strlen(cfg->cache_dir);
+
+	out[0] = '\0';
+	if (!at || !origin)
+		return;
+	at += sizeof(prefix) - 1;
+	if (strncmp(at, cfg->cache_dir, len) != 0 || at[len] != ':') {
+		/* Not the general one: a hub's own, from its [section]. */
+		for (size_t i = 0; i < cfg->nhub_settings; i++) {
+			const struct config_value *v = &cfg->hub_settings[i];
+			size_t n = strlen(v->value);
+			if (strcmp(v->name, "cache") == 0 && strncmp(at, v->value, n) == 0 &&
+			    at[n] == ':') {
+				snprintf(out, out_size, "named by cache = in [%s] at %s: change it",
+				         v->hub, v->origin);
+				break;
+			}
+		}
+	} else if (strcmp(origin, "option") == 0)
+		snprintf(out, out_size, "named by --cache or -o cache=: give another");
+	else if (strncmp(origin, "environment $", 13) == 0)
+		snprintf(out, out_size, "named by $%s: set it to another, or give --cache",
+		         origin + 13);
+	else if (strcmp(origin, "default") != 0)
+		snprintf(out, out_size, "named by cache = at %s: change it, or give --cache",
+		         origin);
+	else
+		snprintf(out, out_size, "the default: give another with --cache, $OMNIHUB_HOME "
+		                        "or cache = in the config file");
+}
+
 struct core *cmd_core(struct cmd_ctx *ctx)
 {
-	char why[1024];
+	char why[1024], hint[CMD_HINT_MAX];
 
 	if (ctx->core)
 		return ctx->core;
 	if (core_new(&ctx->core, ctx->cfg, why, sizeof(why)) != 0) {
-		fprintf(stderr, "%s: %s\n", ctx->program, why[0] ? why : "cannot start");
+		cache_hint(ctx->cfg, why, hint, sizeof(hint));
+		fprintf(stderr, "%s: %s%s%s%s\n", ctx->program, why[0] ? why : "cannot start",
+		        hint[0] ? " (" : "", hint, hint[0] ? ")" : "");
 		ctx->core = NULL;
 	}
 	return ctx->core;

@@ -4,6 +4,7 @@
 #ifndef OMNIHUB_CMD_OUT_H
 #define OMNIHUB_CMD_OUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,15 @@ void cmd_error(const struct cmd_ctx *ctx, const char *what, const char *fmt, ...
 /* "omnihub: CMD: reason (see 'omnihub CMD --help')"; returns CMD_EXIT_USAGE. */
 int cmd_usage_error(const struct cmd_ctx *ctx, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The next step after a failure because hub (a hub's name) is offline,
+ * into out: where the setting came from decides how to undo it ("without
+ * --offline", or -o offline=no over the environment and the files);
+ * pull_step: or pulling what failed while online (not where the failure is
+ * pull's own). "" when hub is not offline. */
+void cmd_offline_hint(const struct cmd_ctx *ctx, const char *hub, bool pull_step, char *out,
+                      size_t out_size);
+#define CMD_HINT_MAX 256
+
 /* The exit code of a failure: CMD_EXIT_NOT_FOUND for -ENOENT (and
  * -ENOTDIR, -ENAMETOOLONG), else CMD_EXIT_FAILED. */
 int cmd_exit_of(int rc);

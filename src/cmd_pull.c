@@ -339,7 +339,7 @@ static int open_local_dir(const char *dir)
  * (or JSON) saying where it is. 0 or -errno. */
 static int report_item(struct pull_run *run, struct pull_item *item, int dir_fd)
 {
-	char size[CMD_SIZE_TEXT_MAX];
+	char size[CMD_SIZE_TEXT_MAX], hint[CMD_HINT_MAX] = "";
 	char *where = NULL, *local = NULL;
 	enum place_how how = PLACE_COPY;
 	bool present = false;
@@ -370,7 +370,8 @@ static int report_item(struct pull_run *run, struct pull_item *item, int dir_fd)
 			goto out;
 		}
 		if (rc) {
-			cmd_error(run->ctx, item->label, "cannot place it at %s: %s", local,
+			cmd_error(run->ctx, item->label,
+			          "cannot place it at %s: %s (give another --local-dir)", local,
 			          strerror(-rc));
 			goto out;
 		}
@@ -396,12 +397,26 @@ static int report_item(struct pull_run *run, struct pull_item *item, int dir_fd)
 		fflush(run->ctx->out);
 	}
 out:
+	/* Offline, a file not cached fails: pulling it needs the network. */
+	if (item->rc)
+		cmd_offline_hint(run->ctx, item->hub->name, false, hint, sizeof(hint));
+	if (hint[0] && error)
+		error = "offline, and not in the cache"; /* not the EIO it is read as */
+	else if (item->rc == -EACCES && (item->hub->ops->flags & HUB_USES_TOKEN))
+		/* Refused: no token, a wrong one, or one without access to a
+		 * gated repo (the hub's warning above says which, and where to
+		 * ask for access). */
+		snprintf(hint, sizeof(hint), "set HF_TOKEN, or run `hf auth login`, with a token "
+		                             "that has access; omnihub whoami checks it");
 	if (error)
-		cmd_error(run->ctx, item->label, "%s", error);
+		cmd_error(run->ctx, item->label, "%s%s%s%s", error, hint[0] ? " (" : "", hint,
+		          hint[0] ? ")" : "");
 	if (rc && run->ctx->json) {
 		cJSON *doc = cJSON_CreateObject();
 		cJSON_AddStringToObject(doc, "path", item->label);
 		cJSON_AddStringToObject(doc, "error", error ? error : strerror(-rc));
+		if (hint[0])
+			cJSON_AddStringToObject(doc, "hint", hint);
 		cJSON_AddItemToArray(run->failed, doc);
 	}
 	free(where);
@@ -491,11 +506,16 @@ int cmd_pull(struct cmd_ctx *ctx, int argc, char **argv)
 			rc = one;
 	}
 	if (run.count == 0 && rc == 0 && (run.ninclude || run.nexclude))
-		cmd_error(ctx, argv[0], "no file matches --include and --exclude");
+		cmd_error(ctx, argv[0],
+		          "no file matches --include and --exclude (omnihub ls -r %s lists the "
+		          "names)",
+		          argc - optind == 1 ? argv[optind] : "PATH");
 	if (run.local_dir) {
 		dir_fd = open_local_dir(run.local_dir);
 		if (dir_fd < 0) {
-			cmd_error(ctx, run.local_dir, "cannot make the folder: %s", strerror(-dir_fd));
+			cmd_error(ctx, run.local_dir,
+			          "cannot make the folder: %s (give another --local-dir)",
+			          strerror(-dir_fd));
 			status = CMD_EXIT_FAILED;
 			goto out;
 		}

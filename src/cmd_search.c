@@ -165,7 +165,7 @@ int cmd_search(struct cmd_ctx *ctx, int argc, char **argv)
 	bool datasets = false, offline_skipped = false, any = false;
 	struct core *core;
 	cJSON *doc = NULL;
-	char why[1024], *end;
+	char why[1024], hint[CMD_HINT_MAX], skipped_hint[CMD_HINT_MAX] = "", *end;
 	unsigned long value;
 	int c, status = CMD_EXIT_OK;
 
@@ -220,7 +220,9 @@ int cmd_search(struct cmd_ctx *ctx, int argc, char **argv)
 		if (core_hub(core, name, &hub, why, sizeof(why)) != 0) {
 			/* One hub without its index takes nothing from the others';
 			 * the hub asked for by name is a failure. */
-			cmd_error(ctx, name, "left out: %s", why);
+			cmd_offline_hint(ctx, name, false, hint, sizeof(hint));
+			cmd_error(ctx, name, "left out: %s%s%s%s", why, hint[0] ? " (" : "", hint,
+			          hint[0] ? ")" : "");
 			if (only)
 				status = CMD_EXIT_FAILED;
 			continue;
@@ -230,6 +232,7 @@ int cmd_search(struct cmd_ctx *ctx, int argc, char **argv)
 		run.last[0] = '\0';
 		if (hub->ops->search && hub->offline) {
 			offline_skipped = true;
+			cmd_offline_hint(ctx, name, false, skipped_hint, sizeof(skipped_hint));
 			continue;
 		}
 		if (hub->ops->search)
@@ -246,13 +249,14 @@ int cmd_search(struct cmd_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (only && !any) {
-		cmd_error(ctx, only, "no such hub (see 'omnihub ls')");
+		cmd_error(ctx, only, "no such hub (omnihub ls lists the hubs)");
 		status = CMD_EXIT_NOT_FOUND;
 		goto out;
 	}
 	if (offline_skipped)
 		cmd_error(ctx, argv[0], "offline: only the local indexes were searched (the "
-		          "catalogs, the ONNX zoo's index); the Hugging Face Hub was not asked");
+		          "catalogs, the ONNX zoo's index); the Hugging Face Hub was not asked%s%s%s",
+		          skipped_hint[0] ? " (" : "", skipped_hint, skipped_hint[0] ? ")" : "");
 	if (run.total == 0 && !ctx->json)
 		cmd_error(ctx, argv[0], "nothing matches '%s'", run.query);
 	if (ctx->json) {

@@ -202,8 +202,20 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 
 		snprintf(path, sizeof(path), "%s/" TREE_STATUS_DIR "/status", mounts.paths[i]);
 		rc = read_text(path, &text);
-		if (rc) {
+		if (rc == -ENOTCONN) {
+			/* Its daemon is gone; the kernel keeps the mount until told. */
+			cmd_error(ctx, mounts.paths[i],
+			          "%s: its omnihub-fuse has stopped (fusermount3 -u %s, then mount "
+			          "it again)",
+			          strerror(-rc), mounts.paths[i]);
+		} else if (rc == -ENOENT || rc == -ENOTDIR) {
+			cmd_error(ctx, mounts.paths[i],
+			          "not an omnihub-fuse mount (omnihub status without one shows "
+			          "every mount)");
+		} else if (rc) {
 			cmd_error(ctx, path, "%s", strerror(-rc));
+		}
+		if (rc) {
 			status = CMD_EXIT_FAILED;
 			continue;
 		}

@@ -31,11 +31,23 @@ const char *cmd_entry_type(enum entry_type type)
 	return "unknown";
 }
 
+/* Whether core has a hub named as path's first component. */
+static bool names_a_hub(struct core *core, const char *path)
+{
+	size_t len = strcspn(path, "/");
+	bool found = false;
+
+	for (size_t i = 0; i < core_hub_count(core) && !found; i++)
+		found = strlen(core_hub_name(core, i)) == len &&
+		        strncmp(core_hub_name(core, i), path, len) == 0;
+	return found;
+}
+
 int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size, struct hub **hub,
                 const char **path)
 {
 	struct core *core = cmd_core(ctx);
-	char why[1024];
+	char why[1024], hint[CMD_HINT_MAX] = "", name[256];
 	int rc;
 
 	*hub = NULL;
@@ -45,13 +57,68 @@ int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size
 	rc = cmd_clean_path(arg, buf, buf_size);
 	if (rc == 0 && buf[0] == '\0')
 		rc = -ENOENT;
+	if (rc == -ENOENT) {
+		cmd_error(ctx, arg, "names no hub (a path is HUB/MODEL/FILE, as in onnx/resnet18: "
+		                    "omnihub ls lists the hubs)");
+		return rc;
+	}
 	if (rc) {
-		cmd_error(ctx, arg, "%s", rc == -ENOENT ? "names no hub" : strerror(-rc));
+		cmd_error(ctx, arg, "%s", strerror(-rc));
 		return rc;
 	}
 	rc = core_resolve(core, buf, hub, path, why, sizeof(why));
+	if (rc && !names_a_hub(core, buf)) {
+		snprintf(hint, sizeof(hint), "omnihub ls lists the hubs");
+	} else if (rc) {
+		/* The hub is there but did not open: offline without its index,
+		 * or its index could not be had. */
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(buf, "/"), buf);
+		cmd_offline_hint(ctx, name, true, hint, sizeof(hint));
+	}
 	if (rc)
-		cmd_error(ctx, arg, "%s", why);
+		cmd_error(ctx, arg, "%s%s%s%s", why, hint[0] ? " (" : "", hint, hint[0] ? ")" : "");
+	return rc;
+}
+
+int cmd_lookup(struct cmd_ctx *ctx, const char *arg, struct hub *hub, const char *path,
+               struct entry *entry)
+{
+	char parent[PATH_MAX], hint[CMD_HINT_MAX];
+	struct entry up;
+	char *slash;
+	int rc = hub->ops->lookup(hub, path, entry);
+
+	if (rc == -ENOENT && snprintf(parent, sizeof(parent), "%s", path) < (int)sizeof(parent)) {
+		/* The nearest directory above it that is there: what to list to
+		 * see the names it has (the hub's root always is). */
+		for (unsigned depth = 0; depth < WALK_DEPTH_MAX; depth++) {
+			slash = strrchr(parent, '/');
+			if (!slash) {
+				parent[0] = '\0';
+				break;
+			}
+			*slash = '\0';
+			if (hub->ops->lookup(hub, parent, &up) == 0 && up.type == ENTRY_DIR)
+				break;
+		}
+		/* Offline, a hub that lists only what it has seen knows only the
+		 * repositories cached. */
+		cmd_offline_hint(ctx, hub->name, true, hint, sizeof(hint));
+		if ((hub->ops->flags & HUB_LISTS_ALL) || strchr(parent, '/')) {
+			cmd_error(ctx, arg, "%s (omnihub ls %s%s%s lists what there is)",
+			          strerror(-rc), hub->name, parent[0] ? "/" : "", parent);
+		} else if (hint[0]) {
+			cmd_error(ctx, arg, "%s (%s)", strerror(-rc), hint);
+		} else {
+			/* Above its repositories (ORG/NAME), such a hub lists only
+			 * the names it has seen; its search asks for the rest. */
+			const char *word = strchr(path, '/') ? strchr(path, '/') + 1 : path;
+			cmd_error(ctx, arg, "%s (omnihub search --hub %s %.*s searches for it)",
+			          strerror(-rc), hub->name, (int)strcspn(word, "/"), word);
+		}
+	} else if (rc) {
+		cmd_error(ctx, arg, "%s", strerror(-rc));
+	}
 	return rc;
 }
 
@@ -105,11 +172,9 @@ int cmd_walk(struct cmd_ctx *ctx, const char *arg, cmd_walk_fn fn, void *fn_arg)
 		return rc;
 	if (path[0] == '\0')
 		return walk_dir(ctx, hub, "", 0, fn, fn_arg);
-	rc = hub->ops->lookup(hub, path, &entry);
-	if (rc) {
-		cmd_error(ctx, arg, "%s", strerror(-rc));
+	rc = cmd_lookup(ctx, arg, hub, path, &entry);
+	if (rc)
 		return rc;
-	}
 	if (entry.type == ENTRY_DIR)
 		return walk_dir(ctx, hub, path, 0, fn, fn_arg);
 	if (entry.type == ENTRY_LINK) {

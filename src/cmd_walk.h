@@ -24,6 +24,13 @@ int cmd_walk(struct cmd_ctx *ctx, const char *arg, cmd_walk_fn fn, void *fn_arg)
 int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size, struct hub **hub,
                 const char **path);
 
+/* hub's entry at path (lookup), of arg as the user gave it; reports a
+ * failure, and for a name the hub does not have, the directory above it
+ * to list (or, above the repositories of a hub that lists only what it
+ * has seen, the search that finds it). 0 or -errno. */
+int cmd_lookup(struct cmd_ctx *ctx, const char *arg, struct hub *hub, const char *path,
+               struct entry *entry);
+
 /* An entry's type as ls and --json name it: "file", "dir", "archive", "link". */
 const char *cmd_entry_type(enum entry_type type);
 

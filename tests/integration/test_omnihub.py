@@ -105,11 +105,12 @@ def command(t, *args, slow=False, options=(), hub=True):
     return [omnihub_binary()] + (["-o", ",".join(opts)] if opts else []) + list(args)
 
 
-def omnihub(t, *args, want=EXIT_OK, slow=False, options=(), hub=True):
-    """Runs omnihub to its end with piped output; checks its exit status."""
+def omnihub(t, *args, want=EXIT_OK, slow=False, options=(), hub=True, env=None):
+    """Runs omnihub to its end with piped output; checks its exit status. env: variables
+    added to t.env."""
     cmd = command(t, *args, slow=slow, options=options, hub=hub)
     res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         env=t.env, timeout=COMMAND_TIMEOUT)
+                         env=dict(t.env, **(env or {})), timeout=COMMAND_TIMEOUT)
     t.note("$ %s -> %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(args), res.returncode, res.stdout,
                                                     res.stderr))
     if want is not None:
@@ -316,8 +317,16 @@ def verify_finds_and_removes_a_corrupt_file(t):
     check_eq(bad["actual"], "sha256:" + sha256_bytes(bytes(data)), "what it holds")
     check_eq(bad["names"], [CONV[2]], "the bad blob's names in the tree")
     check_eq(doc["good"], 1, "good files")
+    # Kept, the wrong file's summary says how to remove it: the next step, on stderr.
+    res = omnihub(t, "verify", want=EXIT_CORRUPT)
+    check_eq(res.stderr, "omnihub: verify: 1 wrong file kept (omnihub verify --remove removes "
+             "it)\n", "verify's next step")
+    res = omnihub(t, "verify", CONV[2], want=EXIT_CORRUPT)
+    check("(omnihub verify --remove PATH... removes it)" in res.stderr,
+          "verify PATH's next step: %r" % res.stderr)
     res = omnihub(t, "verify", "--remove", want=EXIT_CORRUPT)
     check("(removed)" in res.stdout, "removed in %r" % res.stdout)
+    check("--remove" not in res.stderr, "no next step once removed: %r" % res.stderr)
     check(not os.path.exists(path), "the bad blob is gone")
     check(not os.path.exists(os.path.join(t.cache, CONV[2])), "its name in the tree is gone")
     check(os.path.exists(blob_path(t, small)), "the good blob stays")
@@ -325,6 +334,136 @@ def verify_finds_and_removes_a_corrupt_file(t):
     # Pulled again, it is right again.
     omnihub(t, "pull", CONV[2])
     check_eq(sha256_file(path), conv["sha256"], "the blob pulled again")
+
+
+def next_step(res, what):
+    """The next step an error line ends with: its last parenthesis."""
+    line = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else ""
+    found = re.search(r" \(([^()]*)\)$", line)
+    check(found is not None, "%s: an error line ending with its next step: %r" % (what, line))
+    return found.group(1)
+
+
+@test
+def errors_name_the_next_step(t):
+    # A hub that is not there: ls lists those that are; the step works.
+    res = omnihub(t, "ls", "nohub", want=EXIT_NOT_FOUND)
+    check_eq(next_step(res, "ls nohub"), "omnihub ls lists the hubs", "unknown hub")
+    check("onnx/" in omnihub(t, "ls").stdout.splitlines(), "omnihub ls lists onnx/")
+    res = omnihub(t, "pull", "nohub/x", want=EXIT_NOT_FOUND)
+    check_eq(next_step(res, "pull nohub/x"), "omnihub ls lists the hubs", "pull of no hub")
+    # A path that names no hub at all: what a path looks like.
+    res = omnihub(t, "info", "/", want=EXIT_NOT_FOUND)
+    check("a path is HUB/MODEL/FILE, as in onnx/resnet18" in next_step(res, "info /"),
+          "info /: %r" % res.stderr)
+    omnihub(t, "ls", "onnx/resnet18")
+    # A name the hub lacks: the nearest directory above it to list, which lists.
+    for args, parent in ((["ls", "onnx/resnet18/nope/deeper"], "onnx/resnet18"),
+                         (["info", "onnx/resnet18/opset-9/x.onnx"], "onnx/resnet18/opset-9"),
+                         (["pull", "onnx/no-such-model"], "onnx"),
+                         (["verify", "onnx/no-such-model/model.onnx"], "onnx")):
+        res = omnihub(t, *args, want=EXIT_NOT_FOUND)
+        check_eq(next_step(res, " ".join(args)), "omnihub ls %s lists what there is" % parent,
+                 " ".join(args))
+        check(res.stderr.startswith("omnihub: %s: No such file or directory" % args[1]),
+              "the reason stays: %r" % res.stderr)
+        check(omnihub(t, "ls", parent).stdout, "omnihub ls %s lists something" % parent)
+    # --include matching nothing: ls -r shows the names to match.
+    res = omnihub(t, "pull", "--include", "*.nothing", "onnx/conv2d")
+    check_eq(next_step(res, "pull --include"), "omnihub ls -r onnx/conv2d lists the names",
+             "pull --include of nothing")
+    check("opset-13/model.onnx" in omnihub(t, "ls", "-r", "onnx/conv2d").stdout, "ls -r")
+    # A bad command line: the subcommand's --help, which prints its usage.
+    for args in (["config", "extra"], ["where", "extra"]):
+        res = omnihub(t, *args, want=EXIT_USAGE)
+        check_eq(res.stderr, "omnihub: %s: takes no arguments ('extra' given) (see 'omnihub %s "
+                 "--help')\n" % (args[0], args[0]), "%s's usage error" % args[0])
+        check(omnihub(t, args[0], "--help").stdout.startswith("usage: "), args[0] + " --help")
+    # A directory that is no mount, for status and env: status without one lists them.
+    res = omnihub(t, "status", t.dir, want=EXIT_FAILED)
+    check_eq(res.stderr, "omnihub: %s: not an omnihub-fuse mount (omnihub status without one "
+             "shows every mount)\n" % t.dir, "status of no mount")
+    res = omnihub(t, "env", t.dir, want=EXIT_FAILED)
+    check_eq(next_step(res, "env"), "omnihub status shows every mount", "env of no mount")
+
+
+@test
+def offline_errors_name_the_next_step(t):
+    # No index in the cache yet: offline by --offline, then by the environment.
+    res = omnihub(t, "--offline", "ls", "onnx", want=EXIT_FAILED)
+    check_eq(next_step(res, "--offline ls"),
+             "run it without --offline, or omnihub pull it while online", "--offline, no index")
+    res = omnihub(t, "ls", "onnx", want=EXIT_FAILED, env={"OMNIHUB_OFFLINE": "1"})
+    check_eq(next_step(res, "$OMNIHUB_OFFLINE ls"),
+             "run it with -o offline=no, or omnihub pull it while online",
+             "offline by the environment, no index")
+    # Both steps work: -o offline=no over the environment, and a pull while online.
+    omnihub(t, "ls", "onnx", options=["offline=no"], env={"OMNIHUB_OFFLINE": "1"})
+    omnihub(t, "pull", OTHER[2])
+    check("model.onnx" in omnihub(t, "--offline", "ls", os.path.dirname(OTHER[2])).stdout,
+          "listed offline after the pull")
+    # A file not cached, offline: pulling it needs the network.
+    res = omnihub(t, "--offline", "pull", CONV[2], want=EXIT_FAILED)
+    check("omnihub: %s: offline, and not in the cache (run it without --offline)\n" % CONV[2]
+          in res.stderr, "pull offline of a file not cached: %r" % res.stderr)
+    doc = omnihub_json(t, "--offline", "pull", CONV[2], want=EXIT_FAILED)
+    check_eq(doc["failed"], [{"path": CONV[2], "error": "offline, and not in the cache",
+                              "hint": "run it without --offline"}], "pull --json's failure")
+    omnihub(t, "pull", CONV[2])
+    omnihub(t, "--offline", "pull", CONV[2])
+
+
+@test
+def cache_dir_errors_name_the_setting(t):
+    plain = os.path.join(t.dir, "a-file")
+    with open(plain, "w") as f:
+        f.write("not a directory\n")
+    config = os.path.join(t.dir, "config")
+    with open(config, "w") as f:
+        f.write("cache = %s\n" % plain)
+    cases = (({}, ["--cache", plain], "named by --cache or -o cache=: give another"),
+             ({"OMNIHUB_HOME": plain}, [],
+              "named by $OMNIHUB_HOME: set it to another, or give --cache"),
+             ({"OMNIHUB_CONFIG": config}, [],
+              "named by cache = at %s:1: change it, or give --cache" % config))
+    for env, args, step in cases:
+        res = omnihub(t, *(args + ["ls", "onnx"]), want=EXIT_FAILED, hub=False, env=env)
+        check(res.stderr.startswith("omnihub: cannot use the cache directory %s: " % plain),
+              "the reason stays: %r" % res.stderr)
+        check_eq(next_step(res, "cache %r" % step), step, "the cache's setting")
+    # A hub's own directory, from its [section]: that line.
+    section = os.path.join(t.dir, "section")
+    with open(section, "w") as f:
+        f.write("[onnx]\ncache = %s\n" % plain)
+    res = omnihub(t, "ls", "onnx", want=EXIT_FAILED, env={"OMNIHUB_CONFIG": section})
+    check_eq(next_step(res, "[onnx] cache"), "named by cache = in [onnx] at %s:2: change it"
+             % section, "a hub's own cache directory")
+    # Each step works: another directory, given as it says.
+    good = os.path.join(t.dir, "good")
+    omnihub(t, "--cache", good, "du", hub=False)
+    omnihub(t, "--cache", good, "du", hub=False, env={"OMNIHUB_CONFIG": config})
+    omnihub(t, "du", hub=False, env={"OMNIHUB_HOME": good})
+    with open(section, "w") as f:
+        f.write("[onnx]\ncache = %s\n" % good)
+    omnihub(t, "ls", "onnx", env={"OMNIHUB_CONFIG": section})
+
+
+@test
+def status_of_a_stopped_mount_says_unmount(t):
+    m = t.mount(["cache=" + t.cache] + hub_options(t)[1:]).start()
+    m.proc.kill()  # the daemon gone, the mount left behind: ENOTCONN
+    m.proc.wait()
+    res = omnihub(t, "status", t.mountpoint, want=EXIT_FAILED, hub=False)
+    check_eq(next_step(res, "status of a stopped mount"),
+             "fusermount3 -u %s, then mount it again" % t.mountpoint, "stopped mount")
+    check("Transport endpoint is not connected" in res.stderr, "the reason: %r" % res.stderr)
+    res = subprocess.run(["fusermount3", "-u", t.mountpoint], capture_output=True, text=True,
+                         timeout=COMMAND_TIMEOUT)
+    check_eq((res.returncode, res.stderr), (0, ""), "fusermount3 -u as the step says")
+    m._stopped = True  # killed on purpose, and unmounted: nothing left for stop()
+    with t.mount(["cache=" + t.cache] + hub_options(t)[1:]):
+        check("onnx" in omnihub(t, "status", t.mountpoint, hub=False).stdout,
+              "mounted again, status reads it")
 
 
 @test

@@ -59,12 +59,12 @@ def omnihub_binary():
     return binary
 
 
-def omnihub(t, *args, want=0):
+def omnihub(t, *args, want=0, env=None):
     srv = t.shared.srv
     opts = ["cache=" + t.cache, "cacert=" + srv.cacert, "onnx_index_url=" + srv.onnx_manifest_url,
             "onnx_url=" + srv.endpoint + "/__onnx/files/", "system_catalogs=" + t.shared.no_catalogs,
             "catalogs=" + t.shared.no_catalogs]
-    env = dict(t.env, HF_ENDPOINT=srv.endpoint)
+    env = dict(t.env, HF_ENDPOINT=srv.endpoint, **(env or {}))
     res = subprocess.run([omnihub_binary(), "-o", ",".join(opts)] + list(args),
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
                          timeout=COMMAND_TIMEOUT)
@@ -129,6 +129,10 @@ def include_and_exclude_choose_the_files(t):
     res = omnihub(t, "pull", REPO, "--include", "*.nothing")
     check_eq(res.stdout, "", "nothing printed when nothing matches")
     check("no file matches" in res.stderr, "a word when nothing matches: %r" % res.stderr)
+    check(res.stderr.endswith("(omnihub ls -r %s lists the names)\n" % REPO),
+          "nothing matches: the next step: %r" % res.stderr)
+    listed = omnihub(t, "ls", "-r", REPO).stdout
+    check(all(os.path.basename(p) in listed for p in files), "ls -r lists the names: %r" % listed)
 
 
 @test
@@ -253,6 +257,58 @@ def printed_paths_serve_scripts(t):
     res = omnihub(t, "pull", REPO + "/onnx/model.onnx", "--local-dir", local)
     check_eq(res.stdout, os.path.join(local, "model.onnx") + "\n",
              "a file given goes to DIR/<its name>")
+
+
+@test
+def local_dir_that_cannot_be_made_says_give_another(t):
+    """A --local-dir that cannot be made (below a plain file) fails saying so, with the next
+    step: another --local-dir, which works."""
+    plain = os.path.join(t.dir, "plain")
+    with open(plain, "w") as f:
+        f.write("a file\n")
+    res = omnihub(t, "pull", REPO + "/config.json", "--local-dir", plain + "/sub", want=1)
+    check_eq(res.stderr, "omnihub: %s/sub: cannot make the folder: Not a directory (give "
+             "another --local-dir)\n" % plain, "the folder that cannot be made")
+    res = omnihub(t, "pull", REPO + "/config.json", "--local-dir", os.path.join(t.dir, "other"))
+    check_eq(res.stdout, os.path.join(t.dir, "other", "config.json") + "\n", "another one")
+
+
+@test
+def refused_and_unknown_repos_name_the_next_step(t):
+    """A gated repo pulled without a token: the refusal ends with the token's step (and the
+    hub's warning still names the page to ask for access), in --json too as "hint"; with the
+    token, whoami and the pull work. A repo the Hub does not list: its search, which finds
+    it with the token; a name inside a repo: the repo's listing."""
+    gated = "huggingface/%s/config.json" % fx.GATED_REPO
+    step = "set HF_TOKEN, or run `hf auth login`, with a token that has access; omnihub " \
+           "whoami checks it"
+    res = omnihub(t, "pull", gated, want=1)
+    check(res.stderr.endswith("omnihub: %s: Permission denied (%s)\n" % (gated, step)),
+          "the refusal's next step: %r" % res.stderr)
+    check("Ask for access at %s/%s" % (t.shared.srv.endpoint, fx.GATED_REPO) in res.stderr,
+          "the hub's warning names the page: %r" % res.stderr)
+    doc = json.loads(omnihub(t, "--json", "pull", gated, want=1).stdout)
+    check_eq(doc["failed"], [{"path": gated, "error": "Permission denied", "hint": step}],
+             "pull --json's refusal")
+    check("test-user" in omnihub(t, "whoami", env={"HF_TOKEN": TOKEN}).stdout, "whoami")
+    omnihub(t, "pull", gated, env={"HF_TOKEN": TOKEN})
+    private = "huggingface/" + fx.PRIVATE_REPO
+    res = omnihub(t, "ls", private, want=4)
+    name = fx.PRIVATE_REPO.split("/")[1]
+    check(res.stderr.endswith("(omnihub search --hub huggingface %s searches for it)\n" % name),
+          "a repo not listed: %r" % res.stderr)
+    res = omnihub(t, "search", "--hub", "huggingface", name, env={"HF_TOKEN": TOKEN})
+    check_eq(res.stdout, private + "\n", "the search finds it with the token")
+    # Offline, the Hub is not asked: going online is the step, and pulling while online.
+    res = omnihub(t, "--offline", "ls", REPO, want=4)
+    check(res.stderr.endswith("(run it without --offline, or omnihub pull it while online)\n"),
+          "a repo not cached, offline: %r" % res.stderr)
+    omnihub(t, "pull", REPO + "/config.json")
+    check("config.json" in omnihub(t, "--offline", "ls", REPO).stdout, "listed offline")
+    res = omnihub(t, "info", REPO + "/nope/x.json", want=4)
+    check(res.stderr.endswith("(omnihub ls %s lists what there is)\n" % REPO),
+          "a name inside a repo: %r" % res.stderr)
+    check("config.json" in omnihub(t, "ls", REPO).stdout, "the repo's listing")
 
 
 if __name__ == "__main__":

@@ -156,5 +156,27 @@ def offline_searches_the_local_indexes_only_and_says_so(t):
     check_eq((doc["results"], doc["offline_only_local"]), ([], True), "the Hub's hub offline")
 
 
+@test
+def offline_search_says_how_to_ask_the_hub(t):
+    """Offline, the line saying the Hub was not asked ends with how to ask it; a hub with no
+    index to search offline is left out with the same step; an unknown --hub says ls lists
+    the hubs. Each step works."""
+    res = omnihub(t, "--offline", "search", "tiny")
+    offline = [line for line in res.stderr.splitlines() if "the Hugging Face Hub was not asked"
+               in line]
+    check_eq(len(offline), 1, "the line saying the Hub was not asked: %r" % res.stderr)
+    check(offline[0].endswith("was not asked (run it without --offline)"), offline[0])
+    left_out = [line for line in res.stderr.splitlines() if line.startswith("omnihub: onnx: ")]
+    check(len(left_out) == 1 and left_out[0].endswith("(run it without --offline)"),
+          "the zoo without its index, offline: %r" % res.stderr)
+    res = omnihub(t, "search", "tiny")
+    check("huggingface/" + fx.ONNX_REPO in res.stdout.splitlines(),
+          "online, the Hub's results: %r" % res.stdout)
+    check_eq(res.stderr, "", "online, nothing left out")
+    res = omnihub(t, "search", "--hub", "nohub", "resnet50", want=4)
+    check_eq(res.stderr, "omnihub: nohub: no such hub (omnihub ls lists the hubs)\n",
+             "an unknown --hub")
+
+
 if __name__ == "__main__":
     run(shared_setup, before_each)
