@@ -975,16 +975,16 @@ def nolock_fs_binary():
 
 
 @contextlib.contextmanager
-def slow_disk_fs(t, truncate=0, state=0):
+def slow_disk_fs(t, truncate=0, state=0, create=0):
     """tests/fixtures/nolock_fs over t.dir/lower on t.dir/slow, with working (kernel) locks,
-    every truncation of a non-empty file to 0 bytes taking `truncate` seconds and every
-    write to a sidecar (a name with ".state") `state` seconds: a slow disk. Yields the
-    mount point."""
+    every truncation of a non-empty file to 0 bytes taking `truncate` seconds, every write
+    to a sidecar (a name with ".state") `state` seconds and every creation of a partial blob
+    (a name with ".partial") `create` seconds: a slow disk. Yields the mount point."""
     lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "slow")
     os.makedirs(lower)
     os.makedirs(point)
     env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_SLOW_TRUNCATE=str(truncate),
-               NOLOCK_FS_SLOW_STATE=str(state))
+               NOLOCK_FS_SLOW_STATE=str(state), NOLOCK_FS_SLOW_CREATE=str(create))
     res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=slow,subtype=slow"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
                          env=env)
@@ -1070,6 +1070,70 @@ def failure_saves_outside_the_engine_lock(t):
             check_eq(got.get("errno"), "EIO", "what the read got")
         state = os.path.join(t.dir, "lower", "cache", "blobs", "sha256", b.sha256 + ".state")
         check(os.path.exists(state), "no sidecar left for a resume")
+
+
+@test
+def cached_open_during_a_slow_partial_creation(t):
+    """The cache is on a slow disk where creating a partial blob takes 8 s. A cold read
+    starts a download, whose partial is created meanwhile; a file already cached opens and
+    reads at once (no lock a cache-hit open takes is held across the creation), and then the
+    cold file arrives right. (The status is not read meanwhile: it lists the store's
+    directory, which the kernel locks while a file is made in it, on any filesystem.)"""
+    slow = 8
+    with serve(t, [("first", 256 * 1024), ("second", 2 * MiB)]) as (srv, b), \
+            slow_disk_fs(t, create=slow) as disk:
+        cache = os.path.join(disk, "cache")
+        with mount(t, srv, cache=cache) as m:
+            # Read twice first: the second open hashes the file again and records it once
+            # more (the readable name's link, made after the first record, changed its
+            # ctime), and a record's write in the blobs' directory would wait for the
+            # creation on the kernel's lock of that directory.
+            for _ in range(2):
+                check_eq(sha256_file(m.path(b["first"].rel)), b["first"].sha256,
+                         "the first file")
+            got = {}
+            th = threading.Thread(target=lambda: got.update(sha=sha256_file(
+                m.path(b["second"].rel))), daemon=True)
+            began = time.monotonic()
+            th.start()
+            time.sleep(1)  # the partial's creation is under way
+            data, took = within(QUICK, read_all, m.path(b["first"].rel))
+            t.note("cached read in %.2f s during the creation" % took)
+            check_eq(sha256_bytes(data), b["first"].sha256, "the cached file, meanwhile")
+            th.join(WAIT + slow)
+            check_eq(got.get("sha"), b["second"].sha256, "sha256 of the second file")
+            check(time.monotonic() - began >= slow - 1,
+                  "the read ended %.1f s after it began: the slow creation did not happen"
+                  % (time.monotonic() - began))
+
+
+@test
+def sidecar_saves_outside_the_engine_lock(t):
+    """The cache is on a slow disk where every write of a sidecar takes 3 s. A download of
+    8 pieces saves its sidecar as pieces land (so a crash loses none); meanwhile the
+    mount's status answers at once each time it is read (a save under the engine's lock
+    held it), and the file arrives right."""
+    slow = 3
+    with serve(t, [("saved", 8 * MiB)], rate=2 * MiB) as (srv, b), \
+            slow_disk_fs(t, state=slow) as disk:
+        b = b["saved"]
+        cache = os.path.join(disk, "cache")
+        with mount(t, srv, "piece_size=1M", "connections=1", cache=cache) as m:
+            got = {}
+            th = threading.Thread(target=lambda: got.update(sha=sha256_file(m.path(b.rel))),
+                                  daemon=True)
+            th.start()
+            state = os.path.join(t.dir, "lower", "cache", "blobs", "sha256", b.sha256 + ".state")
+            slowest, saved = 0.0, False
+            while th.is_alive():
+                _, took = within(QUICK, read_all, m.path(".omnihub/status"))
+                slowest = max(slowest, took)
+                saved = saved or os.path.exists(state)
+                time.sleep(0.3)
+            t.note("slowest status read during the saves: %.2f s" % slowest)
+            th.join(WAIT + 8 * slow)
+            check_eq(got.get("sha"), b.sha256, "sha256 of what was read")
+            check(saved, "no sidecar was saved during the download: nothing was measured")
 
 
 @test
