@@ -228,6 +228,48 @@ def verify_hashes_before_it_records(t):
         check(not os.path.exists(path), "verify --remove left the bad blob")
 
 
+
+def records_in(cache):
+    """Every verification record under cache: "<hex>.ok" in the blob store, ".<name>.ok"
+    elsewhere (src/cache.c cache_record_rel)."""
+    return sorted(p for p in all_files(cache) if p.endswith(".ok"))  # relative to cache
+
+
+@test
+def only_verification_writes_records(t):
+    """du, ls, info, gc --dry-run and cache ls never write a record: with every record
+    removed, one blob intact and one flipped by hand (mtime put back), they leave the cache
+    without records, and the next read hashes both again: the flipped one is fetched again,
+    never served."""
+    with serve(t, [("Good", 128 * KiB), ("Bad", 192 * KiB)]) as (srv, blobs):
+        good, bad = blobs["Good"], blobs["Bad"]
+        with mount(t, srv) as m:
+            right(m.path(good.rel), good, "first read of Good")
+            right(m.path(bad.rel), bad, "first read of Bad")
+        check(records_in(t.cache), "no record written by the first reads")
+        for rel in records_in(t.cache):
+            os.unlink(os.path.join(t.cache, rel))
+        flip(blob_path(t.cache, bad))
+        fetched = {n: len(srv.file_requests(b.model_path)) for n, b in blobs.items()}
+        for args in (["du"], ["--json", "du"], ["ls"], ["ls", "onnx"], ["ls", "onnx/good"],
+                     ["info", good.rel], ["info", bad.rel], ["--json", "info", bad.rel],
+                     ["gc", "--dry-run", "--max", "1G"], ["gc", "--dry-run", "--max", "0"], ["cache", "ls"],
+                     ["--json", "cache", "ls"]):
+            res = omnihub(t, srv, *args)
+            check_eq(res.returncode, 0, "omnihub %s exit status (%s)"
+                     % (" ".join(args), res.stderr.strip()))
+            check_eq(records_in(t.cache), [], "records after omnihub " + " ".join(args))
+        for b in (good, bad):
+            check(os.path.isfile(blob_path(t.cache, b)), "%s's blob is gone" % b.name)
+        with mount(t, srv) as m:
+            right(m.path(bad.rel), bad, "the flipped blob after the commands")
+            right(m.path(good.rel), good, "the intact blob after the commands")
+            alive(m)
+        check_eq(len(srv.file_requests(bad.model_path)) > fetched["Bad"], True,
+                 "the flipped blob was fetched again")
+        check_eq(len(srv.file_requests(good.model_path)), fetched["Good"],
+                 "requests of the intact blob (hashed again, found right)")
+
 # ----------------------------------------------------------------------------- planted entries
 
 def quarantined(cache, rel):
