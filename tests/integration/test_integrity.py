@@ -17,6 +17,7 @@ import contextlib
 import errno
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -361,6 +362,107 @@ def blob_replaced_by_directory(t):
     srv_box = []
     planted(t, plant, "a directory", kept=kept, serving=srv_box)
 
+
+
+def plant_socket(path, can):
+    """A UNIX socket bound at path (bound from its directory: a socket's address holds at most
+    107 bytes, fewer than the blob's path), its listener closed: the entry stays."""
+    here = os.getcwd()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.chdir(os.path.dirname(path))
+        sock.bind(os.path.basename(path))
+    finally:
+        os.chdir(here)
+        sock.close()
+
+
+@test
+def blob_replaced_by_socket(t):
+    planted(t, plant_socket, "a socket",
+            kept=lambda entry, can: check(stat.S_ISSOCK(os.lstat(entry).st_mode),
+                                          "%s is not a socket" % entry))
+
+
+@test
+def blob_replaced_by_character_device(t):
+    """A character device (1,3: the null device, reads as empty, swallows writes) at the blob's
+    name: never read as the blob, never written through."""
+    planted(t, lambda path, can: os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 3)),
+            "a character device",
+            kept=lambda entry, can: check(stat.S_ISCHR(os.lstat(entry).st_mode)
+                                          and os.lstat(entry).st_rdev == os.makedev(1, 3),
+                                          "%s is not the character device planted" % entry))
+
+
+def planted_at_record(t, plant, what, kept):
+    """Cache a blob, replace its verification record ("<hex>.ok") with what plant(path, canary)
+    makes, and read it through a new mount: the right bytes (the blob is hashed again, no
+    record vouching for it), never a hang; the entry is moved aside with a log line and
+    kept(entry in the quarantine, canary) checks it is as planted; the canary outside the
+    cache is unchanged; a new record (a file) is written, and a remount reads right."""
+    with serve(t, [("Rec", 128 * KiB)]) as (srv, blobs):
+        b = blobs["Rec"]
+        can, can_sha = canary(t)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        record = blob_path(t.cache, b) + ".ok"
+        check(stat.S_ISREG(os.lstat(record).st_mode), "no record after the first read")
+        os.unlink(record)
+        plant(record, can)
+        fetched = len(srv.file_requests(b.model_path))
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + " at the record")
+            right(m.path(b.rel), b, what + " at the record, again")
+            alive(m)
+            check(m.log_lines(b.sha256 + ".ok", "moved aside", what, ".quarantine"),
+                  "no log line naming the planted %s at the record and where it went" % what)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + " at the record, after a remount")
+        check_eq(len(srv.file_requests(b.model_path)), fetched,
+                 "requests of the blob (intact: hashed again, not fetched)")
+        check(stat.S_ISREG(os.lstat(record).st_mode), "the record is not a file again")
+        check_eq(sha256_file(can), can_sha, "the canary outside the cache")
+        entries = quarantined(t.cache, blob_rel(b) + ".ok")
+        check_eq(len(entries), 1, "entries moved aside from the record's name")
+        kept(entries[0], can)
+
+
+@test
+def record_replaced_by_fifo(t):
+    planted_at_record(t, lambda path, can: os.mkfifo(path), "a FIFO",
+                      lambda entry, can: check(stat.S_ISFIFO(os.lstat(entry).st_mode),
+                                               "%s is not a FIFO" % entry))
+
+
+@test
+def record_replaced_by_symlink(t):
+    def kept(entry, can):
+        check(stat.S_ISLNK(os.lstat(entry).st_mode), "%s is not a link" % entry)
+        check_eq(os.readlink(entry), can, "where the link moved aside points")
+
+    planted_at_record(t, lambda path, can: os.symlink(can, path), "a symbolic link", kept)
+
+
+@test
+def record_replaced_by_socket(t):
+    planted_at_record(t, plant_socket, "a socket",
+                      lambda entry, can: check(stat.S_ISSOCK(os.lstat(entry).st_mode),
+                                               "%s is not a socket" % entry))
+
+
+@test
+def record_replaced_by_directory(t):
+    def plant(path, can):
+        os.mkdir(path)
+        with open(os.path.join(path, "notes.txt"), "wb") as f:
+            f.write(b"a person's notes\n")
+
+    def kept(entry, can):
+        with open(os.path.join(entry, "notes.txt"), "rb") as f:
+            check_eq(f.read(), b"a person's notes\n", "the file in the directory moved aside")
+
+    planted_at_record(t, plant, "a directory", kept)
 
 @test
 def blob_replaced_by_hard_link_outside(t):
