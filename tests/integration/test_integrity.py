@@ -211,6 +211,104 @@ def complete_blob_is_read_only_and_truncation_caught(t):
             alive(m)
 
 
+# A partial blob of 8 pieces whose sidecar says pieces 0 and 7 are present: the bitmap 0x81
+# reads the same whichever bit order the daemon uses.
+PARTIAL_PIECE = 256 * KiB
+PARTIAL_PIECES = 8
+PRESENT = (0, PARTIAL_PIECES - 1)
+
+
+def plant_partial(t, b, tamper):
+    """A .partial of b holding the right bytes of the PRESENT pieces (zeros elsewhere) and a
+    .state that says so, then tamper(bytearray) changes the .partial's bytes."""
+    path = blob_path(t.cache, b)
+    data = bytearray(b.bytes)
+    for i in PRESENT:
+        data[i * PARTIAL_PIECE:(i + 1) * PARTIAL_PIECE] = b.data[i * PARTIAL_PIECE:
+                                                                 (i + 1) * PARTIAL_PIECE]
+    tamper(data)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".partial", "wb") as f:
+        f.write(bytes(data))
+    with open(path + ".state", "w") as f:
+        f.write("omnihub-partial 1\nsize %d\npiece-size %d\nvalidator \nurl %s\npieces 81\n"
+                % (b.bytes, PARTIAL_PIECE, "https://127.0.0.1:1/files/" + b.model_path))
+
+
+def partial_case(t, tamper, what, resumed=True):
+    """A partial download with a valid sidecar, its bytes tampered with, resumed by the mount
+    (or refused): the reader gets the right bytes or EIO, never wrong ones; the final digest
+    catches the tampering and the blob is fetched again, whole."""
+    with serve(t, [("Part8", PARTIAL_PIECE * PARTIAL_PIECES)]) as (srv, blobs):
+        b = blobs["Part8"]
+        with mount(t, srv, "piece_size=%d" % PARTIAL_PIECE) as m:  # after the start-up sweep
+            plant_partial(t, b, tamper)
+            kind, _ = never_wrong(m.path(b.rel), b, what)
+            if kind != "ok":
+                right(m.path(b.rel), b, what + ", the read after the EIO")
+            right(m.path(b.rel), b, what + ", again")
+            alive(m)
+            if resumed:
+                check(m.log_lines("resuming", b.sha256 + ".partial", "2 of 8 pieces"),
+                      "no log line resuming the planted partial (%s)" % what)
+                check(m.log_lines(b.rel, "sha256 mismatch"),
+                      "no log line of the final digest catching it (%s)" % what)
+            else:
+                check(m.log_lines("cannot be resumed"),
+                      "no log line refusing the planted partial (%s)" % what)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + ", after a remount")
+        # Every byte of the file asked of the server at least once after the plant: what
+        # the .partial held was not trusted for the final file.
+        served = [False] * PARTIAL_PIECES
+        for r in srv.file_requests(b.model_path):
+            if r["range_start"] is None or not r["bytes"]:
+                continue
+            first = r["range_start"] // PARTIAL_PIECE
+            last = (r["range_start"] + r["bytes"] - 1) // PARTIAL_PIECE
+            for i in range(first, min(last, PARTIAL_PIECES - 1) + 1):
+                served[i] = True
+        if resumed:
+            check_eq(served, [True] * PARTIAL_PIECES,
+                     "pieces fetched (the tampered present ones too, after the digest failed)")
+        check_eq(sorted(n for n in os.listdir(os.path.dirname(blob_path(t.cache, b)))
+                        if n.startswith(b.sha256)),
+                 sorted([b.sha256, b.sha256 + ".ok"]), "the blob store's files at the end")
+
+
+def flip_at(data, offset):
+    data[offset] ^= 0x5A
+
+
+@test
+def partial_flipped_in_present_first_piece(t):
+    partial_case(t, lambda d: flip_at(d, 1000), "a byte flipped in present piece 0")
+
+
+@test
+def partial_flipped_in_present_last_piece(t):
+    partial_case(t, lambda d: flip_at(d, len(d) - 1), "the last byte flipped in present piece 7")
+
+
+@test
+def partial_present_piece_zeroed(t):
+    """A present piece's bytes lost (zeros, as a sparse file after a crash)."""
+    def zero(d):
+        d[7 * PARTIAL_PIECE:8 * PARTIAL_PIECE] = bytes(PARTIAL_PIECE)
+
+    partial_case(t, zero, "present piece 7 zeroed")
+
+
+@test
+def partial_truncated(t):
+    """Truncated below its size: not resumed (the sidecar's size does not match), fetched
+    again from the start."""
+    def truncate(d):
+        del d[5 * PARTIAL_PIECE:]
+
+    partial_case(t, truncate, "the .partial truncated", resumed=False)
+
+
 @test
 def verify_hashes_before_it_records(t):
     """omnihub verify calls a flipped blob bad (it hashes, it does not trust the record) and
