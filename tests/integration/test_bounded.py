@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Integration tests of omnihub-fuse's bounded work: no FUSE thread waits on the network (a
-stalled Hub API holds up neither cached reads nor listings, nor another hub's remote work, and
-a stat waiting on it can be killed), and a fixed set of threads however many files are opened at
-once.
+stalled Hub API or an archive being staged holds up neither cached reads nor listings, nor
+another hub's remote work, and a stat waiting on it can be killed), and a fixed set of threads
+and a bounded VmRSS however many files are opened at once.
 Not for: speed (scripts/bench), nor what the files contain (test_transfers.py, test_hf_mount.py).
 """
 
