@@ -5,9 +5,10 @@ Not for downloads as such (test_transfers.py) nor the zoo's names (test_onnx_mou
 """
 
 # Each test serves its own files from tests/fixtures/blob_server.py, caches them through a
-# real mount, tampers with the cache (flipped bytes with the mtime put back, truncation,
-# planted links, FIFOs, directories, hard links to a file outside the cache, garbage
-# sidecars, a read-only or deleted cache) and reads again. After each step: the bytes are
+# real mount, tampers with the cache (flipped bytes with the mtime put back, truncation, in
+# complete and in partial blobs; planted links, FIFOs, sockets, devices, directories at a blob's
+# or its record's name, hard links to a file outside the cache, garbage sidecars, a read-only
+# or deleted cache; records removed and the omnihub commands run) and reads again. After each step: the bytes are
 # right or the read fails (EIO, ENOSPC, EROFS...), a canary file outside the cache is
 # unchanged, and the daemon is still up. Run by `make check`, or by hand:
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
