@@ -1132,11 +1132,13 @@ int cache_open_verified(struct cache *cache, const char *rel, const struct diges
 	int fd, rc;
 
 	*fd_out = -1;
-	/* Not blocking on a FIFO planted there; a link at rel itself is stale:
-	 * the download replaces it. */
+	/* Not blocking on a FIFO planted there; a link or a socket (open gives
+	 * ENXIO) at rel itself is stale: the download moves it aside. */
 	fd = cache_openat(cache, rel, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0)
-		return fd == -ENOENT || fd == -ENOTDIR ? -ENOENT : (fd == -ELOOP ? -ESTALE : fd);
+		return fd == -ENOENT || fd == -ENOTDIR ? -ENOENT
+		       : fd == -ELOOP || fd == -ENXIO  ? -ESTALE
+						       : fd;
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		goto out;
@@ -1443,8 +1445,9 @@ int cache_read_small(struct cache *cache, const char *rel, size_t max, char **da
 	*len = 0;
 	/* O_NONBLOCK: a FIFO planted there must not hang the reader. */
 	fd = cache_openat(cache, rel, O_RDONLY | O_NONBLOCK, 0);
-	if (fd == -ELOOP && cache_heal(cache, rel) > 0)
-		fd = -ENOENT; /* a link planted there: moved aside, as if absent */
+	/* A link or a socket (ENXIO) planted there: moved aside, as if absent. */
+	if ((fd == -ELOOP || fd == -ENXIO) && cache_heal(cache, rel) > 0)
+		fd = -ENOENT;
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) != 0) {

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
@@ -188,6 +189,73 @@ def huggingface_endpoint_down_at_start_is_up(t):
         check_eq(rows["huggingface-datasets"][0], "up", "huggingface-datasets's state")
         check("huggingface" in os.listdir(m.mountpoint), "huggingface/ not listed")
 
+
+# A catalog hub that cannot open at the start, for a cause the core retries (its default
+# entry's link, DEFAULT plus the file's 251-byte extension, is a name over NAME_MAX:
+# -ENAMETOOLONG).
+LONG_EXT = "." + "x" * 250
+CATALOG = {
+    "omnihub_catalog": 1,
+    "hub": "mymodels",
+    "base_url": "https://127.0.0.1:1/",
+    "models": {"tiny": {"default": "v1", "entries": {"v1": {
+        "url": "tiny.bin", "file": "tiny" + LONG_EXT, "size": 3, "format": "bin",
+        "digests": {"sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}}}},
+}
+
+
+def write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+@test
+def hub_refusing_its_settings_is_disabled(t):
+    """A hub whose open says its settings are refused (-EINVAL), at a mount that has started
+    (so the refusal cannot stop the start): a catalog hub retried in the background, whose
+    converter, named by -o convert, was removed meanwhile. It is disabled, never tried again,
+    and .omnihub/status, the up gauge and omnihub status (text and --json) say "disabled"
+    with the reason; the mount and its other hubs stay up."""
+    catalogs = os.path.join(t.dir, "catalogs")
+    converters = os.path.join(t.dir, "converters")
+    empty = os.path.join(t.dir, "no-system-catalogs")
+    os.mkdir(empty)
+    write(os.path.join(catalogs, "mine.json"), json.dumps(CATALOG))
+    converter = os.path.join(converters, "myconv")
+    write(converter, "#!/bin/sh\nexit 1\n", 0o755)
+    with mount(t, "system_catalogs=" + empty, "catalogs=" + catalogs,
+               "converters=" + converters, "convert=bin:onnx:myconv") as m:
+        wait_for(lambda: hub_rows(m)["mymodels"][3] >= 2, RECOVERY_TIMEOUT,
+                 "mymodels tried twice")
+        check_eq(hub_rows(m)["mymodels"][0], "retrying", "mymodels's state at first")
+        os.unlink(converter)
+        wait_for(lambda: hub_rows(m)["mymodels"][0] == "disabled", RECOVERY_TIMEOUT,
+                 "mymodels disabled")
+        state, since, next_try, tries, error = hub_rows(m)["mymodels"]
+        check_eq(next_try, "-", "mymodels's next try once disabled")
+        check(since != "-", "mymodels's since: %r" % since)
+        check("myconv" in error, "mymodels's last error: %r" % error)
+        check_eq(hub_up_gauge(m, "mymodels"), 0, "mymodels's up gauge")
+        shown = status_json(t, m)["mymodels"]
+        check_eq((shown["state"], shown["next_try"]), ("disabled", None),
+                 "omnihub status --json of mymodels")
+        check("myconv" in (shown["last_error"] or ""),
+              "omnihub status --json's last error: %r" % shown["last_error"])
+        res = subprocess.run([omnihub_binary(), "status", m.mountpoint], capture_output=True,
+                             text=True, env=t.env, timeout=60)
+        check_eq(res.returncode, 0, "omnihub status exit status")
+        rows = [line for line in res.stdout.splitlines() if line.startswith("mymodels ")]
+        check(len(rows) == 1 and "disabled" in rows[0] and "myconv" in rows[0],
+              "omnihub status's mymodels line: %r" % rows)
+        check(m.log_lines("mymodels hub left out (disabled)", "myconv"),
+              "no log line leaving mymodels out as disabled")
+        # Settings a hub refuses do not heal: not tried again (retries were 0.5 s apart).
+        time.sleep(3)
+        check_eq(hub_rows(m)["mymodels"][3], tries, "mymodels's tries 3 s later")
+        check_eq(hub_rows(m)["onnx"][0], "up", "onnx's state")
+        check(m.proc.poll() is None, "the daemon exited")
 
 @test
 def settings_refused_stop_the_start(t):

@@ -5,9 +5,10 @@ Not for downloads as such (test_transfers.py) nor the zoo's names (test_onnx_mou
 """
 
 # Each test serves its own files from tests/fixtures/blob_server.py, caches them through a
-# real mount, tampers with the cache (flipped bytes with the mtime put back, truncation,
-# planted links, FIFOs, directories, hard links to a file outside the cache, garbage
-# sidecars, a read-only or deleted cache) and reads again. After each step: the bytes are
+# real mount, tampers with the cache (flipped bytes with the mtime put back, truncation, in
+# complete and in partial blobs; planted links, FIFOs, sockets, devices, directories at a blob's
+# or its record's name, hard links to a file outside the cache, garbage sidecars, a read-only
+# or deleted cache; records removed and the omnihub commands run) and reads again. After each step: the bytes are
 # right or the read fails (EIO, ENOSPC, EROFS...), a canary file outside the cache is
 # unchanged, and the daemon is still up. Run by `make check`, or by hand:
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
@@ -17,6 +18,7 @@ import contextlib
 import errno
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -210,6 +212,104 @@ def complete_blob_is_read_only_and_truncation_caught(t):
             alive(m)
 
 
+# A partial blob of 8 pieces whose sidecar says pieces 0 and 7 are present: the bitmap 0x81
+# reads the same whichever bit order the daemon uses.
+PARTIAL_PIECE = 256 * KiB
+PARTIAL_PIECES = 8
+PRESENT = (0, PARTIAL_PIECES - 1)
+
+
+def plant_partial(t, b, tamper):
+    """A .partial of b holding the right bytes of the PRESENT pieces (zeros elsewhere) and a
+    .state that says so, then tamper(bytearray) changes the .partial's bytes."""
+    path = blob_path(t.cache, b)
+    data = bytearray(b.bytes)
+    for i in PRESENT:
+        data[i * PARTIAL_PIECE:(i + 1) * PARTIAL_PIECE] = b.data[i * PARTIAL_PIECE:
+                                                                 (i + 1) * PARTIAL_PIECE]
+    tamper(data)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".partial", "wb") as f:
+        f.write(bytes(data))
+    with open(path + ".state", "w") as f:
+        f.write("omnihub-partial 1\nsize %d\npiece-size %d\nvalidator \nurl %s\npieces 81\n"
+                % (b.bytes, PARTIAL_PIECE, "https://127.0.0.1:1/files/" + b.model_path))
+
+
+def partial_case(t, tamper, what, resumed=True):
+    """A partial download with a valid sidecar, its bytes tampered with, resumed by the mount
+    (or refused): the reader gets the right bytes or EIO, never wrong ones; the final digest
+    catches the tampering and the blob is fetched again, whole."""
+    with serve(t, [("Part8", PARTIAL_PIECE * PARTIAL_PIECES)]) as (srv, blobs):
+        b = blobs["Part8"]
+        with mount(t, srv, "piece_size=%d" % PARTIAL_PIECE) as m:  # after the start-up sweep
+            plant_partial(t, b, tamper)
+            kind, _ = never_wrong(m.path(b.rel), b, what)
+            if kind != "ok":
+                right(m.path(b.rel), b, what + ", the read after the EIO")
+            right(m.path(b.rel), b, what + ", again")
+            alive(m)
+            if resumed:
+                check(m.log_lines("resuming", b.sha256 + ".partial", "2 of 8 pieces"),
+                      "no log line resuming the planted partial (%s)" % what)
+                check(m.log_lines(b.rel, "sha256 mismatch"),
+                      "no log line of the final digest catching it (%s)" % what)
+            else:
+                check(m.log_lines("cannot be resumed"),
+                      "no log line refusing the planted partial (%s)" % what)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + ", after a remount")
+        # Every byte of the file asked of the server at least once after the plant: what
+        # the .partial held was not trusted for the final file.
+        served = [False] * PARTIAL_PIECES
+        for r in srv.file_requests(b.model_path):
+            if r["range_start"] is None or not r["bytes"]:
+                continue
+            first = r["range_start"] // PARTIAL_PIECE
+            last = (r["range_start"] + r["bytes"] - 1) // PARTIAL_PIECE
+            for i in range(first, min(last, PARTIAL_PIECES - 1) + 1):
+                served[i] = True
+        if resumed:
+            check_eq(served, [True] * PARTIAL_PIECES,
+                     "pieces fetched (the tampered present ones too, after the digest failed)")
+        check_eq(sorted(n for n in os.listdir(os.path.dirname(blob_path(t.cache, b)))
+                        if n.startswith(b.sha256)),
+                 sorted([b.sha256, b.sha256 + ".ok"]), "the blob store's files at the end")
+
+
+def flip_at(data, offset):
+    data[offset] ^= 0x5A
+
+
+@test
+def partial_flipped_in_present_first_piece(t):
+    partial_case(t, lambda d: flip_at(d, 1000), "a byte flipped in present piece 0")
+
+
+@test
+def partial_flipped_in_present_last_piece(t):
+    partial_case(t, lambda d: flip_at(d, len(d) - 1), "the last byte flipped in present piece 7")
+
+
+@test
+def partial_present_piece_zeroed(t):
+    """A present piece's bytes lost (zeros, as a sparse file after a crash)."""
+    def zero(d):
+        d[7 * PARTIAL_PIECE:8 * PARTIAL_PIECE] = bytes(PARTIAL_PIECE)
+
+    partial_case(t, zero, "present piece 7 zeroed")
+
+
+@test
+def partial_truncated(t):
+    """Truncated below its size: not resumed (the sidecar's size does not match), fetched
+    again from the start."""
+    def truncate(d):
+        del d[5 * PARTIAL_PIECE:]
+
+    partial_case(t, truncate, "the .partial truncated", resumed=False)
+
+
 @test
 def verify_hashes_before_it_records(t):
     """omnihub verify calls a flipped blob bad (it hashes, it does not trust the record) and
@@ -227,6 +327,48 @@ def verify_hashes_before_it_records(t):
         check_eq(omnihub(t, srv, "verify", "--remove").returncode, EXIT_CORRUPT, "verify --remove")
         check(not os.path.exists(path), "verify --remove left the bad blob")
 
+
+
+def records_in(cache):
+    """Every verification record under cache: "<hex>.ok" in the blob store, ".<name>.ok"
+    elsewhere (src/cache.c cache_record_rel)."""
+    return sorted(p for p in all_files(cache) if p.endswith(".ok"))  # relative to cache
+
+
+@test
+def only_verification_writes_records(t):
+    """du, ls, info, gc --dry-run and cache ls never write a record: with every record
+    removed, one blob intact and one flipped by hand (mtime put back), they leave the cache
+    without records, and the next read hashes both again: the flipped one is fetched again,
+    never served."""
+    with serve(t, [("Good", 128 * KiB), ("Bad", 192 * KiB)]) as (srv, blobs):
+        good, bad = blobs["Good"], blobs["Bad"]
+        with mount(t, srv) as m:
+            right(m.path(good.rel), good, "first read of Good")
+            right(m.path(bad.rel), bad, "first read of Bad")
+        check(records_in(t.cache), "no record written by the first reads")
+        for rel in records_in(t.cache):
+            os.unlink(os.path.join(t.cache, rel))
+        flip(blob_path(t.cache, bad))
+        fetched = {n: len(srv.file_requests(b.model_path)) for n, b in blobs.items()}
+        for args in (["du"], ["--json", "du"], ["ls"], ["ls", "onnx"], ["ls", "onnx/good"],
+                     ["info", good.rel], ["info", bad.rel], ["--json", "info", bad.rel],
+                     ["gc", "--dry-run", "--max", "1G"], ["gc", "--dry-run", "--max", "0"], ["cache", "ls"],
+                     ["--json", "cache", "ls"]):
+            res = omnihub(t, srv, *args)
+            check_eq(res.returncode, 0, "omnihub %s exit status (%s)"
+                     % (" ".join(args), res.stderr.strip()))
+            check_eq(records_in(t.cache), [], "records after omnihub " + " ".join(args))
+        for b in (good, bad):
+            check(os.path.isfile(blob_path(t.cache, b)), "%s's blob is gone" % b.name)
+        with mount(t, srv) as m:
+            right(m.path(bad.rel), bad, "the flipped blob after the commands")
+            right(m.path(good.rel), good, "the intact blob after the commands")
+            alive(m)
+        check_eq(len(srv.file_requests(bad.model_path)) > fetched["Bad"], True,
+                 "the flipped blob was fetched again")
+        check_eq(len(srv.file_requests(good.model_path)), fetched["Good"],
+                 "requests of the intact blob (hashed again, found right)")
 
 # ----------------------------------------------------------------------------- planted entries
 
@@ -319,6 +461,107 @@ def blob_replaced_by_directory(t):
     srv_box = []
     planted(t, plant, "a directory", kept=kept, serving=srv_box)
 
+
+
+def plant_socket(path, can):
+    """A UNIX socket bound at path (bound from its directory: a socket's address holds at most
+    107 bytes, fewer than the blob's path), its listener closed: the entry stays."""
+    here = os.getcwd()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.chdir(os.path.dirname(path))
+        sock.bind(os.path.basename(path))
+    finally:
+        os.chdir(here)
+        sock.close()
+
+
+@test
+def blob_replaced_by_socket(t):
+    planted(t, plant_socket, "a socket",
+            kept=lambda entry, can: check(stat.S_ISSOCK(os.lstat(entry).st_mode),
+                                          "%s is not a socket" % entry))
+
+
+@test
+def blob_replaced_by_character_device(t):
+    """A character device (1,3: the null device, reads as empty, swallows writes) at the blob's
+    name: never read as the blob, never written through."""
+    planted(t, lambda path, can: os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 3)),
+            "a character device",
+            kept=lambda entry, can: check(stat.S_ISCHR(os.lstat(entry).st_mode)
+                                          and os.lstat(entry).st_rdev == os.makedev(1, 3),
+                                          "%s is not the character device planted" % entry))
+
+
+def planted_at_record(t, plant, what, kept):
+    """Cache a blob, replace its verification record ("<hex>.ok") with what plant(path, canary)
+    makes, and read it through a new mount: the right bytes (the blob is hashed again, no
+    record vouching for it), never a hang; the entry is moved aside with a log line and
+    kept(entry in the quarantine, canary) checks it is as planted; the canary outside the
+    cache is unchanged; a new record (a file) is written, and a remount reads right."""
+    with serve(t, [("Rec", 128 * KiB)]) as (srv, blobs):
+        b = blobs["Rec"]
+        can, can_sha = canary(t)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, "first read")
+        record = blob_path(t.cache, b) + ".ok"
+        check(stat.S_ISREG(os.lstat(record).st_mode), "no record after the first read")
+        os.unlink(record)
+        plant(record, can)
+        fetched = len(srv.file_requests(b.model_path))
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + " at the record")
+            right(m.path(b.rel), b, what + " at the record, again")
+            alive(m)
+            check(m.log_lines(b.sha256 + ".ok", "moved aside", what, ".quarantine"),
+                  "no log line naming the planted %s at the record and where it went" % what)
+        with mount(t, srv) as m:
+            right(m.path(b.rel), b, what + " at the record, after a remount")
+        check_eq(len(srv.file_requests(b.model_path)), fetched,
+                 "requests of the blob (intact: hashed again, not fetched)")
+        check(stat.S_ISREG(os.lstat(record).st_mode), "the record is not a file again")
+        check_eq(sha256_file(can), can_sha, "the canary outside the cache")
+        entries = quarantined(t.cache, blob_rel(b) + ".ok")
+        check_eq(len(entries), 1, "entries moved aside from the record's name")
+        kept(entries[0], can)
+
+
+@test
+def record_replaced_by_fifo(t):
+    planted_at_record(t, lambda path, can: os.mkfifo(path), "a FIFO",
+                      lambda entry, can: check(stat.S_ISFIFO(os.lstat(entry).st_mode),
+                                               "%s is not a FIFO" % entry))
+
+
+@test
+def record_replaced_by_symlink(t):
+    def kept(entry, can):
+        check(stat.S_ISLNK(os.lstat(entry).st_mode), "%s is not a link" % entry)
+        check_eq(os.readlink(entry), can, "where the link moved aside points")
+
+    planted_at_record(t, lambda path, can: os.symlink(can, path), "a symbolic link", kept)
+
+
+@test
+def record_replaced_by_socket(t):
+    planted_at_record(t, plant_socket, "a socket",
+                      lambda entry, can: check(stat.S_ISSOCK(os.lstat(entry).st_mode),
+                                               "%s is not a socket" % entry))
+
+
+@test
+def record_replaced_by_directory(t):
+    def plant(path, can):
+        os.mkdir(path)
+        with open(os.path.join(path, "notes.txt"), "wb") as f:
+            f.write(b"a person's notes\n")
+
+    def kept(entry, can):
+        with open(os.path.join(entry, "notes.txt"), "rb") as f:
+            check_eq(f.read(), b"a person's notes\n", "the file in the directory moved aside")
+
+    planted_at_record(t, plant, "a directory", kept)
 
 @test
 def blob_replaced_by_hard_link_outside(t):

@@ -12,13 +12,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "digest.h"
 #include "tap.h"
+
+/* A UNIX socket bound at path, its descriptor closed: the entry stays. */
+static int bind_socket(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), rc = -1;
+
+	if (fd < 0 || strlen(path) >= sizeof(addr.sun_path))
+		goto out;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	rc = bind(fd, (const struct sockaddr *)&addr, sizeof(addr));
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
 
 /* Everything a test makes is under base, even when the code under test is
  * wrong: paths that try to leave the cache aim at base/outside only. */
@@ -645,6 +663,22 @@ static void test_records(struct cache *cache)
 		               -ENOENT &&
 		           lstat(path, &st) != 0,
 		       "a FIFO at a small file's name: moved aside, read as absent");
+		free(data);
+	}
+
+	/* A socket where a file should be: open gives ENXIO, which is a planted
+	 * entry like a link, not an error for the reader. */
+	snprintf(path, sizeof(path), "%s/hub/r/sock.bin", root);
+	tap_ok(bind_socket(path) == 0 && verified(cache, "hub/r/sock.bin", &spec, 4) == -ESTALE,
+	       "a socket at a file's name: -ESTALE");
+	{
+		char *data = NULL;
+		size_t len = 0;
+		time_t mtime;
+		tap_ok(cache_read_small(cache, "hub/r/sock.bin", 100, &data, &len, &mtime) ==
+		               -ENOENT &&
+		           lstat(path, &st) != 0,
+		       "a socket at a small file's name: moved aside, read as absent");
 		free(data);
 	}
 }
