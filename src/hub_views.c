@@ -44,28 +44,6 @@ struct views_walk {
 	char target[PATH_MAX];
 };
 
-/* The link's target for want, relative to the folder the link is in: up
- * to the mount's root (want's folders and this hub's own), then into the
- * peer. */
-static int link_target(const struct views_walk *w, const char *link, const char *peer_path,
-                       char *out, size_t out_size)
-{
-	size_t ups = 1, used = 0;
-
-	for (const char *c = link; *c; c++)
-		ups += *c == '/';
-	for (size_t i = 0; i < ups; i++) {
-		if (used + 3 >= out_size)
-			return -ENAMETOOLONG;
-		memcpy(out + used, "../", 3);
-		used += 3;
-	}
-	if ((size_t)snprintf(out + used, out_size - used, "%s/%s", w->peer->name, peer_path) >=
-	    out_size - used)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 /* Adds name to the listing once; a link's target gives its size. */
 static int list_add(struct views_walk *w, const char *name, size_t len, bool dir, const char *full,
                     const char *peer_path)
@@ -85,7 +63,7 @@ static int list_add(struct views_walk *w, const char *name, size_t len, bool dir
 	entry.mtime = st->opened;
 	entry.type = dir ? ENTRY_DIR : ENTRY_LINK;
 	if (!dir) {
-		rc = link_target(w, full, peer_path, target, sizeof(target));
+		rc = views_link_to(full, w->peer->name, peer_path, target, sizeof(target));
 		if (rc)
 			return rc == -ENAMETOOLONG ? 0 : rc;
 		entry.size = strlen(target);
@@ -105,7 +83,8 @@ static int visit(struct views_walk *w, const char *full, const char *peer_path)
 			return w->list ? 0 : 1;
 		w->found = true;
 		w->type = peer_path ? ENTRY_LINK : ENTRY_DIR;
-		if (peer_path && link_target(w, full, peer_path, w->target, sizeof(w->target)))
+		if (peer_path &&
+		    views_link_to(full, w->peer->name, peer_path, w->target, sizeof(w->target)))
 			w->target[0] = '\0';
 		return w->list ? 0 : 1;
 	}

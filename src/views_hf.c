@@ -171,10 +171,8 @@ static int peer_path(const struct place *pl, char *out, size_t out_size)
 	return n >= 0 && (size_t)n < out_size ? 0 : -ENAMETOOLONG;
 }
 
-/* A link at path (relative to the views' root) to the peer's target:
- * up to the mount's root (path's folders and the views' own), then in. */
-static int link_to(const char *path, const struct hub *peer, const char *target, char *out,
-                   size_t out_size)
+int views_link_to(const char *path, const char *peer, const char *target, char *out,
+		  size_t out_size)
 {
 	size_t ups = 1, used = 0;
 
@@ -186,7 +184,7 @@ static int link_to(const char *path, const struct hub *peer, const char *target,
 		memcpy(out + used, "../", 3);
 		used += 3;
 	}
-	if ((size_t)snprintf(out + used, out_size - used, "%s/%s", peer->name, target) >=
+	if ((size_t)snprintf(out + used, out_size - used, "%s/%s", peer, target) >=
 	    out_size - used)
 		return -ENAMETOOLONG;
 	return 0;
@@ -301,7 +299,7 @@ static int walk_files(struct hub *peer, const char *dir, struct blob_walk *w)
 			if (w->list &&
 			    (size_t)snprintf(view, sizeof(view), "%s/%s", w->blobs, e->digest.hex) <
 			        sizeof(view) &&
-			    link_to(view, peer, child, link, sizeof(link)) == 0)
+			    views_link_to(view, peer->name, child, link, sizeof(link)) == 0)
 				rc =
 				    add(w->list, e->digest.hex, ENTRY_LINK, strlen(link), w->mtime);
 			else if (!w->list && strcmp(e->digest.hex, w->etag) == 0)
@@ -337,7 +335,7 @@ static int blob_link(const char *path, const struct place *pl, char *out, size_t
 	if (rc == 0 && !w.found[0])
 		rc = -ENOENT;
 	if (rc == 0)
-		rc = link_to(path, pl->peer, w.found, out, out_size);
+		rc = views_link_to(path, pl->peer->name, w.found, out, out_size);
 	return rc;
 }
 
@@ -373,7 +371,7 @@ int views_hf_lookup(struct hub *self, const char *path, time_t mtime, struct ent
 		if (rc == 0 && e.type == ENTRY_DIR) {
 			make_entry(out, base, ENTRY_DIR, 0, mtime);
 		} else if (rc == 0) {
-			rc = link_to(path, pl.peer, target, link, sizeof(link));
+			rc = views_link_to(path, pl.peer->name, target, link, sizeof(link));
 			if (rc == 0)
 				make_entry(out, base, ENTRY_LINK, strlen(link), mtime);
 		}
@@ -448,7 +446,7 @@ int views_hf_list(struct hub *self, const char *path, time_t mtime, struct entry
 			        sizeof(child) &&
 			    (size_t)snprintf(into, sizeof(into), "%s/%s", target, e->name) <
 			        sizeof(into) &&
-			    link_to(child, pl.peer, into, link, sizeof(link)) == 0)
+			    views_link_to(child, pl.peer->name, into, link, sizeof(link)) == 0)
 				rc = add(out, e->name, ENTRY_LINK, strlen(link), mtime);
 		}
 		break;
@@ -483,7 +481,7 @@ int views_hf_readlink(struct hub *self, const char *path, char *out, size_t out_
 	if (rc == 0 && e.type == ENTRY_DIR)
 		rc = -EINVAL;
 	if (rc == 0)
-		rc = link_to(path, pl.peer, target, out, out_size);
+		rc = views_link_to(path, pl.peer->name, target, out, out_size);
 	return rc;
 }
 

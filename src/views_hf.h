@@ -25,4 +25,10 @@ int views_hf_readlink(struct hub *self, const char *path, char *out, size_t out_
 int views_hf_content(struct hub *self, const char *path, char **data, size_t *len);
 bool views_hf_would_block(struct hub *self, const char *path, bool list);
 
+/* A link at path (relative to the views' root) to target in the hub named
+ * peer, as a relative link: up to the mount's root (path's folders and the
+ * views' own), then in; into out. 0 or -ENAMETOOLONG. Every layout's. */
+int views_link_to(const char *path, const char *peer, const char *target, char *out,
+		  size_t out_size);
+
 #endif
