@@ -975,16 +975,18 @@ def nolock_fs_binary():
 
 
 @contextlib.contextmanager
-def slow_disk_fs(t, truncate=0, state=0, create=0):
+def slow_disk_fs(t, truncate=0, state=0, create=0, readdir=0):
     """tests/fixtures/nolock_fs over t.dir/lower on t.dir/slow, with working (kernel) locks,
     every truncation of a non-empty file to 0 bytes taking `truncate` seconds, every write
-    to a sidecar (a name with ".state") `state` seconds and every creation of a partial blob
-    (a name with ".partial") `create` seconds: a slow disk. Yields the mount point."""
+    to a sidecar (a name with ".state") `state` seconds, every creation of a partial blob
+    (a name with ".partial") `create` seconds and every listing of a folder outside blobs/
+    `readdir` seconds: a slow disk. Yields the mount point."""
     lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "slow")
     os.makedirs(lower)
     os.makedirs(point)
     env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_SLOW_TRUNCATE=str(truncate),
-               NOLOCK_FS_SLOW_STATE=str(state), NOLOCK_FS_SLOW_CREATE=str(create))
+               NOLOCK_FS_SLOW_STATE=str(state), NOLOCK_FS_SLOW_CREATE=str(create),
+               NOLOCK_FS_SLOW_READDIR=str(readdir))
     res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=slow,subtype=slow"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
                          env=env)
@@ -1124,6 +1126,40 @@ def cached_open_during_a_slow_partial_creation(t):
             check(time.monotonic() - began >= slow - 1,
                   "the read ended %.1f s after it began: the slow creation did not happen"
                   % (time.monotonic() - began))
+
+
+@test
+def cached_open_during_a_slow_eviction(t):
+    """The cache is on a slow disk where listing a folder of the readable tree takes 3 s.
+    With cache_max=3M, two cached files of 1 MiB and then a cold one of 2 MiB: making room
+    evicts the least recently used, whose readable names are found by walking the tree (a
+    few slow listings); meanwhile the other cached file opens and reads at once (eviction
+    holds no lock a cache-hit open takes), and the cold file arrives right."""
+    slow = 3
+    specs = [("old", MiB), ("kept", MiB), ("new", 2 * MiB)]
+    with serve(t, specs) as (srv, b), slow_disk_fs(t, readdir=slow) as disk:
+        cache = os.path.join(disk, "cache")
+        with mount(t, srv, "cache_max=3M", cache=cache) as m:
+            for name in ("old", "kept", "kept"):  # "kept" twice: its record settled
+                check_eq(sha256_file(m.path(b[name].rel)), b[name].sha256, name)
+            got = {}
+            th = threading.Thread(target=lambda: got.update(sha=sha256_file(
+                m.path(b["new"].rel))), daemon=True)
+            began = time.monotonic()
+            th.start()
+            old_blob = blob_path(os.path.join(t.dir, "lower", "cache"), b["old"].sha256)
+            time.sleep(1)  # the walk for the old file's names is under way
+            data, took = within(QUICK, read_all, m.path(b["kept"].rel))
+            t.note("cached read in %.2f s during the eviction" % took)
+            check_eq(sha256_bytes(data), b["kept"].sha256, "the kept file, meanwhile")
+            check(os.path.exists(old_blob), "the old file was evicted before the cached read "
+                  "(the walk was not slow): nothing was measured")
+            th.join(WAIT + 10 * slow)
+            check_eq(got.get("sha"), b["new"].sha256, "sha256 of the new file")
+            check(time.monotonic() - began >= slow,
+                  "the cold read took %.1f s: the slow walk did not happen"
+                  % (time.monotonic() - began))
+        check(not os.path.exists(old_blob), "the old file was not evicted")
 
 
 @test
