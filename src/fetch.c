@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -32,6 +33,9 @@ struct fetcher {
 	char *proxy;        /* owned; NULL: libcurl reads http_proxy,
 			       https_proxy, all_proxy and no_proxy itself */
 	atomic_bool cancelled;
+	pthread_mutex_t sleep_lock; /* with sleep_cond: fetcher_sleep's waits, */
+	pthread_cond_t sleep_cond;  /* which fetcher_cancel_all ends; on
+				       CLOCK_MONOTONIC */
 	struct metrics *metrics; /* borrowed, NULL when none; set before any
 				    request */
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per kind of
@@ -65,6 +69,14 @@ int fetcher_new(struct fetcher **out, const char *cacert)
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&fetcher->share_locks[i], NULL);
 	atomic_init(&fetcher->cancelled, false);
+	pthread_mutex_init(&fetcher->sleep_lock, NULL);
+	{
+		pthread_condattr_t attr;
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&fetcher->sleep_cond, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	if (cacert && !(fetcher->cacert = strdup(cacert)))
 		goto out;
 	fetcher->share = curl_share_init();
@@ -92,6 +104,8 @@ void fetcher_free(struct fetcher *fetcher)
 		curl_share_cleanup(fetcher->share);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&fetcher->share_locks[i]);
+	pthread_cond_destroy(&fetcher->sleep_cond);
+	pthread_mutex_destroy(&fetcher->sleep_lock);
 	free(fetcher->cacert);
 	free(fetcher->proxy);
 	free(fetcher);
@@ -187,7 +201,30 @@ void fetcher_set_metrics(struct fetcher *fetcher, struct metrics *metrics)
 
 void fetcher_cancel_all(struct fetcher *fetcher)
 {
+	pthread_mutex_lock(&fetcher->sleep_lock);
 	atomic_store(&fetcher->cancelled, true);
+	pthread_cond_broadcast(&fetcher->sleep_cond);
+	pthread_mutex_unlock(&fetcher->sleep_lock);
+}
+
+int fetcher_sleep(struct fetcher *fetcher, double seconds)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)seconds;
+	until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&fetcher->sleep_lock);
+	while (!atomic_load(&fetcher->cancelled) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&fetcher->sleep_cond, &fetcher->sleep_lock, &until);
+	rc = atomic_load(&fetcher->cancelled) ? -EINTR : 0;
+	pthread_mutex_unlock(&fetcher->sleep_lock);
+	return rc;
 }
 
 /* Copies a header's value without its line ending into out. */

@@ -26,8 +26,13 @@ void fetcher_free(struct fetcher *fetcher);
  * to first byte and duration) and the body bytes received into metrics
  * (borrowed; NULL: none). Set before the first request. */
 void fetcher_set_metrics(struct fetcher *fetcher, struct metrics *metrics);
-/* Makes transfers in flight, and later ones, fail soon with -EINTR. */
+/* Makes transfers in flight, and later ones, fail soon with -EINTR, and
+ * ends every fetcher_sleep. */
 void fetcher_cancel_all(struct fetcher *fetcher);
+/* Waits seconds, as a caller's backoff or pacing between requests does,
+ * unless fetcher_cancel_all comes first (-EINTR; at once if it came
+ * before): an unmount never waits for a sleep to end. 0 or -EINTR. */
+int fetcher_sleep(struct fetcher *fetcher, double seconds);
 
 /* Receives the body of a successful response in order; returns 0, or -errno
  * to stop the transfer (fetch_get then returns that errno). */

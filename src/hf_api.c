@@ -75,22 +75,32 @@ static double seconds_since(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-/* Waits, if need be, until the mount's API budget for the endpoint has a
- * call left: the Hub's published limit is kept rather than run into. */
-static void pace(const struct hf_api *api)
+int hf_api_pace(const struct hf_api *api)
 {
 	bool said = false;
 	time_t wait;
+	int rc = 0;
 
-	while (budgets_take(api->budgets, api->budget_name, api->budget, api->window, &wait) ==
-	       -EAGAIN) {
+	while (rc == 0 && budgets_take(api->budgets, api->budget_name, api->budget, api->window,
+				       &wait) == -EAGAIN) {
 		if (!said)
 			log_warn("%s: %u API calls in %u s already (the Hub's limit): holding the "
 				 "next for %ld s",
 				 api->name, api->budget, api->window, (long)wait);
 		said = true;
-		sleep((unsigned)(wait < HF_RETRY_WAIT_MAX ? (wait > 0 ? wait : 1) : HF_RETRY_WAIT_MAX));
+		rc = fetcher_sleep(api->fetcher, (double)(wait < HF_RETRY_WAIT_MAX
+								 ? (wait > 0 ? wait : 1)
+								 : HF_RETRY_WAIT_MAX));
 	}
+	return rc;
+}
+
+/* A wait of our own (pacing, backoff) ended by the unmount: the call fails
+ * as a request cancelled in flight does, and says so. */
+static void say_cancelled(struct fetch_response *resp, const char *url)
+{
+	fetch_url_for_log(url, resp->url_for_log, sizeof(resp->url_for_log));
+	snprintf(resp->error, sizeof(resp->error), "cancelled: unmounting");
 }
 
 /* The errno of a refusal, by what the Hub says it is rather than by its
@@ -148,7 +158,11 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 		double left;
 		long wait;
 		bool asked;
-		pace(api); /* a retry is a call too: it counts against the Hub's limit */
+		rc = hf_api_pace(api); /* a retry is a call too: it counts against the Hub's limit */
+		if (rc) {
+			say_cancelled(resp, url);
+			break;
+		}
 		memset(body, 0, sizeof(*body));
 		rc = fetch_request_run(api->fetcher, &req, max_bytes, body, resp);
 		if (rc == 0)
@@ -189,7 +203,11 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 			log_warn("%s: %s: %s; retrying in %ld s", name, resp->url_for_log,
 			         resp->error, wait);
 		}
-		sleep((unsigned)wait);
+		rc = fetcher_sleep(api->fetcher, (double)wait);
+		if (rc) {
+			say_cancelled(resp, url);
+			break;
+		}
 	}
 	fill_refusal(refusal, resp, auth != NULL);
 	rc = refusal_errno(rc, resp);

@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "budget.h"
 #include "cache.h"
 #include "client_cache.h"
 #include "config.h"
@@ -1531,10 +1530,11 @@ static int hf_search(struct hub *hub, const char *query, unsigned limit,
 	req.url = url;
 	req.auth_header = auth;
 	/* A search is an API call like the others: within the Hub's limit. */
-	for (time_t wait; budgets_take(hf->api.budgets, hf->api.budget_name, hf->api.budget,
-				       hf->api.window, &wait) == -EAGAIN;)
-		sleep((unsigned)(wait > 0 ? wait : 1));
-	rc = fetch_request_run(hf->api.fetcher, &req, HF_TREE_MAX_BYTES, &body, &resp);
+	rc = hf_api_pace(&hf->api);
+	if (rc == 0)
+		rc = fetch_request_run(hf->api.fetcher, &req, HF_TREE_MAX_BYTES, &body, &resp);
+	else
+		snprintf(resp.error, sizeof(resp.error), "cancelled: unmounting");
 	if (rc) {
 		log_error("%s: %s: %s", hub->name, resp.url_for_log, resp.error);
 		goto out;

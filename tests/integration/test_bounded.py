@@ -205,6 +205,53 @@ def stalled_api_holds_up_nothing_cached(t):
         check_eq(len(results), 100, "lookups answered once the API answers")
 
 
+@test
+def paced_api_holds_up_nothing_cached(t):
+    """hf_api_budget=4/40: once the warm-up spent the budget, 20 lookups of unseen repos wait
+    their turn in the pacing (a wait of our own, not the network's); meanwhile a read of a
+    cached file, an ls of a folder listed before and a read of .omnihub/status answer at
+    once; and SIGTERM ends the daemon at once, the waiting lookups answered EINTR (the
+    pacing's sleep once held the exit until it ended)."""
+    srv = t.shared.srv
+    org = fx.ONNX_REPO.split("/")[0]
+    with hf_mount(t, "hf_api_budget=4/40") as m:
+        path, data, root, names = warm(t, m)
+        time.sleep(1)
+        srv.clear_log()
+        results = {}
+        threads = start_lookups(m, org, "paced", 20, results)
+        wait_for(lambda: waiting_in_the_kernel(threads) == len(threads), 20,
+                 "every lookup waiting in its stat")
+        time.sleep(1)  # past the first call's turn: the others wait on the pacing
+        got, ms = timed(read_bytes, path)
+        figure(t, "read of a cached file while 20 lookups wait on the pacing: %.0f ms" % ms)
+        check(got == data and ms < QUICK * 1000, "read of a cached file took %.0f ms" % ms)
+        listing, ms = timed(os.listdir, root)
+        figure(t, "ls of a listed folder: %.0f ms" % ms)
+        check(sorted(listing) == names and ms < QUICK * 1000, "ls took %.0f ms" % ms)
+        status, ms = timed(read_bytes, m.path(".omnihub", "status"))
+        figure(t, "read of .omnihub/status: %.0f ms" % ms)
+        check(len(status) > 0 and ms < QUICK * 1000, "status took %.0f ms" % ms)
+        asked = len(srv.requests(path_substring="/paced-"))
+        figure(t, "API calls made for the 20 lookups by then: %d" % asked)
+        check(len(results) < len(threads) and asked < len(threads),
+              "every lookup was answered at once (%d API calls): the pacing made nobody wait"
+              % asked)
+        start = time.monotonic()
+        m.proc.send_signal(signal.SIGTERM)
+        try:
+            m.proc.wait(QUICK * 5)
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - start
+        figure(t, "exit on SIGTERM with lookups waiting on the pacing: %.2f s" % took)
+        check(m.proc.returncode == 0, "the daemon still ran %.0f s after SIGTERM" % took)
+        for th in threads:
+            th.join(QUICK * 5)
+        check(set(results.values()) <= {"EINTR", "ENOENT", "EACCES"},
+              "what the lookups got: %s" % sorted(set(results.values())))
+
+
 def probe_catalog(t):
     """A user catalog (its folder) with one entry without a size, served by the Hub's file
     route (not stalled with the API): its stat needs a size probe, remote work for a worker."""
