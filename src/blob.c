@@ -37,7 +37,7 @@ struct use {
 
 struct blob_store {
 	struct cache *cache; /* borrowed */
-	uint64_t cache_max;
+	_Atomic uint64_t cache_max; /* a reload may change it (blob_store_set_max) */
 	/* Lock order: evict_lock, then uses_lock, then the cache's memo lock.
 	 * evict_lock serialises eviction, gc and removal, which read
 	 * directories and remove files under it; cache-hit opens never take
@@ -1394,6 +1394,11 @@ static void add_usage(void *ctx, const char *name, const struct stat *st)
 		usage->bytes += (uint64_t)st->st_size;
 		usage->blobs++;
 	}
+}
+
+void blob_store_set_max(struct blob_store *store, uint64_t cache_max)
+{
+	store->cache_max = cache_max;
 }
 
 void blob_store_usage(struct blob_store *store, struct blob_usage *usage)

@@ -36,6 +36,9 @@ struct blob_store;
 
 /* cache_max: bytes of blobs to keep at most (0: no limit). */
 int blob_store_open(struct blob_store **out, struct cache *cache, uint64_t cache_max);
+/* A reload's new limit: the next room made for a download evicts down to
+ * it; nothing is evicted at once. */
+void blob_store_set_max(struct blob_store *store, uint64_t cache_max);
 void blob_store_close(struct blob_store *store);
 
 /* At start-up: keeps partial blobs that can be resumed, removes orphans

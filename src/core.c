@@ -51,7 +51,12 @@ struct candidate {
 };
 
 struct core {
-	const struct config *config; /* borrowed */
+	/* The settings in use: the mount's (borrowed), then a reload's
+	 * (core_apply_config), which threads may be reading: swapped whole
+	 * under hubs_lock, every one kept until the core is freed. */
+	const struct config *_Atomic config;
+	struct config **applied; /* owned, each owned: the reloads' */
+	size_t napplied;
 	struct core_store *stores;   /* owned; the general one first, then one
 					per directory of a hub's own; room for
 					one per candidate, never moved */
@@ -135,6 +140,33 @@ static unsigned convert_timeout(const struct config *cfg)
 		any = true;
 	}
 	return seconds;
+}
+
+/* What the settings ask of a store's transfers and downloads. */
+static struct transfer_options transfer_options_of(const struct config *cfg)
+{
+	return (struct transfer_options){
+		.connections = cfg->connections,
+		.piece_size = cfg->piece_size,
+		.retries = cfg->retries,
+		.stall_seconds = (long)cfg->stall_timeout,
+		.retry_seconds = (long)cfg->retry_time,
+		.memory_max = cfg->memory_max,
+		.mirrors = &cfg->mirrors,
+	};
+}
+
+static struct download_options download_options_of(const struct config *cfg)
+{
+	struct download_options options = {
+		.offline = cfg->offline,
+		.limits = stage_default_limits,
+		.convert_timeout = convert_timeout(cfg),
+	};
+
+	options.limits.max_ratio = cfg->max_unpack_ratio;
+	options.limits.max_bytes = cfg->max_unpack_size;
+	return options;
 }
 
 /* Room for the catalog hubs reloads (SIGHUP) add to a mount. */
@@ -225,26 +257,12 @@ static int store_open(struct core *core, const char *dir, uint64_t max, char *wh
 		return rc;
 	/* Before any transfer: what a crash left is kept or cleared now. */
 	blob_store_sweep(st->blobs);
-	struct transfer_options options = {
-		.connections = cfg->connections,
-		.piece_size = cfg->piece_size,
-		.retries = cfg->retries,
-		.stall_seconds = (long)cfg->stall_timeout,
-		.retry_seconds = (long)cfg->retry_time,
-		.memory_max = cfg->memory_max,
-		.mirrors = &cfg->mirrors,
-	};
+	struct transfer_options options = transfer_options_of(cfg);
 	rc = transfer_engine_new(&st->engine, core->fetcher, st->blobs, &options);
 	if (rc)
 		return rc;
 	transfer_engine_set_metrics(st->engine, core->metrics);
-	struct download_options download_options = {
-		.offline = cfg->offline,
-		.limits = stage_default_limits,
-		.convert_timeout = convert_timeout(cfg),
-	};
-	download_options.limits.max_ratio = cfg->max_unpack_ratio;
-	download_options.limits.max_bytes = cfg->max_unpack_size;
+	struct download_options download_options = download_options_of(cfg);
 	rc = download_set_new(&st->downloads, st->cache, st->blobs, st->engine, core->jobs,
 			      &download_options);
 	if (rc)
@@ -462,6 +480,11 @@ void core_free(struct core *core)
 		free(core->stores[i].dir);
 	}
 	free(core->stores);
+	for (size_t i = 0; i < core->napplied; i++) {
+		config_free(core->applied[i]);
+		free(core->applied[i]);
+	}
+	free(core->applied);
 	pthread_cond_destroy(&core->retry_cond);
 	pthread_mutex_destroy(&core->retry_lock);
 	pthread_mutex_destroy(&core->hubs_lock);
@@ -1134,4 +1157,56 @@ int core_meta(struct hub *hub, const char *path, char **json)
 	}
 	*json = strdup("{}");
 	return *json ? 0 : -ENOMEM;
+}
+
+int core_apply_config(struct core *core, struct config *cfg)
+{
+	struct config **grown;
+	bool kick = false;
+	char why[512];
+
+	pthread_mutex_lock(&core->hubs_lock);
+	grown = realloc(core->applied, (core->napplied + 1) * sizeof(*grown));
+	if (!grown) {
+		pthread_mutex_unlock(&core->hubs_lock);
+		return -ENOMEM;
+	}
+	core->applied = grown;
+	core->applied[core->napplied++] = cfg;
+	core->config = cfg;
+	const struct transfer_options transfers = transfer_options_of(cfg);
+	const struct download_options downloads = download_options_of(cfg);
+	for (size_t i = 0; i < core->nstores; i++) {
+		struct core_store *st = &core->stores[i];
+		uint64_t max = cfg->cache_max;
+
+		/* A directory of hubs' own keeps its limit if theirs clash. */
+		if (i > 0 && store_limit(core, st->dir, &max, why, sizeof(why)) != 0) {
+			log_warn("reload (SIGHUP): %s; keeping the limit of %s", why, st->dir);
+			max = st->max;
+		}
+		st->max = max;
+		blob_store_set_max(st->blobs, max);
+		transfer_engine_set_limits(st->engine, &transfers);
+		download_set_set_options(st->downloads, &downloads);
+	}
+	for (size_t i = 0; i < core->ncandidates; i++) {
+		struct candidate *cand = &core->candidates[i];
+		struct hub *hub = &core->hubs[i];
+
+		hub->offline = config_hub_offline(cfg, cand->name);
+		hub->index_ttl = config_hub_index_ttl(cfg, cand->name);
+		/* A hub left out offline is never retried: online now, it is. */
+		if (!hub->offline && hub_state_retry_now(&cand->state, HUB_STATE_OFFLINE,
+							 time(NULL), monotonic_now()))
+			kick = true;
+	}
+	pthread_mutex_unlock(&core->hubs_lock);
+	if (kick) {
+		pthread_mutex_lock(&core->retry_lock);
+		if (retrier_kick_locked(core) != 0)
+			log_warn("reload (SIGHUP): cannot start the thread that retries hubs");
+		pthread_mutex_unlock(&core->retry_lock);
+	}
+	return 0;
 }

@@ -82,7 +82,17 @@ struct core_store {
 			       kept under env.cache */
 };
 
+/* The settings in use (the mount's, or the last reload's). */
 const struct config *core_config(const struct core *core);
+/* A reload's settings (SIGHUP), taken (freed with the core) and used from
+ * now on: each store's cache_max, its transfers' connections, retries,
+ * stall_timeout and retry_time, its downloads' offline and unpack limits,
+ * each hub's offline and index_ttl, and what is read from the settings per
+ * request (stream, a [hub]'s offline and connections). Not applied: what
+ * was opened with the mount (cache directories, cacert, proxy, mirrors,
+ * piece_size, memory_max, the hubs' own options). 0 or -ENOMEM (cfg is
+ * then still the caller's). */
+int core_apply_config(struct core *core, struct config *cfg);
 /* The stores, the general one first (i == 0); each one once. */
 size_t core_store_count(const struct core *core);
 struct core_store *core_store(struct core *core, size_t i);

@@ -62,9 +62,9 @@ struct download_set {
 	struct transfer_engine *engine;  /* borrowed */
 	struct pool *pool;               /* borrowed: the core's job pool */
 	struct metrics *metrics;         /* borrowed; NULL: none */
-	struct download_options options;
-	pthread_mutex_t lock;   /* guards jobs, running, next_id and every
-				   job's waits */
+	struct download_options options; /* under lock: a reload changes them */
+	pthread_mutex_t lock;   /* guards options, jobs, running, next_id and
+				   every job's waits */
 	pthread_cond_t idle;    /* signalled when running reaches 0 */
 	struct job *jobs;       /* running jobs, one per cache path */
 	size_t running;
@@ -72,6 +72,17 @@ struct download_set {
 };
 
 /* What a failure means to a reader. */
+/* The options as they are now (a reload may change them meanwhile). */
+static struct download_options options_now(struct download_set *set)
+{
+	struct download_options now;
+
+	pthread_mutex_lock(&set->lock);
+	now = set->options;
+	pthread_mutex_unlock(&set->lock);
+	return now;
+}
+
 static int reader_errno(int rc)
 {
 	switch (rc) {
@@ -284,7 +295,7 @@ static int obtain_local(struct download_set *set, struct job *job, int *fd)
 		}
 	}
 	metrics_add(set->metrics, METRICS_CACHE_MISSES, 1);
-	if (set->options.offline || src->offline) {
+	if (options_now(set).offline || src->offline) {
 		log_error("%s: offline, and not in the cache", job->label);
 		return -EIO;
 	}
@@ -500,7 +511,8 @@ static int archive_from_blob(struct download_set *set, struct job *job, int fd)
 		rc = -ENAMETOOLONG;
 		goto out;
 	}
-	rc = stage_extract(fd, src->size, dest, &set->options.limits, why, sizeof(why));
+	const struct download_options options = options_now(set);
+	rc = stage_extract(fd, src->size, dest, &options.limits, why, sizeof(why));
 	if (rc == 0)
 		rc = check_expected(set, src, dir_rel, why, sizeof(why));
 	if (rc) {
@@ -645,7 +657,7 @@ static int convert_into(struct download_set *set, struct job *job, struct cache_
 				  .input = input,
 				  .output = output,
 				  .workdir = workdir,
-				  .timeout_seconds = set->options.convert_timeout,
+				  .timeout_seconds = options_now(set).convert_timeout,
 				  .label = job->label };
 	rc = convert_run(&cj, why, sizeof(why));
 	if (rc) {
@@ -693,12 +705,13 @@ static int made_from_blob(struct download_set *set, struct job *job, int fd)
 		log_error("%s: cannot create a file in the cache: %s", job->label, strerror(-rc));
 		goto out;
 	}
+	const struct download_options options = options_now(set);
 	switch (src->step) {
 	case SOURCE_STEP_GUNZIP:
-		rc = stage_gunzip(fd, src->size, tmp.fd, &set->options.limits, why, sizeof(why));
+		rc = stage_gunzip(fd, src->size, tmp.fd, &options.limits, why, sizeof(why));
 		break;
 	case SOURCE_STEP_MEMBER:
-		rc = stage_extract_member(fd, src->size, src->member, tmp.fd, &set->options.limits,
+		rc = stage_extract_member(fd, src->size, src->member, tmp.fd, &options.limits,
 					  why, sizeof(why));
 		break;
 	case SOURCE_STEP_CONVERT:
@@ -994,6 +1007,15 @@ int download_set_new(struct download_set **out, struct cache *cache, struct blob
 	pthread_cond_init(&set->idle, NULL);
 	*out = set;
 	return 0;
+}
+
+void download_set_set_options(struct download_set *set, const struct download_options *options)
+{
+	pthread_mutex_lock(&set->lock);
+	set->options = *options;
+	if (set->options.convert_timeout == 0)
+		set->options.convert_timeout = DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;
+	pthread_mutex_unlock(&set->lock);
 }
 
 void download_set_set_metrics(struct download_set *set, struct metrics *metrics)

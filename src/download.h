@@ -34,6 +34,8 @@ struct download_options {
 int download_set_new(struct download_set **out, struct cache *cache, struct blob_store *store,
 		     struct transfer_engine *engine, struct pool *pool,
 		     const struct download_options *options);
+/* A reload's options: the jobs' next steps use them. */
+void download_set_set_options(struct download_set *set, const struct download_options *options);
 /* Counts cache hits and misses (a file present, or another client's copy,
  * against one to download), digest failures of those copies, and how long
  * each reader waited, into metrics (borrowed; NULL: none). Set before the

@@ -50,7 +50,6 @@ struct handle {
 
 struct fs {
 	struct core *core;           /* borrowed from main: the session */
-	const struct config *config; /* the core's */
 	struct hub *hubs;            /* the core's open hubs */
 	_Atomic size_t nhubs;         /* grows when a reload adds a hub */
 	struct tree *tree;
@@ -206,7 +205,6 @@ int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 	if (!fs)
 		return -ENOMEM;
 	fs->core = core;
-	fs->config = core_config(core);
 	clock_gettime(CLOCK_MONOTONIC, &fs->started);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);

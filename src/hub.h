@@ -77,9 +77,10 @@ struct hub {
 	const void *set;  /* what ops->load made, for a hub made from it
 			     (borrowed from the core); NULL without load */
 	/* Its own settings, as the config resolves them for it (a [hub]
-	 * section over the general ones); set by the core before open. */
-	bool offline;       /* the cache only */
-	unsigned index_ttl; /* seconds its cached index is used */
+	 * section over the general ones); set by the core before open, and
+	 * again by a reload (SIGHUP) while the hub serves. */
+	_Atomic bool offline;       /* the cache only */
+	_Atomic unsigned index_ttl; /* seconds its cached index is used */
 	void *priv; /* the backend's state: made by open, freed by close */
 	/* Whether it serves now (hub_state.h): the core's, NULL for a hub
 	 * the core did not make. Its functions but open are called only

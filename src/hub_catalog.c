@@ -660,7 +660,7 @@ static int download_size(struct hub *hub, struct name *n, uint64_t *size)
 		snprintf(label, sizeof(label), "%s/%s%s%s", hub->name, n->parent,
 			 n->parent[0] ? "/" : "", n->name);
 		fetch_url_for_log(entry->url, url, sizeof(url));
-		if (config_hub_offline(hub->env->config, hub->name)) {
+		if (hub->offline) {
 			log_error("%s: the size of %s is not in its catalog, and offline it cannot "
 				  "be asked",
 				  label, url);
@@ -778,7 +778,7 @@ static bool needs_probe(struct hub *hub, const struct name *n)
 	bool needs;
 
 	if (n->kind != NAME_FILE || is_made(n) || n->entry->size_known ||
-	    config_hub_offline(hub->env->config, hub->name))
+	    hub->offline)
 		return false;
 	pthread_mutex_lock(&st->lock);
 	needs = !n->size_known &&
@@ -1043,7 +1043,7 @@ static int catalog_source(struct hub *hub, const char *path, struct source *out)
 	if (rc)
 		return rc;
 	out->kind = n->kind == NAME_ARCHIVE ? SOURCE_ARCHIVE : is_made(n) ? SOURCE_MADE : SOURCE_FILE;
-	out->offline = config_hub_offline(hub->env->config, hub->name);
+	out->offline = hub->offline;
 	out->url = strdup(entry->url);
 	if (asprintf(&out->cache_path, "%s/%s", hub->name, path) < 0)
 		out->cache_path = NULL;

@@ -98,7 +98,8 @@ struct hf_hub {
 					download and offline */
 	struct hf_token token;       /* owned; open when token_open */
 	bool token_open;
-	bool offline;
+	const struct hub *hub; /* borrowed: the hub this is the state of */
+	bool env_offline;      /* $HF_HUB_OFFLINE or $TRANSFORMERS_OFFLINE */
 	time_t started; /* the mtime of folders that have no other */
 	unsigned ttl;
 	unsigned max_repos;
@@ -112,6 +113,13 @@ struct hf_hub {
 	struct hf_repo **repos; /* owned; at most max_repos not in use */
 	size_t nrepos;
 };
+
+/* Offline by the environment, or by the settings (hub->offline, which a
+ * reload may change while mounted). */
+static bool hf_offline(const struct hf_hub *hf)
+{
+	return hf->env_offline || hf->hub->offline;
+}
 
 /* ---- names ---- */
 
@@ -321,9 +329,9 @@ static int resolve_commit(struct hub *hub, const char *repo_id, const char *rev,
 		return 0;
 	}
 	kept = read_ref(hub, repo_id, branch, commit, &when, info) == 0;
-	if (kept && (hf->offline || time(NULL) - when < (time_t)hf->ttl))
+	if (kept && (hf_offline(hf) || time(NULL) - when < (time_t)hf->ttl))
 		return 0;
-	if (hf->offline) {
+	if (hf_offline(hf)) {
 		rc = hf_cache_read_ref(hf->client_cache, hf->type, repo_id, branch,
 				       commit);
 		if (rc)
@@ -429,7 +437,7 @@ static int load_tree(struct hub *hub, const char *repo_id, const char *commit, s
 	rc = read_tree(hub, rel, label, out);
 	if (rc == 0 || rc == -ENOMEM)
 		goto out;
-	if (hf->offline) {
+	if (hf_offline(hf)) {
 		rc = snapshot_tree(hub, repo_id, commit, label, out);
 		if (rc)
 			log_info("%s: offline, and the files of %s were never listed",
@@ -511,7 +519,7 @@ static bool repo_fresh_locked(const struct hf_hub *hf, const struct hf_repo *rep
 {
 	if (!repo->tree)
 		return false;
-	return hf_api_is_commit(repo->rev) || hf->offline || now - repo->checked < (time_t)hf->ttl;
+	return hf_api_is_commit(repo->rev) || hf_offline(hf) || now - repo->checked < (time_t)hf->ttl;
 }
 
 /* Loads (or refreshes) repo outside the lock; returns with it held. */
@@ -534,7 +542,7 @@ static int repo_load(struct hub *hub, struct hf_repo *repo)
 	rc = resolve_commit(hub, repo_id, rev, commit, &info);
 	if (rc == 0 && strcmp(commit, old_commit) != 0)
 		rc = load_tree(hub, repo_id, commit, &tree);
-	if (rc == 0 && info.gated[0] && !hf->offline) {
+	if (rc == 0 && info.gated[0] && !hf_offline(hf)) {
 		/* Its files are listed to anyone; reading them needs access:
 		 * say now how to get it, rather than a bare EACCES later. */
 		struct hf_refusal refusal;
@@ -797,7 +805,7 @@ static int classify(struct hub *hub, const char *name, enum name_kind *kind)
 
 	generation = hf_token_generation(&hf->token);
 	asked = kept_kind(hub, name);
-	if (asked == NAME_MISSING && !hf->offline)
+	if (asked == NAME_MISSING && !hf_offline(hf))
 		rc = ask_kind(hub, name, &asked);
 
 	pthread_mutex_lock(&hf->lock);
@@ -1068,8 +1076,8 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	hf->started = time(NULL);
 	hf->ttl = HF_TTL_DEFAULT;
 	hf->max_repos = HF_MAX_REPOS_DEFAULT;
-	hf->offline = config_hub_offline(cfg, hub->name) || config_env_true("HF_HUB_OFFLINE") ||
-		      config_env_true("TRANSFORMERS_OFFLINE");
+	hf->hub = hub;
+	hf->env_offline = config_env_true("HF_HUB_OFFLINE") || config_env_true("TRANSFORMERS_OFFLINE");
 	hf->endpoint = strdup(endpoint ? endpoint : HF_ENDPOINT_DEFAULT);
 	hf->names = calloc(HF_NAMES_MAX, sizeof(*hf->names));
 	if (!hf->endpoint || !hf->names || client_cache_dir("huggingface", &hf->client_cache))
@@ -1118,7 +1126,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 	hf->api.token = &hf->token;
 	hf->api.retries = cfg->retries;
 	hf->api.retry_time = (long)cfg->retry_time;
-	log_info("%s: %s%s, %s", hub->name, hf->endpoint, hf->offline ? " (offline)" : "",
+	log_info("%s: %s%s, %s", hub->name, hf->endpoint, hf_offline(hf) ? " (offline)" : "",
 		 token_how);
 	return 0;
 fail:
@@ -1323,7 +1331,7 @@ static int fill_source(struct hub *hub, const struct hf_repo *repo, const char *
 	rc = -ENOMEM;
 	if (out->auth_header && !(out->auth_origin = strdup(hf->origin)))
 		goto out;
-	out->offline = hf->offline;
+	out->offline = hf_offline(hf);
 	/* huggingface_hub names a blob by its etag: the sha256 of an LFS
 	 * file, git's blob id of any other; both are our digest. */
 	rc = source_add_local_take(out, hf_cache_blob_path(hf->client_cache, hf->type,

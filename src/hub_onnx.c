@@ -629,15 +629,14 @@ static int install_index(struct hub *hub, const char *data, size_t len, time_t m
  * threads: they keep using the current one meanwhile. */
 static void refresh_if_due(struct hub *hub)
 {
-	const struct config *cfg = hub->env->config;
 	struct onnx_hub *onnx = hub->priv;
-	unsigned ttl = config_hub_index_ttl(cfg, hub->name);
+	unsigned ttl = hub->index_ttl; /* a reload may change it */
 	char why[512];
 	time_t now = time(NULL);
 	bool due;
 	int rc;
 
-	if (config_hub_offline(cfg, hub->name))
+	if (hub->offline)
 		return;
 	pthread_mutex_lock(&onnx->lock);
 	due = !onnx->refreshing && now >= onnx->next_refresh;
@@ -697,7 +696,7 @@ static int onnx_open(struct hub *hub, char *why, size_t why_size)
 		hub->ops->close(hub);
 		return rc;
 	}
-	onnx->next_refresh = onnx->index_mtime + (time_t)config_hub_index_ttl(cfg, hub->name);
+	onnx->next_refresh = onnx->index_mtime + (time_t)hub->index_ttl;
 	return 0;
 }
 
@@ -724,7 +723,7 @@ static bool onnx_would_block(struct hub *hub, const char *path, bool list)
 
 	(void)path;
 	(void)list;
-	if (config_hub_offline(hub->env->config, hub->name))
+	if (hub->offline)
 		return false;
 	pthread_mutex_lock(&onnx->lock);
 	due = !onnx->refreshing && time(NULL) + 1 >= onnx->next_refresh;

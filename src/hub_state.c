@@ -56,6 +56,24 @@ bool hub_state_set_up(struct hub_state *st, time_t now)
 	return changed;
 }
 
+bool hub_state_retry_now(struct hub_state *st, enum hub_state_kind from, time_t now,
+			 double now_mono)
+{
+	bool changed;
+
+	pthread_mutex_lock(&st->lock);
+	changed = st->kind == from;
+	if (changed) {
+		st->kind = HUB_STATE_RETRYING;
+		st->since = now;
+		st->failures = 0;
+		st->next_mono = now_mono;
+		st->next_try = now;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return changed;
+}
+
 bool hub_state_set_failed(struct hub_state *st, enum hub_state_kind kind, const char *why,
 			  time_t now, double now_mono, double first, double jitter)
 {

@@ -71,6 +71,12 @@ bool hub_state_set_up(struct hub_state *st, time_t now);
 bool hub_state_set_failed(struct hub_state *st, enum hub_state_kind kind, const char *why,
 			  time_t now, double now_mono, double first, double jitter);
 
+/* A hub in state from (OFFLINE, once a reload turns offline off) is to be
+ * tried again at once: RETRYING, due now, its backoff started afresh (the
+ * last error stays). Returns whether it was in state from. */
+bool hub_state_retry_now(struct hub_state *st, enum hub_state_kind from, time_t now,
+			 double now_mono);
+
 void hub_state_view(struct hub_state *st, const char *name, struct hub_state_view *out);
 
 /* "up", "retrying", "offline", "disabled", "unopened". */

@@ -1,8 +1,8 @@
 /* reload.c: what SIGHUP does to a running mount: the settings read again
- * and checked, compared with those in use, the hubs of the catalogs as
- * they are now added to the mount, one log line saying what changed. Not
- * for: the signal handler (main.c) or applying the other settings (the
- * core keeps those it started with). */
+ * and checked, compared with those in use and given to the core, the hubs
+ * of the catalogs as they are now added to the mount, one log line saying
+ * what changed and what applies only at the next mount. Not for: the
+ * signal handler (main.c) or how the core applies them (core.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -23,7 +23,8 @@
 
 struct reload {
 	const struct config_options *opts; /* borrowed */
-	const struct config *in_use;       /* borrowed */
+	const struct config *in_use;       /* borrowed: the mount's, then the
+					      last one given to the core */
 	struct core *core;                 /* borrowed */
 	int fds[2];                        /* owned: the request pipe */
 	pthread_t thread;
@@ -113,21 +114,49 @@ static void add_name(struct words *w, const char *line)
 	words_add(w, name);
 }
 
+/* The settings a running mount takes (core_apply_config), by name: a
+ * general one, or a [hub] section's ("hub/name"). The others were used to
+ * open the mount, and apply at the next. */
+static const char *const live_settings[] = {
+	"offline",   "index_ttl",   "stream",	       "connections",	   "retries",
+	"stall_timeout", "retry_time", "cache_max", "max_unpack_ratio", "max_unpack_size",
+	"convert_timeout",
+};
+
+static bool is_live(const char *line)
+{
+	const size_t len = strcspn(line, "=");
+	const char *slash = memchr(line, '/', len);
+	const char *name = slash ? slash + 1 : line;
+	const size_t n = len - (size_t)(name - line);
+
+	for (size_t i = 0; i < sizeof(live_settings) / sizeof(live_settings[0]); i++)
+		if (strlen(live_settings[i]) == n && strncmp(name, live_settings[i], n) == 0)
+			return true;
+	return false;
+}
+
+/* A changed setting's name, among those applied now or at the next mount. */
+static void add_changed(struct words *live, struct words *later, const char *line)
+{
+	add_name(is_live(line) ? live : later, line);
+}
+
 /* The settings that differ between in_use and fresh, by name. */
 static void changed_settings(const struct config *in_use, const struct config *fresh,
-			     struct words *out)
+			     struct words *live, struct words *later)
 {
 	struct described old = { 0 }, now = { 0 };
 
 	config_describe(in_use, describe_one, &old);
 	config_describe(fresh, describe_one, &now);
 	if (old.failed || now.failed) {
-		out->failed = true;
+		live->failed = true;
 		goto out;
 	}
 	for (size_t i = 0; i < now.count; i++)
 		if (!described_has(&old, now.lines[i]))
-			add_name(out, now.lines[i]);
+			add_changed(live, later, now.lines[i]);
 	/* Settings no longer set at all (a hub option removed). */
 	for (size_t i = 0; i < old.count; i++) {
 		size_t n = strcspn(old.lines[i], "=");
@@ -135,7 +164,7 @@ static void changed_settings(const struct config *in_use, const struct config *f
 		for (size_t j = 0; j < now.count && !named; j++)
 			named = strncmp(now.lines[j], old.lines[i], n + 1) == 0;
 		if (!named)
-			add_name(out, old.lines[i]);
+			add_changed(live, later, old.lines[i]);
 	}
 out:
 	described_free(&old);
@@ -167,43 +196,58 @@ static void on_gone(void *ctx, const char *name, const char *why)
 /* "; <label>: <words>" when there are words. */
 static void add_part(struct words *line, const char *label, const struct words *w)
 {
-	char *part = NULL;
+	char *grown = NULL;
 
 	if (!w->len || line->failed)
 		return;
-	if (asprintf(&part, "%s: %s", label, w->text) < 0) {
+	if (asprintf(&grown, "%s%s%s: %s", line->len ? line->text : "", line->len ? "; " : "",
+		     label, w->text) < 0) {
 		line->failed = true;
 		return;
 	}
-	words_add(line, part);
-	free(part);
+	free(line->text);
+	line->text = grown;
+	line->len = strlen(grown);
 }
 
-static void reload_once(const struct reload *r)
+static void reload_once(struct reload *r)
 {
-	struct words changed = { 0 }, line = { 0 };
+	struct words live = { 0 }, later = { 0 }, line = { 0 };
 	struct hub_changes hubs = { 0 };
-	struct config fresh = { 0 };
+	struct config *fresh = calloc(1, sizeof(*fresh));
 	const char *why = NULL;
 	char catalog_why[1024] = "";
 	int rc;
 
-	rc = config_resolve(&fresh, r->opts, &why);
+	if (!fresh) {
+		log_error("reload (SIGHUP): out of memory");
+		goto out;
+	}
+	rc = config_resolve(fresh, r->opts, &why);
 	if (rc) {
 		log_error("reload (SIGHUP): keeping the settings in use: %s", why);
 		goto out;
 	}
-	rc = core_add_catalog_hubs(r->core, &fresh, on_added, on_gone, &hubs, catalog_why,
+	rc = core_add_catalog_hubs(r->core, fresh, on_added, on_gone, &hubs, catalog_why,
 				   sizeof(catalog_why));
 	if (rc)
 		log_error("reload (SIGHUP): the catalogs' hubs as they were: %s", catalog_why);
-	changed_settings(r->in_use, &fresh, &changed);
+	changed_settings(r->in_use, fresh, &live, &later);
+	if ((live.len || later.len) && !live.failed && !later.failed) {
+		if (core_apply_config(r->core, fresh) != 0) {
+			log_error("reload (SIGHUP): out of memory: keeping the settings in use");
+			goto out;
+		}
+		r->in_use = fresh;
+		fresh = NULL; /* the core's */
+	}
 	add_part(&line, "catalog hubs added, served now", &hubs.added);
 	add_part(&line, "catalog hubs added, retried in the background", &hubs.waiting);
 	add_part(&line, "catalog hubs no longer named, served until the next mount", &hubs.gone);
-	add_part(&line, "settings changed, which apply at the next mount", &changed);
-	if (line.failed || changed.failed || hubs.added.failed || hubs.waiting.failed ||
-	    hubs.gone.failed) {
+	add_part(&line, "settings applied now", &live);
+	add_part(&line, "settings that apply at the next mount", &later);
+	if (line.failed || live.failed || later.failed || hubs.added.failed ||
+	    hubs.waiting.failed || hubs.gone.failed) {
 		log_error("reload (SIGHUP): out of memory");
 		goto out;
 	}
@@ -214,12 +258,16 @@ static void reload_once(const struct reload *r)
 		log_warn("reload (SIGHUP): %s (the token file is read again whenever it changes)",
 			 line.text);
 out:
-	free(changed.text);
+	free(live.text);
+	free(later.text);
 	free(line.text);
 	free(hubs.added.text);
 	free(hubs.waiting.text);
 	free(hubs.gone.text);
-	config_free(&fresh);
+	if (fresh) {
+		config_free(fresh);
+		free(fresh);
+	}
 }
 
 static void *reload_main(void *arg)

@@ -1675,6 +1675,22 @@ void transfer_engine_free(struct transfer_engine *engine)
 	free(engine);
 }
 
+void transfer_engine_set_limits(struct transfer_engine *engine,
+				const struct transfer_options *options)
+{
+	/* create_lock: transfer_new reads connections under it alone. */
+	pthread_mutex_lock(&engine->create_lock);
+	pthread_mutex_lock(&engine->lock);
+	engine->options.connections = options->connections;
+	engine->options.retries = options->retries;
+	engine->options.retry_seconds = options->retry_seconds > 0
+						? options->retry_seconds
+						: TRANSFER_RETRY_SECONDS_DEFAULT;
+	engine->options.stall_seconds = options->stall_seconds;
+	pthread_mutex_unlock(&engine->lock);
+	pthread_mutex_unlock(&engine->create_lock);
+}
+
 int transfer_engine_defer(struct transfer_engine *engine, void (*fn)(void *ctx), void *ctx)
 {
 	struct deferred *d = calloc(1, sizeof(*d));

@@ -90,6 +90,12 @@ struct transfer;
 
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options);
+/* A reload's new limits (SIGHUP): connections, retries, retry_seconds and
+ * stall_seconds of options; the other fields are kept. A running transfer
+ * keeps its connections; its next retries and stalls are judged by the new
+ * limits. */
+void transfer_engine_set_limits(struct transfer_engine *engine,
+				const struct transfer_options *options);
 /* Counts retries, digest failures, and downloads completed and failed into
  * metrics (borrowed; NULL: none). Set before the first transfer. */
 void transfer_engine_set_metrics(struct transfer_engine *engine, struct metrics *metrics);

@@ -15,6 +15,7 @@ systemd units (test_system_mount.py).
 # /bin/sh finds it by name.
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -264,8 +265,7 @@ def reload_lines(m):
 def sighup_reloads_without_unmounting(t):
     """kill -HUP: the mount stays and serves; the settings and catalogs are read again: a hub
     a new catalog names is served at once (even after a lookup of its name failed, which the
-    kernel keeps as a negative entry), one log line says so and that a changed setting
-    applies at the next mount; a bad config file on reload keeps the settings in use, the
+    kernel keeps as a negative entry), one log line says so and names the changed setting; a bad config file on reload keeps the settings in use, the
     log saying FILE:LINE. (Before: SIGHUP unmounted; then a new catalog's hub waited for the
     next mount.)"""
     empty = os.path.join(t.dir, "no-system-catalogs")
@@ -283,7 +283,7 @@ def sighup_reloads_without_unmounting(t):
         line = wait_for(lambda: reload_lines(m), EXIT_TIMEOUT, "a reload log line")[0]
         t.note("reload line: " + line)
         check("catalog hubs added, served now: mymodels" in line
-              and "settings changed, which apply at the next mount: index_ttl" in line,
+              and "settings applied now: index_ttl" in line,
               "the reload line: %r" % line)
         check(m.proc.poll() is None and is_mounted(m.mountpoint),
               "the daemon or its mount went after SIGHUP")
@@ -311,6 +311,80 @@ def sighup_reloads_without_unmounting(t):
         wait_for(lambda: len(reload_lines(m)) >= 3, EXIT_TIMEOUT, "a third reload line")
         check(m.proc.poll() is None and is_mounted(m.mountpoint),
               "the daemon or its mount went after five SIGHUPs")
+        check_reads_model(t, m.mountpoint)
+
+
+def read_error(path):
+    """The errno of reading path whole, or None when it reads."""
+    try:
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except OSError as e:
+        return e.errno
+    return None
+
+
+@test
+def sighup_applies_settings_live(t):
+    """SIGHUP applies a changed setting to the running mount, and names in its log line the
+    settings that wait for the next mount: offline = yes makes a read of a file not in the
+    cache fail EIO with the daemon's "offline" line; cache_max = 100 (bytes) then refuses the same
+    file with ENOSPC and "larger than cache_max"; with both removed it reads right, and all
+    without unmounting. (Before: every changed setting waited for the next mount.)"""
+    conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+    model = os.path.join(t.mountpoint, MODEL)
+    with t.mount(hub_options(t)) as m:
+        check(os.path.isdir(os.path.dirname(model)), "the model's folder before the reload")
+
+        def reload(text, count):
+            write(conf, text)
+            m.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: len(reload_lines(m)) >= count, EXIT_TIMEOUT,
+                     "reload log line %d" % count)
+            line = reload_lines(m)[count - 1]
+            t.note("reload line %d: %s" % (count, line))
+            return line
+
+        line = reload("offline = yes\npiece_size = 1M\n", 1)
+        check("settings applied now: offline" in line, "the reload line: %r" % line)
+        check("settings that apply at the next mount: piece_size" in line,
+              "the reload line: %r" % line)
+        check_eq(read_error(model), errno.EIO, "errno of an uncached read once offline")
+        check(any("offline, and not in the cache" in x for x in m.log_lines(MODEL.split("/")[1])),
+              "no 'offline, and not in the cache' line in the log")
+
+        line = reload("cache_max = 100\n", 2)
+        check("settings applied now: offline, cache_max" in line, "the reload line: %r" % line)
+        check_eq(read_error(model), errno.ENOSPC, "errno of a read larger than cache_max")
+        check(any("larger than cache_max" in x for x in m.log_lines("cache_max")),
+              "no 'larger than cache_max' line in the log")
+
+        line = reload("", 3)
+        check("settings applied now: cache_max" in line, "the reload line: %r" % line)
+        check_reads_model(t, m.mountpoint)
+        check(m.proc.poll() is None and is_mounted(m.mountpoint),
+              "the daemon or its mount went after the reloads")
+
+
+@test
+def sighup_online_opens_a_hub_left_out_offline(t):
+    """A hub left out at the mount because it was offline with no cached index (never
+    retried while offline) is opened once a reload turns offline off, and serves without
+    unmounting."""
+    conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+    write(conf, "offline = yes\n")
+    with t.mount(hub_options(t)) as m:
+        check(not os.path.exists(os.path.join(m.mountpoint, "onnx")),
+              "the onnx hub is served offline with no cached index")
+        write(conf, "")
+        m.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: reload_lines(m), EXIT_TIMEOUT, "a reload log line")
+        t.note("reload line: " + reload_lines(m)[0])
+        check("settings applied now: offline" in reload_lines(m)[0],
+              "the reload line: %r" % reload_lines(m)[0])
+        wait_for(lambda: os.path.isdir(os.path.join(m.mountpoint, "onnx")), EXIT_TIMEOUT,
+                 "the onnx hub served after the reload")
         check_reads_model(t, m.mountpoint)
 
 
