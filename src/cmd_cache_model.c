@@ -488,11 +488,10 @@ static struct unit *unit_of_path(struct scan *scan, struct store_lists *lists, c
 		rev = at + 1;
 		snprintf(name, sizeof(name), "%s%s%s", k == 3 ? comp[2] : "", k == 3 ? "/" : "",
 		         comp[k]);
-		snprintf(rel, sizeof(rel), "huggingface/%s/%s%s%s@%s", comp[1], k == 3 ? comp[2] : "",
-		         k == 3 ? "/" : "", comp[k], rev);
-		u = unit_of(scan, lists->store,
-		            strcmp(comp[1], "datasets") == 0 ? "huggingface-datasets" : "huggingface",
-		            name, rev, rel);
+		snprintf(rel, sizeof(rel), "huggingface/%s/%s@%s", comp[1], name, rev);
+		if (strcmp(comp[1], "datasets") == 0)
+			hub = "huggingface-datasets";
+		u = unit_of(scan, lists->store, hub, name, rev, rel);
 		goto out;
 	}
 	if (strcmp(hub, "onnx") == 0) {

@@ -542,6 +542,19 @@ def partial_entry(doc, path):
     return entries[path], parts[0]
 
 
+def reading(path):
+    """A thread that reads path to its end, or until its mount is killed under it."""
+    def reader():
+        try:
+            with open(path, "rb") as f:
+                f.read()
+        except OSError:
+            pass
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    return thread
+
+
 def interrupted_partial_listed_and_removed(t, m, mount_path, entry_id, file, want_sha,
                                            want_size, ls_args=(), after_kill=None):
     """Reads mount_path through m (a mount throttled to one connection, 64 KiB pieces) until
@@ -550,15 +563,7 @@ def interrupted_partial_listed_and_removed(t, m, mount_path, entry_id, file, wan
     has, calls after_kill(state_path), then cache rm entry_id removes it."""
     partial = os.path.join(t.cache, "blobs", "sha256", want_sha + ".partial")
     state = os.path.join(t.cache, "blobs", "sha256", want_sha + ".state")
-
-    def reader():
-        try:
-            with open(mount_path, "rb") as f:
-                f.read()
-        except OSError:
-            pass  # the mount is killed under it
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
+    thread = reading(mount_path)
     try:
         doc = wait_partial(t, want_sha)
         check_eq(doc["unnamed_partials"], [], "none apart")
@@ -596,6 +601,7 @@ def interrupted_partial_listed_and_removed(t, m, mount_path, entry_id, file, wan
           "ls text: %r" % res.stdout)
     if after_kill:
         after_kill(state)
+        _, p = partial_entry(omnihub_json(t, *ls_args, "cache", "ls"), entry_id)
     doc = omnihub_json(t, *ls_args, "cache", "rm", entry_id)
     check_eq([(r["path"], r["kept"]) for r in doc["removed"]], [(entry_id, [])], "removed")
     check_eq(doc["freed_bytes"], p["bytes"], "freed: the partial's bytes")
@@ -622,7 +628,8 @@ def zoo_partial_listed_under_its_opset_and_removed(t):
 def catalog_partial_listed_under_its_model_and_removed(t):
     """An interrupted download of a catalog hub's entry is listed under its model (team/big),
     and removed with it; a sidecar without the file's line (as an older omnihub wrote) is
-    listed apart, with its URL."""
+    listed apart, with its URL, and cache rm of the model leaves it; a mount that resumes it
+    records its file again."""
     large = [e for e in t.shared.zoo_entries if e["model"] == "BigGemm"][0]
     cat_dir = os.path.join(t.dir, "catalogs")
     empty = os.path.join(t.dir, "no-catalogs")
@@ -658,8 +665,19 @@ def catalog_partial_listed_under_its_model_and_removed(t):
               in omnihub(t, *ls_args, "cache", "ls").stdout, "text")
         omnihub(t, *ls_args, "cache", "rm", "mine/team/big", want=EXIT_NOT_FOUND)
         check(os.path.exists(state[:-len(".state")] + ".partial"), "nothing removed")
-        with open(state, "w") as f:
-            f.write(text)
+        # A mount that resumes it records its file: under its model again.
+        again = t.mount(options(t) + extra + ["piece_size=64K", "connections=1"],
+                        env={"HF_ENDPOINT": t.shared.hf.endpoint})
+        again.start()
+        thread = reading(again.path("mine", "team", "big", names[0]))
+        try:
+            def under_its_model():
+                doc = omnihub_json(t, *ls_args, "cache", "ls")
+                return "mine/team/big" in by_path(doc) and doc["unnamed_partials"] == []
+            wait_for(under_its_model, 30, "the resumed download under its model", interval=0.2)
+        finally:
+            killed(again)
+            thread.join(COMMAND_TIMEOUT)
     interrupted_partial_listed_and_removed(
         t, m, m.path("mine", "team", "big", names[0]), "mine/team/big",
         "mine/team/big/" + names[0], large["sha256"], large["bytes"], ls_args=ls_args,
