@@ -1705,12 +1705,14 @@ static void record_path(struct transfer_engine *engine, struct transfer *t, cons
 	const char *had = t->partial.state.path;
 
 	if (!path || (had && strcmp(had, path) == 0))
-		return;
+		goto out;
 	if (sidecar_set_path(&t->partial.state, path) != 0 ||
 	    blob_partial_save(engine->store, &t->partial) != 0)
 		log_warn("%s: cannot record its file in %s: omnihub cache ls lists the partial "
 			 "apart",
 			 t->label, t->partial.state_rel);
+out:
+	return;
 }
 
 /* A new transfer, its partial blob opened: disk I/O, so without
