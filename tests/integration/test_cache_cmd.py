@@ -508,8 +508,10 @@ def partial_downloads_of_a_revision_listed_and_removed(t):
         doc = omnihub_json(t, "cache", "ls", "huggingface/" + fx.SHARDED_REPO)
         check_eq([e["path"] for e in doc["entries"]], [me], "the revision, from its download")
         parts = doc["entries"][0]["partials"]
-        check_eq([(p["blob"], p["in_progress"], p["size"]) for p in parts],
-                 [("sha256/" + sha, True, shard["size"])], "its partial download")
+        check_eq([(p["blob"], p["in_progress"], p["size"], p["file"]) for p in parts],
+                 [("sha256/" + sha, True, shard["size"], "huggingface/models/%s@%s/%s"
+                   % (fx.SHARDED_REPO, commit_of(t, fx.SHARDED_REPO), shard["path"]))],
+                 "its partial download, for its file")
         check(0 < parts[0]["bytes"] < shard["size"], "bytes so far: %r" % parts[0]["bytes"])
         check("/%s/resolve/%s/" % (fx.SHARDED_REPO, commit_of(t, fx.SHARDED_REPO))
               in parts[0]["url"], "its URL: %r" % parts[0]["url"])
