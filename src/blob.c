@@ -378,6 +378,24 @@ static int reserve(int fd, uint64_t size)
 	return rc;
 }
 
+/* A fresh state, no piece present; the file it is for (the sidecar's path)
+ * stays: starting the bytes over does not change whose they are. */
+static int state_reinit(struct blob_partial *p, const char *url, const char *validator,
+			uint64_t size, uint64_t piece_size)
+{
+	char *path = p->state.path;
+	int rc;
+
+	p->state.path = NULL;
+	sidecar_free(&p->state);
+	rc = sidecar_init(&p->state, url, validator, size, piece_size);
+	if (rc == 0)
+		p->state.path = path;
+	else
+		free(path);
+	return rc;
+}
+
 /* The writer's view after taking the lock: the saved state if it fits the
  * data file and this blob, else a fresh start. */
 static int load_or_reset(struct blob_store *store, struct blob_partial *p, uint64_t size,
@@ -407,8 +425,7 @@ static int load_or_reset(struct blob_store *store, struct blob_partial *p, uint6
 			 cache_root(store->cache), p->state_rel,
 			 rc ? why : "its size does not match");
 	sidecar_free(&saved);
-	sidecar_free(&p->state);
-	rc = sidecar_init(&p->state, url, "", size, piece_size);
+	rc = state_reinit(p, url, "", size, piece_size);
 	if (rc)
 		return rc;
 	rc = reserve(p->fd, size);
@@ -602,10 +619,8 @@ int blob_partial_restart(struct blob_store *store, struct blob_partial *p, const
 	char *url = strdup(p->state.url);
 	int rc = url ? 0 : -ENOMEM;
 
-	if (rc == 0) {
-		sidecar_free(&p->state);
-		rc = sidecar_init(&p->state, url, validator, size, piece_size);
-	}
+	if (rc == 0)
+		rc = state_reinit(p, url, validator, size, piece_size);
 	free(url);
 	if (rc == 0)
 		rc = reserve(p->fd, size);
@@ -1315,6 +1330,8 @@ static void add_partial(void *ctx, const char *name, const struct stat *st)
 				p->bytes += sc.size - at < sc.piece_size ? sc.size - at : sc.piece_size;
 		}
 		p->url = strdup(sc.url);
+		p->path = sc.path; /* taken: NULL when the sidecar has none */
+		sc.path = NULL;
 		p->size = sc.size;
 		sidecar_free(&sc);
 	}
@@ -1371,8 +1388,10 @@ int blob_store_remove_partial(struct blob_store *store, const char *name, bool d
 
 void blob_partial_infos_free(struct blob_partial_info *list, size_t count)
 {
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
 		free(list[i].url);
+		free(list[i].path);
+	}
 	free(list);
 }
 

@@ -160,6 +160,8 @@ struct blob_partial_info {
 	char name[sizeof(BLOB_DIR) + 16 + DIGEST_HEX_MAX]; /* "<dir>/<name>" below blobs/, no
 							      suffix */
 	char *url;        /* owned; from its sidecar, NULL when that is unreadable */
+	char *path;       /* owned; the file it is for, below the store's root, from its
+			     sidecar; NULL when not recorded (an older sidecar) */
 	uint64_t size;    /* of the whole blob (its sidecar's); 0 when unknown */
 	uint64_t bytes;   /* so far: the whole pieces its sidecar has */
 	bool in_progress; /* some process holds its write lock: being written */

@@ -1,6 +1,7 @@
 /* cmd_cache_model.c: omnihub cache ls and cache rm: the cache seen by hub,
  * model or repo, and revision, as its readable tree names them (the hard
- * links beside the blobs), with the partial downloads that belong to them.
+ * links beside the blobs), with the partial downloads that belong to them
+ * (by the file their sidecar names).
  * Not for: the store's layout, locks and removal (blob.c), or the blob-level
  * commands du, gc and verify (cmd_cache.c). */
 #include "build_config.h"
@@ -35,8 +36,9 @@ const char cmd_cache_help[] =
     "    pieces so far, in progress or left over). Hugging Face revisions are\n"
     "    their commit, with the refs (main, v1.0) that named it when the hub\n"
     "    last asked.\n"
-    "    Partial downloads no model names (a download that never finished\n"
-    "    a file of a hub other than Hugging Face) are listed apart.\n"
+    "    A partial download is listed under the revision of the file it is\n"
+    "    for (its sidecar names it); one an older omnihub left, which names\n"
+    "    no file (a Hugging Face one is placed by its URL), is listed apart.\n"
     "\n"
     "  omnihub cache rm [-n] PATH...\n"
     "    Removes what PATH names from the cache: its files' names, and each\n"
@@ -439,6 +441,92 @@ out:
 	return u;
 }
 
+/* Whether rel is path or a folder above it. */
+static bool rel_holds(const char *rel, const char *path)
+{
+	size_t n = strlen(rel);
+
+	return strncmp(rel, path, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* The unit of the file a partial download is for (path, below the store's
+ * root, as its sidecar recorded it), by the layout the scan reads:
+ * huggingface/{models,datasets}/[ORG/]NAME@COMMIT/FILE, onnx/MODEL/
+ * opset-N/FILE (or onnx/MODEL/FILE), and for a catalog the folder that
+ * holds the entry (the scan's model when it has one above the entry). It
+ * is added when nothing of it is complete yet. NULL when path fits no
+ * layout (or without memory): the partial is listed apart. */
+static struct unit *unit_of_path(struct scan *scan, struct store_lists *lists, const char *path)
+{
+	char buf[PATH_MAX], name[PATH_MAX], rel[PATH_MAX];
+	const char *comp[64], *rev = "", *hub;
+	struct unit *u = NULL;
+	size_t n = 0, model_end;
+	char *p, *at;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		goto out;
+	for (p = buf; n < sizeof(comp) / sizeof(comp[0]);) {
+		comp[n++] = p;
+		if (!(p = strchr(p, '/')))
+			break;
+		*p++ = '\0';
+	}
+	if (p || n < 2 || comp[0][0] == '.' || strcmp(comp[0], BLOB_DIR) == 0)
+		goto out; /* too deep, or no file below a hub */
+	hub = comp[0];
+	if (strcmp(hub, "huggingface") == 0) {
+		/* [ORG/]NAME@COMMIT, with a file below it. */
+		size_t k = 2;
+		if (n < 4 || (strcmp(comp[1], "models") != 0 && strcmp(comp[1], "datasets") != 0))
+			goto out;
+		if (!strchr(comp[2], '@'))
+			k = 3;
+		if (k + 1 >= n || !(at = strchr(comp[k], '@')) || at == comp[k] || !at[1])
+			goto out;
+		*at = '\0';
+		rev = at + 1;
+		snprintf(name, sizeof(name), "%s%s%s", k == 3 ? comp[2] : "", k == 3 ? "/" : "",
+		         comp[k]);
+		snprintf(rel, sizeof(rel), "huggingface/%s/%s@%s", comp[1], name, rev);
+		if (strcmp(comp[1], "datasets") == 0)
+			hub = "huggingface-datasets";
+		u = unit_of(scan, lists->store, hub, name, rev, rel);
+		goto out;
+	}
+	if (strcmp(hub, "onnx") == 0) {
+		/* onnx/FILE is a unit of its own; onnx/MODEL/FILE the model's;
+		 * onnx/MODEL/OPSET/... the opset's. */
+		if (n >= 4)
+			rev = comp[2];
+		snprintf(name, sizeof(name), "%s", comp[1]);
+		snprintf(rel, sizeof(rel), "onnx/%s%s%s", comp[1], rev[0] ? "/" : "", rev);
+		u = unit_of(scan, lists->store, hub, name, rev, n == 2 ? path : rel);
+		goto out;
+	}
+	/* A catalog: the model the scan found above the entry, the deepest;
+	 * else the folder holding the entry (a file right in the hub's folder
+	 * is its own unit). */
+	for (size_t i = 0; i < scan->count; i++) {
+		struct unit *c = &scan->units[i];
+		if (c->store == lists->store && strcmp(c->hub, hub) == 0 &&
+		    rel_holds(c->rel, path) && (!u || strlen(c->rel) > strlen(u->rel)))
+			u = c;
+	}
+	if (u)
+		goto out;
+	model_end = n == 2 ? 2 : n - 1;
+	name[0] = '\0';
+	for (size_t i = 1; i < model_end; i++) {
+		size_t len = strlen(name);
+		snprintf(name + len, sizeof(name) - len, "%s%s", i > 1 ? "/" : "", comp[i]);
+	}
+	snprintf(rel, sizeof(rel), "%s/%s", hub, name);
+	u = unit_of(scan, lists->store, hub, name, "", rel);
+out:
+	return u;
+}
+
 static int unit_add_partial(struct unit *u, struct blob_partial_info *p)
 {
 	struct blob_partial_info **grown =
@@ -578,8 +666,14 @@ static int scan_store(struct scan *scan, struct store_lists *lists)
 			rc = scan_catalog(scan, lists, d->d_name, d->d_name, "", 0);
 		}
 	}
+	/* A partial belongs to the unit of the file its sidecar names; one
+	 * from before sidecars named it, of Hugging Face, to the revision its
+	 * URL names. */
 	for (size_t i = 0; rc == 0 && i < lists->nparts; i++) {
-		struct unit *u = hf_unit_of_url(scan, lists, lists->parts[i].url);
+		const struct blob_partial_info *p = &lists->parts[i];
+		struct unit *u = p->path ? unit_of_path(scan, lists, p->path) : NULL;
+		if (!u)
+			u = hf_unit_of_url(scan, lists, p->url);
 		if (u) {
 			rc = unit_add_partial(u, &lists->parts[i]);
 			lists->part_named[i] = true;
@@ -741,22 +835,32 @@ static void partial_json(cJSON *array, const struct blob_partial_info *p)
 		cJSON_AddStringToObject(item, "url", p->url);
 	else
 		cJSON_AddNullToObject(item, "url");
+	if (p->path)
+		cJSON_AddStringToObject(item, "file", p->path);
+	else
+		cJSON_AddNullToObject(item, "file");
 	cJSON_AddItemToObject(item, "bytes", cmd_json_u64(p->bytes));
 	cJSON_AddItemToObject(item, "size", cmd_json_u64(p->size));
 	cJSON_AddBoolToObject(item, "in_progress", p->in_progress);
 	cJSON_AddItemToArray(array, item);
 }
 
+/* Under its unit u, with the file it is for (below u's folder); listed
+ * apart (u NULL), with its URL. */
 static void partial_text(const struct cmd_ctx *ctx, const struct blob_partial_info *p,
-                         bool with_url)
+                         const struct unit *u)
 {
 	char bytes[CMD_SIZE_TEXT_MAX], size[CMD_SIZE_TEXT_MAX];
+	const char *file = u ? p->path : NULL;
 
+	if (file && rel_holds(u->rel, file) && file[strlen(u->rel)] == '/')
+		file += strlen(u->rel) + 1;
 	cmd_size_text(p->bytes, bytes, sizeof(bytes));
 	cmd_size_text(p->size, size, sizeof(size));
-	fprintf(ctx->out, "    partial %s of %s, %s: " BLOB_DIR "/%s%s%s\n", bytes,
+	fprintf(ctx->out, "    partial %s of %s, %s: " BLOB_DIR "/%s%s%s%s%s\n", bytes,
 	        p->size ? size : "?", p->in_progress ? "in progress" : "left over", p->name,
-	        with_url && p->url ? " from " : "", with_url && p->url ? p->url : "");
+	        file ? " for " : "", file ? file : "", !u && p->url ? " from " : "",
+	        !u && p->url ? p->url : "");
 }
 
 static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, int width, cJSON *entries)
@@ -809,7 +913,7 @@ static void ls_unit(const struct cmd_ctx *ctx, const struct unit *u, int width, 
 	        u->nfiles_named, u->refs[0] || u->npartials ? 16 : 0, used, u->refs[0] ? "  " : "",
 	        u->refs, u->npartials ? "  partial" : "");
 	for (size_t i = 0; i < u->npartials; i++)
-		partial_text(ctx, u->partials[i], false);
+		partial_text(ctx, u->partials[i], u);
 out:
 	return;
 }
@@ -849,7 +953,9 @@ static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 		total += unit_bytes(&scan.units[i]);
 		listed++;
 	}
-	/* Partial downloads no model names: the whole cache only. */
+	/* Partial downloads no model names (their sidecar, from an older
+	 * omnihub, does not say which file they are for): the whole cache
+	 * only. */
 	if (ctx->json)
 		unnamed = cJSON_AddArrayToObject(doc, "unnamed_partials");
 	for (size_t s = 0; optind == argc && s < scan.nstores; s++) {
@@ -860,7 +966,7 @@ static int cache_ls(struct cmd_ctx *ctx, int argc, char **argv)
 			if (unnamed)
 				partial_json(unnamed, &lists->parts[i]);
 			else
-				partial_text(ctx, &lists->parts[i], true);
+				partial_text(ctx, &lists->parts[i], NULL);
 		}
 	}
 	if (ctx->json) {

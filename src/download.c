@@ -254,7 +254,8 @@ struct transfer_source download_transfer_source(const struct source *src)
 					 .size = src->size,
 					 .connections = src->connections,
 					 .auth_header = src->auth_header,
-					 .auth_origin = src->auth_origin };
+					 .auth_origin = src->auth_origin,
+					 .cache_path = src->cache_path };
 }
 
 /* The complete blob of src open as *fd, verified: by its record, else

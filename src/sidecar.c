@@ -1,5 +1,6 @@
 /* sidecar.c: the text file beside a partial blob (<hex>.state) that lets a
- * later process resume it: URL, validator, size, piece size, pieces present.
+ * later process resume it: URL, validator, size, piece size, pieces present,
+ * and (optional) the file it is for.
  * Not for: reading or writing the file, locking, or the transfer itself. */
 #include "build_config.h"
 
@@ -18,10 +19,11 @@
 /* The whole text, for snprintf: size, piece size, validator, url, hex. */
 #define SIDECAR_FORMAT                                                                             \
 	SIDECAR_HEADER "\nsize %" PRIu64 "\npiece-size %" PRIu64 "\nvalidator %s\nurl %s\n"        \
-	               "pieces %s\n"
+	               "pieces %s\n%s%s%s"
 
-/* The keys after the header line, in the order the format requires. */
-static const char *const keys[] = {"size", "piece-size", "validator", "url", "pieces"};
+/* The keys after the header line, in the order the format requires; the
+ * last one (path) may be left out. */
+static const char *const keys[] = {"size", "piece-size", "validator", "url", "pieces", "path"};
 enum { KEY_COUNT = sizeof(keys) / sizeof(keys[0]) };
 
 size_t sidecar_piece_count(uint64_t size, uint64_t piece_size)
@@ -48,6 +50,25 @@ static bool has_control(const char *s, size_t n)
 static bool value_ok(const char *s)
 {
 	return !has_control(s, strlen(s));
+}
+
+/* Relative and clean: no leading "/", no empty, "." or ".." component,
+ * no control character. */
+static bool path_ok(const char *s, size_t n)
+{
+	size_t start = 0;
+
+	if (n == 0 || s[0] == '/' || has_control(s, n) || memchr(s, '\0', n))
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '/')
+			continue;
+		if (i == start || (i - start == 1 && s[start] == '.') ||
+		    (i - start == 2 && s[start] == '.' && s[start + 1] == '.'))
+			return false;
+		start = i + 1;
+	}
+	return true;
 }
 
 static bool piece_size_ok(uint64_t piece_size)
@@ -82,9 +103,27 @@ out:
 	return rc;
 }
 
+int sidecar_set_path(struct sidecar *sc, const char *path)
+{
+	char *copy = NULL;
+	int rc = -EINVAL;
+
+	if (path && !path_ok(path, strlen(path)))
+		goto out;
+	rc = -ENOMEM;
+	if (path && !(copy = strdup(path)))
+		goto out;
+	free(sc->path);
+	sc->path = copy;
+	rc = 0;
+out:
+	return rc;
+}
+
 void sidecar_free(struct sidecar *sc)
 {
 	free(sc->url);
+	free(sc->path);
 	free(sc->validator);
 	bitmap_free(&sc->pieces);
 	memset(sc, 0, sizeof(*sc));
@@ -92,6 +131,9 @@ void sidecar_free(struct sidecar *sc)
 
 int sidecar_format(const struct sidecar *sc, char **out, size_t *len)
 {
+	/* The optional last line, only when there is a path. */
+	const char *path_key = sc->path ? "path " : "", *path = sc->path ? sc->path : "";
+	const char *path_end = sc->path ? "\n" : "";
 	char *hex = NULL, *text = NULL;
 	int n, rc = -EINVAL;
 
@@ -100,6 +142,7 @@ int sidecar_format(const struct sidecar *sc, char **out, size_t *len)
 	/* Refuse what sidecar_parse would refuse, so a written file reads back. */
 	if (!sc->url || !sc->validator || sc->url[0] == '\0' || !value_ok(sc->url) ||
 	    !value_ok(sc->validator) || !piece_size_ok(sc->piece_size) ||
+	    (sc->path && !path_ok(sc->path, strlen(sc->path))) ||
 	    sc->pieces.nbits != sidecar_piece_count(sc->size, sc->piece_size))
 		goto out;
 	/* Checked before building a hex string of that size. */
@@ -109,8 +152,8 @@ int sidecar_format(const struct sidecar *sc, char **out, size_t *len)
 	rc = bitmap_to_hex(&sc->pieces, &hex);
 	if (rc)
 		goto out;
-	n = snprintf(NULL, 0, SIDECAR_FORMAT, sc->size, sc->piece_size, sc->validator, sc->url,
-	             hex);
+	n = snprintf(NULL, 0, SIDECAR_FORMAT, sc->size, sc->piece_size, sc->validator, sc->url, hex,
+	             path_key, path, path_end);
 	rc = -EFBIG;
 	if (n < 0 || (size_t)n > SIDECAR_MAX_BYTES)
 		goto out;
@@ -119,7 +162,7 @@ int sidecar_format(const struct sidecar *sc, char **out, size_t *len)
 	if (!text)
 		goto out;
 	snprintf(text, (size_t)n + 1, SIDECAR_FORMAT, sc->size, sc->piece_size, sc->validator,
-	         sc->url, hex);
+	         sc->url, hex, path_key, path, path_end);
 	*out = text;
 	*len = (size_t)n;
 	text = NULL;
@@ -346,16 +389,35 @@ int sidecar_parse(const char *text, size_t len, struct sidecar *out, char *why, 
 	if (rc)
 		goto out;
 
+	/* path: optional, the last line when there */
+	if (c.pos != len) {
+		at = c.line;
+		rc = take_key(&c, 5, &v[5], &vlen[5], why, why_size);
+		if (rc)
+			goto out;
+		rc = -EINVAL;
+		if (!path_ok(v[5], vlen[5])) {
+			say(why, why_size,
+			    "line %u: path is not a clean relative path (empty, absolute, or with "
+			    "an empty, \".\" or \"..\" component)",
+			    at);
+			goto out;
+		}
+	}
+
 	rc = -EINVAL;
 	if (c.pos != len) {
-		say(why, why_size, "line %u: trailing text after pieces", c.line);
+		say(why, why_size, "line %u: trailing text after %s", c.line,
+		    v[5] ? "path" : "pieces");
 		goto out;
 	}
 
 	rc = -ENOMEM;
 	out->validator = strndup(v[2], vlen[2]);
 	out->url = strndup(v[3], vlen[3]);
-	if (!out->validator || !out->url) {
+	if (v[5])
+		out->path = strndup(v[5], vlen[5]);
+	if (!out->validator || !out->url || (v[5] && !out->path)) {
 		say(why, why_size, "out of memory");
 		goto out;
 	}

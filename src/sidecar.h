@@ -1,5 +1,6 @@
 /* sidecar.h: the text file beside a partial blob (<hex>.state) that lets a
- * later process resume it: URL, validator, size, piece size, pieces present.
+ * later process resume it: URL, validator, size, piece size, pieces present,
+ * and (optional) the file it is for.
  * Not for: reading or writing the file, locking, or the transfer itself. */
 #ifndef OMNIHUB_SIDECAR_H
 #define OMNIHUB_SIDECAR_H
@@ -20,16 +21,26 @@ struct sidecar {
 	uint64_t size;   /* of the whole blob */
 	uint64_t piece_size;
 	struct bitmap pieces; /* nbits = sidecar_piece_count(size, piece_size) */
+	/* owned; the file it is downloaded for, below the store's root
+	 * ("onnx/resnet18/opset-9/model.onnx"), so omnihub cache ls can say
+	 * whose it is before that file has a name; NULL when not recorded (a
+	 * sidecar written before the line existed). An optional last line:
+	 * a text without it is still version 1. */
+	char *path;
 };
 
 /* ceil(size/piece_size); 0 for size 0 (and for piece_size 0). */
 size_t sidecar_piece_count(uint64_t size, uint64_t piece_size);
 /* Copies url and validator (validator may be NULL for ""), all pieces
- * absent. -EINVAL for piece_size 0 or above SIDECAR_MAX_PIECE_SIZE, an empty
+ * absent, no path. -EINVAL for piece_size 0 or above SIDECAR_MAX_PIECE_SIZE, an empty
  * url, or a url/validator holding a control character or newline; -ENOMEM.
  * On failure *sc is zeroed. */
 int sidecar_init(struct sidecar *sc, const char *url, const char *validator, uint64_t size,
                  uint64_t piece_size);
+/* Records path (a copy; NULL forgets it): -EINVAL for a path that is not
+ * relative and clean (empty, a leading "/", an empty, "." or ".."
+ * component, a control character), -ENOMEM; *sc unchanged on failure. */
+int sidecar_set_path(struct sidecar *sc, const char *path);
 /* Safe on a zeroed struct; leaves it zeroed. */
 void sidecar_free(struct sidecar *sc);
 /* The text form, *out NUL-terminated and the caller's; *len its length.

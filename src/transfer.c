@@ -1712,6 +1712,25 @@ int transfer_engine_defer(struct transfer_engine *engine, void (*fn)(void *ctx),
 	return 0;
 }
 
+/* Records in the sidecar the file the blob is fetched for, so omnihub
+ * cache ls can put a partial with its model before the file has a name.
+ * Only a writer writes it, before the transfer is in the engine's list (no
+ * other thread sees t yet). Best effort: the bytes do not depend on it. */
+static void record_path(struct transfer_engine *engine, struct transfer *t, const char *path)
+{
+	const char *had = t->partial.state.path;
+
+	if (!path || (had && strcmp(had, path) == 0))
+		goto out;
+	if (sidecar_set_path(&t->partial.state, path) != 0 ||
+	    blob_partial_save(engine->store, &t->partial) != 0)
+		log_warn("%s: cannot record its file in %s: omnihub cache ls lists the partial "
+			 "apart",
+			 t->label, t->partial.state_rel);
+out:
+	return;
+}
+
 /* A new transfer, its partial blob opened: disk I/O, so without
  * engine->lock (under create_lock); not yet in the engine's list. */
 static int transfer_new(struct transfer_engine *engine, const struct transfer_source *src,
@@ -1773,6 +1792,8 @@ static int transfer_new(struct transfer_engine *engine, const struct transfer_so
 		log_error("%s: cannot start its partial blob in the cache: %s", label, strerror(-rc));
 		goto fail;
 	}
+	if (t->partial.writer)
+		record_path(engine, t, src->cache_path);
 	t->piece_size = t->partial.state.piece_size; /* a resumed one keeps its own */
 	t->npieces = t->partial.state.pieces.nbits;
 	t->inflight = calloc(t->npieces ? t->npieces : 1, 1);

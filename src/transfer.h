@@ -64,6 +64,10 @@ struct transfer_source {
 	 * expired); never to where it redirects. NULL when none. */
 	const char *auth_header;
 	const char *auth_origin;
+	/* The file it is fetched for, below the store's root (a source's
+	 * cache_path), recorded in the partial blob's sidecar so omnihub
+	 * cache ls can say whose it is; NULL: none recorded. */
+	const char *cache_path;
 };
 
 struct transfer_engine;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Integration tests of `omnihub cache ls` and `omnihub cache rm` against a cache a running mount
 uses: the local Hugging Face imitation (repos, revisions, a blob two repos share) and the throttled
-ONNX zoo (a download in progress). Not for du, gc and verify (test_omnihub.py) nor the mount itself.
+ONNX zoo (downloads in progress and interrupted, of the zoo and of a catalog hub). Not for du, gc
+and verify (test_omnihub.py) nor the mount itself.
 """
 
 # Run by `make check` (TAP on stdout), or by hand:
@@ -262,21 +263,24 @@ def ls_lists_repos_revisions_and_downloads_in_progress(t):
                   " %d " % len(onnx_main) in line for line in lines), "text: %r" % res.stdout)
         check_eq(lines[-1].split(",")[0], "3 revisions", "summary: %r" % lines[-1])
 
-        # A download in progress (the throttled zoo): listed with its bytes so far, then, once
-        # complete, the model's opset as an entry of its own.
+        # A download in progress (the throttled zoo): listed under the model's opset it is for,
+        # with its bytes so far, then, once complete, the opset with its file.
         reader = threading.Thread(target=lambda: open(m.path("onnx", "biggemm", "model.onnx"),
                                                   "rb").read())
         reader.start()
         try:
             doc = wait_partial(t, large["sha256"])
-            parts = [p for p in doc["unnamed_partials"] if p["blob"] == "sha256/" + large["sha256"]]
-            check_eq(len(parts), 1, "the partial listed: %r" % doc["unnamed_partials"])
+            check_eq(doc["unnamed_partials"], [], "no partial apart")
+            parts = by_path(doc)["onnx/biggemm/opset-13"]["partials"]
+            check_eq(len(parts), 1, "the partial listed under its opset: %r" % parts)
             p = parts[0]
-            check_eq((p["in_progress"], p["size"]), (True, large["bytes"]), "in progress")
+            check_eq((p["blob"], p["in_progress"], p["size"], p["file"]),
+                     ("sha256/" + large["sha256"], True, large["bytes"],
+                      "onnx/biggemm/opset-13/model.onnx"), "in progress")
             check(0 < p["bytes"] < large["bytes"], "bytes so far: %r" % p["bytes"])
             check(p["url"].endswith(large["model_path"]), "its URL: %r" % p["url"])
             res = omnihub(t, "cache", "ls")
-            check("in progress: blobs/sha256/%s" % large["sha256"] in res.stdout,
+            check("in progress: blobs/sha256/%s for model.onnx" % large["sha256"] in res.stdout,
                   "text: %r" % res.stdout)
         finally:
             reader.join(COMMAND_TIMEOUT)
@@ -504,8 +508,10 @@ def partial_downloads_of_a_revision_listed_and_removed(t):
         doc = omnihub_json(t, "cache", "ls", "huggingface/" + fx.SHARDED_REPO)
         check_eq([e["path"] for e in doc["entries"]], [me], "the revision, from its download")
         parts = doc["entries"][0]["partials"]
-        check_eq([(p["blob"], p["in_progress"], p["size"]) for p in parts],
-                 [("sha256/" + sha, True, shard["size"])], "its partial download")
+        check_eq([(p["blob"], p["in_progress"], p["size"], p["file"]) for p in parts],
+                 [("sha256/" + sha, True, shard["size"], "huggingface/models/%s@%s/%s"
+                   % (fx.SHARDED_REPO, commit_of(t, fx.SHARDED_REPO), shard["path"]))],
+                 "its partial download, for its file")
         check(0 < parts[0]["bytes"] < shard["size"], "bytes so far: %r" % parts[0]["bytes"])
         check("/%s/resolve/%s/" % (fx.SHARDED_REPO, commit_of(t, fx.SHARDED_REPO))
               in parts[0]["url"], "its URL: %r" % parts[0]["url"])
@@ -527,6 +533,157 @@ def partial_downloads_of_a_revision_listed_and_removed(t):
     check_eq(doc["removed"][0]["kept"], [], "nothing kept")
     check(not os.path.exists(partial) and not os.path.exists(state), "the partial went")
     check_eq(omnihub_json(t, "cache", "ls")["entries"], [], "nothing left")
+
+
+def partial_entry(doc, path):
+    """(entry, its only partial) of the entry path in a cache ls document."""
+    entries = by_path(doc)
+    check(path in entries, "%s listed: %r" % (path, sorted(entries)))
+    parts = entries[path]["partials"]
+    check_eq(len(parts), 1, "one partial under %s: %r" % (path, parts))
+    return entries[path], parts[0]
+
+
+def reading(path):
+    """A thread that reads path to its end, or until its mount is killed under it."""
+    def reader():
+        try:
+            with open(path, "rb") as f:
+                f.read()
+        except OSError:
+            pass
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    return thread
+
+
+def interrupted_partial_listed_and_removed(t, m, mount_path, entry_id, file, want_sha,
+                                           want_size, ls_args=(), after_kill=None):
+    """Reads mount_path through m (a mount throttled to one connection, 64 KiB pieces) until
+    its download has pieces; checks cache ls lists it under entry_id in progress, and cache rm
+    keeps it; kills the mount; checks it is listed as left over with the bytes its sidecar
+    has, calls after_kill(state_path), then cache rm entry_id removes it."""
+    partial = os.path.join(t.cache, "blobs", "sha256", want_sha + ".partial")
+    state = os.path.join(t.cache, "blobs", "sha256", want_sha + ".state")
+    thread = reading(mount_path)
+    try:
+        doc = wait_partial(t, want_sha)
+        check_eq(doc["unnamed_partials"], [], "none apart")
+        e, p = partial_entry(doc, entry_id)
+        check_eq((e["files"], e["bytes"]), (0, 0), "nothing of it complete yet")
+        check_eq((p["blob"], p["in_progress"], p["size"], p["file"]),
+                 ("sha256/" + want_sha, True, want_size, file), "its download in progress")
+        check(0 < p["bytes"] < want_size, "bytes so far: %r" % p["bytes"])
+        res = omnihub(t, *ls_args, "cache", "ls", entry_id)
+        lines = res.stdout.splitlines()
+        check(lines[1].startswith(entry_id + " ") and lines[1].endswith("  partial"),
+              "its line: %r" % res.stdout)
+        check(lines[2].startswith("    partial ") and lines[2].endswith(
+            "in progress: blobs/sha256/%s for %s" % (want_sha, os.path.basename(file))),
+              "its partial's line: %r" % res.stdout)
+        res = omnihub(t, *ls_args, "cache", "rm", entry_id)
+        check("kept %s/blobs/sha256/%s.partial: a download in progress"
+              % (os.path.realpath(t.cache), want_sha) in res.stdout, "rm: %r" % res.stdout)
+        check(os.path.exists(partial) and os.path.exists(state), "kept while written")
+    finally:
+        killed(m)
+        thread.join(COMMAND_TIMEOUT)
+    doc = omnihub_json(t, *ls_args, "cache", "ls")
+    check_eq(doc["unnamed_partials"], [], "none apart once left over")
+    _, p = partial_entry(doc, entry_id)
+    check_eq((p["blob"], p["in_progress"], p["file"]), ("sha256/" + want_sha, False, file),
+             "left over once its writer is gone")
+    with open(state) as f:
+        pieces = [line for line in f.read().splitlines() if line.startswith("pieces ")][0]
+    have = sum(bin(int(c, 16)).count("1") for c in pieces.split(" ", 1)[1])
+    check_eq(p["bytes"], min(have * 65536, want_size), "bytes: its sidecar's whole pieces")
+    check(0 < p["bytes"] < want_size, "bytes kept: %r" % p["bytes"])
+    res = omnihub(t, *ls_args, "cache", "ls")
+    check("left over: blobs/sha256/%s for %s" % (want_sha, os.path.basename(file)) in res.stdout,
+          "ls text: %r" % res.stdout)
+    if after_kill:
+        after_kill(state)
+        _, p = partial_entry(omnihub_json(t, *ls_args, "cache", "ls"), entry_id)
+    doc = omnihub_json(t, *ls_args, "cache", "rm", entry_id)
+    check_eq([(r["path"], r["kept"]) for r in doc["removed"]], [(entry_id, [])], "removed")
+    check_eq(doc["freed_bytes"], p["bytes"], "freed: the partial's bytes")
+    check(not os.path.exists(partial) and not os.path.exists(state), "the partial went")
+    doc = omnihub_json(t, *ls_args, "cache", "ls")
+    check_eq((doc["entries"], doc["unnamed_partials"]), ([], []), "nothing left")
+
+
+@test
+def zoo_partial_listed_under_its_opset_and_removed(t):
+    """An interrupted download of an ONNX zoo file is listed under the opset it is for (its
+    sidecar names the file), in progress and then left over with its bytes present / total,
+    in text and --json; cache rm of the model keeps it while written and removes it after."""
+    large = [e for e in t.shared.zoo_entries if e["model"] == "BigGemm"][0]
+    m = t.mount(options(t) + ["piece_size=64K", "connections=1"],
+                env={"HF_ENDPOINT": t.shared.hf.endpoint})
+    m.start()
+    interrupted_partial_listed_and_removed(
+        t, m, m.path("onnx", "biggemm", "model.onnx"), "onnx/biggemm/opset-13",
+        "onnx/biggemm/opset-13/model.onnx", large["sha256"], large["bytes"])
+
+
+@test
+def catalog_partial_listed_under_its_model_and_removed(t):
+    """An interrupted download of a catalog hub's entry is listed under its model (team/big),
+    and removed with it; a sidecar without the file's line (as an older omnihub wrote) is
+    listed apart, with its URL, and cache rm of the model leaves it; a mount that resumes it
+    records its file again."""
+    large = [e for e in t.shared.zoo_entries if e["model"] == "BigGemm"][0]
+    cat_dir = os.path.join(t.dir, "catalogs")
+    empty = os.path.join(t.dir, "no-catalogs")
+    os.makedirs(cat_dir)
+    os.makedirs(empty)
+    url = t.shared.zoo.model_base_url.rstrip("/") + "/" + large["model_path"]
+    with open(os.path.join(cat_dir, "mine.json"), "w") as f:
+        json.dump({"omnihub_catalog": 1, "hub": "mine",
+                   "models": {"team/big": {"entries": {"gemm": {
+                       "url": url, "digests": {"sha256": large["sha256"]},
+                       "size": large["bytes"], "format": "onnx"}}}}}, f)
+    extra = ["catalogs=" + cat_dir, "system_catalogs=" + empty]
+    m = t.mount(options(t) + extra + ["piece_size=64K", "connections=1"],
+                env={"HF_ENDPOINT": t.shared.hf.endpoint})
+    m.start()
+    names = os.listdir(m.path("mine", "team", "big"))
+    check_eq(len(names), 1, "the model's entries: %r" % names)
+    ls_args = ("-o", ",".join(extra))
+
+    def without_its_file(state):
+        with open(state) as f:
+            text = f.read()
+        check("\npath mine/team/big/%s\n" % names[0] in text, "the sidecar names it: %r"
+              % text[-200:])
+        with open(state, "w") as f:
+            f.write("".join(line for line in text.splitlines(True)
+                            if not line.startswith("path ")))
+        doc = omnihub_json(t, *ls_args, "cache", "ls")
+        check_eq(doc["entries"], [], "no model without it")
+        check_eq([(p["blob"], p["file"], p["url"]) for p in doc["unnamed_partials"]],
+                 [("sha256/" + large["sha256"], None, url)], "listed apart, with its URL")
+        check("left over: blobs/sha256/%s from %s" % (large["sha256"], url)
+              in omnihub(t, *ls_args, "cache", "ls").stdout, "text")
+        omnihub(t, *ls_args, "cache", "rm", "mine/team/big", want=EXIT_NOT_FOUND)
+        check(os.path.exists(state[:-len(".state")] + ".partial"), "nothing removed")
+        # A mount that resumes it records its file: under its model again.
+        again = t.mount(options(t) + extra + ["piece_size=64K", "connections=1"],
+                        env={"HF_ENDPOINT": t.shared.hf.endpoint})
+        again.start()
+        thread = reading(again.path("mine", "team", "big", names[0]))
+        try:
+            def under_its_model():
+                doc = omnihub_json(t, *ls_args, "cache", "ls")
+                return "mine/team/big" in by_path(doc) and doc["unnamed_partials"] == []
+            wait_for(under_its_model, 30, "the resumed download under its model", interval=0.2)
+        finally:
+            killed(again)
+            thread.join(COMMAND_TIMEOUT)
+    interrupted_partial_listed_and_removed(
+        t, m, m.path("mine", "team", "big", names[0]), "mine/team/big",
+        "mine/team/big/" + names[0], large["sha256"], large["bytes"], ls_args=ls_args,
+        after_kill=without_its_file)
 
 
 @test

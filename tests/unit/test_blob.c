@@ -1,6 +1,7 @@
 /* test_blob.c: unit tests of blob.c's check of a blob without a record: it
  * is hashed again when a link made to it meanwhile changes its ctime (the
- * readable name blob_link makes), and gives up on one that keeps changing.
+ * readable name blob_link makes), and gives up on one that keeps changing;
+ * and the file a partial blob's sidecar names, kept across a restart.
  * Not for: downloads (test_transfers.py) or the records (test_cache). */
 #include "build_config.h"
 
@@ -150,6 +151,48 @@ int main(void)
 	rc = check_while_linked(store, &digest, &l);
 	tap_ok(rc == -ESTALE, "links made all along: not served (%d, %d links)", rc,
 	       atomic_load(&l.links));
+
+	/* A partial blob's file (its sidecar's path): saved, kept when the
+	 * writer starts the bytes over, handed to cache ls, kept on resume. */
+	{
+		static const char file[] = "onnx/m/opset-9/model.onnx";
+		struct blob_partial_info *parts = NULL;
+		struct blob_partial partial;
+		struct digest_spec pd;
+		size_t nparts = 0;
+		char *text = NULL;
+		size_t len = 0;
+		time_t mtime;
+
+		digest_spec_set(&pd, DIGEST_SHA256,
+				"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+		rc = blob_partial_open(store, &pd, 3000, 1024, "https://h/x", &partial);
+		tap_ok(rc == 0 && partial.writer && partial.state.path == NULL,
+		       "a new partial blob names no file (%d)", rc);
+		rc = rc ? rc : sidecar_set_path(&partial.state, file);
+		rc = rc ? rc : blob_partial_save(store, &partial);
+		bitmap_set(&partial.state.pieces, 1);
+		rc = rc ? rc : blob_partial_restart(store, &partial, "\"etag2\"");
+		tap_ok(rc == 0 && partial.state.path && strcmp(partial.state.path, file) == 0 &&
+			       partial.state.pieces.count == 0 &&
+			       strcmp(partial.state.validator, "\"etag2\"") == 0,
+		       "a restart drops the pieces and keeps the file (%d)", rc);
+		tap_ok(cache_read_small(cache, partial.state_rel, 4096, &text, &len, &mtime) == 0 &&
+			       strstr(text, "\npath onnx/m/opset-9/model.onnx\n") != NULL,
+		       "its sidecar on disk names the file");
+		free(text);
+		blob_partial_close(&partial);
+		rc = blob_store_partials(store, &parts, &nparts);
+		tap_ok(rc == 0 && nparts == 1 && parts[0].path && strcmp(parts[0].path, file) == 0 &&
+			       parts[0].size == 3000 && !parts[0].in_progress,
+		       "blob_store_partials hands the file to cache ls (%zu)", nparts);
+		blob_partial_infos_free(parts, nparts);
+		rc = blob_partial_open(store, &pd, 3000, 1024, "https://h/x", &partial);
+		tap_ok(rc == 0 && partial.state.path && strcmp(partial.state.path, file) == 0,
+		       "a resume reads the file back (%d)", rc);
+		blob_partial_discard(store, &partial);
+		blob_partial_close(&partial);
+	}
 
 	blob_store_close(store);
 	cache_close(cache);

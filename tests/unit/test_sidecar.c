@@ -16,6 +16,7 @@
 #define VALID  "validator \"5f0c-40000000\"\n"
 #define URL    "url https://host/path?query\n"
 #define PIECES "pieces a5c\n"
+#define PATH   "path onnx/resnet18/opset-9/model.onnx\n"
 
 static const char sample[] = HEAD SIZE PSIZE VALID URL PIECES;
 
@@ -56,7 +57,7 @@ static int same_bits(const struct bitmap *a, const struct bitmap *b)
 
 /* Format, parse, compare every field, format again to the same text. */
 static void round_trip(const char *url, const char *validator, uint64_t size, uint64_t piece_size,
-                       size_t step)
+                       size_t step, const char *path)
 {
 	struct sidecar sc, back;
 	char *text = NULL, *again = NULL;
@@ -65,6 +66,8 @@ static void round_trip(const char *url, const char *validator, uint64_t size, ui
 	int rc = sidecar_init(&sc, url, validator, size, piece_size);
 
 	memset(&back, 0, sizeof(back));
+	if (rc == 0)
+		rc = sidecar_set_path(&sc, path);
 	for (size_t i = 0; rc == 0 && step && i < sc.pieces.nbits; i += step)
 		bitmap_set(&sc.pieces, i);
 	if (rc == 0)
@@ -76,11 +79,12 @@ static void round_trip(const char *url, const char *validator, uint64_t size, ui
 	tap_ok(rc == 0 && strlen(text) == len && strcmp(back.url, url) == 0 &&
 	           strcmp(back.validator, validator ? validator : "") == 0 && back.size == size &&
 	           back.piece_size == piece_size && same_bits(&back.pieces, &sc.pieces) &&
+	           (path ? back.path && strcmp(back.path, path) == 0 : back.path == NULL) &&
 	           len2 == len && strcmp(again, text) == 0,
 	       "round trip of size %llu piece %llu one piece in %zu (0: none) (%zu pieces, %zu "
-	       "bytes) %s",
+	       "bytes) path %s %s",
 	       (unsigned long long)size, (unsigned long long)piece_size, step, sc.pieces.nbits, len,
-	       why);
+	       path ? path : "(none)", why);
 	free(text);
 	free(again);
 	sidecar_free(&sc);
@@ -123,6 +127,44 @@ int main(void)
 	tap_ok(sc.url == NULL && sc.pieces.words == NULL, "sidecar_free zeroes");
 	sidecar_free(&sc);
 
+	/* The optional path line: parsed, formatted back byte for byte; a
+	 * text without it (an older sidecar) has none. */
+	rc = sidecar_parse(HEAD SIZE PSIZE VALID URL PIECES PATH,
+	                   strlen(HEAD SIZE PSIZE VALID URL PIECES PATH), &sc, why, sizeof(why));
+	tap_ok(rc == 0 && sc.path && strcmp(sc.path, "onnx/resnet18/opset-9/model.onnx") == 0 &&
+	           sc.pieces.count == 6,
+	       "a path line parsed (rc %d) %s", rc, why);
+	rc = rc == 0 ? sidecar_format(&sc, &text, &len) : rc;
+	tap_ok(rc == 0 && strcmp(text, HEAD SIZE PSIZE VALID URL PIECES PATH) == 0,
+	       "a path line formats back byte for byte");
+	free(text);
+	text = NULL;
+	tap_ok(sidecar_set_path(&sc, NULL) == 0 && sc.path == NULL &&
+	           sidecar_format(&sc, &text, &len) == 0 && strcmp(text, sample) == 0,
+	       "path forgotten: the text has no path line");
+	free(text);
+	text = NULL;
+	sidecar_free(&sc);
+	rc = sidecar_parse(sample, strlen(sample), &sc, why, sizeof(why));
+	tap_ok(rc == 0 && sc.path == NULL, "a sidecar without the path line has no path");
+	tap_ok(sidecar_set_path(&sc, "mine/team/big/w.bin") == 0 && sc.path &&
+	           strcmp(sc.path, "mine/team/big/w.bin") == 0 &&
+	           sidecar_set_path(&sc, "huggingface/models/a/b@c/x.json") == 0 &&
+	           strcmp(sc.path, "huggingface/models/a/b@c/x.json") == 0,
+	       "set_path records a path, and replaces it");
+	{
+		static const char *const bad_paths[] = {"",     "/etc/passwd", "a//b", "a/",
+		                                        "./a",  "a/./b",       "../a", "a/..",
+		                                        "a\nb", "a\tb"};
+		int refused = 1;
+		for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++)
+			refused &= sidecar_set_path(&sc, bad_paths[i]) == -EINVAL && sc.path &&
+			           strcmp(sc.path, "huggingface/models/a/b@c/x.json") == 0;
+		tap_ok(refused, "set_path refuses unclean paths and keeps the one it had");
+	}
+	sidecar_free(&sc);
+	tap_ok(sc.path == NULL, "sidecar_free frees the path");
+
 	/* Empty validator, size 0 with empty pieces, upper-case hex. */
 	rc = sidecar_parse(HEAD "size 0\n" PSIZE "validator \n" URL "pieces \n",
 	                   strlen(HEAD "size 0\n" PSIZE "validator \n" URL "pieces \n"), &sc, why,
@@ -146,14 +188,18 @@ int main(void)
 	sidecar_free(&sc);
 
 	/* Round trips. */
-	round_trip("https://host/path?query", "\"5f0c-40000000\"", 107374182400ULL, 4194304, 1);
-	round_trip("https://host/path?query", "W/\"abc\"", 107374182400ULL, 4194304, 3);
-	round_trip("https://h/a b", NULL, 107374182400ULL, 4194304, 0);
-	round_trip("https://h/x", "", 0, 4194304, 1);
-	round_trip("https://h/x", "e", 1, 1, 1);
-	round_trip("https://h/x", "e", 1000, 7, 2);
-	round_trip("https://h/x", "e", 65 * 1024, 1024, 64);
-	round_trip("https://h/\xc3\xa9", "\xe2\x82\xac", 12345, 1073741824, 1);
+	round_trip("https://host/path?query", "\"5f0c-40000000\"", 107374182400ULL, 4194304, 1,
+	           NULL);
+	round_trip("https://host/path?query", "W/\"abc\"", 107374182400ULL, 4194304, 3, NULL);
+	round_trip("https://h/a b", NULL, 107374182400ULL, 4194304, 0, NULL);
+	round_trip("https://h/x", "", 0, 4194304, 1, NULL);
+	round_trip("https://h/x", "e", 1, 1, 1, NULL);
+	round_trip("https://h/x", "e", 1000, 7, 2, NULL);
+	round_trip("https://h/x", "e", 65 * 1024, 1024, 64, NULL);
+	round_trip("https://h/x", "e", 65 * 1024, 1024, 3, "mine/team/big/weights.bin");
+	round_trip("https://h/x", "", 0, 4194304, 1, "onnx/m/opset-9/model.onnx");
+	round_trip("https://h/x", "e", 1, 1, 1, "huggingface/models/a/b@0123/\xc3\xa9 x.bin");
+	round_trip("https://h/\xc3\xa9", "\xe2\x82\xac", 12345, 1073741824, 1, NULL);
 
 	/* sidecar_init rejections. */
 	tap_ok(sidecar_init(&sc, "https://h/x", NULL, 10, 0) == -EINVAL && sc.url == NULL,
@@ -237,6 +283,14 @@ int main(void)
 	check_bad(HEAD SIZE PSIZE VALID URL PIECES "x\n", 7, "trailing garbage line");
 	check_bad(HEAD SIZE PSIZE VALID URL PIECES "\n", 7, "trailing empty line");
 	check_bad(HEAD SIZE PSIZE VALID URL PIECES "x", 7, "trailing text without newline");
+	check_bad(HEAD SIZE PSIZE VALID URL PIECES "path \n", 7, "empty path");
+	check_bad(HEAD SIZE PSIZE VALID URL PIECES "path /etc/passwd\n", 7, "absolute path");
+	check_bad(HEAD SIZE PSIZE VALID URL PIECES "path onnx/../../x\n", 7, "path with ..");
+	check_bad(HEAD SIZE PSIZE VALID URL PIECES "path a//b\n", 7, "path with an empty part");
+	check_bad(HEAD SIZE PSIZE VALID URL PIECES "path a/b", 7, "path without its newline");
+	check_bad(HEAD SIZE PSIZE VALID URL PIECES "path\n", 7, "path without its space");
+	check_bad(HEAD SIZE PSIZE VALID URL PIECES PATH PATH, 8, "path repeated");
+	check_bad(HEAD SIZE PSIZE VALID URL PATH PIECES, 6, "path before pieces");
 	{
 		static const char nul5[] = HEAD SIZE PSIZE VALID "url https://h/\0x\n" PIECES;
 		static const char nul7[] = HEAD SIZE PSIZE VALID URL PIECES "\0";
