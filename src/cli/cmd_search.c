@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
+#include "catalog_parse.h"
 #include "cmd_out.h"
 #include "core.h"
 

@@ -52,7 +52,7 @@ struct core;
  *   7. transfer.c engine->lock       (takes 8 only through blob.c calls)
  *   8. blob.c   store->lock          (eviction, uses)
  *   9. leaves, which take nothing: fs.c fs->handles_lock and a handle's
- *      lock; wait.c's; the fetcher's share locks; metrics'; log.c's ring.
+ *      lock; wait_result.c's; the fetcher's share locks; metrics'; log.c's ring.
  * No callback (a download's done, a transfer's wait, a pool task, a FUSE
  * interrupt) is called with any of 1-8 held by its caller. */
 

@@ -31,7 +31,7 @@
 #include "pool.h"
 #include "stage.h"
 #include "transfer.h"
-#include "wait.h"
+#include "wait_result.h"
 
 struct wait {
 	uint64_t id;

@@ -34,7 +34,7 @@
 #include "mirror.h"
 #include "prefix_hash.h"
 #include "transfer.h"
-#include "wait.h"
+#include "wait_result.h"
 
 /* Received bytes are written in blocks this large (fewer system calls than
  * one per TLS record), and at the end of every round of the engine. */

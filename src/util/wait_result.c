@@ -1,9 +1,9 @@
-/* wait.c: one result a thread blocks on until a callback delivers it: how a
+/* wait_result.c: one result a thread blocks on until a callback delivers it: how a
  * thread that may block (a job, a lookup) uses the callback-based waits.
  * Not for: FUSE requests, which must never block on these (fs.c). */
 #include "build_config.h"
 
-#include "wait.h"
+#include "wait_result.h"
 
 void wait_result_init(struct wait_result *w)
 {

@@ -1,8 +1,8 @@
-/* wait.h: one result a thread blocks on until a callback delivers it: how a
+/* wait_result.h: one result a thread blocks on until a callback delivers it: how a
  * thread that may block (a job, a lookup) uses the callback-based waits.
  * Not for: FUSE requests, which must never block on these (fs.c). */
-#ifndef OMNIHUB_WAIT_H
-#define OMNIHUB_WAIT_H
+#ifndef OMNIHUB_WAIT_RESULT_H
+#define OMNIHUB_WAIT_RESULT_H
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-/* catalog.c: catalogs, the JSON files that name the models of hubs without
+/* catalog_parse.c: catalogs, the JSON files that name the models of hubs without
  * a listing API: parsed, checked field by field, and merged by hub. Not for:
  * serving them (hub_catalog.c) or fetching anything (they are local files). */
 #include "build_config.h"
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "catalog.h"
+#include "catalog_parse.h"
 #include "json.h"
 #include "log.h"
 #include "names.h"
@@ -29,7 +29,7 @@
 #define ADLER32_MAX 4294967295.0
 
 /* set->files holds the name part of these: a model's trust is then found
- * from its entries' source_file, which catalog.h already has. */
+ * from its entries' source_file, which catalog_parse.h already has. */
 struct file_label {
 	enum catalog_trust trust;
 	char name[];

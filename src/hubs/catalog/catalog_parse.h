@@ -1,10 +1,10 @@
-/* catalog.h: catalogs, the JSON files that name the models of hubs without
+/* catalog_parse.h: catalogs, the JSON files that name the models of hubs without
  * a listing API (torchvision, Keras, TF Hub, Deeplearning4j, datasets, the
  * user's own): parsed, checked field by field, and merged by hub. The format
  * is man/omnihub.catalog.5. Not for: serving them (hub_catalog.c) or
  * fetching anything (they are local files). */
-#ifndef OMNIHUB_CATALOG_H
-#define OMNIHUB_CATALOG_H
+#ifndef OMNIHUB_CATALOG_PARSE_H
+#define OMNIHUB_CATALOG_PARSE_H
 
 #include <stdbool.h>
 #include <stddef.h>

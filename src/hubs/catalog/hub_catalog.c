@@ -2,7 +2,7 @@
  * each weight entry a file (or the folder of its extracted archive),
  * DEFAULT<ext> a link to the default entry, converters' outputs beside
  * their inputs; sizes a catalog leaves out asked of the server once. Not
- * for: parsing catalogs (catalog.c) or making files (download.c). */
+ * for: parsing catalogs (catalog_parse.c) or making files (download.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -19,7 +19,7 @@
 
 #include "blob.h"
 #include "cache.h"
-#include "catalog.h"
+#include "catalog_parse.h"
 #include "client_cache.h"
 #include "config.h"
 #include "convert.h"
@@ -544,7 +544,7 @@ static int catalog_open(struct hub *hub, char *why, size_t why_size)
 		rc = converters_parse(config_hub_option(hub->env->config, "convert"),
 				      config_hub_option(hub->env->config, "converters"),
 				      &st->converters, why, why_size);
-	/* catalog.c takes only the clients client_cache_dir knows; another
+	/* catalog_parse.c takes only the clients client_cache_dir knows; another
 	 * would only mean no client's copy is looked for. */
 	if (rc == 0 && catalog->client_cache &&
 	    client_cache_dir(catalog->client_cache, &st->client_dir) == -ENOMEM)

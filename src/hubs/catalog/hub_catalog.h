@@ -1,6 +1,6 @@
 /* hub_catalog.h: the hubs made from catalogs (torchvision, Keras, TF Hub,
  * Deeplearning4j, datasets, the user's own), one per hub the catalogs
- * name. Not for: parsing catalogs (catalog.h). */
+ * name. Not for: parsing catalogs (catalog_parse.h). */
 #ifndef OMNIHUB_HUB_CATALOG_H
 #define OMNIHUB_HUB_CATALOG_H
 
