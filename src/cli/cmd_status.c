@@ -13,7 +13,6 @@
 #include "cachefs.h"
 #include "cmd_out.h"
 #include "status.h"
-#include "tree.h"
 
 /* The fstype main.c mounts with (subtype=omnihub). */
 
@@ -200,7 +199,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 	for (size_t i = 0; i < mounts.count; i++) {
 		char path[PATH_MAX], *text = NULL;
 
-		snprintf(path, sizeof(path), "%s/" TREE_STATUS_DIR "/status", mounts.paths[i]);
+		snprintf(path, sizeof(path), "%s/" STATUS_DIR "/status", mounts.paths[i]);
 		rc = read_text(path, &text);
 		if (rc == -ENOTCONN) {
 			/* Its daemon is gone; the kernel keeps the mount until told. */

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "mirror.h"
+#include "mirror_list.h"
 
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
 #define CONFIG_MAX_UNPACK_RATIO_DEFAULT 100u

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "convert.h"
 #include "source.h"
 #include "stage.h"
 #include "transfer.h"
@@ -26,7 +27,7 @@ struct download_options {
 	unsigned convert_timeout;    /* seconds a converter may run */
 };
 
-#define DOWNLOAD_CONVERT_TIMEOUT_DEFAULT 600u
+#define DOWNLOAD_CONVERT_TIMEOUT_DEFAULT CONVERT_TIMEOUT_DEFAULT
 
 /* Jobs run as steps on pool (borrowed; it must run until the set is
  * drained): a step never waits on a transfer or another job, it ends and

@@ -11,6 +11,10 @@
 #include "hub_state.h"
 #include "transfer.h"
 
+/* The daemon's own directory at the mount's root, which holds the status;
+ * the mount names it (tree.h), the omnihub command reads it. */
+#define STATUS_DIR ".omnihub"
+
 /* What the status shows, gathered by the caller; all borrowed. */
 struct status_input {
 	const struct transfer_status *transfers;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "digest.h"
+#include "status.h"
 
 struct cache;
 struct hub;
@@ -30,7 +31,7 @@ enum node_kind {
 
 /* The daemon's own directory at the root: its status, metrics and log.
  * No hub can have the name (a hub's name starts with a letter or digit). */
-#define TREE_STATUS_DIR ".omnihub"
+#define TREE_STATUS_DIR STATUS_DIR
 /* The files in it. */
 #define TREE_STATUS_FILES "status", "metrics", "log"
 

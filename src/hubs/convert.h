@@ -42,6 +42,9 @@ bool convert_is_name(const char *command);
 /* The folders a name is looked up in, in order: dir (-o converters=; NULL:
  * none), then the installed converters (CONVERTERDIR). */
 #define CONVERT_MAX_DIRS 2
+
+/* Seconds a converter may run unless a hub's setting says otherwise. */
+#define CONVERT_TIMEOUT_DEFAULT 600u
 size_t convert_dirs(const char *dir, const char *out[CONVERT_MAX_DIRS]);
 
 /* Finds the converter `name` (convert_is_name) as an executable regular

@@ -24,7 +24,6 @@
 #include "config.h"
 #include "convert.h"
 #include "digest.h"
-#include "download.h"
 #include "fetch.h"
 #include "hub_catalog.h"
 #include "log.h"
@@ -194,7 +193,7 @@ static int converters_parse(const char *value, const char *dir, struct converter
 static unsigned catalog_convert_timeout(const struct config *cfg)
 {
 	const char *value = config_hub_option(cfg, "convert_timeout");
-	unsigned seconds = DOWNLOAD_CONVERT_TIMEOUT_DEFAULT;
+	unsigned seconds = CONVERT_TIMEOUT_DEFAULT;
 
 	if (value && config_parse_seconds(value, 1, CATALOG_CONVERT_TIMEOUT_MAX, &seconds) != 0)
 		seconds = 0;
