@@ -331,7 +331,7 @@ static bool refused_settings(struct cmd_ctx *ctx)
 	if (!views)
 		return false;
 	n = core_hub_states(ctx->core, views, n);
-	refused = config_report_refusals(ctx->cfg, views, n, false, PROGRAM, stderr);
+	refused = hub_state_report_refusals(ctx->cfg, views, n, false, PROGRAM, stderr);
 	free(views);
 	return refused > 0;
 }
@@ -357,7 +357,7 @@ int main(int argc, char *argv[])
 	int nargs = 0, status = CMD_EXIT_USAGE, c;
 
 	log_set_program(PROGRAM); /* the daemon's lines say omnihub-fuse */
-	options_init(&g.opts);
+	options_init(&g.opts, &hub_registry_options);
 	opterr = 0;
 	/* '+': stop at the subcommand; the options after it are sorted out
 	 * by take_late_globals. */

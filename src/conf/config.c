@@ -16,8 +16,6 @@
 
 #include "conffile.h"
 #include "config.h"
-#include "hub.h"
-#include "hub_state.h"
 
 int config_parse_unsigned(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -419,8 +417,9 @@ struct layer {
 	struct values hub_options;  /* name = value */
 	struct values hub_settings; /* hub, name = value */
 	struct values sections;     /* name: a [section] naming no hub known yet */
-	const struct hub_ops *ops;  /* the current section's hub, if it is one of
-				       the registry's */
+	const struct hub_option_hubs *hubs; /* borrowed: the hubs known */
+	bool in_hub; /* the current section is a hub of hubs' */
+	const struct hub_option_spec *hub_specs; /* that hub's options (may be NULL) */
 	struct report *report;      /* borrowed */
 };
 
@@ -533,35 +532,43 @@ static int file_paths(const char *key, const char *text, bool list, char **out, 
 	return rc;
 }
 
-/* The hub option that a key in hub ops's section names: its full name, or
- * that name without the prefix all the hub's options share ("hf_"). */
-static const struct hub_option_spec *section_option(const struct hub_ops *ops, const char *key)
+/* The hub option that a key in a hub's section names (options: the hub's):
+ * its full name, or that name without the prefix all the hub's options
+ * share ("hf_"). */
+static const struct hub_option_spec *section_option(const struct hub_option_spec *options,
+						    const char *key)
 {
 	const struct hub_option_spec *spec;
 	size_t prefix = 0;
 
-	if (!ops->options)
+	if (!options)
 		return NULL;
-	for (spec = ops->options; spec->name; spec++)
+	for (spec = options; spec->name; spec++)
 		if (strcmp(spec->name, key) == 0)
 			return spec;
-	prefix = strcspn(ops->options[0].name, "_");
-	for (spec = ops->options; spec->name; spec++)
-		if (strncmp(spec->name, ops->options[0].name, prefix + 1) != 0 ||
+	prefix = strcspn(options[0].name, "_");
+	for (spec = options; spec->name; spec++)
+		if (strncmp(spec->name, options[0].name, prefix + 1) != 0 ||
 		    spec->name[prefix] != '_')
 			return NULL; /* no prefix shared by all */
-	for (spec = ops->options; spec->name; spec++)
+	for (spec = options; spec->name; spec++)
 		if (strcmp(spec->name + prefix + 1, key) == 0)
 			return spec;
 	return NULL;
 }
 
-static const struct hub_ops *registry_hub(const char *name)
+/* Whether name is one of hubs', with its options in *options. */
+static bool registry_hub(const struct hub_option_hubs *hubs, const char *name,
+			 const struct hub_option_spec **options)
 {
-	for (size_t i = 0; i < hub_registry_count; i++)
-		if (strcmp(hub_registry[i]->name, name) == 0)
-			return hub_registry[i];
-	return NULL;
+	*options = NULL;
+	for (size_t i = 0; hubs && i < hubs->count; i++) {
+		if (strcmp(hubs->name(i), name) == 0) {
+			*options = hubs->options(i);
+			return true;
+		}
+	}
+	return false;
 }
 
 static int origin_of(const struct layer *layer, unsigned line, char **out)
@@ -747,8 +754,8 @@ static int layer_line(void *ctx, const char *section, const char *key, const cha
 		 * read: keep the name for config_check_sections. */
 		char *origin = NULL;
 		int rc;
-		layer->ops = registry_hub(section);
-		if (layer->ops || values_find(&layer->sections, NULL, section))
+		layer->in_hub = registry_hub(layer->hubs, section, &layer->hub_specs);
+		if (layer->in_hub || values_find(&layer->sections, NULL, section))
 			return 0;
 		rc = origin_of(layer, line, &origin);
 		if (rc == 0)
@@ -762,7 +769,7 @@ static int layer_line(void *ctx, const char *section, const char *key, const cha
 	if (!section) {
 		if (k >= 0)
 			return layer_setting(layer, NULL, k, value, line, why, why_size);
-		spec = hub_option_find(key);
+		spec = hub_option_find(layer->hubs, key);
 		if (spec)
 			return layer_hub_option(layer, spec, value, line, why, why_size);
 		snprintf(why, why_size, "unknown key \"%s\"", key);
@@ -776,11 +783,11 @@ static int layer_line(void *ctx, const char *section, const char *key, const cha
 			 section, key);
 		return -EINVAL;
 	}
-	if (layer->ops)
-		spec = section_option(layer->ops, key);
+	if (layer->in_hub)
+		spec = section_option(layer->hub_specs, key);
 	if (spec)
 		return layer_hub_option(layer, spec, value, line, why, why_size);
-	if (!layer->ops && strcmp(key, CONFIG_HUB_CONVERT) == 0)
+	if (!layer->in_hub && strcmp(key, CONFIG_HUB_CONVERT) == 0)
 		return layer_hub_convert(layer, section, value, line, why, why_size);
 	snprintf(why, why_size, "[%s]: unknown key \"%s\"", section, key);
 	return -EINVAL;
@@ -1027,8 +1034,8 @@ static int resolve_hub_options(struct config *cfg, const struct config_options *
 
 	/* Every option the hubs declare, in their order (main.c and
 	 * options.c take no other). */
-	for (size_t h = 0; h < hub_registry_count && rc == 0; h++) {
-		const struct hub_option_spec *spec = hub_registry[h]->options;
+	for (size_t h = 0; opts->hubs && h < opts->hubs->count && rc == 0; h++) {
+		const struct hub_option_spec *spec = opts->hubs->options(h);
 		for (; spec && spec->name && rc == 0; spec++) {
 			const char *value = NULL, *origin = "option";
 			char *env_origin = NULL;
@@ -1163,6 +1170,7 @@ static int resolve(struct config *cfg, const struct config_options *opts, struct
 	layers[0].path = cfg->user_file;
 	layers[1].path = cfg->system_file;
 	layers[0].report = layers[1].report = r;
+	layers[0].hubs = layers[1].hubs = opts->hubs;
 	rc = conffile_parse_all(cfg->system_file, layer_line, &layers[1],
 				r && r->fn ? layer_problem : NULL, &cfg->system_file_found, msg,
 				sizeof(msg));
@@ -1307,42 +1315,6 @@ int config_locate_refusal(const struct config *cfg, const char *sentence, char *
 		rc = 0;
 	}
 	return rc;
-}
-
-static bool refused(const struct config *cfg, const struct hub_state_view *view,
-		    bool disabled_is_refused)
-{
-	char located[8];
-
-	if (view->kind == HUB_STATE_DISABLED && disabled_is_refused)
-		return true;
-	return (view->kind == HUB_STATE_DISABLED || view->kind == HUB_STATE_OFFLINE) &&
-	       config_locate_refusal(cfg, view->error, located, sizeof(located)) == 0;
-}
-
-size_t config_report_refusals(const struct config *cfg, const struct hub_state_view *views,
-			      size_t n, bool disabled_is_refused, const char *program,
-			      FILE *err)
-{
-	size_t count = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		char located[1200];
-		bool again = false;
-
-		if (!refused(cfg, &views[i], disabled_is_refused))
-			continue;
-		count++;
-		/* The models and datasets hubs refuse the same hf_repos once each. */
-		for (size_t j = 0; j < i && !again; j++)
-			again = refused(cfg, &views[j], disabled_is_refused) &&
-				strcmp(views[j].error, views[i].error) == 0;
-		if (again)
-			continue;
-		config_locate_refusal(cfg, views[i].error, located, sizeof(located));
-		fprintf(err, "%s: %s\n", program, located);
-	}
-	return count;
 }
 
 /* A [hub]'s own value of a per-hub setting, or NULL. */

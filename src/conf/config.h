@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "hub_option.h"
 #include "mirror_list.h"
 
 #define CONFIG_INDEX_TTL_DEFAULT 3600u
@@ -85,6 +86,9 @@ struct config_options {
 	char *proxy;
 	const struct config_hub_option *hub_options; /* borrowed */
 	size_t nhub_options;
+	/* borrowed: the hubs whose options are known (the front ends pass
+	 * hubs.c's hub_registry_options to options_init); NULL: none. */
+	const struct hub_option_hubs *hubs;
 };
 
 /* A setting with where it came from; every string owned. */
@@ -203,16 +207,6 @@ const char *config_hub_option(const struct config *cfg, const char *name);
 int config_locate_refusal(const struct config *cfg, const char *sentence, char *out,
 			  size_t out_size);
 
-/* Of the hubs' states (core_hub_states), those whose settings the hub
- * refused: disabled (when disabled_is_refused: a mount, where only a
- * refusal disables), or failed with a sentence naming a set option (an
- * offline hub is left out before it is judged; a command disables a hub
- * whatever failed). Each refusal is written once to err as "PROGRAM:
- * WHERE: what" (config_locate_refusal). Returns how many hubs refused. */
-struct hub_state_view;
-size_t config_report_refusals(const struct config *cfg, const struct hub_state_view *views,
-			      size_t n, bool disabled_is_refused, const char *program,
-			      FILE *err);
 
 /* A setting for one hub (its directory's name: "onnx", "torchvision"): a
  * [hub] section's value in a file, unless -o or the environment sets the

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub.h"
 #include "options.h"
 
 /* Numbers too are taken as text (%s): fuse_opt's %u and %d wrap a number
@@ -41,9 +40,10 @@ const struct fuse_opt options_spec[] = {
     FUSE_OPT_END,
 };
 
-void options_init(struct options *opts)
+void options_init(struct options *opts, const struct hub_option_hubs *hubs)
 {
 	memset(opts, 0, sizeof(*opts));
+	opts->config.hubs = hubs;
 }
 
 static int add_hub_option(struct options *opts, const char *name, size_t name_len,
@@ -136,7 +136,7 @@ int options_take_hub_option(struct options *opts, const char *arg)
 	if ((size_t)(eq - arg) >= sizeof(name))
 		return 1;
 	snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
-	spec = hub_option_find(name);
+	spec = hub_option_find(opts->config.hubs, name);
 	if (!spec)
 		return 1;
 	/* A list given again adds to itself (-o convert=a -o convert=b). */

@@ -27,7 +27,9 @@ struct options {
 extern const struct fuse_opt options_spec[];
 
 /* The defaults that mean "not given". */
-void options_init(struct options *opts);
+/* hubs: the hubs whose options are taken (hubs.c's hub_registry_options),
+ * borrowed into opts->config.hubs. */
+void options_init(struct options *opts, const struct hub_option_hubs *hubs);
 /* A hub's own option (name=value, declared in its hub_ops), or the next
  * item of a list option fuse_opt split at a comma: 0 when taken, 1 when it
  * is not one, -1 on failure. */

@@ -333,7 +333,7 @@ static size_t report_refused_hubs(struct core *core, const struct config *cfg)
 	if (!views)
 		return 0;
 	n = core_hub_states(core, views, n);
-	refused = config_report_refusals(cfg, views, n, true, PACKAGE_NAME, stderr);
+	refused = hub_state_report_refusals(cfg, views, n, true, PACKAGE_NAME, stderr);
 	free(views);
 	return refused;
 }
@@ -472,7 +472,7 @@ int main(int argc, char *argv[])
 	char *fsname = NULL, *fsname_arg = NULL;
 	int status = 1, detach_fd = -1, rc;
 
-	options_init(&cmdline.options);
+	options_init(&cmdline.options, &hub_registry_options);
 	if (fuse_opt_parse(&args, &cmdline, options_spec, take_args) != 0 ||
 	    fuse_parse_cmdline(&args, &cmd) != 0) {
 		fprintf(stderr, "%s: see '%s --help'\n", PACKAGE_NAME, PACKAGE_NAME);

@@ -15,17 +15,6 @@
 #include "hub.h"
 #include "log.h"
 
-const struct hub_option_spec *hub_option_find(const char *name)
-{
-	for (size_t i = 0; i < hub_registry_count; i++) {
-		const struct hub_option_spec *spec = hub_registry[i]->options;
-		for (; spec && spec->name; spec++)
-			if (strcmp(spec->name, name) == 0)
-				return spec;
-	}
-	return NULL;
-}
-
 int entry_list_add(struct entry_list *list, const struct entry *entry)
 {
 	if (list->count == list->cap) {

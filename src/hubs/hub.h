@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "hub_option.h"
 #include "source.h"
 
 struct budgets;
@@ -100,35 +101,6 @@ enum hub_flags {
 				      (hub_env.peer), which never list it */
 };
 
-/* One of a hub's own options, -o <name>=VALUE or a config file's line; the
- * value reaches the hub through config_hub_option(), which also reads env
- * (over the files, under -o), and the hub applies its own default. */
-/* What a hub option's value is, so config.c checks it knowing no hub; the
- * hub parses it again with the config_parse_* of its kind and the same
- * bounds (min, max of its spec). */
-enum hub_option_kind {
-	HUB_OPTION_TEXT,     /* any text but an empty one, checked by the hub */
-	HUB_OPTION_LIST,     /* a comma-separated list: fuse_opt splits
-				"-o hf_repos=a/b,c/d" and main.c joins it back */
-	HUB_OPTION_UNSIGNED, /* min to max (config_parse_unsigned) */
-	HUB_OPTION_SECONDS,  /* min to max seconds (config_parse_seconds) */
-	HUB_OPTION_SIZE,     /* min to max bytes (config_parse_size) */
-	HUB_OPTION_BUDGET,   /* CALLS[/SECONDS]: calls 0 to max, seconds 1 to
-				HUB_OPTION_BUDGET_SECONDS_MAX (config_parse_rate) */
-	HUB_OPTION_BOOL,     /* yes or no (config_parse_bool) */
-};
-
-#define HUB_OPTION_BUDGET_SECONDS_MAX 86400u
-
-struct hub_option_spec {
-	const char *name;  /* prefixed with the hub's name: "hf_repos" */
-	const char *value; /* what it takes, for --help: "URL" */
-	const char *help;  /* for --help: lines of at most 50 columns */
-	enum hub_option_kind kind;
-	const char *env;   /* the environment variable that also sets it, or NULL */
-	uint64_t min, max; /* a number's bounds (a budget's calls: max only) */
-};
-
 /* Paths are relative to the hub's directory, "" for the hub's root, never
  * with a leading or trailing '/'. Every function returns 0 or -errno
  * (-ENOENT for a name the hub does not have, -ENOTDIR for listing a file).
@@ -212,8 +184,9 @@ struct hub_ops {
 extern const struct hub_ops *const hub_registry[];
 extern const size_t hub_registry_count;
 
-/* The spec of a hub option of that name, among all hubs', or NULL. */
-const struct hub_option_spec *hub_option_find(const char *name);
+/* The registry's options as conf sees them (hub_option.h), for the front
+ * ends to pass to options_init (hubs.c). */
+extern const struct hub_option_hubs hub_registry_options;
 
 /* An index file of a hub: where it comes from and how big it may be. */
 struct hub_index_spec {

@@ -1,6 +1,7 @@
 /* hub_state.c: whether a hub of the mount serves now (up, retried in the
  * background, offline, disabled), why not, and when it is tried again.
- * Not for: opening hubs or the retry thread (core.c), or showing it (status.c). */
+ * And which hubs refused their settings, said where each was set. Not for:
+ * opening hubs or the retry thread (core.c), or showing it (status.c). */
 #include "build_config.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "hub_state.h"
 
 void hub_state_init(struct hub_state *st)
@@ -137,4 +139,40 @@ double hub_retry_first(void)
 	if (*end || !(first > 0) || first > HUB_RETRY_MAX_SECONDS)
 		return HUB_RETRY_FIRST_SECONDS;
 	return first;
+}
+
+static bool refused(const struct config *cfg, const struct hub_state_view *view,
+		    bool disabled_is_refused)
+{
+	char located[8];
+
+	if (view->kind == HUB_STATE_DISABLED && disabled_is_refused)
+		return true;
+	return (view->kind == HUB_STATE_DISABLED || view->kind == HUB_STATE_OFFLINE) &&
+	       config_locate_refusal(cfg, view->error, located, sizeof(located)) == 0;
+}
+
+size_t hub_state_report_refusals(const struct config *cfg, const struct hub_state_view *views,
+				 size_t n, bool disabled_is_refused, const char *program,
+				 FILE *err)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char located[1200];
+		bool again = false;
+
+		if (!refused(cfg, &views[i], disabled_is_refused))
+			continue;
+		count++;
+		/* The models and datasets hubs refuse the same hf_repos once each. */
+		for (size_t j = 0; j < i && !again; j++)
+			again = refused(cfg, &views[j], disabled_is_refused) &&
+				strcmp(views[j].error, views[i].error) == 0;
+		if (again)
+			continue;
+		config_locate_refusal(cfg, views[i].error, located, sizeof(located));
+		fprintf(err, "%s: %s\n", program, located);
+	}
+	return count;
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 /* A hub that cannot open is tried again after HUB_RETRY_FIRST_SECONDS,
@@ -85,5 +86,16 @@ double hub_retry_delay(double first, unsigned failures, double jitter);
 /* The first wait: HUB_RETRY_FIRST_ENV when it is set to seconds > 0,
  * else HUB_RETRY_FIRST_SECONDS. */
 double hub_retry_first(void);
+
+/* Of the hubs' states (core_hub_states), those whose settings the hub
+ * refused: disabled (when disabled_is_refused: a mount, where only a
+ * refusal disables), or failed with a sentence naming a set option (an
+ * offline hub is left out before it is judged; a command disables a hub
+ * whatever failed). Each refusal is written once to err as "PROGRAM:
+ * WHERE: what" (config_locate_refusal). Returns how many hubs refused. */
+struct config;
+size_t hub_state_report_refusals(const struct config *cfg, const struct hub_state_view *views,
+				 size_t n, bool disabled_is_refused, const char *program,
+				 FILE *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* hubs.c: the hubs this build knows, in the order of the mount's root.
- * Adding a hub: its file, and one line here. Not for: anything else. */
+ * Adding a hub: its file, and one line here; the registry as conf sees it.
+ * Not for: anything else. */
 #include "build_config.h"
 
 #include "hub.h"
@@ -16,3 +17,20 @@ const struct hub_ops *const hub_registry[] = {
 	&hub_views_ops,   /* .clients/: the others in their clients' layouts */
 };
 const size_t hub_registry_count = sizeof(hub_registry) / sizeof(hub_registry[0]);
+
+/* The registry as conf sees it: names and declared options. */
+static const char *registry_name(size_t i)
+{
+	return hub_registry[i]->name;
+}
+
+static const struct hub_option_spec *registry_options(size_t i)
+{
+	return hub_registry[i]->options;
+}
+
+const struct hub_option_hubs hub_registry_options = {
+	.count = sizeof(hub_registry) / sizeof(hub_registry[0]),
+	.name = registry_name,
+	.options = registry_options,
+};
