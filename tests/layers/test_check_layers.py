@@ -58,6 +58,18 @@ def test_planted(rel, header, expected):
            "a planted %s in %s fails: %s" % (header, rel, expected), "rc %d\n%s%s" % (rc, out, err))
 
 
+def test_stray():
+    """A source file straight under src/ belongs to no layer (a new file must go in one)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        top = os.path.join(tmp, "tree")
+        shutil.copytree(os.path.join(SRCDIR, "src"), os.path.join(top, "src"))
+        with open(os.path.join(top, "src", "stray.c"), "w") as f:
+            f.write('#include "log.h"\n')
+        rc, out, err = run_check(top)
+        ok(rc == 1 and "src/stray.c: not in a layer's folder" in out,
+           "a file straight under src/ fails: not in a layer's folder", "rc %d\n%s%s" % (rc, out, err))
+
+
 def main():
     test_tree_passes()
     # Up: the store includes the core.
@@ -72,6 +84,7 @@ def main():
     # Up from a hub's own folder to the core.
     test_planted("src/hubs/catalog/hub_catalog.c", "download.h",
                  '(src/core/download.h): hubs may include net, store, util, conf; not core')
+    test_stray()
     print("1..%d" % len(results))
     for n, (good, name, detail) in enumerate(results, 1):
         print("%s %d - %s" % ("ok" if good else "not ok", n, name))
