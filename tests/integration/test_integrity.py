@@ -331,7 +331,7 @@ def verify_hashes_before_it_records(t):
 
 def records_in(cache):
     """Every verification record under cache: "<hex>.ok" in the blob store, ".<name>.ok"
-    elsewhere (src/cache.c cache_record_rel)."""
+    elsewhere (src/store/cache.c cache_record_rel)."""
     return sorted(p for p in all_files(cache) if p.endswith(".ok"))  # relative to cache
 
 

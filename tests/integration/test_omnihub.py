@@ -34,7 +34,7 @@ LARGE_MIB = 16
 SLOW_RATE = 1 << 20
 COMMAND_TIMEOUT = 60.0
 
-# Exit codes (src/cmd.h, omnihub(1)).
+# Exit codes (src/cli/cmd.h, omnihub(1)).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CORRUPT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
 

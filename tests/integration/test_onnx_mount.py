@@ -52,7 +52,7 @@ ALLOWED_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 # ----------------------------------------------------------------------------- the fixture
 
-# Latin letters whose ASCII spelling is not their NFD base letter (src/names.c's table).
+# Latin letters whose ASCII spelling is not their NFD base letter (src/util/names.c's table).
 SPELLED = {"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "ħ": "h", "ı": "i",
            "ĳ": "ij", "ĸ": "k", "ŀ": "l", "ł": "l", "ŉ": "n", "ŋ": "n", "œ": "oe", "ſ": "s",
            "ŧ": "t"}

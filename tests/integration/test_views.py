@@ -39,7 +39,7 @@ from catalog_server import CatalogServer  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
-VIEWS = ".clients"  # the views' folder in the mount (src/hub_views.h)
+VIEWS = ".clients"  # the views' folder in the mount (src/hubs/views/hub_views.h)
 VISION_HUB = "torchvision"  # the catalog hub of the fixture (client_cache "torch")
 KERAS_HUB = "keras"  # and one with client_cache "keras"
 # keras/applications/vgg16.py: WEIGHTS_PATH_NO_TOP's last segment, which it passes to get_file

@@ -1,4 +1,4 @@
-/* test_catalog.c: unit tests of catalog.c: a catalog with every feature read
+/* test_catalog.c: unit tests of catalog_parse.c: a catalog with every feature read
  * back field by field, malformed ones refused with the field's json path,
  * files merged by hub and by trust, directories, and the shipped catalogs.
  * Not for: serving them (hub_catalog.c). */
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "catalog.h"
+#include "catalog_parse.h"
 #include "tap.h"
 
 /* The catalogs below are written with ' for ", which q() turns back. */
@@ -188,7 +188,7 @@ static void test_good(void)
 	tap_ok(set.nhubs == 0 && set.hubs == NULL && set.files == NULL, "catalog_set_free empties");
 }
 
-/* Every algorithm against every other: the order catalog.h gives. */
+/* Every algorithm against every other: the order catalog_parse.h gives. */
 static void test_strongest(void)
 {
 	struct catalog_entry e = {0};

@@ -167,7 +167,7 @@ static void test_secrets(const char *dir)
 		{"onnx_index_url", "https://u:secret6@[::1/index.json"},
 		{"onnx_url", "http://u:sec/ret8@h.lan/models/"},
 	};
-	struct config_options opts = {
+	struct config_options opts = {.hubs = &hub_registry_options,
 		.mirror = "http://m1:secret1@a.lan/c http://secret2@b.lan",
 		.proxy = "http://u:secret3@p.lan:3128",
 		.hub_options = hub_options,
@@ -239,8 +239,8 @@ out:
 /* omnihub config --check: every problem, one line each; exit 2 when any. */
 static void test_check(const char *dir)
 {
-	struct config_options bad = {.retries = "99999999999", .connections = "0"};
-	struct config_options none = {0};
+	struct config_options bad = {.hubs = &hub_registry_options, .retries = "99999999999", .connections = "0"};
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct cmd_ctx ctx = {.program = "omnihub"};
 	char path[256], want[1024], *text = NULL;
 	size_t len = 0;
@@ -297,7 +297,7 @@ static void test_check(const char *dir)
 
 int main(void)
 {
-	struct config_options none = {0};
+	struct config_options none = { .hubs = &hub_registry_options };
 	char dir[] = "/tmp/omnihub-test-cmd-config-XXXXXX";
 	struct config cfg;
 	const char *why = NULL;

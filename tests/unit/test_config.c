@@ -135,7 +135,7 @@ static bool origin_is(const struct config *cfg, const char *key, const char *pat
 static void check_bad(const char *user, const char *system, const char *file, int line,
 		      const char *what)
 {
-	struct config_options none = { 0 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct config cfg;
 	const char *why = NULL;
 	char want[512];
@@ -150,10 +150,10 @@ static void check_bad(const char *user, const char *system, const char *file, in
 
 static void test_precedence(void)
 {
-	struct config_options none = { 0 };
-	struct config_options given = { .cache = "/opt/cache", .offline = 1, .index_ttl = "5" };
+	struct config_options none = { .hubs = &hub_registry_options };
+	struct config_options given = { .hubs = &hub_registry_options, .cache = "/opt/cache", .offline = 1, .index_ttl = "5" };
 	struct config_hub_option endpoint = { "hf_endpoint", "http://option/" };
-	struct config_options with_endpoint = { .hub_options = &endpoint,
+	struct config_options with_endpoint = { .hubs = &hub_registry_options, .hub_options = &endpoint,
 						.nhub_options = 1 };
 	const char *system = "# the system's\n"
 			     "cache = /sys/cache\n"
@@ -289,9 +289,9 @@ static void test_precedence(void)
 
 static void test_lists_and_values(void)
 {
-	struct config_options none = { 0 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct config_hub_option convert = { "convert", "o:p:cmd" };
-	struct config_options with_convert = { .hub_options = &convert,
+	struct config_options with_convert = { .hubs = &hub_registry_options, .hub_options = &convert,
 					       .nhub_options = 1 };
 	const char *lists = "convert = onnx:ort:a $1 $2\n"
 			    "hf_repos = a/b\n"
@@ -400,7 +400,7 @@ static void test_lists_and_values(void)
 
 static void test_bad_lines(void)
 {
-	struct config_options none = { 0 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct config cfg;
 	const char *why = NULL;
 	int rc;
@@ -456,7 +456,7 @@ static void test_bad_lines(void)
 
 	/* An option's bad value names the key too. */
 	{
-		struct config_options bad = { .piece_size = "3X" };
+		struct config_options bad = { .hubs = &hub_registry_options, .piece_size = "3X" };
 		rc = resolve_files(&cfg, &bad, "", "", &why);
 		tap_ok(rc == -EINVAL && strstr(why, "-o piece_size: \"3X\" is not a size (64K to 1G") == why,
 		       "-o piece_size=3X: %s", why);
@@ -552,7 +552,7 @@ static int resolve_option(const char *key, bool hub, const char *text, char *why
 			  size_t why_size)
 {
 	struct config_hub_option option = { (char *)key, (char *)text };
-	struct config_options opts = { 0 };
+	struct config_options opts = { .hubs = &hub_registry_options };
 	struct config cfg;
 	const char *said = NULL;
 	int rc;
@@ -651,7 +651,7 @@ static void test_spec_bounds(void)
 
 static void test_bounds(void)
 {
-	struct config_options none = { 0 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct config cfg;
 	char why[1024];
 	const char *said = NULL;
@@ -664,7 +664,7 @@ static void test_bounds(void)
 
 	/* Taken values are the values given, not wrapped ones. */
 	{
-		struct config_options max = { .retries = "100", .index_ttl = "31536000",
+		struct config_options max = { .hubs = &hub_registry_options, .retries = "100", .index_ttl = "31536000",
 					      .connections = "64", .cache_max = "1024T" };
 		rc = resolve_files(&cfg, &max, "", "", &said);
 		tap_ok(rc == 0 && cfg.retries == 100 && cfg.index_ttl == 31536000 &&
@@ -741,10 +741,10 @@ static void test_bounds(void)
 
 	/* -o offline=BOOLEAN and stream=BOOLEAN, over the files and -o offline. */
 	{
-		struct config_options no = { .offline = 1, .offline_value = "no",
+		struct config_options no = { .hubs = &hub_registry_options, .offline = 1, .offline_value = "no",
 					     .stream_value = "off" };
-		struct config_options bad = { .offline_value = "perhaps" };
-		struct config_options empty = { .stream_value = "" };
+		struct config_options bad = { .hubs = &hub_registry_options, .offline_value = "perhaps" };
+		struct config_options empty = { .hubs = &hub_registry_options, .stream_value = "" };
 		rc = resolve_files(&cfg, &no, "offline = yes\nstream = yes\n", "", &said);
 		tap_ok(rc == 0 && !cfg.offline && !cfg.stream &&
 			       strcmp(origin_of(&cfg, "offline"), "option") == 0,
@@ -824,8 +824,8 @@ static void test_parsers(void)
 static void test_list_blanks(void)
 {
 	struct config_hub_option repos = { "hf_repos", "acme/tiny-onnx, gpt2 ,\tx/y" };
-	struct config_options opts = { .hub_options = &repos, .nhub_options = 1 };
-	struct config_options none = { 0 };
+	struct config_options opts = { .hubs = &hub_registry_options, .hub_options = &repos, .nhub_options = 1 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct config cfg;
 	const char *why = NULL;
 	char want[256];
@@ -866,8 +866,8 @@ static void test_list_blanks(void)
 static void test_locate_refusal(void)
 {
 	struct config_hub_option repos = { "hf_repos", "x/y" };
-	struct config_options opts = { .hub_options = &repos, .nhub_options = 1 };
-	struct config_options none = { 0 };
+	struct config_options opts = { .hubs = &hub_registry_options, .hub_options = &repos, .nhub_options = 1 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	const char *sentence = "hf_repos: 'bad..x' is not a repo id";
 	struct config cfg;
 	char out[512], want[512];
@@ -916,8 +916,8 @@ static void keep_sentence(void *ctx, const char *sentence)
 static void test_check(void)
 {
 	struct config_hub_option ttl = { "hf_ttl", "-1" };
-	struct config_options opts = { .retries = "101", .hub_options = &ttl, .nhub_options = 1 };
-	struct config_options none = { 0 };
+	struct config_options opts = { .hubs = &hub_registry_options, .retries = "101", .hub_options = &ttl, .nhub_options = 1 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct sentences got = { .count = 0 };
 	const char *user = "cache_max = 1G\nconnections = 0\nfrob = 1\n\"bad line\n[onnx]\n"
 			   "stream = maybe\ncache_max = 2G\n";
@@ -976,7 +976,7 @@ static void test_check(void)
 
 static void test_file_places(void)
 {
-	struct config_options none = { 0 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct config cfg;
 
 	unsetenv("OMNIHUB_CONFIG");
@@ -998,8 +998,8 @@ static void test_file_places(void)
 /* A [hub] cache and cache_max: a store of the hub's own. */
 static void test_hub_caches(void)
 {
-	struct config_options none = { 0 };
-	struct config_options given = { .cache = "/opt/cache",
+	struct config_options none = { .hubs = &hub_registry_options };
+	struct config_options given = { .hubs = &hub_registry_options, .cache = "/opt/cache",
 					.cache_max = "2G" };
 	struct config cfg;
 	const char *why = NULL;
@@ -1081,13 +1081,13 @@ static void test_files(void)
 
 int main(void)
 {
-	struct config_options none = { 0 };
+	struct config_options none = { .hubs = &hub_registry_options };
 	struct config_hub_option hub_options[] = {
 		{ "onnx_url", "https://first/" },
 		{ "hf_repos", "a/b,c/d" },
 		{ "onnx_url", "https://m/" },
 	};
-	struct config_options given = {
+	struct config_options given = {.hubs = &hub_registry_options,
 		.cache = "/opt/cache", .cacert = "/etc/ca.pem", .offline = 1, .index_ttl = "5",
 		.hub_options = hub_options, .nhub_options = 3,
 	};
@@ -1143,7 +1143,7 @@ int main(void)
 		       why ? why : "");
 	}
 	{
-		struct config_options relative = { .cache = "rel/cache" };
+		struct config_options relative = { .hubs = &hub_registry_options, .cache = "rel/cache" };
 		char cwd[4096], want[4200];
 		setenv("HOME", "/home/u", 1);
 		tap_ok(resolve(&cfg, &relative) == 0 && getcwd(cwd, sizeof(cwd)), "relative cache");
