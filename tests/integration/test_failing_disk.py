@@ -205,6 +205,37 @@ def hash_read_error_is_eio_and_logged(t):
 
 
 @test
+def cached_read_error_is_eio_and_logged(t):
+    """A cached, recorded file whose blob's disk fails past its first MiB while it is read:
+    the read gets EIO there (not wrong bytes), the log names the file and the error, the
+    blob stays; once the disk mends, the same file reads right."""
+    data = t.shared.data["plain.bin"]
+    with failing_disk(t) as disk:
+        with mount(t, disk) as m:
+            check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data), "the first read")
+        disk.fail("read", "*/sha256/%s %d" % (sha256_bytes(data), 1 << 20))
+        with mount(t, disk, "offline") as m:
+            got = b""
+            with open(m.path(*PLAIN), "rb") as f:
+                try:
+                    while True:
+                        block = f.read(1 << 16)
+                        if not block:
+                            break
+                        got += block
+                    err = None
+                except OSError as e:
+                    err = e.errno
+            check_eq(errno_name(err) if err else None, "EIO", "reading it on a failing disk")
+            check(disk.hits(), "the disk failed no read: the fault missed the blob")
+            check(data.startswith(got), "the bytes read before the EIO are wrong")
+            eio_logged(m, PLAIN, "reading its blob")
+            check(os.path.isfile(blob_of(disk, data)), "the blob, right on disk, was removed")
+            disk.mend()
+            check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data), "the read once mended")
+
+
+@test
 def download_read_back_error_is_eio_and_logged(t):
     """A download whose partial blob cannot be read back to hash it: the read gets EIO, the
     log names the file and the error, no complete blob is left; once the disk mends, the
