@@ -148,10 +148,11 @@ def failing_disk(t):
             time.sleep(0.1)
 
 
-def mount(t, disk, *extra):
-    """A Mount (not started) of the test catalog with its cache on the failing disk."""
+def mount(t, disk, *extra, cache=None):
+    """A Mount (not started) of the test catalog with its cache on the failing disk (in
+    cache, a folder there, if given)."""
     sh = t.shared
-    return t.mount(["cache=" + disk.cache, "system_catalogs=" + sh.no_catalogs,
+    return t.mount(["cache=" + (cache or disk.cache), "system_catalogs=" + sh.no_catalogs,
                     "catalogs=" + sh.catalogs] + sh.srv.options() + list(extra))
 
 
@@ -248,6 +249,45 @@ def download_read_back_error_is_eio_and_logged(t):
             check(not os.path.exists(blob_of(disk, data)), "a complete blob was left")
             disk.mend()
             check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data), "the read once mended")
+
+
+# A download's steps in the cache, the fault that breaks each, the cause its log line gives,
+# and whether the file is downloaded first (by a mount without the fault).
+DOWNLOAD_FAULTS = (
+    ("create", "*.partial", "cannot start its partial blob in the cache", False),
+    ("write", "*.partial", "cannot write", False),
+    ("rename", "*.partial", "cannot install", False),
+    ("open", "*/sha256/" + "[0-9a-f]" * 64, "cannot open its blob in the cache", True),
+)
+
+
+@test
+def download_steps_on_a_failing_disk(t):
+    """A download whose partial blob cannot be created, written or installed, and a
+    downloaded file whose blob cannot be opened (each in a cache of its own): the read gets
+    EIO, the log names the file, the step and the error, no complete blob is left that was
+    not verified; once the disk mends, the same file reads right."""
+    data = t.shared.data["plain.bin"]
+    with failing_disk(t) as disk:
+        for number, (op, pattern, cause, warm) in enumerate(DOWNLOAD_FAULTS):
+            cache = os.path.join(disk.point, "cache-%d" % number)
+            blob = os.path.join(disk.lower, "cache-%d" % number, "blobs", "sha256",
+                                sha256_bytes(data))
+            if warm:
+                with mount(t, disk, cache=cache) as m:
+                    check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data), "the download")
+            before = len(disk.hits())
+            disk.fail(op, pattern)
+            with mount(t, disk, cache=cache) as m:
+                check_eq(errno_name(read_errno(m.path(*PLAIN))), "EIO", "reading it (%s fails)"
+                         % op)
+                check(len(disk.hits()) > before, "no %s failed: the fault missed (%s)"
+                      % (op, cause))
+                eio_logged(m, PLAIN, cause)
+                check(warm or not os.path.exists(blob), "a complete blob was left (%s)" % cause)
+                disk.mend()
+                check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data),
+                         "the read once mended (%s)" % cause)
 
 
 # The converter's steps in the cache, the fault that breaks each and the cause its log line
