@@ -1366,6 +1366,7 @@ static void reply_read(struct fs *fs, fuse_req_t req, fuse_ino_t ino, int fd, si
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	const struct node *node;
+	const char *hub;
 	int failed = 0;
 
 	/* libfuse splices from the descriptor to /dev/fuse when it can. */
@@ -1376,11 +1377,13 @@ static void reply_read(struct fs *fs, fuse_req_t req, fuse_ino_t ino, int fd, si
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	pthread_setspecific(fs->read_reply, NULL);
 	if (failed) {
-		/* The kernel holds the inode while the file is open. */
+		/* The kernel holds the inode while the file is open. A staged
+		 * file's path (below the cache root) starts with its hub. */
 		node = tree_node(fs->tree, ino);
+		hub = node && node->hub && node->kind != NODE_STAGED ? node->hub->name : NULL;
 		log_error("%s%s%s: cannot read %" PRIu64 " bytes at offset %lld from the cache: %s",
-			  node && node->hub ? node->hub->name : "", node && node->hub ? "/" : "",
-			  node ? node->path : "?", (uint64_t)size, (long long)off, strerror(failed));
+			  hub ? hub : "", hub ? "/" : "", node ? node->path : "?", (uint64_t)size,
+			  (long long)off, strerror(failed));
 	}
 }
 

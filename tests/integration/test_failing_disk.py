@@ -14,10 +14,12 @@ Not for full disks (test_transfers.py), slow disks (test_transfers.py) nor disks
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse python3 tests/integration/test_failing_disk.py [PART]
 
 import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
@@ -33,6 +35,8 @@ HUB = "failing"
 PLAIN = (HUB, "plain", "v1.bin")  # a file served as it is
 INPUT = (HUB, "conv", "v1.bin")  # a converter's input
 MADE = (HUB, "conv", "v1.txt")  # made from INPUT by the catalog's converter
+ARCHIVE = (HUB, "arch", "v1")  # the folder of an archive entry, extracted in the cache
+MEMBERS = {"a.txt": b"a small member\n", "sub/b.bin": os.urandom(256 << 10)}
 MARK = b"converted by the test\n"  # what the converter appends to its input
 EIO_TEXT = "Input/output error"
 WAIT = 60.0  # seconds: a generous bound for a mount or a fuse daemon
@@ -52,6 +56,15 @@ class Shared:
             self.data[name] = os.urandom(size)
             with open(os.path.join(www, name), "wb") as f:
                 f.write(self.data[name])
+        packed = io.BytesIO()
+        with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+            for name, content in MEMBERS.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        self.data["arch.tar.gz"] = packed.getvalue()
+        with open(os.path.join(www, "arch.tar.gz"), "wb") as f:
+            f.write(self.data["arch.tar.gz"])
         self.converter = os.path.join(run_dir, "append-mark.sh")
         with open(self.converter, "w") as f:
             f.write('#!/bin/sh\n{ cat "$1" && printf \'%s\'; } > "$2"\n'
@@ -60,15 +73,17 @@ class Shared:
         self.srv = CatalogServer(www, self.tls_dir)
 
     def write_catalog(self):
-        def entry(name, **extra):
-            e = {"url": name, "size": len(self.data[name]), "format": "bin",
+        def entry(name, fmt="bin", **extra):
+            e = {"url": name, "size": len(self.data[name]), "format": fmt,
                  "digests": {"sha256": sha256_bytes(self.data[name])}}
             e.update(extra)
             return e
         convert = [{"to": "txt", "command": '%s "$1" "$2"' % self.converter}]
         doc = {"omnihub_catalog": 1, "hub": HUB, "base_url": self.srv.base_url.rstrip("/") + "/",
                "models": {"plain": {"entries": {"v1": entry("plain.bin")}},
-                          "conv": {"entries": {"v1": entry("conv.bin", convert=convert)}}}}
+                          "conv": {"entries": {"v1": entry("conv.bin", convert=convert)}},
+                          "arch": {"entries": {"v1": entry("arch.tar.gz", "tar.gz",
+                                                           archive={})}}}}
         self.catalogs = os.path.join(self.dir, "catalogs")
         self.no_catalogs = os.path.join(self.dir, "no-system-catalogs")
         os.makedirs(self.catalogs)
@@ -157,9 +172,9 @@ def mount(t, disk, *extra, cache=None):
 
 
 def eio_logged(m, rel, cause):
-    """The log has a line naming rel (the mount path), the step that failed (cause) and the
-    disk's error."""
-    check(m.log_lines("/".join(rel) + ": ", cause, EIO_TEXT),
+    """The log has a line naming rel (the mount path, at the start of the message), the
+    step that failed (cause) and the disk's error."""
+    check(m.log_lines(": " + "/".join(rel) + ": ", cause, EIO_TEXT),
           "no log line names %s, %r and %r: %s"
           % ("/".join(rel), cause, EIO_TEXT, m.log().splitlines()[-8:]))
 
@@ -288,6 +303,48 @@ def download_steps_on_a_failing_disk(t):
                 disk.mend()
                 check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data),
                          "the read once mended (%s)" % cause)
+
+
+# An archive's steps in the cache (extracting it into a temporary folder, installing that;
+# then opening and reading a file extracted), the fault that breaks each, the cause its log
+# line gives, and whether the archive is extracted first (by a mount without the fault).
+# Its temporary folder is ".v1.<maker>.<pid>-<random>.tmp" beside the folder.
+ARCHIVE_TMP = "*/." + ARCHIVE[-1] + ".*.tmp"
+ARCHIVE_FAULTS = (
+    ("mkdir", ARCHIVE_TMP, "cannot create a directory in the cache", False),
+    ("create", ARCHIVE_TMP + "/*", "cannot extract", False),
+    ("write", ARCHIVE_TMP + "/*", "cannot write", False),
+    ("rename", ARCHIVE_TMP, "cannot install", False),
+    ("open", "*/sub/b.bin", "cannot open it in the cache", True),
+    ("read", "*/sub/b.bin", "from the cache", True),
+)
+
+
+@test
+def archive_steps_on_a_failing_disk(t):
+    """An archive entry whose extraction fails on the disk (its folder, a member's creation or
+    writing, the install), and a file extracted that cannot be opened or read (each in a
+    cache of its own): reading a member gets EIO, the log names the entry or file, the step
+    and the error, no folder half-extracted is left; once the disk mends, it reads right."""
+    member = ARCHIVE + ("sub", "b.bin")
+    want = sha256_bytes(MEMBERS["sub/b.bin"])
+    with failing_disk(t) as disk:
+        for number, (op, pattern, cause, warm) in enumerate(ARCHIVE_FAULTS):
+            cache = os.path.join(disk.point, "cache-%d" % number)
+            if warm:
+                with mount(t, disk, cache=cache) as m:
+                    check_eq(sha256_file(m.path(*member)), want, "the extracted member")
+            before = len(disk.hits())
+            disk.fail(op, pattern)
+            with mount(t, disk, cache=cache) as m:
+                check_eq(errno_name(read_errno(m.path(*member))), "EIO", "reading it (%s fails)"
+                         % op)
+                check(len(disk.hits()) > before, "no %s failed: the fault missed (%s)"
+                      % (op, cause))
+                eio_logged(m, member if warm else ARCHIVE, cause)
+                check_eq(temporaries(disk), [], "temporaries left after %r" % cause)
+                disk.mend()
+                check_eq(sha256_file(m.path(*member)), want, "the read once mended (%s)" % cause)
 
 
 # The converter's steps in the cache, the fault that breaks each and the cause its log line
