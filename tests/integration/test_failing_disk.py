@@ -219,6 +219,31 @@ def hash_read_error_is_eio_and_logged(t):
 
 
 @test
+def record_write_error_is_eio_and_logged(t):
+    """A cached file whose record was lost is hashed again at its next open, right, but its
+    new record cannot be created on the failing disk: the open gets EIO, the log names the
+    file and the error, the blob stays and no record half-written is left; once the disk
+    mends, it reads right and is recorded."""
+    data = t.shared.data["plain.bin"]
+    with failing_disk(t) as disk:
+        with mount(t, disk) as m:
+            check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data), "the first read")
+        blob = blob_of(disk, data)
+        os.unlink(blob + ".ok")
+        disk.fail("create", "*/.%s.ok.*" % sha256_bytes(data))
+        with mount(t, disk, "offline") as m:
+            check_eq(errno_name(read_errno(m.path(*PLAIN))), "EIO", "reading it on a failing disk")
+            check(disk.hits(), "the disk failed no creation: the fault missed the record")
+            eio_logged(m, PLAIN, "cannot record that")
+            check(os.path.isfile(blob), "the blob, right on disk, was removed")
+            check_eq(temporaries(disk), [], "temporaries left")
+            check(not os.path.exists(blob + ".ok"), "a record was written on the failing disk")
+            disk.mend()
+            check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data), "the read once mended")
+        check(os.path.isfile(blob + ".ok"), "no record once the disk mended")
+
+
+@test
 def cached_read_error_is_eio_and_logged(t):
     """A cached, recorded file whose blob's disk fails past its first MiB while it is read:
     the read gets EIO there (not wrong bytes), the log names the file and the error, the
