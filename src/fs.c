@@ -440,7 +440,9 @@ static void raise_readahead(struct fs *fs)
  * slow lookup queues all the others, unkillably. op_init therefore routes
  * the session's writes through here, which adds the flag to the INIT reply
  * (the first reply: the kernel sends nothing else before it is answered);
- * every other write, and every read and splice, is what libfuse does. */
+ * every other write, and every read and splice, is what libfuse does. It
+ * also notes the error a reply_read was answered with (read_reply): on a
+ * kernel without parallel lookups, such a failed read is not logged. */
 static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct fs *fs = userdata;
