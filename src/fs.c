@@ -323,11 +323,23 @@ static double attr_timeout(const struct node *node)
 /* Attributes as tree_stat gives them; a made file that is there tells its
  * own size. Without may_wait, -EWOULDBLOCK when learning that needs the
  * hub's remote work. */
+/* A file extracted in the cache that the disk fails to look up (not one
+ * deleted by hand): the reader gets the error, the log says which and why.
+ * dir_path is the cache path of its folder. */
+static void log_staged_error(const char *dir_path, const char *name, int rc)
+{
+	if (rc && rc != -ENOENT && rc != -ENOTDIR && rc != -ENAMETOOLONG && rc != -EWOULDBLOCK)
+		log_error("%s%s%s: cannot look it up in the cache: %s", dir_path, name ? "/" : "",
+			  name ? name : "", strerror(-rc));
+}
+
 static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool may_wait)
 {
 	struct stat made;
 	int rc = tree_stat(fs->tree, node, st);
 
+	if (node->kind == NODE_STAGED)
+		log_staged_error(node->path, NULL, rc);
 	if (rc || node->kind != NODE_HUB_FILE || !node->made)
 		return rc;
 	if (!may_wait && core_would_block(node->hub, node->path, false))
@@ -689,8 +701,11 @@ static int lookup_work(struct fs *fs, struct node *dir, const char *name, bool m
 		else if (core_would_block(dir->hub, path, false))
 			rc = -EWOULDBLOCK;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		rc = tree_lookup(fs->tree, dir, name, child);
+		if (dir->kind == NODE_STAGED)
+			log_staged_error(dir->path, name, rc);
+	}
 	if (rc == 0)
 		rc = fill_entry(fs, *child, e, may_wait);
 	if (rc) {

@@ -5,12 +5,14 @@ Not for full disks (test_transfers.py), slow disks (test_transfers.py) nor disks
 
 # The cache lives on tests/fixtures/nolock_fs (a passthrough FUSE filesystem, locks left to
 # the kernel) whose control file makes chosen operations fail with EIO: "read PATTERN",
-# "mkdir ...", "create ...", "open ...", "rename ..." lines (fnmatch patterns of the paths),
-# on while the file exists (see the head of nolock_fs.c). The files come from tests/fixtures/catalog_server.py through a user
-# catalog (a plain file, and a file with a converter of the catalog's own). Each test asserts,
+# "write ...", "mkdir ...", "create ...", "open ...", "rename ...", "getattr ..." lines
+# (fnmatch patterns of the paths), on while the file exists (see the head of nolock_fs.c).
+# The files come from tests/fixtures/catalog_server.py through a user catalog (a plain
+# file, a file with a converter of the catalog's own, a tar.gz archive). Each test asserts,
 # through a real mount: the read gets EIO (not wrong bytes, not a hang), the daemon's log has
-# a line naming the file and "Input/output error", nothing half-made is left in the cache,
-# and once the fault is cleared the same file reads right. Run by `make check`, or by hand:
+# a line naming the file, the step that failed and "Input/output error", nothing half-made
+# is left in the cache, and once the fault is cleared the same file reads right. Run by
+# `make check`, or by hand:
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse python3 tests/integration/test_failing_disk.py [PART]
 
 import contextlib
@@ -340,6 +342,7 @@ ARCHIVE_FAULTS = (
     ("create", ARCHIVE_TMP + "/*", "cannot extract", False),
     ("write", ARCHIVE_TMP + "/*", "cannot write", False),
     ("rename", ARCHIVE_TMP, "cannot install", False),
+    ("getattr", "*/sub/b.bin", "cannot look it up in the cache", True),
     ("open", "*/sub/b.bin", "cannot open it in the cache", True),
     ("read", "*/sub/b.bin", "from the cache", True),
 )
@@ -348,9 +351,10 @@ ARCHIVE_FAULTS = (
 @test
 def archive_steps_on_a_failing_disk(t):
     """An archive entry whose extraction fails on the disk (its folder, a member's creation or
-    writing, the install), and a file extracted that cannot be opened or read (each in a
-    cache of its own): reading a member gets EIO, the log names the entry or file, the step
-    and the error, no folder half-extracted is left; once the disk mends, it reads right."""
+    writing, the install), and a file extracted that cannot be looked up, opened or read
+    (each in a cache of its own): reading a member gets EIO, the log names the entry or file,
+    the step and the error, no folder half-extracted is left; once the disk mends, it reads
+    right."""
     member = ARCHIVE + ("sub", "b.bin")
     want = sha256_bytes(MEMBERS["sub/b.bin"])
     with failing_disk(t) as disk:
