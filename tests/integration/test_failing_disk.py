@@ -182,9 +182,10 @@ def eio_logged(m, rel, cause):
 
 
 def temporaries(disk):
-    """Temporary files or folders left anywhere in the cache (on the lower directory)."""
+    """Temporary files or folders left anywhere in the caches on the disk (on its lower
+    directory)."""
     left = []
-    for root, dirs, files in os.walk(disk.lower_cache):
+    for root, dirs, files in os.walk(disk.lower):
         left += [os.path.join(root, n) for n in dirs + files if n.endswith(".tmp")]
     return sorted(left)
 
@@ -327,6 +328,7 @@ def download_steps_on_a_failing_disk(t):
                       % (op, cause))
                 eio_logged(m, PLAIN, cause)
                 check(warm or not os.path.exists(blob), "a complete blob was left (%s)" % cause)
+                check_eq(temporaries(disk), [], "temporaries left after %r" % cause)
                 disk.mend()
                 check_eq(sha256_file(m.path(*PLAIN)), sha256_bytes(data),
                          "the read once mended (%s)" % cause)
@@ -372,6 +374,8 @@ def archive_steps_on_a_failing_disk(t):
                       % (op, cause))
                 eio_logged(m, member if warm else ARCHIVE, cause)
                 check_eq(temporaries(disk), [], "temporaries left after %r" % cause)
+                folder = os.path.join(disk.lower, "cache-%d" % number, *ARCHIVE)
+                check(warm or not os.path.exists(folder), "a folder was installed (%s)" % cause)
                 disk.mend()
                 check_eq(sha256_file(m.path(*member)), want, "the read once mended (%s)" % cause)
 
