@@ -294,7 +294,14 @@ int core_defer(struct core *core, void (*fn)(void *ctx), void *ctx)
 
 int core_staged_open(struct cache *cache, const char *rel)
 {
-	return cache_openat(cache, rel, O_RDONLY, 0);
+	int fd = cache_openat(cache, rel, O_RDONLY, 0);
+
+	/* A file deleted by hand is ENOENT, no failure of ours; any other
+	 * error (a failing disk) reaches the reader as it is, so the log says
+	 * which file and why. */
+	if (fd < 0 && fd != -ENOENT)
+		log_error("%s: cannot open it in the cache: %s", rel, strerror(-fd));
+	return fd;
 }
 
 ssize_t core_staged_readlink(struct cache *cache, const char *rel, char *buf, size_t size)

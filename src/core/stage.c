@@ -81,6 +81,19 @@ static const char *error_text(struct archive *a)
 	return archive_errno(a) > 0 ? strerror(archive_errno(a)) : "unknown error";
 }
 
+/* A writer's error: libarchive's sentence ("Can't create 'x'") and the
+ * errno behind it (a failing disk's EIO), which its sentence may not give. */
+static const char *write_error_text(struct archive *out, char *buf, size_t size)
+{
+	const char *text = error_text(out);
+	const char *cause = archive_errno(out) > 0 ? strerror(archive_errno(out)) : NULL;
+
+	if (!cause || strstr(text, cause))
+		return text;
+	snprintf(buf, size, "%s: %s", text, cause);
+	return buf;
+}
+
 /* The errno behind the writer's last failure, negated; -EIO if it kept none.
  * A full disk must reach the caller as ENOSPC or EDQUOT, not as EIO. */
 static int write_error(struct archive *out)
@@ -321,6 +334,7 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 	struct stage_input *input = malloc(sizeof(*input));
 	struct archive_entry *entry;
 	uint64_t entries = 0, written = 0;
+	char error_buf[512];
 	int rc = -ENOMEM;
 
 	why[0] = '\0';
@@ -415,7 +429,8 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 
 		if (archive_write_header(out, entry) != ARCHIVE_OK) {
 			snprintf(why, why_size, "cannot extract '%s': %s",
-				 names_for_log(name, log_buf, sizeof(log_buf)), error_text(out));
+				 names_for_log(name, log_buf, sizeof(log_buf)),
+				 write_error_text(out, error_buf, sizeof(error_buf)));
 			rc = write_error(out);
 			goto out;
 		}
@@ -442,7 +457,8 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 		}
 		if (archive_write_finish_entry(out) != ARCHIVE_OK) {
 			snprintf(why, why_size, "cannot finish '%s': %s",
-				 names_for_log(name, log_buf, sizeof(log_buf)), error_text(out));
+				 names_for_log(name, log_buf, sizeof(log_buf)),
+				 write_error_text(out, error_buf, sizeof(error_buf)));
 			rc = write_error(out);
 			goto out;
 		}
@@ -451,7 +467,8 @@ int stage_extract(int archive_fd, uint64_t archive_size, const char *dest_dir,
 out:
 	if (out) {
 		if (archive_write_close(out) != ARCHIVE_OK && rc == 0) {
-			snprintf(why, why_size, "cannot finish extraction: %s", error_text(out));
+			snprintf(why, why_size, "cannot finish extraction: %s",
+				 write_error_text(out, error_buf, sizeof(error_buf)));
 			rc = write_error(out);
 		}
 		archive_write_free(out);

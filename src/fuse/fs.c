@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/fuse.h>
 #include <pthread.h>
@@ -68,6 +69,10 @@ struct fs {
 	bool *hubs_changed;           /* owned; per hub, its index was replaced */
 	bool notify_stop;
 	atomic_bool init_patched;     /* the INIT reply went through fs_io_writev */
+	/* A reply_read in progress on this thread: its int, set by
+	 * fs_io_writev to the errno libfuse answered it with. */
+	pthread_key_t read_reply;
+	bool read_reply_made;
 	/* fs_set_kernel_options */
 	char *mountpoint;             /* owned; whose read-ahead is raised */
 	unsigned max_read;
@@ -212,6 +217,10 @@ int fs_new(struct fs **out, struct core *core, char *why, size_t why_size)
 	fs->hubs_changed = calloc(core_hub_capacity(core) + 1, sizeof(*fs->hubs_changed));
 	if (!fs->hubs_changed)
 		goto out;
+	rc = -pthread_key_create(&fs->read_reply, NULL);
+	if (rc)
+		goto out;
+	fs->read_reply_made = true;
 	core_on_index_changed(core, on_index_changed, fs);
 	rc = core_open_all(core, &fs->hubs, &nhubs, why, why_size);
 	if (rc)
@@ -268,6 +277,8 @@ void fs_free(struct fs *fs)
 	tree_free(fs->tree);
 	free(fs->hubs_changed);
 	free(fs->mountpoint);
+	if (fs->read_reply_made)
+		pthread_key_delete(fs->read_reply);
 	pthread_cond_destroy(&fs->notify_cond);
 	pthread_mutex_destroy(&fs->notify_lock);
 	pthread_mutex_destroy(&fs->handles_lock);
@@ -310,11 +321,23 @@ static double attr_timeout(const struct node *node)
 /* Attributes as tree_stat gives them; a made file that is there tells its
  * own size. Without may_wait, -EWOULDBLOCK when learning that needs the
  * hub's remote work. */
+/* A file extracted in the cache that the disk fails to look up (not one
+ * deleted by hand): the reader gets the error, the log says which and why.
+ * dir_path is the cache path of its folder. */
+static void log_staged_error(const char *dir_path, const char *name, int rc)
+{
+	if (rc && rc != -ENOENT && rc != -ENOTDIR && rc != -ENAMETOOLONG && rc != -EWOULDBLOCK)
+		log_error("%s%s%s: cannot look it up in the cache: %s", dir_path, name ? "/" : "",
+			  name ? name : "", strerror(-rc));
+}
+
 static int fs_stat(struct fs *fs, const struct node *node, struct stat *st, bool may_wait)
 {
 	struct stat made;
 	int rc = tree_stat(fs->tree, node, st);
 
+	if (node->kind == NODE_STAGED)
+		log_staged_error(node->path, NULL, rc);
 	if (rc || node->kind != NODE_HUB_FILE || !node->made)
 		return rc;
 	if (!may_wait && core_would_block(node->hub, node->path, false))
@@ -427,12 +450,19 @@ static void raise_readahead(struct fs *fs)
  * slow lookup queues all the others, unkillably. op_init therefore routes
  * the session's writes through here, which adds the flag to the INIT reply
  * (the first reply: the kernel sends nothing else before it is answered);
- * every other write, and every read and splice, is what libfuse does. */
+ * every other write, and every read and splice, is what libfuse does. It
+ * also notes the error a reply_read was answered with (read_reply): on a
+ * kernel without parallel lookups, such a failed read is not logged. */
 static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct fs *fs = userdata;
+	int *read_failed = pthread_getspecific(fs->read_reply);
 	bool init = false;
 	ssize_t n;
+
+	if (read_failed && count >= 1 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
+	    ((struct fuse_out_header *)iov[0].iov_base)->error < 0)
+		*read_failed = -((struct fuse_out_header *)iov[0].iov_base)->error;
 
 	if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
 	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0 &&
@@ -669,8 +699,11 @@ static int lookup_work(struct fs *fs, struct node *dir, const char *name, bool m
 		else if (core_would_block(dir->hub, path, false))
 			rc = -EWOULDBLOCK;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		rc = tree_lookup(fs->tree, dir, name, child);
+		if (dir->kind == NODE_STAGED)
+			log_staged_error(dir->path, name, rc);
+	}
 	if (rc == 0)
 		rc = fill_entry(fs, *child, e, may_wait);
 	if (rc) {
@@ -1026,6 +1059,7 @@ struct pending {
 	struct fuse_file_info fi;
 	/* read */
 	struct handle *handle;
+	fuse_ino_t ino;
 	off_t offset;
 	size_t length;
 };
@@ -1339,15 +1373,33 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
-static void reply_read(fuse_req_t req, int fd, size_t size, off_t off)
+/* libfuse answers a failed read of fd (a failing disk) with its errno and
+ * tells us nothing: that reply passes through fs_io_writev, on this thread,
+ * which notes the errno, so that the file and the cause are logged. */
+static void reply_read(struct fs *fs, fuse_req_t req, fuse_ino_t ino, int fd, size_t size,
+		       off_t off)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	const struct node *node;
+	const char *hub;
+	int failed = 0;
 
 	/* libfuse splices from the descriptor to /dev/fuse when it can. */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
+	pthread_setspecific(fs->read_reply, &failed);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	pthread_setspecific(fs->read_reply, NULL);
+	if (failed) {
+		/* The kernel holds the inode while the file is open. A staged
+		 * file's path (below the cache root) starts with its hub. */
+		node = tree_node(fs->tree, ino);
+		hub = node && node->hub && node->kind != NODE_STAGED ? node->hub->name : NULL;
+		log_error("%s%s%s: cannot read %" PRIu64 " bytes at offset %lld from the cache: %s",
+			  hub ? hub : "", hub ? "/" : "", node ? node->path : "?", (uint64_t)size,
+			  (long long)off, strerror(failed));
+	}
 }
 
 static void read_ready(void *ctx, int rc)
@@ -1358,14 +1410,15 @@ static void read_ready(void *ctx, int rc)
 	if (rc)
 		fuse_reply_err(p->req, -rc);
 	else
-		reply_read(p->req, core_stream_fd(p->handle->stream), p->length, p->offset);
+		reply_read(p->fs, p->req, p->ino, core_stream_fd(p->handle->stream), p->length,
+			   p->offset);
 	pending_put(p);
 }
 
 /* A stream read: waits for its bytes, asks for those a sequential reader
  * will want next (prefetch.h). */
-static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size_t size,
-			   off_t off)
+static void read_streaming(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct handle *h,
+			   size_t size, off_t off)
 {
 	uint64_t offset = (uint64_t)off, hint_offset, hint_length, id = 0;
 	struct pending *p;
@@ -1391,6 +1444,7 @@ static void read_streaming(struct fs *fs, fuse_req_t req, struct handle *h, size
 	}
 	p->cancel = cancel_stream_wait;
 	p->handle = h;
+	p->ino = ino;
 	p->offset = off;
 	p->length = size;
 	fuse_req_interrupt_func(req, on_interrupt, p);
@@ -1406,13 +1460,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	(void)ino;
 	if (h->text)
 		read_status_file(req, h, size, off);
 	else if (h->stream)
-		read_streaming(fs_of(req), req, h, size, off);
+		read_streaming(fs_of(req), req, ino, h, size, off);
 	else
-		reply_read(req, h->fd, size, off);
+		reply_read(fs_of(req), req, ino, h->fd, size, off);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

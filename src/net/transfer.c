@@ -774,8 +774,13 @@ static int call_write(void *ctx, const void *data, size_t len)
 		c->buffered += n;
 		data = (const char *)data + n;
 		len -= n;
-		if (c->buffered == CALL_BUFFER_BYTES && (rc = flush_call(c)) != 0)
+		if (c->buffered == CALL_BUFFER_BYTES && (rc = flush_call(c)) != 0) {
+			/* The disk's failure, not the network's: its log line
+			 * says which file could not be written. */
+			snprintf(c->resp.error, sizeof(c->resp.error), "cannot write %s: %s",
+				 t->partial.rel, strerror(-rc));
 			return rc;
+		}
 	}
 	return 0;
 }
