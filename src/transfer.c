@@ -29,6 +29,7 @@
 #include "bitmap.h"
 #include "blob.h"
 #include "fetch.h"
+#include "full_io.h"
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
@@ -708,7 +709,7 @@ static void mark_pieces_locked(struct call *c)
 static int flush_call(struct call *c)
 {
 	struct transfer *t = c->transfer;
-	size_t done = 0;
+	ssize_t n;
 	bool live;
 
 	pthread_mutex_lock(&t->engine->lock);
@@ -718,15 +719,9 @@ static int flush_call(struct call *c)
 		c->buffered = 0;
 		return 0;
 	}
-	while (done < c->buffered) {
-		ssize_t n = pwrite(t->partial.fd, c->buf + done, c->buffered - done,
-				   (off_t)(c->pos + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
+	n = full_io_pwrite(t->partial.fd, c->buf, c->buffered, (off_t)c->pos);
+	if (n < 0)
+		return (int)n;
 	/* Writeback starts now, so the fsync at the end has little left. */
 	sync_file_range(t->partial.fd, (off_t)c->pos, (off_t)c->buffered, SYNC_FILE_RANGE_WRITE);
 	pthread_mutex_lock(&t->engine->lock);
