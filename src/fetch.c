@@ -18,6 +18,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "metrics.h"
+#include "monotonic.h"
 
 /* A stalled server must not hang readers forever: give up on a connection
  * after this long, and on a transfer that moves less than a byte a second
@@ -70,13 +71,10 @@ int fetcher_new(struct fetcher **out, const char *cacert)
 		pthread_mutex_init(&fetcher->share_locks[i], NULL);
 	atomic_init(&fetcher->cancelled, false);
 	pthread_mutex_init(&fetcher->sleep_lock, NULL);
-	{
-		pthread_condattr_t attr;
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&fetcher->sleep_cond, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	rc = monotonic_cond_init(&fetcher->sleep_cond);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
 	if (cacert && !(fetcher->cacert = strdup(cacert)))
 		goto out;
 	fetcher->share = curl_share_init();
@@ -212,13 +210,7 @@ int fetcher_sleep(struct fetcher *fetcher, double seconds)
 	struct timespec until;
 	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += (time_t)seconds;
-	until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	monotonic_deadline(&until, seconds);
 	pthread_mutex_lock(&fetcher->sleep_lock);
 	while (!atomic_load(&fetcher->cancelled) && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&fetcher->sleep_cond, &fetcher->sleep_lock, &until);
