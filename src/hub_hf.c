@@ -1530,11 +1530,9 @@ static int hf_search(struct hub *hub, const char *query, unsigned limit,
 	req.url = url;
 	req.auth_header = auth;
 	/* A search is an API call like the others: within the Hub's limit. */
-	rc = hf_api_pace(&hf->api);
+	rc = hf_api_pace(&hf->api, url, &resp);
 	if (rc == 0)
 		rc = fetch_request_run(hf->api.fetcher, &req, HF_TREE_MAX_BYTES, &body, &resp);
-	else
-		snprintf(resp.error, sizeof(resp.error), "cancelled: unmounting");
 	if (rc) {
 		log_error("%s: %s: %s", hub->name, resp.url_for_log, resp.error);
 		goto out;
