@@ -26,6 +26,16 @@ const struct hub_option_spec *hub_option_find(const char *name)
 	return NULL;
 }
 
+void entry_make(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
+		time_t mtime)
+{
+	memset(entry, 0, sizeof(*entry));
+	snprintf(entry->name, sizeof(entry->name), "%s", name);
+	entry->type = type;
+	entry->size = size;
+	entry->mtime = mtime;
+}
+
 int entry_list_add(struct entry_list *list, const struct entry *entry)
 {
 	if (list->count == list->cap) {

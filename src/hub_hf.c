@@ -944,20 +944,10 @@ static bool hf_would_block(struct hub *hub, const char *path, bool list)
 	return repo_would_block(hub, repo_id, rev);
 }
 
-static void make_entry(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
-		       time_t mtime)
-{
-	memset(entry, 0, sizeof(*entry));
-	snprintf(entry->name, sizeof(entry->name), "%s", name);
-	entry->type = type;
-	entry->size = size;
-	entry->mtime = mtime;
-}
-
 static void item_entry(const struct hf_tree *tree, const struct hf_item *item, const char *name,
 		       struct entry *entry)
 {
-	make_entry(entry, name, item->dir ? ENTRY_DIR : ENTRY_FILE, item->size, tree->mtime);
+	entry_make(entry, name, item->dir ? ENTRY_DIR : ENTRY_FILE, item->size, tree->mtime);
 	entry->digest = item->digest;
 }
 
@@ -1217,7 +1207,7 @@ static int list_known(struct hub *hub, const char *org, struct entry_list *out)
 	}
 	pthread_mutex_unlock(&hf->lock);
 	for (size_t i = 0; i < set.count && rc == 0; i++) {
-		make_entry(&entry, set.names[i], ENTRY_DIR, 0, hf->started);
+		entry_make(&entry, set.names[i], ENTRY_DIR, 0, hf->started);
 		rc = entry_list_add(out, &entry);
 	}
 	name_set_free(&set);
@@ -1269,14 +1259,14 @@ static int hf_lookup(struct hub *hub, const char *path, struct entry *out)
 	if (rc)
 		return rc;
 	if (place.what != PLACE_REPO) {
-		make_entry(out, name, ENTRY_DIR, 0, ((struct hf_hub *)hub->priv)->started);
+		entry_make(out, name, ENTRY_DIR, 0, ((struct hf_hub *)hub->priv)->started);
 		return 0;
 	}
 	rc = repo_get(hub, place.repo_id, place.rev, &repo);
 	if (rc)
 		return rc;
 	if (!place.inside[0]) {
-		make_entry(out, name, ENTRY_DIR, 0, repo->tree->mtime);
+		entry_make(out, name, ENTRY_DIR, 0, repo->tree->mtime);
 	} else {
 		item = hf_tree_find(repo->tree, place.inside);
 		if (item)
