@@ -1567,6 +1567,17 @@ static void *hash_main(void *arg)
 
 /* ---- the public side ---- */
 
+/* What transfer_engine_new made, its threads ended (or never started). */
+static void engine_destroy(struct transfer_engine *engine)
+{
+	fetch_multi_free(engine->multi);
+	pthread_cond_destroy(&engine->hash_cond);
+	pthread_cond_destroy(&engine->io_cond);
+	pthread_mutex_destroy(&engine->lock);
+	pthread_mutex_destroy(&engine->create_lock);
+	free(engine);
+}
+
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options)
 {
@@ -1611,12 +1622,7 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 	*out = engine;
 	return 0;
 fail:
-	fetch_multi_free(engine->multi);
-	pthread_cond_destroy(&engine->hash_cond);
-	pthread_cond_destroy(&engine->io_cond);
-	pthread_mutex_destroy(&engine->lock);
-	pthread_mutex_destroy(&engine->create_lock);
-	free(engine);
+	engine_destroy(engine);
 	return rc;
 }
 
@@ -1662,12 +1668,7 @@ void transfer_engine_free(struct transfer_engine *engine)
 	}
 	for (size_t i = 0; i < TRANSFER_RECENT; i++)
 		free(engine->recent[i].label);
-	fetch_multi_free(engine->multi);
-	pthread_cond_destroy(&engine->hash_cond);
-	pthread_cond_destroy(&engine->io_cond);
-	pthread_mutex_destroy(&engine->lock);
-	pthread_mutex_destroy(&engine->create_lock);
-	free(engine);
+	engine_destroy(engine);
 }
 
 int transfer_engine_defer(struct transfer_engine *engine, void (*fn)(void *ctx), void *ctx)
