@@ -19,6 +19,7 @@
 #include "hf_tree.h"
 
 struct budgets;
+struct fetch_response;
 struct fetcher;
 
 /* Longest revision name taken from a path (a branch, tag or commit). */
