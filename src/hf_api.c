@@ -434,13 +434,9 @@ int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commi
 	}
 	free(url);
 	hf_pages_free(&seen);
-	if (rc == 0)
-		rc = hf_tree_finish(tree);
-	if (rc) {
-		hf_tree_free(tree);
+	rc = hf_tree_done(&tree, rc, time(NULL));
+	if (rc)
 		return rc;
-	}
-	tree->mtime = time(NULL);
 	log_info("%s: %s: listed %zu files and folders in %zu page%s%s", api->name, label,
 		 tree->count, pages, pages == 1 ? "" : "s", tree->skipped ? " (some skipped)" : "");
 	*out = tree;

@@ -360,16 +360,10 @@ static int read_tree(struct hub *hub, const char *rel, const char *label, struct
 		return rc;
 	tree = calloc(1, sizeof(*tree));
 	rc = tree ? hf_tree_add_page(tree, data, len, label, why, sizeof(why)) : -ENOMEM;
-	if (rc == 0)
-		rc = hf_tree_finish(tree);
-	if (rc) {
+	rc = hf_tree_done(&tree, rc, mtime);
+	if (rc)
 		log_warn("%s: ignoring the kept file list %s/%s: %s", hub->name,
 			 cache_root(hub->env->cache), rel, rc == -EINVAL ? why : strerror(-rc));
-		hf_tree_free(tree);
-		tree = NULL;
-	} else {
-		tree->mtime = mtime;
-	}
 	free(data);
 	*out = tree;
 	return rc;
@@ -401,13 +395,9 @@ static int snapshot_tree(struct hub *hub, const char *repo_id, const char *commi
 	if (rc == 0)
 		rc = hf_cache_snapshot_files(hf->client_cache, hf->type, repo_id,
 		                             commit, snapshot_file, tree);
-	if (rc == 0)
-		rc = hf_tree_finish(tree);
-	if (rc) {
-		hf_tree_free(tree);
+	rc = hf_tree_done(&tree, rc, time(NULL));
+	if (rc)
 		return rc;
-	}
-	tree->mtime = time(NULL);
 	log_info("%s: offline: %s from huggingface_hub's snapshot (%zu files and folders)",
 		 hub->name, label, tree->count);
 	*out = tree;
