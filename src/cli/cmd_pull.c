@@ -24,11 +24,12 @@
 #include "cmd_walk.h"
 #include "config.h"
 #include "core.h"
+#include "monotonic.h"
 #include "place.h"
 #include "transfer.h"
 
 /* How often the bar is drawn again. */
-#define PROGRESS_INTERVAL_NS 200000000L
+#define PROGRESS_INTERVAL_S 0.2
 
 /* Files pulled at once at most, and the default: a file's transfer has
  * `connections` requests of its own, and all of them together stay within
@@ -177,12 +178,7 @@ static void wait_a_moment(struct pull_run *run, struct progress *p)
 	struct timespec until;
 	uint64_t done;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += PROGRESS_INTERVAL_NS;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	monotonic_deadline(&until, PROGRESS_INTERVAL_S);
 	pthread_cond_timedwait(&run->cond, &run->lock, &until);
 	if (!run->bar)
 		return;
@@ -478,7 +474,9 @@ int cmd_pull(struct cmd_ctx *ctx, int argc, char **argv)
 	int c, rc = 0, status = CMD_EXIT_OK, dir_fd = -1;
 
 	pthread_mutex_init(&run.lock, NULL);
-	pthread_cond_init(&run.cond, NULL);
+	/* Its waits' deadlines are on CLOCK_MONOTONIC: on the default clock
+	 * they were long past, and the wait for the files spun. */
+	monotonic_cond_init(&run.cond);
 	while ((c = cmd_getopt(ctx, argc, argv, &cmd_pull_opts)) != -1) {
 		status = c == '?' ? CMD_EXIT_USAGE : take_option(&run, c, optarg, argv[0]);
 		if (status != CMD_EXIT_OK)

@@ -25,6 +25,7 @@
 #include "hub_state.h"
 #include "log.h"
 #include "metrics.h"
+#include "monotonic.h"
 #include "pool.h"
 #include "transfer.h"
 
@@ -352,13 +353,9 @@ int core_new(struct core **out, const struct config *cfg, char *why, size_t why_
 	core->config = cfg;
 	pthread_mutex_init(&core->hubs_lock, NULL);
 	pthread_mutex_init(&core->retry_lock, NULL);
-	{
-		pthread_condattr_t attr;
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&core->retry_cond, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	rc = monotonic_cond_init(&core->retry_cond);
+	if (rc)
+		goto out;
 	core->retry_seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 	core->retry_first = hub_retry_first();
 	rc = budgets_new(&core->budgets);

@@ -26,6 +26,7 @@
 #include "digest.h"
 #include "download.h"
 #include "fetch.h"
+#include "full_io.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -154,11 +155,11 @@ static int copy_hashing(int fd, struct cache_tmp *tmp, const struct source *src,
 	int rc = buf ? digest_new(&dg, src->digest.algo, src->size) : -ENOMEM;
 
 	while (rc == 0 && copied < src->size) {
-		ssize_t n = pread(fd, buf, CHUNK, (off_t)copied);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
+		size_t want = src->size - copied < CHUNK ? (size_t)(src->size - copied) : CHUNK;
+		ssize_t n = full_io_pread(fd, buf, want, (off_t)copied);
+
+		if (n < 0 || (size_t)n < want) {
+			rc = n < 0 ? (int)n : -EIO; /* the file shrank */
 			break;
 		}
 		rc = cache_tmp_write(tmp, buf, (size_t)n);

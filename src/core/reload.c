@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "full_io.h"
 #include "log.h"
 #include "reload.h"
 
@@ -276,10 +277,8 @@ static void *reload_main(void *arg)
 
 	for (;;) {
 		char byte;
-		ssize_t n = read(r->fds[0], &byte, 1);
+		ssize_t n = full_io_read(r->fds[0], &byte, 1);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n != 1 || byte == RELOAD_QUIT)
 			break;
 		reload_once(r);
@@ -331,8 +330,7 @@ void reload_stop(struct reload *r)
 
 	if (!r)
 		return;
-	while (write(r->fds[1], &quit, 1) < 0 && errno == EINTR)
-		;
+	full_io_write(r->fds[1], &quit, 1);
 	pthread_join(r->thread, NULL);
 	close(r->fds[0]);
 	close(r->fds[1]);

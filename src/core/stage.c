@@ -17,6 +17,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "full_io.h"
 #include "names.h"
 #include "stage.h"
 
@@ -116,13 +117,10 @@ struct stage_input {
 static la_ssize_t input_read(struct archive *a, void *data, const void **block)
 {
 	struct stage_input *in = data;
-	ssize_t n;
+	ssize_t n = full_io_pread(in->fd, in->buf, sizeof(in->buf), (off_t)in->offset);
 
-	do
-		n = pread(in->fd, in->buf, sizeof(in->buf), (off_t)in->offset);
-	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		archive_set_error(a, errno, "cannot read: %s", strerror(errno));
+		archive_set_error(a, (int)-n, "cannot read: %s", strerror((int)-n));
 		return -1;
 	}
 	in->offset += n;
@@ -283,7 +281,7 @@ static int copy_to_fd(struct archive *in, int fd, uint64_t *written, uint64_t li
 		goto out;
 	for (;;) {
 		la_ssize_t n = archive_read_data(in, buf, chunk);
-		size_t done = 0;
+		ssize_t w;
 
 		if (n == 0)
 			break;
@@ -298,17 +296,11 @@ static int copy_to_fd(struct archive *in, int fd, uint64_t *written, uint64_t li
 		*written += (uint64_t)n;
 		if (crc)
 			crc->crc = crc32_update(crc->table, crc->crc, buf, (size_t)n);
-		while (done < (size_t)n) {
-			ssize_t w = write(fd, buf + done, (size_t)n - done);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				*write_failed = true;
-				rc = w < 0 ? -errno : -EIO;
-				goto out;
-			}
-			done += (size_t)w;
+		w = full_io_write(fd, buf, (size_t)n);
+		if (w < 0) {
+			*write_failed = true;
+			rc = (int)w;
+			goto out;
 		}
 	}
 	rc = 0;
@@ -482,12 +474,7 @@ out:
 /* Reads exactly len bytes at offset; false on a short read or an error. */
 static bool read_at(int fd, void *buf, size_t len, off_t offset)
 {
-	ssize_t n;
-
-	do
-		n = pread(fd, buf, len, offset);
-	while (n < 0 && errno == EINTR);
-	return n == (ssize_t)len;
+	return full_io_pread(fd, buf, len, offset) == (ssize_t)len;
 }
 
 static uint32_t le32(const unsigned char *p)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "memtext.h"
 #include "metrics.h"
 #include "status.h"
 
@@ -86,28 +87,19 @@ static void render_hubs(FILE *f, const struct hub_state_view *hubs, size_t nhubs
 int status_hub_metrics(const struct hub_state_view *hubs, size_t nhubs, char **out, size_t *len)
 {
 	char label[256];
-	char *text = NULL;
-	size_t size = 0;
+	struct memtext mt;
 	FILE *f;
 
-	*out = NULL;
-	*len = 0;
-	f = open_memstream(&text, &size);
-	if (!f)
+	if (memtext_open(&mt, out, len) != 0)
 		return -ENOMEM;
+	f = mt.f;
 	fprintf(f, "# HELP omnihub_hub_up Whether the hub serves (1), or not (0: retried in the "
 	           "background, offline or disabled).\n# TYPE omnihub_hub_up gauge\n");
 	for (size_t i = 0; i < nhubs; i++) {
 		metrics_escape_label(hubs[i].name, label, sizeof(label));
 		fprintf(f, "omnihub_hub_up{hub=\"%s\"} %d\n", label, hubs[i].kind == HUB_STATE_UP);
 	}
-	if (fclose(f) != 0) {
-		free(text);
-		return -ENOMEM;
-	}
-	*out = text;
-	*len = size;
-	return 0;
+	return memtext_close(&mt, out, len);
 }
 
 static void render_transfer(FILE *f, const struct transfer_status *t)
@@ -140,15 +132,12 @@ int status_render(const struct status_input *in, char **out, size_t *len)
 {
 	char up[32], a[32], b[32], c[32];
 	unsigned long long waiters = 0;
-	char *text = NULL;
-	size_t size = 0;
+	struct memtext mt;
 	FILE *f;
 
-	*out = NULL;
-	*len = 0;
-	f = open_memstream(&text, &size);
-	if (!f)
+	if (memtext_open(&mt, out, len) != 0)
 		return -ENOMEM;
+	f = mt.f;
 	size_t live = transfer_status_live(in->transfers, in->ntransfers);
 	for (size_t i = 0; i < in->ntransfers; i++)
 		waiters += in->transfers[i].waiters;
@@ -174,11 +163,5 @@ int status_render(const struct status_input *in, char **out, size_t *len)
 	        "TOTAL", "%", "SPEED", "ETA", "CONN", "WAIT", "PATH");
 	for (size_t i = 0; i < in->ntransfers; i++)
 		render_transfer(f, &in->transfers[i]);
-	if (fclose(f) != 0) {
-		free(text);
-		return -ENOMEM;
-	}
-	*out = text;
-	*len = size;
-	return 0;
+	return memtext_close(&mt, out, len);
 }

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "core.h"
 #include "fs.h"
+#include "full_io.h"
 #include "hub.h"
 #include "log.h"
 #include "options.h"
@@ -403,9 +404,7 @@ static int detach_start(void)
 	}
 	if (pid > 0) {
 		close(fds[1]);
-		do
-			n = read(fds[0], &result, 1);
-		while (n < 0 && errno == EINTR);
+		n = full_io_read(fds[0], &result, 1);
 		/* End of file: the child failed, and said why on stderr. */
 		_exit(n == 1 ? result : 1);
 	}
@@ -418,6 +417,7 @@ static void detach_finish(int fd)
 {
 	const unsigned char ok = 0;
 	int null = open("/dev/null", O_RDWR);
+	ssize_t n;
 
 	/* Only now: until mounted, Ctrl-C on the terminal stops both. */
 	setsid();
@@ -430,9 +430,10 @@ static void detach_finish(int fd)
 		if (null > STDERR_FILENO)
 			close(null);
 	}
-	if (write(fd, &ok, 1) != 1)
+	n = full_io_write(fd, &ok, 1);
+	if (n < 0)
 		log_warn("cannot tell the starting process that the mount is up: %s",
-			 strerror(errno));
+			 strerror((int)-n));
 	close(fd);
 }
 
@@ -637,7 +638,7 @@ out:
 		 * if even this write fails, it reads end of file and exits 1. */
 		const unsigned char result = (unsigned char)status;
 
-		if (write(detach_fd, &result, 1) != 1)
+		if (full_io_write(detach_fd, &result, 1) != 1)
 			status = 1;
 		close(detach_fd);
 	}

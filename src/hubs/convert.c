@@ -277,6 +277,8 @@ static bool follow(pid_t pid, int read_fd, int64_t deadline, struct tail *tail)
 		if (poll(pfd, n, wait_ms > INT_MAX ? INT_MAX : (int)wait_ms) <= 0)
 			continue;
 		if (pipe_open && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			/* One read a wake, not full_io: the pipe does not block, and
+			 * the deadline is checked between reads. */
 			ssize_t got = read(read_fd, chunk, sizeof(chunk));
 
 			if (got > 0)

@@ -15,6 +15,16 @@
 #include "hub.h"
 #include "log.h"
 
+void entry_make(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
+		time_t mtime)
+{
+	memset(entry, 0, sizeof(*entry));
+	snprintf(entry->name, sizeof(entry->name), "%s", name);
+	entry->type = type;
+	entry->size = size;
+	entry->mtime = mtime;
+}
+
 int entry_list_add(struct entry_list *list, const struct entry *entry)
 {
 	if (list->count == list->cap) {

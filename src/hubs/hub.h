@@ -48,6 +48,10 @@ struct entry_list {
 	size_t cap;
 };
 
+/* Fills entry with these and zeros elsewhere (no digest, not made); name
+ * is cut to NAME_MAX. */
+void entry_make(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
+		time_t mtime);
 int entry_list_add(struct entry_list *list, const struct entry *entry);
 void entry_list_free(struct entry_list *list);
 

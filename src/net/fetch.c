@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "metrics.h"
+#include "monotonic.h"
 
 /* A stalled server must not hang readers forever: give up on a connection
  * after this long, and on a transfer that moves less than a byte a second
@@ -70,13 +72,10 @@ int fetcher_new(struct fetcher **out, const char *cacert)
 		pthread_mutex_init(&fetcher->share_locks[i], NULL);
 	atomic_init(&fetcher->cancelled, false);
 	pthread_mutex_init(&fetcher->sleep_lock, NULL);
-	{
-		pthread_condattr_t attr;
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&fetcher->sleep_cond, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	rc = monotonic_cond_init(&fetcher->sleep_cond);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
 	if (cacert && !(fetcher->cacert = strdup(cacert)))
 		goto out;
 	fetcher->share = curl_share_init();
@@ -212,13 +211,7 @@ int fetcher_sleep(struct fetcher *fetcher, double seconds)
 	struct timespec until;
 	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += (time_t)seconds;
-	until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	monotonic_deadline(&until, seconds);
 	pthread_mutex_lock(&fetcher->sleep_lock);
 	while (!atomic_load(&fetcher->cancelled) && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&fetcher->sleep_cond, &fetcher->sleep_lock, &until);
@@ -269,6 +262,24 @@ void fetch_url_for_log(const char *url, char *out, size_t out_size)
 	out[n] = '\0';
 }
 
+/* out as snprintf makes it; empty, and -ENAMETOOLONG, when it does not
+ * fit: a URL cut short would name another. */
+__attribute__((format(printf, 3, 4))) static int format_whole(char *out, size_t out_size,
+							       const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, out_size, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < out_size)
+		return 0;
+	if (out_size)
+		out[0] = '\0';
+	return -ENAMETOOLONG;
+}
+
 int fetch_url_redact(const char *url, const char *mask, char *out, size_t out_size)
 {
 	CURLU *u = curl_url();
@@ -289,12 +300,7 @@ int fetch_url_redact(const char *url, const char *mask, char *out, size_t out_si
 	    curl_url_set(u, CURLUPART_USER, user && mask ? mask : NULL, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_URL, &text, 0) != CURLUE_OK)
 		goto out;
-	rc = 0;
-	if (snprintf(out, out_size, "%s", text) >= (int)out_size) {
-		if (out_size)
-			out[0] = '\0';
-		rc = -ENAMETOOLONG;
-	}
+	rc = format_whole(out, out_size, "%s", text);
 out:
 	curl_free(user);
 	curl_free(text);
@@ -480,7 +486,7 @@ int fetch_url_origin(const char *url, char *out, size_t out_size)
 {
 	char *scheme = NULL, *host = NULL, *port = NULL;
 	CURLU *parsed = curl_url();
-	int rc = -EINVAL, n;
+	int rc = -EINVAL;
 
 	if (out_size)
 		out[0] = '\0';
@@ -497,13 +503,7 @@ int fetch_url_origin(const char *url, char *out, size_t out_size)
 		*p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
 	for (char *p = host; *p; p++)
 		*p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-	n = snprintf(out, out_size, "%s://%s:%s", scheme, host, port);
-	rc = 0;
-	if (n < 0 || (size_t)n >= out_size) {
-		if (out_size)
-			out[0] = '\0';
-		rc = -ENAMETOOLONG;
-	}
+	rc = format_whole(out, out_size, "%s://%s:%s", scheme, host, port);
 out:
 	curl_free(scheme);
 	curl_free(host);

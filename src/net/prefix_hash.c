@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "full_io.h"
 #include "prefix_hash.h"
 
 enum { CHUNK = 1 << 20 };
@@ -89,23 +90,21 @@ int prefix_hash_advance(struct prefix_hash *ph, int fd, const struct bitmap *pre
 		end = ph->position + max_bytes;
 	while (ph->position < end) {
 		size_t want = end - ph->position < CHUNK ? (size_t)(end - ph->position) : CHUNK;
-		ssize_t n = pread(fd, ph->buf, want, (off_t)ph->position);
+		ssize_t n = full_io_pread(fd, ph->buf, want, (off_t)ph->position);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
-		/* The file ends before the pieces said to be on it. */
-		if (n == 0) {
-			rc = -EIO;
+			rc = (int)n;
 			goto out;
 		}
 		rc = digest_update(ph->dg, ph->buf, (size_t)n);
 		if (rc)
 			goto out;
 		ph->position += (uint64_t)n;
+		/* The file ends before the pieces said to be on it. */
+		if ((size_t)n < want) {
+			rc = -EIO;
+			goto out;
+		}
 	}
 out:
 	return rc;

@@ -29,6 +29,7 @@
 #include "bitmap.h"
 #include "blob.h"
 #include "fetch.h"
+#include "full_io.h"
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
@@ -708,7 +709,7 @@ static void mark_pieces_locked(struct call *c)
 static int flush_call(struct call *c)
 {
 	struct transfer *t = c->transfer;
-	size_t done = 0;
+	ssize_t n;
 	bool live;
 
 	pthread_mutex_lock(&t->engine->lock);
@@ -718,15 +719,9 @@ static int flush_call(struct call *c)
 		c->buffered = 0;
 		return 0;
 	}
-	while (done < c->buffered) {
-		ssize_t n = pwrite(t->partial.fd, c->buf + done, c->buffered - done,
-				   (off_t)(c->pos + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
+	n = full_io_pwrite(t->partial.fd, c->buf, c->buffered, (off_t)c->pos);
+	if (n < 0)
+		return (int)n;
 	/* Writeback starts now, so the fsync at the end has little left. */
 	sync_file_range(t->partial.fd, (off_t)c->pos, (off_t)c->buffered, SYNC_FILE_RANGE_WRITE);
 	pthread_mutex_lock(&t->engine->lock);
@@ -1577,6 +1572,17 @@ static void *hash_main(void *arg)
 
 /* ---- the public side ---- */
 
+/* What transfer_engine_new made, its threads ended (or never started). */
+static void engine_destroy(struct transfer_engine *engine)
+{
+	fetch_multi_free(engine->multi);
+	pthread_cond_destroy(&engine->hash_cond);
+	pthread_cond_destroy(&engine->io_cond);
+	pthread_mutex_destroy(&engine->lock);
+	pthread_mutex_destroy(&engine->create_lock);
+	free(engine);
+}
+
 int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 			struct blob_store *store, const struct transfer_options *options)
 {
@@ -1621,12 +1627,7 @@ int transfer_engine_new(struct transfer_engine **out, struct fetcher *fetcher,
 	*out = engine;
 	return 0;
 fail:
-	fetch_multi_free(engine->multi);
-	pthread_cond_destroy(&engine->hash_cond);
-	pthread_cond_destroy(&engine->io_cond);
-	pthread_mutex_destroy(&engine->lock);
-	pthread_mutex_destroy(&engine->create_lock);
-	free(engine);
+	engine_destroy(engine);
 	return rc;
 }
 
@@ -1672,12 +1673,7 @@ void transfer_engine_free(struct transfer_engine *engine)
 	}
 	for (size_t i = 0; i < TRANSFER_RECENT; i++)
 		free(engine->recent[i].label);
-	fetch_multi_free(engine->multi);
-	pthread_cond_destroy(&engine->hash_cond);
-	pthread_cond_destroy(&engine->io_cond);
-	pthread_mutex_destroy(&engine->lock);
-	pthread_mutex_destroy(&engine->create_lock);
-	free(engine);
+	engine_destroy(engine);
 }
 
 void transfer_engine_set_limits(struct transfer_engine *engine,

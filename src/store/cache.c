@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "full_io.h"
 #include "log.h"
 #include "names.h"
 
@@ -607,18 +608,11 @@ static int fsync_parent(struct cache *cache, const char *rel)
 
 int cache_tmp_write(struct cache_tmp *tmp, const void *data, size_t len)
 {
-	const char *p = data;
+	ssize_t n = full_io_write(tmp->fd, data, len);
 
-	while (len > 0) {
-		ssize_t n = write(tmp->fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-		tmp->written += (uint64_t)n;
-	}
+	if (n < 0)
+		return (int)n;
+	tmp->written += (uint64_t)n;
 	/* Without this a large download leaves gigabytes dirty for the final
 	 * fsync, and the kernel throttles writers meanwhile anyway. */
 	if (tmp->written - tmp->submitted >= WRITEBACK_CHUNK) {
@@ -1438,7 +1432,7 @@ int cache_read_small(struct cache *cache, const char *rel, size_t max, char **da
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t got = 0;
+	ssize_t n;
 	int fd, rc;
 
 	*data = NULL;
@@ -1469,19 +1463,14 @@ int cache_read_small(struct cache *cache, const char *rel, size_t max, char **da
 		rc = -ENOMEM;
 		goto out;
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)n;
+	n = full_io_read(fd, buf, (size_t)st.st_size);
+	if (n < 0 || n < st.st_size) { /* it shrank since fstat */
+		rc = n < 0 ? (int)n : -EIO;
+		goto out;
 	}
-	buf[got] = '\0';
+	buf[n] = '\0';
 	*data = buf;
-	*len = got;
+	*len = (size_t)n;
 	*mtime = st.st_mtim.tv_sec;
 	buf = NULL;
 	rc = 0;

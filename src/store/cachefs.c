@@ -17,6 +17,7 @@
 
 #include "cache.h"
 #include "cachefs.h"
+#include "full_io.h"
 #include "log.h"
 
 #define MOUNTINFO     "/proc/self/mountinfo"
@@ -273,16 +274,14 @@ static int read_text(const char *path, char **out)
 			text = grown;
 			cap *= 2;
 		}
-		n = read(fd, text + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = full_io_read(fd, text + len, cap - len - 1);
 		if (n < 0) {
-			rc = -errno;
+			rc = (int)n;
 			goto out;
 		}
-		if (n == 0)
-			break;
 		len += (size_t)n;
+		if (len + 1 < cap) /* short: the end of the file */
+			break;
 	}
 	text[len] = '\0';
 	*out = text;

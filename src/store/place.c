@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "full_io.h"
 #include "place.h"
 
 /* Deep enough for any archive's tree, and an end to a loop. */
@@ -83,22 +84,16 @@ static int copy_bytes(int in, int out, off_t size)
 		}
 	}
 	while (done < size) {
-		ssize_t n = pread(in, buf, PLACE_COPY_CHUNK, done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO; /* the file shrank */
+		size_t want = size - done < PLACE_COPY_CHUNK ? (size_t)(size - done) : PLACE_COPY_CHUNK;
+		ssize_t n = full_io_pread(in, buf, want, done);
+
+		if (n >= 0 && (size_t)n < want)
+			n = -EIO; /* the file shrank */
+		if (n >= 0)
+			n = full_io_pwrite(out, buf, want, done);
+		if (n < 0) {
+			rc = (int)n;
 			goto out;
-		}
-		for (ssize_t w = 0; w < n;) {
-			ssize_t m = pwrite(out, buf + w, (size_t)(n - w), done + w);
-			if (m < 0 && errno == EINTR)
-				continue;
-			if (m < 0) {
-				rc = -errno;
-				goto out;
-			}
-			w += m;
 		}
 		done += n;
 	}

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "digest.h"
+#include "full_io.h"
 
 struct digest {
 	enum digest_algo algo;
@@ -169,18 +170,16 @@ int digest_fd(int fd, enum digest_algo algo, uint64_t size, char out[DIGEST_HEX_
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = pread(fd, buf, CHUNK, offset);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = full_io_pread(fd, buf, CHUNK, offset);
 		if (n < 0) {
-			rc = -errno;
+			rc = (int)n;
 			goto out;
 		}
-		if (n == 0)
-			break;
 		rc = digest_update(dg, buf, (size_t)n);
 		if (rc)
 			goto out;
+		if (n < CHUNK) /* short: the end of the file */
+			break;
 		offset += n;
 	}
 	rc = digest_final_hex(dg, out);

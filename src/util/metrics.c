@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memtext.h"
 #include "metrics.h"
 
 /* Status classes of the requests counter; the last is "no response". */
@@ -306,15 +307,12 @@ static void render_gauge(FILE *f, const char *name, const char *help, double val
 
 int metrics_render(struct metrics *m, const struct metrics_gauges *gauges, char **out, size_t *len)
 {
-	char *text = NULL;
-	size_t size = 0;
+	struct memtext mt;
 	FILE *f;
 
-	*out = NULL;
-	*len = 0;
-	f = open_memstream(&text, &size);
-	if (!f)
+	if (memtext_open(&mt, out, len) != 0)
 		return -ENOMEM;
+	f = mt.f;
 	if (m) {
 		render_requests(f, m);
 		render_sources(f, m);
@@ -345,11 +343,5 @@ int metrics_render(struct metrics *m, const struct metrics_gauges *gauges, char 
 		render_gauge(f, "omnihub_uptime_seconds", "Seconds since the session started.",
 		             gauges->uptime_seconds);
 	}
-	if (fclose(f) != 0) {
-		free(text);
-		return -ENOMEM;
-	}
-	*out = text;
-	*len = size;
-	return 0;
+	return memtext_close(&mt, out, len);
 }

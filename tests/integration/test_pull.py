@@ -12,9 +12,11 @@ with a mount (test_omnihub.py), nor for the mount itself (test_hf_mount.py).
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
@@ -239,6 +241,24 @@ def files_are_fetched_at_once(t):
     check(at_once >= 4, "requests at once by default: %d" % at_once)
     res = omnihub(t, "pull", REPO, "--max-workers", "0", want=2)
     check("--max-workers" in res.stderr, "the refusal: %r" % res.stderr)
+
+
+@test
+def waiting_for_files_does_not_spin(t):
+    """While its files arrive, pull sleeps between drawing the bar: its CPU time stays far
+    below the time it waits. (Before: the wait's deadline was on another clock than the
+    condition's, long past, and pull spun a core for as long as the files took.)"""
+    t.shared.srv.set_resolve_delay(1.0)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    omnihub(t, "pull", "huggingface/" + fx.MANY_REPO + "/files/02", "--max-workers", "1",
+            "--include", "f10[0-2].txt")
+    waited = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print("# pull of 3 files held 1 s each: %.2f s CPU in %.2f s" % (cpu, waited))
+    check(waited >= 3.0, "the files were held: %.2f s" % waited)
+    check(cpu < waited / 2, "CPU time %.2f s of %.2f s waiting" % (cpu, waited))
 
 
 @test

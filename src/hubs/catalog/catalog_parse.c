@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "catalog_parse.h"
+#include "full_io.h"
 #include "json.h"
 #include "log.h"
 #include "names.h"
@@ -1314,17 +1315,15 @@ static int read_catalog(const char *path, char **out, size_t *len, char *why, si
 			}
 			data = grown;
 		}
-		n = read(fd, data + used, cap - used);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = full_io_read(fd, data + used, cap - used);
 		if (n < 0) {
-			rc = -errno;
-			snprintf(why, why_size, "cannot read it: %s", strerror(errno));
+			rc = (int)n;
+			snprintf(why, why_size, "cannot read it: %s", strerror(-rc));
 			goto out;
 		}
-		if (n == 0)
-			break;
 		used += (size_t)n;
+		if (used < cap) /* short: the end of the file */
+			break;
 	}
 	if (used > CATALOG_MAX_BYTES) {
 		rc = too_big(why, why_size);

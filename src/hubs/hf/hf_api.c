@@ -75,7 +75,15 @@ static double seconds_since(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-int hf_api_pace(const struct hf_api *api)
+/* A wait of our own (pacing, backoff) ended by the unmount: the call fails
+ * as a request cancelled in flight does, and says so. */
+static void say_cancelled(struct fetch_response *resp, const char *url)
+{
+	fetch_url_for_log(url, resp->url_for_log, sizeof(resp->url_for_log));
+	snprintf(resp->error, sizeof(resp->error), "cancelled: unmounting");
+}
+
+int hf_api_pace(const struct hf_api *api, const char *url, struct fetch_response *resp)
 {
 	bool said = false;
 	time_t wait;
@@ -92,15 +100,9 @@ int hf_api_pace(const struct hf_api *api)
 								 ? (wait > 0 ? wait : 1)
 								 : HF_RETRY_WAIT_MAX));
 	}
+	if (rc)
+		say_cancelled(resp, url);
 	return rc;
-}
-
-/* A wait of our own (pacing, backoff) ended by the unmount: the call fails
- * as a request cancelled in flight does, and says so. */
-static void say_cancelled(struct fetch_response *resp, const char *url)
-{
-	fetch_url_for_log(url, resp->url_for_log, sizeof(resp->url_for_log));
-	snprintf(resp->error, sizeof(resp->error), "cancelled: unmounting");
 }
 
 /* The errno of a refusal, by what the Hub says it is rather than by its
@@ -158,11 +160,10 @@ static int api_get(const struct hf_api *api, const char *url, size_t max_bytes, 
 		double left;
 		long wait;
 		bool asked;
-		rc = hf_api_pace(api); /* a retry is a call too: it counts against the Hub's limit */
-		if (rc) {
-			say_cancelled(resp, url);
+		/* A retry is a call too: it counts against the Hub's limit. */
+		rc = hf_api_pace(api, url, resp);
+		if (rc)
 			break;
-		}
 		memset(body, 0, sizeof(*body));
 		rc = fetch_request_run(api->fetcher, &req, max_bytes, body, resp);
 		if (rc == 0)
@@ -433,13 +434,9 @@ int hf_api_tree(const struct hf_api *api, const char *repo_id, const char *commi
 	}
 	free(url);
 	hf_pages_free(&seen);
-	if (rc == 0)
-		rc = hf_tree_finish(tree);
-	if (rc) {
-		hf_tree_free(tree);
+	rc = hf_tree_done(&tree, rc, time(NULL));
+	if (rc)
 		return rc;
-	}
-	tree->mtime = time(NULL);
 	log_info("%s: %s: listed %zu files and folders in %zu page%s%s", api->name, label,
 		 tree->count, pages, pages == 1 ? "" : "s", tree->skipped ? " (some skipped)" : "");
 	*out = tree;

@@ -19,6 +19,7 @@
 #include "hf_tree.h"
 
 struct budgets;
+struct fetch_response;
 struct fetcher;
 
 /* Longest revision name taken from a path (a branch, tag or commit). */
@@ -69,9 +70,10 @@ struct hf_repo_info {
  * 401/403 (a token the Hub refuses); -EIO, ... */
 /* Waits, if need be, until the mount's API budget for the endpoint has a
  * call left: the Hub's published limit is kept rather than run into. Every
- * API call takes its turn here (each function below does). 0, or -EINTR
- * when the mount ends meanwhile (fetcher_cancel_all). */
-int hf_api_pace(const struct hf_api *api);
+ * API call (to url) takes its turn here (each function below does). 0, or
+ * -EINTR when the mount ends meanwhile (fetcher_cancel_all), with resp
+ * filled as for a request to url cancelled in flight, for the log line. */
+int hf_api_pace(const struct hf_api *api, const char *url, struct fetch_response *resp);
 
 int hf_api_commit(const struct hf_api *api, const char *repo_id, const char *rev, bool quiet,
 		  char commit[41], struct hf_repo_info *info, struct hf_refusal *refusal);

@@ -208,6 +208,19 @@ int hf_tree_finish(struct hf_tree *tree)
 	return 0;
 }
 
+int hf_tree_done(struct hf_tree **tree, int rc, time_t mtime)
+{
+	if (rc == 0)
+		rc = hf_tree_finish(*tree);
+	if (rc) {
+		hf_tree_free(*tree);
+		*tree = NULL;
+	} else {
+		(*tree)->mtime = mtime;
+	}
+	return rc;
+}
+
 void hf_tree_free(struct hf_tree *tree)
 {
 	if (!tree)

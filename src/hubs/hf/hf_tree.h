@@ -44,6 +44,10 @@ int hf_tree_add(struct hf_tree *tree, const char *path, bool dir, uint64_t size,
 		const struct digest_spec *digest);
 /* Sorts, drops duplicates and adds the directories that files imply. */
 int hf_tree_finish(struct hf_tree *tree);
+/* Ends the building of *tree, which rc says how went: finished and stamped
+ * with mtime when rc is 0, else (or when it cannot finish) freed and *tree
+ * NULL. Returns the error, or 0. */
+int hf_tree_done(struct hf_tree **tree, int rc, time_t mtime);
 void hf_tree_free(struct hf_tree *tree);
 
 static inline const char *hf_item_path(const struct hf_tree *tree, const struct hf_item *item)

@@ -368,16 +368,10 @@ static int read_tree(struct hub *hub, const char *rel, const char *label, struct
 		return rc;
 	tree = calloc(1, sizeof(*tree));
 	rc = tree ? hf_tree_add_page(tree, data, len, label, why, sizeof(why)) : -ENOMEM;
-	if (rc == 0)
-		rc = hf_tree_finish(tree);
-	if (rc) {
+	rc = hf_tree_done(&tree, rc, mtime);
+	if (rc)
 		log_warn("%s: ignoring the kept file list %s/%s: %s", hub->name,
 			 cache_root(hub->env->cache), rel, rc == -EINVAL ? why : strerror(-rc));
-		hf_tree_free(tree);
-		tree = NULL;
-	} else {
-		tree->mtime = mtime;
-	}
 	free(data);
 	*out = tree;
 	return rc;
@@ -409,13 +403,9 @@ static int snapshot_tree(struct hub *hub, const char *repo_id, const char *commi
 	if (rc == 0)
 		rc = hf_cache_snapshot_files(hf->client_cache, hf->type, repo_id,
 		                             commit, snapshot_file, tree);
-	if (rc == 0)
-		rc = hf_tree_finish(tree);
-	if (rc) {
-		hf_tree_free(tree);
+	rc = hf_tree_done(&tree, rc, time(NULL));
+	if (rc)
 		return rc;
-	}
-	tree->mtime = time(NULL);
 	log_info("%s: offline: %s from huggingface_hub's snapshot (%zu files and folders)",
 		 hub->name, label, tree->count);
 	*out = tree;
@@ -952,20 +942,10 @@ static bool hf_would_block(struct hub *hub, const char *path, bool list)
 	return repo_would_block(hub, repo_id, rev);
 }
 
-static void make_entry(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
-		       time_t mtime)
-{
-	memset(entry, 0, sizeof(*entry));
-	snprintf(entry->name, sizeof(entry->name), "%s", name);
-	entry->type = type;
-	entry->size = size;
-	entry->mtime = mtime;
-}
-
 static void item_entry(const struct hf_tree *tree, const struct hf_item *item, const char *name,
 		       struct entry *entry)
 {
-	make_entry(entry, name, item->dir ? ENTRY_DIR : ENTRY_FILE, item->size, tree->mtime);
+	entry_make(entry, name, item->dir ? ENTRY_DIR : ENTRY_FILE, item->size, tree->mtime);
 	entry->digest = item->digest;
 }
 
@@ -1225,7 +1205,7 @@ static int list_known(struct hub *hub, const char *org, struct entry_list *out)
 	}
 	pthread_mutex_unlock(&hf->lock);
 	for (size_t i = 0; i < set.count && rc == 0; i++) {
-		make_entry(&entry, set.names[i], ENTRY_DIR, 0, hf->started);
+		entry_make(&entry, set.names[i], ENTRY_DIR, 0, hf->started);
 		rc = entry_list_add(out, &entry);
 	}
 	name_set_free(&set);
@@ -1277,14 +1257,14 @@ static int hf_lookup(struct hub *hub, const char *path, struct entry *out)
 	if (rc)
 		return rc;
 	if (place.what != PLACE_REPO) {
-		make_entry(out, name, ENTRY_DIR, 0, ((struct hf_hub *)hub->priv)->started);
+		entry_make(out, name, ENTRY_DIR, 0, ((struct hf_hub *)hub->priv)->started);
 		return 0;
 	}
 	rc = repo_get(hub, place.repo_id, place.rev, &repo);
 	if (rc)
 		return rc;
 	if (!place.inside[0]) {
-		make_entry(out, name, ENTRY_DIR, 0, repo->tree->mtime);
+		entry_make(out, name, ENTRY_DIR, 0, repo->tree->mtime);
 	} else {
 		item = hf_tree_find(repo->tree, place.inside);
 		if (item)
@@ -1538,11 +1518,9 @@ static int hf_search(struct hub *hub, const char *query, unsigned limit,
 	req.url = url;
 	req.auth_header = auth;
 	/* A search is an API call like the others: within the Hub's limit. */
-	rc = hf_api_pace(&hf->api);
+	rc = hf_api_pace(&hf->api, url, &resp);
 	if (rc == 0)
 		rc = fetch_request_run(hf->api.fetcher, &req, HF_TREE_MAX_BYTES, &body, &resp);
-	else
-		snprintf(resp.error, sizeof(resp.error), "cancelled: unmounting");
 	if (rc) {
 		log_error("%s: %s: %s", hub->name, resp.url_for_log, resp.error);
 		goto out;

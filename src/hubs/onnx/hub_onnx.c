@@ -569,33 +569,23 @@ static int resolve(const struct onnx_index *index, const char *path, struct onnx
 	return -ENOENT;
 }
 
-static void make_entry(struct entry *entry, const char *name, enum entry_type type, uint64_t size,
-		       time_t mtime)
-{
-	memset(entry, 0, sizeof(*entry));
-	snprintf(entry->name, sizeof(entry->name), "%s", name);
-	entry->type = type;
-	entry->size = size;
-	entry->mtime = mtime;
-}
-
 static void place_entry(const struct onnx_place *place, const char *name, time_t mtime,
 			struct entry *entry)
 {
 	switch (place->what) {
 	case ONNX_LATEST:
 	case ONNX_OPSET_FILE:
-		make_entry(entry, name, ENTRY_FILE, place->opset->model.bytes, mtime);
+		entry_make(entry, name, ENTRY_FILE, place->opset->model.bytes, mtime);
 		entry->digest = place->opset->model.sha256;
 		break;
 	case ONNX_OPSET_DATA:
-		make_entry(entry, name, ENTRY_ARCHIVE, place->opset->data.bytes, mtime);
+		entry_make(entry, name, ENTRY_ARCHIVE, place->opset->data.bytes, mtime);
 		entry->digest = place->opset->data.sha256;
 		break;
 	case ONNX_ROOT:
 	case ONNX_MODEL:
 	case ONNX_OPSET:
-		make_entry(entry, name, ENTRY_DIR, 0, mtime);
+		entry_make(entry, name, ENTRY_DIR, 0, mtime);
 		break;
 	}
 }
@@ -747,7 +737,7 @@ static int onnx_list(struct hub *hub, const char *dir, struct entry_list *out)
 	switch (place.what) {
 	case ONNX_ROOT:
 		for (size_t i = 0; i < onnx->index->nmodels && rc == 0; i++) {
-			make_entry(&entry, onnx->index->models[i].name, ENTRY_DIR, 0,
+			entry_make(&entry, onnx->index->models[i].name, ENTRY_DIR, 0,
 				   onnx->index_mtime);
 			rc = entry_list_add(out, &entry);
 		}
@@ -759,7 +749,7 @@ static int onnx_list(struct hub *hub, const char *dir, struct entry_list *out)
 		rc = entry_list_add(out, &entry);
 		for (size_t i = 0; i < place.model->nopsets && rc == 0; i++) {
 			snprintf(name, sizeof(name), OPSET_PREFIX "%d", place.model->opsets[i].opset);
-			make_entry(&entry, name, ENTRY_DIR, 0, onnx->index_mtime);
+			entry_make(&entry, name, ENTRY_DIR, 0, onnx->index_mtime);
 			rc = entry_list_add(out, &entry);
 		}
 		break;

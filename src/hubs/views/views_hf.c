@@ -199,16 +199,6 @@ static int repo_exists(const struct place *pl)
 	return rc ? rc : e.type == ENTRY_DIR ? 0 : -ENOENT;
 }
 
-static void make_entry(struct entry *e, const char *name, enum entry_type type, uint64_t size,
-                       time_t mtime)
-{
-	memset(e, 0, sizeof(*e));
-	snprintf(e->name, sizeof(e->name), "%s", name);
-	e->type = type;
-	e->size = size;
-	e->mtime = mtime;
-}
-
 static int add(struct entry_list *out, const char *name, enum entry_type type, uint64_t size,
                time_t mtime)
 {
@@ -217,7 +207,7 @@ static int add(struct entry_list *out, const char *name, enum entry_type type, u
 	for (size_t i = 0; i < out->count; i++)
 		if (strcmp(out->items[i].name, name) == 0)
 			return 0;
-	make_entry(&e, name, type, size, mtime);
+	entry_make(&e, name, type, size, mtime);
 	return entry_list_add(out, &e);
 }
 
@@ -353,7 +343,7 @@ int views_hf_lookup(struct hub *self, const char *path, time_t mtime, struct ent
 	switch (pl.what) {
 	case HV_TOP:
 	case HV_LOCKS:
-		make_entry(out, base, ENTRY_DIR, 0, mtime);
+		entry_make(out, base, ENTRY_DIR, 0, mtime);
 		return 0;
 	case HV_REF:
 		rc = peer_path(&pl, target, sizeof(target));
@@ -362,29 +352,29 @@ int views_hf_lookup(struct hub *self, const char *path, time_t mtime, struct ent
 			         ? pl.peer->ops->commit_of(pl.peer, target, commit)
 			         : -ENOENT;
 		if (rc == 0)
-			make_entry(out, base, ENTRY_FILE, COMMIT_LEN, mtime);
+			entry_make(out, base, ENTRY_FILE, COMMIT_LEN, mtime);
 		return rc;
 	case HV_SNAPSHOT:
 		rc = peer_path(&pl, target, sizeof(target));
 		if (rc == 0)
 			rc = pl.peer->ops->lookup(pl.peer, target, &e);
 		if (rc == 0 && e.type == ENTRY_DIR) {
-			make_entry(out, base, ENTRY_DIR, 0, mtime);
+			entry_make(out, base, ENTRY_DIR, 0, mtime);
 		} else if (rc == 0) {
 			rc = views_link_to(path, pl.peer->name, target, link, sizeof(link));
 			if (rc == 0)
-				make_entry(out, base, ENTRY_LINK, strlen(link), mtime);
+				entry_make(out, base, ENTRY_LINK, strlen(link), mtime);
 		}
 		return rc;
 	case HV_BLOB:
 		rc = blob_link(path, &pl, link, sizeof(link));
 		if (rc == 0)
-			make_entry(out, base, ENTRY_LINK, strlen(link), mtime);
+			entry_make(out, base, ENTRY_LINK, strlen(link), mtime);
 		return rc;
 	default:
 		rc = repo_exists(&pl);
 		if (rc == 0)
-			make_entry(out, base, ENTRY_DIR, 0, mtime);
+			entry_make(out, base, ENTRY_DIR, 0, mtime);
 		return rc;
 	}
 }
