@@ -4,6 +4,7 @@
  * only to name the catalogs' hubs). */
 #include "build_config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,53 @@ static void problem(void *ctx, const char *sentence)
 		p->failed |= fprintf(p->out, "%s\n", sentence) < 0;
 }
 
+/* What the hubs check themselves, once the settings resolve: the catalogs'
+ * load (catalogs, converters) and each hub's check (hf_repos' ids, the
+ * endpoint), each refusal said where its option was set. Local files
+ * only: nothing is opened or asked. Returns the number of problems, or
+ * -ENOMEM. */
+static int check_hubs(const struct config_options *opts, config_problem_fn fn, void *ctx)
+{
+	struct config cfg = { 0 };
+	char why[1024], located[2048], last[2048] = "";
+	const char *resolve_why = NULL;
+	int count = 0;
+
+	if (config_resolve(&cfg, opts, &resolve_why) != 0)
+		goto out; /* config_check has said why */
+	for (size_t i = 0; i < hub_registry_count; i++) {
+		const struct hub_ops *ops = hub_registry[i];
+		void *set = NULL;
+		int rc = 0;
+
+		why[0] = '\0';
+		if (ops->load) {
+			rc = ops->load(&cfg, &set, why, sizeof(why));
+			if (rc == 0)
+				ops->unload(set);
+		}
+		if (rc == 0 && ops->check)
+			rc = ops->check(&cfg, why, sizeof(why));
+		if (rc == -ENOMEM) {
+			count = -ENOMEM;
+			break;
+		}
+		if (rc == 0)
+			continue;
+		if (config_locate_refusal(&cfg, why, located, sizeof(located)) != 0)
+			snprintf(located, sizeof(located), "%s hub: %s", ops->name, why);
+		/* Two hubs of one option (models and datasets) say it once. */
+		if (strcmp(located, last) == 0)
+			continue;
+		snprintf(last, sizeof(last), "%s", located);
+		fn(ctx, located);
+		count++;
+	}
+out:
+	config_free(&cfg);
+	return count;
+}
+
 int cmd_config_check(struct cmd_ctx *ctx, const struct config_options *opts)
 {
 	struct problems p = {.out = ctx->out};
@@ -208,6 +256,8 @@ int cmd_config_check(struct cmd_ctx *ctx, const struct config_options *opts)
 			goto out;
 	}
 	count = config_check(opts, problem, &p);
+	if (count == 0)
+		count = check_hubs(opts, problem, &p);
 	if (count < 0 || p.failed)
 		goto out;
 	if (doc) {

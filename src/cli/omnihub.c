@@ -82,8 +82,9 @@ static const struct subcommand subcommands[] = {
      "URL's password (or a token as its user) is shown as ***.\n"
      "\n"
      "    --check                only check: print every problem of the\n"
-     "                           settings, one line each (exit 2 when any),\n"
-     "                           starting nothing\n"},
+     "                           settings and of the values the hubs check\n"
+     "                           (hf_repos, catalogs), one line each (exit 2\n"
+     "                           when any), starting nothing\n"},
     {"status", cmd_status, {&cmd_status_opts}, "[--json] [MOUNTPOINT]",
      "each mount's hubs and downloads",
      "Prints the .omnihub/status of the mount at MOUNTPOINT, or of every\n"
@@ -414,6 +415,10 @@ int main(int argc, char *argv[])
 		goto out;
 	ctx.json = g.json;
 	options_finish(&g.opts);
+	log_setup(g.verbose >= 2 ? LOG_LEVEL_DEBUG
+	          : g.verbose    ? LOG_LEVEL_INFO
+	                         : LOG_LEVEL_WARN,
+	          false);
 	/* config --check reports every problem rather than stopping at the
 	 * first, and needs no settings that work. */
 	if (sub->run == cmd_config && nargs == 2 && strcmp(args[1], "--check") == 0) {
@@ -424,10 +429,6 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: %s\n", PROGRAM, why);
 		goto out;
 	}
-	log_setup(g.verbose >= 2 ? LOG_LEVEL_DEBUG
-	          : g.verbose    ? LOG_LEVEL_INFO
-	                         : LOG_LEVEL_WARN,
-	          false);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "%s: cannot initialise libcurl\n", PROGRAM);
 		status = CMD_EXIT_FAILED;

@@ -174,6 +174,11 @@ struct hub_ops {
 	size_t (*count)(const void *set);
 	const char *(*hub_name)(const void *set, size_t i);
 	void (*unload)(void *set);
+	/* Optional: checks the hub's own settings as open takes them, reading
+	 * local files at most and sending no request (omnihub config
+	 * --check): 0, or -errno with a sentence in why that begins with the
+	 * option's name ("hf_repos: ...") when it is a setting's fault. */
+	int (*check)(const struct config *cfg, char *why, size_t why_size);
 	/* Optional, for a hub whose files converters make: how long one may
 	 * run, in seconds (0: its setting is wrong; load refuses it). */
 	unsigned (*convert_timeout)(const struct config *cfg);

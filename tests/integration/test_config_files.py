@@ -611,6 +611,21 @@ def config_check_reports_every_problem(t):
     write(system, "")
     write(user_file(t), "cache_max = 1G\n")
     check_eq(omnihub(t, "config", "--check"), "no problem found\n", "good settings")
+    # What the hubs check themselves (an id hf_repos refuses, a converter the catalogs'
+    # load refuses), said where it was set, as the mount would stop on it. (Before: "no
+    # problem found", exit 0, for values that stop the mount with exit 2.)
+    write(user_file(t), "cache_max = 1G\n[huggingface]\nrepos = acme/tiny-onnx, bad..repo/x\n"
+                        "[catalogs]\nconvert = nonsense\n")
+    res = subprocess.run([os.environ["OMNIHUB"], "config", "--check"], env=t.env,
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    check_eq(res.stdout.splitlines(), [
+        user_file(t) + ":3: hf_repos: 'bad..repo/x' is not a repo id (org/name[@rev])",
+        user_file(t) + ':5: convert: "nonsense" is not FROM:TO:COMMAND (formats are '
+        '[a-z0-9_.-] tokens)',
+        "2 problems"], "omnihub config --check of values the hubs refuse")
+    check_eq(res.stderr, "", "stderr of config --check")
+    check(not os.listdir(t.cache), "something started: %r" % os.listdir(t.cache))
 
 
 if __name__ == "__main__":

@@ -1067,7 +1067,7 @@ static int hf_open_type(struct hub *hub, enum hf_repo_type type, char *why, size
 		hf->endpoint[strlen(hf->endpoint) - 1] = '\0';
 	rc = fetch_url_origin(hf->endpoint, hf->origin, sizeof(hf->origin));
 	if (rc) {
-		snprintf(why, why_size, "the endpoint %s is not an http(s) URL", hf->endpoint);
+		snprintf(why, why_size, "hf_endpoint: %s is not an http(s) URL", hf->endpoint);
 		goto fail;
 	}
 	if (parse_unsigned(config_hub_option(cfg, "hf_ttl"), 0, HF_TTL_MAX, &hf->ttl) != 0 ||
@@ -1122,6 +1122,18 @@ static int hf_open_models(struct hub *hub, char *why, size_t why_size)
 static int hf_open_datasets(struct hub *hub, char *why, size_t why_size)
 {
 	return hf_open_type(hub, HF_REPO_DATASET, why, why_size);
+}
+
+/* Its open, on a hub no mount serves: open reads its settings and the
+ * token's file, and sends no request. */
+static int hf_check(const struct config *cfg, char *why, size_t why_size)
+{
+	const struct hub_env env = { .config = cfg };
+	struct hub hub = { .env = &env, .name = hub_hf_models_ops.name };
+	int rc = hf_open_type(&hub, HF_REPO_MODEL, why, why_size);
+
+	hf_close(&hub);
+	return rc;
 }
 
 /* Names listed at the top or in an org: those pinned, kept on disk, or
@@ -1561,6 +1573,7 @@ const struct hub_ops hub_hf_models_ops = {
 	.name = "huggingface",
 	.flags = HUB_SIZES_KNOWN | HUB_USES_TOKEN,
 	.options = hf_options,
+	.check = hf_check,
 	.open = hf_open_models,
 	.list = hf_list,
 	.lookup = hf_lookup,
