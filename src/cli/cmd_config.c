@@ -15,6 +15,7 @@
 #include "cmd_out.h"
 #include "config.h"
 #include "core.h"
+#include "hf_token.h"
 #include "hub.h"
 
 /* Longer values are not padded: one long URL would push every comment far
@@ -92,6 +93,29 @@ static cJSON *json_string_or_null(const char *text)
 	return text ? cJSON_CreateString(text) : cJSON_CreateNull();
 }
 
+/* Where the Hugging Face token comes from, or why there is none (never
+ * the token): "with the token from $HF_TOKEN"; *found says which. */
+static int token_source(const struct config *cfg, char *out, size_t out_size, bool *found)
+{
+	struct hf_token token;
+	char why[512], *header = NULL;
+	int rc = hf_token_open(&token, cfg, why, sizeof(why));
+
+	*found = false;
+	if (rc) {
+		snprintf(out, out_size, "%s", why);
+		return 0;
+	}
+	rc = hf_token_header(&token, &header, NULL);
+	if (rc == 0) {
+		*found = header != NULL;
+		hf_token_describe(&token, out, out_size);
+	}
+	hf_token_free_header(header);
+	hf_token_close(&token);
+	return rc;
+}
+
 static int config_json(struct cmd_ctx *ctx, const struct lines *lines)
 {
 	const struct config *cfg = ctx->cfg;
@@ -121,6 +145,14 @@ static int config_json(struct cmd_ctx *ctx, const struct lines *lines)
 		     cJSON_AddStringToObject(item, "origin", l->origin);
 	}
 	if (ok) {
+		char token[1024];
+		bool found;
+		cJSON *t = cJSON_AddObjectToObject(doc, "huggingface_token");
+		ok = t && token_source(cfg, token, sizeof(token), &found) == 0 &&
+		     cJSON_AddBoolToObject(t, "found", found) &&
+		     cJSON_AddStringToObject(t, "source", token);
+	}
+	if (ok) {
 		cJSON *f = cJSON_GetObjectItem(doc, "files");
 		ok = cJSON_AddItemToObject(f, "user", json_string_or_null(cfg->user_file)) &&
 		     cJSON_AddItemToObject(f, "system", json_string_or_null(cfg->system_file)) &&
@@ -148,6 +180,8 @@ int cmd_config(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	const struct config *cfg = ctx->cfg;
 	struct lines lines = {0};
+	char token[1024];
+	bool found;
 	int key_width = 0, value_width = 0, rc;
 
 	rc = no_arguments(ctx, argc, argv);
@@ -172,6 +206,13 @@ int cmd_config(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	print_file(ctx, "user", cfg->user_file, cfg->user_file_found);
 	print_file(ctx, "system", cfg->system_file, cfg->system_file_found);
+	if (token_source(cfg, token, sizeof(token), &found) != 0) {
+		fprintf(stderr, "%s: out of memory\n", ctx->program);
+		lines_free(&lines);
+		return CMD_EXIT_FAILED;
+	}
+	fprintf(ctx->out, "# huggingface token: %s%s\n", token,
+	        found ? " (omnihub whoami says whose)" : "");
 	for (size_t i = 0; i < lines.count; i++)
 		fprintf(ctx->out, "%-*s = %-*s  # %s\n", key_width, lines.items[i].key, value_width,
 		        lines.items[i].value, lines.items[i].origin);

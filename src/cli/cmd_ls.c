@@ -19,6 +19,7 @@ struct ls_run {
 	struct core *core;
 	bool recursive;
 	cJSON *entries; /* --json */
+	size_t listed;  /* names in the folder asked for */
 };
 
 /* One line (or JSON object) for entry, whose path in the hub is path and
@@ -82,6 +83,8 @@ static int list_dir(struct ls_run *run, struct hub *hub, const char *dir, size_t
 		cmd_error(run->ctx, path, "%s", strerror(-rc));
 		return rc;
 	}
+	if (depth == 0)
+		run->listed = list.count;
 	for (size_t i = 0; i < list.count; i++) {
 		const struct entry *e = &list.items[i];
 		const char *shown;
@@ -169,6 +172,16 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	if (entry.type == ENTRY_DIR) {
 		rc = list_dir(&run, hub, path, strlen(path), 0);
+		/* A hub that lists only the names it knows so far (the
+		 * Hugging Face Hub's millions of repos) starts empty: say how
+		 * to reach the others, on stderr, so the listing stays clean. */
+		if (rc == 0 && !run.listed && !path[0] && !(hub->ops->flags & HUB_LISTS_ALL))
+			fprintf(stderr,
+			        "%s: %s lists only the names its settings give, the cache holds or "
+			        "were looked up: name one (omnihub ls %s/NAME)%s%s%s\n",
+			        ctx->program, hub->name, hub->name,
+			        hub->ops->search ? ", or find one with omnihub search --hub " : "",
+			        hub->ops->search ? hub->name : "", hub->ops->search ? " QUERY" : "");
 	} else {
 		const char *slash = strrchr(path, '/');
 		print_entry(&run, hub, path, slash ? slash + 1 : path, &entry);

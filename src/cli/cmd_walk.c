@@ -11,6 +11,7 @@
 
 #include "cmd_out.h"
 #include "cmd_walk.h"
+#include "config.h"
 #include "core.h"
 
 /* Deep enough for any hub's tree, and an end to a loop in a broken one. */
@@ -43,6 +44,18 @@ static bool names_a_hub(struct core *core, const char *path)
 	return found;
 }
 
+/* Whether why (core_resolve's "HUB hub: what") is a refusal of a setting
+ * that config_locate_refusal can say the place of. */
+static bool refusal_located(const struct cmd_ctx *ctx, const char *hub, const char *why)
+{
+	char prefix[300], located[2048];
+	size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%s hub: ", hub);
+
+	if (n < sizeof(prefix) && strncmp(why, prefix, n) == 0)
+		why += n;
+	return config_locate_refusal(ctx->cfg, why, located, sizeof(located)) == 0;
+}
+
 int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size, struct hub **hub,
                 const char **path)
 {
@@ -70,9 +83,13 @@ int cmd_resolve(struct cmd_ctx *ctx, const char *arg, char *buf, size_t buf_size
 	if (rc && !names_a_hub(core, buf)) {
 		snprintf(hint, sizeof(hint), "omnihub ls lists the hubs");
 	} else if (rc) {
-		/* The hub is there but did not open: offline without its index,
-		 * or its index could not be had. */
+		/* The hub is there but did not open: its settings refused (said
+		 * once, where they were set, as the command ends: omnihub.c's
+		 * refused_settings), or offline without its index, or its index
+		 * could not be had. */
 		snprintf(name, sizeof(name), "%.*s", (int)strcspn(buf, "/"), buf);
+		if (refusal_located(ctx, name, why))
+			return rc;
 		cmd_offline_hint(ctx, name, true, hint, sizeof(hint));
 	}
 	if (rc)

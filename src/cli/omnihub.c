@@ -48,7 +48,7 @@ static const struct subcommand subcommands[] = {
      "Prints a file's URL, digest, size, metadata (JSON), and whether and\n"
      "where it is in the cache. Downloads nothing but the hub's index.\n"},
     {"pull", cmd_pull, {&cmd_pull_opts},
-     "[--include GLOB] [--exclude GLOB] [--local-dir DIR] PATH...",
+     "[--include GLOB] [--exclude GLOB] [--local-dir DIR] [-j N] PATH...",
      "download, verify and stage files ahead of time", cmd_pull_help},
     {"search", cmd_search, {&cmd_search_opts}, "[--hub HUB] [--limit N] [--datasets] QUERY",
      "find models by name, on the Hub and in the catalogs", cmd_search_help},
@@ -64,7 +64,7 @@ static const struct subcommand subcommands[] = {
     {"du", cmd_du, {&cmd_du_opts}, "", "how much the cache holds, and for which hub",
      "Prints the cache's size: complete blobs, partial downloads, the limit\n"
      "(cache_max), and the files of each hub's readable tree. Touches no\n"
-     "network.\n"},
+     "network. omnihub cache ls shows the same by model, repo and revision.\n"},
     {"gc", cmd_gc, {&cmd_gc_opts}, "[--max SIZE] [--older DAYS] [--dry-run]", "clean the cache",
      "Removes complete blobs least recently used first until the cache holds\n"
      "at most SIZE (default: cache_max, when set), and those not used for\n"
@@ -79,7 +79,8 @@ static const struct subcommand subcommands[] = {
      "the effective settings, and where each came from",
      "Prints every setting with its value and its origin: a mount option,\n"
      "the environment, a config file (with its line) or the default. A\n"
-     "URL's password (or a token as its user) is shown as ***.\n"
+     "URL's password (or a token as its user) is shown as ***. A comment\n"
+     "says where the Hugging Face token comes from (never the token).\n"
      "\n"
      "    --check                only check: print every problem of the\n"
      "                           settings and of the values the hubs check\n"

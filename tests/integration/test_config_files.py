@@ -204,6 +204,29 @@ def omnihub(t, *args, env=None):
 
 
 @test
+def config_command_names_the_token_source(t):
+    """omnihub config says where the Hugging Face token comes from, or why there is none,
+    and never the token itself (text and --json); omnihub whoami is named to say whose.
+    (Before: nothing about the token.)"""
+    secret = "hf_SecretValueForTheConfigTest"
+    env = {"HF_TOKEN": ""}
+    out = omnihub(t, "config", env=env)
+    check("# huggingface token: without a token" in out, "no token: %r" % out)
+    out = omnihub(t, "config", env={"HF_TOKEN": secret})
+    check("# huggingface token: with the token from $HF_TOKEN (omnihub whoami says whose)"
+          in out, "$HF_TOKEN: %r" % out)
+    check(secret not in out, "the token itself in omnihub config's output")
+    token_file = os.path.join(t.env["HF_HOME"], "token")
+    write(token_file, "  %s\n" % secret)
+    doc = json.loads(omnihub(t, "--json", "config", env=env))
+    t.note("token: %r" % doc["huggingface_token"])
+    check_eq(doc["huggingface_token"]["found"], True, "found, from the token file")
+    check(token_file in doc["huggingface_token"]["source"], "the token file named: %r"
+          % doc["huggingface_token"])
+    check(secret not in json.dumps(doc), "the token itself in omnihub --json config")
+
+
+@test
 def config_command_names_every_origin(t):
     """omnihub config: each setting with the level it came from (option, environment, user
     file and line, system file and line, default); a hub option by its section's key.

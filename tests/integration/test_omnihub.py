@@ -368,6 +368,13 @@ def errors_name_the_next_step(t):
         check(res.stderr.startswith("omnihub: %s: No such file or directory" % args[1]),
               "the reason stays: %r" % res.stderr)
         check(omnihub(t, "ls", parent).stdout, "omnihub ls %s lists something" % parent)
+    # A hub that lists only the names it knows starts empty: how to reach the others, on
+    # stderr, the listing itself empty. (Before: nothing at all, exit 0.)
+    res = omnihub(t, "ls", "huggingface")
+    check_eq(res.stdout, "", "stdout of ls huggingface on an empty cache")
+    check("name one (omnihub ls huggingface/NAME), or find one with omnihub search --hub "
+          "huggingface QUERY" in res.stderr, "the hint of an empty huggingface: %r" % res.stderr)
+    check_eq(omnihub(t, "ls", "onnx").stderr, "", "stderr of ls onnx (it lists all it has)")
     # --include matching nothing: ls -r shows the names to match.
     res = omnihub(t, "pull", "--include", "*.nothing", "onnx/conv2d")
     check_eq(next_step(res, "pull --include"), "omnihub ls -r onnx/conv2d lists the names",
