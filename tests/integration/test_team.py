@@ -34,6 +34,7 @@ from blob_server import FILES_PREFIX, BlobServer, files_of, make_blobs, manifest
 from zoo_server import make_tls  # noqa: E402
 import make_hf_repos as fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
+from http_base import HttpHandler  # noqa: E402
 
 MiB = 1 << 20
 WAIT = 60.0  # seconds: generous bound on anything that should finish
@@ -73,16 +74,10 @@ def thread_namespace():
     return os.readlink("/proc/self/task/%d/ns/net" % threading.get_native_id())
 
 
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("hello %s from %s\n" % (self.client_address[0], self.server.name)).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt, *args):
-        pass
+class _Hello(HttpHandler):
+    def serve(self):
+        self.reply(200, ("hello %s from %s\n" % (self.client_address[0], self.server.name)).encode(),
+                   ctype=None)
 
 
 # ----------------------------------------------------------------------------- the team

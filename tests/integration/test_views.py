@@ -36,6 +36,7 @@ from mount_helpers import (SRCDIR, SkipTest, check, check_eq, run, sha256_bytes,
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as hfx  # noqa: E402
 from catalog_server import CatalogServer  # noqa: E402
+from http_base import HttpHandler  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
@@ -560,10 +561,7 @@ class PathsInfo(http.server.ThreadingHTTPServer):
         return False
 
 
-class PathsInfoHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class PathsInfoHandler(HttpHandler):
     def do_POST(self):
         srv, repo = self.server, self.server.repo
         prefix = "/api/models/%s/paths-info/" % repo["id"]
@@ -582,23 +580,14 @@ class PathsInfoHandler(http.server.BaseHTTPRequestHandler):
             if "lfs" in f:
                 item["lfs"] = f["lfs"]
             out.append(item)
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(200, json.dumps(out).encode(), "application/json")
 
-    def do_GET(self):
+    def serve(self):
         self.refuse()
-
-    do_HEAD = do_GET
 
     def refuse(self):
         self.server.others.append((self.command, self.path))
-        self.send_response(404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.reply(404, b"", ctype=None)
 
 
 HF_JS_CLIENT = r"""
