@@ -18,6 +18,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, run, sha256_bytes,  # noqa: E402
                            sha256_file, test, wait_for)
 
@@ -27,7 +28,6 @@ import make_hf_repos as fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import ZooServer, make_tls  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 16
 SLOW_RATE = 1 << 20  # bytes/s per CDN response: the large model takes seconds
 COMMAND_TIMEOUT = 60.0
@@ -80,12 +80,7 @@ def shared_setup(run_dir):
     hf_dir = os.path.join(run_dir, "hf-fixture")
     desc = fx.make_repos(hf_dir)
     zoo_dir = os.path.join(run_dir, "zoo-fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, zoo_dir, "--large-mib", str(LARGE_MIB)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(zoo_dir, "expected.json"), encoding="utf-8") as f:
-        entries = json.load(f)
+    entries = make_zoo(zoo_dir, "--large-mib", str(LARGE_MIB))
     hf = HfServer(hf_dir, tls_dir)
     with hf, ZooServer(zoo_dir, os.path.join(run_dir, "zoo"), rate=SLOW_RATE) as zoo:
         # One CA bundle for the two servers' certificates (cacert= takes one file).

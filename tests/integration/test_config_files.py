@@ -15,13 +15,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (SRCDIR, check, check_eq, count_requests, errno_of, run, run_cli,
                            test)  # noqa: E402
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 DEAD = "https://127.0.0.1:1/"
 
 
@@ -44,10 +44,7 @@ class Zoo:
 @contextlib.contextmanager
 def fake_hub(run_dir):
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    make_zoo(fixture_dir, "--large-mib", "1")
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as server:
         yield Zoo(fixture_dir, server)
 

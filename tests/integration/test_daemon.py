@@ -17,7 +17,6 @@ systemd units (test_system_mount.py).
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,27 +27,17 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importi
 _NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
 
 
-def _enter_private_namespace():
-    """Re-run this script under unshare --mount, once."""
-    if _NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
-        return
-    env = dict(os.environ)
-    env[_NS_MARK] = os.readlink("/proc/self/ns/mnt")
-    sys.stdout.flush()
-    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
-                           os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-if __name__ == "__main__":
-    _enter_private_namespace()
-
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, check, check_eq,  # noqa: E402
                            fusermount, is_mounted, run, run_cli, sha256_file, test, wait_for)
+from mount_helpers import enter_private_mount_namespace, system_mount as _mount  # noqa: E402
+
+if __name__ == "__main__":
+    enter_private_mount_namespace(__file__, _NS_MARK)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
 MODEL = "onnx/conv2d/opset-9/model.onnx"  # a "good" entry of make_zoo.py
 BAD_REPO = "acme/tiny-onnx,bad..repo/x"  # the second id is refused by the Hugging Face hub
@@ -58,10 +47,6 @@ class Shared:
     def __init__(self, zoo, expected_sha256):
         self.zoo = zoo
         self.expected_sha256 = expected_sha256
-
-
-def _mount(*args):
-    subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
 
 
 @contextlib.contextmanager
@@ -76,10 +61,7 @@ def daemon_hub(run_dir):
     os.symlink(binary, os.path.join(sbin, "omnihub-fuse"))
     _mount("--bind", sbin, SHELL_PATH_DIR)
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    make_zoo(fixture_dir, "--large-mib", "1")
     served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",
                           "conv2d", "model", "conv2d-9.onnx")
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:

@@ -20,13 +20,13 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (SRCDIR, check, check_eq, errno_of, run, run_cli,  # noqa: E402
                            sha256_file, test, wait_for)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 MODEL_DIR = "biggemm"
 MODEL = "onnx/biggemm/model.onnx"
 # The first retry's wait, small for a test (the default is 5 s); documented as for tests.
@@ -45,12 +45,7 @@ class Shared:
 @contextlib.contextmanager
 def small_zoo(run_dir):
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--only-large",
-                          "--large-mib", "1"], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        entries = [e for e in json.load(f) if e["kind"] == "good"]
+    entries = [e for e in make_zoo(fixture_dir, "--only-large", "--large-mib", "1") if e["kind"] == "good"]
     check_eq(len(entries), 1, "models in the fixture")
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
         yield Shared(zoo, entries[0])

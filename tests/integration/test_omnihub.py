@@ -21,13 +21,13 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, count_requests, run,  # noqa: E402
                            settle_logs, sha256_bytes, sha256_file, test)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 16
 # The throttled zoo's CDN: bytes/s per response. With 4 MiB pieces, the large model comes
 # in 4 responses at once: about 4 s, long enough to start a second reader and to watch.
@@ -60,12 +60,7 @@ class Zoo:
 @contextlib.contextmanager
 def zoo_servers(run_dir):
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", str(LARGE_MIB)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        entries = json.load(f)
+    entries = make_zoo(fixture_dir, "--large-mib", str(LARGE_MIB))
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as fast, \
             ZooServer(fixture_dir, os.path.join(run_dir, "zoo-slow"), rate=SLOW_RATE) as slow:
         yield Zoo(fixture_dir, entries, fast, slow)

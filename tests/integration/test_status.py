@@ -10,7 +10,6 @@ Not for the C renderers' details (tests/unit/test_status.c, test_metrics.c); wit
 
 import contextlib
 import errno
-import json
 import math
 import os
 import re
@@ -22,13 +21,13 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (SRCDIR, check, check_eq, errno_name, errno_of, run,  # noqa: E402
                            sha256_file, test)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 12
 # One connection at this rate: the 12 MiB model takes about six seconds to arrive.
 CDN_RATE = 2 << 20
@@ -48,12 +47,7 @@ class Shared:
 def throttled_zoo(run_dir):
     """A zoo of one large model, served by a CDN that sends CDN_RATE bytes a second."""
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--only-large",
-                          "--large-mib", str(LARGE_MIB)], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        entries = [e for e in json.load(f) if e["kind"] == "good"]
+    entries = [e for e in make_zoo(fixture_dir, "--only-large", "--large-mib", str(LARGE_MIB)) if e["kind"] == "good"]
     check_eq(len(entries), 1, "models in the fixture")
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo"), rate=CDN_RATE) as zoo:
         yield Shared(zoo, entries[0])

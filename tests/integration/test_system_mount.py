@@ -32,30 +32,19 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importi
 _NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
 
 
-def _enter_private_namespace():
-    """Re-run this script under unshare --mount, once. Without root or unshare, run()
-    below explains why it cannot mount."""
-    if _NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
-        return
-    env = dict(os.environ)
-    env[_NS_MARK] = os.readlink("/proc/self/ns/mnt")  # the namespace left
-    sys.stdout.flush()
-    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
-                           os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-if __name__ == "__main__":
-    _enter_private_namespace()
-
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, check,  # noqa: E402
                            check_eq, fusermount, is_mounted, run, run_cli, sha256_file, test)
+from mount_helpers import enter_private_mount_namespace, system_mount as _mount  # noqa: E402
+
+if __name__ == "__main__":
+    enter_private_mount_namespace(__file__, _NS_MARK)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as hf_fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import ZooServer, make_tls  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
 FSTYPE = "fuse.omnihub-fuse"
 FSTAB_SOURCE = "models"  # not the default name, "omnihub", to see it named the mount
@@ -112,10 +101,6 @@ class Shared:
         self.hf_desc = hf_desc
 
 
-def _mount(*args):
-    subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
-
-
 def _private_dev(work):
     """A tmpfs on /dev holding binds of what was there, so that /dev/log can be ours. The
     old /dev is reached through a temporary bind outside the test directories, detached
@@ -166,10 +151,7 @@ def system_hub(run_dir):
         os.rmdir(work)
     syslog = Syslog("/dev/log")
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    make_zoo(fixture_dir, "--large-mib", "1")
     served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",
                           "conv2d", "model", "conv2d-9.onnx")
     hf_fixture_dir = os.path.join(run_dir, "hf-fixture")

@@ -21,14 +21,13 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, Mount, all_files, check, check_eq, errno_name, is_mounted,
-                           read_errno, run, sha256_bytes, sha256_file, test,  # noqa: E402
-                           wait_for)
+from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, is_mounted,  # noqa: E402
+                           mount, read_errno, run, serve_blobs, sha256_bytes, sha256_file, test,
+                           tls_setup, wait_for)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from blob_server import Blob, BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
+from blob_server import Blob, random_bytes  # noqa: E402
 from mirror_server import MirrorServer  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -40,15 +39,7 @@ WAIT = 60.0  # seconds: generous bound on a download that should finish
 
 # ----------------------------------------------------------------------------- fixture
 
-class Shared:
-    def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
-
-
-@contextlib.contextmanager
-def shared_setup(run_dir):
-    yield Shared(run_dir)
+shared_setup = tls_setup
 
 
 def summarize(srv, limit=60):
@@ -65,38 +56,19 @@ def summarize(srv, limit=60):
                                                        "\n".join(lines))
 
 
-@contextlib.contextmanager
 def serve(t, specs, rate=None, wrong_sha=(), extra=()):
     """Make files of random bytes ((name, size) each) and serve them; yields (server,
     {name: Blob}). extra: more Blobs (or entries) to list and serve."""
-    blobs = make_blobs(os.path.join(t.dir, "files"), specs, wrong_sha=wrong_sha)
-    blobs += list(extra)
-    srv = BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs), rate=rate)
-    with srv:
-        try:
-            yield srv, {b.name: b for b in blobs}
-        except BaseException:
-            t.note(summarize(srv))
-            raise
+    return serve_blobs(t, specs, rate, wrong_sha, extra, on_failure=summarize)
 
 
 def options(t, srv, cache=None):
     return ["cache=" + (cache or t.cache)] + srv.options()
 
 
-def mount(t, srv, *extra, cache=None):
-    """A Mount (not started) of t's cache on t's mount point, talking to srv."""
-    return t.mount(options(t, srv, cache) + list(extra))
-
-
 def second_mount(t, srv, name, *extra, cache=None):
     """A Mount on another mount point in t's directory, cleaned up with t's own."""
-    point = os.path.join(t.dir, name)
-    os.makedirs(point, exist_ok=True)
-    log_path = os.path.join(t.dir, "daemon-%d.log" % (len(t.mounts) + 1))
-    m = Mount(t.binary, point, options(t, srv, cache) + list(extra), t.env, log_path)
-    t.mounts.append(m)
-    return m
+    return mount(t, srv, *extra, cache=cache, mountpoint=os.path.join(t.dir, name))
 
 
 def killed(m):
@@ -1415,10 +1387,7 @@ def open_file_limit_is_emfile(t):
         with open(wrapper, "w") as f:  # a hard limit of 64 the daemon cannot raise
             f.write("#!/bin/sh\nexec prlimit --nofile=64:64 %s \"$@\"\n" % t.binary)
         os.chmod(wrapper, 0o755)
-        log_path = os.path.join(t.dir, "daemon-limited.log")
-        m = Mount(wrapper, t.mountpoint, options(t, srv, None), t.env, log_path)
-        t.mounts.append(m)
-        with m:
+        with t.mount(options(t, srv, None), binary=wrapper) as m:
             path = m.path(b.rel)
             check_bytes(path, b)
             held, errors = [], []
@@ -1588,12 +1557,7 @@ def hub_api_retries_paced(t):
 
 
 def second_mount_opts(t, name, opts, env=None):
-    point = os.path.join(t.dir, name)
-    os.makedirs(point, exist_ok=True)
-    m = Mount(t.binary, point, opts, dict(t.env, **(env or {})),
-              os.path.join(t.dir, "daemon-%s.log" % name))
-    t.mounts.append(m)
-    return m
+    return t.mount(opts, env=env, mountpoint=os.path.join(t.dir, name))
 
 
 # ----------------------------------------------------------------------------- blob mirrors
