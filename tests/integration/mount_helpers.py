@@ -28,6 +28,8 @@ import traceback
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SRCDIR = os.environ.get("OMNIHUB_SRCDIR") or REPO_ROOT
 FIXTURES_DIR = os.path.join(SRCDIR, "tests", "fixtures")
+if FIXTURES_DIR not in sys.path:  # the fixture servers and makers, for every test file
+    sys.path.insert(0, FIXTURES_DIR)
 
 MOUNT_TIMEOUT = 20.0  # seconds for the mount point to appear
 EXIT_TIMEOUT = 20.0  # seconds for the daemon to exit after an unmount or a signal
@@ -457,17 +459,39 @@ def run_omnihub(t, args, options=(), env=None, want=None, timeout=COMMAND_TIMEOU
     return res
 
 
-def enter_private_mount_namespace(script, mark="OMNIHUB_TEST_PRIVATE_NS"):
+PRIVATE_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"  # set by enter_private_mount_namespace
+SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
+
+
+def enter_private_mount_namespace(script):
     """Re-run script (with this process's arguments) under unshare --mount, once: what it
-    mounts on /dev, /etc or PATH stays there. The environment's mark holds the namespace
-    left. Without root or unshare, nothing happens (run() then explains why it cannot mount)."""
-    if mark in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
+    mounts on /dev, /etc or PATH stays there. PRIVATE_NS_MARK in the environment holds the
+    namespace left. Without root or unshare, nothing happens (run() then explains why it
+    cannot mount)."""
+    if PRIVATE_NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
         return
     env = dict(os.environ)
-    env[mark] = os.readlink("/proc/self/ns/mnt")
+    env[PRIVATE_NS_MARK] = os.readlink("/proc/self/ns/mnt")
     sys.stdout.flush()
     os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
                            os.path.abspath(script)] + sys.argv[1:], env)
+
+
+def in_private_mount_namespace():
+    """Whether enter_private_mount_namespace() took this process to a namespace of its own."""
+    outer = os.environ.get(PRIVATE_NS_MARK)
+    return outer is not None and os.readlink("/proc/self/ns/mnt") != outer
+
+
+def daemon_on_shell_path(run_dir):
+    """In a private mount namespace (checked): the omnihub-fuse under test ($OMNIHUB_FUSE)
+    bound on SHELL_PATH_DIR as omnihub-fuse, where mount.fuse3's /bin/sh finds it by name."""
+    check(in_private_mount_namespace(), "not in a private mount namespace")
+    sbin = os.path.join(run_dir, "sbin")
+    os.mkdir(sbin)
+    os.symlink(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or ""),
+               os.path.join(sbin, "omnihub-fuse"))
+    system_mount("--bind", sbin, SHELL_PATH_DIR)
 
 
 def system_mount(*args):
@@ -487,10 +511,72 @@ def make_zoo(fixture_dir, *args):
         return json.load(f)
 
 
-def _fixtures():
-    """tests/fixtures on the module path, for the helpers below that serve hubs."""
-    if FIXTURES_DIR not in sys.path:
-        sys.path.insert(0, FIXTURES_DIR)
+def npm_package(t, folder, package):
+    """(prefix, directory) of the npm package `package`, installed once per build under
+    BUILD/folder with npm install --ignore-scripts (its scripts would reach hosts this machine
+    cannot); SkipTest without npm or node, or when the install fails (the reason is kept in
+    t.shared.npm_why, so that later tests skip at once)."""
+    shared = t.shared
+    build = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE", t.binary)))
+    prefix = os.path.join(build, folder)
+    directory = os.path.join(prefix, "node_modules", *package.split("/"))
+    if shared.npm_why is None and not os.path.isfile(os.path.join(directory, "package.json")):
+        if not shutil.which("npm") or not shutil.which("node"):
+            shared.npm_why = "npm or node is not installed (scripts/install-deps)"
+        else:
+            os.makedirs(prefix, exist_ok=True)
+            res = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
+                                  "--prefix", prefix, package], capture_output=True, text=True,
+                                 timeout=600)
+            if res.returncode != 0:
+                shared.npm_why = "npm install %s failed: %s" % (package, res.stderr[-500:])
+    if shared.npm_why:
+        raise SkipTest(shared.npm_why)
+    return prefix, directory
+
+
+class ZooModel:
+    """A run's fake ONNX zoo of one model: zoo (a ZooServer) and entry (make_zoo's)."""
+
+    def __init__(self, zoo, entry):
+        self.zoo = zoo
+        self.entry = entry
+
+
+@contextlib.contextmanager
+def one_model_zoo(run_dir, large_mib, **server_kw):
+    """run()'s setup: make_zoo --only-large, a zoo of one large model of large_mib MiB,
+    served by a ZooServer(**server_kw) while the tests run; ctx.shared is a ZooModel."""
+    from zoo_server import ZooServer
+    fixture_dir = os.path.join(run_dir, "fixture")
+    entries = make_zoo(fixture_dir, "--only-large", "--large-mib", large_mib)
+    entries = [e for e in entries if e["kind"] == "good"]
+    check_eq(len(entries), 1, "models in the fixture")
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo"), **server_kw) as zoo:
+        yield ZooModel(zoo, entries[0])
+
+
+def require_modules(*pairs):
+    """For run()'s setup: RuntimeError unless this python has every module of pairs
+    ((module, Debian package) each), naming the package to install."""
+    import importlib.util
+    for module, package in pairs:
+        if importlib.util.find_spec(module) is None:
+            raise RuntimeError("%s has no %s module: install %s (scripts/install-deps) and run "
+                               "this file with Debian's /usr/bin/python3"
+                               % (sys.executable, module, package))
+
+
+@contextlib.contextmanager
+def serving(shared, *servers):
+    """run()'s setup around shared: shared.start() (it starts its servers and writes what
+    needs their URLs), then shared; each of servers is stopped on the way out."""
+    shared.start()
+    try:
+        yield shared
+    finally:
+        for srv in servers:
+            srv.stop()
 
 
 class TlsDir:
@@ -498,7 +584,6 @@ class TlsDir:
     once (zoo_server.make_tls); servers started by tests use it."""
 
     def __init__(self, run_dir):
-        _fixtures()
         from zoo_server import make_tls
         self.run_dir = run_dir
         self.tls_dir = os.path.join(run_dir, "tls")
@@ -537,7 +622,6 @@ def serve_blobs(t, specs, rate=None, wrong_sha=(), extra=(), on_failure=None):
     """Files of random bytes ((name, size) each; make_blobs) and extra Blobs served by a
     BlobServer with t.shared.tls_dir; yields (server, {name: Blob}). on_failure(srv) is noted
     in t when the block raises."""
-    _fixtures()
     from blob_server import BlobServer, files_of, make_blobs, manifest_of
     blobs = make_blobs(os.path.join(t.dir, "files"), specs, wrong_sha=wrong_sha) + list(extra)
     with BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs), rate=rate) as srv:
@@ -561,7 +645,6 @@ class NetTeam:
     mount_class = Mount  # what mount() makes
 
     def __init__(self, t, roles, specs=(), rate=None, hf=False, hf_token=None, plain=False):
-        _fixtures()
         self.t = t
         self.roles = list(roles)
         self.specs = specs

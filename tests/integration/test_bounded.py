@@ -20,10 +20,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, HfFixture, check, check_eq, errno_name, hf_setup,  # noqa: E402
+from mount_helpers import (HfFixture, check, check_eq, errno_name, hf_setup,  # noqa: E402
                            mount, run, serve_blobs, sha256_bytes, test, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
 from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
 

@@ -18,7 +18,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import make_zoo  # noqa: E402
+from mount_helpers import make_zoo, run_omnihub  # noqa: E402
 from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, run, sha256_bytes,  # noqa: E402
                            sha256_file, test, wait_for)
 
@@ -114,16 +114,8 @@ def mount(t):
 
 
 def omnihub(t, *args, want=EXIT_OK):
-    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
-    cmd = [binary, "-o", ",".join(options(t))] + list(args)
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         env=env_of(t), timeout=COMMAND_TIMEOUT)
-    t.note("$ omnihub %s -> %d\nstdout:\n%s\nstderr:\n%s"
-           % (" ".join(args), res.returncode, res.stdout, res.stderr))
-    if want is not None:
-        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
-                 % (" ".join(args), res.stderr.strip()))
-    return res
+    return run_omnihub(t, args, options(t), {"HF_ENDPOINT": t.shared.hf.endpoint}, want,
+                       COMMAND_TIMEOUT)
 
 
 def omnihub_json(t, *args, want=EXIT_OK):

@@ -15,11 +15,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mount_helpers import make_zoo  # noqa: E402
-from mount_helpers import (SRCDIR, check, check_eq, count_requests, errno_of, run, run_cli,
-                           test)  # noqa: E402
+from mount_helpers import (SRCDIR, check, check_eq, count_requests, errno_of,  # noqa: E402
+                           make_zoo, run, run_cli, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
 DEAD = "https://127.0.0.1:1/"

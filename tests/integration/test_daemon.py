@@ -24,21 +24,17 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
-
-
 from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, check, check_eq,  # noqa: E402
                            fusermount, is_mounted, run, run_cli, sha256_file, test, wait_for)
-from mount_helpers import enter_private_mount_namespace, system_mount as _mount  # noqa: E402
+from mount_helpers import daemon_on_shell_path, enter_private_mount_namespace  # noqa: E402
 
 if __name__ == "__main__":
-    enter_private_mount_namespace(__file__, _NS_MARK)
+    enter_private_mount_namespace(__file__)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
 MODEL = "onnx/conv2d/opset-9/model.onnx"  # a "good" entry of make_zoo.py
 BAD_REPO = "acme/tiny-onnx,bad..repo/x"  # the second id is refused by the Hugging Face hub
 
@@ -52,14 +48,7 @@ class Shared:
 @contextlib.contextmanager
 def daemon_hub(run_dir):
     """The private namespace's program on dash's PATH, and the fake ONNX zoo."""
-    check(os.environ.get(_NS_MARK) is not None
-          and os.readlink("/proc/self/ns/mnt") != os.environ[_NS_MARK],
-          "not in a private mount namespace")
-    binary = os.path.abspath(os.environ.get("OMNIHUB_FUSE") or "")
-    sbin = os.path.join(run_dir, "sbin")
-    os.mkdir(sbin)
-    os.symlink(binary, os.path.join(sbin, "omnihub-fuse"))
-    _mount("--bind", sbin, SHELL_PATH_DIR)
+    daemon_on_shell_path(run_dir)
     fixture_dir = os.path.join(run_dir, "fixture")
     make_zoo(fixture_dir, "--large-mib", "1")
     served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",

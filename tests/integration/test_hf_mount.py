@@ -20,11 +20,10 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, HfFixture, all_files, check, check_eq, errno_name,  # noqa: E402
+from mount_helpers import (HfFixture, all_files, check, check_eq, errno_name,  # noqa: E402
                            errno_of, hf_setup, merged_env, mount, mounted_noting, omnihub_binary,
                            read_errno, run, run_cli, sha256_bytes, sha256_file, test, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
 from mirror_server import MirrorServer  # noqa: E402
 

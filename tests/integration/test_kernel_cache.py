@@ -19,10 +19,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import SRCDIR, check, check_eq, run, serve_blobs, sha256_file, test  # noqa: E402
-from mount_helpers import mount as hub_mount, tls_setup, wait_for  # noqa: E402
+from mount_helpers import (check, check_eq, mount as hub_mount, run,  # noqa: E402
+                           serve_blobs, sha256_file, test, tls_setup, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import Blob, manifest_of, random_bytes  # noqa: E402
 
 OPCODE = re.compile(r"opcode: ([A-Z_]+) ")

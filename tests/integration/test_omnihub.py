@@ -21,11 +21,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import make_zoo  # noqa: E402
-from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, count_requests, run,  # noqa: E402
-                           settle_logs, sha256_bytes, sha256_file, test)
+from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, count_requests,  # noqa: E402
+                           make_zoo, run, settle_logs, sha256_bytes, sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
 LARGE_MIB = 16

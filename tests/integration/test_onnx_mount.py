@@ -23,12 +23,10 @@ import unicodedata
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import make_zoo  # noqa: E402
-from mount_helpers import (SRCDIR, all_files, all_paths, check, check_eq, count_requests,
-                           errno_name, errno_of, is_mounted, partials, read_errno, run, run_cli,
-                           settle_logs, sha256_bytes, sha256_file, test)  # noqa: E402
+from mount_helpers import (SRCDIR, all_files, all_paths, check, check_eq,  # noqa: E402
+                           count_requests, errno_name, errno_of, is_mounted, make_zoo, partials,
+                           read_errno, run, run_cli, settle_logs, sha256_bytes, sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import HOSTS, INDEX_PATH, ZooServer  # noqa: E402
 
 LARGE_MIB = 64

@@ -18,11 +18,9 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import make_zoo  # noqa: E402
-from mount_helpers import (SRCDIR, Mount, check, check_eq, run, run_cli, sha256_file,
-                           test)  # noqa: E402
+from mount_helpers import (SRCDIR, Mount, check, check_eq, make_zoo, run, run_cli,  # noqa: E402
+                           sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
 PACKAGE = "omnihub-fuse"

@@ -27,8 +27,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importi
 
 from mount_helpers import SRCDIR, NetTeam, check, check_eq, run, settle, sha256_file, test  # noqa: E402
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import FILES_PREFIX  # noqa: E402
+from zoo_server import nginx_temp_paths  # noqa: E402
 
 SQUID = "/usr/sbin/squid"
 NGINX = "/usr/sbin/nginx"
@@ -237,14 +237,9 @@ lock_file "{d}/nginx.lock";
 error_log "{d}/error.log" info;
 events {{ worker_connections 256; }}
 http {{
-    client_body_temp_path "{tmp}/body";
-    proxy_temp_path "{tmp}/proxy";
-    fastcgi_temp_path "{tmp}/fastcgi";
-    uwsgi_temp_path "{tmp}/uwsgi";
-    scgi_temp_path "{tmp}/scgi";
-    include "{site}";
+{temps}    include "{site}";
 }}
-""".format(d=self.dir, tmp=tmp, site=site_path))
+""".format(d=self.dir, temps=nginx_temp_paths(tmp), site=site_path))
         self._spawn([NGINX, "-e", os.path.join(self.dir, "error.log"), "-c", self.conf])
 
     def records(self):

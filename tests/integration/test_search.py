@@ -17,7 +17,6 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importi
 from mount_helpers import (SRCDIR, HfFixture, check, check_eq, hf_setup, run,  # noqa: E402
                            run_omnihub, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
 
 TOKEN = "hf_TestTokenValue0123456789abcdefXYZ"

@@ -27,7 +27,6 @@ from mount_helpers import (EXIT_TIMEOUT, SRCDIR, Mount, NetTeam, _die_with_paren
                            check, check_eq, is_mounted, omnihub_binary, read_all_at_once, run,
                            run_cli, sha256_file, test, unmount, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
 
 MiB = 1 << 20

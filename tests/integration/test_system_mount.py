@@ -29,23 +29,19 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
-
-
-from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, check,  # noqa: E402
-                           check_eq, fusermount, is_mounted, run, run_cli, sha256_file, test)
-from mount_helpers import enter_private_mount_namespace, system_mount as _mount  # noqa: E402
+                           check_eq, fusermount, is_mounted, make_zoo, run, run_cli, sha256_file,
+                           test)
+from mount_helpers import daemon_on_shell_path, enter_private_mount_namespace  # noqa: E402
+from mount_helpers import system_mount as _mount  # noqa: E402
 
 if __name__ == "__main__":
-    enter_private_mount_namespace(__file__, _NS_MARK)
+    enter_private_mount_namespace(__file__)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as hf_fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import ZooServer, make_tls  # noqa: E402
 
-SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
 FSTYPE = "fuse.omnihub-fuse"
 FSTAB_SOURCE = "models"  # not the default name, "omnihub", to see it named the mount
 MODEL = "onnx/conv2d/opset-9/model.onnx"  # a "good" entry of make_zoo.py (Conv2d, opset 9)
@@ -92,13 +88,10 @@ class Syslog:
 
 
 class Shared:
-    def __init__(self, zoo, syslog, expected_sha256, hf, hf_fixture_dir, hf_desc):
-        self.zoo = zoo
-        self.syslog = syslog
-        self.expected_sha256 = expected_sha256
-        self.hf = hf
-        self.hf_fixture_dir = hf_fixture_dir
-        self.hf_desc = hf_desc
+    """What the tests share: zoo, syslog, expected_sha256, hf, hf_fixture_dir, hf_desc."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
 
 
 def _private_dev(work):
@@ -126,24 +119,14 @@ def _private_dev(work):
     os.rmdir(old)
 
 
-def _in_private_namespace():
-    outer = os.environ.get(_NS_MARK)
-    return outer is not None and os.readlink("/proc/self/ns/mnt") != outer
-
-
 @contextlib.contextmanager
 def system_hub(run_dir):
     """The private namespace's program and /dev/log, and the fake ONNX zoo."""
-    check(_in_private_namespace(), "not in a private mount namespace")
     # Daemons that mount(8) starts are orphans: make them ours, to reap them and see
     # their exit status.
     libc = ctypes.CDLL(None, use_errno=True)
     check(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, "PR_SET_CHILD_SUBREAPER failed")
-    binary = os.path.abspath(os.environ.get("OMNIHUB_FUSE") or "")
-    sbin = os.path.join(run_dir, "sbin")
-    os.mkdir(sbin)
-    os.symlink(binary, os.path.join(sbin, "omnihub-fuse"))
-    _mount("--bind", sbin, SHELL_PATH_DIR)
+    daemon_on_shell_path(run_dir)
     work = tempfile.mkdtemp(prefix="omnihub-sysmount-")
     try:
         _private_dev(work)
@@ -161,7 +144,8 @@ def system_hub(run_dir):
     try:
         with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo, \
                 HfServer(hf_fixture_dir, tls_dir, token=HF_TOKEN) as hf:
-            yield Shared(zoo, syslog, sha256_file(served), hf, hf_fixture_dir, hf_desc)
+            yield Shared(zoo=zoo, syslog=syslog, expected_sha256=sha256_file(served), hf=hf,
+                         hf_fixture_dir=hf_fixture_dir, hf_desc=hf_desc)
     finally:
         syslog.close()
 

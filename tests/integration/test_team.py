@@ -28,8 +28,8 @@ from mount_helpers import (SRCDIR, NetTeam, check, check_eq, omnihub_binary,  # 
                            read_all_at_once, run, sha256_file, test)
 from netns import NETNS_DIR, Network  # noqa: E402
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
+from zoo_server import nginx_temp_paths  # noqa: E402
 from http_base import HttpHandler  # noqa: E402
 
 MiB = 1 << 20
@@ -125,12 +125,7 @@ events {{
     worker_connections 256;
 }}
 http {{
-    client_body_temp_path "{w}/tmp/body";
-    proxy_temp_path "{w}/tmp/proxy";
-    fastcgi_temp_path "{w}/tmp/fastcgi";
-    uwsgi_temp_path "{w}/tmp/uwsgi";
-    scgi_temp_path "{w}/tmp/scgi";
-    log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
+{nginx_temp_paths(w + "/tmp")}    log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
     access_log "{self.access_log}" team;
     default_type application/octet-stream;
 {self._server()}

@@ -25,7 +25,6 @@ from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, is_mo
                            mount, read_errno, run, serve_blobs, sha256_bytes, sha256_file, test,
                            tls_setup, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import Blob, random_bytes  # noqa: E402
 from mirror_server import MirrorServer  # noqa: E402
 

@@ -13,14 +13,11 @@ Not for the hubs the views link into (test_catalog_mount.py, test_hf_mount.py).
 # (the HF tests skip when npm is missing or cannot install).
 # Every path a client computes is computed here as the client's source does, each one cited.
 
-import contextlib
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,10 +27,9 @@ import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, SkipTest, check, check_eq, run, sha256_bytes,  # noqa: E402
-                           test)
+from mount_helpers import (check, check_eq, npm_package, require_modules, run,  # noqa: E402
+                           serving, sha256_bytes, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as hfx  # noqa: E402
 from catalog_server import CatalogServer  # noqa: E402
 from http_base import HttpHandler  # noqa: E402
@@ -206,20 +202,10 @@ class Shared:
             json.dump(doc, f)
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    for module, package in (("torch", "python3-torch"), ("torchvision", "python3-torchvision")):
-        if importlib.util.find_spec(module) is None:
-            raise RuntimeError("%s has no %s module: install %s (scripts/install-deps) and run "
-                               "this file with Debian's /usr/bin/python3"
-                               % (sys.executable, module, package))
+    require_modules(("torch", "python3-torch"), ("torchvision", "python3-torchvision"))
     shared = Shared(run_dir)
-    shared.start()
-    try:
-        yield shared
-    finally:
-        shared.srv.stop()
-        shared.hf.stop()
+    return serving(shared, shared.srv, shared.hf)
 
 
 def before_each(shared):
@@ -508,23 +494,7 @@ def hf_repo_folder(repo_type, repo_id):
 def npm_client(t):
     """The directory of @huggingface/hub, installed once per build with npm install
     --ignore-scripts (its scripts would reach hosts this machine cannot); SkipTest without npm."""
-    shared = t.shared
-    build = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE", ".")))
-    prefix = os.path.join(build, "npm-views")
-    package = os.path.join(prefix, "node_modules", *NPM_PACKAGE.split("/"))
-    if shared.npm_why is None and not os.path.isfile(os.path.join(package, "package.json")):
-        if not shutil.which("npm") or not shutil.which("node"):
-            shared.npm_why = "npm or node is not installed (scripts/install-deps)"
-        else:
-            os.makedirs(prefix, exist_ok=True)
-            res = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
-                                  "--prefix", prefix, NPM_PACKAGE], capture_output=True, text=True,
-                                 timeout=600)
-            if res.returncode != 0:
-                shared.npm_why = "npm install %s failed: %s" % (NPM_PACKAGE, res.stderr[-500:])
-    if shared.npm_why:
-        raise SkipTest(shared.npm_why)
-    return package
+    return npm_package(t, "npm-views", NPM_PACKAGE)[1]
 
 
 def refused_url():
