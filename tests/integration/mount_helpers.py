@@ -69,6 +69,30 @@ def sha256_file(path, chunk=1 << 20):
                 return digest.hexdigest()
             digest.update(block)
 
+def read_blobs_at_once(m, blobs):
+    """Read every blob (name, rel) through the Mount m, each in a thread of its own, all
+    started together; returns ({name: sha256, or "error ENAME"}, the threads: join_all)."""
+    done = {}
+
+    def reader(b):
+        try:
+            done[b.name] = sha256_file(m.path(b.rel))
+        except OSError as e:
+            done[b.name] = "error %s" % errno_name(e.errno)
+    threads = [threading.Thread(target=reader, args=(b,), daemon=True) for b in blobs]
+    for th in threads:
+        th.start()
+    return done, threads
+
+
+def join_all(threads, timeout):
+    """Join every thread, for timeout s in all (a liveness bound: the caller checks what the
+    threads did)."""
+    deadline = time.monotonic() + timeout
+    for th in threads:
+        th.join(max(0.0, deadline - time.monotonic()))
+
+
 def read_all_at_once(paths, timeout=120.0):
     """sha256 of each path, read by one thread each, all started together; {path: hex or
     the error's text}."""
@@ -497,6 +521,41 @@ def daemon_on_shell_path(run_dir):
 def system_mount(*args):
     """mount(8) with args; raises CalledProcessError if it fails."""
     subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
+
+
+def build_dir():
+    """The build tree under test: the folder of $OMNIHUB_FUSE (else the top of the tree)."""
+    return os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
+                                           os.path.join(SRCDIR, "omnihub-fuse")))
+
+
+def nolock_fs_binary():
+    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
+    path = os.path.join(build_dir(), "tests", "fixtures", "nolock_fs")
+    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(build_dir(), "Makefile")):
+        subprocess.run(["make", "-C", build_dir(), "tests/fixtures/nolock_fs"],
+                       stdin=subprocess.DEVNULL, capture_output=True)
+    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
+    return path
+
+
+@contextlib.contextmanager
+def nolock_fs(t, name, env=None, timeout=60.0):
+    """tests/fixtures/nolock_fs (a FUSE filesystem whose locks fail; its NOLOCK_FS_* variables
+    in env make it lock, or slow, instead) over t.dir/lower on t.dir/<name>, with fsname and
+    subtype name; yields the mount point, unmounted on the way out."""
+    lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, name)
+    os.makedirs(lower)
+    os.makedirs(point)
+    res = subprocess.run([nolock_fs_binary(), lower, point, "-o",
+                          "fsname=%s,subtype=%s" % (name, name)], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=timeout,
+                         env=dict(os.environ, **(env or {})))
+    check(res.returncode == 0 and is_mounted(point), "nolock_fs did not mount: %s" % res.stderr)
+    try:
+        yield point
+    finally:
+        unmount(point, timeout=5)
 
 
 def make_zoo(fixture_dir, *args):

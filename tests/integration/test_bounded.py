@@ -21,7 +21,8 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (HfFixture, check, check_eq, errno_name, hf_setup,  # noqa: E402
-                           mount, run, serve_blobs, sha256_bytes, test, wait_for)
+                           mount, read_blobs_at_once, run, serve_blobs, sha256_bytes, test,
+                           wait_for)
 
 import make_hf_repos as fx  # noqa: E402
 from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
@@ -377,17 +378,7 @@ def rss_kib(pid):
 def open_all_at_once(t, m, blobs):
     """Read every blob through the mount, each in its own thread; returns ({name: sha256 or
     "error E"}, the threads)."""
-    done = {}
-
-    def reader(b):
-        try:
-            done[b.name] = sha256_bytes(read_bytes(m.path(b.rel)))
-        except OSError as e:
-            done[b.name] = "error %s" % errno_name(e.errno)
-    threads = [threading.Thread(target=reader, args=(b,), daemon=True) for b in blobs]
-    for th in threads:
-        th.start()
-    return done, threads
+    return read_blobs_at_once(m, blobs)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,8 @@ import threading
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import SRCDIR, NetTeam, check, check_eq, run, settle, sha256_file, test  # noqa: E402
+from mount_helpers import (SRCDIR, NetTeam, check, check_eq, run, settle,  # noqa: E402
+                           sha256_file, test)
 
 from blob_server import FILES_PREFIX  # noqa: E402
 from zoo_server import nginx_temp_paths  # noqa: E402

@@ -51,7 +51,8 @@ def before_each(shared):
 def omnihub(t, *args, want=0, catalogs=True, env=None):
     srv = t.shared.srv
     opts = ["cache=" + t.cache] + srv.options() + [
-        "catalogs=" + t.shared.empty, "system_catalogs=" + (SHIPPED if catalogs else t.shared.empty)]
+        "catalogs=" + t.shared.empty,
+        "system_catalogs=" + (SHIPPED if catalogs else t.shared.empty)]
     return run_omnihub(t, args, opts, dict(srv.daemon_env(), **(env or {})), want,
                        COMMAND_TIMEOUT)
 

@@ -23,9 +23,9 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (EXIT_TIMEOUT, SRCDIR, Mount, NetTeam, _die_with_parent,  # noqa: E402
-                           check, check_eq, is_mounted, omnihub_binary, read_all_at_once, run,
-                           run_cli, sha256_file, test, unmount, wait_for)
+from mount_helpers import (EXIT_TIMEOUT, Mount, NetTeam, _die_with_parent, check,  # noqa: E402
+                           check_eq, is_mounted, nolock_fs, omnihub_binary, read_all_at_once,
+                           run, run_cli, sha256_file, test, wait_for)
 
 from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
 
@@ -37,21 +37,6 @@ REFUSAL = re.compile(r"cannot use the cache directory (\S+): its filesystem, (.*
 
 
 # ----------------------------------------------------------------------------- fixture
-
-def builddir():
-    return os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
-                                           os.path.join(SRCDIR, "omnihub-fuse")))
-
-
-def nolock_fs_binary():
-    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
-    path = os.path.join(builddir(), "tests", "fixtures", "nolock_fs")
-    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(builddir(), "Makefile")):
-        subprocess.run(["make", "-C", builddir(), "tests/fixtures/nolock_fs"],
-                       stdin=subprocess.DEVNULL, capture_output=True)
-    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
-    return path
-
 
 def nfs_unusable():
     """Why this machine cannot serve and mount NFS, or None."""
@@ -335,19 +320,9 @@ def eviction_spares_a_blob_open_on_the_other_machine(t):
 
 # ----------------------------------------------------------------------------- no locks
 
-@contextlib.contextmanager
 def nolock_filesystem(t):
     """tests/fixtures/nolock_fs over t.dir/lower on t.dir/nolock; yields the mount point."""
-    lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "nolock")
-    os.makedirs(lower)
-    os.makedirs(point)
-    res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=nolock,subtype=nolock"],
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT)
-    check(res.returncode == 0 and is_mounted(point), "nolock_fs did not mount: %s" % res.stderr)
-    try:
-        yield point
-    finally:
-        unmount(point, timeout=5)
+    return nolock_fs(t, "nolock", timeout=WAIT)
 
 
 @test

@@ -72,8 +72,8 @@ def thread_namespace():
 
 class _Hello(HttpHandler):
     def serve(self):
-        self.reply(200, ("hello %s from %s\n" % (self.client_address[0], self.server.name)).encode(),
-                   ctype=None)
+        body = "hello %s from %s\n" % (self.client_address[0], self.server.name)
+        self.reply(200, body.encode(), ctype=None)
 
 
 # ----------------------------------------------------------------------------- the team
@@ -125,7 +125,8 @@ events {{
     worker_connections 256;
 }}
 http {{
-{nginx_temp_paths(w + "/tmp")}    log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
+{nginx_temp_paths(w + "/tmp")}
+    log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
     access_log "{self.access_log}" team;
     default_type application/octet-stream;
 {self._server()}
