@@ -181,6 +181,15 @@ def piece_bits(state):
     return bytes.fromhex(text)
 
 
+def has_a_piece(state_file):
+    """Whether the sidecar state_file, read now, marks a piece present (False if unreadable)."""
+    try:
+        bits = piece_bits(parse_state(state_file))
+    except OSError:
+        return False
+    return bits is not None and any(bits)
+
+
 def present_pieces(bits, count, msb_first):
     out = []
     for i in range(count):
@@ -231,16 +240,8 @@ def slow_read_then_kill(t, srv, b, *extra):
     th = threading.Thread(target=reader, daemon=True)
     th.start()
 
-    def some_piece():
-        if not (os.path.exists(partial) and os.path.exists(state_file)):
-            return False
-        try:
-            bits = piece_bits(parse_state(state_file))
-        except OSError:
-            return False
-        return bits is not None and any(bits)
-
-    wait_for(some_piece, WAIT, "a .partial and a .state with a piece present")
+    wait_for(lambda: os.path.exists(partial) and os.path.exists(state_file)
+             and has_a_piece(state_file), WAIT, "a .partial and a .state with a piece present")
     killed(m)
     th.join(10)
     check(not th.is_alive(), "the reader still blocks after the daemon was killed")
@@ -601,13 +602,7 @@ def sigterm_mid_download_keeps_it_for_later(t):
                 errors.append(errno.errorcode.get(e.errno, e.errno))
         th = threading.Thread(target=reader, daemon=True)
         th.start()
-        def some_piece():
-            try:
-                bits = piece_bits(parse_state(state_file))
-            except OSError:
-                return False
-            return bits is not None and any(bits)
-        wait_for(some_piece, WAIT, "a .state with a piece present")
+        wait_for(lambda: has_a_piece(state_file), WAIT, "a .state with a piece present")
         m.proc.send_signal(signal.SIGTERM)
         m.proc.wait(20)
         th.join(10)
