@@ -31,6 +31,8 @@ FIXTURES_DIR = os.path.join(SRCDIR, "tests", "fixtures")
 if FIXTURES_DIR not in sys.path:  # the fixture servers and makers, for every test file
     sys.path.insert(0, FIXTURES_DIR)
 
+from waiting import poll_until, wait_for  # noqa: E402,F401 (the one wait, for every test file)
+
 MOUNT_TIMEOUT = 20.0  # seconds for the mount point to appear
 EXIT_TIMEOUT = 20.0  # seconds for the daemon to exit after an unmount or a signal
 COMMAND_TIMEOUT = 60.0  # seconds an omnihub command gets to end (run_omnihub)
@@ -112,26 +114,6 @@ def read_all_at_once(paths, timeout=120.0):
     for th in threads:
         th.join(timeout)
     return results
-
-def poll_until(cond, timeout, interval=0.05):
-    """cond()'s first true value, asked every interval s; after timeout s, its last (false)
-    value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def wait_for(cond, timeout, what, interval=0.05):
-    """cond()'s first true value, asked every interval s; AssertionError naming what after
-    timeout s."""
-    value = poll_until(cond, timeout, interval)
-    if not value:
-        raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-    return value
-
 
 def settle(read, quiet=0.15, limit=3.0):
     """read()'s value once two calls quiet s apart agree (a log that stopped growing), or

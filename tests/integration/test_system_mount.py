@@ -33,7 +33,7 @@ from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, check,  #
                            check_eq, fusermount, is_mounted, make_zoo, run, run_cli, sha256_file,
                            test)
 from mount_helpers import daemon_on_shell_path, enter_private_mount_namespace  # noqa: E402
-from mount_helpers import system_mount as _mount  # noqa: E402
+from mount_helpers import poll_until, system_mount as _mount  # noqa: E402
 
 if __name__ == "__main__":
     enter_private_mount_namespace(__file__)
@@ -358,12 +358,8 @@ def daemon_logs_to_syslog(t):
     m.start()
     check_mounted_by(m)
     check_reads_model(t, t.mountpoint)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        done = [r for r in m.syslog() if MODEL in r[2] and "verified" in r[2]]
-        if done:
-            break
-        time.sleep(0.05)
+    done = poll_until(lambda: [r for r in m.syslog() if MODEL in r[2] and "verified" in r[2]],
+                      5)
     t.note("syslog:\n" + "\n".join("%d.%d %s" % r for r in m.syslog()))
     check(done, "no syslog line with %s and 'verified'" % MODEL)
     check({r[0] for r in m.syslog()} == {LOG_DAEMON}, "syslog facility not daemon")
@@ -442,9 +438,7 @@ def a_failed_mount_fails(t):
     check(res.returncode != 0, "mount returned 0")
     check("cache directory" in res.stderr, "stderr does not say what is wrong")
     check(not is_mounted(t.mountpoint), "mounted")
-    deadline = time.monotonic() + EXIT_TIMEOUT
-    while _daemon_pids(t.mountpoint) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll_until(lambda: not _daemon_pids(t.mountpoint), EXIT_TIMEOUT)
     check_eq(_daemon_pids(t.mountpoint), [], "daemons left running")
 
 

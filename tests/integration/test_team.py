@@ -25,7 +25,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import (SRCDIR, NetTeam, check, check_eq, omnihub_binary,  # noqa: E402
-                           read_all_at_once, run, sha256_file, test)
+                           read_all_at_once, run, sha256_file, test, wait_for)
 from netns import NETNS_DIR, Network  # noqa: E402
 
 import make_hf_repos as fx  # noqa: E402
@@ -488,10 +488,8 @@ def netns_hosts_reach_each_other_and_vanish(t):
                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
             check(res.returncode != 0, "the test's own namespace reached %s" % a.ip)
             sleeper = b.popen(["sleep", "300"])
-            deadline = time.monotonic() + WAIT  # nsenter first, then sleep
-            while open("/proc/%d/comm" % sleeper.pid).read().strip() != "sleep":
-                check(time.monotonic() < deadline, "popen(): sleep did not start")
-                time.sleep(0.01)
+            wait_for(lambda: open("/proc/%d/comm" % sleeper.pid).read().strip() == "sleep", WAIT,
+                     "popen()'s sleep (nsenter first, then sleep)", 0.01)
             check_eq(net_namespace_of(sleeper.pid), "net:[%d]" % os.stat(b.path).st_ino,
                      "the namespace of a process started by popen()")
         finally:
