@@ -27,7 +27,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importi
 from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, check, check_eq,  # noqa: E402
                            fusermount, is_mounted, run, run_cli, sha256_file, test, wait_for)
-from mount_helpers import daemon_on_shell_path, enter_private_mount_namespace  # noqa: E402
+from mount_helpers import daemon_on_shell_path, enter_private_mount_namespace, omnihub_binary  # noqa: E402
 
 if __name__ == "__main__":
     enter_private_mount_namespace(__file__)
@@ -195,7 +195,7 @@ def refused_hub_value_stops_the_start(t):
           "no line starting %r in stderr" % want)
     os.unlink(conf)
 
-    cli = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
+    cli = omnihub_binary()
     # A list on two lines: the line of the refused item is named.
     write(conf, "hf_repos = acme/tiny-onnx\n# not bad..repo/x here\nhf_repos = gpt2, bad..repo/x\n")
     res = run_cli(cli, ["-o", "cache=" + t.cache + ",offline", "ls", "huggingface"], t.env)

@@ -27,8 +27,8 @@ import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (check, check_eq, npm_package, require_modules, run,  # noqa: E402
-                           serving, sha256_bytes, test)
+from mount_helpers import (check, check_eq, npm_package, omnihub_binary,  # noqa: E402
+                           require_modules, run, serving, sha256_bytes, test)
 
 import make_hf_repos as hfx  # noqa: E402
 from catalog_server import CatalogServer  # noqa: E402
@@ -57,15 +57,6 @@ CLIENT_TIMEOUT = 120  # seconds a client process may take (ASan daemons are slow
 HF_REPO = hfx.ONNX_REPO  # a repo with a branch (main) and a tag (v1.0) at two commits
 HF_FILE = "config.json"  # differs between the two commits
 NPM_PACKAGE = "@huggingface/hub"
-
-
-def omnihub_binary():
-    """$OMNIHUB, else omnihub beside $OMNIHUB_FUSE."""
-    path = os.environ.get("OMNIHUB")
-    if not path:
-        fuse = os.environ.get("OMNIHUB_FUSE", "")
-        path = os.path.join(os.path.dirname(fuse), "omnihub")
-    return path
 
 
 # ----------------------------------------------------------------------------- fixture
