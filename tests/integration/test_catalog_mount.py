@@ -10,7 +10,6 @@ Not for the ONNX zoo (test_onnx_mount.py), the HF hub (test_hf_mount.py), nor wh
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_catalog_mount.py [PART]
 # Needs Debian's python3-torch, python3-h5py (scripts/install-deps).
 
-import contextlib
 import errno
 import hashlib
 import inspect
@@ -23,8 +22,10 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (check, check_eq, errno_name, errno_of, poll_until,  # noqa: E402
-                           read_errno, require_modules, run, serving, sha256_bytes, test)
+from mount_helpers import (check, check_eq, errno_name, errno_of, mounted_noting,  # noqa: E402
+                           poll_until, read_errno, require_modules, run, serving, sha256_bytes,
+                           test)
+from mount_helpers import mount as hub_mount  # noqa: E402
 
 import make_catalog_fixtures as fx  # noqa: E402
 from catalog_server import CatalogServer, corrupted  # noqa: E402
@@ -113,25 +114,15 @@ def catalog_dir(t, name):
 def catalog_mount(t, *extra, system="empty", user="user", env=None, cache=None):
     """A Mount (not started) with the catalogs of the fixture: system_catalogs= the fixture's
     catalog dir `system` (default: an empty one), catalogs= the dir `user` (None: no option)."""
-    srv = t.shared.srv
-    opts = ["cache=" + (cache or t.cache)] + srv.options()
-    opts.append("system_catalogs=" + catalog_dir(t, system))
+    opts = ["system_catalogs=" + catalog_dir(t, system)]
     if user is not None:
         opts.append("catalogs=" + catalog_dir(t, user))
-    merged = client_env(t)
-    merged.update(env or {})
-    return t.mount(opts + list(extra), env=merged)
+    return hub_mount(t, t.shared.srv, *opts, *extra, cache=cache,
+                     env=dict(client_env(t), **(env or {})))
 
 
-@contextlib.contextmanager
 def mounted(t, *extra, **kwargs):
-    m = catalog_mount(t, *extra, **kwargs)
-    try:
-        with m:
-            yield m
-    except BaseException:
-        t.note(t.shared.srv.summary())
-        raise
+    return mounted_noting(t, catalog_mount(t, *extra, **kwargs), t.shared.srv.summary)
 
 
 def require_hubs(m, *hubs):

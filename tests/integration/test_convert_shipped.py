@@ -16,17 +16,16 @@ Not for the converter sandbox itself (tests/unit/test_convert.c, test_catalog_mo
 # when npm is missing or the install fails (Debian 12 has no python3-onnxruntime, and its onnx
 # 1.12 has no onnx.reference).
 
-import errno
 import hashlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
+from mount_helpers import mount as hub_mount  # noqa: E402
 from mount_helpers import (SRCDIR, check, check_eq, errno_name, read_errno,  # noqa: E402
                            require_modules, run, run_cli, serving, test)
 
@@ -162,9 +161,8 @@ def before_each(shared):
 def mount(t, *extra, cache=None, env=None):
     """A Mount (not started) of the test catalog alone, the shipped ones left out."""
     s = t.shared
-    opts = ["cache=" + (cache or t.cache)] + s.srv.options()
-    opts += ["system_catalogs=" + s.empty, "catalogs=" + s.catalogs]
-    return t.mount(opts + list(extra), env=env)
+    return hub_mount(t, s.srv, "system_catalogs=" + s.empty, "catalogs=" + s.catalogs, *extra,
+                     cache=cache, env=env)
 
 
 def shipped(*extra):
