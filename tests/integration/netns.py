@@ -28,8 +28,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fixtures"))
+from waiting import poll_until  # noqa: E402
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -175,25 +179,24 @@ class Host:
         """Return once something accepts TCP connections on this host's ip:port. Raises
         AssertionError if proc (the server's process) exits first, with the end of log_path,
         or after timeout s."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def accepting():
             with self.inside():
                 s = socket.socket()
             try:
                 s.settimeout(1.0)
                 s.connect((self.ip, port))
-                return
+                return True
             except OSError:
-                pass
+                if proc.poll() is not None:
+                    raise AssertionError("%s exited with status %s before listening%s"
+                                         % (what, proc.returncode, _tail(log_path)))
+                return False
             finally:
                 s.close()
-            if proc.poll() is not None:
-                raise AssertionError("%s exited with status %s before listening%s"
-                                     % (what, proc.returncode, _tail(log_path)))
-            if time.monotonic() > deadline:
-                raise AssertionError("%s not listening on %s:%d after %.0f s"
-                                     % (what, self.ip, port, timeout))
-            time.sleep(0.05)
+
+        if not poll_until(accepting, timeout):
+            raise AssertionError("%s not listening on %s:%d after %.0f s"
+                                 % (what, self.ip, port, timeout))
 
     def url(self, port, scheme="http"):
         return "%s://%s:%d" % (scheme, self.ip, port)
