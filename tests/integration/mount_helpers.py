@@ -1,4 +1,5 @@
-"""Harness of the omnihub-fuse integration tests: a small TAP runner, a Mount context manager, helpers.
+"""Harness of the omnihub-fuse integration tests: a small TAP runner, a Mount context manager
+(one daemon start/stop), wait_for, mount(), omnihub runs, a namespace team (NetTeam), helpers.
 Not for the tests themselves (test_onnx_mount.py) nor for serving the fake hub (tests/fixtures/).
 """
 
@@ -8,9 +9,11 @@ Not for the tests themselves (test_onnx_mount.py) nor for serving the fake hub (
 # only the tests whose name contains PART. OMNIHUB_TEST_KEEP=1 keeps the temp files. Without
 # root, /dev/fuse or fusermount3 it bails out (fails), or skips when OMNIHUB_ALLOW_SKIP=1.
 
+import contextlib
 import ctypes
 import errno
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -24,9 +27,15 @@ import traceback
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SRCDIR = os.environ.get("OMNIHUB_SRCDIR") or REPO_ROOT
+FIXTURES_DIR = os.path.join(SRCDIR, "tests", "fixtures")
+if FIXTURES_DIR not in sys.path:  # the fixture servers and makers, for every test file
+    sys.path.insert(0, FIXTURES_DIR)
+
+from waiting import poll_until, wait_for  # noqa: E402,F401 (the one wait, for every test file)
 
 MOUNT_TIMEOUT = 20.0  # seconds for the mount point to appear
 EXIT_TIMEOUT = 20.0  # seconds for the daemon to exit after an unmount or a signal
+COMMAND_TIMEOUT = 60.0  # seconds an omnihub command gets to end (run_omnihub)
 TEST_TIMEOUT = 150.0  # seconds before a hung test's daemons are killed (ASan builds are slow)
 LOG_TAIL_LINES = 40
 
@@ -62,6 +71,30 @@ def sha256_file(path, chunk=1 << 20):
                 return digest.hexdigest()
             digest.update(block)
 
+def read_blobs_at_once(m, blobs):
+    """Read every blob (name, rel) through the Mount m, each in a thread of its own, all
+    started together; returns ({name: sha256, or "error ENAME"}, the threads: join_all)."""
+    done = {}
+
+    def reader(b):
+        try:
+            done[b.name] = sha256_file(m.path(b.rel))
+        except OSError as e:
+            done[b.name] = "error %s" % errno_name(e.errno)
+    threads = [threading.Thread(target=reader, args=(b,), daemon=True) for b in blobs]
+    for th in threads:
+        th.start()
+    return done, threads
+
+
+def join_all(threads, timeout):
+    """Join every thread, for timeout s in all (a liveness bound: the caller checks what the
+    threads did)."""
+    deadline = time.monotonic() + timeout
+    for th in threads:
+        th.join(max(0.0, deadline - time.monotonic()))
+
+
 def read_all_at_once(paths, timeout=120.0):
     """sha256 of each path, read by one thread each, all started together; {path: hex or
     the error's text}."""
@@ -82,19 +115,18 @@ def read_all_at_once(paths, timeout=120.0):
         th.join(timeout)
     return results
 
-def wait_for(cond, timeout, what, interval=0.05):
-    """cond()'s first true value, asked every interval s; AssertionError naming what after
-    timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
+def settle(read, quiet=0.15, limit=3.0):
+    """read()'s value once two calls quiet s apart agree (a log that stopped growing), or
+    its last one after limit s."""
+    deadline = time.monotonic() + limit
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = read()
+        if now == last:
+            break
+        last = now
+    return last
 
 
 def sha256_bytes(data):
@@ -158,14 +190,7 @@ def settle_logs(zoo, quiet=0.15, limit=3.0):
             except OSError:
                 out.append(-1)
         return out
-    deadline = time.monotonic() + limit
-    last = sizes()
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = sizes()
-        if now == last:
-            return
-        last = now
+    settle(sizes, quiet, limit)
 
 
 def count_requests(zoo, host, path_substring=None, method="GET"):
@@ -194,6 +219,22 @@ def is_mounted(path):
 def fusermount(path, lazy=False):
     return subprocess.run(["fusermount3", "-uz" if lazy else "-u", path],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+
+
+def unmount(point, timeout=2.0):
+    """fusermount3 -u point, again every 0.1 s while it fails (EBUSY: a file still open, say
+    by the frame of a failing test) for up to timeout s, then detached (-uz). Returns None,
+    or the last error of -u."""
+    deadline = time.monotonic() + timeout
+    while is_mounted(point):
+        res = fusermount(point)
+        if res.returncode == 0 or not is_mounted(point):
+            break
+        if time.monotonic() > deadline:
+            fusermount(point, lazy=True)
+            return res.stderr.strip()
+        time.sleep(0.1)
+    return None
 
 
 def _die_with_parent():
@@ -259,13 +300,17 @@ class Mount:
         """Log lines containing every one of needles."""
         return [line for line in self.log().splitlines() if all(n in line for n in needles)]
 
+    def mounted(self):
+        """Whether the mount is up (where the test sees it; a subclass may look elsewhere)."""
+        return is_mounted(self.mountpoint)
+
     def start(self):
-        check(not is_mounted(self.mountpoint), "%s is already mounted" % self.mountpoint)
+        check(not self.mounted(), "%s is already mounted" % self.mountpoint)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=log, env=self.env, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + MOUNT_TIMEOUT
-        while not is_mounted(self.mountpoint):
+        while not self.mounted():
             if self.proc.poll() is not None:
                 self._stopped = True
                 raise AssertionError("the daemon exited with status %s before mounting; "
@@ -294,27 +339,23 @@ class Mount:
         if is_mounted(self.mountpoint):
             fusermount(self.mountpoint, lazy=True)
 
+    def ask_to_exit(self):
+        """How stop() tells a running daemon to go: fusermount3 -u (unmount()); if that
+        keeps failing, the mount is detached and the daemon gets SIGTERM. Returns what went
+        wrong (a list of texts)."""
+        error = unmount(self.mountpoint)
+        if error is None:
+            return []
+        self.proc.terminate()
+        return ["fusermount3 -u failed: %s" % error]
+
     def stop(self):
-        """Unmount, wait for the daemon, clean up by force if needed. Returns None if the
-        shutdown was clean, else what went wrong. Safe to call again."""
+        """Unmount (ask_to_exit), wait for the daemon, clean up by force if needed. Returns
+        None if the shutdown was clean, else what went wrong. Safe to call again."""
         if self._stopped or self.proc is None:
             return self.problem
         self._stopped = True
-        problems = []
-        if self.proc.poll() is None and is_mounted(self.mountpoint):
-            # A file still open (say, by the frame of a failing test) makes -u fail with
-            # EBUSY: retry briefly, then detach the mount and tell the daemon to go.
-            deadline = time.monotonic() + 2.0
-            while True:
-                res = fusermount(self.mountpoint)
-                if res.returncode == 0 or not is_mounted(self.mountpoint):
-                    break
-                if time.monotonic() > deadline:
-                    problems.append("fusermount3 -u failed: %s" % res.stderr.strip())
-                    fusermount(self.mountpoint, lazy=True)
-                    self.proc.terminate()
-                    break
-                time.sleep(0.1)
+        problems = self.ask_to_exit() if self.proc.poll() is None else []
         try:
             self.proc.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -362,6 +403,392 @@ def run_cli(binary, args, env, timeout=EXIT_TIMEOUT, mountpoint=None):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def mount(t, srv, *extra, cache=None, env=None, mountpoint=None):
+    """A Mount (not started) of t's cache (or cache) on t's mount point (or mountpoint), its
+    daemon pointed at the fixture server srv: srv.options(), then extra -o options; env as
+    TestContext.mount's, over srv.daemon_env() when the server has one (HF_ENDPOINT)."""
+    merged = dict(srv.daemon_env()) if hasattr(srv, "daemon_env") else {}
+    merged.update(env or {})
+    return t.mount(["cache=" + (cache or t.cache)] + srv.options() + list(extra), env=merged,
+                   mountpoint=mountpoint)
+
+
+@contextlib.contextmanager
+def mounted_noting(t, m, note):
+    """m (a Mount) started for the with block; if the block or the start fails, note()'s
+    text (say, a server's log) goes in t's diagnostics."""
+    try:
+        with m:
+            yield m
+    except BaseException:
+        t.note(note())
+        raise
+
+
+def omnihub_binary():
+    """$OMNIHUB, else omnihub beside $OMNIHUB_FUSE (the build under test), else at the top
+    of the tree this script is in."""
+    candidates = [os.environ.get("OMNIHUB")]
+    if os.environ.get("OMNIHUB_FUSE"):
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(
+            os.environ["OMNIHUB_FUSE"])), "omnihub"))
+    candidates.append(os.path.join(REPO_ROOT, "omnihub"))
+    binary = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    check(binary is not None, "omnihub not found at %s (set OMNIHUB)"
+          % " or ".join(c for c in candidates if c))
+    return binary
+
+
+def merged_env(base, env):
+    """base with env's entries over it; a None value removes the variable."""
+    merged = dict(base)
+    for key, value in (env or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def run_omnihub(t, args, options=(), env=None, want=None, timeout=COMMAND_TIMEOUT, prefix=()):
+    """omnihub [-o options] args... run to its end with its output piped, in t.env with env
+    over it (merged_env), under the argv prefix; the run is noted in t (shown if the test
+    fails) and its exit status checked when want is not None. Returns the CompletedProcess."""
+    cmd = list(prefix) + [omnihub_binary()] + (["-o", ",".join(options)] if options else [])
+    res = subprocess.run(cmd + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, env=merged_env(t.env, env), timeout=timeout)
+    t.note("$ omnihub %s -> %d\nstdout:\n%s\nstderr:\n%s"
+           % (" ".join(args), res.returncode, res.stdout, res.stderr))
+    if want is not None:
+        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
+                 % (" ".join(args), res.stderr.strip()))
+    return res
+
+
+PRIVATE_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"  # set by enter_private_mount_namespace
+SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
+
+
+def enter_private_mount_namespace(script):
+    """Re-run script (with this process's arguments) under unshare --mount, once: what it
+    mounts on /dev, /etc or PATH stays there. PRIVATE_NS_MARK in the environment holds the
+    namespace left. Without root or unshare, nothing happens (run() then explains why it
+    cannot mount)."""
+    if PRIVATE_NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
+        return
+    env = dict(os.environ)
+    env[PRIVATE_NS_MARK] = os.readlink("/proc/self/ns/mnt")
+    sys.stdout.flush()
+    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
+                           os.path.abspath(script)] + sys.argv[1:], env)
+
+
+def in_private_mount_namespace():
+    """Whether enter_private_mount_namespace() took this process to a namespace of its own."""
+    outer = os.environ.get(PRIVATE_NS_MARK)
+    return outer is not None and os.readlink("/proc/self/ns/mnt") != outer
+
+
+def daemon_on_shell_path(run_dir):
+    """In a private mount namespace (checked): the omnihub-fuse under test ($OMNIHUB_FUSE)
+    bound on SHELL_PATH_DIR as omnihub-fuse, where mount.fuse3's /bin/sh finds it by name."""
+    check(in_private_mount_namespace(), "not in a private mount namespace")
+    sbin = os.path.join(run_dir, "sbin")
+    os.mkdir(sbin)
+    os.symlink(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or ""),
+               os.path.join(sbin, "omnihub-fuse"))
+    system_mount("--bind", sbin, SHELL_PATH_DIR)
+
+
+def system_mount(*args):
+    """mount(8) with args; raises CalledProcessError if it fails."""
+    subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
+
+
+def build_dir():
+    """The build tree under test: the folder of $OMNIHUB_FUSE (else the top of the tree)."""
+    return os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
+                                           os.path.join(SRCDIR, "omnihub-fuse")))
+
+
+def nolock_fs_binary():
+    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
+    path = os.path.join(build_dir(), "tests", "fixtures", "nolock_fs")
+    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(build_dir(), "Makefile")):
+        subprocess.run(["make", "-C", build_dir(), "tests/fixtures/nolock_fs"],
+                       stdin=subprocess.DEVNULL, capture_output=True)
+    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
+    return path
+
+
+@contextlib.contextmanager
+def nolock_fs(t, name, env=None, timeout=60.0):
+    """tests/fixtures/nolock_fs (a FUSE filesystem whose locks fail; its NOLOCK_FS_* variables
+    in env make it lock, or slow, instead) over t.dir/lower on t.dir/<name>, with fsname and
+    subtype name; yields the mount point, unmounted on the way out."""
+    lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, name)
+    os.makedirs(lower)
+    os.makedirs(point)
+    res = subprocess.run([nolock_fs_binary(), lower, point, "-o",
+                          "fsname=%s,subtype=%s" % (name, name)], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=timeout,
+                         env=dict(os.environ, **(env or {})))
+    check(res.returncode == 0 and is_mounted(point), "nolock_fs did not mount: %s" % res.stderr)
+    try:
+        yield point
+    finally:
+        unmount(point, timeout=5)
+
+
+def make_zoo(fixture_dir, *args):
+    """tests/fixtures/make_zoo.py fixture_dir args...: the fake ONNX zoo's files (it needs
+    python3-onnx). Returns its expected.json (the entries); RuntimeError with its output if
+    it fails."""
+    res = subprocess.run([sys.executable, os.path.join(FIXTURES_DIR, "make_zoo.py"), fixture_dir]
+                         + [str(a) for a in args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def npm_package(t, folder, package):
+    """(prefix, directory) of the npm package `package`, installed once per build under
+    BUILD/folder with npm install --ignore-scripts (its scripts would reach hosts this machine
+    cannot); SkipTest without npm or node, or when the install fails (the reason is kept in
+    t.shared.npm_why, so that later tests skip at once)."""
+    shared = t.shared
+    build = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE", t.binary)))
+    prefix = os.path.join(build, folder)
+    directory = os.path.join(prefix, "node_modules", *package.split("/"))
+    if shared.npm_why is None and not os.path.isfile(os.path.join(directory, "package.json")):
+        if not shutil.which("npm") or not shutil.which("node"):
+            shared.npm_why = "npm or node is not installed (scripts/install-deps)"
+        else:
+            os.makedirs(prefix, exist_ok=True)
+            res = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
+                                  "--prefix", prefix, package], capture_output=True, text=True,
+                                 timeout=600)
+            if res.returncode != 0:
+                shared.npm_why = "npm install %s failed: %s" % (package, res.stderr[-500:])
+    if shared.npm_why:
+        raise SkipTest(shared.npm_why)
+    return prefix, directory
+
+
+class ZooModel:
+    """A run's fake ONNX zoo of one model: zoo (a ZooServer) and entry (make_zoo's)."""
+
+    def __init__(self, zoo, entry):
+        self.zoo = zoo
+        self.entry = entry
+
+
+@contextlib.contextmanager
+def one_model_zoo(run_dir, large_mib, **server_kw):
+    """run()'s setup: make_zoo --only-large, a zoo of one large model of large_mib MiB,
+    served by a ZooServer(**server_kw) while the tests run; ctx.shared is a ZooModel."""
+    from zoo_server import ZooServer
+    fixture_dir = os.path.join(run_dir, "fixture")
+    entries = make_zoo(fixture_dir, "--only-large", "--large-mib", large_mib)
+    entries = [e for e in entries if e["kind"] == "good"]
+    check_eq(len(entries), 1, "models in the fixture")
+    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo"), **server_kw) as zoo:
+        yield ZooModel(zoo, entries[0])
+
+
+def require_modules(*pairs):
+    """For run()'s setup: RuntimeError unless this python has every module of pairs
+    ((module, Debian package) each), naming the package to install."""
+    import importlib.util
+    for module, package in pairs:
+        if importlib.util.find_spec(module) is None:
+            raise RuntimeError("%s has no %s module: install %s (scripts/install-deps) and run "
+                               "this file with Debian's /usr/bin/python3"
+                               % (sys.executable, module, package))
+
+
+@contextlib.contextmanager
+def serving(shared, *servers):
+    """run()'s setup around shared: shared.start() (it starts its servers and writes what
+    needs their URLs), then shared; each of servers is stopped on the way out."""
+    shared.start()
+    try:
+        yield shared
+    finally:
+        for srv in servers:
+            srv.stop()
+
+
+class TlsDir:
+    """A test run's shared fixture of certificates: tls_dir under the run directory, made
+    once (zoo_server.make_tls); servers started by tests use it."""
+
+    def __init__(self, run_dir):
+        from zoo_server import make_tls
+        self.run_dir = run_dir
+        self.tls_dir = os.path.join(run_dir, "tls")
+        make_tls(self.tls_dir)
+
+
+@contextlib.contextmanager
+def tls_setup(run_dir):
+    """run()'s setup for tests that start their own servers: ctx.shared is a TlsDir."""
+    yield TlsDir(run_dir)
+
+
+class HfFixture(TlsDir):
+    """A run's Hugging Face imitation: make_hf_repos' repos in fixture_dir (desc describes
+    them) served by srv, an HfServer made with server_kw (started by hf_setup)."""
+
+    def __init__(self, run_dir, **server_kw):
+        super().__init__(run_dir)
+        import make_hf_repos
+        from hf_server import HfServer
+        self.fixture_dir = os.path.join(run_dir, "hf-fixture")
+        self.desc = make_hf_repos.make_repos(self.fixture_dir)
+        self.srv = HfServer(self.fixture_dir, self.tls_dir, **server_kw)
+
+
+@contextlib.contextmanager
+def hf_setup(shared):
+    """run()'s setup around an HfFixture (or a subclass) already made: serves it while the
+    tests run."""
+    with shared.srv:
+        yield shared
+
+
+@contextlib.contextmanager
+def serve_blobs(t, specs, rate=None, wrong_sha=(), extra=(), on_failure=None):
+    """Files of random bytes ((name, size) each; make_blobs) and extra Blobs served by a
+    BlobServer with t.shared.tls_dir; yields (server, {name: Blob}). on_failure(srv) is noted
+    in t when the block raises."""
+    from blob_server import BlobServer, files_of, make_blobs, manifest_of
+    blobs = make_blobs(os.path.join(t.dir, "files"), specs, wrong_sha=wrong_sha) + list(extra)
+    with BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs), rate=rate) as srv:
+        try:
+            yield srv, {b.name: b for b in blobs}
+        except BaseException:
+            if on_failure:
+                t.note(on_failure(srv))
+            raise
+
+
+class NetTeam:
+    """A private network of Linux namespaces for one test (netns.Network): an origin host
+    serving, over TLS on its address, blobs of random bytes (specs: (name, size) each) with a
+    BlobServer (srv; plain=True: plain HTTP) or, with hf=True, the Hugging Face imitation over
+    make_hf_repos' fixture (hf_token: the token it accepts); and one host per name in roles
+    (self.hosts, in order). t is the test's TestContext. The with block's end stops t's mounts
+    (their daemons live in the namespaces), the servers and the namespaces; a failure notes
+    the origin's log. A subclass adds what it needs in more_setup() (before the network)."""
+
+    mount_class = Mount  # what mount() makes
+
+    def __init__(self, t, roles, specs=(), rate=None, hf=False, hf_token=None, plain=False):
+        self.t = t
+        self.roles = list(roles)
+        self.specs = specs
+        self.rate = rate
+        self.hf = hf
+        self.hf_token = hf_token
+        self.plain = plain
+        self.stack = contextlib.ExitStack()
+
+    def more_setup(self):
+        """Called first in __enter__; its cleanups go on self.stack."""
+
+    def __enter__(self):
+        from blob_server import BlobServer, files_of, make_blobs, manifest_of
+        from netns import Network
+        from zoo_server import make_tls
+        try:
+            self.more_setup()
+            self.net = self.stack.enter_context(Network())
+            self.origin = self.net.add_host("origin")
+            self.hosts = [self.net.add_host(role) for role in self.roles]
+            tls_dir = os.path.join(self.t.dir, "tls")
+            if not self.plain:
+                make_tls(tls_dir, ips=[self.origin.ip])
+            self.blobs = make_blobs(os.path.join(self.t.dir, "files"), self.specs)
+            if self.hf:
+                import make_hf_repos
+                from hf_server import HfServer
+                self.fixture_dir = os.path.join(self.t.dir, "hf-fixture")
+                self.desc = make_hf_repos.make_repos(self.fixture_dir)
+            with self.origin.inside():
+                if self.hf:
+                    self.srv = HfServer(self.fixture_dir, tls_dir, token=self.hf_token,
+                                        address=self.origin.ip).start()
+                else:
+                    self.srv = BlobServer(tls_dir, manifest_of(self.blobs), files_of(self.blobs),
+                                          rate=self.rate, address=self.origin.ip,
+                                          plain=self.plain).start()
+            self.stack.callback(self.srv.stop)
+        except BaseException:
+            self.stack.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.t.note(self.origin_summary())
+        # The mounts first (their daemons are in the network's namespaces), then the rest.
+        problems = [p for p in (m.stop() for m in self.t.mounts) if p]
+        self.stack.close()
+        if problems and exc_type is None:
+            raise AssertionError("; ".join(problems))
+        return False
+
+    def blob(self, name):
+        return next(b for b in self.blobs if b.name == name)
+
+    def origin_bytes(self, blob):
+        """Body bytes the origin sent of blob's file (the hub's redirects carry none)."""
+        from blob_server import FILES_PREFIX
+        self.srv.wait_idle()
+        return self.srv.bytes_sent(FILES_PREFIX + blob.model_path)
+
+    def origin_summary(self):
+        lines = ["%s %s %s bytes=%d auth=%s" % (r["method"], r["path"], r["status"], r["bytes"],
+                                                r["auth"]) for r in self.srv.requests()]
+        return "origin log:\n" + "\n".join(lines[-40:])
+
+    def hub_options(self, cache):
+        """-o options of a daemon of the team: cache, and the origin's hub (with hf, the
+        ONNX hub points at an empty manifest on the same server)."""
+        return ["cache=" + cache] + self.srv.options()
+
+    def host_env(self, host):
+        """A daemon environment of host's own: home and client caches under t.dir/<role>;
+        with hf, HF_ENDPOINT and HF_TOKEN too."""
+        env = daemon_env(os.path.join(self.t.dir, host.role))
+        for key in ("HOME", "ONNX_HOME", "HF_HUB_CACHE"):
+            os.makedirs(env[key], exist_ok=True)
+        if self.hf:
+            env.update(self.srv.daemon_env())
+            env["HF_TOKEN"] = self.hf_token
+        return env
+
+    def cache_of(self, host):
+        """The cache directory of host's daemons."""
+        return os.path.join(self.t.dir, host.role, "cache")
+
+    def prefix(self, host):
+        """The argv prefix host's processes start with: into its network namespace."""
+        return host.prefix()
+
+    def mount(self, host, *extra):
+        """A started mount of host's cache (cache_of) on t.dir/<role>/mnt, its daemon started
+        with prefix(host) as a mount_class; extra: more -o options."""
+        cache = self.cache_of(host)
+        os.makedirs(cache, exist_ok=True)
+        m = self.t.mount(self.hub_options(cache) + list(extra), env=self.host_env(host),
+                         prefix=self.prefix(host), cls=self.mount_class,
+                         mountpoint=os.path.join(self.t.dir, host.role, "mnt"))
+        return m.start()
+
+
 # ----------------------------------------------------------------------------- TAP runner
 
 _TESTS = []
@@ -396,20 +823,17 @@ class TestContext:
         self.notes = []  # extra diagnostics, printed if the test fails
         self.timed_out = False
 
-    def mount(self, options, env=None, prefix=(), mountpoint=None):
+    def mount(self, options, env=None, prefix=(), mountpoint=None, binary=None, cls=None):
         """A Mount (not started yet) on this test's mount point (or on mountpoint, made if
-        absent); env entries override self.env, None removes a variable; prefix as Mount's."""
-        merged = dict(self.env)
-        for key, value in (env or {}).items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
+        absent); env entries override self.env, None removes a variable; prefix as Mount's;
+        binary: a program to run instead of the daemon (a wrapper that execs it); cls: a
+        subclass of Mount to make."""
+        merged = merged_env(self.env, env)
         log_path = os.path.join(self.dir, "daemon-%d.log" % (len(self.mounts) + 1))
         if mountpoint is None:
             mountpoint = self.mountpoint
         os.makedirs(mountpoint, exist_ok=True)
-        m = Mount(self.binary, mountpoint, options, merged, log_path, prefix)
+        m = (cls or Mount)(binary or self.binary, mountpoint, options, merged, log_path, prefix)
         self.mounts.append(m)
         return m
 

@@ -9,6 +9,8 @@ Not for mount namespaces (processes started here share the test's mounts) nor fo
         origin.popen(argv, **kw)         # subprocess.Popen in origin's namespace
         origin.run(argv, **kw)           # subprocess.run likewise
         origin.prefix()                  # ["nsenter", "--net=/run/netns/<name>", "--"]
+        port = origin.free_port()        # then a server listens on origin.ip:port, and
+        origin.wait_listening(port, proc, "nginx")  # this waits until it accepts
 
 Each Network has its own switch, so two runs (or two Networks in one run) never see each
 other; its /24 (10.<a>.<b>.0/24) is still picked per Network, so that addresses in logs tell
@@ -24,12 +26,19 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fixtures"))
+from waiting import poll_until  # noqa: E402
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 KILL_TIMEOUT = 5.0  # seconds a process gets after SIGTERM before SIGKILL
+LISTEN_TIMEOUT = 60.0  # seconds wait_listening gives a server to accept connections
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _registry_lock = threading.Lock()
@@ -51,6 +60,18 @@ def _setns(fd):
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, "setns: %s" % os.strerror(err))
+
+
+def _tail(path, lines=30):
+    """A note naming path and its last lines, for a failure message; empty without a path."""
+    if not path:
+        return ""
+    try:
+        with open(path, errors="replace") as f:
+            text = "".join(f.readlines()[-lines:])
+    except OSError as e:
+        text = "(%s)" % e
+    return "; see %s:\n%s" % (path, text)
 
 
 def _close_all_live():
@@ -142,6 +163,40 @@ class Host:
 
     def reconnect(self):
         _ip("-n", self.net.switch, "link", "set", self.port, "up")
+
+    def free_port(self):
+        """A TCP port nothing listens on at this host's address now (the namespace is the
+        test's own, so nothing else takes it before the server does)."""
+        with self.inside():
+            s = socket.socket()
+        try:
+            s.bind((self.ip, 0))
+            return s.getsockname()[1]
+        finally:
+            s.close()
+
+    def wait_listening(self, port, proc, what, log_path=None, timeout=LISTEN_TIMEOUT):
+        """Return once something accepts TCP connections on this host's ip:port. Raises
+        AssertionError if proc (the server's process) exits first, with the end of log_path,
+        or after timeout s."""
+        def accepting():
+            with self.inside():
+                s = socket.socket()
+            try:
+                s.settimeout(1.0)
+                s.connect((self.ip, port))
+                return True
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError("%s exited with status %s before listening%s"
+                                         % (what, proc.returncode, _tail(log_path)))
+                return False
+            finally:
+                s.close()
+
+        if not poll_until(accepting, timeout):
+            raise AssertionError("%s not listening on %s:%d after %.0f s"
+                                 % (what, self.ip, port, timeout))
 
     def url(self, port, scheme="http"):
         return "%s://%s:%d" % (scheme, self.ip, port)

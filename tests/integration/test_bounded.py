@@ -20,14 +20,12 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, check, check_eq, errno_name, run, sha256_bytes, test,  # noqa: E402
+from mount_helpers import (HfFixture, check, check_eq, errno_name, hf_setup,  # noqa: E402
+                           mount, read_blobs_at_once, run, serve_blobs, sha256_bytes, test,
                            wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
 from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
-from hf_server import HfServer  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 KiB = 1 << 10
 QUICK = 2.0      # seconds: a bound on what must not wait for the network (robust under ASan)
@@ -46,20 +44,13 @@ MAX_RSS_KIB = 64 << 10
 ASAN_RSS_SCALE = 8
 
 
-class Shared:
+class Shared(HfFixture):
     def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
-        self.fixture_dir = os.path.join(run_dir, "hf-fixture")
-        self.desc = fx.make_repos(self.fixture_dir)
-        self.srv = HfServer(self.fixture_dir, self.tls_dir, page_size=100)
+        super().__init__(run_dir, page_size=100)
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    shared = Shared(run_dir)
-    with shared.srv:
-        yield shared
+    return hf_setup(Shared(run_dir))
 
 
 def before_each(shared):
@@ -68,11 +59,7 @@ def before_each(shared):
 
 
 def hf_mount(t, *extra):
-    srv = t.shared.srv
-    opts = ["cache=" + t.cache, "cacert=" + srv.cacert,
-            "onnx_index_url=" + srv.onnx_manifest_url,
-            "onnx_url=" + srv.endpoint + "/__onnx/files/"]
-    return t.mount(opts + list(extra), env={"HF_ENDPOINT": srv.endpoint})
+    return mount(t, t.shared.srv, *extra)
 
 
 @contextlib.contextmanager
@@ -391,26 +378,13 @@ def rss_kib(pid):
 def open_all_at_once(t, m, blobs):
     """Read every blob through the mount, each in its own thread; returns ({name: sha256 or
     "error E"}, the threads)."""
-    done = {}
-
-    def reader(b):
-        try:
-            done[b.name] = sha256_bytes(read_bytes(m.path(b.rel)))
-        except OSError as e:
-            done[b.name] = "error %s" % errno_name(e.errno)
-    threads = [threading.Thread(target=reader, args=(b,), daemon=True) for b in blobs]
-    for th in threads:
-        th.start()
-    return done, threads
+    return read_blobs_at_once(m, blobs)
 
 
 @contextlib.contextmanager
 def serve(t, count, size, rate):
-    blobs = make_blobs(os.path.join(t.dir, "files"),
-                       [("cold%03d" % i, size) for i in range(count)])
-    srv = BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs), rate=rate)
-    with srv:
-        yield srv, blobs
+    with serve_blobs(t, [("cold%03d" % i, size) for i in range(count)], rate) as (srv, blobs):
+        yield srv, list(blobs.values())
 
 
 @test

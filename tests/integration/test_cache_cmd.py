@@ -19,6 +19,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
+from mount_helpers import make_zoo, run_omnihub  # noqa: E402
 from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, run, sha256_bytes,  # noqa: E402
                            sha256_file, test, wait_for)
 
@@ -28,7 +29,6 @@ import make_hf_repos as fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import ZooServer, make_tls  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 16
 SLOW_RATE = 1 << 20  # bytes/s per CDN response: the large model takes seconds
 COMMAND_TIMEOUT = 60.0
@@ -81,12 +81,7 @@ def shared_setup(run_dir):
     hf_dir = os.path.join(run_dir, "hf-fixture")
     desc = fx.make_repos(hf_dir)
     zoo_dir = os.path.join(run_dir, "zoo-fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, zoo_dir, "--large-mib", str(LARGE_MIB)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(zoo_dir, "expected.json"), encoding="utf-8") as f:
-        entries = json.load(f)
+    entries = make_zoo(zoo_dir, "--large-mib", str(LARGE_MIB))
     hf = HfServer(hf_dir, tls_dir)
     with hf, ZooServer(zoo_dir, os.path.join(run_dir, "zoo"), rate=SLOW_RATE) as zoo:
         # One CA bundle for the two servers' certificates (cacert= takes one file).
@@ -120,16 +115,8 @@ def mount(t):
 
 
 def omnihub(t, *args, want=EXIT_OK):
-    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
-    cmd = [binary, "-o", ",".join(options(t))] + list(args)
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         env=env_of(t), timeout=COMMAND_TIMEOUT)
-    t.note("$ omnihub %s -> %d\nstdout:\n%s\nstderr:\n%s"
-           % (" ".join(args), res.returncode, res.stdout, res.stderr))
-    if want is not None:
-        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
-                 % (" ".join(args), res.stderr.strip()))
-    return res
+    return run_omnihub(t, args, options(t), {"HF_ENDPOINT": t.shared.hf.endpoint}, want,
+                       COMMAND_TIMEOUT)
 
 
 def omnihub_json(t, *args, want=EXIT_OK):

@@ -10,10 +10,8 @@ Not for the ONNX zoo (test_onnx_mount.py), the HF hub (test_hf_mount.py), nor wh
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_catalog_mount.py [PART]
 # Needs Debian's python3-torch, python3-h5py (scripts/install-deps).
 
-import contextlib
 import errno
 import hashlib
-import importlib.util
 import inspect
 import json
 import os
@@ -24,10 +22,11 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, check, check_eq, errno_name, errno_of, read_errno, run,
-                           sha256_bytes, test)  # noqa: E402
+from mount_helpers import (check, check_eq, errno_name, errno_of, mounted_noting,  # noqa: E402
+                           poll_until, read_errno, require_modules, run, serving, sha256_bytes,
+                           test)
+from mount_helpers import mount as hub_mount  # noqa: E402
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_catalog_fixtures as fx  # noqa: E402
 from catalog_server import CatalogServer, corrupted  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
@@ -81,19 +80,10 @@ class Shared:
         self.desc = fx.write_catalogs(self.desc["out"], self.desc, self.srv.base_url)
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    for module, package in (("torch", "python3-torch"), ("h5py", "python3-h5py")):
-        if importlib.util.find_spec(module) is None:
-            raise RuntimeError("%s has no %s module: install %s (scripts/install-deps) and run "
-                               "this file with Debian's /usr/bin/python3"
-                               % (sys.executable, module, package))
+    require_modules(("torch", "python3-torch"), ("h5py", "python3-h5py"))
     shared = Shared(run_dir)
-    shared.start()
-    try:
-        yield shared
-    finally:
-        shared.srv.stop()
+    return serving(shared, shared.srv)
 
 
 def before_each(shared):
@@ -124,25 +114,15 @@ def catalog_dir(t, name):
 def catalog_mount(t, *extra, system="empty", user="user", env=None, cache=None):
     """A Mount (not started) with the catalogs of the fixture: system_catalogs= the fixture's
     catalog dir `system` (default: an empty one), catalogs= the dir `user` (None: no option)."""
-    srv = t.shared.srv
-    opts = ["cache=" + (cache or t.cache)] + srv.options()
-    opts.append("system_catalogs=" + catalog_dir(t, system))
+    opts = ["system_catalogs=" + catalog_dir(t, system)]
     if user is not None:
         opts.append("catalogs=" + catalog_dir(t, user))
-    merged = client_env(t)
-    merged.update(env or {})
-    return t.mount(opts + list(extra), env=merged)
+    return hub_mount(t, t.shared.srv, *opts, *extra, cache=cache,
+                     env=dict(client_env(t), **(env or {})))
 
 
-@contextlib.contextmanager
 def mounted(t, *extra, **kwargs):
-    m = catalog_mount(t, *extra, **kwargs)
-    try:
-        with m:
-            yield m
-    except BaseException:
-        t.note(t.shared.srv.summary())
-        raise
+    return mounted_noting(t, catalog_mount(t, *extra, **kwargs), t.shared.srv.summary)
 
 
 def require_hubs(m, *hubs):
@@ -298,15 +278,6 @@ def process_gone(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
-
-
-def wait_for(predicate, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 # ----------------------------------------------------------------------------- listing
@@ -732,7 +703,7 @@ def converter_timeout_kills_group(t):
         fields = run_fields(lines[0])
         for key in ("pid", "child"):
             pid = int(fields[key])
-            check(wait_for(lambda: process_gone(pid), 3.0),
+            check(poll_until(lambda: process_gone(pid), 3.0),
                   "the converter's %s (pid %d) still runs after the timeout" % (key, pid))
 
 

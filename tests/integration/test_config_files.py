@@ -10,18 +10,15 @@ Run with Debian's /usr/bin/python3 (make_zoo.py needs python3-onnx)."""
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mount_helpers import (SRCDIR, check, check_eq, count_requests, errno_of, run, run_cli,
-                           test)  # noqa: E402
+from mount_helpers import (SRCDIR, check, check_eq, count_requests, errno_of,  # noqa: E402
+                           make_zoo, run, run_cli, run_omnihub, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 DEAD = "https://127.0.0.1:1/"
 
 
@@ -44,10 +41,7 @@ class Zoo:
 @contextlib.contextmanager
 def fake_hub(run_dir):
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    make_zoo(fixture_dir, "--large-mib", "1")
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as server:
         yield Zoo(fixture_dir, server)
 
@@ -196,11 +190,7 @@ def unreadable_file_refused(t):
 
 
 def omnihub(t, *args, env=None):
-    merged = dict(t.env, **(env or {}))
-    res = subprocess.run([os.environ["OMNIHUB"]] + list(args), env=merged, capture_output=True,
-                         text=True, timeout=60, stdin=subprocess.DEVNULL)
-    check_eq(res.returncode, 0, "omnihub %s: exit status; stderr: %r" % (" ".join(args), res.stderr))
-    return res.stdout
+    return run_omnihub(t, args, env=env, want=0).stdout
 
 
 @test
@@ -287,9 +277,7 @@ def mirrors_and_proxy_from_every_level(t):
                    env={"OMNIHUB_MIRRORS": "http://c.lan"})
     check_eq(got["mirror"], ("http://d.lan https://e.lan", "option"), "mirror given twice")
     check_eq(got["proxy"], ("http://p:1", "option"), "proxy")
-    res = subprocess.run([os.environ["OMNIHUB"], "-o", "mirror=ftp://x.lan", "config"],
-                         env=t.env, capture_output=True, text=True, timeout=60,
-                         stdin=subprocess.DEVNULL)
+    res = run_omnihub(t, ["-o", "mirror=ftp://x.lan", "config"])
     check_eq(res.returncode, 2, "exit status of a bad mirror; stderr: %r" % res.stderr)
     check("mirror 'ftp://x.lan': not a base URL" in res.stderr, "stderr: %r" % res.stderr)
     check("secret" not in omnihub(t, "config"), "the proxy's password shown")
@@ -553,9 +541,7 @@ def config_command_refuses_bad_values(t):
     """omnihub config: a bad value from -o, the environment or a file exits 2 with the
     sentence, and prints no settings."""
     def refused_cli(args, want, env=None):
-        res = subprocess.run([os.environ["OMNIHUB"]] + args + ["config"],
-                             env=dict(t.env, **(env or {})), capture_output=True, text=True,
-                             timeout=60, stdin=subprocess.DEVNULL)
+        res = run_omnihub(t, args + ["config"], env=env)
         check_eq((res.returncode, res.stdout, res.stderr.strip()), (2, "", want),
                  "omnihub %s config" % " ".join(args))
     refused_cli(["-o", "retries=4294967295"],
@@ -618,10 +604,8 @@ def config_check_reports_every_problem(t):
     write(system, "index_ttl = soon\n")
     write(user_file(t), "cache_max = 1G\nconnections = 0\n[huggingface]\nrepos = a/b, c/d\n"
                         "ttl = -1\n")
-    env = dict(t.env, OMNIHUB_SYSTEM_CONFIG=system, OMNIHUB_OFFLINE="maybe")
-    res = subprocess.run([os.environ["OMNIHUB"], "-o", "retries=99999999999", "config",
-                          "--check"], env=env, capture_output=True, text=True, timeout=60,
-                         stdin=subprocess.DEVNULL)
+    res = run_omnihub(t, ["-o", "retries=99999999999", "config", "--check"],
+                      env={"OMNIHUB_SYSTEM_CONFIG": system, "OMNIHUB_OFFLINE": "maybe"})
     check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
     check_eq(res.stdout.splitlines(), [
         system + ':1: index_ttl: "soon" is not a number of seconds (0 to 31536000 seconds)',

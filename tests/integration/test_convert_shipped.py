@@ -16,23 +16,19 @@ Not for the converter sandbox itself (tests/unit/test_convert.c, test_catalog_mo
 # when npm is missing or the install fails (Debian 12 has no python3-onnxruntime, and its onnx
 # 1.12 has no onnx.reference).
 
-import contextlib
-import errno
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, check, check_eq, errno_name, read_errno, run, run_cli,
-                           test)  # noqa: E402
+from mount_helpers import mount as hub_mount  # noqa: E402
+from mount_helpers import (SRCDIR, check, check_eq, errno_name, read_errno,  # noqa: E402
+                           require_modules, run, run_cli, serving, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from catalog_server import CatalogServer  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
@@ -150,20 +146,11 @@ class Shared:
         self.meta = dict(model_meta, **entry_meta)  # what the entry's meta is, merged
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    for module, package in (("torch", "python3-torch"), ("torchvision", "python3-torchvision"),
-                            ("onnx", "python3-onnx")):
-        if importlib.util.find_spec(module) is None:
-            raise RuntimeError("%s has no %s module: install %s (scripts/install-deps) and run "
-                               "this file with Debian's /usr/bin/python3"
-                               % (sys.executable, module, package))
+    require_modules(("torch", "python3-torch"), ("torchvision", "python3-torchvision"),
+                    ("onnx", "python3-onnx"))
     shared = Shared(run_dir)
-    shared.start()
-    try:
-        yield shared
-    finally:
-        shared.srv.stop()
+    return serving(shared, shared.srv)
 
 
 def before_each(shared):
@@ -174,9 +161,8 @@ def before_each(shared):
 def mount(t, *extra, cache=None, env=None):
     """A Mount (not started) of the test catalog alone, the shipped ones left out."""
     s = t.shared
-    opts = ["cache=" + (cache or t.cache)] + s.srv.options()
-    opts += ["system_catalogs=" + s.empty, "catalogs=" + s.catalogs]
-    return t.mount(opts + list(extra), env=env)
+    return hub_mount(t, s.srv, "system_catalogs=" + s.empty, "catalogs=" + s.catalogs, *extra,
+                     cache=cache, env=env)
 
 
 def shipped(*extra):

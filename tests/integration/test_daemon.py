@@ -18,7 +18,6 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,31 +25,17 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
-
-
-def _enter_private_namespace():
-    """Re-run this script under unshare --mount, once."""
-    if _NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
-        return
-    env = dict(os.environ)
-    env[_NS_MARK] = os.readlink("/proc/self/ns/mnt")
-    sys.stdout.flush()
-    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
-                           os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-if __name__ == "__main__":
-    _enter_private_namespace()
-
+from mount_helpers import make_zoo  # noqa: E402
 from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, check, check_eq,  # noqa: E402
                            fusermount, is_mounted, run, run_cli, sha256_file, test, wait_for)
+from mount_helpers import daemon_on_shell_path, enter_private_mount_namespace, omnihub_binary  # noqa: E402
+
+if __name__ == "__main__":
+    enter_private_mount_namespace(__file__)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
-SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
 MODEL = "onnx/conv2d/opset-9/model.onnx"  # a "good" entry of make_zoo.py
 BAD_REPO = "acme/tiny-onnx,bad..repo/x"  # the second id is refused by the Hugging Face hub
 
@@ -61,26 +46,12 @@ class Shared:
         self.expected_sha256 = expected_sha256
 
 
-def _mount(*args):
-    subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
-
-
 @contextlib.contextmanager
 def daemon_hub(run_dir):
     """The private namespace's program on dash's PATH, and the fake ONNX zoo."""
-    check(os.environ.get(_NS_MARK) is not None
-          and os.readlink("/proc/self/ns/mnt") != os.environ[_NS_MARK],
-          "not in a private mount namespace")
-    binary = os.path.abspath(os.environ.get("OMNIHUB_FUSE") or "")
-    sbin = os.path.join(run_dir, "sbin")
-    os.mkdir(sbin)
-    os.symlink(binary, os.path.join(sbin, "omnihub-fuse"))
-    _mount("--bind", sbin, SHELL_PATH_DIR)
+    daemon_on_shell_path(run_dir)
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    make_zoo(fixture_dir, "--large-mib", "1")
     served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",
                           "conv2d", "model", "conv2d-9.onnx")
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
@@ -225,7 +196,7 @@ def refused_hub_value_stops_the_start(t):
           "no line starting %r in stderr" % want)
     os.unlink(conf)
 
-    cli = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
+    cli = omnihub_binary()
     # A list on two lines: the line of the refused item is named.
     write(conf, "hf_repos = acme/tiny-onnx\n# not bad..repo/x here\nhf_repos = gpt2, bad..repo/x\n")
     res = run_cli(cli, ["-o", "cache=" + t.cache + ",offline", "ls", "huggingface"], t.env)

@@ -8,7 +8,6 @@ Not for the ONNX zoo (test_onnx_mount.py) nor for the transfer layer's faults (t
 # contract is ../shared/hf-spec (MOUNT/huggingface/<org>/<name>[@rev]/<path>). Run by `make check`, or:
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_hf_mount.py [PART]
 
-import contextlib
 import errno
 import json
 import os
@@ -21,14 +20,12 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, errno_of, read_errno,
-                           run, run_cli, sha256_bytes, sha256_file, test, wait_for)  # noqa: E402
+from mount_helpers import (HfFixture, all_files, check, check_eq, errno_name,  # noqa: E402
+                           errno_of, hf_setup, merged_env, mount, mounted_noting, omnihub_binary,
+                           read_errno, run, run_cli, sha256_bytes, sha256_file, test, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
-from hf_server import HfServer  # noqa: E402
 from mirror_server import MirrorServer  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 TOKEN = "hf_TestTokenValue0123456789abcdefXYZ"  # has access to everything
 OTHER_TOKEN = "hf_OtherUserToken0123456789abcdefQRS"  # a valid user without access
@@ -38,21 +35,13 @@ WAIT = 20.0
 
 # ----------------------------------------------------------------------------- fixture
 
-class Shared:
+class Shared(HfFixture):
     def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
-        self.fixture_dir = os.path.join(run_dir, "hf-fixture")
-        self.desc = fx.make_repos(self.fixture_dir)
-        self.srv = HfServer(self.fixture_dir, self.tls_dir, token=TOKEN,
-                            other_tokens=[OTHER_TOKEN], page_size=100)
+        super().__init__(run_dir, token=TOKEN, other_tokens=[OTHER_TOKEN], page_size=100)
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    shared = Shared(run_dir)
-    with shared.srv:
-        yield shared
+    return hf_setup(Shared(run_dir))
 
 
 def before_each(shared):
@@ -65,23 +54,11 @@ def before_each(shared):
 def hf_mount(t, *extra, env=None, cache=None):
     """A Mount (not started) of the HF hub of the local server; the ONNX hub points at an
     empty manifest on the same server."""
-    srv = t.shared.srv
-    opts = ["cache=" + (cache or t.cache), "cacert=" + srv.cacert,
-            "onnx_index_url=" + srv.onnx_manifest_url, "onnx_url=" + srv.endpoint + "/__onnx/files/"]
-    merged = {"HF_ENDPOINT": srv.endpoint}
-    merged.update(env or {})
-    return t.mount(opts + list(extra), env=merged)
+    return mount(t, t.shared.srv, *extra, env=env, cache=cache)
 
 
-@contextlib.contextmanager
 def mounted(t, *extra, env=None, cache=None):
-    m = hf_mount(t, *extra, env=env, cache=cache)
-    try:
-        with m:
-            yield m
-    except BaseException:
-        t.note(t.shared.srv.summary())
-        raise
+    return mounted_noting(t, hf_mount(t, *extra, env=env, cache=cache), t.shared.srv.summary)
 
 
 def repo_dir(m, repo_id, rev=None, dataset=False):
@@ -504,16 +481,8 @@ def refused_token_is_explained(t):
 
 
 def omnihub_cli(t, *args, env=None):
-    binary = os.environ.get("OMNIHUB") or os.path.join(os.path.dirname(t.binary), "omnihub")
-    merged = dict(t.env)
-    merged.update({"HF_ENDPOINT": t.shared.srv.endpoint})
-    for k, v in (env or {}).items():
-        if v is None:
-            merged.pop(k, None)
-        else:
-            merged[k] = v
-    return run_cli(binary, ["-o", "cacert=" + t.shared.srv.cacert, "--cache", t.cache] + list(args),
-                   merged)
+    return run_cli(omnihub_binary(), ["-o", "cacert=" + t.shared.srv.cacert, "--cache", t.cache]
+                   + list(args), merged_env(t.env, dict(t.shared.srv.daemon_env(), **(env or {}))))
 
 
 @test

@@ -10,7 +10,6 @@ it fails (skips with OMNIHUB_ALLOW_SKIP=1).
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
 #         /usr/bin/python3 tests/integration/test_hub_recovery.py [PART]
 
-import contextlib
 import errno
 import json
 import os
@@ -20,13 +19,11 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, check, check_eq, errno_of, run, run_cli,  # noqa: E402
+from mount_helpers import mount as hub_mount, omnihub_binary, one_model_zoo  # noqa: E402
+from mount_helpers import (check, check_eq, errno_of, run, run_cli,  # noqa: E402
                            sha256_file, test, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 MODEL_DIR = "biggemm"
 MODEL = "onnx/biggemm/model.onnx"
 # The first retry's wait, small for a test (the default is 5 s); documented as for tests.
@@ -36,38 +33,12 @@ RETRY_ENV = {"OMNIHUB_HUB_RETRY_FIRST": "0.5"}
 RECOVERY_TIMEOUT = 60.0
 
 
-class Shared:
-    def __init__(self, zoo, entry):
-        self.zoo = zoo
-        self.entry = entry
-
-
-@contextlib.contextmanager
 def small_zoo(run_dir):
-    fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--only-large",
-                          "--large-mib", "1"], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        entries = [e for e in json.load(f) if e["kind"] == "good"]
-    check_eq(len(entries), 1, "models in the fixture")
-    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
-        yield Shared(zoo, entries[0])
+    return one_model_zoo(run_dir, 1)
 
 
 def mount(t, *options, env=None):
-    zoo = t.shared.zoo
-    opts = ["cache=" + t.cache, "cacert=" + zoo.cacert, "onnx_index_url=" + zoo.index_url,
-            "onnx_url=" + zoo.model_base_url]
-    return t.mount(opts + list(options), env=dict(RETRY_ENV, **(env or {})))
-
-
-def omnihub_binary():
-    given = os.environ.get("OMNIHUB")
-    if given:
-        return given
-    return os.path.join(os.path.dirname(os.path.abspath(os.environ["OMNIHUB_FUSE"])), "omnihub")
+    return hub_mount(t, t.shared.zoo, *options, env=dict(RETRY_ENV, **(env or {})))
 
 
 def hub_rows(m):

@@ -14,7 +14,6 @@ Not for downloads as such (test_transfers.py) nor the zoo's names (test_onnx_mou
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse OMNIHUB=BUILDDIR/omnihub \
 #         /usr/bin/python3 tests/integration/test_integrity.py [PART]
 
-import contextlib
 import errno
 import json
 import os
@@ -27,12 +26,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (REPO_ROOT, SRCDIR, all_files, check, check_eq, errno_name, run,  # noqa: E402
-                           sha256_bytes, sha256_file, test, wait_for)
-
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
+from mount_helpers import (all_files, check, check_eq, errno_name, mount, run,  # noqa: E402
+                           run_omnihub, serve_blobs, sha256_bytes, sha256_file, test, tls_setup)
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -40,27 +35,11 @@ READ_TIMEOUT = 60.0  # seconds: liveness only (a FIFO must not hang a reader)
 EXIT_CORRUPT = 3  # omnihub verify found a bad file
 
 
-class Shared:
-    def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
+shared_setup = tls_setup
 
 
-@contextlib.contextmanager
-def shared_setup(run_dir):
-    yield Shared(run_dir)
-
-
-@contextlib.contextmanager
 def serve(t, specs):
-    blobs = make_blobs(os.path.join(t.dir, "files"), specs)
-    srv = BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs))
-    with srv:
-        yield srv, {b.name: b for b in blobs}
-
-
-def mount(t, srv, *extra, cache=None):
-    return t.mount(["cache=" + (cache or t.cache)] + srv.options() + list(extra))
+    return serve_blobs(t, specs)
 
 
 def blob_path(cache, b):
@@ -127,12 +106,7 @@ def canary(t, data=b"canary: outside the cache, never written by it\n" * 64):
 
 
 def omnihub(t, srv, *args):
-    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
-    opts = ",".join(["cache=" + t.cache] + srv.options())
-    res = subprocess.run([binary, "-o", opts] + list(args), stdin=subprocess.DEVNULL,
-                         capture_output=True, text=True, env=t.env, timeout=120)
-    t.note("$ omnihub %s -> %d\n%s%s" % (" ".join(args), res.returncode, res.stdout, res.stderr))
-    return res
+    return run_omnihub(t, args, ["cache=" + t.cache] + srv.options(), timeout=120)
 
 
 # ----------------------------------------------------------------------------- flips

@@ -19,37 +19,27 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import SRCDIR, check, check_eq, run, sha256_file, test, wait_for  # noqa: E402
+from mount_helpers import (check, check_eq, mount as hub_mount, run,  # noqa: E402
+                           serve_blobs, sha256_file, test, tls_setup, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from blob_server import Blob, BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
+from blob_server import Blob, manifest_of, random_bytes  # noqa: E402
 
 OPCODE = re.compile(r"opcode: ([A-Z_]+) ")
 
 
-class Shared:
-    def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
-
-
-@contextlib.contextmanager
-def shared_setup(run_dir):
-    yield Shared(run_dir)
+shared_setup = tls_setup
 
 
 @contextlib.contextmanager
 def serve(t, specs):
     """Files of random bytes ((name, size) each), served; yields (server, [Blob])."""
-    blobs = make_blobs(os.path.join(t.dir, "files"), specs)
-    with BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs)) as srv:
-        yield srv, blobs
+    with serve_blobs(t, specs) as (srv, blobs):
+        yield srv, list(blobs.values())
 
 
 def mount(t, srv, *extra):
     """A started Mount that logs every request it gets (libfuse's debug option)."""
-    return t.mount(["cache=" + t.cache, "debug"] + srv.options() + list(extra)).start()
+    return hub_mount(t, srv, "debug", *extra).start()
 
 
 def requests_during(m, func):

@@ -16,18 +16,16 @@ import re
 import select
 import subprocess
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, count_requests, run,  # noqa: E402
-                           settle_logs, sha256_bytes, sha256_file, test)
+from mount_helpers import (SRCDIR, check, check_eq, count_requests, make_zoo,  # noqa: E402
+                           omnihub_binary, poll_until, run, run_omnihub, settle_logs,
+                           sha256_bytes, sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 16
 # The throttled zoo's CDN: bytes/s per response. With 4 MiB pieces, the large model comes
 # in 4 responses at once: about 4 s, long enough to start a second reader and to watch.
@@ -60,12 +58,7 @@ class Zoo:
 @contextlib.contextmanager
 def zoo_servers(run_dir):
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", str(LARGE_MIB)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        entries = json.load(f)
+    entries = make_zoo(fixture_dir, "--large-mib", str(LARGE_MIB))
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as fast, \
             ZooServer(fixture_dir, os.path.join(run_dir, "zoo-slow"), rate=SLOW_RATE) as slow:
         yield Zoo(fixture_dir, entries, fast, slow)
@@ -87,36 +80,25 @@ def entry(t, which):
     return t.shared.model(which[0], which[1])
 
 
-def omnihub_binary():
-    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
-    check(os.access(binary, os.X_OK), "omnihub not found at %s (set OMNIHUB)" % binary)
-    return binary
-
-
 def hub_options(t, slow=False):
-    zoo = t.shared.slow if slow else t.shared.fast
-    return ["cache=" + t.cache, "cacert=" + zoo.cacert, "onnx_index_url=" + zoo.index_url,
-            "onnx_url=" + zoo.model_base_url]
+    return ["cache=" + t.cache] + (t.shared.slow if slow else t.shared.fast).options()
+
+
+def options_of(t, slow=False, options=(), hub=True):
+    """-o options: t's cache and the zoo's (unless hub is False), then options."""
+    return (hub_options(t, slow) if hub else []) + list(options)
 
 
 def command(t, *args, slow=False, options=(), hub=True):
     """The omnihub command line with t's cache and the zoo's options before args."""
-    opts = (hub_options(t, slow) if hub else []) + list(options)
+    opts = options_of(t, slow, options, hub)
     return [omnihub_binary()] + (["-o", ",".join(opts)] if opts else []) + list(args)
 
 
 def omnihub(t, *args, want=EXIT_OK, slow=False, options=(), hub=True, env=None):
     """Runs omnihub to its end with piped output; checks its exit status. env: variables
     added to t.env."""
-    cmd = command(t, *args, slow=slow, options=options, hub=hub)
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         env=dict(t.env, **(env or {})), timeout=COMMAND_TIMEOUT)
-    t.note("$ %s -> %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(args), res.returncode, res.stdout,
-                                                    res.stderr))
-    if want is not None:
-        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
-                 % (" ".join(args), res.stderr.strip()))
-    return res
+    return run_omnihub(t, args, options_of(t, slow, options, hub), env, want, COMMAND_TIMEOUT)
 
 
 def omnihub_json(t, *args, want=EXIT_OK, **kwargs):
@@ -548,9 +530,7 @@ def pull_and_mount_share_one_download(t):
                                 env=t.env)
         # The pull starts the download; the mount's reader joins it while it is in flight.
         partial = blob_path(t, large) + ".partial"
-        deadline = time.monotonic() + 20
-        while not os.path.exists(partial) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll_until(lambda: os.path.exists(partial), 20)
         check(os.path.exists(partial), "the pull started no download")
         with open(m.path(LARGE[2]), "rb") as f:
             data = f.read()

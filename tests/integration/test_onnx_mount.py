@@ -23,14 +23,12 @@ import unicodedata
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, all_files, all_paths, check, check_eq, count_requests,
-                           errno_name, errno_of, is_mounted, partials, read_errno, run, run_cli,
-                           settle_logs, sha256_bytes, sha256_file, test)  # noqa: E402
+from mount_helpers import (SRCDIR, all_files, all_paths, check, check_eq,  # noqa: E402
+                           count_requests, errno_name, errno_of, is_mounted, make_zoo, partials,
+                           read_errno, run, run_cli, settle_logs, sha256_bytes, sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import HOSTS, INDEX_PATH, ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 64
 INDEX_CACHE_REL = ".index/onnx/ONNX_HUB_MANIFEST.json"
 # A cache after failed downloads only: the index (and the record that its warnings, of the
@@ -147,12 +145,7 @@ def fake_hub(run_dir):
         raise RuntimeError("%s has no onnx module: run this file with Debian's /usr/bin/python3"
                            % sys.executable)
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--faults",
-                          "--large-mib", str(LARGE_MIB)], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        entries = json.load(f)
+    entries = make_zoo(fixture_dir, "--faults", "--large-mib", str(LARGE_MIB))
     with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
         yield Hub(fixture_dir, entries, zoo)
 

@@ -10,7 +10,6 @@ on this machine, so it refuses to run where omnihub-fuse is installed already (a
 # /usr/bin/omnihub-fuse. The package is built once per run (about 20 s on 2 cores).
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -19,16 +18,14 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, Mount, check, check_eq, run, run_cli, sha256_file,
-                           test)  # noqa: E402
+from mount_helpers import (SRCDIR, Mount, check, check_eq, make_zoo, run, run_cli,  # noqa: E402
+                           sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from zoo_server import ZooServer  # noqa: E402
 
 PACKAGE = "omnihub-fuse"
 INSTALLED_FUSE = "/usr/bin/omnihub-fuse"
 INSTALLED_CLI = "/usr/bin/omnihub"
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 BUILD_TIMEOUT = 900  # seconds; an ASan machine under load is slow, a hang still ends
 # What the package must carry (the brief of debian/: both commands, their man pages, the
 # catalogs and the units).
@@ -144,12 +141,7 @@ def built_package(run_dir):
                            "and then remove them" % present)
     deb, log, untracked = build_package(run_dir)
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        expected = json.load(f)
+    expected = make_zoo(fixture_dir, "--large-mib", "1")
     try:
         with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo:
             yield Built(os.path.dirname(deb), os.path.join(run_dir, "pkg", "src"), deb, log,

@@ -19,19 +19,17 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import SRCDIR, check, check_eq, run, sha256_file, test  # noqa: E402
-from netns import Network  # noqa: E402
+from mount_helpers import (SRCDIR, NetTeam, check, check_eq, run, settle,  # noqa: E402
+                           sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from blob_server import FILES_PREFIX, BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
+from blob_server import FILES_PREFIX  # noqa: E402
+from zoo_server import nginx_temp_paths  # noqa: E402
 
 SQUID = "/usr/sbin/squid"
 NGINX = "/usr/sbin/nginx"
@@ -56,38 +54,6 @@ class Shared:
 @contextlib.contextmanager
 def shared_setup(run_dir):
     yield Shared(run_dir)
-
-
-def free_port(host):
-    """A TCP port free on host's address now (the proxy binds it a moment later)."""
-    with host.inside():
-        s = socket.socket()
-    try:
-        s.bind((host.ip, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def wait_listening(host, port, proc, what, log_path):
-    deadline = time.monotonic() + WAIT
-    while True:
-        with host.inside():
-            s = socket.socket()
-        try:
-            s.settimeout(1.0)
-            s.connect((host.ip, port))
-            return
-        except OSError:
-            pass
-        finally:
-            s.close()
-        if proc.poll() is not None:
-            raise AssertionError("%s exited with status %s before listening; see %s:\n%s"
-                                 % (what, proc.returncode, log_path, tail(log_path)))
-        check(time.monotonic() < deadline, "%s not listening on %s:%d after %.0f s"
-              % (what, host.ip, port, WAIT))
-        time.sleep(0.05)
 
 
 def tail(path, lines=30):
@@ -136,7 +102,7 @@ class Proxy:
         with open(self.stdio_log, "ab") as log:
             self.proc = self.host.popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                         start_new_session=True)
-        wait_listening(self.host, self.port, self.proc, self.name, self.stdio_log)
+        self.host.wait_listening(self.port, self.proc, self.name, self.stdio_log, WAIT)
 
     def stop(self):
         if self.proc is None:
@@ -182,7 +148,7 @@ class Squid(Proxy):
         self.cache_log = os.path.join(directory, "cache.log")
 
     def start(self):
-        self.port = free_port(self.host)
+        self.port = self.host.free_port()
         helper = os.path.join(self.dir, "squid-store-id")
         shutil.copy(os.path.join(PROXY_DIR, "squid-store-id"), helper)
         cdn = regex_escape_url(self.cdn_base)
@@ -246,7 +212,7 @@ class NginxCache(Proxy):
         self.access_log = os.path.join(directory, "access.log")
 
     def start(self):
-        self.port = free_port(self.host)
+        self.port = self.host.free_port()
         origin_hostport = self.origin_base.split("://", 1)[1]
         site = site_config("nginx-proxy-cache.conf", [
             ("listen 8080;", "listen %s:%d;" % (self.host.ip, self.port)),
@@ -272,14 +238,9 @@ lock_file "{d}/nginx.lock";
 error_log "{d}/error.log" info;
 events {{ worker_connections 256; }}
 http {{
-    client_body_temp_path "{tmp}/body";
-    proxy_temp_path "{tmp}/proxy";
-    fastcgi_temp_path "{tmp}/fastcgi";
-    uwsgi_temp_path "{tmp}/uwsgi";
-    scgi_temp_path "{tmp}/scgi";
-    include "{site}";
+{temps}    include "{site}";
 }}
-""".format(d=self.dir, tmp=tmp, site=site_path))
+""".format(d=self.dir, temps=nginx_temp_paths(tmp), site=site_path))
         self._spawn([NGINX, "-e", os.path.join(self.dir, "error.log"), "-c", self.conf])
 
     def records(self):
@@ -301,36 +262,17 @@ http {{
         return out
 
 
-def settle(read_records, quiet=0.3, limit=10.0):
+def settled(read_records):
     """The proxy's log once it stopped growing (a line is written as a response ends)."""
-    deadline = time.monotonic() + limit
-    last = read_records()
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = read_records()
-        if now == last:
-            break
-        last = now
-    return last
+    return settle(read_records, quiet=0.3, limit=10.0)
 
 
 @contextlib.contextmanager
 def team(t):
     """A network with an origin (plain-HTTP hub imitation serving one SIZE-byte model), a
     proxy host and two client hosts; yields (net, origin server, blob, proxy host, clients)."""
-    blob = make_blobs(os.path.join(t.dir, "files"), [("big", SIZE)])[0]
-    with Network() as net:
-        origin = net.add_host("origin")
-        proxy_host = net.add_host("proxy")
-        clients = [net.add_host("client1"), net.add_host("client2")]
-        with origin.inside():
-            srv = BlobServer(os.path.join(t.dir, "tls"), manifest_of([blob]), files_of([blob]),
-                             address=origin.ip, plain=True)
-            srv.start()
-        try:
-            yield net, srv, blob, proxy_host, clients
-        finally:
-            srv.stop()
+    with NetTeam(t, ["proxy", "client1", "client2"], [("big", SIZE)], plain=True) as tm:
+        yield tm.net, tm.srv, tm.blobs[0], tm.hosts[0], tm.hosts[1:]
 
 
 def client_mount(t, host, index, options, env=None):
@@ -446,7 +388,7 @@ def squid_second_client_hits(t):
                 read_and_check(m2, blob, "client 2")
                 check_eq(proxy_bytes(m2), SIZE, "client 2's bytes through the proxy (metrics)")
             second = origin_bytes(srv, blob) - before - first
-            records = settle(squid.records)
+            records = settled(squid.records)
         t.note("squid access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
         files = [r for r in records if FILES_PREFIX in r[5]]
         c1 = [r for r in files if r[0] == clients[0].ip]
@@ -485,7 +427,7 @@ def squid_cold_clients_at_once(t):
                 for i, m in enumerate((m1, m2), 1):
                     check_eq(proxy_bytes(m), SIZE, "client %d's bytes through the proxy" % i)
             total = origin_bytes(srv, blob)
-            records = settle(squid.records)
+            records = settled(squid.records)
         t.note("squid access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
         files = [r for r in records if FILES_PREFIX in r[5]]
         report(t, "origin body bytes for both clients %d (file %d), in %d GETs of /files/; "
@@ -513,7 +455,7 @@ def nginx_second_client_hits(t):
             with client_mount(t, clients[1], 2, options) as m2:
                 read_and_check(m2, blob, "client 2")
             second = origin_bytes(srv, blob) - before - first
-            records = settle(ngx.records)
+            records = settled(ngx.records)
         t.note("nginx access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
         t.note("origin /files/ GETs: " + "; ".join(
             "%s %s %s" % (r["range"], r["status"], r["bytes"])
@@ -548,7 +490,7 @@ def nginx_cold_clients_at_once(t):
                     client_mount(t, clients[1], 2, options) as m2:
                 read_at_once([m1, m2], blob)
             total = origin_bytes(srv, blob)
-            records = settle(ngx.records)
+            records = settled(ngx.records)
         t.note("nginx access.log:\n" + "\n".join(" ".join(map(str, r)) for r in records))
         cdn = [r for r in records if r[2].startswith("/_cdn/")]
         report(t, "origin body bytes for both clients %d (file %d), in %d GETs of /files/; "

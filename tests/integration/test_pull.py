@@ -9,45 +9,34 @@ with a mount (test_omnihub.py), nor for the mount itself (test_hf_mount.py).
 #     OMNIHUB=BUILDDIR/omnihub OMNIHUB_FUSE=BUILDDIR/omnihub-fuse \
 #         /usr/bin/python3 tests/integration/test_pull.py [PART]
 
-import contextlib
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import REPO_ROOT, SRCDIR, check, check_eq, run, sha256_file, test  # noqa: E402
+from mount_helpers import (HfFixture, check, check_eq, hf_setup, run,  # noqa: E402
+                           run_omnihub, sha256_file, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
-from hf_server import HfServer  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 TOKEN = "hf_TestTokenValue0123456789abcdefXYZ"
 COMMAND_TIMEOUT = 120.0
 REPO = "huggingface/" + fx.ONNX_REPO
 
 
-class Shared:
+class Shared(HfFixture):
     def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
-        self.fixture_dir = os.path.join(run_dir, "hf-fixture")
-        self.desc = fx.make_repos(self.fixture_dir)
-        self.srv = HfServer(self.fixture_dir, self.tls_dir, token=TOKEN)
+        super().__init__(run_dir, token=TOKEN)
         self.no_catalogs = os.path.join(run_dir, "no-catalogs")
         os.makedirs(self.no_catalogs)
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    shared = Shared(run_dir)
-    with shared.srv:
-        yield shared
+    return hf_setup(Shared(run_dir))
 
 
 def before_each(shared):
@@ -55,27 +44,12 @@ def before_each(shared):
     shared.srv.clear_log()
 
 
-def omnihub_binary():
-    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
-    check(os.access(binary, os.X_OK), "omnihub not found at %s (set OMNIHUB)" % binary)
-    return binary
-
-
 def omnihub(t, *args, want=0, env=None):
     srv = t.shared.srv
-    opts = ["cache=" + t.cache, "cacert=" + srv.cacert, "onnx_index_url=" + srv.onnx_manifest_url,
-            "onnx_url=" + srv.endpoint + "/__onnx/files/", "system_catalogs=" + t.shared.no_catalogs,
-            "catalogs=" + t.shared.no_catalogs]
-    env = dict(t.env, HF_ENDPOINT=srv.endpoint, **(env or {}))
-    res = subprocess.run([omnihub_binary(), "-o", ",".join(opts)] + list(args),
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-                         timeout=COMMAND_TIMEOUT)
-    t.note("$ omnihub %s -> %d\nstdout:\n%s\nstderr:\n%s"
-           % (" ".join(args), res.returncode, res.stdout, res.stderr))
-    if want is not None:
-        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
-                 % (" ".join(args), res.stderr.strip()))
-    return res
+    opts = ["cache=" + t.cache] + srv.options() + ["system_catalogs=" + t.shared.no_catalogs,
+                                                    "catalogs=" + t.shared.no_catalogs]
+    return run_omnihub(t, args, opts, dict(srv.daemon_env(), **(env or {})), want,
+                       COMMAND_TIMEOUT)
 
 
 def repo_files(t, repo_id=fx.ONNX_REPO):

@@ -8,20 +8,16 @@ what offline searches. Not for listing folders (test_omnihub.py) nor for the mou
 #     OMNIHUB=BUILDDIR/omnihub OMNIHUB_FUSE=BUILDDIR/omnihub-fuse \
 #         /usr/bin/python3 tests/integration/test_search.py [PART]
 
-import contextlib
 import json
 import os
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import REPO_ROOT, SRCDIR, check, check_eq, run, test  # noqa: E402
+from mount_helpers import (SRCDIR, HfFixture, check, check_eq, hf_setup, run,  # noqa: E402
+                           run_omnihub, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as fx  # noqa: E402
-from hf_server import HfServer  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 TOKEN = "hf_TestTokenValue0123456789abcdefXYZ"
 COMMAND_TIMEOUT = 60.0
@@ -37,22 +33,15 @@ ZOO_INDEX = [
 ]
 
 
-class Shared:
+class Shared(HfFixture):
     def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
-        self.fixture_dir = os.path.join(run_dir, "hf-fixture")
-        self.desc = fx.make_repos(self.fixture_dir)
-        self.srv = HfServer(self.fixture_dir, self.tls_dir, token=TOKEN)
+        super().__init__(run_dir, token=TOKEN)
         self.empty = os.path.join(run_dir, "empty")
         os.makedirs(self.empty)
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    shared = Shared(run_dir)
-    with shared.srv:
-        yield shared
+    return hf_setup(Shared(run_dir))
 
 
 def before_each(shared):
@@ -61,20 +50,11 @@ def before_each(shared):
 
 def omnihub(t, *args, want=0, catalogs=True, env=None):
     srv = t.shared.srv
-    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
-    opts = ["cache=" + t.cache, "cacert=" + srv.cacert, "onnx_index_url=" + srv.onnx_manifest_url,
-            "onnx_url=" + srv.endpoint + "/__onnx/files/", "catalogs=" + t.shared.empty,
-            "system_catalogs=" + (SHIPPED if catalogs else t.shared.empty)]
-    merged = dict(t.env, HF_ENDPOINT=srv.endpoint)
-    merged.update(env or {})
-    res = subprocess.run([binary, "-o", ",".join(opts)] + list(args), stdin=subprocess.DEVNULL,
-                         capture_output=True, text=True, env=merged, timeout=COMMAND_TIMEOUT)
-    t.note("$ omnihub %s -> %d\nstdout:\n%s\nstderr:\n%s"
-           % (" ".join(args), res.returncode, res.stdout, res.stderr))
-    if want is not None:
-        check_eq(res.returncode, want, "exit status of omnihub %s (stderr: %s)"
-                 % (" ".join(args), res.stderr.strip()))
-    return res
+    opts = ["cache=" + t.cache] + srv.options() + [
+        "catalogs=" + t.shared.empty,
+        "system_catalogs=" + (SHIPPED if catalogs else t.shared.empty)]
+    return run_omnihub(t, args, opts, dict(srv.daemon_env(), **(env or {})), want,
+                       COMMAND_TIMEOUT)
 
 
 def searches(t):

@@ -18,52 +18,25 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, _die_with_parent,  # noqa: E402
-                           read_all_at_once,
-                           check, check_eq, daemon_env, fusermount, is_mounted, run, run_cli,
-                           sha256_file, test, wait_for)
-from netns import Network  # noqa: E402
+from mount_helpers import (EXIT_TIMEOUT, Mount, NetTeam, _die_with_parent, check,  # noqa: E402
+                           check_eq, is_mounted, nolock_fs, omnihub_binary, read_all_at_once,
+                           run, run_cli, sha256_file, test, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from blob_server import BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 MiB = 1 << 20
 WAIT = 60.0  # seconds: generous bound on anything that should finish
-FILES_PREFIX = "/files/"
 REFUSAL = re.compile(r"cannot use the cache directory (\S+): its filesystem, (.*), refuses locks "
                      r"\(No locks available\), .*mount it with working locks \(without nolock "
                      r"or local_lock\) or use a local cache directory")
 
 
 # ----------------------------------------------------------------------------- fixture
-
-def builddir():
-    return os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
-                                           os.path.join(SRCDIR, "omnihub-fuse")))
-
-
-def omnihub_binary():
-    return os.environ.get("OMNIHUB") or os.path.join(builddir(), "omnihub")
-
-
-def nolock_fs_binary():
-    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
-    path = os.path.join(builddir(), "tests", "fixtures", "nolock_fs")
-    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(builddir(), "Makefile")):
-        subprocess.run(["make", "-C", builddir(), "tests/fixtures/nolock_fs"],
-                       stdin=subprocess.DEVNULL, capture_output=True)
-    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
-    return path
-
 
 def nfs_unusable():
     """Why this machine cannot serve and mount NFS, or None."""
@@ -184,108 +157,52 @@ class NsMount(Mount):
     def mounted(self):
         """Whether the mount is up in the daemon's namespace (nsenter and unshare exec, so
         the daemon keeps the pid Popen saw)."""
+        if self.proc is None:
+            return False
         try:
             with open("/proc/%d/mountinfo" % self.proc.pid) as f:
                 return any(line.split(" ")[4] == self.mountpoint for line in f)
         except OSError:
             return False
 
-    def start(self):
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, env=self.env, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + MOUNT_TIMEOUT
-        while not self.mounted():
-            if self.proc.poll() is not None:
-                self._stopped = True
-                raise AssertionError("the daemon exited with status %s before mounting; "
-                                     "its stderr is in %s" % (self.proc.returncode, self.log_path))
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError("%s not mounted after %.0f s" % (self.mountpoint,
-                                                                      MOUNT_TIMEOUT))
-            time.sleep(0.02)
-        return self
-
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
 
-    def stop(self):
-        """SIGTERM: the daemon unmounts in its namespace and must exit with status 0."""
-        if self._stopped or self.proc is None:
-            return self.problem
-        self._stopped = True
-        problems = []
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            problems.append("the daemon (pid %d) did not exit within %.0f s; killed"
-                            % (self.proc.pid, EXIT_TIMEOUT))
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.returncode != 0:
-            problems.append("the daemon exited with status %d" % self.proc.returncode)
-        self.problem = "; ".join(problems) or None
-        return self.problem
+    def ask_to_exit(self):
+        """SIGTERM: the daemon unmounts in its namespace (and must exit with status 0)."""
+        self.proc.terminate()
+        return []
 
 
-class Machines:
+class Machines(NetTeam):
     """Two client machines (c1, c2) with one cache directory between them and an origin
     serving files of random bytes: each client in a network namespace of its own, its daemon
-    in a mount namespace of its own. Everything stops at the end of the with block."""
+    in a mount namespace of its own (an NsMount). Everything stops at the end of the with
+    block."""
+
+    mount_class = NsMount
 
     def __init__(self, t, specs, rate=None):
-        self.t = t
-        self.specs = specs
-        self.rate = rate
+        super().__init__(t, ["c1", "c2"], specs, rate=rate)
         self.over = t.shared.over
-        self.stack = contextlib.ExitStack()
         # The cache as this machine's own filesystem holds it (the NFS export).
         self.cache = os.path.join(t.dir, "shared-cache")
 
+    def more_setup(self):
+        os.makedirs(self.cache)
+        if self.over == "nfs":
+            self.nfs = NfsServer(self.cache, self.t.dir).start()
+            self.stack.callback(self.nfs.stop)
+
     def __enter__(self):
-        try:
-            os.makedirs(self.cache)
-            if self.over == "nfs":
-                self.nfs = NfsServer(self.cache, self.t.dir).start()
-                self.stack.callback(self.nfs.stop)
-            net = self.stack.enter_context(Network())
-            self.origin = net.add_host("origin")
-            self.clients = [net.add_host("c1"), net.add_host("c2")]
-            tls_dir = os.path.join(self.t.dir, "tls")
-            make_tls(tls_dir, ips=[self.origin.ip])
-            self.blobs = {b.name: b for b in make_blobs(os.path.join(self.t.dir, "files"),
-                                                        self.specs)}
-            with self.origin.inside():
-                self.srv = BlobServer(tls_dir, manifest_of(self.blobs.values()),
-                                      files_of(self.blobs.values()), rate=self.rate,
-                                      address=self.origin.ip).start()
-            self.stack.callback(self.srv.stop)
-        except BaseException:
-            self.stack.close()
-            raise
+        super().__enter__()
+        self.clients = self.hosts
+        self.blobs = {b.name: b for b in self.blobs}
         return self
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            lines = ["%s %s %s bytes=%d" % (r["method"], r["path"], r["status"], r["bytes"])
-                     for r in self.srv.requests()]
-            self.t.note("origin log:\n" + "\n".join(lines[-40:]))
-        # The daemons first (they are in the network's namespaces), then the rest.
-        problems = [p for p in (m.stop() for m in self.t.mounts) if p]
-        self.stack.close()
-        if problems and exc_type is None:
-            raise AssertionError("; ".join(problems))
-        return False
-
     def env(self, host):
-        env = daemon_env(os.path.join(self.t.dir, host.role))
-        for key in ("HOME", "ONNX_HOME", "HF_HUB_CACHE"):
-            os.makedirs(env[key], exist_ok=True)
-        return env
+        return self.host_env(host)
 
     def cache_of(self, host):
         """The cache directory as host's processes name it: over NFS, its own mount of the
@@ -306,28 +223,13 @@ class Machines:
         return ns + host.prefix()
 
     def options(self, host):
-        return ["cache=" + self.cache_of(host)] + self.srv.options()
-
-    def mount(self, host, *extra):
-        """A started daemon of host's on t.dir/<role>/mnt over the shared cache."""
-        point = os.path.join(self.t.dir, host.role, "mnt")
-        os.makedirs(point, exist_ok=True)
-        log_path = os.path.join(self.t.dir, "daemon-%d.log" % (len(self.t.mounts) + 1))
-        m = NsMount(self.t.binary, point, self.options(host) + list(extra), self.env(host),
-                    log_path, self.prefix(host))
-        self.t.mounts.append(m)
-        return m.start()
+        return self.hub_options(self.cache_of(host))
 
     def omnihub(self, host, *args):
         """omnihub ARGS... as host, started like its daemon."""
         argv = self.prefix(host) + [omnihub_binary(), "-o", ",".join(self.options(host))]
         return subprocess.run(argv + list(args), stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, env=self.env(host), timeout=WAIT)
-
-    def origin_bytes(self, blob):
-        """Body bytes the origin sent of blob's file."""
-        self.srv.wait_idle()
-        return self.srv.bytes_sent(FILES_PREFIX + blob.model_path)
 
     def blob_path(self, blob):
         return os.path.join(self.cache, "blobs", "sha256", blob.sha256)
@@ -418,24 +320,9 @@ def eviction_spares_a_blob_open_on_the_other_machine(t):
 
 # ----------------------------------------------------------------------------- no locks
 
-@contextlib.contextmanager
 def nolock_filesystem(t):
     """tests/fixtures/nolock_fs over t.dir/lower on t.dir/nolock; yields the mount point."""
-    lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "nolock")
-    os.makedirs(lower)
-    os.makedirs(point)
-    res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=nolock,subtype=nolock"],
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT)
-    check(res.returncode == 0 and is_mounted(point), "nolock_fs did not mount: %s" % res.stderr)
-    try:
-        yield point
-    finally:
-        deadline = time.monotonic() + 5
-        while is_mounted(point) and fusermount(point).returncode != 0:
-            if time.monotonic() > deadline:
-                fusermount(point, lazy=True)
-                break
-            time.sleep(0.1)
+    return nolock_fs(t, "nolock", timeout=WAIT)
 
 
 @test

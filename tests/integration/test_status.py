@@ -8,9 +8,7 @@ Not for the C renderers' details (tests/unit/test_status.c, test_metrics.c); wit
 # Run by `make check` (TAP on stdout), or by hand:
 #     OMNIHUB_FUSE=BUILDDIR/omnihub-fuse /usr/bin/python3 tests/integration/test_status.py [PART]
 
-import contextlib
 import errno
-import json
 import math
 import os
 import re
@@ -22,13 +20,11 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, check, check_eq, errno_name, errno_of, run,  # noqa: E402
-                           sha256_file, test)
+from mount_helpers import mount as hub_mount, one_model_zoo  # noqa: E402
+from mount_helpers import (check, check_eq, errno_name, errno_of,  # noqa: E402
+                           run, sha256_file, test, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from zoo_server import ZooServer  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
 LARGE_MIB = 12
 # One connection at this rate: the 12 MiB model takes about six seconds to arrive.
 CDN_RATE = 2 << 20
@@ -38,32 +34,13 @@ STATUS_FILES = ["log", "metrics", "status"]
 
 # ----------------------------------------------------------------------------- the fixture
 
-class Shared:
-    def __init__(self, zoo, entry):
-        self.zoo = zoo
-        self.entry = entry
-
-
-@contextlib.contextmanager
 def throttled_zoo(run_dir):
     """A zoo of one large model, served by a CDN that sends CDN_RATE bytes a second."""
-    fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--only-large",
-                          "--large-mib", str(LARGE_MIB)], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
-    with open(os.path.join(fixture_dir, "expected.json"), encoding="utf-8") as f:
-        entries = [e for e in json.load(f) if e["kind"] == "good"]
-    check_eq(len(entries), 1, "models in the fixture")
-    with ZooServer(fixture_dir, os.path.join(run_dir, "zoo"), rate=CDN_RATE) as zoo:
-        yield Shared(zoo, entries[0])
+    return one_model_zoo(run_dir, LARGE_MIB, rate=CDN_RATE)
 
 
 def mount(t, *options):
-    zoo = t.shared.zoo
-    opts = ["cache=" + t.cache, "cacert=" + zoo.cacert, "onnx_index_url=" + zoo.index_url,
-            "onnx_url=" + zoo.model_base_url, "connections=1"]
-    return t.mount(opts + list(options))
+    return hub_mount(t, t.shared.zoo, "connections=1", *options)
 
 
 def read_file(path):
@@ -199,16 +176,6 @@ def transfer_rows(text):
     return rows
 
 
-def wait_for(what, predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        check(time.monotonic() < deadline, "timed out waiting for " + what)
-        time.sleep(0.05)
-
-
 # ----------------------------------------------------------------------------- tests
 
 @test
@@ -298,8 +265,8 @@ def status_metrics_and_log_during_a_throttled_download(t):
         thread.start()
         try:
             # The open waits for the download: status shows it, with its reader waiting.
-            row1 = wait_for("the model in status",
-                            lambda: transfer_rows(read_file(status_path)).get(MODEL))
+            row1 = wait_for(lambda: transfer_rows(read_file(status_path)).get(MODEL), 10.0,
+                            "the model in status")
             t.note("first status row: %r" % row1)
             time.sleep(1.0)
             text = read_file(status_path)

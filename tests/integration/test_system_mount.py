@@ -29,34 +29,19 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-_NS_MARK = "OMNIHUB_TEST_PRIVATE_NS"
-
-
-def _enter_private_namespace():
-    """Re-run this script under unshare --mount, once. Without root or unshare, run()
-    below explains why it cannot mount."""
-    if _NS_MARK in os.environ or os.geteuid() != 0 or shutil.which("unshare") is None:
-        return
-    env = dict(os.environ)
-    env[_NS_MARK] = os.readlink("/proc/self/ns/mnt")  # the namespace left
-    sys.stdout.flush()
-    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
-                           os.path.abspath(__file__)] + sys.argv[1:], env)
-
+from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, check,  # noqa: E402
+                           check_eq, fusermount, is_mounted, make_zoo, run, run_cli, sha256_file,
+                           test)
+from mount_helpers import daemon_on_shell_path, enter_private_mount_namespace  # noqa: E402
+from mount_helpers import poll_until, system_mount as _mount  # noqa: E402
 
 if __name__ == "__main__":
-    _enter_private_namespace()
+    enter_private_mount_namespace(__file__)
 
-from mount_helpers import (EXIT_TIMEOUT, MOUNT_TIMEOUT, SRCDIR, Mount, check,  # noqa: E402
-                           check_eq, fusermount, is_mounted, run, run_cli, sha256_file, test)
-
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as hf_fx  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import ZooServer, make_tls  # noqa: E402
 
-MAKE_ZOO = os.path.join(SRCDIR, "tests", "fixtures", "make_zoo.py")
-SHELL_PATH_DIR = "/usr/local/sbin"  # first in dash's default PATH
 FSTYPE = "fuse.omnihub-fuse"
 FSTAB_SOURCE = "models"  # not the default name, "omnihub", to see it named the mount
 MODEL = "onnx/conv2d/opset-9/model.onnx"  # a "good" entry of make_zoo.py (Conv2d, opset 9)
@@ -103,17 +88,10 @@ class Syslog:
 
 
 class Shared:
-    def __init__(self, zoo, syslog, expected_sha256, hf, hf_fixture_dir, hf_desc):
-        self.zoo = zoo
-        self.syslog = syslog
-        self.expected_sha256 = expected_sha256
-        self.hf = hf
-        self.hf_fixture_dir = hf_fixture_dir
-        self.hf_desc = hf_desc
+    """What the tests share: zoo, syslog, expected_sha256, hf, hf_fixture_dir, hf_desc."""
 
-
-def _mount(*args):
-    subprocess.run(["mount"] + list(args), check=True, capture_output=True, text=True)
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
 
 
 def _private_dev(work):
@@ -141,24 +119,14 @@ def _private_dev(work):
     os.rmdir(old)
 
 
-def _in_private_namespace():
-    outer = os.environ.get(_NS_MARK)
-    return outer is not None and os.readlink("/proc/self/ns/mnt") != outer
-
-
 @contextlib.contextmanager
 def system_hub(run_dir):
     """The private namespace's program and /dev/log, and the fake ONNX zoo."""
-    check(_in_private_namespace(), "not in a private mount namespace")
     # Daemons that mount(8) starts are orphans: make them ours, to reap them and see
     # their exit status.
     libc = ctypes.CDLL(None, use_errno=True)
     check(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, "PR_SET_CHILD_SUBREAPER failed")
-    binary = os.path.abspath(os.environ.get("OMNIHUB_FUSE") or "")
-    sbin = os.path.join(run_dir, "sbin")
-    os.mkdir(sbin)
-    os.symlink(binary, os.path.join(sbin, "omnihub-fuse"))
-    _mount("--bind", sbin, SHELL_PATH_DIR)
+    daemon_on_shell_path(run_dir)
     work = tempfile.mkdtemp(prefix="omnihub-sysmount-")
     try:
         _private_dev(work)
@@ -166,10 +134,7 @@ def system_hub(run_dir):
         os.rmdir(work)
     syslog = Syslog("/dev/log")
     fixture_dir = os.path.join(run_dir, "fixture")
-    res = subprocess.run([sys.executable, MAKE_ZOO, fixture_dir, "--large-mib", "1"],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError("make_zoo.py failed:\n" + res.stdout + res.stderr)
+    make_zoo(fixture_dir, "--large-mib", "1")
     served = os.path.join(fixture_dir, "www", "cdn", "validated", "vision", "classification",
                           "conv2d", "model", "conv2d-9.onnx")
     hf_fixture_dir = os.path.join(run_dir, "hf-fixture")
@@ -179,7 +144,8 @@ def system_hub(run_dir):
     try:
         with ZooServer(fixture_dir, os.path.join(run_dir, "zoo")) as zoo, \
                 HfServer(hf_fixture_dir, tls_dir, token=HF_TOKEN) as hf:
-            yield Shared(zoo, syslog, sha256_file(served), hf, hf_fixture_dir, hf_desc)
+            yield Shared(zoo=zoo, syslog=syslog, expected_sha256=sha256_file(served), hf=hf,
+                         hf_fixture_dir=hf_fixture_dir, hf_desc=hf_desc)
     finally:
         syslog.close()
 
@@ -392,12 +358,8 @@ def daemon_logs_to_syslog(t):
     m.start()
     check_mounted_by(m)
     check_reads_model(t, t.mountpoint)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        done = [r for r in m.syslog() if MODEL in r[2] and "verified" in r[2]]
-        if done:
-            break
-        time.sleep(0.05)
+    done = poll_until(lambda: [r for r in m.syslog() if MODEL in r[2] and "verified" in r[2]],
+                      5)
     t.note("syslog:\n" + "\n".join("%d.%d %s" % r for r in m.syslog()))
     check(done, "no syslog line with %s and 'verified'" % MODEL)
     check({r[0] for r in m.syslog()} == {LOG_DAEMON}, "syslog facility not daemon")
@@ -476,9 +438,7 @@ def a_failed_mount_fails(t):
     check(res.returncode != 0, "mount returned 0")
     check("cache directory" in res.stderr, "stderr does not say what is wrong")
     check(not is_mounted(t.mountpoint), "mounted")
-    deadline = time.monotonic() + EXIT_TIMEOUT
-    while _daemon_pids(t.mountpoint) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll_until(lambda: not _daemon_pids(t.mountpoint), EXIT_TIMEOUT)
     check_eq(_daemon_pids(t.mountpoint), [], "daemons left running")
 
 

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,15 +24,13 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (read_all_at_once, REPO_ROOT, SRCDIR, check, check_eq, daemon_env, run,  # noqa: E402
-                           sha256_file, test)
+from mount_helpers import (SRCDIR, NetTeam, check, check_eq, omnihub_binary,  # noqa: E402
+                           read_all_at_once, run, sha256_file, test, wait_for)
 from netns import NETNS_DIR, Network  # noqa: E402
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from blob_server import FILES_PREFIX, BlobServer, files_of, make_blobs, manifest_of  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 import make_hf_repos as fx  # noqa: E402
-from hf_server import HfServer  # noqa: E402
+from zoo_server import nginx_temp_paths  # noqa: E402
+from http_base import HttpHandler  # noqa: E402
 
 MiB = 1 << 20
 WAIT = 60.0  # seconds: generous bound on anything that should finish
@@ -73,50 +70,13 @@ def thread_namespace():
     return os.readlink("/proc/self/task/%d/ns/net" % threading.get_native_id())
 
 
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("hello %s from %s\n" % (self.client_address[0], self.server.name)).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt, *args):
-        pass
+class _Hello(HttpHandler):
+    def serve(self):
+        body = "hello %s from %s\n" % (self.client_address[0], self.server.name)
+        self.reply(200, body.encode(), ctype=None)
 
 
 # ----------------------------------------------------------------------------- the team
-
-def omnihub_binary():
-    binary = os.environ.get("OMNIHUB") or os.path.join(REPO_ROOT, "omnihub")
-    if not os.access(binary, os.X_OK):  # make check sets OMNIHUB; by hand, next to the daemon
-        binary = os.path.join(os.path.dirname(os.environ.get("OMNIHUB_FUSE", "")), "omnihub")
-    check(os.access(binary, os.X_OK), "omnihub not found at %s (set OMNIHUB)" % binary)
-    return binary
-
-
-def free_port(host):
-    """A TCP port nothing listens on in host's namespace (the namespace is the test's own,
-    so nothing else takes it before the server does)."""
-    with host.inside():
-        with socket.socket() as s:
-            s.bind((host.ip, 0))
-            return s.getsockname()[1]
-
-
-def wait_listening(host, port, proc, what):
-    deadline = time.monotonic() + WAIT
-    while True:
-        check(proc.poll() is None, "%s exited with status %s" % (what, proc.returncode))
-        try:
-            with host.inside():
-                conn = socket.create_connection((host.ip, port), timeout=1.0)
-            conn.close()
-            return
-        except OSError:
-            check(time.monotonic() < deadline, "%s not listening after %.0f s" % (what, WAIT))
-            time.sleep(0.05)
-
 
 class Nginx:
     """Debian's nginx in a host's namespace serving root (a cache directory: the mirror
@@ -165,11 +125,7 @@ events {{
     worker_connections 256;
 }}
 http {{
-    client_body_temp_path "{w}/tmp/body";
-    proxy_temp_path "{w}/tmp/proxy";
-    fastcgi_temp_path "{w}/tmp/fastcgi";
-    uwsgi_temp_path "{w}/tmp/uwsgi";
-    scgi_temp_path "{w}/tmp/scgi";
+{nginx_temp_paths(w + "/tmp")}
     log_format team "$request_method\t$uri\t$status\t$body_bytes_sent\t$http_authorization";
     access_log "{self.access_log}" team;
     default_type application/octet-stream;
@@ -179,14 +135,15 @@ http {{
 
     def start(self):
         os.makedirs(os.path.join(self.workdir, "tmp"), exist_ok=True)
-        self.port = free_port(self.host)
+        self.port = self.host.free_port()
         conf = os.path.join(self.workdir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(self._conf())
         with open(os.path.join(self.workdir, "stderr"), "wb") as err:
             self.proc = self.host.popen([NGINX, "-e", self.error_log, "-c", conf],
                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-        wait_listening(self.host, self.port, self.proc, "nginx on %s" % self.host.name)
+        self.host.wait_listening(self.port, self.proc, "nginx on %s" % self.host.name,
+                                 self.error_log, WAIT)
         return self
 
     def stop(self):
@@ -220,97 +177,20 @@ http {{
         self.stop()
 
 
-class Team:
-    """A private network for one test: origin (serving blobs with BlobServer, srv; or with
-    hf=True the Hugging Face imitation HfServer over make_hf_repos' fixture, whose token is
-    HF_TOKEN), mirror and clients (Hosts), the test's TestContext t. Mounts, servers and
-    namespaces all stop at the end of the with block."""
+class Team(NetTeam):
+    """A private network for one test (NetTeam): origin (serving blobs with BlobServer, srv;
+    or with hf=True the Hugging Face imitation HfServer over make_hf_repos' fixture, whose
+    token is HF_TOKEN), mirror and clients (Hosts), the test's TestContext t. Mounts, servers
+    and namespaces all stop at the end of the with block."""
 
     def __init__(self, t, specs=(), clients=3, rate=None, hf=False):
-        self.t = t
-        self.specs = specs
-        self.nclients = clients
-        self.rate = rate
-        self.hf = hf
-        self.stack = contextlib.ExitStack()
+        super().__init__(t, ["mirror"] + ["c%d" % (i + 1) for i in range(clients)], specs,
+                         rate=rate, hf=hf, hf_token=HF_TOKEN)
 
     def __enter__(self):
-        try:
-            self.net = self.stack.enter_context(Network())
-            self.origin = self.net.add_host("origin")
-            self.mirror = self.net.add_host("mirror")
-            self.clients = [self.net.add_host("c%d" % (i + 1)) for i in range(self.nclients)]
-            tls_dir = os.path.join(self.t.dir, "tls")
-            make_tls(tls_dir, ips=[self.origin.ip])
-            self.blobs = make_blobs(os.path.join(self.t.dir, "files"), self.specs)
-            if self.hf:
-                self.fixture_dir = os.path.join(self.t.dir, "hf-fixture")
-                self.desc = fx.make_repos(self.fixture_dir)
-            with self.origin.inside():
-                if self.hf:
-                    self.srv = HfServer(self.fixture_dir, tls_dir, token=HF_TOKEN,
-                                        address=self.origin.ip).start()
-                else:
-                    self.srv = BlobServer(tls_dir, manifest_of(self.blobs), files_of(self.blobs),
-                                          rate=self.rate, address=self.origin.ip).start()
-            self.stack.callback(self.srv.stop)
-        except BaseException:
-            self.stack.close()
-            raise
+        super().__enter__()
+        self.mirror, self.clients = self.hosts[0], self.hosts[1:]
         return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.t.note(self.origin_summary())
-        # The mounts first (their daemons are in the network's namespaces), then the rest.
-        problems = [p for p in (m.stop() for m in self.t.mounts) if p]
-        self.stack.close()
-        if problems and exc_type is None:
-            raise AssertionError("; ".join(problems))
-        return False
-
-    def blob(self, name):
-        return next(b for b in self.blobs if b.name == name)
-
-    def origin_bytes(self, blob):
-        """Body bytes the origin sent of blob's file (the hub's redirects carry none)."""
-        self.srv.wait_idle()
-        return self.srv.bytes_sent(FILES_PREFIX + blob.model_path)
-
-    def origin_summary(self):
-        lines = ["%s %s %s bytes=%d auth=%s" % (r["method"], r["path"], r["status"], r["bytes"],
-                                                r["auth"]) for r in self.srv.requests()]
-        return "origin log:\n" + "\n".join(lines[-40:])
-
-    def hub_options(self, cache):
-        if self.hf:  # the ONNX hub points at an empty manifest on the same server
-            return ["cache=" + cache, "cacert=" + self.srv.cacert,
-                    "onnx_index_url=" + self.srv.onnx_manifest_url,
-                    "onnx_url=" + self.srv.endpoint + "/__onnx/files/"]
-        return ["cache=" + cache] + self.srv.options()
-
-    def host_env(self, host):
-        """A daemon environment of host's own: home and client caches under t.dir/<role>;
-        with hf, HF_ENDPOINT and HF_TOKEN too."""
-        env = daemon_env(os.path.join(self.t.dir, host.role))
-        for key in ("HOME", "ONNX_HOME", "HF_HUB_CACHE"):
-            os.makedirs(env[key], exist_ok=True)
-        if self.hf:
-            env.update({"HF_ENDPOINT": self.srv.endpoint, "HF_TOKEN": HF_TOKEN})
-        return env
-
-    def cache_of(self, host):
-        return os.path.join(self.t.dir, host.role, "cache")
-
-    def mount(self, host, *extra):
-        """A started mount of host's own cache on t.dir/<role>/mnt, its daemon in host's
-        namespace; extra: more -o options."""
-        cache = self.cache_of(host)
-        os.makedirs(cache, exist_ok=True)
-        m = self.t.mount(self.hub_options(cache) + list(extra), env=self.host_env(host),
-                         prefix=host.prefix(), mountpoint=os.path.join(self.t.dir, host.role,
-                                                                       "mnt"))
-        return m.start()
 
     def pull(self, host, cache, *paths):
         """`omnihub pull` in host's namespace into cache, against the origin."""
@@ -429,7 +309,7 @@ def a_mirror_with_nothing_listening_falls_back_to_the_origin(t):
     """The mirror's address answers, but nothing listens on the port: each blob comes from
     the origin, right; one log line names the mirror, which the next blob does not ask."""
     with Team(t, [("one", 2 * MiB), ("two", 3 * MiB)], clients=1) as team:
-        url = team.mirror.url(free_port(team.mirror))
+        url = team.mirror.url(team.mirror.free_port())
         check_fallback(t, team, url, team.blobs, "a refused connection", "Failed to connect",
                        unreachable=True)
 
@@ -608,10 +488,8 @@ def netns_hosts_reach_each_other_and_vanish(t):
                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
             check(res.returncode != 0, "the test's own namespace reached %s" % a.ip)
             sleeper = b.popen(["sleep", "300"])
-            deadline = time.monotonic() + WAIT  # nsenter first, then sleep
-            while open("/proc/%d/comm" % sleeper.pid).read().strip() != "sleep":
-                check(time.monotonic() < deadline, "popen(): sleep did not start")
-                time.sleep(0.01)
+            wait_for(lambda: open("/proc/%d/comm" % sleeper.pid).read().strip() == "sleep", WAIT,
+                     "popen()'s sleep (nsenter first, then sleep)", 0.01)
             check_eq(net_namespace_of(sleeper.pid), "net:[%d]" % os.stat(b.path).st_ino,
                      "the namespace of a process started by popen()")
         finally:

@@ -21,14 +21,13 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, Mount, all_files, check, check_eq, errno_name, is_mounted,
-                           read_errno, run, sha256_bytes, sha256_file, test,  # noqa: E402
-                           wait_for)
+from mount_helpers import (all_files, check, check_eq, errno_name, is_mounted,  # noqa: E402
+                           join_all, mount, nolock_fs, read_all_at_once, read_blobs_at_once,
+                           read_errno, run, serve_blobs, sha256_bytes, sha256_file, test,
+                           tls_setup, wait_for)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
-from blob_server import Blob, BlobServer, files_of, make_blobs, manifest_of, random_bytes  # noqa: E402
+from blob_server import Blob, random_bytes  # noqa: E402
 from mirror_server import MirrorServer  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -40,15 +39,7 @@ WAIT = 60.0  # seconds: generous bound on a download that should finish
 
 # ----------------------------------------------------------------------------- fixture
 
-class Shared:
-    def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
-
-
-@contextlib.contextmanager
-def shared_setup(run_dir):
-    yield Shared(run_dir)
+shared_setup = tls_setup
 
 
 def summarize(srv, limit=60):
@@ -65,38 +56,19 @@ def summarize(srv, limit=60):
                                                        "\n".join(lines))
 
 
-@contextlib.contextmanager
 def serve(t, specs, rate=None, wrong_sha=(), extra=()):
     """Make files of random bytes ((name, size) each) and serve them; yields (server,
     {name: Blob}). extra: more Blobs (or entries) to list and serve."""
-    blobs = make_blobs(os.path.join(t.dir, "files"), specs, wrong_sha=wrong_sha)
-    blobs += list(extra)
-    srv = BlobServer(t.shared.tls_dir, manifest_of(blobs), files_of(blobs), rate=rate)
-    with srv:
-        try:
-            yield srv, {b.name: b for b in blobs}
-        except BaseException:
-            t.note(summarize(srv))
-            raise
+    return serve_blobs(t, specs, rate, wrong_sha, extra, on_failure=summarize)
 
 
 def options(t, srv, cache=None):
     return ["cache=" + (cache or t.cache)] + srv.options()
 
 
-def mount(t, srv, *extra, cache=None):
-    """A Mount (not started) of t's cache on t's mount point, talking to srv."""
-    return t.mount(options(t, srv, cache) + list(extra))
-
-
 def second_mount(t, srv, name, *extra, cache=None):
     """A Mount on another mount point in t's directory, cleaned up with t's own."""
-    point = os.path.join(t.dir, name)
-    os.makedirs(point, exist_ok=True)
-    log_path = os.path.join(t.dir, "daemon-%d.log" % (len(t.mounts) + 1))
-    m = Mount(t.binary, point, options(t, srv, cache) + list(extra), t.env, log_path)
-    t.mounts.append(m)
-    return m
+    return mount(t, srv, *extra, cache=cache, mountpoint=os.path.join(t.dir, name))
 
 
 def killed(m):
@@ -209,6 +181,15 @@ def piece_bits(state):
     return bytes.fromhex(text)
 
 
+def has_a_piece(state_file):
+    """Whether the sidecar state_file, read now, marks a piece present (False if unreadable)."""
+    try:
+        bits = piece_bits(parse_state(state_file))
+    except OSError:
+        return False
+    return bits is not None and any(bits)
+
+
 def present_pieces(bits, count, msb_first):
     out = []
     for i in range(count):
@@ -259,16 +240,8 @@ def slow_read_then_kill(t, srv, b, *extra):
     th = threading.Thread(target=reader, daemon=True)
     th.start()
 
-    def some_piece():
-        if not (os.path.exists(partial) and os.path.exists(state_file)):
-            return False
-        try:
-            bits = piece_bits(parse_state(state_file))
-        except OSError:
-            return False
-        return bits is not None and any(bits)
-
-    wait_for(some_piece, WAIT, "a .partial and a .state with a piece present")
+    wait_for(lambda: os.path.exists(partial) and os.path.exists(state_file)
+             and has_a_piece(state_file), WAIT, "a .partial and a .state with a piece present")
     killed(m)
     th.join(10)
     check(not th.is_alive(), "the reader still blocks after the daemon was killed")
@@ -629,13 +602,7 @@ def sigterm_mid_download_keeps_it_for_later(t):
                 errors.append(errno.errorcode.get(e.errno, e.errno))
         th = threading.Thread(target=reader, daemon=True)
         th.start()
-        def some_piece():
-            try:
-                bits = piece_bits(parse_state(state_file))
-            except OSError:
-                return False
-            return bits is not None and any(bits)
-        wait_for(some_piece, WAIT, "a .state with a piece present")
+        wait_for(lambda: has_a_piece(state_file), WAIT, "a .state with a piece present")
         m.proc.send_signal(signal.SIGTERM)
         m.proc.wait(20)
         th.join(10)
@@ -826,20 +793,8 @@ def two_daemons_one_cache(t):
     with serve(t, [("shared", 24 * MiB)], rate=MiB) as (srv, b):
         b = b["shared"]
         with mount(t, srv) as m1, second_mount(t, srv, "mnt2") as m2:
-            results = {}
-
-            def reader(m):
-                try:
-                    results[m.mountpoint] = sha256_file(m.path(b.rel))
-                except OSError as e:
-                    results[m.mountpoint] = "error %s" % errno_name(e.errno)
-
-            threads = [threading.Thread(target=reader, args=(m,), daemon=True) for m in (m1, m2)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join(WAIT)
-            check_eq(results, {m1.mountpoint: b.sha256, m2.mountpoint: b.sha256},
+            paths = [m.path(b.rel) for m in (m1, m2)]
+            check_eq(read_all_at_once(paths, WAIT), {p: b.sha256 for p in paths},
                      "sha256 read through each mount")
         srv.wait_idle()
         sent = srv.bytes_sent("/files/" + b.model_path)
@@ -855,18 +810,7 @@ def many_cold_opens_do_not_block(t):
         srv.set_rate(warm.model_path, None)
         with mount(t, srv) as m:
             check_bytes(m.path(warm.rel), warm)
-            done = {}
-
-            def opener(b):
-                try:
-                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
-                except OSError as e:
-                    done[b.name] = "error %s" % errno_name(e.errno)
-
-            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
-                       for b in blobs.values()]
-            for th in threads:
-                th.start()
+            done, threads = read_blobs_at_once(m, blobs.values())
             # The downloads are under way once the CDN has requests in flight.
             wait_for(lambda: len(srv.in_flight("/files/vision/test/cold")) >= 4, 10,
                      "cold downloads in flight")
@@ -882,9 +826,7 @@ def many_cold_opens_do_not_block(t):
             pending = len(blobs) - len(done)
             check(pending >= 32, "only %d of 64 cold opens still pending after the checks: "
                   "the files came too fast for this test to mean anything" % pending)
-            deadline = time.monotonic() + 120
-            for th in threads:
-                th.join(max(0.0, deadline - time.monotonic()))
+            join_all(threads, 120)
             check_eq(done, {name: b.sha256 for name, b in blobs.items()},
                      "sha256 of the 64 cold files")
 
@@ -898,21 +840,8 @@ def memory_max_bounds_requests_in_flight(t):
     specs = [("mem%02d" % i, 2 * MiB) for i in range(24)]
     with serve(t, specs, rate=512 * KiB) as (srv, blobs):
         with mount(t, srv, "piece_size=256K", "connections=8", "memory_max=4M") as m:
-            done = {}
-
-            def opener(b):
-                try:
-                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
-                except OSError as e:
-                    done[b.name] = "error %s" % errno_name(e.errno)
-
-            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
-                       for b in blobs.values()]
-            for th in threads:
-                th.start()
-            deadline = time.monotonic() + 240
-            for th in threads:
-                th.join(max(0.0, deadline - time.monotonic()))
+            done, threads = read_blobs_at_once(m, blobs.values())
+            join_all(threads, 240)
             check_eq(done, {name: b.sha256 for name, b in blobs.items()},
                      "sha256 of the 24 cold files")
         srv.wait_idle()
@@ -935,20 +864,8 @@ def memory_max_turns_are_fair(t):
     specs = [("turn%d" % i, 4 * MiB) for i in range(3)]
     with serve(t, specs, rate=4 * MiB) as (srv, blobs):
         with mount(t, srv, "piece_size=1M", "memory_max=1M") as m:
-            done = {}
-
-            def opener(b):
-                try:
-                    done[b.name] = sha256_bytes(read_all(m.path(b.rel)))
-                except OSError as e:
-                    done[b.name] = "error %s" % errno_name(e.errno)
-
-            threads = [threading.Thread(target=opener, args=(b,), daemon=True)
-                       for b in blobs.values()]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join(WAIT)
+            done, threads = read_blobs_at_once(m, blobs.values())
+            join_all(threads, len(threads) * WAIT)
             check_eq(done, {name: b.sha256 for name, b in blobs.items()},
                      "sha256 of the 3 files")
         srv.wait_idle()
@@ -962,45 +879,17 @@ def memory_max_turns_are_fair(t):
               "a file had fewer than 2 of the first 9 pieces: %s" % order[:9])
 
 
-def nolock_fs_binary():
-    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
-    builddir = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
-                                               os.path.join(SRCDIR, "omnihub-fuse")))
-    path = os.path.join(builddir, "tests", "fixtures", "nolock_fs")
-    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(builddir, "Makefile")):
-        subprocess.run(["make", "-C", builddir, "tests/fixtures/nolock_fs"],
-                       stdin=subprocess.DEVNULL, capture_output=True)
-    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
-    return path
-
-
-@contextlib.contextmanager
 def slow_disk_fs(t, truncate=0, state=0, create=0, readdir=0):
     """tests/fixtures/nolock_fs over t.dir/lower on t.dir/slow, with working (kernel) locks,
     every truncation of a non-empty file to 0 bytes taking `truncate` seconds, every write
     to a sidecar (a name with ".state") `state` seconds, every creation of a partial blob
     (a name with ".partial") `create` seconds and every listing of a folder outside blobs/
     `readdir` seconds: a slow disk. Yields the mount point."""
-    lower, point = os.path.join(t.dir, "lower"), os.path.join(t.dir, "slow")
-    os.makedirs(lower)
-    os.makedirs(point)
-    env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_SLOW_TRUNCATE=str(truncate),
-               NOLOCK_FS_SLOW_STATE=str(state), NOLOCK_FS_SLOW_CREATE=str(create),
-               NOLOCK_FS_SLOW_READDIR=str(readdir))
-    res = subprocess.run([nolock_fs_binary(), lower, point, "-o", "fsname=slow,subtype=slow"],
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=WAIT,
-                         env=env)
-    check(res.returncode == 0 and is_mounted(point), "nolock_fs did not mount: %s" % res.stderr)
-    try:
-        yield point
-    finally:
-        deadline = time.monotonic() + 5
-        while is_mounted(point) and subprocess.run(["fusermount3", "-u", point],
-                                                   capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                subprocess.run(["fusermount3", "-uz", point], capture_output=True)
-                break
-            time.sleep(0.1)
+    return nolock_fs(t, "slow", {"NOLOCK_FS_LOCKS": "kernel",
+                                 "NOLOCK_FS_SLOW_TRUNCATE": str(truncate),
+                                 "NOLOCK_FS_SLOW_STATE": str(state),
+                                 "NOLOCK_FS_SLOW_CREATE": str(create),
+                                 "NOLOCK_FS_SLOW_READDIR": str(readdir)}, timeout=WAIT)
 
 
 @test
@@ -1415,10 +1304,7 @@ def open_file_limit_is_emfile(t):
         with open(wrapper, "w") as f:  # a hard limit of 64 the daemon cannot raise
             f.write("#!/bin/sh\nexec prlimit --nofile=64:64 %s \"$@\"\n" % t.binary)
         os.chmod(wrapper, 0o755)
-        log_path = os.path.join(t.dir, "daemon-limited.log")
-        m = Mount(wrapper, t.mountpoint, options(t, srv, None), t.env, log_path)
-        t.mounts.append(m)
-        with m:
+        with t.mount(options(t, srv, None), binary=wrapper) as m:
             path = m.path(b.rel)
             check_bytes(path, b)
             held, errors = [], []
@@ -1588,12 +1474,7 @@ def hub_api_retries_paced(t):
 
 
 def second_mount_opts(t, name, opts, env=None):
-    point = os.path.join(t.dir, name)
-    os.makedirs(point, exist_ok=True)
-    m = Mount(t.binary, point, opts, dict(t.env, **(env or {})),
-              os.path.join(t.dir, "daemon-%s.log" % name))
-    t.mounts.append(m)
-    return m
+    return t.mount(opts, env=env, mountpoint=os.path.join(t.dir, name))
 
 
 # ----------------------------------------------------------------------------- blob mirrors

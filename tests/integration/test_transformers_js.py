@@ -13,22 +13,18 @@ Not for the views of .clients/ (test_views.py) nor the HF hub itself (test_hf_mo
 # linux-x64 binary). The test skips, saying why, when npm or that binary is missing.
 # Every path the client computes is computed here as its source does, each one cited.
 
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, SkipTest, check, check_eq, run, sha256_bytes,  # noqa: E402
-                           test)
+from mount_helpers import (SkipTest, TlsDir, check, check_eq, npm_package, run,  # noqa: E402
+                           serving, sha256_bytes, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_bert_repo as bert  # noqa: E402
 from hf_server import HfServer  # noqa: E402
-from zoo_server import make_tls  # noqa: E402
 
 NPM_PACKAGE = "@huggingface/transformers"
 CLIENT_TIMEOUT = 180  # seconds the client process may take (ASan daemons are slow)
@@ -62,45 +58,27 @@ const [pkg, models, cacheDir, repo, sentence, short] = process.argv.slice(1);
 """
 
 
-class Shared:
+class Shared(TlsDir):
     def __init__(self, run_dir):
-        self.tls_dir = os.path.join(run_dir, "tls")
-        make_tls(self.tls_dir)
+        super().__init__(run_dir)
         self.hf_dir = os.path.join(run_dir, "hf-fixture")
         self.desc = bert.make_bert_repo(self.hf_dir)
         self.hf = HfServer(self.hf_dir, self.tls_dir)
         self.npm_why = None  # why the client is not there, once asked
 
+    def start(self):
+        self.hf.start()
 
-@contextlib.contextmanager
+
 def shared_setup(run_dir):
     shared = Shared(run_dir)
-    shared.hf.start()
-    try:
-        yield shared
-    finally:
-        shared.hf.stop()
+    return serving(shared, shared.hf)
 
 
 def client_module(t):
     """transformers.js's Node entry point, installed once per build with npm install
     --ignore-scripts; SkipTest without npm, or without onnxruntime-node's linux-x64 binary."""
-    shared = t.shared
-    build = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE", t.binary)))
-    prefix = os.path.join(build, "npm-transformers")
-    package = os.path.join(prefix, "node_modules", *NPM_PACKAGE.split("/"))
-    if shared.npm_why is None and not os.path.isfile(os.path.join(package, "package.json")):
-        if not shutil.which("npm") or not shutil.which("node"):
-            shared.npm_why = "npm or node is not installed (scripts/install-deps)"
-        else:
-            os.makedirs(prefix, exist_ok=True)
-            res = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
-                                  "--prefix", prefix, NPM_PACKAGE],
-                                 capture_output=True, text=True, timeout=600)
-            if res.returncode != 0:
-                shared.npm_why = "npm install %s failed: %s" % (NPM_PACKAGE, res.stderr[-500:])
-    if shared.npm_why:
-        raise SkipTest(shared.npm_why)
+    prefix, package = npm_package(t, "npm-transformers", NPM_PACKAGE)
     # onnxruntime-node's binding.js: bin/napi-v6/<platform>/<arch>/onnxruntime_binding.node.
     arch = {"x86_64": "x64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
     binding = os.path.join(prefix, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux",

@@ -13,14 +13,11 @@ Not for the hubs the views link into (test_catalog_mount.py, test_hf_mount.py).
 # (the HF tests skip when npm is missing or cannot install).
 # Every path a client computes is computed here as the client's source does, each one cited.
 
-import contextlib
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,12 +27,12 @@ import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, SkipTest, check, check_eq, run, sha256_bytes,  # noqa: E402
-                           test)
+from mount_helpers import (check, check_eq, npm_package, omnihub_binary,  # noqa: E402
+                           require_modules, run, serving, sha256_bytes, test)
 
-sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 import make_hf_repos as hfx  # noqa: E402
 from catalog_server import CatalogServer  # noqa: E402
+from http_base import HttpHandler  # noqa: E402
 from hf_server import HfServer  # noqa: E402
 from zoo_server import make_tls  # noqa: E402
 
@@ -60,15 +57,6 @@ CLIENT_TIMEOUT = 120  # seconds a client process may take (ASan daemons are slow
 HF_REPO = hfx.ONNX_REPO  # a repo with a branch (main) and a tag (v1.0) at two commits
 HF_FILE = "config.json"  # differs between the two commits
 NPM_PACKAGE = "@huggingface/hub"
-
-
-def omnihub_binary():
-    """$OMNIHUB, else omnihub beside $OMNIHUB_FUSE."""
-    path = os.environ.get("OMNIHUB")
-    if not path:
-        fuse = os.environ.get("OMNIHUB_FUSE", "")
-        path = os.path.join(os.path.dirname(fuse), "omnihub")
-    return path
 
 
 # ----------------------------------------------------------------------------- fixture
@@ -205,20 +193,10 @@ class Shared:
             json.dump(doc, f)
 
 
-@contextlib.contextmanager
 def shared_setup(run_dir):
-    for module, package in (("torch", "python3-torch"), ("torchvision", "python3-torchvision")):
-        if importlib.util.find_spec(module) is None:
-            raise RuntimeError("%s has no %s module: install %s (scripts/install-deps) and run "
-                               "this file with Debian's /usr/bin/python3"
-                               % (sys.executable, module, package))
+    require_modules(("torch", "python3-torch"), ("torchvision", "python3-torchvision"))
     shared = Shared(run_dir)
-    shared.start()
-    try:
-        yield shared
-    finally:
-        shared.srv.stop()
-        shared.hf.stop()
+    return serving(shared, shared.srv, shared.hf)
 
 
 def before_each(shared):
@@ -507,23 +485,7 @@ def hf_repo_folder(repo_type, repo_id):
 def npm_client(t):
     """The directory of @huggingface/hub, installed once per build with npm install
     --ignore-scripts (its scripts would reach hosts this machine cannot); SkipTest without npm."""
-    shared = t.shared
-    build = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE", ".")))
-    prefix = os.path.join(build, "npm-views")
-    package = os.path.join(prefix, "node_modules", *NPM_PACKAGE.split("/"))
-    if shared.npm_why is None and not os.path.isfile(os.path.join(package, "package.json")):
-        if not shutil.which("npm") or not shutil.which("node"):
-            shared.npm_why = "npm or node is not installed (scripts/install-deps)"
-        else:
-            os.makedirs(prefix, exist_ok=True)
-            res = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
-                                  "--prefix", prefix, NPM_PACKAGE], capture_output=True, text=True,
-                                 timeout=600)
-            if res.returncode != 0:
-                shared.npm_why = "npm install %s failed: %s" % (NPM_PACKAGE, res.stderr[-500:])
-    if shared.npm_why:
-        raise SkipTest(shared.npm_why)
-    return package
+    return npm_package(t, "npm-views", NPM_PACKAGE)[1]
 
 
 def refused_url():
@@ -560,10 +522,7 @@ class PathsInfo(http.server.ThreadingHTTPServer):
         return False
 
 
-class PathsInfoHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class PathsInfoHandler(HttpHandler):
     def do_POST(self):
         srv, repo = self.server, self.server.repo
         prefix = "/api/models/%s/paths-info/" % repo["id"]
@@ -582,23 +541,14 @@ class PathsInfoHandler(http.server.BaseHTTPRequestHandler):
             if "lfs" in f:
                 item["lfs"] = f["lfs"]
             out.append(item)
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(200, json.dumps(out).encode(), "application/json")
 
-    def do_GET(self):
+    def serve(self):
         self.refuse()
-
-    do_HEAD = do_GET
 
     def refuse(self):
         self.server.others.append((self.command, self.path))
-        self.send_response(404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.reply(404, b"", ctype=None)
 
 
 HF_JS_CLIENT = r"""

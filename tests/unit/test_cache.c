@@ -562,6 +562,21 @@ static int verified(struct cache *cache, const char *rel, const struct digest_sp
 	return rc;
 }
 
+/* Whether cache_read_small finds nothing at rel (-ENOENT) after moving aside
+ * what stood there (path, its name on disk). */
+static bool read_small_moved_aside(struct cache *cache, const char *rel, const char *path)
+{
+	char *data = NULL;
+	size_t len = 0;
+	time_t mtime;
+	struct stat st;
+	bool ok = cache_read_small(cache, rel, 100, &data, &len, &mtime) == -ENOENT &&
+		  lstat(path, &st) != 0;
+
+	free(data);
+	return ok;
+}
+
 /* A byte changed in a recorded file, its mtime put back, at once and a
  * little later: never vouched for again, by this process (the memo) or
  * another (the record). */
@@ -655,32 +670,16 @@ static void test_records(struct cache *cache)
 	snprintf(path, sizeof(path), "%s/hub/r/fifo.bin", root);
 	tap_ok(mkfifo(path, 0644) == 0 && verified(cache, "hub/r/fifo.bin", &spec, 4) == -ESTALE,
 	       "a FIFO at a file's name: -ESTALE, no hang");
-	{
-		char *data = NULL;
-		size_t len = 0;
-		time_t mtime;
-		tap_ok(cache_read_small(cache, "hub/r/fifo.bin", 100, &data, &len, &mtime) ==
-		               -ENOENT &&
-		           lstat(path, &st) != 0,
-		       "a FIFO at a small file's name: moved aside, read as absent");
-		free(data);
-	}
+	tap_ok(read_small_moved_aside(cache, "hub/r/fifo.bin", path),
+	       "a FIFO at a small file's name: moved aside, read as absent");
 
 	/* A socket where a file should be: open gives ENXIO, which is a planted
 	 * entry like a link, not an error for the reader. */
 	snprintf(path, sizeof(path), "%s/hub/r/sock.bin", root);
 	tap_ok(bind_socket(path) == 0 && verified(cache, "hub/r/sock.bin", &spec, 4) == -ESTALE,
 	       "a socket at a file's name: -ESTALE");
-	{
-		char *data = NULL;
-		size_t len = 0;
-		time_t mtime;
-		tap_ok(cache_read_small(cache, "hub/r/sock.bin", 100, &data, &len, &mtime) ==
-		               -ENOENT &&
-		           lstat(path, &st) != 0,
-		       "a socket at a small file's name: moved aside, read as absent");
-		free(data);
-	}
+	tap_ok(read_small_moved_aside(cache, "hub/r/sock.bin", path),
+	       "a socket at a small file's name: moved aside, read as absent");
 }
 
 /* The memo is bounded, least recently used dropped first. */

@@ -3,6 +3,7 @@
  * settings themselves (test_config.c) or the omnihub dispatcher. */
 #include "build_config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,24 @@
 #include "tap.h"
 
 static char user_path[128];
+
+/* Writes text to dir/name and leaves its name in path (size bytes): 0, or -errno. */
+static int write_config(char *path, size_t size, const char *dir, const char *name,
+			const char *text)
+{
+	FILE *f;
+	int rc = 0;
+
+	snprintf(path, size, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	if (fputs(text, f) < 0)
+		rc = -EIO;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
 
 /* Runs one subcommand with its output in memory, into *text (caller's). */
 static int run(int (*cmd)(struct cmd_ctx *, int, char **), const struct config *cfg, bool json,
@@ -177,17 +196,12 @@ static void test_secrets(const char *dir)
 	struct config cfg;
 	const char *why = NULL;
 	cJSON *doc;
-	FILE *f;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/with-passwords", dir);
-	f = fopen(path, "w");
-	if (!f)
+	if (write_config(path, sizeof(path), dir, "with-passwords",
+			 "convert = pth:onnx:get https://me:secret7@h/m/?x=1\n"
+			 "[torchvision]\nconvert = pth:onnx:get http://u:secret5@x.lan/y $1 $2\n") != 0)
 		return;
-	fputs("convert = pth:onnx:get https://me:secret7@h/m/?x=1\n"
-	      "[torchvision]\nconvert = pth:onnx:get http://u:secret5@x.lan/y $1 $2\n",
-	      f);
-	fclose(f);
 	setenv("OMNIHUB_CONFIG", path, 1);
 	rc = config_resolve(&cfg, &opts, &why);
 	tap_ok(rc == 0, "a config with passwords in URLs resolves (%s)", why ? why : "");
@@ -245,15 +259,11 @@ static void test_check(const char *dir)
 	char path[256], want[1024], *text = NULL;
 	size_t len = 0;
 	cJSON *doc;
-	FILE *f;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/check.conf", dir);
-	f = fopen(path, "w");
-	if (!f)
+	if (write_config(path, sizeof(path), dir, "check.conf",
+			 "stall_timeout = 0\nmirror = http://u:pw1@a.lan/ ftp://v:pw2@b.lan/\n") != 0)
 		return;
-	fputs("stall_timeout = 0\nmirror = http://u:pw1@a.lan/ ftp://v:pw2@b.lan/\n", f);
-	fclose(f);
 	setenv("OMNIHUB_CONFIG", path, 1);
 	ctx.out = open_memstream(&text, &len);
 	rc = ctx.out ? cmd_config_check(&ctx, &bad) : -1;
@@ -301,16 +311,12 @@ int main(void)
 	char dir[] = "/tmp/omnihub-test-cmd-config-XXXXXX";
 	struct config cfg;
 	const char *why = NULL;
-	FILE *f;
 
 	if (!mkdtemp(dir))
 		return 1;
-	snprintf(user_path, sizeof(user_path), "%s/config", dir);
-	f = fopen(user_path, "w");
-	if (!f)
+	if (write_config(user_path, sizeof(user_path), dir, "config",
+			 "connections = 2\nonnx_url = https://me:secret@h/\n[onnx]\noffline = yes\n") != 0)
 		return 1;
-	fputs("connections = 2\nonnx_url = https://me:secret@h/\n[onnx]\noffline = yes\n", f);
-	fclose(f);
 	setenv("HOME", "/home/u", 1);
 	setenv("OMNIHUB_HOME", "/env/cache", 1);
 	setenv("OMNIHUB_CONFIG", user_path, 1);
