@@ -12,7 +12,6 @@ and verify (test_omnihub.py) nor the mount itself.
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
 from mount_helpers import make_zoo, run_omnihub  # noqa: E402
-from mount_helpers import (REPO_ROOT, SRCDIR, check, check_eq, run, sha256_bytes,  # noqa: E402
+from mount_helpers import (SRCDIR, check, check_eq, run, sha256_bytes,  # noqa: E402
                            sha256_file, test, wait_for)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))

@@ -623,9 +623,7 @@ def config_check_reports_every_problem(t):
     # problem found", exit 0, for values that stop the mount with exit 2.)
     write(user_file(t), "cache_max = 1G\n[huggingface]\nrepos = acme/tiny-onnx, bad..repo/x\n"
                         "[catalogs]\nconvert = nonsense\n")
-    res = subprocess.run([os.environ["OMNIHUB"], "config", "--check"], env=t.env,
-                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    check_eq(res.returncode, 2, "exit status; stderr: %r" % res.stderr)
+    res = run_omnihub(t, ["config", "--check"], want=2)
     check_eq(res.stdout.splitlines(), [
         user_file(t) + ":3: hf_repos: 'bad..repo/x' is not a repo id (org/name[@rev])",
         user_file(t) + ':5: convert: "nonsense" is not FROM:TO:COMMAND (formats are '

@@ -19,15 +19,13 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import sys
 import tarfile
-import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree from importing the helpers
 
-from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name, is_mounted,
-                           read_errno, run, sha256_bytes, sha256_file, test)  # noqa: E402
+from mount_helpers import (SRCDIR, all_files, check, check_eq, errno_name,  # noqa: E402
+                           nolock_fs, read_errno, run, sha256_bytes, sha256_file, test)
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "fixtures"))
 from catalog_server import CatalogServer  # noqa: E402
@@ -102,18 +100,6 @@ def shared_setup(run_dir):
         yield shared
 
 
-def nolock_fs_binary():
-    """tests/fixtures/nolock_fs of the build tree (make check builds it; made here if not)."""
-    builddir = os.path.dirname(os.path.abspath(os.environ.get("OMNIHUB_FUSE") or
-                                               os.path.join(SRCDIR, "omnihub-fuse")))
-    path = os.path.join(builddir, "tests", "fixtures", "nolock_fs")
-    if not os.access(path, os.X_OK) and os.path.exists(os.path.join(builddir, "Makefile")):
-        subprocess.run(["make", "-C", builddir, "tests/fixtures/nolock_fs"],
-                       stdin=subprocess.DEVNULL, capture_output=True)
-    check(os.access(path, os.X_OK), "%s is not built (make check builds it)" % path)
-    return path
-
-
 class Disk:
     """tests/fixtures/nolock_fs over t.dir/lower on t.dir/disk, its faults in t.dir/faults."""
 
@@ -145,24 +131,9 @@ class Disk:
 @contextlib.contextmanager
 def failing_disk(t):
     disk = Disk(t)
-    os.makedirs(disk.lower)
-    os.makedirs(disk.point)
-    env = dict(os.environ, NOLOCK_FS_LOCKS="kernel", NOLOCK_FS_FAULTS=disk.control)
-    res = subprocess.run([nolock_fs_binary(), disk.lower, disk.point, "-o",
-                          "fsname=failing,subtype=failing"], stdin=subprocess.DEVNULL,
-                         capture_output=True, text=True, timeout=WAIT, env=env)
-    check(res.returncode == 0 and is_mounted(disk.point), "nolock_fs did not mount: %s"
-          % res.stderr)
-    try:
+    with nolock_fs(t, "disk", timeout=WAIT,
+                   env={"NOLOCK_FS_LOCKS": "kernel", "NOLOCK_FS_FAULTS": disk.control}):
         yield disk
-    finally:
-        deadline = time.monotonic() + 5
-        while is_mounted(disk.point) and subprocess.run(["fusermount3", "-u", disk.point],
-                                                        capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                subprocess.run(["fusermount3", "-uz", disk.point], capture_output=True)
-                break
-            time.sleep(0.1)
 
 
 def mount(t, disk, *extra, cache=None):
