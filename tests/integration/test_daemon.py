@@ -164,35 +164,26 @@ def refused_hub_value_stops_the_start(t):
     mount stops with exit 2 and one sentence naming FILE:LINE (config file) or the -o option,
     nothing mounted; an omnihub command that uses the hub exits 2 with the same sentence."""
     conf = os.path.join(t.env["HOME"], ".config", "omnihub", "config")
+    def start_refused(options, want, what):
+        """A start with options exits 2, a line of its stderr starting with want, and
+        nothing mounted."""
+        res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t) + options), t.mountpoint],
+                      t.env, mountpoint=t.mountpoint)
+        t.note("%s: status %d, stderr:\n%s" % (what, res.returncode, res.stderr))
+        check_eq(res.returncode, 2, "exit status of the mount with " + what)
+        check(any(line.startswith(want) for line in res.stderr.splitlines()),
+              "no line starting %r in stderr" % want)
+        check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point after " + what)
+
     write(conf, "# a user's file\n\nhf_repos = acme/tiny-onnx, bad..repo/x\n")
-    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env,
-                  mountpoint=t.mountpoint)
-    t.note("from the file: status %d, stderr:\n%s" % (res.returncode, res.stderr))
-    check_eq(res.returncode, 2, "exit status of the mount with a refused value in a file")
-    want = "omnihub-fuse: %s:3: hf_repos: 'bad..repo/x' is not a repo id" % conf
-    check(any(line.startswith(want) for line in res.stderr.splitlines()),
-          "no line starting %r in stderr" % want)
-    check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point")
-
+    start_refused([], "omnihub-fuse: %s:3: hf_repos: 'bad..repo/x' is not a repo id" % conf,
+                  "a refused value in a file")
     os.unlink(conf)
-    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t) + ["hf_repos=" + BAD_REPO]),
-                             t.mountpoint], t.env, mountpoint=t.mountpoint)
-    t.note("from -o: status %d, stderr:\n%s" % (res.returncode, res.stderr))
-    check_eq(res.returncode, 2, "exit status of the mount with a refused -o value")
-    want = "omnihub-fuse: -o hf_repos: 'bad..repo/x' is not a repo id"
-    check(any(line.startswith(want) for line in res.stderr.splitlines()),
-          "no line starting %r in stderr" % want)
-    check_eq(mounts_at(t.mountpoint), 0, "mounts on the mount point")
-
+    start_refused(["hf_repos=" + BAD_REPO], "omnihub-fuse: -o hf_repos: 'bad..repo/x' is not a "
+                  "repo id", "a refused -o value")
     # A catalog option the catalogs' hubs refuse as they load, from a file's line.
     write(conf, "# converters\nconvert = nonsense\n")
-    res = run_cli(t.binary, ["-f", "-o", ",".join(hub_options(t)), t.mountpoint], t.env,
-                  mountpoint=t.mountpoint)
-    t.note("convert from the file: status %d, stderr:\n%s" % (res.returncode, res.stderr))
-    check_eq(res.returncode, 2, "exit status of the mount with a refused convert")
-    want = "omnihub-fuse: %s:2: convert: " % conf
-    check(any(line.startswith(want) for line in res.stderr.splitlines()),
-          "no line starting %r in stderr" % want)
+    start_refused([], "omnihub-fuse: %s:2: convert: " % conf, "a refused convert")
     os.unlink(conf)
 
     cli = omnihub_binary()
