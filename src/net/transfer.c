@@ -1391,7 +1391,8 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
-/* Where most of t's bytes came from. */
+/* Where most of t's bytes came from; before the first byte, where they
+ * are asked for (a mirror, while one is asked), not the hub by default. */
 static enum metrics_from source_of_locked(const struct transfer *t)
 {
 	enum metrics_from most = METRICS_FROM_HUB;
@@ -1401,7 +1402,11 @@ static enum metrics_from source_of_locked(const struct transfer *t)
 	for (enum metrics_from f = METRICS_FROM_HUB; f < METRICS_FROM_COUNT; f++)
 		if (t->from[f] > t->from[most])
 			most = f;
-	return t->from[most] == 0 && t->shared ? METRICS_FROM_SHARED : most;
+	if (t->from[most] == 0 && t->shared)
+		return METRICS_FROM_SHARED;
+	if (t->from[most] == 0 && t->mirror < t->nmirrors)
+		return METRICS_FROM_MIRROR;
+	return most;
 }
 
 /* ---- hashing ---- */
