@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "budget.h"
 
@@ -17,7 +18,8 @@ struct budget {
 	char name[320];
 	unsigned limit;
 	unsigned window;
-	time_t start; /* of the current window */
+	double start; /* of the current window, CLOCK_MONOTONIC seconds: a
+			 whole-second clock would end a window up to 1 s early */
 	unsigned used;
 };
 
@@ -46,11 +48,19 @@ void budgets_free(struct budgets *budgets)
 	free(budgets);
 }
 
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int budgets_take(struct budgets *budgets, const char *name, unsigned limit, unsigned window,
-		 time_t *wait)
+		 double *wait)
 {
 	struct budget *b = NULL;
-	time_t now = time(NULL);
+	const double now = monotonic_seconds();
 	int rc = 0;
 
 	*wait = 0;
@@ -69,14 +79,14 @@ int budgets_take(struct budgets *budgets, const char *name, unsigned limit, unsi
 	}
 	if (!b)
 		goto out; /* more hosts than budgets: unpaced, as before */
-	if (now - b->start >= (time_t)b->window) {
+	if (now - b->start >= (double)b->window) {
 		b->start = now;
 		b->used = 0;
 	}
 	if (b->used < b->limit) {
 		b->used++;
 	} else {
-		*wait = b->start + (time_t)b->window - now;
+		*wait = b->start + (double)b->window - now;
 		rc = -EAGAIN;
 	}
 out:

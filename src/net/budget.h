@@ -5,17 +5,16 @@
 #ifndef OMNIHUB_BUDGET_H
 #define OMNIHUB_BUDGET_H
 
-#include <time.h>
-
 struct budgets;
 
 int budgets_new(struct budgets **out);
 void budgets_free(struct budgets *budgets);
 
 /* Takes one call of the budget called name (limit calls per window
- * seconds; a name's first take sets them): 0, or -EAGAIN with *wait the
- * seconds until its window ends. limit 0 means no budget. */
+ * seconds, a window starting at the first call after the last one ended;
+ * a name's first take sets them): 0, or -EAGAIN with *wait the seconds
+ * (fractions too) until its window ends. limit 0 means no budget. */
 int budgets_take(struct budgets *budgets, const char *name, unsigned limit, unsigned window,
-		 time_t *wait);
+		 double *wait);
 
 #endif

@@ -86,19 +86,19 @@ static void say_cancelled(struct fetch_response *resp, const char *url)
 int hf_api_pace(const struct hf_api *api, const char *url, struct fetch_response *resp)
 {
 	bool said = false;
-	time_t wait;
+	double wait;
 	int rc = 0;
 
 	while (rc == 0 && budgets_take(api->budgets, api->budget_name, api->budget, api->window,
 				       &wait) == -EAGAIN) {
 		if (!said)
 			log_warn("%s: %u API calls in %u s already (the Hub's limit): holding the "
-				 "next for %ld s",
-				 api->name, api->budget, api->window, (long)wait);
+				 "next for %.1f s",
+				 api->name, api->budget, api->window, wait);
 		said = true;
-		rc = fetcher_sleep(api->fetcher, (double)(wait < HF_RETRY_WAIT_MAX
-								 ? (wait > 0 ? wait : 1)
-								 : HF_RETRY_WAIT_MAX));
+		rc = fetcher_sleep(api->fetcher, wait < HF_RETRY_WAIT_MAX
+							 ? (wait > 0.01 ? wait : 0.01)
+							 : (double)HF_RETRY_WAIT_MAX);
 	}
 	if (rc)
 		say_cancelled(resp, url);
